@@ -1,0 +1,73 @@
+/*
+ * libckpt.h -- the public interface of libckpt: durable, fork-safe,
+ * checkpointable heaps in a pool file on persistent memory.
+ *
+ * This is the only header a user includes. Names, argument order and
+ * semantics follow shared/API.md and never change without an issue asking
+ * for it. Every exported symbol starts with ckpt_ or CKPT_.
+ */
+#ifndef LIBCKPT_H
+#define LIBCKPT_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CKPT_VERSION_MAJOR 0
+#define CKPT_VERSION_MINOR 1
+
+typedef struct ckpt_pool ckpt_pool;       /* opaque */
+typedef uint64_t ckpt_id;                 /* checkpoint id, > 0, increasing per pool */
+#define CKPT_LATEST ((ckpt_id)0)
+
+enum ckpt_fork_mode {
+	CKPT_FORK_AUTO = 0,  /* best the pool's filesystem allows */
+	CKPT_FORK_COPY,      /* child's segment copied before fork returns */
+	CKPT_FORK_REFLINK,   /* filesystem clone; open fails (ENOTSUP) where unsupported */
+	CKPT_FORK_COW,       /* child's segment filled lazily, on first write/access */
+	CKPT_FORK_SHARED,    /* child shares the parent's segment: unsafe, for comparison only */
+};
+
+struct ckpt_config {          /* all-zero means every default */
+	size_t heap_size;         /* capacity of one segment, bytes; 0: 1 GiB */
+	unsigned max_segments;    /* segments the pool can hold; 0: 64 */
+	void *base;               /* address segments are mapped at; NULL: library default */
+	enum ckpt_fork_mode fork_mode;
+	unsigned keep_checkpoints; /* checkpoints kept per live segment; older ones
+	                              are freed once a newer one is published; 0: 4 */
+	mode_t mode;              /* permissions of a created pool; 0: 0600 */
+};
+
+/* Pools. */
+ckpt_pool *ckpt_create(const char *path, const struct ckpt_config *cfg);
+ckpt_pool *ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg);
+int ckpt_close(ckpt_pool *pool);
+
+/* The heap. As their libc namesakes; blocks are at least 16-byte aligned. */
+void  *ckpt_alloc(ckpt_pool *pool, size_t size);
+void  *ckpt_calloc(ckpt_pool *pool, size_t nmemb, size_t size);
+void  *ckpt_realloc(ckpt_pool *pool, void *ptr, size_t size);
+void  *ckpt_aligned_alloc(ckpt_pool *pool, size_t alignment, size_t size);
+void   ckpt_free(ckpt_pool *pool, void *ptr);
+size_t ckpt_usable_size(ckpt_pool *pool, const void *ptr);
+
+/* The root: one pointer into the heap that survives checkpoints and restarts. */
+void *ckpt_root(ckpt_pool *pool);
+int   ckpt_set_root(ckpt_pool *pool, void *ptr);
+
+/* Durability. */
+int ckpt_persist(ckpt_pool *pool, const void *addr, size_t len);
+int ckpt_checkpoint(ckpt_pool *pool, const char *label, ckpt_id *id);
+
+/* The reason for the calling thread's last failure. */
+const char *ckpt_errormsg(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBCKPT_H */
