@@ -1,0 +1,2 @@
+/* alloc.c -- placeholder until written */
+#include "internal.h"

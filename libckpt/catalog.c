@@ -1,0 +1,2 @@
+/* catalog.c -- placeholder until written */
+#include "internal.h"

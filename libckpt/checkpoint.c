@@ -1,0 +1,2 @@
+/* checkpoint.c -- placeholder until written */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* filelock.c -- placeholder until written */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* heap.c -- placeholder until written */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* inspect.c -- placeholder until written */
+#include "internal.h"

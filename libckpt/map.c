@@ -1,0 +1,2 @@
+/* map.c -- placeholder until written */
+#include "internal.h"

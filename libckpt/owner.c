@@ -1,0 +1,2 @@
+/* owner.c -- placeholder until written */
+#include "internal.h"

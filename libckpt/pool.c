@@ -1,0 +1,2 @@
+/* pool.c -- placeholder until written */
+#include "internal.h"

@@ -1,0 +1,1 @@
+# One line per test. Keep sorted by area.
