@@ -1,2 +1,283 @@
-/* catalog.c -- placeholder until written */
-#include "internal.h"
+/*
+ * catalog.c -- the crash-atomic segment table (see catalog.h and
+ * docs/FORMAT.md, "Catalog").
+ *
+ * Two copies, one commit word. Only the copy the commit word does not name
+ * is ever written, so a crash at any instant leaves the named copy intact;
+ * the new copy is persisted before the word that publishes it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "catalog.h"
+#include "layout.h"
+
+static uint64_t
+cat_checksum(const void *copy, uint64_t cat_size)
+{
+	XXH64_state_t st;
+	struct cat_hdr h;
+	memcpy(&h, copy, sizeof(h));
+	h.checksum = 0;
+	XXH64_reset(&st, 0);
+	XXH64_update(&st, &h, sizeof(h));
+	XXH64_update(&st, (const char *)copy + sizeof(h), cat_size - sizeof(h));
+	return XXH64_digest(&st);
+}
+
+static void
+cat_seal(void *copy, uint64_t cat_size)
+{
+	struct cat_hdr *h = copy;
+	h->checksum = cat_checksum(copy, cat_size);
+}
+
+void
+cat_free_entry(struct cat_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->parent = CAT_NONE;
+	e->source = CAT_NONE;
+}
+
+/* pwrite_all -- pwrite every byte or fail with errno */
+static int
+pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int
+cat_init_file(int fd, const struct pool_hdr *hdr)
+{
+	void *copy = calloc(1, hdr->cat_size);
+	if (!copy)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	struct cat_view v;
+	cat_view_of(&v, copy, hdr->max_segments);
+	v.h->magic = CAT_MAGIC;
+	v.h->generation = 1;
+	v.h->nentries = hdr->max_segments;
+	v.h->next_ckpt_id = 1;
+	for (uint32_t i = 0; i < v.n; i++)
+		cat_free_entry(&v.e[i]);
+	cat_seal(copy, hdr->cat_size);
+	struct pool_commit cw = { .word = (1ull << 1) | 0 };
+	char page[POOL_PAGE];
+	memset(page, 0, sizeof(page));
+	memcpy(page, &cw, sizeof(cw));
+	int ret = 0;
+	if (pwrite_all(fd, copy, hdr->cat_size, layout_cat_off(hdr, 0)) < 0 ||
+	    pwrite_all(fd, page, sizeof(page), POOL_COMMIT_OFF) < 0)
+		ret = ckpt_err_set(errno, "cannot write the catalog: %s", strerror(errno));
+	free(copy);
+	return ret;
+}
+
+int
+cat_attach(struct catalog *c, int fd, const struct pool_hdr *hdr)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->hdr = *hdr;
+	c->scratch = malloc(hdr->cat_size);
+	if (!c->scratch)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	if (map_file(&c->meta, fd, 0, hdr->data_off, NULL, 0) < 0) {
+		free(c->scratch);
+		c->scratch = NULL;
+		return -1;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	return 0;
+}
+
+void
+cat_detach(struct catalog *c)
+{
+	map_unmap(&c->meta);
+	free(c->scratch);
+	c->scratch = NULL;
+	pthread_mutex_destroy(&c->mu);
+}
+
+/* ofd_lock -- take or drop the pool's cross-process lock (one byte at the commit word) */
+static int
+ofd_lock(int fd, short type)
+{
+	struct flock fl = {
+		.l_type = type, .l_whence = SEEK_SET,
+		.l_start = POOL_COMMIT_OFF, .l_len = 1,
+	};
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
+		if (errno != EINTR)
+			return ckpt_err_set(errno, "cannot lock the pool: %s", strerror(errno));
+	}
+	return 0;
+}
+
+int
+cat_lock(struct catalog *c)
+{
+	pthread_mutex_lock(&c->mu);
+	if (ofd_lock(c->fd, F_WRLCK) < 0) {
+		pthread_mutex_unlock(&c->mu);
+		return -1;
+	}
+	c->locked = 1;
+	return 0;
+}
+
+void
+cat_unlock(struct catalog *c)
+{
+	c->locked = 0;
+	ofd_lock(c->fd, F_UNLCK);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static volatile uint64_t *
+commit_word(const struct catalog *c)
+{
+	return (volatile uint64_t *)((char *)c->meta.addr + POOL_COMMIT_OFF);
+}
+
+int
+cat_begin(struct catalog *c, struct cat_view *v)
+{
+	if (cat_lock(c) < 0)
+		return -1;
+	uint64_t w = *commit_word(c);
+	const char *cur = (const char *)c->meta.addr + layout_cat_off(&c->hdr, w & 1);
+	memcpy(c->scratch, cur, c->hdr.cat_size);
+	if (cat_validate(&c->hdr, c->scratch, w >> 1) < 0) {
+		cat_unlock(c);
+		return -1;
+	}
+	cat_view_of(v, c->scratch, c->hdr.max_segments);
+	return 0;
+}
+
+int
+cat_commit(struct catalog *c)
+{
+	volatile uint64_t *cw = commit_word(c);
+	uint64_t w = *cw;
+	unsigned next = (unsigned)(w & 1) ^ 1;
+	struct cat_hdr *h = c->scratch;
+	h->generation = (w >> 1) + 1;
+	cat_seal(c->scratch, c->hdr.cat_size);
+	char *dst = (char *)c->meta.addr + layout_cat_off(&c->hdr, next);
+	memcpy(dst, c->scratch, c->hdr.cat_size);
+	if (map_persist(&c->meta, dst, c->hdr.cat_size) < 0)
+		goto fail;
+	__atomic_store_n(cw, (h->generation << 1) | next, __ATOMIC_RELEASE);
+	if (map_persist(&c->meta, (const void *)cw, sizeof(*cw)) < 0) {
+		/* published in memory but not known durable: undo so that
+		 * this process never acts on a change that may be lost */
+		__atomic_store_n(cw, w, __ATOMIC_RELEASE);
+		goto fail;
+	}
+	cat_unlock(c);
+	return 0;
+fail:
+	ckpt_err_prefix("cannot persist the catalog: ");
+	cat_unlock(c);
+	return -1;
+}
+
+void
+cat_end(struct catalog *c)
+{
+	cat_unlock(c);
+}
+
+int
+cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen)
+{
+	struct cat_hdr h;
+	memcpy(&h, copy, sizeof(h));
+	if (h.magic != CAT_MAGIC)
+		return ckpt_err_set(EINVAL, "catalog: bad magic");
+	if (h.checksum != cat_checksum(copy, hdr->cat_size))
+		return ckpt_err_set(EINVAL, "catalog: checksum mismatch (generation %llu)",
+				(unsigned long long)gen);
+	if (h.generation != gen)
+		return ckpt_err_set(EINVAL, "catalog: generation %llu, commit word says %llu",
+				(unsigned long long)h.generation, (unsigned long long)gen);
+	if (h.nentries != hdr->max_segments)
+		return ckpt_err_set(EINVAL, "catalog: %u entries, header says %u",
+				h.nentries, hdr->max_segments);
+	if (h.next_ckpt_id == 0)
+		return ckpt_err_set(EINVAL, "catalog: next checkpoint id is 0");
+	const struct cat_entry *e =
+		(const struct cat_entry *)((const char *)copy + sizeof(h));
+	for (uint32_t i = 0; i < hdr->max_segments; i++) {
+		struct cat_entry x;
+		memcpy(&x, &e[i], sizeof(x));
+		if (x.state > CAT_BUSY)
+			return ckpt_err_set(EINVAL, "catalog entry %u: bad state %u", i, x.state);
+		if (x.parent != CAT_NONE && x.parent >= hdr->max_segments)
+			return ckpt_err_set(EINVAL, "catalog entry %u: parent %u out of range",
+					i, x.parent);
+		if (x.source != CAT_NONE && x.source >= hdr->max_segments)
+			return ckpt_err_set(EINVAL, "catalog entry %u: source %u out of range",
+					i, x.source);
+		if (x.used > hdr->seg_size)
+			return ckpt_err_set(EINVAL,
+					"catalog entry %u: used %llu exceeds segment size",
+					i, (unsigned long long)x.used);
+		if (memchr(x.label, '\0', sizeof(x.label)) == NULL)
+			return ckpt_err_set(EINVAL, "catalog entry %u: label not terminated", i);
+		if (x.state == CAT_CKPT) {
+			if (x.ckpt_id == 0 || x.ckpt_id >= h.next_ckpt_id)
+				return ckpt_err_set(EINVAL,
+					"catalog entry %u: checkpoint id %llu out of range",
+					i, (unsigned long long)x.ckpt_id);
+			for (uint32_t j = 0; j < i; j++)
+				if (e[j].state == CAT_CKPT && e[j].ckpt_id == x.ckpt_id)
+					return ckpt_err_set(EINVAL,
+						"catalog entries %u and %u: same checkpoint id %llu",
+						j, i, (unsigned long long)x.ckpt_id);
+		}
+	}
+	return 0;
+}
+
+int
+cat_snapshot(const struct pool_hdr *hdr, const void *meta, void *out)
+{
+	const volatile uint64_t *cw =
+		(const volatile uint64_t *)((const char *)meta + POOL_COMMIT_OFF);
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t w = __atomic_load_n(cw, __ATOMIC_ACQUIRE);
+		memcpy(out, (const char *)meta + layout_cat_off(hdr, w & 1), hdr->cat_size);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(cw, __ATOMIC_ACQUIRE) != w) {
+			usleep(1000);
+			continue;
+		}
+		if (w == 0)
+			return ckpt_err_set(EINVAL, "catalog: commit word is 0");
+		return cat_validate(hdr, out, w >> 1);
+	}
+	return ckpt_err_set(EBUSY, "catalog keeps changing; try again");
+}

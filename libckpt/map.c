@@ -1,2 +1,135 @@
-/* map.c -- placeholder until written */
-#include "internal.h"
+/*
+ * map.c -- mapping pool ranges at fixed addresses and persisting them.
+ *
+ * Segments live at the pool's base address in every process, so raw
+ * pointers stored in a heap stay valid. Fixed mappings use
+ * MAP_FIXED_NOREPLACE so an address already in use is an error, never a
+ * silent clobber. Durability goes through libpmem: pmem_persist on real
+ * pmem, pmem_msync otherwise (see map.h for the forced case).
+ */
+#include <errno.h>
+#include <libpmem.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "map.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+
+/* mmap_at -- mmap at a fixed address without replacing, detecting kernels that ignore the flag */
+static void *
+mmap_at(void *addr, size_t len, int prot, int flags, int fd, uint64_t off, int replace)
+{
+	int fixed = addr ? (replace ? MAP_FIXED : MAP_FIXED_NOREPLACE) : 0;
+	void *p = mmap(addr, len, prot, flags | fixed, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return p;
+	if (addr && p != addr) {
+		/* pre-4.17 kernels treat MAP_FIXED_NOREPLACE as a hint */
+		munmap(p, len);
+		errno = EEXIST;
+		return MAP_FAILED;
+	}
+	return p;
+}
+
+static int
+addr_in_use(void *addr, size_t len)
+{
+	return ckpt_err_set(EADDRINUSE,
+		"address range [%p, %p) is already mapped in this process",
+		addr, (void *)((char *)addr + len));
+}
+
+int
+map_file(struct pmap *m, int fd, uint64_t off, size_t len, void *addr, int replace)
+{
+	int prot = PROT_READ | PROT_WRITE;
+	enum map_kind kind = MAP_KIND_PMEM;
+	void *p = mmap_at(addr, len, prot, MAP_SHARED_VALIDATE | MAP_SYNC, fd, off, replace);
+	if (p == MAP_FAILED && (errno == EOPNOTSUPP || errno == EINVAL)) {
+		kind = MAP_KIND_EMULATED;
+		p = mmap_at(addr, len, prot, MAP_SHARED, fd, off, replace);
+	}
+	if (p == MAP_FAILED) {
+		if (errno == EEXIST)
+			return addr_in_use(addr, len);
+		return ckpt_err_set(errno, "cannot map %zu bytes of the pool: %s",
+				len, strerror(errno));
+	}
+	if (kind == MAP_KIND_EMULATED && pmem_is_pmem(p, len))
+		kind = MAP_KIND_FORCED;
+	m->addr = p;
+	m->len = len;
+	m->kind = kind;
+	return 0;
+}
+
+int
+map_reserve(void *addr, size_t len)
+{
+	void *p = mmap_at(addr, len, PROT_NONE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, 0);
+	if (p == MAP_FAILED) {
+		if (errno == EEXIST)
+			return addr_in_use(addr, len);
+		return ckpt_err_set(errno, "cannot reserve %zu bytes at %p: %s",
+				len, addr, strerror(errno));
+	}
+	return 0;
+}
+
+void
+map_unmap(struct pmap *m)
+{
+	if (m->addr)
+		munmap(m->addr, m->len);
+	m->addr = NULL;
+	m->len = 0;
+}
+
+int
+map_persist(const struct pmap *m, const void *addr, size_t len)
+{
+	if (len == 0)
+		return 0;
+	const char *a = addr, *b = (const char *)m->addr;
+	if (a < b || a + len < a || a + len > b + m->len)
+		return ckpt_err_set(EINVAL, "range [%p, +%zu) is outside the mapping", addr, len);
+	switch (m->kind) {
+	case MAP_KIND_PMEM:
+		pmem_persist(addr, len);
+		return 0;
+	case MAP_KIND_FORCED:
+		pmem_persist(addr, len);
+		/* an ordinary file is durable only after msync */
+		__attribute__((fallthrough));
+	case MAP_KIND_EMULATED:
+	default:
+		if (pmem_msync(addr, len) != 0)
+			return ckpt_err_set(errno, "msync failed: %s", strerror(errno));
+		return 0;
+	}
+}
+
+const char *
+map_kind_name(enum map_kind k)
+{
+	switch (k) {
+	case MAP_KIND_PMEM:
+		return "pmem";
+	case MAP_KIND_FORCED:
+		return "emulated (pmem path forced)";
+	default:
+		return "emulated";
+	}
+}

@@ -1,0 +1,79 @@
+/*
+ * catalog.h -- the crash-atomic table of segments, and its lock.
+ *
+ * Writers: cat_begin() takes the process mutex and the pool's OFD lock
+ * (released by the kernel if the process dies), and copies the current
+ * catalog into a DRAM scratch copy that the caller edits through the view;
+ * cat_commit() writes it into the other on-media copy with the next
+ * generation, persists it, then publishes it with one persisted 8-byte
+ * store of the commit word; cat_end() drops the lock without a change.
+ * Readers without the lock (tools) use cat_snapshot().
+ */
+#ifndef CKPT_CATALOG_H
+#define CKPT_CATALOG_H 1
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "map.h"
+
+/* cat_view -- a catalog copy: header and entries (n == max_segments) */
+struct cat_view {
+	struct cat_hdr *h;
+	struct cat_entry *e;
+	uint32_t n;
+};
+
+/* catalog -- DRAM handle; invariant: meta maps [0, data_off) of fd */
+struct catalog {
+	int fd;
+	struct pool_hdr hdr;        /* validated copy of the header */
+	struct pmap meta;
+	pthread_mutex_t mu;
+	void *scratch;              /* cat_size bytes */
+	int locked;
+};
+
+/* cat_init_file -- write the first catalog (generation 1, all FREE) and commit word with pwrite */
+CKPT_HIDDEN int cat_init_file(int fd, const struct pool_hdr *hdr);
+
+/* cat_attach -- map the metadata of a pool whose header hdr was validated */
+CKPT_HIDDEN int cat_attach(struct catalog *c, int fd, const struct pool_hdr *hdr);
+CKPT_HIDDEN void cat_detach(struct catalog *c);
+
+/* cat_lock/cat_unlock -- the cross-process lock alone (fork uses them) */
+CKPT_HIDDEN int cat_lock(struct catalog *c);
+CKPT_HIDDEN void cat_unlock(struct catalog *c);
+
+CKPT_HIDDEN int cat_begin(struct catalog *c, struct cat_view *v);
+CKPT_HIDDEN int cat_commit(struct catalog *c);
+CKPT_HIDDEN void cat_end(struct catalog *c);
+
+/*
+ * cat_validate -- check a catalog copy read from an untrusted file against
+ * hdr and the generation the commit word names. EINVAL and a message
+ * naming the first problem (entry index and field).
+ */
+CKPT_HIDDEN int cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen);
+
+/*
+ * cat_snapshot -- lockless consistent copy of the current catalog from a
+ * metadata mapping (meta = file bytes [0, data_off)) into out (cat_size).
+ * Retries while a writer publishes; EINVAL if the current copy is damaged.
+ */
+CKPT_HIDDEN int cat_snapshot(const struct pool_hdr *hdr, const void *meta, void *out);
+
+/* cat_view_of -- view over a catalog copy buffer */
+static inline void
+cat_view_of(struct cat_view *v, void *copy, uint32_t n)
+{
+	v->h = copy;
+	v->e = (struct cat_entry *)((char *)copy + sizeof(struct cat_hdr));
+	v->n = n;
+}
+
+/* cat_free_entry -- reset an entry to the FREE state */
+CKPT_HIDDEN void cat_free_entry(struct cat_entry *e);
+
+#endif

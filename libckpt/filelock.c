@@ -1,2 +1,0 @@
-/* filelock.c -- placeholder until written */
-#include "internal.h"

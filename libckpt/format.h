@@ -1,0 +1,157 @@
+/*
+ * format.h -- the pool file's on-media structures (docs/FORMAT.md says the
+ * same in prose, byte by byte). Everything is little-endian x86-64, fixed
+ * size, and checked before use: a pool file is untrusted input.
+ *
+ * File layout (all offsets from the start of the file):
+ *
+ *   0                   struct pool_hdr            one 4 KiB page, immutable
+ *   4096                struct pool_commit         one 4 KiB page, the commit word
+ *   8192                catalog copy 0             cat_size bytes (page multiple)
+ *   8192 + cat_size     catalog copy 1
+ *   data_off            segment 0                  seg_size bytes
+ *   data_off + seg_size segment 1 ...              (max_segments of them)
+ *
+ * data_off is aligned to 2 MiB so segments can be mapped with huge pages on
+ * DAX. The file is created sparse at its full size; segment bytes a heap
+ * never used stay holes.
+ */
+#ifndef CKPT_FORMAT_H
+#define CKPT_FORMAT_H 1
+
+#include <stdint.h>
+
+#define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
+#define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
+#define POOL_FORMAT_MINOR 0              /* compatible additions */
+
+#define POOL_HDR_OFF 0u
+#define POOL_COMMIT_OFF 4096u
+#define POOL_CATALOG_OFF 8192u
+#define POOL_PAGE 4096u
+#define POOL_DATA_ALIGN ((uint64_t)2 << 20)
+
+#define POOL_MAX_SEGMENTS 4096u          /* hard format limit */
+#define POOL_MIN_HEAP ((uint64_t)4 << 20)
+#define POOL_MAX_HEAP ((uint64_t)1 << 44) /* 16 TiB per segment */
+
+#define CAT_NONE 0xffffffffu             /* "no segment" in parent/source */
+#define CAT_LABEL_MAX 64                 /* label bytes, NUL-terminated inside */
+
+/*
+ * pool_hdr -- written once by ckpt_create, never changed afterwards.
+ * Invariants (checked on every open and by verify):
+ *  - magic == POOL_MAGIC, major == POOL_FORMAT_MAJOR (a newer major is
+ *    refused with EPROTONOSUPPORT; a newer minor is opened),
+ *  - checksum == XXH64 of bytes [0, offsetof(checksum)) with seed 0,
+ *  - seg_size is a multiple of 2 MiB, POOL_MIN_HEAP <= heap_size <= seg_size,
+ *  - 1 <= max_segments <= POOL_MAX_SEGMENTS,
+ *  - cat_size == page-rounded sizeof(cat_hdr) + max_segments * sizeof(cat_entry),
+ *  - data_off == align(POOL_CATALOG_OFF + 2 * cat_size, 2 MiB),
+ *  - file_size == data_off + max_segments * seg_size, without overflow,
+ *  - base is page aligned, nonzero, and base + seg_size is a user address.
+ */
+struct pool_hdr {
+	char magic[8];
+	uint32_t major;
+	uint32_t minor;
+	uint8_t uuid[16];
+	uint64_t base;           /* virtual address every segment is mapped at */
+	uint64_t heap_size;      /* as configured (ckpt_config.heap_size) */
+	uint64_t seg_size;       /* heap_size rounded up to 2 MiB */
+	uint32_t max_segments;
+	uint32_t flags;          /* none defined; must be 0 */
+	uint64_t cat_size;       /* bytes of one catalog copy */
+	uint64_t data_off;       /* file offset of segment 0 */
+	uint64_t file_size;      /* full (sparse) file size */
+	uint64_t created_ns;     /* CLOCK_REALTIME at creation */
+	uint32_t fork_mode;      /* enum ckpt_fork_mode chosen at create */
+	uint32_t keep_checkpoints;
+	uint8_t reserved[144];   /* zero */
+	uint64_t checksum;
+};
+
+/*
+ * pool_commit -- the single word that says which catalog copy is current.
+ * word = (generation << 1) | copy. A catalog change is written into the
+ * other copy with generation + 1, persisted, and then published by one
+ * persisted 8-byte store of the new word. A crash before that store leaves
+ * the old copy current; after it, the new one. word == 0 never occurs after
+ * create (generation starts at 1).
+ */
+struct pool_commit {
+	uint64_t word;
+};
+
+/* Segment states. "dead" is not stored: it is a LIVE or BUSY segment whose
+ * owner process no longer exists (see owner.c). */
+enum cat_state {
+	CAT_FREE = 0,            /* holds nothing; may be a hole in the file */
+	CAT_LIVE = 1,            /* a process's heap; owner set */
+	CAT_CKPT = 2,            /* an immutable checkpoint */
+	CAT_BUSY = 3,            /* being written (checkpoint or fork child); owner set */
+};
+
+/*
+ * cat_owner -- identifies one process across pid reuse and reboots:
+ * pid, its start time (clock ticks after boot, /proc/PID/stat field 22)
+ * and the kernel boot id. A process is alive iff all three match a process
+ * that exists and is not a zombie.
+ */
+struct cat_owner {
+	int32_t pid;
+	uint32_t reserved;
+	uint64_t start_time;
+	uint8_t boot_id[16];
+};
+
+/*
+ * cat_entry -- one per segment, 256 bytes.
+ * Invariants:
+ *  - state is one of enum cat_state; FREE entries have every other field 0
+ *    except parent/source == CAT_NONE,
+ *  - parent, source are CAT_NONE or < max_segments,
+ *  - CKPT entries: ckpt_id > 0, unique in the catalog and < cat_hdr.next_ckpt_id;
+ *    used <= seg_size; checksum == XXH3-64 of segment bytes [0, used),
+ *  - label is NUL-terminated within CAT_LABEL_MAX.
+ */
+struct cat_entry {
+	uint32_t state;          /* enum cat_state */
+	uint32_t flags;          /* CAT_F_* */
+	uint32_t parent;         /* LIVE: segment it was forked from, or CAT_NONE */
+	uint32_t source;         /* CKPT: live segment it was taken from; LIVE: the
+	                            checkpoint segment it was restarted from */
+	uint64_t ckpt_id;        /* CKPT: its id; LIVE: id it was restarted from, or 0 */
+	struct cat_owner owner;  /* LIVE/BUSY: the process; CKPT: who took it */
+	uint64_t time_ns;        /* CLOCK_REALTIME when it took this state */
+	uint64_t used;           /* bytes of the segment that hold data (high-water) */
+	uint64_t in_use;         /* CKPT: bytes in live blocks when taken */
+	uint64_t checksum;       /* CKPT: XXH3-64 of bytes [0, used) */
+	uint8_t reserved[104];
+	char label[CAT_LABEL_MAX];
+};
+
+#define CAT_F_FORK_PENDING 0x1u  /* BUSY: reserved by a parent for a fork child */
+
+/*
+ * cat_hdr -- at the start of each catalog copy, followed by max_segments
+ * cat_entry. Invariants: magic == CAT_MAGIC; generation matches the commit
+ * word's; nentries == pool_hdr.max_segments; checksum == XXH64 of the whole
+ * copy (header with checksum field 0, and all entries).
+ */
+#define CAT_MAGIC 0x474c544b43504b43ull  /* "CKPCKTLG" */
+struct cat_hdr {
+	uint64_t magic;
+	uint64_t generation;
+	uint32_t nentries;
+	uint32_t reserved0;
+	uint64_t next_ckpt_id;   /* the id the next checkpoint gets; starts at 1 */
+	uint64_t checksum;
+	uint8_t reserved[24];
+};
+
+_Static_assert(sizeof(struct pool_hdr) == 256, "pool_hdr is 256 bytes");
+_Static_assert(sizeof(struct cat_entry) == 256, "cat_entry is 256 bytes");
+_Static_assert(sizeof(struct cat_hdr) == 64, "cat_hdr is 64 bytes");
+
+#endif /* CKPT_FORMAT_H */

@@ -1,0 +1,55 @@
+/*
+ * layout.h -- pool geometry: computing it for a new pool and checking the
+ * header of an existing (untrusted) one. Shared by the library and tools.
+ */
+#ifndef CKPT_LAYOUT_H
+#define CKPT_LAYOUT_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "internal.h"
+
+#define POOL_DEFAULT_HEAP ((uint64_t)1 << 30)
+#define POOL_DEFAULT_SEGMENTS 64u
+#define POOL_DEFAULT_KEEP 4u
+/*
+ * POOL_DEFAULT_BASE -- where segments are mapped unless the config says
+ * otherwise: 48 TiB, far below where Linux places ordinary mmaps (top-down
+ * from just under 128 TiB) and above the executable, brk heap and the
+ * sanitizers' shadow regions. Further pools in one process step up by
+ * POOL_BASE_STEP until a free range is found.
+ */
+#define POOL_DEFAULT_BASE ((uint64_t)0x300000000000ull)
+#define POOL_BASE_STEP ((uint64_t)1 << 40)
+#define POOL_USER_TOP ((uint64_t)0x7ffffffff000ull)
+
+/* layout_compute -- fill hdr's geometry for heap_size/max_segments; EINVAL/EOVERFLOW on bad values */
+CKPT_HIDDEN int layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments);
+
+/* layout_seal -- compute and store the header checksum */
+CKPT_HIDDEN void layout_seal(struct pool_hdr *hdr);
+
+/*
+ * layout_check -- validate an untrusted header read from a file of
+ * file_size bytes: magic, version, checksum, geometry. EINVAL (damage),
+ * ENOTSUP (newer major format) with a message naming the problem.
+ */
+CKPT_HIDDEN int layout_check(const struct pool_hdr *hdr, uint64_t file_size);
+
+/* layout_seg_off -- file offset of segment i (i < max_segments, checked by caller) */
+static inline uint64_t
+layout_seg_off(const struct pool_hdr *hdr, uint32_t i)
+{
+	return hdr->data_off + (uint64_t)i * hdr->seg_size;
+}
+
+/* layout_cat_off -- file offset of catalog copy c (0 or 1) */
+static inline uint64_t
+layout_cat_off(const struct pool_hdr *hdr, unsigned c)
+{
+	return POOL_CATALOG_OFF + (uint64_t)c * hdr->cat_size;
+}
+
+#endif

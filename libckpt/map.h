@@ -1,0 +1,54 @@
+/*
+ * map.h -- mapping pool ranges and making them durable.
+ *
+ * Whether a mapping is real pmem decides how it is persisted: on a DAX
+ * file mapped with MAP_SYNC, user-space cache flushes (libpmem's
+ * pmem_persist) are enough; on an ordinary file only msync is. Forcing the
+ * pmem path on an ordinary file (PMEM_IS_PMEM_FORCE=1, honoured through
+ * libpmem's pmem_is_pmem) runs the flush code for tests, and msync still
+ * follows: forcing never decides how real data is persisted.
+ */
+#ifndef CKPT_MAP_H
+#define CKPT_MAP_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+enum map_kind {
+	MAP_KIND_EMULATED = 0,   /* ordinary file: msync */
+	MAP_KIND_PMEM = 1,       /* DAX with MAP_SYNC: cache flushes */
+	MAP_KIND_FORCED = 2,     /* ordinary file, pmem path forced: flushes + msync */
+};
+
+/* pmap -- one mapping of a file range; invariant: addr page aligned, len > 0 */
+struct pmap {
+	void *addr;
+	size_t len;
+	enum map_kind kind;
+};
+
+/*
+ * map_file -- map [off, off+len) of fd shared. addr NULL: anywhere.
+ * addr set: exactly there; with replace 0 never over an existing mapping
+ * (EADDRINUSE and a message naming the range), with replace 1 over one the
+ * caller owns (its own reservation or heap).
+ */
+CKPT_HIDDEN int map_file(struct pmap *m, int fd, uint64_t off, size_t len,
+		void *addr, int replace);
+
+/* map_reserve -- claim [addr, addr+len) with an inaccessible anonymous
+ * mapping so nothing else lands there; EADDRINUSE if any of it is taken */
+CKPT_HIDDEN int map_reserve(void *addr, size_t len);
+
+/* map_unmap -- unmap m (no-op if unmapped) */
+CKPT_HIDDEN void map_unmap(struct pmap *m);
+
+/* map_persist -- make [addr, addr+len) inside m durable */
+CKPT_HIDDEN int map_persist(const struct pmap *m, const void *addr, size_t len);
+
+/* map_kind_name -- "pmem", "emulated", "emulated (pmem path forced)" */
+CKPT_HIDDEN const char *map_kind_name(enum map_kind k);
+
+#endif
