@@ -17,6 +17,7 @@
 
 #include "catalog.h"
 #include "layout.h"
+#include "owner.h"
 
 static uint64_t
 cat_checksum(const void *copy, uint64_t cat_size)
@@ -280,4 +281,49 @@ cat_snapshot(const struct pool_hdr *hdr, const void *meta, void *out)
 		return cat_validate(hdr, out, w >> 1);
 	}
 	return ckpt_err_set(EBUSY, "catalog keeps changing; try again");
+}
+
+/* lease_op -- set or query a lease lock; F_OFD_GETLK when query */
+static int
+lease_op(int fd, uint32_t seg, short type, int query)
+{
+	struct flock fl = {
+		.l_type = type, .l_whence = SEEK_SET,
+		.l_start = CAT_LEASE_OFF(seg), .l_len = 1,
+	};
+	if (fcntl(fd, query ? F_OFD_GETLK : F_OFD_SETLK, &fl) < 0)
+		return -1;
+	return query ? fl.l_type != F_UNLCK : 0;
+}
+
+int
+cat_lease_take(int fd, uint32_t seg)
+{
+	if (lease_op(fd, seg, F_RDLCK, 0) < 0)
+		return ckpt_err_set(errno, "cannot take the lease of segment %u: %s",
+				seg, strerror(errno));
+	return 0;
+}
+
+void
+cat_lease_drop(int fd, uint32_t seg)
+{
+	lease_op(fd, seg, F_UNLCK, 0);
+}
+
+int
+cat_lease_held(int fd, uint32_t seg)
+{
+	/* an error answers "held": never call a heap dead on a guess */
+	return lease_op(fd, seg, F_WRLCK, 1) != 0;
+}
+
+int
+cat_entry_dead(int fd, const struct cat_entry *e, uint32_t i)
+{
+	if (e->state != CAT_LIVE && e->state != CAT_BUSY)
+		return 0;
+	if (!owner_alive(&e->owner))
+		return 1;
+	return e->state == CAT_LIVE && !cat_lease_held(fd, i);
 }

@@ -73,6 +73,26 @@ cat_view_of(struct cat_view *v, void *copy, uint32_t n)
 	v->n = n;
 }
 
+/*
+ * Leases. A process holds an OFD read lock on one byte per live segment it
+ * owns, at CAT_LEASE_OFF(i) (far past the end of the file: lock offsets
+ * need no data), through a close-on-exec descriptor. The kernel drops it
+ * when the process dies or execs, so a held lease proves the heap is in
+ * use, whatever the pid has become.
+ */
+#define CAT_LEASE_OFF(i) ((1ll << 62) + (long long)(i))
+CKPT_HIDDEN int cat_lease_take(int fd, uint32_t seg);
+CKPT_HIDDEN void cat_lease_drop(int fd, uint32_t seg);
+/* cat_lease_held -- 1 if another open file description holds seg's lease */
+CKPT_HIDDEN int cat_lease_held(int fd, uint32_t seg);
+
+/*
+ * cat_entry_dead -- 1 if entry i is LIVE or BUSY and its owner is gone:
+ * the process no longer runs (owner_alive), or, for LIVE, nobody holds
+ * its lease (the owner exited or exec'd). fd: any descriptor of the pool.
+ */
+CKPT_HIDDEN int cat_entry_dead(int fd, const struct cat_entry *e, uint32_t i);
+
 /* cat_free_entry -- reset an entry to the FREE state */
 CKPT_HIDDEN void cat_free_entry(struct cat_entry *e);
 

@@ -50,10 +50,18 @@ pool_usable(const struct ckpt_pool *p)
 	return 0;
 }
 
-int
-pool_entry_dead(const struct cat_entry *e)
+const char *
+pool_kind_name(const struct ckpt_pool *p)
 {
-	return (e->state == CAT_LIVE || e->state == CAT_BUSY) && !owner_alive(&e->owner);
+	return map_kind_name(p->heap_map.kind);
+}
+
+int
+pool_entry_dead(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
+{
+	if (owner_equal(&v->e[i].owner, &p->self))
+		return 0;
+	return cat_entry_dead(p->fd, &v->e[i], i);
 }
 
 int
@@ -68,7 +76,7 @@ pool_take_segment(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch)
 	int best = -1;
 	for (uint32_t i = 0; i < v->n; i++) {
 		const struct cat_entry *e = &v->e[i];
-		if (!pool_entry_dead(e))
+		if (!pool_entry_dead(p, v, i))
 			continue;
 		if (best < 0) {
 			best = (int)i;
@@ -87,8 +95,7 @@ pool_take_segment(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch)
 	return best;
 }
 
-/* pool_grow -- heap_grow_fn: back [off, off+len) of the live segment with blocks */
-static int
+int
 pool_grow(void *arg, uint64_t off, uint64_t len)
 {
 	struct ckpt_pool *p = arg;
@@ -109,6 +116,8 @@ pool_new(const char *path)
 		return NULL;
 	}
 	p->fd = -1;
+	p->fork_seg = -1;
+	p->fork_memfd = -1;
 	p->path = strdup(path);
 	if (!p->path) {
 		free(p);
@@ -281,7 +290,7 @@ ckpt_create(const char *path, const struct ckpt_config *cfg)
 
 	/* segment 0 becomes our live heap */
 	struct cat_view v;
-	if (cat_begin(&p->cat, &v) < 0)
+	if (cat_lease_take(p->fd, 0) < 0 || cat_begin(&p->cat, &v) < 0)
 		goto fail;
 	p->seg = 0;
 	v.e[0].state = CAT_LIVE;
@@ -439,6 +448,10 @@ ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 	uint64_t punch;
 	int seg = pool_take_segment(p, &v, &punch);
 	if (seg < 0) {
+		cat_end(&p->cat);
+		goto fail;
+	}
+	if (cat_lease_take(p->fd, (uint32_t)seg) < 0) {
 		cat_end(&p->cat);
 		goto fail;
 	}

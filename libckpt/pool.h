@@ -34,6 +34,10 @@ struct ckpt_pool {
 	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
 	int detached;                /* no durable segment: pool calls fail */
 	struct ckpt_pool *next;      /* all open pools, for fork handling */
+	/* fork state, valid between the prepare and parent/child handlers */
+	int fork_seg;                /* segment reserved for the child, or -1 */
+	int fork_memfd;              /* private snapshot when no segment, or -1 */
+	uint64_t fork_used;          /* high-water mark at fork */
 };
 
 /*
@@ -45,8 +49,8 @@ struct ckpt_pool {
  */
 CKPT_HIDDEN int pool_take_segment(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch);
 
-/* pool_entry_dead -- 1 if entry is LIVE/BUSY and its owner is gone */
-CKPT_HIDDEN int pool_entry_dead(const struct cat_entry *e);
+/* pool_entry_dead -- 1 if entry i is LIVE/BUSY, not ours, and its owner is gone */
+CKPT_HIDDEN int pool_entry_dead(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i);
 
 /* pool_seg_off -- file offset of segment i */
 CKPT_HIDDEN uint64_t pool_seg_off(const struct ckpt_pool *p, uint32_t i);
@@ -54,8 +58,14 @@ CKPT_HIDDEN uint64_t pool_seg_off(const struct ckpt_pool *p, uint32_t i);
 /* pool_usable -- 0 if pool calls may proceed; -1 with a message otherwise */
 CKPT_HIDDEN int pool_usable(const struct ckpt_pool *p);
 
+/* pool_kind_name -- how the live heap is persisted: map_kind_name() of its mapping */
+CKPT_HIDDEN const char *pool_kind_name(const struct ckpt_pool *p);
+
 /* pool_now_ns -- CLOCK_REALTIME in ns */
 CKPT_HIDDEN uint64_t pool_now_ns(void);
+
+/* pool_grow -- heap_grow_fn of a live segment: back it with blocks */
+CKPT_HIDDEN int pool_grow(void *arg, uint64_t off, uint64_t len);
 
 /* fork_register/fork_unregister -- track open pools for pthread_atfork (fork.c) */
 CKPT_HIDDEN int fork_register(struct ckpt_pool *p);

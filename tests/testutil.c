@@ -8,11 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "libckpt.h"
 #include "testutil.h"
+#include "catalog.h"
+#include "layout.h"
 
 static char tmpdir[256];
 static pid_t tmpdir_owner;
@@ -130,4 +136,171 @@ tu_wait_exit(pid_t pid)
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
 	return 128 + WTERMSIG(st);
+}
+
+int
+tu_run_helper(char *out, size_t outlen, const char *const *env, const char *arg, ...)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	const char *argv[32];
+	int argc = 0;
+	argv[argc++] = exe;
+	argv[argc++] = "--helper";
+	va_list ap;
+	va_start(ap, arg);
+	for (const char *a = arg; a; a = va_arg(ap, const char *)) {
+		assert_true(argc < 31);
+		argv[argc++] = a;
+	}
+	va_end(ap);
+	argv[argc] = NULL;
+
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		if (dup2(fds[1], 1) < 0)
+			_exit(126);
+		close(fds[1]);
+		for (int i = 0; env && env[i]; i++) {
+			if (strchr(env[i], '='))
+				putenv((char *)env[i]);
+			else
+				unsetenv(env[i]);
+		}
+		execv(exe, (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	size_t got = 0;
+	for (;;) {
+		char sink[256];
+		char *dst = got + 1 < outlen ? out + got : sink;
+		size_t room = got + 1 < outlen ? outlen - 1 - got : sizeof(sink);
+		ssize_t r = read(fds[0], dst, room);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (dst != sink)
+			got += (size_t)r;
+	}
+	close(fds[0]);
+	if (outlen)
+		out[got] = '\0';
+	return tu_wait_exit(pid);
+}
+
+/* private_mount_ns -- move this process into its own mount namespace, once */
+static int
+private_mount_ns(void)
+{
+	static int done;
+	if (done)
+		return 0;
+	if (unshare(CLONE_NEWNS) < 0)
+		return -1;
+	/* keep our mounts from propagating back to the host */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -1;
+	done = 1;
+	return 0;
+}
+
+int
+tu_mount_tmpfs(const char *dir, const char *opts)
+{
+	if (private_mount_ns() < 0)
+		return -1;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return mount("tmpfs", dir, "tmpfs", 0, opts);
+}
+
+int
+tu_bind_ro(const char *dir, const char *target)
+{
+	if (private_mount_ns() < 0)
+		return -1;
+	if (mkdir(target, 0755) < 0 && errno != EEXIST)
+		return -1;
+	if (mount(dir, target, NULL, MS_BIND, NULL) < 0)
+		return -1;
+	if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+		int e = errno;
+		umount2(target, MNT_DETACH);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+void
+tu_umount(const char *dir)
+{
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+	rmdir(dir);
+}
+
+void *
+tu_read_range(const char *path, uint64_t off, uint64_t len)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	char *buf = malloc(len ? len : 1);
+	assert_non_null(buf);
+	uint64_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
+		assert_true(n > 0);
+		got += (uint64_t)n;
+	}
+	close(fd);
+	return buf;
+}
+
+void
+tu_catalog_read(const char *path, struct tu_catalog *c)
+{
+	memset(c, 0, sizeof(*c));
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(pread(fd, &c->hdr, sizeof(c->hdr), 0), sizeof(c->hdr));
+	if (layout_check(&c->hdr, (uint64_t)st.st_size) < 0)
+		fail_msg("%s: %s", path, ckpt_errormsg());
+	void *meta = mmap(NULL, c->hdr.data_off, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(meta != MAP_FAILED);
+	c->copy = malloc(c->hdr.cat_size);
+	assert_non_null(c->copy);
+	if (cat_snapshot(&c->hdr, meta, c->copy) < 0)
+		fail_msg("%s: catalog: %s", path, ckpt_errormsg());
+	munmap(meta, c->hdr.data_off);
+	close(fd);
+	c->h = c->copy;
+	c->e = (struct cat_entry *)((char *)c->copy + sizeof(struct cat_hdr));
+	c->n = c->hdr.max_segments;
+}
+
+void
+tu_catalog_free(struct tu_catalog *c)
+{
+	free(c->copy);
+	c->copy = NULL;
+}
+
+unsigned
+tu_catalog_count(const struct tu_catalog *c, uint32_t state)
+{
+	unsigned k = 0;
+	for (uint32_t i = 0; i < c->n; i++)
+		k += c->e[i].state == state;
+	return k;
 }

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 #include <sys/types.h>
 
+#include "format.h"
+
 /* tu_tmpdir -- a fresh scratch directory for this test (removed at exit) */
 const char *tu_tmpdir(void);
 /* tu_path -- "<tmpdir>/<name>" in a static rotating buffer */
@@ -26,5 +28,44 @@ int tu_files_equal(const char *a, const char *b);
 void tu_copy_file(const char *from, const char *to);
 /* tu_wait_exit -- waitpid, return exit status, or 128+signal */
 int tu_wait_exit(pid_t pid);
+
+/*
+ * tu_run_helper -- run this test binary again in a NEW PROCESS (fork+exec of
+ * /proc/self/exe) as "BINARY --helper ARGS...", with env entries applied
+ * first ("NAME=VALUE" sets, "NAME" unsets; env may be NULL). Its stdout is
+ * captured into out[0..outlen) (NUL-terminated). Returns the exit status as
+ * tu_wait_exit does. Test mains dispatch "--helper" themselves.
+ */
+int tu_run_helper(char *out, size_t outlen, const char *const *env,
+		const char *arg, ...) __attribute__((sentinel));
+
+/*
+ * tu_mount_tmpfs -- mount a tmpfs with mount options opts (e.g. "size=1m")
+ * on dir (created if missing). The first call moves this process into its
+ * own mount namespace, so every mount disappears when the test exits, even
+ * on a crash. Returns 0, or -1 with errno if mounting is impossible here
+ * (not root, no namespaces): the caller skips with a message.
+ */
+int tu_mount_tmpfs(const char *dir, const char *opts);
+/* tu_bind_ro -- bind-mount dir onto target read-only; 0 or -1 with errno */
+int tu_bind_ro(const char *dir, const char *target);
+/* tu_umount -- detach the mount at dir (lazy), asserting success */
+void tu_umount(const char *dir);
+
+/* tu_catalog -- the current catalog of a pool file, read without the lock */
+struct tu_catalog {
+	struct pool_hdr hdr;
+	void *copy;             /* cat_size bytes */
+	struct cat_entry *e;    /* hdr.max_segments entries */
+	struct cat_hdr *h;
+	uint32_t n;
+};
+/* tu_catalog_read -- validate header and current catalog copy of path (asserts) */
+void tu_catalog_read(const char *path, struct tu_catalog *c);
+void tu_catalog_free(struct tu_catalog *c);
+/* tu_catalog_count -- entries in state (enum cat_state) */
+unsigned tu_catalog_count(const struct tu_catalog *c, uint32_t state);
+/* tu_read_range -- len bytes of path at off into a malloc'd buffer (asserts) */
+void *tu_read_range(const char *path, uint64_t off, uint64_t len);
 
 #endif

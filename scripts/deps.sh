@@ -1,0 +1,17 @@
+#!/bin/sh
+# deps.sh -- install what building and testing libckpt needs on Debian 12
+# (run as root). Each package and why is listed in the README.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
+      valgrind python3 jq xfsprogs btrfs-progs
+      libjemalloc-dev libmimalloc-dev libpmemobj-dev"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
