@@ -510,15 +510,28 @@ ckpt_close(ckpt_pool *p)
 		struct cat_view v;
 		if (cat_begin(&p->cat, &v) < 0) {
 			ret = -1;
-		} else if (v.e[p->seg].state == CAT_LIVE &&
-			   owner_equal(&v.e[p->seg].owner, &p->self)) {
-			cat_free_entry(&v.e[p->seg]);
-			if (cat_commit(&p->cat) < 0)
+		} else {
+			/* our live segment, and reservations for fork children
+			 * that never claimed them (the fork failed or the child
+			 * died first) */
+			uint32_t freed[POOL_MAX_SEGMENTS], n = 0;
+			for (uint32_t i = 0; i < v.n; i++) {
+				struct cat_entry *e = &v.e[i];
+				int mine = (i == p->seg && e->state == CAT_LIVE) ||
+					(e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING));
+				if (mine && owner_equal(&e->owner, &p->self)) {
+					cat_free_entry(e);
+					freed[n++] = i;
+				}
+			}
+			if (n == 0)
+				cat_end(&p->cat);
+			else if (cat_commit(&p->cat) < 0)
 				ret = -1;
 			else
-				segcopy_punch(p->fd, pool_seg_off(p, p->seg), p->hdr.seg_size);
-		} else {
-			cat_end(&p->cat);
+				for (uint32_t i = 0; i < n; i++)
+					segcopy_punch(p->fd, pool_seg_off(p, freed[i]),
+							p->hdr.seg_size);
 		}
 	}
 	pthread_mutex_unlock(&p->mu);
