@@ -351,6 +351,18 @@ find_checkpoint(const struct cat_view *v, ckpt_id id)
 	return best;
 }
 
+/* older_checkpoint -- index of the newest checkpoint older than id, or -1 */
+static int
+older_checkpoint(const struct cat_view *v, ckpt_id id)
+{
+	int best = -1;
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->e[i].state == CAT_CKPT && v->e[i].ckpt_id < id &&
+		    (best < 0 || v->e[i].ckpt_id > v->e[best].ckpt_id))
+			best = (int)i;
+	return best;
+}
+
 /*
  * checkpoint_verify -- check a checkpoint's contents against its recorded
  * checksum, reading the segment through a temporary read-only mapping.
@@ -419,31 +431,26 @@ ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 	if (cat_begin(&p->cat, &v) < 0)
 		goto fail;
 	int src = find_checkpoint(&v, from);
-	/* CKPT_LATEST falls back to the newest checkpoint that verifies */
-	while (src >= 0 && checkpoint_verify(p, &v.e[src], (uint32_t)src) < 0) {
-		if (from != CKPT_LATEST)
-			break;
-		ckpt_id bad = v.e[src].ckpt_id;
-		int next = -1;
-		for (uint32_t i = 0; i < v.n; i++)
-			if (v.e[i].state == CAT_CKPT && v.e[i].ckpt_id < bad &&
-			    (next < 0 || v.e[i].ckpt_id > v.e[next].ckpt_id))
-				next = (int)i;
-		src = next;
-	}
 	if (src < 0) {
 		cat_end(&p->cat);
 		if (from == CKPT_LATEST)
-			ckpt_err_set(ENOENT, "pool %s has no (valid) checkpoint to open", path);
-		else if (find_checkpoint(&v, from) < 0)
+			ckpt_err_set(ENOENT, "pool %s has no checkpoint to open", path);
+		else
 			ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", path,
 					(unsigned long long)from);
-		/* else: checkpoint_verify's message stands */
 		goto fail;
 	}
-	if (from != CKPT_LATEST && checkpoint_verify(p, &v.e[src], (uint32_t)src) < 0) {
-		cat_end(&p->cat);
-		goto fail;
+	/* a checkpoint is used only if its bytes match its checksum;
+	 * CKPT_LATEST falls back to the newest one that does */
+	while (checkpoint_verify(p, &v.e[src], (uint32_t)src) < 0) {
+		int next = from == CKPT_LATEST ? older_checkpoint(&v, v.e[src].ckpt_id) : -1;
+		if (next < 0) {
+			cat_end(&p->cat);
+			if (from == CKPT_LATEST)
+				ckpt_err_prefix("pool %s has no valid checkpoint; last tried: ", path);
+			goto fail;
+		}
+		src = next;
 	}
 	uint64_t punch;
 	int seg = pool_take_segment(p, &v, &punch);

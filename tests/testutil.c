@@ -1,7 +1,9 @@
 /*
  * testutil.c -- scratch directories and file helpers for the tests.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -126,6 +129,19 @@ tu_copy_file(const char *from, const char *to)
 	free(buf);
 }
 
+pid_t
+tu_fork(void)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS, SIGABRT };
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+			signal(sigs[i], SIG_DFL);
+	}
+	return pid;
+}
+
 int
 tu_wait_exit(pid_t pid)
 {
@@ -160,8 +176,7 @@ tu_run_helper(char *out, size_t outlen, const char *const *env, const char *arg,
 
 	int fds[2];
 	assert_int_equal(pipe(fds), 0);
-	fflush(NULL);
-	pid_t pid = fork();
+	pid_t pid = tu_fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(fds[0]);

@@ -26,6 +26,13 @@ void tu_write_file(const char *path, const void *buf, size_t len);
 int tu_files_equal(const char *a, const char *b);
 /* tu_copy_file -- byte copy of a file */
 void tu_copy_file(const char *from, const char *to);
+/*
+ * tu_fork -- fork() for tests: flushes stdio first, and in the child puts
+ * the signals cmocka catches back to their defaults, so a crash in the child
+ * kills the child (seen by tu_wait_exit as 128+signal) instead of resuming
+ * the test runner there. Children end with _exit and never use assert_*.
+ */
+pid_t tu_fork(void);
 /* tu_wait_exit -- waitpid, return exit status, or 128+signal */
 int tu_wait_exit(pid_t pid);
 
