@@ -63,6 +63,41 @@ int   ckpt_set_root(ckpt_pool *pool, void *ptr);
 int ckpt_persist(ckpt_pool *pool, const void *addr, size_t len);
 int ckpt_checkpoint(ckpt_pool *pool, const char *label, ckpt_id *id);
 
+/*
+ * Beyond API.md (see README.md, "Beyond API.md"): additions, never changes.
+ *
+ * ckpt_set_keep_checkpoints -- retention of this process's live segment from
+ * now on (as ckpt_config.keep_checkpoints, which stays the pool's default);
+ * n >= 1. Lowering it frees the surplus oldest checkpoints at once.
+ *
+ * ckpt_reclaim -- free every dead segment (live or busy entries whose process
+ * ended without ckpt_close) now, returning their blocks to the filesystem;
+ * *reclaimed (may be NULL) gets how many. Without it they stay, inspectable,
+ * until the pool needs a segment (then the oldest dead one goes first).
+ */
+int ckpt_set_keep_checkpoints(ckpt_pool *pool, unsigned n);
+int ckpt_reclaim(ckpt_pool *pool, unsigned *reclaimed);
+
+/*
+ * Background checkpoint, Redis BGSAVE style (beyond API.md, see README.md).
+ *
+ * ckpt_checkpoint_background -- fork a child that checkpoints its heap (the
+ * caller's heap as of the fork) while the caller keeps running and changing
+ * its own, then exits. Returns the child's pid, or -1 (ENOTSUP in fork mode
+ * shared, EINVAL for a label of CAT_LABEL_MAX or more bytes, fork's errno).
+ * The checkpoint is attributed to the caller's live segment: it counts
+ * against the caller's keep_checkpoints. Collect every one with
+ * ckpt_checkpoint_wait (which also reaps the child).
+ *
+ * ckpt_checkpoint_wait -- wait for background checkpoint pid of pool and get
+ * its id. 0: done, *id set (id may be NULL); -1: the child's errno and
+ * message (e.g. ENOSPC: the pool had no free segment), EAGAIN with
+ * CKPT_WNOHANG while it still runs, ECHILD if pid is not one to collect.
+ */
+#define CKPT_WNOHANG 1
+pid_t ckpt_checkpoint_background(ckpt_pool *pool, const char *label);
+int ckpt_checkpoint_wait(ckpt_pool *pool, pid_t pid, ckpt_id *id, int flags);
+
 /* The reason for the calling thread's last failure. */
 const char *ckpt_errormsg(void);
 

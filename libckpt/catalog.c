@@ -323,6 +323,12 @@ cat_entry_dead(int fd, const struct cat_entry *e, uint32_t i)
 {
 	if (e->state != CAT_LIVE && e->state != CAT_BUSY)
 		return 0;
+	/* a fork reservation is held through its lease by the parent while it
+	 * fills it and by the child until it claims it; the parent may die
+	 * first, and a reservation nobody holds (fork failed, child killed
+	 * before claiming) is garbage however alive its recorded owner is */
+	if (e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING))
+		return !cat_lease_held(fd, i);
 	if (!owner_alive(&e->owner))
 		return 1;
 	return e->state == CAT_LIVE && !cat_lease_held(fd, i);

@@ -89,7 +89,9 @@ CKPT_HIDDEN int cat_lease_held(int fd, uint32_t seg);
 /*
  * cat_entry_dead -- 1 if entry i is LIVE or BUSY and its owner is gone:
  * the process no longer runs (owner_alive), or, for LIVE, nobody holds
- * its lease (the owner exited or exec'd). fd: any descriptor of the pool.
+ * its lease (the owner exited or exec'd). A BUSY fork reservation
+ * (CAT_F_FORK_PENDING) is dead exactly when nobody holds its lease, whoever
+ * its recorded owner is (see fork.c). fd: any descriptor of the pool.
  */
 CKPT_HIDDEN int cat_entry_dead(int fd, const struct cat_entry *e, uint32_t i);
 

@@ -5,13 +5,19 @@
  * Steps (each a named crash point, see testhook.h):
  *   1. reserve a free segment in the catalog as BUSY (owned by us);
  *   2. quiesce the heap, copy its high-water prefix into the segment
- *      (clone or copy_file_range) and checksum it, un-quiesce;
+ *      (clone or copy_file_range, in two halves with the mid-copy crash
+ *      point between them) and checksum it, un-quiesce;
  *   3. fdatasync the pool file: the copy is durable;
  *   4. publish: one catalog commit turns BUSY into CHECKPOINT with its id,
  *      and frees the checkpoints retention no longer keeps;
  *   5. punch the freed segments' blocks.
  * A crash before 4 leaves a BUSY entry of a dead owner, which is garbage
- * reclaimed on demand; the catalog's checkpoints are as they were.
+ * reclaimed on demand; the catalog's checkpoints are as they were. A
+ * failure before 4 (ENOSPC while copying, fdatasync) gives the reserved
+ * segment back and leaves the pool as it was.
+ *
+ * Also here: retention set on an open pool (ckpt_set_keep_checkpoints) and
+ * the explicit reclaim of dead segments (ckpt_reclaim).
  */
 #include <errno.h>
 #include <string.h>
@@ -42,7 +48,10 @@ release_busy(struct ckpt_pool *p, uint32_t seg)
 
 /*
  * apply_retention -- free this live segment's checkpoints beyond the newest
- * keep; returns a bitmap-free list of freed segments in out (count returned)
+ * keep; the freed segments' indices go to out (count returned). "This live
+ * segment's": taken by us from our segment since it became ours (an index
+ * and even an owner recur when a process closes a pool and opens it again;
+ * the earlier heap's checkpoints are not this one's to drop).
  */
 static unsigned
 apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
@@ -54,6 +63,7 @@ apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
 		for (uint32_t i = 0; i < v->n; i++) {
 			struct cat_entry *e = &v->e[i];
 			if (e->state != CAT_CKPT || e->source != p->seg ||
+			    e->ckpt_id < p->seg_first_id ||
 			    !owner_equal(&e->owner, &p->self))
 				continue;
 			count++;
@@ -65,6 +75,36 @@ apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
 		cat_free_entry(&v->e[oldest]);
 		out[n++] = (uint32_t)oldest;
 	}
+}
+
+/* punch_all -- give back the blocks of freed segments (after their commit) */
+static void
+punch_all(struct ckpt_pool *p, const uint32_t *segs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		segcopy_punch(p->fd, pool_seg_off(p, segs[i]), p->hdr.seg_size);
+}
+
+/* split alignment of the two copy halves: a multiple of any clone granularity */
+#define COPY_SPLIT_ALIGN ((uint64_t)64 << 10)
+
+/*
+ * copy_live -- copy the live heap's [0, used) into segment seg (the rest
+ * of it holes), in two halves with the "checkpoint:mid-copy" crash point
+ * between them, so the crash tests can stop a checkpoint with half its
+ * data written. Two clones or two copy_file_range calls cost what one does.
+ */
+static int
+copy_live(struct ckpt_pool *p, uint32_t seg, uint64_t used)
+{
+	uint64_t src = pool_seg_off(p, p->seg), dst = pool_seg_off(p, seg);
+	uint64_t half = (used / 2) & ~(COPY_SPLIT_ALIGN - 1);
+	int cloned;
+	if (segcopy(p->fd, src, dst, half, p->hdr.seg_size, SEGCOPY_ANY, &cloned) < 0)
+		return -1;
+	test_point("checkpoint:mid-copy");
+	return segcopy(p->fd, src + half, dst + half, used - half,
+			p->hdr.seg_size - half, SEGCOPY_ANY, &cloned);
 }
 
 CKPT_EXPORT int
@@ -101,9 +141,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	heap_lock_all(p->heap);
 	uint64_t used = heap_high_water(p->heap);
 	uint64_t in_use = heap_bytes_in_use(p->heap);
-	int cloned;
-	int rc = segcopy(p->fd, pool_seg_off(p, p->seg), pool_seg_off(p, (uint32_t)seg),
-			used, p->hdr.seg_size, SEGCOPY_ANY, &cloned);
+	int rc = copy_live(p, (uint32_t)seg, used);
 	uint64_t sum = rc == 0 ? XXH3_64bits(p->heap_map.addr, used) : 0;
 	heap_unlock_all(p->heap);
 	if (rc < 0) {
@@ -149,10 +187,75 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	test_point("checkpoint:after-publish");
 
 	/* 5. give back the space of what retention dropped */
-	for (unsigned i = 0; i < nfreed; i++)
-		segcopy_punch(p->fd, pool_seg_off(p, freed[i]), p->hdr.seg_size);
+	punch_all(p, freed, nfreed);
 	if (id)
 		*id = cid;
+	ret = 0;
+out:
+	pthread_mutex_unlock(&p->mu);
+	return ret;
+}
+
+CKPT_EXPORT int
+ckpt_set_keep_checkpoints(ckpt_pool *p, unsigned n)
+{
+	if (pool_usable(p) < 0)
+		return -1;
+	if (n == 0)
+		return ckpt_err_set(EINVAL, "keep_checkpoints must be at least 1");
+	if (n > POOL_MAX_SEGMENTS)
+		return ckpt_err_set(EINVAL, "keep_checkpoints %u exceeds the %u segments "
+				"a pool can have", n, POOL_MAX_SEGMENTS);
+	pthread_mutex_lock(&p->mu);
+	int ret = -1;
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		goto out;
+	unsigned old = p->keep;
+	p->keep = n;
+	/* a lower setting applies at once, not at the next checkpoint */
+	uint32_t freed[POOL_MAX_SEGMENTS];
+	unsigned nfreed = apply_retention(p, &v, freed);
+	if (nfreed == 0) {
+		cat_end(&p->cat);
+	} else if (cat_commit(&p->cat) < 0) {
+		p->keep = old;
+		goto out;
+	}
+	punch_all(p, freed, nfreed);
+	ret = 0;
+out:
+	pthread_mutex_unlock(&p->mu);
+	return ret;
+}
+
+CKPT_EXPORT int
+ckpt_reclaim(ckpt_pool *p, unsigned *reclaimed)
+{
+	if (reclaimed)
+		*reclaimed = 0;
+	if (pool_usable(p) < 0)
+		return -1;
+	pthread_mutex_lock(&p->mu);
+	int ret = -1;
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		goto out;
+	uint32_t freed[POOL_MAX_SEGMENTS];
+	unsigned n = 0;
+	for (uint32_t i = 0; i < v.n; i++) {
+		if (pool_entry_dead(p, &v, i)) {
+			cat_free_entry(&v.e[i]);
+			freed[n++] = i;
+		}
+	}
+	if (n == 0)
+		cat_end(&p->cat);
+	else if (cat_commit(&p->cat) < 0)
+		goto out;
+	punch_all(p, freed, n);
+	if (reclaimed)
+		*reclaimed = n;
 	ret = 0;
 out:
 	pthread_mutex_unlock(&p->mu);

@@ -1,34 +1,65 @@
 /*
  * fork.c -- what happens to open pools across fork(), and the fork modes.
  *
- * pthread_atfork handlers, registered with the first open pool:
+ * pthread_atfork handlers, registered with the first open pool. Lock order,
+ * the same as ckpt_checkpoint's: registry, then per pool its mutex, then
+ * every heap lock, then (inside) the catalog lock. Threads allocating at
+ * the instant of fork wait in the allocator; their thread records are
+ * released in the child (heap_after_fork_child).
  *
  *  prepare  (parent, before fork): for each pool, hold its mutex and every
  *           heap lock (so the heap bytes are consistent and no thread is
- *           inside the allocator), reserve a segment for the child in the
- *           catalog (BUSY, fork-pending, owned by the parent) and fill it
- *           from the parent's heap: a filesystem clone in reflink mode, a
- *           copy (copy_file_range) in copy mode.
- *  parent   (parent, after fork): release the locks.
- *  child    (child, after fork): reopen the pool file (a new open file
- *           description, so the pool lock and lease are the child's own),
- *           map the reserved segment over the inherited mapping at the same
- *           base, claim the catalog entry (LIVE, child's pid, parent
- *           segment), take its lease, reset the heap's per-thread records.
+ *           inside the allocator); open a new open file description of the
+ *           pool for the child (fork_fd); reserve a segment for the child in
+ *           the catalog (BUSY, fork-pending, parent segment recorded) with
+ *           its lease taken on fork_fd *before* the reservation is
+ *           published; fill it from the parent's heap: a filesystem clone in
+ *           reflink mode, a copy (copy_file_range) in copy mode.
+ *  parent   (parent, after fork, whether fork succeeded or not): close the
+ *           parent's reference to fork_fd, release the locks. If nobody
+ *           holds the reservation's lease any more, no child exists (fork
+ *           failed, or it died at once): give the segment back now.
+ *  child    (child, after fork): adopt fork_fd as the pool descriptor (the
+ *           pool lock and the lease are the child's own, and the lease
+ *           already covers the reserved segment), map the reserved segment
+ *           over the inherited address range at the same base, claim the
+ *           catalog entry (LIVE, child's pid, parent segment, checked to be
+ *           the reservation its parent made), reset the heap's per-thread
+ *           records.
+ *
+ * Who holds a reservation is decided by its lease, never by its recorded
+ * owner: the parent (through fork_fd) while it fills it, then the child
+ * (which inherited fork_fd) until it claims it. The kernel drops the lease
+ * when the last holder closes fork_fd, dies or execs, so a reservation
+ * whose fork failed, whose parent was killed mid-copy or whose child was
+ * killed before claiming reads dead at once and is reclaimed
+ * (cat_entry_dead), and one that a child is about to claim is never taken
+ * from it, even if the parent dies or closes the pool first.
+ *
+ * The heap mapping is marked MADV_DONTFORK (all modes but shared): a child
+ * made without the atfork handlers (glibc's _Fork, a raw clone) finds
+ * nothing at the base instead of silently sharing the parent's heap, and
+ * so does a child forked while another thread closes the pool.
  *
  * When no segment can be had (pool full, filesystem full), the child must
  * never share the parent's heap. prepare then snapshots the heap into a
  * memfd and the child maps that privately: the child runs on a volatile
  * copy, and every pool call that would need durability fails in it with
  * ENOSPC and a message saying so (see pool_usable). The parent is never
- * affected.
+ * affected. If even that is impossible (or the child cannot map or claim
+ * its segment), the child writes why to stderr and _exits with 127.
  *
  * vfork() and posix_spawn() run no atfork handlers and share the parent's
- * memory until exec, so they need nothing. A child that execs drops its
- * close-on-exec descriptor and with it the lease: its segment reads dead.
+ * memory until exec, so they need nothing and reserve nothing. A child that
+ * execs drops its close-on-exec descriptor and with it the lease: its
+ * segment reads dead.
  *
  * shared mode (unsafe, for comparison): the child keeps the parent's
- * segment; the two processes write one heap.
+ * segment; the two processes write one heap. The child still gets its own
+ * open file description so the two never share the catalog lock.
+ *
+ * A later mode (cow) slots in as one more case of fill_segment() in prepare
+ * and of the child's mapping step.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,95 +81,194 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ckpt_pool *registry;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/* dontfork -- keep the heap mapping out of children made without our handlers */
+static void
+dontfork(struct ckpt_pool *p)
+{
+	if (p->fork_mode != CKPT_FORK_SHARED && p->heap_map.addr)
+		madvise(p->heap_map.addr, p->heap_map.len, MADV_DONTFORK);
+}
+
+/* reopen_pool -- a new open file description of the pool (its own OFD locks) */
+static int
+reopen_pool(struct ckpt_pool *p)
+{
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", p->fd);
+	int fd = open(self, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return ckpt_err_set(errno, "cannot reopen pool %s for a fork child: %s",
+				p->path, strerror(errno));
+	return fd;
+}
+
+/*
+ * reserve_segment -- one catalog transaction: pick a segment for the child,
+ * take its lease on fork_fd, record it BUSY fork-pending. The lease is taken
+ * under the catalog lock before the commit, so no process ever sees the
+ * reservation without a holder. Returns the segment or -1.
+ */
+static int
+reserve_segment(struct ckpt_pool *p)
+{
+	struct cat_view v;
+	uint64_t punch;             /* segcopy punches the whole segment anyway */
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	int seg = pool_take_segment(p, &v, &punch);
+	if (seg < 0 || cat_lease_take(p->fork_fd, (uint32_t)seg) < 0) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	struct cat_entry *e = &v.e[seg];
+	e->state = CAT_BUSY;
+	e->flags = CAT_F_FORK_PENDING;
+	e->owner = p->self;
+	e->parent = p->seg;
+	e->time_ns = pool_now_ns();
+	if (cat_commit(&p->cat) < 0) {
+		cat_lease_drop(p->fork_fd, (uint32_t)seg);
+		return -1;
+	}
+	return seg;
+}
+
+/*
+ * release_reservation -- free reservation seg if it is still an unclaimed
+ * fork reservation of ours that nobody holds (when nobody does, no child
+ * can claim it any more), and punch its blocks.
+ */
+static void
+release_reservation(struct ckpt_pool *p, uint32_t seg)
+{
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		return;             /* it reads dead and is reclaimed on demand */
+	struct cat_entry *e = &v.e[seg];
+	if (e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING) && e->parent == p->seg &&
+	    owner_equal(&e->owner, &p->self) && !cat_lease_held(p->fd, seg)) {
+		cat_free_entry(e);
+		if (cat_commit(&p->cat) == 0)
+			segcopy_punch(p->fd, pool_seg_off(p, seg), p->hdr.seg_size);
+	} else {
+		cat_end(&p->cat);
+	}
+}
+
+/* fill_segment -- make segment seg hold the parent's heap (prefix fork_used) */
+static int
+fill_segment(struct ckpt_pool *p, uint32_t seg)
+{
+	int cloned;
+	enum segcopy_how how = p->fork_mode == CKPT_FORK_REFLINK ? SEGCOPY_CLONE : SEGCOPY_COPY;
+	return segcopy(p->fd, pool_seg_off(p, p->seg), pool_seg_off(p, seg), p->fork_used,
+			p->hdr.seg_size, how, &cloned);
+}
+
+/* snapshot_private -- a memfd holding the heap's prefix, for a child without a segment; -1 on failure */
+static int
+snapshot_private(struct ckpt_pool *p)
+{
+	int fd = memfd_create("ckpt-fork-snapshot", MFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	const char *src = p->heap_map.addr;
+	uint64_t done = 0;
+	if (ftruncate(fd, (off_t)p->hdr.seg_size) == 0) {
+		while (done < p->fork_used) {
+			ssize_t n = write(fd, src + done, p->fork_used - done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			done += (uint64_t)n;
+		}
+	}
+	if (done != p->fork_used) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* fork_prepare_pool -- reserve and fill the child's segment, heap locked */
 static void
 fork_prepare_pool(struct ckpt_pool *p)
 {
 	p->fork_seg = -1;
 	p->fork_memfd = -1;
+	p->fork_fd = -1;
 	pthread_mutex_lock(&p->mu);
 	heap_lock_all(p->heap);
-	if (p->fork_mode == CKPT_FORK_SHARED)
-		return;
 	p->fork_used = heap_high_water(p->heap);
 	if (p->detached)
 		return;             /* a private copy forks as anonymous memory does */
-
-	struct cat_view v;
-	uint64_t punch;
-	if (cat_begin(&p->cat, &v) == 0) {
-		int seg = pool_take_segment(p, &v, &punch);
+	p->fork_fd = reopen_pool(p);
+	if (p->fork_mode == CKPT_FORK_SHARED)
+		return;
+	if (p->fork_fd >= 0) {
+		int seg = reserve_segment(p);
 		if (seg >= 0) {
-			v.e[seg].state = CAT_BUSY;
-			v.e[seg].flags = CAT_F_FORK_PENDING;
-			v.e[seg].owner = p->self;
-			v.e[seg].parent = p->seg;
-			v.e[seg].time_ns = pool_now_ns();
-			if (cat_commit(&p->cat) == 0)
+			test_point("fork:before-copy");
+			if (fill_segment(p, (uint32_t)seg) == 0) {
+				test_point("fork:after-copy");
 				p->fork_seg = seg;
-		} else {
-			cat_end(&p->cat);
+				return;
+			}
+			/* ENOSPC from the filesystem, an I/O error: give the
+			 * segment back (our lease on fork_fd still holds it,
+			 * so drop it first); the child gets a private copy */
+			cat_lease_drop(p->fork_fd, (uint32_t)seg);
+			release_reservation(p, (uint32_t)seg);
 		}
-	}
-	if (p->fork_seg >= 0) {
-		test_point("fork:before-copy");
-		int cloned;
-		enum segcopy_how how = p->fork_mode == CKPT_FORK_REFLINK ? SEGCOPY_CLONE
-			: SEGCOPY_COPY;
-		if (segcopy(p->fd, pool_seg_off(p, p->seg), pool_seg_off(p, (uint32_t)p->fork_seg),
-				p->fork_used, p->hdr.seg_size, how, &cloned) == 0) {
-			test_point("fork:after-copy");
-			return;
-		}
-		/* give the segment back; the child gets a private copy */
-		if (cat_begin(&p->cat, &v) == 0) {
-			cat_free_entry(&v.e[p->fork_seg]);
-			cat_commit(&p->cat);
-		}
-		p->fork_seg = -1;
+		close(p->fork_fd);
+		p->fork_fd = -1;
 	}
 	/* no segment: snapshot the heap for a private child copy */
-	int fd = memfd_create("ckpt-fork-snapshot", MFD_CLOEXEC);
-	if (fd >= 0) {
-		const char *src = p->heap_map.addr;
-		uint64_t done = 0;
-		if (ftruncate(fd, (off_t)p->hdr.seg_size) == 0) {
-			while (done < p->fork_used) {
-				ssize_t n = write(fd, src + done, p->fork_used - done);
-				if (n <= 0)
-					break;
-				done += (uint64_t)n;
-			}
-		}
-		if (done == p->fork_used)
-			p->fork_memfd = fd;
-		else
-			close(fd);
-	}
+	p->fork_memfd = snapshot_private(p);
 }
 
 /* fork_prepare -- pthread_atfork prepare handler */
 static void
 fork_prepare(void)
 {
+	int saved = errno;
 	pthread_mutex_lock(&registry_mu);
 	for (struct ckpt_pool *p = registry; p; p = p->next)
 		fork_prepare_pool(p);
+	errno = saved;
+}
+
+/* fork_parent_pool -- after fork (or a failed fork) in the parent */
+static void
+fork_parent_pool(struct ckpt_pool *p)
+{
+	int seg = p->fork_seg;
+	if (p->fork_memfd >= 0)
+		close(p->fork_memfd);
+	if (p->fork_fd >= 0)
+		close(p->fork_fd);  /* the child holds its own reference */
+	p->fork_memfd = -1;
+	p->fork_fd = -1;
+	p->fork_seg = -1;
+	heap_unlock_all(p->heap);
+	/* one fcntl on the common path; a catalog transaction only when the
+	 * reservation is already orphaned: fork failed (EAGAIN, ENOMEM) or the
+	 * child died before claiming it */
+	if (seg >= 0 && !cat_lease_held(p->fd, (uint32_t)seg))
+		release_reservation(p, (uint32_t)seg);
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* fork_parent -- pthread_atfork parent handler */
 static void
 fork_parent(void)
 {
-	for (struct ckpt_pool *p = registry; p; p = p->next) {
-		if (p->fork_memfd >= 0)
-			close(p->fork_memfd);
-		p->fork_memfd = -1;
-		p->fork_seg = -1;
-		heap_unlock_all(p->heap);
-		pthread_mutex_unlock(&p->mu);
-	}
+	int saved = errno;      /* glibc restores a failed fork's errno; be safe anyway */
+	for (struct ckpt_pool *p = registry; p; p = p->next)
+		fork_parent_pool(p);
 	pthread_mutex_unlock(&registry_mu);
+	errno = saved;
 }
 
 /* child_die -- the child cannot continue safely: never share the parent's heap */
@@ -167,22 +297,43 @@ child_go_private(struct ckpt_pool *p, int fd)
 		child_die(p, "private copy");
 	}
 	close(fd);
+	p->heap_map.addr = m;
+	p->heap_map.len = p->hdr.seg_size;
 	p->heap_map.kind = MAP_KIND_EMULATED;
 	p->detached = 1;
+	/* hold nothing of the parent's: its open file description carries its
+	 * lease, which must end with the parent (or its exec) */
+	close(p->fd);
+	p->fd = -1;
+	p->cat.fd = -1;
+}
+
+/* adopt_fd -- make fd (the child's own open file description) the pool's descriptor */
+static void
+adopt_fd(struct ckpt_pool *p, int fd)
+{
+	close(p->fd);           /* the parent's description stays the parent's */
+	p->fd = fd;
+	p->cat.fd = fd;
 }
 
 /* fork_child_pool -- take over the reserved segment in the child */
 static void
 fork_child_pool(struct ckpt_pool *p)
 {
+	const struct cat_owner parent = p->self;
+	const uint32_t parent_seg = p->seg;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->cat.mu, NULL);
-	if (p->fork_mode == CKPT_FORK_SHARED) {
-		owner_self(&p->self);
+	if (p->detached) {
 		heap_after_fork_child(p->heap);
 		return;
 	}
-	if (p->detached) {
+	if (p->fork_mode == CKPT_FORK_SHARED) {
+		owner_self(&p->self);
+		if (p->fork_fd >= 0)
+			adopt_fd(p, p->fork_fd);
+		p->fork_fd = -1;
 		heap_after_fork_child(p->heap);
 		return;
 	}
@@ -197,32 +348,27 @@ fork_child_pool(struct ckpt_pool *p)
 		return;
 	}
 
-	/* a new open file description: the lock and lease become ours */
-	char self[64];
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", p->fd);
-	int fd = open(self, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		ckpt_err_set(errno, "reopen: %s", strerror(errno));
-		child_die(p, "reopening the pool");
-	}
-	close(p->fd);
-	p->fd = fd;
-	p->cat.fd = fd;
+	/* fork_fd already holds the lease of the reserved segment */
+	adopt_fd(p, p->fork_fd);
+	p->fork_fd = -1;
+	uint32_t seg = (uint32_t)p->fork_seg;
+	p->fork_seg = -1;
+	test_point("fork:child-before-claim");
 
-	uint32_t parent = p->seg, seg = (uint32_t)p->fork_seg;
 	void *base = (void *)(uintptr_t)p->hdr.base;
 	struct pmap m;
-	if (map_file(&m, fd, pool_seg_off(p, seg), p->hdr.seg_size, base, 1) < 0)
+	if (map_file(&m, p->fd, pool_seg_off(p, seg), p->hdr.seg_size, base, 1) < 0)
 		child_die(p, "mapping its segment");
 	p->heap_map = m;
 	p->seg = seg;
-	p->fork_seg = -1;
+	dontfork(p);
 
 	struct cat_view v;
-	if (cat_lease_take(fd, seg) < 0 || cat_begin(&p->cat, &v) < 0)
+	if (cat_begin(&p->cat, &v) < 0)
 		child_die(p, "claiming its segment");
 	struct cat_entry *e = &v.e[seg];
-	if (e->state != CAT_BUSY || !(e->flags & CAT_F_FORK_PENDING) || e->parent != parent) {
+	if (e->state != CAT_BUSY || !(e->flags & CAT_F_FORK_PENDING) ||
+	    e->parent != parent_seg || !owner_equal(&e->owner, &parent)) {
 		cat_end(&p->cat);
 		ckpt_err_set(EINVAL, "segment %u is no longer reserved for this child", seg);
 		child_die(p, "claiming its segment");
@@ -243,10 +389,12 @@ fork_child_pool(struct ckpt_pool *p)
 static void
 fork_child(void)
 {
+	int saved = errno;
 	pthread_mutex_init(&registry_mu, NULL);
 	for (struct ckpt_pool *p = registry; p; p = p->next)
 		fork_child_pool(p);
 	test_point("fork:child-ready");
+	errno = saved;
 }
 
 static void
@@ -259,6 +407,7 @@ int
 fork_register(struct ckpt_pool *p)
 {
 	pthread_once(&atfork_once, atfork_install);
+	dontfork(p);
 	pthread_mutex_lock(&registry_mu);
 	p->next = registry;
 	registry = p;
@@ -277,6 +426,19 @@ fork_unregister(struct ckpt_pool *p)
 		}
 	}
 	pthread_mutex_unlock(&registry_mu);
+}
+
+void
+fork_close_all(void)
+{
+	for (;;) {
+		pthread_mutex_lock(&registry_mu);
+		struct ckpt_pool *p = registry;
+		pthread_mutex_unlock(&registry_mu);
+		if (!p)
+			return;
+		ckpt_close(p);      /* unregisters it */
+	}
 }
 
 /* clone_supported -- 1 if the pool's filesystem implements FICLONERANGE */

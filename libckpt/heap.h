@@ -42,6 +42,9 @@ struct heap;  /* DRAM-side handle of an attached heap; opaque outside heap.c */
 typedef int (*heap_grow_fn)(void *arg, uint64_t off, uint64_t len);
 #define HEAP_GROW_STEP ((uint64_t)2 << 20)
 
+/* seg must be aligned to HEAP_SEG_ALIGN (the allocator's page) */
+#define HEAP_SEG_ALIGN ((size_t)16 << 10)
+
 /* heap_format -- write an empty heap into [seg, seg+size); size page-aligned */
 CKPT_HIDDEN int heap_format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg);
 
@@ -129,7 +132,13 @@ CKPT_HIDDEN int heap_walk(const void *buf, size_t len, heap_walk_fn fn, void *ar
 /* heap_check -- heap_walk with no callback: 0 if the heap is sound */
 CKPT_HIDDEN int heap_check(const void *buf, size_t len, struct heap_summary *sum);
 
-/* heap_peek_high_water -- the high-water mark recorded in an untrusted heap header, checked against len */
+/*
+ * heap_peek_high_water -- the high-water mark recorded in an untrusted heap
+ * header, checked against len (the bytes of the segment the caller has, or
+ * its size): reads only the first HEAP_HDR_BYTES of buf, fails with EINVAL
+ * if the header is damaged or the mark is past len.
+ */
+#define HEAP_HDR_BYTES 4096
 CKPT_HIDDEN int heap_peek_high_water(const void *buf, size_t len, uint64_t *hw);
 
 #endif /* CKPT_HEAP_H */

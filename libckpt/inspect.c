@@ -6,6 +6,10 @@
  * mapped read-only on demand and never past the end of the file.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
+#include "heap.h"
+#include "libckpt.h"
 #include "inspect.h"
 #include "layout.h"
 #include "owner.h"
@@ -26,6 +34,20 @@
 
 int
 inspect_open(struct inspect *in, const char *path)
+{
+	if (inspect_open_header(in, path) < 0)
+		return -1;
+	if (inspect_refresh(in) < 0) {
+		int saved = errno;
+		inspect_close(in);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int
+inspect_open_header(struct inspect *in, const char *path)
 {
 	memset(in, 0, sizeof(*in));
 	in->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -64,8 +86,6 @@ inspect_open(struct inspect *in, const char *path)
 		ckpt_err_set(ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (inspect_refresh(in) < 0)
-		goto fail;
 	return 0;
 fail:
 	{
@@ -79,8 +99,10 @@ fail:
 int
 inspect_refresh(struct inspect *in)
 {
-	if (cat_snapshot(&in->hdr, in->meta, in->cat_copy) < 0)
+	if (cat_snapshot(&in->hdr, in->meta, in->cat_copy) < 0) {
+		memset(&in->cat, 0, sizeof(in->cat));
 		return -1;
+	}
 	cat_view_of(&in->cat, in->cat_copy, in->hdr.max_segments);
 	return 0;
 }
@@ -147,4 +169,558 @@ inspect_state_name(const struct inspect *in, uint32_t i)
 	default:
 		return "invalid";
 	}
+}
+
+/* -- REF ------------------------------------------------------------------- */
+
+/* parse_u64 -- whole string as a decimal number; 0 on success */
+static int
+parse_u64(const char *s, uint64_t *v)
+{
+	if (!*s || *s < '0' || *s > '9')
+		return -1;
+	uint64_t x = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (mul_overflows(x, 10, &x) || add_overflows(x, (uint64_t)(*s - '0'), &x))
+			return -1;
+	}
+	*v = x;
+	return 0;
+}
+
+int
+inspect_resolve(const struct inspect *in, const char *ref, uint32_t *seg)
+{
+	if (!in->cat.h)
+		return ckpt_err_set(EINVAL, "the catalog could not be read");
+	uint64_t v;
+	if (strcmp(ref, "latest") == 0) {
+		int best = -1;
+		for (uint32_t i = 0; i < in->cat.n; i++)
+			if (in->cat.e[i].state == CAT_CKPT &&
+			    (best < 0 || in->cat.e[i].ckpt_id > in->cat.e[best].ckpt_id))
+				best = (int)i;
+		if (best < 0)
+			return ckpt_err_set(ENOENT, "the pool holds no checkpoint");
+		*seg = (uint32_t)best;
+		return 0;
+	}
+	if (strncmp(ref, "seg:", 4) == 0) {
+		if (parse_u64(ref + 4, &v) < 0)
+			return ckpt_err_set(EINVAL,
+				"bad segment reference '%s': expected seg:N", ref);
+		if (v >= in->hdr.max_segments)
+			return ckpt_err_set(ENOENT, "segment %" PRIu64 " does not exist (pool has %u)",
+				v, in->hdr.max_segments);
+		*seg = (uint32_t)v;
+		return 0;
+	}
+	if (parse_u64(ref, &v) < 0 || v == 0)
+		return ckpt_err_set(EINVAL,
+			"bad reference '%s': expected a checkpoint id, latest or seg:N", ref);
+	for (uint32_t i = 0; i < in->cat.n; i++)
+		if (in->cat.e[i].state == CAT_CKPT && in->cat.e[i].ckpt_id == v) {
+			*seg = i;
+			return 0;
+		}
+	return ckpt_err_set(ENOENT, "no checkpoint %" PRIu64 " in the pool", v);
+}
+
+/* -- reading segments ------------------------------------------------------ */
+
+#define READ_CHUNK ((size_t)16 << 20)
+
+/* pread_some -- read up to len bytes at off; returns bytes read (short at EOF) or -1 */
+static ssize_t
+pread_some(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int
+inspect_read(struct inspect *in, uint32_t seg, uint64_t off, void *out, size_t len)
+{
+	uint64_t end;
+	if (seg >= in->hdr.max_segments)
+		return ckpt_err_set(EINVAL, "segment %u does not exist (pool has %u)", seg,
+				in->hdr.max_segments);
+	if (add_overflows(off, len, &end) || end > in->hdr.seg_size)
+		return ckpt_err_set(EINVAL,
+			"range [0x%" PRIx64 ", +%zu) leaves the segment (%" PRIu64 " bytes)",
+			off, len, in->hdr.seg_size);
+	ssize_t n = pread_some(in->fd, out, len, layout_seg_off(&in->hdr, seg) + off);
+	if (n < 0)
+		return ckpt_err_set(errno, "cannot read segment %u: %s", seg, strerror(errno));
+	if ((size_t)n < len)
+		return ckpt_err_set(EIO, "segment %u: the file ends at segment offset 0x%" PRIx64
+				" (truncated)", seg, off + (uint64_t)n);
+	return 0;
+}
+
+void
+inspect_free_heap(void *buf, size_t len)
+{
+	if (buf)
+		munmap(buf, len ? len : 1);
+}
+
+int
+inspect_read_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *lenp,
+		inspect_progress_fn progress, void *parg)
+{
+	*bufp = NULL;
+	*lenp = 0;
+	if (!in->cat.h)
+		return ckpt_err_set(EINVAL, "the catalog could not be read");
+	if (seg >= in->cat.n)
+		return ckpt_err_set(EINVAL, "segment %u does not exist (pool has %u)", seg,
+				in->cat.n);
+	const struct cat_entry *e = &in->cat.e[seg];
+	uint64_t want;
+	if (e->state == CAT_FREE)
+		return ckpt_err_set(ENOENT, "segment %u is free: it holds no heap", seg);
+	if (e->state == CAT_CKPT) {
+		want = e->used;
+	} else {
+		/* the heap header says how much of the segment holds the heap */
+		unsigned char hh[HEAP_HDR_BYTES];
+		uint64_t so = layout_seg_off(&in->hdr, seg);
+		uint64_t have = in->file_size > so ? in->file_size - so : 0;
+		if (have > in->hdr.seg_size)
+			have = in->hdr.seg_size;
+		memset(hh, 0, sizeof(hh));
+		ssize_t n = pread_some(in->fd, hh, sizeof(hh), so);
+		if (n < 0)
+			return ckpt_err_set(errno, "cannot read segment %u: %s", seg,
+					strerror(errno));
+		int rc = heap_peek_high_water(hh, (size_t)have, &want);
+		if (rc < 0) {
+			ckpt_err_prefix("segment %u: ", seg);
+			return -1;
+		}
+		if (want > in->hdr.seg_size)
+			want = in->hdr.seg_size;
+	}
+	uint64_t seg_off = layout_seg_off(&in->hdr, seg);
+	uint64_t avail = in->file_size > seg_off ? in->file_size - seg_off : 0;
+	if (want > avail)
+		want = avail;  /* the walker reports what is missing */
+	size_t len = (size_t)want;
+	void *buf = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot allocate %zu bytes for segment %u: %s",
+				len, seg, strerror(errno));
+	size_t done = 0;
+	while (done < len) {
+		size_t c = len - done < READ_CHUNK ? len - done : READ_CHUNK;
+		ssize_t n = pread_some(in->fd, (char *)buf + done, c, seg_off + done);
+		if (n < 0) {
+			int saved = errno;
+			munmap(buf, len ? len : 1);
+			return ckpt_err_set(saved, "cannot read segment %u: %s", seg,
+					strerror(saved));
+		}
+		done += (size_t)n;
+		if (progress)
+			progress(parg, "reading", done, len);
+		if ((size_t)n < c)
+			break;  /* the file shrank under us: the walker sees it */
+	}
+	*bufp = buf;
+	*lenp = done;
+	return 0;
+}
+
+int
+inspect_ckpt_checksum(struct inspect *in, uint32_t seg, uint64_t used, uint64_t *sum,
+		inspect_progress_fn progress, void *parg)
+{
+	if (seg >= in->hdr.max_segments || used > in->hdr.seg_size)
+		return ckpt_err_set(EINVAL, "segment %u: bad range for a checksum", seg);
+	size_t cl = used < READ_CHUNK ? (size_t)used : READ_CHUNK;
+	void *chunk = malloc(cl ? cl : 1);
+	XXH3_state_t *st = XXH3_createState();
+	if (!chunk || !st) {
+		free(chunk);
+		XXH3_freeState(st);
+		return ckpt_err_set(ENOMEM, "out of memory");
+	}
+	XXH3_64bits_reset(st);
+	uint64_t off = layout_seg_off(&in->hdr, seg), done = 0;
+	int ret = 0;
+	while (done < used) {
+		size_t c = used - done < cl ? (size_t)(used - done) : cl;
+		ssize_t n = pread_some(in->fd, chunk, c, off + done);
+		if (n < 0) {
+			ret = ckpt_err_set(errno, "cannot read segment %u: %s", seg,
+					strerror(errno));
+			break;
+		}
+		if ((size_t)n < c) {
+			ret = ckpt_err_set(EIO, "segment %u: the file ends at segment offset 0x%"
+					PRIx64 ", before the %" PRIu64 " bytes the checkpoint holds",
+					seg, done + (uint64_t)n, used);
+			break;
+		}
+		XXH3_64bits_update(st, chunk, c);
+		done += c;
+		if (progress)
+			progress(parg, "checksum", done, used);
+	}
+	if (ret == 0)
+		*sum = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	free(chunk);
+	return ret;
+}
+
+/* -- verify ---------------------------------------------------------------- */
+
+struct vctx {
+	struct inspect *in;
+	unsigned flags;
+	inspect_finding_fn fn;
+	void *arg;
+	inspect_progress_fn progress;
+	void *parg;
+	struct inspect_verify_result *res;
+};
+
+static void
+finding(struct vctx *v, enum inspect_severity sev, const char *where, int64_t seg,
+		uint64_t off, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void
+finding(struct vctx *v, enum inspect_severity sev, const char *where, int64_t seg,
+		uint64_t off, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (sev == INSPECT_ERROR)
+		v->res->errors++;
+	else if (sev == INSPECT_WARNING)
+		v->res->warnings++;
+	else
+		v->res->notes++;
+	if (v->fn) {
+		struct inspect_finding f = {
+			.severity = sev, .where = where, .segment = seg,
+			.offset = off, .message = msg,
+		};
+		v->fn(v->arg, &f);
+	}
+}
+
+static int
+all_zero(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++)
+		if (c[i])
+			return 0;
+	return 1;
+}
+
+static void
+verify_header(struct vctx *v)
+{
+	const struct pool_hdr *h = &v->in->hdr;
+	/* layout_check passed at open: magic, version, checksum, geometry */
+	if (h->minor == 0 && !all_zero(h->reserved, sizeof(h->reserved)))
+		finding(v, INSPECT_WARNING, "header", -1, offsetof(struct pool_hdr, reserved),
+			"reserved bytes are not zero in a version %u.0 pool", h->major);
+	if (v->in->file_size > h->file_size)
+		finding(v, INSPECT_NOTE, "header", -1, UINT64_MAX,
+			"file is %" PRIu64 " bytes, %" PRIu64 " more than the pool uses",
+			v->in->file_size, v->in->file_size - h->file_size);
+}
+
+/* verify_other_copy -- describe the catalog copy the commit word does not name */
+static void
+verify_other_copy(struct vctx *v, uint64_t w)
+{
+	const struct pool_hdr *hdr = &v->in->hdr;
+	unsigned other = (unsigned)(w & 1) ^ 1;
+	char where[32];
+	snprintf(where, sizeof(where), "catalog copy %u", other);
+	uint64_t off = layout_cat_off(hdr, other);
+	void *copy = malloc(hdr->cat_size);
+	if (!copy)
+		return;
+	memcpy(copy, (const char *)v->in->meta + off, hdr->cat_size);
+	struct cat_hdr ch;
+	memcpy(&ch, copy, sizeof(ch));
+	uint64_t cur = w >> 1;
+	if (all_zero(copy, hdr->cat_size)) {
+		finding(v, INSPECT_NOTE, where, -1, off,
+			"never written (the pool has had %" PRIu64 " catalog generation%s)",
+			cur, cur == 1 ? "" : "s");
+	} else if (cat_validate(hdr, copy, ch.generation) < 0) {
+		finding(v, INSPECT_NOTE, where, -1, off,
+			"not the current copy and not valid (%s): an interrupted or "
+			"concurrent update; ignored, the next update rewrites it",
+			ckpt_errormsg());
+	} else if (ch.generation < cur) {
+		finding(v, INSPECT_NOTE, where, -1, off,
+			"previous generation %" PRIu64 " (current is %" PRIu64 "), valid",
+			ch.generation, cur);
+	} else {
+		finding(v, INSPECT_NOTE, where, -1, off,
+			"generation %" PRIu64 " is newer than the current %" PRIu64
+			": an update not (yet) published; ignored", ch.generation, cur);
+	}
+	free(copy);
+}
+
+/* verify_catalog -- 0 if the current catalog is usable for the segment checks */
+static int
+verify_catalog(struct vctx *v)
+{
+	struct inspect *in = v->in;
+	const struct pool_hdr *hdr = &in->hdr;
+	uint64_t w = __atomic_load_n((const volatile uint64_t *)((const char *)in->meta +
+				POOL_COMMIT_OFF), __ATOMIC_ACQUIRE);
+	if (!in->cat.h && inspect_refresh(in) < 0) {
+		char where[32];
+		uint64_t w2 = __atomic_load_n((const volatile uint64_t *)((const char *)in->meta
+					+ POOL_COMMIT_OFF), __ATOMIC_ACQUIRE);
+		if (w2 == 0) {
+			finding(v, INSPECT_ERROR, "commit word", -1, POOL_COMMIT_OFF,
+				"commit word is 0: no catalog copy is current");
+			return -1;
+		}
+		snprintf(where, sizeof(where), "catalog copy %u", (unsigned)(w2 & 1));
+		finding(v, INSPECT_ERROR, where, -1, layout_cat_off(hdr, w2 & 1),
+			"current catalog copy is damaged: %s", ckpt_errormsg());
+		verify_other_copy(v, w2);
+		return -1;
+	}
+	verify_other_copy(v, w);
+
+	const struct cat_view *c = &in->cat;
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct cat_entry *e = &c->e[i];
+		char where[32];
+		snprintf(where, sizeof(where), "catalog entry %u", i);
+		uint64_t off = layout_cat_off(hdr, w & 1) + sizeof(struct cat_hdr) +
+			(uint64_t)i * sizeof(struct cat_entry);
+		if (e->state == CAT_FREE) {
+			struct cat_entry z;
+			cat_free_entry(&z);
+			if (memcmp(&z, e, sizeof(z)) != 0)
+				finding(v, INSPECT_WARNING, where, i, off,
+					"free entry with fields that are not reset");
+			continue;
+		}
+		if ((e->state == CAT_LIVE || e->state == CAT_BUSY) && e->owner.pid <= 0)
+			finding(v, INSPECT_ERROR, where, i, off, "%s entry with owner pid %d",
+				e->state == CAT_LIVE ? "live" : "busy", e->owner.pid);
+		if (e->parent == i)
+			finding(v, INSPECT_ERROR, where, i, off, "segment is its own parent");
+		if (e->source == i)
+			finding(v, INSPECT_ERROR, where, i, off, "segment is its own source");
+		if (e->state == CAT_CKPT && e->parent != CAT_NONE)
+			finding(v, INSPECT_WARNING, where, i, off,
+				"checkpoint with a parent segment (%u)", e->parent);
+		if (e->flags & ~CAT_F_FORK_PENDING)
+			finding(v, INSPECT_WARNING, where, i, off, "unknown flags 0x%x", e->flags);
+	}
+	return 0;
+}
+
+int
+inspect_entry_unchanged(struct inspect *in, uint32_t seg, const struct cat_entry *old)
+{
+	void *copy = malloc(in->hdr.cat_size);
+	if (!copy)
+		return 1;
+	int same = 1;
+	if (cat_snapshot(&in->hdr, in->meta, copy) == 0) {
+		struct cat_view cv;
+		cat_view_of(&cv, copy, in->hdr.max_segments);
+		const struct cat_entry *e = &cv.e[seg];
+		same = e->state == old->state && e->ckpt_id == old->ckpt_id &&
+			e->time_ns == old->time_ns && e->used == old->used &&
+			e->checksum == old->checksum && owner_equal(&e->owner, &old->owner);
+	}
+	free(copy);
+	return same;
+}
+
+struct vprog {
+	struct vctx *v;
+	char what[64];
+};
+
+static void
+vprogress(void *arg, const char *step, uint64_t done, uint64_t total)
+{
+	struct vprog *p = arg;
+	char what[96];
+	snprintf(what, sizeof(what), "%s: %s", p->what, step);
+	p->v->progress(p->v->parg, what, done, total);
+}
+
+/* walk_heap -- read and heap_check segment seg; 0 sound, -1 with message */
+static int
+walk_heap(struct vctx *v, uint32_t seg, struct vprog *vp)
+{
+	void *buf;
+	size_t len;
+	if (inspect_read_heap(v->in, seg, &buf, &len, v->progress ? vprogress : NULL, vp) < 0)
+		return -1;
+	struct heap_summary sum;
+	int rc = heap_check(buf, len, &sum);
+	int saved = errno;
+	inspect_free_heap(buf, len);
+	errno = saved;
+	v->res->segments_walked++;
+	return rc;
+}
+
+static void
+verify_segment(struct vctx *v, uint32_t i)
+{
+	struct inspect *in = v->in;
+	struct cat_entry e = in->cat.e[i];
+	char where[32];
+	snprintf(where, sizeof(where), "segment %u", i);
+	uint64_t off = layout_seg_off(&in->hdr, i);
+	struct vprog vp = { .v = v };
+	const char *st = inspect_state_name(in, i);
+	if (e.state == CAT_CKPT)
+		snprintf(vp.what, sizeof(vp.what), "segment %u (checkpoint %" PRIu64 ")", i,
+			e.ckpt_id);
+	else
+		snprintf(vp.what, sizeof(vp.what), "segment %u (%s)", i, st);
+
+	if (e.state == CAT_CKPT) {
+		uint64_t sum;
+		int rc = inspect_ckpt_checksum(in, i, e.used, &sum,
+				v->progress ? vprogress : NULL, &vp);
+		if (rc < 0 || sum != e.checksum) {
+			char msg[CKPT_ERRMSG_MAX];
+			snprintf(msg, sizeof(msg), "%s", rc < 0 ? ckpt_errormsg() : "");
+			if (!inspect_entry_unchanged(in, i, &e)) {
+				v->res->skipped++;
+				finding(v, INSPECT_NOTE, where, i, off, "checkpoint %" PRIu64
+					" was removed while verify read it; not judged", e.ckpt_id);
+				return;
+			}
+			if (rc < 0)
+				finding(v, INSPECT_ERROR, where, i, off, "checkpoint %" PRIu64 ": %s",
+					e.ckpt_id, msg);
+			else
+				finding(v, INSPECT_ERROR, where, i, off, "checkpoint %" PRIu64
+					": checksum mismatch: catalog says 0x%016" PRIx64
+					", bytes [0, %" PRIu64 ") hash to 0x%016" PRIx64,
+					e.ckpt_id, e.checksum, e.used, sum);
+		} else {
+			v->res->checkpoints_verified++;
+		}
+		if (v->flags & INSPECT_VERIFY_NO_HEAPS)
+			return;
+		if (walk_heap(v, i, &vp) < 0) {
+			char msg[CKPT_ERRMSG_MAX];
+			snprintf(msg, sizeof(msg), "%s", ckpt_errormsg());
+			if (!inspect_entry_unchanged(in, i, &e)) {
+				v->res->skipped++;
+				finding(v, INSPECT_NOTE, where, i, off, "checkpoint %" PRIu64
+					" was removed while verify read it; not judged", e.ckpt_id);
+				return;
+			}
+			finding(v, INSPECT_ERROR, where, i, off, "checkpoint %" PRIu64
+				": heap: %s", e.ckpt_id, msg);
+		}
+		return;
+	}
+	if (e.state == CAT_BUSY) {
+		finding(v, INSPECT_NOTE, where, i, off, strcmp(st, "dead") == 0 ?
+			"busy segment of a process that is gone (left by an interrupted "
+			"checkpoint, fork or restart; reclaimed when needed): not checked" :
+			"busy: being written by pid %d; not checked", e.owner.pid);
+		return;
+	}
+	/* live or dead heap: bytes may be mid-operation (live) or left by a crash
+	 * mid-operation (dead); a live one gets a few tries */
+	if (v->flags & INSPECT_VERIFY_NO_HEAPS)
+		return;
+	int dead = strcmp(st, "dead") == 0;
+	char msg[CKPT_ERRMSG_MAX] = "";
+	int ok = 0;
+	for (int tries = 0; tries < (dead ? 1 : 3) && !ok; tries++) {
+		if (walk_heap(v, i, &vp) == 0)
+			ok = 1;
+		else
+			snprintf(msg, sizeof(msg), "%s", ckpt_errormsg());
+		if (!ok && !inspect_entry_unchanged(in, i, &e)) {
+			v->res->skipped++;
+			finding(v, INSPECT_NOTE, where, i, off,
+				"%s heap was released while verify read it; not judged", st);
+			return;
+		}
+	}
+	if (!ok)
+		finding(v, (v->flags & INSPECT_VERIFY_STRICT) ? INSPECT_ERROR : INSPECT_WARNING,
+			where, i, off, "%s heap (pid %d): %s%s", st, e.owner.pid, msg,
+			dead ? "" : " (a live heap may be mid-operation)");
+}
+
+int
+inspect_verify(struct inspect *in, unsigned flags, inspect_finding_fn fn, void *arg,
+		inspect_progress_fn progress, void *parg, struct inspect_verify_result *res)
+{
+	struct inspect_verify_result local;
+	if (!res)
+		res = &local;
+	memset(res, 0, sizeof(*res));
+	struct vctx v = {
+		.in = in, .flags = flags, .fn = fn, .arg = arg,
+		.progress = progress, .parg = parg, .res = res,
+	};
+	verify_header(&v);
+	if (verify_catalog(&v) == 0)
+		for (uint32_t i = 0; i < in->cat.n; i++)
+			if (in->cat.e[i].state != CAT_FREE)
+				verify_segment(&v, i);
+	return (int)res->errors;
+}
+
+int
+inspect_verify_path(const char *path, unsigned flags, inspect_finding_fn fn, void *arg,
+		struct inspect_verify_result *res)
+{
+	struct inspect in;
+	if (inspect_open_header(&in, path) < 0) {
+		struct inspect_verify_result local;
+		if (!res)
+			res = &local;
+		memset(res, 0, sizeof(*res));
+		struct vctx v = { .fn = fn, .arg = arg, .res = res };
+		finding(&v, INSPECT_ERROR, errno == EINVAL || errno == ENOTSUP ? "header" : "file",
+			-1, errno == EINVAL || errno == ENOTSUP ? 0 : UINT64_MAX, "%s",
+			ckpt_errormsg());
+		return 1;
+	}
+	int rc = inspect_verify(&in, flags, fn, arg, NULL, NULL, res);
+	inspect_close(&in);
+	return rc;
 }

@@ -25,6 +25,13 @@ struct inspect {
 
 /* inspect_open -- open path read-only and snapshot its catalog */
 CKPT_HIDDEN int inspect_open(struct inspect *in, const char *path);
+
+/*
+ * inspect_open_header -- open path read-only and validate its header only;
+ * in->cat.h stays NULL until inspect_refresh() succeeds. verify uses it to
+ * report a damaged catalog as a finding instead of failing to open.
+ */
+CKPT_HIDDEN int inspect_open_header(struct inspect *in, const char *path);
 CKPT_HIDDEN void inspect_close(struct inspect *in);
 
 /* inspect_refresh -- take a new catalog snapshot */
@@ -40,5 +47,103 @@ CKPT_HIDDEN void inspect_unmap_segment(const void *addr, size_t len);
 
 /* inspect_state_name -- "free", "live", "dead", "checkpoint" or "busy" for segment i */
 CKPT_HIDDEN const char *inspect_state_name(const struct inspect *in, uint32_t i);
+
+/*
+ * inspect_resolve -- the segment a REF names: a checkpoint id ("7"),
+ * "latest" (the newest checkpoint) or "seg:N" (segment N, any state).
+ * EINVAL for a malformed REF, ENOENT when it names nothing; message set.
+ */
+CKPT_HIDDEN int inspect_resolve(const struct inspect *in, const char *ref, uint32_t *seg);
+
+/* inspect_progress_fn -- done of total bytes of the current step (what) */
+typedef void (*inspect_progress_fn)(void *arg, const char *what, uint64_t done,
+		uint64_t total);
+
+/*
+ * inspect_read_heap -- a private copy of the heap held in segment seg, as
+ * of now: the bytes [0, used) for a checkpoint (used from the catalog
+ * snapshot), [0, recorded high-water mark) for any other state. Copied
+ * with pread, so later writes to the file cannot change what a walker
+ * sees. *len may be shorter than the heap needs when the file is
+ * truncated (the walker then reports the truncation). Free with
+ * inspect_free_heap. progress may be NULL.
+ */
+CKPT_HIDDEN int inspect_read_heap(struct inspect *in, uint32_t seg, void **buf, size_t *len,
+		inspect_progress_fn progress, void *parg);
+CKPT_HIDDEN void inspect_free_heap(void *buf, size_t len);
+
+/*
+ * inspect_read -- len bytes of segment seg at offset off (from the segment
+ * start) into out; -1 with EINVAL if the range leaves the segment, EIO if
+ * the file ends first.
+ */
+CKPT_HIDDEN int inspect_read(struct inspect *in, uint32_t seg, uint64_t off, void *out,
+		size_t len);
+
+/*
+ * inspect_ckpt_checksum -- XXH3-64 of segment bytes [0, used), as
+ * checkpoint.c computes it when it publishes a checkpoint.
+ */
+CKPT_HIDDEN int inspect_ckpt_checksum(struct inspect *in, uint32_t seg, uint64_t used,
+		uint64_t *sum, inspect_progress_fn progress, void *parg);
+
+/*
+ * inspect_entry_unchanged -- 1 if entry seg of a fresh catalog snapshot is
+ * still the segment *old describes (same state, checkpoint id, owner, time,
+ * used, checksum); 0 if it changed or went away meanwhile. A reader that
+ * finds a segment's bytes inconsistent asks this before calling it damage.
+ */
+CKPT_HIDDEN int inspect_entry_unchanged(struct inspect *in, uint32_t seg,
+		const struct cat_entry *old);
+
+/* -- verify ---------------------------------------------------------------- */
+
+enum inspect_severity {
+	INSPECT_ERROR = 0,    /* damage: verify fails */
+	INSPECT_WARNING = 1,  /* suspicious, or unverifiable now (a live heap mid-operation) */
+	INSPECT_NOTE = 2,     /* information (the state of the non-current catalog copy) */
+};
+
+/* inspect_finding -- one thing verify found; strings valid during the callback */
+struct inspect_finding {
+	enum inspect_severity severity;
+	const char *where;    /* "header", "catalog", "catalog copy 1", "segment 3" */
+	int64_t segment;      /* segment index, or -1 */
+	uint64_t offset;      /* file offset of the damaged structure, or UINT64_MAX */
+	const char *message;
+};
+typedef void (*inspect_finding_fn)(void *arg, const struct inspect_finding *f);
+
+#define INSPECT_VERIFY_STRICT 0x1u   /* live/dead heaps that fail the walk are errors */
+#define INSPECT_VERIFY_NO_HEAPS 0x2u /* skip the allocator walks */
+
+struct inspect_verify_result {
+	unsigned errors, warnings, notes;
+	unsigned segments_walked;     /* heaps walked (any state) */
+	unsigned checkpoints_verified; /* checkpoints whose checksum matched */
+	unsigned skipped;             /* segments changed or freed under us, not judged */
+};
+
+/*
+ * inspect_verify -- check everything in an open pool (opened with
+ * inspect_open or inspect_open_header): the header, both catalog copies
+ * (the current one must be valid; the other's state is a note), the tree
+ * references, every checkpoint's checksum and allocator invariants, and
+ * the allocator invariants of live, dead and busy heaps (warnings unless
+ * INSPECT_VERIFY_STRICT: they may be mid-operation). Findings go to fn.
+ * Returns the number of errors (0: the pool is sound), or -1 if verify
+ * itself could not run (out of memory).
+ */
+CKPT_HIDDEN int inspect_verify(struct inspect *in, unsigned flags, inspect_finding_fn fn,
+		void *arg, inspect_progress_fn progress, void *parg,
+		struct inspect_verify_result *res);
+
+/*
+ * inspect_verify_path -- open path with inspect_open_header and verify it;
+ * a file that cannot be opened as a pool is one error finding ("file" or
+ * "header"). Returns errors found, as inspect_verify.
+ */
+CKPT_HIDDEN int inspect_verify_path(const char *path, unsigned flags, inspect_finding_fn fn,
+		void *arg, struct inspect_verify_result *res);
 
 #endif

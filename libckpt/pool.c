@@ -59,9 +59,14 @@ pool_kind_name(const struct ckpt_pool *p)
 int
 pool_entry_dead(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
 {
-	if (owner_equal(&v->e[i].owner, &p->self))
+	const struct cat_entry *e = &v->e[i];
+	/* a fork reservation belongs to whoever holds its lease (the parent
+	 * while it fills it, then the child until it claims it), whatever
+	 * owner it records: one of our own can be abandoned (fork failed) */
+	int fork_pending = e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING);
+	if (!fork_pending && owner_equal(&e->owner, &p->self))
 		return 0;
-	return cat_entry_dead(p->fd, &v->e[i], i);
+	return cat_entry_dead(p->fd, e, i);
 }
 
 int
@@ -99,6 +104,8 @@ int
 pool_grow(void *arg, uint64_t off, uint64_t len)
 {
 	struct ckpt_pool *p = arg;
+	if (p->detached)
+		return 0;           /* a private volatile copy: no blocks of ours to back */
 	if (fallocate(p->fd, 0, (off_t)(pool_seg_off(p, p->seg) + off), (off_t)len) < 0 &&
 	    errno != EOPNOTSUPP)
 		return ckpt_err_set(errno, "cannot extend the heap on disk: %s",
@@ -118,6 +125,7 @@ pool_new(const char *path)
 	p->fd = -1;
 	p->fork_seg = -1;
 	p->fork_memfd = -1;
+	p->fork_fd = -1;
 	p->path = strdup(path);
 	if (!p->path) {
 		free(p);
@@ -166,6 +174,23 @@ pool_pick_base(const struct ckpt_config *cfg, uint64_t seg_size, uint64_t *base)
 	return ckpt_err_set(EADDRINUSE, "no free address range for a pool's heap");
 }
 
+/* format_grow -- pool_grow for heap_format, remembering the errno of a failure */
+struct format_grow_arg {
+	struct ckpt_pool *p;
+	int err;
+};
+
+static int
+format_grow(void *arg, uint64_t off, uint64_t len)
+{
+	struct format_grow_arg *a = arg;
+	if (pool_grow(a->p, off, len) < 0) {
+		a->err = errno;
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * pool_attach_segment -- map segment seg at the base (over our reservation)
  * and attach its heap; fresh: format an empty heap first.
@@ -176,8 +201,14 @@ pool_attach_segment(struct ckpt_pool *p, int fresh)
 	void *base = (void *)(uintptr_t)p->hdr.base;
 	if (map_file(&p->heap_map, p->fd, pool_seg_off(p, p->seg), p->hdr.seg_size, base, 1) < 0)
 		return -1;
-	if (fresh && heap_format(base, p->hdr.seg_size, pool_grow, p) < 0)
+	struct format_grow_arg fg = { p, 0 };
+	if (fresh && heap_format(base, p->hdr.seg_size, format_grow, &fg) < 0) {
+		/* heap_format reports a failed grow as ENOMEM, as an allocation
+		 * does; creating a pool, the disk's reason (ENOSPC, EIO) is the answer */
+		if (fg.err)
+			errno = fg.err;
 		return -1;
+	}
 	p->heap = heap_attach(base, p->hdr.seg_size, pool_grow, p);
 	if (!p->heap) {
 		ckpt_err_prefix("segment %u: ", p->seg);
@@ -293,6 +324,7 @@ ckpt_create(const char *path, const struct ckpt_config *cfg)
 	if (cat_lease_take(p->fd, 0) < 0 || cat_begin(&p->cat, &v) < 0)
 		goto fail;
 	p->seg = 0;
+	p->seg_first_id = v.h->next_ckpt_id;
 	v.e[0].state = CAT_LIVE;
 	v.e[0].owner = p->self;
 	v.e[0].time_ns = pool_now_ns();
@@ -464,6 +496,7 @@ ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 	}
 	struct cat_entry srce = v.e[src];
 	p->seg = (uint32_t)seg;
+	p->seg_first_id = v.h->next_ckpt_id;
 	v.e[seg].state = CAT_BUSY;
 	v.e[seg].owner = p->self;
 	v.e[seg].time_ns = pool_now_ns();
@@ -506,6 +539,7 @@ ckpt_close(ckpt_pool *p)
 	if (!p)
 		return ckpt_err_set(EINVAL, "pool is NULL");
 	fork_unregister(p);
+	bgsave_forget(p);
 	pthread_mutex_lock(&p->mu);
 	int ret = 0;
 	if (p->heap) {
@@ -520,12 +554,15 @@ ckpt_close(ckpt_pool *p)
 		} else {
 			/* our live segment, and reservations for fork children
 			 * that never claimed them (the fork failed or the child
-			 * died first) */
+			 * died first: nobody holds their lease). A reservation
+			 * whose lease is held belongs to a child about to claim
+			 * it and is left alone. */
 			uint32_t freed[POOL_MAX_SEGMENTS], n = 0;
 			for (uint32_t i = 0; i < v.n; i++) {
 				struct cat_entry *e = &v.e[i];
 				int mine = (i == p->seg && e->state == CAT_LIVE) ||
-					(e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING));
+					(e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING) &&
+					 !cat_lease_held(p->fd, i));
 				if (mine && owner_equal(&e->owner, &p->self)) {
 					cat_free_entry(e);
 					freed[n++] = i;

@@ -31,12 +31,17 @@ struct ckpt_pool {
 	enum ckpt_fork_mode fork_mode;
 	unsigned keep;
 	struct cat_owner self;
+	ckpt_id seg_first_id;        /* the catalog's next checkpoint id when seg
+	                                became ours: checkpoints taken from it have
+	                                ids >= this (a segment index is reused) */
 	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
 	int detached;                /* no durable segment: pool calls fail */
 	struct ckpt_pool *next;      /* all open pools, for fork handling */
 	/* fork state, valid between the prepare and parent/child handlers */
 	int fork_seg;                /* segment reserved for the child, or -1 */
 	int fork_memfd;              /* private snapshot when no segment, or -1 */
+	int fork_fd;                 /* the child's own open file description of
+	                                the pool (holds the reservation's lease), or -1 */
 	uint64_t fork_used;          /* high-water mark at fork */
 };
 
@@ -70,6 +75,12 @@ CKPT_HIDDEN int pool_grow(void *arg, uint64_t off, uint64_t len);
 /* fork_register/fork_unregister -- track open pools for pthread_atfork (fork.c) */
 CKPT_HIDDEN int fork_register(struct ckpt_pool *p);
 CKPT_HIDDEN void fork_unregister(struct ckpt_pool *p);
+
+/* fork_close_all -- ckpt_close every open pool (a background-checkpoint child before _exit) */
+CKPT_HIDDEN void fork_close_all(void);
+
+/* bgsave_forget -- drop the pending background checkpoints of a closing pool (bgsave.c) */
+CKPT_HIDDEN void bgsave_forget(struct ckpt_pool *p);
 
 /* fork_mode_resolve -- apply CKPT_FORK_MODE and check the filesystem; -1 ENOTSUP/EINVAL */
 CKPT_HIDDEN int fork_mode_resolve(struct ckpt_pool *p, enum ckpt_fork_mode cfg_mode);

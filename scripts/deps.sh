@@ -5,7 +5,8 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
       valgrind python3 jq xfsprogs btrfs-progs
-      libjemalloc-dev libmimalloc-dev libpmemobj-dev"
+      libjemalloc-dev libmimalloc-dev libpmemobj-dev
+      redis-tools"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

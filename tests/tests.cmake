@@ -1,1 +1,70 @@
 # One line per test. Keep sorted by area.
+
+# pool file, errors, dead owners (issue 2): real files, processes, kill -9,
+# tmpfs and read-only bind mounts in a private mount namespace (root; skips
+# with a message where mounting is impossible).
+ckpt_test(test_pool_basic test_pool_basic.c LABELS proc VALGRIND)
+ckpt_test(test_pool_errors test_pool_errors.c LABELS proc root VALGRIND)
+ckpt_test(test_owner test_owner.c LABELS proc root VALGRIND)
+# the exported symbols and SONAME; the installed library used as a user would
+# (cmake --install into a temp prefix, pkg-config, pkg-config --static, find_package)
+add_test(NAME test_symbols COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_symbols.sh
+  $<TARGET_FILE:ckpt> $<TARGET_FILE:ckpt_static> ${PROJECT_SOURCE_DIR}/include/libckpt.h)
+set_tests_properties(test_symbols PROPERTIES LABELS unit TIMEOUT 60)
+if(CKPT_SANITIZE)
+  set(CKPT_INSTALL_TEST_FLAGS "-fsanitize=address,undefined")
+endif()
+add_test(NAME test_install COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_install.sh
+  ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR} "${CKPT_INSTALL_TEST_FLAGS}")
+set_tests_properties(test_install PROPERTIES LABELS proc TIMEOUT 300
+  ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
+
+ckpt_test(test_heap_basic test_heap_basic.c LABELS unit)
+
+# ckpt-inspect (issue 6): real pools made by test_inspect_mkpool, the tool run
+# as a user would, its JSON parsed with python3; damaged-pool corpus; the fuzz
+# harness (smoke in every build, libFuzzer with -DCKPT_FUZZ=ON and clang).
+add_executable(test_inspect_mkpool test_inspect_mkpool.c)
+target_link_libraries(test_inspect_mkpool PRIVATE ckpt)
+ckpt_test(test_inspect_corpus test_inspect_corpus.c LABELS proc TIMEOUT 900)
+add_dependencies(test_inspect_corpus ckpt-inspect)
+foreach(t cli live)
+  add_test(NAME test_inspect_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_inspect_${t}.sh
+    $<TARGET_FILE:ckpt-inspect> $<TARGET_FILE:test_inspect_mkpool> ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_inspect_${t} PROPERTIES TIMEOUT 300 LABELS proc)
+endforeach()
+option(CKPT_FUZZ "build the libFuzzer harness tests/fuzz/fuzz_inspect (needs clang)" OFF)
+add_subdirectory(fuzz)
+ckpt_test(test_heap_stress test_heap_stress.c LABELS unit slow)
+ckpt_test(test_heap_copy test_heap_copy.c LABELS unit proc)
+
+# checkpoints and restart (issue 4): real processes, kill -9 at named and
+# random points, damaged checkpoints, retention, ENOSPC on a small tmpfs
+# (needs root; skips with a message otherwise), dead segments.
+ckpt_test(test_checkpoint_restart test_checkpoint_restart.c LABELS proc VALGRIND)
+ckpt_test(test_checkpoint_crash test_checkpoint_crash.c LABELS proc VALGRIND)
+ckpt_test(test_checkpoint_space test_checkpoint_space.c LABELS proc root VALGRIND)
+
+# fork (issue 5): real forks on ext4; reflink on XFS/btrfs loop filesystems
+# the test makes and removes (root; skips with a message where impossible);
+# crash points in the parent's prepare and the child; background checkpoint.
+ckpt_test(test_fork_basic test_fork_basic.c LABELS proc VALGRIND)
+ckpt_test(test_fork_crash test_fork_crash.c LABELS proc VALGRIND)
+ckpt_test(test_fork_bgsave test_fork_bgsave.c LABELS proc VALGRIND)
+ckpt_test(test_fork_reflink test_fork_reflink.c LABELS proc root)
+add_dependencies(test_fork_basic ckpt-inspect)
+ckpt_test(test_heap_walk_hostile test_heap_walk_hostile.c LABELS unit)
+
+# samples (issue 7): kvstore and prefork driven as a user would, real
+# processes and sockets, the stock redis-cli/redis-benchmark as clients
+# (scripts/deps.sh installs redis-tools; the tests fail clearly without it).
+foreach(t proto restart bgsave)
+  add_test(NAME test_kvstore_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_kvstore_${t}.sh
+    $<TARGET_FILE:kvstore> $<TARGET_FILE:ckpt-inspect>)
+  set_tests_properties(test_kvstore_${t} PROPERTIES TIMEOUT 300 LABELS "proc;sample"
+    PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL:")
+endforeach()
+add_test(NAME test_prefork COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_prefork.sh
+  $<TARGET_FILE:prefork> $<TARGET_FILE:ckpt-inspect>)
+set_tests_properties(test_prefork PROPERTIES TIMEOUT 300 LABELS "proc;sample"
+  PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL:")

@@ -37,14 +37,22 @@ pid_t tu_fork(void);
 int tu_wait_exit(pid_t pid);
 
 /*
- * tu_run_helper -- run this test binary again in a NEW PROCESS (fork+exec of
- * /proc/self/exe) as "BINARY --helper ARGS...", with env entries applied
+ * tu_run_helper -- run this test binary again in a NEW PROCESS (posix_spawn
+ * of /proc/self/exe) as "BINARY --helper ARGS...", with env entries applied
  * first ("NAME=VALUE" sets, "NAME" unsets; env may be NULL). Its stdout is
  * captured into out[0..outlen) (NUL-terminated). Returns the exit status as
  * tu_wait_exit does. Test mains dispatch "--helper" themselves.
  */
 int tu_run_helper(char *out, size_t outlen, const char *const *env,
 		const char *arg, ...) __attribute__((sentinel));
+
+/*
+ * tu_spawn_helper -- as tu_run_helper, without waiting: returns the pid and
+ * in *outfd the read end of a pipe on the helper's stdout (close it, then
+ * tu_wait_exit the pid).
+ */
+pid_t tu_spawn_helper(int *outfd, const char *const *env, const char *arg, ...)
+	__attribute__((sentinel));
 
 /*
  * tu_mount_tmpfs -- mount a tmpfs with mount options opts (e.g. "size=1m")

@@ -8,18 +8,30 @@
  * pool or failed check, 2 bad usage.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "heap.h"
 #include "inspect.h"
+#include "layout.h"
 #include "libckpt.h"
 
 #define EXIT_DAMAGED 1
 #define EXIT_USAGE 2
 
-static int json;
+static int json;          /* --json: one JSON document on stdout */
+static int summary_only;  /* heap --summary */
+static int strict;        /* verify --strict */
+static int no_heaps;      /* verify --no-heaps */
+static int show_progress; /* stderr is a terminal and --no-progress not given */
+static const char *pool_path;
+static const char *cmd_name;
+static int bad_args(void);
 
 static const char *fork_mode_names[] = { "auto", "copy", "reflink", "cow", "shared" };
 
@@ -64,9 +76,26 @@ json_string(const char *s)
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			printf("\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
+		else if (*p < 0x20 || *p == 0x7f)
 			printf("\\u%04x", *p);
-		else
+		else if (*p >= 0x80) {
+			/* valid UTF-8 passes through; anything else becomes U+FFFD */
+			int n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
+				(*p & 0xf8) == 0xf0 ? 4 : 0;
+			int ok = n > 0 && *p >= 0xc2 && *p <= 0xf4;
+			for (int k = 1; ok && k < n; k++)
+				ok = (p[k] & 0xc0) == 0x80;
+			/* no overlong forms, surrogates or code points past U+10FFFF */
+			if (ok && ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0) ||
+					(*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] >= 0x90)))
+				ok = 0;
+			if (ok) {
+				fwrite(p, 1, (size_t)n, stdout);
+				p += n - 1;
+			} else {
+				printf("\\ufffd");
+			}
+		} else
 			putchar(*p);
 	}
 	putchar('"');
@@ -91,7 +120,7 @@ cmd_info(struct inspect *in, int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 0)
-		return EXIT_USAGE;
+		return bad_args();
 	const struct pool_hdr *h = &in->hdr;
 	uint32_t used = 0;
 	for (uint32_t i = 0; i < in->cat.n; i++)
@@ -99,17 +128,20 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	char uuid[40];
 	uuid_string(h->uuid, uuid);
 	const char *kind = in->dax ? "pmem" : "emulated";
+	char created[40];
+	iso_time(h->created_ns, created, sizeof(created));
 	const char *fm = h->fork_mode <= CKPT_FORK_SHARED ? fork_mode_names[h->fork_mode] : "?";
 	if (json) {
 		printf("{\"format_version\":\"%u.%u\",\"uuid\":\"%s\",\"base\":\"0x%llx\","
 			"\"heap_size\":%llu,\"segment_size\":%llu,\"segments_used\":%u,"
 			"\"segments_total\":%u,\"persistence\":\"%s\",\"fork_mode\":\"%s\","
-			"\"keep_checkpoints\":%u,\"next_checkpoint_id\":%llu,\"file_size\":%llu}\n",
+			"\"keep_checkpoints\":%u,\"next_checkpoint_id\":%llu,\"file_size\":%llu,"
+			"\"created\":\"%s\"}\n",
 			h->major, h->minor, uuid, (unsigned long long)h->base,
 			(unsigned long long)h->heap_size, (unsigned long long)h->seg_size,
 			used, h->max_segments, kind, fm, h->keep_checkpoints,
 			(unsigned long long)in->cat.h->next_ckpt_id,
-			(unsigned long long)h->file_size);
+			(unsigned long long)h->file_size, created);
 		return 0;
 	}
 	char b1[32], b2[32];
@@ -122,7 +154,124 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	printf("persistence      %s\n", in->dax ? "pmem (DAX, cache flushes)" : "emulated (ordinary file, msync)");
 	printf("fork mode        %s\n", fm);
 	printf("keep checkpoints %u\n", h->keep_checkpoints);
+	printf("created          %s\n", created);
+	printf("file size        %s\n", human_size(h->file_size, b1, sizeof(b1)));
 	return 0;
+}
+
+/* -- shared helpers --------------------------------------------------------- */
+
+/* fail -- report an error (stderr, and a JSON document with --json); returns code */
+static int
+fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+fail(int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "ckpt-inspect: %s\n", msg);
+	if (json) {
+		printf("{\"error\":");
+		json_string(msg);
+		printf(",\"exit\":%d}\n", code);
+	}
+	return code;
+}
+
+/* progress -- one status line on stderr, redrawn at most 10 times a second */
+static void
+progress(void *arg, const char *what, uint64_t done, uint64_t total)
+{
+	(void)arg;
+	static struct timespec last;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (done < total && (now.tv_sec - last.tv_sec) * 1000000000L +
+			(now.tv_nsec - last.tv_nsec) < 100000000L)
+		return;
+	last = now;
+	char a[32], b[32];
+	fprintf(stderr, "\r\033[K%s %s / %s (%d%%)", what, human_size(done, a, sizeof(a)),
+		human_size(total, b, sizeof(b)),
+		total ? (int)(done * 100 / total) : 100);
+	fflush(stderr);
+}
+
+static void
+progress_done(void)
+{
+	if (show_progress) {
+		fprintf(stderr, "\r\033[K");
+		fflush(stderr);
+	}
+}
+
+/* entry_tree_up -- the entry a segment hangs under in the tree, or -1 */
+static int
+entry_tree_up(const struct inspect *in, uint32_t i)
+{
+	const struct cat_entry *e = &in->cat.e[i];
+	uint32_t up = CAT_NONE;
+	if (e->state != CAT_CKPT && e->parent != CAT_NONE)
+		up = e->parent;         /* fork child under its parent */
+	else if (e->source != CAT_NONE)
+		up = e->source;         /* checkpoint under its live heap; restart under its checkpoint */
+	if (up == CAT_NONE || up == i || up >= in->cat.n || in->cat.e[up].state == CAT_FREE)
+		return -1;
+	return (int)up;
+}
+
+/* resolve_or_fail -- REF to segment; exit code on failure */
+static int
+resolve(struct inspect *in, const char *ref, uint32_t *seg)
+{
+	if (inspect_resolve(in, ref, seg) < 0)
+		return fail(EXIT_USAGE, "%s", ckpt_errormsg());
+	return 0;
+}
+
+static const char *
+seg_desc(struct inspect *in, uint32_t seg, char *buf, size_t len)
+{
+	const struct cat_entry *e = &in->cat.e[seg];
+	if (e->state == CAT_CKPT)
+		snprintf(buf, len, "segment %u, checkpoint %" PRIu64, seg, e->ckpt_id);
+	else
+		snprintf(buf, len, "segment %u, %s heap of pid %d", seg,
+			inspect_state_name(in, seg), e->owner.pid);
+	return buf;
+}
+
+/* -- list ------------------------------------------------------------------- */
+
+struct row {
+	uint32_t seg;
+	int depth;
+	int last;        /* last child of its parent */
+	int up;
+};
+
+static void
+tree_visit(struct inspect *in, const int *up, uint32_t i, int depth, char *seen,
+		struct row *rows, unsigned *nrows)
+{
+	seen[i] = 1;
+	rows[*nrows] = (struct row){ .seg = i, .depth = depth, .up = up[i] };
+	(*nrows)++;
+	int lastc = -1;
+	for (uint32_t j = 0; j < in->cat.n; j++)
+		if (!seen[j] && up[j] == (int)i && in->cat.e[j].state != CAT_FREE)
+			lastc = (int)j;
+	for (uint32_t j = 0; j < in->cat.n; j++)
+		if (!seen[j] && up[j] == (int)i && in->cat.e[j].state != CAT_FREE) {
+			unsigned at = *nrows;
+			tree_visit(in, up, j, depth + 1, seen, rows, nrows);
+			rows[at].last = (int)j == lastc;
+		}
 }
 
 static int
@@ -130,29 +279,47 @@ cmd_list(struct inspect *in, int argc, char **argv)
 {
 	(void)argv;
 	if (argc != 0)
-		return EXIT_USAGE;
-	if (json)
-		printf("{\"segments\":[");
-	else
-		printf("%-4s %-10s %6s %-16s %8s %6s %-25s %10s\n", "SEG", "STATE", "CKPT",
-			"LABEL", "PID", "PARENT", "TIME", "USED");
-	int first = 1;
-	for (uint32_t i = 0; i < in->cat.n; i++) {
-		const struct cat_entry *e = &in->cat.e[i];
-		if (e->state == CAT_FREE)
-			continue;
-		const char *st = inspect_state_name(in, i);
-		char t[40], sz[32];
-		iso_time(e->time_ns, t, sizeof(t));
-		if (json) {
-			printf("%s{\"segment\":%u,\"state\":\"%s\",", first ? "" : ",", i, st);
+		return bad_args();
+	uint32_t n = in->cat.n;
+	int *up = calloc(n, sizeof(*up));
+	char *seen = calloc(n, 1);
+	struct row *rows = calloc(n, sizeof(*rows));
+	if (!up || !seen || !rows)
+		return fail(EXIT_DAMAGED, "out of memory");
+	for (uint32_t i = 0; i < n; i++)
+		up[i] = in->cat.e[i].state == CAT_FREE ? -1 : entry_tree_up(in, i);
+	unsigned nrows = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (in->cat.e[i].state != CAT_FREE && up[i] < 0 && !seen[i])
+			tree_visit(in, up, i, 0, seen, rows, &nrows);
+	/* what is left hangs in a cycle (reused slots): cut it at its first segment */
+	for (uint32_t i = 0; i < n; i++)
+		if (in->cat.e[i].state != CAT_FREE && !seen[i]) {
+			up[i] = -1;
+			tree_visit(in, up, i, 0, seen, rows, &nrows);
+		}
+
+	if (json) {
+		printf("{\"segments_total\":%u,\"segments\":[", n);
+		for (unsigned r = 0; r < nrows; r++) {
+			uint32_t i = rows[r].seg;
+			const struct cat_entry *e = &in->cat.e[i];
+			const char *st = inspect_state_name(in, i);
+			char t[40];
+			iso_time(e->time_ns, t, sizeof(t));
+			printf("%s{\"segment\":%u,\"state\":\"%s\",", r ? "," : "", i, st);
 			if (e->state == CAT_CKPT)
-				printf("\"checkpoint\":%llu,", (unsigned long long)e->ckpt_id);
+				printf("\"checkpoint\":%" PRIu64 ",", e->ckpt_id);
 			else
 				printf("\"checkpoint\":null,");
 			printf("\"label\":");
 			json_string(e->label);
-			printf(",\"pid\":%d,\"parent\":", e->owner.pid);
+			printf(",\"pid\":%d,\"owner_alive\":", e->owner.pid);
+			if (e->state == CAT_LIVE || e->state == CAT_BUSY)
+				printf("%s", strcmp(st, "dead") == 0 ? "false" : "true");
+			else
+				printf("null");
+			printf(",\"parent\":");
 			if (e->parent == CAT_NONE)
 				printf("null");
 			else
@@ -162,24 +329,463 @@ cmd_list(struct inspect *in, int argc, char **argv)
 				printf("null");
 			else
 				printf("%u", e->source);
-			printf(",\"time\":\"%s\",\"used\":%llu,\"in_use\":%llu}", t,
-				(unsigned long long)e->used, (unsigned long long)e->in_use);
-		} else {
-			char ck[24] = "-", par[16] = "-";
-			if (e->state == CAT_CKPT)
-				snprintf(ck, sizeof(ck), "%llu", (unsigned long long)e->ckpt_id);
-			if (e->parent != CAT_NONE)
-				snprintf(par, sizeof(par), "%u", e->parent);
-			printf("%-4u %-10s %6s %-16.16s %8d %6s %-25s %10s\n", i, st, ck,
-				e->label[0] ? e->label : "-", e->owner.pid, par, t,
-				human_size(e->used, sz, sizeof(sz)));
+			if (e->state == CAT_LIVE && e->ckpt_id)
+				printf(",\"restarted_from\":%" PRIu64, e->ckpt_id);
+			else
+				printf(",\"restarted_from\":null");
+			printf(",\"tree_parent\":");
+			if (rows[r].up < 0)
+				printf("null");
+			else
+				printf("%d", rows[r].up);
+			printf(",\"depth\":%d,\"children\":[", rows[r].depth);
+			int first = 1;
+			for (unsigned q = 0; q < nrows; q++)
+				if (rows[q].up == (int)i) {
+					printf("%s%u", first ? "" : ",", rows[q].seg);
+					first = 0;
+				}
+			printf("],\"time\":\"%s\",\"time_ns\":%" PRIu64 ",\"used\":%" PRIu64
+				",\"in_use\":%" PRIu64 "}", t, e->time_ns, e->used, e->in_use);
 		}
-		first = 0;
-	}
-	if (json)
 		printf("]}\n");
+		goto out;
+	}
+
+	/* the tree column: "├─ " / "└─ " per level, "│  " for open ancestors */
+	int tw = 7;
+	char (*tree)[256] = calloc(nrows ? nrows : 1, sizeof(*tree));
+	if (!tree)
+		return fail(EXIT_DAMAGED, "out of memory");
+	for (unsigned r = 0; r < nrows; r++) {
+		char pre[200] = "";
+		/* walk back up: for each ancestor level, is there a later sibling? */
+		int d = rows[r].depth;
+		char levels[64][8];
+		int cur = (int)r;
+		for (int lv = d; lv >= 1; lv--) {
+			/* row cur is at depth lv; its marker (deep levels are not drawn) */
+			int last = rows[cur].last;
+			if (lv >= 64)
+				;
+			else if (lv == d)
+				snprintf(levels[lv], sizeof(levels[lv]), "%s", last ? "└─ " : "├─ ");
+			else
+				snprintf(levels[lv], sizeof(levels[lv]), "%s", last ? "   " : "│  ");
+			/* find the parent row */
+			int pr = cur - 1;
+			while (pr >= 0 && rows[pr].depth >= lv)
+				pr--;
+			cur = pr < 0 ? 0 : pr;
+		}
+		int vis = 0;
+		for (int lv = 1; lv <= d; lv++) {
+			if (vis > 40 || lv >= 64) {
+				strcat(pre, "…");
+				break;
+			}
+			strcat(pre, levels[lv]);
+			vis += 3;
+		}
+		snprintf(tree[r], sizeof(tree[r]), "%s%u", pre, rows[r].seg);
+		int w = vis + snprintf(NULL, 0, "%u", rows[r].seg);
+		if (w > tw)
+			tw = w;
+	}
+	printf("%-*s  %-10s %6s  %-16s %8s  %-24s %10s %10s\n", tw, "SEGMENT", "STATE",
+		"CKPT", "LABEL", "PID", "TIME", "USED", "IN USE");
+	for (unsigned r = 0; r < nrows; r++) {
+		uint32_t i = rows[r].seg;
+		const struct cat_entry *e = &in->cat.e[i];
+		char t[40], sz[32], iu[32], ck[24] = "-";
+		iso_time(e->time_ns, t, sizeof(t));
+		if (e->state == CAT_CKPT)
+			snprintf(ck, sizeof(ck), "%" PRIu64, e->ckpt_id);
+		/* pad the tree column by visible width (box characters are 3 bytes) */
+		int vis = 0;
+		for (const unsigned char *p = (const unsigned char *)tree[r]; *p; p++)
+			vis += (*p & 0xc0) != 0x80;
+		printf("%s%*s  %-10s %6s  %-16.16s %8d  %-24s %10s %10s\n", tree[r], tw - vis, "",
+			inspect_state_name(in, i), ck, e->label[0] ? e->label : "-",
+			e->owner.pid, t, human_size(e->used, sz, sizeof(sz)),
+			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-");
+	}
+	if (nrows == 0)
+		printf("(no segment in use)\n");
+	free(tree);
+out:
+	free(up);
+	free(seen);
+	free(rows);
 	return 0;
 }
+
+/* -- heap ------------------------------------------------------------------- */
+
+struct heapctx {
+	uint64_t base;
+	uint64_t n;
+};
+
+static int
+print_block(const struct heap_block_info *b, void *arg)
+{
+	struct heapctx *c = arg;
+	const char *st = b->state == HEAP_BLOCK_ALLOCATED ? "allocated" : "free";
+	if (json) {
+		printf("%s{\"address\":\"0x%" PRIx64 "\",\"offset\":%" PRIu64 ",\"size\":%" PRIu64
+			",\"state\":\"%s\"}", c->n ? "," : "", c->base + b->offset, b->offset,
+			b->size, st);
+	} else {
+		char h[32];
+		printf("0x%012" PRIx64 "  %14" PRIu64 "  %10s  %s\n", c->base + b->offset, b->size,
+			human_size(b->size, h, sizeof(h)), st);
+	}
+	c->n++;
+	return 0;
+}
+
+static double
+fragmentation(const struct heap_summary *s)
+{
+	return s->bytes_free ? 1.0 - (double)s->largest_free / (double)s->bytes_free : 0.0;
+}
+
+static int
+cmd_heap(struct inspect *in, int argc, char **argv)
+{
+	if (argc != 1)
+		return bad_args();
+	uint32_t seg;
+	void *buf = NULL;
+	size_t len = 0;
+	struct heap_summary sum;
+	char msg[CKPT_ERRMSG_MAX] = "";
+	int ok = 0;
+	const struct cat_entry *e;
+	/*
+	 * A live heap may be caught mid-operation, and a checkpoint may be
+	 * removed by retention while we read it: take a few fresh copies, and
+	 * for a checkpoint that went away, resolve REF again.
+	 */
+	for (int tries = 0; tries < 3 && !ok; tries++) {
+		if (tries) {
+			usleep(10000);
+			if (inspect_refresh(in) < 0) {
+				snprintf(msg, sizeof(msg), "%s", ckpt_errormsg());
+				break;
+			}
+		}
+		int rc = resolve(in, argv[0], &seg);
+		if (rc)
+			return rc;
+		e = &in->cat.e[seg];
+		if (e->state == CAT_FREE)
+			return fail(EXIT_USAGE, "segment %u is free: it holds no heap", seg);
+		struct cat_entry snap = *e;
+		int changing = e->state != CAT_CKPT &&
+			strcmp(inspect_state_name(in, seg), "dead") != 0;
+		inspect_free_heap(buf, len);
+		buf = NULL;
+		if (inspect_read_heap(in, seg, &buf, &len, show_progress ? progress : NULL,
+				NULL) == 0 && heap_check(buf, len, &sum) == 0) {
+			ok = 1;
+			break;
+		}
+		snprintf(msg, sizeof(msg), "%s", ckpt_errormsg());
+		if (!changing && inspect_entry_unchanged(in, seg, &snap))
+			break;   /* a checkpoint or dead heap that stayed: damage */
+	}
+	progress_done();
+	e = &in->cat.e[seg];
+	char d[96];
+	seg_desc(in, seg, d, sizeof(d));
+	if (!buf) {
+		int r = fail(EXIT_DAMAGED, "%s: %s", d, msg);
+		return r;
+	}
+	struct heapctx c = { .base = in->hdr.base };
+	const char *st = inspect_state_name(in, seg);
+	if (json) {
+		printf("{\"segment\":%u,\"state\":\"%s\",\"checkpoint\":", seg, st);
+		if (e->state == CAT_CKPT)
+			printf("%" PRIu64, e->ckpt_id);
+		else
+			printf("null");
+		printf(",\"base\":\"0x%" PRIx64 "\",\"root\":", in->hdr.base);
+		if (ok && sum.root_offset)
+			printf("\"0x%" PRIx64 "\"", in->hdr.base + sum.root_offset);
+		else
+			printf("null");
+		if (!summary_only) {
+			printf(",\"blocks\":[");
+			if (ok)
+				heap_walk(buf, len, print_block, &c, NULL);
+			printf("]");
+		}
+		if (ok)
+			printf(",\"summary\":{\"blocks\":%" PRIu64 ",\"blocks_allocated\":%" PRIu64
+				",\"blocks_free\":%" PRIu64 ",\"bytes_allocated\":%" PRIu64
+				",\"bytes_free\":%" PRIu64 ",\"largest_free\":%" PRIu64
+				",\"fragmentation\":%.4f,\"high_water\":%" PRIu64 "},\"error\":null}\n",
+				sum.blocks_allocated + sum.blocks_free, sum.blocks_allocated,
+				sum.blocks_free, sum.bytes_allocated, sum.bytes_free, sum.largest_free,
+				fragmentation(&sum), sum.high_water);
+		else {
+			printf(",\"summary\":null,\"error\":");
+			json_string(msg);
+			printf("}\n");
+		}
+	} else {
+		printf("%s, base 0x%" PRIx64 "\n", d, in->hdr.base);
+		if (!ok) {
+			fprintf(stderr, "ckpt-inspect: %s: heap is damaged: %s\n", d, msg);
+			inspect_free_heap(buf, len);
+			return EXIT_DAMAGED;
+		}
+		if (sum.root_offset)
+			printf("root     0x%012" PRIx64 "\n", in->hdr.base + sum.root_offset);
+		else
+			printf("root     (none)\n");
+		if (!summary_only) {
+			printf("\n%-14s  %14s  %10s  %s\n", "ADDRESS", "SIZE", "", "STATE");
+			heap_walk(buf, len, print_block, &c, NULL);
+			printf("\n");
+		}
+		char a[32], b[32], l[32], h[32];
+		printf("blocks         %" PRIu64 " (%" PRIu64 " allocated, %" PRIu64 " free)\n",
+			sum.blocks_allocated + sum.blocks_free, sum.blocks_allocated,
+			sum.blocks_free);
+		printf("allocated      %s (%" PRIu64 " bytes)\n",
+			human_size(sum.bytes_allocated, a, sizeof(a)), sum.bytes_allocated);
+		printf("free           %s (%" PRIu64 " bytes)\n",
+			human_size(sum.bytes_free, b, sizeof(b)), sum.bytes_free);
+		printf("largest free   %s\n", human_size(sum.largest_free, l, sizeof(l)));
+		printf("fragmentation  %.1f%%\n", 100.0 * fragmentation(&sum));
+		printf("high water     %s\n", human_size(sum.high_water, h, sizeof(h)));
+	}
+	inspect_free_heap(buf, len);
+	return ok ? 0 : EXIT_DAMAGED;
+}
+
+/* -- dump ------------------------------------------------------------------- */
+
+/* parse_num -- decimal or 0x hex, optional k/m/g (binary) suffix when suffix */
+static int
+parse_num(const char *s, int suffix, uint64_t *v)
+{
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -1;
+	if (suffix && *end) {
+		unsigned sh = 0;
+		switch (*end) {
+		case 'k': case 'K': sh = 10; break;
+		case 'm': case 'M': sh = 20; break;
+		case 'g': case 'G': sh = 30; break;
+		default: return -1;
+		}
+		if (end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
+			return -1;
+		if (x > (UINT64_MAX >> sh))
+			return -1;
+		x <<= sh;
+		end += strlen(end);
+	}
+	if (*end)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+struct hexdump {
+	unsigned char prev[16];
+	int have_prev, squeezing;
+};
+
+static void
+hex_line(struct hexdump *h, uint64_t addr, const unsigned char *p, size_t n)
+{
+	if (n == 16 && h->have_prev && memcmp(p, h->prev, 16) == 0) {
+		if (!h->squeezing)
+			printf("*\n");
+		h->squeezing = 1;
+		return;
+	}
+	h->squeezing = 0;
+	if (n == 16) {
+		memcpy(h->prev, p, 16);
+		h->have_prev = 1;
+	}
+	char line[100];
+	int k = sprintf(line, "%012" PRIx64 " ", addr);
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 8)
+			line[k++] = ' ';
+		if (i < n)
+			k += sprintf(line + k, " %02x", p[i]);
+		else
+			k += sprintf(line + k, "   ");
+	}
+	k += sprintf(line + k, "  |");
+	for (size_t i = 0; i < n; i++)
+		line[k++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '.';
+	line[k++] = '|';
+	line[k] = '\0';
+	puts(line);
+}
+
+static int
+cmd_dump(struct inspect *in, int argc, char **argv)
+{
+	if (argc != 3)
+		return bad_args();
+	uint32_t seg;
+	int rc = resolve(in, argv[0], &seg);
+	if (rc)
+		return rc;
+	uint64_t addr, len, end;
+	if (parse_num(argv[1], 0, &addr) < 0)
+		return fail(EXIT_USAGE, "bad address '%s': expected 0xHEX or a decimal number",
+			argv[1]);
+	if (parse_num(argv[2], 1, &len) < 0)
+		return fail(EXIT_USAGE, "bad length '%s': expected a number, optionally with "
+			"K, M or G", argv[2]);
+	const struct cat_entry *e = &in->cat.e[seg];
+	if (e->state == CAT_FREE)
+		return fail(EXIT_USAGE, "segment %u is free: it holds no heap", seg);
+	uint64_t lo = in->hdr.base, hi = in->hdr.base + in->hdr.seg_size;
+	if (addr < lo || addr >= hi || add_overflows(addr, len, &end) || end > hi)
+		return fail(EXIT_USAGE, "range 0x%" PRIx64 " + %" PRIu64 " is outside the heap "
+			"[0x%" PRIx64 ", 0x%" PRIx64 ") of segment %u", addr, len, lo, hi, seg);
+	uint64_t off = addr - lo;
+	if (e->state == CAT_CKPT && end - lo > e->used && !json)
+		fprintf(stderr, "ckpt-inspect: note: bytes past 0x%" PRIx64 " (the checkpoint's "
+			"high-water mark) were never written by the heap\n", lo + e->used);
+	unsigned char chunk[65536];
+	struct hexdump h = { .have_prev = 0 };
+	uint64_t done = 0;
+	if (json)
+		printf("{\"segment\":%u,\"address\":\"0x%" PRIx64 "\",\"length\":%" PRIu64
+			",\"data\":\"", seg, addr, len);
+	while (done < len) {
+		size_t c = len - done < sizeof(chunk) ? (size_t)(len - done) : sizeof(chunk);
+		if (inspect_read(in, seg, off + done, chunk, c) < 0) {
+			if (json)
+				printf("\",\"error\":");
+			else
+				fflush(stdout);
+			if (json) {
+				json_string(ckpt_errormsg());
+				printf("}\n");
+			}
+			fprintf(stderr, "ckpt-inspect: %s\n", ckpt_errormsg());
+			return EXIT_DAMAGED;
+		}
+		if (json) {
+			for (size_t i = 0; i < c; i++)
+				printf("%02x", chunk[i]);
+		} else {
+			for (size_t i = 0; i < c; i += 16)
+				hex_line(&h, addr + done + i, chunk + i, c - i < 16 ? c - i : 16);
+		}
+		done += c;
+		if (show_progress && len > ((uint64_t)64 << 20))
+			progress(NULL, "dump", done, len);
+	}
+	if (json)
+		printf("\",\"error\":null}\n");
+	else if (len)
+		printf("%012" PRIx64 "\n", addr + len);
+	return 0;
+}
+
+/* -- verify ----------------------------------------------------------------- */
+
+static const char *sev_names[] = { "error", "warning", "note" };
+
+struct vout {
+	unsigned n;
+};
+
+static void
+on_finding(void *arg, const struct inspect_finding *f)
+{
+	struct vout *o = arg;
+	if (show_progress)
+		fprintf(stderr, "\r\033[K");
+	if (json) {
+		printf("%s{\"severity\":\"%s\",\"where\":", o->n ? "," : "", sev_names[f->severity]);
+		json_string(f->where);
+		printf(",\"segment\":");
+		if (f->segment < 0)
+			printf("null");
+		else
+			printf("%" PRId64, f->segment);
+		printf(",\"offset\":");
+		if (f->offset == UINT64_MAX)
+			printf("null");
+		else
+			printf("%" PRIu64, f->offset);
+		printf(",\"message\":");
+		json_string(f->message);
+		printf("}");
+	} else {
+		printf("%-8s %s", sev_names[f->severity], f->where);
+		if (f->offset != UINT64_MAX)
+			printf(" (file offset 0x%" PRIx64 ")", f->offset);
+		printf(": %s\n", f->message);
+	}
+	fflush(stdout);
+	o->n++;
+}
+
+static int
+cmd_verify(struct inspect *in, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		return bad_args();
+	struct vout o = { 0 };
+	struct inspect_verify_result r;
+	unsigned flags = (strict ? INSPECT_VERIFY_STRICT : 0) |
+		(no_heaps ? INSPECT_VERIFY_NO_HEAPS : 0);
+	if (json)
+		printf("{\"pool\":");
+	if (json) {
+		json_string(pool_path);
+		printf(",\"findings\":[");
+	}
+	int errs;
+	if (!in) {
+		errs = inspect_verify_path(pool_path, flags, on_finding, &o, &r);
+	} else {
+		errs = inspect_verify(in, flags, on_finding, &o,
+				show_progress ? progress : NULL, NULL, &r);
+	}
+	progress_done();
+	if (errs < 0)
+		return fail(EXIT_DAMAGED, "verify could not run: %s", ckpt_errormsg());
+	if (json) {
+		printf("],\"ok\":%s,\"errors\":%u,\"warnings\":%u,\"notes\":%u,"
+			"\"checkpoints_verified\":%u,\"heaps_walked\":%u,\"skipped\":%u}\n",
+			r.errors ? "false" : "true", r.errors, r.warnings, r.notes,
+			r.checkpoints_verified, r.segments_walked, r.skipped);
+	} else {
+		printf("%s: %u error%s, %u warning%s; %u checkpoint%s verified, %u heap%s "
+			"walked%s\n", r.errors ? "DAMAGED" : "ok", r.errors, r.errors == 1 ? "" : "s",
+			r.warnings, r.warnings == 1 ? "" : "s", r.checkpoints_verified,
+			r.checkpoints_verified == 1 ? "" : "s", r.segments_walked,
+			r.segments_walked == 1 ? "" : "s", r.skipped ? " (some changed under us)" : "");
+	}
+	return r.errors ? EXIT_DAMAGED : 0;
+}
+
+/* -- main ------------------------------------------------------------------- */
 
 struct command {
 	const char *name;
@@ -190,56 +796,94 @@ struct command {
 
 static const struct command commands[] = {
 	{ "info", "POOL", "header: version, uuid, base, sizes, segments, pmem or emulated", cmd_info },
-	{ "list", "POOL", "one row per segment: state, checkpoint, label, pid, parent, time, bytes", cmd_list },
+	{ "list", "POOL", "segment tree: state, owner live/dead, checkpoint, label, pid, time, bytes", cmd_list },
+	{ "heap", "POOL REF", "every block of a heap (address, size, state), root and summary", cmd_heap },
+	{ "dump", "POOL REF ADDR LEN", "hexdump -C of LEN bytes at address ADDR of a heap", cmd_dump },
+	{ "verify", "POOL", "check header, catalog, checksums and allocator invariants", cmd_verify },
 };
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: ckpt-inspect COMMAND POOL [ARGS] [--json]\n\ncommands:\n");
+	fprintf(f, "usage: ckpt-inspect COMMAND POOL [ARGS] [OPTIONS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-6s %-22s %s\n", commands[i].name, commands[i].args,
+		fprintf(f, "  %-6s %-18s %s\n", commands[i].name, commands[i].args,
 			commands[i].help);
-	fprintf(f, "\nexit status: 0 success, 1 damaged pool or failed check, 2 bad usage\n");
+	fprintf(f, "\nREF: a checkpoint id, 'latest' (the newest checkpoint) or 'seg:N' (segment N)\n"
+		"\noptions:\n"
+		"  --json         print one JSON document on stdout (every command)\n"
+		"  --summary      heap: print only the summary\n"
+		"  --strict       verify: live/dead heaps that fail the walk are errors\n"
+		"  --no-heaps     verify: skip the allocator walks\n"
+		"  --no-progress  no progress line on stderr\n"
+		"  -h, --help     this text\n"
+		"\nexit status: 0 success, 1 damaged pool or failed check, 2 bad usage\n"
+		"see ckpt-inspect(1)\n");
+}
+
+static int
+bad_args(void)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, cmd_name) == 0)
+			return fail(EXIT_USAGE, "usage: ckpt-inspect %s %s", cmd_name,
+				commands[i].args);
+	return EXIT_USAGE;
 }
 
 int
 main(int argc, char **argv)
 {
 	char *args[argc + 1];
-	int n = 0;
+	int n = 0, no_progress = 0, dashdash = 0;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
+		if (dashdash || argv[i][0] != '-' || argv[i][1] == '\0')
+			args[n++] = argv[i];
+		else if (strcmp(argv[i], "--") == 0)
+			dashdash = 1;
+		else if (strcmp(argv[i], "--json") == 0)
 			json = 1;
+		else if (strcmp(argv[i], "--summary") == 0)
+			summary_only = 1;
+		else if (strcmp(argv[i], "--strict") == 0)
+			strict = 1;
+		else if (strcmp(argv[i], "--no-heaps") == 0)
+			no_heaps = 1;
+		else if (strcmp(argv[i], "--no-progress") == 0)
+			no_progress = 1;
 		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
-		} else
-			args[n++] = argv[i];
+		} else {
+			usage(stderr);
+			return fail(EXIT_USAGE, "unknown option '%s'", argv[i]);
+		}
 	}
+	show_progress = !no_progress && isatty(STDERR_FILENO);
 	if (n < 2) {
 		usage(stderr);
-		return EXIT_USAGE;
+		return fail(EXIT_USAGE, n == 0 ? "no command given" : "no pool given");
 	}
 	const struct command *cmd = NULL;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(args[0], commands[i].name) == 0)
 			cmd = &commands[i];
 	if (!cmd) {
-		fprintf(stderr, "ckpt-inspect: unknown command '%s'\n", args[0]);
 		usage(stderr);
-		return EXIT_USAGE;
+		return fail(EXIT_USAGE, "unknown command '%s'", args[0]);
 	}
+	pool_path = args[1];
+	cmd_name = cmd->name;
 	struct inspect in;
-	if (inspect_open(&in, args[1]) < 0) {
-		fprintf(stderr, "ckpt-inspect: %s\n", ckpt_errormsg());
-		return errno == ENOENT || errno == EISDIR ? EXIT_USAGE : EXIT_DAMAGED;
+	int verify = cmd->fn == cmd_verify;
+	if ((verify ? inspect_open_header(&in, args[1]) : inspect_open(&in, args[1])) < 0) {
+		int usage_err = errno == ENOENT || errno == EISDIR || errno == ENOTDIR;
+		if (verify && !usage_err)
+			return cmd_verify(NULL, n - 2, args + 2);
+		return fail(usage_err ? EXIT_USAGE : EXIT_DAMAGED, "%s", ckpt_errormsg());
 	}
 	int rc = cmd->fn(&in, n - 2, args + 2);
-	if (rc == EXIT_USAGE) {
-		fprintf(stderr, "ckpt-inspect: bad arguments for '%s'\n", cmd->name);
-		usage(stderr);
-	}
 	inspect_close(&in);
+	fflush(stdout);
 	return rc;
 }

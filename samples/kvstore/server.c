@@ -1,0 +1,372 @@
+/*
+ * server.c -- kvstore's event loop (see server.h): non-blocking sockets,
+ * one epoll set, one thread.
+ *
+ * A readable client is read once, every complete request in its buffer is
+ * run, and the replies are written at once (pipelined requests are answered
+ * with one write). A client whose replies pile up (it sends but does not
+ * read) is not read from until they drain: memory stays bounded. Every
+ * 100 ms the timer collects a finished BGSAVE, starts the periodic
+ * checkpoint, and spends a millisecond on incremental rehashing.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "log.h"
+#include "server.h"
+
+#define READ_CHUNK   (64 << 10)      /* bytes asked of one read() */
+#define OUT_PAUSE    (1 << 20)       /* stop running a client's requests past this backlog */
+#define CRON_MS      100
+
+struct server server;
+
+/* markers in epoll data for the listening sockets */
+static char tcp_marker, unix_marker;
+
+static volatile sig_atomic_t got_signal;
+
+static void
+on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+/* listen_tcp -- a listening TCP socket on bind:port, or -1 (logged) */
+static int
+listen_tcp(const char *bind_addr, int port)
+{
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, bind_addr, &sa.sin_addr) != 1) {
+		kv_log('#', "--bind %s: not an IPv4 address", bind_addr);
+		return -1;
+	}
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 511) < 0) {
+		kv_log('#', "cannot listen on %s:%d: %s", bind_addr, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* listen_unix -- a listening Unix socket at path (replacing a stale one), or -1 */
+static int
+listen_unix(const char *path)
+{
+	struct sockaddr_un sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		kv_log('#', "--unixsocket %s: path too long", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 511) < 0) {
+		kv_log('#', "cannot listen on %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* watch -- (re)register a client's fd for events */
+static void
+watch(struct client *c, int events)
+{
+	if (events == c->epoll_events)
+		return;
+	struct epoll_event ev = { .events = (uint32_t)events, .data.ptr = c };
+	epoll_ctl(server.epfd, c->epoll_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+	c->epoll_events = events;
+}
+
+static void
+client_free(struct client *c)
+{
+	epoll_ctl(server.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		server.clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	server.nclients--;
+	resp_in_free(&c->in);
+	resp_out_free(&c->out);
+	free(c);
+}
+
+/* accept_clients -- take every pending connection of a listening socket */
+static void
+accept_clients(int lfd, int tcp)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				kv_log('#', "accept: %s", strerror(errno));
+			return;
+		}
+		if (tcp) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		struct client *c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->in.bulklen = -1;
+		c->next = server.clients;
+		if (c->next)
+			c->next->prev = c;
+		server.clients = c;
+		server.nclients++;
+		server.total_connections++;
+		watch(c, EPOLLIN);
+	}
+}
+
+/*
+ * client_write -- write what is pending; 0, or -1 if the client was freed
+ * (write error, or its last reply is out and it is to be closed)
+ */
+static int
+client_write(struct client *c)
+{
+	while (resp_pending(&c->out)) {
+		ssize_t n = write(c->fd, c->out.buf + c->out.sent, resp_pending(&c->out));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			client_free(c);
+			return -1;
+		}
+		c->out.sent += (size_t)n;
+	}
+	if (!resp_pending(&c->out)) {
+		c->out.len = c->out.sent = 0;
+		if (c->close_after_reply) {
+			client_free(c);
+			return -1;
+		}
+	}
+	if (c->out.oom) {
+		kv_log('#', "client %d: out of memory for replies, closing it", c->fd);
+		client_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * client_process -- run the complete requests in the buffer (until the
+ * reply backlog is too large), then write; 0, or -1 if the client was freed
+ */
+static int
+client_process(struct client *c)
+{
+	while (!c->close_after_reply && resp_pending(&c->out) < OUT_PAUSE) {
+		const char *err;
+		enum resp_status st = resp_parse(&c->in, &err);
+		if (st == RESP_NEED_MORE)
+			break;
+		if (st == RESP_ERROR) {
+			resp_error(&c->out, "ERR %s", err);
+			c->close_after_reply = 1;
+			break;
+		}
+		command_run(c);
+		resp_consume(&c->in);
+	}
+	if (client_write(c) < 0)
+		return -1;
+	/* read more only when replies are flowing; wait for writability if not */
+	int ev = 0;
+	if (!c->close_after_reply && resp_pending(&c->out) < OUT_PAUSE)
+		ev |= EPOLLIN;
+	if (resp_pending(&c->out))
+		ev |= EPOLLOUT;
+	watch(c, ev);
+	return 0;
+}
+
+/* client_read -- one read(), then run what it completed */
+static void
+client_read(struct client *c)
+{
+	if (c->in.len - c->in.start > RESP_MAX_QUERY) {
+		resp_error(&c->out, "ERR Protocol error: query buffer limit exceeded");
+		c->close_after_reply = 1;
+		client_process(c);
+		return;
+	}
+	if (resp_read_space(&c->in, READ_CHUNK) < 0) {
+		kv_log('#', "client %d: out of memory for its requests, closing it", c->fd);
+		client_free(c);
+		return;
+	}
+	ssize_t n = read(c->fd, c->in.buf + c->in.len, c->in.cap - c->in.len);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {           /* EOF or error */
+		client_free(c);
+		return;
+	}
+	c->in.len += (size_t)n;
+	client_process(c);
+}
+
+/* cron -- the timer: BGSAVE collection, periodic checkpoints, rehashing */
+static void
+cron(void)
+{
+	struct store *st = &server.store;
+	store_poll(st);
+	int64_t now = now_us();
+	if (server.opt.checkpoint_every > 0 && !st->bg_pid && st->dirty > 0 &&
+	    now - server.last_cron_ckpt_us >= (int64_t)server.opt.checkpoint_every * 1000000) {
+		server.last_cron_ckpt_us = now;
+		store_bgsave(st, "periodic");
+	}
+	if (dict_is_rehashing(&st->root->dict))
+		dict_rehash_ms(st->pool, &st->root->dict, 1);
+}
+
+/*
+ * close_fds_in_child -- pthread_atfork child handler: the BGSAVE child
+ * needs no socket; dropping them at once means a restarted server can bind
+ * its port even while an old BGSAVE child is still finishing
+ */
+static void
+close_fds_in_child(void)
+{
+	if (server.tcp_fd >= 0)
+		close(server.tcp_fd);
+	if (server.unix_fd >= 0)
+		close(server.unix_fd);
+	for (struct client *c = server.clients; c; c = c->next)
+		close(c->fd);
+	close(server.epfd);
+}
+
+int
+server_run(void)
+{
+	server.start_us = now_us();
+	server.last_cron_ckpt_us = server.start_us;
+	server.tcp_fd = server.unix_fd = -1;
+	server.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (server.epfd < 0) {
+		kv_log('#', "epoll_create1: %s", strerror(errno));
+		return 1;
+	}
+	if (server.opt.port > 0 &&
+	    (server.tcp_fd = listen_tcp(server.opt.bind, server.opt.port)) < 0)
+		return 1;
+	if (server.opt.unixsocket && (server.unix_fd = listen_unix(server.opt.unixsocket)) < 0)
+		return 1;
+	if (server.tcp_fd < 0 && server.unix_fd < 0) {
+		kv_log('#', "nothing to listen on: give --port or --unixsocket");
+		return 1;
+	}
+	struct epoll_event ev = { .events = EPOLLIN };
+	if (server.tcp_fd >= 0) {
+		ev.data.ptr = &tcp_marker;
+		epoll_ctl(server.epfd, EPOLL_CTL_ADD, server.tcp_fd, &ev);
+	}
+	if (server.unix_fd >= 0) {
+		ev.data.ptr = &unix_marker;
+		epoll_ctl(server.epfd, EPOLL_CTL_ADD, server.unix_fd, &ev);
+	}
+	pthread_atfork(NULL, NULL, close_fds_in_child);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (server.tcp_fd >= 0)
+		kv_log('*', "ready to accept connections tcp %s:%d", server.opt.bind,
+			server.opt.port);
+	if (server.unix_fd >= 0)
+		kv_log('*', "ready to accept connections unix %s", server.opt.unixsocket);
+
+	int64_t next_cron = now_us() + CRON_MS * 1000;
+	struct epoll_event events[256];
+	while (!server.shutdown) {
+		int64_t wait_us = next_cron - now_us();
+		int n = epoll_wait(server.epfd, events, 256,
+				wait_us > 0 ? (int)(wait_us / 1000) + 1 : 0);
+		if (got_signal) {
+			kv_log('#', "received %s, shutting down", got_signal == SIGINT ?
+				"SIGINT" : "SIGTERM");
+			server.shutdown = 1;
+			server.shutdown_save = 1;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p = events[i].data.ptr;
+			if (p == &tcp_marker || p == &unix_marker) {
+				accept_clients(p == &tcp_marker ? server.tcp_fd : server.unix_fd,
+					p == &tcp_marker);
+				continue;
+			}
+			struct client *c = p;
+			/* a client freed earlier in this batch is not in events again:
+			 * each fd appears once per epoll_wait */
+			if (events[i].events & EPOLLOUT) {
+				if (client_write(c) < 0)
+					continue;
+				if (!resp_pending(&c->out)) {   /* drained: run what waits */
+					if (client_process(c) < 0)
+						continue;
+				}
+			}
+			if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				client_read(c);
+		}
+		if (now_us() >= next_cron) {
+			cron();
+			next_cron = now_us() + CRON_MS * 1000;
+		}
+	}
+
+	while (server.clients)
+		client_free(server.clients);
+	if (server.shutdown_save)
+		store_save(&server.store, "shutdown");
+	if (server.unix_fd >= 0)
+		unlink(server.opt.unixsocket);
+	kv_log('*', "kvstore is now ready to exit, bye bye...");
+	return 0;
+}

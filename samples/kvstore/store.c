@@ -1,0 +1,216 @@
+/*
+ * store.c -- kvstore's dataset in a libckpt pool (see store.h).
+ *
+ * A restart is ckpt_open(path, CKPT_LATEST): the process gets a new live
+ * heap equal to the newest checkpoint, at the same address, so the root
+ * pointer and every pointer in the hash table are valid as they are; there
+ * is nothing to load or parse. A new store takes a first checkpoint at once,
+ * so the pool always has one to restart from.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store.h"
+
+int64_t
+now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* mono_us -- monotonic microseconds, for durations */
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* pool_config -- how kvstore sizes a pool */
+static struct ckpt_config
+pool_config(size_t heap_size)
+{
+	struct ckpt_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.heap_size = heap_size;
+	/* live + BGSAVE child + checkpoints + dead ones; retention keeps up to
+	 * keep_checkpoints per past run, and there is no call yet to drop an
+	 * earlier run's, so room for many restarts (the file is sparse: an
+	 * unused segment costs no disk) */
+	cfg.max_segments = 64;
+	cfg.keep_checkpoints = 2;       /* the newest and the one before */
+	return cfg;
+}
+
+/* create_store -- a new pool with an empty dataset and a first checkpoint */
+static int
+create_store(struct store *st, const char *path, size_t heap_size)
+{
+	struct ckpt_config cfg = pool_config(heap_size);
+	st->pool = ckpt_create(path, &cfg);
+	if (!st->pool) {
+		kv_log('#', "cannot create pool %s: %s", path, ckpt_errormsg());
+		return -1;
+	}
+	struct kv_root *r = ckpt_calloc(st->pool, 1, sizeof(*r));
+	if (!r) {
+		kv_log('#', "cannot allocate the root: %s", ckpt_errormsg());
+		return -1;
+	}
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)now_us() ^ (uint64_t)getpid() << 32;
+	dict_init(&r->dict, seed);
+	r->created = now_us() / 1000000;
+	memcpy(r->magic, KV_MAGIC, sizeof(KV_MAGIC));
+	if (ckpt_set_root(st->pool, r) < 0) {
+		kv_log('#', "cannot set the root: %s", ckpt_errormsg());
+		return -1;
+	}
+	st->root = r;
+	if (store_save(st, "created") < 0) {
+		kv_log('#', "first checkpoint failed: %s", st->last_error);
+		return -1;
+	}
+	kv_log('*', "created pool %s (heap %zu MiB) with an empty dataset", path,
+		heap_size >> 20);
+	return 0;
+}
+
+int
+store_open(struct store *st, const char *path, size_t heap_size)
+{
+	memset(st, 0, sizeof(*st));
+	st->path = path;
+	st->heap_size = heap_size;
+	st->last_status_ok = 1;
+	st->restart_time = now_us() / 1000000;
+	struct stat sb;
+	if (stat(path, &sb) < 0) {
+		if (errno != ENOENT) {
+			kv_log('#', "cannot use pool %s: %s", path, strerror(errno));
+			return -1;
+		}
+		return create_store(st, path, heap_size);
+	}
+
+	int64_t t0 = mono_us();
+	struct ckpt_config cfg = pool_config(heap_size);
+	st->pool = ckpt_open(path, CKPT_LATEST, &cfg);
+	if (!st->pool) {
+		kv_log('#', "cannot restart from pool %s: %s", path, ckpt_errormsg());
+		return -1;
+	}
+	struct kv_root *r = ckpt_root(st->pool);
+	if (!r || memcmp(r->magic, KV_MAGIC, sizeof(KV_MAGIC)) != 0) {
+		kv_log('#', "pool %s does not hold a kvstore dataset (its root is %s)", path,
+			r ? "something else" : "not set");
+		return -1;
+	}
+	st->root = r;
+	st->restarted = 1;
+	st->restart_keys = dict_size(&r->dict);
+	st->restart_ms = (double)(mono_us() - t0) / 1000.0;
+	kv_log('*', "restarted from the latest checkpoint of %s in %.3f ms: %llu keys",
+		path, st->restart_ms, (unsigned long long)st->restart_keys);
+	return 0;
+}
+
+int
+store_save(struct store *st, const char *label)
+{
+	int64_t t0 = mono_us();
+	uint64_t dirty = st->dirty;
+	ckpt_id id;
+	if (ckpt_checkpoint(st->pool, label, &id) < 0) {
+		snprintf(st->last_error, sizeof(st->last_error), "%s", ckpt_errormsg());
+		st->last_status_ok = 0;
+		kv_log('#', "checkpoint failed: %s", st->last_error);
+		return -1;
+	}
+	st->last_save_ms = (double)(mono_us() - t0) / 1000.0;
+	st->dirty -= dirty;
+	st->checkpoints++;
+	st->last_id = id;
+	st->last_save_time = now_us() / 1000000;
+	st->last_status_ok = 1;
+	kv_log('*', "checkpoint %llu (%s) taken in %.3f ms: %llu keys",
+		(unsigned long long)id, label ? label : "", st->last_save_ms,
+		(unsigned long long)dict_size(&st->root->dict));
+	return 0;
+}
+
+int
+store_bgsave(struct store *st, const char *label)
+{
+	if (st->bg_pid) {
+		snprintf(st->last_error, sizeof(st->last_error),
+			"Background save already in progress");
+		errno = EBUSY;
+		return -1;
+	}
+	int64_t t0 = mono_us();
+	pid_t pid = ckpt_checkpoint_background(st->pool, label);
+	if (pid < 0) {
+		snprintf(st->last_error, sizeof(st->last_error), "%s", ckpt_errormsg());
+		st->last_status_ok = 0;
+		kv_log('#', "background checkpoint failed to start: %s", st->last_error);
+		return -1;
+	}
+	st->latest_fork_usec = mono_us() - t0;
+	st->bg_pid = pid;
+	st->bg_start_us = t0;
+	st->dirty_at_bgsave = st->dirty;
+	kv_log('*', "background checkpoint started by pid %d (fork took %lld us)", (int)pid,
+		st->latest_fork_usec);
+	return 0;
+}
+
+void
+store_poll(struct store *st)
+{
+	if (!st->bg_pid)
+		return;
+	ckpt_id id;
+	if (ckpt_checkpoint_wait(st->pool, st->bg_pid, &id, CKPT_WNOHANG) < 0) {
+		if (errno == EAGAIN)
+			return;
+		snprintf(st->last_error, sizeof(st->last_error), "%s", ckpt_errormsg());
+		st->last_status_ok = 0;
+		st->bg_pid = 0;
+		kv_log('#', "background checkpoint failed: %s", st->last_error);
+		return;
+	}
+	st->bg_pid = 0;
+	st->last_save_ms = (double)(mono_us() - st->bg_start_us) / 1000.0;
+	st->dirty -= st->dirty_at_bgsave;
+	st->checkpoints++;
+	st->last_id = id;
+	st->last_save_time = now_us() / 1000000;
+	st->last_status_ok = 1;
+	kv_log('*', "background checkpoint %llu done in %.3f ms",
+		(unsigned long long)id, st->last_save_ms);
+}
+
+void
+store_close(struct store *st)
+{
+	if (st->bg_pid) {
+		ckpt_id id;
+		if (ckpt_checkpoint_wait(st->pool, st->bg_pid, &id, 0) == 0)
+			kv_log('*', "background checkpoint %llu done", (unsigned long long)id);
+		st->bg_pid = 0;
+	}
+	if (st->pool && ckpt_close(st->pool) < 0)
+		kv_log('#', "closing the pool: %s", ckpt_errormsg());
+	st->pool = NULL;
+}

@@ -1,0 +1,400 @@
+/*
+ * fuzz_inspect -- libFuzzer harness over everything ckpt-inspect parses:
+ * the pool header, the commit word and catalog copies, and heaps inside
+ * segments (heap_walk).
+ *
+ * Random bytes would die at the first checksum, so the input is a list of
+ * patches applied to real templates that LLVMFuzzerInitialize builds with
+ * the library itself (no binary corpus in the tree):
+ *
+ *   byte 0, bit 0 -- 0: heap mode, 1: pool mode
+ *   heap mode: patches on a copy of a real heap (4 MiB segment with blocks
+ *     of many size classes, frees, a root), then heap_walk on a buffer of
+ *     the patched heap, cut short when byte 0 bit 1 is set.
+ *   pool mode: patches on a real pool file (header, catalog, three
+ *     checkpoints and a dead heap) held in a memfd; byte 0 bit 1 re-seals
+ *     the header checksum, bit 2 re-seals the current catalog copy's
+ *     checksum (so the fuzzer gets past them), bits 3 and 5 together
+ *     truncate the file at (last byte / 256) of its size, bit 4 verifies
+ *     with INSPECT_VERIFY_STRICT.
+ *     Then what ckpt-inspect does: inspect_open_header, inspect_verify,
+ *     inspect_resolve of a few REFs, inspect_read_heap + heap_walk, and
+ *     inspect_read.
+ *   patch: 1 selector byte (region in bits 0-2, length-1 in bits 3-5),
+ *     a 3-byte little-endian offset inside the region, then length bytes.
+ *
+ * Every patch is undone after the run, so runs are independent.
+ * Build: cmake -DCKPT_FUZZ=ON -DCMAKE_C_COMPILER=clang (docs/ckpt-inspect.md).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "libckpt.h"
+#include "catalog.h"
+#include "heap.h"
+#include "inspect.h"
+#include "layout.h"
+
+#define HEAP_TPL_SIZE ((size_t)4 << 20)
+
+static uint8_t *heap_tpl;      /* the template heap, HEAP_TPL_SIZE bytes */
+static uint8_t *heap_work;     /* patched copy */
+static size_t heap_hw;         /* template's high-water mark */
+
+static int pool_fd = -1;       /* memfd holding the template pool */
+static char pool_path[64];
+static uint64_t pool_size;
+static struct pool_hdr pool_hdr;
+
+/* the template's data extents, to restore what a truncation cut away */
+struct extent {
+	uint64_t off, len;
+	uint8_t *bytes;
+};
+static struct extent extents[64];
+static unsigned nextents;
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "fuzz_inspect: %s: %s\n", what, ckpt_errormsg());
+	abort();
+}
+
+static void
+make_heap(void)
+{
+	heap_tpl = mmap(NULL, HEAP_TPL_SIZE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	heap_work = mmap(NULL, HEAP_TPL_SIZE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (heap_tpl == MAP_FAILED || heap_work == MAP_FAILED)
+		abort();
+	if (heap_format(heap_tpl, HEAP_TPL_SIZE, NULL, NULL) < 0)
+		die("heap_format");
+	struct heap *h = heap_attach(heap_tpl, HEAP_TPL_SIZE, NULL, NULL);
+	if (!h)
+		die("heap_attach");
+	void *keep[200];
+	static const size_t sizes[] = { 8, 16, 40, 100, 256, 700, 3000, 9000, 20000, 70000 };
+	for (int i = 0; i < 200; i++) {
+		keep[i] = heap_alloc(h, sizes[i % 10] + (size_t)i);
+		if (!keep[i])
+			die("heap_alloc");
+		memset(keep[i], i, sizes[i % 10]);
+	}
+	for (int i = 0; i < 200; i += 3)
+		heap_free(h, keep[i]);
+	heap_set_root(h, keep[1]);
+	heap_hw = heap_high_water(h);
+	heap_detach(h);
+	if (heap_check(heap_tpl, heap_hw, NULL) < 0)
+		die("template heap does not check");
+	memcpy(heap_work, heap_tpl, HEAP_TPL_SIZE);
+}
+
+static void
+make_pool(void)
+{
+	char dir[] = "/tmp/fuzz-inspect-XXXXXX";
+	if (!mkdtemp(dir))
+		abort();
+	char path[128];
+	snprintf(path, sizeof(path), "%s/pool", dir);
+	struct ckpt_config cfg = { .heap_size = 4u << 20, .max_segments = 6,
+		.fork_mode = CKPT_FORK_COPY };
+	ckpt_pool *p = ckpt_create(path, &cfg);
+	if (!p)
+		die("ckpt_create");
+	void *last = NULL;
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 40; i++) {
+			void *x = ckpt_alloc(p, (size_t)(16 << (i % 12)) + (size_t)i);
+			if (!x)
+				die("ckpt_alloc");
+			memset(x, i, 16);
+			if (i % 4 == 0)
+				ckpt_free(p, x);
+			else
+				last = x;
+		}
+		ckpt_set_root(p, last);
+		if (ckpt_checkpoint(p, round == 1 ? "middle" : "fuzz", NULL) < 0)
+			die("ckpt_checkpoint");
+	}
+	/* copy the file (data only: holes stay holes) into a memfd, leave the
+	 * pool open so its live heap shows as a dead one in the copy */
+	int fd = open(path, O_RDONLY);
+	pool_fd = memfd_create("fuzz-pool", 0);
+	if (fd < 0 || pool_fd < 0)
+		abort();
+	pool_size = (uint64_t)lseek(fd, 0, SEEK_END);
+	if (ftruncate(pool_fd, (off_t)pool_size) < 0)
+		abort();
+	static char buf[1 << 16];
+	off_t off = 0;
+	for (;;) {
+		off_t d = lseek(fd, off, SEEK_DATA);
+		if (d < 0)
+			break;
+		off_t hole = lseek(fd, d, SEEK_HOLE);
+		if (nextents == sizeof(extents) / sizeof(extents[0]))
+			abort();
+		struct extent *x = &extents[nextents++];
+		x->off = (uint64_t)d;
+		x->len = (uint64_t)(hole - d);
+		x->bytes = malloc(x->len);
+		if (!x->bytes || pread(fd, x->bytes, x->len, d) != (ssize_t)x->len)
+			abort();
+		for (off_t o = d; o < hole;) {
+			ssize_t n = pread(fd, buf, sizeof(buf) < (size_t)(hole - o) ?
+					sizeof(buf) : (size_t)(hole - o), o);
+			if (n <= 0)
+				abort();
+			if (pwrite(pool_fd, buf, (size_t)n, o) != n)
+				abort();
+			o += n;
+		}
+		off = hole;
+	}
+	close(fd);
+	if (pread(pool_fd, &pool_hdr, sizeof(pool_hdr), 0) != sizeof(pool_hdr))
+		abort();
+	snprintf(pool_path, sizeof(pool_path), "/proc/self/fd/%d", pool_fd);
+	unlink(path);
+	rmdir(dir);
+	struct inspect_verify_result r;
+	if (inspect_verify_path(pool_path, 0, NULL, NULL, &r) != 0)
+		die("template pool does not verify");
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	make_heap();
+	make_pool();
+	return 0;
+}
+
+/* -- patches ---------------------------------------------------------------- */
+
+#define MAX_PATCHES 64
+
+struct patch {
+	uint64_t off;
+	uint8_t len;
+	uint8_t old[8];
+};
+
+struct cursor {
+	const uint8_t *p;
+	size_t n;
+};
+
+/* next_patch -- region base/size for selector, parsed offset and bytes */
+static int
+next_patch(struct cursor *c, const uint64_t *rbase, const uint64_t *rsize, unsigned nregions,
+		uint64_t *off, const uint8_t **val, unsigned *len)
+{
+	if (c->n < 5)
+		return 0;
+	unsigned sel = c->p[0];
+	unsigned region = (sel & 7) % nregions;
+	*len = ((sel >> 3) & 7) + 1;
+	uint64_t o = (uint64_t)c->p[1] | (uint64_t)c->p[2] << 8 | (uint64_t)c->p[3] << 16;
+	c->p += 4;
+	c->n -= 4;
+	if (*len > c->n)
+		*len = (unsigned)c->n;
+	uint64_t size = rsize[region];
+	if (size < *len)
+		return 0;
+	*off = rbase[region] + o % (size - *len + 1);
+	*val = c->p;
+	c->p += *len;
+	c->n -= *len;
+	return 1;
+}
+
+static void
+heap_mode(const uint8_t *data, size_t size)
+{
+	/* regions: header, thread slots, page map + bitmap, whole heap, first slabs */
+	const uint64_t rbase[] = { 0, 4096, 69632, 0, 131072 };
+	const uint64_t rsize[] = { 4096, 65536, 65536, heap_hw, 262144 };
+	struct patch pt[MAX_PATCHES];
+	unsigned np = 0;
+	struct cursor c = { data + 1, size - 1 };
+	uint64_t off;
+	const uint8_t *val;
+	unsigned len;
+	while (np < MAX_PATCHES && next_patch(&c, rbase, rsize, 5, &off, &val, &len)) {
+		if (off + len > heap_hw)
+			continue;
+		pt[np].off = off;
+		pt[np].len = (uint8_t)len;
+		memcpy(pt[np].old, heap_work + off, len);
+		memcpy(heap_work + off, val, len);
+		np++;
+	}
+	size_t blen = heap_hw;
+	if (data[0] & 2)
+		blen = size > 1 ? (size_t)data[size - 1] * 8192 : 0;
+	if (blen > heap_hw)
+		blen = heap_hw;
+	uint64_t hw;
+	heap_peek_high_water(heap_work, blen, &hw);
+	struct heap_summary s;
+	heap_walk(heap_work, blen, NULL, NULL, &s);
+	while (np--)
+		memcpy(heap_work + pt[np].off, pt[np].old, pt[np].len);
+}
+
+static void
+reseal_catalog(void)
+{
+	uint64_t w;
+	if (pread(pool_fd, &w, 8, POOL_COMMIT_OFF) != 8)
+		return;
+	uint64_t off = layout_cat_off(&pool_hdr, w & 1);
+	size_t cs = pool_hdr.cat_size;
+	uint8_t *copy = malloc(cs);
+	if (!copy || pread(pool_fd, copy, cs, (off_t)off) != (ssize_t)cs) {
+		free(copy);
+		return;
+	}
+	struct cat_hdr *h = (struct cat_hdr *)copy;
+	h->checksum = 0;
+	h->checksum = XXH64(copy, cs, 0);
+	if (pwrite(pool_fd, &h->checksum, 8, (off_t)(off + offsetof(struct cat_hdr, checksum))) != 8)
+		abort();
+	free(copy);
+}
+
+static void
+pool_mode(const uint8_t *data, size_t size)
+{
+	const struct pool_hdr *H = &pool_hdr;
+	/* regions: header, commit word + catalog copies, segment 0..2 metadata,
+	 * the catalog entries, the whole file */
+	const uint64_t rbase[] = { 0, POOL_COMMIT_OFF, H->data_off, H->data_off + H->seg_size,
+		H->data_off + 2 * H->seg_size, POOL_CATALOG_OFF, 0 };
+	const uint64_t rsize[] = { 256, POOL_PAGE + 2 * H->cat_size, 262144, 262144, 262144,
+		2 * H->cat_size, pool_size };
+	struct patch pt[MAX_PATCHES + 2];
+	unsigned np = 0;
+	struct cursor c = { data + 1, size - 1 };
+	uint64_t off;
+	const uint8_t *val;
+	unsigned len;
+	while (np < MAX_PATCHES && next_patch(&c, rbase, rsize, 7, &off, &val, &len)) {
+		pt[np].off = off;
+		pt[np].len = (uint8_t)len;
+		if (pread(pool_fd, pt[np].old, len, (off_t)off) != (ssize_t)len ||
+		    pwrite(pool_fd, val, len, (off_t)off) != (ssize_t)len)
+			abort();
+		np++;
+	}
+	/* re-seals are patches too: undone with the rest */
+	uint64_t w = 0;
+	if (pread(pool_fd, &w, 8, POOL_COMMIT_OFF) != 8)
+		abort();
+	uint64_t cat_ck = layout_cat_off(H, w & 1) + offsetof(struct cat_hdr, checksum);
+	if ((data[0] & 4) && cat_ck + 8 <= pool_size) {
+		pt[np].off = cat_ck;
+		pt[np].len = 8;
+		if (pread(pool_fd, pt[np].old, 8, (off_t)cat_ck) != 8)
+			abort();
+		np++;
+		reseal_catalog();
+	}
+	if (data[0] & 2) {
+		struct pool_hdr h;
+		if (pread(pool_fd, &h, sizeof(h), 0) != sizeof(h))
+			abort();
+		pt[np].off = offsetof(struct pool_hdr, checksum);
+		pt[np].len = 8;
+		memcpy(pt[np].old, &h.checksum, 8);
+		np++;
+		layout_seal(&h);
+		if (pwrite(pool_fd, &h.checksum, 8, (off_t)offsetof(struct pool_hdr, checksum)) != 8)
+			abort();
+	}
+	uint64_t cut = pool_size;
+	if ((data[0] & 40) == 40) {
+		cut = size > 1 ? (uint64_t)data[size - 1] * (pool_size / 256) : 0;
+		if (ftruncate(pool_fd, (off_t)cut) < 0)
+			abort();
+	}
+
+	struct inspect in;
+	if (inspect_open_header(&in, pool_path) == 0) {
+		struct inspect_verify_result r;
+		inspect_verify(&in, data[0] & 16 ? INSPECT_VERIFY_STRICT : 0, NULL, NULL, NULL,
+				NULL, &r);
+		if (in.cat.h) {
+			static const char *refs[] = { "latest", "1", "2", "seg:0", "seg:3", "seg:5" };
+			for (unsigned i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
+				uint32_t seg;
+				if (inspect_resolve(&in, refs[i], &seg) < 0)
+					continue;
+				inspect_state_name(&in, seg);
+				void *buf;
+				size_t blen;
+				if (inspect_read_heap(&in, seg, &buf, &blen, NULL, NULL) == 0) {
+					struct heap_summary s;
+					heap_walk(buf, blen, NULL, NULL, &s);
+					inspect_free_heap(buf, blen);
+				}
+				uint8_t tmp[64];
+				inspect_read(&in, seg, 0, tmp, sizeof(tmp));
+				inspect_read(&in, seg, in.hdr.seg_size - 16, tmp, 16);
+			}
+		}
+		inspect_close(&in);
+	}
+
+	if (cut < pool_size) {
+		/* put back what the cut took away */
+		if (ftruncate(pool_fd, (off_t)pool_size) < 0)
+			abort();
+		for (unsigned i = 0; i < nextents; i++) {
+			const struct extent *x = &extents[i];
+			if (x->off + x->len <= cut)
+				continue;
+			uint64_t from = x->off < cut ? cut : x->off;
+			uint64_t n = x->off + x->len - from;
+			if (pwrite(pool_fd, x->bytes + (from - x->off), n, (off_t)from) != (ssize_t)n)
+				abort();
+		}
+	}
+	while (np--)
+		if (pwrite(pool_fd, pt[np].old, pt[np].len, (off_t)pt[np].off) != pt[np].len)
+			abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	if (data[0] & 1)
+		pool_mode(data, size);
+	else
+		heap_mode(data, size);
+	return 0;
+}

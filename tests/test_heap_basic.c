@@ -1,0 +1,553 @@
+/*
+ * test_heap_basic.c -- every behaviour of the allocator's interface, one at
+ * a time: size classes, alignment, realloc in place, calloc, ENOMEM and
+ * recovery, usable sizes, every kind of invalid free, the root, the grow
+ * callback, threads, quiescing and fork.
+ */
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "test_heap_common.h"
+
+#define SEG_SIZE ((size_t)32 << 20)
+
+static struct th_seg seg;
+static struct heap *H;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	th_map(&seg, tu_path("heap"), SEG_SIZE, 0);
+	assert_int_equal(heap_format(seg.addr, SEG_SIZE, NULL, NULL), 0);
+	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(H);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	heap_detach(H);
+	th_unmap(&seg);
+	return 0;
+}
+
+/* check_ok -- the heap passes heap_check and holds exactly `bytes` in live blocks */
+static void
+check_ok(uint64_t bytes)
+{
+	struct heap_summary s;
+	th_walk_ok(seg.addr, heap_high_water(H), NULL, &s);
+	assert_int_equal(s.bytes_allocated, bytes);
+	assert_int_equal(heap_bytes_in_use(H), bytes);
+}
+
+static void
+test_sizes(void **state)
+{
+	(void)state;
+	static void *p[2000];
+	uint64_t total = 0;
+	size_t n = 0;
+	for (size_t sz = 0; sz <= 70000; sz += sz < 300 ? 1 : sz / 7) {
+		void *q = heap_alloc(H, sz);
+		assert_non_null(q);
+		assert_int_equal((uintptr_t)q % 16, 0);
+		size_t u = heap_usable_size(H, q);
+		assert_true(u >= sz && u >= 16);
+		if (sz > 64)
+			assert_true(u - sz <= sz / 4);   /* fragmentation bound */
+		else
+			assert_true(u - (sz ? sz : 1) < 16);
+		memset(q, 0xa5, u);                  /* every usable byte is ours */
+		assert_int_equal(heap_is_block(H, q), 1);
+		total += u;
+		p[n++] = q;
+	}
+	check_ok(total);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(heap_free(H, p[i]), 0);
+	check_ok(0);
+}
+
+static void
+test_zero_and_null(void **state)
+{
+	(void)state;
+	void *a = heap_alloc(H, 0), *b = heap_alloc(H, 0);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	assert_int_equal(heap_usable_size(H, a), 16);
+	assert_int_equal(heap_free(H, NULL), 0);
+	heap_free(H, a);
+	heap_free(H, b);
+	check_ok(0);
+}
+
+static void
+test_alignment(void **state)
+{
+	(void)state;
+	for (size_t a = 16; a <= ((size_t)1 << 20); a <<= 1) {
+		size_t sizes[] = { 1, 16, a / 2 + 1, a, a + 1, 3 * a / 2, 70000 };
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			void *p = heap_aligned_alloc(H, a, sizes[i]);
+			assert_non_null(p);
+			assert_int_equal((uintptr_t)p % a, 0);
+			size_t u = heap_usable_size(H, p);
+			assert_true(u >= sizes[i]);
+			memset(p, 1, u);
+			assert_int_equal(heap_free(H, p), 0);
+		}
+	}
+	errno = 0;
+	assert_null(heap_aligned_alloc(H, 48, 10));
+	assert_int_equal(errno, EINVAL);
+	assert_true(th_errmsg_has("power of two"));
+	assert_null(heap_aligned_alloc(H, 0, 10));
+	assert_int_equal(errno, EINVAL);
+	check_ok(0);
+}
+
+static void
+test_realloc_inplace(void **state)
+{
+	(void)state;
+	char *p = heap_alloc(H, 100);           /* class 112 */
+	memset(p, 7, 100);
+	assert_ptr_equal(heap_realloc(H, p, 110), p);
+	assert_ptr_equal(heap_realloc(H, p, 60), p);
+	char *q = heap_realloc(H, p, 1000);
+	assert_non_null(q);
+	for (int i = 0; i < 60; i++)
+		assert_int_equal(q[i], 7);
+	/* large: grows into the following free pages, shrinks in place */
+	char *l = heap_alloc(H, 100000);
+	memset(l, 3, 100000);
+	size_t u = heap_usable_size(H, l);
+	assert_ptr_equal(heap_realloc(H, l, 300000), l);
+	assert_true(heap_usable_size(H, l) >= 300000);
+	assert_ptr_equal(heap_realloc(H, l, 200000), l);
+	assert_true(heap_usable_size(H, l) >= 200000 && heap_usable_size(H, l) < 300000);
+	for (int i = 0; i < 100000; i += 999)
+		assert_int_equal(l[i], 3);
+	(void)u;
+	/* blocked by a neighbour: moves, keeps the contents */
+	char *n = heap_alloc(H, 100000);
+	char *l2 = heap_realloc(H, l, 1 << 20);
+	assert_non_null(l2);
+	assert_int_equal(l2[99999], 3);
+	/* NULL and invalid */
+	char *z = heap_realloc(H, NULL, 50);
+	assert_non_null(z);
+	assert_null(heap_realloc(H, z + 8, 100));
+	assert_int_equal(errno, EINVAL);
+	heap_free(H, z);
+	heap_free(H, q);
+	heap_free(H, n);
+	heap_free(H, l2);
+	check_ok(0);
+}
+
+static void
+test_calloc_overflow(void **state)
+{
+	(void)state;
+	errno = 0;
+	assert_null(heap_calloc(H, SIZE_MAX / 2, 3));
+	assert_int_equal(errno, ENOMEM);
+	assert_true(th_errmsg_has("overflow"));
+	unsigned char *p = heap_alloc(H, 4000);
+	memset(p, 0xff, 4000);
+	heap_free(H, p);
+	unsigned char *q = heap_calloc(H, 40, 100);
+	for (int i = 0; i < 4000; i++)
+		assert_int_equal(q[i], 0);
+	heap_free(H, q);
+	check_ok(0);
+}
+
+static void
+test_enomem_then_recover(void **state)
+{
+	(void)state;
+	static void *big[64];
+	static void *small[200000];
+	size_t nb = 0, ns = 0;
+	while (nb < 64 && (big[nb] = heap_alloc(H, (size_t)1 << 20)) != NULL)
+		nb++;
+	assert_true(nb < 64);
+	assert_int_equal(errno, ENOMEM);
+	assert_true(th_errmsg_has("full"));
+	while (ns < 200000 && (small[ns] = heap_alloc(H, 4000)) != NULL)
+		ns++;
+	assert_true(ns < 200000);
+	assert_int_equal(errno, ENOMEM);
+	assert_null(heap_alloc(H, (size_t)1 << 20));
+	struct heap_summary s;
+	th_walk_ok(seg.addr, heap_high_water(H), NULL, &s);
+	heap_free(H, big[0]);
+	void *again = heap_alloc(H, (size_t)1 << 20);
+	assert_non_null(again);
+	heap_free(H, again);
+	for (size_t i = 1; i < nb; i++)
+		heap_free(H, big[i]);
+	for (size_t i = 0; i < ns; i++)
+		heap_free(H, small[i]);
+	check_ok(0);
+	/* everything freed: the whole heap is usable again by large blocks */
+	nb = 0;
+	while (nb < 64 && (big[nb] = heap_alloc(H, (size_t)1 << 20)) != NULL)
+		nb++;
+	assert_true(nb >= 30);
+	for (size_t i = 0; i < nb; i++)
+		heap_free(H, big[i]);
+	check_ok(0);
+}
+
+/* expect_bad_free -- free(p) fails with err and a message naming `word`, heap intact */
+static void
+expect_bad_free(void *p, int err, const char *word, uint64_t live)
+{
+	ckpt_err_clear();
+	errno = 0;
+	assert_int_equal(heap_free(H, p), -1);
+	assert_int_equal(errno, err);
+	if (!th_errmsg_has(word))
+		fail_msg("message '%s' does not say '%s'", ckpt_errormsg(), word);
+	check_ok(live);
+	void *t = heap_alloc(H, 40);
+	assert_non_null(t);
+	heap_free(H, t);
+}
+
+static void *
+free_twice_thread(void *arg)
+{
+	void **pp = arg;
+	int rc1 = heap_free(H, pp[0]);
+	int rc2 = heap_free(H, pp[0]);
+	int e2 = errno;
+	pp[1] = (void *)(intptr_t)(rc1 == 0 && rc2 == -1 && e2 == ENOENT &&
+			th_errmsg_has("already freed"));
+	return NULL;
+}
+
+static void
+test_invalid_free(void **state)
+{
+	(void)state;
+	int local;
+	char *p = heap_alloc(H, 64);
+	char *l = heap_alloc(H, 200000);
+	uint64_t live = 64 + heap_usable_size(H, l);
+	void *m = malloc(32);
+	expect_bad_free(&local, EINVAL, "outside", live);
+	expect_bad_free(m, EINVAL, "outside", live);
+	expect_bad_free(p + 16, EINVAL, "inside", live);
+	expect_bad_free(p + 1, EINVAL, "inside", live);
+	expect_bad_free(l + 16384, EINVAL, "inside", live);
+	expect_bad_free(l + 8, EINVAL, "inside", live);
+	expect_bad_free(seg.addr + 100, EINVAL, "metadata", live);
+	free(m);
+
+	/* another pool's block is outside this heap */
+	struct th_seg seg2;
+	th_map(&seg2, tu_path("heap2"), 8 << 20, 0);
+	assert_int_equal(heap_format(seg2.addr, 8 << 20, NULL, NULL), 0);
+	struct heap *h2 = heap_attach(seg2.addr, 8 << 20, NULL, NULL);
+	assert_non_null(h2);
+	void *o = heap_alloc(h2, 64);
+	expect_bad_free(o, EINVAL, "outside", live);
+	assert_int_equal(heap_free(h2, o), 0);
+	assert_int_equal(heap_check(seg2.addr, heap_high_water(h2), NULL), 0);
+	heap_detach(h2);
+	th_unmap(&seg2);
+
+	/* double free, same thread: small and large */
+	assert_int_equal(heap_free(H, p), 0);
+	live -= 64;
+	expect_bad_free(p, ENOENT, "not allocated", live);
+	assert_int_equal(heap_free(H, l), 0);
+	live = 0;
+	expect_bad_free(l, ENOENT, "not allocated", live);
+	/* never handed out */
+	char *q = heap_alloc(H, 64);
+	expect_bad_free(q + 64 * 50, ENOENT, "not allocated", 64);
+	heap_free(H, q);
+
+	/* double free from another thread, and after another thread's free */
+	void *args[2] = { heap_alloc(H, 48), NULL };
+	pthread_t t;
+	pthread_create(&t, NULL, free_twice_thread, args);
+	pthread_join(t, NULL);
+	assert_true(args[1] != NULL);
+	expect_bad_free(args[0], ENOENT, "free", 0);
+	check_ok(0);
+	/* usable_size of a freed block */
+	assert_int_equal(heap_usable_size(H, args[0]), 0);
+	assert_int_equal(errno, ENOENT);
+}
+
+static void
+test_root(void **state)
+{
+	(void)state;
+	assert_null(heap_root(H));
+	char *p = heap_alloc(H, 128);
+	assert_int_equal(heap_set_root(H, p), 0);
+	assert_ptr_equal(heap_root(H), p);
+	assert_int_equal(heap_set_root(H, p + 1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(heap_set_root(H, (char *)&p), -1);
+	assert_ptr_equal(heap_root(H), p);
+	struct heap_summary s;
+	th_walk_ok(seg.addr, heap_high_water(H), NULL, &s);
+	assert_int_equal(s.root_offset, (uint64_t)(p - (char *)seg.addr));
+	/* survives detach + attach */
+	heap_detach(H);
+	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(H);
+	assert_ptr_equal(heap_root(H), p);
+	assert_int_equal(heap_usable_size(H, p), 128);
+	assert_int_equal(heap_set_root(H, NULL), 0);
+	assert_null(heap_root(H));
+	heap_free(H, p);
+	check_ok(0);
+}
+
+/* grow_limit -- a grow callback that refuses to back bytes past *arg */
+static uint64_t grow_calls, grow_max;
+static int
+grow_limit(void *arg, uint64_t off, uint64_t len)
+{
+	grow_calls++;
+	if (len < HEAP_GROW_STEP && off + len != SEG_SIZE)
+		return ckpt_err_set(EINVAL, "grow step too small");
+	if (off + len > grow_max)
+		grow_max = off + len;
+	if (off + len > *(uint64_t *)arg)
+		return ckpt_err_set(ENOSPC, "no space left on device (test)");
+	return 0;
+}
+
+static void
+test_grow(void **state)
+{
+	(void)state;
+	heap_detach(H);
+	uint64_t limit = 6 << 20;
+	grow_calls = grow_max = 0;
+	assert_int_equal(heap_format(seg.addr, SEG_SIZE, grow_limit, &limit), 0);
+	assert_true(grow_calls == 1);
+	H = heap_attach(seg.addr, SEG_SIZE, grow_limit, &limit);
+	assert_non_null(H);
+	static void *p[4096];
+	size_t n = 0;
+	while ((p[n] = heap_alloc(H, 300000)) != NULL) {
+		memset(p[n], 1, 300000);
+		assert_true((uint64_t)((uint8_t *)p[n] - seg.addr) + 300000 <= grow_max);
+		n++;
+	}
+	assert_int_equal(errno, ENOMEM);
+	assert_true(th_errmsg_has("no space"));
+	struct heap_summary before, after;
+	th_walk_ok(seg.addr, heap_high_water(H), NULL, &before);
+	size_t hw = heap_high_water(H);
+	assert_true(hw <= limit);
+	assert_null(heap_alloc(H, 300000));
+	while ((p[n] = heap_alloc(H, 100)) != NULL)
+		n++;
+	assert_int_equal(errno, ENOMEM);
+	assert_int_equal(heap_high_water(H), hw);
+	th_walk_ok(seg.addr, heap_high_water(H), NULL, &after);
+	assert_int_equal(after.high_water, before.high_water);
+	for (size_t i = 0; i < n; i++)
+		heap_free(H, p[i]);
+	check_ok(0);
+	limit = SEG_SIZE;
+	assert_non_null(p[0] = heap_alloc(H, 10 << 20));
+	heap_free(H, p[0]);
+	check_ok(0);
+}
+
+/* -- threads ----------------------------------------------------------------- */
+
+static _Atomic int stop_threads;
+
+static void *
+churn_thread(void *arg)
+{
+	uint64_t r = (uintptr_t)arg * 7919 + 1;
+	void *mine[64] = { 0 };
+	while (!stop_threads) {
+		unsigned i = th_rand(&r) % 64;
+		if (mine[i]) {
+			heap_free(H, mine[i]);
+			mine[i] = NULL;
+		} else {
+			size_t sz = th_rand(&r) % 8 == 0 ? 20000 + th_rand(&r) % 100000 : th_rand(&r) % 600;
+			mine[i] = heap_alloc(H, sz);
+			if (mine[i])
+				memset(mine[i], (int)i, sz);
+		}
+	}
+	for (unsigned i = 0; i < 64; i++)
+		heap_free(H, mine[i]);
+	return NULL;
+}
+
+static void *
+leave_blocks_thread(void *arg)
+{
+	void **out = arg;
+	for (int i = 0; i < 1000; i++)
+		out[i] = heap_alloc(H, (size_t)(i * 37) % 5000);
+	return NULL;
+}
+
+static void
+test_thread_exit_and_adopt(void **state)
+{
+	(void)state;
+	static void *blocks[1000];
+	pthread_t t;
+	pthread_create(&t, NULL, leave_blocks_thread, blocks);
+	pthread_join(t, NULL);
+	struct heap_summary s;
+	th_walk_ok(seg.addr, heap_high_water(H), NULL, &s);
+	assert_int_equal(s.blocks_allocated, 1000);
+	for (int i = 0; i < 1000; i += 2)
+		assert_int_equal(heap_free(H, blocks[i]), 0);
+	/* allocations adopt the abandoned slabs' free blocks */
+	for (int i = 0; i < 1000; i += 2)
+		assert_non_null(blocks[i] = heap_alloc(H, (size_t)(i * 37) % 5000));
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(heap_free(H, blocks[i]), 0);
+	check_ok(0);
+}
+
+static void
+test_lock_all_while_running(void **state)
+{
+	(void)state;
+	pthread_t t[3];
+	stop_threads = 0;
+	for (uintptr_t i = 0; i < 3; i++)
+		pthread_create(&t[i], NULL, churn_thread, (void *)i);
+	void *copy = malloc(SEG_SIZE);
+	for (int k = 0; k < 100; k++) {
+		usleep(1000);
+		heap_lock_all(H);
+		void *mine = heap_alloc(H, 100);   /* the locking thread may use the heap */
+		assert_non_null(mine);
+		assert_int_equal(heap_free(H, mine), 0);
+		size_t hw = heap_high_water(H);
+		memcpy(copy, seg.addr, hw);
+		size_t in_use = heap_bytes_in_use(H);
+		heap_unlock_all(H);
+		struct heap_summary s;
+		th_walk_ok(copy, hw, NULL, &s);
+		assert_int_equal(s.bytes_allocated, in_use);
+	}
+	free(copy);
+	stop_threads = 1;
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	check_ok(0);
+}
+
+static void
+test_fork_while_running(void **state)
+{
+	(void)state;
+	/* a private mapping, so the child's writes stay in the child */
+	heap_detach(H);
+	th_unmap(&seg);
+	th_map(&seg, tu_path("heapfork"), SEG_SIZE, 1);
+	assert_int_equal(heap_format(seg.addr, SEG_SIZE, NULL, NULL), 0);
+	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+	pthread_t t[2];
+	stop_threads = 0;
+	for (uintptr_t i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, churn_thread, (void *)i);
+	void *mine = heap_alloc(H, 1000);
+	memset(mine, 9, 1000);
+	for (int k = 0; k < 20; k++) {
+		usleep(2000);
+		heap_lock_all(H);
+		pid_t pid = fork();
+		if (pid == 0) {
+			heap_after_fork_child(H);
+			int bad = heap_check(seg.addr, heap_high_water(H), NULL) != 0;
+			for (int i = 0; i < 20000 && !bad; i++) {
+				void *x = heap_alloc(H, (size_t)i % 3000);
+				bad |= x == NULL || heap_free(H, x) != 0;
+			}
+			bad |= ((char *)mine)[999] != 9 || heap_free(H, mine) != 0;
+			bad |= heap_check(seg.addr, heap_high_water(H), NULL) != 0;
+			if (bad)
+				fprintf(stderr, "child: %s\n", ckpt_errormsg());
+			_exit(bad);
+		}
+		heap_unlock_all(H);
+		assert_int_equal(tu_wait_exit(pid), 0);
+	}
+	stop_threads = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	heap_free(H, mine);
+	check_ok(0);
+}
+
+static void
+test_attach_rejects(void **state)
+{
+	(void)state;
+	heap_detach(H);
+	H = NULL;
+	/* wrong size */
+	assert_null(heap_attach(seg.addr, SEG_SIZE - (1 << 20), NULL, NULL));
+	assert_int_equal(errno, EINVAL);
+	assert_true(*ckpt_errormsg());
+	/* bad magic */
+	seg.addr[0] ^= 1;
+	assert_null(heap_attach(seg.addr, SEG_SIZE, NULL, NULL));
+	assert_int_equal(errno, EINVAL);
+	assert_true(th_errmsg_has("magic"));
+	seg.addr[0] ^= 1;
+	/* version */
+	seg.addr[8] += 1;
+	assert_null(heap_attach(seg.addr, SEG_SIZE, NULL, NULL));
+	assert_true(th_errmsg_has("version"));
+	seg.addr[8] -= 1;
+	uint64_t hw;
+	assert_int_equal(heap_peek_high_water(seg.addr, SEG_SIZE, &hw), 0);
+	assert_int_equal(heap_peek_high_water(seg.addr, 4096, &hw), -1);
+	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(H);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_zero_and_null),
+		cmocka_unit_test(test_alignment),
+		cmocka_unit_test(test_realloc_inplace),
+		cmocka_unit_test(test_calloc_overflow),
+		cmocka_unit_test(test_enomem_then_recover),
+		cmocka_unit_test(test_invalid_free),
+		cmocka_unit_test(test_root),
+		cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_thread_exit_and_adopt),
+		cmocka_unit_test(test_lock_all_while_running),
+		cmocka_unit_test(test_attach_rejects),
+		cmocka_unit_test(test_fork_while_running),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
