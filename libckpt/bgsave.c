@@ -4,12 +4,12 @@
  * ckpt_checkpoint_background() forks. The child continues on its own
  * segment, a copy of the parent's heap at the instant of fork (fork.c), and
  * checkpoints it while the parent goes on changing its heap; the checkpoint
- * therefore equals the parent's heap at fork. The child then attributes the
- * checkpoint to the parent's live segment (source = parent segment, taker =
- * the parent), so the parent's keep_checkpoints retention counts it like a
- * checkpoint the parent took itself (without that, every background
- * checkpoint would belong to a different, short-lived segment and none would
- * ever be trimmed), closes every pool (its live segment is freed at once, it
+ * therefore equals the parent's heap at fork. The child checkpoints under the
+ * parent's life and lineage and then shows the checkpoint as taken by the
+ * parent (source = parent segment, taker = the parent), so the parent's
+ * keep_checkpoints retention counts it like a checkpoint the parent took
+ * itself (without that, every background checkpoint would start a lineage
+ * of its own and none would ever be trimmed), closes every pool (its live segment is freed at once, it
  * does not linger as dead) and _exits, reporting through a pipe.
  *
  * ckpt_checkpoint_wait() collects that report: the checkpoint id, or the
@@ -29,7 +29,6 @@
 
 #include "owner.h"
 #include "pool.h"
-#include "segcopy.h"
 
 #define BG_MAGIC 0x56415347u   /* "GSAV" */
 
@@ -53,8 +52,9 @@ static pthread_mutex_t jobs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct bg_job *jobs;
 
 /*
- * adopt_checkpoint -- in the child: attribute checkpoint id to the parent's
- * segment and apply the parent's retention to that lineage
+ * adopt_checkpoint -- in the child: show checkpoint id as taken by the
+ * parent from its segment (it already belongs to the parent's lineage, so
+ * the parent's retention counts it)
  */
 static int
 adopt_checkpoint(struct ckpt_pool *p, ckpt_id id, uint32_t parent_seg,
@@ -63,52 +63,28 @@ adopt_checkpoint(struct ckpt_pool *p, ckpt_id id, uint32_t parent_seg,
 	struct cat_view v;
 	if (cat_begin(&p->cat, &v) < 0)
 		return -1;
-	int found = 0;
 	for (uint32_t i = 0; i < v.n; i++) {
 		struct cat_entry *e = &v.e[i];
-		if (e->state == CAT_CKPT && e->ckpt_id == id && owner_equal(&e->owner, &p->self)) {
+		if (e->state == CAT_CKPT && e->ckpt_id == id) {
 			e->source = parent_seg;
 			e->owner = *parent;
-			found = 1;
+			return cat_commit(&p->cat);
 		}
 	}
-	if (!found) {
-		cat_end(&p->cat);
-		return ckpt_err_set(ENOENT, "checkpoint %llu vanished before it could be "
-				"attributed to the parent", (unsigned long long)id);
-	}
-	/* retention of the parent's lineage, as ckpt_checkpoint applies it */
-	uint32_t freed[POOL_MAX_SEGMENTS];
-	unsigned nfreed = 0;
-	for (;;) {
-		unsigned count = 0;
-		int oldest = -1;
-		for (uint32_t i = 0; i < v.n; i++) {
-			struct cat_entry *e = &v.e[i];
-			if (e->state != CAT_CKPT || e->source != parent_seg ||
-			    !owner_equal(&e->owner, parent))
-				continue;
-			count++;
-			if (oldest < 0 || e->ckpt_id < v.e[oldest].ckpt_id)
-				oldest = (int)i;
-		}
-		if (count <= p->keep)
-			break;
-		cat_free_entry(&v.e[oldest]);
-		freed[nfreed++] = (uint32_t)oldest;
-	}
-	if (cat_commit(&p->cat) < 0)
-		return -1;
-	for (unsigned i = 0; i < nfreed; i++)
-		segcopy_punch(p->fd, pool_seg_off(p, freed[i]), p->hdr.seg_size);
-	return 0;
+	cat_end(&p->cat);
+	return ckpt_err_set(ENOENT, "checkpoint %llu vanished before it could be "
+			"attributed to the parent", (unsigned long long)id);
 }
 
 /* child_run -- the background child: checkpoint, report, exit */
 static void __attribute__((noreturn))
 child_run(struct ckpt_pool *p, const char *label, int wfd, uint32_t parent_seg,
-		struct cat_owner parent)
+		struct cat_owner parent, uint64_t parent_life, uint64_t parent_lineage)
 {
+	/* checkpoint as the parent's heap: its life and lineage, so its
+	 * retention applies (the heap is the parent's as of fork) */
+	p->life = parent_life;
+	p->lineage = parent_lineage;
 	struct bg_report r;
 	memset(&r, 0, sizeof(r));
 	r.magic = BG_MAGIC;
@@ -148,6 +124,7 @@ ckpt_checkpoint_background(ckpt_pool *p, const char *label)
 	 * child's handlers replace them */
 	uint32_t parent_seg = p->seg;
 	struct cat_owner parent = p->self;
+	uint64_t parent_life = p->life, parent_lineage = p->lineage;
 	char lab[CAT_LABEL_MAX] = "";
 	if (label)
 		memcpy(lab, label, strlen(label) + 1);
@@ -162,7 +139,8 @@ ckpt_checkpoint_background(ckpt_pool *p, const char *label)
 	if (pid == 0) {
 		free(job);      /* the parent's bookkeeping */
 		close(fds[0]);
-		child_run(p, label ? lab : NULL, fds[1], parent_seg, parent);
+		child_run(p, label ? lab : NULL, fds[1], parent_seg, parent,
+				parent_life, parent_lineage);
 	}
 	close(fds[1]);
 	job->pool = p;

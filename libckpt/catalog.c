@@ -78,6 +78,7 @@ cat_init_file(int fd, const struct pool_hdr *hdr)
 	v.h->generation = 1;
 	v.h->nentries = hdr->max_segments;
 	v.h->next_ckpt_id = 1;
+	v.h->next_life = 1;
 	for (uint32_t i = 0; i < v.n; i++)
 		cat_free_entry(&v.e[i]);
 	cat_seal(copy, hdr->cat_size);
@@ -229,6 +230,8 @@ cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen)
 				h.nentries, hdr->max_segments);
 	if (h.next_ckpt_id == 0)
 		return ckpt_err_set(EINVAL, "catalog: next checkpoint id is 0");
+	if (h.next_life == 0)
+		return ckpt_err_set(EINVAL, "catalog: next life id is 0");
 	const struct cat_entry *e =
 		(const struct cat_entry *)((const char *)copy + sizeof(h));
 	for (uint32_t i = 0; i < hdr->max_segments; i++) {
@@ -246,6 +249,12 @@ cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen)
 			return ckpt_err_set(EINVAL,
 					"catalog entry %u: used %llu exceeds segment size",
 					i, (unsigned long long)x.used);
+		if ((x.state == CAT_LIVE || x.state == CAT_CKPT) &&
+		    (x.life == 0 || x.life >= h.next_life || x.lineage == 0 ||
+		     x.lineage >= h.next_life || x.parent_life >= h.next_life))
+			return ckpt_err_set(EINVAL,
+				"catalog entry %u: life %llu / lineage %llu out of range",
+				i, (unsigned long long)x.life, (unsigned long long)x.lineage);
 		if (memchr(x.label, '\0', sizeof(x.label)) == NULL)
 			return ckpt_err_set(EINVAL, "catalog entry %u: label not terminated", i);
 		if (x.state == CAT_CKPT) {

@@ -47,11 +47,11 @@ release_busy(struct ckpt_pool *p, uint32_t seg)
 }
 
 /*
- * apply_retention -- free this live segment's checkpoints beyond the newest
- * keep; the freed segments' indices go to out (count returned). "This live
- * segment's": taken by us from our segment since it became ours (an index
- * and even an owner recur when a process closes a pool and opens it again;
- * the earlier heap's checkpoints are not this one's to drop).
+ * apply_retention -- free the checkpoints of this heap's lineage beyond the
+ * newest keep; the freed segments' indices go to out (count returned). The
+ * lineage (format.h) is this live heap and the earlier lives it was
+ * restarted from, so a service that restarts keeps one window of
+ * checkpoints; a fork child's lineage is its own.
  */
 static unsigned
 apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
@@ -62,9 +62,7 @@ apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
 		int oldest = -1;
 		for (uint32_t i = 0; i < v->n; i++) {
 			struct cat_entry *e = &v->e[i];
-			if (e->state != CAT_CKPT || e->source != p->seg ||
-			    e->ckpt_id < p->seg_first_id ||
-			    !owner_equal(&e->owner, &p->self))
+			if (e->state != CAT_CKPT || e->lineage != p->lineage)
 				continue;
 			count++;
 			if (oldest < 0 || e->ckpt_id < v->e[oldest].ckpt_id)
@@ -132,6 +130,8 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	v.e[seg].state = CAT_BUSY;
 	v.e[seg].owner = p->self;
 	v.e[seg].source = p->seg;
+	v.e[seg].life = p->life;
+	v.e[seg].lineage = p->lineage;
 	v.e[seg].time_ns = pool_now_ns();
 	if (cat_commit(&p->cat) < 0)
 		goto out;

@@ -125,6 +125,9 @@ reserve_segment(struct ckpt_pool *p)
 	e->flags = CAT_F_FORK_PENDING;
 	e->owner = p->self;
 	e->parent = p->seg;
+	/* the child's heap is a new life and starts its own lineage */
+	e->life = e->lineage = v.h->next_life++;
+	e->parent_life = p->life;
 	e->time_ns = pool_now_ns();
 	if (cat_commit(&p->cat) < 0) {
 		cat_lease_drop(p->fork_fd, (uint32_t)seg);
@@ -376,6 +379,8 @@ fork_child_pool(struct ckpt_pool *p)
 	e->state = CAT_LIVE;
 	e->flags = 0;
 	e->owner = p->self;
+	p->life = e->life;
+	p->lineage = e->lineage;
 	e->used = p->fork_used;
 	e->ckpt_id = 0;
 	e->source = CAT_NONE;

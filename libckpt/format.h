@@ -42,7 +42,7 @@
  * pool_hdr -- written once by ckpt_create, never changed afterwards.
  * Invariants (checked on every open and by verify):
  *  - magic == POOL_MAGIC, major == POOL_FORMAT_MAJOR (a newer major is
- *    refused with EPROTONOSUPPORT; a newer minor is opened),
+ *    refused with ENOTSUP; a newer minor is opened),
  *  - checksum == XXH64 of bytes [0, offsetof(checksum)) with seed 0,
  *  - seg_size is a multiple of 2 MiB, POOL_MIN_HEAP <= heap_size <= seg_size,
  *  - 1 <= max_segments <= POOL_MAX_SEGMENTS,
@@ -106,6 +106,13 @@ struct cat_owner {
 };
 
 /*
+ * Lives and lineages. Every live heap gets a life id from the catalog's
+ * counter: a fresh pool's heap, a restarted one, a fork child. A heap
+ * created by ckpt_create or forked starts a new lineage (lineage = life); a
+ * heap restarted from a checkpoint continues the checkpoint's lineage, so a
+ * service that restarts keeps one retention window instead of leaving its
+ * earlier lives' checkpoints behind.
+ *
  * cat_entry -- one per segment, 256 bytes.
  * Invariants:
  *  - state is one of enum cat_state; FREE entries have every other field 0
@@ -113,6 +120,8 @@ struct cat_owner {
  *  - parent, source are CAT_NONE or < max_segments,
  *  - CKPT entries: ckpt_id > 0, unique in the catalog and < cat_hdr.next_ckpt_id;
  *    used <= seg_size; checksum == XXH3-64 of segment bytes [0, used),
+ *  - LIVE and CKPT entries: 0 < life, lineage < cat_hdr.next_life;
+ *    parent_life < next_life,
  *  - label is NUL-terminated within CAT_LABEL_MAX.
  */
 struct cat_entry {
@@ -127,7 +136,13 @@ struct cat_entry {
 	uint64_t used;           /* bytes of the segment that hold data (high-water) */
 	uint64_t in_use;         /* CKPT: bytes in live blocks when taken */
 	uint64_t checksum;       /* CKPT: XXH3-64 of bytes [0, used) */
-	uint8_t reserved[104];
+	uint64_t life;           /* LIVE/BUSY: unique id of this heap's life (never
+	                            reused, unlike segment indices); CKPT: the
+	                            life of the heap it was taken from */
+	uint64_t parent_life;    /* LIVE: life of the heap it was forked from, or 0 */
+	uint64_t lineage;        /* retention group: LIVE: its lineage; CKPT: the
+	                            lineage of the heap it was taken from */
+	uint8_t reserved[80];
 	char label[CAT_LABEL_MAX];
 };
 
@@ -147,7 +162,8 @@ struct cat_hdr {
 	uint32_t reserved0;
 	uint64_t next_ckpt_id;   /* the id the next checkpoint gets; starts at 1 */
 	uint64_t checksum;
-	uint8_t reserved[24];
+	uint64_t next_life;      /* the life id the next live heap gets; starts at 1 */
+	uint8_t reserved[16];
 };
 
 _Static_assert(sizeof(struct pool_hdr) == 256, "pool_hdr is 256 bytes");

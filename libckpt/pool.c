@@ -324,7 +324,8 @@ ckpt_create(const char *path, const struct ckpt_config *cfg)
 	if (cat_lease_take(p->fd, 0) < 0 || cat_begin(&p->cat, &v) < 0)
 		goto fail;
 	p->seg = 0;
-	p->seg_first_id = v.h->next_ckpt_id;
+	p->life = p->lineage = v.h->next_life++;
+	v.e[0].life = v.e[0].lineage = p->life;
 	v.e[0].state = CAT_LIVE;
 	v.e[0].owner = p->self;
 	v.e[0].time_ns = pool_now_ns();
@@ -496,7 +497,11 @@ ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 	}
 	struct cat_entry srce = v.e[src];
 	p->seg = (uint32_t)seg;
-	p->seg_first_id = v.h->next_ckpt_id;
+	/* a restarted heap continues the checkpoint's lineage (format.h) */
+	p->life = v.h->next_life++;
+	p->lineage = srce.lineage;
+	v.e[seg].life = p->life;
+	v.e[seg].lineage = p->lineage;
 	v.e[seg].state = CAT_BUSY;
 	v.e[seg].owner = p->self;
 	v.e[seg].time_ns = pool_now_ns();

@@ -26,14 +26,13 @@ struct ckpt_pool {
 	struct pool_hdr hdr;         /* validated copy */
 	struct catalog cat;
 	uint32_t seg;                /* this process's live segment */
+	uint64_t life;               /* its life id (format.h, "Lives and lineages") */
+	uint64_t lineage;            /* its retention group */
 	struct pmap heap_map;
 	struct heap *heap;
 	enum ckpt_fork_mode fork_mode;
 	unsigned keep;
 	struct cat_owner self;
-	ckpt_id seg_first_id;        /* the catalog's next checkpoint id when seg
-	                                became ours: checkpoints taken from it have
-	                                ids >= this (a segment index is reused) */
 	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
 	int detached;                /* no durable segment: pool calls fail */
 	struct ckpt_pool *next;      /* all open pools, for fork handling */

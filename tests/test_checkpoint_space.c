@@ -118,43 +118,40 @@ test_retention_call(void **state)
 	struct ckpt_config cfg = { .heap_size = 16 * MiB, .max_segments = 12 };
 	ckpt_pool *p = ckpt_create(path, &cfg);
 	assert_non_null(p);
-	assert_non_null(ts_build(p, NODES, 0));
-	ckpt_id other_base;
-	assert_int_equal(ckpt_checkpoint(p, "base", &other_base), 0);
-	assert_int_equal(ckpt_close(p), 0);
+	struct ts_state *s = ts_build(p, NODES, 0);
+	assert_non_null(s);
+	ckpt_id base;
+	assert_int_equal(ckpt_checkpoint(p, "base", &base), 0);
 
-	/* another process's checkpoint: not ours to drop */
+	/* a fork child's heap is a lineage of its own: not ours to drop */
 	pid_t pid = tu_fork();
 	assert_true(pid >= 0);
-	if (pid == 0) {
-		ckpt_pool *q = ckpt_open(path, CKPT_LATEST, NULL);
-		_exit(q && ckpt_checkpoint(q, "other", NULL) == 0 && ckpt_close(q) == 0 ? 0 : 1);
-	}
+	if (pid == 0)
+		_exit(ckpt_checkpoint(p, "other", NULL) == 0 && ckpt_close(p) == 0 ? 0 : 1);
 	assert_int_equal(tu_wait_exit(pid), 0);
+	ckpt_id other = base + 1;
 
-	p = ckpt_open(path, CKPT_LATEST, NULL);
-	assert_non_null(p);
-	struct ts_state *s = ckpt_root(p);
 	void *blob = NULL;
 	uint64_t g = 1;
-	ckpt_id mine[16];
+	ckpt_id mine[32];
 	unsigned nmine = 0;
-	/* the default keeps 4 */
+	/* the default keeps 4 of our lineage: base and the first goes */
 	for (; g <= 5; g++) {
 		next_gen(p, s, g, &blob);
 		assert_int_equal(ckpt_checkpoint(p, NULL, &mine[nmine++]), 0);
 	}
 	ckpt_id ids[16];
-	assert_int_equal(ckpt_ids(path, ids, 16), 2 + 4);
+	assert_int_equal(ckpt_ids(path, ids, 16), 1 + 4);
+	assert_int_equal(ids[0], other);
+	assert_int_equal(ids[1], mine[nmine - 4]);
 
 	/* lowering it applies at once */
 	uint64_t before = file_blocks(path);
 	assert_int_equal(ckpt_set_keep_checkpoints(p, 1), 0);
 	unsigned n = ckpt_ids(path, ids, 16);
-	assert_int_equal(n, 3);
-	assert_int_equal(ids[0], other_base);
-	assert_int_equal(ids[1], other_base + 1);       /* the other process's */
-	assert_int_equal(ids[2], mine[nmine - 1]);
+	assert_int_equal(n, 2);
+	assert_int_equal(ids[0], other);                /* the child's */
+	assert_int_equal(ids[1], mine[nmine - 1]);
 	check_free_punched(path);
 	if (file_blocks(path) >= before)
 		fail_msg("dropping 3 checkpoints left the pool at %llu bytes (was %llu)",
@@ -168,21 +165,36 @@ test_retention_call(void **state)
 	for (int k = 0; k < 2; k++, g++) {
 		next_gen(p, s, g, &blob);
 		assert_int_equal(ckpt_checkpoint(p, NULL, &mine[nmine++]), 0);
-		assert_int_equal(ckpt_ids(path, ids, 16), 3);
-		assert_int_equal(ids[2], mine[nmine - 1]);
+		assert_int_equal(ckpt_ids(path, ids, 16), 2);
+		assert_int_equal(ids[1], mine[nmine - 1]);
 	}
 	/* raising it keeps more from now on */
 	assert_int_equal(ckpt_set_keep_checkpoints(p, 3), 0);
 	for (int k = 0; k < 4; k++, g++) {
 		next_gen(p, s, g, &blob);
 		assert_int_equal(ckpt_checkpoint(p, NULL, &mine[nmine++]), 0);
-		assert_int_equal(ckpt_ids(path, ids, 16), 2 + (k < 2 ? k + 2 : 3));
+		assert_int_equal(ckpt_ids(path, ids, 16), 1 + (k < 2 ? k + 2 : 3));
 	}
 	n = ckpt_ids(path, ids, 16);
 	assert_int_equal(ids[n - 3], mine[nmine - 3]);
 	assert_int_equal(ids[n - 1], mine[nmine - 1]);
 	check_free_punched(path);
 	assert_int_equal(ckpt_close(p), 0);
+
+	/* a restart continues the lineage: its checkpoints and its
+	 * predecessors' share one window, so restarts do not pile up */
+	for (int r = 0; r < 6; r++) {
+		p = ckpt_open(path, CKPT_LATEST, &(struct ckpt_config){ .keep_checkpoints = 3 });
+		assert_non_null(p);
+		assert_int_equal(ckpt_checkpoint(p, "restarted", &mine[nmine++]), 0);
+		assert_int_equal(ckpt_close(p), 0);
+		n = ckpt_ids(path, ids, 16);
+		assert_int_equal(n, 1 + 3);
+		assert_int_equal(ids[0], other);
+		assert_int_equal(ids[n - 1], mine[nmine - 1]);
+		assert_int_equal(ids[n - 3], mine[nmine - 3]);
+	}
+	check_free_punched(path);
 }
 
 /* fs_free -- free bytes of the filesystem holding path */
