@@ -75,6 +75,12 @@ int ckpt_checkpoint(ckpt_pool *pool, const char *label, ckpt_id *id);
  * *reclaimed (may be NULL) gets how many. Without it they stay, inspectable,
  * until the pool needs a segment (then the oldest dead one goes first).
  */
+/*
+ * ckpt_restarted_from -- the checkpoint this process's heap was restarted
+ * from by ckpt_open (CKPT_LATEST falls back past damaged checkpoints, so it
+ * may be older than the newest), or 0 for a heap made by ckpt_create.
+ */
+ckpt_id ckpt_restarted_from(ckpt_pool *pool);
 int ckpt_set_keep_checkpoints(ckpt_pool *pool, unsigned n);
 int ckpt_reclaim(ckpt_pool *pool, unsigned *reclaimed);
 

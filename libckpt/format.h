@@ -49,7 +49,7 @@
  *  - cat_size == page-rounded sizeof(cat_hdr) + max_segments * sizeof(cat_entry),
  *  - data_off == align(POOL_CATALOG_OFF + 2 * cat_size, 2 MiB),
  *  - file_size == data_off + max_segments * seg_size, without overflow,
- *  - base is page aligned, nonzero, and base + seg_size is a user address.
+ *  - base is 2 MiB aligned, nonzero, and base + seg_size is a user address.
  */
 struct pool_hdr {
 	char magic[8];

@@ -85,7 +85,7 @@ layout_check(const struct pool_hdr *hdr, uint64_t file_size)
 	    want.data_off != hdr->data_off || want.file_size != hdr->file_size)
 		return ckpt_err_set(EINVAL, "pool header: inconsistent geometry");
 	uint64_t top;
-	if (hdr->base == 0 || hdr->base % POOL_PAGE != 0 ||
+	if (hdr->base == 0 || hdr->base % POOL_BASE_ALIGN != 0 ||
 	    add_overflows(hdr->base, hdr->seg_size, &top) || top > POOL_USER_TOP)
 		return ckpt_err_set(EINVAL, "pool header: bad base address 0x%llx",
 			(unsigned long long)hdr->base);

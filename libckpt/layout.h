@@ -23,6 +23,9 @@
  */
 #define POOL_DEFAULT_BASE ((uint64_t)0x300000000000ull)
 #define POOL_BASE_STEP ((uint64_t)1 << 40)
+/* POOL_BASE_ALIGN -- bases are 2 MiB aligned: huge pages on DAX, and more
+ * than the heap's own alignment (HEAP_SEG_ALIGN) */
+#define POOL_BASE_ALIGN POOL_DATA_ALIGN
 #define POOL_USER_TOP ((uint64_t)0x7ffffffff000ull)
 
 /* layout_compute -- fill hdr's geometry for heap_size/max_segments; EINVAL/EOVERFLOW on bad values */

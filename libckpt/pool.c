@@ -152,14 +152,18 @@ pool_free(struct ckpt_pool *p)
 	free(p);
 }
 
+_Static_assert(POOL_BASE_ALIGN % HEAP_SEG_ALIGN == 0,
+	"pool bases must satisfy the heap's segment alignment");
+
 /* pool_pick_base -- reserve the base for a new pool: cfg's, or the first free default range */
 static int
 pool_pick_base(const struct ckpt_config *cfg, uint64_t seg_size, uint64_t *base)
 {
 	if (cfg && cfg->base) {
 		uint64_t b = (uint64_t)(uintptr_t)cfg->base, top;
-		if (b % POOL_PAGE != 0 || add_overflows(b, seg_size, &top) || top > POOL_USER_TOP)
-			return ckpt_err_set(EINVAL, "base %p is not a page-aligned user address "
+		if (b % POOL_BASE_ALIGN != 0 || add_overflows(b, seg_size, &top) ||
+		    top > POOL_USER_TOP)
+			return ckpt_err_set(EINVAL, "base %p is not a 2 MiB-aligned user address "
 					"with room for a segment", cfg->base);
 		*base = b;
 		return map_reserve(cfg->base, seg_size);
@@ -500,6 +504,7 @@ ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 	/* a restarted heap continues the checkpoint's lineage (format.h) */
 	p->life = v.h->next_life++;
 	p->lineage = srce.lineage;
+	p->restarted_from = srce.ckpt_id;
 	v.e[seg].life = p->life;
 	v.e[seg].lineage = p->lineage;
 	v.e[seg].state = CAT_BUSY;
@@ -588,6 +593,12 @@ ckpt_close(ckpt_pool *p)
 	pool_free(p);
 	errno = saved;
 	return ret;
+}
+
+CKPT_EXPORT ckpt_id
+ckpt_restarted_from(ckpt_pool *p)
+{
+	return p ? p->restarted_from : 0;
 }
 
 CKPT_EXPORT int

@@ -28,6 +28,7 @@ struct ckpt_pool {
 	uint32_t seg;                /* this process's live segment */
 	uint64_t life;               /* its life id (format.h, "Lives and lineages") */
 	uint64_t lineage;            /* its retention group */
+	ckpt_id restarted_from;      /* checkpoint ckpt_open started it from, or 0 */
 	struct pmap heap_map;
 	struct heap *heap;
 	enum ckpt_fork_mode fork_mode;

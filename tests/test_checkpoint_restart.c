@@ -235,6 +235,7 @@ check_damaged(int punch)
 	if (gen != 1)
 		fail_msg("latest after damage: gen %lld: %s", (long long)gen, err);
 	assert_int_equal(opened_from(path), id1);
+	assert_int_equal(ckpt_restarted_from(p), id1);  /* the caller can tell */
 	assert_int_equal(ckpt_close(p), 0);
 
 	/* both damaged: latest is refused too, with the reason */

@@ -728,6 +728,30 @@ create_size_overflow(void **state)
 		fail_msg("1 TiB * 4096 segments: a half-made file was left behind");
 }
 
+/* create_bad_base -- a base the heap cannot live at is refused, no file made */
+static void
+create_bad_base(void **state)
+{
+	(void)state;
+	static const uintptr_t bad[] = {
+		0x300000001000ull,              /* page but not 2 MiB aligned */
+		0x300000004000ull,              /* the heap's 16 KiB, still not 2 MiB */
+		0x7ffffff00000ull,              /* no room for the segment below the top */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *path = tu_path("bad-base.pool");
+		struct ckpt_config cfg = { .heap_size = 8 << 20, .max_segments = 2,
+			.base = (void *)bad[i] };
+		errno = 0;
+		ckpt_pool *p = ckpt_create(path, &cfg);
+		int e = errno;
+		assert_null(p);
+		assert_int_equal(e, EINVAL);
+		assert_non_null(strstr(ckpt_errormsg(), "base"));
+		assert_int_equal(access(path, F_OK), -1);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -750,6 +774,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(open_read_only_file),
 		cmocka_unit_test(open_directory),
 		cmocka_unit_test(create_size_overflow),
+		cmocka_unit_test(create_bad_base),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
