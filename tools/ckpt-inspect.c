@@ -210,19 +210,45 @@ progress_done(void)
 	}
 }
 
-/* entry_tree_up -- the entry a segment hangs under in the tree, or -1 */
+/* find_life -- index of the live/busy heap whose life is life, or -1 */
+static int
+find_life(const struct inspect *in, uint64_t life)
+{
+	for (uint32_t j = 0; life && j < in->cat.n; j++) {
+		const struct cat_entry *x = &in->cat.e[j];
+		if ((x->state == CAT_LIVE || x->state == CAT_BUSY) && x->life == life)
+			return (int)j;
+	}
+	return -1;
+}
+
+/* find_ckpt -- index of checkpoint id, or -1 */
+static int
+find_ckpt(const struct inspect *in, uint64_t id)
+{
+	for (uint32_t j = 0; id && j < in->cat.n; j++)
+		if (in->cat.e[j].state == CAT_CKPT && in->cat.e[j].ckpt_id == id)
+			return (int)j;
+	return -1;
+}
+
+/*
+ * entry_tree_up -- the entry a segment hangs under in the tree, or -1.
+ * Links go by life ids and checkpoint ids, never by segment index, which a
+ * later heap may have reused (docs/FORMAT.md, "Lives and lineages").
+ */
 static int
 entry_tree_up(const struct inspect *in, uint32_t i)
 {
 	const struct cat_entry *e = &in->cat.e[i];
-	uint32_t up = CAT_NONE;
-	if (e->state != CAT_CKPT && e->parent != CAT_NONE)
-		up = e->parent;         /* fork child under its parent */
-	else if (e->source != CAT_NONE)
-		up = e->source;         /* checkpoint under its live heap; restart under its checkpoint */
-	if (up == CAT_NONE || up == i || up >= in->cat.n || in->cat.e[up].state == CAT_FREE)
-		return -1;
-	return (int)up;
+	int up = -1;
+	if (e->state == CAT_CKPT)
+		up = find_life(in, e->life);            /* under the heap it came from */
+	else if (e->parent_life)
+		up = find_life(in, e->parent_life);     /* fork child under its parent */
+	else if (e->ckpt_id)
+		up = find_ckpt(in, e->ckpt_id);         /* restart under its checkpoint */
+	return up == (int)i ? -1 : up;
 }
 
 /* resolve_or_fail -- REF to segment; exit code on failure */
