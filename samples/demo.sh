@@ -71,7 +71,7 @@ pid=
 cli ping >/dev/null 2>&1 && { echo "demo: server still answers"; exit 1; }
 echo "   the server is gone; its heap stays in the pool as a dead segment"
 
-say "6. restart it: ckpt_open maps the latest checkpoint at the same address"
+say "6. restart it: ckpt_open copies the latest checkpoint into a new segment, mapped at the same address"
 t0=$(now_ms)
 start
 t1=$(now_ms)
