@@ -23,14 +23,8 @@
 #include "libckpt.h"
 #include "inspect.h"
 #include "layout.h"
+#include "map.h"
 #include "owner.h"
-
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
 
 int
 inspect_open(struct inspect *in, const char *path)
@@ -76,11 +70,7 @@ inspect_open_header(struct inspect *in, const char *path)
 		goto fail;
 	}
 	in->meta = m;
-	void *probe = mmap(NULL, 4096, PROT_READ, MAP_SHARED_VALIDATE | MAP_SYNC, in->fd, 0);
-	if (probe != MAP_FAILED) {
-		in->dax = 1;
-		munmap(probe, 4096);
-	}
+	in->dax = map_is_dax(in->fd);
 	in->cat_copy = malloc(in->hdr.cat_size);
 	if (!in->cat_copy) {
 		ckpt_err_set(ENOMEM, "out of memory");

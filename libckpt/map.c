@@ -25,6 +25,8 @@
 #define MAP_SYNC 0x80000
 #endif
 
+#define POOL_PROBE_LEN 4096
+
 /* mmap_at -- mmap at a fixed address without replacing, detecting kernels that ignore the flag */
 static void *
 mmap_at(void *addr, size_t len, int prot, int flags, int fd, uint64_t off, int replace)
@@ -119,6 +121,16 @@ map_persist(const struct pmap *m, const void *addr, size_t len)
 			return ckpt_err_set(errno, "msync failed: %s", strerror(errno));
 		return 0;
 	}
+}
+
+int
+map_is_dax(int fd)
+{
+	void *p = mmap(NULL, POOL_PROBE_LEN, PROT_READ, MAP_SHARED_VALIDATE | MAP_SYNC, fd, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	munmap(p, POOL_PROBE_LEN);
+	return 1;
 }
 
 const char *

@@ -48,6 +48,9 @@ CKPT_HIDDEN void map_unmap(struct pmap *m);
 /* map_persist -- make [addr, addr+len) inside m durable */
 CKPT_HIDDEN int map_persist(const struct pmap *m, const void *addr, size_t len);
 
+/* map_is_dax -- 1 if fd's file can be mapped with MAP_SYNC (real pmem); read-only fds work */
+CKPT_HIDDEN int map_is_dax(int fd);
+
 /* map_kind_name -- "pmem", "emulated", "emulated (pmem path forced)" */
 CKPT_HIDDEN const char *map_kind_name(enum map_kind k);
 
