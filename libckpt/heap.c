@@ -47,7 +47,8 @@
 #define SLAB_MAX_WORDS 16u                     /* bitmap words per slab, max */
 #define SLAB_MAGIC 0x42414c53u                 /* "SLAB" */
 #define HEAP_MAGIC "CKPTHEAP"
-#define HEAP_VERSION 1u
+#define HEAP_VERSION 2u
+#define HEAP_VERSION_MIN 1u    /* a version 1 heap is a valid version 2 heap: see heap_attach */
 #define MAX_PAGES ((uint64_t)1 << 28)          /* pmap value field: 28 bits */
 
 /* page map entry: kind in the top 4 bits, value in the low 28 */
@@ -66,7 +67,8 @@ enum { LIST_NONE = 0, LIST_AVAIL = 1, LIST_FULL = 2, LIST_ABANDONED = 3 };
 /*
  * heap_hdr -- at offset 0 of the segment.
  * Invariants (checked by heap_walk and heap_attach):
- *  - magic == HEAP_MAGIC, version == HEAP_VERSION, page_shift == HP_SHIFT,
+ *  - magic == HEAP_MAGIC, HEAP_VERSION_MIN <= version <= HEAP_VERSION
+ *    (heap_attach raises it to HEAP_VERSION), page_shift == HP_SHIFT,
  *    nslots == NSLOTS, nclass == NCLASS,
  *  - npages == seg_size >> page_shift < 2^28; slots_off, pmap_off, pbits_off,
  *    data_off, data_page are exactly what layout_of(seg_size) computes,
@@ -108,13 +110,15 @@ struct heap_hdr {
  *    slabs that may have free blocks (the first is the one allocated from),
  *    full holds slabs found full, each with in_full == 1,
  *  - a free slot has empty lists,
- *  - pending bit c: a remote free went to one of its full slabs of class c.
- * Only the owning thread writes avail/full; pending is atomic.
+ *  - pending bit c: a remote free went to one of its full slabs of class c;
+ *    lpending bit c: the owner freed a block into one of them (full slabs
+ *    are not refiled on each free: the allocation slow path rescans them).
+ * Only the owning thread writes avail/full/lpending; pending is atomic.
  */
 struct tslot {
 	_Atomic uint32_t state;           /* 0 */
 	uint32_t reserved1;               /* 4 */
-	uint64_t reserved0;               /* 8 */
+	uint64_t lpending;                /* 8: bit c: a local free went into a full slab of class c */
 	_Atomic uint64_t pending;         /* 16 */
 	uint8_t reserved[40];             /* 24 */
 	uint32_t avail[NCLASS];           /* 64 */
@@ -198,6 +202,8 @@ layout_of(uint64_t seg_size, struct layout *l)
  */
 struct cls {
 	uint32_t bsize, pages, cap, dstart, words;
+	uint32_t span;                  /* cap * bsize: blocks' bytes */
+	uint32_t sbytes;                /* pages << HP_SHIFT: the slab's bytes */
 	uint64_t mul;
 };
 static struct cls cls_tab[NCLASS];
@@ -243,6 +249,8 @@ cls_compute(void)
 			k->cap = (uint32_t)cap;
 			k->dstart = (uint32_t)ds;
 			k->words = (uint32_t)words;
+			k->span = (uint32_t)(cap * b);
+			k->sbytes = (uint32_t)bytes;
 			k->mul = (((uint64_t)1 << 40) + b - 1) / b;
 			break;
 		}
@@ -295,7 +303,11 @@ struct heap {
 	uint64_t *pbits;
 	uint32_t npages, data_page;
 	uint64_t hid;
-	int fence;                  /* 1: no membarrier; fast path uses a full fence */
+	int fence;                  /* 1: no membarrier; busy sections use a full fence */
+	/* gate: stop | fence << 1, what the inlined fast paths load after their
+	 * busy store instead of stop (they have no fence: nonzero sends them to
+	 * the slow path, which fences when it must and waits out stop) */
+	_Atomic uint32_t gate;
 	heap_grow_fn grow;
 	void *grow_arg;
 	_Atomic uint32_t stop;      /* heap_lock_all in progress or held */
@@ -315,10 +327,16 @@ struct heap {
 	} busy[NSLOTS] __attribute__((aligned(64)));
 };
 
-/* tl_ent -- the calling thread's slot in the heap it used last */
+/*
+ * tl_ent -- the calling thread's slot in the heap it used last. fhid is hid
+ * when the slot is the thread's own (not the shared slot 0), else 0: the
+ * fast paths test only fhid. busy points at the slot's busy flag.
+ */
 struct tl_ent {
-	uint64_t hid;
+	uint64_t fhid;
+	_Atomic uint32_t *busy;
 	struct tslot *ts;
+	uint64_t hid;
 	uint32_t slot;
 };
 static __thread struct tl_ent tl_c __attribute__((tls_model("initial-exec")));
@@ -440,6 +458,8 @@ tl_lookup(struct heap *h)
 		}
 	}
 	tl_c.hid = h->hid;
+	tl_c.fhid = r->slot ? h->hid : 0;
+	tl_c.busy = &h->busy[r->slot].v;
 	tl_c.ts = &h->slots[r->slot];
 	tl_c.slot = r->slot;
 }
@@ -748,26 +768,33 @@ slot_release(struct heap *h, uint32_t i)
 		}
 	}
 	atomic_store_explicit(&ts->pending, 0, RELAXED);
+	ts->lpending = 0;
 }
 
-/* scan_full -- move full slabs of class c that got remote frees back to avail */
+/*
+ * scan_full -- move the full slabs of class c that got frees since back to
+ * avail: those with a remote list, and those with at least `min` blocks on
+ * their local free list (1: any). Returns the number of free blocks they
+ * bring (a remote list counts 1).
+ */
 static uint32_t
-scan_full(struct heap *h, struct tslot *ts, unsigned c)
+scan_full(struct heap *h, struct tslot *ts, unsigned c, uint32_t min)
 {
-	uint32_t pg = ts->full[c], moved = 0, steps = 0;
+	uint32_t pg = ts->full[c], nfree = 0, steps = 0;
 	while (pg && steps++ < h->npages) {
 		struct slab *s = SLAB(h, pg);
 		uint32_t next = s->next;
-		if (atomic_load_explicit(&s->remote, RELAXED)) {
+		int rem = atomic_load_explicit(&s->remote, RELAXED) != 0;
+		if ((s->free != 0 && s->cap - s->used >= min) || rem) {
 			list_unlink(h, &ts->full[c], pg);
 			atomic_store_explicit(&s->in_full, 0, RELAXED);
 			s->list = LIST_AVAIL;
 			list_push(h, &ts->avail[c], pg);
-			moved++;
+			nfree += (s->free ? s->cap - s->used : 0) + rem;
 		}
 		pg = next;
 	}
-	return moved;
+	return nfree;
 }
 
 /* reclaim_own -- before failing with ENOMEM: give back every empty slab this slot owns */
@@ -776,7 +803,7 @@ reclaim_own(struct heap *h, struct tslot *ts)
 {
 	uint32_t freed = 0;
 	for (unsigned c = 0; c < NCLASS; c++) {
-		scan_full(h, ts, c);
+		scan_full(h, ts, c, 1);
 		uint32_t pg = ts->avail[c], steps = 0;
 		while (pg && steps++ < h->npages) {
 			struct slab *s = SLAB(h, pg);
@@ -887,10 +914,24 @@ slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 			list_push(h, &ts->full[c], pg);
 			pg = next;
 		}
+		/*
+		 * The avail list is dry. Rescan the full list if frees went into
+		 * it, taking back the slabs with at least a sixteenth of their
+		 * blocks free (so each serves many allocations before it is full
+		 * again); if that brings back less than a quarter slab, add a
+		 * slab as well. Before failing, any free block is taken.
+		 */
 		uint64_t bit = 1ull << c;
-		if (atomic_load_explicit(&ts->pending, RELAXED) & bit) {
-			atomic_fetch_and(&ts->pending, ~bit);
-			if (scan_full(h, ts, c))
+		uint32_t got = 0;
+		if ((ts->lpending & bit) || (atomic_load_explicit(&ts->pending, RELAXED) & bit)) {
+			ts->lpending &= ~bit;
+			if (atomic_load_explicit(&ts->pending, RELAXED) & bit)
+				atomic_fetch_and(&ts->pending, ~bit);
+			uint32_t min = reclaimed ? 1 : (cls_tab[c].cap + 15) / 16;
+			got = scan_full(h, ts, c, min);
+			if (got < cls_tab[c].cap / 4 && !reclaimed)
+				ts->lpending |= bit;    /* slabs with fewer free blocks remain */
+			if (got && (got >= cls_tab[c].cap / 4 || reclaimed))
 				continue;
 		}
 		pthread_mutex_lock(&h->lock);
@@ -903,12 +944,13 @@ slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 			}
 		}
 		pthread_mutex_unlock(&h->lock);
-		if (pg)
+		if (pg || got)
 			continue;
 		if (!reclaimed) {
+			/* free what can be freed, take back every free block, retry once */
 			reclaimed = 1;
-			if (reclaim(h, ts))
-				continue;
+			reclaim(h, ts);
+			continue;
 		}
 		return NULL;
 	}
@@ -1132,8 +1174,9 @@ large_resize(struct heap *h, uint32_t pg, size_t n)
 
 /* -- the API ----------------------------------------------------------------------- */
 
-void *
-heap_alloc(struct heap *h, size_t size)
+/* alloc_slow -- heap_alloc when the fast path cannot serve it */
+static void * __attribute__((noinline))
+alloc_slow(struct heap *h, size_t size)
 {
 	if (CKPT_LIKELY(size <= SMALL_MAX)) {
 		unsigned c = size_class(size);
@@ -1144,6 +1187,44 @@ heap_alloc(struct heap *h, size_t size)
 		return p;
 	}
 	return large_alloc(h, size, HP_SIZE);
+}
+
+/*
+ * heap_alloc -- fast path: a thread with its own slot (cached in tl_c) pops
+ * the free list of its current slab of the class. Anything else (first call,
+ * shared slot, stop set, current slab without a free-list block) goes to
+ * alloc_slow, which starts over.
+ */
+void * __attribute__((hot))
+heap_alloc(struct heap *h, size_t size)
+{
+	if (CKPT_LIKELY(size <= SMALL_MAX && tl_c.fhid == h->hid)) {
+		unsigned c = size_class(size);
+		struct tslot *ts = tl_c.ts;
+		_Atomic uint32_t *busy = tl_c.busy;
+		atomic_store_explicit(busy, 1, RELAXED);
+		atomic_signal_fence(memory_order_seq_cst);
+		uint32_t pg = ts->avail[c];
+		if (CKPT_LIKELY(!atomic_load_explicit(&h->gate, RELAXED) && pg != 0)) {
+			struct slab *s = SLAB(h, pg);
+			uint64_t b = s->free;
+			if (CKPT_LIKELY(b != 0)) {
+				const struct cls *k = &cls_tab[c];
+				uint64_t base = (uint64_t)pg << HP_SHIFT;
+				uint64_t next = *(uint64_t *)(h->seg + b);
+				/* a corrupted link (use after free) is dropped, never followed */
+				s->free = next - base < k->sbytes ? next : 0;
+				uint32_t idx = (uint32_t)(((b - base - k->dstart) * k->mul) >> 40);
+				uint64_t *w = &ABW(s, idx);
+				st64(w, ld64(w) | (1ull << (idx & 63)));
+				used_set(s, s->used + 1);
+				atomic_store_explicit(busy, 0, memory_order_release);
+				return h->seg + b;
+			}
+		}
+		atomic_store_explicit(busy, 0, memory_order_release);
+	}
+	return alloc_slow(h, size);
 }
 
 void *
@@ -1215,23 +1296,31 @@ remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct binfo
 	return 0;
 }
 
-/* free_local_slow -- after a local free: refile a full slab, release an empty one */
+/*
+ * free_local_slow -- after a local free into a slab that is on the full list
+ * or is now empty. A full slab stays on the full list (refiling it on every
+ * free made slabs bounce between the lists): the lpending bit sends the
+ * allocation slow path to rescan the full list once the avail list runs
+ * dry. An emptied slab that is not the current one goes back to the pages.
+ */
 static void __attribute__((noinline))
 free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
 {
-	if (s->list == LIST_FULL) {
-		list_unlink(h, &ts->full[c], pg);
-		atomic_store_explicit(&s->in_full, 0, RELAXED);
-		s->list = LIST_AVAIL;
-		list_push(h, &ts->avail[c], pg);
-	}
 	if (s->used == 0 && ts->avail[c] != pg && atomic_load(&s->remote) == 0) {
-		list_unlink(h, &ts->avail[c], pg);
+		if (s->list == LIST_FULL) {
+			list_unlink(h, &ts->full[c], pg);
+			atomic_store_explicit(&s->in_full, 0, RELAXED);
+		} else {
+			list_unlink(h, &ts->avail[c], pg);
+		}
 		s->list = LIST_NONE;
 		pthread_mutex_lock(&h->lock);
 		slab_free_pages(h, pg);
 		pthread_mutex_unlock(&h->lock);
+		return;
 	}
+	if (s->list == LIST_FULL && !(ts->lpending & (1ull << c)))
+		ts->lpending |= 1ull << c;
 }
 
 /* slab_free -- free block idx of the slab at page pg (busy held) */
@@ -1252,7 +1341,7 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 	*(uint64_t *)p = s->free;
 	s->free = bi->off;
 	used_set(s, s->used - 1);
-	if (CKPT_UNLIKELY(s->list != LIST_AVAIL || (s->used == 0 && ts->avail[bi->c] != bi->pg)))
+	if (CKPT_UNLIKELY(s->list != LIST_AVAIL || s->used == 0))
 		free_local_slow(h, ts, s, bi->pg, bi->c);
 	return 0;
 }
@@ -1273,27 +1362,73 @@ free_slow(struct heap *h, void *p)
 	return ret;
 }
 
-int
+/* free_fixup -- heap_free's tail when the slab is now empty (busy held; released here) */
+static int __attribute__((noinline))
+free_fixup(struct heap *h, struct slab *s, uint32_t pg, unsigned c, uint32_t slot)
+{
+	free_local_slow(h, tl_c.ts, s, pg, c);
+	atomic_store_explicit(&h->busy[slot].v, 0, memory_order_release);
+	return 0;
+}
+
+/*
+ * heap_free -- fast path: an allocated block of a slab that the calling
+ * thread (with its own slot, cached in tl_c) owns: clear its abit, push it
+ * on the slab's free list. Anything else (NULL, large blocks, other owners,
+ * the shared slot, stop set, and every invalid free) goes to free_slow,
+ * which starts over, checks and reports.
+ */
+int __attribute__((hot))
 heap_free(struct heap *h, void *p)
 {
 	uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h->seg);
-	if (CKPT_UNLIKELY(off >= h->limit))
+	if (CKPT_UNLIKELY(off >= h->limit || tl_c.fhid != h->hid))
 		return free_slow(h, p);
-	uint32_t pg = (uint32_t)(off >> HP_SHIFT);
-	uint32_t c = pm_get(h, pg) - PM(PM_SLAB, 0);
-	if (CKPT_UNLIKELY(c >= NCLASS))
-		return free_slow(h, p);     /* slab tail page, large block, or not a block */
+	uint64_t base = off & ~(HP_SIZE - 1);       /* the slab's first page */
+	uint32_t e = pm_get(h, (uint32_t)(off >> HP_SHIFT));
+	uint32_t c = e - PM(PM_SLAB, 0);
+	if (CKPT_UNLIKELY(c >= NCLASS)) {
+		/* a later page of a slab: find its first page; else large or not a block */
+		if (PM_KIND(e) != PM_TAIL || PM_VAL(e) > (off >> HP_SHIFT))
+			return free_slow(h, p);
+		base -= (uint64_t)PM_VAL(e) << HP_SHIFT;
+		c = pm_get(h, (uint32_t)(base >> HP_SHIFT)) - PM(PM_SLAB, 0);
+		if (c >= NCLASS)
+			return free_slow(h, p);
+	}
 	const struct cls *k = &cls_tab[c];
-	uint64_t rel = (off & (HP_SIZE - 1)) - k->dstart;
+	uint64_t rel = off - base - k->dstart;
 	uint32_t idx = (uint32_t)((rel * k->mul) >> 40);
-	if (CKPT_UNLIKELY(idx >= k->cap || (uint64_t)idx * k->bsize != rel))
+	if (CKPT_UNLIKELY(rel >= k->span || (uint64_t)idx * k->bsize != rel))
 		return free_slow(h, p);
-	struct binfo bi = { .off = off, .pg = pg, .idx = idx, .c = c, .large = 0 };
-	uint32_t slot;
-	struct tslot *ts = op_enter(h, &slot);
-	int ret = slab_free(h, ts, slot, &bi, p);
-	busy_leave(h, ts, slot);
-	return ret;
+	struct slab *s = (struct slab *)(h->seg + base);
+	_Atomic uint32_t *busy = tl_c.busy;
+	atomic_store_explicit(busy, 1, RELAXED);
+	atomic_signal_fence(memory_order_seq_cst);
+	uint64_t m = 1ull << (idx & 63);
+	uint64_t *aw = &ABW(s, idx);
+	uint64_t a = ld64(aw);
+	if (CKPT_UNLIKELY(atomic_load_explicit(&h->gate, RELAXED) ||
+			atomic_load_explicit(&s->owner, RELAXED) != tl_c.slot + 1 ||
+			((a & ~ld64(aw + 1)) & m) == 0)) {
+		atomic_store_explicit(busy, 0, memory_order_release);
+		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
+	}
+	st64(aw, a & ~m);
+	*(uint64_t *)p = s->free;
+	s->free = off;
+	uint32_t used = s->used - 1;
+	used_set(s, used);
+	if (CKPT_UNLIKELY(s->list != LIST_AVAIL || used == 0)) {
+		if (used == 0)
+			return free_fixup(h, s, (uint32_t)(base >> HP_SHIFT), c, tl_c.slot);
+		/* a full slab: leave it there, note it for slab_alloc_slow */
+		struct tslot *ts = tl_c.ts;
+		if (s->list == LIST_FULL && !(ts->lpending & (1ull << c)))
+			ts->lpending |= 1ull << c;
+	}
+	atomic_store_explicit(busy, 0, memory_order_release);
+	return 0;
 }
 
 size_t
@@ -1408,6 +1543,7 @@ heap_lock_all(struct heap *h)
 {
 	pthread_mutex_lock(&h->wait_mx);
 	atomic_store(&h->stop, 1);
+	atomic_store(&h->gate, 1u | (uint32_t)h->fence << 1);
 	pthread_mutex_unlock(&h->wait_mx);
 	if (h->fence || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
 		atomic_thread_fence(memory_order_seq_cst);
@@ -1424,6 +1560,7 @@ heap_unlock_all(struct heap *h)
 	atomic_store(&h->stopper, NULL);
 	pthread_mutex_lock(&h->wait_mx);
 	atomic_store(&h->stop, 0);
+	atomic_store(&h->gate, (uint32_t)h->fence << 1);
 	pthread_cond_broadcast(&h->wait_cv);
 	pthread_mutex_unlock(&h->wait_mx);
 }
@@ -1453,6 +1590,7 @@ heap_after_fork_child(struct heap *h)
 	}
 	atomic_store(&h->stopper, NULL);
 	atomic_store(&h->stop, 0);
+	atomic_store(&h->gate, (uint32_t)h->fence << 1);
 }
 
 /* tl_destructor -- thread exit: hand the slot's slabs back, free the slot */
@@ -1469,7 +1607,25 @@ tl_destructor(void *v)
 	busy_leave(h, ts, r->slot);
 	atomic_store_explicit(&ts->state, 0, memory_order_release);
 	if (tl_c.hid == h->hid)
-		tl_c.hid = 0;
+		tl_c.hid = tl_c.fhid = 0;
+}
+
+/*
+ * upgrade -- bring an attached heap of an older version to HEAP_VERSION.
+ * Version 1 differs only in what it allowed less of: its full slabs never
+ * held local free blocks and the slot word at offset 8 (now lpending) was
+ * reserved and zero, so a version 1 heap is a valid version 2 heap once
+ * lpending is zero. The version is raised so that an older library, which
+ * would break on full slabs with free blocks, refuses the heap from now on.
+ */
+static void
+upgrade(struct heap *h)
+{
+	if (h->hdr->version == HEAP_VERSION)
+		return;
+	for (uint32_t i = 0; i < NSLOTS; i++)
+		h->slots[i].lpending = 0;
+	h->hdr->version = HEAP_VERSION;
 }
 
 /* -- format, attach, detach ------------------------------------------------------------ */
@@ -1609,12 +1765,14 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 	h->grow_arg = grow_arg;
 	h->hid = atomic_fetch_add(&heap_ids, 1) + 1;
 	h->fence = membarrier_ok() < 0;
+	atomic_store(&h->gate, (uint32_t)h->fence << 1);
 	locks_init(h);
 	for (uint32_t i = 0; i < NSLOTS; i++) {
 		h->recs[i].h = h;
 		h->recs[i].slot = i;
 	}
 	h->key_ok = pthread_key_create(&h->key, tl_destructor) == 0;
+	upgrade(h);
 	rebuild(h);
 	return h;
 }
@@ -1627,7 +1785,7 @@ heap_detach(struct heap *h)
 	if (h->key_ok)
 		pthread_key_delete(h->key);
 	if (tl_c.hid == h->hid)
-		tl_c.hid = 0;
+		tl_c.hid = tl_c.fhid = 0;
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->shared_mx);
 	pthread_mutex_destroy(&h->wait_mx);
@@ -1666,9 +1824,10 @@ hdr_check(const uint8_t *b, size_t len, struct heap_hdr *H, struct layout *l, in
 	memcpy(H, b, sizeof(*H));
 	if (memcmp(H->magic, HEAP_MAGIC, 8) != 0)
 		return ckpt_err_set(EINVAL, "not a heap: bad magic at offset 0x0");
-	if (H->version != HEAP_VERSION)
-		return ckpt_err_set(EINVAL, "heap format version %u not supported (expected %u) "
-				"at offset 0x8", H->version, HEAP_VERSION);
+	if (H->version < HEAP_VERSION_MIN || H->version > HEAP_VERSION)
+		return ckpt_err_set(EINVAL, "heap format version %u not supported (this library "
+				"reads %u to %u) at offset 0x8", H->version, HEAP_VERSION_MIN,
+				HEAP_VERSION);
 	if (H->page_shift != HP_SHIFT || H->nslots != NSLOTS || H->nclass != NCLASS)
 		return ckpt_err_set(EINVAL, "heap geometry (page shift %u, %u slots, %u classes) "
 				"differs from this library's (%u, %u, %u) at offset 0xc",

@@ -224,6 +224,158 @@ expect_bad_free(void *p, int err, const char *word, uint64_t live)
 	heap_free(H, t);
 }
 
+/* count64 -- walk callback: counts the 64-byte slab blocks (free or live) */
+static int
+count64(const struct heap_block_info *b, void *arg)
+{
+	if (b->size == 64)
+		(*(uint64_t *)arg)++;
+	return 0;
+}
+
+static uint64_t
+capacity64(void)
+{
+	uint64_t n = 0;
+	assert_int_equal(heap_walk(seg.addr, heap_high_water(H), count64, &n, NULL), 0);
+	return n;
+}
+
+/*
+ * test_full_slabs_reused -- slabs that filled up and then got frees (they
+ * stay on the full list, see HEAP.md "Slow path") give their blocks back:
+ * refilling does not add slabs, a double free into such a slab is caught
+ * at the call, and random replacement at a constant live count keeps the
+ * slab capacity within the documented bound (a sixteenth left in full
+ * slabs, plus the slab being filled and one more).
+ */
+static void
+test_full_slabs_reused(void **state)
+{
+	(void)state;
+	enum { N = 4096, CAP64 = 254 };
+	static void *p[N];
+	for (int i = 0; i < N; i++) {
+		p[i] = heap_alloc(H, 64);
+		assert_non_null(p[i]);
+		memset(p[i], 0xa5, 64);
+	}
+	uint64_t c0 = capacity64();
+	assert_true(c0 >= N && c0 < N + 2 * CAP64);
+	for (int i = 0; i < N; i += 2)
+		assert_int_equal(heap_free(H, p[i]), 0);
+	check_ok((uint64_t)N / 2 * 64);
+	/* a double free into a full slab's free list is caught at once */
+	expect_bad_free(p[0], ENOENT, "not allocated", (uint64_t)N / 2 * 64);
+	expect_bad_free(p[N - 2], ENOENT, "not allocated", (uint64_t)N / 2 * 64);
+	for (int i = 0; i < N; i += 2) {
+		p[i] = heap_alloc(H, 64);
+		assert_non_null(p[i]);
+	}
+	check_ok((uint64_t)N * 64);
+	assert_int_equal(capacity64(), c0);     /* every freed block was reused */
+	/* steady state: random replacement, live count constant */
+	uint64_t r = 42;
+	for (int k = 0; k < 200000; k++) {
+		unsigned i = (unsigned)(th_rand(&r) % N);
+		assert_int_equal(heap_free(H, p[i]), 0);
+		p[i] = heap_alloc(H, 64);
+		assert_non_null(p[i]);
+		*(uint64_t *)p[i] = (uint64_t)k;
+	}
+	check_ok((uint64_t)N * 64);
+	uint64_t c1 = capacity64();
+	assert_true(c1 * 15 <= ((uint64_t)N + 2 * CAP64) * 16);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(heap_free(H, p[i]), 0);
+	check_ok(0);
+}
+
+/*
+ * test_sparse_holes_before_enomem -- blocks freed too sparsely for their
+ * full slabs to be refiled (fewer than a sixteenth per slab) are still all
+ * handed out again before the heap reports ENOMEM.
+ */
+static void
+test_sparse_holes_before_enomem(void **state)
+{
+	(void)state;
+	enum { MAX = SEG_SIZE / 64 };
+	static void *p[MAX];
+	size_t n = 0;
+	while (n < MAX && (p[n] = heap_alloc(H, 64)) != NULL)
+		n++;
+	assert_true(n < MAX && n > MAX / 2);
+	assert_int_equal(errno, ENOMEM);
+	size_t freed = 0;
+	for (size_t i = 0; i < n; i += 32, freed++)
+		assert_int_equal(heap_free(H, p[i]), 0);
+	check_ok((uint64_t)(n - freed) * 64);
+	for (size_t i = 0; i < n; i += 32) {
+		p[i] = heap_alloc(H, 64);
+		assert_non_null(p[i]);
+	}
+	check_ok((uint64_t)n * 64);
+	assert_null(heap_alloc(H, 64));
+	assert_int_equal(errno, ENOMEM);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(heap_free(H, p[i]), 0);
+	check_ok(0);
+}
+
+/*
+ * test_format_versions -- a version 1 heap (the format before lpending; its
+ * bytes are a valid version 2 heap) is walked and attached, and attaching
+ * raises it to version 2 with its blocks intact; a version this library
+ * does not know is refused by both, with the version named, and the bytes
+ * are left as they were.
+ */
+static void
+test_format_versions(void **state)
+{
+	(void)state;
+	uint32_t *ver = (uint32_t *)((char *)seg.addr + 8);
+	char *p = heap_alloc(H, 100), *q = heap_alloc(H, 5000);
+	assert_non_null(p);
+	assert_non_null(q);
+	memset(p, 0x11, 100);
+	memset(q, 0x22, 5000);
+	assert_int_equal(*ver, 2);
+	heap_detach(H);
+
+	*ver = 1;
+	th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
+	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(H);
+	assert_int_equal(*ver, 2);
+	assert_int_equal(heap_usable_size(H, p), 112);
+	assert_int_equal((unsigned char)p[99], 0x11);
+	assert_int_equal((unsigned char)q[4999], 0x22);
+	check_ok(112 + heap_usable_size(H, q));
+	heap_detach(H);
+
+	static const uint32_t bad[] = { 0, 3, 0xffffffffu };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		*ver = bad[i];
+		errno = 0;
+		assert_int_equal(heap_check(seg.addr, SEG_SIZE, NULL), -1);
+		assert_int_equal(errno, EINVAL);
+		assert_true(th_errmsg_has("version"));
+		errno = 0;
+		assert_null(heap_attach(seg.addr, SEG_SIZE, NULL, NULL));
+		assert_int_equal(errno, EINVAL);
+		if (!th_errmsg_has("not supported"))
+			fail_msg("message '%s' does not refuse the version", ckpt_errormsg());
+		assert_int_equal(*ver, bad[i]);
+	}
+	*ver = 2;
+	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(H);
+	assert_int_equal(heap_free(H, p), 0);
+	assert_int_equal(heap_free(H, q), 0);
+	check_ok(0);
+}
+
 static void *
 free_twice_thread(void *arg)
 {
@@ -541,8 +693,11 @@ main(void)
 		cmocka_unit_test(test_realloc_inplace),
 		cmocka_unit_test(test_calloc_overflow),
 		cmocka_unit_test(test_enomem_then_recover),
+		cmocka_unit_test(test_full_slabs_reused),
+		cmocka_unit_test(test_sparse_holes_before_enomem),
 		cmocka_unit_test(test_invalid_free),
 		cmocka_unit_test(test_root),
+		cmocka_unit_test(test_format_versions),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_thread_exit_and_adopt),
 		cmocka_unit_test(test_lock_all_while_running),
