@@ -5,8 +5,9 @@
  * Steps (each a named crash point, see testhook.h):
  *   1. reserve a free segment in the catalog as BUSY (owned by us);
  *   2. quiesce the heap, copy its high-water prefix into the segment
- *      (clone or copy_file_range, in two halves with the mid-copy crash
- *      point between them) and checksum it, un-quiesce;
+ *      (segcopy: clone, else copy_file_range, else a pmem memcpy on pmem,
+ *      else pread/pwrite; in two halves with the mid-copy crash point
+ *      between them) and checksum it, un-quiesce;
  *   3. fdatasync the pool file: the copy is durable;
  *   4. publish: one catalog commit turns BUSY into CHECKPOINT with its id,
  *      and frees the checkpoints retention no longer keeps;
@@ -97,12 +98,14 @@ copy_live(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 {
 	uint64_t src = pool_seg_off(p, p->seg), dst = pool_seg_off(p, seg);
 	uint64_t half = (used / 2) & ~(COPY_SPLIT_ALIGN - 1);
+	/* the heap's mapping tells segcopy whether the pmem memcpy path applies */
+	const struct segcopy_opts o = { .kind = (int)p->heap_map.kind };
 	int cloned;
-	if (segcopy(p->fd, src, dst, half, p->hdr.seg_size, SEGCOPY_ANY, &cloned) < 0)
+	if (segcopy_with(p->fd, src, dst, half, p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned) < 0)
 		return -1;
 	test_point("checkpoint:mid-copy");
-	return segcopy(p->fd, src + half, dst + half, used - half,
-			p->hdr.seg_size - half, SEGCOPY_ANY, &cloned);
+	return segcopy_with(p->fd, src + half, dst + half, used - half,
+			p->hdr.seg_size - half, SEGCOPY_ANY, &o, &cloned);
 }
 
 CKPT_EXPORT int

@@ -14,7 +14,10 @@
  *           the catalog (BUSY, fork-pending, parent segment recorded) with
  *           its lease taken on fork_fd *before* the reservation is
  *           published; fill it from the parent's heap: a filesystem clone in
- *           reflink mode, a copy (copy_file_range) in copy mode.
+ *           reflink mode, a copy in copy mode (segcopy: copy_file_range,
+ *           else a pmem memcpy on pmem, else pread/pwrite). Crash points
+ *           (testhook.h): fork:before-copy, fork:mid-copy (after the first
+ *           chunk), fork:after-copy.
  *  parent   (parent, after fork, whether fork succeeded or not): close the
  *           parent's reference to fork_fd, release the locks. If nobody
  *           holds the reservation's lease any more, no child exists (fork
@@ -164,8 +167,10 @@ fill_segment(struct ckpt_pool *p, uint32_t seg)
 {
 	int cloned;
 	enum segcopy_how how = p->fork_mode == CKPT_FORK_REFLINK ? SEGCOPY_CLONE : SEGCOPY_COPY;
-	return segcopy(p->fd, pool_seg_off(p, p->seg), pool_seg_off(p, seg), p->fork_used,
-			p->hdr.seg_size, how, &cloned);
+	const struct segcopy_opts o = { .kind = (int)p->heap_map.kind,
+		.mid_point = "fork:mid-copy" };
+	return segcopy_with(p->fd, pool_seg_off(p, p->seg), pool_seg_off(p, seg), p->fork_used,
+			p->hdr.seg_size, how, &o, &cloned);
 }
 
 /* snapshot_private -- a memfd holding the heap's prefix, for a child without a segment; -1 on failure */

@@ -1,13 +1,39 @@
 /*
  * segcopy.c -- segment-to-segment copies inside one pool file.
  *
- * Preference order: a filesystem clone (FICLONERANGE: O(extents), blocks
- * shared until written), then copy_file_range over the source's data
- * extents only (SEEK_DATA/SEEK_HOLE, so a big segment holding little copies
- * little), then plain pread/pwrite where the kernel cannot offload.
+ * Preference order, the first that works:
+ *   1. a filesystem clone (FICLONERANGE: O(extents), blocks shared until
+ *      written; XFS with reflink, btrfs), unless the caller asked for a copy;
+ *   2. copy_file_range over the source's data extents only (SEEK_DATA /
+ *      SEEK_HOLE, so a big segment holding little copies little);
+ *   3. on pmem -- the pool maps with MAP_SYNC (MAP_KIND_PMEM), or the pmem
+ *      path is forced for tests (MAP_KIND_FORCED, PMEM_IS_PMEM_FORCE=1) --
+ *      through mappings of both ranges with libpmem's pmem_memcpy_nodrain
+ *      and one pmem_drain at the end. The destination range is allocated
+ *      (fallocate) before it is mapped, so a full filesystem is an ENOSPC
+ *      error, never a SIGBUS; a filesystem that cannot allocate ahead gets
+ *      path 4 instead;
+ *   4. pread/pwrite through a buffer: the path after 2 on an ordinary file,
+ *      where a cache flush makes nothing durable (the caller's fdatasync
+ *      does, as it does after 2 and after 3 when the pmem path is forced).
+ * Paths 3 and 4 are taken only where copy_file_range fails (EXDEV, ENOSYS,
+ * EOPNOTSUPP, EINVAL, or copies nothing), and stay taken for the rest of
+ * that copy.
+ *
+ * Data moves in chunks of at most COPY_CHUNK bytes: one copy_file_range or
+ * one memcpy each (pread/pwrite go through a 1 MiB buffer), no other system
+ * call per chunk. A caller may name a crash point (testhook.h) to fire after
+ * the first chunk when more of the range follows; when that point is armed
+ * the chunks are COPY_CHUNK_TEST bytes, so the crash tests stop a copy with
+ * part of a small heap written.
+ *
+ * Test-only: CKPT_TEST_NO_OFFLOAD=1 makes paths 1 and 2 unavailable, as on a
+ * filesystem and kernel that offer neither (testhook.h). segcopy_stats
+ * counts the bytes each path moved.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libpmem.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -17,6 +43,21 @@
 #include <unistd.h>
 
 #include "segcopy.h"
+#include "testhook.h"
+
+#define COPY_CHUNK ((uint64_t)64 << 20)       /* bound of one copy step */
+#define COPY_CHUNK_TEST ((uint64_t)1 << 20)   /* with the mid point armed */
+#define PLAIN_BUF ((size_t)1 << 20)           /* pread/pwrite buffer */
+#define PAGE ((uint64_t)4096)                 /* mmap offset granularity (x86-64) */
+
+struct segcopy_stats segcopy_stats;
+
+/* stat_add -- count n bytes moved by one path */
+static inline void
+stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
 
 int
 segcopy_punch(int fd, uint64_t off, uint64_t len)
@@ -30,88 +71,186 @@ segcopy_punch(int fd, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* copy_plain -- pread/pwrite fallback for [src, src+len) -> dst */
-static int
-copy_plain(int fd, uint64_t src, uint64_t dst, uint64_t len)
-{
-	size_t bufsz = 1 << 20;
-	char *buf = malloc(bufsz);
-	if (!buf)
-		return ckpt_err_set(ENOMEM, "out of memory");
-	int ret = 0;
-	while (len) {
-		size_t n = len < bufsz ? (size_t)len : bufsz;
-		ssize_t r = pread(fd, buf, n, (off_t)src);
-		if (r <= 0) {
-			if (r < 0 && errno == EINTR)
-				continue;
-			ret = ckpt_err_set(r < 0 ? errno : EIO, "cannot read the pool: %s",
-					r < 0 ? strerror(errno) : "short read");
-			break;
-		}
-		ssize_t w = pwrite(fd, buf, (size_t)r, (off_t)dst);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = ckpt_err_set(errno, "cannot write the pool: %s", strerror(errno));
-			break;
-		}
-		src += (uint64_t)w;
-		dst += (uint64_t)w;
-		len -= (uint64_t)w;
-	}
-	free(buf);
-	return ret;
-}
+enum copy_path {
+	PATH_RANGE,             /* copy_file_range */
+	PATH_PMEM,              /* pmem_memcpy_nodrain between sm and dm */
+	PATH_PLAIN,             /* pread/pwrite through buf */
+};
 
-/* copy_range -- copy_file_range [src, src+len) -> dst, falling back to copy_plain */
+/*
+ * copier -- the state of one segcopy. Offsets handed to the copy functions
+ * are relative to src and dst; invariant: they stay below len. sm and dm
+ * map all of [src, src+len) and [dst, dst+len) when path is PATH_PMEM.
+ */
+struct copier {
+	int fd;
+	uint64_t src, dst, len;
+	uint64_t chunk;             /* COPY_CHUNK, or COPY_CHUNK_TEST */
+	const char *mid;            /* crash point still to fire, or NULL */
+	int kind;                   /* enum map_kind or SEGCOPY_KIND_PROBE */
+	enum copy_path path;
+	int allocated;              /* [dst, dst+len) already fallocated */
+	struct pmap sm, dm;
+	char *buf;
+};
+
+/*
+ * pmem_windows -- set up path 3: allocate the destination, map both ranges.
+ * 0 ready, 1 not possible here (use path 4), -1 error (ENOSPC and such).
+ */
 static int
-copy_range(int fd, uint64_t src, uint64_t dst, uint64_t len)
+pmem_windows(struct copier *c)
 {
-	while (len) {
-		loff_t si = (loff_t)src, di = (loff_t)dst;
-		size_t n = len > (1u << 30) ? (1u << 30) : (size_t)len;
-		ssize_t r = copy_file_range(fd, &si, fd, &di, n, 0);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
-			    errno == EINVAL)
-				return copy_plain(fd, src, dst, len);
-			return ckpt_err_set(errno, "copy_file_range failed: %s", strerror(errno));
-		}
-		if (r == 0)
-			return copy_plain(fd, src, dst, len);
-		src += (uint64_t)r;
-		dst += (uint64_t)r;
-		len -= (uint64_t)r;
+	if (c->kind == MAP_KIND_EMULATED || c->src % PAGE || c->dst % PAGE ||
+	    c->len > SIZE_MAX)
+		return 1;
+	if (fallocate(c->fd, 0, (off_t)c->dst, (off_t)c->len) < 0) {
+		if (errno == EOPNOTSUPP)
+			return 1;       /* a store could SIGBUS: do not map */
+		return ckpt_err_set(errno, "cannot allocate a segment: %s", strerror(errno));
+	}
+	c->allocated = 1;
+	if (map_file(&c->sm, c->fd, c->src, (size_t)c->len, NULL, 0) < 0)
+		return 1;
+	if (map_file(&c->dm, c->fd, c->dst, (size_t)c->len, NULL, 0) < 0) {
+		map_unmap(&c->sm);
+		return 1;
+	}
+	if (c->dm.kind == MAP_KIND_EMULATED) {
+		/* probed: an ordinary file */
+		map_unmap(&c->sm);
+		map_unmap(&c->dm);
+		return 1;
 	}
 	return 0;
 }
 
-/* copy_data_extents -- copy only the data extents of [src, src+len) */
+/* leave_range -- copy_file_range cannot be used: pick path 3 or 4 */
 static int
-copy_data_extents(int fd, uint64_t src, uint64_t dst, uint64_t len)
+leave_range(struct copier *c)
+{
+	int r = pmem_windows(c);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		c->path = PATH_PMEM;
+		return 0;
+	}
+	c->buf = malloc(PLAIN_BUF);
+	if (!c->buf)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	c->path = PATH_PLAIN;
+	return 0;
+}
+
+/* copy_plain -- pread/pwrite [off, off+n) */
+static int
+copy_plain(struct copier *c, uint64_t off, uint64_t n)
+{
+	uint64_t src = c->src + off, dst = c->dst + off;
+	while (n) {
+		size_t want = n < PLAIN_BUF ? (size_t)n : PLAIN_BUF;
+		ssize_t r = pread(c->fd, c->buf, want, (off_t)src);
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			return ckpt_err_set(r < 0 ? errno : EIO, "cannot read the pool: %s",
+					r < 0 ? strerror(errno) : "short read");
+		}
+		ssize_t w = pwrite(c->fd, c->buf, (size_t)r, (off_t)dst);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return ckpt_err_set(errno, "cannot write the pool: %s", strerror(errno));
+		}
+		stat_add(&segcopy_stats.plain, (uint64_t)w);
+		src += (uint64_t)w;
+		dst += (uint64_t)w;
+		n -= (uint64_t)w;
+	}
+	return 0;
+}
+
+/* copy_chunk -- copy [off, off+n) (n <= chunk) by the current path */
+static int
+copy_chunk(struct copier *c, uint64_t off, uint64_t n)
+{
+	while (n) {
+		switch (c->path) {
+		case PATH_RANGE: {
+			loff_t si = (loff_t)(c->src + off), di = (loff_t)(c->dst + off);
+			ssize_t r = copy_file_range(c->fd, &si, c->fd, &di, (size_t)n, 0);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0 && errno != EXDEV && errno != ENOSYS &&
+			    errno != EOPNOTSUPP && errno != EINVAL)
+				return ckpt_err_set(errno, "copy_file_range failed: %s",
+						strerror(errno));
+			if (r <= 0) {
+				if (leave_range(c) < 0)
+					return -1;
+				continue;
+			}
+			stat_add(&segcopy_stats.range, (uint64_t)r);
+			off += (uint64_t)r;
+			n -= (uint64_t)r;
+			break;
+		}
+		case PATH_PMEM:
+			pmem_memcpy_nodrain((char *)c->dm.addr + off,
+					(const char *)c->sm.addr + off, (size_t)n);
+			stat_add(&segcopy_stats.pmem, n);
+			return 0;
+		case PATH_PLAIN:
+			return copy_plain(c, off, n);
+		}
+	}
+	return 0;
+}
+
+/* copy_extent -- copy [off, off+n) in chunks; the mid point fires after the first */
+static int
+copy_extent(struct copier *c, uint64_t off, uint64_t n)
+{
+	while (n) {
+		uint64_t k = n < c->chunk ? n : c->chunk;
+		if (copy_chunk(c, off, k) < 0)
+			return -1;
+		off += k;
+		n -= k;
+		if (CKPT_UNLIKELY(c->mid != NULL)) {
+			const char *point = c->mid;
+			c->mid = NULL;
+			if (off < c->len)
+				test_point(point);
+		}
+	}
+	return 0;
+}
+
+/* copy_data_extents -- copy only the data extents of the source range */
+static int
+copy_data_extents(struct copier *c)
 {
 	uint64_t pos = 0;
-	while (pos < len) {
-		off_t d = lseek(fd, (off_t)(src + pos), SEEK_DATA);
+	while (pos < c->len) {
+		off_t d = lseek(c->fd, (off_t)(c->src + pos), SEEK_DATA);
 		if (d < 0) {
 			if (errno == ENXIO)
 				return 0;           /* only holes remain */
 			/* no SEEK_DATA support: copy everything */
-			return copy_range(fd, src + pos, dst + pos, len - pos);
+			return copy_extent(c, pos, c->len - pos);
 		}
-		if ((uint64_t)d >= src + len)
+		if ((uint64_t)d >= c->src + c->len)
 			return 0;
-		off_t h = lseek(fd, d, SEEK_HOLE);
+		off_t h = lseek(c->fd, d, SEEK_HOLE);
 		if (h < 0)
-			h = (off_t)(src + len);
-		uint64_t start = (uint64_t)d - src;
-		uint64_t end = (uint64_t)h - src;
-		if (end > len)
-			end = len;
-		if (copy_range(fd, src + start, dst + start, end - start) < 0)
+			h = (off_t)(c->src + c->len);
+		uint64_t start = (uint64_t)d - c->src;
+		uint64_t end = (uint64_t)h - c->src;
+		if (end > c->len)
+			end = c->len;
+		if (copy_extent(c, start, end - start) < 0)
 			return -1;
 		pos = end;
 	}
@@ -128,40 +267,85 @@ block_size(int fd)
 	return 4096;
 }
 
+/* try_clone -- path 1: 0 cloned, 1 not possible (copy instead), -1 error */
+static int
+try_clone(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
+		enum segcopy_how how, int offload)
+{
+	if (!offload) {
+		if (how == SEGCOPY_CLONE)
+			return ckpt_err_set(ENOTSUP, "the pool's filesystem cannot clone "
+				"ranges (FICLONERANGE disabled by CKPT_TEST_NO_OFFLOAD)");
+		return 1;
+	}
+	uint64_t clen = align_up(len, block_size(fd));
+	if (clen > seg_size)
+		clen = seg_size;
+	struct file_clone_range r = {
+		.src_fd = fd, .src_offset = src, .src_length = clen,
+		.dest_offset = dst,
+	};
+	if (ioctl(fd, FICLONERANGE, &r) == 0) {
+		stat_add(&segcopy_stats.cloned, clen);
+		return 0;
+	}
+	if (errno == ENOSPC)
+		return ckpt_err_set(ENOSPC, "filesystem full while cloning a segment");
+	if (how == SEGCOPY_CLONE)
+		return ckpt_err_set(ENOTSUP,
+			"the pool's filesystem cannot clone ranges (FICLONERANGE: %s)",
+			strerror(errno));
+	return 1;
+}
+
 int
-segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
-		enum segcopy_how how, int *cloned)
+segcopy_with(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
+		enum segcopy_how how, const struct segcopy_opts *o, int *cloned)
 {
 	*cloned = 0;
 	if (segcopy_punch(fd, dst, seg_size) < 0)
 		return -1;
 	if (len == 0)
 		return 0;
+	int offload = !test_flag("CKPT_TEST_NO_OFFLOAD");
 	if (how != SEGCOPY_COPY) {
-		uint64_t bs = block_size(fd);
-		uint64_t clen = align_up(len, bs);
-		if (clen > seg_size)
-			clen = seg_size;
-		struct file_clone_range r = {
-			.src_fd = fd, .src_offset = src, .src_length = clen,
-			.dest_offset = dst,
-		};
-		if (ioctl(fd, FICLONERANGE, &r) == 0) {
-			*cloned = 1;
-			return 0;
+		int r = try_clone(fd, src, dst, len, seg_size, how, offload);
+		if (r <= 0) {
+			*cloned = r == 0;
+			return r;
 		}
-		if (errno == ENOSPC)
-			return ckpt_err_set(ENOSPC, "filesystem full while cloning a segment");
-		if (how == SEGCOPY_CLONE)
-			return ckpt_err_set(ENOTSUP,
-				"the pool's filesystem cannot clone ranges (FICLONERANGE: %s)",
-				strerror(errno));
 	}
-	if (copy_data_extents(fd, src, dst, len) < 0)
+
+	struct copier c = {
+		.fd = fd, .src = src, .dst = dst, .len = len, .chunk = COPY_CHUNK,
+		.kind = o ? o->kind : SEGCOPY_KIND_PROBE, .path = PATH_RANGE,
+	};
+	if (o && o->mid_point && test_armed(o->mid_point)) {
+		c.mid = o->mid_point;
+		c.chunk = COPY_CHUNK_TEST;
+	}
+	int ret = offload ? 0 : leave_range(&c);
+	if (ret == 0)
+		ret = copy_data_extents(&c);
+	if (c.path == PATH_PMEM) {
+		pmem_drain();
+		map_unmap(&c.sm);
+		map_unmap(&c.dm);
+	}
+	free(c.buf);
+	if (ret < 0)
 		return -1;
 	/* back the copied prefix with blocks: the heap writes there through
 	 * a mapping, where a full filesystem would be a SIGBUS */
-	if (fallocate(fd, 0, (off_t)dst, (off_t)len) < 0 && errno != EOPNOTSUPP)
+	if (!c.allocated && fallocate(fd, 0, (off_t)dst, (off_t)len) < 0 &&
+	    errno != EOPNOTSUPP)
 		return ckpt_err_set(errno, "cannot allocate a segment: %s", strerror(errno));
 	return 0;
+}
+
+int
+segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
+		enum segcopy_how how, int *cloned)
+{
+	return segcopy_with(fd, src, dst, len, seg_size, how, NULL, cloned);
 }

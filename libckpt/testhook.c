@@ -1,5 +1,5 @@
 /*
- * testhook.c -- crash points for the test suite (see testhook.h).
+ * testhook.c -- crash points and switches for the test suite (see testhook.h).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -8,12 +8,25 @@
 
 #include "testhook.h"
 
+int
+test_armed(const char *name)
+{
+	const char *at = getenv("CKPT_TEST_CRASH_AT");
+	return CKPT_UNLIKELY(at != NULL) && strcmp(at, name) == 0;
+}
+
 void
 test_point(const char *name)
 {
-	const char *at = getenv("CKPT_TEST_CRASH_AT");
-	if (CKPT_UNLIKELY(at != NULL) && strcmp(at, name) == 0) {
+	if (test_armed(name)) {
 		kill(getpid(), SIGKILL);
 		pause();
 	}
+}
+
+int
+test_flag(const char *env)
+{
+	const char *v = getenv(env);
+	return CKPT_UNLIKELY(v != NULL) && strcmp(v, "1") == 0;
 }

@@ -1,9 +1,23 @@
 /*
  * testhook.h -- named points where the test suite can stop the process
- * (kill -9 semantics) to prove crash atomicity. Set CKPT_TEST_CRASH_AT to a
- * point name (e.g. "checkpoint:before-publish"); the process then sends
- * itself SIGKILL when it reaches that point. Unset, a point costs one
- * predictable branch.
+ * (kill -9 semantics) to prove crash atomicity, and test-only switches.
+ *
+ * Set CKPT_TEST_CRASH_AT to a point name (e.g. "checkpoint:before-publish");
+ * the process then sends itself SIGKILL when it reaches that point. Unset,
+ * a point costs a getenv and a branch. The points:
+ *   checkpoint:before-reserve, checkpoint:before-copy, checkpoint:mid-copy,
+ *   checkpoint:before-persist, checkpoint:after-persist,
+ *   checkpoint:before-publish, checkpoint:after-publish   (checkpoint.c)
+ *   fork:before-copy, fork:mid-copy, fork:after-copy  (the parent's prepare,
+ *                         filling the child's segment), fork:child-before-claim,
+ *   fork:child-ready                                   (the child)  (fork.c)
+ * A "mid-copy" point is passed to segcopy, which fires it after the first
+ * chunk of data when more follows, with small chunks while it is armed.
+ *
+ * Switches (environment, "1" turns one on):
+ *   CKPT_TEST_NO_OFFLOAD  segcopy uses neither FICLONERANGE nor
+ *                         copy_file_range, as on a filesystem and kernel
+ *                         without them (segcopy.c)
  */
 #ifndef CKPT_TESTHOOK_H
 #define CKPT_TESTHOOK_H 1
@@ -12,5 +26,11 @@
 
 /* test_point -- SIGKILL the process if CKPT_TEST_CRASH_AT names this point */
 CKPT_HIDDEN void test_point(const char *name);
+
+/* test_armed -- 1 if CKPT_TEST_CRASH_AT names this point */
+CKPT_HIDDEN int test_armed(const char *name);
+
+/* test_flag -- 1 if the test switch env (see above) is set to "1" */
+CKPT_HIDDEN int test_flag(const char *env);
 
 #endif

@@ -40,7 +40,7 @@ check_free_punched(const char *path)
 	struct tu_catalog c;
 	tu_catalog_read(path, &c);
 	for (uint32_t i = 0; i < c.n; i++)
-		if (c.e[i].state == CAT_FREE && seg_has_data(path, &c.hdr, i))
+		if (c.e[i].state == CAT_FREE && tu_seg_has_data(path, &c.hdr, i))
 			fail_msg("segment %u is free but still holds data blocks", i);
 	tu_catalog_free(&c);
 }
@@ -197,15 +197,6 @@ test_retention_call(void **state)
 	check_free_punched(path);
 }
 
-/* fs_free -- free bytes of the filesystem holding path */
-static uint64_t
-fs_free(const char *path)
-{
-	struct statvfs sv;
-	assert_int_equal(statvfs(path, &sv), 0);
-	return (uint64_t)sv.f_bavail * sv.f_frsize;
-}
-
 static void
 test_enospc_mid_checkpoint(void **state)
 {
@@ -246,7 +237,7 @@ test_enospc_mid_checkpoint(void **state)
 	/* fill the filesystem but 2 MiB: the copy of ~10 MiB runs out midway */
 	int fd = open(filler, O_WRONLY | O_CREAT, 0600);
 	assert_true(fd >= 0);
-	uint64_t avail = fs_free(dir);
+	uint64_t avail = tu_fs_free(dir);
 	assert_true(avail > 4 * MiB);
 	assert_int_equal(fallocate(fd, 0, 0, (off_t)(avail - 2 * MiB)), 0);
 	close(fd);
@@ -258,7 +249,7 @@ test_enospc_mid_checkpoint(void **state)
 	void *old_bytes = seg_bytes(path, &c.hdr, (uint32_t)oi, old.used);
 	unsigned nseg_busy = tu_catalog_count(&c, CAT_BUSY);
 	tu_catalog_free(&c);
-	uint64_t pool_blocks = file_blocks(path), free_before = fs_free(dir);
+	uint64_t pool_blocks = file_blocks(path), free_before = tu_fs_free(dir);
 
 	errno = 0;
 	ckpt_id id2 = 0;
@@ -282,11 +273,11 @@ test_enospc_mid_checkpoint(void **state)
 	free(old_bytes);
 	tu_catalog_free(&c);
 	check_free_punched(path);
-	if (file_blocks(path) > pool_blocks || fs_free(dir) < free_before)
+	if (file_blocks(path) > pool_blocks || tu_fs_free(dir) < free_before)
 		fail_msg("the failed checkpoint kept blocks: pool %llu -> %llu bytes, "
 			"free %llu -> %llu", (unsigned long long)pool_blocks,
 			(unsigned long long)file_blocks(path), (unsigned long long)free_before,
-			(unsigned long long)fs_free(dir));
+			(unsigned long long)tu_fs_free(dir));
 
 	/* the process runs on, with its heap, on the still-full filesystem */
 	char err[256];
@@ -464,15 +455,15 @@ test_dead_segments(void **state)
 	/* explicit reclaim: the dead heaps only, their blocks returned */
 	struct tu_catalog cat;
 	tu_catalog_read(path, &cat);
-	assert_true(seg_has_data(path, &cat.hdr, eheap));
-	assert_true(seg_has_data(path, &cat.hdr, c));
+	assert_true(tu_seg_has_data(path, &cat.hdr, eheap));
+	assert_true(tu_seg_has_data(path, &cat.hdr, c));
 	unsigned n = 99;
 	assert_int_equal(ckpt_reclaim(p, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(state_of(path, eheap), "free");
 	assert_string_equal(state_of(path, c), "free");
-	assert_false(seg_has_data(path, &cat.hdr, eheap));
-	assert_false(seg_has_data(path, &cat.hdr, c));
+	assert_false(tu_seg_has_data(path, &cat.hdr, eheap));
+	assert_false(tu_seg_has_data(path, &cat.hdr, c));
 	assert_string_equal(state_of(path, l), "live");
 	assert_int_equal(ckpt_reclaim(p, &n), 0);
 	assert_int_equal(n, 0);
@@ -483,7 +474,7 @@ test_dead_segments(void **state)
 	assert_string_equal(state_of(path, l), "dead");
 	assert_int_equal(ckpt_reclaim(p, NULL), 0);
 	assert_string_equal(state_of(path, l), "free");
-	assert_false(seg_has_data(path, &cat.hdr, l));
+	assert_false(tu_seg_has_data(path, &cat.hdr, l));
 
 	/* checkpoints and our heap are untouched by all this */
 	tu_catalog_free(&cat);

@@ -1,13 +1,28 @@
 /*
  * test_fork_crash.c -- fork under fire (issue 5): SIGKILL at the crash
- * points of fork (in the parent's prepare, mid-fill, and in the child
- * before and after it claims its segment) leaves a consistent pool whose
- * leftovers are dead and reclaimed; fork while other threads allocate and
- * free in a loop gives children sound heaps.
+ * points of fork (testhook.h) leaves a consistent pool whose leftovers are
+ * dead and reclaimed; fork while other threads allocate and free in a loop
+ * gives children sound heaps.
+ *
+ * The points, all exercised here:
+ *   fork:before-copy        parent's prepare, the child's segment reserved
+ *   fork:mid-copy           parent's prepare, after the first chunk of the
+ *                           copy into the child's segment (segcopy; 1 MiB
+ *                           chunks while armed), more of the heap to come
+ *   fork:after-copy         parent's prepare, the segment filled
+ *   fork:child-before-claim the child, before it claims its segment
+ *   fork:child-ready        the child, its segment claimed
+ *
+ * The copy into a child's segment is made by the forking process in
+ * prepare, before fork() creates the child, so "a child killed mid-copy"
+ * (issue 5) is a process killed while copying the heap for its child. It
+ * is tested both ways: the forking process is a helper sharing the pool
+ * with this process, and the forking process is a fork child of this
+ * process (which must go on unaffected).
  *
  * What a kill in the parent's prepare means: the fork has not happened, no
  * child exists, and the process that dies is the forking parent itself,
- * holding the heap locks and a half-filled reservation. Its live segment
+ * holding the heap locks and a (half-)filled reservation. Its live segment
  * and the reservation must both read dead (the reservation's lease died
  * with it), the pool must verify, other processes using the pool go on,
  * and the space comes back when needed (reservation leftovers first).
@@ -23,7 +38,11 @@
 #include <unistd.h>
 
 #include "test_fork_util.h"
+#include "layout.h"
 #include "pool.h"
+
+#define MIB ((uint64_t)1 << 20)
+#define BLOB (3 * MIB)       /* more than one 1 MiB chunk of the armed mid-copy point */
 
 /* helper: open the pool at its latest checkpoint, write, fork (the crash point fires) */
 static int
@@ -46,16 +65,50 @@ helper_fork_crash(const char *path)
 	return 61;
 }
 
-/* a pool with a root of 8 words and one checkpoint, max_segments n */
+/* a pool with a root of 8 words (v[3]: a 3 MiB blob of 0xB1) and one checkpoint, max_segments n */
 static void
 make_pool(const char *path, unsigned n)
 {
 	ckpt_pool *p = fk_create(path, CKPT_FORK_COPY, n);
 	uint64_t *v = ckpt_calloc(p, 8, sizeof(uint64_t));
 	v[0] = 42;
+	void *blob = ckpt_alloc(p, BLOB);
+	assert_non_null(blob);
+	memset(blob, 0xB1, BLOB);
+	v[3] = (uint64_t)(uintptr_t)blob;
 	assert_int_equal(ckpt_set_root(p, v), 0);
 	assert_int_equal(ckpt_checkpoint(p, "base", NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
+}
+
+/* all_zero -- 1 if buf[0..n) holds only zero bytes */
+static int
+all_zero(const uint8_t *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (buf[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * assert_half_copied -- reservation res holds the first 1 MiB chunk of the
+ * heap of segment from and nothing of its next len - 1 MiB, which the
+ * heap does hold: the copy was stopped after its first chunk.
+ */
+static void
+assert_half_copied(const char *path, uint32_t res, uint32_t from, uint64_t len)
+{
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	uint8_t *r = tu_read_range(path, layout_seg_off(&c.hdr, res), len);
+	uint8_t *f = tu_read_range(path, layout_seg_off(&c.hdr, from), len);
+	tu_catalog_free(&c);
+	assert_memory_equal(r, f, MIB);
+	assert_false(all_zero(f + MIB, len - MIB));
+	assert_true(all_zero(r + MIB, len - MIB));
+	free(r);
+	free(f);
 }
 
 static void
@@ -94,6 +147,8 @@ parent_killed_at(const char *point)
 	assert_string_equal(fk_state_name(path, hseg), "dead");
 	assert_string_equal(fk_state_name(path, (uint32_t)res), "dead");
 	assert_string_equal(fk_state_name(path, by->seg), "live");
+	if (strcmp(point, "fork:mid-copy") == 0)
+		assert_half_copied(path, (uint32_t)res, hseg, 4 * MIB);
 	fk_verify(path);
 
 	/* the bystander goes on: its fork reclaims the reservation leftover first */
@@ -119,10 +174,125 @@ test_parent_killed_before_copy(void **state)
 }
 
 static void
+test_parent_killed_mid_copy(void **state)
+{
+	(void)state;
+	parent_killed_at("fork:mid-copy");
+}
+
+static void
 test_parent_killed_after_copy(void **state)
 {
 	(void)state;
 	parent_killed_at("fork:after-copy");
+}
+
+/*
+ * A child of this process killed mid-copy: the child C forks a grandchild,
+ * and is killed in its prepare with the first 1 MiB chunk of its heap
+ * copied into the grandchild's segment. This process (C's parent) is
+ * unaffected: its heap is intact and it checkpoints and forks on the same
+ * pool, whose three segments (ours, C's, C's half-filled reservation) are
+ * all taken, so both calls must reclaim C's dead leftovers.
+ */
+static void
+test_child_killed_mid_copy(void **state)
+{
+	(void)state;
+	const char *path = tu_path("child-mid-copy.pool");
+	ckpt_pool *p = fk_create(path, CKPT_FORK_COPY, 3);
+	uint64_t *v = ckpt_calloc(p, 8, sizeof(uint64_t));
+	assert_non_null(v);
+	assert_int_equal(ckpt_set_root(p, v), 0);
+	uint8_t *blob = ckpt_alloc(p, BLOB);
+	assert_non_null(blob);
+	memset(blob, 'T', BLOB);
+	v[0] = 42;
+
+	pid_t c = tu_fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		if (p->detached)
+			_exit(1);
+		memset(blob, 'C', MIB);     /* C's own write, in C's heap only */
+		v[1] = 7;
+		setenv("CKPT_TEST_CRASH_AT", "fork:mid-copy", 1);
+		pid_t g = fork();           /* C dies in prepare, mid-copy */
+		if (g == 0)
+			_exit(0);
+		_exit(2);
+	}
+	assert_int_equal(tu_wait_exit(c), 128 + SIGKILL);
+
+	/* the parent: unaffected */
+	assert_int_equal(v[0], 42);
+	assert_int_equal(v[1], 0);
+	for (size_t i = 0; i < BLOB; i++)
+		if (blob[i] != 'T')
+			fail_msg("parent heap byte %zu changed to 0x%x", i, blob[i]);
+
+	/* C's segment and its half-filled reservation: dead, nothing free */
+	struct tu_catalog cat;
+	tu_catalog_read(path, &cat);
+	assert_int_equal(tu_catalog_count(&cat, CAT_FREE), 0);
+	int cseg = -1, res = -1;
+	for (uint32_t i = 0; i < cat.n; i++) {
+		if (cat.e[i].state == CAT_LIVE && cat.e[i].owner.pid == c)
+			cseg = (int)i;
+		if (cat.e[i].state == CAT_BUSY && (cat.e[i].flags & CAT_F_FORK_PENDING))
+			res = (int)i;
+	}
+	tu_catalog_free(&cat);
+	assert_true(cseg >= 0 && res >= 0);
+	assert_int_equal(fk_entry_of(path, c, NULL), cseg);
+	assert_string_equal(fk_state_name(path, (uint32_t)cseg), "dead");
+	assert_string_equal(fk_state_name(path, (uint32_t)res), "dead");
+	assert_string_equal(fk_state_name(path, p->seg), "live");
+	assert_half_copied(path, (uint32_t)res, (uint32_t)cseg, 4 * MIB);
+	fk_verify(path);
+
+	/* it checkpoints (reclaiming a dead segment) ... */
+	v[2] = 3;
+	assert_int_equal(ckpt_persist(p, v, 64), 0);
+	ckpt_id id;
+	if (ckpt_checkpoint(p, "after", &id) != 0)
+		fail_msg("checkpoint after the child's crash: %s", ckpt_errormsg());
+	size_t len;
+	void *h = fk_read_ckpt(path, id, &len, NULL);
+	void *base = fk_base(path);
+	const uint64_t *hv = fk_at(h, len, base, v);
+	assert_int_equal(hv[0], 42);
+	assert_int_equal(hv[1], 0);
+	assert_int_equal(hv[2], 3);
+	const uint8_t *hb = fk_at(h, len, base, blob);
+	for (size_t i = 0; i < BLOB; i++)
+		if (hb[i] != 'T')
+			fail_msg("checkpoint byte %zu of the blob is 0x%x", i, hb[i]);
+	inspect_free_heap(h, len);
+	fk_verify(path);
+
+	/* ... and forks (reclaiming the other): the child gets a real segment */
+	pid_t pid = tu_fork();
+	if (pid == 0) {
+		int bad = p->detached || fk_entry_of(path, getpid(), NULL) < 0;
+		for (size_t i = 0; i < BLOB; i++)
+			bad |= blob[i] != 'T';
+		_exit(bad | (ckpt_close(p) == 0 ? 0 : 2));
+	}
+	assert_int_equal(tu_wait_exit(pid), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	fk_verify(path);
+
+	/* and the pool opens at that checkpoint */
+	p = ckpt_open(path, CKPT_LATEST, NULL);
+	if (!p)
+		fail_msg("open after the crash: %s", ckpt_errormsg());
+	v = ckpt_root(p);
+	assert_int_equal(v[0], 42);
+	assert_int_equal(v[2], 3);
+	assert_int_equal(((uint8_t *)blob)[BLOB - 1], 'T');
+	assert_int_equal(ckpt_close(p), 0);
+	fk_verify(path);
 }
 
 /*
@@ -322,7 +492,9 @@ main(int argc, char **argv)
 	unsetenv("CKPT_TEST_CRASH_AT");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parent_killed_before_copy),
+		cmocka_unit_test(test_parent_killed_mid_copy),
 		cmocka_unit_test(test_parent_killed_after_copy),
+		cmocka_unit_test(test_child_killed_mid_copy),
 		cmocka_unit_test(test_child_killed_before_claim),
 		cmocka_unit_test(test_child_killed_when_ready),
 		cmocka_unit_test(test_fork_while_threads_allocate),

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -370,4 +371,23 @@ tu_catalog_count(const struct tu_catalog *c, uint32_t state)
 	for (uint32_t i = 0; i < c->n; i++)
 		k += c->e[i].state == state;
 	return k;
+}
+
+uint64_t
+tu_fs_free(const char *path)
+{
+	struct statvfs sv;
+	assert_int_equal(statvfs(path, &sv), 0);
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+int
+tu_seg_has_data(const char *path, const struct pool_hdr *h, uint32_t i)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	uint64_t off = layout_seg_off(h, i);
+	off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+	close(fd);
+	return d >= 0 && (uint64_t)d < off + h->seg_size;
 }

@@ -83,4 +83,10 @@ unsigned tu_catalog_count(const struct tu_catalog *c, uint32_t state);
 /* tu_read_range -- len bytes of path at off into a malloc'd buffer (asserts) */
 void *tu_read_range(const char *path, uint64_t off, uint64_t len);
 
+/* tu_fs_free -- free bytes (for an unprivileged user) of the filesystem holding path */
+uint64_t tu_fs_free(const char *path);
+
+/* tu_seg_has_data -- 1 if any byte of segment i of the pool at path is a data extent */
+int tu_seg_has_data(const char *path, const struct pool_hdr *h, uint32_t i);
+
 #endif

@@ -1,0 +1,240 @@
+/*
+ * test_fork_space.c -- fork on a full filesystem (issue 5): when the copy
+ * into the child's segment runs out of space (ENOSPC) midway, the child
+ * never shares the parent's heap. It gets the documented fallback (README,
+ * "fork()"; fork.c): a private volatile copy of the heap, where allocation
+ * works and every call needing a durable segment fails with ENOSPC and a
+ * message saying so. Writes on either side stay invisible to the other;
+ * the parent's heap and checkpoints are intact; the half-copied segment is
+ * given back (free, its blocks punched), the pool verifies, and with room
+ * again the parent checkpoints and forks as before.
+ *
+ * The filesystem is a small tmpfs in a private mount namespace (root; skips
+ * with a message where mounting is impossible). Run twice: with the copy
+ * by copy_file_range, and by pread/pwrite (CKPT_TEST_NO_OFFLOAD=1).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+
+#include "test_fork_util.h"
+#include "layout.h"
+#include "pool.h"
+#include "segcopy.h"
+
+#define MIB ((uint64_t)1 << 20)
+#define BIG (6 * MIB)
+
+struct sp_root {
+	uint64_t a[8];
+	char *big;
+	uint64_t *child_block;
+};
+
+/* child_side -- in the child: the fallback, isolation; exit status bits say what failed */
+static int
+child_side(ckpt_pool *p, struct sp_root *r, struct fk_chan *ch)
+{
+	int bad = 0;
+	if (!p->detached)
+		bad |= 1;               /* it must not have a (half-filled) segment */
+	if (ckpt_root(p) != r || r->a[0] != 0xA0 || !fk_all(r->big, 'P', BIG))
+		bad |= 2;               /* it starts from the parent's heap */
+	/* the documented fallback: pool calls needing durability fail clearly */
+	errno = 0;
+	if (ckpt_checkpoint(p, "child", NULL) != -1 || errno != ENOSPC ||
+	    !strstr(ckpt_errormsg(), "private volatile copy"))
+		bad |= 4;
+	errno = 0;
+	if (ckpt_persist(p, r, sizeof(*r)) != -1 || errno != ENOSPC)
+		bad |= 4;
+	/* its own writes, allocation included */
+	r->a[1] = 0xC1;
+	memset(r->big, 'C', BIG);
+	r->child_block = ckpt_alloc(p, 4096);
+	if (!r->child_block)
+		bad |= 8;
+	else
+		r->child_block[0] = 0xCB;
+	fk_send(ch->up[1], 1);
+	if (fk_recv(ch->down[0]) != 2)
+		return 90;
+	/* the parent wrote a[2] and its own byte of big meanwhile */
+	if (r->a[2] != 0 || r->big[0] != 'C' || !fk_all(r->big, 'C', BIG))
+		bad |= 16;
+	if (ckpt_close(p) != 0)
+		bad |= 32;
+	return bad;
+}
+
+static void
+enospc_at_fork(const char *variant, int no_offload)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "small-fs-%s", variant);
+	const char *dir = tu_path(name);
+	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
+		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
+		       "mount namespaces\n", strerror(errno));
+		skip();
+	}
+	char path[600], filler[600];
+	snprintf(path, sizeof(path), "%s/pool", dir);
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	ckpt_pool *p = fk_create(path, CKPT_FORK_COPY, 4);
+	struct sp_root *r = ckpt_calloc(p, 1, sizeof(*r));
+	assert_non_null(r);
+	assert_int_equal(ckpt_set_root(p, r), 0);
+	r->big = ckpt_alloc(p, BIG);
+	assert_non_null(r->big);
+	memset(r->big, 'P', BIG);
+	r->a[0] = 0xA0;
+	ckpt_id base_id;
+	assert_int_equal(ckpt_checkpoint(p, "base", &base_id), 0);
+
+	/* fill the filesystem but 2 MiB: the child's ~6 MiB copy runs out midway */
+	int fd = open(filler, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	uint64_t avail = tu_fs_free(dir);
+	assert_true(avail > 4 * MIB);
+	assert_int_equal(fallocate(fd, 0, 0, (off_t)(avail - 2 * MIB)), 0);
+	close(fd);
+
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	int ci = -1;
+	for (uint32_t i = 0; i < c.n; i++)
+		if (c.e[i].state == CAT_CKPT)
+			ci = (int)i;
+	assert_true(ci >= 0);
+	struct cat_entry ckpt_before = c.e[ci];
+	void *ckpt_bytes = tu_read_range(path, layout_seg_off(&c.hdr, (uint32_t)ci),
+			ckpt_before.used);
+	assert_int_equal(tu_catalog_count(&c, CAT_FREE), 2);
+	tu_catalog_free(&c);
+	uint64_t free_before = tu_fs_free(dir);
+	struct segcopy_stats st0 = segcopy_stats;
+
+	if (no_offload)
+		setenv("CKPT_TEST_NO_OFFLOAD", "1", 1);
+	struct fk_chan ch;
+	fk_chan_open(&ch);
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fk_chan_child(&ch);
+		_exit(child_side(p, r, &ch));
+	}
+	unsetenv("CKPT_TEST_NO_OFFLOAD");
+	fk_chan_parent(&ch);
+	/* the copy did start and stopped short: ENOSPC midway, not "no segment" */
+	uint64_t moved = no_offload ? segcopy_stats.plain - st0.plain
+		: segcopy_stats.range - st0.range;
+	if (moved == 0 || moved >= BIG)
+		fail_msg("%s: the fork copy moved %llu bytes; want some, less than the heap",
+			variant, (unsigned long long)moved);
+	assert_int_equal(p->detached, 0);
+
+	assert_int_equal(fk_recv(ch.up[0]), 1);
+	assert_int_equal(r->a[1], 0);           /* the child's writes: invisible */
+	assert_true(fk_all(r->big, 'P', BIG));
+	assert_null(r->child_block);
+	r->a[2] = 0xB2;
+	r->big[0] = 'Q';
+	assert_int_equal(fk_send(ch.down[1], 2), 0);
+	int rc = tu_wait_exit(pid);
+	if (rc != 0)
+		fail_msg("%s: child status %d (bits: 1 has a segment, 2 not the parent's "
+			"heap, 4 pool calls did not fail with ENOSPC, 8 alloc, 16 saw the "
+			"parent's writes, 32 close)", variant, rc);
+	close(ch.down[1]);
+	close(ch.up[0]);
+
+	/* nothing half-copied is left live or holding blocks */
+	tu_catalog_read(path, &c);
+	assert_int_equal(tu_catalog_count(&c, CAT_BUSY), 0);
+	assert_int_equal(tu_catalog_count(&c, CAT_LIVE), 1);
+	assert_int_equal(tu_catalog_count(&c, CAT_FREE), 2);
+	for (uint32_t i = 0; i < c.n; i++)
+		if (c.e[i].state == CAT_FREE && tu_seg_has_data(path, &c.hdr, i))
+			fail_msg("%s: free segment %u still holds blocks", variant, i);
+	/* the checkpoint: untouched */
+	assert_memory_equal(&c.e[ci], &ckpt_before, sizeof(ckpt_before));
+	void *now = tu_read_range(path, layout_seg_off(&c.hdr, (uint32_t)ci), ckpt_before.used);
+	assert_memory_equal(now, ckpt_bytes, ckpt_before.used);
+	free(now);
+	free(ckpt_bytes);
+	tu_catalog_free(&c);
+	if (tu_fs_free(dir) < free_before)
+		fail_msg("%s: the failed fork copy kept %llu bytes", variant,
+			(unsigned long long)(free_before - tu_fs_free(dir)));
+	assert_string_equal(fk_state_name(path, p->seg), "live");
+	assert_int_equal(fk_count_state(path, "live"), 1);
+	fk_verify(path);
+
+	/* the parent's heap: its own writes only */
+	assert_int_equal(r->a[0], 0xA0);
+	assert_int_equal(r->a[2], 0xB2);
+	assert_int_equal(r->big[0], 'Q');
+	assert_true(fk_all(r->big + 1, 'P', BIG - 1));
+	assert_int_equal(ckpt_persist(p, r, sizeof(*r)), 0);
+
+	/* room again: the parent checkpoints and forks as before */
+	assert_int_equal(unlink(filler), 0);
+	ckpt_id id;
+	if (ckpt_checkpoint(p, "after", &id) != 0)
+		fail_msg("%s: checkpoint after freeing space: %s", variant, ckpt_errormsg());
+	pid = tu_fork();
+	if (pid == 0)
+		_exit(p->detached || r->a[2] != 0xB2 || ckpt_close(p) != 0);
+	assert_int_equal(tu_wait_exit(pid), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	p = ckpt_open(path, CKPT_LATEST, NULL);
+	if (!p)
+		fail_msg("%s: reopen: %s", variant, ckpt_errormsg());
+	r = ckpt_root(p);
+	assert_int_equal(r->a[2], 0xB2);
+	assert_null(r->child_block);
+	assert_int_equal(r->big[0], 'Q');
+	assert_int_equal(ckpt_close(p), 0);
+	p = ckpt_open(path, base_id, NULL);
+	assert_non_null(p);
+	r = ckpt_root(p);
+	assert_int_equal(r->a[2], 0);
+	assert_true(fk_all(r->big, 'P', BIG));
+	assert_int_equal(ckpt_close(p), 0);
+	fk_verify(path);
+	tu_umount(dir);
+}
+
+static void
+test_enospc_copy_file_range(void **state)
+{
+	(void)state;
+	enospc_at_fork("cfr", 0);
+}
+
+static void
+test_enospc_pwrite(void **state)
+{
+	(void)state;
+	enospc_at_fork("pwrite", 1);
+}
+
+int
+main(void)
+{
+	unsetenv("CKPT_FORK_MODE");
+	unsetenv("CKPT_TEST_CRASH_AT");
+	unsetenv("CKPT_TEST_NO_OFFLOAD");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_enospc_copy_file_range),
+		cmocka_unit_test(test_enospc_pwrite),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
