@@ -1,12 +1,15 @@
 #!/bin/sh
 # deps.sh -- install what building and testing libckpt needs on Debian 12
 # (run as root). Each package and why is listed in the README.
+# clang with libclang-rt-14-dev (only recommended by clang, and recommends are
+# not installed here) is the libFuzzer runtime of the fuzz smoke;
+# bsdextrautils is hexdump, which test_inspect_cli compares dump against.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
       valgrind python3 jq xfsprogs btrfs-progs
       libjemalloc-dev libmimalloc-dev libpmemobj-dev
-      redis-tools"
+      redis-tools bsdextrautils clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

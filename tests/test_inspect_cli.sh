@@ -36,9 +36,12 @@ json 'd["format_version"] == "1.0" and d["segments_total"] == 8 and d["segments_
 json 'd["base"].startswith("0x") and d["heap_size"] == 4<<20 and d["persistence"] == "emulated"'
 json 'len(d["uuid"]) == 36 and d["fork_mode"] == "copy"'
 
-# list: tree, states, labels
+# list: every segment, tree, states, labels (API.md: free, live, dead, checkpoint)
 expect 0 "$INSPECT" list "$P" --json
-json 'len(d["segments"]) == 5'
+json 'sorted(s["segment"] for s in d["segments"]) == list(range(8))'
+json 'sum(s["state"] != "free" for s in d["segments"]) == 5'
+json '[s["segment"] for s in d["segments"] if s["state"] == "free"] == [5, 6, 7]'
+json 'all(s["state"] in ("free", "live", "dead", "checkpoint") and s["busy"] is False for s in d["segments"])'
 json 'sorted(s["label"] for s in d["segments"] if s["state"] == "checkpoint") == ["child", "first", "second"]'
 json 'sum(s["state"] == "dead" for s in d["segments"]) == 2'
 json 'all(s["owner_alive"] is False for s in d["segments"] if s["state"] == "dead")'
@@ -48,7 +51,9 @@ json 'all(s["tree_parent"] is None or any(t["segment"] == s["tree_parent"] and s
 expect 0 "$INSPECT" list "$P"
 grep -q "└─" "$T/out" || fail "list: no tree drawn"
 grep -q "dead" "$T/out" || fail "list: no dead owner shown"
-head -1 "$T/out" | grep -q "SEGMENT *STATE *CKPT *LABEL" || fail "list: header"
+head -1 "$T/out" | grep -q "SEGMENT *STATE *PARENT *CKPT *LABEL" || fail "list: header"
+grep -q "^5-7 *free " "$T/out" || fail "list: free segments 5-7 not on one row"
+grep -q "└─ 4 *checkpoint *3 *3 *child " "$T/out" || fail "list: the child's checkpoint row (parent 3, id 3)"
 
 # heap by every REF form
 for ref in latest 1 2 3 seg:0; do
@@ -81,11 +86,14 @@ expect 0 "$INSPECT" dump "$P" 1 "$BASE" 4100 --json
 python3 -c 'import json,sys; open(sys.argv[2],"wb").write(bytes.fromhex(json.load(open(sys.argv[1]))["data"]))' "$T/out" "$T/bytes"
 [ "$(wc -c <"$T/bytes")" -eq 4100 ] || fail "dump --json: wrong length"
 head -c 8 "$T/bytes" | grep -q CKPTHEAP || fail "dump: segment does not start with the heap magic"
+# (hexdump is in bsdextrautils, which scripts/deps.sh installs: no skipping)
 if command -v hexdump >/dev/null; then
 	expect 0 "$INSPECT" dump "$P" 1 "$BASE" 4100
 	cut -c13- "$T/out" >"$T/ours"
 	hexdump -C "$T/bytes" | cut -c9- >"$T/theirs"
 	cmp -s "$T/ours" "$T/theirs" || { fail "dump differs from hexdump -C"; diff "$T/ours" "$T/theirs" | head; }
+else
+	fail "hexdump not found (Debian: bsdextrautils, see scripts/deps.sh): cannot compare dump with hexdump -C"
 fi
 expect 0 "$INSPECT" dump "$P" seg:0 "$BASE" 16K
 expect 0 "$INSPECT" dump "$P" 1 "$BASE" 0

@@ -68,10 +68,10 @@ python3 - "$T/list.json" "$pid" $K <<'EOF' || fail "live worker segments not sho
 import json, sys
 d = json.load(open(sys.argv[1]))
 segs = d["segments"]
-parent = [s for s in segs if s["state"] == "live" and s["pid"] == int(sys.argv[2])]
+parent = [s for s in segs if s["state"] == "live" and not s.get("busy") and s["pid"] == int(sys.argv[2])]
 assert len(parent) == 1, "parent's live segment: %r" % parent
 pseg = parent[0]["segment"]
-workers = [s for s in segs if s["state"] == "live" and s["parent"] == pseg]
+workers = [s for s in segs if s["state"] == "live" and not s.get("busy") and s["parent"] == pseg]
 assert len(workers) == int(sys.argv[3]), "live children of segment %d: %r" % (pseg, workers)
 print("   parent segment %d; worker segments %s" % (pseg, [w["segment"] for w in workers]))
 EOF

@@ -210,6 +210,19 @@ progress_done(void)
 	}
 }
 
+/*
+ * api_state -- the state API.md names for segment i: free, live, dead or
+ * checkpoint. A busy entry (being written, or left by an interrupted
+ * checkpoint, fork or restart) is live or dead by its owner; *busy says so.
+ */
+static const char *
+api_state(const struct inspect *in, uint32_t i, int *busy)
+{
+	const char *st = inspect_state_name(in, i);
+	*busy = in->cat.e[i].state == CAT_BUSY;
+	return strcmp(st, "busy") == 0 ? "live" : st;
+}
+
 /* find_life -- index of the live/busy heap whose life is life, or -1 */
 static int
 find_life(const struct inspect *in, uint64_t life)
@@ -266,9 +279,12 @@ seg_desc(struct inspect *in, uint32_t seg, char *buf, size_t len)
 	const struct cat_entry *e = &in->cat.e[seg];
 	if (e->state == CAT_CKPT)
 		snprintf(buf, len, "segment %u, checkpoint %" PRIu64, seg, e->ckpt_id);
-	else
-		snprintf(buf, len, "segment %u, %s heap of pid %d", seg,
-			inspect_state_name(in, seg), e->owner.pid);
+	else {
+		int busy;
+		const char *st = api_state(in, seg, &busy);
+		snprintf(buf, len, "segment %u, %s%s heap of pid %d", seg, st,
+			busy ? " (busy)" : "", e->owner.pid);
+	}
 	return buf;
 }
 
@@ -300,6 +316,79 @@ tree_visit(struct inspect *in, const int *up, uint32_t i, int depth, char *seen,
 		}
 }
 
+/* list_json_row -- one segment object of list --json; rows[r] describes it */
+static void
+list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsigned r)
+{
+	uint32_t i = rows[r].seg;
+	const struct cat_entry *e = &in->cat.e[i];
+	int busy;
+	const char *st = api_state(in, i, &busy);
+	printf("%s{\"segment\":%u,\"state\":\"%s\",\"busy\":%s,", r ? "," : "", i, st,
+		busy ? "true" : "false");
+	if (e->state == CAT_FREE) {
+		/* holds nothing: the catalog fields of a free entry mean nothing */
+		printf("\"checkpoint\":null,\"label\":\"\",\"pid\":null,\"owner_alive\":null,"
+			"\"parent\":null,\"source\":null,\"restarted_from\":null,"
+			"\"tree_parent\":null,\"depth\":0,\"children\":[],\"time\":null,"
+			"\"time_ns\":null,\"used\":0,\"in_use\":0}");
+		return;
+	}
+	char t[40];
+	iso_time(e->time_ns, t, sizeof(t));
+	if (e->state == CAT_CKPT)
+		printf("\"checkpoint\":%" PRIu64 ",", e->ckpt_id);
+	else
+		printf("\"checkpoint\":null,");
+	printf("\"label\":");
+	json_string(e->label);
+	printf(",\"pid\":%d,\"owner_alive\":", e->owner.pid);
+	if (e->state == CAT_LIVE || e->state == CAT_BUSY)
+		printf("%s", strcmp(st, "dead") == 0 ? "false" : "true");
+	else
+		printf("null");
+	printf(",\"parent\":");
+	if (e->parent == CAT_NONE)
+		printf("null");
+	else
+		printf("%u", e->parent);
+	printf(",\"source\":");
+	if (e->source == CAT_NONE)
+		printf("null");
+	else
+		printf("%u", e->source);
+	if (e->state == CAT_LIVE && e->ckpt_id)
+		printf(",\"restarted_from\":%" PRIu64, e->ckpt_id);
+	else
+		printf(",\"restarted_from\":null");
+	printf(",\"tree_parent\":");
+	if (rows[r].up < 0)
+		printf("null");
+	else
+		printf("%d", rows[r].up);
+	printf(",\"depth\":%d,\"children\":[", rows[r].depth);
+	int first = 1;
+	for (unsigned q = 0; q < nrows; q++)
+		if (rows[q].up == (int)i) {
+			printf("%s%u", first ? "" : ",", rows[q].seg);
+			first = 0;
+		}
+	printf("],\"time\":\"%s\",\"time_ns\":%" PRIu64 ",\"used\":%" PRIu64
+		",\"in_use\":%" PRIu64 "}", t, e->time_ns, e->used, e->in_use);
+}
+
+/* busy_note -- the NOTE column of a busy entry */
+static const char *
+busy_note(const char *state)
+{
+	return strcmp(state, "dead") == 0 ? "busy (interrupted write)" : "busy (being written)";
+}
+
+/*
+ * cmd_list -- one row per segment. Segments in use come first, as the tree
+ * (depth first), then the free ones: in --json one object each, in text
+ * consecutive free segments share one row ("5-7  free").
+ */
 static int
 cmd_list(struct inspect *in, int argc, char **argv)
 {
@@ -307,11 +396,17 @@ cmd_list(struct inspect *in, int argc, char **argv)
 	if (argc != 0)
 		return bad_args();
 	uint32_t n = in->cat.n;
-	int *up = calloc(n, sizeof(*up));
-	char *seen = calloc(n, 1);
-	struct row *rows = calloc(n, sizeof(*rows));
-	if (!up || !seen || !rows)
+	int *up = calloc(n ? n : 1, sizeof(*up));
+	char *seen = calloc(n ? n : 1, 1);
+	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
+	char (*tree)[256] = calloc(n ? n : 1, sizeof(*tree));
+	if (!up || !seen || !rows || !tree) {
+		free(up);
+		free(seen);
+		free(rows);
+		free(tree);
 		return fail(EXIT_DAMAGED, "out of memory");
+	}
 	for (uint32_t i = 0; i < n; i++)
 		up[i] = in->cat.e[i].state == CAT_FREE ? -1 : entry_tree_up(in, i);
 	unsigned nrows = 0;
@@ -324,66 +419,38 @@ cmd_list(struct inspect *in, int argc, char **argv)
 			up[i] = -1;
 			tree_visit(in, up, i, 0, seen, rows, &nrows);
 		}
+	unsigned ntree = nrows;
+	/* the free segments, after the tree, in index order */
+	for (uint32_t i = 0; i < n; i++)
+		if (in->cat.e[i].state == CAT_FREE)
+			rows[nrows++] = (struct row){ .seg = i, .up = -1 };
 
 	if (json) {
 		printf("{\"segments_total\":%u,\"segments\":[", n);
-		for (unsigned r = 0; r < nrows; r++) {
-			uint32_t i = rows[r].seg;
-			const struct cat_entry *e = &in->cat.e[i];
-			const char *st = inspect_state_name(in, i);
-			char t[40];
-			iso_time(e->time_ns, t, sizeof(t));
-			printf("%s{\"segment\":%u,\"state\":\"%s\",", r ? "," : "", i, st);
-			if (e->state == CAT_CKPT)
-				printf("\"checkpoint\":%" PRIu64 ",", e->ckpt_id);
-			else
-				printf("\"checkpoint\":null,");
-			printf("\"label\":");
-			json_string(e->label);
-			printf(",\"pid\":%d,\"owner_alive\":", e->owner.pid);
-			if (e->state == CAT_LIVE || e->state == CAT_BUSY)
-				printf("%s", strcmp(st, "dead") == 0 ? "false" : "true");
-			else
-				printf("null");
-			printf(",\"parent\":");
-			if (e->parent == CAT_NONE)
-				printf("null");
-			else
-				printf("%u", e->parent);
-			printf(",\"source\":");
-			if (e->source == CAT_NONE)
-				printf("null");
-			else
-				printf("%u", e->source);
-			if (e->state == CAT_LIVE && e->ckpt_id)
-				printf(",\"restarted_from\":%" PRIu64, e->ckpt_id);
-			else
-				printf(",\"restarted_from\":null");
-			printf(",\"tree_parent\":");
-			if (rows[r].up < 0)
-				printf("null");
-			else
-				printf("%d", rows[r].up);
-			printf(",\"depth\":%d,\"children\":[", rows[r].depth);
-			int first = 1;
-			for (unsigned q = 0; q < nrows; q++)
-				if (rows[q].up == (int)i) {
-					printf("%s%u", first ? "" : ",", rows[q].seg);
-					first = 0;
-				}
-			printf("],\"time\":\"%s\",\"time_ns\":%" PRIu64 ",\"used\":%" PRIu64
-				",\"in_use\":%" PRIu64 "}", t, e->time_ns, e->used, e->in_use);
-		}
+		for (unsigned r = 0; r < nrows; r++)
+			list_json_row(in, rows, ntree, r);
 		printf("]}\n");
 		goto out;
 	}
 
-	/* the tree column: "├─ " / "└─ " per level, "│  " for open ancestors */
+	/* the tree column: "├─ " / "└─ " per level, "│  " for open ancestors;
+	 * a run of free segments is one row "a-b" */
 	int tw = 7;
-	char (*tree)[256] = calloc(nrows ? nrows : 1, sizeof(*tree));
-	if (!tree)
-		return fail(EXIT_DAMAGED, "out of memory");
 	for (unsigned r = 0; r < nrows; r++) {
+		if (r >= ntree) {
+			unsigned q = r;
+			while (q + 1 < nrows && rows[q + 1].seg == rows[q].seg + 1)
+				q++;
+			if (q > r)
+				snprintf(tree[r], sizeof(tree[r]), "%u-%u", rows[r].seg, rows[q].seg);
+			else
+				snprintf(tree[r], sizeof(tree[r]), "%u", rows[r].seg);
+			int w = (int)strlen(tree[r]);
+			if (w > tw)
+				tw = w;
+			r = q;
+			continue;
+		}
 		char pre[200] = "";
 		/* walk back up: for each ancestor level, is there a later sibling? */
 		int d = rows[r].depth;
@@ -418,28 +485,39 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		if (w > tw)
 			tw = w;
 	}
-	printf("%-*s  %-10s %6s  %-16s %8s  %-24s %10s %10s\n", tw, "SEGMENT", "STATE",
-		"CKPT", "LABEL", "PID", "TIME", "USED", "IN USE");
+	printf("%-*s  %-10s %6s %6s  %-16s %8s  %-24s %10s %10s  %s\n", tw, "SEGMENT",
+		"STATE", "PARENT", "CKPT", "LABEL", "PID", "TIME", "USED", "IN USE", "NOTE");
 	for (unsigned r = 0; r < nrows; r++) {
 		uint32_t i = rows[r].seg;
 		const struct cat_entry *e = &in->cat.e[i];
-		char t[40], sz[32], iu[32], ck[24] = "-";
+		if (r >= ntree) {
+			printf("%-*s  %-10s %6s %6s  %-16s %8s  %-24s %10s %10s\n", tw, tree[r],
+				"free", "-", "-", "-", "-", "-", "-", "-");
+			while (r + 1 < nrows && rows[r + 1].seg == rows[r].seg + 1)
+				r++;
+			continue;
+		}
+		char t[40], sz[32], iu[32], ck[24] = "-", par[16] = "-", pid[16];
 		iso_time(e->time_ns, t, sizeof(t));
 		if (e->state == CAT_CKPT)
 			snprintf(ck, sizeof(ck), "%" PRIu64, e->ckpt_id);
+		if (rows[r].up >= 0)
+			snprintf(par, sizeof(par), "%d", rows[r].up);
+		snprintf(pid, sizeof(pid), "%d", e->owner.pid);
+		int busy;
+		const char *st = api_state(in, i, &busy);
 		/* pad the tree column by visible width (box characters are 3 bytes) */
 		int vis = 0;
 		for (const unsigned char *p = (const unsigned char *)tree[r]; *p; p++)
 			vis += (*p & 0xc0) != 0x80;
-		printf("%s%*s  %-10s %6s  %-16.16s %8d  %-24s %10s %10s\n", tree[r], tw - vis, "",
-			inspect_state_name(in, i), ck, e->label[0] ? e->label : "-",
-			e->owner.pid, t, human_size(e->used, sz, sizeof(sz)),
-			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-");
+		printf("%s%*s  %-10s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s\n", tree[r],
+			tw - vis, "", st, par, ck, e->label[0] ? e->label : "-", pid, t,
+			human_size(e->used, sz, sizeof(sz)),
+			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-",
+			busy ? "  " : "", busy ? busy_note(st) : "");
 	}
-	if (nrows == 0)
-		printf("(no segment in use)\n");
-	free(tree);
 out:
+	free(tree);
 	free(up);
 	free(seen);
 	free(rows);
@@ -531,9 +609,11 @@ cmd_heap(struct inspect *in, int argc, char **argv)
 		return r;
 	}
 	struct heapctx c = { .base = in->hdr.base };
-	const char *st = inspect_state_name(in, seg);
+	int busy;
+	const char *st = api_state(in, seg, &busy);
 	if (json) {
-		printf("{\"segment\":%u,\"state\":\"%s\",\"checkpoint\":", seg, st);
+		printf("{\"segment\":%u,\"state\":\"%s\",\"busy\":%s,\"checkpoint\":", seg,
+			st, busy ? "true" : "false");
 		if (e->state == CAT_CKPT)
 			printf("%" PRIu64, e->ckpt_id);
 		else
@@ -822,7 +902,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "info", "POOL", "header: version, uuid, base, sizes, segments, pmem or emulated", cmd_info },
-	{ "list", "POOL", "segment tree: state, owner live/dead, checkpoint, label, pid, time, bytes", cmd_list },
+	{ "list", "POOL", "every segment, as a tree: state, parent, checkpoint, label, pid, time, bytes", cmd_list },
 	{ "heap", "POOL REF", "every block of a heap (address, size, state), root and summary", cmd_heap },
 	{ "dump", "POOL REF ADDR LEN", "hexdump -C of LEN bytes at address ADDR of a heap", cmd_dump },
 	{ "verify", "POOL", "check header, catalog, checksums and allocator invariants", cmd_verify },
