@@ -22,12 +22,16 @@ set_tests_properties(test_install PROPERTIES LABELS proc TIMEOUT 300
 ckpt_test(test_heap_basic test_heap_basic.c LABELS unit)
 
 # ckpt-inspect (issue 6): real pools made by test_inspect_mkpool, the tool run
-# as a user would, its JSON parsed with python3; damaged-pool corpus; the fuzz
-# harness (smoke in every build, libFuzzer with -DCKPT_FUZZ=ON and clang).
+# as a user would, its JSON parsed with python3; list's rows and states against
+# API.md (busy entries of live and dead owners); damaged-pool corpus; the fuzz
+# harness (replay smoke in every build; libFuzzer smoke with -DCKPT_FUZZ=ON and
+# clang, the last stage of scripts/test.sh).
 add_executable(test_inspect_mkpool test_inspect_mkpool.c)
 target_link_libraries(test_inspect_mkpool PRIVATE ckpt)
 ckpt_test(test_inspect_corpus test_inspect_corpus.c LABELS proc TIMEOUT 900)
 add_dependencies(test_inspect_corpus ckpt-inspect)
+ckpt_test(test_inspect_list test_inspect_list.c LABELS proc)
+add_dependencies(test_inspect_list ckpt-inspect)
 foreach(t cli live)
   add_test(NAME test_inspect_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_inspect_${t}.sh
     $<TARGET_FILE:ckpt-inspect> $<TARGET_FILE:test_inspect_mkpool> ${PROJECT_SOURCE_DIR})
@@ -43,13 +47,20 @@ ckpt_test(test_heap_copy test_heap_copy.c LABELS unit proc)
 # (needs root; skips with a message otherwise), dead segments.
 ckpt_test(test_checkpoint_restart test_checkpoint_restart.c LABELS proc VALGRIND)
 ckpt_test(test_checkpoint_crash test_checkpoint_crash.c LABELS proc VALGRIND)
+add_dependencies(test_checkpoint_crash ckpt-inspect)
 ckpt_test(test_checkpoint_space test_checkpoint_space.c LABELS proc root VALGRIND)
+# the pmem memcpy copy path (forced on an ordinary file, offloads disabled)
+ckpt_test(test_checkpoint_pmem test_checkpoint_pmem.c LABELS proc VALGRIND)
+add_dependencies(test_checkpoint_pmem ckpt-inspect)
 
 # fork (issue 5): real forks on ext4; reflink on XFS/btrfs loop filesystems
 # the test makes and removes (root; skips with a message where impossible);
-# crash points in the parent's prepare and the child; background checkpoint.
+# crash points in the parent's prepare (before, mid- and after the copy) and
+# the child; ENOSPC mid-copy on a small tmpfs (root); background checkpoint.
 ckpt_test(test_fork_basic test_fork_basic.c LABELS proc VALGRIND)
 ckpt_test(test_fork_crash test_fork_crash.c LABELS proc VALGRIND)
+ckpt_test(test_fork_space test_fork_space.c LABELS proc root VALGRIND)
+add_dependencies(test_fork_space ckpt-inspect)
 ckpt_test(test_fork_bgsave test_fork_bgsave.c LABELS proc VALGRIND)
 ckpt_test(test_fork_reflink test_fork_reflink.c LABELS proc root)
 add_dependencies(test_fork_basic ckpt-inspect)
