@@ -11,6 +11,8 @@
  *   fork:before-copy, fork:mid-copy, fork:after-copy  (the parent's prepare,
  *                         filling the child's segment), fork:child-before-claim,
  *   fork:child-ready                                   (the child)  (fork.c)
+ *   restart:mid-copy     ckpt_open(path, id) copying the checkpoint into the
+ *                        process's new live segment              (pool.c)
  * A "mid-copy" point is passed to segcopy, which fires it after the first
  * chunk of data when more follows, with small chunks while it is armed.
  *

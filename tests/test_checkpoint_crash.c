@@ -10,6 +10,11 @@
  * exactly that generation; a mid-copy kill leaves half a copy in a dead
  * busy segment that nothing reads.
  *
+ * Restart: a process restarting from a checkpoint is killed mid-copy
+ * ("restart:mid-copy"): the checkpoint is byte-identical, the half-filled
+ * segment reads dead, verify passes, and the next restart uses the same
+ * checkpoint and finds it whole.
+ *
  * Random points: >= 200 times, a child loops modify + checkpoint and the
  * parent SIGKILLs it after a random delay; after each kill the pool opens,
  * ckpt-inspect verify passes, and the newest checkpoint is one of the
@@ -223,6 +228,81 @@ crash_at(const char *point, int published, int busy_left)
 	check_pool_sound(path);
 }
 
+/*
+ * test_crash_restart_mid_copy -- kill -9 a process while ckpt_open copies a
+ * checkpoint into its new live segment
+ */
+static void
+test_crash_restart_mid_copy(void **state)
+{
+	(void)state;
+	const char *path = tu_path("crash-restart.pool");
+	struct ckpt_config cfg = { .heap_size = 8 * MiB, .max_segments = 6 };
+	ckpt_pool *p = ckpt_create(path, &cfg);
+	if (!p)
+		fail_msg("create: %s", ckpt_errormsg());
+	assert_non_null(ts_build(p, NODES, 1));
+	/* well past the 1 MiB first chunk, so the copy stops with data to go */
+	void *big = ckpt_alloc(p, 3 * MiB);
+	assert_non_null(big);
+	memset(big, 0x5a, 3 * MiB);
+	ckpt_id id;
+	assert_int_equal(ckpt_checkpoint(p, "gen1", &id), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	int ci = ckpt_index(&c, id);
+	assert_true(ci >= 0);
+	struct cat_entry old = c.e[ci];
+	void *old_bytes = seg_bytes(path, &c.hdr, (uint32_t)ci, c.hdr.seg_size);
+	tu_catalog_free(&c);
+
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv("CKPT_TEST_CRASH_AT", "restart:mid-copy", 1);
+		ckpt_pool *q = ckpt_open(path, CKPT_LATEST, NULL);
+		_exit(q ? 12 : 10);        /* the point was never reached */
+	}
+	int rc = tu_wait_exit(pid);
+	if (rc != 128 + SIGKILL)
+		fail_msg("restart:mid-copy: child exited %d, expected to be killed", rc);
+
+	check_pool_sound(path);
+	tu_catalog_read(path, &c);
+	assert_memory_equal(&c.e[ci], &old, sizeof(old));
+	void *now = seg_bytes(path, &c.hdr, (uint32_t)ci, c.hdr.seg_size);
+	if (memcmp(now, old_bytes, c.hdr.seg_size) != 0)
+		fail_msg("restart:mid-copy: the checkpoint's segment changed");
+	free(now);
+	/* the half-filled segment: busy, the killed process's, dead; it holds
+	 * the first chunk of the checkpoint and not the rest */
+	int busy = owned_by(&c, CAT_BUSY, pid);
+	assert_true(busy >= 0);
+	assert_int_equal(owned_by(&c, CAT_LIVE, pid), -1);
+	struct inspect in;
+	assert_int_equal(inspect_open(&in, path), 0);
+	assert_string_equal(inspect_state_name(&in, (uint32_t)busy), "dead");
+	inspect_close(&in);
+	unsigned char *b = seg_bytes(path, &c.hdr, (uint32_t)busy, old.used);
+	const unsigned char *o = old_bytes;
+	assert_memory_equal(b, o, MiB);
+	int differs = 0;
+	for (uint64_t k = MiB; k < old.used && !differs; k++)
+		differs = b[k] != o[k];
+	if (!differs)
+		fail_msg("restart:mid-copy: the whole checkpoint was copied; the test proves nothing");
+	free(b);
+	free(old_bytes);
+	tu_catalog_free(&c);
+
+	/* the next restart uses the same checkpoint and finds it whole */
+	ckpt_id from;
+	assert_int_equal(restart_check(path, NODES, &from), 1);
+	assert_int_equal(from, id);
+	check_pool_sound(path);
+}
+
 static void
 test_crash_named_points(void **state)
 {
@@ -376,6 +456,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_named_points),
+		cmocka_unit_test(test_crash_restart_mid_copy),
 		cmocka_unit_test(test_crash_random_points),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
