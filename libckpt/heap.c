@@ -110,15 +110,15 @@ struct heap_hdr {
  *    slabs that may have free blocks (the first is the one allocated from),
  *    full holds slabs found full, each with in_full == 1,
  *  - a free slot has empty lists,
- *  - pending bit c: a remote free went to one of its full slabs of class c;
- *    lpending bit c: the owner freed a block into one of them (full slabs
- *    are not refiled on each free: the allocation slow path rescans them).
- * Only the owning thread writes avail/full/lpending; pending is atomic.
+ *  - a slab on full has fewer than cls.refill blocks on its local free list
+ *    (a local free that brings it to refill moves it back to avail),
+ *  - pending bit c: a remote free went to one of its full slabs of class c.
+ * Only the owning thread writes avail/full; pending is atomic.
  */
 struct tslot {
 	_Atomic uint32_t state;           /* 0 */
 	uint32_t reserved1;               /* 4 */
-	uint64_t lpending;                /* 8: bit c: a local free went into a full slab of class c */
+	uint64_t reserved0;               /* 8 */
 	_Atomic uint64_t pending;         /* 16 */
 	uint8_t reserved[40];             /* 24 */
 	uint32_t avail[NCLASS];           /* 64 */
@@ -204,6 +204,7 @@ struct cls {
 	uint32_t bsize, pages, cap, dstart, words;
 	uint32_t span;                  /* cap * bsize: blocks' bytes */
 	uint32_t sbytes;                /* pages << HP_SHIFT: the slab's bytes */
+	uint32_t refill;                /* ceil(cap / 8): free blocks that refile a full slab */
 	uint64_t mul;
 };
 static struct cls cls_tab[NCLASS];
@@ -251,6 +252,7 @@ cls_compute(void)
 			k->words = (uint32_t)words;
 			k->span = (uint32_t)(cap * b);
 			k->sbytes = (uint32_t)bytes;
+			k->refill = (uint32_t)((cap + 7) / 8);
 			k->mul = (((uint64_t)1 << 40) + b - 1) / b;
 			break;
 		}
@@ -595,6 +597,22 @@ list_push(struct heap *h, uint32_t *head, uint32_t pg)
 	*head = pg;
 }
 
+/* list_push_second -- put slab pg right after the head of *head (first if empty) */
+static void
+list_push_second(struct heap *h, uint32_t *head, uint32_t pg)
+{
+	if (!*head) {
+		list_push(h, head, pg);
+		return;
+	}
+	struct slab *f = SLAB(h, *head), *s = SLAB(h, pg);
+	s->prev = *head;
+	s->next = f->next;
+	if (f->next)
+		SLAB(h, f->next)->prev = pg;
+	f->next = pg;
+}
+
 /* list_unlink -- take slab pg out of *head */
 static void
 list_unlink(struct heap *h, uint32_t *head, uint32_t pg)
@@ -768,7 +786,6 @@ slot_release(struct heap *h, uint32_t i)
 		}
 	}
 	atomic_store_explicit(&ts->pending, 0, RELAXED);
-	ts->lpending = 0;
 }
 
 /*
@@ -915,23 +932,16 @@ slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 			pg = next;
 		}
 		/*
-		 * The avail list is dry. Rescan the full list if frees went into
-		 * it, taking back the slabs with at least a sixteenth of their
-		 * blocks free (so each serves many allocations before it is full
-		 * again); if that brings back less than a quarter slab, add a
-		 * slab as well. Before failing, any free block is taken.
+		 * The avail list is dry. Local frees refile a full slab
+		 * themselves once it has cls.refill free blocks; remote frees
+		 * into full slabs set pending: then take back the full slabs with
+		 * a remote list (or refill local free blocks). Before failing,
+		 * reclaim takes back every free block.
 		 */
 		uint64_t bit = 1ull << c;
-		uint32_t got = 0;
-		if ((ts->lpending & bit) || (atomic_load_explicit(&ts->pending, RELAXED) & bit)) {
-			ts->lpending &= ~bit;
-			if (atomic_load_explicit(&ts->pending, RELAXED) & bit)
-				atomic_fetch_and(&ts->pending, ~bit);
-			uint32_t min = reclaimed ? 1 : (cls_tab[c].cap + 15) / 16;
-			got = scan_full(h, ts, c, min);
-			if (got < cls_tab[c].cap / 4 && !reclaimed)
-				ts->lpending |= bit;    /* slabs with fewer free blocks remain */
-			if (got && (got >= cls_tab[c].cap / 4 || reclaimed))
+		if (atomic_load_explicit(&ts->pending, RELAXED) & bit) {
+			atomic_fetch_and(&ts->pending, ~bit);
+			if (scan_full(h, ts, c, cls_tab[c].refill))
 				continue;
 		}
 		pthread_mutex_lock(&h->lock);
@@ -944,7 +954,7 @@ slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 			}
 		}
 		pthread_mutex_unlock(&h->lock);
-		if (pg || got)
+		if (pg)
 			continue;
 		if (!reclaimed) {
 			/* free what can be freed, take back every free block, retry once */
@@ -1297,11 +1307,12 @@ remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct binfo
 }
 
 /*
- * free_local_slow -- after a local free into a slab that is on the full list
- * or is now empty. A full slab stays on the full list (refiling it on every
- * free made slabs bounce between the lists): the lpending bit sends the
- * allocation slow path to rescan the full list once the avail list runs
- * dry. An emptied slab that is not the current one goes back to the pages.
+ * free_local_slow -- after a local free that emptied a slab, or that brought
+ * a slab on the full list to cls.refill free blocks. An emptied slab that
+ * is not the current one goes back to the pages; a full slab with refill
+ * free blocks goes back to avail, behind the current slab. (Refiling a full slab on every free made
+ * slabs bounce between the lists; with the threshold, each refiled slab
+ * serves an eighth of its blocks before it can be full again.)
  */
 static void __attribute__((noinline))
 free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
@@ -1319,8 +1330,14 @@ free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, u
 		pthread_mutex_unlock(&h->lock);
 		return;
 	}
-	if (s->list == LIST_FULL && !(ts->lpending & (1ull << c)))
-		ts->lpending |= 1ull << c;
+	if (s->list == LIST_FULL && s->cap - s->used >= cls_tab[c].refill) {
+		/* second on avail: the current slab stays current, and this one
+		 * gathers more frees before it is allocated from */
+		list_unlink(h, &ts->full[c], pg);
+		atomic_store_explicit(&s->in_full, 0, RELAXED);
+		s->list = LIST_AVAIL;
+		list_push_second(h, &ts->avail[c], pg);
+	}
 }
 
 /* slab_free -- free block idx of the slab at page pg (busy held) */
@@ -1341,12 +1358,14 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 	*(uint64_t *)p = s->free;
 	s->free = bi->off;
 	used_set(s, s->used - 1);
-	if (CKPT_UNLIKELY(s->list != LIST_AVAIL || s->used == 0))
+	if (CKPT_UNLIKELY(s->used == 0 ||
+			(s->list != LIST_AVAIL && s->cap - s->used >= cls_tab[bi->c].refill)))
 		free_local_slow(h, ts, s, bi->pg, bi->c);
 	return 0;
 }
 
-/* free_slow -- everything but a block in the first page of a slab: NULL, large, bad */
+/* free_slow -- what the fast path of heap_free does not take: NULL, large blocks, other
+ * owners' blocks, the shared slot, stop set, and every invalid pointer (checked, reported) */
 static int __attribute__((noinline))
 free_slow(struct heap *h, void *p)
 {
@@ -1362,7 +1381,7 @@ free_slow(struct heap *h, void *p)
 	return ret;
 }
 
-/* free_fixup -- heap_free's tail when the slab is now empty (busy held; released here) */
+/* free_fixup -- heap_free's tail when free_local_slow has work (busy held; released here) */
 static int __attribute__((noinline))
 free_fixup(struct heap *h, struct slab *s, uint32_t pg, unsigned c, uint32_t slot)
 {
@@ -1419,14 +1438,9 @@ heap_free(struct heap *h, void *p)
 	s->free = off;
 	uint32_t used = s->used - 1;
 	used_set(s, used);
-	if (CKPT_UNLIKELY(s->list != LIST_AVAIL || used == 0)) {
-		if (used == 0)
-			return free_fixup(h, s, (uint32_t)(base >> HP_SHIFT), c, tl_c.slot);
-		/* a full slab: leave it there, note it for slab_alloc_slow */
-		struct tslot *ts = tl_c.ts;
-		if (s->list == LIST_FULL && !(ts->lpending & (1ull << c)))
-			ts->lpending |= 1ull << c;
-	}
+	/* emptied, or a full slab that now has k->refill free blocks */
+	if (CKPT_UNLIKELY(used == 0 || (s->list != LIST_AVAIL && s->cap - used >= k->refill)))
+		return free_fixup(h, s, (uint32_t)(base >> HP_SHIFT), c, tl_c.slot);
 	atomic_store_explicit(busy, 0, memory_order_release);
 	return 0;
 }
@@ -1581,7 +1595,10 @@ heap_after_fork_child(struct heap *h)
 	locks_init(h);
 	if (!h->fence && membarrier_ok() < 0)
 		h->fence = 1;
-	uint32_t me = tl_c.hid == h->hid ? tl_c.slot : NSLOTS;
+	/* the forking thread keeps its slot; its pthread key says which (tl_c
+	 * only describes the heap it used last, maybe another pool's) */
+	struct tl_rec *r = h->key_ok ? pthread_getspecific(h->key) : NULL;
+	uint32_t me = r ? r->slot : NSLOTS;
 	for (uint32_t i = 1; i < NSLOTS; i++) {
 		if (i != me && atomic_load(&h->slots[i].state)) {
 			slot_release(h, i);
@@ -1613,18 +1630,15 @@ tl_destructor(void *v)
 /*
  * upgrade -- bring an attached heap of an older version to HEAP_VERSION.
  * Version 1 differs only in what it allowed less of: its full slabs never
- * held local free blocks and the slot word at offset 8 (now lpending) was
- * reserved and zero, so a version 1 heap is a valid version 2 heap once
- * lpending is zero. The version is raised so that an older library, which
- * would break on full slabs with free blocks, refuses the heap from now on.
+ * held local free blocks, so a version 1 heap is a valid version 2 heap.
+ * The version is raised so that an older library, which would break on
+ * full slabs with free blocks, refuses the heap from now on.
  */
 static void
 upgrade(struct heap *h)
 {
 	if (h->hdr->version == HEAP_VERSION)
 		return;
-	for (uint32_t i = 0; i < NSLOTS; i++)
-		h->slots[i].lpending = 0;
 	h->hdr->version = HEAP_VERSION;
 }
 
@@ -1907,7 +1921,11 @@ emit(struct walker *w, uint64_t off, uint64_t size, enum heap_block_state st)
 			w->S.largest_free = size;
 	}
 	if (w->fn) {
-		struct heap_block_info bi = { .offset = off, .size = size, .state = st };
+		struct heap_block_info bi;
+		memset(&bi, 0, sizeof(bi));      /* padding too: callers may memcmp records */
+		bi.offset = off;
+		bi.size = size;
+		bi.state = st;
 		if (w->fn(&bi, w->arg))
 			w->stop = 1;
 	}

@@ -110,9 +110,13 @@ pmem_windows(struct copier *c)
 		return ckpt_err_set(errno, "cannot allocate a segment: %s", strerror(errno));
 	}
 	c->allocated = 1;
-	if (map_file(&c->sm, c->fd, c->src, (size_t)c->len, NULL, 0) < 0)
+	/* a mapping that fails only sends the copy to path 4: forget its error */
+	if (map_file(&c->sm, c->fd, c->src, (size_t)c->len, NULL, 0) < 0) {
+		ckpt_err_clear();
 		return 1;
+	}
 	if (map_file(&c->dm, c->fd, c->dst, (size_t)c->len, NULL, 0) < 0) {
+		ckpt_err_clear();
 		map_unmap(&c->sm);
 		return 1;
 	}

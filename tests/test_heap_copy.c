@@ -70,6 +70,7 @@ child(int fd, struct th_rec *want, uint64_t hw)
 	CHECK(heap_walk(a, hw, th_rec_cb, &got, NULL) == 0);
 	CHECK(got.n == want->n);
 	CHECK(memcmp(got.b, want->b, got.n * sizeof(got.b[0])) == 0);
+	free(got.b);
 	struct heap *h = heap_attach(a, SEG_SIZE, NULL, NULL);
 	CHECK(h != NULL);
 	for (size_t i = 0; i < nblk; i++) {

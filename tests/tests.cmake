@@ -19,7 +19,7 @@ add_test(NAME test_install COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_install.s
 set_tests_properties(test_install PROPERTIES LABELS proc TIMEOUT 300
   ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
 
-ckpt_test(test_heap_basic test_heap_basic.c LABELS unit)
+ckpt_test(test_heap_basic test_heap_basic.c LABELS unit VALGRIND)
 
 # ckpt-inspect (issue 6): real pools made by test_inspect_mkpool, the tool run
 # as a user would, its JSON parsed with python3; list's rows and states against
