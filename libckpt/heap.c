@@ -1310,9 +1310,10 @@ remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct binfo
  * free_local_slow -- after a local free that emptied a slab, or that brought
  * a slab on the full list to cls.refill free blocks. An emptied slab that
  * is not the current one goes back to the pages; a full slab with refill
- * free blocks goes back to avail, behind the current slab. (Refiling a full slab on every free made
- * slabs bounce between the lists; with the threshold, each refiled slab
- * serves an eighth of its blocks before it can be full again.)
+ * free blocks goes back to avail, behind the current slab. (Refiling a
+ * full slab on every free made slabs bounce between the lists; with the
+ * threshold, each refiled slab serves an eighth of its blocks before it
+ * can be full again.)
  */
 static void __attribute__((noinline))
 free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
