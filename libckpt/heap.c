@@ -627,6 +627,14 @@ list_unlink(struct heap *h, uint32_t *head, uint32_t pg)
 	s->next = s->prev = 0;
 }
 
+/* unlink_full -- take slab pg (on the full list of class c) off it; the caller files it next */
+static void
+unlink_full(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
+{
+	list_unlink(h, &ts->full[c], pg);
+	atomic_store_explicit(&s->in_full, 0, RELAXED);
+}
+
 /* slab_free_pages -- give an empty slab's pages back (heap.lock held) */
 static void
 slab_free_pages(struct heap *h, uint32_t pg)
@@ -791,27 +799,25 @@ slot_release(struct heap *h, uint32_t i)
 /*
  * scan_full -- move the full slabs of class c that got frees since back to
  * avail: those with a remote list, and those with at least `min` blocks on
- * their local free list (1: any). Returns the number of free blocks they
- * bring (a remote list counts 1).
+ * their local free list (1: any). Returns how many it moved.
  */
 static uint32_t
 scan_full(struct heap *h, struct tslot *ts, unsigned c, uint32_t min)
 {
-	uint32_t pg = ts->full[c], nfree = 0, steps = 0;
+	uint32_t pg = ts->full[c], moved = 0, steps = 0;
 	while (pg && steps++ < h->npages) {
 		struct slab *s = SLAB(h, pg);
 		uint32_t next = s->next;
-		int rem = atomic_load_explicit(&s->remote, RELAXED) != 0;
-		if ((s->free != 0 && s->cap - s->used >= min) || rem) {
-			list_unlink(h, &ts->full[c], pg);
-			atomic_store_explicit(&s->in_full, 0, RELAXED);
+		if ((s->free != 0 && s->cap - s->used >= min) ||
+		    atomic_load_explicit(&s->remote, RELAXED)) {
+			unlink_full(h, ts, s, pg, c);
 			s->list = LIST_AVAIL;
 			list_push(h, &ts->avail[c], pg);
-			nfree += (s->free ? s->cap - s->used : 0) + rem;
+			moved++;
 		}
 		pg = next;
 	}
-	return nfree;
+	return moved;
 }
 
 /* reclaim_own -- before failing with ENOMEM: give back every empty slab this slot owns */
@@ -1307,6 +1313,17 @@ remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct binfo
 }
 
 /*
+ * local_free_has_work -- after a local free left `used` blocks in slab s of
+ * class k: it emptied the slab, or brought a full slab to k->refill free
+ * blocks (free_local_slow then has something to do)
+ */
+static ALWAYS_INLINE int
+local_free_has_work(const struct slab *s, const struct cls *k, uint32_t used)
+{
+	return used == 0 || (s->list != LIST_AVAIL && s->cap - used >= k->refill);
+}
+
+/*
  * free_local_slow -- after a local free that emptied a slab, or that brought
  * a slab on the full list to cls.refill free blocks. An emptied slab that
  * is not the current one goes back to the pages; a full slab with refill
@@ -1319,12 +1336,10 @@ static void __attribute__((noinline))
 free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
 {
 	if (s->used == 0 && ts->avail[c] != pg && atomic_load(&s->remote) == 0) {
-		if (s->list == LIST_FULL) {
-			list_unlink(h, &ts->full[c], pg);
-			atomic_store_explicit(&s->in_full, 0, RELAXED);
-		} else {
+		if (s->list == LIST_FULL)
+			unlink_full(h, ts, s, pg, c);
+		else
 			list_unlink(h, &ts->avail[c], pg);
-		}
 		s->list = LIST_NONE;
 		pthread_mutex_lock(&h->lock);
 		slab_free_pages(h, pg);
@@ -1334,8 +1349,7 @@ free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, u
 	if (s->list == LIST_FULL && s->cap - s->used >= cls_tab[c].refill) {
 		/* second on avail: the current slab stays current, and this one
 		 * gathers more frees before it is allocated from */
-		list_unlink(h, &ts->full[c], pg);
-		atomic_store_explicit(&s->in_full, 0, RELAXED);
+		unlink_full(h, ts, s, pg, c);
 		s->list = LIST_AVAIL;
 		list_push_second(h, &ts->avail[c], pg);
 	}
@@ -1359,8 +1373,7 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 	*(uint64_t *)p = s->free;
 	s->free = bi->off;
 	used_set(s, s->used - 1);
-	if (CKPT_UNLIKELY(s->used == 0 ||
-			(s->list != LIST_AVAIL && s->cap - s->used >= cls_tab[bi->c].refill)))
+	if (CKPT_UNLIKELY(local_free_has_work(s, &cls_tab[bi->c], s->used)))
 		free_local_slow(h, ts, s, bi->pg, bi->c);
 	return 0;
 }
@@ -1439,8 +1452,7 @@ heap_free(struct heap *h, void *p)
 	s->free = off;
 	uint32_t used = s->used - 1;
 	used_set(s, used);
-	/* emptied, or a full slab that now has k->refill free blocks */
-	if (CKPT_UNLIKELY(used == 0 || (s->list != LIST_AVAIL && s->cap - used >= k->refill)))
+	if (CKPT_UNLIKELY(local_free_has_work(s, k, used)))
 		return free_fixup(h, s, (uint32_t)(base >> HP_SHIFT), c, tl_c.slot);
 	atomic_store_explicit(busy, 0, memory_order_release);
 	return 0;
