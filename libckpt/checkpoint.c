@@ -101,10 +101,10 @@ copy_live(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 	/* the heap's mapping tells segcopy whether the pmem memcpy path applies */
 	const struct segcopy_opts o = { .kind = (int)p->heap_map.kind };
 	int cloned;
-	if (segcopy_with(p->fd, src, dst, half, p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned) < 0)
+	if (segcopy(p->fd, src, dst, half, p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned) < 0)
 		return -1;
 	test_point("checkpoint:mid-copy");
-	return segcopy_with(p->fd, src + half, dst + half, used - half,
+	return segcopy(p->fd, src + half, dst + half, used - half,
 			p->hdr.seg_size - half, SEGCOPY_ANY, &o, &cloned);
 }
 

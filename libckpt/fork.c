@@ -169,7 +169,7 @@ fill_segment(struct ckpt_pool *p, uint32_t seg)
 	enum segcopy_how how = p->fork_mode == CKPT_FORK_REFLINK ? SEGCOPY_CLONE : SEGCOPY_COPY;
 	const struct segcopy_opts o = { .kind = (int)p->heap_map.kind,
 		.mid_point = "fork:mid-copy" };
-	return segcopy_with(p->fd, pool_seg_off(p, p->seg), pool_seg_off(p, seg), p->fork_used,
+	return segcopy(p->fd, pool_seg_off(p, p->seg), pool_seg_off(p, seg), p->fork_used,
 			p->hdr.seg_size, how, &o, &cloned);
 }
 

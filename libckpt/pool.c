@@ -517,7 +517,7 @@ ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 	int cloned;
 	const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE,
 		.mid_point = "restart:mid-copy" };
-	if (segcopy_with(p->fd, pool_seg_off(p, (uint32_t)src), pool_seg_off(p, p->seg),
+	if (segcopy(p->fd, pool_seg_off(p, (uint32_t)src), pool_seg_off(p, p->seg),
 			srce.used, p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned) < 0)
 		goto fail_release;
 	if (cat_begin(&p->cat, &v) < 0)

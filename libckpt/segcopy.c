@@ -95,6 +95,21 @@ struct copier {
 };
 
 /*
+ * alloc_dst -- back [dst, dst+len) with blocks, so a store through a mapping
+ * cannot SIGBUS on a full filesystem: 0 done, 1 the filesystem cannot
+ * allocate ahead (EOPNOTSUPP), -1 error (ENOSPC and such)
+ */
+static int
+alloc_dst(int fd, uint64_t dst, uint64_t len)
+{
+	if (fallocate(fd, 0, (off_t)dst, (off_t)len) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP)
+		return 1;
+	return ckpt_err_set(errno, "cannot allocate a segment: %s", strerror(errno));
+}
+
+/*
  * pmem_windows -- set up path 3: allocate the destination, map both ranges.
  * 0 ready, 1 not possible here (use path 4), -1 error (ENOSPC and such).
  */
@@ -104,11 +119,9 @@ pmem_windows(struct copier *c)
 	if (c->kind == MAP_KIND_EMULATED || c->src % PAGE || c->dst % PAGE ||
 	    c->len > SIZE_MAX)
 		return 1;
-	if (fallocate(c->fd, 0, (off_t)c->dst, (off_t)c->len) < 0) {
-		if (errno == EOPNOTSUPP)
-			return 1;       /* a store could SIGBUS: do not map */
-		return ckpt_err_set(errno, "cannot allocate a segment: %s", strerror(errno));
-	}
+	int r = alloc_dst(c->fd, c->dst, c->len);
+	if (r != 0)
+		return r;       /* 1: a store could SIGBUS, do not map */
 	c->allocated = 1;
 	/* a mapping that fails only sends the copy to path 4: forget its error */
 	if (map_file(&c->sm, c->fd, c->src, (size_t)c->len, NULL, 0) < 0) {
@@ -303,7 +316,7 @@ try_clone(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
 }
 
 int
-segcopy_with(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
+segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
 		enum segcopy_how how, const struct segcopy_opts *o, int *cloned)
 {
 	*cloned = 0;
@@ -339,17 +352,8 @@ segcopy_with(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size
 	free(c.buf);
 	if (ret < 0)
 		return -1;
-	/* back the copied prefix with blocks: the heap writes there through
-	 * a mapping, where a full filesystem would be a SIGBUS */
-	if (!c.allocated && fallocate(fd, 0, (off_t)dst, (off_t)len) < 0 &&
-	    errno != EOPNOTSUPP)
-		return ckpt_err_set(errno, "cannot allocate a segment: %s", strerror(errno));
+	/* the heap writes to the copied prefix through a mapping */
+	if (!c.allocated && alloc_dst(fd, dst, len) < 0)
+		return -1;
 	return 0;
-}
-
-int
-segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
-		enum segcopy_how how, int *cloned)
-{
-	return segcopy_with(fd, src, dst, len, seg_size, how, NULL, cloned);
 }

@@ -55,13 +55,9 @@ CKPT_HIDDEN extern struct segcopy_stats segcopy_stats;
  * copied prefix is then allocated so a later store into it cannot SIGBUS on
  * a full filesystem. *cloned tells whether the filesystem cloned it. ENOSPC
  * and other errors leave dst undefined (the caller still owns it as a
- * reserved segment).
+ * reserved segment). o says what the caller knows (NULL: the defaults).
  */
 CKPT_HIDDEN int segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len,
-		uint64_t seg_size, enum segcopy_how how, int *cloned);
-
-/* segcopy_with -- segcopy with what the caller knows (o may be NULL) */
-CKPT_HIDDEN int segcopy_with(int fd, uint64_t src, uint64_t dst, uint64_t len,
 		uint64_t seg_size, enum segcopy_how how, const struct segcopy_opts *o,
 		int *cloned);
 
