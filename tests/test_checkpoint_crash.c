@@ -42,7 +42,7 @@ check_pool_sound(const char *path)
 	if (inspect_open(&in, path) < 0)
 		fail_msg("inspect_open %s after a crash: %s", path, ckpt_errormsg());
 	inspect_close(&in);
-	tool_verify(path);
+	tu_inspect_verify(path);
 }
 
 /* opened_from -- the checkpoint id this process's live segment was restarted from */

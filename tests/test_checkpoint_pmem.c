@@ -224,7 +224,7 @@ run(const char *file, const char *const *env, const char *kind, enum want want)
 	uint64_t used;
 	assert_int_equal(sscanf(strstr(out, "used "), "used %" SCNu64, &used), 1);
 	struct moved ck = parse(out, "checkpoint");
-	fk_verify(path);
+	tu_inspect_verify(path);
 
 	rc = tu_run_helper(out, sizeof(out), env, "restart", path, (char *)NULL);
 	if (rc != 0)
@@ -232,7 +232,7 @@ run(const char *file, const char *const *env, const char *kind, enum want want)
 			"24: heap unsound, 26: new checkpoint differs from the heap):\n%s",
 			file, rc, out);
 	struct moved rs = parse(out, "restart"), ag = parse(out, "again");
-	fk_verify(path);
+	tu_inspect_verify(path);
 
 	const struct moved *all[] = { &ck, &rs, &ag };
 	static const char *const names[] = { "checkpoint", "restart", "checkpoint again" };

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,67 +234,6 @@ ckpt_index(const struct tu_catalog *c, ckpt_id id)
 		if (c->e[i].state == CAT_CKPT && c->e[i].ckpt_id == id)
 			return (int)i;
 	return -1;
-}
-
-/*
- * tool_verify -- "ckpt-inspect verify PATH", run as a user would with the
- * tool built in this tree (CKPT_TEST_BINDIR, set by ctest), must exit 0.
- * A missing tool, a failure to start it, or any other exit status fails
- * the test, with the tool's output (stdout and stderr, first 4 KiB) in the
- * message. posix_spawn, not fork: no atfork handler runs, so this is safe
- * with a pool open in the test process.
- */
-static inline void
-tool_verify(const char *path)
-{
-	const char *bindir = getenv("CKPT_TEST_BINDIR");
-	if (!bindir)
-		fail_msg("CKPT_TEST_BINDIR is not set: run the test with ctest, or "
-			 "set it to the build directory holding tools/ckpt-inspect");
-	char tool[1024];
-	snprintf(tool, sizeof(tool), "%s/tools/ckpt-inspect", bindir);
-	if (access(tool, X_OK) != 0)
-		fail_msg("%s: %s (build the ckpt-inspect target)", tool, strerror(errno));
-	int fds[2];
-	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
-	posix_spawn_file_actions_t fa;
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, fds[1], 1), 0);
-	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, fds[1], 2), 0);
-	char *const argv[] = { tool, (char *)"verify", (char *)path,
-		(char *)"--no-progress", NULL };
-	extern char **environ;
-	fflush(NULL);
-	pid_t pid;
-	int err = posix_spawn(&pid, tool, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(fds[1]);
-	if (err != 0) {
-		close(fds[0]);
-		fail_msg("posix_spawn %s: %s", tool, strerror(err));
-	}
-	char out[4096];
-	size_t got = 0;
-	for (;;) {
-		char sink[256];
-		char *dst = got + 1 < sizeof(out) ? out + got : sink;
-		size_t room = got + 1 < sizeof(out) ? sizeof(out) - 1 - got : sizeof(sink);
-		ssize_t r = read(fds[0], dst, room);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		if (dst != sink)
-			got += (size_t)r;
-	}
-	close(fds[0]);
-	out[got] = '\0';
-	int rc = tu_wait_exit(pid);
-	if (rc != 0)
-		fail_msg("ckpt-inspect verify %s exited %d%s:\n%s", path, rc,
-			rc == 1 ? " (damaged pool or failed check)" :
-			rc == 2 ? " (usage error)" : rc > 128 ? " (killed by a signal)" : "",
-			out);
 }
 
 /* now_us -- CLOCK_MONOTONIC in µs */

@@ -37,7 +37,7 @@ test_isolation_copy(void **state)
 	ckpt_pool *p = fk_isolation(tu_path("copy.pool"), CKPT_FORK_COPY, 0);
 	assert_int_equal(p->fork_mode, CKPT_FORK_COPY);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(tu_path("copy.pool"));
+	tu_inspect_verify(tu_path("copy.pool"));
 }
 
 static void
@@ -244,7 +244,7 @@ test_grandchildren(void **state)
 	assert_int_equal(gv[3], 0);
 	inspect_free_heap(h, len);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 }
 
 #define NKIDS 16
@@ -339,7 +339,7 @@ test_sixteen_children(void **state)
 	/* the children exited without ckpt_close: 16 dead segments */
 	assert_int_equal(fk_count_state(path, "dead"), NKIDS);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 }
 
 /* a child that exits without ckpt_close leaves a dead segment, reclaimed when needed */
@@ -527,7 +527,7 @@ test_pool_full_private_child(void **state)
 	assert_int_equal(ckpt_persist(p, v, 64), 0);
 	assert_non_null(ckpt_alloc(p, 100));
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 }
 
 /* seccomp filter: clone and clone3 fail with EAGAIN (fork() fails) */

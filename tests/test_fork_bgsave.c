@@ -77,7 +77,7 @@ test_bgsave_snapshot_at_fork(void **state)
 	assert_ptr_equal(ckpt_root(p), v);
 	assert_int_equal(v[61], 61);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 }
 
 /* keep_checkpoints applies to background checkpoints as to the parent's own */
@@ -165,7 +165,7 @@ test_bgsave_errors(void **state)
 	/* and the parent checkpoints normally afterwards */
 	assert_int_equal(ckpt_checkpoint(p, "after", NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 }
 
 /* the application reaped the child itself (its own SIGCHLD handling): the report still arrives */

@@ -149,7 +149,7 @@ parent_killed_at(const char *point)
 	assert_string_equal(fk_state_name(path, by->seg), "live");
 	if (strcmp(point, "fork:mid-copy") == 0)
 		assert_half_copied(path, (uint32_t)res, hseg, 4 * MIB);
-	fk_verify(path);
+	tu_inspect_verify(path);
 
 	/* the bystander goes on: its fork reclaims the reservation leftover first */
 	bv[2] = 5;
@@ -163,7 +163,7 @@ parent_killed_at(const char *point)
 	assert_non_null(p);
 	assert_int_equal(((uint64_t *)ckpt_root(p))[0], 42);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 }
 
 static void
@@ -249,7 +249,7 @@ test_child_killed_mid_copy(void **state)
 	assert_string_equal(fk_state_name(path, (uint32_t)res), "dead");
 	assert_string_equal(fk_state_name(path, p->seg), "live");
 	assert_half_copied(path, (uint32_t)res, (uint32_t)cseg, 4 * MIB);
-	fk_verify(path);
+	tu_inspect_verify(path);
 
 	/* it checkpoints (reclaiming a dead segment) ... */
 	v[2] = 3;
@@ -269,7 +269,7 @@ test_child_killed_mid_copy(void **state)
 		if (hb[i] != 'T')
 			fail_msg("checkpoint byte %zu of the blob is 0x%x", i, hb[i]);
 	inspect_free_heap(h, len);
-	fk_verify(path);
+	tu_inspect_verify(path);
 
 	/* ... and forks (reclaiming the other): the child gets a real segment */
 	pid_t pid = tu_fork();
@@ -281,7 +281,7 @@ test_child_killed_mid_copy(void **state)
 	}
 	assert_int_equal(tu_wait_exit(pid), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 
 	/* and the pool opens at that checkpoint */
 	p = ckpt_open(path, CKPT_LATEST, NULL);
@@ -292,7 +292,7 @@ test_child_killed_mid_copy(void **state)
 	assert_int_equal(v[2], 3);
 	assert_int_equal(((uint8_t *)blob)[BLOB - 1], 'T');
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 }
 
 /*
@@ -325,7 +325,7 @@ child_killed_at(const char *point)
 	tu_catalog_free(&c);
 	if (st != CAT_FREE)
 		assert_string_equal(fk_state_name(path, spare), "dead");
-	fk_verify(path);
+	tu_inspect_verify(path);
 	/* the next fork gets that segment, a real one */
 	pid = tu_fork();
 	if (pid == 0)
@@ -480,7 +480,7 @@ test_fork_while_threads_allocate(void **state)
 	assert_true(n >= 1);
 	memset(ring, 0, sizeof(ring));
 	assert_int_equal(ckpt_close(tpool), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 }
 
 int

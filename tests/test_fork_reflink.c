@@ -179,7 +179,7 @@ reflink_suite(void **state)
 	ckpt_pool *p = fk_create(path, CKPT_FORK_AUTO, 4);
 	assert_int_equal(p->fork_mode, CKPT_FORK_REFLINK);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 	unlink(path);
 
 	/* isolation both ways, explicit reflink and auto */
@@ -187,7 +187,7 @@ reflink_suite(void **state)
 	p = fk_isolation(path, CKPT_FORK_REFLINK, 0);
 	assert_int_equal(p->fork_mode, CKPT_FORK_REFLINK);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 	unlink(path);
 	path = fs_path(f, "auto2.pool");
 	p = fk_isolation(path, CKPT_FORK_AUTO, 0);
@@ -233,7 +233,7 @@ reflink_suite(void **state)
 	close(go[1]);
 	assert_int_equal(tu_wait_exit(pid), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 	unlink(path);
 }
 

@@ -175,7 +175,7 @@ enospc_at_fork(const char *variant, int no_offload)
 			(unsigned long long)(free_before - tu_fs_free(dir)));
 	assert_string_equal(fk_state_name(path, p->seg), "live");
 	assert_int_equal(fk_count_state(path, "live"), 1);
-	fk_verify(path);
+	tu_inspect_verify(path);
 
 	/* the parent's heap: its own writes only */
 	assert_int_equal(r->a[0], 0xA0);
@@ -208,7 +208,7 @@ enospc_at_fork(const char *variant, int no_offload)
 	assert_int_equal(r->a[2], 0);
 	assert_true(fk_all(r->big, 'P', BIG));
 	assert_int_equal(ckpt_close(p), 0);
-	fk_verify(path);
+	tu_inspect_verify(path);
 	tu_umount(dir);
 }
 

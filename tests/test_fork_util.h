@@ -185,21 +185,6 @@ fk_inspect_bin(void)
 	return b;
 }
 
-/* fk_verify -- ckpt-inspect verify POOL exits 0 (pool consistent) */
-static inline void
-fk_verify(const char *path)
-{
-	char cmd[4096];
-	snprintf(cmd, sizeof(cmd), "%s verify %s >/dev/null", fk_inspect_bin(), path);
-	int rc = system(cmd);
-	if (rc != 0) {
-		snprintf(cmd, sizeof(cmd), "%s verify %s >&2", fk_inspect_bin(), path);
-		if (system(cmd)) {}
-		fail_msg("ckpt-inspect verify %s failed (%d)", path, rc);
-	}
-}
-
-#endif
 
 /*
  * fk_isolation -- the two-way isolation scenario, in pool path created with
@@ -315,3 +300,5 @@ fk_isolation(const char *path, enum ckpt_fork_mode mode, int shared)
 	close(ch.up[0]);
 	return p;
 }
+
+#endif

@@ -237,14 +237,10 @@ tu_spawn_helper(int *outfd, const char *const *env, const char *arg, ...)
 	return pid;
 }
 
-int
-tu_run_helper(char *out, size_t outlen, const char *const *env, const char *arg, ...)
+/* read_into -- read fd to its end into out[0..outlen) (NUL-terminated, the rest dropped); closes fd */
+static void
+read_into(int fd, char *out, size_t outlen)
 {
-	int fd;
-	va_list ap;
-	va_start(ap, arg);
-	pid_t pid = spawn_helper(&fd, env, arg, ap);
-	va_end(ap);
 	size_t got = 0;
 	for (;;) {
 		char sink[256];
@@ -261,7 +257,63 @@ tu_run_helper(char *out, size_t outlen, const char *const *env, const char *arg,
 	close(fd);
 	if (outlen)
 		out[got] = '\0';
+}
+
+int
+tu_run_helper(char *out, size_t outlen, const char *const *env, const char *arg, ...)
+{
+	int fd;
+	va_list ap;
+	va_start(ap, arg);
+	pid_t pid = spawn_helper(&fd, env, arg, ap);
+	va_end(ap);
+	read_into(fd, out, outlen);
 	return tu_wait_exit(pid);
+}
+
+int
+tu_run_capture(char *out, size_t outlen, char *const argv[])
+{
+	int fds[2];
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	posix_spawn_file_actions_t fa;
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, fds[1], 1), 0);
+	assert_int_equal(posix_spawn_file_actions_adddup2(&fa, fds[1], 2), 0);
+	extern char **environ;
+	fflush(NULL);
+	pid_t pid;
+	int err = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	if (err != 0) {
+		close(fds[0]);
+		fail_msg("posix_spawn %s: %s", argv[0], strerror(err));
+	}
+	read_into(fds[0], out, outlen);
+	return tu_wait_exit(pid);
+}
+
+void
+tu_inspect_verify(const char *path)
+{
+	const char *bindir = getenv("CKPT_TEST_BINDIR");
+	if (!bindir)
+		fail_msg("CKPT_TEST_BINDIR is not set: run the test with ctest, or "
+			 "set it to the build directory holding tools/ckpt-inspect");
+	char tool[1024];
+	snprintf(tool, sizeof(tool), "%s/tools/ckpt-inspect", bindir);
+	if (access(tool, X_OK) != 0)
+		fail_msg("%s: %s (build the ckpt-inspect target)", tool, strerror(errno));
+	char *const argv[] = { tool, (char *)"verify", (char *)path,
+		(char *)"--no-progress", NULL };
+	char out[4096];
+	int rc = tu_run_capture(out, sizeof(out), argv);
+	if (rc != 0)
+		fail_msg("ckpt-inspect verify %s exited %d%s:\n%s", path, rc,
+			rc == 1 ? " (damaged pool or failed check)" :
+			rc == 2 ? " (usage error)" : rc > 128 ? " (killed by a signal)" : "",
+			out);
 }
 
 /* private_mount_ns -- move this process into its own mount namespace, once */

@@ -47,6 +47,23 @@ int tu_run_helper(char *out, size_t outlen, const char *const *env,
 		const char *arg, ...) __attribute__((sentinel));
 
 /*
+ * tu_run_capture -- run argv[0] with argv (posix_spawn: no atfork handler
+ * runs, so this is safe with a pool open), its stdout and stderr captured
+ * into out[0..outlen) (NUL-terminated); returns the exit status as
+ * tu_wait_exit does. Failing to start it fails the test.
+ */
+int tu_run_capture(char *out, size_t outlen, char *const argv[]);
+
+/*
+ * tu_inspect_verify -- "ckpt-inspect verify PATH", run as a user would with
+ * the tool built in this tree (CKPT_TEST_BINDIR, set by ctest), must exit 0.
+ * A missing tool, a failure to start it, or any other exit status fails the
+ * test, with the tool's output (stdout and stderr, first 4 KiB) in the
+ * message.
+ */
+void tu_inspect_verify(const char *path);
+
+/*
  * tu_spawn_helper -- as tu_run_helper, without waiting: returns the pid and
  * in *outfd the read end of a pipe on the helper's stdout (close it, then
  * tu_wait_exit the pid).
