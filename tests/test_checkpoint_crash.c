@@ -132,29 +132,65 @@ check_half_copy(const char *path, const struct tu_catalog *c, int busy, int live
 	free(b);
 }
 
+/*
+ * gen1_pool -- a new pool at path (8 MiB heap, nseg segments) holding the
+ * NODES-node structure at generation 1 and, when big, a big-byte block of
+ * 0x5a, checkpointed as "gen1" and closed. Returns the checkpoint id; *entry
+ * gets its catalog entry and *bytes (malloc'd) its whole segment.
+ */
+static ckpt_id
+gen1_pool(const char *path, uint32_t nseg, uint64_t big, struct cat_entry *entry,
+		void **bytes)
+{
+	struct ckpt_config cfg = { .heap_size = 8 * MiB, .max_segments = nseg };
+	ckpt_pool *p = ckpt_create(path, &cfg);
+	if (!p)
+		fail_msg("create: %s", ckpt_errormsg());
+	assert_non_null(ts_build(p, NODES, 1));
+	if (big) {
+		void *b = ckpt_alloc(p, big);
+		assert_non_null(b);
+		memset(b, 0x5a, big);
+	}
+	ckpt_id id;
+	assert_int_equal(ckpt_checkpoint(p, "gen1", &id), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	int i = ckpt_index(&c, id);
+	assert_true(i >= 0);
+	*entry = c.e[i];
+	*bytes = seg_bytes(path, &c.hdr, (uint32_t)i, c.hdr.seg_size);
+	tu_catalog_free(&c);
+	return id;
+}
+
+/* ckpt_unchanged -- after a crash: checkpoint `id` has the same entry and every byte as before */
+static void
+ckpt_unchanged(const char *path, const struct tu_catalog *c, ckpt_id id,
+		const struct cat_entry *old, const void *old_bytes, const char *point)
+{
+	int i = ckpt_index(c, id);
+	assert_true(i >= 0);
+	assert_int_equal(c->e[i].state, CAT_CKPT);
+	assert_memory_equal(&c->e[i], old, sizeof(*old));
+	void *now = seg_bytes(path, &c->hdr, (uint32_t)i, c->hdr.seg_size);
+	if (memcmp(now, old_bytes, c->hdr.seg_size) != 0)
+		fail_msg("%s: the previous checkpoint's segment changed", point);
+	free(now);
+}
+
 static void
 crash_at(const char *point, int published, int busy_left)
 {
 	char name[128];
 	snprintf(name, sizeof(name), "crash-%s.pool", strchr(point, ':') + 1);
 	const char *path = tu_path(name);
-	struct ckpt_config cfg = { .heap_size = 8 * MiB, .max_segments = 8 };
 
 	/* generation 1, checkpointed */
-	ckpt_pool *p = ckpt_create(path, &cfg);
-	if (!p)
-		fail_msg("create: %s", ckpt_errormsg());
-	assert_non_null(ts_build(p, NODES, 1));
-	ckpt_id id1;
-	assert_int_equal(ckpt_checkpoint(p, "gen1", &id1), 0);
-	assert_int_equal(ckpt_close(p), 0);
-	struct tu_catalog c;
-	tu_catalog_read(path, &c);
-	int oi = ckpt_index(&c, id1);
-	assert_true(oi >= 0);
-	struct cat_entry old = c.e[oi];
-	void *old_bytes = seg_bytes(path, &c.hdr, (uint32_t)oi, c.hdr.seg_size);
-	tu_catalog_free(&c);
+	struct cat_entry old;
+	void *old_bytes;
+	ckpt_id id1 = gen1_pool(path, 8, 0, &old, &old_bytes);
 
 	/* a child restarts, moves to generation 2, and dies checkpointing it */
 	pid_t pid = tu_fork();
@@ -180,14 +216,10 @@ crash_at(const char *point, int published, int busy_left)
 		fail_msg("%s: child exited %d, expected to be killed at the point", point, rc);
 
 	check_pool_sound(path);
+	struct tu_catalog c;
 	tu_catalog_read(path, &c);
 	/* the old checkpoint: same entry, same bytes */
-	assert_int_equal(c.e[oi].state, CAT_CKPT);
-	assert_memory_equal(&c.e[oi], &old, sizeof(old));
-	void *now = seg_bytes(path, &c.hdr, (uint32_t)oi, c.hdr.seg_size);
-	if (memcmp(now, old_bytes, c.hdr.seg_size) != 0)
-		fail_msg("%s: the previous checkpoint's segment changed", point);
-	free(now);
+	ckpt_unchanged(path, &c, id1, &old, old_bytes, point);
 	free(old_bytes);
 
 	assert_int_equal(tu_catalog_count(&c, CAT_CKPT), published ? 2 : 1);
@@ -237,25 +269,11 @@ test_crash_restart_mid_copy(void **state)
 {
 	(void)state;
 	const char *path = tu_path("crash-restart.pool");
-	struct ckpt_config cfg = { .heap_size = 8 * MiB, .max_segments = 6 };
-	ckpt_pool *p = ckpt_create(path, &cfg);
-	if (!p)
-		fail_msg("create: %s", ckpt_errormsg());
-	assert_non_null(ts_build(p, NODES, 1));
-	/* well past the 1 MiB first chunk, so the copy stops with data to go */
-	void *big = ckpt_alloc(p, 3 * MiB);
-	assert_non_null(big);
-	memset(big, 0x5a, 3 * MiB);
-	ckpt_id id;
-	assert_int_equal(ckpt_checkpoint(p, "gen1", &id), 0);
-	assert_int_equal(ckpt_close(p), 0);
-	struct tu_catalog c;
-	tu_catalog_read(path, &c);
-	int ci = ckpt_index(&c, id);
-	assert_true(ci >= 0);
-	struct cat_entry old = c.e[ci];
-	void *old_bytes = seg_bytes(path, &c.hdr, (uint32_t)ci, c.hdr.seg_size);
-	tu_catalog_free(&c);
+	/* a 3 MiB block: well past the 1 MiB first chunk, so the copy stops
+	 * with data to go */
+	struct cat_entry old;
+	void *old_bytes;
+	ckpt_id id = gen1_pool(path, 6, 3 * MiB, &old, &old_bytes);
 
 	pid_t pid = tu_fork();
 	assert_true(pid >= 0);
@@ -269,12 +287,9 @@ test_crash_restart_mid_copy(void **state)
 		fail_msg("restart:mid-copy: child exited %d, expected to be killed", rc);
 
 	check_pool_sound(path);
+	struct tu_catalog c;
 	tu_catalog_read(path, &c);
-	assert_memory_equal(&c.e[ci], &old, sizeof(old));
-	void *now = seg_bytes(path, &c.hdr, (uint32_t)ci, c.hdr.seg_size);
-	if (memcmp(now, old_bytes, c.hdr.seg_size) != 0)
-		fail_msg("restart:mid-copy: the checkpoint's segment changed");
-	free(now);
+	ckpt_unchanged(path, &c, id, &old, old_bytes, "restart:mid-copy");
 	/* the half-filled segment: busy, the killed process's, dead; it holds
 	 * the first chunk of the checkpoint and not the rest */
 	int busy = owned_by(&c, CAT_BUSY, pid);
