@@ -235,12 +235,7 @@ test_enospc_mid_checkpoint(void **state)
 	}
 
 	/* fill the filesystem but 2 MiB: the copy of ~10 MiB runs out midway */
-	int fd = open(filler, O_WRONLY | O_CREAT, 0600);
-	assert_true(fd >= 0);
-	uint64_t avail = tu_fs_free(dir);
-	assert_true(avail > 4 * MiB);
-	assert_int_equal(fallocate(fd, 0, 0, (off_t)(avail - 2 * MiB)), 0);
-	close(fd);
+	tu_fill_fs(filler, 2 * MiB);
 
 	struct tu_catalog c;
 	tu_catalog_read(path, &c);

@@ -98,12 +98,7 @@ enospc_at_fork(const char *variant, int no_offload)
 	assert_int_equal(ckpt_checkpoint(p, "base", &base_id), 0);
 
 	/* fill the filesystem but 2 MiB: the child's ~6 MiB copy runs out midway */
-	int fd = open(filler, O_WRONLY | O_CREAT, 0600);
-	assert_true(fd >= 0);
-	uint64_t avail = tu_fs_free(dir);
-	assert_true(avail > 4 * MIB);
-	assert_int_equal(fallocate(fd, 0, 0, (off_t)(avail - 2 * MIB)), 0);
-	close(fd);
+	tu_fill_fs(filler, 2 * MIB);
 
 	struct tu_catalog c;
 	tu_catalog_read(path, &c);

@@ -433,6 +433,17 @@ tu_fs_free(const char *path)
 	return (uint64_t)sv.f_bavail * sv.f_frsize;
 }
 
+void
+tu_fill_fs(const char *file, uint64_t leave)
+{
+	int fd = open(file, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	uint64_t avail = tu_fs_free(file);
+	assert_true(avail > 2 * leave);
+	assert_int_equal(fallocate(fd, 0, 0, (off_t)(avail - leave)), 0);
+	close(fd);
+}
+
 int
 tu_seg_has_data(const char *path, const struct pool_hdr *h, uint32_t i)
 {

@@ -103,6 +103,12 @@ void *tu_read_range(const char *path, uint64_t off, uint64_t len);
 /* tu_fs_free -- free bytes (for an unprivileged user) of the filesystem holding path */
 uint64_t tu_fs_free(const char *path);
 
+/*
+ * tu_fill_fs -- create file and give it all the free space of its
+ * filesystem but `leave` bytes (asserts there was more than 2 × leave)
+ */
+void tu_fill_fs(const char *file, uint64_t leave);
+
 /* tu_seg_has_data -- 1 if any byte of segment i of the pool at path is a data extent */
 int tu_seg_has_data(const char *path, const struct pool_hdr *h, uint32_t i);
 
