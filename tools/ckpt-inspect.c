@@ -377,6 +377,15 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 		",\"in_use\":%" PRIu64 "}", t, e->time_ns, e->used, e->in_use);
 }
 
+/* free_run_end -- the last row of the run of consecutive free segments starting at row r */
+static unsigned
+free_run_end(const struct row *rows, unsigned nrows, unsigned r)
+{
+	while (r + 1 < nrows && rows[r + 1].seg == rows[r].seg + 1)
+		r++;
+	return r;
+}
+
 /* busy_note -- the NOTE column of a busy entry */
 static const char *
 busy_note(const char *state)
@@ -438,9 +447,7 @@ cmd_list(struct inspect *in, int argc, char **argv)
 	int tw = 7;
 	for (unsigned r = 0; r < nrows; r++) {
 		if (r >= ntree) {
-			unsigned q = r;
-			while (q + 1 < nrows && rows[q + 1].seg == rows[q].seg + 1)
-				q++;
+			unsigned q = free_run_end(rows, nrows, r);
 			if (q > r)
 				snprintf(tree[r], sizeof(tree[r]), "%u-%u", rows[r].seg, rows[q].seg);
 			else
@@ -493,8 +500,7 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		if (r >= ntree) {
 			printf("%-*s  %-10s %6s %6s  %-16s %8s  %-24s %10s %10s\n", tw, tree[r],
 				"free", "-", "-", "-", "-", "-", "-", "-");
-			while (r + 1 < nrows && rows[r + 1].seg == rows[r].seg + 1)
-				r++;
+			r = free_run_end(rows, nrows, r);
 			continue;
 		}
 		char t[40], sz[32], iu[32], ck[24] = "-", par[16] = "-", pid[16];
