@@ -27,8 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fork.h"
 #include "owner.h"
-#include "pool.h"
 
 #define BG_MAGIC 0x56415347u   /* "GSAV" */
 
@@ -50,6 +50,16 @@ struct bg_job {
 
 static pthread_mutex_t jobs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct bg_job *jobs;
+static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
+
+static void bgsave_forget(struct ckpt_pool *p);
+
+/* hook_install -- have ckpt_close forget a closing pool's jobs (bgsave_forget) */
+static void
+hook_install(void)
+{
+	pool_on_close(bgsave_forget);
+}
 
 /*
  * adopt_checkpoint -- in the child: show checkpoint id as taken by the
@@ -112,6 +122,7 @@ ckpt_checkpoint_background(ckpt_pool *p, const char *label)
 	if (p->fork_mode == CKPT_FORK_SHARED)
 		return ckpt_err_set(ENOTSUP, "background checkpoint needs a child with its own "
 				"heap; pool %s uses fork mode shared", p->path);
+	pthread_once(&hook_once, hook_install);
 	struct bg_job *job = calloc(1, sizeof(*job));
 	if (!job)
 		return ckpt_err_set(ENOMEM, "out of memory");
@@ -254,7 +265,8 @@ ckpt_checkpoint_wait(ckpt_pool *p, pid_t pid, ckpt_id *id, int flags)
 	return 0;
 }
 
-void
+/* bgsave_forget -- the close hook: drop the jobs of a closing pool, uncollected */
+static void
 bgsave_forget(struct ckpt_pool *p)
 {
 	pthread_mutex_lock(&jobs_mu);

@@ -28,24 +28,8 @@
 #include "owner.h"
 #include "pool.h"
 #include "segcopy.h"
+#include "segment.h"
 #include "testhook.h"
-
-/* release_busy -- give back a reserved segment after a failed checkpoint */
-static void
-release_busy(struct ckpt_pool *p, uint32_t seg)
-{
-	int saved = errno;
-	char msg[CKPT_ERRMSG_MAX];
-	memcpy(msg, ckpt_errormsg(), sizeof(msg));
-	struct cat_view v;
-	if (cat_begin(&p->cat, &v) == 0) {
-		cat_free_entry(&v.e[seg]);
-		if (cat_commit(&p->cat) == 0)
-			segcopy_punch(p->fd, pool_seg_off(p, seg), p->hdr.seg_size);
-	}
-	msg[sizeof(msg) - 1] = '\0';
-	ckpt_err_set(saved, "%s", msg);
-}
 
 /*
  * apply_retention -- free the checkpoints of this heap's lineage beyond the
@@ -76,14 +60,6 @@ apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
 	}
 }
 
-/* punch_all -- give back the blocks of freed segments (after their commit) */
-static void
-punch_all(struct ckpt_pool *p, const uint32_t *segs, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		segcopy_punch(p->fd, pool_seg_off(p, segs[i]), p->hdr.seg_size);
-}
-
 /* split alignment of the two copy halves: a multiple of any clone granularity */
 #define COPY_SPLIT_ALIGN ((uint64_t)64 << 10)
 
@@ -96,7 +72,7 @@ punch_all(struct ckpt_pool *p, const uint32_t *segs, unsigned n)
 static int
 copy_live(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 {
-	uint64_t src = pool_seg_off(p, p->seg), dst = pool_seg_off(p, seg);
+	uint64_t src = seg_off(p, p->seg), dst = seg_off(p, seg);
 	uint64_t half = (used / 2) & ~(COPY_SPLIT_ALIGN - 1);
 	/* the heap's mapping tells segcopy whether the pmem memcpy path applies */
 	const struct segcopy_opts o = { .kind = (int)p->heap_map.kind };
@@ -125,7 +101,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	if (cat_begin(&p->cat, &v) < 0)
 		goto out;
 	uint64_t punch;
-	int seg = pool_take_segment(p, &v, &punch);
+	int seg = seg_take(p, &v, &punch);
 	if (seg < 0) {
 		cat_end(&p->cat);
 		goto out;
@@ -135,7 +111,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	v.e[seg].source = p->seg;
 	v.e[seg].life = p->life;
 	v.e[seg].lineage = p->lineage;
-	v.e[seg].time_ns = pool_now_ns();
+	v.e[seg].time_ns = now_ns();
 	if (cat_commit(&p->cat) < 0)
 		goto out;
 
@@ -149,7 +125,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	heap_unlock_all(p->heap);
 	if (rc < 0) {
 		ckpt_err_prefix("checkpoint failed, pool unchanged: ");
-		release_busy(p, (uint32_t)seg);
+		seg_release(p, (uint32_t)seg, SEG_OURS);
 		goto out;
 	}
 
@@ -158,14 +134,14 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	if (fdatasync(p->fd) < 0) {
 		ckpt_err_set(errno, "checkpoint failed, pool unchanged: fdatasync: %s",
 				strerror(errno));
-		release_busy(p, (uint32_t)seg);
+		seg_release(p, (uint32_t)seg, SEG_OURS);
 		goto out;
 	}
 	test_point("checkpoint:after-persist");
 
 	/* 4. publish */
 	if (cat_begin(&p->cat, &v) < 0) {
-		release_busy(p, (uint32_t)seg);
+		seg_release(p, (uint32_t)seg, SEG_OURS);
 		goto out;
 	}
 	struct cat_entry *e = &v.e[seg];
@@ -175,7 +151,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	e->used = used;
 	e->in_use = in_use;
 	e->checksum = sum;
-	e->time_ns = pool_now_ns();
+	e->time_ns = now_ns();
 	memset(e->label, 0, sizeof(e->label));
 	if (label)
 		memcpy(e->label, label, strlen(label));
@@ -184,13 +160,13 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	unsigned nfreed = apply_retention(p, &v, freed);
 	test_point("checkpoint:before-publish");
 	if (cat_commit(&p->cat) < 0) {
-		release_busy(p, (uint32_t)seg);
+		seg_release(p, (uint32_t)seg, SEG_OURS);
 		goto out;
 	}
 	test_point("checkpoint:after-publish");
 
 	/* 5. give back the space of what retention dropped */
-	punch_all(p, freed, nfreed);
+	seg_punch(p, freed, nfreed);
 	if (id)
 		*id = cid;
 	ret = 0;
@@ -206,9 +182,8 @@ ckpt_set_keep_checkpoints(ckpt_pool *p, unsigned n)
 		return -1;
 	if (n == 0)
 		return ckpt_err_set(EINVAL, "keep_checkpoints must be at least 1");
-	if (n > POOL_MAX_SEGMENTS)
-		return ckpt_err_set(EINVAL, "keep_checkpoints %u exceeds the %u segments "
-				"a pool can have", n, POOL_MAX_SEGMENTS);
+	if (config_check_keep(n) < 0)
+		return -1;
 	pthread_mutex_lock(&p->mu);
 	int ret = -1;
 	struct cat_view v;
@@ -225,7 +200,7 @@ ckpt_set_keep_checkpoints(ckpt_pool *p, unsigned n)
 		p->keep = old;
 		goto out;
 	}
-	punch_all(p, freed, nfreed);
+	seg_punch(p, freed, nfreed);
 	ret = 0;
 out:
 	pthread_mutex_unlock(&p->mu);
@@ -245,18 +220,12 @@ ckpt_reclaim(ckpt_pool *p, unsigned *reclaimed)
 	if (cat_begin(&p->cat, &v) < 0)
 		goto out;
 	uint32_t freed[POOL_MAX_SEGMENTS];
-	unsigned n = 0;
-	for (uint32_t i = 0; i < v.n; i++) {
-		if (pool_entry_dead(p, &v, i)) {
-			cat_free_entry(&v.e[i]);
-			freed[n++] = i;
-		}
-	}
+	unsigned n = seg_free_dead(p, &v, freed);
 	if (n == 0)
 		cat_end(&p->cat);
 	else if (cat_commit(&p->cat) < 0)
 		goto out;
-	punch_all(p, freed, n);
+	seg_punch(p, freed, n);
 	if (reclaimed)
 		*reclaimed = n;
 	ret = 0;

@@ -66,23 +66,22 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fork.h"
 #include "owner.h"
-#include "pool.h"
 #include "segcopy.h"
+#include "segment.h"
 #include "testhook.h"
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ckpt_pool *registry;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t install_once_flag = PTHREAD_ONCE_INIT;
 
 /* dontfork -- keep the heap mapping out of children made without our handlers */
 static void
@@ -118,7 +117,7 @@ reserve_segment(struct ckpt_pool *p)
 	uint64_t punch;             /* segcopy punches the whole segment anyway */
 	if (cat_begin(&p->cat, &v) < 0)
 		return -1;
-	int seg = pool_take_segment(p, &v, &punch);
+	int seg = seg_take(p, &v, &punch);
 	if (seg < 0 || cat_lease_take(p->fork_fd, (uint32_t)seg) < 0) {
 		cat_end(&p->cat);
 		return -1;
@@ -131,34 +130,12 @@ reserve_segment(struct ckpt_pool *p)
 	/* the child's heap is a new life and starts its own lineage */
 	e->life = e->lineage = v.h->next_life++;
 	e->parent_life = p->life;
-	e->time_ns = pool_now_ns();
+	e->time_ns = now_ns();
 	if (cat_commit(&p->cat) < 0) {
 		cat_lease_drop(p->fork_fd, (uint32_t)seg);
 		return -1;
 	}
 	return seg;
-}
-
-/*
- * release_reservation -- free reservation seg if it is still an unclaimed
- * fork reservation of ours that nobody holds (when nobody does, no child
- * can claim it any more), and punch its blocks.
- */
-static void
-release_reservation(struct ckpt_pool *p, uint32_t seg)
-{
-	struct cat_view v;
-	if (cat_begin(&p->cat, &v) < 0)
-		return;             /* it reads dead and is reclaimed on demand */
-	struct cat_entry *e = &v.e[seg];
-	if (e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING) && e->parent == p->seg &&
-	    owner_equal(&e->owner, &p->self) && !cat_lease_held(p->fd, seg)) {
-		cat_free_entry(e);
-		if (cat_commit(&p->cat) == 0)
-			segcopy_punch(p->fd, pool_seg_off(p, seg), p->hdr.seg_size);
-	} else {
-		cat_end(&p->cat);
-	}
 }
 
 /* fill_segment -- make segment seg hold the parent's heap (prefix fork_used) */
@@ -169,7 +146,7 @@ fill_segment(struct ckpt_pool *p, uint32_t seg)
 	enum segcopy_how how = p->fork_mode == CKPT_FORK_REFLINK ? SEGCOPY_CLONE : SEGCOPY_COPY;
 	const struct segcopy_opts o = { .kind = (int)p->heap_map.kind,
 		.mid_point = "fork:mid-copy" };
-	return segcopy(p->fd, pool_seg_off(p, p->seg), pool_seg_off(p, seg), p->fork_used,
+	return segcopy(p->fd, seg_off(p, p->seg), seg_off(p, seg), p->fork_used,
 			p->hdr.seg_size, how, &o, &cloned);
 }
 
@@ -227,7 +204,7 @@ fork_prepare_pool(struct ckpt_pool *p)
 			 * segment back (our lease on fork_fd still holds it,
 			 * so drop it first); the child gets a private copy */
 			cat_lease_drop(p->fork_fd, (uint32_t)seg);
-			release_reservation(p, (uint32_t)seg);
+			seg_release(p, (uint32_t)seg, SEG_OUR_RESERVATION);
 		}
 		close(p->fork_fd);
 		p->fork_fd = -1;
@@ -264,7 +241,7 @@ fork_parent_pool(struct ckpt_pool *p)
 	 * reservation is already orphaned: fork failed (EAGAIN, ENOMEM) or the
 	 * child died before claiming it */
 	if (seg >= 0 && !cat_lease_held(p->fd, (uint32_t)seg))
-		release_reservation(p, (uint32_t)seg);
+		seg_release(p, (uint32_t)seg, SEG_OUR_RESERVATION);
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -298,16 +275,9 @@ static void
 child_go_private(struct ckpt_pool *p, int fd)
 {
 	void *base = (void *)(uintptr_t)p->hdr.base;
-	void *m = mmap(base, p->hdr.seg_size, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_FIXED, fd, 0);
-	if (m == MAP_FAILED) {
-		ckpt_err_set(errno, "mmap: %s", strerror(errno));
+	if (map_private(&p->heap_map, fd, p->hdr.seg_size, base) < 0)
 		child_die(p, "private copy");
-	}
 	close(fd);
-	p->heap_map.addr = m;
-	p->heap_map.len = p->hdr.seg_size;
-	p->heap_map.kind = MAP_KIND_EMULATED;
 	p->detached = 1;
 	/* hold nothing of the parent's: its open file description carries its
 	 * lease, which must end with the parent (or its exec) */
@@ -365,7 +335,7 @@ fork_child_pool(struct ckpt_pool *p)
 
 	void *base = (void *)(uintptr_t)p->hdr.base;
 	struct pmap m;
-	if (map_file(&m, p->fd, pool_seg_off(p, seg), p->hdr.seg_size, base, 1) < 0)
+	if (map_file(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base, 1) < 0)
 		child_die(p, "mapping its segment");
 	p->heap_map = m;
 	p->seg = seg;
@@ -389,7 +359,7 @@ fork_child_pool(struct ckpt_pool *p)
 	e->used = p->fork_used;
 	e->ckpt_id = 0;
 	e->source = CAT_NONE;
-	e->time_ns = pool_now_ns();
+	e->time_ns = now_ns();
 	if (cat_commit(&p->cat) < 0)
 		child_die(p, "claiming its segment");
 	heap_after_fork_child(p->heap);
@@ -407,25 +377,8 @@ fork_child(void)
 	errno = saved;
 }
 
+/* fork_unregister -- the close hook: take p out of the registry */
 static void
-atfork_install(void)
-{
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
-
-int
-fork_register(struct ckpt_pool *p)
-{
-	pthread_once(&atfork_once, atfork_install);
-	dontfork(p);
-	pthread_mutex_lock(&registry_mu);
-	p->next = registry;
-	registry = p;
-	pthread_mutex_unlock(&registry_mu);
-	return 0;
-}
-
-void
 fork_unregister(struct ckpt_pool *p)
 {
 	pthread_mutex_lock(&registry_mu);
@@ -435,6 +388,24 @@ fork_unregister(struct ckpt_pool *p)
 			break;
 		}
 	}
+	pthread_mutex_unlock(&registry_mu);
+}
+
+static void
+install_once(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	pool_on_close(fork_unregister);
+}
+
+void
+fork_register(struct ckpt_pool *p)
+{
+	pthread_once(&install_once_flag, install_once);
+	dontfork(p);
+	pthread_mutex_lock(&registry_mu);
+	p->next = registry;
+	registry = p;
 	pthread_mutex_unlock(&registry_mu);
 }
 
@@ -449,52 +420,4 @@ fork_close_all(void)
 			return;
 		ckpt_close(p);      /* unregisters it */
 	}
-}
-
-/* clone_supported -- 1 if the pool's filesystem implements FICLONERANGE */
-static int
-clone_supported(int fd, uint64_t file_size)
-{
-	/* a zero-length clone at EOF copies nothing but is refused with
-	 * EOPNOTSUPP/EXDEV/EINVAL by filesystems without reflink */
-	struct file_clone_range r = {
-		.src_fd = fd, .src_offset = file_size, .src_length = 0,
-		.dest_offset = file_size,
-	};
-	return ioctl(fd, FICLONERANGE, &r) == 0;
-}
-
-/* parse_mode -- CKPT_FORK_MODE value to enum; -1 if unknown */
-static int
-parse_mode(const char *s)
-{
-	static const char *names[] = { "auto", "copy", "reflink", "cow", "shared" };
-	for (int i = 0; i < 5; i++)
-		if (strcmp(s, names[i]) == 0)
-			return i;
-	return -1;
-}
-
-int
-fork_mode_resolve(struct ckpt_pool *p, enum ckpt_fork_mode mode)
-{
-	const char *env = getenv("CKPT_FORK_MODE");
-	if (env && *env) {
-		int m = parse_mode(env);
-		if (m < 0)
-			return ckpt_err_set(EINVAL,
-				"CKPT_FORK_MODE=%s: expected auto, copy, reflink, cow or shared", env);
-		mode = (enum ckpt_fork_mode)m;
-	}
-	int can_clone = clone_supported(p->fd, p->hdr.file_size);
-	if (mode == CKPT_FORK_REFLINK && !can_clone)
-		return ckpt_err_set(ENOTSUP,
-			"fork mode reflink: the filesystem of %s cannot clone file ranges",
-			p->path);
-	if (mode == CKPT_FORK_COW)
-		return ckpt_err_set(ENOTSUP, "fork mode cow is not implemented yet");
-	if (mode == CKPT_FORK_AUTO)
-		mode = can_clone ? CKPT_FORK_REFLINK : CKPT_FORK_COPY;
-	p->fork_mode = mode;
-	return 0;
 }

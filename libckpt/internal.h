@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <time.h>
 
 #define CKPT_EXPORT __attribute__((visibility("default")))
 #define CKPT_HIDDEN __attribute__((visibility("hidden")))
@@ -51,6 +52,15 @@ static inline int
 mul_overflows(uint64_t a, uint64_t b, uint64_t *prod)
 {
 	return __builtin_mul_overflow(a, b, prod);
+}
+
+/* now_ns -- CLOCK_REALTIME in ns: the time stamps of catalog entries */
+static inline uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 #endif /* CKPT_INTERNAL_H */

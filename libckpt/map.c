@@ -4,7 +4,8 @@
  * Segments live at the pool's base address in every process, so raw
  * pointers stored in a heap stay valid. Fixed mappings use
  * MAP_FIXED_NOREPLACE so an address already in use is an error, never a
- * silent clobber. Durability goes through libpmem: pmem_persist on real
+ * silent clobber. This is the only file of the library that maps or unmaps
+ * pool segments (live heaps, private copies, reservations, read-only views). Durability goes through libpmem: pmem_persist on real
  * pmem, pmem_msync otherwise (see map.h for the forced case).
  */
 #include <errno.h>
@@ -88,6 +89,46 @@ map_reserve(void *addr, size_t len)
 				len, addr, strerror(errno));
 	}
 	return 0;
+}
+
+void
+map_unreserve(void *addr, size_t len)
+{
+	munmap(addr, len);
+}
+
+int
+map_private(struct pmap *m, int fd, size_t len, void *addr)
+{
+	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0, 1);
+	if (p == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot map a private copy of the heap: %s",
+				strerror(errno));
+	m->addr = p;
+	m->len = len;
+	m->kind = MAP_KIND_EMULATED;
+	return 0;
+}
+
+int
+map_view(int fd, uint64_t off, size_t len, const void **addr)
+{
+	*addr = NULL;
+	if (len == 0)
+		return 0;
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot map %zu bytes of the pool: %s", len,
+				strerror(errno));
+	*addr = p;
+	return 0;
+}
+
+void
+map_view_end(const void *addr, size_t len)
+{
+	if (addr)
+		munmap((void *)addr, len);
 }
 
 void

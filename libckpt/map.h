@@ -42,6 +42,23 @@ CKPT_HIDDEN int map_file(struct pmap *m, int fd, uint64_t off, size_t len,
  * mapping so nothing else lands there; EADDRINUSE if any of it is taken */
 CKPT_HIDDEN int map_reserve(void *addr, size_t len);
 
+/* map_unreserve -- give back a reservation (map_reserve) that was never replaced */
+CKPT_HIDDEN void map_unreserve(void *addr, size_t len);
+
+/*
+ * map_private -- map the first len bytes of fd (a memfd snapshot) privately
+ * exactly at addr, over a range the caller owns: writes stay in this
+ * process and reach no file (kind MAP_KIND_EMULATED, nothing to persist)
+ */
+CKPT_HIDDEN int map_private(struct pmap *m, int fd, size_t len, void *addr);
+
+/*
+ * map_view -- read-only shared mapping of [off, off+len) of fd anywhere,
+ * for reading a segment (verify); len 0 maps nothing. map_view_end undoes it.
+ */
+CKPT_HIDDEN int map_view(int fd, uint64_t off, size_t len, const void **addr);
+CKPT_HIDDEN void map_view_end(const void *addr, size_t len);
+
 /* map_unmap -- unmap m (no-op if unmapped) */
 CKPT_HIDDEN void map_unmap(struct pmap *m);
 

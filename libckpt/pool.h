@@ -1,15 +1,20 @@
 /*
  * pool.h -- the open-pool handle shared by the library's files, and the
- * segment bookkeeping that open, checkpoint and fork have in common.
+ * pool's own steps: creating and opening the file, attaching a live
+ * segment, closing. Segment bookkeeping is below it (segment.h); restart,
+ * checkpoint, fork and background checkpoints are above it and tell it
+ * what they need to know at close through hooks.
  */
 #ifndef CKPT_POOL_H
 #define CKPT_POOL_H 1
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 
 #include "libckpt.h"
 #include "catalog.h"
+#include "config.h"
 #include "format.h"
 #include "heap.h"
 #include "map.h"
@@ -36,6 +41,7 @@ struct ckpt_pool {
 	struct cat_owner self;
 	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
 	int detached;                /* no durable segment: pool calls fail */
+	int base_reserved;           /* [base, base+seg_size) is ours (reserved or mapped) */
 	struct ckpt_pool *next;      /* all open pools, for fork handling */
 	/* fork state, valid between the prepare and parent/child handlers */
 	int fork_seg;                /* segment reserved for the child, or -1 */
@@ -45,44 +51,66 @@ struct ckpt_pool {
 	uint64_t fork_used;          /* high-water mark at fork */
 };
 
-/*
- * pool_take_segment -- in an open transaction, find a segment for a new
- * LIVE/BUSY entry: a FREE one, else reclaim the oldest dead one (BUSY
- * leftovers first). Returns its index with the entry reset to FREE, and
- * *punch set to the bytes that held data (to punch after commit), or -1
- * with ENOSPC.
- */
-CKPT_HIDDEN int pool_take_segment(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch);
-
-/* pool_entry_dead -- 1 if entry i is LIVE/BUSY, not ours, and its owner is gone */
-CKPT_HIDDEN int pool_entry_dead(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i);
-
-/* pool_seg_off -- file offset of segment i */
-CKPT_HIDDEN uint64_t pool_seg_off(const struct ckpt_pool *p, uint32_t i);
-
 /* pool_usable -- 0 if pool calls may proceed; -1 with a message otherwise */
-CKPT_HIDDEN int pool_usable(const struct ckpt_pool *p);
+static inline int
+pool_usable(const struct ckpt_pool *p)
+{
+	if (!p)
+		return ckpt_err_set(EINVAL, "pool is NULL");
+	if (p->detached)
+		return ckpt_err_set(ENOSPC,
+			"this process has no durable segment: the pool had none free "
+			"when it was forked, so its heap is a private volatile copy");
+	return 0;
+}
 
 /* pool_kind_name -- how the live heap is persisted: map_kind_name() of its mapping */
-CKPT_HIDDEN const char *pool_kind_name(const struct ckpt_pool *p);
+static inline const char *
+pool_kind_name(const struct ckpt_pool *p)
+{
+	return map_kind_name(p->heap_map.kind);
+}
 
-/* pool_now_ns -- CLOCK_REALTIME in ns */
-CKPT_HIDDEN uint64_t pool_now_ns(void);
+/*
+ * pool_create -- create the pool file path with the settings c, and make
+ * its segment 0 the caller's live segment holding an empty heap. Every
+ * check that can fail runs before the file is written; on failure the file
+ * is removed (it is ours: O_EXCL). The caller arms fork handling.
+ */
+CKPT_HIDDEN struct ckpt_pool *pool_create(const char *path, struct pool_config *c);
+
+/*
+ * pool_open -- open the pool file path, validate its header, attach its
+ * catalog, settle c against what the pool records (config_from_pool,
+ * config_fork_mode) and reserve its base address range. The handle has no
+ * live segment yet: restart_into() gives it one. Undo with pool_discard.
+ */
+CKPT_HIDDEN struct ckpt_pool *pool_open(const char *path, struct pool_config *c);
+
+/*
+ * pool_attach_segment -- map segment p->seg at the base (over our
+ * reservation) and attach its heap; fresh: format an empty heap first
+ */
+CKPT_HIDDEN int pool_attach_segment(struct ckpt_pool *p, int fresh);
+
+/*
+ * pool_discard -- undo a pool_open or pool_create that did not finish: the
+ * base reservation, the mapping, the handle. Keeps errno.
+ */
+CKPT_HIDDEN void pool_discard(struct ckpt_pool *p);
 
 /* pool_grow -- heap_grow_fn of a live segment: back it with blocks */
 CKPT_HIDDEN int pool_grow(void *arg, uint64_t off, uint64_t len);
 
-/* fork_register/fork_unregister -- track open pools for pthread_atfork (fork.c) */
-CKPT_HIDDEN int fork_register(struct ckpt_pool *p);
-CKPT_HIDDEN void fork_unregister(struct ckpt_pool *p);
-
-/* fork_close_all -- ckpt_close every open pool (a background-checkpoint child before _exit) */
-CKPT_HIDDEN void fork_close_all(void);
-
-/* bgsave_forget -- drop the pending background checkpoints of a closing pool (bgsave.c) */
-CKPT_HIDDEN void bgsave_forget(struct ckpt_pool *p);
-
-/* fork_mode_resolve -- apply CKPT_FORK_MODE and check the filesystem; -1 ENOTSUP/EINVAL */
-CKPT_HIDDEN int fork_mode_resolve(struct ckpt_pool *p, enum ckpt_fork_mode cfg_mode);
+/*
+ * Close hooks. A layer above the pool that keeps per-pool state (the fork
+ * registry, background checkpoints) registers a hook once; ckpt_close runs
+ * every hook, in registration order, before it releases the pool, with no
+ * lock held. At most POOL_MAX_HOOKS; registering the same hook twice is a
+ * no-op.
+ */
+#define POOL_MAX_HOOKS 4
+typedef void (*pool_close_hook)(struct ckpt_pool *p);
+CKPT_HIDDEN void pool_on_close(pool_close_hook hook);
 
 #endif

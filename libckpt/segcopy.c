@@ -60,6 +60,21 @@ stat_add(uint64_t *counter, uint64_t n)
 }
 
 int
+segcopy_can_clone(int fd)
+{
+	/* a zero-length clone at EOF copies nothing but is refused with
+	 * EOPNOTSUPP/EXDEV/EINVAL by filesystems without reflink */
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return 0;
+	struct file_clone_range r = {
+		.src_fd = fd, .src_offset = (uint64_t)st.st_size, .src_length = 0,
+		.dest_offset = (uint64_t)st.st_size,
+	};
+	return ioctl(fd, FICLONERANGE, &r) == 0;
+}
+
+int
 segcopy_punch(int fd, uint64_t off, uint64_t len)
 {
 	if (len == 0)

@@ -61,6 +61,9 @@ CKPT_HIDDEN int segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len,
 		uint64_t seg_size, enum segcopy_how how, const struct segcopy_opts *o,
 		int *cloned);
 
+/* segcopy_can_clone -- 1 if fd's filesystem implements FICLONERANGE (reflink) */
+CKPT_HIDDEN int segcopy_can_clone(int fd);
+
 /* segcopy_punch -- return [off, off+len) of the pool file to the filesystem */
 CKPT_HIDDEN int segcopy_punch(int fd, uint64_t off, uint64_t len);
 

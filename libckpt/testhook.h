@@ -12,7 +12,7 @@
  *                         filling the child's segment), fork:child-before-claim,
  *   fork:child-ready                                   (the child)  (fork.c)
  *   restart:mid-copy     ckpt_open(path, id) copying the checkpoint into the
- *                        process's new live segment              (pool.c)
+ *                        process's new live segment           (restart.c)
  * A "mid-copy" point is passed to segcopy, which fires it after the first
  * chunk of data when more follows, with small chunks while it is armed.
  *

@@ -84,6 +84,55 @@ test_env_overrides_mode(void **state)
 	unsetenv("CKPT_FORK_MODE");
 }
 
+/*
+ * On open, a config's fork mode counts whatever its value: CKPT_FORK_AUTO
+ * overrides the mode the pool was created with, and no config (NULL) keeps
+ * it. A bad value is refused before the pool is touched, on create too.
+ */
+static void
+test_open_config_mode(void **state)
+{
+	(void)state;
+	const char *path = tu_path("openmode.pool");
+	unlink(path);
+	unsetenv("CKPT_FORK_MODE");
+	struct ckpt_config c = { .heap_size = 16 << 20, .max_segments = 4,
+		.fork_mode = CKPT_FORK_SHARED };
+	ckpt_pool *p = ckpt_create(path, &c);
+	assert_non_null(p);
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	assert_int_equal(ckpt_close(p), 0);
+
+	p = ckpt_open(path, CKPT_LATEST, NULL);
+	assert_non_null(p);
+	assert_int_equal(p->fork_mode, CKPT_FORK_SHARED);   /* the pool's */
+	assert_int_equal(ckpt_close(p), 0);
+
+	struct ckpt_config a = { .fork_mode = CKPT_FORK_AUTO };
+	p = ckpt_open(path, CKPT_LATEST, &a);
+	assert_non_null(p);
+	assert_int_equal(p->fork_mode, CKPT_FORK_COPY);     /* auto, on ext4 */
+	assert_int_equal(ckpt_close(p), 0);
+
+	struct ckpt_config bad = { .fork_mode = (enum ckpt_fork_mode)9 };
+	assert_null(ckpt_open(path, CKPT_LATEST, &bad));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(ckpt_errormsg(), "fork mode"));
+	const char *path2 = tu_path("openmode2.pool");
+	unlink(path2);
+	assert_null(ckpt_create(path2, &bad));
+	assert_int_equal(errno, EINVAL);
+	struct ckpt_config keep = { .keep_checkpoints = 5000 };
+	assert_null(ckpt_create(path2, &keep));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(ckpt_errormsg(), "keep_checkpoints"));
+	struct ckpt_config base = { .base = (void *)(uintptr_t)0x300000001000ull };
+	assert_null(ckpt_create(path2, &base));
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(access(path2, F_OK), -1);   /* nothing left behind */
+	unlink(path);
+}
+
 /* reflink on ext4 is refused at create and open, with ENOTSUP; so is cow */
 static void
 test_reflink_refused_on_ext4(void **state)
@@ -630,6 +679,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_shared_is_unsafe),
 		cmocka_unit_test(test_env_overrides_mode),
 		cmocka_unit_test(test_reflink_refused_on_ext4),
+		cmocka_unit_test(test_open_config_mode),
 		cmocka_unit_test(test_catalog_records_child),
 		cmocka_unit_test(test_grandchildren),
 		cmocka_unit_test(test_sixteen_children),

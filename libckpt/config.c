@@ -1,0 +1,128 @@
+/*
+ * config.c -- resolving a pool's settings (see config.h for the order of
+ * precedence).
+ *
+ * Two stages, because one question needs the file: config_resolve reads
+ * the caller's config and the environment and checks every value before
+ * ckpt_create or ckpt_open touches the disk; config_fork_mode then asks the
+ * pool file's filesystem what it can do (clones), once the file is open
+ * and before any segment is claimed. A pool created with a mode its
+ * filesystem cannot do is removed again: nothing was written to it yet.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "layout.h"
+#include "segcopy.h"
+
+static const char *const mode_names[] = { "auto", "copy", "reflink", "cow", "shared" };
+#define NMODES (sizeof(mode_names) / sizeof(mode_names[0]))
+_Static_assert(NMODES == CKPT_FORK_SHARED + 1, "a name for every fork mode");
+
+const char *
+config_fork_mode_name(unsigned mode)
+{
+	return mode < NMODES ? mode_names[mode] : "?";
+}
+
+/* parse_mode -- CKPT_FORK_MODE's value as a mode, -1 if unknown */
+static int
+parse_mode(const char *s)
+{
+	for (unsigned i = 0; i < NMODES; i++)
+		if (strcmp(s, mode_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+config_check_keep(unsigned n)
+{
+	if (n > POOL_MAX_SEGMENTS)
+		return ckpt_err_set(EINVAL, "keep_checkpoints %u exceeds the %u segments "
+				"a pool can have", n, POOL_MAX_SEGMENTS);
+	return 0;
+}
+
+int
+config_resolve(struct pool_config *c, const struct ckpt_config *cfg, int create)
+{
+	static const struct ckpt_config zero;
+	if (!cfg)
+		cfg = &zero;
+	memset(c, 0, sizeof(*c));
+	c->fork_mode = CKPT_FORK_AUTO;
+	c->fork_mode_from = "the default";
+	if ((unsigned)cfg->fork_mode >= NMODES)
+		return ckpt_err_set(EINVAL, "unknown fork mode %d in the config",
+				(int)cfg->fork_mode);
+	if (cfg != &zero) {
+		/* a config's fork mode counts on open too, auto included */
+		c->fork_mode = cfg->fork_mode;
+		c->fork_mode_set = 1;
+		c->fork_mode_from = "the config";
+	}
+	c->pool_fork_mode = c->fork_mode;
+	const char *env = getenv("CKPT_FORK_MODE");
+	if (env && *env) {
+		int m = parse_mode(env);
+		if (m < 0)
+			return ckpt_err_set(EINVAL,
+				"CKPT_FORK_MODE=%s: expected auto, copy, reflink, cow or shared", env);
+		c->fork_mode = (enum ckpt_fork_mode)m;
+		c->fork_mode_set = 1;
+		c->fork_mode_from = "CKPT_FORK_MODE";
+	}
+	if (config_check_keep(cfg->keep_checkpoints) < 0)
+		return -1;
+	c->keep = cfg->keep_checkpoints;
+	if (!create)
+		return 0;
+
+	c->heap_size = cfg->heap_size ? cfg->heap_size : POOL_DEFAULT_HEAP;
+	c->max_segments = cfg->max_segments ? cfg->max_segments : POOL_DEFAULT_SEGMENTS;
+	c->mode = cfg->mode ? cfg->mode : 0600;
+	if (!c->keep)
+		c->keep = POOL_DEFAULT_KEEP;
+	c->base = (uint64_t)(uintptr_t)cfg->base;
+	if (c->base % POOL_BASE_ALIGN != 0 || c->base > POOL_USER_TOP)
+		return ckpt_err_set(EINVAL, "base %p is not a 2 MiB-aligned user address",
+				cfg->base);
+	return 0;
+}
+
+void
+config_from_pool(struct pool_config *c, const struct pool_hdr *h)
+{
+	if (!c->fork_mode_set) {
+		c->fork_mode = (enum ckpt_fork_mode)h->fork_mode;
+		c->fork_mode_from = "the pool";
+	}
+	if (!c->keep)
+		c->keep = h->keep_checkpoints ? h->keep_checkpoints : POOL_DEFAULT_KEEP;
+}
+
+int
+config_fork_mode(struct pool_config *c, int fd, const char *path)
+{
+	int can_clone = segcopy_can_clone(fd);
+	switch (c->fork_mode) {
+	case CKPT_FORK_REFLINK:
+		if (!can_clone)
+			return ckpt_err_set(ENOTSUP, "fork mode reflink (from %s): the "
+					"filesystem of %s cannot clone file ranges",
+					c->fork_mode_from, path);
+		break;
+	case CKPT_FORK_COW:
+		return ckpt_err_set(ENOTSUP, "fork mode cow (from %s) is not implemented yet",
+				c->fork_mode_from);
+	case CKPT_FORK_AUTO:
+		c->fork_mode = can_clone ? CKPT_FORK_REFLINK : CKPT_FORK_COPY;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * config.h -- the one place that turns a caller's struct ckpt_config and
+ * the environment into the settings a pool is created or opened with.
+ *
+ * Precedence, for create and open alike: the environment (CKPT_FORK_MODE)
+ * over the caller's config over, on open, what the pool's header records
+ * over the library's defaults. A config passed to ckpt_open is read for
+ * fork_mode and keep_checkpoints only (the rest is the pool's); its
+ * fork_mode counts whatever its value, CKPT_FORK_AUTO included, while
+ * keep_checkpoints 0 means "the pool's". Every value is checked here,
+ * before anything is written, and a bad one is EINVAL naming its source.
+ */
+#ifndef CKPT_CONFIG_H
+#define CKPT_CONFIG_H 1
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "libckpt.h"
+#include "format.h"
+#include "internal.h"
+
+/* pool_config -- resolved settings; fields marked create are unused on open */
+struct pool_config {
+	uint64_t heap_size;             /* create: bytes of one segment */
+	uint64_t max_segments;          /* create */
+	uint64_t base;                  /* create: 0 picks the first free default */
+	mode_t mode;                    /* create: permissions of the file */
+	enum ckpt_fork_mode fork_mode;  /* as requested; auto until config_fork_mode */
+	int fork_mode_set;              /* 1 if the environment or the config chose it */
+	const char *fork_mode_from;     /* where it came from, for messages */
+	enum ckpt_fork_mode pool_fork_mode; /* create: the mode the header records:
+	                                   the config's (auto stays auto, settled by
+	                                   each opener; the environment is per process) */
+	unsigned keep;                  /* keep_checkpoints; 0 on open: the pool's */
+};
+
+/*
+ * config_resolve -- defaults, the environment and cfg (may be NULL) into c,
+ * checked. create: 1 for ckpt_create, 0 for ckpt_open.
+ */
+CKPT_HIDDEN int config_resolve(struct pool_config *c, const struct ckpt_config *cfg,
+		int create);
+
+/* config_from_pool -- on open: take from the pool's header what c leaves unset */
+CKPT_HIDDEN void config_from_pool(struct pool_config *c, const struct pool_hdr *h);
+
+/*
+ * config_fork_mode -- settle the fork mode for the pool file fd (path for
+ * messages): auto becomes the best mode its filesystem allows; a mode it
+ * cannot do is ENOTSUP naming the mode and where it was asked for.
+ */
+CKPT_HIDDEN int config_fork_mode(struct pool_config *c, int fd, const char *path);
+
+/* config_check_keep -- 0 if n is a valid keep_checkpoints, else EINVAL */
+CKPT_HIDDEN int config_check_keep(unsigned n);
+
+/* config_fork_mode_name -- "auto", "copy", "reflink", "cow", "shared" or "?" */
+CKPT_HIDDEN const char *config_fork_mode_name(unsigned mode);
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * restart.c -- giving an opened pool's process a live segment whose heap
+ * equals a checkpoint: a restart is a fork from the past.
+ *
+ * Steps:
+ *   1. choose the checkpoint (an id, or the newest) and verify its bytes
+ *      against its checksum; CKPT_LATEST falls back to the newest one that
+ *      verifies;
+ *   2. in the same catalog transaction, take a segment (seg_take) and claim
+ *      it BUSY, as a new life continuing the checkpoint's lineage (format.h),
+ *      its lease taken first;
+ *   3. outside the lock, fill it from the checkpoint (segcopy: a clone, else
+ *      a copy; the checkpoint is immutable and the segment ours), with the
+ *      restart:mid-copy crash point;
+ *   4. publish it LIVE, with the checkpoint as its source, and attach the
+ *      heap.
+ * A crash before 4 leaves a BUSY entry of a dead owner (garbage reclaimed
+ * on demand); a failure gives the segment back. The checkpoint is never
+ * written.
+ */
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "pool.h"
+#include "restart.h"
+#include "segcopy.h"
+#include "segment.h"
+
+/* find_checkpoint -- index of checkpoint id (CKPT_LATEST: newest), or -1 */
+static int
+find_checkpoint(const struct cat_view *v, ckpt_id id)
+{
+	int best = -1;
+	for (uint32_t i = 0; i < v->n; i++) {
+		if (v->e[i].state != CAT_CKPT)
+			continue;
+		if (id != CKPT_LATEST ? v->e[i].ckpt_id == id
+		    : (best < 0 || v->e[i].ckpt_id > v->e[best].ckpt_id))
+			best = (int)i;
+	}
+	return best;
+}
+
+/* older_checkpoint -- index of the newest checkpoint older than id, or -1 */
+static int
+older_checkpoint(const struct cat_view *v, ckpt_id id)
+{
+	int best = -1;
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->e[i].state == CAT_CKPT && v->e[i].ckpt_id < id &&
+		    (best < 0 || v->e[i].ckpt_id > v->e[best].ckpt_id))
+			best = (int)i;
+	return best;
+}
+
+/* checkpoint_verify -- check a checkpoint's bytes against its recorded checksum */
+static int
+checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg)
+{
+	const void *m;
+	if (map_view(p->fd, seg_off(p, seg), e->used, &m) < 0) {
+		ckpt_err_prefix("checkpoint %llu: ", (unsigned long long)e->ckpt_id);
+		return -1;
+	}
+	uint64_t sum = XXH3_64bits(m ? m : "", e->used);
+	map_view_end(m, e->used);
+	if (sum != e->checksum)
+		return ckpt_err_set(EINVAL,
+			"checkpoint %llu (segment %u) is damaged: checksum mismatch",
+			(unsigned long long)e->ckpt_id, seg);
+	return 0;
+}
+
+/* choose -- step 1: the index of the checkpoint to restart from, verified; -1 */
+static int
+choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from)
+{
+	int src = find_checkpoint(v, from);
+	if (src < 0) {
+		if (from == CKPT_LATEST)
+			return ckpt_err_set(ENOENT, "pool %s has no checkpoint to open", p->path);
+		return ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", p->path,
+				(unsigned long long)from);
+	}
+	while (checkpoint_verify(p, &v->e[src], (uint32_t)src) < 0) {
+		int next = from == CKPT_LATEST ? older_checkpoint(v, v->e[src].ckpt_id) : -1;
+		if (next < 0) {
+			if (from == CKPT_LATEST)
+				ckpt_err_prefix("pool %s has no valid checkpoint; last tried: ",
+						p->path);
+			return -1;
+		}
+		src = next;
+	}
+	return src;
+}
+
+/* claim -- step 2: take a segment and claim it BUSY for the restarted heap */
+static int
+claim(struct ckpt_pool *p, struct cat_view *v, const struct cat_entry *src)
+{
+	uint64_t punch;             /* segcopy punches the whole segment anyway */
+	int seg = seg_take(p, v, &punch);
+	if (seg < 0 || cat_lease_take(p->fd, (uint32_t)seg) < 0)
+		return -1;
+	p->seg = (uint32_t)seg;
+	/* a restarted heap continues the checkpoint's lineage (format.h) */
+	p->life = v->h->next_life++;
+	p->lineage = src->lineage;
+	p->restarted_from = src->ckpt_id;
+	struct cat_entry *e = &v->e[seg];
+	e->life = p->life;
+	e->lineage = p->lineage;
+	e->state = CAT_BUSY;
+	e->owner = p->self;
+	e->time_ns = now_ns();
+	return seg;
+}
+
+/* publish -- step 4: the filled segment becomes LIVE, restarted from src */
+static int
+publish(struct ckpt_pool *p, uint32_t src, const struct cat_entry *srce)
+{
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	struct cat_entry *e = &v.e[p->seg];
+	e->state = CAT_LIVE;
+	e->source = src;
+	e->ckpt_id = srce->ckpt_id;
+	e->used = srce->used;
+	e->time_ns = now_ns();
+	return cat_commit(&p->cat);
+}
+
+int
+restart_into(struct ckpt_pool *p, ckpt_id from)
+{
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	int src = choose(p, &v, from);
+	int seg = src < 0 ? -1 : claim(p, &v, &v.e[src]);
+	if (seg < 0) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	struct cat_entry srce = v.e[src];
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+
+	/* 3. fill outside the lock */
+	int cloned;
+	const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE,
+		.mid_point = "restart:mid-copy" };
+	if (segcopy(p->fd, seg_off(p, (uint32_t)src), seg_off(p, p->seg), srce.used,
+			p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned) < 0 ||
+	    publish(p, (uint32_t)src, &srce) < 0 || pool_attach_segment(p, 0) < 0) {
+		seg_release(p, p->seg, SEG_OURS);
+		return -1;
+	}
+	return 0;
+}

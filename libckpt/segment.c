@@ -1,0 +1,110 @@
+/*
+ * segment.c -- segment bookkeeping (see segment.h).
+ *
+ * Who may reuse a segment is the question every path asks, and it has one
+ * answer here: a FREE segment first; otherwise one whose owner is provably
+ * gone (cat_entry_dead: the process is gone, or nobody holds the lease of
+ * a heap or of a fork reservation), oldest first and garbage before heaps,
+ * so a crashed process's heap stays inspectable for as long as the pool
+ * has room. Checkpoints are never taken: only retention frees them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "owner.h"
+#include "segcopy.h"
+#include "segment.h"
+
+int
+seg_dead(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
+{
+	const struct cat_entry *e = &v->e[i];
+	/* a fork reservation belongs to whoever holds its lease (the parent
+	 * while it fills it, then the child until it claims it), whatever
+	 * owner it records: one of our own can be abandoned (fork failed) */
+	int fork_pending = e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING);
+	if (!fork_pending && owner_equal(&e->owner, &p->self))
+		return 0;
+	return cat_entry_dead(p->fd, e, i);
+}
+
+/* more_reclaimable -- 1 if dead entry a should go before dead entry b */
+static int
+more_reclaimable(const struct cat_entry *a, const struct cat_entry *b)
+{
+	if (a->state != b->state)
+		return a->state == CAT_BUSY;
+	return a->time_ns < b->time_ns;
+}
+
+int
+seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch)
+{
+	*punch = 0;
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->e[i].state == CAT_FREE)
+			return (int)i;
+	int best = -1;
+	for (uint32_t i = 0; i < v->n; i++)
+		if (seg_dead(p, v, i) && (best < 0 || more_reclaimable(&v->e[i], &v->e[best])))
+			best = (int)i;
+	if (best < 0)
+		return ckpt_err_set(ENOSPC, "no free segment: all %u segments of the pool are in use",
+				v->n);
+	*punch = p->hdr.seg_size;
+	cat_free_entry(&v->e[best]);
+	return best;
+}
+
+unsigned
+seg_free_dead(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
+{
+	unsigned n = 0;
+	for (uint32_t i = 0; i < v->n; i++) {
+		if (seg_dead(p, v, i)) {
+			cat_free_entry(&v->e[i]);
+			out[n++] = i;
+		}
+	}
+	return n;
+}
+
+void
+seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		segcopy_punch(p->fd, seg_off(p, segs[i]), p->hdr.seg_size);
+}
+
+/* still_ours -- whether seg_release may free entry seg */
+static int
+still_ours(const struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
+		enum seg_whose whose)
+{
+	if (e->state == CAT_FREE || !owner_equal(&e->owner, &p->self))
+		return 0;
+	if (whose == SEG_OURS)
+		return 1;
+	return e->state == CAT_BUSY && (e->flags & CAT_F_FORK_PENDING) &&
+		e->parent == p->seg && !cat_lease_held(p->fd, seg);
+}
+
+void
+seg_release(struct ckpt_pool *p, uint32_t seg, enum seg_whose whose)
+{
+	int saved = errno;
+	char msg[CKPT_ERRMSG_MAX];
+	snprintf(msg, sizeof(msg), "%s", ckpt_errormsg());
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) == 0) {
+		if (still_ours(p, &v.e[seg], seg, whose)) {
+			cat_free_entry(&v.e[seg]);
+			if (cat_commit(&p->cat) == 0)
+				seg_punch(p, &seg, 1);
+		} else {
+			cat_end(&p->cat);
+		}
+	}
+	ckpt_err_set(saved, "%s", msg);
+}

@@ -1,0 +1,68 @@
+/*
+ * segment.h -- segment bookkeeping: the catalog steps that every path
+ * giving a segment a new role shares (restart, checkpoint, fork, close,
+ * reclaim), below all of them.
+ *
+ * Everything here but seg_release works inside a catalog transaction the
+ * caller opened (cat_begin) and commits itself. A segment freed in a
+ * transaction keeps its blocks until the caller punches them (seg_punch),
+ * after the commit: a crash between the two leaves blocks in a FREE
+ * segment, which the next taker's copy punches anyway.
+ */
+#ifndef CKPT_SEGMENT_H
+#define CKPT_SEGMENT_H 1
+
+#include <stdint.h>
+
+#include "catalog.h"
+#include "layout.h"
+#include "pool.h"
+
+/* seg_off -- file offset of segment i of p */
+static inline uint64_t
+seg_off(const struct ckpt_pool *p, uint32_t i)
+{
+	return layout_seg_off(&p->hdr, i);
+}
+
+/*
+ * seg_dead -- 1 if entry i is LIVE or BUSY, not ours, and its owner is
+ * gone (cat_entry_dead). A fork reservation is judged by its lease alone,
+ * even one that records us as its owner (see fork.c).
+ */
+CKPT_HIDDEN int seg_dead(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i);
+
+/*
+ * seg_take -- find a segment for a new LIVE or BUSY entry: a FREE one,
+ * else the oldest dead one (BUSY leftovers of crashed checkpoints and forks
+ * before dead heaps), reset to FREE. Returns its index, with *punch set to
+ * the bytes that held data (to punch after the commit), or -1 with ENOSPC.
+ */
+CKPT_HIDDEN int seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch);
+
+/*
+ * seg_free_dead -- reset every dead entry to FREE; their indices go to out
+ * (POOL_MAX_SEGMENTS entries), the count is returned.
+ */
+CKPT_HIDDEN unsigned seg_free_dead(struct ckpt_pool *p, struct cat_view *v, uint32_t *out);
+
+/* seg_punch -- give the blocks of n freed segments back (after their commit) */
+CKPT_HIDDEN void seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n);
+
+/* which entries seg_release may free */
+enum seg_whose {
+	SEG_OURS,               /* any entry that records us as its owner */
+	SEG_OUR_RESERVATION,    /* our fork reservation for a child of our live
+	                           segment that nobody holds (no child can
+	                           claim it any more) */
+};
+
+/*
+ * seg_release -- one transaction: free entry seg if it is still ours as
+ * whose says, then punch its blocks. For the failure paths of restart,
+ * checkpoint and fork: it keeps errno and the thread's message, and a
+ * failure of its own leaves the entry to be reclaimed as dead.
+ */
+CKPT_HIDDEN void seg_release(struct ckpt_pool *p, uint32_t seg, enum seg_whose whose);
+
+#endif
