@@ -17,6 +17,11 @@
  * failure before 4 (ENOSPC while copying, fdatasync) gives the reserved
  * segment back and leaves the pool as it was.
  *
+ * In cow mode the engine (engine/image.c) takes steps 1 and 2: step 1 may
+ * recycle the checkpoint that retention drops at this publication, step 2
+ * writes the base image's bytes and the pages written since; after 3 the
+ * heap is re-based on the new image, and 4 moves its pin there.
+ *
  * Also here: retention set on an open pool (ckpt_set_keep_checkpoints) and
  * the explicit reclaim of dead segments (ckpt_reclaim).
  */
@@ -30,34 +35,35 @@
 #include "segcopy.h"
 #include "segment.h"
 #include "testhook.h"
+#include "engine/image.h"
 
 /*
  * apply_retention -- free the checkpoints of this heap's lineage beyond the
  * newest keep; the freed segments' indices go to out (count returned). The
  * lineage (format.h) is this live heap and the earlier lives it was
  * restarted from, so a service that restarts keeps one window of
- * checkpoints; a fork child's lineage is its own.
+ * checkpoints; a fork child's lineage is its own. A checkpoint that a heap
+ * in memory maps (image_pinned) stays until a later pass finds it free.
  */
 static unsigned
 apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
 {
-	unsigned n = 0;
-	for (;;) {
-		unsigned count = 0;
-		int oldest = -1;
-		for (uint32_t i = 0; i < v->n; i++) {
-			struct cat_entry *e = &v->e[i];
-			if (e->state != CAT_CKPT || e->lineage != p->lineage)
-				continue;
-			count++;
-			if (oldest < 0 || e->ckpt_id < v->e[oldest].ckpt_id)
-				oldest = (int)i;
-		}
-		if (count <= p->keep)
-			return n;
-		cat_free_entry(&v->e[oldest]);
-		out[n++] = (uint32_t)oldest;
+	unsigned n = 0, newer;
+	for (uint32_t i = 0; i < v->n; i++) {
+		struct cat_entry *e = &v->e[i];
+		if (e->state != CAT_CKPT || e->lineage != p->lineage)
+			continue;
+		newer = 0;
+		for (uint32_t j = 0; j < v->n; j++)
+			if (v->e[j].state == CAT_CKPT && v->e[j].lineage == p->lineage &&
+			    v->e[j].ckpt_id > e->ckpt_id)
+				newer++;
+		if (newer >= p->keep && !image_pinned(p, v, i))
+			out[n++] = i;
 	}
+	for (unsigned k = 0; k < n; k++)
+		cat_free_entry(&v->e[out[k]]);
+	return n;
 }
 
 /* split alignment of the two copy halves: a multiple of any clone granularity */
@@ -84,6 +90,63 @@ copy_live(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 			p->hdr.seg_size - half, SEGCOPY_ANY, &o, &cloned);
 }
 
+/*
+ * reserve -- step 1: a segment for the checkpoint, BUSY and ours; in cow
+ * mode the engine may recycle an old checkpoint (*recycled)
+ */
+static int
+reserve(struct ckpt_pool *p, int *recycled)
+{
+	struct cat_view v;
+	uint64_t punch;         /* the copy punches the whole segment anyway */
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	*recycled = 0;
+	int seg = p->eng ? image_reserve(p, &v, recycled) : seg_take(p, &v, &punch);
+	if (seg < 0) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	v.e[seg].state = CAT_BUSY;
+	v.e[seg].owner = p->self;
+	v.e[seg].source = p->seg;
+	v.e[seg].life = p->life;
+	v.e[seg].lineage = p->lineage;
+	v.e[seg].time_ns = now_ns();
+	return cat_commit(&p->cat) < 0 ? -1 : seg;
+}
+
+/*
+ * publish -- step 4: BUSY becomes the checkpoint, retention applies, and
+ * in cow mode our live entry names the new image as the one it maps (the
+ * pin moves with the publication). Freed segments go to freed.
+ */
+static int
+publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
+		uint64_t in_use, uint64_t sum, ckpt_id *cid, uint32_t *freed, unsigned *nfreed)
+{
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	struct cat_entry *e = &v.e[seg];
+	*cid = v.h->next_ckpt_id++;
+	e->state = CAT_CKPT;
+	e->ckpt_id = *cid;
+	e->used = used;
+	e->in_use = in_use;
+	e->checksum = sum;
+	e->time_ns = now_ns();
+	memset(e->label, 0, sizeof(e->label));
+	if (label)
+		memcpy(e->label, label, strlen(label));
+	v.e[p->seg].used = used;
+	if (p->eng)
+		v.e[p->seg].source = seg;
+	*nfreed = apply_retention(p, &v, freed);
+	test_point("checkpoint:before-publish");
+	return cat_commit(&p->cat);
+}
+
 CKPT_EXPORT int
 ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 {
@@ -93,40 +156,35 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 		return ckpt_err_set(EINVAL, "checkpoint label longer than %d bytes",
 				CAT_LABEL_MAX - 1);
 	pthread_mutex_lock(&p->mu);
-	int ret = -1;
-	struct cat_view v;
+	int ret = -1, recycled, quiesced = 0, rebased = 0;
 
 	/* 1. reserve */
 	test_point("checkpoint:before-reserve");
-	if (cat_begin(&p->cat, &v) < 0)
-		goto out;
-	uint64_t punch;
-	int seg = seg_take(p, &v, &punch);
-	if (seg < 0) {
-		cat_end(&p->cat);
-		goto out;
-	}
-	v.e[seg].state = CAT_BUSY;
-	v.e[seg].owner = p->self;
-	v.e[seg].source = p->seg;
-	v.e[seg].life = p->life;
-	v.e[seg].lineage = p->lineage;
-	v.e[seg].time_ns = now_ns();
-	if (cat_commit(&p->cat) < 0)
+	int seg = reserve(p, &recycled);
+	if (seg < 0)
 		goto out;
 
-	/* 2. copy and checksum a quiescent heap */
+	/* 2. copy and checksum a quiescent heap (in cow mode it stays
+	 * quiesced until the re-base: engine/image.c) */
 	test_point("checkpoint:before-copy");
 	heap_lock_all(p->heap);
+	quiesced = 1;
 	uint64_t used = heap_high_water(p->heap);
 	uint64_t in_use = heap_bytes_in_use(p->heap);
-	int rc = copy_live(p, (uint32_t)seg, used);
-	uint64_t sum = rc == 0 ? XXH3_64bits(p->heap_map.addr, used) : 0;
-	heap_unlock_all(p->heap);
+	uint64_t sum = 0;
+	int rc;
+	if (p->eng) {
+		rc = image_build(p, (uint32_t)seg, recycled, used, &sum);
+	} else {
+		rc = copy_live(p, (uint32_t)seg, used);
+		if (rc == 0)
+			sum = XXH3_64bits(p->heap_map.addr, used);
+		heap_unlock_all(p->heap);
+		quiesced = 0;
+	}
 	if (rc < 0) {
 		ckpt_err_prefix("checkpoint failed, pool unchanged: ");
-		seg_release(p, (uint32_t)seg, SEG_OURS);
-		goto out;
+		goto release;
 	}
 
 	/* 3. durable */
@@ -134,43 +192,38 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	if (fdatasync(p->fd) < 0) {
 		ckpt_err_set(errno, "checkpoint failed, pool unchanged: fdatasync: %s",
 				strerror(errno));
-		seg_release(p, (uint32_t)seg, SEG_OURS);
-		goto out;
+		goto release;
 	}
 	test_point("checkpoint:after-persist");
+	if (p->eng) {
+		if (image_rebase(p, (uint32_t)seg, used) < 0)
+			goto release;
+		rebased = 1;
+	}
 
 	/* 4. publish */
-	if (cat_begin(&p->cat, &v) < 0) {
-		seg_release(p, (uint32_t)seg, SEG_OURS);
-		goto out;
-	}
-	struct cat_entry *e = &v.e[seg];
-	ckpt_id cid = v.h->next_ckpt_id++;
-	e->state = CAT_CKPT;
-	e->ckpt_id = cid;
-	e->used = used;
-	e->in_use = in_use;
-	e->checksum = sum;
-	e->time_ns = now_ns();
-	memset(e->label, 0, sizeof(e->label));
-	if (label)
-		memcpy(e->label, label, strlen(label));
-	v.e[p->seg].used = used;
+	ckpt_id cid;
 	uint32_t freed[POOL_MAX_SEGMENTS];
-	unsigned nfreed = apply_retention(p, &v, freed);
-	test_point("checkpoint:before-publish");
-	if (cat_commit(&p->cat) < 0) {
-		seg_release(p, (uint32_t)seg, SEG_OURS);
-		goto out;
-	}
+	unsigned nfreed;
+	if (publish(p, (uint32_t)seg, label, used, in_use, sum, &cid, freed, &nfreed) < 0)
+		goto release;
 	test_point("checkpoint:after-publish");
+	if (p->eng)
+		image_published(p, (uint32_t)seg, cid);
 
 	/* 5. give back the space of what retention dropped */
 	seg_punch(p, freed, nfreed);
 	if (id)
 		*id = cid;
 	ret = 0;
+	goto out;
+release:
+	/* a heap re-based on the image keeps it (BUSY, ours until we exit) */
+	if (!rebased)
+		seg_release(p, (uint32_t)seg, SEG_OURS);
 out:
+	if (quiesced)
+		heap_unlock_all(p->heap);
 	pthread_mutex_unlock(&p->mu);
 	return ret;
 }

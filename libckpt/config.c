@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "format.h"
 #include "layout.h"
 #include "segcopy.h"
 
@@ -105,7 +106,7 @@ config_from_pool(struct pool_config *c, const struct pool_hdr *h)
 }
 
 int
-config_fork_mode(struct pool_config *c, int fd, const char *path)
+config_fork_mode(struct pool_config *c, int fd, const char *path, uint32_t hdr_flags)
 {
 	int can_clone = segcopy_can_clone(fd);
 	switch (c->fork_mode) {
@@ -116,8 +117,12 @@ config_fork_mode(struct pool_config *c, int fd, const char *path)
 					c->fork_mode_from, path);
 		break;
 	case CKPT_FORK_COW:
-		return ckpt_err_set(ENOTSUP, "fork mode cow (from %s) is not implemented yet",
-				c->fork_mode_from);
+		if (!(hdr_flags & POOL_F_IN_MEMORY_HEAPS))
+			return ckpt_err_set(ENOTSUP, "fork mode cow (from %s): pool %s was "
+					"created by a libckpt of format 1.0, which cannot read "
+					"heaps kept in memory; create a new pool for cow mode",
+					c->fork_mode_from, path);
+		break;
 	case CKPT_FORK_AUTO:
 		c->fork_mode = can_clone ? CKPT_FORK_REFLINK : CKPT_FORK_COPY;
 		break;

@@ -48,9 +48,11 @@ CKPT_HIDDEN void config_from_pool(struct pool_config *c, const struct pool_hdr *
 /*
  * config_fork_mode -- settle the fork mode for the pool file fd (path for
  * messages): auto becomes the best mode its filesystem allows; a mode it
- * cannot do is ENOTSUP naming the mode and where it was asked for.
+ * cannot do is ENOTSUP naming the mode and where it was asked for; so is
+ * cow on a pool of format 1.0 (hdr_flags without POOL_F_IN_MEMORY_HEAPS).
  */
-CKPT_HIDDEN int config_fork_mode(struct pool_config *c, int fd, const char *path);
+CKPT_HIDDEN int config_fork_mode(struct pool_config *c, int fd, const char *path,
+		uint32_t hdr_flags);
 
 /* config_check_keep -- 0 if n is a valid keep_checkpoints, else EINVAL */
 CKPT_HIDDEN int config_check_keep(unsigned n);

@@ -78,6 +78,7 @@
 #include "segcopy.h"
 #include "segment.h"
 #include "testhook.h"
+#include "engine/image.h"
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ckpt_pool *registry;
@@ -87,7 +88,9 @@ static pthread_once_t install_once_flag = PTHREAD_ONCE_INIT;
 static void
 dontfork(struct ckpt_pool *p)
 {
-	if (p->fork_mode != CKPT_FORK_SHARED && p->heap_map.addr)
+	/* (cow: the child inherits the private mapping, which is its heap) */
+	if (p->fork_mode != CKPT_FORK_SHARED && p->fork_mode != CKPT_FORK_COW &&
+	    p->heap_map.addr)
 		madvise(p->heap_map.addr, p->heap_map.len, MADV_DONTFORK);
 }
 
@@ -125,6 +128,11 @@ reserve_segment(struct ckpt_pool *p)
 	struct cat_entry *e = &v.e[seg];
 	e->state = CAT_BUSY;
 	e->flags = CAT_F_FORK_PENDING;
+	if (p->eng) {
+		/* the child's heap maps our base image: pin it from now on */
+		e->flags |= CAT_F_IN_MEMORY;
+		e->source = p->eng->base_seg;
+	}
 	e->owner = p->self;
 	e->parent = p->seg;
 	/* the child's heap is a new life and starts its own lineage */
@@ -193,6 +201,10 @@ fork_prepare_pool(struct ckpt_pool *p)
 		return;
 	if (p->fork_fd >= 0) {
 		int seg = reserve_segment(p);
+		if (seg >= 0 && p->eng) {
+			p->fork_seg = seg;  /* cow: the kernel copies on write */
+			return;
+		}
 		if (seg >= 0) {
 			test_point("fork:before-copy");
 			if (fill_segment(p, (uint32_t)seg) == 0) {
@@ -209,8 +221,10 @@ fork_prepare_pool(struct ckpt_pool *p)
 		close(p->fork_fd);
 		p->fork_fd = -1;
 	}
-	/* no segment: snapshot the heap for a private child copy */
-	p->fork_memfd = snapshot_private(p);
+	/* no segment: snapshot the heap for a private child copy (a cow heap
+	 * is private already) */
+	if (!p->eng)
+		p->fork_memfd = snapshot_private(p);
 }
 
 /* fork_prepare -- pthread_atfork prepare handler */
@@ -286,6 +300,20 @@ child_go_private(struct ckpt_pool *p, int fd)
 	p->cat.fd = -1;
 }
 
+/*
+ * child_go_volatile -- cow without a segment: the inherited private
+ * mapping is already the child's own copy; hold nothing of the parent's
+ */
+static void
+child_go_volatile(struct ckpt_pool *p)
+{
+	image_after_fork_child(p);
+	p->detached = 1;
+	close(p->fd);
+	p->fd = -1;
+	p->cat.fd = -1;
+}
+
 /* adopt_fd -- make fd (the child's own open file description) the pool's descriptor */
 static void
 adopt_fd(struct ckpt_pool *p, int fd)
@@ -317,6 +345,11 @@ fork_child_pool(struct ckpt_pool *p)
 	}
 	if (owner_self(&p->self) < 0)
 		child_die(p, "process identity");
+	if (p->fork_seg < 0 && p->eng) {
+		child_go_volatile(p);
+		heap_after_fork_child(p->heap);
+		return;
+	}
 	if (p->fork_seg < 0) {
 		if (p->fork_memfd < 0)
 			child_die(p, "no segment and no private copy");
@@ -333,13 +366,15 @@ fork_child_pool(struct ckpt_pool *p)
 	p->fork_seg = -1;
 	test_point("fork:child-before-claim");
 
-	void *base = (void *)(uintptr_t)p->hdr.base;
-	struct pmap m;
-	if (map_file(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base, 1) < 0)
-		child_die(p, "mapping its segment");
-	p->heap_map = m;
+	if (!p->eng) {
+		void *base = (void *)(uintptr_t)p->hdr.base;
+		struct pmap m;
+		if (map_file(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base, 1) < 0)
+			child_die(p, "mapping its segment");
+		p->heap_map = m;
+		dontfork(p);
+	}
 	p->seg = seg;
-	dontfork(p);
 
 	struct cat_view v;
 	if (cat_begin(&p->cat, &v) < 0)
@@ -352,16 +387,18 @@ fork_child_pool(struct ckpt_pool *p)
 		child_die(p, "claiming its segment");
 	}
 	e->state = CAT_LIVE;
-	e->flags = 0;
+	e->flags = p->eng ? CAT_F_IN_MEMORY : 0;
 	e->owner = p->self;
 	p->life = e->life;
 	p->lineage = e->lineage;
 	e->used = p->fork_used;
 	e->ckpt_id = 0;
-	e->source = CAT_NONE;
+	if (!p->eng)
+		e->source = CAT_NONE;   /* cow: the image it maps, pinned */
 	e->time_ns = now_ns();
 	if (cat_commit(&p->cat) < 0)
 		child_die(p, "claiming its segment");
+	image_after_fork_child(p);
 	heap_after_fork_child(p->heap);
 }
 

@@ -23,7 +23,7 @@
 
 #define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
 #define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
-#define POOL_FORMAT_MINOR 0              /* compatible additions */
+#define POOL_FORMAT_MINOR 1              /* compatible additions */
 
 #define POOL_HDR_OFF 0u
 #define POOL_COMMIT_OFF 4096u
@@ -60,7 +60,7 @@ struct pool_hdr {
 	uint64_t heap_size;      /* as configured (ckpt_config.heap_size) */
 	uint64_t seg_size;       /* heap_size rounded up to 2 MiB */
 	uint32_t max_segments;
-	uint32_t flags;          /* none defined; must be 0 */
+	uint32_t flags;          /* POOL_F_*; unknown bits are refused */
 	uint64_t cat_size;       /* bytes of one catalog copy */
 	uint64_t data_off;       /* file offset of segment 0 */
 	uint64_t file_size;      /* full (sparse) file size */
@@ -147,6 +147,16 @@ struct cat_entry {
 };
 
 #define CAT_F_FORK_PENDING 0x1u  /* BUSY: reserved by a parent for a fork child */
+/* pool_hdr.flags: the pool may hold heaps in memory (CAT_F_IN_MEMORY);
+ * set on every pool created by format 1.1, so that a libckpt of format 1.0
+ * refuses it ("unknown flags") instead of misreading such entries */
+#define POOL_F_IN_MEMORY_HEAPS 0x1u
+#define POOL_F_KNOWN POOL_F_IN_MEMORY_HEAPS
+
+/* LIVE, or BUSY fork-pending: the heap is in the process's memory, a
+ * private image of checkpoint segment source (or of its own empty segment
+ * when source is CAT_NONE); its segment holds none of it (format 1.1) */
+#define CAT_F_IN_MEMORY 0x2u
 
 /*
  * cat_hdr -- at the start of each catalog copy, followed by max_segments

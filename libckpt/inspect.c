@@ -530,7 +530,7 @@ verify_catalog(struct vctx *v)
 		if (e->state == CAT_CKPT && e->parent != CAT_NONE)
 			finding(v, INSPECT_WARNING, where, i, off,
 				"checkpoint with a parent segment (%u)", e->parent);
-		if (e->flags & ~CAT_F_FORK_PENDING)
+		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_IN_MEMORY))
 			finding(v, INSPECT_WARNING, where, i, off, "unknown flags 0x%x", e->flags);
 	}
 	return 0;
@@ -647,6 +647,12 @@ verify_segment(struct vctx *v, uint32_t i)
 			"busy segment of a process that is gone (left by an interrupted "
 			"checkpoint, fork or restart; reclaimed when needed): not checked" :
 			"busy: being written by pid %d; not checked", e.owner.pid);
+		return;
+	}
+	if (e.flags & CAT_F_IN_MEMORY) {
+		finding(v, INSPECT_NOTE, where, i, off, "%s heap (pid %d) is kept in the "
+			"process's memory (fork mode cow): its segment holds none of it; "
+			"not checked", st, e.owner.pid);
 		return;
 	}
 	/* live or dead heap: bytes may be mid-operation (live) or left by a crash

@@ -72,8 +72,8 @@ layout_check(const struct pool_hdr *hdr, uint64_t file_size)
 	if (hdr->major < POOL_FORMAT_MAJOR || hdr->major == 0)
 		return ckpt_err_set(ENOTSUP, "pool format version %u.%u is not supported",
 			hdr->major, hdr->minor);
-	if (hdr->flags != 0)
-		return ckpt_err_set(EINVAL, "pool header: unknown flags 0x%x", hdr->flags);
+	if (hdr->flags & ~POOL_F_KNOWN)
+		return ckpt_err_set(EINVAL, "pool header: unknown flags 0x%x", hdr->flags & ~POOL_F_KNOWN);
 
 	struct pool_hdr want;
 	memset(&want, 0, sizeof(want));

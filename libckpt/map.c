@@ -111,6 +111,20 @@ map_private(struct pmap *m, int fd, size_t len, void *addr)
 }
 
 int
+map_image(struct pmap *m, int fd, uint64_t off, size_t len, void *addr)
+{
+	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+			fd, off, 1);
+	if (p == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot map a checkpoint image as the heap: %s",
+				strerror(errno));
+	m->addr = p;
+	m->len = len;
+	m->kind = MAP_KIND_IMAGE;
+	return 0;
+}
+
+int
 map_view(int fd, uint64_t off, size_t len, const void **addr)
 {
 	*addr = NULL;
@@ -149,6 +163,9 @@ map_persist(const struct pmap *m, const void *addr, size_t len)
 	if (a < b || a + len < a || a + len > b + m->len)
 		return ckpt_err_set(EINVAL, "range [%p, +%zu) is outside the mapping", addr, len);
 	switch (m->kind) {
+	case MAP_KIND_IMAGE:
+		return ckpt_err_set(ENOTSUP, "the heap is in memory between checkpoints "
+				"(fork mode cow): only ckpt_checkpoint makes it durable");
 	case MAP_KIND_PMEM:
 		pmem_persist(addr, len);
 		return 0;
@@ -182,6 +199,8 @@ map_kind_name(enum map_kind k)
 		return "pmem";
 	case MAP_KIND_FORCED:
 		return "emulated (pmem path forced)";
+	case MAP_KIND_IMAGE:
+		return "in memory (private image)";
 	default:
 		return "emulated";
 	}

@@ -20,6 +20,8 @@ enum map_kind {
 	MAP_KIND_EMULATED = 0,   /* ordinary file: msync */
 	MAP_KIND_PMEM = 1,       /* DAX with MAP_SYNC: cache flushes */
 	MAP_KIND_FORCED = 2,     /* ordinary file, pmem path forced: flushes + msync */
+	MAP_KIND_IMAGE = 3,      /* private mapping of a checkpoint image: the heap
+	                            is in memory, nothing reaches the file */
 };
 
 /* pmap -- one mapping of a file range; invariant: addr page aligned, len > 0 */
@@ -41,6 +43,14 @@ CKPT_HIDDEN int map_file(struct pmap *m, int fd, uint64_t off, size_t len,
 /* map_reserve -- claim [addr, addr+len) with an inaccessible anonymous
  * mapping so nothing else lands there; EADDRINUSE if any of it is taken */
 CKPT_HIDDEN int map_reserve(void *addr, size_t len);
+
+/*
+ * map_image -- map [off, off+len) of fd privately exactly at addr, over a
+ * range the caller owns (its reservation, or the image it maps now): the
+ * live heap of cow mode. Reads see the file until a page is written; a
+ * written page is the process's own copy (kind MAP_KIND_IMAGE).
+ */
+CKPT_HIDDEN int map_image(struct pmap *m, int fd, uint64_t off, size_t len, void *addr);
 
 /* map_unreserve -- give back a reservation (map_reserve) that was never replaced */
 CKPT_HIDDEN void map_unreserve(void *addr, size_t len);

@@ -26,6 +26,7 @@
 #include "owner.h"
 #include "pool.h"
 #include "segment.h"
+#include "engine/image.h"
 
 static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
 static pool_close_hook hooks[POOL_MAX_HOOKS];
@@ -60,8 +61,8 @@ int
 pool_grow(void *arg, uint64_t off, uint64_t len)
 {
 	struct ckpt_pool *p = arg;
-	if (p->detached)
-		return 0;           /* a private volatile copy: no blocks of ours to back */
+	if (p->detached || p->eng)
+		return 0;           /* a heap in memory: no blocks of ours to back */
 	if (fallocate(p->fd, 0, (off_t)(seg_off(p, p->seg) + off), (off_t)len) < 0 &&
 	    errno != EOPNOTSUPP)
 		return ckpt_err_set(errno, "cannot extend the heap on disk: %s",
@@ -107,6 +108,7 @@ pool_free(struct ckpt_pool *p)
 	if (p->heap)
 		heap_detach(p->heap);
 	map_unmap(&p->heap_map);
+	image_detach(p);
 	if (p->cat.scratch)
 		cat_detach(&p->cat);
 	if (p->fd >= 0)
@@ -169,11 +171,17 @@ format_grow(void *arg, uint64_t off, uint64_t len)
 }
 
 int
-pool_attach_segment(struct ckpt_pool *p, int fresh)
+pool_attach_segment(struct ckpt_pool *p, int fresh, uint32_t image, uint64_t image_used,
+		ckpt_id image_id)
 {
 	void *base = (void *)(uintptr_t)p->hdr.base;
-	if (map_file(&p->heap_map, p->fd, seg_off(p, p->seg), p->hdr.seg_size, base, 1) < 0)
+	if (p->fork_mode == CKPT_FORK_COW) {
+		if (image_attach(p, image, image_used, image_id) < 0)
+			return -1;
+	} else if (map_file(&p->heap_map, p->fd, seg_off(p, p->seg), p->hdr.seg_size,
+			base, 1) < 0) {
 		return -1;
+	}
 	struct format_grow_arg fg = { p, 0 };
 	if (fresh && heap_format(base, p->hdr.seg_size, format_grow, &fg) < 0) {
 		/* heap_format reports a failed grow as ENOMEM, as an allocation
@@ -202,6 +210,7 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c)
 	hdr->minor = POOL_FORMAT_MINOR;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
+	hdr->flags = POOL_F_IN_MEMORY_HEAPS;
 	hdr->keep_checkpoints = c->keep;
 	if (getrandom(hdr->uuid, sizeof(hdr->uuid), 0) != (ssize_t)sizeof(hdr->uuid))
 		return ckpt_err_set(EIO, "cannot get random bytes for the pool uuid");
@@ -244,6 +253,7 @@ claim_first_segment(struct ckpt_pool *p)
 	p->life = p->lineage = v.h->next_life++;
 	v.e[0].life = v.e[0].lineage = p->life;
 	v.e[0].state = CAT_LIVE;
+	v.e[0].flags = p->fork_mode == CKPT_FORK_COW ? CAT_F_IN_MEMORY : 0;
 	v.e[0].owner = p->self;
 	v.e[0].time_ns = now_ns();
 	return cat_commit(&p->cat);
@@ -272,17 +282,21 @@ pool_create(const char *path, struct pool_config *c)
 		pool_discard(p);
 		return NULL;
 	}
-	if (write_file(p) < 0 || config_fork_mode(c, p->fd, path) < 0 ||
-	    cat_attach(&p->cat, p->fd, &hdr) < 0 || claim_first_segment(p) < 0 ||
-	    pool_attach_segment(p, 1) < 0) {
+	if (write_file(p) < 0 || config_fork_mode(c, p->fd, path, hdr.flags) < 0)
+		goto fail;
+	p->fork_mode = c->fork_mode;
+	if (cat_attach(&p->cat, p->fd, &hdr) < 0 || claim_first_segment(p) < 0 ||
+	    pool_attach_segment(p, 1, 0, 0, 0) < 0)
+		goto fail;
+	return p;
+fail:
+	{
 		int saved = errno;
 		unlink(path);
 		errno = saved;
-		pool_discard(p);
-		return NULL;
 	}
-	p->fork_mode = c->fork_mode;
-	return p;
+	pool_discard(p);
+	return NULL;
 }
 
 /* read_header -- pread and validate the header of an opened file */
@@ -320,7 +334,7 @@ pool_open(const char *path, struct pool_config *c)
 	if (read_header(p) < 0 || cat_attach(&p->cat, p->fd, &p->hdr) < 0)
 		goto fail;
 	config_from_pool(c, &p->hdr);
-	if (config_fork_mode(c, p->fd, path) < 0)
+	if (config_fork_mode(c, p->fd, path, p->hdr.flags) < 0)
 		goto fail;
 	p->fork_mode = c->fork_mode;
 	p->keep = c->keep;

@@ -36,6 +36,7 @@ struct ckpt_pool {
 	ckpt_id restarted_from;      /* checkpoint ckpt_open started it from, or 0 */
 	struct pmap heap_map;
 	struct heap *heap;
+	struct engine *eng;          /* cow mode: the heap is a private image (engine/image.h); else NULL */
 	enum ckpt_fork_mode fork_mode;
 	unsigned keep;
 	struct cat_owner self;
@@ -88,10 +89,13 @@ CKPT_HIDDEN struct ckpt_pool *pool_create(const char *path, struct pool_config *
 CKPT_HIDDEN struct ckpt_pool *pool_open(const char *path, struct pool_config *c);
 
 /*
- * pool_attach_segment -- map segment p->seg at the base (over our
- * reservation) and attach its heap; fresh: format an empty heap first
+ * pool_attach_segment -- map the live heap at the base (over our
+ * reservation) and attach it; fresh: format an empty heap first. The heap
+ * is segment p->seg, shared; in cow mode it is a private image of segment
+ * image (image_used bytes, checkpoint image_id, or 0 for an empty image).
  */
-CKPT_HIDDEN int pool_attach_segment(struct ckpt_pool *p, int fresh);
+CKPT_HIDDEN int pool_attach_segment(struct ckpt_pool *p, int fresh, uint32_t image,
+		uint64_t image_used, ckpt_id image_id);
 
 /*
  * pool_discard -- undo a pool_open or pool_create that did not finish: the

@@ -17,6 +17,11 @@
  * A crash before 4 leaves a BUSY entry of a dead owner (garbage reclaimed
  * on demand); a failure gives the segment back. The checkpoint is never
  * written.
+ *
+ * In cow mode (engine/image.c) there is no step 3: the heap is a private
+ * mapping of the checkpoint itself, so the new entry is published LIVE in
+ * step 2's transaction, flagged in memory and naming the checkpoint as its
+ * source, which pins it: nothing may change it while the heap maps it.
  */
 #include <errno.h>
 #include <string.h>
@@ -134,6 +139,34 @@ publish(struct ckpt_pool *p, uint32_t src, const struct cat_entry *srce)
 	return cat_commit(&p->cat);
 }
 
+/*
+ * restart_image -- cow mode: steps 2-4 in one: the new live entry is LIVE
+ * at once, in memory, pinning the checkpoint it maps (source); nothing is
+ * copied
+ */
+static int
+restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src)
+{
+	struct cat_entry srce = v->e[src];
+	if (claim(p, v, &srce) < 0) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	struct cat_entry *e = &v->e[p->seg];
+	e->state = CAT_LIVE;
+	e->flags = CAT_F_IN_MEMORY;
+	e->source = src;
+	e->ckpt_id = srce.ckpt_id;
+	e->used = srce.used;
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+	if (pool_attach_segment(p, 0, src, srce.used, srce.ckpt_id) < 0) {
+		seg_release(p, p->seg, SEG_OURS);
+		return -1;
+	}
+	return 0;
+}
+
 int
 restart_into(struct ckpt_pool *p, ckpt_id from)
 {
@@ -141,6 +174,8 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 	if (cat_begin(&p->cat, &v) < 0)
 		return -1;
 	int src = choose(p, &v, from);
+	if (src >= 0 && p->fork_mode == CKPT_FORK_COW)
+		return restart_image(p, &v, (uint32_t)src);
 	int seg = src < 0 ? -1 : claim(p, &v, &v.e[src]);
 	if (seg < 0) {
 		cat_end(&p->cat);
@@ -156,7 +191,7 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 		.mid_point = "restart:mid-copy" };
 	if (segcopy(p->fd, seg_off(p, (uint32_t)src), seg_off(p, p->seg), srce.used,
 			p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned) < 0 ||
-	    publish(p, (uint32_t)src, &srce) < 0 || pool_attach_segment(p, 0) < 0) {
+	    publish(p, (uint32_t)src, &srce) < 0 || pool_attach_segment(p, 0, 0, 0, 0) < 0) {
 		seg_release(p, p->seg, SEG_OURS);
 		return -1;
 	}

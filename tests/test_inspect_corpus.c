@@ -474,7 +474,7 @@ test_header(void **state)
 		{ "base unaligned", offsetof(struct pool_hdr, base), 0x300000000123ull, 8, "base" },
 		{ "base too high", offsetof(struct pool_hdr, base), 0x7ffffffff000ull, 8, "base" },
 		{ "base 0", offsetof(struct pool_hdr, base), 0, 8, "base" },
-		{ "flags", offsetof(struct pool_hdr, flags), 1, 4, "flags" },
+		{ "flags", offsetof(struct pool_hdr, flags), 0x80000001u, 4, "flags" },
 		{ "major 2", offsetof(struct pool_hdr, major), 2, 4, "newer" },
 		{ "major 0", offsetof(struct pool_hdr, major), 0, 4, "not supported" },
 		{ "fork mode", offsetof(struct pool_hdr, fork_mode), 99, 4, "fork mode" },

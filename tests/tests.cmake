@@ -63,6 +63,11 @@ ckpt_test(test_fork_space test_fork_space.c LABELS proc root VALGRIND)
 add_dependencies(test_fork_space ckpt-inspect)
 ckpt_test(test_fork_bgsave test_fork_bgsave.c LABELS proc VALGRIND)
 ckpt_test(test_fork_reflink test_fork_reflink.c LABELS proc root)
+# the copy-on-write engine (issue 11): fork mode cow, private-image heaps,
+# recycled and cloned images, kernel I/O after restart and fork, kill -9 at
+# every checkpoint point
+ckpt_test(test_cow test_cow.c LABELS proc VALGRIND)
+add_dependencies(test_cow ckpt-inspect)
 add_dependencies(test_fork_basic ckpt-inspect)
 ckpt_test(test_heap_walk_hostile test_heap_walk_hostile.c LABELS unit)
 

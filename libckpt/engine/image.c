@@ -1,0 +1,311 @@
+/*
+ * image.c -- the copy-on-write engine: a live heap that is a private image
+ * of a checkpoint, and checkpoints that cost what changed (cow mode; the
+ * reasons and the measurements are in docs/DESIGN.md).
+ *
+ * The live heap is a MAP_PRIVATE mapping, at the pool's base, of a segment
+ * of the pool file: its base image (a checkpoint, or the process's own
+ * empty segment for a new heap). Reads see the image; the first write to a
+ * page gives the process its own copy (the kernel's copy on write), which
+ * is also what isolates a fork child. The pages written since the mapping
+ * was made are found by the tracker (dirty.c).
+ *
+ * A checkpoint (checkpoint.c's steps, with these in cow mode):
+ *   1. image_reserve: the segment for the new image. When the lineage
+ *      already holds keep_checkpoints checkpoints (its oldest is dropped at
+ *      this publication anyway), at least two, and the oldest is one this
+ *      heap wrote and remembers, that checkpoint is recycled: it stops being
+ *      a checkpoint (BUSY, ours) in this transaction, and only the pages
+ *      written since it was taken are rewritten. Otherwise a segment is
+ *      taken as for any checkpoint.
+ *   2. image_build (heap quiesced): a taken segment first gets the base
+ *      image's bytes (segcopy: a clone where the filesystem can, else
+ *      copy_file_range; nothing for an empty base); then every page written
+ *      since the base (since the recycled checkpoint, when recycling) is
+ *      pwritten from the heap. The checksum covers the heap's [0, used).
+ *   3. (checkpoint.c) fdatasync.
+ *   4. image_rebase: the heap maps the new image instead of the old base.
+ *      Its private copies are dropped; the page cache has the image (the
+ *      written pages were just written through it, a copy_file_range'd
+ *      base too; a cloned base's pages are read back from the disk). The
+ *      tracker starts from zero, so the next checkpoint's pages are exactly
+ *      those written after this one.
+ *   5. (checkpoint.c) publish: the new checkpoint and our live entry naming
+ *      it as its source (the pin moves) in one commit; retention skips
+ *      pinned images.
+ * The heap stays quiesced from 2 to 5: a write between the copy and the
+ * re-base would be lost. A failure before 4 gives the segment back (a
+ * recycled one is lost to the lineage, which is one short until the next
+ * checkpoint); a failure of the publish after 4 leaves the heap on the
+ * unpublished image, which stays ours (BUSY) until we exit.
+ *
+ * Pins: a base image must never change while a heap maps it. Every heap in
+ * memory says which image it maps (CAT_F_IN_MEMORY, source), a fork child's
+ * reservation too, so retention, reclaim and recycling leave it alone
+ * (image_pinned) until that heap re-bases, closes or dies.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "image.h"
+#include "pool.h"
+#include "segcopy.h"
+#include "segment.h"
+#include "testhook.h"
+
+#define PAGE ((uint64_t)4096)
+
+/* bits -- a zeroed bitmap of e->words words */
+static uint64_t *
+bits_new(const struct engine *e)
+{
+	return calloc(e->words, sizeof(uint64_t));
+}
+
+static void
+ring_drop_front(struct engine *e)
+{
+	free(e->ring[0].written);
+	memmove(&e->ring[0], &e->ring[1], (e->n - 1) * sizeof(e->ring[0]));
+	e->n--;
+	memset(&e->ring[e->n], 0, sizeof(e->ring[0]));
+}
+
+int
+image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
+{
+	struct engine *e = p->eng;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return ckpt_err_set(ENOMEM, "out of memory");
+		e->words = (p->hdr.seg_size / PAGE + 63) / 64;
+		e->cur = bits_new(e);
+		e->tracker.pagemap_fd = -1;
+		if (!e->cur) {
+			free(e);
+			return ckpt_err_set(ENOMEM, "out of memory");
+		}
+		p->eng = e;
+	}
+	void *base = (void *)(uintptr_t)p->hdr.base;
+	struct pmap m;
+	if (map_image(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base) < 0)
+		return -1;
+	p->heap_map = m;
+	dirty_stop(&e->tracker);
+	dirty_start(&e->tracker, base, p->hdr.seg_size, 1);
+	e->base_seg = seg;
+	e->base_used = used;
+	e->base_is_ckpt = id != 0;
+	/* a checkpoint base opens the ring: recycling it needs no bitmap of
+	 * its own, only those of the intervals after it */
+	if (id && e->n == 0) {
+		e->ring[0] = (struct image_interval){ .id = id, .seg = seg };
+		e->n = 1;
+	}
+	return 0;
+}
+
+void
+image_detach(struct ckpt_pool *p)
+{
+	struct engine *e = p->eng;
+	if (!e)
+		return;
+	dirty_stop(&e->tracker);
+	while (e->n)
+		ring_drop_front(e);
+	free(e->cur);
+	free(e);
+	p->eng = NULL;
+}
+
+void
+image_after_fork_child(struct ckpt_pool *p)
+{
+	struct engine *e = p->eng;
+	if (!e)
+		return;
+	dirty_after_fork_child(&e->tracker);
+	while (e->n)
+		ring_drop_front(e);
+}
+
+int
+image_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
+{
+	for (uint32_t j = 0; j < v->n; j++) {
+		const struct cat_entry *e = &v->e[j];
+		if ((e->state == CAT_LIVE || e->state == CAT_BUSY) &&
+		    (e->flags & CAT_F_IN_MEMORY) && e->source == i && !seg_dead(p, v, j))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * recyclable -- the ring index of the checkpoint to recycle, or -1: the
+ * oldest of the lineage, when there are at least keep (and two) of them,
+ * it is not pinned and this heap remembers every page written since it
+ */
+static int
+recyclable(struct ckpt_pool *p, const struct cat_view *v)
+{
+	struct engine *e = p->eng;
+	unsigned count = 0;
+	int oldest = -1;
+	for (uint32_t i = 0; i < v->n; i++) {
+		const struct cat_entry *c = &v->e[i];
+		if (c->state != CAT_CKPT || c->lineage != p->lineage)
+			continue;
+		count++;
+		if (oldest < 0 || c->ckpt_id < v->e[oldest].ckpt_id)
+			oldest = (int)i;
+	}
+	if (oldest < 0 || count < p->keep || count < 2 || image_pinned(p, v, (uint32_t)oldest))
+		return -1;
+	for (unsigned k = 0; k + 1 < e->n; k++)
+		if (e->ring[k].seg == (uint32_t)oldest &&
+		    e->ring[k].id == v->e[oldest].ckpt_id)
+			return (int)k;
+	return -1;
+}
+
+int
+image_reserve(struct ckpt_pool *p, struct cat_view *v, int *recycled)
+{
+	struct engine *e = p->eng;
+	*recycled = 0;
+	int k = recyclable(p, v);
+	int seg;
+	if (k >= 0) {
+		seg = (int)e->ring[k].seg;
+		cat_free_entry(&v->e[seg]);
+		/* the bitmaps of what came before it are no longer needed */
+		while (k-- > 0)
+			ring_drop_front(e);
+		*recycled = 1;
+	} else {
+		uint64_t punch;         /* image_build punches or copies over it */
+		seg = seg_take(p, v, &punch);
+		if (seg < 0)
+			return -1;
+	}
+	return seg;
+}
+
+/* mark -- dirty_collect callback: set the bits of a written run */
+static int
+mark(void *arg, uint64_t off, uint64_t len)
+{
+	uint64_t *b = arg;
+	for (uint64_t pg = off / PAGE; pg < (off + len) / PAGE; pg++)
+		b[pg / 64] |= 1ull << (pg % 64);
+	return 0;
+}
+
+/* write_runs -- pwrite the pages set in b, below used, from the heap into segment seg */
+static int
+write_runs(struct ckpt_pool *p, uint32_t seg, const uint64_t *b, uint64_t used)
+{
+	struct engine *e = p->eng;
+	const char *heap = p->heap_map.addr;
+	uint64_t dst = seg_off(p, seg), npages = (used + PAGE - 1) / PAGE;
+	e->last_written = 0;
+	for (uint64_t pg = 0; pg < npages;) {
+		if (!(b[pg / 64] >> (pg % 64) & 1)) {
+			pg++;
+			continue;
+		}
+		uint64_t end = pg;
+		while (end < npages && (b[end / 64] >> (end % 64) & 1))
+			end++;
+		uint64_t off = pg * PAGE, len = (end - pg) * PAGE;
+		while (len) {
+			ssize_t n = pwrite(p->fd, heap + off, len, (off_t)(dst + off));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return ckpt_err_set(n < 0 ? errno : EIO,
+					"cannot write the checkpoint image: %s",
+					strerror(n < 0 ? errno : EIO));
+			off += (uint64_t)n;
+			len -= (uint64_t)n;
+			e->last_written += (uint64_t)n;
+		}
+		if (e->last_written && end < npages)
+			test_point("checkpoint:mid-copy");
+		pg = end;
+	}
+	return 0;
+}
+
+int
+image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint64_t *sum)
+{
+	struct engine *e = p->eng;
+	memset(e->cur, 0, e->words * sizeof(uint64_t));
+	if (dirty_collect(&e->tracker, used, 0, mark, e->cur) < 0)
+		return -1;
+	e->last_recycled = recycled;
+	e->last_cloned = 0;
+	const uint64_t *w = e->cur;
+	uint64_t *u = NULL;
+	if (recycled) {
+		/* written since the recycled checkpoint: every later interval
+		 * and the current one */
+		u = bits_new(e);
+		if (!u)
+			return ckpt_err_set(ENOMEM, "out of memory");
+		memcpy(u, e->cur, e->words * sizeof(uint64_t));
+		for (unsigned k = 1; k < e->n; k++)
+			for (uint64_t i = 0; i < e->words; i++)
+				u[i] |= e->ring[k].written[i];
+		w = u;
+		ring_drop_front(e);     /* the recycled checkpoint is gone */
+	} else if (e->base_used) {
+		const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE };
+		if (segcopy(p->fd, seg_off(p, e->base_seg), seg_off(p, seg), e->base_used,
+				p->hdr.seg_size, SEGCOPY_ANY, &o, &e->last_cloned) < 0)
+			return -1;
+	} else if (segcopy_punch(p->fd, seg_off(p, seg), p->hdr.seg_size) < 0) {
+		return -1;
+	}
+	int rc = write_runs(p, seg, w, used);
+	free(u);
+	if (rc < 0)
+		return -1;
+	*sum = XXH3_64bits(p->heap_map.addr, used);
+	return 0;
+}
+
+int
+image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used)
+{
+	struct engine *e = p->eng;
+	if (e->n == IMAGE_RING)
+		ring_drop_front(e);
+	uint64_t *b = bits_new(e);
+	if (!b)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	if (image_attach(p, seg, used, 0) < 0) {
+		free(b);
+		return -1;
+	}
+	memcpy(b, e->cur, e->words * sizeof(uint64_t));
+	e->ring[e->n++] = (struct image_interval){ .id = 0, .seg = seg, .written = b };
+	return 0;
+}
+
+void
+image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id)
+{
+	struct engine *e = p->eng;
+	if (e->n && e->ring[e->n - 1].seg == seg)
+		e->ring[e->n - 1].id = id;
+	e->base_is_ckpt = 1;
+}

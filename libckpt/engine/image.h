@@ -1,0 +1,103 @@
+/*
+ * image.h -- the copy-on-write engine's live heap and checkpoint images
+ * (cow mode; image.c's top comment tells the design, docs/DESIGN.md the
+ * reasons).
+ */
+#ifndef CKPT_IMAGE_H
+#define CKPT_IMAGE_H 1
+
+#include <stdint.h>
+
+#include "libckpt.h"
+#include "catalog.h"
+#include "dirty.h"
+
+struct ckpt_pool;
+
+/* IMAGE_RING -- checkpoints of one heap whose written pages are remembered */
+#define IMAGE_RING 16u
+
+/*
+ * image_interval -- one checkpoint this heap wrote (or its base image):
+ * the segment and id it was published with, and the pages written in the
+ * interval that ended with it (none for the base).
+ */
+struct image_interval {
+	ckpt_id id;
+	uint32_t seg;
+	uint64_t *written;      /* bitmap, one bit per 4 KiB page of the segment */
+};
+
+/*
+ * engine -- per-pool state of cow mode.
+ * Invariants: the heap maps segment base_seg privately at the pool's base;
+ * tracker reports the pages written since that mapping was made; ring[0 ..
+ * n) are consecutive checkpoints of this heap, oldest first, the last one
+ * being the base image (when the base is a checkpoint), each with the
+ * pages written since the one before it.
+ */
+struct engine {
+	struct dirty tracker;
+	uint32_t base_seg;      /* the image the heap maps */
+	uint64_t base_used;     /* its used bytes (0: an empty heap, no image) */
+	int base_is_ckpt;       /* base_seg is a published checkpoint */
+	uint64_t words;         /* bitmap words per interval */
+	unsigned n;
+	struct image_interval ring[IMAGE_RING];
+	uint64_t *cur;          /* scratch bitmap: written since the base */
+	/* figures of the last checkpoint, for tests and ckpt-inspect */
+	uint64_t last_written;  /* bytes written from the heap */
+	int last_recycled;      /* 1 if it recycled an old checkpoint */
+	int last_cloned;        /* 1 if the base image was cloned */
+};
+
+/*
+ * image_attach -- make the heap of p a private image of segment seg (used
+ * bytes; id: the checkpoint seg holds, or 0 for p's own empty segment or an
+ * unpublished image) at the pool's base, and start tracking it.
+ */
+CKPT_HIDDEN int image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id);
+
+/* image_detach -- stop tracking and free the engine's state (the mapping is the pool's) */
+CKPT_HIDDEN void image_detach(struct ckpt_pool *p);
+
+/* image_after_fork_child -- the child's engine: same base, no remembered checkpoints */
+CKPT_HIDDEN void image_after_fork_child(struct ckpt_pool *p);
+
+/*
+ * image_pinned -- 1 if segment i is the base image of a heap in memory
+ * that is not dead (its entry, flagged CAT_F_IN_MEMORY, names i as source):
+ * it must not change, so retention, reclaim and recycling leave it
+ */
+CKPT_HIDDEN int image_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i);
+
+/*
+ * image_reserve -- checkpoint step 1 in cow mode, in transaction v: the
+ * segment the new image goes into, claimed BUSY. Recycles the oldest
+ * checkpoint of the lineage when its publication would drop it anyway and
+ * the engine knows every page written since it (*recycled 1), else takes
+ * a segment (seg_take). -1 with ENOSPC when there is none.
+ */
+CKPT_HIDDEN int image_reserve(struct ckpt_pool *p, struct cat_view *v, int *recycled);
+
+/*
+ * image_build -- checkpoint step 2 in cow mode, heap quiesced: write the
+ * heap's bytes [0, used) into segment seg: the base image's bytes (a clone,
+ * a copy, or already there when recycled) and the pages written since.
+ * Not durable yet. *sum gets the image's checksum.
+ */
+CKPT_HIDDEN int image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used,
+		uint64_t *sum);
+
+/*
+ * image_rebase -- after the image is durable and before it is published:
+ * map it as the heap (the process's copies of written pages are dropped;
+ * the page cache has the image) and remember the interval. On failure the
+ * heap still maps the old base and is unchanged.
+ */
+CKPT_HIDDEN int image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used);
+
+/* image_published -- the rebased image got id: record it in the ring */
+CKPT_HIDDEN void image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id);
+
+#endif
