@@ -3,7 +3,13 @@
  * program without libckpt does: write() its data to a file + fdatasync()
  * to save, read() it back to load. Run by bench/run-checkpoint.sh.
  *
- *   ckpt_bench [--sizes 64M,1G] [--reps N] [--dir DIR] [--smoke]
+ *   ckpt_bench [--sizes 64M,1G] [--reps N] [--dir DIR] [--rewrite PCT]
+ *              [--keep N] [--smoke]
+ *
+ * The fork mode is the environment's (CKPT_FORK_MODE, e.g. cow), retention
+ * --keep (default 1). --rewrite PCT (default 100) rewrites that percentage
+ * of the 4 KiB pages before each save, scattered (a hash of the page and
+ * the repetition picks them), in both programs.
  *
  * The data, per size S (user data actually written): S bytes in chunks of
  * 64 KiB - 64 B, linked from the root (struct root -> chunk -> chunk ...),
@@ -161,13 +167,31 @@ walk(const struct root *r)
 	return sum;
 }
 
-/* dirty -- rewrite one word in every 4 KiB of the structure (stamp s) */
+static unsigned rewrite_pct = 100;
+static unsigned keep = 1;
+
+/* picked -- whether page g is rewritten at stamp s (rewrite_pct of them, scattered) */
+static int
+picked(uint64_t g, uint64_t s)
+{
+	if (rewrite_pct >= 100)
+		return 1;
+	uint64_t z = (g + 1) * 0x9e3779b97f4a7c15ull ^ s * 0xbf58476d1ce4e5b9ull;
+	z ^= z >> 31;
+	z *= 0x94d049bb133111ebull;
+	z ^= z >> 29;
+	return z % 10000 < rewrite_pct * 100ull;
+}
+
+/* dirty -- rewrite one word in each picked 4 KiB of the structure (stamp s) */
 static void
 dirty(struct root *r, uint64_t s)
 {
+	uint64_t g = 0;
 	for (struct chunk *c = r->head; c; c = c->next)
-		for (uint64_t i = 0; i < c->nwords; i += 512)
-			c->data[i] += s;
+		for (uint64_t i = 0; i < c->nwords; i += 512, g++)
+			if (picked(g, s))
+				c->data[i] += s;
 }
 
 /* plain_dirty -- the same words of the plain program's buffer (same chunking) */
@@ -175,9 +199,11 @@ static void
 plain_dirty(uint64_t *buf, uint64_t words, uint64_t s)
 {
 	const uint64_t per = CHUNK_BYTES / 8;
+	uint64_t g = 0;
 	for (uint64_t w = 0; w < words; w += per)
-		for (uint64_t i = 0; i < per && w + i < words; i += 512)
-			buf[w + i] += s;
+		for (uint64_t i = 0; i < per && w + i < words; i += 512, g++)
+			if (picked(g, s))
+				buf[w + i] += s;
 }
 
 static uint64_t
@@ -261,11 +287,11 @@ run_size(const char *dir, uint64_t bytes, int reps, struct result *res)
 	unlink(pool);
 	unlink(file);
 
-	/* room for the data with allocator overhead; live + 2 checkpoints + spare */
+	/* room for the data with allocator overhead; live + keep + 2 checkpoints */
 	struct ckpt_config cfg = {
 		.heap_size = (size_t)(bytes + bytes / 4 + 64 * MiB),
-		.max_segments = 4,
-		.keep_checkpoints = 1,
+		.max_segments = keep + 3,
+		.keep_checkpoints = keep,
 	};
 	ckpt_pool *p = ckpt_create(pool, &cfg);
 	if (!p)
@@ -401,12 +427,16 @@ main(int argc, char **argv)
 			reps = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			dir = argv[++i];
+		else if (strcmp(argv[i], "--rewrite") == 0 && i + 1 < argc)
+			rewrite_pct = (unsigned)atoi(argv[++i]);
+		else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
+			keep = (unsigned)atoi(argv[++i]);
 		else if (strcmp(argv[i], "--smoke") == 0) {
 			sizes = "4M,8M";
 			reps = 1;
 		} else {
 			fprintf(stderr, "usage: ckpt_bench [--sizes 64M,1G] [--reps N] "
-				"[--dir DIR] [--smoke]\n");
+				"[--dir DIR] [--rewrite PCT] [--keep N] [--smoke]\n");
 			return 2;
 		}
 	}
@@ -423,8 +453,10 @@ main(int argc, char **argv)
 		uint64_t bytes = parse_size(tok) & ~(uint64_t)7;
 		struct result res;
 		run_size(work, bytes, reps, &res);
-		printf("\n### %s of user data (medians of %d, after 1 warm-up; ms)\n\n",
-			tok, reps);
+		const char *fm = getenv("CKPT_FORK_MODE");
+		printf("\n### %s of user data, %u%% of pages rewritten, fork mode %s, "
+			"keep %u (medians of %d, after 1 warm-up; ms)\n\n", tok, rewrite_pct,
+			fm && *fm ? fm : "auto", keep, reps);
 		printf("| libckpt | ms | without libckpt | ms | ratio |\n");
 		printf("| --- | ---: | --- | ---: | ---: |\n");
 		row("checkpoint (ckpt_checkpoint)", res.ck_save,

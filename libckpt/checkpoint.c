@@ -123,7 +123,8 @@ reserve(struct ckpt_pool *p, int *recycled)
  */
 static int
 publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
-		uint64_t in_use, uint64_t sum, ckpt_id *cid, uint32_t *freed, unsigned *nfreed)
+		uint64_t in_use, uint64_t sum, uint32_t flags, ckpt_id *cid, uint32_t *freed,
+		unsigned *nfreed)
 {
 	struct cat_view v;
 	if (cat_begin(&p->cat, &v) < 0)
@@ -131,6 +132,7 @@ publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 	struct cat_entry *e = &v.e[seg];
 	*cid = v.h->next_ckpt_id++;
 	e->state = CAT_CKPT;
+	e->flags = flags;
 	e->ckpt_id = *cid;
 	e->used = used;
 	e->in_use = in_use;
@@ -172,9 +174,10 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	uint64_t used = heap_high_water(p->heap);
 	uint64_t in_use = heap_bytes_in_use(p->heap);
 	uint64_t sum = 0;
+	uint32_t flags = 0;
 	int rc;
 	if (p->eng) {
-		rc = image_build(p, (uint32_t)seg, recycled, used, &sum);
+		rc = image_build(p, (uint32_t)seg, recycled, used, &sum, &flags);
 	} else {
 		rc = copy_live(p, (uint32_t)seg, used);
 		if (rc == 0)
@@ -205,7 +208,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	ckpt_id cid;
 	uint32_t freed[POOL_MAX_SEGMENTS];
 	unsigned nfreed;
-	if (publish(p, (uint32_t)seg, label, used, in_use, sum, &cid, freed, &nfreed) < 0)
+	if (publish(p, (uint32_t)seg, label, used, in_use, sum, flags, &cid, freed, &nfreed) < 0)
 		goto release;
 	test_point("checkpoint:after-publish");
 	if (p->eng)

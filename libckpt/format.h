@@ -119,7 +119,8 @@ struct cat_owner {
  *    except parent/source == CAT_NONE,
  *  - parent, source are CAT_NONE or < max_segments,
  *  - CKPT entries: ckpt_id > 0, unique in the catalog and < cat_hdr.next_ckpt_id;
- *    used <= seg_size; checksum == XXH3-64 of segment bytes [0, used),
+ *    used <= seg_size; checksum == XXH3-64 of segment bytes [0, used), or
+ *    with CAT_F_PAGE_SUMS of their 4 KiB page sums (sums.h),
  *  - LIVE and CKPT entries: 0 < life, lineage < cat_hdr.next_life;
  *    parent_life < next_life,
  *  - label is NUL-terminated within CAT_LABEL_MAX.
@@ -157,6 +158,8 @@ struct cat_entry {
  * private image of checkpoint segment source (or of its own empty segment
  * when source is CAT_NONE); its segment holds none of it (format 1.1) */
 #define CAT_F_IN_MEMORY 0x2u
+/* CKPT: the checksum is of the image's 4 KiB page sums (sums.h; format 1.1) */
+#define CAT_F_PAGE_SUMS 0x4u
 
 /*
  * cat_hdr -- at the start of each catalog copy, followed by max_segments

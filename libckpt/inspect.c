@@ -25,6 +25,7 @@
 #include "layout.h"
 #include "map.h"
 #include "owner.h"
+#include "sums.h"
 
 int
 inspect_open(struct inspect *in, const char *path)
@@ -337,20 +338,20 @@ inspect_read_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *lenp,
 }
 
 int
-inspect_ckpt_checksum(struct inspect *in, uint32_t seg, uint64_t used, uint64_t *sum,
-		inspect_progress_fn progress, void *parg)
+inspect_ckpt_checksum(struct inspect *in, uint32_t seg, uint64_t used, uint32_t flags,
+		uint64_t *sum, inspect_progress_fn progress, void *parg)
 {
 	if (seg >= in->hdr.max_segments || used > in->hdr.seg_size)
 		return ckpt_err_set(EINVAL, "segment %u: bad range for a checksum", seg);
 	size_t cl = used < READ_CHUNK ? (size_t)used : READ_CHUNK;
 	void *chunk = malloc(cl ? cl : 1);
-	XXH3_state_t *st = XXH3_createState();
+	struct sums *st = malloc(sizeof(*st));
 	if (!chunk || !st) {
 		free(chunk);
-		XXH3_freeState(st);
+		free(st);
 		return ckpt_err_set(ENOMEM, "out of memory");
 	}
-	XXH3_64bits_reset(st);
+	sums_begin(st, (flags & CAT_F_PAGE_SUMS) != 0, NULL);
 	uint64_t off = layout_seg_off(&in->hdr, seg), done = 0;
 	int ret = 0;
 	while (done < used) {
@@ -367,14 +368,14 @@ inspect_ckpt_checksum(struct inspect *in, uint32_t seg, uint64_t used, uint64_t 
 					seg, done + (uint64_t)n, used);
 			break;
 		}
-		XXH3_64bits_update(st, chunk, c);
+		sums_update(st, chunk, c);
 		done += c;
 		if (progress)
 			progress(parg, "checksum", done, used);
 	}
 	if (ret == 0)
-		*sum = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
+		*sum = sums_end(st);
+	free(st);
 	free(chunk);
 	return ret;
 }
@@ -530,7 +531,7 @@ verify_catalog(struct vctx *v)
 		if (e->state == CAT_CKPT && e->parent != CAT_NONE)
 			finding(v, INSPECT_WARNING, where, i, off,
 				"checkpoint with a parent segment (%u)", e->parent);
-		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_IN_MEMORY))
+		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_IN_MEMORY | CAT_F_PAGE_SUMS))
 			finding(v, INSPECT_WARNING, where, i, off, "unknown flags 0x%x", e->flags);
 	}
 	return 0;
@@ -604,7 +605,7 @@ verify_segment(struct vctx *v, uint32_t i)
 
 	if (e.state == CAT_CKPT) {
 		uint64_t sum;
-		int rc = inspect_ckpt_checksum(in, i, e.used, &sum,
+		int rc = inspect_ckpt_checksum(in, i, e.used, e.flags, &sum,
 				v->progress ? vprogress : NULL, &vp);
 		if (rc < 0 || sum != e.checksum) {
 			char msg[CKPT_ERRMSG_MAX];

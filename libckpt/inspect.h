@@ -81,11 +81,12 @@ CKPT_HIDDEN int inspect_read(struct inspect *in, uint32_t seg, uint64_t off, voi
 		size_t len);
 
 /*
- * inspect_ckpt_checksum -- XXH3-64 of segment bytes [0, used), as
- * checkpoint.c computes it when it publishes a checkpoint.
+ * inspect_ckpt_checksum -- the checksum of segment bytes [0, used) of the
+ * kind the entry's flags name (sums.h), as the library computes it when it
+ * publishes a checkpoint.
  */
 CKPT_HIDDEN int inspect_ckpt_checksum(struct inspect *in, uint32_t seg, uint64_t used,
-		uint64_t *sum, inspect_progress_fn progress, void *parg);
+		uint32_t flags, uint64_t *sum, inspect_progress_fn progress, void *parg);
 
 /*
  * inspect_entry_unchanged -- 1 if entry seg of a fresh catalog snapshot is

@@ -24,13 +24,15 @@
  * source, which pins it: nothing may change it while the heap maps it.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "pool.h"
 #include "restart.h"
 #include "segcopy.h"
 #include "segment.h"
+#include "sums.h"
+#include "engine/image.h"
 
 /* find_checkpoint -- index of checkpoint id (CKPT_LATEST: newest), or -1 */
 static int
@@ -59,16 +61,23 @@ older_checkpoint(const struct cat_view *v, ckpt_id id)
 	return best;
 }
 
-/* checkpoint_verify -- check a checkpoint's bytes against its recorded checksum */
+/*
+ * checkpoint_verify -- check a checkpoint's bytes against its recorded
+ * checksum; page_sums (may be NULL) receives the sum of each page
+ */
 static int
-checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg)
+checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
+		uint64_t *page_sums)
 {
 	const void *m;
 	if (map_view(p->fd, seg_off(p, seg), e->used, &m) < 0) {
 		ckpt_err_prefix("checkpoint %llu: ", (unsigned long long)e->ckpt_id);
 		return -1;
 	}
-	uint64_t sum = XXH3_64bits(m ? m : "", e->used);
+	struct sums s;
+	sums_begin(&s, (e->flags & CAT_F_PAGE_SUMS) != 0, page_sums);
+	sums_update(&s, m ? m : "", e->used);
+	uint64_t sum = sums_end(&s);
 	map_view_end(m, e->used);
 	if (sum != e->checksum)
 		return ckpt_err_set(EINVAL,
@@ -77,9 +86,12 @@ checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg)
 	return 0;
 }
 
-/* choose -- step 1: the index of the checkpoint to restart from, verified; -1 */
+/*
+ * choose -- step 1: the index of the checkpoint to restart from, verified
+ * (its page sums into page_sums, may be NULL); -1
+ */
 static int
-choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from)
+choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *page_sums)
 {
 	int src = find_checkpoint(v, from);
 	if (src < 0) {
@@ -88,7 +100,7 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from)
 		return ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", p->path,
 				(unsigned long long)from);
 	}
-	while (checkpoint_verify(p, &v->e[src], (uint32_t)src) < 0) {
+	while (checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) < 0) {
 		int next = from == CKPT_LATEST ? older_checkpoint(v, v->e[src].ckpt_id) : -1;
 		if (next < 0) {
 			if (from == CKPT_LATEST)
@@ -145,7 +157,7 @@ publish(struct ckpt_pool *p, uint32_t src, const struct cat_entry *srce)
  * copied
  */
 static int
-restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src)
+restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint64_t *sums)
 {
 	struct cat_entry srce = v->e[src];
 	if (claim(p, v, &srce) < 0) {
@@ -160,7 +172,8 @@ restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src)
 	e->used = srce.used;
 	if (cat_commit(&p->cat) < 0)
 		return -1;
-	if (pool_attach_segment(p, 0, src, srce.used, srce.ckpt_id) < 0) {
+	if (image_prepare(p, sums) < 0 ||
+	    pool_attach_segment(p, 0, src, srce.used, srce.ckpt_id) < 0) {
 		seg_release(p, p->seg, SEG_OURS);
 		return -1;
 	}
@@ -171,11 +184,23 @@ int
 restart_into(struct ckpt_pool *p, ckpt_id from)
 {
 	struct cat_view v;
-	if (cat_begin(&p->cat, &v) < 0)
+	uint64_t *sums = NULL;
+	if (p->fork_mode == CKPT_FORK_COW) {
+		sums = calloc(p->hdr.seg_size / SUMS_PAGE, sizeof(*sums));
+		if (!sums)
+			return ckpt_err_set(ENOMEM, "out of memory");
+	}
+	if (cat_begin(&p->cat, &v) < 0) {
+		free(sums);
 		return -1;
-	int src = choose(p, &v, from);
-	if (src >= 0 && p->fork_mode == CKPT_FORK_COW)
-		return restart_image(p, &v, (uint32_t)src);
+	}
+	int src = choose(p, &v, from, sums);
+	if (src >= 0 && sums) {
+		int rc = restart_image(p, &v, (uint32_t)src, sums);
+		free(sums);
+		return rc;
+	}
+	free(sums);
 	int seg = src < 0 ? -1 : claim(p, &v, &v.e[src]);
 	if (seg < 0) {
 		cat_end(&p->cat);

@@ -48,12 +48,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "image.h"
 #include "pool.h"
 #include "segcopy.h"
 #include "segment.h"
+#include "sums.h"
 #include "testhook.h"
 
 #define PAGE ((uint64_t)4096)
@@ -75,22 +75,38 @@ ring_drop_front(struct engine *e)
 }
 
 int
-image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
+image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 {
 	struct engine *e = p->eng;
 	if (!e) {
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return ckpt_err_set(ENOMEM, "out of memory");
-		e->words = (p->hdr.seg_size / PAGE + 63) / 64;
+		uint64_t npages = p->hdr.seg_size / PAGE;
+		e->words = (npages + 63) / 64;
 		e->cur = bits_new(e);
+		e->sums = malloc(npages * sizeof(uint64_t));
 		e->tracker.pagemap_fd = -1;
-		if (!e->cur) {
-			free(e);
+		p->eng = e;
+		if (!e->cur || !e->sums) {
+			image_detach(p);
 			return ckpt_err_set(ENOMEM, "out of memory");
 		}
-		p->eng = e;
 	}
+	/* pages the base does not hold are zeros */
+	static char zero[PAGE];
+	uint64_t z = sums_page(zero);
+	for (uint64_t i = 0; i < p->hdr.seg_size / PAGE; i++)
+		e->sums[i] = sums && sums[i] ? sums[i] : z;
+	return 0;
+}
+
+int
+image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
+{
+	if (!p->eng && image_prepare(p, NULL) < 0)
+		return -1;
+	struct engine *e = p->eng;
 	void *base = (void *)(uintptr_t)p->hdr.base;
 	struct pmap m;
 	if (map_image(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base) < 0)
@@ -120,6 +136,7 @@ image_detach(struct ckpt_pool *p)
 	while (e->n)
 		ring_drop_front(e);
 	free(e->cur);
+	free(e->sums);
 	free(e);
 	p->eng = NULL;
 }
@@ -244,8 +261,35 @@ write_runs(struct ckpt_pool *p, uint32_t seg, const uint64_t *b, uint64_t used)
 	return 0;
 }
 
+/*
+ * image_sum -- the image's checksum from the page sums, rehashing the pages
+ * written since the base (the others still hold the base's bytes)
+ */
+static void
+image_sum(struct ckpt_pool *p, uint64_t used, uint64_t *sum, uint32_t *flags)
+{
+	struct engine *e = p->eng;
+	const char *heap = p->heap_map.addr;
+	if (used % PAGE) {
+		/* never with the heap's page-multiple high-water mark; whole then */
+		*sum = XXH3_64bits(heap, used);
+		*flags = 0;
+		return;
+	}
+	uint64_t npages = used / PAGE;
+	for (uint64_t w = 0; w < e->words && w * 64 < npages; w++)
+		for (uint64_t bits = e->cur[w]; bits; bits &= bits - 1) {
+			uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(bits);
+			if (pg < npages)
+				e->sums[pg] = sums_page(heap + pg * PAGE);
+		}
+	*sum = sums_top(e->sums, npages);
+	*flags = CAT_F_PAGE_SUMS;
+}
+
 int
-image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint64_t *sum)
+image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint64_t *sum,
+		uint32_t *flags)
 {
 	struct engine *e = p->eng;
 	memset(e->cur, 0, e->words * sizeof(uint64_t));
@@ -279,7 +323,7 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	free(u);
 	if (rc < 0)
 		return -1;
-	*sum = XXH3_64bits(p->heap_map.addr, used);
+	image_sum(p, used, sum, flags);
 	return 0;
 }
 

@@ -45,6 +45,9 @@ struct engine {
 	unsigned n;
 	struct image_interval ring[IMAGE_RING];
 	uint64_t *cur;          /* scratch bitmap: written since the base */
+	uint64_t *sums;         /* the sum of each page of the heap as of the last
+	                           checkpoint or the base (sums.h): a checkpoint
+	                           rehashes only the pages written since */
 	/* figures of the last checkpoint, for tests and ckpt-inspect */
 	uint64_t last_written;  /* bytes written from the heap */
 	int last_recycled;      /* 1 if it recycled an old checkpoint */
@@ -57,6 +60,12 @@ struct engine {
  * unpublished image) at the pool's base, and start tracking it.
  */
 CKPT_HIDDEN int image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id);
+
+/*
+ * image_prepare -- before image_attach of a restart: the engine's state,
+ * with the page sums of the checkpoint it maps (from its verification)
+ */
+CKPT_HIDDEN int image_prepare(struct ckpt_pool *p, const uint64_t *sums);
 
 /* image_detach -- stop tracking and free the engine's state (the mapping is the pool's) */
 CKPT_HIDDEN void image_detach(struct ckpt_pool *p);
@@ -84,10 +93,11 @@ CKPT_HIDDEN int image_reserve(struct ckpt_pool *p, struct cat_view *v, int *recy
  * image_build -- checkpoint step 2 in cow mode, heap quiesced: write the
  * heap's bytes [0, used) into segment seg: the base image's bytes (a clone,
  * a copy, or already there when recycled) and the pages written since.
- * Not durable yet. *sum gets the image's checksum.
+ * Not durable yet. *sum gets the image's checksum, *flags the entry flags
+ * that say its kind (CAT_F_PAGE_SUMS).
  */
 CKPT_HIDDEN int image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used,
-		uint64_t *sum);
+		uint64_t *sum, uint32_t *flags);
 
 /*
  * image_rebase -- after the image is durable and before it is published:
