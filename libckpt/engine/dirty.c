@@ -496,6 +496,19 @@ dirty_after_fork_child(struct dirty *d)
 	}
 	d->why[0] = '\0';
 	why_add(d, "fork child of %d", (int)d->pid);
+	if (was == DIRTY_PRIVATE_SCAN) {
+		/* the pages the parent wrote are non-file pages here too */
+		d->pid = getpid();
+		d->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		if (d->pagemap >= 0 && check_scan(d, DIRTY_PRIVATE_SCAN) == 0) {
+			why_add(d, "private-scan: non-file pages of the MAP_PRIVATE mapping");
+			return;
+		}
+		why_add(d, "private-scan: %s; all: every page reported", strerror(errno));
+		close_fd(&d->pagemap);
+		d->method = DIRTY_ALL;
+		return;
+	}
 	choose(d);
 	/* what the parent wrote and had not collected is lost with its WP bits */
 	if (was == DIRTY_WP_ASYNC)
