@@ -213,6 +213,8 @@ scan_args(struct pm_scan_arg *a, enum dirty_method m, uint64_t start, uint64_t e
 		uint64_t flags, struct page_region *vec, size_t vec_len)
 {
 	memset(a, 0, sizeof(*a));
+	/* defined for memory checkers that do not know this ioctl writes vec */
+	memset(vec, 0, vec_len * sizeof(*vec));
 	a->size = sizeof(*a);
 	a->flags = flags;
 	a->start = start;
