@@ -80,7 +80,7 @@ rm_range(struct range *r)
 
 /* the reported set: one byte per page, and the runs as reported */
 struct seen {
-	unsigned char page[NPAGES * 4];
+	unsigned char page[NPAGES * 16];
 	size_t npages;
 	unsigned runs;
 	uint64_t last_end;     /* end of the previous run, for order/coalescing */
@@ -118,7 +118,7 @@ collect(struct dirty *d, size_t npages, uint64_t limit, int rearm, struct seen *
 static void
 expect_pages(const struct seen *s, const char *what, const int *want)
 {
-	unsigned char w[NPAGES * 4] = { 0 };
+	unsigned char w[NPAGES * 16] = { 0 };
 	for (int i = 0; want[i] >= 0; i++)
 		w[want[i]] = 1;
 	for (size_t i = 0; i < s->npages; i++)
@@ -292,6 +292,60 @@ kernel_writes_on(enum kind k)
 static void test_kernel_writes_shared(void **state) { (void)state; kernel_writes_on(K_SHARED); }
 static void test_kernel_writes_private(void **state) { (void)state; kernel_writes_on(K_PRIVATE); }
 static void test_kernel_writes_memfd(void **state) { (void)state; kernel_writes_on(K_MEMFD); }
+
+/* more runs than one PAGEMAP_SCAN holds: the loop on walk_end, coalescing
+ * across calls, and an abort in a later call giving back the rest */
+static void
+many_runs_on(enum kind k, int no_uffd)
+{
+	enum { N = NPAGES * 16 };
+	struct range r;
+	struct dirty d;
+	struct seen s;
+	static int want[N + 1];
+	int nw = 0;
+	mk_range(&r, k, N);
+	if (no_uffd)
+		setenv("CKPT_TEST_NO_UFFD", "1", 1);
+	assert_int_equal(dirty_start(&d, r.p, r.len, k == K_PRIVATE), 0);
+	unsetenv("CKPT_TEST_NO_UFFD");
+	if (!no_uffd && !must_wp_async(&d)) {
+		dirty_stop(&d);
+		rm_range(&r);
+		skip();
+	}
+	for (int i = 0; i < 1400; i += 2)
+		want[nw++] = i;
+	for (int i = 2000; i < 2600; i++)
+		want[nw++] = i;
+	for (int i = 3001; i < N; i += 3)
+		want[nw++] = i;
+	want[nw] = -1;
+	for (int i = 0; i < nw; i++)
+		r.p[(size_t)want[i] * PG] = 1;
+	unsigned runs = 700 + 1 + (unsigned)((N - 3001 + 2) / 3);
+	assert_int_equal(collect(&d, N, r.len, 1, &s), 0);
+	expect_pages(&s, "many runs", want);
+	assert_int_equal(s.runs, runs);
+	if (d.method == DIRTY_WP_ASYNC) {
+		assert_int_equal(collect(&d, N, r.len, 1, &s), 0);
+		expect_pages(&s, "many runs, again", (const int[]){ -1 });
+		for (int i = 0; i < nw; i++)
+			r.p[(size_t)want[i] * PG + 1] = 2;
+		memset(&s, 0, sizeof(s));
+		s.npages = N;
+		s.stop_at_run = 600;   /* in the third PAGEMAP_SCAN call */
+		assert_int_equal(dirty_collect(&d, r.len, 1, seen_fn, &s), 7);
+		assert_int_equal(collect(&d, N, r.len, 1, &s), 0);
+		expect_pages(&s, "after an abort at run 600", want + 599);
+		assert_int_equal(s.runs, runs - 599);
+	}
+	dirty_stop(&d);
+	rm_range(&r);
+}
+
+static void test_many_runs_shared(void **state) { (void)state; many_runs_on(K_SHARED, 0); }
+static void test_many_runs_private_scan(void **state) { (void)state; many_runs_on(K_PRIVATE, 1); }
 
 /* writes racing with collects: a shadow kept by copying reported pages equals the range */
 struct racer {
@@ -697,6 +751,8 @@ main(void)
 		cmocka_unit_test(test_kernel_writes_shared),
 		cmocka_unit_test(test_kernel_writes_private),
 		cmocka_unit_test(test_kernel_writes_memfd),
+		cmocka_unit_test(test_many_runs_shared),
+		cmocka_unit_test(test_many_runs_private_scan),
 		cmocka_unit_test(test_race),
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_fallback_switch),
