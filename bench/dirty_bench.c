@@ -8,6 +8,8 @@
  *   find       dirty_collect without re-arm (list only)
  *   collect    dirty_collect with re-arm (list and re-protect in one pass)
  *   clean      dirty_collect with re-arm when nothing was written
+ *   fork       the parent's pause in fork() with the range tracked (the
+ *              child exits at once)
  *   memcpy     reference: copying the whole range once (what a method
  *              that reports every page makes a checkpoint do at least)
  * Medians of --reps runs. Prints a table; asserts nothing about speed.
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,7 +133,7 @@ run(enum kind k, size_t mib, int reps, const char *dir, int no_uffd)
 
 	double *wr = calloc((size_t)reps, sizeof(double)), *fi = calloc((size_t)reps, sizeof(double));
 	double *co = calloc((size_t)reps, sizeof(double)), *cl = calloc((size_t)reps, sizeof(double));
-	double *mc = calloc((size_t)reps, sizeof(double));
+	double *mc = calloc((size_t)reps, sizeof(double)), *fk = calloc((size_t)reps, sizeof(double));
 	int bad = 0;
 	for (int r = 0; r < reps; r++) {
 		t0 = now_ms();
@@ -151,6 +154,14 @@ run(enum kind k, size_t mib, int reps, const char *dir, int no_uffd)
 		t0 = now_ms();
 		memcpy(copy, p, len);
 		mc[r] = now_ms() - t0;
+		fflush(stdout);
+		t0 = now_ms();
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(0);
+		fk[r] = now_ms() - t0;
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
 		if (d.method == DIRTY_WP_ASYNC && (found != n || found2 != n || found3 != 0))
 			bad = 1;
 		if (d.method == DIRTY_PRIVATE_SCAN && found < n)
@@ -158,15 +169,15 @@ run(enum kind k, size_t mib, int reps, const char *dir, int no_uffd)
 		if (d.method == DIRTY_ALL && found != npages)
 			bad = 1;
 	}
-	printf("%-13s %6zu MiB  %-12s %8.2f ms %8.2f us %8.3f ms %8.3f ms %8.3f ms %8.2f ms\n",
+	printf("%-13s %6zu MiB  %-12s %8.2f ms %8.2f us %8.3f ms %8.3f ms %8.3f ms %8.3f ms %8.2f ms\n",
 			kind_name[k], mib, dirty_method_name(d.method), start,
 			median(wr, reps), median(fi, reps), median(co, reps), median(cl, reps),
-			median(mc, reps));
+			median(fk, reps), median(mc, reps));
 	if (bad)
 		fprintf(stderr, "dirty_bench: %s %zu MiB: a collect missed written pages (%s)\n",
 				kind_name[k], mib, dirty_why(&d));
 	dirty_stop(&d);
-	free(wr); free(fi); free(co); free(cl); free(mc);
+	free(wr); free(fi); free(co); free(cl); free(mc); free(fk);
 	free(copy);
 	free(buf);
 	munmap(p, len);
@@ -201,8 +212,8 @@ main(int argc, char **argv)
 	if (reps < 1)
 		reps = 1;
 	printf("# 1%% of pages written at scattered places between collects; medians of %d\n", reps);
-	printf("%-13s %10s  %-12s %11s %11s %11s %11s %11s %11s\n", "backing", "size", "method",
-			"start", "write/pg", "find", "collect", "clean", "memcpy");
+	printf("%-13s %10s  %-12s %11s %11s %11s %11s %11s %11s %11s\n", "backing", "size",
+			"method", "start", "write/pg", "find", "collect", "clean", "fork", "memcpy");
 	int rc = 0;
 	char *list = strdup(sizes), *save = NULL;
 	for (char *s = strtok_r(list, ",", &save); s; s = strtok_r(NULL, ",", &save)) {

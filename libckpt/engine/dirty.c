@@ -512,8 +512,11 @@ dirty_after_fork_child(struct dirty *d)
 		return;
 	}
 	choose(d);
-	/* what the parent wrote and had not collected is lost with its WP bits */
-	if (was == DIRTY_WP_ASYNC)
+	/*
+	 * What the parent wrote and had not collected is lost with its WP
+	 * bits (private-scan, if it came to that, still sees those pages)
+	 */
+	if (d->method == DIRTY_WP_ASYNC)
 		d->report_all = 1;
 }
 
