@@ -17,12 +17,14 @@
  *    PM_SCAN_WP_MATCHING the same ioctl protects again exactly the pages it
  *    reports, each under its page-table lock, so a racing write lands
  *    either before (in this report) or after (in the next). An entry the
- *    kernel dropped after a write (MADV_DONTNEED, reclaim of a written and
- *    cleaned page-cache page, swap-out of shmem) is a hole without a marker,
- *    and PAGEMAP_SCAN reports a hole in a WP-async range as written: a
- *    dirty page is never lost, the worst is a page reported that did not
- *    change. PM_SCAN_CHECK_WPASYNC makes a scan fail (EPERM) instead of
- *    reporting nonsense if part of the range is no longer registered.
+ *    kernel drops after a write (measured: MADV_DONTNEED, and MADV_PAGEOUT
+ *    of a written page after msync, as reclaim does) is a hole without a
+ *    marker, and PAGEMAP_SCAN reports a hole in a WP-async range as
+ *    written: a dirty page is never lost, the worst is a page reported that
+ *    did not change. PM_SCAN_CHECK_WPASYNC makes a scan fail (EPERM)
+ *    instead of reporting nonsense if part of the range is no longer
+ *    registered. Where the kernel maps a huge page (THP, hugetlb), a write
+ *    reports its whole 2 MiB.
  * 2. DIRTY_PRIVATE_SCAN. In a MAP_PRIVATE mapping of a file, a written
  *    page is an anonymous copy, an unwritten one is the file's page cache
  *    page (or not present). PAGEMAP_SCAN for pages present or swapped and
@@ -30,6 +32,13 @@
  *    made, with no userfaultfd and no privilege; there is nothing to re-arm
  *    (short of mapping again), so its reports are cumulative.
  * 3. DIRTY_ALL. No kernel help: every collect reports the whole span.
+ *
+ * Not methods, and why (this kernel): soft-dirty bits are compiled out
+ * (CONFIG_MEM_SOFT_DIRTY is not set); mprotect + SIGSEGV costs 17-30 us a
+ * page and a read(2) into a PROT_READ page is EFAULT (measured), which
+ * breaks kernel writes; userfaultfd WP in synchronous mode is EINVAL on
+ * ext4 mappings and makes a kernel write sleep until a handler thread
+ * resolves it.
  *
  * Measured on the project's machine (Debian 12 VM, kernel 6.18, 2 vCPUs,
  * ext4), probe program and bench/dirty_bench.c (bench/run-dirty.sh):
