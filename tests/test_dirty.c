@@ -185,6 +185,15 @@ exact_on(enum kind k)
 	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
 	expect_pages(&s, "after the dropped page", (const int[]){ -1 });
 
+	if (k == K_SHARED) {
+		/* written, written back, reclaimed: the entry is gone, still reported */
+		r.p[41 * PG] = 1;
+		assert_int_equal(msync(r.p, r.len, MS_SYNC), 0);
+		(void)madvise(r.p + 41 * PG, PG, MADV_PAGEOUT);
+		assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
+		expect_pages(&s, "written, msync, MADV_PAGEOUT", (const int[]){ 41, -1 });
+	}
+
 	dirty_stop(&d);
 	dirty_stop(&d);   /* idempotent */
 	rm_range(&r);
@@ -346,6 +355,83 @@ many_runs_on(enum kind k, int no_uffd)
 
 static void test_many_runs_shared(void **state) { (void)state; many_runs_on(K_SHARED, 0); }
 static void test_many_runs_private_scan(void **state) { (void)state; many_runs_on(K_PRIVATE, 1); }
+
+/*
+ * stop releases the range even while a fork child still holds the
+ * userfaultfd (so a new start gets wp-async again); a second tracker of the
+ * same range falls back with the kernel's reason
+ */
+static void
+test_stop_restart(void **state)
+{
+	(void)state;
+	struct range r;
+	struct dirty d, d2;
+	struct seen s;
+	mk_range(&r, K_SHARED, NPAGES);
+	assert_int_equal(dirty_start(&d, r.p, r.len, 0), 0);
+	if (!must_wp_async(&d)) {
+		dirty_stop(&d);
+		rm_range(&r);
+		skip();
+	}
+	assert_int_equal(dirty_start(&d2, r.p, r.len, 0), 0);
+	assert_int_equal(d2.method, DIRTY_ALL);
+	assert_non_null(strstr(dirty_why(&d2), "UFFDIO_REGISTER"));
+	dirty_stop(&d2);
+
+	int hold[2];
+	assert_int_equal(pipe2(hold, O_CLOEXEC), 0);
+	pid_t pid = tu_fork();
+	if (pid == 0) {   /* keeps the inherited fds open until the parent is done */
+		char c;
+		close(hold[1]);
+		_exit(read(hold[0], &c, 1) == 0 ? 0 : 1);
+	}
+	close(hold[0]);
+	dirty_stop(&d);
+	assert_int_equal(dirty_start(&d, r.p, r.len, 0), 0);
+	assert_int_equal(d.method, DIRTY_WP_ASYNC);
+	r.p[9 * PG] = 1;
+	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
+	expect_pages(&s, "restarted while a child holds the old fd", (const int[]){ 9, -1 });
+	close(hold[1]);
+	assert_int_equal(tu_wait_exit(pid), 0);
+	dirty_stop(&d);
+	rm_range(&r);
+}
+
+/* part of the range mapped anew under the tracker: collect reports the rest, falls back */
+static void
+test_remapped(void **state)
+{
+	(void)state;
+	struct range r;
+	struct dirty d;
+	struct seen s;
+	mk_range(&r, K_SHARED, NPAGES);
+	assert_int_equal(dirty_start(&d, r.p, r.len, 0), 0);
+	if (!must_wp_async(&d)) {
+		dirty_stop(&d);
+		rm_range(&r);
+		skip();
+	}
+	r.p[3 * PG] = 1;
+	assert_true(mmap(r.p + 100 * PG, 10 * PG, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_FIXED, r.fd, 100 * PG) != MAP_FAILED);
+	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
+	assert_int_equal(d.method, DIRTY_ALL);
+	assert_non_null(strstr(dirty_why(&d), "now all"));
+	/* the scan that failed may have re-armed before it failed: the whole
+	 * unscanned span is reported, a superset of what changed */
+	for (size_t i = 0; i < NPAGES; i++)
+		if (s.page[i] > 1 || (s.page[i] == 0 && (i == 3 || i >= 100)))
+			fail_msg("page %zu reported %u times (%s)", i, s.page[i], dirty_why(&d));
+	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
+	assert_int_equal(s.runs, 1u);
+	dirty_stop(&d);
+	rm_range(&r);
+}
 
 /* writes racing with collects: a shadow kept by copying reported pages equals the range */
 struct racer {
@@ -753,6 +839,8 @@ main(void)
 		cmocka_unit_test(test_kernel_writes_memfd),
 		cmocka_unit_test(test_many_runs_shared),
 		cmocka_unit_test(test_many_runs_private_scan),
+		cmocka_unit_test(test_stop_restart),
+		cmocka_unit_test(test_remapped),
 		cmocka_unit_test(test_race),
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_fallback_switch),
