@@ -65,7 +65,7 @@ struct dirty {
 	int private_file;      /* dirty_start's private_file_mapping */
 	int user_mode_only;    /* uffd was made with UFFD_USER_MODE_ONLY */
 	int report_all;
-	char why[192];         /* the method and why (fallback reasons) */
+	char why[320];         /* the method and why (fallback reasons) */
 };
 
 /*
@@ -85,7 +85,11 @@ CKPT_HIDDEN int dirty_start(struct dirty *d, void *addr, size_t len,
  * a page), in increasing order, adjacent runs coalesced. rearm (WP_ASYNC
  * only): write-protect again, in the same ioctl, exactly the pages
  * reported, so a write racing with the collect is either in this report or
- * in the next. A nonzero return of fn stops the collect and is returned;
+ * in the next: fn may copy the run it is handed (already re-protected), and
+ * a write racing with that copy shows up in the next collect. rearm is
+ * ignored by PRIVATE_SCAN (reports are cumulative) and ALL. Runs are
+ * computed per PAGEMAP_SCAN call of up to 256 runs and handed out as they
+ * come. A nonzero return of fn stops the collect and is returned;
  * the pages not yet handed to fn stay dirty. Returns 0, fn's value, or -1
  * (ckpt_err_set) only if reporting itself is impossible (never because the
  * kernel lost the registration: that switches to DIRTY_ALL, says why, and
