@@ -140,57 +140,8 @@
 #include <linux/userfaultfd.h>
 
 #include "engine/dirty.h"
+#include "engine/uffd_uapi.h"
 #include "testhook.h"
-
-/*
- * Kernel UAPI that Debian 12's linux-libc-dev predates (include/uapi/linux/
- * userfaultfd.h and fs.h of Linux 6.7+); the values are the kernel's ABI.
- */
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC 0xAA
-#define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
-#endif
-#ifndef PAGEMAP_SCAN
-#define PAGE_IS_WPALLOWED (1 << 0)
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PAGE_IS_FILE (1 << 2)
-#define PAGE_IS_PRESENT (1 << 3)
-#define PAGE_IS_SWAPPED (1 << 4)
-#define PAGE_IS_PFNZERO (1 << 5)
-#define PAGE_IS_HUGE (1 << 6)
-#define PAGE_IS_SOFT_DIRTY (1 << 7)
-struct page_region {
-	__u64 start;
-	__u64 end;
-	__u64 categories;
-};
-#define PM_SCAN_WP_MATCHING (1 << 0)
-#define PM_SCAN_CHECK_WPASYNC (1 << 1)
-struct pm_scan_arg {
-	__u64 size;
-	__u64 flags;
-	__u64 start;
-	__u64 end;
-	__u64 walk_end;
-	__u64 vec;
-	__u64 vec_len;
-	__u64 max_pages;
-	__u64 category_inverted;
-	__u64 category_mask;
-	__u64 category_anyof_mask;
-	__u64 return_mask;
-};
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#endif
 
 #define VEC_LEN 256   /* page_region entries per PAGEMAP_SCAN call (6 KiB of stack) */
 
