@@ -41,7 +41,8 @@
  * resolves it.
  *
  * Measured on the project's machine (Debian 12 VM, kernel 6.18, 2 vCPUs,
- * ext4), probe program and bench/dirty_bench.c (bench/run-dirty.sh):
+ * ext4) with bench/dirty_facts.c (`bench/run-dirty.sh --facts` prints
+ * every fact below again) and bench/dirty_bench.c (the costs):
  *   (a) WP async registers and tracks on ext4 MAP_SHARED, ext4 MAP_PRIVATE,
  *       memfd and anonymous memory (WP sync and MISSING are EINVAL on ext4).
  *   (b) read(2) from a pipe and pread(2) from a file into protected pages,
@@ -83,7 +84,8 @@
  *   one has its entries copied with the uffd-wp bits cleared); the
  *   inherited userfaultfd still belongs to the parent's mm (UFFDIO_
  *   WRITEPROTECT on it from the child succeeds and protects the PARENT's
- *   pages), and so does the inherited /proc/self/pagemap fd (a scan of it
+ *   pages: a page the parent had written then reads clean there, a lost
+ *   dirty page), and so does the inherited /proc/self/pagemap fd (a scan of it
  *   in the child reads the parent). The parent's tracking is unaffected,
  *   but it never sees the child's writes to a shared file (they go through
  *   the child's page tables). A new userfaultfd registered in the child
