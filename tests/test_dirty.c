@@ -463,7 +463,7 @@ race_writer(void *arg)
 			__atomic_store_n((uint64_t *)(void *)(w->p + pg * PG + (off & ~(size_t)7)),
 					w->writes, __ATOMIC_RELAXED);
 		}
-		w->writes++;
+		__atomic_store_n(&w->writes, w->writes + 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
@@ -503,10 +503,16 @@ test_race(void **state)
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, race_writer, &w), 0);
 	const char *scale = getenv("CKPT_TEST_SCALE");
-	int rounds = scale && strcmp(scale, "small") == 0 ? 50 : 2000;
-	for (int i = 0; i < rounds; i++) {
+	int small = scale && strcmp(scale, "small") == 0;
+	/* at least min_rounds collects, and on until the writer did min_writes
+	 * (a loaded machine may starve it), bounded by max_rounds */
+	int min_rounds = small ? 50 : 2000, max_rounds = small ? 20000 : 400000;
+	unsigned long min_writes = small ? 2000 : 50000;
+	int rounds = 0;
+	while (rounds < max_rounds && (rounds < min_rounds ||
+			__atomic_load_n(&w.writes, __ATOMIC_RELAXED) < min_writes)) {
 		assert_int_equal(dirty_collect(&d, r.len, 1, shadow_fn, &sh), 0);
-		if (i % 64 == 0)
+		if (++rounds % 64 == 0)
 			sched_yield();
 	}
 	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
