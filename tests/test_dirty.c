@@ -630,15 +630,28 @@ test_private_scan(void **state)
 	assert_int_equal(pipe2(pfd, O_CLOEXEC | O_NONBLOCK), 0);
 	assert_int_equal(write(pfd[1], "abcdefgh", 8), 8);
 	assert_int_equal(read(pfd[0], r.p + 151 * PG, 8), 8);   /* never touched before */
+	/* O_DIRECT into a page read before (a file page until now) */
+	int dfd = open(tu_path("pdirect"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(dfd >= 0);
+	assert_int_equal(pwrite(dfd, r.p, PG, 0), (ssize_t)PG);
+	assert_int_equal(fsync(dfd), 0);
+	close(dfd);
+	dfd = open(tu_path("pdirect"), O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (dfd >= 0) {
+		assert_int_equal(pread(dfd, r.p + 160 * PG, PG, 0), (ssize_t)PG);
+		close(dfd);
+	} else {
+		r.p[160 * PG] = 1;   /* no O_DIRECT on this filesystem: same set */
+	}
 	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
-	expect_pages(&s, "private, set 1", (const int[]){ 4, 5, 99, 151, -1 });
+	expect_pages(&s, "private, set 1", (const int[]){ 4, 5, 99, 151, 160, -1 });
 	r.p[200 * PG] = 1;
 	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
-	expect_pages(&s, "private, cumulative", (const int[]){ 4, 5, 99, 151, 200, -1 });
+	expect_pages(&s, "private, cumulative", (const int[]){ 4, 5, 99, 151, 160, 200, -1 });
 	/* a dropped copy is the file's page again: unchanged since the mapping */
 	assert_int_equal(madvise(r.p + 99 * PG, PG, MADV_DONTNEED), 0);
 	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
-	expect_pages(&s, "private, one dropped", (const int[]){ 4, 5, 151, 200, -1 });
+	expect_pages(&s, "private, one dropped", (const int[]){ 4, 5, 151, 160, 200, -1 });
 
 	/* a fork child sees the same set, and its own writes */
 	pid_t pid = tu_fork();
@@ -648,7 +661,7 @@ test_private_scan(void **state)
 			_exit(2);
 		r.p[7 * PG] = 1;
 		collect(&d, NPAGES, r.len, 1, &s);
-		const int want[] = { 4, 5, 7, 151, 200, -1 };
+		const int want[] = { 4, 5, 7, 151, 160, 200, -1 };
 		unsigned char w[NPAGES] = { 0 };
 		for (int i = 0; want[i] >= 0; i++)
 			w[want[i]] = 1;
