@@ -85,10 +85,11 @@
  *   inherited userfaultfd still belongs to the parent's mm (UFFDIO_
  *   WRITEPROTECT on it from the child succeeds and protects the PARENT's
  *   pages: a page the parent had written then reads clean there, a lost
- *   dirty page), and so does the inherited /proc/self/pagemap fd (a scan of it
- *   in the child reads the parent). The parent's tracking is unaffected,
- *   but it never sees the child's writes to a shared file (they go through
- *   the child's page tables). A new userfaultfd registered in the child
+ *   dirty page), and so does the inherited /proc/self/pagemap fd (a scan
+ *   of it in the child reads the parent). The parent's tracking is
+ *   unaffected as long as the child leaves the inherited fd alone, but it
+ *   never sees the child's writes to a shared file (they go through the
+ *   child's page tables). A new userfaultfd registered in the child
  *   works and tracks exactly from then on. So dirty_after_fork_child closes
  *   both fds without an ioctl, re-arms, and reports everything once.
  *
