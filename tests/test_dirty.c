@@ -741,6 +741,42 @@ fork_on(enum kind k, int explicit)
 	rm_range(&r);
 }
 
+/* a fork engine that recorded the parent's set itself: the child tracks from its re-arm */
+static void
+test_fork_assume_clean(void **state)
+{
+	(void)state;
+	struct range r;
+	struct dirty d;
+	struct seen s;
+	mk_range(&r, K_SHARED, NPAGES);
+	assert_int_equal(dirty_start(&d, r.p, r.len, 0), 0);
+	if (!must_wp_async(&d)) {
+		dirty_stop(&d);
+		rm_range(&r);
+		skip();
+	}
+	r.p[1 * PG] = 1;
+	assert_int_equal(collect(&d, NPAGES, r.len, 0, &s), 0);   /* the pre-fork set */
+	expect_pages(&s, "before the fork", (const int[]){ 1, -1 });
+	pid_t pid = tu_fork();
+	if (pid == 0) {
+		dirty_after_fork_child(&d);
+		dirty_assume_clean(&d);
+		r.p[6 * PG] = 1;
+		if (collect(&d, NPAGES, r.len, 1, &s) != 0 || d.method != DIRTY_WP_ASYNC ||
+				!child_match(&s, (const int[]){ 6, -1 }))
+			_exit(1);
+		dirty_stop(&d);
+		_exit(0);
+	}
+	assert_int_equal(tu_wait_exit(pid), 0);
+	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
+	expect_pages(&s, "parent", (const int[]){ 1, -1 });
+	dirty_stop(&d);
+	rm_range(&r);
+}
+
 static void test_fork_shared(void **state) { (void)state; fork_on(K_SHARED, 1); }
 static void test_fork_private(void **state) { (void)state; fork_on(K_PRIVATE, 1); }
 static void test_fork_implicit(void **state) { (void)state; fork_on(K_MEMFD, 0); }
@@ -867,6 +903,7 @@ main(void)
 		cmocka_unit_test(test_fork_shared),
 		cmocka_unit_test(test_fork_private),
 		cmocka_unit_test(test_fork_implicit),
+		cmocka_unit_test(test_fork_assume_clean),
 		cmocka_unit_test(test_unprivileged),
 	};
 	(void)kind_name;

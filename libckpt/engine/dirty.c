@@ -510,6 +510,12 @@ dirty_after_fork_child(struct dirty *d)
 		d->report_all = 1;
 }
 
+void
+dirty_assume_clean(struct dirty *d)
+{
+	d->report_all = 0;
+}
+
 /* run state of one collect: the coalescing run not yet handed to fn */
 struct emit {
 	struct dirty *d;

@@ -115,6 +115,15 @@ CKPT_HIDDEN void dirty_stop(struct dirty *d);
  */
 CKPT_HIDDEN void dirty_after_fork_child(struct dirty *d);
 
+/*
+ * dirty_assume_clean -- drop a pending whole-range report (report_all):
+ * the caller has its own record of what was written before the last
+ * re-arm, e.g. a fork engine that collected without re-arm in the parent
+ * just before fork() and hands that set to the child. The next collect then
+ * reports only what the kernel saw since the child re-armed.
+ */
+CKPT_HIDDEN void dirty_assume_clean(struct dirty *d);
+
 /* dirty_method_name -- "wp-async", "private-scan", "all" */
 CKPT_HIDDEN const char *dirty_method_name(enum dirty_method m);
 
