@@ -91,7 +91,10 @@
  *   never sees the child's writes to a shared file (they go through the
  *   child's page tables). A new userfaultfd registered in the child
  *   works and tracks exactly from then on. So dirty_after_fork_child closes
- *   both fds without an ioctl, re-arms, and reports everything once.
+ *   both fds without an ioctl, re-arms, and reports everything once, unless
+ *   the caller holds the parent's pre-fork set (a collect without re-arm
+ *   just before fork(), about 2 ms per GiB) and says so with
+ *   dirty_assume_clean.
  *
  * Not seen by any method: writes to the same file pages through another
  * mapping or process, or through write(2) to the file itself.

@@ -109,7 +109,7 @@ CKPT_HIDDEN void dirty_stop(struct dirty *d);
  * still act on the parent: the child closes both without an ioctl, opens
  * its own, and re-arms (WP_ASYNC; its first collect then reports the whole
  * range, since what the parent had not collected before the fork is not
- * known here) or falls back with a reason. PRIVATE_SCAN only reopens the
+ * known here; see dirty_assume_clean) or falls back with a reason. PRIVATE_SCAN only reopens the
  * pagemap (pages the parent wrote stay non-file pages in the child).
  * dirty_collect does this itself if it finds itself in a new process.
  */
