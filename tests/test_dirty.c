@@ -36,7 +36,6 @@
 #define NPAGES 256
 
 enum kind { K_SHARED, K_PRIVATE, K_MEMFD };
-static const char *const kind_name[] = { "ext4 MAP_SHARED", "ext4 MAP_PRIVATE", "memfd" };
 
 struct range {
 	char *p;
@@ -906,6 +905,5 @@ main(void)
 		cmocka_unit_test(test_fork_assume_clean),
 		cmocka_unit_test(test_unprivileged),
 	};
-	(void)kind_name;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
