@@ -20,6 +20,10 @@
  *   CKPT_TEST_NO_OFFLOAD  segcopy uses neither FICLONERANGE nor
  *                         copy_file_range, as on a filesystem and kernel
  *                         without them (segcopy.c)
+ *   CKPT_TEST_NO_UFFD     dirty tracking does not try userfaultfd, as under
+ *                         a kernel or seccomp filter that refuses it: a
+ *                         MAP_PRIVATE file range gets private-scan, any
+ *                         other every-page (engine/dirty.c)
  */
 #ifndef CKPT_TESTHOOK_H
 #define CKPT_TESTHOOK_H 1

@@ -86,7 +86,6 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 		e->words = (npages + 63) / 64;
 		e->cur = bits_new(e);
 		e->sums = malloc(npages * sizeof(uint64_t));
-		e->tracker.pagemap_fd = -1;
 		p->eng = e;
 		if (!e->cur || !e->sums) {
 			image_detach(p);
@@ -112,8 +111,11 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	if (map_image(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base) < 0)
 		return -1;
 	p->heap_map = m;
-	dirty_stop(&e->tracker);
-	dirty_start(&e->tracker, base, p->hdr.seg_size, 1);
+	if (e->tracking)
+		dirty_stop(&e->tracker);
+	if (dirty_start(&e->tracker, base, p->hdr.seg_size, 1) < 0)
+		return -1;
+	e->tracking = 1;
 	e->base_seg = seg;
 	e->base_used = used;
 	e->base_is_ckpt = id != 0;
@@ -132,7 +134,8 @@ image_detach(struct ckpt_pool *p)
 	struct engine *e = p->eng;
 	if (!e)
 		return;
-	dirty_stop(&e->tracker);
+	if (e->tracking)
+		dirty_stop(&e->tracker);
 	while (e->n)
 		ring_drop_front(e);
 	free(e->cur);

@@ -37,7 +37,8 @@ struct image_interval {
  * pages written since the one before it.
  */
 struct engine {
-	struct dirty tracker;
+	struct dirty tracker;   /* valid while tracking */
+	int tracking;
 	uint32_t base_seg;      /* the image the heap maps */
 	uint64_t base_used;     /* its used bytes (0: an empty heap, no image) */
 	int base_is_ckpt;       /* base_seg is a published checkpoint */
