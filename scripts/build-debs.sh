@@ -24,12 +24,15 @@ done
 # Debian's hardening and optimisation flags, as a package build uses them
 cflags="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
 ldflags=$(dpkg-buildflags --get LDFLAGS)
+# (a tree configured before is only rebuilt: cmake reruns its configure step
+# itself when a CMakeLists.txt changed)
+[ -f "$build/CMakeCache.txt" ] ||
 cmake -S "$src" -B "$build" -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_BUILD_TYPE=None \
 	-DCKPT_BUILD_TESTS=OFF -DCKPT_BUILD_BENCH=OFF \
 	-DCMAKE_C_FLAGS="$cflags" -DCMAKE_SHARED_LINKER_FLAGS="$ldflags" \
 	-DCMAKE_EXE_LINKER_FLAGS="$ldflags" >"$build.configure.log" 2>&1 ||
 	{ cat "$build.configure.log"; fail "configuring $build"; }
-rm -f "$build.configure.log"
+rm -f "$build.configure.log" 2>/dev/null || true
 cmake --build "$build" -j"$(nproc)" --target ckpt ckpt_static ckpt-inspect ckpt_man \
 	ckpt_deb_changelog >/dev/null || fail "building in $build"
 mkdir -p "$out"
