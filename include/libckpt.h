@@ -66,7 +66,11 @@ size_t ckpt_usable_size(ckpt_pool *pool, const void *ptr);
 void *ckpt_root(ckpt_pool *pool);
 int   ckpt_set_root(ckpt_pool *pool, void *ptr);
 
-/* Durability. */
+/*
+ * Durability. ckpt_persist makes a range of the live heap durable now;
+ * ckpt_checkpoint freezes the live heap into a new checkpoint (label: at most
+ * 63 bytes, or NULL; id may be NULL), durable and published when it returns 0.
+ */
 int ckpt_persist(ckpt_pool *pool, const void *addr, size_t len);
 int ckpt_checkpoint(ckpt_pool *pool, const char *label, ckpt_id *id);
 
