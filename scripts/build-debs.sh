@@ -21,12 +21,11 @@ for tool in cmake cpack dpkg-deb dpkg-shlibdeps dpkg-buildflags; do
 		fail "$tool not found (Debian packages: cmake, dpkg-dev; see scripts/deps.sh)"
 done
 
-# Debian's hardening and optimisation flags, as a package build uses them
+# Debian's hardening and optimisation flags, as a package build uses them,
+# with every hardening feature (bindnow too)
+export DEB_BUILD_MAINT_OPTIONS="${DEB_BUILD_MAINT_OPTIONS:-hardening=+all}"
 cflags="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)"
 ldflags=$(dpkg-buildflags --get LDFLAGS)
-# (a tree configured before is only rebuilt: cmake reruns its configure step
-# itself when a CMakeLists.txt changed)
-[ -f "$build/CMakeCache.txt" ] ||
 cmake -S "$src" -B "$build" -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_BUILD_TYPE=None \
 	-DCKPT_BUILD_TESTS=OFF -DCKPT_BUILD_BENCH=OFF \
 	-DCMAKE_C_FLAGS="$cflags" -DCMAKE_SHARED_LINKER_FLAGS="$ldflags" \
