@@ -65,6 +65,8 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION libs)
 # the ldconfig trigger Debian asks of library packages (cpack also writes
 # postinst/postrm scripts that call ldconfig: lintian warns, harmlessly)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/debian/libckpt0/triggers)
+# control files 0644 (scripts 0755) whatever the source tree's umask gave them
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_RUNTIME_DESCRIPTION
 "durable, fork-safe, checkpointable heaps on persistent memory
 libckpt gives a long-running C program a heap that lives in a pool file on
