@@ -2,9 +2,14 @@
  * libckpt.h -- the public interface of libckpt: durable, fork-safe,
  * checkpointable heaps in a pool file on persistent memory.
  *
- * This is the only header a user includes. Names, argument order and
- * semantics follow shared/API.md and never change without an issue asking
- * for it. Every exported symbol starts with ckpt_ or CKPT_.
+ * This is the only header a user includes. The reference is docs/API.md in
+ * the source tree, and the man pages libckpt(3), ckpt_create(3),
+ * ckpt_alloc(3), ckpt_checkpoint(3) and ckpt_errormsg(3). Names, argument
+ * order and documented semantics are stable: later versions add, never
+ * change. Every exported symbol starts with ckpt_, every macro with CKPT_.
+ *
+ * Errors: a call that fails returns NULL or -1, sets errno, and leaves a
+ * one-line reason in ckpt_errormsg(). Every call is thread-safe.
  */
 #ifndef LIBCKPT_H
 #define LIBCKPT_H 1
@@ -28,7 +33,8 @@ enum ckpt_fork_mode {
 	CKPT_FORK_AUTO = 0,  /* best the pool's filesystem allows */
 	CKPT_FORK_COPY,      /* child's segment copied before fork returns */
 	CKPT_FORK_REFLINK,   /* filesystem clone; open fails (ENOTSUP) where unsupported */
-	CKPT_FORK_COW,       /* child's segment filled lazily, on first write/access */
+	CKPT_FORK_COW,       /* reserved: copy-on-write fork; not implemented, so
+	                        ckpt_create and ckpt_open refuse it (ENOTSUP) */
 	CKPT_FORK_SHARED,    /* child shares the parent's segment: unsafe, for comparison only */
 };
 
@@ -37,8 +43,9 @@ struct ckpt_config {          /* all-zero means every default */
 	unsigned max_segments;    /* segments the pool can hold; 0: 64 */
 	void *base;               /* address segments are mapped at; NULL: library default */
 	enum ckpt_fork_mode fork_mode;
-	unsigned keep_checkpoints; /* checkpoints kept per live segment; older ones
-	                              are freed once a newer one is published; 0: 4 */
+	unsigned keep_checkpoints; /* checkpoints kept per lineage (see docs/API.md);
+	                              older ones are freed once a newer one is
+	                              published; 0: 4 */
 	mode_t mode;              /* permissions of a created pool; 0: 0600 */
 };
 
@@ -59,38 +66,44 @@ size_t ckpt_usable_size(ckpt_pool *pool, const void *ptr);
 void *ckpt_root(ckpt_pool *pool);
 int   ckpt_set_root(ckpt_pool *pool, void *ptr);
 
-/* Durability. */
+/*
+ * Durability. ckpt_persist makes a range of the live heap durable now;
+ * ckpt_checkpoint freezes the live heap into a new checkpoint (label: at most
+ * 63 bytes, or NULL; id may be NULL), durable and published when it returns 0.
+ */
 int ckpt_persist(ckpt_pool *pool, const void *addr, size_t len);
 int ckpt_checkpoint(ckpt_pool *pool, const char *label, ckpt_id *id);
 
 /*
- * Beyond API.md (see README.md, "Beyond API.md"): additions, never changes.
+ * Restart, retention and reclaim (docs/API.md).
  *
- * ckpt_set_keep_checkpoints -- retention of this process's live segment from
- * now on (as ckpt_config.keep_checkpoints, which stays the pool's default);
- * n >= 1. Lowering it frees the surplus oldest checkpoints at once.
- *
- * ckpt_reclaim -- free every dead segment (live or busy entries whose process
- * ended without ckpt_close) now, returning their blocks to the filesystem;
- * *reclaimed (may be NULL) gets how many. Without it they stay, inspectable,
- * until the pool needs a segment (then the oldest dead one goes first).
- */
-/*
  * ckpt_restarted_from -- the checkpoint this process's heap was restarted
  * from by ckpt_open (CKPT_LATEST falls back past damaged checkpoints, so it
  * may be older than the newest), or 0 for a heap made by ckpt_create.
+ *
+ * ckpt_set_keep_checkpoints -- retention of this process's heap from now on:
+ * each publish keeps the newest n checkpoints of its lineage (1 <= n <= 4096,
+ * else EINVAL). Lowering it frees the surplus at once. The pool's default
+ * (ckpt_config.keep_checkpoints at create) does not change.
+ *
+ * ckpt_reclaim -- free every dead segment now (heaps of processes that ended
+ * without ckpt_close, and segments left by a crashed checkpoint, fork or
+ * restart) and return their blocks to the filesystem; *reclaimed (may be
+ * NULL) gets how many. Without it they stay, listed dead by ckpt-inspect,
+ * until the pool needs a segment: then the oldest goes first, half-written
+ * leftovers before dead heaps.
  */
 ckpt_id ckpt_restarted_from(ckpt_pool *pool);
 int ckpt_set_keep_checkpoints(ckpt_pool *pool, unsigned n);
 int ckpt_reclaim(ckpt_pool *pool, unsigned *reclaimed);
 
 /*
- * Background checkpoint, Redis BGSAVE style (beyond API.md, see README.md).
+ * Background checkpoint, Redis BGSAVE style (docs/API.md).
  *
  * ckpt_checkpoint_background -- fork a child that checkpoints its heap (the
  * caller's heap as of the fork) while the caller keeps running and changing
  * its own, then exits. Returns the child's pid, or -1 (ENOTSUP in fork mode
- * shared, EINVAL for a label of CAT_LABEL_MAX or more bytes, fork's errno).
+ * shared, EINVAL for a label of 64 bytes or more, fork's errno).
  * The checkpoint is attributed to the caller's live segment: it counts
  * against the caller's keep_checkpoints. Collect every one with
  * ckpt_checkpoint_wait (which also reaps the child).

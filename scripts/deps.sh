@@ -4,12 +4,18 @@
 # clang with libclang-rt-14-dev (only recommended by clang, and recommends are
 # not installed here) is the libFuzzer runtime of the fuzz smoke;
 # bsdextrautils is hexdump, which test_inspect_cli compares dump against.
+# Packaging and documentation: dpkg-dev (in build-essential) gives cpack
+# dpkg-shlibdeps and scripts/build-debs.sh dpkg-buildflags; lintian checks
+# the .deb files (scripts/build-debs.sh, test_packages); man-db renders the
+# installed man pages (test_packages) and brings groff-base, whose groff
+# -ww lints their sources, as mandoc -Tlint does too (test_docs).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
       valgrind python3 jq xfsprogs btrfs-progs
       libjemalloc-dev libmimalloc-dev libpmemobj-dev
-      redis-tools bsdextrautils clang libclang-rt-14-dev"
+      redis-tools bsdextrautils clang libclang-rt-14-dev
+      lintian man-db groff-base mandoc"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

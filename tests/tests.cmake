@@ -18,6 +18,18 @@ add_test(NAME test_install COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_install.s
   ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR} "${CKPT_INSTALL_TEST_FLAGS}")
 set_tests_properties(test_install PROPERTIES LABELS proc TIMEOUT 300
   ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
+# the Debian packages (issue 16): cpack -G DEB in its own build tree (kept in
+# the build directory between runs), lintian, dpkg --root into a scratch
+# root, a program built and run against it; skips (77) without cpack or
+# dpkg-deb. The docs: man pages lint clean and cover every function of the
+# header, docs/API.md covers the header, nothing points outside the repository.
+add_test(NAME test_packages COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_packages.sh
+  ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/test-packages)
+set_tests_properties(test_packages PROPERTIES LABELS proc TIMEOUT 300 SKIP_RETURN_CODE 77
+  ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
+add_test(NAME test_docs COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_docs.sh
+  ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+set_tests_properties(test_docs PROPERTIES LABELS unit TIMEOUT 60)
 
 ckpt_test(test_heap_basic test_heap_basic.c LABELS unit VALGRIND)
 
