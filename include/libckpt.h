@@ -33,8 +33,9 @@ enum ckpt_fork_mode {
 	CKPT_FORK_AUTO = 0,  /* best the pool's filesystem allows */
 	CKPT_FORK_COPY,      /* child's segment copied before fork returns */
 	CKPT_FORK_REFLINK,   /* filesystem clone; open fails (ENOTSUP) where unsupported */
-	CKPT_FORK_COW,       /* reserved: copy-on-write fork; not implemented, so
-	                        ckpt_create and ckpt_open refuse it (ENOTSUP) */
+	CKPT_FORK_COW,       /* copy-on-write engine: the heap is a private image of
+	                        a checkpoint; fork is a plain fork; checkpoints
+	                        write what changed; ckpt_persist is ENOTSUP */
 	CKPT_FORK_SHARED,    /* child shares the parent's segment: unsafe, for comparison only */
 };
 
