@@ -90,6 +90,20 @@ copy_live(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 			p->hdr.seg_size - half, SEGCOPY_ANY, &o, &cloned);
 }
 
+/* build -- step 2's copy and checksum: the engine's image, or a copy of the live segment */
+static int
+build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint64_t *sum,
+		uint32_t *flags)
+{
+	if (p->eng)
+		return image_build(p, seg, recycled, used, sum, flags);
+	if (copy_live(p, seg, used) < 0)
+		return -1;
+	*sum = XXH3_64bits(p->heap_map.addr, used);
+	*flags = 0;
+	return 0;
+}
+
 /*
  * reserve -- step 1: a segment for the checkpoint, BUSY and ours; in cow
  * mode the engine may recycle an old checkpoint (*recycled)
@@ -175,13 +189,17 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	uint64_t in_use = heap_bytes_in_use(p->heap);
 	uint64_t sum = 0;
 	uint32_t flags = 0;
-	int rc;
-	if (p->eng) {
-		rc = image_build(p, (uint32_t)seg, recycled, used, &sum, &flags);
-	} else {
-		rc = copy_live(p, (uint32_t)seg, used);
-		if (rc == 0)
-			sum = XXH3_64bits(p->heap_map.addr, used);
+	int rc = build(p, (uint32_t)seg, recycled, used, &sum, &flags);
+	if (rc < 0 && errno == ENOSPC) {
+		/* the filesystem is full: dead heaps go before a live process
+		 * is refused its checkpoint */
+		unsigned n = 0;
+		if (seg_reclaim(p, &n) == 0 && n > 0)
+			rc = build(p, (uint32_t)seg, recycled, used, &sum, &flags);
+		else
+			errno = ENOSPC;
+	}
+	if (!p->eng) {
 		heap_unlock_all(p->heap);
 		quiesced = 0;
 	}
@@ -271,21 +289,7 @@ ckpt_reclaim(ckpt_pool *p, unsigned *reclaimed)
 	if (pool_usable(p) < 0)
 		return -1;
 	pthread_mutex_lock(&p->mu);
-	int ret = -1;
-	struct cat_view v;
-	if (cat_begin(&p->cat, &v) < 0)
-		goto out;
-	uint32_t freed[POOL_MAX_SEGMENTS];
-	unsigned n = seg_free_dead(p, &v, freed);
-	if (n == 0)
-		cat_end(&p->cat);
-	else if (cat_commit(&p->cat) < 0)
-		goto out;
-	seg_punch(p, freed, n);
-	if (reclaimed)
-		*reclaimed = n;
-	ret = 0;
-out:
+	int ret = seg_reclaim(p, reclaimed);
 	pthread_mutex_unlock(&p->mu);
 	return ret;
 }

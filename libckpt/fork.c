@@ -199,15 +199,27 @@ fork_prepare_pool(struct ckpt_pool *p)
 	p->fork_fd = reopen_pool(p);
 	if (p->fork_mode == CKPT_FORK_SHARED)
 		return;
+	snprintf(p->detach_why, sizeof(p->detach_why), "%s",
+		p->fork_fd < 0 ? ckpt_errormsg() : "");
 	if (p->fork_fd >= 0) {
 		int seg = reserve_segment(p);
+		if (seg < 0)
+			snprintf(p->detach_why, sizeof(p->detach_why),
+				"no segment could be reserved: %s", ckpt_errormsg());
 		if (seg >= 0 && p->eng) {
 			p->fork_seg = seg;  /* cow: the kernel copies on write */
 			return;
 		}
 		if (seg >= 0) {
 			test_point("fork:before-copy");
-			if (fill_segment(p, (uint32_t)seg) == 0) {
+			int rc = fill_segment(p, (uint32_t)seg);
+			unsigned n = 0;
+			/* a full filesystem: dead heaps go first, then try again */
+			if (rc < 0 && errno == ENOSPC && seg_reclaim(p, &n) == 0 && n > 0)
+				rc = fill_segment(p, (uint32_t)seg);
+			else if (rc < 0)
+				errno = errno ? errno : EIO;
+			if (rc == 0) {
 				test_point("fork:after-copy");
 				p->fork_seg = seg;
 				return;
@@ -215,6 +227,8 @@ fork_prepare_pool(struct ckpt_pool *p)
 			/* ENOSPC from the filesystem, an I/O error: give the
 			 * segment back (our lease on fork_fd still holds it,
 			 * so drop it first); the child gets a private copy */
+			snprintf(p->detach_why, sizeof(p->detach_why),
+				"filling its segment failed: %s", ckpt_errormsg());
 			cat_lease_drop(p->fork_fd, (uint32_t)seg);
 			seg_release(p, (uint32_t)seg, SEG_OUR_RESERVATION);
 		}

@@ -42,6 +42,7 @@ struct ckpt_pool {
 	struct cat_owner self;
 	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
 	int detached;                /* no durable segment: pool calls fail */
+	char detach_why[160];        /* why the fork gave this child none */
 	int base_reserved;           /* [base, base+seg_size) is ours (reserved or mapped) */
 	struct ckpt_pool *next;      /* all open pools, for fork handling */
 	/* fork state, valid between the prepare and parent/child handlers */
@@ -60,8 +61,9 @@ pool_usable(const struct ckpt_pool *p)
 		return ckpt_err_set(EINVAL, "pool is NULL");
 	if (p->detached)
 		return ckpt_err_set(ENOSPC,
-			"this process has no durable segment: the pool had none free "
-			"when it was forked, so its heap is a private volatile copy");
+			"this process has no durable segment, so its heap is a private "
+			"volatile copy: when it was forked, %s", p->detach_why[0] ?
+			p->detach_why : "the pool could not give it one");
 	return 0;
 }
 

@@ -135,6 +135,30 @@ claim(struct ckpt_pool *p, struct cat_view *v, const struct cat_entry *src)
 	return seg;
 }
 
+/*
+ * fill -- step 3: copy the checkpoint into our segment; on a full
+ * filesystem, reclaim dead segments (a crashed process's heap) and try once
+ * more before the restart is refused
+ */
+static int
+fill(struct ckpt_pool *p, uint32_t src, const struct cat_entry *srce)
+{
+	int cloned;
+	const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE,
+		.mid_point = "restart:mid-copy" };
+	int rc = segcopy(p->fd, seg_off(p, src), seg_off(p, p->seg), srce->used,
+			p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned);
+	if (rc < 0 && errno == ENOSPC) {
+		unsigned n = 0;
+		if (seg_reclaim(p, &n) == 0 && n > 0)
+			rc = segcopy(p->fd, seg_off(p, src), seg_off(p, p->seg), srce->used,
+					p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned);
+		else
+			errno = ENOSPC;
+	}
+	return rc;
+}
+
 /* publish -- step 4: the filled segment becomes LIVE, restarted from src */
 static int
 publish(struct ckpt_pool *p, uint32_t src, const struct cat_entry *srce)
@@ -211,11 +235,7 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 		return -1;
 
 	/* 3. fill outside the lock */
-	int cloned;
-	const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE,
-		.mid_point = "restart:mid-copy" };
-	if (segcopy(p->fd, seg_off(p, (uint32_t)src), seg_off(p, p->seg), srce.used,
-			p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned) < 0 ||
+	if (fill(p, (uint32_t)src, &srce) < 0 ||
 	    publish(p, (uint32_t)src, &srce) < 0 || pool_attach_segment(p, 0, 0, 0, 0) < 0) {
 		seg_release(p, p->seg, SEG_OURS);
 		return -1;

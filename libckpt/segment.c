@@ -70,6 +70,28 @@ seg_free_dead(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
 	return n;
 }
 
+int
+seg_reclaim(struct ckpt_pool *p, unsigned *n)
+{
+	struct cat_view v;
+	if (n)
+		*n = 0;
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	uint32_t freed[POOL_MAX_SEGMENTS];
+	unsigned k = seg_free_dead(p, &v, freed);
+	if (k == 0) {
+		cat_end(&p->cat);
+		return 0;
+	}
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+	seg_punch(p, freed, k);
+	if (n)
+		*n = k;
+	return 0;
+}
+
 void
 seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n)
 {

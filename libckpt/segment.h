@@ -46,6 +46,14 @@ CKPT_HIDDEN int seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punc
  */
 CKPT_HIDDEN unsigned seg_free_dead(struct ckpt_pool *p, struct cat_view *v, uint32_t *out);
 
+/*
+ * seg_reclaim -- one transaction of its own: free every dead segment and
+ * punch its blocks; *n (may be NULL) gets how many. For ckpt_reclaim, and
+ * for a restart or checkpoint that ran out of disk space: dead heaps are
+ * given up before a live process is refused.
+ */
+CKPT_HIDDEN int seg_reclaim(struct ckpt_pool *p, unsigned *n);
+
 /* seg_punch -- give the blocks of n freed segments back (after their commit) */
 CKPT_HIDDEN void seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n);
 

@@ -304,6 +304,76 @@ test_enospc_mid_checkpoint(void **state)
 	tu_umount(dir);
 }
 
+/*
+ * A restart, and a checkpoint, on a full filesystem give up the dead heap
+ * of a crashed process in the same pool before they fail: the space is
+ * there, held by nobody (issue 16, item 5).
+ */
+static void
+test_enospc_reclaims_dead(void **state)
+{
+	(void)state;
+	const char *dir = tu_path("small-fs2");
+	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
+		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
+		       "mount namespaces\n", strerror(errno));
+		skip();
+	}
+	char path[600], filler[600];
+	snprintf(path, sizeof(path), "%s/pool", dir);
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	struct ckpt_config cfg = { .heap_size = 32 * MiB, .max_segments = 6,
+		.fork_mode = CKPT_FORK_COPY };
+	ckpt_pool *p = ckpt_create(path, &cfg);
+	if (!p)
+		fail_msg("create on tmpfs: %s", ckpt_errormsg());
+	struct ts_state *s = ts_build(p, NODES, 1);
+	assert_non_null(s);
+	void *blob = ckpt_alloc(p, 10 * MiB);
+	assert_non_null(blob);
+	memset(blob, 1, 10 * MiB);
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	assert_int_equal(ckpt_close(p), 0);
+
+	for (int round = 0; round < 2; round++) {
+		/* a process restarts (a copy of ~12 MiB) and dies: its heap is
+		 * dead; then a fork child of ours (its own copy) does */
+		pid_t pid = tu_fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			ckpt_pool *q = round == 0 ? ckpt_open(path, CKPT_LATEST, &cfg) : p;
+			_exit(q ? 0 : 1);   /* no ckpt_close: a crash */
+		}
+		assert_int_equal(tu_wait_exit(pid), 0);
+		tu_fill_fs(filler, 2 * MiB);
+		errno = 0;
+		if (round == 0) {
+			/* the restart needs ~12 MiB and finds it in the dead heap */
+			p = ckpt_open(path, CKPT_LATEST, &cfg);
+			if (!p)
+				fail_msg("restart on a full filesystem with a dead heap: %s",
+					ckpt_errormsg());
+			char err[256];
+			assert_int_equal(ts_check(ckpt_root(p), NODES, err, sizeof(err)), 1);
+		} else {
+			/* the checkpoint likewise */
+			if (ckpt_checkpoint(p, NULL, NULL) != 0)
+				fail_msg("checkpoint on a full filesystem with a dead heap: %s",
+					ckpt_errormsg());
+			assert_int_equal(ckpt_close(p), 0);
+		}
+		struct tu_catalog c;
+		tu_catalog_read(path, &c);
+		for (uint32_t i = 0; i < c.n; i++)
+			if (c.e[i].state == CAT_LIVE && c.e[i].owner.pid == pid)
+				fail_msg("round %d: the dead heap was not reclaimed", round);
+		tu_catalog_free(&c);
+		assert_int_equal(unlink(filler), 0);
+	}
+	tu_inspect_verify(path);
+	tu_umount(dir);
+}
+
 /* -- dead segments -------------------------------------------------------- */
 
 /* state_of -- inspect's name for segment i */
@@ -493,6 +563,7 @@ main(void)
 		cmocka_unit_test(test_retention_call),
 		cmocka_unit_test(test_dead_segments),
 		cmocka_unit_test(test_enospc_mid_checkpoint),
+		cmocka_unit_test(test_enospc_reclaims_dead),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

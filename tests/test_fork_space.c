@@ -47,8 +47,11 @@ child_side(ckpt_pool *p, struct sp_root *r, struct fk_chan *ch)
 		bad |= 2;               /* it starts from the parent's heap */
 	/* the documented fallback: pool calls needing durability fail clearly */
 	errno = 0;
+	/* ... and name the real cause: the filesystem was full, not the pool */
 	if (ckpt_checkpoint(p, "child", NULL) != -1 || errno != ENOSPC ||
-	    !strstr(ckpt_errormsg(), "private volatile copy"))
+	    !strstr(ckpt_errormsg(), "private volatile copy") ||
+	    !strstr(ckpt_errormsg(), "filling its segment failed") ||
+	    !strstr(ckpt_errormsg(), strerror(ENOSPC)))
 		bad |= 4;
 	errno = 0;
 	if (ckpt_persist(p, r, sizeof(*r)) != -1 || errno != ENOSPC)

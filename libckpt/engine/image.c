@@ -313,7 +313,6 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 			for (uint64_t i = 0; i < e->words; i++)
 				u[i] |= e->ring[k].written[i];
 		w = u;
-		ring_drop_front(e);     /* the recycled checkpoint is gone */
 	} else if (e->base_used) {
 		const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE };
 		if (segcopy(p->fd, seg_off(p, e->base_seg), seg_off(p, seg), e->base_used,
@@ -325,7 +324,9 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	int rc = write_runs(p, seg, w, used);
 	free(u);
 	if (rc < 0)
-		return -1;
+		return -1;          /* a retry writes the same pages again */
+	if (recycled)
+		ring_drop_front(e); /* the recycled checkpoint is gone */
 	image_sum(p, used, sum, flags);
 	return 0;
 }
