@@ -120,21 +120,31 @@ fi
 expect 2 "$INSPECT"
 expect 2 "$INSPECT" frobnicate "$P"
 expect 2 "$INSPECT" heap "$P"
-expect 2 "$INSPECT" heap "$P" 99
-expect 2 "$INSPECT" heap "$P" seg:8
-expect 2 "$INSPECT" heap "$P" seg:7         # free segment
 expect 2 "$INSPECT" heap "$P" seg:x
 expect 2 "$INSPECT" heap "$P" -- -1
 expect 2 "$INSPECT" heap "$P" 0
-expect 2 "$INSPECT" heap "$P" 99 --json
-json 'd["exit"] == 2 and "no checkpoint 99" in d["error"]'
+expect 2 "$INSPECT" heap "$P" latest7
+# a well-formed REF that names nothing in this pool is a failed lookup: 1
+# with a message (issue 16, item 10)
+for c in heap "dump"; do
+	set -- 0x300000000000 16
+	[ "$c" = heap ] && set --
+	expect 1 "$INSPECT" $c "$P" 99 "$@"
+	grep -q "no checkpoint 99 in the pool" "$T/err" || fail "$c 99: message: $(cat "$T/err")"
+	expect 1 "$INSPECT" $c "$P" seg:8 "$@"
+	grep -q "segment 8 does not exist" "$T/err" || fail "$c seg:8: message: $(cat "$T/err")"
+	expect 1 "$INSPECT" $c "$P" seg:7 "$@"    # a free segment
+	grep -q "segment 7 is free" "$T/err" || fail "$c seg:7: message: $(cat "$T/err")"
+done
+expect 1 "$INSPECT" heap "$P" 99 --json
+json 'd["exit"] == 1 and "no checkpoint 99" in d["error"]'
 expect 2 "$INSPECT" dump "$P" 1 0x1000 16
 expect 2 "$INSPECT" dump "$P" 1 "$BASE" 5M
 expect 2 "$INSPECT" dump "$P" 1 "$BASE" 0x
 expect 2 "$INSPECT" dump "$P" 1 zork 16
 expect 2 "$INSPECT" dump "$P" 1 0xffffffffffffffff 2
 expect 2 "$INSPECT" info "$T/nonexistent"
-expect 2 "$INSPECT" info "$T"
+expect 1 "$INSPECT" info "$T"               # a directory is not a pool
 expect 2 "$INSPECT" list "$P" extra
 expect 2 "$INSPECT" list "$P" --bogus
 # not a pool: exit 1

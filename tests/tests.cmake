@@ -23,7 +23,8 @@ ckpt_test(test_heap_basic test_heap_basic.c LABELS unit VALGRIND)
 
 # ckpt-inspect (issue 6): real pools made by test_inspect_mkpool, the tool run
 # as a user would, its JSON parsed with python3; list's rows and states against
-# API.md (busy entries of live and dead owners); damaged-pool corpus; the fuzz
+# API.md (busy entries of live and dead owners); paths that are not pools (a
+# FIFO, a socket, a directory); damaged-pool corpus; the fuzz
 # harness (replay smoke in every build; libFuzzer smoke with -DCKPT_FUZZ=ON and
 # clang, the last stage of scripts/test.sh).
 add_executable(test_inspect_mkpool test_inspect_mkpool.c)
@@ -32,7 +33,7 @@ ckpt_test(test_inspect_corpus test_inspect_corpus.c LABELS proc TIMEOUT 900)
 add_dependencies(test_inspect_corpus ckpt-inspect)
 ckpt_test(test_inspect_list test_inspect_list.c LABELS proc)
 add_dependencies(test_inspect_list ckpt-inspect)
-foreach(t cli live)
+foreach(t cli live files)
   add_test(NAME test_inspect_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_inspect_${t}.sh
     $<TARGET_FILE:ckpt-inspect> $<TARGET_FILE:test_inspect_mkpool> ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_inspect_${t} PROPERTIES TIMEOUT 300 LABELS proc)

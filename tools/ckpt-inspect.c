@@ -5,7 +5,9 @@
  *
  * Read-only always: the pool is opened O_RDONLY through libckpt/inspect.c,
  * which validates everything it reads. Exit status: 0 success, 1 damaged
- * pool or failed check, 2 bad usage.
+ * pool, failed check or failed lookup (a REF that names nothing, a path
+ * that is not a pool), 2 bad usage (unknown command or option, wrong
+ * arguments, a malformed REF, a pool path that does not exist).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,7 +23,7 @@
 #include "layout.h"
 #include "libckpt.h"
 
-#define EXIT_DAMAGED 1
+#define EXIT_DAMAGED 1    /* damaged pool, failed check, failed lookup */
 #define EXIT_USAGE 2
 
 static int json;          /* --json: one JSON document on stdout */
@@ -136,12 +138,15 @@ cmd_info(struct inspect *in, int argc, char **argv)
 			"\"heap_size\":%llu,\"segment_size\":%llu,\"segments_used\":%u,"
 			"\"segments_total\":%u,\"persistence\":\"%s\",\"fork_mode\":\"%s\","
 			"\"keep_checkpoints\":%u,\"next_checkpoint_id\":%llu,\"file_size\":%llu,"
-			"\"created\":\"%s\"}\n",
+			"\"created\":\"%s\",\"catalog_copy\":%u,\"catalog_generation\":%llu,"
+			"\"catalog_fallback\":%s}\n",
 			h->major, h->minor, uuid, (unsigned long long)h->base,
 			(unsigned long long)h->heap_size, (unsigned long long)h->seg_size,
 			used, h->max_segments, kind, fm, h->keep_checkpoints,
 			(unsigned long long)in->cat.h->next_ckpt_id,
-			(unsigned long long)h->file_size, created);
+			(unsigned long long)h->file_size, created, in->src.copy,
+			(unsigned long long)in->src.generation,
+			in->src.fallback ? "true" : "false");
 		return 0;
 	}
 	char b1[32], b2[32];
@@ -156,6 +161,9 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	printf("keep checkpoints %u\n", h->keep_checkpoints);
 	printf("created          %s\n", created);
 	printf("file size        %s\n", human_size(h->file_size, b1, sizeof(b1)));
+	printf("catalog          copy %u, generation %llu%s\n", in->src.copy,
+		(unsigned long long)in->src.generation,
+		in->src.fallback ? " (the current copy is damaged: see verify)" : "");
 	return 0;
 }
 
@@ -180,6 +188,23 @@ fail(int code, const char *fmt, ...)
 		printf(",\"exit\":%d}\n", code);
 	}
 	return code;
+}
+
+/* warn_fallback -- the current catalog copy is damaged: say what is shown instead */
+static void
+warn_fallback(const struct inspect *in)
+{
+	const struct cat_source *s = &in->src;
+	if (s->generation == s->word >> 1)
+		fprintf(stderr, "ckpt-inspect: warning: the commit word names catalog copy %u, "
+			"which is damaged (%s); showing copy %u, which holds the current "
+			"catalog; run 'ckpt-inspect verify'\n", (unsigned)(s->word & 1),
+			s->damage, s->copy);
+	else
+		fprintf(stderr, "ckpt-inspect: warning: the current catalog copy %u is "
+			"damaged (%s); showing copy %u, the catalog before the last change, "
+			"which is lost; run 'ckpt-inspect verify'\n", (unsigned)(s->word & 1),
+			s->damage, s->copy);
 }
 
 /* progress -- one status line on stderr, redrawn at most 10 times a second */
@@ -264,12 +289,16 @@ entry_tree_up(const struct inspect *in, uint32_t i)
 	return up == (int)i ? -1 : up;
 }
 
-/* resolve_or_fail -- REF to segment; exit code on failure */
+/*
+ * resolve -- REF to segment; 0, or the exit code after the message: a
+ * malformed REF is bad usage (2), one that names nothing in this pool a
+ * failed lookup (1)
+ */
 static int
 resolve(struct inspect *in, const char *ref, uint32_t *seg)
 {
 	if (inspect_resolve(in, ref, seg) < 0)
-		return fail(EXIT_USAGE, "%s", ckpt_errormsg());
+		return fail(errno == EINVAL ? EXIT_USAGE : EXIT_DAMAGED, "%s", ckpt_errormsg());
 	return 0;
 }
 
@@ -591,7 +620,7 @@ cmd_heap(struct inspect *in, int argc, char **argv)
 			return rc;
 		e = &in->cat.e[seg];
 		if (e->state == CAT_FREE)
-			return fail(EXIT_USAGE, "segment %u is free: it holds no heap", seg);
+			return fail(EXIT_DAMAGED, "segment %u is free: it holds no heap", seg);
 		struct cat_entry snap = *e;
 		int changing = e->state != CAT_CKPT &&
 			strcmp(inspect_state_name(in, seg), "dead") != 0;
@@ -769,7 +798,7 @@ cmd_dump(struct inspect *in, int argc, char **argv)
 			"K, M or G", argv[2]);
 	const struct cat_entry *e = &in->cat.e[seg];
 	if (e->state == CAT_FREE)
-		return fail(EXIT_USAGE, "segment %u is free: it holds no heap", seg);
+		return fail(EXIT_DAMAGED, "segment %u is free: it holds no heap", seg);
 	uint64_t lo = in->hdr.base, hi = in->hdr.base + in->hdr.seg_size;
 	if (addr < lo || addr >= hi || add_overflows(addr, len, &end) || end > hi)
 		return fail(EXIT_USAGE, "range 0x%" PRIx64 " + %" PRIu64 " is outside the heap "
@@ -989,11 +1018,15 @@ main(int argc, char **argv)
 	struct inspect in;
 	int verify = cmd->fn == cmd_verify;
 	if ((verify ? inspect_open_header(&in, args[1]) : inspect_open(&in, args[1])) < 0) {
-		int usage_err = errno == ENOENT || errno == EISDIR || errno == ENOTDIR;
+		/* a path that does not exist is a usage error; anything that exists
+		 * and is not a pool (a directory, a FIFO, a damaged file) is 1 */
+		int usage_err = errno == ENOENT || errno == ENOTDIR;
 		if (verify && !usage_err)
 			return cmd_verify(NULL, n - 2, args + 2);
 		return fail(usage_err ? EXIT_USAGE : EXIT_DAMAGED, "%s", ckpt_errormsg());
 	}
+	if (!verify && in.src.fallback)
+		warn_fallback(&in);
 	int rc = cmd->fn(&in, n - 2, args + 2);
 	inspect_close(&in);
 	fflush(stdout);
