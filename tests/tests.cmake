@@ -6,6 +6,10 @@
 ckpt_test(test_pool_basic test_pool_basic.c LABELS proc VALGRIND)
 ckpt_test(test_pool_errors test_pool_errors.c LABELS proc root VALGRIND)
 ckpt_test(test_owner test_owner.c LABELS proc root VALGRIND)
+# a damaged current catalog copy (issue 16, item 4): open falls back to the
+# backup copy and repairs both, verify says what is lost; kill -9 mid-repair
+ckpt_test(test_pool_catalog test_pool_catalog.c LABELS proc VALGRIND)
+add_dependencies(test_pool_catalog ckpt-inspect)
 # the exported symbols and SONAME; the installed library used as a user would
 # (cmake --install into a temp prefix, pkg-config, pkg-config --static, find_package)
 add_test(NAME test_symbols COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_symbols.sh
