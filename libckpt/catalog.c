@@ -16,6 +16,10 @@
  * grow and the pool has two intact copies again (docs/FORMAT.md, "Commit
  * word"). It refuses when a running heap holds the lease of a segment the
  * older copy calls free (cat_check_leases).
+ *
+ * Origins. cat_commit stamps each newly published checkpoint with the
+ * checkpoint its heap was restarted from (cat_stamp_origins), so the
+ * lineage stays visible after the heap is gone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -360,9 +364,38 @@ cat_begin(struct catalog *c, struct cat_view *v)
 	return 0;
 }
 
+/*
+ * cat_stamp_origins -- record on every checkpoint not stamped yet the
+ * checkpoint its heap was restarted from (restarted_from, CAT_F_ORIGIN):
+ * the ckpt_id of the live entry of the same life, 0 for a created or forked
+ * heap. A checkpoint is published while its heap is live, so this stamps it
+ * in the commit that publishes it; the record then outlives the heap, and
+ * ckpt-inspect shows the lineage of checkpoints whose heaps are gone.
+ * Checkpoints published by a format 1.0 libckpt whose heap is gone stay
+ * unstamped (unknown).
+ */
+static void
+cat_stamp_origins(struct catalog *c)
+{
+	struct cat_view v;
+	cat_view_of(&v, c->scratch, c->hdr.max_segments);
+	for (uint32_t i = 0; i < v.n; i++) {
+		struct cat_entry *e = &v.e[i];
+		if (e->state != CAT_CKPT || (e->flags & CAT_F_ORIGIN))
+			continue;
+		for (uint32_t j = 0; j < v.n; j++)
+			if (v.e[j].state == CAT_LIVE && v.e[j].life == e->life) {
+				e->restarted_from = v.e[j].ckpt_id;
+				e->flags |= CAT_F_ORIGIN;
+				break;
+			}
+	}
+}
+
 int
 cat_commit(struct catalog *c)
 {
+	cat_stamp_origins(c);
 	uint64_t w = *commit_word(c);
 	if (cat_publish(c, (unsigned)(w & 1) ^ 1, (w >> 1) + 1) < 0) {
 		ckpt_err_prefix("cannot persist the catalog: ");

@@ -23,7 +23,7 @@
 
 #define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
 #define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
-#define POOL_FORMAT_MINOR 0              /* compatible additions */
+#define POOL_FORMAT_MINOR 1              /* compatible additions (1: restarted_from) */
 
 #define POOL_HDR_OFF 0u
 #define POOL_COMMIT_OFF 4096u
@@ -142,11 +142,16 @@ struct cat_entry {
 	uint64_t parent_life;    /* LIVE: life of the heap it was forked from, or 0 */
 	uint64_t lineage;        /* retention group: LIVE: its lineage; CKPT: the
 	                            lineage of the heap it was taken from */
-	uint8_t reserved[80];
+	uint64_t restarted_from; /* CKPT with CAT_F_ORIGIN: the checkpoint id the
+	                            heap it was taken from was restarted from (0:
+	                            created or forked); format 1.1 */
+	uint8_t reserved[72];
 	char label[CAT_LABEL_MAX];
 };
 
 #define CAT_F_FORK_PENDING 0x1u  /* BUSY: reserved by a parent for a fork child */
+#define CAT_F_ORIGIN 0x2u        /* CKPT: restarted_from is recorded (format 1.1; a
+                                    checkpoint published by a 1.0 libckpt lacks it) */
 
 /*
  * cat_hdr -- at the start of each catalog copy, followed by max_segments

@@ -614,8 +614,15 @@ verify_catalog(struct vctx *v)
 		if (e->state == CAT_CKPT && e->parent != CAT_NONE)
 			finding(v, INSPECT_WARNING, where, i, off,
 				"checkpoint with a parent segment (%u)", e->parent);
-		if (e->flags & ~CAT_F_FORK_PENDING)
+		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_ORIGIN))
 			finding(v, INSPECT_WARNING, where, i, off, "unknown flags 0x%x", e->flags);
+		if ((e->flags & CAT_F_ORIGIN) && e->state != CAT_CKPT)
+			finding(v, INSPECT_WARNING, where, i, off,
+				"restarted-from record on an entry that is not a checkpoint");
+		else if ((e->flags & CAT_F_ORIGIN) && e->restarted_from >= c->h->next_ckpt_id)
+			finding(v, INSPECT_WARNING, where, i, off, "checkpoint %" PRIu64
+				" records its heap as restarted from checkpoint %" PRIu64
+				", an id never given out", e->ckpt_id, e->restarted_from);
 	}
 	return 0;
 }

@@ -29,10 +29,10 @@ P=$T/pool
 
 # info
 expect 0 "$INSPECT" info "$P"
-grep -q "^format version *1\.0" "$T/out" || fail "info: no format version"
+grep -q "^format version *1\.1" "$T/out" || fail "info: no format version"
 grep -q "emulated" "$T/out" || fail "info: not emulated"
 expect 0 "$INSPECT" info "$P" --json
-json 'd["format_version"] == "1.0" and d["segments_total"] == 8 and d["segments_used"] == 5'
+json 'd["format_version"] == "1.1" and d["segments_total"] == 8 and d["segments_used"] == 5'
 json 'd["base"].startswith("0x") and d["heap_size"] == 4<<20 and d["persistence"] == "emulated"'
 json 'len(d["uuid"]) == 36 and d["fork_mode"] == "copy"'
 
@@ -51,9 +51,9 @@ json 'all(s["tree_parent"] is None or any(t["segment"] == s["tree_parent"] and s
 expect 0 "$INSPECT" list "$P"
 grep -q "└─" "$T/out" || fail "list: no tree drawn"
 grep -q "dead" "$T/out" || fail "list: no dead owner shown"
-head -1 "$T/out" | grep -q "SEGMENT *STATE *PARENT *CKPT *LABEL" || fail "list: header"
+head -1 "$T/out" | grep -q "SEGMENT *STATE *PARENT *CKPT *FROM *LABEL" || fail "list: header"
 grep -q "^5-7 *free " "$T/out" || fail "list: free segments 5-7 not on one row"
-grep -q "└─ 4 *checkpoint *3 *3 *child " "$T/out" || fail "list: the child's checkpoint row (parent 3, id 3)"
+grep -q "└─ 4 *checkpoint *3 *3 *- *child " "$T/out" || fail "list: the child's checkpoint row (parent 3, id 3, not restarted)"
 
 # heap by every REF form
 for ref in latest 1 2 3 seg:0; do
@@ -101,6 +101,9 @@ expect 0 "$INSPECT" dump "$P" 1 "$BASE" 0
 # verify: sound pool
 expect 0 "$INSPECT" verify "$P"
 grep -q "^ok: 0 errors" "$T/out" || fail "verify: not ok"
+# the backup catalog copy in words a user knows (issue 16, item 10)
+grep -q "^note  *catalog copy [01] .*backup copy: intact" "$T/out" || fail "verify: no backup copy note"
+grep -q "generation" "$T/out" && fail "verify: internal wording (generation) in: $(cat "$T/out")"
 expect 0 "$INSPECT" verify "$P" --json
 json 'd["ok"] is True and d["errors"] == 0 and d["checkpoints_verified"] == 3 and d["heaps_walked"] == 5'
 json 'all(set(f) == {"severity","where","segment","offset","message"} for f in d["findings"])'
