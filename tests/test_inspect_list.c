@@ -14,7 +14,8 @@
  * text and JSON, is checked with python3.
  *
  * test_list_lineage: checkpoints of heaps restarted (and closed) one after
- * the other show where each was restarted from (see there).
+ * the other show where each was restarted from (see there);
+ * test_list_format_1_0: the same in a pool of format 1.0.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -317,6 +318,80 @@ test_list_lineage(void **state)
 	tu_inspect_verify(path);
 }
 
+/*
+ * A format 1.0 pool (checkpoints without restarted_from, header minor 0),
+ * made from a 1.1 one by clearing what 1.1 adds: it opens and lists, its
+ * old checkpoints' origin is unknown (null, no parent), and checkpoints a
+ * 1.1 libckpt publishes in it record theirs.
+ */
+static void
+downgrade_to_1_0(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	struct pool_hdr h;
+	assert_int_equal(pread(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	h.minor = 0;
+	layout_seal(&h);
+	assert_int_equal(pwrite(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	uint64_t w;
+	assert_int_equal(pread(fd, &w, 8, POOL_COMMIT_OFF), 8);
+	uint64_t off = layout_cat_off(&h, w & 1);
+	unsigned char *c = malloc(h.cat_size);
+	assert_non_null(c);
+	assert_int_equal(pread(fd, c, h.cat_size, (off_t)off), (ssize_t)h.cat_size);
+	struct cat_hdr *ch = (struct cat_hdr *)c;
+	struct cat_entry *e = (struct cat_entry *)(c + sizeof(*ch));
+	for (uint32_t i = 0; i < h.max_segments; i++) {
+		e[i].flags &= ~CAT_F_ORIGIN;
+		e[i].restarted_from = 0;
+	}
+	ch->checksum = 0;
+	ch->checksum = XXH64(c, h.cat_size, 0);
+	assert_int_equal(pwrite(fd, c, h.cat_size, (off_t)off), (ssize_t)h.cat_size);
+	free(c);
+	close(fd);
+}
+
+static const char format10_py[] =
+	"import json, sys\n"
+	"d = json.load(open(sys.argv[1]))\n"
+	"ck = {s['checkpoint']: s for s in d['segments'] if s['state'] == 'checkpoint'}\n"
+	"ok = sorted(ck) == [1, 2, 3]\n"
+	"ok = ok and ck[2]['restarted_from'] is None and ck[2]['tree_parent'] is None\n"
+	"ok = ok and ck[3]['restarted_from'] == 2 and ck[3]['tree_parent'] == ck[2]['segment']\n"
+	"sys.exit(0 if ok else 1)\n";
+
+static void
+test_list_format_1_0(void **state)
+{
+	(void)state;
+	const char *path = tu_path("format10.pool");
+	run_once(path, 1, 0, "run 1");
+	run_once(path, 0, CKPT_LATEST, "run 2");
+	downgrade_to_1_0(path);
+	const char *js = tu_path("format10.json");
+	assert_int_equal(run(js, "info", path, "--json"), 0);
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+		"sys.exit(0 if d[\"format_version\"] == \"1.0\" else 1)' '%s'", js);
+	assert_int_equal(system(cmd), 0);
+	tu_inspect_verify(path);
+	run_once(path, 0, CKPT_LATEST, "run 3");   /* a 1.1 libckpt in a 1.0 pool */
+	assert_int_equal(run(js, "list", path, "--json"), 0);
+	const char *py = tu_path("format10.py");
+	tu_write_file(py, format10_py, strlen(format10_py));
+	snprintf(cmd, sizeof(cmd), "python3 '%s' '%s'", py, js);
+	int st = system(cmd);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(cmd, sizeof(cmd), "cat '%s'", js);
+		if (system(cmd) < 0)
+			perror("system");
+		fail_msg("list of a 1.0 pool: origins wrong");
+	}
+	tu_inspect_verify(path);
+}
+
 int
 main(void)
 {
@@ -325,6 +400,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_list_states),
 		cmocka_unit_test(test_list_lineage),
+		cmocka_unit_test(test_list_format_1_0),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
