@@ -14,7 +14,7 @@
  * catalog: it rewrites the damaged copy from the intact one as generation
  * N+1 and publishes it, then the intact one as N+2, so generations only
  * grow and the pool has two intact copies again (docs/FORMAT.md, "Commit
- * word"). It refuses when a running heap holds the lease of a segment the
+ * word"); the ids the lost change may have given out are skipped. It refuses when a running heap holds the lease of a segment the
  * older copy calls free (cat_check_leases).
  *
  * Origins. cat_commit stamps each newly published checkpoint with the
@@ -35,6 +35,7 @@
 #include "catalog.h"
 #include "layout.h"
 #include "owner.h"
+#include "testhook.h"
 
 static uint64_t
 cat_checksum(const void *copy, uint64_t cat_size)
@@ -338,8 +339,15 @@ cat_recover(struct catalog *c, uint64_t w)
 		return -1;
 	}
 	uint64_t gen = w >> 1;
+	if (src.generation + 1 == gen) {
+		/* the lost change may have given out a checkpoint id (a publish)
+		 * or a life id (a restart or fork): never give them out again */
+		struct cat_hdr *h = c->scratch;
+		h->next_ckpt_id++;
+		h->next_life++;
+	}
 	if (cat_publish(c, src.copy ^ 1, gen + 1) < 0 ||
-	    cat_publish(c, src.copy, gen + 2) < 0) {
+	    (test_point("catalog:repair-mid"), cat_publish(c, src.copy, gen + 2) < 0)) {
 		ckpt_err_prefix("cannot repair the damaged catalog copy: ");
 		return -1;
 	}

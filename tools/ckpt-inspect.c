@@ -1002,7 +1002,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "info", "POOL", "header: version, uuid, base, sizes, segments, pmem or emulated", cmd_info },
-	{ "list", "POOL", "every segment, as a tree: state, parent, checkpoint, label, pid, time, bytes", cmd_list },
+	{ "list", "POOL", "every segment, as a tree: state, parent, checkpoint, restarted from, label, pid, time, bytes", cmd_list },
 	{ "heap", "POOL REF", "every block of a heap (address, size, state), root and summary", cmd_heap },
 	{ "dump", "POOL REF ADDR LEN", "hexdump -C of LEN bytes at address ADDR of a heap", cmd_dump },
 	{ "verify", "POOL", "check header, catalog, checksums and allocator invariants", cmd_verify },
@@ -1023,7 +1023,8 @@ usage(FILE *f)
 		"  --no-heaps     verify: skip the allocator walks\n"
 		"  --no-progress  no progress line on stderr\n"
 		"  -h, --help     this text\n"
-		"\nexit status: 0 success, 1 damaged pool or failed check, 2 bad usage\n"
+		"\nexit status: 0 success, 1 damaged pool, failed check or failed lookup\n"
+		"(not a pool, no such checkpoint), 2 bad usage\n"
 		"see ckpt-inspect(1)\n");
 }
 
