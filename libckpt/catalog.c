@@ -14,8 +14,9 @@
  * catalog: it rewrites the damaged copy from the intact one as generation
  * N+1 and publishes it, then the intact one as N+2, so generations only
  * grow and the pool has two intact copies again (docs/FORMAT.md, "Commit
- * word"); the ids the lost change may have given out are skipped. It refuses when a running heap holds the lease of a segment the
- * older copy calls free (cat_check_leases).
+ * word"); the ids the lost change may have given out are skipped. It
+ * refuses when a running heap holds the lease of a segment the older copy
+ * calls free (cat_check_leases).
  *
  * Origins. cat_commit stamps each newly published checkpoint with the
  * checkpoint its heap was restarted from (cat_stamp_origins), so the
@@ -301,13 +302,12 @@ cat_warn_repair(const struct catalog *c, const struct cat_source *src)
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", c->fd);
 	ssize_t n = readlink(link, path, sizeof(path) - 1);
 	path[n > 0 ? n : 0] = '\0';
-	uint64_t gen = src->word >> 1;
-	uint64_t lost = gen - src->generation;
-	fprintf(stderr, "libckpt: pool %s: catalog copy %u, the current one (generation "
-		"%llu), is damaged (%s); rewrote both copies from copy %u (generation %llu)%s\n",
-		n > 0 ? path : "?", (unsigned)(src->word & 1), (unsigned long long)gen,
-		src->damage, src->copy, (unsigned long long)src->generation,
-		lost ? ": the last catalog change is lost" : ", nothing is lost");
+	int lost = src->generation != src->word >> 1;
+	fprintf(stderr, "libckpt: pool %s: catalog copy %u (the current one) is damaged "
+		"(%s); rewrote both copies from copy %u%s\n", n > 0 ? path : "?",
+		(unsigned)(src->word & 1), src->damage, src->copy,
+		lost ? ": the last catalog change is lost" : ", which holds the current "
+		"catalog: nothing is lost");
 }
 
 /*

@@ -555,6 +555,15 @@ verify_fallback(struct vctx *v)
 			named, s->damage, s->copy);
 		return;
 	}
+	if (s->copy == named) {
+		/* the named copy is intact but one generation behind the word */
+		finding(v, INSPECT_ERROR, "commit word", -1, POOL_COMMIT_OFF,
+			"names catalog copy %u as generation %" PRIu64 ", which holds the "
+			"one before, intact: the word is damaged, or the last catalog change "
+			"is lost; the pool is read from that copy, and the next catalog "
+			"change rewrites both copies and the word", named, gen);
+		return;
+	}
 	snprintf(where, sizeof(where), "catalog copy %u", named);
 	finding(v, INSPECT_ERROR, where, -1, layout_cat_off(hdr, named),
 		"the current catalog copy is damaged (%s); the pool is read from copy %u, "

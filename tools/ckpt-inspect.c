@@ -195,7 +195,11 @@ static void
 warn_fallback(const struct inspect *in)
 {
 	const struct cat_source *s = &in->src;
-	if (s->generation == s->word >> 1)
+	if (s->copy == (s->word & 1))
+		fprintf(stderr, "ckpt-inspect: warning: the commit word is damaged, or the "
+			"last catalog change is lost (%s); showing catalog copy %u, the catalog "
+			"before that change; run 'ckpt-inspect verify'\n", s->damage, s->copy);
+	else if (s->generation == s->word >> 1)
 		fprintf(stderr, "ckpt-inspect: warning: the commit word names catalog copy %u, "
 			"which is damaged (%s); showing copy %u, which holds the current "
 			"catalog; run 'ckpt-inspect verify'\n", (unsigned)(s->word & 1),
