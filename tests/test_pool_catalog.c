@@ -16,7 +16,9 @@
  *     fallback refuse (EBUSY), for other processes and for itself, and
  *     leaves the file untouched;
  *   - a process killed between the two rewrites of the repair leaves a pool
- *     that opens, with verify clean.
+ *     that opens, with verify clean;
+ *   - a damaged backup copy is a warning (verify exits 0), nothing is lost
+ *     and the next change rewrites it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,14 +84,13 @@ read_word(const char *path)
 	return w;
 }
 
-/* flip_current -- flip one bit of the catalog copy the commit word names; returns the word */
-static uint64_t
-flip_current(const char *path)
+/* flip_copy -- flip one bit of catalog copy `which` (0 or 1) */
+static void
+flip_copy(const char *path, unsigned which)
 {
 	struct pool_hdr h = read_hdr(path);
-	uint64_t w = read_word(path);
 	/* a byte of the last entry's label: only the checksum can tell */
-	uint64_t off = layout_cat_off(&h, w & 1) + sizeof(struct cat_hdr) +
+	uint64_t off = layout_cat_off(&h, which) + sizeof(struct cat_hdr) +
 		(uint64_t)(h.max_segments - 1) * sizeof(struct cat_entry) + 200;
 	int fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
@@ -98,6 +99,14 @@ flip_current(const char *path)
 	b ^= 0x10;
 	assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
 	close(fd);
+}
+
+/* flip_current -- flip one bit of the catalog copy the commit word names; returns the word */
+static uint64_t
+flip_current(const char *path)
+{
+	uint64_t w = read_word(path);
+	flip_copy(path, (unsigned)(w & 1));
 	return w;
 }
 
@@ -127,18 +136,25 @@ both_intact(const char *path)
 			(unsigned long long)other);
 }
 
-/* inspect -- ckpt-inspect CMD PATH (the tool of this build); exit status, output in out */
+/* inspect -- ckpt-inspect CMD PATH [--json] (the tool of this build); exit status, output in out */
 static char out[16384];
 static int
-inspect(const char *cmd, const char *path)
+inspect_opt(const char *cmd, const char *path, const char *opt)
 {
 	const char *bindir = getenv("CKPT_TEST_BINDIR");
 	if (!bindir)
 		fail_msg("CKPT_TEST_BINDIR is not set: run the test with ctest");
 	char tool[1024];
 	snprintf(tool, sizeof(tool), "%s/tools/ckpt-inspect", bindir);
-	char *const argv[] = { tool, (char *)cmd, (char *)path, (char *)"--no-progress", NULL };
+	char *const argv[] = { tool, (char *)cmd, (char *)path, (char *)"--no-progress",
+		(char *)opt, NULL };
 	return tu_run_capture(out, sizeof(out), argv);
+}
+
+static int
+inspect(const char *cmd, const char *path)
+{
+	return inspect_opt(cmd, path, NULL);
 }
 
 static void
@@ -204,6 +220,8 @@ test_fallback_lost_close(void **state)
 	assert_int_equal(inspect("list", path), 0);
 	need_output("list", "warning: the current catalog copy");
 	need_output("list", "checkpoint");
+	assert_int_equal(inspect_opt("info", path, "--json"), 0);
+	need_output("info --json", "\"catalog_fallback\":true");
 
 	ckpt_id c;
 	assert_int_equal(open_child(path, "b", 2, &c), 0);
@@ -214,6 +232,8 @@ test_fallback_lost_close(void **state)
 	tu_inspect_verify(path);
 	assert_int_equal(inspect("verify", path), 0);
 	need_output("verify", "backup copy: intact");
+	assert_int_equal(inspect_opt("info", path, "--json"), 0);
+	need_output("info --json", "\"catalog_fallback\":false");
 
 	/* and it goes on as usual: another restart and checkpoint */
 	ckpt_id c2;
@@ -349,6 +369,29 @@ test_repair_killed_midway(void **state)
 	tu_inspect_verify(path);
 }
 
+/* a damaged backup copy: nothing is lost, verify warns (exit 0), the next change rewrites it */
+static void
+test_damaged_backup_copy(void **state)
+{
+	(void)state;
+	const char *path = tu_path("backup.pool");
+	make_pool(path, 1);
+	uint64_t w = read_word(path);
+	flip_copy(path, (unsigned)(w & 1) ^ 1);
+	assert_int_equal(inspect("verify", path), 0);
+	need_output("verify", "warning");
+	need_output("verify", "backup copy is damaged");
+	assert_int_equal(inspect("list", path), 0);
+	if (strstr(out, "warning"))
+		fail_msg("list warns although the current copy is intact:\n%s", out);
+	ckpt_id c;
+	assert_int_equal(open_child(path, "b", 2, &c), 0);
+	assert_int_equal(c, 3);   /* nothing was lost: no id skipped */
+	both_intact(path);
+	assert_int_equal(inspect("verify", path), 0);
+	need_output("verify", "backup copy: intact");
+}
+
 int
 main(void)
 {
@@ -357,6 +400,7 @@ main(void)
 		cmocka_unit_test(test_fallback_lost_publish),
 		cmocka_unit_test(test_fallback_refused_for_running_heap),
 		cmocka_unit_test(test_repair_killed_midway),
+		cmocka_unit_test(test_damaged_backup_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
