@@ -505,6 +505,10 @@ verify_backup_copy(struct vctx *v, uint64_t w)
 	struct cat_hdr ch;
 	memcpy(&ch, copy, sizeof(ch));
 	uint64_t cur = w >> 1;
+	char why[CKPT_ERRMSG_MAX] = "generation not older than the current copy's";
+	int bad = cat_validate(hdr, copy, ch.generation) < 0;
+	if (bad)
+		snprintf(why, sizeof(why), "%s", ckpt_errormsg());
 	if (moved) {
 		finding(v, INSPECT_NOTE, where, -1, off,
 			"backup copy: being rewritten by a catalog change in progress; not judged");
@@ -516,14 +520,13 @@ verify_backup_copy(struct vctx *v, uint64_t w)
 		/* written with the next generation, never named: a change that
 		 * was interrupted (or is being written), and is not part of the pool */
 		finding(v, INSPECT_NOTE, where, -1, off,
-			"backup copy: holds a catalog change that was never completed (a process "
-			"stopped while changing the catalog); ignored, the next change rewrites it");
-	} else if (cat_validate(hdr, copy, ch.generation) < 0 || ch.generation >= cur) {
+			"backup copy: holds a catalog change that was not completed (a process "
+			"stopped while changing the catalog, or one is changing it now); ignored, "
+			"the next change rewrites it");
+	} else if (bad || ch.generation >= cur) {
 		finding(v, INSPECT_WARNING, where, -1, off,
 			"backup copy is damaged (%s); the pool has no fallback if the current "
-			"copy is damaged before the next catalog change rewrites it",
-			ch.generation >= cur ? "generation not older than the current copy's" :
-			ckpt_errormsg());
+			"copy is damaged before the next catalog change rewrites it", why);
 	} else if (ch.generation + 1 == cur) {
 		finding(v, INSPECT_NOTE, where, -1, off,
 			"backup copy: intact, the catalog as it was before the last change "
