@@ -18,7 +18,9 @@
  *   - a process killed between the two rewrites of the repair leaves a pool
  *     that opens, with verify clean;
  *   - a damaged backup copy is a warning (verify exits 0), nothing is lost
- *     and the next change rewrites it.
+ *     and the next change rewrites it;
+ *   - lockless readers see an intact catalog while copies are damaged and
+ *     repaired under them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "libckpt.h"
@@ -392,6 +395,66 @@ test_damaged_backup_copy(void **state)
 	need_output("verify", "backup copy: intact");
 }
 
+/*
+ * Readers without the lock (ckpt-inspect's way) while processes repair
+ * damaged copies again and again: every snapshot succeeds, from an intact
+ * copy, and its checkpoints are the pool's.
+ */
+static void
+test_readers_during_repair(void **state)
+{
+	(void)state;
+	const char *path = tu_path("readers.pool");
+	const char *stop = tu_path("readers.stop");
+	make_pool(path, 1);
+	pid_t reader = tu_fork();
+	assert_true(reader >= 0);
+	if (reader == 0) {
+		struct pool_hdr h = read_hdr(path);
+		int fd = open(path, O_RDONLY);
+		void *meta = fd < 0 ? MAP_FAILED :
+			mmap(NULL, h.data_off, PROT_READ, MAP_SHARED, fd, 0);
+		void *copy = malloc(h.cat_size);
+		if (meta == MAP_FAILED || !copy)
+			_exit(3);
+		unsigned long reads = 0, fallbacks = 0;
+		while (access(stop, F_OK) != 0) {
+			struct cat_source src;
+			if (cat_snapshot_src(&h, meta, copy, &src) < 0) {
+				fprintf(stderr, "snapshot %lu failed: %s\n", reads, ckpt_errormsg());
+				_exit(4);
+			}
+			struct cat_view v;
+			cat_view_of(&v, copy, h.max_segments);
+			unsigned ck = 0;
+			for (uint32_t i = 0; i < v.n; i++)
+				ck += v.e[i].state == CAT_CKPT && v.e[i].ckpt_id <= 2;
+			if (ck != 2) {   /* checkpoints 1 and 2 are never lost */
+				fprintf(stderr, "snapshot %lu lists %u of checkpoints 1, 2\n", reads, ck);
+				_exit(5);
+			}
+			reads++;
+			fallbacks += (unsigned long)src.fallback;
+		}
+		printf("%lu snapshots, %lu from the backup copy\n", reads, fallbacks);
+		fflush(stdout);
+		_exit(reads > 0 ? 0 : 6);
+	}
+	for (int round = 0; round < 20; round++) {
+		flip_current(path);
+		pid_t pid = tu_fork();
+		if (pid == 0) {
+			ckpt_pool *p = ckpt_open(path, 2, NULL);
+			_exit(p && ckpt_close(p) == 0 ? 0 : 3);
+		}
+		assert_int_equal(tu_wait_exit(pid), 0);
+	}
+	tu_write_file(stop, "", 0);
+	assert_int_equal(tu_wait_exit(reader), 0);
+	both_intact(path);
+	tu_inspect_verify(path);
+}
+
 int
 main(void)
 {
@@ -401,6 +464,7 @@ main(void)
 		cmocka_unit_test(test_fallback_refused_for_running_heap),
 		cmocka_unit_test(test_repair_killed_midway),
 		cmocka_unit_test(test_damaged_backup_copy),
+		cmocka_unit_test(test_readers_during_repair),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
