@@ -2,22 +2,41 @@
  * catalog.c -- the crash-atomic segment table (see catalog.h and
  * docs/FORMAT.md, "Catalog").
  *
- * Two copies, one commit word. Only the copy the commit word does not name
- * is ever written, so a crash at any instant leaves the named copy intact;
- * the new copy is persisted before the word that publishes it.
+ * Two copies, one commit word. A change is written into the copy the commit
+ * word does not name and persisted before the word that publishes it, so a
+ * crash at any instant leaves the named copy intact.
+ *
+ * Damage. If the named copy is not intact (a flipped bit on the media),
+ * readers and writers use the newest intact copy whose generation is the
+ * word's or one less (cat_fallback): the other copy, which holds the
+ * catalog as it was before the last change, so that change is lost and
+ * said so. A writer (cat_begin) then repairs before it hands out the
+ * catalog: it rewrites the damaged copy from the intact one as generation
+ * N+1 and publishes it, then the intact one as N+2, so generations only
+ * grow and the pool has two intact copies again (docs/FORMAT.md, "Commit
+ * word"); the ids the lost change may have given out are skipped. It
+ * refuses when a running heap holds the lease of a segment the older copy
+ * calls free (cat_check_leases).
+ *
+ * Origins. cat_commit stamps each newly published checkpoint with the
+ * checkpoint its heap was restarted from (cat_stamp_origins), so the
+ * lineage stays visible after the heap is gone.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "libckpt.h"
 #include "catalog.h"
 #include "layout.h"
 #include "owner.h"
+#include "testhook.h"
 
 static uint64_t
 cat_checksum(const void *copy, uint64_t cat_size)
@@ -162,6 +181,180 @@ commit_word(const struct catalog *c)
 	return (volatile uint64_t *)((char *)c->meta.addr + POOL_COMMIT_OFF);
 }
 
+/*
+ * cat_fallback -- the copy to use when the one the commit word w names is not
+ * intact: the newest intact copy whose generation is the word's (the word's
+ * copy bit is wrong) or one less (the named copy is damaged: its change is
+ * lost). named and other hold the bytes of both copies. 0 and *src filled
+ * (src->fallback = 1), or -1 with EINVAL and a message naming both copies.
+ */
+static int
+cat_fallback(const struct pool_hdr *hdr, uint64_t w, const void *named, const void *other,
+		struct cat_source *src)
+{
+	unsigned n = (unsigned)(w & 1);
+	uint64_t gen = w >> 1;
+	memset(src, 0, sizeof(*src));
+	src->word = w;
+	src->copy = n;
+	src->generation = gen;
+	if (w == 0)
+		return ckpt_err_set(EINVAL, "catalog: commit word is 0");
+	if (gen == 0 || gen > (UINT64_MAX >> 2))
+		return ckpt_err_set(EINVAL, "catalog: commit word names generation %llu",
+				(unsigned long long)gen);
+	if (cat_validate(hdr, named, gen) == 0)
+		return 0;   /* intact after all (the caller read it while it changed) */
+	snprintf(src->damage, sizeof(src->damage), "%s", ckpt_errormsg());
+	const void *copy[2];
+	copy[n] = named;
+	copy[n ^ 1] = other;
+	char why[CKPT_ERRMSG_MAX] = "";
+	int best = -1;
+	uint64_t best_gen = 0;
+	for (unsigned k = 0; k < 2; k++) {
+		unsigned i = n ^ k;   /* the named copy first: it wins a tie */
+		struct cat_hdr h;
+		memcpy(&h, copy[i], sizeof(h));
+		if (h.generation + 1 != gen && h.generation != gen) {
+			if (i != n)
+				snprintf(why, sizeof(why), "copy %u holds generation %llu", i,
+					(unsigned long long)h.generation);
+			continue;
+		}
+		if (cat_validate(hdr, copy[i], h.generation) < 0) {
+			if (i != n)
+				snprintf(why, sizeof(why), "copy %u: %s", i, ckpt_errormsg());
+			continue;
+		}
+		if (best < 0 || h.generation > best_gen) {
+			best = (int)i;
+			best_gen = h.generation;
+		}
+	}
+	if (best < 0)
+		return ckpt_err_set(EINVAL, "catalog copy %u: %s; no intact copy to fall back "
+				"to (%s)", n, src->damage, why);
+	src->copy = (unsigned)best;
+	src->generation = best_gen;
+	src->fallback = 1;
+	return 0;
+}
+
+/*
+ * cat_publish -- write the scratch catalog into copy dst as generation gen,
+ * persist it, then name it in the commit word and persist that. On a failed
+ * persist of the word the old word is put back, so this process never acts
+ * on a change that may be lost.
+ */
+static int
+cat_publish(struct catalog *c, unsigned dst, uint64_t gen)
+{
+	volatile uint64_t *cw = commit_word(c);
+	uint64_t w = *cw;
+	struct cat_hdr *h = c->scratch;
+	h->generation = gen;
+	cat_seal(c->scratch, c->hdr.cat_size);
+	char *d = (char *)c->meta.addr + layout_cat_off(&c->hdr, dst);
+	memcpy(d, c->scratch, c->hdr.cat_size);
+	if (map_persist(&c->meta, d, c->hdr.cat_size) < 0)
+		return -1;
+	__atomic_store_n(cw, (gen << 1) | dst, __ATOMIC_RELEASE);
+	if (map_persist(&c->meta, (const void *)cw, sizeof(*cw)) < 0) {
+		__atomic_store_n(cw, w, __ATOMIC_RELEASE);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * cat_check_leases -- refuse to fall back to a catalog that calls free a
+ * segment whose lease a running heap holds: the lost change gave it that
+ * segment, and handing it out again would put two heaps in one segment. The
+ * leases are tested through a new open file description, so this process's
+ * own leases count too.
+ */
+static int
+cat_check_leases(struct catalog *c)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", c->fd);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int qfd = fd >= 0 ? fd : c->fd;
+	struct cat_view v;
+	cat_view_of(&v, c->scratch, c->hdr.max_segments);
+	int ret = 0;
+	for (uint32_t i = 0; i < v.n && ret == 0; i++)
+		if (v.e[i].state == CAT_FREE && cat_lease_held(qfd, i))
+			ret = ckpt_err_set(EBUSY, "segment %u is in use by a running process "
+				"but free in the older copy; stop the processes using the pool "
+				"and open it again", i);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* cat_warn_repair -- one line on stderr: a catalog change was lost and the copies rewritten */
+static void
+cat_warn_repair(const struct catalog *c, const struct cat_source *src)
+{
+	char link[64], path[512];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", c->fd);
+	ssize_t n = readlink(link, path, sizeof(path) - 1);
+	path[n > 0 ? n : 0] = '\0';
+	int lost = src->generation != src->word >> 1;
+	fprintf(stderr, "libckpt: pool %s: catalog copy %u (the current one) is damaged "
+		"(%s); rewrote both copies from copy %u%s\n", n > 0 ? path : "?",
+		(unsigned)(src->word & 1), src->damage, src->copy,
+		lost ? ": the last catalog change is lost" : ", which holds the current "
+		"catalog: nothing is lost");
+}
+
+/*
+ * cat_recover -- with the lock held and the scratch holding the damaged
+ * copy the commit word w names: load the newest intact copy (cat_fallback),
+ * then rewrite both copies from it, each as a new generation (the damaged
+ * copy first, so a crash in between leaves an intact current copy), so the
+ * pool has two intact copies again before the caller changes anything.
+ */
+static int
+cat_recover(struct catalog *c, uint64_t w)
+{
+	unsigned n = (unsigned)(w & 1);
+	void *other = malloc(c->hdr.cat_size);
+	if (!other)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	memcpy(other, (const char *)c->meta.addr + layout_cat_off(&c->hdr, n ^ 1),
+			c->hdr.cat_size);
+	struct cat_source src;
+	int rc = cat_fallback(&c->hdr, w, c->scratch, other, &src);
+	if (rc == 0 && src.copy != n)
+		memcpy(c->scratch, other, c->hdr.cat_size);
+	free(other);
+	if (rc < 0 || !src.fallback)
+		return rc;
+	if (cat_check_leases(c) < 0) {
+		ckpt_err_prefix("catalog copy %u is damaged, copy %u (generation %llu) is "
+				"intact: ", n, src.copy, (unsigned long long)src.generation);
+		return -1;
+	}
+	uint64_t gen = w >> 1;
+	if (src.generation + 1 == gen) {
+		/* the lost change may have given out a checkpoint id (a publish)
+		 * or a life id (a restart or fork): never give them out again */
+		struct cat_hdr *h = c->scratch;
+		h->next_ckpt_id++;
+		h->next_life++;
+	}
+	if (cat_publish(c, src.copy ^ 1, gen + 1) < 0 ||
+	    (test_point("catalog:repair-mid"), cat_publish(c, src.copy, gen + 2) < 0)) {
+		ckpt_err_prefix("cannot repair the damaged catalog copy: ");
+		return -1;
+	}
+	cat_warn_repair(c, &src);
+	return 0;
+}
+
 int
 cat_begin(struct catalog *c, struct cat_view *v)
 {
@@ -170,7 +363,8 @@ cat_begin(struct catalog *c, struct cat_view *v)
 	uint64_t w = *commit_word(c);
 	const char *cur = (const char *)c->meta.addr + layout_cat_off(&c->hdr, w & 1);
 	memcpy(c->scratch, cur, c->hdr.cat_size);
-	if (cat_validate(&c->hdr, c->scratch, w >> 1) < 0) {
+	if ((w >> 1 == 0 || cat_validate(&c->hdr, c->scratch, w >> 1) < 0) &&
+	    cat_recover(c, w) < 0) {
 		cat_unlock(c);
 		return -1;
 	}
@@ -178,32 +372,46 @@ cat_begin(struct catalog *c, struct cat_view *v)
 	return 0;
 }
 
+/*
+ * cat_stamp_origins -- record on every checkpoint not stamped yet the
+ * checkpoint its heap was restarted from (restarted_from, CAT_F_ORIGIN):
+ * the ckpt_id of the live entry of the same life, 0 for a created or forked
+ * heap. A checkpoint is published while its heap is live, so this stamps it
+ * in the commit that publishes it; the record then outlives the heap, and
+ * ckpt-inspect shows the lineage of checkpoints whose heaps are gone.
+ * Checkpoints published by a format 1.0 libckpt whose heap is gone stay
+ * unstamped (unknown).
+ */
+static void
+cat_stamp_origins(struct catalog *c)
+{
+	struct cat_view v;
+	cat_view_of(&v, c->scratch, c->hdr.max_segments);
+	for (uint32_t i = 0; i < v.n; i++) {
+		struct cat_entry *e = &v.e[i];
+		if (e->state != CAT_CKPT || (e->flags & CAT_F_ORIGIN))
+			continue;
+		for (uint32_t j = 0; j < v.n; j++)
+			if (v.e[j].state == CAT_LIVE && v.e[j].life == e->life) {
+				e->restarted_from = v.e[j].ckpt_id;
+				e->flags |= CAT_F_ORIGIN;
+				break;
+			}
+	}
+}
+
 int
 cat_commit(struct catalog *c)
 {
-	volatile uint64_t *cw = commit_word(c);
-	uint64_t w = *cw;
-	unsigned next = (unsigned)(w & 1) ^ 1;
-	struct cat_hdr *h = c->scratch;
-	h->generation = (w >> 1) + 1;
-	cat_seal(c->scratch, c->hdr.cat_size);
-	char *dst = (char *)c->meta.addr + layout_cat_off(&c->hdr, next);
-	memcpy(dst, c->scratch, c->hdr.cat_size);
-	if (map_persist(&c->meta, dst, c->hdr.cat_size) < 0)
-		goto fail;
-	__atomic_store_n(cw, (h->generation << 1) | next, __ATOMIC_RELEASE);
-	if (map_persist(&c->meta, (const void *)cw, sizeof(*cw)) < 0) {
-		/* published in memory but not known durable: undo so that
-		 * this process never acts on a change that may be lost */
-		__atomic_store_n(cw, w, __ATOMIC_RELEASE);
-		goto fail;
+	cat_stamp_origins(c);
+	uint64_t w = *commit_word(c);
+	if (cat_publish(c, (unsigned)(w & 1) ^ 1, (w >> 1) + 1) < 0) {
+		ckpt_err_prefix("cannot persist the catalog: ");
+		cat_unlock(c);
+		return -1;
 	}
 	cat_unlock(c);
 	return 0;
-fail:
-	ckpt_err_prefix("cannot persist the catalog: ");
-	cat_unlock(c);
-	return -1;
 }
 
 void
@@ -273,23 +481,56 @@ cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen)
 }
 
 int
-cat_snapshot(const struct pool_hdr *hdr, const void *meta, void *out)
+cat_snapshot_src(const struct pool_hdr *hdr, const void *meta, void *out,
+		struct cat_source *srcp)
 {
+	struct cat_source local;
+	struct cat_source *src = srcp ? srcp : &local;
 	const volatile uint64_t *cw =
 		(const volatile uint64_t *)((const char *)meta + POOL_COMMIT_OFF);
+	void *other = NULL;
 	for (int tries = 0; tries < 100; tries++) {
 		uint64_t w = __atomic_load_n(cw, __ATOMIC_ACQUIRE);
-		memcpy(out, (const char *)meta + layout_cat_off(hdr, w & 1), hdr->cat_size);
+		unsigned n = (unsigned)(w & 1);
+		memcpy(out, (const char *)meta + layout_cat_off(hdr, n), hdr->cat_size);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(cw, __ATOMIC_ACQUIRE) != w) {
 			usleep(1000);
 			continue;
 		}
-		if (w == 0)
-			return ckpt_err_set(EINVAL, "catalog: commit word is 0");
-		return cat_validate(hdr, out, w >> 1);
+		memset(src, 0, sizeof(*src));
+		src->word = w;
+		src->copy = n;
+		src->generation = w >> 1;
+		if (w >> 1 != 0 && cat_validate(hdr, out, w >> 1) == 0) {
+			free(other);
+			return 0;
+		}
+		/* the named copy is not intact: the other one, read while the
+		 * word stays the same (a writer repairing the named copy does
+		 * not touch the other one until it publishes) */
+		if (!other && !(other = malloc(hdr->cat_size)))
+			return ckpt_err_set(ENOMEM, "out of memory");
+		memcpy(other, (const char *)meta + layout_cat_off(hdr, n ^ 1), hdr->cat_size);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(cw, __ATOMIC_ACQUIRE) != w) {
+			usleep(1000);
+			continue;
+		}
+		int rc = cat_fallback(hdr, w, out, other, src);
+		if (rc == 0 && src->copy != n)
+			memcpy(out, other, hdr->cat_size);
+		free(other);
+		return rc;
 	}
+	free(other);
 	return ckpt_err_set(EBUSY, "catalog keeps changing; try again");
+}
+
+int
+cat_snapshot(const struct pool_hdr *hdr, const void *meta, void *out)
+{
+	return cat_snapshot_src(hdr, meta, out, NULL);
 }
 
 /* lease_op -- set or query a lease lock; F_OFD_GETLK when query */

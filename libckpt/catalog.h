@@ -8,6 +8,11 @@
  * generation, persists it, then publishes it with one persisted 8-byte
  * store of the commit word; cat_end() drops the lock without a change.
  * Readers without the lock (tools) use cat_snapshot().
+ *
+ * When the copy the commit word names is damaged, both fall back to the
+ * newest intact copy of the word's generation or the one before
+ * (struct cat_source says which); cat_begin then rewrites both copies from
+ * it before the caller sees the catalog (catalog.c, "Damage").
  */
 #ifndef CKPT_CATALOG_H
 #define CKPT_CATALOG_H 1
@@ -23,6 +28,15 @@ struct cat_view {
 	struct cat_hdr *h;
 	struct cat_entry *e;
 	uint32_t n;
+};
+
+/* cat_source -- which catalog copy a read used, and why */
+struct cat_source {
+	uint64_t word;              /* the commit word read */
+	unsigned copy;              /* the copy used, 0 or 1 */
+	uint64_t generation;        /* its generation */
+	int fallback;               /* 1: the copy the word names is not intact */
+	char damage[CKPT_ERRMSG_MAX]; /* fallback: what is wrong with that copy */
 };
 
 /* catalog -- DRAM handle; invariant: meta maps [0, data_off) of fd */
@@ -60,9 +74,14 @@ CKPT_HIDDEN int cat_validate(const struct pool_hdr *hdr, const void *copy, uint6
 /*
  * cat_snapshot -- lockless consistent copy of the current catalog from a
  * metadata mapping (meta = file bytes [0, data_off)) into out (cat_size).
- * Retries while a writer publishes; EINVAL if the current copy is damaged.
+ * Retries while a writer publishes. If the copy the commit word names is
+ * damaged, the intact previous one (see above); EINVAL if neither is usable.
  */
 CKPT_HIDDEN int cat_snapshot(const struct pool_hdr *hdr, const void *meta, void *out);
+
+/* cat_snapshot_src -- cat_snapshot, and which copy it used in *src (also on EINVAL) */
+CKPT_HIDDEN int cat_snapshot_src(const struct pool_hdr *hdr, const void *meta, void *out,
+		struct cat_source *src);
 
 /* cat_view_of -- view over a catalog copy buffer */
 static inline void

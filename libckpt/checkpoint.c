@@ -144,6 +144,13 @@ publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 	if (cat_begin(&p->cat, &v) < 0)
 		return -1;
 	struct cat_entry *e = &v.e[seg];
+	if (e->state != CAT_BUSY || !owner_equal(&e->owner, &p->self) || e->life != p->life) {
+		/* the reservation was lost (a damaged catalog copy fell back
+		 * past it): publish nothing over what is there now */
+		cat_end(&p->cat);
+		return ckpt_err_set(EIO, "segment %u is no longer reserved for this "
+				"checkpoint", seg);
+	}
 	*cid = v.h->next_ckpt_id++;
 	e->state = CAT_CKPT;
 	e->flags = flags;
@@ -223,9 +230,9 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	}
 
 	/* 4. publish */
-	ckpt_id cid;
+	ckpt_id cid = 0;
 	uint32_t freed[POOL_MAX_SEGMENTS];
-	unsigned nfreed;
+	unsigned nfreed = 0;
 	if (publish(p, (uint32_t)seg, label, used, in_use, sum, flags, &cid, freed, &nfreed) < 0)
 		goto release;
 	test_point("checkpoint:after-publish");

@@ -143,7 +143,10 @@ struct cat_entry {
 	uint64_t parent_life;    /* LIVE: life of the heap it was forked from, or 0 */
 	uint64_t lineage;        /* retention group: LIVE: its lineage; CKPT: the
 	                            lineage of the heap it was taken from */
-	uint8_t reserved[80];
+	uint64_t restarted_from; /* CKPT with CAT_F_ORIGIN: the checkpoint id the
+	                            heap it was taken from was restarted from (0:
+	                            created or forked); format 1.1 */
+	uint8_t reserved[72];
 	char label[CAT_LABEL_MAX];
 };
 
@@ -160,6 +163,8 @@ struct cat_entry {
 #define CAT_F_IN_MEMORY 0x2u
 /* CKPT: the checksum is of the image's 4 KiB page sums (sums.h; format 1.1) */
 #define CAT_F_PAGE_SUMS 0x4u
+#define CAT_F_ORIGIN 0x8u        /* CKPT: restarted_from is recorded (format 1.1; a
+                                    checkpoint published by a 1.0 libckpt lacks it) */
 
 /*
  * cat_hdr -- at the start of each catalog copy, followed by max_segments

@@ -3,7 +3,9 @@
  *
  * Opens the file O_RDONLY, validates the header (layout_check), maps the
  * metadata read-only and takes a lockless catalog snapshot; segments are
- * mapped read-only on demand and never past the end of the file.
+ * mapped read-only on demand and never past the end of the file. Only a
+ * regular file or a device is opened, and never in a way that can block (a
+ * FIFO put in place of the pool would wait for a writer forever).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -41,20 +43,50 @@ inspect_open(struct inspect *in, const char *path)
 	return 0;
 }
 
+/* file_kind -- what a non-pool file type is called in messages */
+static const char *
+file_kind(mode_t m)
+{
+	return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" :
+		S_ISLNK(m) ? "a symbolic link" : "not a regular file";
+}
+
+/* pool_file_type -- 0 if st is something a pool can live in: a regular file or a device */
+static int
+pool_file_type(const char *path, const struct stat *st)
+{
+	if (S_ISREG(st->st_mode) || S_ISBLK(st->st_mode) || S_ISCHR(st->st_mode))
+		return 0;
+	return ckpt_err_set(S_ISDIR(st->st_mode) ? EISDIR : EINVAL,
+		"%s is %s, not a pool (a pool is a regular file or a DAX device)", path,
+		file_kind(st->st_mode));
+}
+
 int
 inspect_open_header(struct inspect *in, const char *path)
 {
 	memset(in, 0, sizeof(*in));
-	in->fd = open(path, O_RDONLY | O_CLOEXEC);
+	in->fd = -1;
+	/* what is not a file or a device is refused before it is opened: an
+	 * open of a FIFO waits for a writer, one of a socket fails obscurely */
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return ckpt_err_set(errno, "cannot open %s: %s", path, strerror(errno));
+	if (pool_file_type(path, &st) < 0)
+		return -1;
+	/* O_NONBLOCK: the path may have been replaced by a FIFO since */
+	in->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (in->fd < 0)
 		return ckpt_err_set(errno, "cannot open %s: %s", path, strerror(errno));
-	struct stat st;
 	if (fstat(in->fd, &st) < 0) {
 		ckpt_err_set(errno, "cannot stat %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (S_ISDIR(st.st_mode)) {
-		ckpt_err_set(EISDIR, "%s is a directory", path);
+	if (pool_file_type(path, &st) < 0)
+		goto fail;
+	int fl = fcntl(in->fd, F_GETFL);
+	if (fl < 0 || fcntl(in->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		ckpt_err_set(errno, "cannot use %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	in->file_size = (uint64_t)st.st_size;
@@ -90,7 +122,7 @@ fail:
 int
 inspect_refresh(struct inspect *in)
 {
-	if (cat_snapshot(&in->hdr, in->meta, in->cat_copy) < 0) {
+	if (cat_snapshot_src(&in->hdr, in->meta, in->cat_copy, &in->src) < 0) {
 		memset(&in->cat, 0, sizeof(in->cat));
 		return -1;
 	}
@@ -444,9 +476,21 @@ verify_header(struct vctx *v)
 			v->in->file_size, v->in->file_size - h->file_size);
 }
 
-/* verify_other_copy -- describe the catalog copy the commit word does not name */
+/* commit_word_now -- the commit word as it is now */
+static uint64_t
+commit_word_now(const struct inspect *in)
+{
+	return __atomic_load_n((const volatile uint64_t *)((const char *)in->meta +
+				POOL_COMMIT_OFF), __ATOMIC_ACQUIRE);
+}
+
+/*
+ * verify_backup_copy -- describe the catalog copy the commit word w does not
+ * name: the backup, holding the catalog as it was before the last change
+ * (the fallback if the current copy is ever damaged)
+ */
 static void
-verify_other_copy(struct vctx *v, uint64_t w)
+verify_backup_copy(struct vctx *v, uint64_t w)
 {
 	const struct pool_hdr *hdr = &v->in->hdr;
 	unsigned other = (unsigned)(w & 1) ^ 1;
@@ -457,28 +501,80 @@ verify_other_copy(struct vctx *v, uint64_t w)
 	if (!copy)
 		return;
 	memcpy(copy, (const char *)v->in->meta + off, hdr->cat_size);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	int moved = commit_word_now(v->in) != w;
 	struct cat_hdr ch;
 	memcpy(&ch, copy, sizeof(ch));
 	uint64_t cur = w >> 1;
-	if (all_zero(copy, hdr->cat_size)) {
+	char why[CKPT_ERRMSG_MAX] = "generation not older than the current copy's";
+	int bad = cat_validate(hdr, copy, ch.generation) < 0;
+	if (bad)
+		snprintf(why, sizeof(why), "%s", ckpt_errormsg());
+	if (moved) {
 		finding(v, INSPECT_NOTE, where, -1, off,
-			"never written (the pool has had %" PRIu64 " catalog generation%s)",
-			cur, cur == 1 ? "" : "s");
-	} else if (cat_validate(hdr, copy, ch.generation) < 0) {
+			"backup copy: being rewritten by a catalog change in progress; not judged");
+	} else if (all_zero(copy, hdr->cat_size)) {
 		finding(v, INSPECT_NOTE, where, -1, off,
-			"not the current copy and not valid (%s): an interrupted or "
-			"concurrent update; ignored, the next update rewrites it",
-			ckpt_errormsg());
-	} else if (ch.generation < cur) {
+			"backup copy: not written yet (the pool has had no catalog change since "
+			"it was created); there is no fallback until the next change");
+	} else if (ch.generation == cur + 1) {
+		/* written with the next generation, never named: a change that
+		 * was interrupted (or is being written), and is not part of the pool */
 		finding(v, INSPECT_NOTE, where, -1, off,
-			"previous generation %" PRIu64 " (current is %" PRIu64 "), valid",
-			ch.generation, cur);
+			"backup copy: holds a catalog change that was not completed (a process "
+			"stopped while changing the catalog, or one is changing it now); ignored, "
+			"the next change rewrites it");
+	} else if (bad || ch.generation >= cur) {
+		finding(v, INSPECT_WARNING, where, -1, off,
+			"backup copy is damaged (%s); the pool has no fallback if the current "
+			"copy is damaged before the next catalog change rewrites it", why);
+	} else if (ch.generation + 1 == cur) {
+		finding(v, INSPECT_NOTE, where, -1, off,
+			"backup copy: intact, the catalog as it was before the last change "
+			"(used if the current copy is ever damaged)");
 	} else {
-		finding(v, INSPECT_NOTE, where, -1, off,
-			"generation %" PRIu64 " is newer than the current %" PRIu64
-			": an update not (yet) published; ignored", ch.generation, cur);
+		finding(v, INSPECT_WARNING, where, -1, off,
+			"backup copy: intact but %" PRIu64 " changes behind the current copy, too "
+			"old to fall back to; the next catalog change rewrites it",
+			cur - ch.generation);
 	}
 	free(copy);
+}
+
+/* verify_fallback -- the current copy is damaged and the catalog was read from the other */
+static void
+verify_fallback(struct vctx *v)
+{
+	const struct cat_source *s = &v->in->src;
+	const struct pool_hdr *hdr = &v->in->hdr;
+	unsigned named = (unsigned)(s->word & 1);
+	uint64_t gen = s->word >> 1;
+	char where[32];
+	if (s->generation == gen) {
+		/* the word names the wrong copy: the other one is the current generation */
+		finding(v, INSPECT_ERROR, "commit word", -1, POOL_COMMIT_OFF,
+			"names catalog copy %u, which is not intact (%s), while copy %u holds "
+			"the current catalog intact: nothing is lost; the next catalog change "
+			"(any process opening the pool) rewrites both copies and the word",
+			named, s->damage, s->copy);
+		return;
+	}
+	if (s->copy == named) {
+		/* the named copy is intact but one generation behind the word */
+		finding(v, INSPECT_ERROR, "commit word", -1, POOL_COMMIT_OFF,
+			"names catalog copy %u as generation %" PRIu64 ", which holds the "
+			"one before, intact: the word is damaged, or the last catalog change "
+			"is lost; the pool is read from that copy, and the next catalog "
+			"change rewrites both copies and the word", named, gen);
+		return;
+	}
+	snprintf(where, sizeof(where), "catalog copy %u", named);
+	finding(v, INSPECT_ERROR, where, -1, layout_cat_off(hdr, named),
+		"the current catalog copy is damaged (%s); the pool is read from copy %u, "
+		"the catalog as it was before the last change: that change is lost (a "
+		"checkpoint it published is not listed, a segment it freed or took shows "
+		"as before); the next catalog change (any process opening the pool) "
+		"rewrites both copies", s->damage, s->copy);
 }
 
 /* verify_catalog -- 0 if the current catalog is usable for the segment checks */
@@ -487,12 +583,9 @@ verify_catalog(struct vctx *v)
 {
 	struct inspect *in = v->in;
 	const struct pool_hdr *hdr = &in->hdr;
-	uint64_t w = __atomic_load_n((const volatile uint64_t *)((const char *)in->meta +
-				POOL_COMMIT_OFF), __ATOMIC_ACQUIRE);
 	if (!in->cat.h && inspect_refresh(in) < 0) {
 		char where[32];
-		uint64_t w2 = __atomic_load_n((const volatile uint64_t *)((const char *)in->meta
-					+ POOL_COMMIT_OFF), __ATOMIC_ACQUIRE);
+		uint64_t w2 = in->src.word;
 		if (w2 == 0) {
 			finding(v, INSPECT_ERROR, "commit word", -1, POOL_COMMIT_OFF,
 				"commit word is 0: no catalog copy is current");
@@ -501,17 +594,20 @@ verify_catalog(struct vctx *v)
 		snprintf(where, sizeof(where), "catalog copy %u", (unsigned)(w2 & 1));
 		finding(v, INSPECT_ERROR, where, -1, layout_cat_off(hdr, w2 & 1),
 			"current catalog copy is damaged: %s", ckpt_errormsg());
-		verify_other_copy(v, w2);
 		return -1;
 	}
-	verify_other_copy(v, w);
+	uint64_t w = in->src.word;
+	if (in->src.fallback)
+		verify_fallback(v);
+	else
+		verify_backup_copy(v, w);
 
 	const struct cat_view *c = &in->cat;
 	for (uint32_t i = 0; i < c->n; i++) {
 		const struct cat_entry *e = &c->e[i];
 		char where[32];
 		snprintf(where, sizeof(where), "catalog entry %u", i);
-		uint64_t off = layout_cat_off(hdr, w & 1) + sizeof(struct cat_hdr) +
+		uint64_t off = layout_cat_off(hdr, in->src.copy) + sizeof(struct cat_hdr) +
 			(uint64_t)i * sizeof(struct cat_entry);
 		if (e->state == CAT_FREE) {
 			struct cat_entry z;
@@ -531,8 +627,16 @@ verify_catalog(struct vctx *v)
 		if (e->state == CAT_CKPT && e->parent != CAT_NONE)
 			finding(v, INSPECT_WARNING, where, i, off,
 				"checkpoint with a parent segment (%u)", e->parent);
-		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_IN_MEMORY | CAT_F_PAGE_SUMS))
+		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_IN_MEMORY | CAT_F_PAGE_SUMS |
+		    CAT_F_ORIGIN))
 			finding(v, INSPECT_WARNING, where, i, off, "unknown flags 0x%x", e->flags);
+		if ((e->flags & CAT_F_ORIGIN) && e->state != CAT_CKPT)
+			finding(v, INSPECT_WARNING, where, i, off,
+				"restarted-from record on an entry that is not a checkpoint");
+		else if ((e->flags & CAT_F_ORIGIN) && e->restarted_from >= c->h->next_ckpt_id)
+			finding(v, INSPECT_WARNING, where, i, off, "checkpoint %" PRIu64
+				" records its heap as restarted from checkpoint %" PRIu64
+				", an id never given out", e->ckpt_id, e->restarted_from);
 	}
 	return 0;
 }
@@ -712,9 +816,12 @@ inspect_verify_path(const char *path, unsigned flags, inspect_finding_fn fn, voi
 			res = &local;
 		memset(res, 0, sizeof(*res));
 		struct vctx v = { .fn = fn, .arg = arg, .res = res };
-		finding(&v, INSPECT_ERROR, errno == EINVAL || errno == ENOTSUP ? "header" : "file",
-			-1, errno == EINVAL || errno == ENOTSUP ? 0 : UINT64_MAX, "%s",
-			ckpt_errormsg());
+		/* the header is at fault only if there is a file to hold one */
+		struct stat st;
+		int hdr = (errno == EINVAL || errno == ENOTSUP) && stat(path, &st) == 0 &&
+			pool_file_type(path, &st) == 0;
+		finding(&v, INSPECT_ERROR, hdr ? "header" : "file", -1, hdr ? 0 : UINT64_MAX,
+			"%s", ckpt_errormsg());
 		return 1;
 	}
 	int rc = inspect_verify(&in, flags, fn, arg, NULL, NULL, res);

@@ -20,6 +20,8 @@ struct inspect {
 	const void *meta;        /* read-only mapping of [0, data_off) */
 	void *cat_copy;          /* cat_size bytes */
 	struct cat_view cat;
+	struct cat_source src;   /* the copy the snapshot came from; src.fallback:
+	                            the current one is damaged, cat is the older one */
 	int dax;                 /* the file accepts MAP_SYNC: real pmem */
 };
 
@@ -34,7 +36,7 @@ CKPT_HIDDEN int inspect_open(struct inspect *in, const char *path);
 CKPT_HIDDEN int inspect_open_header(struct inspect *in, const char *path);
 CKPT_HIDDEN void inspect_close(struct inspect *in);
 
-/* inspect_refresh -- take a new catalog snapshot */
+/* inspect_refresh -- take a new catalog snapshot (in->src says from which copy) */
 CKPT_HIDDEN int inspect_refresh(struct inspect *in);
 
 /*
@@ -102,7 +104,7 @@ CKPT_HIDDEN int inspect_entry_unchanged(struct inspect *in, uint32_t seg,
 enum inspect_severity {
 	INSPECT_ERROR = 0,    /* damage: verify fails */
 	INSPECT_WARNING = 1,  /* suspicious, or unverifiable now (a live heap mid-operation) */
-	INSPECT_NOTE = 2,     /* information (the state of the non-current catalog copy) */
+	INSPECT_NOTE = 2,     /* information (the state of the backup catalog copy) */
 };
 
 /* inspect_finding -- one thing verify found; strings valid during the callback */

@@ -13,6 +13,8 @@
  *   fork:child-ready                                   (the child)  (fork.c)
  *   restart:mid-copy     ckpt_open(path, id) copying the checkpoint into the
  *                        process's new live segment           (restart.c)
+ *   catalog:repair-mid   between the two rewrites of a damaged catalog
+ *                        copy's repair                           (catalog.c)
  * A "mid-copy" point is passed to segcopy, which fires it after the first
  * chunk of data when more follows, with small chunks while it is armed.
  *

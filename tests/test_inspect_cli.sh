@@ -51,9 +51,9 @@ json 'all(s["tree_parent"] is None or any(t["segment"] == s["tree_parent"] and s
 expect 0 "$INSPECT" list "$P"
 grep -q "└─" "$T/out" || fail "list: no tree drawn"
 grep -q "dead" "$T/out" || fail "list: no dead owner shown"
-head -1 "$T/out" | grep -q "SEGMENT *STATE *PARENT *CKPT *LABEL" || fail "list: header"
+head -1 "$T/out" | grep -q "SEGMENT *STATE *PARENT *CKPT *FROM *LABEL" || fail "list: header"
 grep -q "^5-7 *free " "$T/out" || fail "list: free segments 5-7 not on one row"
-grep -q "└─ 4 *checkpoint *3 *3 *child " "$T/out" || fail "list: the child's checkpoint row (parent 3, id 3)"
+grep -q "└─ 4 *checkpoint *3 *3 *- *child " "$T/out" || fail "list: the child's checkpoint row (parent 3, id 3, not restarted)"
 
 # heap by every REF form
 for ref in latest 1 2 3 seg:0; do
@@ -101,6 +101,9 @@ expect 0 "$INSPECT" dump "$P" 1 "$BASE" 0
 # verify: sound pool
 expect 0 "$INSPECT" verify "$P"
 grep -q "^ok: 0 errors" "$T/out" || fail "verify: not ok"
+# the backup catalog copy in words a user knows (issue 16, item 10)
+grep -q "^note  *catalog copy [01] .*backup copy: intact" "$T/out" || fail "verify: no backup copy note"
+grep -q "generation" "$T/out" && fail "verify: internal wording (generation) in: $(cat "$T/out")"
 expect 0 "$INSPECT" verify "$P" --json
 json 'd["ok"] is True and d["errors"] == 0 and d["checkpoints_verified"] == 3 and d["heaps_walked"] == 5'
 json 'all(set(f) == {"severity","where","segment","offset","message"} for f in d["findings"])'
@@ -120,21 +123,31 @@ fi
 expect 2 "$INSPECT"
 expect 2 "$INSPECT" frobnicate "$P"
 expect 2 "$INSPECT" heap "$P"
-expect 2 "$INSPECT" heap "$P" 99
-expect 2 "$INSPECT" heap "$P" seg:8
-expect 2 "$INSPECT" heap "$P" seg:7         # free segment
 expect 2 "$INSPECT" heap "$P" seg:x
 expect 2 "$INSPECT" heap "$P" -- -1
 expect 2 "$INSPECT" heap "$P" 0
-expect 2 "$INSPECT" heap "$P" 99 --json
-json 'd["exit"] == 2 and "no checkpoint 99" in d["error"]'
+expect 2 "$INSPECT" heap "$P" latest7
+# a well-formed REF that names nothing in this pool is a failed lookup: 1
+# with a message (issue 16, item 10)
+for c in heap "dump"; do
+	set -- 0x300000000000 16
+	[ "$c" = heap ] && set --
+	expect 1 "$INSPECT" $c "$P" 99 "$@"
+	grep -q "no checkpoint 99 in the pool" "$T/err" || fail "$c 99: message: $(cat "$T/err")"
+	expect 1 "$INSPECT" $c "$P" seg:8 "$@"
+	grep -q "segment 8 does not exist" "$T/err" || fail "$c seg:8: message: $(cat "$T/err")"
+	expect 1 "$INSPECT" $c "$P" seg:7 "$@"    # a free segment
+	grep -q "segment 7 is free" "$T/err" || fail "$c seg:7: message: $(cat "$T/err")"
+done
+expect 1 "$INSPECT" heap "$P" 99 --json
+json 'd["exit"] == 1 and "no checkpoint 99" in d["error"]'
 expect 2 "$INSPECT" dump "$P" 1 0x1000 16
 expect 2 "$INSPECT" dump "$P" 1 "$BASE" 5M
 expect 2 "$INSPECT" dump "$P" 1 "$BASE" 0x
 expect 2 "$INSPECT" dump "$P" 1 zork 16
 expect 2 "$INSPECT" dump "$P" 1 0xffffffffffffffff 2
 expect 2 "$INSPECT" info "$T/nonexistent"
-expect 2 "$INSPECT" info "$T"
+expect 1 "$INSPECT" info "$T"               # a directory is not a pool
 expect 2 "$INSPECT" list "$P" extra
 expect 2 "$INSPECT" list "$P" --bogus
 # not a pool: exit 1

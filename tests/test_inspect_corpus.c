@@ -13,10 +13,12 @@
  *   - the ckpt-inspect binary (info, list, verify, heap, dump) never dies of
  *     a signal, never hangs (30 s limit), always exits 0 or 1 (never 2: the
  *     command lines are valid); verify exits 1 on damage; damage in the
- *     header, commit word or current catalog copy (and truncation), which
- *     every command reads, makes every command exit 1 with a message on
- *     stderr naming the problem; damage past them leaves info and list at
- *     0; heap exits 1 on a damaged heap.
+ *     header or commit word (and truncation), which every command reads,
+ *     makes every command exit 1 with a message on stderr naming the
+ *     problem; damage in the current catalog copy makes the tools fall back
+ *     to the intact backup copy (issue 16, item 4): verify exits 1 naming
+ *     the damage, info and list exit 0 with a warning on stderr; damage
+ *     past them leaves info and list at 0; heap exits 1 on a damaged heap.
  * Every damage is undone before the next, and no binary is committed: the
  * corpus is generated here.
  */
@@ -269,15 +271,20 @@ cli(const char *path, const char *a, const char *b, const char *c, const char *d
 /*
  * What a damaged pool must give:
  *   CLEAN        nothing is wrong: every command exits 0
- *   META         the header, commit word or current catalog copy is damaged
+ *   META         the header or commit word is damaged, or both catalog copies
  *                (or the file truncated): every command reads them, so every
  *                command exits 1 with a message on stderr naming the problem
+ *   FALLBACK     the current catalog copy is damaged, the backup copy is
+ *                intact: verify exits 1 naming the damage; info and list
+ *                read the backup copy, exit 0 and warn on stderr
+ *   CATDAMAGE    FALLBACK or META (a flipped bit in the commit word: whether
+ *                a copy matches the generation it names depends on the bit)
  *   DAMAGE       the header and catalog are sound (info and list exit 0),
  *                what verify checks beyond them is not: verify exits 1
  *   HEAP_DAMAGE  as DAMAGE, and heap of the damaged checkpoint exits 1
  *   ANY          no crash, no hang, exit 0 or 1
  */
-enum expect { CLEAN, META, DAMAGE, HEAP_DAMAGE, ANY };
+enum expect { CLEAN, META, FALLBACK, CATDAMAGE, DAMAGE, HEAP_DAMAGE, ANY };
 
 /* meta_failed -- the last cli() exited 1 with a message naming substr */
 static void
@@ -292,6 +299,28 @@ meta_failed(const char *name, int st, const char *substr)
 			cli_err);
 }
 
+/* fell_back -- the last cli() exited 0 and warned that it shows the backup catalog copy */
+static void
+fell_back(const char *name, int st)
+{
+	if (st != 0)
+		fail_msg("%s: %s exited %d with an intact backup catalog copy: %s", name,
+			cli_cmd, st, cli_err);
+	if (!strstr(cli_err, "ckpt-inspect: warning: ") || !strstr(cli_err, "damaged"))
+		fail_msg("%s: %s did not warn that it reads the backup catalog copy: '%s'",
+			name, cli_cmd, cli_err);
+}
+
+/* meta_or_fell_back -- META or FALLBACK, by the exit status */
+static void
+meta_or_fell_back(const char *name, int st)
+{
+	if (st == 0)
+		fell_back(name, st);
+	else
+		meta_failed(name, st, NULL);
+}
+
 /* check -- the current state of the work file (or path) against what is expected */
 static void
 check_path(const char *name, const char *path, enum expect ex, const char *substr)
@@ -300,7 +329,8 @@ check_path(const char *name, const char *path, enum expect ex, const char *subst
 	int errs = verify_lib(path, 0, msgs, sizeof(msgs));
 	if (ex == CLEAN && errs != 0)
 		fail_msg("%s: verify found %d errors in a sound pool:\n%s", name, errs, msgs);
-	if (ex == META || ex == DAMAGE || ex == HEAP_DAMAGE) {
+	if (ex == META || ex == FALLBACK || ex == CATDAMAGE || ex == DAMAGE ||
+	    ex == HEAP_DAMAGE) {
 		if (errs == 0)
 			fail_msg("%s: verify found no error", name);
 		if (substr && !strstr(msgs, substr))
@@ -311,7 +341,8 @@ check_path(const char *name, const char *path, enum expect ex, const char *subst
 	snprintf(id_old, sizeof(id_old), "%llu", (unsigned long long)ck_id_old);
 	snprintf(segref, sizeof(segref), "seg:%u", dead_seg);
 	snprintf(base, sizeof(base), "0x%llx", (unsigned long long)H.base);
-	int damaged = ex == META || ex == DAMAGE || ex == HEAP_DAMAGE;
+	int damaged = ex == META || ex == FALLBACK || ex == CATDAMAGE || ex == DAMAGE ||
+		ex == HEAP_DAMAGE;
 
 	int v = cli(path, "verify", NULL, NULL, NULL);
 	if (ex != ANY && v != damaged)
@@ -327,12 +358,20 @@ check_path(const char *name, const char *path, enum expect ex, const char *subst
 	int i = cli(path, "info", "--json", NULL, NULL);
 	if (ex == META)
 		meta_failed(name, i, substr);
+	else if (ex == FALLBACK)
+		fell_back(name, i);
+	else if (ex == CATDAMAGE)
+		meta_or_fell_back(name, i);
 	else if (ex != ANY && i != 0)
 		fail_msg("%s: info exited %d with a sound header and catalog: %s", name, i,
 			cli_err);
 	int l = cli(path, "list", NULL, NULL, NULL);
 	if (ex == META)
 		meta_failed(name, l, substr);
+	else if (ex == FALLBACK)
+		fell_back(name, l);
+	else if (ex == CATDAMAGE)
+		meta_or_fell_back(name, l);
 	else if (ex != ANY && l != 0)
 		fail_msg("%s: list exited %d with a sound header and catalog: %s", name, l,
 			cli_err);
@@ -496,10 +535,16 @@ test_commit_word(void **state)
 	uint64_t w = commit_word();
 	poke64(POOL_COMMIT_OFF, 0);
 	check("commit word 0", META, "commit word");
+	/* the copy the word should name, or the one before, is intact: used */
 	poke64(POOL_COMMIT_OFF, w ^ 1);
-	check("commit word names the other copy", META, "catalog");
+	check("commit word names the other copy", FALLBACK, "commit word");
 	poke64(POOL_COMMIT_OFF, w + 2);
-	check("commit word generation ahead", META, "generation");
+	check("commit word generation ahead", FALLBACK, "generation");
+	/* neither copy holds the generation it names, or the one before */
+	poke64(POOL_COMMIT_OFF, w + 4);
+	check("commit word generation two ahead", META, "no intact copy");
+	poke64(POOL_COMMIT_OFF, w - 4);
+	check("commit word generation behind", META, "no intact copy");
 	poke64(POOL_COMMIT_OFF, ~0ull);
 	check("commit word all ones", META, NULL);
 }
@@ -533,32 +578,38 @@ test_catalog(void **state)
 	(void)state;
 	uint64_t c = cur_cat();
 	poke(c + 5, "\x55", 1);
-	check("catalog magic", META, "catalog");
+	check("catalog magic", FALLBACK, "magic");
 	poke(entry_off(ck_seg) + 30, "\x01", 1);
-	check("catalog entry byte", META, "checksum");
+	check("catalog entry byte", FALLBACK, "checksum");
+	/* both copies damaged: nothing to fall back to */
+	poke(c + 5, "\x55", 1);
+	poke(layout_cat_off(&H, (commit_word() & 1) ^ 1) + 700, "\x55", 1);
+	check("both catalog copies", META, "no intact copy");
 
-	/* the other copy is not used: damage there is a note, not an error */
+	/* the backup copy is not used while the current one is intact: damage
+	 * there is a warning, not an error */
 	uint64_t other = layout_cat_off(&H, (commit_word() & 1) ^ 1);
 	poke(other, "garbage!", 8);
 	poke(other + 700, "\xff\xff\xff\xff", 4);
 	check("other catalog copy damaged", CLEAN, NULL);
 
-	/* META: cat_validate rejects the copy, so every command fails; DAMAGE:
-	 * the copy is valid, verify's own entry checks or the checksum see it */
+	/* FALLBACK: cat_validate rejects the copy, every command reads the
+	 * backup copy; DAMAGE: the copy is valid, verify's own entry checks or
+	 * the checksum see it */
 	struct { const char *name; uint64_t off; uint64_t v; int w; const char *msg;
 		enum expect ex; } cases[] = {
-		{ "nentries huge", c + offsetof(struct cat_hdr, nentries), 0xffffffffu, 4, "entries", META },
-		{ "next id 0", c + offsetof(struct cat_hdr, next_ckpt_id), 0, 8, "next checkpoint", META },
-		{ "next id below ids", c + offsetof(struct cat_hdr, next_ckpt_id), 1, 8, "out of range", META },
-		{ "bad state", entry_off(1) + offsetof(struct cat_entry, state), 9, 4, "state", META },
-		{ "parent out of range", entry_off(ck_seg) + offsetof(struct cat_entry, parent), 5000, 4, "parent", META },
-		{ "source out of range", entry_off(ck_seg) + offsetof(struct cat_entry, source), 4096, 4, "source", META },
-		{ "used past segment", entry_off(ck_seg) + offsetof(struct cat_entry, used), H.seg_size + 1, 8, "used", META },
-		{ "used huge", entry_off(ck_seg) + offsetof(struct cat_entry, used), ~0ull, 8, "used", META },
+		{ "nentries huge", c + offsetof(struct cat_hdr, nentries), 0xffffffffu, 4, "entries", FALLBACK },
+		{ "next id 0", c + offsetof(struct cat_hdr, next_ckpt_id), 0, 8, "next checkpoint", FALLBACK },
+		{ "next id below ids", c + offsetof(struct cat_hdr, next_ckpt_id), 1, 8, "out of range", FALLBACK },
+		{ "bad state", entry_off(1) + offsetof(struct cat_entry, state), 9, 4, "state", FALLBACK },
+		{ "parent out of range", entry_off(ck_seg) + offsetof(struct cat_entry, parent), 5000, 4, "parent", FALLBACK },
+		{ "source out of range", entry_off(ck_seg) + offsetof(struct cat_entry, source), 4096, 4, "source", FALLBACK },
+		{ "used past segment", entry_off(ck_seg) + offsetof(struct cat_entry, used), H.seg_size + 1, 8, "used", FALLBACK },
+		{ "used huge", entry_off(ck_seg) + offsetof(struct cat_entry, used), ~0ull, 8, "used", FALLBACK },
 		{ "used zero", entry_off(ck_seg) + offsetof(struct cat_entry, used), 0, 8, NULL, DAMAGE },
 		{ "used short", entry_off(ck_seg) + offsetof(struct cat_entry, used), ck_used - 16384, 8, NULL, DAMAGE },
-		{ "checkpoint id 0", entry_off(ck_seg) + offsetof(struct cat_entry, ckpt_id), 0, 8, "checkpoint id", META },
-		{ "duplicate id", entry_off(ck_seg) + offsetof(struct cat_entry, ckpt_id), ck_id_old, 8, "same checkpoint id", META },
+		{ "checkpoint id 0", entry_off(ck_seg) + offsetof(struct cat_entry, ckpt_id), 0, 8, "checkpoint id", FALLBACK },
+		{ "duplicate id", entry_off(ck_seg) + offsetof(struct cat_entry, ckpt_id), ck_id_old, 8, "same checkpoint id", FALLBACK },
 		{ "checksum", entry_off(ck_seg) + offsetof(struct cat_entry, checksum), 12345, 8, "checksum mismatch", DAMAGE },
 		{ "live owner pid 0", entry_off(dead_seg) + offsetof(struct cat_entry, owner.pid), 0, 4, "pid", DAMAGE },
 		{ "self parent", entry_off(dead_seg) + offsetof(struct cat_entry, parent), dead_seg, 4, "own parent", DAMAGE },
@@ -580,7 +631,7 @@ test_catalog(void **state)
 	memset(label, 'x', sizeof(label));
 	poke(entry_off(ck_seg) + offsetof(struct cat_entry, label), label, sizeof(label));
 	reseal_catalog();
-	check("label not terminated", META, "label");
+	check("label not terminated", FALLBACK, "label");
 	/* free entry turned checkpoint of a hole: checksum mismatch, walker fails */
 	uint32_t fr = 0;
 	while (fr == ck_seg || fr == ck_seg_old || fr == dead_seg)
@@ -596,7 +647,7 @@ test_catalog(void **state)
 	poke64(c + offsetof(struct cat_hdr, next_ckpt_id), ck_id + 2);
 	poke64(entry_off(fr) + offsetof(struct cat_entry, used), 1 << 20);
 	reseal_catalog();
-	check("checkpoint of a hole", META, NULL);
+	check("checkpoint of a hole", FALLBACK, NULL);
 }
 
 /* -- allocator metadata, behind a re-sealed checksum ------------------------- */
@@ -747,12 +798,13 @@ test_random_flips(void **state)
 		uint64_t off;
 		enum expect ex = ANY;
 		switch (region) {
-		/* the header and both words of the current catalog copy are
-		 * covered by checksums (and the commit word must name a copy of
-		 * its generation): every flip there is damage every command sees */
+		/* the header and the current catalog copy are covered by
+		 * checksums (and the commit word must name a copy of its
+		 * generation, or the one before): every flip there is damage;
+		 * in the current catalog copy, the backup copy is read instead */
 		case 0: off = rand_r(&seed) % 256; ex = META; break;
-		case 1: off = POOL_COMMIT_OFF + rand_r(&seed) % 8; ex = META; break;
-		case 2: off = cur_cat() + rand_r(&seed) % H.cat_size; ex = META; break;
+		case 1: off = POOL_COMMIT_OFF + rand_r(&seed) % 8; ex = CATDAMAGE; break;
+		case 2: off = cur_cat() + rand_r(&seed) % H.cat_size; ex = FALLBACK; break;
 		case 3: off = layout_cat_off(&H, (commit_word() & 1) ^ 1) + rand_r(&seed) % H.cat_size;
 			ex = CLEAN; break;
 		case 4: off = seg0 + rand_r(&seed) % ck_used; ex = DAMAGE; break;

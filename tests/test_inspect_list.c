@@ -12,6 +12,10 @@
  * entry turned busy, owned by this (running) test process, catalog
  * checksum re-sealed. The tool is then run as a user runs it and its output,
  * text and JSON, is checked with python3.
+ *
+ * test_list_lineage: checkpoints of heaps restarted (and closed) one after
+ * the other show where each was restarted from (see there);
+ * test_list_format_1_0: the same in a pool of format 1.0.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -136,14 +140,15 @@ static const char check_py[] =
 	"need(sum(s['state'] == 'checkpoint' for s in segs) == 1, 'one checkpoint')\n"
 	"need(sum(s['state'] == 'dead' for s in segs) == 3, 'two dead heaps and a dead busy entry')\n"
 	"bys = {s['segment']: s for s in segs}\n"
-	"# text: header, one row per used segment, one row per run of free ones\n"
+	"# text: header, one row per used segment, then the free ones as ranges on the last row\n"
 	"hdr = text[0].split()\n"
-	"need(hdr[:4] == ['SEGMENT', 'STATE', 'PARENT', 'CKPT'] and hdr[-1] == 'NOTE', 'text header')\n"
+	"need(hdr[:5] == ['SEGMENT', 'STATE', 'PARENT', 'CKPT', 'FROM'] and hdr[-1] == 'NOTE', 'text header')\n"
 	"runs = []\n"
 	"for f in free:\n"
 	"    if runs and runs[-1][1] == f - 1: runs[-1][1] = f\n"
 	"    else: runs.append([f, f])\n"
-	"need(len(text) == 1 + (nseg - len(free)) + len(runs), 'text row count')\n"
+	"need(len(text) == 1 + (nseg - len(free)) + 1, 'text row count')\n"
+	"need(text[-1].split()[1] == 'free', 'the free segments are on the last row')\n"
 	"seen_free = []\n"
 	"for line in text[1:]:\n"
 	"    tok = line.split()\n"
@@ -153,8 +158,9 @@ static const char check_py[] =
 	"    need('busy' not in tok[:i + 1], 'busy in the state column: ' + line)\n"
 	"    seg = tok[i - 1]\n"
 	"    if tok[i] == 'free':\n"
-	"        a, _, b = seg.partition('-')\n"
-	"        seen_free.append([int(a), int(b or a)])\n"
+	"        for rg in seg.split(','):\n"
+	"            a, _, b = rg.partition('-')\n"
+	"            seen_free.append([int(a), int(b or a)])\n"
 	"        continue\n"
 	"    s = bys[int(seg)]\n"
 	"    need(tok[i] == s['state'], 'text state of %s' % seg)\n"
@@ -214,6 +220,178 @@ test_list_states(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * The lineage of checkpoints whose heaps are gone (issue 16, item 10): runs
+ * that each restart from a checkpoint, take one and close, as a service
+ * restarted again and again does. Every checkpoint but the first names the
+ * checkpoint its heap was restarted from (FROM, "restarted_from") and hangs
+ * under it, a rollback to an older checkpoint included; the free segments,
+ * segment 0 among them, share the last row.
+ */
+
+/* run_once -- a process: create (create) or open from, checkpoint label, close */
+static void
+run_once(const char *path, int create, ckpt_id from, const char *label)
+{
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ckpt_config cfg = { .heap_size = 4u << 20, .max_segments = NSEG,
+			.fork_mode = CKPT_FORK_COPY };
+		ckpt_pool *p = create ? ckpt_create(path, &cfg) : ckpt_open(path, from, NULL);
+		if (!p)
+			_exit(3);
+		if (!ckpt_root(p)) {
+			char *x = ckpt_alloc(p, 64);
+			if (!x)
+				_exit(4);
+			ckpt_set_root(p, x);
+		}
+		strcpy(ckpt_root(p), label);
+		if (ckpt_checkpoint(p, label, NULL) < 0)
+			_exit(5);
+		_exit(ckpt_close(p) < 0 ? 6 : 0);
+	}
+	assert_int_equal(tu_wait_exit(pid), 0);
+}
+
+static const char lineage_py[] =
+	"import json, sys\n"
+	"d = json.load(open(sys.argv[1]))\n"
+	"text = open(sys.argv[2]).read().splitlines()\n"
+	"segs = d['segments']\n"
+	"def need(ok, what):\n"
+	"    if not ok:\n"
+	"        print('FAIL:', what); print(json.dumps(segs, indent=1)); print(chr(10).join(text)); sys.exit(1)\n"
+	"ck = {s['checkpoint']: s for s in segs if s['state'] == 'checkpoint'}\n"
+	"need(sorted(ck) == [1, 2, 3, 4], 'four checkpoints')\n"
+	"need(all(s['state'] in ('checkpoint', 'free') for s in segs), 'only checkpoints and free segments')\n"
+	"# run 1 created the heap; runs 2 and 3 restarted from the latest; run 4 rolled back to 1\n"
+	"want = {1: None, 2: 1, 3: 2, 4: 1}\n"
+	"for i, f in want.items():\n"
+	"    need(ck[i]['restarted_from'] == f, 'restarted_from of checkpoint %d' % i)\n"
+	"    up = None if f is None else ck[f]['segment']\n"
+	"    need(ck[i]['tree_parent'] == up, 'tree parent of checkpoint %d' % i)\n"
+	"    need(ck[i]['depth'] == {1: 0, 2: 1, 3: 2, 4: 1}[i], 'depth of checkpoint %d' % i)\n"
+	"need(len({s['lineage'] for s in ck.values()}) == 1, 'one lineage')\n"
+	"need(all(s['lineage'] is None for s in segs if s['state'] == 'free'), 'free: no lineage')\n"
+	"# text: FROM names the checkpoint restarted from; the tree nests them\n"
+	"hdr = text[0].split()\n"
+	"need(hdr[:5] == ['SEGMENT', 'STATE', 'PARENT', 'CKPT', 'FROM'], 'text header')\n"
+	"rows = [l.split() for l in text[1:]]\n"
+	"free = [s['segment'] for s in segs if s['state'] == 'free']\n"
+	"need(0 in free, 'segment 0 is free (the first run closed)')\n"
+	"need(len(rows) == 4 + 1 and rows[-1][1] == 'free', 'one free row, last')\n"
+	"got = []\n"
+	"for rg in rows[-1][0].split(','):\n"
+	"    a, _, b = rg.partition('-')\n"
+	"    got += range(int(a), int(b or a) + 1)\n"
+	"need(got == free, 'the free row lists every free segment in order')\n"
+	"for r in rows[:-1]:\n"
+	"    i = [k for k, t in enumerate(r) if t == 'checkpoint'][0]\n"
+	"    c = ck[int(r[i + 2])]\n"
+	"    need(r[i + 3] == ('-' if c['restarted_from'] is None else str(c['restarted_from'])), 'FROM of ' + str(r))\n"
+	"    need(r[i + 1] == ('-' if c['tree_parent'] is None else str(c['tree_parent'])), 'PARENT of ' + str(r))\n"
+	"need(any(l.startswith(chr(0x2502) + '  ' + chr(0x2514) + chr(0x2500)) for l in text[1:]), 'nested tree drawn')\n"
+	"print('lineage checks passed')\n"
+;
+
+static void
+test_list_lineage(void **state)
+{
+	(void)state;
+	const char *path = tu_path("lineage.pool");
+	run_once(path, 1, 0, "run 1");
+	run_once(path, 0, CKPT_LATEST, "run 2");
+	run_once(path, 0, CKPT_LATEST, "run 3");
+	run_once(path, 0, 1, "rollback");
+	const char *js = tu_path("lineage.json"), *tx = tu_path("lineage.txt");
+	assert_int_equal(run(js, "list", path, "--json"), 0);
+	assert_int_equal(run(tx, "list", path, NULL), 0);
+	const char *py = tu_path("lineage.py");
+	tu_write_file(py, lineage_py, strlen(lineage_py));
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "python3 '%s' '%s' '%s'", py, js, tx);
+	int st = system(cmd);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("ckpt-inspect list does not show the lineage");
+	tu_inspect_verify(path);
+}
+
+/*
+ * A format 1.0 pool (checkpoints without restarted_from, header minor 0),
+ * made from a 1.1 one by clearing what 1.1 adds: it opens and lists, its
+ * old checkpoints' origin is unknown (null, no parent), and checkpoints a
+ * 1.1 libckpt publishes in it record theirs.
+ */
+static void
+downgrade_to_1_0(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	struct pool_hdr h;
+	assert_int_equal(pread(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	h.minor = 0;
+	layout_seal(&h);
+	assert_int_equal(pwrite(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	uint64_t w;
+	assert_int_equal(pread(fd, &w, 8, POOL_COMMIT_OFF), 8);
+	uint64_t off = layout_cat_off(&h, w & 1);
+	unsigned char *c = malloc(h.cat_size);
+	assert_non_null(c);
+	assert_int_equal(pread(fd, c, h.cat_size, (off_t)off), (ssize_t)h.cat_size);
+	struct cat_hdr *ch = (struct cat_hdr *)c;
+	struct cat_entry *e = (struct cat_entry *)(c + sizeof(*ch));
+	for (uint32_t i = 0; i < h.max_segments; i++) {
+		e[i].flags &= ~CAT_F_ORIGIN;
+		e[i].restarted_from = 0;
+	}
+	ch->checksum = 0;
+	ch->checksum = XXH64(c, h.cat_size, 0);
+	assert_int_equal(pwrite(fd, c, h.cat_size, (off_t)off), (ssize_t)h.cat_size);
+	free(c);
+	close(fd);
+}
+
+static const char format10_py[] =
+	"import json, sys\n"
+	"d = json.load(open(sys.argv[1]))\n"
+	"ck = {s['checkpoint']: s for s in d['segments'] if s['state'] == 'checkpoint'}\n"
+	"ok = sorted(ck) == [1, 2, 3]\n"
+	"ok = ok and ck[2]['restarted_from'] is None and ck[2]['tree_parent'] is None\n"
+	"ok = ok and ck[3]['restarted_from'] == 2 and ck[3]['tree_parent'] == ck[2]['segment']\n"
+	"sys.exit(0 if ok else 1)\n";
+
+static void
+test_list_format_1_0(void **state)
+{
+	(void)state;
+	const char *path = tu_path("format10.pool");
+	run_once(path, 1, 0, "run 1");
+	run_once(path, 0, CKPT_LATEST, "run 2");
+	downgrade_to_1_0(path);
+	const char *js = tu_path("format10.json");
+	assert_int_equal(run(js, "info", path, "--json"), 0);
+	char cmd[2048];
+	snprintf(cmd, sizeof(cmd), "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); "
+		"sys.exit(0 if d[\"format_version\"] == \"1.0\" else 1)' '%s'", js);
+	assert_int_equal(system(cmd), 0);
+	tu_inspect_verify(path);
+	run_once(path, 0, CKPT_LATEST, "run 3");   /* a 1.1 libckpt in a 1.0 pool */
+	assert_int_equal(run(js, "list", path, "--json"), 0);
+	const char *py = tu_path("format10.py");
+	tu_write_file(py, format10_py, strlen(format10_py));
+	snprintf(cmd, sizeof(cmd), "python3 '%s' '%s'", py, js);
+	int st = system(cmd);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(cmd, sizeof(cmd), "cat '%s'", js);
+		if (system(cmd) < 0)
+			perror("system");
+		fail_msg("list of a 1.0 pool: origins wrong");
+	}
+	tu_inspect_verify(path);
+}
+
 int
 main(void)
 {
@@ -221,6 +399,8 @@ main(void)
 	snprintf(inspect_bin, sizeof(inspect_bin), "%s/tools/ckpt-inspect", bindir ? bindir : ".");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_list_states),
+		cmocka_unit_test(test_list_lineage),
+		cmocka_unit_test(test_list_format_1_0),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

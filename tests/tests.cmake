@@ -6,6 +6,10 @@
 ckpt_test(test_pool_basic test_pool_basic.c LABELS proc VALGRIND)
 ckpt_test(test_pool_errors test_pool_errors.c LABELS proc root VALGRIND)
 ckpt_test(test_owner test_owner.c LABELS proc root VALGRIND)
+# a damaged current catalog copy (issue 16, item 4): open falls back to the
+# backup copy and repairs both, verify says what is lost; kill -9 mid-repair
+ckpt_test(test_pool_catalog test_pool_catalog.c LABELS proc VALGRIND)
+add_dependencies(test_pool_catalog ckpt-inspect)
 # the exported symbols and SONAME; the installed library used as a user would
 # (cmake --install into a temp prefix, pkg-config, pkg-config --static, find_package)
 add_test(NAME test_symbols COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_symbols.sh
@@ -35,7 +39,8 @@ ckpt_test(test_heap_basic test_heap_basic.c LABELS unit VALGRIND)
 
 # ckpt-inspect (issue 6): real pools made by test_inspect_mkpool, the tool run
 # as a user would, its JSON parsed with python3; list's rows and states against
-# API.md (busy entries of live and dead owners); damaged-pool corpus; the fuzz
+# API.md (busy entries of live and dead owners); paths that are not pools (a
+# FIFO, a socket, a directory); damaged-pool corpus; the fuzz
 # harness (replay smoke in every build; libFuzzer smoke with -DCKPT_FUZZ=ON and
 # clang, the last stage of scripts/test.sh).
 add_executable(test_inspect_mkpool test_inspect_mkpool.c)
@@ -44,7 +49,7 @@ ckpt_test(test_inspect_corpus test_inspect_corpus.c LABELS proc TIMEOUT 900)
 add_dependencies(test_inspect_corpus ckpt-inspect)
 ckpt_test(test_inspect_list test_inspect_list.c LABELS proc)
 add_dependencies(test_inspect_list ckpt-inspect)
-foreach(t cli live)
+foreach(t cli live files)
   add_test(NAME test_inspect_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_inspect_${t}.sh
     $<TARGET_FILE:ckpt-inspect> $<TARGET_FILE:test_inspect_mkpool> ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_inspect_${t} PROPERTIES TIMEOUT 300 LABELS proc)

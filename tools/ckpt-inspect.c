@@ -5,7 +5,9 @@
  *
  * Read-only always: the pool is opened O_RDONLY through libckpt/inspect.c,
  * which validates everything it reads. Exit status: 0 success, 1 damaged
- * pool or failed check, 2 bad usage.
+ * pool, failed check or failed lookup (a REF that names nothing, a path
+ * that is not a pool), 2 bad usage (unknown command or option, wrong
+ * arguments, a malformed REF, a pool path that does not exist).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,7 +23,7 @@
 #include "layout.h"
 #include "libckpt.h"
 
-#define EXIT_DAMAGED 1
+#define EXIT_DAMAGED 1    /* damaged pool, failed check, failed lookup */
 #define EXIT_USAGE 2
 
 static int json;          /* --json: one JSON document on stdout */
@@ -136,12 +138,15 @@ cmd_info(struct inspect *in, int argc, char **argv)
 			"\"heap_size\":%llu,\"segment_size\":%llu,\"segments_used\":%u,"
 			"\"segments_total\":%u,\"persistence\":\"%s\",\"fork_mode\":\"%s\","
 			"\"keep_checkpoints\":%u,\"next_checkpoint_id\":%llu,\"file_size\":%llu,"
-			"\"created\":\"%s\"}\n",
+			"\"created\":\"%s\",\"catalog_copy\":%u,\"catalog_generation\":%llu,"
+			"\"catalog_fallback\":%s}\n",
 			h->major, h->minor, uuid, (unsigned long long)h->base,
 			(unsigned long long)h->heap_size, (unsigned long long)h->seg_size,
 			used, h->max_segments, kind, fm, h->keep_checkpoints,
 			(unsigned long long)in->cat.h->next_ckpt_id,
-			(unsigned long long)h->file_size, created);
+			(unsigned long long)h->file_size, created, in->src.copy,
+			(unsigned long long)in->src.generation,
+			in->src.fallback ? "true" : "false");
 		return 0;
 	}
 	char b1[32], b2[32];
@@ -156,6 +161,9 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	printf("keep checkpoints %u\n", h->keep_checkpoints);
 	printf("created          %s\n", created);
 	printf("file size        %s\n", human_size(h->file_size, b1, sizeof(b1)));
+	printf("catalog          copy %u, generation %llu%s\n", in->src.copy,
+		(unsigned long long)in->src.generation,
+		in->src.fallback ? " (the current copy is damaged: see verify)" : "");
 	return 0;
 }
 
@@ -180,6 +188,27 @@ fail(int code, const char *fmt, ...)
 		printf(",\"exit\":%d}\n", code);
 	}
 	return code;
+}
+
+/* warn_fallback -- the current catalog copy is damaged: say what is shown instead */
+static void
+warn_fallback(const struct inspect *in)
+{
+	const struct cat_source *s = &in->src;
+	if (s->copy == (s->word & 1))
+		fprintf(stderr, "ckpt-inspect: warning: the commit word is damaged, or the "
+			"last catalog change is lost (%s); showing catalog copy %u, the catalog "
+			"before that change; run 'ckpt-inspect verify'\n", s->damage, s->copy);
+	else if (s->generation == s->word >> 1)
+		fprintf(stderr, "ckpt-inspect: warning: the commit word names catalog copy %u, "
+			"which is damaged (%s); showing copy %u, which holds the current "
+			"catalog; run 'ckpt-inspect verify'\n", (unsigned)(s->word & 1),
+			s->damage, s->copy);
+	else
+		fprintf(stderr, "ckpt-inspect: warning: the current catalog copy %u is "
+			"damaged (%s); showing copy %u, the catalog before the last change, "
+			"which is lost; run 'ckpt-inspect verify'\n", (unsigned)(s->word & 1),
+			s->damage, s->copy);
 }
 
 /* progress -- one status line on stderr, redrawn at most 10 times a second */
@@ -246,30 +275,54 @@ find_ckpt(const struct inspect *in, uint64_t id)
 }
 
 /*
+ * restarted_from -- the checkpoint the heap of entry e was restarted from, or
+ * 0 (created or forked, or not known): a live heap records it while it
+ * lives, a checkpoint since format 1.1 (CAT_F_ORIGIN)
+ */
+static uint64_t
+restarted_from(const struct cat_entry *e)
+{
+	if (e->state == CAT_LIVE || e->state == CAT_BUSY)
+		return e->ckpt_id;
+	if (e->state == CAT_CKPT && (e->flags & CAT_F_ORIGIN))
+		return e->restarted_from;
+	return 0;
+}
+
+/*
  * entry_tree_up -- the entry a segment hangs under in the tree, or -1.
  * Links go by life ids and checkpoint ids, never by segment index, which a
- * later heap may have reused (docs/FORMAT.md, "Lives and lineages").
+ * later heap may have reused (docs/FORMAT.md, "Lives and lineages"): a
+ * checkpoint hangs under the heap it was taken from, or when that heap is
+ * gone under the checkpoint the heap was restarted from; a fork child under
+ * its parent; a restarted heap under its checkpoint.
  */
 static int
 entry_tree_up(const struct inspect *in, uint32_t i)
 {
 	const struct cat_entry *e = &in->cat.e[i];
 	int up = -1;
-	if (e->state == CAT_CKPT)
+	if (e->state == CAT_CKPT) {
 		up = find_life(in, e->life);            /* under the heap it came from */
-	else if (e->parent_life)
+		if (up < 0)                             /* gone: under its heap's origin */
+			up = find_ckpt(in, restarted_from(e));
+	} else if (e->parent_life)
 		up = find_life(in, e->parent_life);     /* fork child under its parent */
 	else if (e->ckpt_id)
 		up = find_ckpt(in, e->ckpt_id);         /* restart under its checkpoint */
 	return up == (int)i ? -1 : up;
 }
 
-/* resolve_or_fail -- REF to segment; exit code on failure */
+/*
+ * resolve -- REF to segment; 0, or the exit code after the message: a
+ * malformed REF is bad usage (2), one that names nothing in this pool a
+ * failed lookup (1)
+ */
 static int
 resolve(struct inspect *in, const char *ref, uint32_t *seg)
 {
 	if (inspect_resolve(in, ref, seg) < 0)
-		return fail(EXIT_USAGE, "%s", ckpt_errormsg());
+		return fail(errno == EINVAL ? EXIT_USAGE : EXIT_DAMAGED, "%s", ckpt_errormsg());
 	return 0;
 }
 
@@ -329,7 +382,7 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 	if (e->state == CAT_FREE) {
 		/* holds nothing: the catalog fields of a free entry mean nothing */
 		printf("\"checkpoint\":null,\"label\":\"\",\"pid\":null,\"owner_alive\":null,"
-			"\"parent\":null,\"source\":null,\"restarted_from\":null,"
+			"\"parent\":null,\"source\":null,\"restarted_from\":null,\"lineage\":null,"
 			"\"tree_parent\":null,\"depth\":0,\"children\":[],\"time\":null,"
 			"\"time_ns\":null,\"used\":0,\"in_use\":0}");
 		return;
@@ -357,10 +410,14 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 		printf("null");
 	else
 		printf("%u", e->source);
-	if (e->state == CAT_LIVE && e->ckpt_id)
-		printf(",\"restarted_from\":%" PRIu64, e->ckpt_id);
+	if (restarted_from(e))
+		printf(",\"restarted_from\":%" PRIu64, restarted_from(e));
 	else
 		printf(",\"restarted_from\":null");
+	if (e->lineage)
+		printf(",\"lineage\":%" PRIu64, e->lineage);
+	else
+		printf(",\"lineage\":null");
 	printf(",\"tree_parent\":");
 	if (rows[r].up < 0)
 		printf("null");
@@ -386,6 +443,49 @@ free_run_end(const struct row *rows, unsigned nrows, unsigned r)
 	return r;
 }
 
+/*
+ * free_lines -- the free segments (rows[from, nrows), in index order) as
+ * ranges, "0,3-5,9-63", cut into lines of at most width characters (a range
+ * longer than that is a line of its own); the lines go one after the other
+ * into buf (room for 12 bytes per segment), NUL-terminated each. Returns
+ * their number; *widest gets the longest.
+ */
+static unsigned
+free_lines(const struct row *rows, unsigned from, unsigned nrows, int width, char *buf,
+		int *widest)
+{
+	unsigned nl = 0;
+	size_t pos = 0;
+	int lw = 0;
+	*widest = 0;
+	for (unsigned r = from; r < nrows; r++) {
+		unsigned q = free_run_end(rows, nrows, r);
+		char rg[32];
+		int k = q > r ? snprintf(rg, sizeof(rg), "%u-%u", rows[r].seg, rows[q].seg) :
+			snprintf(rg, sizeof(rg), "%u", rows[r].seg);
+		if (lw > 0 && lw + 1 + k > width) {
+			buf[pos++] = '\0';
+			nl++;
+			lw = 0;
+		}
+		if (lw > 0) {
+			buf[pos++] = ',';
+			lw++;
+		}
+		memcpy(buf + pos, rg, (size_t)k);
+		pos += (size_t)k;
+		lw += k;
+		if (lw > *widest)
+			*widest = lw;
+		r = q;
+	}
+	if (lw > 0) {
+		buf[pos++] = '\0';
+		nl++;
+	}
+	return nl;
+}
+
 /* busy_note -- the NOTE column of a busy entry */
 static const char *
 busy_note(const char *state)
@@ -395,8 +495,9 @@ busy_note(const char *state)
 
 /*
  * cmd_list -- one row per segment. Segments in use come first, as the tree
- * (depth first), then the free ones: in --json one object each, in text
- * consecutive free segments share one row ("5-7  free").
+ * (depth first, each root's subtree in segment order), then the free ones
+ * in index order: in --json one object each, in text all on the last row
+ * ("0,4-63  free"; a long list wraps onto more rows).
  */
 static int
 cmd_list(struct inspect *in, int argc, char **argv)
@@ -409,11 +510,13 @@ cmd_list(struct inspect *in, int argc, char **argv)
 	char *seen = calloc(n ? n : 1, 1);
 	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
 	char (*tree)[256] = calloc(n ? n : 1, sizeof(*tree));
-	if (!up || !seen || !rows || !tree) {
+	char *fbuf = malloc((size_t)n * 12 + 16);
+	if (!up || !seen || !rows || !tree || !fbuf) {
 		free(up);
 		free(seen);
 		free(rows);
 		free(tree);
+		free(fbuf);
 		return fail(EXIT_DAMAGED, "out of memory");
 	}
 	for (uint32_t i = 0; i < n; i++)
@@ -442,22 +545,9 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		goto out;
 	}
 
-	/* the tree column: "├─ " / "└─ " per level, "│  " for open ancestors;
-	 * a run of free segments is one row "a-b" */
+	/* the tree column: "├─ " / "└─ " per level, "│  " for open ancestors */
 	int tw = 7;
-	for (unsigned r = 0; r < nrows; r++) {
-		if (r >= ntree) {
-			unsigned q = free_run_end(rows, nrows, r);
-			if (q > r)
-				snprintf(tree[r], sizeof(tree[r]), "%u-%u", rows[r].seg, rows[q].seg);
-			else
-				snprintf(tree[r], sizeof(tree[r]), "%u", rows[r].seg);
-			int w = (int)strlen(tree[r]);
-			if (w > tw)
-				tw = w;
-			r = q;
-			continue;
-		}
+	for (unsigned r = 0; r < ntree; r++) {
 		char pre[200] = "";
 		/* walk back up: for each ancestor level, is there a later sibling? */
 		int d = rows[r].depth;
@@ -492,21 +582,24 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		if (w > tw)
 			tw = w;
 	}
-	printf("%-*s  %-10s %6s %6s  %-16s %8s  %-24s %10s %10s  %s\n", tw, "SEGMENT",
-		"STATE", "PARENT", "CKPT", "LABEL", "PID", "TIME", "USED", "IN USE", "NOTE");
-	for (unsigned r = 0; r < nrows; r++) {
+	/* the free segments: ranges on the last row(s), wrapped at the width
+	 * of the tree column (at least 20) */
+	int fw;
+	unsigned nfl = free_lines(rows, ntree, nrows, tw > 20 ? tw : 20, fbuf, &fw);
+	if (fw > tw)
+		tw = fw;
+	printf("%-*s  %-10s %6s %6s %6s  %-16s %8s  %-24s %10s %10s  %s\n", tw, "SEGMENT",
+		"STATE", "PARENT", "CKPT", "FROM", "LABEL", "PID", "TIME", "USED", "IN USE",
+		"NOTE");
+	for (unsigned r = 0; r < ntree; r++) {
 		uint32_t i = rows[r].seg;
 		const struct cat_entry *e = &in->cat.e[i];
-		if (r >= ntree) {
-			printf("%-*s  %-10s %6s %6s  %-16s %8s  %-24s %10s %10s\n", tw, tree[r],
-				"free", "-", "-", "-", "-", "-", "-", "-");
-			r = free_run_end(rows, nrows, r);
-			continue;
-		}
-		char t[40], sz[32], iu[32], ck[24] = "-", par[16] = "-", pid[16];
+		char t[40], sz[32], iu[32], ck[24] = "-", par[16] = "-", pid[16], from[24] = "-";
 		iso_time(e->time_ns, t, sizeof(t));
 		if (e->state == CAT_CKPT)
 			snprintf(ck, sizeof(ck), "%" PRIu64, e->ckpt_id);
+		if (restarted_from(e))
+			snprintf(from, sizeof(from), "%" PRIu64, restarted_from(e));
 		if (rows[r].up >= 0)
 			snprintf(par, sizeof(par), "%d", rows[r].up);
 		snprintf(pid, sizeof(pid), "%d", e->owner.pid);
@@ -516,13 +609,18 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		int vis = 0;
 		for (const unsigned char *p = (const unsigned char *)tree[r]; *p; p++)
 			vis += (*p & 0xc0) != 0x80;
-		printf("%s%*s  %-10s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s\n", tree[r],
-			tw - vis, "", st, par, ck, e->label[0] ? e->label : "-", pid, t,
+		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s\n", tree[r],
+			tw - vis, "", st, par, ck, from, e->label[0] ? e->label : "-", pid, t,
 			human_size(e->used, sz, sizeof(sz)),
 			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-",
 			busy ? "  " : "", busy ? busy_note(st) : "");
 	}
+	const char *fl = fbuf;
+	for (unsigned k = 0; k < nfl; k++, fl += strlen(fl) + 1)
+		printf("%-*s  %-10s %6s %6s %6s  %-16s %8s  %-24s %10s %10s\n", tw, fl,
+			"free", "-", "-", "-", "-", "-", "-", "-", "-");
 out:
+	free(fbuf);
 	free(tree);
 	free(up);
 	free(seen);
@@ -591,7 +689,7 @@ cmd_heap(struct inspect *in, int argc, char **argv)
 			return rc;
 		e = &in->cat.e[seg];
 		if (e->state == CAT_FREE)
-			return fail(EXIT_USAGE, "segment %u is free: it holds no heap", seg);
+			return fail(EXIT_DAMAGED, "segment %u is free: it holds no heap", seg);
 		struct cat_entry snap = *e;
 		int changing = e->state != CAT_CKPT &&
 			strcmp(inspect_state_name(in, seg), "dead") != 0;
@@ -769,7 +867,7 @@ cmd_dump(struct inspect *in, int argc, char **argv)
 			"K, M or G", argv[2]);
 	const struct cat_entry *e = &in->cat.e[seg];
 	if (e->state == CAT_FREE)
-		return fail(EXIT_USAGE, "segment %u is free: it holds no heap", seg);
+		return fail(EXIT_DAMAGED, "segment %u is free: it holds no heap", seg);
 	uint64_t lo = in->hdr.base, hi = in->hdr.base + in->hdr.seg_size;
 	if (addr < lo || addr >= hi || add_overflows(addr, len, &end) || end > hi)
 		return fail(EXIT_USAGE, "range 0x%" PRIx64 " + %" PRIu64 " is outside the heap "
@@ -908,7 +1006,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "info", "POOL", "header: version, uuid, base, sizes, segments, pmem or emulated", cmd_info },
-	{ "list", "POOL", "every segment, as a tree: state, parent, checkpoint, label, pid, time, bytes", cmd_list },
+	{ "list", "POOL", "every segment, as a tree: state, parent, checkpoint, restarted from, label, pid, time, bytes", cmd_list },
 	{ "heap", "POOL REF", "every block of a heap (address, size, state), root and summary", cmd_heap },
 	{ "dump", "POOL REF ADDR LEN", "hexdump -C of LEN bytes at address ADDR of a heap", cmd_dump },
 	{ "verify", "POOL", "check header, catalog, checksums and allocator invariants", cmd_verify },
@@ -929,7 +1027,8 @@ usage(FILE *f)
 		"  --no-heaps     verify: skip the allocator walks\n"
 		"  --no-progress  no progress line on stderr\n"
 		"  -h, --help     this text\n"
-		"\nexit status: 0 success, 1 damaged pool or failed check, 2 bad usage\n"
+		"\nexit status: 0 success, 1 damaged pool, failed check or failed lookup\n"
+		"(not a pool, no such checkpoint), 2 bad usage\n"
 		"see ckpt-inspect(1)\n");
 }
 
@@ -989,11 +1088,15 @@ main(int argc, char **argv)
 	struct inspect in;
 	int verify = cmd->fn == cmd_verify;
 	if ((verify ? inspect_open_header(&in, args[1]) : inspect_open(&in, args[1])) < 0) {
-		int usage_err = errno == ENOENT || errno == EISDIR || errno == ENOTDIR;
+		/* a path that does not exist is a usage error; anything that exists
+		 * and is not a pool (a directory, a FIFO, a damaged file) is 1 */
+		int usage_err = errno == ENOENT || errno == ENOTDIR;
 		if (verify && !usage_err)
 			return cmd_verify(NULL, n - 2, args + 2);
 		return fail(usage_err ? EXIT_USAGE : EXIT_DAMAGED, "%s", ckpt_errormsg());
 	}
+	if (!verify && in.src.fallback)
+		warn_fallback(&in);
 	int rc = cmd->fn(&in, n - 2, args + 2);
 	inspect_close(&in);
 	fflush(stdout);
