@@ -20,6 +20,10 @@
  *   CKPT_TEST_NO_OFFLOAD  segcopy uses neither FICLONERANGE nor
  *                         copy_file_range, as on a filesystem and kernel
  *                         without them (segcopy.c)
+ *   CKPT_TEST_SKIP_FLUSH  ckpt_checkpoint skips step 3's fdatasync, so a
+ *                         checkpoint is published before its copy is durable:
+ *                         the broken ordering tests/crash must catch
+ *                         (checkpoint.c)
  */
 #ifndef CKPT_TESTHOOK_H
 #define CKPT_TESTHOOK_H 1
