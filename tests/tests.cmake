@@ -83,5 +83,5 @@ set_tests_properties(test_prefork PROPERTIES TIMEOUT 300 LABELS "proc;sample"
 # power-loss crash states (issue 17): a recorder preloaded into workload
 # drivers logs every write and ordering point of the pool file; crashcheck
 # builds the files a power loss could leave and checks libckpt on each
-# (docs/CRASH-STATES.md). Label crash; not run in the ASan build.
+# (docs/CRASH-STATES.md). Label crash.
 add_subdirectory(crash)

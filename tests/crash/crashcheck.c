@@ -171,7 +171,7 @@ load_log(void)
 	recs = malloc(cap * sizeof(*recs));
 	for (size_t off = 0; off + sizeof(struct rec_hdr) <= size;) {
 		const struct rec_hdr *h = (const void *)(m + off);
-		if (h->magic != REC_MAGIC || off + sizeof(*h) + h->paylen > size) {
+		if (h->magic != REC_MAGIC || off + sizeof(*h) + REC_PAD(h->paylen) > size) {
 			fprintf(stderr, "crashcheck: %s: bad record at %zu\n", path, off);
 			exit(2);
 		}
@@ -187,7 +187,7 @@ load_log(void)
 		else if (h->type == REC_MARK)
 			parse_mark(nrecs, (const char *)recs[nrecs].pay, h->paylen);
 		nrecs++;
-		off += sizeof(*h) + h->paylen;
+		off += sizeof(*h) + REC_PAD(h->paylen);
 	}
 	if (!nrecs || recs[0].h->type != REC_BEGIN) {
 		fprintf(stderr, "crashcheck: %s: no REC_BEGIN\n", path);

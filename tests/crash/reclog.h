@@ -3,7 +3,8 @@
  * read by the crash-state checker (crashcheck.c).
  *
  * The log is one file, CKPT_REC_LOG/rec.log: a sequence of records, each a
- * fixed header followed by `paylen` bytes. Every record carries a sequence
+ * fixed header followed by `paylen` bytes, padded with zeros to a multiple
+ * of 8 (REC_PAD) so every header is aligned. Every record carries a sequence
  * number; the file order is the sequence order (records are appended under
  * one lock shared by every process of the recorded run).
  *
@@ -29,6 +30,7 @@
 
 #define REC_MAGIC 0x52434b43u           /* "CKCR" */
 #define REC_ALL UINT64_MAX
+#define REC_PAD(n) (((n) + 7u) & ~7u)
 
 enum rec_type {
 	REC_BEGIN = 1,

@@ -181,9 +181,12 @@ log_rec(uint16_t type, uint16_t op, uint64_t off, uint64_t len, uint64_t arg,
 		.seq = ++S->seq, .off = off, .len = len, .arg = arg,
 		.paylen = paylen, .grain = grain,
 	};
-	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)pay, paylen } };
-	size_t want = sizeof(h) + paylen;
-	ssize_t n = syscall(SYS_writev, logfd, iov, paylen ? 2 : 1);
+	static const char pad[8];
+	size_t npad = REC_PAD(paylen) - paylen;
+	struct iovec iov[3] = { { &h, sizeof(h) }, { (void *)pay, paylen },
+		{ (void *)pad, npad } };
+	size_t want = sizeof(h) + paylen + npad;
+	ssize_t n = syscall(SYS_writev, logfd, iov, 3);
 	if (n != (ssize_t)want)
 		die("writing the log");
 	return h.seq;

@@ -44,6 +44,12 @@ for f in "$rec" "$work" "$check" "$inspect"; do
 	[ -e "$f" ] || { echo "FAIL: $f is not built" >&2; exit 1; }
 done
 
+# In a sanitizer build the recorder links libasan, which must come first in
+# the initial library list: preload it ahead of the recorder.
+preload=$rec
+asan=$(ldd "$rec" 2>/dev/null | sed -n 's/^[[:space:]]*libasan[^ ]* => \([^ ]*\) .*/\1/p')
+[ -n "$asan" ] && preload="$asan $rec"
+
 case $mode in
 ci)       params="--prefixes 3 --subsets 1 --torn 1" ;;
 selftest) params="--prefixes 4 --subsets 2 --torn 2 --expect-fail" ;;
@@ -68,7 +74,7 @@ for w in $workloads; do
 	[ "$mode" = selftest ] && env="$env CKPT_TEST_SKIP_FLUSH=1"
 	t0=$(date +%s)
 	set +e
-	env $env LD_PRELOAD="$rec" CKPT_REC_POOL="$dir/pool/p.pool" CKPT_REC_LOG="$dir/log" \
+	env $env LD_PRELOAD="$preload" CKPT_REC_POOL="$dir/pool/p.pool" CKPT_REC_LOG="$dir/log" \
 		"$work" "$prog" "$dir/pool/p.pool" >"$dir/work.out" 2>&1
 	rc=$?
 	set -e
