@@ -609,7 +609,14 @@ run_open(const char *path, struct open_result *r, const struct ack *want)
 	pid_t pid = fork();
 	if (pid == 0) {
 		alarm(opt.timeout);
-		ckpt_pool *p = ckpt_open(path, CKPT_LATEST, NULL);
+		/* the state files live on the checker's filesystem, which may not
+		 * clone: a pool recorded in reflink mode is opened in copy mode
+		 * (the fork mode decides forks, not how a restart copies) */
+		struct pool_hdr ph;
+		memcpy(&ph, W, sizeof(ph));
+		struct ckpt_config cfg = { .fork_mode = CKPT_FORK_COPY };
+		int reflink = W_size >= sizeof(ph) && ph.fork_mode == CKPT_FORK_REFLINK;
+		ckpt_pool *p = ckpt_open(path, CKPT_LATEST, reflink ? &cfg : NULL);
 		if (!p) {
 			sh->err = errno;
 			snprintf(sh->msg, sizeof(sh->msg), "%s", ckpt_errormsg());
