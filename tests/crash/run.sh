@@ -53,7 +53,7 @@ asan=$(ldd "$rec" 2>/dev/null | sed -n 's/^[[:space:]]*libasan[^ ]* => \([^ ]*\)
 case $mode in
 ci)       params="--prefixes 3 --subsets 1 --torn 1" ;;
 selftest) params="--prefixes 4 --subsets 2 --torn 2 --expect-fail" ;;
-long)     params="--prefixes 48 --subsets 16 --torn 16" ;;
+long)     params="--prefixes 0 --subsets 40 --torn 40" ;;
 esac
 
 tmp=$(mktemp -d "${CKPT_TEST_TMPDIR:-/var/tmp}/ckpt-crash-XXXXXX")
