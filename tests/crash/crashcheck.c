@@ -24,7 +24,14 @@
  *   - torn: a random subset, with some multi-sector items applied only in
  *     part, sector by sector (512 B; 64 B lines in pmem mode), so a 4 KiB
  *     page is torn at every sector boundary.
- * Identical states are checked once (XXH3-128 of the size and the bytes).
+ * Identical states are checked once per set of promises: the key is the
+ * XXH3-128 of the size, the bytes and what the rules require at the point
+ * (acknowledgements before it, "created", retention markers), since the
+ * same bytes may pass early in the run and fail later; "distinct contents"
+ * counts by size and bytes alone.
+ * --posix-dir: until the pool's directory is fsynced (REC_DIRSYNC), a file
+ * created during the run may be lost whole: one more state per crash
+ * point, no file at all.
  *
  * Checks on each state (the rules, docs/CRASH-STATES.md):
  *   1. the pool's own reading: header, commit word, current catalog copy
@@ -94,6 +101,7 @@ static struct {
 	int verbose;
 	int expect_fail;        /* self-test: exit 0 iff failures were found */
 	int dump;               /* print the log and stop */
+	int posix_dir;          /* the file's name is durable only after its directory's fsync */
 } opt = { .prefixes = 16, .subsets = 8, .torn = 4, .seed = 1, .jobs = 1,
 	  .timeout = 60 };
 
@@ -199,25 +207,27 @@ load_log(void)
 
 struct stats {
 	uint64_t points, generated, distinct, checked, failures;
+	uint64_t distinct_bytes;        /* distinct by contents alone */
 	uint64_t refused, unpublished, dead_heap_warnings, opened;
 	uint64_t max_inflight;
 };
 static struct stats *st;
 static uint64_t *seen;          /* HASH_SLOTS nonzero 64-bit keys, shared */
+static uint64_t *seen_bytes;    /* the same, of contents alone */
 
-/* seen_insert -- 1 if the state is new */
+/* seen_insert -- 1 if h is new in the set */
 static int
-seen_insert(XXH128_hash_t h)
+seen_insert(uint64_t *set, XXH128_hash_t h)
 {
 	uint64_t key = h.low64 ? h.low64 : 1;
 	size_t i = (size_t)(h.high64 & (HASH_SLOTS - 1));
 	for (size_t n = 0; n < HASH_SLOTS; n++, i = (i + 1) & (HASH_SLOTS - 1)) {
-		uint64_t cur = __atomic_load_n(&seen[i], __ATOMIC_ACQUIRE);
+		uint64_t cur = __atomic_load_n(&set[i], __ATOMIC_ACQUIRE);
 		if (cur == key)
 			return 0;
 		if (cur == 0) {
 			uint64_t z = 0;
-			if (__atomic_compare_exchange_n(&seen[i], &z, key, 0,
+			if (__atomic_compare_exchange_n(&set[i], &z, key, 0,
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				return 1;
 			if (z == key)
@@ -251,6 +261,7 @@ struct item {
 };
 
 static unsigned char *D;        /* durable image, max_size bytes */
+static int name_durable;        /* the file's directory entry is durable */
 static uint64_t D_size;
 static struct item *pend;       /* in flight, in seq order */
 static size_t npend, cappend;
@@ -336,6 +347,11 @@ apply_rec(size_t i)
 		break;
 	case REC_DURABLE:
 		make_durable(h->off, h->len, h->arg);
+		if (h->op == OP_INIT)
+			name_durable = 1;       /* the file existed before the run */
+		break;
+	case REC_DIRSYNC:
+		name_durable = 1;
 		break;
 	case REC_FLUSH:
 		if (nflush == capflush)
@@ -362,7 +378,8 @@ apply_rec(size_t i)
 static int
 is_point(size_t i)
 {
-	return recs[i].h->type == REC_DURABLE || recs[i].h->type == REC_DRAIN;
+	return recs[i].h->type == REC_DURABLE || recs[i].h->type == REC_DRAIN ||
+		recs[i].h->type == REC_DIRSYNC;
 }
 
 /* -- building one state ------------------------------------------------ */
@@ -798,9 +815,22 @@ try_state(const struct point_ctx *pc, const char *desc, const char *path)
 	XXH3_128bits_update(hs, &W_size, sizeof(W_size));
 	/* holes and zeros hash alike: the model does not tell them apart */
 	XXH3_128bits_update(hs, W, W_size);
+	if (seen_insert(seen_bytes, XXH3_128bits_digest(hs)))
+		__atomic_fetch_add(&st->distinct_bytes, 1, __ATOMIC_RELAXED);
+	/*
+	 * One state is checked once per set of promises: the same bytes at a
+	 * later crash point must hold more (checkpoints acknowledged since),
+	 * so the key also covers what the rules depend on there.
+	 */
+	uint64_t req[3] = { 0, created_pos < pc->k, 0 };
+	for (unsigned i = 0; i < nacks; i++)
+		req[0] += acks[i].pos < pc->k;
+	for (unsigned i = 0; i < nkeeps; i++)
+		req[2] += keeps[i].pos < pc->end;
+	XXH3_128bits_update(hs, req, sizeof(req));
 	XXH128_hash_t h = XXH3_128bits_digest(hs);
 	XXH3_freeState(hs);
-	if (!seen_insert(h))
+	if (!seen_insert(seen, h))
 		return;
 	uint64_t n = __atomic_add_fetch(&st->distinct, 1, __ATOMIC_RELAXED);
 	if (opt.max_states && n > opt.max_states)
@@ -863,6 +893,12 @@ gen_point(const struct point_ctx *pc, const char *path)
 				w_apply(&inf[i], ~0ull);
 		snprintf(desc, sizeof(desc), "all but item %zu/%zu", x, ninf);
 		try_state(pc, desc, path);
+	}
+	if (opt.posix_dir && !name_durable) {
+		/* the directory entry may not be on disk: no file at all */
+		w_reset();
+		W_size = 0;
+		try_state(pc, "absent (directory never fsynced)", path);
 	}
 	if (ninf == 0)
 		return;
@@ -946,7 +982,7 @@ static void
 dump_log(void)
 {
 	static const char *tn[] = { "?", "BEGIN", "WRITE", "SIZE", "DURABLE", "FLUSH",
-		"DRAIN", "MARK" };
+		"DRAIN", "MARK", "DIRSYNC" };
 	for (size_t i = 0; i < nrecs; i++) {
 		const struct rec_hdr *h = recs[i].h;
 		const char *op = rec_op_names[h->op < OP_COUNT ? h->op : 0];
@@ -969,7 +1005,7 @@ dump_log(void)
 			continue;
 		}
 		printf("%6zu seq %-6llu pid %-7u %s %s", i, (unsigned long long)h->seq, h->pid,
-			tn[h->type <= REC_MARK ? h->type : 0], op);
+			tn[h->type <= REC_DIRSYNC ? h->type : 0], op);
 		if (h->type == REC_MARK || h->type == REC_BEGIN)
 			printf(" \"%.*s\"", (int)h->paylen, (const char *)recs[i].pay);
 		else if (h->type == REC_SIZE)
@@ -995,6 +1031,8 @@ usage(void)
 		"  --max-states N   stop after N distinct states (default: no limit)\n"
 		"  -j N             worker processes (default 1)\n"
 		"  --timeout S      per ckpt_open / verify (default 60)\n"
+		"  --posix-dir      a file created in the run may vanish until its directory is\n"
+		"                   fsynced (strict POSIX; libckpt does not do it: see CRASH-STATES.md)\n"
 		"  --dump           print the log (writes merged per op run) and stop\n"
 		"  --expect-fail    self-test: succeed only if failures are found\n"
 		"  -v               more output\n");
@@ -1008,7 +1046,8 @@ main(int argc, char **argv)
 		{ "inspect", 1, 0, 'i' }, { "out", 1, 0, 'o' }, { "prefixes", 1, 0, 'p' },
 		{ "subsets", 1, 0, 's' }, { "torn", 1, 0, 't' }, { "seed", 1, 0, 'S' },
 		{ "max-states", 1, 0, 'm' }, { "timeout", 1, 0, 'T' },
-		{ "expect-fail", 0, 0, 'x' }, { "dump", 0, 0, 'd' }, { 0, 0, 0, 0 },
+		{ "expect-fail", 0, 0, 'x' }, { "dump", 0, 0, 'd' },
+		{ "posix-dir", 0, 0, 'P' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
@@ -1023,6 +1062,7 @@ main(int argc, char **argv)
 		case 'T': opt.timeout = (unsigned)atoi(optarg); break;
 		case 'x': opt.expect_fail = 1; break;
 		case 'd': opt.dump = 1; break;
+		case 'P': opt.posix_dir = 1; break;
 		case 'j': opt.jobs = (unsigned)atoi(optarg) ? (unsigned)atoi(optarg) : 1; break;
 		case 'v': opt.verbose++; break;
 		default: usage();
@@ -1045,7 +1085,9 @@ main(int argc, char **argv)
 	st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	seen = mmap(NULL, HASH_SLOTS * sizeof(*seen), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (st == MAP_FAILED || seen == MAP_FAILED) {
+	seen_bytes = mmap(NULL, HASH_SLOTS * sizeof(*seen), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (st == MAP_FAILED || seen == MAP_FAILED || seen_bytes == MAP_FAILED) {
 		perror("mmap");
 		return 2;
 	}
@@ -1084,15 +1126,21 @@ main(int argc, char **argv)
 	printf("log %s: %zu records, grain %u, file up to %llu bytes, %u acks\n",
 		opt.logdir, nrecs, grain, (unsigned long long)max_size, nacks);
 	printf("crash points %llu, states generated %llu, distinct %llu, checked %llu, "
-		"failures %llu\n", (unsigned long long)st->points,
+		"failures %llu, distinct contents %llu\n", (unsigned long long)st->points,
 		(unsigned long long)st->generated, (unsigned long long)st->distinct,
-		(unsigned long long)checked, (unsigned long long)st->failures);
+		(unsigned long long)checked, (unsigned long long)st->failures,
+		(unsigned long long)st->distinct_bytes);
 	printf("  refused (unreadable, before create returned) %llu, no checkpoint listed %llu, "
 		"opened a checkpoint %llu, verify warnings (dead heaps) %llu, "
 		"most writes in flight at a point %llu\n",
 		(unsigned long long)st->refused, (unsigned long long)st->unpublished,
 		(unsigned long long)st->opened, (unsigned long long)st->dead_heap_warnings,
 		(unsigned long long)st->max_inflight);
+	printf("counts: points=%llu generated=%llu distinct=%llu checked=%llu failures=%llu "
+		"contents=%llu\n", (unsigned long long)st->points,
+		(unsigned long long)st->generated, (unsigned long long)st->distinct,
+		(unsigned long long)checked, (unsigned long long)st->failures,
+		(unsigned long long)st->distinct_bytes);
 	if (bad)
 		return 2;
 	if (opt.expect_fail)

@@ -22,6 +22,8 @@
  *                to seq arg; durable at that thread's next REC_DRAIN
  *   REC_DRAIN    pmem: thread `tid`'s flushed ranges are durable
  *   REC_MARK     a driver marker; payload is a NUL-free text line
+ *   REC_DIRSYNC  fsync/fdatasync of the pool's directory returned: the
+ *                file's name is durable (crashcheck --posix-dir)
  */
 #ifndef CKPT_RECLOG_H
 #define CKPT_RECLOG_H 1
@@ -40,6 +42,7 @@ enum rec_type {
 	REC_FLUSH,
 	REC_DRAIN,
 	REC_MARK,
+	REC_DIRSYNC,
 };
 
 /* what produced a record (for reports) */

@@ -26,7 +26,9 @@
  * nothing durable (on an ordinary file they do not). Metadata changes
  * (fallocate, punch-hole, clones, ftruncate) are modelled by the contents
  * they produce (a punched range reads zeros) and are in flight like data;
- * the size only becomes durable at fdatasync/fsync.
+ * the size only becomes durable at fdatasync/fsync. An fsync/fdatasync of
+ * the pool's directory is logged too (REC_DIRSYNC): it makes the file's
+ * name durable, which crashcheck --posix-dir checks.
  *
  * How stores are captured without instrumenting them: a shadow holds the
  * visible contents as last seen. At each ordering point the recorder diffs
@@ -653,6 +655,34 @@ ftruncate64(int fd, off_t len)
 
 /* -- interposed: ordering points ---------------------------------------- */
 
+/* is_pool_dir -- fd is the directory holding the pool (its name's durability) */
+static int
+is_pool_dir(int fd)
+{
+	if (!active || busy || fd < 0)
+		return 0;
+	char dir[sizeof(pool_path)];
+	snprintf(dir, sizeof(dir), "%s", pool_path);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && S_ISDIR(a.st_mode) && stat(dir, &b) == 0 &&
+		a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* dir_point -- after a successful fsync/fdatasync of the pool's directory */
+static void
+dir_point(uint16_t op, int fd)
+{
+	if (is_pool_dir(fd))
+		rec_point(REC_DIRSYNC, op, 0, 0, 0);
+}
+
 /* whole_file_point -- fdatasync and its kin */
 static int
 whole_file_point(uint16_t op, int pool, int (*call)(int), int fd)
@@ -668,14 +698,20 @@ int
 fdatasync(int fd)
 {
 	REAL(fdatasync);
-	return whole_file_point(OP_FDATASYNC, is_pool_fd(fd), real_fdatasync, fd);
+	int r = whole_file_point(OP_FDATASYNC, is_pool_fd(fd), real_fdatasync, fd);
+	if (r == 0)
+		dir_point(OP_FDATASYNC, fd);
+	return r;
 }
 
 int
 fsync(int fd)
 {
 	REAL(fsync);
-	return whole_file_point(OP_FSYNC, is_pool_fd(fd), real_fsync, fd);
+	int r = whole_file_point(OP_FSYNC, is_pool_fd(fd), real_fsync, fd);
+	if (r == 0)
+		dir_point(OP_FSYNC, fd);
+	return r;
 }
 
 int
@@ -684,7 +720,10 @@ syncfs(int fd)
 	REAL(syncfs);
 	struct stat st;
 	int pool = active && !busy && learn() && fstat(fd, &st) == 0 && st.st_dev == S->dev;
-	return whole_file_point(OP_SYNCFS, pool, real_syncfs, fd);
+	int r = whole_file_point(OP_SYNCFS, pool, real_syncfs, fd);
+	if (r == 0 && pool)
+		rec_point(REC_DIRSYNC, OP_SYNCFS, 0, 0, 0);
+	return r;
 }
 
 void
@@ -694,8 +733,10 @@ sync(void)
 	int pool = active && !busy && learn();
 	uint64_t cutoff = pool ? rec_before_point(OP_SYNC) : 0;
 	real_sync();
-	if (pool)
+	if (pool) {
 		rec_point(REC_DURABLE, OP_SYNC, 0, REC_ALL, cutoff);
+		rec_point(REC_DIRSYNC, OP_SYNC, 0, 0, 0);
+	}
 }
 
 /* range_point -- an ordering point over the file ranges an address range maps */
