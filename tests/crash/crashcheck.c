@@ -4,6 +4,10 @@
  *
  *   crashcheck [OPTIONS] LOGDIR
  *
+ * Files: this one has the options, the generator and main; crashlog.c
+ * reads and replays the log, crashrules.c checks one state (crashcheck.h
+ * is what they share).
+ *
  * Replay. The log is read in order. A durable image D (the file as the disk
  * holds it under the model) starts empty; REC_WRITE and REC_SIZE records
  * are in flight until a REC_DURABLE (or a REC_DRAIN after a REC_FLUSH)
@@ -59,159 +63,28 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "catalog.h"
+#include "crashcheck.h"
+#include "format.h"
 #include "layout.h"
-#include "reclog.h"
-#include "test_checkpoint_util.h"
-
-extern char **environ;
-
-#define MAX_ACKS 4096
-#define MAX_GROUPS 64
-#define HASH_SLOTS ((size_t)1 << 21)
 
 /* -- options ----------------------------------------------------------- */
 
-static struct {
-	const char *logdir;
-	const char *out;
-	const char *inspect;
-	unsigned prefixes;      /* evenly spaced prefixes per point, 0: all */
-	unsigned subsets;
-	unsigned torn;
-	uint64_t seed;
-	unsigned jobs;
-	uint64_t max_states;    /* distinct states to check at most, 0: no cap */
-	unsigned timeout;
-	int verbose;
-	int expect_fail;        /* self-test: exit 0 iff failures were found */
-	int dump;               /* print the log and stop */
-	int posix_dir;          /* the file's name is durable only after its directory's fsync */
-} opt = { .prefixes = 16, .subsets = 8, .torn = 4, .seed = 1, .jobs = 1,
-	  .timeout = 60 };
-
-/* -- the log ----------------------------------------------------------- */
-
-struct rec {
-	const struct rec_hdr *h;
-	const unsigned char *pay;
+struct options opt = {
+	.prefixes = 16, .subsets = 8, .torn = 4, .seed = 1, .jobs = 1, .timeout = 60,
 };
-
-static struct rec *recs;
-static size_t nrecs;
-static unsigned grain = 512;
-static uint64_t max_size;       /* largest size the file ever had */
-
-struct ack { uint64_t id, gen, nodes; size_t pos; int group; };
-static struct ack acks[MAX_ACKS];
-static unsigned nacks;
-static char groups[MAX_GROUPS][32];
-static unsigned ngroups;
-struct keepm { size_t pos; int group; unsigned k; };
-static struct keepm keeps[MAX_ACKS];
-static unsigned nkeeps;
-static size_t created_pos = SIZE_MAX;
-
-static int
-group_of(const char *name)
-{
-	for (unsigned i = 0; i < ngroups; i++)
-		if (strcmp(groups[i], name) == 0)
-			return (int)i;
-	if (ngroups == MAX_GROUPS) {
-		fprintf(stderr, "crashcheck: too many groups\n");
-		exit(2);
-	}
-	snprintf(groups[ngroups], sizeof(groups[0]), "%s", name);
-	return (int)ngroups++;
-}
-
-static void
-parse_mark(size_t pos, const char *text, size_t len)
-{
-	char buf[256], g[64];
-	snprintf(buf, sizeof(buf), "%.*s", (int)len, text);
-	unsigned long long id, gen, nodes;
-	unsigned k;
-	if (sscanf(buf, "ack %llu %63s %llu %llu", &id, g, &gen, &nodes) == 4 &&
-	    nacks < MAX_ACKS)
-		acks[nacks++] = (struct ack){ id, gen, nodes, pos, group_of(g) };
-	else if (sscanf(buf, "keep %63s %u", g, &k) == 2 && nkeeps < MAX_ACKS)
-		keeps[nkeeps++] = (struct keepm){ pos, group_of(g), k };
-	else if (strcmp(buf, "created") == 0 && created_pos == SIZE_MAX)
-		created_pos = pos;
-}
-
-static void
-load_log(void)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/rec.log", opt.logdir);
-	int fd = open(path, O_RDONLY);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		fprintf(stderr, "crashcheck: %s: %s\n", path, strerror(errno));
-		exit(2);
-	}
-	size_t size = (size_t)st.st_size;
-	const unsigned char *m = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-	if (m == MAP_FAILED) {
-		perror("mmap");
-		exit(2);
-	}
-	close(fd);
-	size_t cap = 1024;
-	recs = malloc(cap * sizeof(*recs));
-	for (size_t off = 0; off + sizeof(struct rec_hdr) <= size;) {
-		const struct rec_hdr *h = (const void *)(m + off);
-		if (h->magic != REC_MAGIC || off + sizeof(*h) + REC_PAD(h->paylen) > size) {
-			fprintf(stderr, "crashcheck: %s: bad record at %zu\n", path, off);
-			exit(2);
-		}
-		if (nrecs == cap)
-			recs = realloc(recs, (cap *= 2) * sizeof(*recs));
-		recs[nrecs] = (struct rec){ h, m + off + sizeof(*h) };
-		if (h->type == REC_BEGIN)
-			grain = h->grain;
-		else if (h->type == REC_SIZE && h->off > max_size)
-			max_size = h->off;
-		else if (h->type == REC_WRITE && h->off + h->len > max_size)
-			max_size = h->off + h->len;
-		else if (h->type == REC_MARK)
-			parse_mark(nrecs, (const char *)recs[nrecs].pay, h->paylen);
-		nrecs++;
-		off += sizeof(*h) + REC_PAD(h->paylen);
-	}
-	if (!nrecs || recs[0].h->type != REC_BEGIN) {
-		fprintf(stderr, "crashcheck: %s: no REC_BEGIN\n", path);
-		exit(2);
-	}
-}
 
 /* -- shared counters and the set of states seen ------------------------ */
 
-struct stats {
-	uint64_t points, generated, distinct, checked, failures;
-	uint64_t distinct_bytes;        /* distinct by contents alone */
-	uint64_t refused, unpublished, dead_heap_warnings, opened;
-	uint64_t max_inflight;
-};
-static struct stats *st;
+struct stats *cnt;               /* shared by the workers */
 static uint64_t *seen;          /* HASH_SLOTS nonzero 64-bit keys, shared */
 static uint64_t *seen_bytes;    /* the same, of contents alone */
 
@@ -250,142 +123,10 @@ rnd(void)
 	return z ^ (z >> 31);
 }
 
-/* -- replay ------------------------------------------------------------ */
-
-/* item -- a piece of a WRITE (or a SIZE) in flight */
-struct item {
-	uint64_t seq;
-	uint64_t off, len;      /* SIZE: off is the size, len 0 */
-	const unsigned char *data;
-	int is_size;
-};
-
-static unsigned char *D;        /* durable image, max_size bytes */
-static int name_durable;        /* the file's directory entry is durable */
-static uint64_t D_size;
-static struct item *pend;       /* in flight, in seq order */
-static size_t npend, cappend;
-
-struct flushr { uint32_t tid; uint64_t off, len, cutoff; };
-static struct flushr *flushes;
-static size_t nflush, capflush;
-
-static void
-pend_add(struct item it)
-{
-	if (npend == cappend)
-		pend = realloc(pend, (cappend = cappend ? cappend * 2 : 1024) * sizeof(*pend));
-	pend[npend++] = it;
-}
-
-/*
- * make_durable -- [off, off+len) (REC_ALL: everything, the size too)
- * durable for items with seq <= cutoff: apply them to D, drop them from
- * the pending list (an item partly covered keeps its uncovered parts)
- */
-static void
-make_durable(uint64_t off, uint64_t len, uint64_t cutoff)
-{
-	uint64_t end = len == REC_ALL ? UINT64_MAX : off + len;
-	size_t w = 0;
-	struct item *keep = NULL;
-	size_t nkeep = 0;
-	for (size_t i = 0; i < npend; i++) {
-		struct item it = pend[i];
-		if (it.seq > cutoff) {
-			pend[w++] = it;
-			continue;
-		}
-		if (it.is_size) {
-			if (len == REC_ALL)
-				D_size = it.off;
-			else
-				pend[w++] = it;
-			continue;
-		}
-		uint64_t s = it.off > off ? it.off : off;
-		uint64_t e = it.off + it.len < end ? it.off + it.len : end;
-		if (s >= e) {
-			pend[w++] = it;
-			continue;
-		}
-		memcpy(D + s, it.data + (s - it.off), e - s);
-		/* the uncovered head and tail stay in flight */
-		if (s > it.off) {
-			pend[w++] = (struct item){ it.seq, it.off, s - it.off, it.data, 0 };
-		}
-		if (e < it.off + it.len) {
-			keep = realloc(keep, (nkeep + 1) * sizeof(*keep));
-			keep[nkeep++] = (struct item){ it.seq, e, it.off + it.len - e,
-				it.data + (e - it.off), 0 };
-		}
-	}
-	npend = w;
-	/* tails were cut after their heads: put them back in seq order */
-	for (size_t k = 0; k < nkeep; k++) {
-		pend_add(keep[k]);
-		for (size_t j = npend - 1; j > 0 && pend[j - 1].seq > pend[j].seq; j--) {
-			struct item t = pend[j];
-			pend[j] = pend[j - 1];
-			pend[j - 1] = t;
-		}
-	}
-	free(keep);
-}
-
-/* apply_rec -- replay record i into D / pending */
-static void
-apply_rec(size_t i)
-{
-	const struct rec_hdr *h = recs[i].h;
-	switch (h->type) {
-	case REC_WRITE:
-		pend_add((struct item){ h->seq, h->off, h->len, recs[i].pay, 0 });
-		break;
-	case REC_SIZE:
-		pend_add((struct item){ h->seq, h->off, 0, NULL, 1 });
-		break;
-	case REC_DURABLE:
-		make_durable(h->off, h->len, h->arg);
-		if (h->op == OP_INIT)
-			name_durable = 1;       /* the file existed before the run */
-		break;
-	case REC_DIRSYNC:
-		name_durable = 1;
-		break;
-	case REC_FLUSH:
-		if (nflush == capflush)
-			flushes = realloc(flushes, (capflush = capflush ? capflush * 2 : 64) *
-					sizeof(*flushes));
-		flushes[nflush++] = (struct flushr){ h->tid, h->off, h->len, h->arg };
-		break;
-	case REC_DRAIN: {
-		size_t w = 0;
-		for (size_t k = 0; k < nflush; k++) {
-			if (flushes[k].tid == h->tid)
-				make_durable(flushes[k].off, flushes[k].len, flushes[k].cutoff);
-			else
-				flushes[w++] = flushes[k];
-		}
-		nflush = w;
-		break;
-	}
-	default:
-		break;
-	}
-}
-
-static int
-is_point(size_t i)
-{
-	return recs[i].h->type == REC_DURABLE || recs[i].h->type == REC_DRAIN ||
-		recs[i].h->type == REC_DIRSYNC;
-}
-
 /* -- building one state ------------------------------------------------ */
 
-static unsigned char *W;        /* working image: D plus chosen items */
-static uint64_t W_size;
+unsigned char *W;        /* working image: D plus chosen items */
+uint64_t W_size;
 struct undo { uint64_t off, len; size_t at; };   /* old bytes at undobuf + at */
 static struct undo *undos;
 static size_t nundo, capundo;
@@ -439,366 +180,6 @@ w_apply(const struct item *it, uint64_t mask)
 			w_write(it->off + k * grain, it->data + k * grain, grain);
 }
 
-/* -- checking one state ------------------------------------------------ */
-
-struct point_ctx {
-	size_t k;               /* crash point: after record k (0: log start) */
-	size_t end;             /* the next ordering point (or nrecs) */
-	const char *after;      /* name of the ordering point */
-	uint64_t seq;
-};
-
-struct listed { uint64_t id; uint32_t seg; uint64_t lineage; int ok; };
-
-
-/* zero_page -- 1 if W[off, off+n) is all zero */
-static int
-zero_run(uint64_t off, uint64_t n)
-{
-	static const unsigned char z[4096];
-	while (n) {
-		uint64_t k = n < sizeof(z) ? n : sizeof(z);
-		if (memcmp(W + off, z, k))
-			return 0;
-		off += k;
-		n -= k;
-	}
-	return 1;
-}
-
-/* write_state -- W as a sparse file at path */
-static void
-write_state(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "crashcheck: %s: %s\n", path, strerror(errno));
-		exit(2);
-	}
-	for (uint64_t off = 0; off < W_size; off += 4096) {
-		uint64_t n = W_size - off < 4096 ? W_size - off : 4096;
-		if (zero_run(off, n))
-			continue;
-		if (pwrite(fd, W + off, n, (off_t)off) != (ssize_t)n) {
-			fprintf(stderr, "crashcheck: writing %s: %s\n", path, strerror(errno));
-			exit(2);
-		}
-	}
-	if (ftruncate(fd, (off_t)W_size) < 0) {
-		perror("ftruncate");
-		exit(2);
-	}
-	close(fd);
-}
-
-/*
- * read_pool -- the pool as the library reads it: header, current catalog,
- * checkpoints with their checksums. 0 readable (list filled), -1 not (why in msg)
- */
-static int
-read_pool(struct listed *list, unsigned *nlist, struct pool_hdr *hdr, char *msg, size_t ml)
-{
-	*nlist = 0;
-	if (W_size < sizeof(*hdr)) {
-		snprintf(msg, ml, "file is %llu bytes", (unsigned long long)W_size);
-		return -1;
-	}
-	memcpy(hdr, W, sizeof(*hdr));
-	if (layout_check(hdr, W_size) < 0) {
-		snprintf(msg, ml, "header: %s", ckpt_errormsg());
-		return -1;
-	}
-	uint64_t w;
-	memcpy(&w, W + POOL_COMMIT_OFF, sizeof(w));
-	if (w == 0) {
-		snprintf(msg, ml, "commit word is 0");
-		return -1;
-	}
-	const unsigned char *copy = W + layout_cat_off(hdr, w & 1);
-	if (cat_validate(hdr, copy, w >> 1) < 0) {
-		snprintf(msg, ml, "catalog: %s", ckpt_errormsg());
-		return -1;
-	}
-	const struct cat_entry *e = (const void *)(copy + sizeof(struct cat_hdr));
-	for (uint32_t i = 0; i < hdr->max_segments; i++) {
-		if (e[i].state != CAT_CKPT)
-			continue;
-		uint64_t so = layout_seg_off(hdr, i);
-		int ok = so + e[i].used <= W_size &&
-			XXH3_64bits(W + so, e[i].used) == e[i].checksum;
-		list[(*nlist)++] = (struct listed){ e[i].ckpt_id, i, e[i].lineage, ok };
-	}
-	return 0;
-}
-
-static const struct ack *
-ack_of(uint64_t id)
-{
-	for (unsigned i = 0; i < nacks; i++)
-		if (acks[i].id == id)
-			return &acks[i];
-	return NULL;
-}
-
-/* keep_at -- the retention of group g announced before position end (0: unknown) */
-static unsigned
-keep_at(int g, size_t end)
-{
-	unsigned k = 0;
-	for (unsigned i = 0; i < nkeeps; i++)
-		if (keeps[i].group == g && keeps[i].pos < end)
-			k = keeps[i].k;
-	return k;
-}
-
-/* run_inspect -- ckpt-inspect verify --json; exit status (or 128+sig, 255 timeout); output in out */
-static int
-run_inspect(const char *path, char *out, size_t outlen)
-{
-	int pfd[2];
-	if (pipe(pfd) < 0)
-		return -1;
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-	posix_spawn_file_actions_addclose(&fa, pfd[0]);
-	char *argv[] = { (char *)opt.inspect, "verify", (char *)path, "--json",
-		"--no-progress", NULL };
-	pid_t pid;
-	int r = posix_spawn(&pid, opt.inspect, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[1]);
-	if (r != 0) {
-		close(pfd[0]);
-		snprintf(out, outlen, "cannot run %s: %s", opt.inspect, strerror(r));
-		return -1;
-	}
-	size_t got = 0;
-	time_t t0 = time(NULL);
-	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-	int status = 0, done = 0, timed_out = 0;
-	for (;;) {
-		ssize_t n = read(pfd[0], out + got, outlen - 1 - got);
-		if (n > 0) {
-			got += (size_t)n;
-			if (got == outlen - 1)
-				got = outlen / 2;       /* keep reading; keep the start */
-			continue;
-		}
-		if (!done && waitpid(pid, &status, WNOHANG) == pid)
-			done = 1;
-		if (n == 0)
-			break;
-		if (time(NULL) - t0 > (time_t)opt.timeout) {
-			kill(pid, SIGKILL);
-			timed_out = 1;
-		}
-		usleep(2000);
-	}
-	close(pfd[0]);
-	if (!done)
-		waitpid(pid, &status, 0);
-	out[got] = '\0';
-	if (timed_out)
-		return 255;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* open_result -- what the ckpt_open child reports */
-struct open_result {
-	int status;             /* 0 opened, 1 refused, 2 opened with a wrong heap */
-	int err;
-	uint64_t from;
-	char msg[512];
-};
-
-/* run_open -- ckpt_open(path, CKPT_LATEST) in a child; -1 crash/timeout (why in r->msg) */
-static int
-run_open(const char *path, struct open_result *r, const struct ack *want)
-{
-	struct open_result *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
-			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (sh == MAP_FAILED)
-		return -1;
-	memset(sh, 0, sizeof(*sh));
-	sh->status = -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		alarm(opt.timeout);
-		/* the state files live on the checker's filesystem, which may not
-		 * clone: a pool recorded in reflink mode is opened in copy mode
-		 * (the fork mode decides forks, not how a restart copies) */
-		struct pool_hdr ph;
-		memcpy(&ph, W, sizeof(ph));
-		struct ckpt_config cfg = { .fork_mode = CKPT_FORK_COPY };
-		int reflink = W_size >= sizeof(ph) && ph.fork_mode == CKPT_FORK_REFLINK;
-		ckpt_pool *p = ckpt_open(path, CKPT_LATEST, reflink ? &cfg : NULL);
-		if (!p) {
-			sh->err = errno;
-			snprintf(sh->msg, sizeof(sh->msg), "%s", ckpt_errormsg());
-			sh->status = 1;
-			_exit(0);
-		}
-		sh->from = ckpt_restarted_from(p);
-		sh->status = 0;
-		if (want && want->id == sh->from) {
-			char err[256];
-			int64_t g = ts_check(ckpt_root(p), want->nodes, err, sizeof(err));
-			if (g != (int64_t)want->gen) {
-				sh->status = 2;
-				snprintf(sh->msg, sizeof(sh->msg), "heap of checkpoint %llu: %s "
-					"(want generation %llu)", (unsigned long long)sh->from,
-					g < 0 ? err : "wrong generation",
-					(unsigned long long)want->gen);
-			}
-		}
-		_exit(0);
-	}
-	int status;
-	waitpid(pid, &status, 0);
-	*r = *sh;
-	munmap(sh, sizeof(*sh));
-	if (WIFSIGNALED(status)) {
-		snprintf(r->msg, sizeof(r->msg), "ckpt_open child killed by signal %d%s",
-				WTERMSIG(status), WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
-		return -1;
-	}
-	if (r->status < 0) {
-		snprintf(r->msg, sizeof(r->msg), "ckpt_open child exited %d without a result",
-				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		return -1;
-	}
-	return 0;
-}
-
-static FILE *failf;
-
-/* report -- a failure of state desc at point pc; keep the state */
-static void
-report(const struct point_ctx *pc, const char *desc, const char *fmt, ...)
-{
-	char why[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	uint64_t n = __atomic_fetch_add(&st->failures, 1, __ATOMIC_RELAXED);
-	char path[4200];
-	snprintf(path, sizeof(path), "%s/fail-%d-%llu.pool", opt.out, (int)getpid(),
-			(unsigned long long)n);
-	if (n < 20)
-		write_state(path);
-	else
-		snprintf(path, sizeof(path), "(not kept)");
-	char line[6000];
-	snprintf(line, sizeof(line), "FAIL point %zu (after seq %llu %s) state %s: %s [%s]\n",
-		pc->k, (unsigned long long)pc->seq, pc->after, desc, why, path);
-	fputs(line, stderr);
-	if (failf) {
-		fputs(line, failf);
-		fflush(failf);
-	}
-}
-
-/* check_state -- the rules on W */
-static void
-check_state(const struct point_ctx *pc, const char *desc, const char *path)
-{
-	struct listed list[POOL_MAX_SEGMENTS];
-	unsigned nl;
-	struct pool_hdr hdr;
-	char why[512];
-	int readable = read_pool(list, &nl, &hdr, why, sizeof(why)) == 0;
-	int created = created_pos < pc->k;
-	int failed = 0;
-	if (!readable) {
-		__atomic_fetch_add(&st->refused, 1, __ATOMIC_RELAXED);
-		if (created) {
-			report(pc, desc, "pool unreadable after ckpt_create returned: %s", why);
-			failed = 1;
-		}
-	}
-	/* every listed checkpoint whole */
-	uint64_t newest = 0;
-	for (unsigned i = 0; i < nl; i++) {
-		if (!list[i].ok && !failed) {
-			report(pc, desc, "checkpoint %llu (segment %u) is listed but its bytes "
-				"do not match its checksum", (unsigned long long)list[i].id,
-				list[i].seg);
-			failed = 1;
-		}
-		if (list[i].id > newest)
-			newest = list[i].id;
-	}
-	if (readable && nl == 0)
-		__atomic_fetch_add(&st->unpublished, 1, __ATOMIC_RELAXED);
-	/* every checkpoint acknowledged before the point, unless retention */
-	for (unsigned a = 0; a < nacks && !failed; a++) {
-		if (acks[a].pos >= pc->k)
-			continue;
-		int present = 0;
-		unsigned newer = 0;
-		for (unsigned i = 0; i < nl; i++) {
-			const struct ack *o = ack_of(list[i].id);
-			if (list[i].id == acks[a].id)
-				present = 1;
-			else if (list[i].id > acks[a].id && o && o->group == acks[a].group)
-				newer++;
-		}
-		unsigned k = keep_at(acks[a].group, pc->end);
-		if (!present && !(k && newer >= k)) {
-			report(pc, desc, "checkpoint %llu (group %s), acknowledged before this "
-				"point, is gone (%u newer of its group listed, keep %u)%s%s",
-				(unsigned long long)acks[a].id, groups[acks[a].group], newer, k,
-				readable ? "" : "; pool unreadable: ", readable ? "" : why);
-			failed = 1;
-		}
-	}
-	write_state(path);
-	/* ckpt-inspect verify */
-	char out[8192];
-	int rc = run_inspect(path, out, sizeof(out));
-	if (rc == 0 && strstr(out, "\"warnings\":0") == NULL)
-		__atomic_fetch_add(&st->dead_heap_warnings, 1, __ATOMIC_RELAXED);
-	if (!failed && rc != (readable ? 0 : 1)) {
-		report(pc, desc, "ckpt-inspect verify exited %d (expected %d): %.600s",
-				rc, readable ? 0 : 1, out);
-		failed = 1;
-	}
-	/* ckpt_open(LATEST) */
-	struct open_result r;
-	const struct ack *want = ack_of(newest);
-	if (run_open(path, &r, want) < 0) {
-		if (!failed)
-			report(pc, desc, "%s", r.msg);
-		failed = 1;
-	} else if (!failed) {
-		if (readable && nl > 0) {
-			if (r.status == 1)
-				report(pc, desc, "ckpt_open(LATEST) refused a pool listing "
-					"checkpoint %llu: %s", (unsigned long long)newest, r.msg);
-			else if (r.from != newest)
-				report(pc, desc, "ckpt_open(LATEST) restarted from %llu, the newest "
-					"listed is %llu", (unsigned long long)r.from,
-					(unsigned long long)newest);
-			else if (r.status == 2)
-				report(pc, desc, "%s", r.msg);
-			else
-				__atomic_fetch_add(&st->opened, 1, __ATOMIC_RELAXED);
-		} else if (readable) {
-			if (r.status != 1 || r.err != ENOENT)
-				report(pc, desc, "pool without checkpoints: ckpt_open gave %s "
-					"(errno %d, %s), expected ENOENT",
-					r.status == 1 ? "an error" : "a pool", r.err, r.msg);
-		} else if (r.status != 1 || !r.msg[0]) {
-			report(pc, desc, "unreadable pool (%s) %s", why,
-				r.status == 1 ? "refused without a message" : "was opened");
-		}
-	}
-	__atomic_fetch_add(&st->checked, 1, __ATOMIC_RELAXED);
-}
-
 /* -- generating the states of one crash point --------------------------- */
 
 static struct item *inf;        /* in flight at this point, seq order */
@@ -809,14 +190,14 @@ static uint64_t meta_end = (uint64_t)2 << 20;
 static void
 try_state(const struct point_ctx *pc, const char *desc, const char *path)
 {
-	__atomic_fetch_add(&st->generated, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&cnt->generated, 1, __ATOMIC_RELAXED);
 	XXH3_state_t *hs = XXH3_createState();
 	XXH3_128bits_reset(hs);
 	XXH3_128bits_update(hs, &W_size, sizeof(W_size));
 	/* holes and zeros hash alike: the model does not tell them apart */
 	XXH3_128bits_update(hs, W, W_size);
 	if (seen_insert(seen_bytes, XXH3_128bits_digest(hs)))
-		__atomic_fetch_add(&st->distinct_bytes, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&cnt->distinct_bytes, 1, __ATOMIC_RELAXED);
 	/*
 	 * One state is checked once per set of promises: the same bytes at a
 	 * later crash point must hold more (checkpoints acknowledged since),
@@ -832,7 +213,7 @@ try_state(const struct point_ctx *pc, const char *desc, const char *path)
 	XXH3_freeState(hs);
 	if (!seen_insert(seen, h))
 		return;
-	uint64_t n = __atomic_add_fetch(&st->distinct, 1, __ATOMIC_RELAXED);
+	uint64_t n = __atomic_add_fetch(&cnt->distinct, 1, __ATOMIC_RELAXED);
 	if (opt.max_states && n > opt.max_states)
 		return;
 	if (opt.verbose > 1)
@@ -858,9 +239,9 @@ static void
 gen_point(const struct point_ctx *pc, const char *path)
 {
 	char desc[128];
-	__atomic_fetch_add(&st->points, 1, __ATOMIC_RELAXED);
-	if (ninf > st->max_inflight)
-		st->max_inflight = ninf;        /* a hint only; races are harmless */
+	__atomic_fetch_add(&cnt->points, 1, __ATOMIC_RELAXED);
+	if (ninf > cnt->max_inflight)
+		cnt->max_inflight = ninf;        /* a hint only; races are harmless */
 	rng = opt.seed * 0x9e3779b97f4a7c15ull + pc->k;
 	/* prefixes */
 	unsigned char *want = calloc(ninf + 1, 1);
@@ -948,7 +329,7 @@ worker(unsigned w)
 			continue;
 		if (npoint++ % opt.jobs != w)
 			continue;
-		if (opt.max_states && st->distinct >= opt.max_states)
+		if (opt.max_states && cnt->distinct >= opt.max_states)
 			break;
 		/* the epoch: pending now, plus writes up to the next point */
 		size_t end = k + 1;
@@ -975,46 +356,6 @@ worker(unsigned w)
 		gen_point(&pc, path);
 	}
 	unlink(path);
-}
-
-/* dump_log -- one line per record; runs of writes by one op are merged */
-static void
-dump_log(void)
-{
-	static const char *tn[] = { "?", "BEGIN", "WRITE", "SIZE", "DURABLE", "FLUSH",
-		"DRAIN", "MARK", "DIRSYNC" };
-	for (size_t i = 0; i < nrecs; i++) {
-		const struct rec_hdr *h = recs[i].h;
-		const char *op = rec_op_names[h->op < OP_COUNT ? h->op : 0];
-		if (h->type == REC_WRITE) {
-			size_t j = i;
-			uint64_t bytes = 0, lo = h->off, hi = h->off + h->len;
-			while (j < nrecs && recs[j].h->type == REC_WRITE &&
-			       recs[j].h->op == h->op && recs[j].h->pid == h->pid) {
-				bytes += recs[j].h->len;
-				lo = recs[j].h->off < lo ? recs[j].h->off : lo;
-				hi = recs[j].h->off + recs[j].h->len > hi ?
-					recs[j].h->off + recs[j].h->len : hi;
-				j++;
-			}
-			printf("%6zu seq %-6llu pid %-7u WRITE x%zu %s %llu bytes in [%#llx, %#llx)\n",
-				i, (unsigned long long)h->seq, h->pid, j - i, op,
-				(unsigned long long)bytes, (unsigned long long)lo,
-				(unsigned long long)hi);
-			i = j - 1;
-			continue;
-		}
-		printf("%6zu seq %-6llu pid %-7u %s %s", i, (unsigned long long)h->seq, h->pid,
-			tn[h->type <= REC_DIRSYNC ? h->type : 0], op);
-		if (h->type == REC_MARK || h->type == REC_BEGIN)
-			printf(" \"%.*s\"", (int)h->paylen, (const char *)recs[i].pay);
-		else if (h->type == REC_SIZE)
-			printf(" size %llu", (unsigned long long)h->off);
-		else if (h->type == REC_DURABLE || h->type == REC_FLUSH)
-			printf(" [%#llx, +%#llx) cutoff %llu", (unsigned long long)h->off,
-				(unsigned long long)h->len, (unsigned long long)h->arg);
-		printf("\n");
-	}
 }
 
 static void
@@ -1082,12 +423,12 @@ main(int argc, char **argv)
 	char fp[4200];
 	snprintf(fp, sizeof(fp), "%s/failures.txt", opt.out);
 	failf = fopen(fp, "w");
-	st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cnt = mmap(NULL, sizeof(*cnt), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	seen = mmap(NULL, HASH_SLOTS * sizeof(*seen), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	seen_bytes = mmap(NULL, HASH_SLOTS * sizeof(*seen), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (st == MAP_FAILED || seen == MAP_FAILED || seen_bytes == MAP_FAILED) {
+	if (cnt == MAP_FAILED || seen == MAP_FAILED || seen_bytes == MAP_FAILED) {
 		perror("mmap");
 		return 2;
 	}
@@ -1122,28 +463,28 @@ main(int argc, char **argv)
 			bad = 1;
 		}
 	}
-	uint64_t checked = st->checked;
+	uint64_t checked = cnt->checked;
 	printf("log %s: %zu records, grain %u, file up to %llu bytes, %u acks\n",
 		opt.logdir, nrecs, grain, (unsigned long long)max_size, nacks);
 	printf("crash points %llu, states generated %llu, distinct %llu, checked %llu, "
-		"failures %llu, distinct contents %llu\n", (unsigned long long)st->points,
-		(unsigned long long)st->generated, (unsigned long long)st->distinct,
-		(unsigned long long)checked, (unsigned long long)st->failures,
-		(unsigned long long)st->distinct_bytes);
+		"failures %llu, distinct contents %llu\n", (unsigned long long)cnt->points,
+		(unsigned long long)cnt->generated, (unsigned long long)cnt->distinct,
+		(unsigned long long)checked, (unsigned long long)cnt->failures,
+		(unsigned long long)cnt->distinct_bytes);
 	printf("  refused (unreadable, before create returned) %llu, no checkpoint listed %llu, "
 		"opened a checkpoint %llu, verify warnings (dead heaps) %llu, "
 		"most writes in flight at a point %llu\n",
-		(unsigned long long)st->refused, (unsigned long long)st->unpublished,
-		(unsigned long long)st->opened, (unsigned long long)st->dead_heap_warnings,
-		(unsigned long long)st->max_inflight);
+		(unsigned long long)cnt->refused, (unsigned long long)cnt->unpublished,
+		(unsigned long long)cnt->opened, (unsigned long long)cnt->dead_heap_warnings,
+		(unsigned long long)cnt->max_inflight);
 	printf("counts: points=%llu generated=%llu distinct=%llu checked=%llu failures=%llu "
-		"contents=%llu\n", (unsigned long long)st->points,
-		(unsigned long long)st->generated, (unsigned long long)st->distinct,
-		(unsigned long long)checked, (unsigned long long)st->failures,
-		(unsigned long long)st->distinct_bytes);
+		"contents=%llu\n", (unsigned long long)cnt->points,
+		(unsigned long long)cnt->generated, (unsigned long long)cnt->distinct,
+		(unsigned long long)checked, (unsigned long long)cnt->failures,
+		(unsigned long long)cnt->distinct_bytes);
 	if (bad)
 		return 2;
 	if (opt.expect_fail)
-		return st->failures ? 0 : 1;
-	return st->failures ? 1 : 0;
+		return cnt->failures ? 0 : 1;
+	return cnt->failures ? 1 : 0;
 }
