@@ -3,7 +3,7 @@
  * leave of one file: every write that can reach it, and every ordering
  * point that makes some of them durable (issue 17).
  *
- * Use: LD_PRELOAD=librecorder.so CKPT_REC_POOL=/path/pool CKPT_REC_LOG=dir
+ * Use: LD_PRELOAD=libckpt_recorder.so CKPT_REC_POOL=/path/pool CKPT_REC_LOG=dir
  * PROGRAM. The log goes to dir/rec.log (format: reclog.h); crashcheck reads
  * it and builds the crash states. Without CKPT_REC_POOL every interposed
  * call just forwards.
