@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -217,6 +218,28 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c)
 	return 0;
 }
 
+/*
+ * sync_dir -- make path's directory entry durable: a file's fdatasync does
+ * not promise its name (POSIX; ext4 without a journal loses it), and a
+ * pool ckpt_create returned must survive a power loss
+ */
+static int
+sync_dir(const char *path)
+{
+	char *d = strdup(path);
+	if (!d)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int e = dfd < 0 || fsync(dfd) < 0 ? errno : 0;
+	if (dfd >= 0)
+		close(dfd);
+	free(d);
+	if (e)
+		return ckpt_err_set(e, "cannot make the directory entry of pool %s durable: %s",
+				path, strerror(e));
+	return 0;
+}
+
 /* write_file -- size the new file, write its catalog and header, make them durable */
 static int
 write_file(struct ckpt_pool *p)
@@ -239,7 +262,7 @@ write_file(struct ckpt_pool *p)
 	if (fdatasync(p->fd) < 0)
 		return ckpt_err_set(errno, "cannot make pool %s durable: %s", p->path,
 				strerror(errno));
-	return 0;
+	return sync_dir(p->path);
 }
 
 /* claim_first_segment -- segment 0 becomes our live heap, a new life and lineage */

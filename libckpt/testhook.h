@@ -26,6 +26,10 @@
  *                         a kernel or seccomp filter that refuses it: a
  *                         MAP_PRIVATE file range gets private-scan, any
  *                         other every-page (engine/dirty.c)
+ *   CKPT_TEST_SKIP_FLUSH  ckpt_checkpoint skips step 3's fdatasync, so a
+ *                         checkpoint is published before its copy is durable:
+ *                         the broken ordering tests/crash must catch
+ *                         (checkpoint.c)
  */
 #ifndef CKPT_TESTHOOK_H
 #define CKPT_TESTHOOK_H 1

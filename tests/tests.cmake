@@ -110,3 +110,9 @@ set_tests_properties(test_prefork PROPERTIES TIMEOUT 300 LABELS "proc;sample"
 # ioctl (dirty.c zeroes its output so nothing reads as undefined): root gets
 # wp-async through /dev/userfaultfd there, and the unprivileged test skips.
 ckpt_test(test_dirty test_dirty.c LABELS unit proc VALGRIND)
+
+# power-loss crash states (issue 17): a recorder preloaded into workload
+# drivers logs every write and ordering point of the pool file; crashcheck
+# builds the files a power loss could leave and checks libckpt on each
+# (docs/CRASH-STATES.md). Label crash.
+add_subdirectory(crash)
