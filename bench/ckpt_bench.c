@@ -272,6 +272,7 @@ plain_load(const char *path, void *buf, uint64_t len)
 }
 
 struct result {
+	double grow;                      /* pool's allocated bytes added per checkpoint, median */
 	double ck_save, pl_save;
 	double ck_first, ck_walk;         /* restart to first alloc, to whole walk */
 	double pl_load, pl_walk;          /* fresh buffer: read, read + sum */
@@ -313,13 +314,20 @@ run_size(const char *dir, uint64_t bytes, int reps, struct result *res)
 	for (int i = 0; i < 8; i++)
 		v[i] = calloc((size_t)reps + 1, sizeof(double));
 
-	/* save, alternating */
+	/* save, alternating; the pool's allocated bytes before and after each */
+	double *grow = calloc((size_t)reps + 1, sizeof(double));
+	if (!grow)
+		die("out of memory");
 	for (int k = 0; k <= reps; k++) {
 		dirty(r, (uint64_t)k + 1);
+		struct stat st0, st1;
+		stat(pool, &st0);
 		double t0 = now_s();
 		if (ckpt_checkpoint(p, "bench", NULL) < 0)
 			die("ckpt_checkpoint: %s", ckpt_errormsg());
 		v[0][k] = now_s() - t0;
+		stat(pool, &st1);
+		grow[k] = ((double)st1.st_blocks - (double)st0.st_blocks) * 512.0;
 
 		plain_dirty(buf, words, (uint64_t)k + 1);
 		t0 = now_s();
@@ -383,6 +391,8 @@ run_size(const char *dir, uint64_t bytes, int reps, struct result *res)
 	double *m[8];
 	for (int i = 0; i < 8; i++)
 		m[i] = &v[i][1];
+	res->grow = median(&grow[1], reps);
+	free(grow);
 	res->ck_save = median(m[0], reps);
 	res->pl_save = median(m[1], reps);
 	res->ck_first = median(m[2], reps);
@@ -461,6 +471,7 @@ main(int argc, char **argv)
 		printf("| --- | ---: | --- | ---: | ---: |\n");
 		row("checkpoint (ckpt_checkpoint)", res.ck_save,
 			"write() + fdatasync()", res.pl_save);
+
 		row("restart to first ckpt_alloc", res.ck_first,
 			"read() into a fresh buffer", res.pl_load);
 		row("restart + read whole structure", res.ck_walk,
@@ -469,6 +480,9 @@ main(int argc, char **argv)
 			"read() into a pre-faulted buffer", res.pl_load_warm);
 		row("restart + read whole structure", res.ck_walk,
 			"read() into a pre-faulted buffer + read it", res.pl_walk_warm);
+		printf("\nThe pool's allocated bytes grew by %.1f MiB per checkpoint "
+			"(median; %.1f%% of the data).\n", res.grow / (1 << 20),
+			100.0 * res.grow / (double)bytes);
 		fflush(stdout);
 	}
 	free(list);
