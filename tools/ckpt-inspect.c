@@ -377,8 +377,9 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 	const struct cat_entry *e = &in->cat.e[i];
 	int busy;
 	const char *st = api_state(in, i, &busy);
-	printf("%s{\"segment\":%u,\"state\":\"%s\",\"busy\":%s,", r ? "," : "", i, st,
-		busy ? "true" : "false");
+	printf("%s{\"segment\":%u,\"state\":\"%s\",\"busy\":%s,\"in_memory\":%s,",
+		r ? "," : "", i, st, busy ? "true" : "false",
+		(e->flags & CAT_F_IN_MEMORY) && e->state != CAT_CKPT ? "true" : "false");
 	if (e->state == CAT_FREE) {
 		/* holds nothing: the catalog fields of a free entry mean nothing */
 		printf("\"checkpoint\":null,\"label\":\"\",\"pid\":null,\"owner_alive\":null,"
@@ -484,6 +485,19 @@ free_lines(const struct row *rows, unsigned from, unsigned nrows, int width, cha
 		nl++;
 	}
 	return nl;
+}
+
+/* memory_note -- the NOTE column of a heap kept in memory (fork mode cow) */
+static const char *
+memory_note(const struct cat_entry *e, char *buf, size_t len)
+{
+	if (!(e->flags & CAT_F_IN_MEMORY) || e->state == CAT_CKPT)
+		return "";
+	if (e->source == CAT_NONE)
+		snprintf(buf, len, "  in memory (cow), no checkpoint yet");
+	else
+		snprintf(buf, len, "  in memory (cow), maps segment %u", e->source);
+	return buf;
 }
 
 /* busy_note -- the NOTE column of a busy entry */
@@ -609,11 +623,12 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		int vis = 0;
 		for (const unsigned char *p = (const unsigned char *)tree[r]; *p; p++)
 			vis += (*p & 0xc0) != 0x80;
-		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s\n", tree[r],
+		char mem[64];
+		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s%s\n", tree[r],
 			tw - vis, "", st, par, ck, from, e->label[0] ? e->label : "-", pid, t,
 			human_size(e->used, sz, sizeof(sz)),
 			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-",
-			busy ? "  " : "", busy ? busy_note(st) : "");
+			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(e, mem, sizeof(mem)));
 	}
 	const char *fl = fbuf;
 	for (unsigned k = 0; k < nfl; k++, fl += strlen(fl) + 1)
