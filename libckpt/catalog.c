@@ -533,17 +533,46 @@ cat_snapshot(const struct pool_hdr *hdr, const void *meta, void *out)
 	return cat_snapshot_src(hdr, meta, out, NULL);
 }
 
-/* lease_op -- set or query a lease lock; F_OFD_GETLK when query */
+/* byte_op -- set or query a one-byte OFD lock at off; F_OFD_GETLK when query */
 static int
-lease_op(int fd, uint32_t seg, short type, int query)
+byte_op(int fd, long long off, short type, int query)
 {
 	struct flock fl = {
 		.l_type = type, .l_whence = SEEK_SET,
-		.l_start = CAT_LEASE_OFF(seg), .l_len = 1,
+		.l_start = off, .l_len = 1,
 	};
 	if (fcntl(fd, query ? F_OFD_GETLK : F_OFD_SETLK, &fl) < 0)
 		return -1;
 	return query ? fl.l_type != F_UNLCK : 0;
+}
+
+/* lease_op -- set or query a lease lock */
+static int
+lease_op(int fd, uint32_t seg, short type, int query)
+{
+	return byte_op(fd, CAT_LEASE_OFF(seg), type, query);
+}
+
+int
+cat_pin_take(int fd, uint32_t seg)
+{
+	if (byte_op(fd, CAT_PIN_OFF(seg), F_RDLCK, 0) < 0)
+		return ckpt_err_set(errno, "cannot pin the image in segment %u: %s",
+				seg, strerror(errno));
+	return 0;
+}
+
+void
+cat_pin_drop(int fd, uint32_t seg)
+{
+	byte_op(fd, CAT_PIN_OFF(seg), F_UNLCK, 0);
+}
+
+int
+cat_pin_held(int fd, uint32_t seg)
+{
+	/* an error answers "held": never free an image on a guess */
+	return byte_op(fd, CAT_PIN_OFF(seg), F_WRLCK, 1) != 0;
 }
 
 int

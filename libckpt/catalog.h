@@ -106,6 +106,20 @@ CKPT_HIDDEN void cat_lease_drop(int fd, uint32_t seg);
 CKPT_HIDDEN int cat_lease_held(int fd, uint32_t seg);
 
 /*
+ * Pins. An OFD read lock on one byte per segment at CAT_PIN_OFF(i) says
+ * "a heap maps this checkpoint image privately and it must not change"
+ * without a catalog commit: a cow fork's parent takes it, in its prepare
+ * handler, on the open file description its child inherits, so the child's
+ * base image is pinned from the instant of the fork until the child's own
+ * catalog entry pins it (or the child dies: the kernel drops the lock).
+ */
+#define CAT_PIN_OFF(i) ((1ll << 62) + (1ll << 40) + (long long)(i))
+CKPT_HIDDEN int cat_pin_take(int fd, uint32_t seg);
+CKPT_HIDDEN void cat_pin_drop(int fd, uint32_t seg);
+/* cat_pin_held -- 1 if another open file description pins seg */
+CKPT_HIDDEN int cat_pin_held(int fd, uint32_t seg);
+
+/*
  * cat_entry_dead -- 1 if entry i is LIVE or BUSY and its owner is gone:
  * the process no longer runs (owner_alive), or, for LIVE, nobody holds
  * its lease (the owner exited or exec'd). A BUSY fork reservation

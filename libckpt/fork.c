@@ -199,6 +199,19 @@ fork_prepare_pool(struct ckpt_pool *p)
 	p->fork_fd = reopen_pool(p);
 	if (p->fork_mode == CKPT_FORK_SHARED)
 		return;
+	if (p->eng) {
+		/* cow: no copy and no catalog commit in the pause; the child's
+		 * base image is pinned on the description it inherits, and the
+		 * child chooses its segment itself */
+		if (p->fork_fd >= 0 && p->eng->base_is_ckpt &&
+		    cat_pin_take(p->fork_fd, p->eng->base_seg) < 0) {
+			close(p->fork_fd);
+			p->fork_fd = -1;
+		}
+		snprintf(p->detach_why, sizeof(p->detach_why), "%s",
+			p->fork_fd < 0 ? ckpt_errormsg() : "");
+		return;
+	}
 	snprintf(p->detach_why, sizeof(p->detach_why), "%s",
 		p->fork_fd < 0 ? ckpt_errormsg() : "");
 	if (p->fork_fd >= 0) {
@@ -314,20 +327,6 @@ child_go_private(struct ckpt_pool *p, int fd)
 	p->cat.fd = -1;
 }
 
-/*
- * child_go_volatile -- cow without a segment: the inherited private
- * mapping is already the child's own copy; hold nothing of the parent's
- */
-static void
-child_go_volatile(struct ckpt_pool *p)
-{
-	image_after_fork_child(p);
-	p->detached = 1;
-	close(p->fd);
-	p->fd = -1;
-	p->cat.fd = -1;
-}
-
 /* adopt_fd -- make fd (the child's own open file description) the pool's descriptor */
 static void
 adopt_fd(struct ckpt_pool *p, int fd)
@@ -336,6 +335,65 @@ adopt_fd(struct ckpt_pool *p, int fd)
 	p->fd = fd;
 	p->cat.fd = fd;
 }
+
+/*
+ * child_claim_cow -- a cow child's entry: one catalog transaction takes a
+ * segment (it holds nothing until the child's first checkpoint writes an
+ * image elsewhere) and records it LIVE, in memory, mapping the parent's
+ * base image, which the entry now pins; then the parent's pin lock can go.
+ * Without a segment the child runs on, volatile, its inherited description
+ * keeping the pin (and the base image) until it exits.
+ */
+static void
+child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
+{
+	const uint64_t parent_life = p->life;
+	const uint32_t base = p->eng->base_seg;
+	image_after_fork_child(p);
+	if (p->fork_fd < 0)
+		child_die(p, "no description of its own");
+	adopt_fd(p, p->fork_fd);
+	p->fork_fd = -1;
+	test_point("fork:child-before-claim");
+	struct cat_view v;
+	uint64_t punch;
+	int seg = -1;
+	if (cat_begin(&p->cat, &v) == 0) {
+		seg = seg_take(p, &v, &punch);
+		if (seg >= 0 && cat_lease_take(p->fd, (uint32_t)seg) < 0)
+			seg = -1;
+		if (seg < 0) {
+			cat_end(&p->cat);
+		} else {
+			struct cat_entry *e = &v.e[seg];
+			e->state = CAT_LIVE;
+			e->flags = CAT_F_IN_MEMORY;
+			e->owner = p->self;
+			e->parent = parent_seg;
+			e->source = p->eng->base_is_ckpt ? base : CAT_NONE;
+			e->life = e->lineage = v.h->next_life++;
+			e->parent_life = parent_life;
+			e->used = p->fork_used;
+			e->time_ns = now_ns();
+			if (cat_commit(&p->cat) < 0) {
+				cat_lease_drop(p->fd, (uint32_t)seg);
+				seg = -1;
+			} else {
+				p->seg = (uint32_t)seg;
+				p->life = p->lineage = e->life;
+			}
+		}
+	}
+	if (seg < 0) {
+		snprintf(p->detach_why, sizeof(p->detach_why),
+			"no segment could be had: %s", ckpt_errormsg());
+		p->detached = 1;    /* the private mapping is its own copy already */
+		return;
+	}
+	if (p->eng->base_is_ckpt)
+		cat_pin_drop(p->fd, base);
+}
+
 
 /* fork_child_pool -- take over the reserved segment in the child */
 static void
@@ -359,8 +417,8 @@ fork_child_pool(struct ckpt_pool *p)
 	}
 	if (owner_self(&p->self) < 0)
 		child_die(p, "process identity");
-	if (p->fork_seg < 0 && p->eng) {
-		child_go_volatile(p);
+	if (p->eng) {
+		child_claim_cow(p, parent_seg);
 		heap_after_fork_child(p->heap);
 		return;
 	}

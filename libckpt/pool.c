@@ -26,6 +26,7 @@
 #include "layout.h"
 #include "owner.h"
 #include "pool.h"
+#include "segcopy.h"
 #include "segment.h"
 #include "engine/image.h"
 
@@ -308,6 +309,8 @@ pool_create(const char *path, struct pool_config *c)
 	if (write_file(p) < 0 || config_fork_mode(c, p->fd, path, hdr.flags) < 0)
 		goto fail;
 	p->fork_mode = c->fork_mode;
+	if (p->fork_mode == CKPT_FORK_COW)
+		segcopy_small_cow(p->fd);
 	if (cat_attach(&p->cat, p->fd, &hdr) < 0 || claim_first_segment(p) < 0 ||
 	    pool_attach_segment(p, 1, 0, 0, 0) < 0)
 		goto fail;
@@ -361,6 +364,8 @@ pool_open(const char *path, struct pool_config *c)
 		goto fail;
 	p->fork_mode = c->fork_mode;
 	p->keep = c->keep;
+	if (p->fork_mode == CKPT_FORK_COW)
+		segcopy_small_cow(p->fd);
 	if (map_reserve((void *)(uintptr_t)p->hdr.base, p->hdr.seg_size) < 0) {
 		ckpt_err_prefix("cannot open pool %s at its base: ", path);
 		goto fail;

@@ -74,6 +74,19 @@ segcopy_can_clone(int fd)
 	return ioctl(fd, FICLONERANGE, &r) == 0;
 }
 
+void
+segcopy_small_cow(int fd)
+{
+	struct fsxattr fa;
+	if (ioctl(fd, FS_IOC_FSGETXATTR, &fa) < 0)
+		return;
+	fa.fsx_xflags |= FS_XFLAG_COWEXTSIZE;
+	fa.fsx_cowextsize = 4096;
+	int e = errno;
+	if (ioctl(fd, FS_IOC_FSSETXATTR, &fa) < 0)
+		errno = e;
+}
+
 int
 segcopy_punch(int fd, uint64_t off, uint64_t len)
 {

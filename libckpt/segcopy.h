@@ -64,6 +64,14 @@ CKPT_HIDDEN int segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len,
 /* segcopy_can_clone -- 1 if fd's filesystem implements FICLONERANGE (reflink) */
 CKPT_HIDDEN int segcopy_can_clone(int fd);
 
+/*
+ * segcopy_small_cow -- on a filesystem that clones (XFS), ask that a write
+ * into shared blocks copy only the blocks written (copy-on-write extent
+ * size hint of one page) rather than the default 32-block extents: the cow
+ * engine writes scattered pages into cloned images. Best effort.
+ */
+CKPT_HIDDEN void segcopy_small_cow(int fd);
+
 /* segcopy_punch -- return [off, off+len) of the pool file to the filesystem */
 CKPT_HIDDEN int segcopy_punch(int fd, uint64_t off, uint64_t len);
 

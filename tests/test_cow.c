@@ -207,6 +207,63 @@ test_cow_fork_isolation(void **state)
 }
 
 /*
+ * A fork child maps its parent's base image: however fast the parent
+ * checkpoints on (keep 1 drops the old image at once), the image stays until
+ * the child is done with it, and is freed after.
+ */
+static void
+test_cow_fork_pins_base(void **state)
+{
+	(void)state;
+	const char *path = tu_path("pin.pool");
+	struct ckpt_config c = cow_cfg;
+	c.keep_checkpoints = 1;
+	struct ts_state *s;
+	ckpt_pool *p = cow_create(path, &c, &s);
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);   /* the base: gen 1 */
+	int go[2], done[2];
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(done), 0);
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char b, err[256];
+		close(go[1]);
+		close(done[0]);
+		if (read(go[0], &b, 1) != 1)
+			_exit(3);
+		/* every page of it still reads from the parent's old image */
+		int bad = ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 1;
+		bad |= ckpt_close(p) != 0;
+		if (write(done[1], "d", 1) != 1)
+			bad |= 4;
+		_exit(bad);
+	}
+	close(go[0]);
+	close(done[1]);
+	for (uint64_t gen = 2; gen < 5; gen++) {
+		assert_int_equal(ts_modify(p, s, gen, 2), 0);
+		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	}
+	/* the child's image outlived retention */
+	struct tu_catalog cat;
+	tu_catalog_read(path, &cat);
+	assert_int_equal(tu_catalog_count(&cat, CAT_CKPT), 2);
+	tu_catalog_free(&cat);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	char b;
+	assert_int_equal(read(done[0], &b, 1), 1);
+	assert_int_equal(tu_wait_exit(pid), 0);
+	/* and is freed by the next pass once the child is gone */
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	tu_catalog_read(path, &cat);
+	assert_int_equal(tu_catalog_count(&cat, CAT_CKPT), 1);
+	tu_catalog_free(&cat);
+	assert_int_equal(ckpt_close(p), 0);
+	tu_inspect_verify(path);
+}
+
+/*
  * Kernel I/O into and out of the heap right after a restart and right after
  * a fork: read(2), pread(2), O_DIRECT reads into pages never touched since
  * the mapping was made, write(2) from them; the kernel's writes are
@@ -444,6 +501,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_cow_recycle),
 		cmocka_unit_test(test_cow_restart_continues),
 		cmocka_unit_test(test_cow_fork_isolation),
+		cmocka_unit_test(test_cow_fork_pins_base),
 		cmocka_unit_test(test_cow_kernel_io),
 		cmocka_unit_test(test_cow_crash_points),
 		cmocka_unit_test(test_cow_background),

@@ -40,9 +40,11 @@
  * unpublished image, which stays ours (BUSY) until we exit.
  *
  * Pins: a base image must never change while a heap maps it. Every heap in
- * memory says which image it maps (CAT_F_IN_MEMORY, source), a fork child's
- * reservation too, so retention, reclaim and recycling leave it alone
- * (image_pinned) until that heap re-bases, closes or dies.
+ * memory says which image it maps (CAT_F_IN_MEMORY, source), and a fork
+ * child not yet in the catalog is covered by a pin lock its parent took on
+ * the child's open file description (catalog.h), so retention, reclaim and
+ * recycling leave the image alone (image_pinned) until that heap re-bases,
+ * closes or dies.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -164,7 +166,8 @@ image_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
 		    (e->flags & CAT_F_IN_MEMORY) && e->source == i && !seg_dead(p, v, j))
 			return 1;
 	}
-	return 0;
+	/* a cow fork child that has not claimed its entry yet */
+	return v->e[i].state == CAT_CKPT && cat_pin_held(p->fd, i);
 }
 
 /*

@@ -50,7 +50,7 @@ group_of(const char *name)
 		fprintf(stderr, "crashcheck: too many groups\n");
 		exit(2);
 	}
-	snprintf(groups[ngroups], sizeof(groups[0]), "%s", name);
+	snprintf(groups[ngroups], sizeof(groups[0]), "%.*s", (int)sizeof(groups[0]) - 1, name);
 	return (int)ngroups++;
 }
 
