@@ -8,6 +8,12 @@
  * read) is not read from until they drain: memory stays bounded. Every
  * 100 ms the timer collects a finished BGSAVE, starts the periodic
  * checkpoint, and spends a millisecond on incremental rehashing.
+ *
+ * Who may connect and how much a client may hold are limits.c's and
+ * auth.c's rules; this file applies them where connections arrive, where
+ * requests are read and where replies are written. A client closed for a
+ * limit while other events of the same epoll_wait may name it is only
+ * marked closing, and freed once the batch is done.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,10 +26,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "commands.h"
+#include "limits.h"
 #include "log.h"
 #include "server.h"
 
@@ -68,9 +77,13 @@ listen_tcp(const char *bind_addr, int port)
 	return fd;
 }
 
-/* listen_unix -- a listening Unix socket at path (replacing a stale one), or -1 */
+/*
+ * listen_unix -- a listening Unix socket at path (replacing a stale one),
+ * with mode perm (-1: as the umask makes it), or -1. The socket is made
+ * with mode 0 and then given perm, so no client connects in between.
+ */
 static int
-listen_unix(const char *path)
+listen_unix(const char *path, int perm)
 {
 	struct sockaddr_un sa;
 	memset(&sa, 0, sizeof(sa));
@@ -82,7 +95,12 @@ listen_unix(const char *path)
 	strcpy(sa.sun_path, path);
 	unlink(path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 511) < 0) {
+	mode_t old = perm >= 0 ? umask(0777) : 0;
+	int bound = fd >= 0 ? bind(fd, (struct sockaddr *)&sa, sizeof(sa)) : -1;
+	if (perm >= 0)
+		umask(old);
+	if (fd < 0 || bound < 0 || (perm >= 0 && chmod(path, (mode_t)perm) < 0) ||
+	    listen(fd, 511) < 0) {
 		kv_log('#', "cannot listen on %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -102,6 +120,23 @@ watch(struct client *c, int events)
 	c->epoll_events = events;
 }
 
+/* listeners_watch -- put the listening sockets in the epoll set (on) or take them out */
+static void
+listeners_watch(int on)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int op = on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL;
+	if (server.tcp_fd >= 0) {
+		ev.data.ptr = &tcp_marker;
+		epoll_ctl(server.epfd, op, server.tcp_fd, &ev);
+	}
+	if (server.unix_fd >= 0) {
+		ev.data.ptr = &unix_marker;
+		epoll_ctl(server.epfd, op, server.unix_fd, &ev);
+	}
+	server.accept_paused = !on;
+}
+
 static void
 client_free(struct client *c)
 {
@@ -114,41 +149,143 @@ client_free(struct client *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	server.nclients--;
+	server.qbuf_total -= c->qbuf_counted;
 	resp_in_free(&c->in);
 	resp_out_free(&c->out);
 	free(c);
+	if (server.accept_paused)       /* a descriptor is free again */
+		listeners_watch(1);
 }
 
-/* accept_clients -- take every pending connection of a listening socket */
+/*
+ * client_close_soon -- close c for a limit: tell it why (best effort), drop
+ * its buffers and its events now, free it after this batch of events
+ */
+static void
+client_close_soon(struct client *c, const char *msg)
+{
+	if (c->closing)
+		return;
+	ssize_t n = write(c->fd, msg, strlen(msg));
+	(void)n;
+	epoll_ctl(server.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	shutdown(c->fd, SHUT_RDWR);
+	resp_in_free(&c->in);
+	resp_out_free(&c->out);
+	limits_track_query(c);
+	c->closing = 1;
+}
+
+/* free_closing -- free the clients closed for a limit during the last batch */
+static void
+free_closing(void)
+{
+	struct client *next;
+	for (struct client *c = server.clients; c; c = next) {
+		next = c->next;
+		if (c->closing)
+			client_free(c);
+	}
+}
+
+/*
+ * enforce_query_total -- close the clients with the largest query buffers
+ * while all of them hold more than client-query-buffer-total
+ */
+static void
+enforce_query_total(void)
+{
+	static struct kv_log_limit lim;
+	struct client *v;
+	while ((v = limits_query_victim())) {
+		kv_log_limited(&lim, '#', "query buffers of all clients hold %zu bytes, over "
+			"client-query-buffer-total %zu: closing client %d, which holds %zu",
+			server.qbuf_total, server.opt.qbuf_total, v->fd, v->qbuf_counted);
+		server.qbuf_disconnections++;
+		client_close_soon(v, "-ERR client-query-buffer-total reached: closing the "
+			"client with the largest query buffer\r\n");
+	}
+}
+
+/*
+ * admit -- a connection was accepted: refuse it (maxclients, protected
+ * mode) or make it a client
+ */
+static void
+admit(int fd, int tcp, const struct sockaddr *peer, socklen_t peerlen)
+{
+	static struct kv_log_limit full, denied;
+	if (server.nclients >= server.opt.maxclients) {
+		server.rejected_connections++;
+		kv_log_limited(&full, '#', "max number of clients reached (%ld): refusing "
+			"new connections", server.opt.maxclients);
+		limits_refuse(fd, ERR_MAXCLIENTS);
+		return;
+	}
+	if (tcp && auth_peer_denied(peer, peerlen)) {
+		server.rejected_connections++;
+		kv_log_limited(&denied, '#', "protected mode: refused a client from outside "
+			"the loopback interface (no --requirepass is set)");
+		limits_refuse(fd, auth_denied_message());
+		return;
+	}
+	if (tcp) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->in.bulklen = -1;
+	c->out.limit = server.opt.obuf_limit;
+	c->authenticated = server.opt.requirepass == NULL;
+	c->next = server.clients;
+	if (c->next)
+		c->next->prev = c;
+	server.clients = c;
+	server.nclients++;
+	server.total_connections++;
+	watch(c, EPOLLIN);
+}
+
+/*
+ * accept_clients -- take every pending connection of a listening socket;
+ * out of descriptors, turn the pending ones away, or stop watching the
+ * listeners until a descriptor is free (client_free, cron)
+ */
 static void
 accept_clients(int lfd, int tcp)
 {
+	static struct kv_log_limit lim;
 	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				kv_log('#', "accept: %s", strerror(errno));
-			return;
-		}
-		if (tcp) {
-			int one = 1;
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		}
-		struct client *c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
+		struct sockaddr_storage peer;
+		socklen_t peerlen = sizeof(peer);
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &peerlen,
+				SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			admit(fd, tcp, (struct sockaddr *)&peer, peerlen);
 			continue;
 		}
-		c->fd = fd;
-		c->in.bulklen = -1;
-		c->next = server.clients;
-		if (c->next)
-			c->next->prev = c;
-		server.clients = c;
-		server.nclients++;
-		server.total_connections++;
-		watch(c, EPOLLIN);
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return;
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE) {
+			int r = limits_turn_away(lfd);
+			if (r > 0)
+				continue;
+			if (r < 0)
+				listeners_watch(0);
+			return;
+		}
+		/* ENOBUFS, ENOMEM, ...: wait for the next tick rather than spin */
+		kv_log_limited(&lim, '#', "accept: %s: not accepting for a while",
+			strerror(errno));
+		listeners_watch(0);
+		return;
 	}
 }
 
@@ -170,6 +307,14 @@ client_write(struct client *c)
 			return -1;
 		}
 		c->out.sent += (size_t)n;
+	}
+	if (c->out.over) {
+		static struct kv_log_limit lim;
+		server.obuf_disconnections++;
+		kv_log_limited(&lim, '#', "client %d closed for overcoming of output buffer "
+			"limits (client-output-buffer-limit %zu)", c->fd, c->out.limit);
+		client_free(c);
+		return -1;
 	}
 	if (!resp_pending(&c->out)) {
 		c->out.len = c->out.sent = 0;
@@ -205,7 +350,10 @@ client_process(struct client *c)
 		}
 		command_run(c);
 		resp_consume(&c->in);
+		if (resp_out_failed(&c->out))
+			break;
 	}
+	limits_track_query(c);
 	if (client_write(c) < 0)
 		return -1;
 	/* read more only when replies are flowing; wait for writability if not */
@@ -222,10 +370,14 @@ client_process(struct client *c)
 static void
 client_read(struct client *c)
 {
-	if (c->in.len - c->in.start > RESP_MAX_QUERY) {
-		resp_error(&c->out, "ERR Protocol error: query buffer limit exceeded");
-		c->close_after_reply = 1;
-		client_process(c);
+	if (c->closing)
+		return;
+	if (c->in.len - c->in.start > server.opt.qbuf_limit) {
+		static struct kv_log_limit lim;
+		server.qbuf_disconnections++;
+		kv_log_limited(&lim, '#', "client %d closed: its query buffer passed "
+			"client-query-buffer-limit %zu", c->fd, server.opt.qbuf_limit);
+		client_close_soon(c, "-ERR Protocol error: query buffer limit exceeded\r\n");
 		return;
 	}
 	if (resp_read_space(&c->in, READ_CHUNK) < 0) {
@@ -241,7 +393,10 @@ client_read(struct client *c)
 		return;
 	}
 	c->in.len += (size_t)n;
-	client_process(c);
+	limits_track_query(c);
+	enforce_query_total();
+	if (!c->closing)
+		client_process(c);
 }
 
 /* cron -- the timer: BGSAVE collection, periodic checkpoints, rehashing */
@@ -258,6 +413,8 @@ cron(void)
 	}
 	if (dict_is_rehashing(&st->root->dict))
 		dict_rehash_ms(st->pool, &st->root->dict, 1);
+	if (server.accept_paused)       /* try again: at most once a tick */
+		listeners_watch(1);
 }
 
 /*
@@ -275,6 +432,8 @@ close_fds_in_child(void)
 	for (struct client *c = server.clients; c; c = c->next)
 		close(c->fd);
 	close(server.epfd);
+	limits_close_in_child();
+	store_close_lock_in_child(&server.store);
 }
 
 int
@@ -283,6 +442,8 @@ server_run(void)
 	server.start_us = now_us();
 	server.last_cron_ckpt_us = server.start_us;
 	server.tcp_fd = server.unix_fd = -1;
+	if (limits_init() < 0)
+		return 1;
 	server.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (server.epfd < 0) {
 		kv_log('#', "epoll_create1: %s", strerror(errno));
@@ -291,21 +452,14 @@ server_run(void)
 	if (server.opt.port > 0 &&
 	    (server.tcp_fd = listen_tcp(server.opt.bind, server.opt.port)) < 0)
 		return 1;
-	if (server.opt.unixsocket && (server.unix_fd = listen_unix(server.opt.unixsocket)) < 0)
+	if (server.opt.unixsocket && (server.unix_fd = listen_unix(server.opt.unixsocket,
+			server.opt.unixsocketperm)) < 0)
 		return 1;
 	if (server.tcp_fd < 0 && server.unix_fd < 0) {
 		kv_log('#', "nothing to listen on: give --port or --unixsocket");
 		return 1;
 	}
-	struct epoll_event ev = { .events = EPOLLIN };
-	if (server.tcp_fd >= 0) {
-		ev.data.ptr = &tcp_marker;
-		epoll_ctl(server.epfd, EPOLL_CTL_ADD, server.tcp_fd, &ev);
-	}
-	if (server.unix_fd >= 0) {
-		ev.data.ptr = &unix_marker;
-		epoll_ctl(server.epfd, EPOLL_CTL_ADD, server.unix_fd, &ev);
-	}
+	listeners_watch(1);
 	pthread_atfork(NULL, NULL, close_fds_in_child);
 
 	struct sigaction sa;
@@ -320,6 +474,10 @@ server_run(void)
 			server.opt.port);
 	if (server.unix_fd >= 0)
 		kv_log('*', "ready to accept connections unix %s", server.opt.unixsocket);
+	if (server.tcp_fd >= 0 && server.opt.protected_mode && !server.opt.requirepass &&
+	    strncmp(server.opt.bind, "127.", 4) != 0)
+		kv_log('#', "protected mode: no --requirepass is set, so only clients on the "
+			"loopback interface are served although %s is bound", server.opt.bind);
 
 	int64_t next_cron = now_us() + CRON_MS * 1000;
 	struct epoll_event events[256];
@@ -327,6 +485,7 @@ server_run(void)
 		int64_t wait_us = next_cron - now_us();
 		int n = epoll_wait(server.epfd, events, 256,
 				wait_us > 0 ? (int)(wait_us / 1000) + 1 : 0);
+		server.eventloop_cycles++;
 		if (got_signal) {
 			kv_log('#', "received %s, shutting down", got_signal == SIGINT ?
 				"SIGINT" : "SIGTERM");
@@ -343,7 +502,10 @@ server_run(void)
 			}
 			struct client *c = p;
 			/* a client freed earlier in this batch is not in events again:
-			 * each fd appears once per epoll_wait */
+			 * each fd appears once per epoll_wait, and clients closed
+			 * for another's sake are only freed after the batch */
+			if (c->closing)
+				continue;
 			if (events[i].events & EPOLLOUT) {
 				if (client_write(c) < 0)
 					continue;
@@ -355,6 +517,7 @@ server_run(void)
 			if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				client_read(c);
 		}
+		free_closing();
 		if (now_us() >= next_cron) {
 			cron();
 			next_cron = now_us() + CRON_MS * 1000;
