@@ -291,11 +291,20 @@ accept_clients(int lfd, int tcp)
 
 /*
  * client_write -- write what is pending; 0, or -1 if the client was freed
- * (write error, or its last reply is out and it is to be closed)
+ * (write error, its last reply is out and it is to be closed, or its
+ * replies passed client-output-buffer-limit)
  */
 static int
 client_write(struct client *c)
 {
+	if (c->out.over) {     /* no truncated reply: close at once */
+		static struct kv_log_limit lim;
+		server.obuf_disconnections++;
+		kv_log_limited(&lim, '#', "client %d closed for overcoming of output buffer "
+			"limits (client-output-buffer-limit %zu)", c->fd, c->out.limit);
+		client_free(c);
+		return -1;
+	}
 	while (resp_pending(&c->out)) {
 		ssize_t n = write(c->fd, c->out.buf + c->out.sent, resp_pending(&c->out));
 		if (n < 0) {
@@ -307,14 +316,6 @@ client_write(struct client *c)
 			return -1;
 		}
 		c->out.sent += (size_t)n;
-	}
-	if (c->out.over) {
-		static struct kv_log_limit lim;
-		server.obuf_disconnections++;
-		kv_log_limited(&lim, '#', "client %d closed for overcoming of output buffer "
-			"limits (client-output-buffer-limit %zu)", c->fd, c->out.limit);
-		client_free(c);
-		return -1;
 	}
 	if (!resp_pending(&c->out)) {
 		c->out.len = c->out.sent = 0;
