@@ -4,7 +4,7 @@
  * (the server is single-threaded), so the dataset is consistent whenever a
  * checkpoint or the fork of BGSAVE happens.
  *
- * Data: PING ECHO GET MGET SET DEL EXISTS DBSIZE FLUSHALL/FLUSHDB.
+ * Data: PING ECHO GET MGET SET MSET DEL EXISTS DBSIZE FLUSHALL/FLUSHDB.
  * Persistence: SAVE BGSAVE LASTSAVE SHUTDOWN. Introspection: INFO.
  * Access: AUTH (with --requirepass, a client runs nothing else until it
  * has authenticated, but QUIT). Stubs the stock tools send: COMMAND,
@@ -95,6 +95,32 @@ cmd_set(struct client *c)
 		return;
 	}
 	server.store.dirty++;
+	resp_status(&c->out, "OK");
+}
+
+/*
+ * cmd_mset -- MSET key value [key value ...]. When the heap fills midway,
+ * the pairs before the one that failed stay set (the reply says OOM).
+ */
+static void
+cmd_mset(struct client *c)
+{
+	if (c->in.argc % 2 == 0) {
+		resp_error(&c->out, "ERR wrong number of arguments for 'mset' command");
+		return;
+	}
+	for (int i = 1; i < c->in.argc; i += 2) {
+		if (dict_set(server.store.pool, dict(), resp_argp(&c->in, i), c->in.argv[i].len,
+				resp_argp(&c->in, i + 1), c->in.argv[i + 1].len) < 0) {
+			if (errno == E2BIG)
+				resp_error(&c->out, "ERR string exceeds maximum allowed size");
+			else
+				resp_error(&c->out, "OOM command not allowed: the heap is full (%s)",
+					ckpt_errormsg());
+			return;
+		}
+		server.store.dirty++;
+	}
 	resp_status(&c->out, "OK");
 }
 
@@ -382,6 +408,7 @@ static const struct command table[] = {
 	{ "get", 2, cmd_get },
 	{ "mget", -2, cmd_mget },
 	{ "set", -3, cmd_set },
+	{ "mset", -3, cmd_mset },
 	{ "del", -2, cmd_del },
 	{ "unlink", -2, cmd_del },
 	{ "exists", -2, cmd_exists },
