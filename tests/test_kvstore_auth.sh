@@ -41,7 +41,10 @@ s.connect(("127.0.0.1" if src == "127.0.0.1" else "10.211.0.1", port))
 out = b""
 try:
     for line in lines:
-        s.sendall(line.encode() + b"\r\n")
+        try:
+            s.sendall(line.encode() + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            break                       # closed by the server: read why
         time.sleep(0.05)
     while True:
         b = s.recv(65536)
@@ -49,7 +52,9 @@ try:
             out += b"<closed>"
             break
         out += b
-except OSError:
+except (BrokenPipeError, ConnectionResetError):
+    out += b"<closed>"                  # closed with our request unread: a reset
+except socket.timeout:
     pass
 sys.stdout.write(out.decode().replace("\r\n", "|"))
 EOF

@@ -47,6 +47,8 @@ static char tcp_marker, unix_marker;
 
 static volatile sig_atomic_t got_signal;
 
+static long nclosing;           /* clients marked closing, to free after the batch */
+
 static void
 on_signal(int sig)
 {
@@ -174,12 +176,16 @@ client_close_soon(struct client *c, const char *msg)
 	resp_out_free(&c->out);
 	limits_track_query(c);
 	c->closing = 1;
+	nclosing++;
 }
 
 /* free_closing -- free the clients closed for a limit during the last batch */
 static void
 free_closing(void)
 {
+	if (!nclosing)
+		return;
+	nclosing = 0;
 	struct client *next;
 	for (struct client *c = server.clients; c; c = next) {
 		next = c->next;
