@@ -4,11 +4,12 @@
 # without pipelining and with -P 16 (docs/BENCHMARKS.md, "kvstore vs
 # redis-server: redis-benchmark"). Both servers run side by side for the
 # whole run, each on its own Unix socket, with persistence off (redis:
-# --save "" --appendonly no; kvstore: --checkpoint-every 0); the same
-# redis-benchmark command is pointed at one, then the other, the order
-# swapping every round (kvstore first in odd rounds). Medians of the rounds
-# and the ratio kvstore / redis per test; ratios from one run are what
-# holds on a shared machine.
+# --save "" --appendonly no; kvstore: --checkpoint-every 0). Each test is
+# one redis-benchmark command pointed at one server and at once at the
+# other (kvstore first in odd rounds, redis first in even ones), so the two
+# runs of a pair see the same load on a shared machine. Per test: the
+# medians of the rounds, their ratio kvstore / redis, and the median of the
+# ratios of the pairs.
 #
 # usage: bench/run-kvstore-rb.sh [--smoke] [--build DIR] [--rounds N]
 #                                [--requests N] [--clients N]
@@ -43,8 +44,8 @@ fi
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark missing: scripts/deps.sh" >&2; exit 1; }
 [ $smoke = 0 ] || { rounds=1; requests=${requests:-10000}; }
 # requests per test: enough for a second or more of each
-n1=${requests:-300000}
-n16=${requests:-2000000}
+n1=${requests:-200000}
+n16=${requests:-1000000}
 
 D=$(mktemp -d /var/tmp/ckpt-bench-kvrb.XXXXXX)
 kvpid= rdpid=
@@ -66,34 +67,39 @@ wait_pong "$D/kv.sock"
 wait_pong "$D/redis.sock"
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-# bench SERVER P N -- one redis-benchmark run against SERVER; lines "server op P rps"
+# bench SERVER TEST P N -- one redis-benchmark run; appends "server op P rps"
 bench() {
-	redis-benchmark -s "$D/$1.sock" -t set,get,mset,ping -n "$3" -r 1000000 -c "$clients" \
-		-P "$2" -q 2>/dev/null |
+	redis-benchmark -s "$D/$1.sock" -t "$2" -n "$4" -r 1000000 -c "$clients" \
+		-P "$3" -q 2>/dev/null |
 		tr '\r' '\n' | sed -n 's/^\([A-Z_]*\)[^:]*: \([0-9.]*\) requests per second.*/\1 \2/p' |
-		while read -r op rps; do echo "$1 $op P$2 $rps"; done >>"$D/rps.txt"
+		while read -r op rps; do echo "$1 $op P$3 $rps"; done >>"$D/rps.txt"
 }
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cpus, kernel $(uname -r);" \
 	"$(redis-server --version | cut -d' ' -f1-3)"
-echo "command: redis-benchmark -s SOCK -t set,get,mset,ping -n N -r 1000000 -c $clients -P {1,16} -q;" \
-	"N = $n1 (P1), $n16 (P16); $rounds rounds, order swapped every round"
+echo "command: redis-benchmark -s SOCK -t TEST -n N -r 1000000 -c $clients -P {1,16} -q" \
+	"for TEST in set get mset ping_inline ping_mbulk; N = $n1 (P1), $n16 (P16);" \
+	"$rounds rounds, kvstore and redis back to back per test, order swapped every round"
 for r in $(seq 1 "$rounds"); do
 	if [ $((r % 2)) = 1 ]; then order="kv redis"; else order="redis kv"; fi
 	for p in 1 16; do
 		[ $p = 1 ] && n=$n1 || n=$n16
-		for srv in $order; do bench $srv $p $n; done
+		for t in set get mset ping_inline ping_mbulk; do
+			for srv in $order; do bench $srv $t $p $n; done
+		done
 	done
 	echo "round $r done"
 done
-printf '%-12s %-4s %14s %14s %8s   %s\n' test pipe "kvstore req/s" "redis req/s" ratio "ratios per round"
+printf '%-12s %-4s %14s %14s %8s %8s   %s\n' test pipe "kvstore req/s" "redis req/s" ratio \
+	"pair med" "ratios of the pairs, by round"
 for p in P1 P16; do
 	for op in SET GET MSET PING_INLINE PING_MBULK; do
 		k=$(awk -v o=$op -v p=$p '$1 == "kv" && $2 == o && $3 == p { print $4 }' "$D/rps.txt" | median)
 		r=$(awk -v o=$op -v p=$p '$1 == "redis" && $2 == o && $3 == p { print $4 }' "$D/rps.txt" | median)
 		per=$(awk -v o=$op -v p=$p '$2 == o && $3 == p { v[$1, ++n[$1]] = $4 }
 			END { for (i = 1; i <= n["kv"]; i++) printf "%.2f ", v["kv", i] / v["redis", i] }' "$D/rps.txt")
-		printf '%-12s %-4s %14.0f %14.0f %8.2f   %s\n' $op $p "$k" "$r" \
-			"$(echo "$k $r" | awk '{ print $2 ? $1 / $2 : 0 }')" "$per"
+		pmed=$(echo "$per" | tr ' ' '\n' | grep . | median)
+		printf '%-12s %-4s %14.0f %14.0f %8.2f %8.2f   %s\n' $op $p "$k" "$r" \
+			"$(echo "$k $r" | awk '{ print $2 ? $1 / $2 : 0 }')" "$pmed" "$per"
 	done
 done
