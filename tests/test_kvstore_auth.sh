@@ -9,7 +9,9 @@
 #    by 700 and served with 777.
 #  - the pool lock: a second kvstore on the same pool refuses to start and
 #    names the first one's pid, also after a BGSAVE (its forked child must
-#    not release or keep the lock); once the first is killed, it starts.
+#    not release the lock), and a BGSAVE child caught alive holds no
+#    descriptor of the lock (it must not keep the pool locked if it
+#    outlives its server); once the first is killed, the second starts.
 #  - protected mode, in a network namespace of its own (nothing is exposed
 #    outside this machine) where lo also has 10.211.0.1: bound to
 #    0.0.0.0 without a password, a client from 10.211.0.1 gets -DENIED and
@@ -160,6 +162,42 @@ wait_bgsave
 second
 expect "second kvstore after a BGSAVE: exit status" $? 1
 expect "the first serves after the BGSAVE" "$(cli dbsize)" 10000
+# catch a BGSAVE child alive once its fork handlers ran (its epoll
+# descriptor is gone: kvstore's handler closes the lock's descriptor before
+# it): none of its descriptors may hold the pool's flock, or the child would
+# keep the pool locked if it outlived its server (/proc/PID/fdinfo lists
+# the locks of each descriptor). SIGSTOP keeps it alive while it is looked at.
+caught=
+for try in $(seq 1 30); do
+	cli bgsave >/dev/null
+	child=$(sed -n 's/.*background checkpoint started by pid \([0-9]*\).*/\1/p' "$LOG" | tail -n 1)
+	bgpids=$child
+	i=0
+	while [ -n "$child" ] && [ $i -lt 500 ] && kill -STOP "$child" 2>/dev/null &&
+	      ls -l "/proc/$child/fd" 2>/dev/null | grep -q .; do
+		if ! ls -l "/proc/$child/fd" | grep -q eventpoll; then
+			caught=$child
+			break
+		fi
+		kill -CONT "$child"
+		i=$((i + 1))
+	done
+	[ -n "$caught" ] && break
+	kill -CONT "$child" 2>/dev/null
+	wait_bgsave
+done
+if [ -n "$caught" ]; then
+	echo "   caught BGSAVE child $caught after its fork handlers (attempt $try)"
+	grep -l FLOCK /proc/"$caught"/fdinfo/* 2>/dev/null | grep -q . &&
+		fail "the BGSAVE child holds the pool's flock: $(grep -h FLOCK /proc/"$caught"/fdinfo/*)"
+	grep -h FLOCK /proc/"$kvpid"/fdinfo/* 2>/dev/null | grep -q . ||
+		fail "the server holds no flock"
+	kill -9 "$caught"
+	wait_bgsave
+else
+	echo "   no BGSAVE child caught alive in 30 tries: its descriptors not checked"
+fi
+bgpids=
 kill9_kv
 second
 expect "second kvstore once the first is killed: exit status (SIGTERM: 0)" $? 0

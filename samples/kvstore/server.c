@@ -427,11 +427,14 @@ cron(void)
 /*
  * close_fds_in_child -- pthread_atfork child handler: the BGSAVE child
  * needs no socket; dropping them at once means a restarted server can bind
- * its port even while an old BGSAVE child is still finishing
+ * its port even while an old BGSAVE child is still finishing. Likewise the
+ * pool's lock: a child outliving its server must not keep the pool locked.
  */
 static void
 close_fds_in_child(void)
 {
+	store_close_lock_in_child(&server.store);      /* first: see test_kvstore_auth */
+	limits_close_in_child();
 	if (server.tcp_fd >= 0)
 		close(server.tcp_fd);
 	if (server.unix_fd >= 0)
@@ -439,8 +442,6 @@ close_fds_in_child(void)
 	for (struct client *c = server.clients; c; c = c->next)
 		close(c->fd);
 	close(server.epfd);
-	limits_close_in_child();
-	store_close_lock_in_child(&server.store);
 }
 
 int
