@@ -8,8 +8,10 @@
 # one redis-benchmark command pointed at one server and at once at the
 # other (kvstore first in odd rounds, redis first in even ones), so the two
 # runs of a pair see the same load on a shared machine. Per test: the
-# medians of the rounds, their ratio kvstore / redis, and the median of the
-# ratios of the pairs.
+# medians of the rounds, their ratio kvstore / redis, the median of the
+# ratios of the pairs, and each server's CPU time (user + system, from
+# /proc/PID/stat) per request, which other load on the machine moves less
+# than throughput.
 #
 # usage: bench/run-kvstore-rb.sh [--smoke] [--build DIR] [--rounds N]
 #                                [--requests N] [--clients N]
@@ -67,12 +69,20 @@ wait_pong "$D/kv.sock"
 wait_pong "$D/redis.sock"
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-# bench SERVER TEST P N -- one redis-benchmark run; appends "server op P rps"
+# cpu_ticks PID -- user + system time of a process, in clock ticks
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# bench SERVER TEST P N -- one redis-benchmark run; appends
+# "server op P rps cpu-us-per-request"
 bench() {
+	[ "$1" = kv ] && pid=$kvpid || pid=$rdpid
+	t0=$(cpu_ticks $pid)
 	redis-benchmark -s "$D/$1.sock" -t "$2" -n "$4" -r 1000000 -c "$clients" \
 		-P "$3" -q 2>/dev/null |
-		tr '\r' '\n' | sed -n 's/^\([A-Z_]*\)[^:]*: \([0-9.]*\) requests per second.*/\1 \2/p' |
-		while read -r op rps; do echo "$1 $op P$3 $rps"; done >>"$D/rps.txt"
+		tr '\r' '\n' | sed -n 's/^\([A-Z_]*\)[^:]*: \([0-9.]*\) requests per second.*/\1 \2/p' \
+		>"$D/one.txt"
+	us=$(echo "$t0 $(cpu_ticks $pid) $hz $4" | awk '{ printf "%.3f", ($2 - $1) * 1e6 / $3 / $4 }')
+	while read -r op rps; do echo "$1 $op P$3 $rps $us"; done <"$D/one.txt" >>"$D/rps.txt"
 }
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cpus, kernel $(uname -r);" \
@@ -90,8 +100,8 @@ for r in $(seq 1 "$rounds"); do
 	done
 	echo "round $r done"
 done
-printf '%-12s %-4s %14s %14s %8s %8s   %s\n' test pipe "kvstore req/s" "redis req/s" ratio \
-	"pair med" "ratios of the pairs, by round"
+printf '%-12s %-4s %14s %14s %7s %8s %9s %9s   %s\n' test pipe "kvstore req/s" "redis req/s" \
+	ratio "pair med" "kv us/req" "rd us/req" "ratios of the pairs, by round"
 for p in P1 P16; do
 	for op in SET GET MSET PING_INLINE PING_MBULK; do
 		k=$(awk -v o=$op -v p=$p '$1 == "kv" && $2 == o && $3 == p { print $4 }' "$D/rps.txt" | median)
@@ -99,7 +109,9 @@ for p in P1 P16; do
 		per=$(awk -v o=$op -v p=$p '$2 == o && $3 == p { v[$1, ++n[$1]] = $4 }
 			END { for (i = 1; i <= n["kv"]; i++) printf "%.2f ", v["kv", i] / v["redis", i] }' "$D/rps.txt")
 		pmed=$(echo "$per" | tr ' ' '\n' | grep . | median)
-		printf '%-12s %-4s %14.0f %14.0f %8.2f %8.2f   %s\n' $op $p "$k" "$r" \
-			"$(echo "$k $r" | awk '{ print $2 ? $1 / $2 : 0 }')" "$pmed" "$per"
+		kc=$(awk -v o=$op -v p=$p '$1 == "kv" && $2 == o && $3 == p { print $5 }' "$D/rps.txt" | median)
+		rc=$(awk -v o=$op -v p=$p '$1 == "redis" && $2 == o && $3 == p { print $5 }' "$D/rps.txt" | median)
+		printf '%-12s %-4s %14.0f %14.0f %7.2f %8.2f %9.2f %9.2f   %s\n' $op $p "$k" "$r" \
+			"$(echo "$k $r" | awk '{ print $2 ? $1 / $2 : 0 }')" "$pmed" "$kc" "$rc" "$per"
 	done
 done
