@@ -379,6 +379,22 @@ client_read(struct client *c)
 {
 	if (c->closing)
 		return;
+	if (resp_read_space(&c->in, READ_CHUNK) < 0) {
+		kv_log('#', "client %d: out of memory for its requests, closing it", c->fd);
+		client_free(c);
+		return;
+	}
+	/* at most one byte past client-query-buffer-limit (it held at most the limit) */
+	size_t want = c->in.cap - c->in.len;
+	size_t room = server.opt.qbuf_limit - (c->in.len - c->in.start) + 1;
+	ssize_t n = read(c->fd, c->in.buf + c->in.len, want < room ? want : room);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {           /* EOF or error */
+		client_free(c);
+		return;
+	}
+	c->in.len += (size_t)n;
 	if (c->in.len - c->in.start > server.opt.qbuf_limit) {
 		static struct kv_log_limit lim;
 		server.qbuf_disconnections++;
@@ -387,19 +403,6 @@ client_read(struct client *c)
 		client_close_soon(c, "-ERR Protocol error: query buffer limit exceeded\r\n");
 		return;
 	}
-	if (resp_read_space(&c->in, READ_CHUNK) < 0) {
-		kv_log('#', "client %d: out of memory for its requests, closing it", c->fd);
-		client_free(c);
-		return;
-	}
-	ssize_t n = read(c->fd, c->in.buf + c->in.len, c->in.cap - c->in.len);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n <= 0) {           /* EOF or error */
-		client_free(c);
-		return;
-	}
-	c->in.len += (size_t)n;
 	limits_track_query(c);
 	enforce_query_total();
 	if (!c->closing)
