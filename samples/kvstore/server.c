@@ -3,8 +3,10 @@
  * one epoll set, one thread.
  *
  * A readable client is read once, every complete request in its buffer is
- * run, and the replies are written at once (pipelined requests are answered
- * with one write). A client whose replies pile up (it sends but does not
+ * run, and its replies are written once every ready client of the epoll
+ * batch has been read and run (pipelined requests are answered with one
+ * write, and the clients get their replies in one burst, as Redis writes
+ * them before it sleeps). A client whose replies pile up (it sends but does not
  * read) is not read from until they drain: memory stays bounded. Every
  * 100 ms the timer collects a finished BGSAVE, starts the periodic
  * checkpoint, and spends a millisecond on incremental rehashing.
@@ -48,6 +50,10 @@ static char tcp_marker, unix_marker;
 static volatile sig_atomic_t got_signal;
 
 static long nclosing;           /* clients marked closing, to free after the batch */
+
+/* the clients whose replies are written after the batch (NULL: freed since) */
+static struct client **pending;
+static size_t npending, pending_cap;
 
 static void
 on_signal(int sig)
@@ -152,6 +158,8 @@ client_free(struct client *c)
 		c->next->prev = c->prev;
 	server.nclients--;
 	server.qbuf_total -= c->qbuf_counted;
+	if (c->pending_idx)
+		pending[c->pending_idx - 1] = NULL;
 	resp_in_free(&c->in);
 	resp_out_free(&c->out);
 	free(c);
@@ -339,8 +347,43 @@ client_write(struct client *c)
 }
 
 /*
+ * client_flush -- write what is pending, then watch for what comes next;
+ * 0, or -1 if the client was freed
+ */
+static int
+client_flush(struct client *c)
+{
+	if (client_write(c) < 0)
+		return -1;
+	/* read more only when replies are flowing; wait for writability if not */
+	int ev = 0;
+	if (!c->close_after_reply && resp_pending(&c->out) < OUT_PAUSE)
+		ev |= EPOLLIN;
+	if (resp_pending(&c->out))
+		ev |= EPOLLOUT;
+	watch(c, ev);
+	return 0;
+}
+
+/* flush_pending -- write the replies of the clients run in the last batch */
+static void
+flush_pending(void)
+{
+	for (size_t i = 0; i < npending; i++) {
+		struct client *c = pending[i];
+		if (!c)
+			continue;
+		c->pending_idx = 0;
+		if (!c->closing)
+			client_flush(c);
+	}
+	npending = 0;
+}
+
+/*
  * client_process -- run the complete requests in the buffer (until the
- * reply backlog is too large), then write; 0, or -1 if the client was freed
+ * reply backlog is too large); the replies are written after the batch
+ * (flush_pending). 0, or -1 if the client was freed
  */
 static int
 client_process(struct client *c)
@@ -361,15 +404,18 @@ client_process(struct client *c)
 			break;
 	}
 	limits_track_query(c);
-	if (client_write(c) < 0)
-		return -1;
-	/* read more only when replies are flowing; wait for writability if not */
-	int ev = 0;
-	if (!c->close_after_reply && resp_pending(&c->out) < OUT_PAUSE)
-		ev |= EPOLLIN;
-	if (resp_pending(&c->out))
-		ev |= EPOLLOUT;
-	watch(c, ev);
+	if (c->pending_idx)
+		return 0;
+	if (npending == pending_cap) {
+		size_t cap = pending_cap ? pending_cap * 2 : 256;
+		struct client **p = realloc(pending, cap * sizeof(*p));
+		if (!p)                 /* no room to defer: write now */
+			return client_flush(c);
+		pending = p;
+		pending_cap = cap;
+	}
+	pending[npending++] = c;
+	c->pending_idx = npending;
 	return 0;
 }
 
@@ -528,6 +574,7 @@ server_run(void)
 			if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 				client_read(c);
 		}
+		flush_pending();
 		free_closing();
 		if (now_us() >= next_cron) {
 			cron();

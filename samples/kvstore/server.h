@@ -24,6 +24,7 @@ struct client {
 	int authenticated;      /* AUTH given, or no requirepass */
 	int epoll_events;       /* what the fd is registered for */
 	size_t qbuf_counted;    /* its share of server.qbuf_total */
+	size_t pending_idx;     /* 1 + its slot in the replies to write after the batch; 0: none */
 	struct client *prev, *next;
 };
 
