@@ -14,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
       valgrind python3 jq xfsprogs btrfs-progs
       libjemalloc-dev libmimalloc-dev libpmemobj-dev
-      redis-tools bsdextrautils clang libclang-rt-14-dev
+      redis-tools bsdextrautils clang libclang-rt-14-dev iproute2 util-linux
       lintian man-db groff-base mandoc"
 missing=""
 for p in $pkgs; do

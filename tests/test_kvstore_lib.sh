@@ -27,10 +27,13 @@ die() { echo "FAIL: $*"; fails=$((fails + 1)); exit 1; }
 cli() { timeout 60 redis-cli -s "$SOCK" "$@"; }
 
 # start_kv [ARGS] -- start kvstore on $POOL/$SOCK, wait until it answers PING
+# (with KV_NOFILE set, under ulimit -n $KV_NOFILE)
 start_kv() {
 	rm -f "$SOCK"
-	"$KVSTORE" --pool "$POOL" --port 0 --unixsocket "$SOCK" --heap-size 256M "$@" \
-		2>>"$LOG" &
+	(
+		[ -z "${KV_NOFILE:-}" ] || ulimit -n "$KV_NOFILE"
+		exec "$KVSTORE" --pool "$POOL" --port 0 --unixsocket "$SOCK" --heap-size 256M "$@"
+	) 2>>"$LOG" &
 	kvpid=$!
 	i=0
 	until [ -S "$SOCK" ] && cli ping 2>/dev/null | grep -q PONG; do

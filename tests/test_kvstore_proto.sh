@@ -41,6 +41,9 @@ expect "EXISTS" "$(cli exists k1 nope empty k1)" 3
 expect "DBSIZE" "$(cli dbsize)" 3
 expect "DEL" "$(cli del k1 nope)" 1
 expect "MGET" "$(cli mget bin nope | wc -l)" 3
+expect "MSET" "$(cli mset m1 a m2 b m1 c)" OK
+expect "MGET after MSET" "$(cli mget m1 m2 | tr '\n' ' ')" "c b "
+expect "MSET odd" "$(cli mset m1 a m2)" "ERR wrong number of arguments for 'mset' command"
 expect "SET NX (unsupported)" "$(cli set a b nx)" "ERR syntax error"
 expect "wrong arity" "$(cli get)" "ERR wrong number of arguments for 'get' command"
 expect "unknown" "$(cli frobnicate x)" "ERR unknown command 'frobnicate'"
@@ -59,7 +62,7 @@ expect FLUSHALL "$(cli flushall)" OK
 expect "DBSIZE after FLUSHALL" "$(cli dbsize)" 0
 
 echo "== redis-benchmark, pipelined and not, both sockets"
-redis-benchmark -p "$PORT" -t ping,set,get -n 20000 -r 10000 -P 16 -q >"$T/b1" 2>&1 ||
+redis-benchmark -p "$PORT" -t ping,set,get,mset -n 20000 -r 10000 -P 16 -q >"$T/b1" 2>&1 ||
 	fail "redis-benchmark -P 16 failed: $(tail -c 300 "$T/b1")"
 redis-benchmark -s "$SOCK" -t set,get -n 20000 -r 10000 -c 20 -d 1000 -q >"$T/b2" 2>&1 ||
 	fail "redis-benchmark -d 1000 failed: $(tail -c 300 "$T/b2")"

@@ -91,7 +91,9 @@ ckpt_test(test_heap_walk_hostile test_heap_walk_hostile.c LABELS unit)
 # samples (issue 7): kvstore and prefork driven as a user would, real
 # processes and sockets, the stock redis-cli/redis-benchmark as clients
 # (scripts/deps.sh installs redis-tools; the tests fail clearly without it).
-foreach(t proto restart bgsave)
+# limits and auth (issue 16) are kvstore against hostile clients: bounded
+# in time, loopback and Unix sockets only.
+foreach(t proto restart bgsave limits auth)
   add_test(NAME test_kvstore_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_kvstore_${t}.sh
     $<TARGET_FILE:kvstore> $<TARGET_FILE:ckpt-inspect>)
   set_tests_properties(test_kvstore_${t} PROPERTIES TIMEOUT 300 LABELS "proc;sample"

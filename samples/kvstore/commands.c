@@ -4,9 +4,11 @@
  * (the server is single-threaded), so the dataset is consistent whenever a
  * checkpoint or the fork of BGSAVE happens.
  *
- * Data: PING ECHO GET MGET SET DEL EXISTS DBSIZE FLUSHALL/FLUSHDB.
+ * Data: PING ECHO GET MGET SET MSET DEL EXISTS DBSIZE FLUSHALL/FLUSHDB.
  * Persistence: SAVE BGSAVE LASTSAVE SHUTDOWN. Introspection: INFO.
- * Stubs the stock tools send: COMMAND, CONFIG GET, SELECT 0, CLIENT, QUIT.
+ * Access: AUTH (with --requirepass, a client runs nothing else until it
+ * has authenticated, but QUIT). Stubs the stock tools send: COMMAND,
+ * CONFIG GET, SELECT 0, CLIENT, QUIT.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "commands.h"
 #include "log.h"
 #include "server.h"
@@ -64,7 +67,8 @@ static void
 cmd_mget(struct client *c)
 {
 	resp_array(&c->out, c->in.argc - 1);
-	for (int i = 1; i < c->in.argc; i++) {
+	/* over client-output-buffer-limit, stop: the client is closed */
+	for (int i = 1; i < c->in.argc && !resp_out_failed(&c->out); i++) {
 		struct kv_entry *e = dict_find(server.store.pool, dict(), resp_argp(&c->in, i),
 				c->in.argv[i].len);
 		if (e)
@@ -91,6 +95,32 @@ cmd_set(struct client *c)
 		return;
 	}
 	server.store.dirty++;
+	resp_status(&c->out, "OK");
+}
+
+/*
+ * cmd_mset -- MSET key value [key value ...]. When the heap fills midway,
+ * the pairs before the one that failed stay set (the reply says OOM).
+ */
+static void
+cmd_mset(struct client *c)
+{
+	if (c->in.argc % 2 == 0) {
+		resp_error(&c->out, "ERR wrong number of arguments for 'mset' command");
+		return;
+	}
+	for (int i = 1; i < c->in.argc; i += 2) {
+		if (dict_set(server.store.pool, dict(), resp_argp(&c->in, i), c->in.argv[i].len,
+				resp_argp(&c->in, i + 1), c->in.argv[i + 1].len) < 0) {
+			if (errno == E2BIG)
+				resp_error(&c->out, "ERR string exceeds maximum allowed size");
+			else
+				resp_error(&c->out, "OOM command not allowed: the heap is full (%s)",
+					ckpt_errormsg());
+			return;
+		}
+		server.store.dirty++;
+	}
 	resp_status(&c->out, "OK");
 }
 
@@ -182,6 +212,31 @@ cmd_shutdown(struct client *c)
 	c->close_after_reply = 1;
 }
 
+/* cmd_auth -- AUTH password, or AUTH default password (the one user there is) */
+static void
+cmd_auth(struct client *c)
+{
+	if (c->in.argc > 3) {
+		resp_error(&c->out, "ERR syntax error");
+		return;
+	}
+	if (!server.opt.requirepass) {
+		resp_error(&c->out, "ERR AUTH <password> called without any password configured "
+			"for the default user. Are you sure your configuration is correct?");
+		return;
+	}
+	int pw = c->in.argc - 1;
+	int ok = auth_password_ok(resp_argp(&c->in, pw), c->in.argv[pw].len);
+	if (c->in.argc == 3 && !arg_is(c, 1, "default"))
+		ok = 0;
+	if (!ok) {
+		resp_error(&c->out, ERR_WRONGPASS);
+		return;
+	}
+	c->authenticated = 1;
+	resp_status(&c->out, "OK");
+}
+
 static void
 cmd_quit(struct client *c)
 {
@@ -216,10 +271,23 @@ static void
 cmd_config(struct client *c)
 {
 	if (arg_is(c, 1, "GET") && c->in.argc == 3) {
-		static const char *const params[][2] = {
+		char maxclients[24], obuf[64], qbuf[24], qtotal[24], perm[16];
+		snprintf(maxclients, sizeof(maxclients), "%ld", server.opt.maxclients);
+		snprintf(obuf, sizeof(obuf), "normal %zu 0 0", server.opt.obuf_limit);
+		snprintf(qbuf, sizeof(qbuf), "%zu", server.opt.qbuf_limit);
+		snprintf(qtotal, sizeof(qtotal), "%zu", server.opt.qbuf_total);
+		snprintf(perm, sizeof(perm), "%o", server.opt.unixsocketperm < 0 ? 0 :
+			(unsigned)server.opt.unixsocketperm);
+		const char *const params[][2] = {
 			{ "save", "" },
 			{ "appendonly", "no" },
 			{ "databases", "1" },
+			{ "maxclients", maxclients },
+			{ "client-output-buffer-limit", obuf },
+			{ "client-query-buffer-limit", qbuf },
+			{ "client-query-buffer-total", qtotal },
+			{ "protected-mode", server.opt.protected_mode ? "yes" : "no" },
+			{ "unixsocketperm", perm },
 		};
 		const char *pat = resp_argp(&c->in, 2);
 		size_t plen = c->in.argv[2].len;
@@ -283,7 +351,9 @@ cmd_info(struct client *c)
 		    (long long)((now - server.start_us) / 1000000), st->path, st->heap_size);
 	}
 	if (info_section(c, "clients"))
-		ADD("# Clients\r\nconnected_clients:%ld\r\n\r\n", server.nclients);
+		ADD("# Clients\r\nconnected_clients:%ld\r\nmaxclients:%ld\r\n"
+		    "total_query_buffers:%zu\r\n\r\n",
+		    server.nclients, server.opt.maxclients, server.qbuf_total);
 	if (info_section(c, "persistence")) {
 		ADD("# Persistence\r\nloading:0\r\n"
 		    "restarted_from_checkpoint:%d\r\nlast_restart_time:%lld\r\n"
@@ -302,9 +372,16 @@ cmd_info(struct client *c)
 	}
 	if (info_section(c, "stats"))
 		ADD("# Stats\r\ntotal_connections_received:%llu\r\n"
-		    "total_commands_processed:%llu\r\n\r\n",
+		    "total_commands_processed:%llu\r\nrejected_connections:%llu\r\n"
+		    "client_query_buffer_limit_disconnections:%llu\r\n"
+		    "client_output_buffer_limit_disconnections:%llu\r\n"
+		    "eventloop_cycles:%llu\r\n\r\n",
 		    (unsigned long long)server.total_connections,
-		    (unsigned long long)server.total_commands);
+		    (unsigned long long)server.total_commands,
+		    (unsigned long long)server.rejected_connections,
+		    (unsigned long long)server.qbuf_disconnections,
+		    (unsigned long long)server.obuf_disconnections,
+		    (unsigned long long)server.eventloop_cycles);
 	if (info_section(c, "keyspace")) {
 		const struct kv_dict *d = dict();
 		ADD("# Keyspace\r\n");
@@ -331,6 +408,7 @@ static const struct command table[] = {
 	{ "get", 2, cmd_get },
 	{ "mget", -2, cmd_mget },
 	{ "set", -3, cmd_set },
+	{ "mset", -3, cmd_mset },
 	{ "del", -2, cmd_del },
 	{ "unlink", -2, cmd_del },
 	{ "exists", -2, cmd_exists },
@@ -347,6 +425,7 @@ static const struct command table[] = {
 	{ "command", -1, cmd_command },
 	{ "config", -2, cmd_config },
 	{ "client", -2, cmd_client },
+	{ "auth", -2, cmd_auth },
 };
 
 size_t
@@ -365,6 +444,10 @@ command_run(struct client *c)
 		const struct command *cmd = &table[i];
 		if (strlen(cmd->name) != n || strncasecmp(cmd->name, name, n) != 0)
 			continue;
+		if (!c->authenticated && cmd->fn != cmd_auth && cmd->fn != cmd_quit) {
+			resp_error(&c->out, ERR_NOAUTH);
+			return;
+		}
 		if ((cmd->arity > 0 && c->in.argc != cmd->arity) ||
 		    (cmd->arity < 0 && c->in.argc < -cmd->arity)) {
 			resp_error(&c->out, "ERR wrong number of arguments for '%s' command",
@@ -372,6 +455,10 @@ command_run(struct client *c)
 			return;
 		}
 		cmd->fn(c);
+		return;
+	}
+	if (!c->authenticated) {        /* the command table is not for strangers */
+		resp_error(&c->out, ERR_NOAUTH);
 		return;
 	}
 	/* quote at most 64 printable bytes of the unknown name */

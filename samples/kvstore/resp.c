@@ -256,12 +256,19 @@ resp_in_free(struct resp_in *in)
 
 /* -- replies ---------------------------------------------------------------- */
 
-/* out_append -- append n bytes to the reply buffer */
+/*
+ * out_append -- append n bytes to the reply buffer; past its limit, mark
+ * it over instead (the bytes are not kept: the connection is closed)
+ */
 static void
 out_append(struct resp_out *o, const void *p, size_t n)
 {
-	if (o->oom)
+	if (o->oom || o->over)
 		return;
+	if (o->limit && resp_pending(o) + n > o->limit) {
+		o->over = 1;
+		return;
+	}
 	if (o->cap - o->len < n) {
 		if (o->sent > 0) {      /* drop what was written */
 			memmove(o->buf, o->buf + o->sent, o->len - o->sent);

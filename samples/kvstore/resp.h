@@ -17,7 +17,6 @@
 #define RESP_MAX_BULK      (512L << 20)      /* one argument (Redis: proto-max-bulk-len) */
 #define RESP_MAX_MULTIBULK (1024L * 1024)    /* arguments of one request */
 #define RESP_MAX_INLINE    (64 << 10)        /* one inline request line */
-#define RESP_MAX_QUERY     (1024L << 20)     /* unparsed input of one connection */
 
 /* resp_arg -- one argument: a range of the query buffer */
 struct resp_arg {
@@ -73,7 +72,9 @@ struct resp_out {
 	char *buf;
 	size_t len, cap;
 	size_t sent;            /* bytes of buf already written to the socket */
+	size_t limit;           /* most bytes pending at once; 0: no limit */
 	int oom;                /* an append failed: the connection must close */
+	int over;               /* an append would have passed limit: likewise */
 };
 
 void resp_status(struct resp_out *o, const char *s);           /* +s */
@@ -85,6 +86,13 @@ void resp_bulkstr(struct resp_out *o, const char *s);
 void resp_null(struct resp_out *o);                             /* $-1 */
 void resp_array(struct resp_out *o, long n);                    /* *n, then n replies */
 void resp_out_free(struct resp_out *o);
+
+/*
+ * resp_out_failed -- whether the reply buffer refused an append (out of
+ * memory, or over its limit): nothing more is appended, the connection is
+ * to be closed, and a command building a long reply may stop
+ */
+static inline int resp_out_failed(const struct resp_out *o) { return o->oom | o->over; }
 
 /* resp_pending -- reply bytes not yet written */
 static inline size_t resp_pending(const struct resp_out *o) { return o->len - o->sent; }

@@ -20,7 +20,11 @@ struct client {
 	struct resp_in in;
 	struct resp_out out;
 	int close_after_reply;  /* QUIT, protocol error */
+	int closing;            /* closed for a limit: freed after this batch of events */
+	int authenticated;      /* AUTH given, or no requirepass */
 	int epoll_events;       /* what the fd is registered for */
+	size_t qbuf_counted;    /* its share of server.qbuf_total */
+	size_t pending_idx;     /* 1 + its slot in the replies to write after the batch; 0: none */
 	struct client *prev, *next;
 };
 
@@ -32,6 +36,13 @@ struct server_options {
 	const char *unixsocket; /* NULL: none */
 	int checkpoint_every;   /* seconds; 0: only on SAVE/BGSAVE */
 	size_t heap_size;
+	long maxclients;        /* lowered at start to what the fd limit allows */
+	size_t obuf_limit;      /* client-output-buffer-limit (hard); 0: none */
+	size_t qbuf_limit;      /* client-query-buffer-limit, one client */
+	size_t qbuf_total;      /* client-query-buffer-total, all clients; 0: none */
+	const char *requirepass;/* NULL: no AUTH needed */
+	int protected_mode;     /* refuse non-loopback clients while no requirepass */
+	int unixsocketperm;     /* mode of the Unix socket; -1: as the umask makes it */
 };
 
 /* server -- the one server of the process */
@@ -44,7 +55,12 @@ struct server {
 	long nclients;
 	int64_t start_us;
 	int64_t last_cron_ckpt_us;
+	int accept_paused;      /* listeners out of epoll: no descriptor to accept with */
+	size_t qbuf_total;      /* query buffer bytes held by all clients */
 	uint64_t total_connections, total_commands;
+	uint64_t rejected_connections;  /* maxclients, fd limit, protected mode */
+	uint64_t qbuf_disconnections, obuf_disconnections;
+	uint64_t eventloop_cycles;
 	int shutdown;           /* 1: exit the loop (after a checkpoint if save) */
 	int shutdown_save;
 };

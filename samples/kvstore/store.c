@@ -8,10 +8,13 @@
  * so the pool always has one to restart from.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +54,59 @@ pool_config(size_t heap_size)
 	return cfg;
 }
 
+/* lock_holder -- the pid holding a flock on the file dev:ino (/proc/locks), or 0 */
+static int
+lock_holder(dev_t dev, ino_t ino)
+{
+	FILE *f = fopen("/proc/locks", "re");
+	if (!f)
+		return 0;
+	char line[256], type[16];
+	int pid = 0, p;
+	unsigned maj, min;
+	unsigned long long i;
+	while (!pid && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &p, &maj, &min, &i) == 5 &&
+		    strcmp(type, "FLOCK") == 0 && maj == major(dev) && min == minor(dev) &&
+		    i == (unsigned long long)ino)
+			pid = p;
+	fclose(f);
+	return pid;
+}
+
+/*
+ * lock_pool -- take the pool file's exclusive flock for as long as this
+ * server runs; 0, or -1 after logging why (another server holds it).
+ * flock, not fcntl: libckpt's own leases are OFD locks on ranges of the
+ * same file, and neither kind sees the other.
+ */
+static int
+lock_pool(struct store *st, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		kv_log('#', "cannot open pool %s to lock it: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+		struct stat sb;
+		int pid = fstat(fd, &sb) == 0 ? lock_holder(sb.st_dev, sb.st_ino) : 0;
+		if (err == EWOULDBLOCK && pid)
+			kv_log('#', "pool %s is in use by another kvstore (pid %d): one pool is "
+				"served by one server at a time; refusing to start", path, pid);
+		else if (err == EWOULDBLOCK)
+			kv_log('#', "pool %s is in use by another kvstore: one pool is served by "
+				"one server at a time; refusing to start", path);
+		else
+			kv_log('#', "cannot lock pool %s: %s", path, strerror(err));
+		close(fd);
+		return -1;
+	}
+	st->lock_fd = fd;
+	return 0;
+}
+
 /* create_store -- a new pool with an empty dataset and a first checkpoint */
 static int
 create_store(struct store *st, const char *path, size_t heap_size)
@@ -77,6 +133,8 @@ create_store(struct store *st, const char *path, size_t heap_size)
 		return -1;
 	}
 	st->root = r;
+	if (lock_pool(st, path) < 0)
+		return -1;
 	if (store_save(st, "created") < 0) {
 		kv_log('#', "first checkpoint failed: %s", st->last_error);
 		return -1;
@@ -90,6 +148,7 @@ int
 store_open(struct store *st, const char *path, size_t heap_size)
 {
 	memset(st, 0, sizeof(*st));
+	st->lock_fd = -1;
 	st->path = path;
 	st->heap_size = heap_size;
 	st->last_status_ok = 1;
@@ -103,6 +162,8 @@ store_open(struct store *st, const char *path, size_t heap_size)
 		return create_store(st, path, heap_size);
 	}
 
+	if (lock_pool(st, path) < 0)
+		return -1;
 	int64_t t0 = mono_us();
 	struct ckpt_config cfg = pool_config(heap_size);
 	st->pool = ckpt_open(path, CKPT_LATEST, &cfg);
@@ -213,4 +274,15 @@ store_close(struct store *st)
 	if (st->pool && ckpt_close(st->pool) < 0)
 		kv_log('#', "closing the pool: %s", ckpt_errormsg());
 	st->pool = NULL;
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	st->lock_fd = -1;
+}
+
+void
+store_close_lock_in_child(struct store *st)
+{
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	st->lock_fd = -1;
 }

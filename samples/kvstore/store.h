@@ -6,7 +6,13 @@
  * the fork while the server goes on), and the periodic checkpoint (a
  * BGSAVE every --checkpoint-every seconds when something changed).
  *
- * Owns the pool handle and the persistence statistics INFO reports.
+ * One server per pool: the server holds an exclusive flock on the pool
+ * file while it runs, and a second kvstore on the same pool refuses to
+ * start (two servers would each take a live segment and silently share one
+ * retention window). BGSAVE children close their copy of the lock's
+ * descriptor, so a child outliving its server never keeps the pool locked.
+ *
+ * Owns the pool handle, its lock and the persistence statistics INFO reports.
  */
 #ifndef KV_STORE_H
 #define KV_STORE_H
@@ -30,6 +36,7 @@ struct kv_root {
 /* store -- the open dataset and what INFO says about its persistence */
 struct store {
 	ckpt_pool *pool;
+	int lock_fd;            /* the pool file, flock'd exclusively; -1: none */
 	struct kv_root *root;
 	const char *path;
 	size_t heap_size;
@@ -59,8 +66,9 @@ struct store {
 /*
  * store_open -- restart from the latest checkpoint of path if it exists,
  * else create it (heap_size bytes per segment) with an empty dataset and a
- * first checkpoint. Logs what it did and how long the restart took. 0, or
- * -1 after logging why.
+ * first checkpoint, and lock it. Logs what it did and how long the restart
+ * took. 0, or -1 after logging why (another server holds the pool's lock,
+ * among others).
  */
 int store_open(struct store *st, const char *path, size_t heap_size);
 
@@ -76,8 +84,11 @@ int store_bgsave(struct store *st, const char *label);
 /* store_poll -- collect a finished background checkpoint, if any (no wait) */
 void store_poll(struct store *st);
 
-/* store_close -- wait for a running BGSAVE, close the pool */
+/* store_close -- wait for a running BGSAVE, close the pool, drop its lock */
 void store_close(struct store *st);
+
+/* store_close_lock_in_child -- a forked child gives up its copy of the lock's descriptor */
+void store_close_lock_in_child(struct store *st);
 
 /* now_us -- wall-clock microseconds */
 int64_t now_us(void);
