@@ -1,0 +1,85 @@
+#!/bin/sh
+# run-kvstore-bgsave.sh -- BGSAVE fork pause of samples/kvstore against
+# redis-server holding the same data, in one run: KEYS keys of VALUE bytes
+# (random, the same bytes loaded into both with redis-cli --pipe), then
+# ROUNDS background saves each, alternating kvstore, redis, kvstore, ...,
+# each server's own latest_fork_usec read from INFO after every BGSAVE has
+# finished. kvstore runs in the fork mode of CKPT_FORK_MODE (default: the
+# pool's, auto); a few writes to 1% of the keys precede every BGSAVE of both.
+#
+# usage: bench/run-kvstore-bgsave.sh [--build DIR] [--keys N] [--value BYTES]
+#                                    [--rounds N] [--dir DIR]
+set -eu
+build=build keys=200000 value=1000 rounds=5 dir=/var/tmp
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build) build=$2; shift ;;
+	--keys) keys=$2; shift ;;
+	--value) value=$2; shift ;;
+	--rounds) rounds=$2; shift ;;
+	--dir) dir=$2; shift ;;
+	*) echo "usage: $0 [--build DIR] [--keys N] [--value BYTES] [--rounds N] [--dir DIR]" >&2
+	   exit 2 ;;
+	esac
+	shift
+done
+command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 1; }
+T=$(mktemp -d "$dir/kv-bgsave-XXXXXX")
+KP=$((20000 + $$ % 20000)) RP=$((KP + 1))
+cleanup() {
+	redis-cli -p "$KP" shutdown nosave >/dev/null 2>&1 || true
+	redis-cli -p "$RP" shutdown nosave >/dev/null 2>&1 || true
+	sleep 0.5
+	rm -rf "$T"
+}
+trap cleanup EXIT
+heap=$(( (keys * (value + 200)) / 1048576 * 2 + 256 ))M
+"$build/samples/kvstore" --pool "$T/kv.pool" --port "$KP" --heap-size "$heap" \
+	--checkpoint-every 0 >"$T/kv.log" 2>&1 &
+redis-server --port "$RP" --dir "$T" --save "" --appendonly no --daemonize no \
+	>"$T/redis.log" 2>&1 &
+for p in $KP $RP; do
+	for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+python3 - "$keys" "$value" >"$T/load.resp" <<'PY'
+import os, sys
+n, v = int(sys.argv[1]), int(sys.argv[2])
+out = sys.stdout.buffer
+for i in range(n):
+    k = b"key:%d" % i
+    val = os.urandom(v // 2).hex().encode()[:v]
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(val), val))
+PY
+redis-cli -p "$KP" --pipe <"$T/load.resp" >/dev/null
+redis-cli -p "$RP" --pipe <"$T/load.resp" >/dev/null
+# touch 1% of the keys, as a busy service does between saves
+touch_some() {
+	i=0
+	while [ $i -lt $((keys / 100)) ]; do
+		echo "SET key:$(( (i * 7919 + $2) % keys )) round$2"
+		i=$((i + 1))
+	done | redis-cli -p "$1" >/dev/null
+}
+bgsave() {  # port -> prints latest_fork_usec
+	redis-cli -p "$1" bgsave >/dev/null
+	for _ in $(seq 600); do
+		st=$(redis-cli -p "$1" info persistence | tr -d '\r' | awk -F: '/^rdb_bgsave_in_progress/ {print $2}')
+		[ "$st" = 0 ] && break
+		sleep 0.1
+	done
+	redis-cli -p "$1" info | tr -d '\r' | awk -F: '/^latest_fork_usec/ {print $2}'
+}
+echo "# kvstore BGSAVE vs redis-server: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r)"
+echo "# $keys keys x $value B, fork mode ${CKPT_FORK_MODE:-auto}; latest_fork_usec of each BGSAVE, alternating"
+kv="" rd=""
+for r in $(seq "$rounds"); do
+	touch_some "$KP" "$r"
+	kv="$kv $(bgsave "$KP")"
+	touch_some "$RP" "$r"
+	rd="$rd $(bgsave "$RP")"
+done
+median() { printf '%s\n' $1 | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+mk=$(median "$kv") mr=$(median "$rd")
+echo "kvstore latest_fork_usec:$kv (median $mk)"
+echo "redis   latest_fork_usec:$rd (median $mr)"
+awk -v a="$mk" -v b="$mr" 'BEGIN {printf "ratio kvstore/redis: %.2f\n", a / b}'
