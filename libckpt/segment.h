@@ -16,7 +16,7 @@
 
 #include "catalog.h"
 #include "layout.h"
-#include "pool.h"
+#include "handle.h"
 
 /* seg_off -- file offset of segment i of p */
 static inline uint64_t

@@ -52,7 +52,7 @@
 #include <unistd.h>
 
 #include "image.h"
-#include "pool.h"
+#include "handle.h"
 #include "segcopy.h"
 #include "segment.h"
 #include "sums.h"

@@ -1,0 +1,80 @@
+/*
+ * handle.h -- the open-pool handle every file of the library shares: its
+ * fields and their invariants, and the two questions every entry point asks
+ * of it. Data only, at the bottom of the layers: the files that act on a
+ * pool (pool.c, segment.c, engine/, checkpoint.c, fork.c ...) include it.
+ */
+#ifndef CKPT_HANDLE_H
+#define CKPT_HANDLE_H 1
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "libckpt.h"
+#include "catalog.h"
+#include "format.h"
+#include "heap.h"
+#include "map.h"
+
+struct engine;
+
+/*
+ * ckpt_pool -- one open pool in this process.
+ * Invariants: the catalog entry seg is LIVE and owned by self, and heap_map
+ * maps the heap at hdr.base: segment seg of fd, shared; or in cow mode
+ * (eng != NULL) the image in segment eng->base_seg, privately, the entry
+ * flagged in memory and naming that segment as its source. In a fork child
+ * that could not get a segment, detached == 1 and heap_map is a private
+ * copy that no entry describes.
+ */
+struct ckpt_pool {
+	char *path;
+	int fd;
+	struct pool_hdr hdr;         /* validated copy */
+	struct catalog cat;
+	uint32_t seg;                /* this process's live segment */
+	uint64_t life;               /* its life id (format.h, "Lives and lineages") */
+	uint64_t lineage;            /* its retention group */
+	ckpt_id restarted_from;      /* checkpoint ckpt_open started it from, or 0 */
+	struct pmap heap_map;
+	struct heap *heap;
+	struct engine *eng;          /* cow mode: the heap is a private image (engine/image.h); else NULL */
+	enum ckpt_fork_mode fork_mode;
+	unsigned keep;
+	struct cat_owner self;
+	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
+	int detached;                /* no durable segment: pool calls fail */
+	char detach_why[160];        /* why the fork gave this child none */
+	int base_reserved;           /* [base, base+seg_size) is ours (reserved or mapped) */
+	struct ckpt_pool *next;      /* all open pools, for fork handling */
+	/* fork state, valid between the prepare and parent/child handlers */
+	int fork_seg;                /* segment reserved for the child, or -1 */
+	int fork_memfd;              /* private snapshot when no segment, or -1 */
+	int fork_fd;                 /* the child's own open file description of
+	                                the pool (holds the reservation's lease), or -1 */
+	uint64_t fork_used;          /* high-water mark at fork */
+};
+
+/* pool_usable -- 0 if pool calls may proceed; -1 with a message otherwise */
+static inline int
+pool_usable(const struct ckpt_pool *p)
+{
+	if (!p)
+		return ckpt_err_set(EINVAL, "pool is NULL");
+	if (p->detached)
+		return ckpt_err_set(ENOSPC,
+			"this process has no durable segment, so its heap is a private "
+			"volatile copy: when it was forked, %s", p->detach_why[0] ?
+			p->detach_why : "the pool could not give it one");
+	return 0;
+}
+
+/* pool_kind_name -- how the live heap is persisted: map_kind_name() of its mapping */
+static inline const char *
+pool_kind_name(const struct ckpt_pool *p)
+{
+	return map_kind_name(p->heap_map.kind);
+}
+
+#endif
