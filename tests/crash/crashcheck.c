@@ -203,11 +203,13 @@ try_state(const struct point_ctx *pc, const char *desc, const char *path)
 	 * later crash point must hold more (checkpoints acknowledged since),
 	 * so the key also covers what the rules depend on there.
 	 */
-	uint64_t req[3] = { 0, created_pos < pc->k, 0 };
+	uint64_t req[4] = { 0, created_pos < pc->k, 0, 0 };
 	for (unsigned i = 0; i < nacks; i++)
 		req[0] += acks[i].pos < pc->k;
 	for (unsigned i = 0; i < nkeeps; i++)
 		req[2] += keeps[i].pos < pc->end;
+	for (unsigned i = 0; i < nbegins; i++)
+		req[3] += begins[i].pos < pc->end;
 	XXH3_128bits_update(hs, req, sizeof(req));
 	XXH128_hash_t h = XXH3_128bits_digest(hs);
 	XXH3_freeState(hs);
@@ -473,10 +475,10 @@ main(int argc, char **argv)
 		(unsigned long long)cnt->distinct_bytes);
 	printf("  refused (unreadable, before create returned) %llu, no checkpoint listed %llu, "
 		"opened a checkpoint %llu, verify warnings (dead heaps) %llu, "
-		"most writes in flight at a point %llu\n",
+		"most writes in flight at a point %llu, lineage one short (recycling) %llu\n",
 		(unsigned long long)cnt->refused, (unsigned long long)cnt->unpublished,
 		(unsigned long long)cnt->opened, (unsigned long long)cnt->dead_heap_warnings,
-		(unsigned long long)cnt->max_inflight);
+		(unsigned long long)cnt->max_inflight, (unsigned long long)cnt->one_short);
 	printf("counts: points=%llu generated=%llu distinct=%llu checked=%llu failures=%llu "
 		"contents=%llu\n", (unsigned long long)cnt->points,
 		(unsigned long long)cnt->generated, (unsigned long long)cnt->distinct,

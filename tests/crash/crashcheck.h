@@ -57,6 +57,10 @@ extern char groups[MAX_GROUPS][32];
 struct keepm { size_t pos; int group; unsigned k; };
 extern struct keepm keeps[MAX_ACKS];
 extern unsigned nkeeps;
+/* beginm -- marker "begin GROUP": a checkpoint of GROUP was called */
+struct beginm { size_t pos; int group; };
+extern struct beginm begins[MAX_ACKS];
+extern unsigned nbegins;
 extern size_t created_pos;      /* position of "created", SIZE_MAX if none */
 
 /* item -- a piece of a WRITE (or a SIZE) in flight */
@@ -100,6 +104,7 @@ struct stats {
 	uint64_t distinct_bytes;        /* distinct by contents alone */
 	uint64_t refused, unpublished, dead_heap_warnings, opened;
 	uint64_t max_inflight;
+	uint64_t one_short;             /* states allowed by the recycling rule only */
 };
 extern struct stats *cnt;
 

@@ -13,8 +13,9 @@
 #               only if the checker finds failures
 #   --posix-dir strict POSIX: the pool file itself may vanish until its
 #               directory is fsynced (crashcheck --posix-dir)
-# Workloads: create restart fork reflink retention bgsave enospc (crashwork),
-# and create-pmem / fork-pmem: the same with the pmem path forced
+# Workloads: create restart fork reflink retention bgsave enospc, the cow
+# engine's cow cow-fork cow-bgsave cow-reflink (crashwork), and
+# create-pmem / fork-pmem: the same with the pmem path forced
 # (PMEM_IS_PMEM_FORCE=1, CKPT_TEST_NO_OFFLOAD=1: segcopy's pmem memcpy) and
 # the recorder in pmem mode (pmem_persist / flush + drain are ordering
 # points, 64 B lines). Exit status 0 pass, 1 failures, 77 nothing ran.
@@ -25,7 +26,8 @@ jobs=1
 seed=1
 keep=0
 extra=""
-workloads="create restart fork reflink retention bgsave enospc create-pmem fork-pmem"
+workloads="create restart fork reflink retention bgsave enospc create-pmem fork-pmem
+	cow cow-fork cow-bgsave cow-reflink"
 while [ $# -gt 1 ]; do
 	case "$1" in
 	--long) mode=long ;;
@@ -78,11 +80,13 @@ for w in $workloads; do
 	esac
 	[ "$mode" = selftest ] && env="$env CKPT_TEST_SKIP_FLUSH=1"
 	t0=$(date +%s)
-	# reflink: on an XFS loop filesystem (reflink=1) mounted in a private
-	# mount namespace, where root and mkfs.xfs allow; else the workload
-	# runs in the scratch directory and skips unless it can clone there
+	# reflink, cow-reflink: on an XFS loop filesystem (reflink=1) mounted
+	# in a private mount namespace, where root and mkfs.xfs allow; else the
+	# workload runs in the scratch directory and skips unless it can clone
 	wrap=""
-	if [ "$prog" = reflink ] && [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null &&
+	clones=0
+	case $prog in *reflink) clones=1 ;; esac
+	if [ $clones = 1 ] && [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null &&
 	   command -v unshare >/dev/null; then
 		truncate -s 512M "$dir/xfs.img"
 		if mkfs.xfs -q -m reflink=1 "$dir/xfs.img" >/dev/null 2>&1; then
