@@ -475,10 +475,11 @@ main(int argc, char **argv)
 		(unsigned long long)cnt->distinct_bytes);
 	printf("  refused (unreadable, before create returned) %llu, no checkpoint listed %llu, "
 		"opened a checkpoint %llu, verify warnings (dead heaps) %llu, "
-		"most writes in flight at a point %llu, lineage one short (recycling) %llu\n",
+		"most writes in flight at a point %llu, lineage one short (recycling) %llu, "
+		"newest published but not acknowledged (heap of a checkpoint under way) %llu\n",
 		(unsigned long long)cnt->refused, (unsigned long long)cnt->unpublished,
 		(unsigned long long)cnt->opened, (unsigned long long)cnt->dead_heap_warnings,
-		(unsigned long long)cnt->max_inflight, (unsigned long long)cnt->one_short);
+		(unsigned long long)cnt->max_inflight, (unsigned long long)cnt->one_short, (unsigned long long)cnt->unacked);
 	printf("counts: points=%llu generated=%llu distinct=%llu checked=%llu failures=%llu "
 		"contents=%llu\n", (unsigned long long)cnt->points,
 		(unsigned long long)cnt->generated, (unsigned long long)cnt->distinct,

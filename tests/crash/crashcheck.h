@@ -57,8 +57,9 @@ extern char groups[MAX_GROUPS][32];
 struct keepm { size_t pos; int group; unsigned k; };
 extern struct keepm keeps[MAX_ACKS];
 extern unsigned nkeeps;
-/* beginm -- marker "begin GROUP": a checkpoint of GROUP was called */
-struct beginm { size_t pos; int group; };
+/* beginm -- marker "begin GROUP GEN NODES": a checkpoint of GROUP was
+ * called, of a heap at generation GEN */
+struct beginm { size_t pos; int group; uint64_t gen, nodes; };
 extern struct beginm begins[MAX_ACKS];
 extern unsigned nbegins;
 extern size_t created_pos;      /* position of "created", SIZE_MAX if none */
@@ -105,6 +106,7 @@ struct stats {
 	uint64_t refused, unpublished, dead_heap_warnings, opened;
 	uint64_t max_inflight;
 	uint64_t one_short;             /* states allowed by the recycling rule only */
+	uint64_t unacked;               /* opened a published, unacknowledged checkpoint */
 };
 extern struct stats *cnt;
 

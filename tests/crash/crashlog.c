@@ -68,8 +68,9 @@ parse_mark(size_t pos, const char *text, size_t len)
 		acks[nacks++] = (struct ack){ id, gen, nodes, pos, group_of(g) };
 	else if (sscanf(buf, "keep %63s %u", g, &k) == 2 && nkeeps < MAX_ACKS)
 		keeps[nkeeps++] = (struct keepm){ pos, group_of(g), k };
-	else if (sscanf(buf, "begin %63s", g) == 1 && nbegins < MAX_ACKS)
-		begins[nbegins++] = (struct beginm){ pos, group_of(g) };
+	else if (sscanf(buf, "begin %63s %llu %llu", g, &gen, &nodes) == 3 &&
+		 nbegins < MAX_ACKS)
+		begins[nbegins++] = (struct beginm){ pos, group_of(g), gen, nodes };
 	else if (strcmp(buf, "created") == 0 && created_pos == SIZE_MAX)
 		created_pos = pos;
 }

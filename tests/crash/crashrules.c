@@ -149,24 +149,44 @@ keep_at(int g, size_t end)
 }
 
 /*
- * recycling -- 1 if the crash point lies inside a checkpoint of group g
- * (marker "begin" before the end of the epoch, its ack not before the
- * point): in cow mode that checkpoint may have recycled the lineage's
- * oldest checkpoint in its first commit (image.c, image_reserve)
+ * under_way -- 1 if the checkpoint of marker begins[b] is under way at the
+ * crash point: begun before the end of the epoch, its ack not before the
+ * point
+ */
+static int
+under_way(unsigned b, const struct point_ctx *pc)
+{
+	if (begins[b].pos >= pc->end)
+		return 0;
+	for (unsigned i = 0; i < nacks; i++)
+		if (acks[i].group == begins[b].group && acks[i].pos > begins[b].pos &&
+		    acks[i].pos < pc->k)
+			return 0;
+	return 1;
+}
+
+/*
+ * recycling -- 1 if a checkpoint of group g is under way at the point: in
+ * cow mode it may have recycled the lineage's oldest checkpoint in its
+ * first commit (image.c, image_reserve)
  */
 static int
 recycling(int g, const struct point_ctx *pc)
 {
-	size_t last = SIZE_MAX;
 	for (unsigned i = 0; i < nbegins; i++)
-		if (begins[i].group == g && begins[i].pos < pc->end)
-			last = begins[i].pos;
-	if (last == SIZE_MAX)
-		return 0;
-	for (unsigned i = 0; i < nacks; i++)
-		if (acks[i].group == g && acks[i].pos > last && acks[i].pos < pc->k)
-			return 0;
-	return 1;
+		if (begins[i].group == g && under_way(i, pc))
+			return 1;
+	return 0;
+}
+
+/* gen_under_way -- 1 if a checkpoint under way at the point began at generation gen */
+static int
+gen_under_way(int64_t gen, const struct point_ctx *pc)
+{
+	for (unsigned i = 0; i < nbegins; i++)
+		if (under_way(i, pc) && (int64_t)begins[i].gen == gen)
+			return 1;
+	return 0;
 }
 
 /* run_inspect -- ckpt-inspect verify --json; exit status (or 128+sig, 255 timeout); output in out */
@@ -227,13 +247,14 @@ run_inspect(const char *path, char *out, size_t outlen)
 struct open_result {
 	int status;             /* 0 opened, 1 refused, 2 opened with a wrong heap */
 	int err;
+	int64_t gen;            /* an unacknowledged checkpoint's heap: ts_check */
 	uint64_t from;
 	char msg[512];
 };
 
 /* run_open -- ckpt_open(path, CKPT_LATEST) in a child; -1 crash/timeout (why in r->msg) */
 static int
-run_open(const char *path, struct open_result *r, const struct ack *want)
+run_open(const char *path, struct open_result *r, const struct ack *want, uint64_t nodes)
 {
 	struct open_result *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -260,6 +281,12 @@ run_open(const char *path, struct open_result *r, const struct ack *want)
 		}
 		sh->from = ckpt_restarted_from(p);
 		sh->status = 0;
+		if (!want && nodes) {
+			char err[256];
+			sh->gen = ts_check(ckpt_root(p), nodes, err, sizeof(err));
+			if (sh->gen < 0)
+				snprintf(sh->msg, sizeof(sh->msg), "%s", err);
+		}
 		if (want && want->id == sh->from) {
 			char err[256];
 			int64_t g = ts_check(ckpt_root(p), want->nodes, err, sizeof(err));
@@ -405,7 +432,13 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 	/* ckpt_open(LATEST) */
 	struct open_result r;
 	const struct ack *want = ack_of(newest);
-	if (run_open(path, &r, want) < 0) {
+	/* a listed checkpoint not acknowledged yet was published by a
+	 * checkpoint under way: its heap is the one that checkpoint began with */
+	uint64_t nodes = 0;
+	for (unsigned i = 0; i < nbegins; i++)
+		if (under_way(i, pc))
+			nodes = begins[i].nodes;
+	if (run_open(path, &r, want, want ? 0 : nodes) < 0) {
 		if (!failed)
 			report(pc, desc, "%s", r.msg);
 		failed = 1;
@@ -420,8 +453,16 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 					(unsigned long long)newest);
 			else if (r.status == 2)
 				report(pc, desc, "%s", r.msg);
-			else
+			else if (!want && nodes && !gen_under_way(r.gen, pc))
+				report(pc, desc, "ckpt_open(LATEST) restarted from %llu, not "
+					"acknowledged yet, whose heap is %s %lld, not that of a "
+					"checkpoint under way", (unsigned long long)newest,
+					r.gen < 0 ? r.msg : "at generation", (long long)r.gen);
+			else {
 				__atomic_fetch_add(&cnt->opened, 1, __ATOMIC_RELAXED);
+				if (!want && nodes)
+					__atomic_fetch_add(&cnt->unacked, 1, __ATOMIC_RELAXED);
+			}
 		} else if (readable) {
 			if (r.status != 1 || r.err != ENOENT)
 				report(pc, desc, "pool without checkpoints: ckpt_open gave %s "

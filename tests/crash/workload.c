@@ -43,9 +43,11 @@
  * without the recorder):
  *   created                      ckpt_create returned
  *   keep GROUP K                 retention of a lineage (before it applies)
- *   begin GROUP                  a checkpoint of GROUP is called (in cow
- *                                mode it may recycle the lineage's oldest
- *                                checkpoint until it is acknowledged)
+ *   begin GROUP GEN NODES        a checkpoint of GROUP is called, its heap
+ *                                at generation GEN (in cow mode it may
+ *                                recycle the lineage's oldest checkpoint
+ *                                until it is acknowledged; once published,
+ *                                before its ack, it holds GEN)
  *   ack ID GROUP GEN NODES       checkpoint ID returned to the caller; its
  *                                heap holds the ts_* structure of NODES
  *                                nodes at generation GEN
@@ -113,7 +115,7 @@ checkpoint(ckpt_pool *p, const char *group, uint64_t gen)
 	ckpt_id id;
 	char label[32];
 	snprintf(label, sizeof(label), "%s-%llu", group, (unsigned long long)gen);
-	mark("begin %s", group);
+	mark("begin %s %llu %d", group, (unsigned long long)gen, NODES);
 	if (ckpt_checkpoint(p, label, &id) < 0)
 		die("ckpt_checkpoint");
 	mark("ack %llu %s %llu %d", (unsigned long long)id, group,
@@ -289,7 +291,7 @@ w_retention(void)
 static void
 bg(ckpt_pool *p, uint64_t gen, uint64_t next)
 {
-	mark("begin main");
+	mark("begin main %llu %d", (unsigned long long)gen, NODES);
 	pid_t pid = ckpt_checkpoint_background(p, "bg");
 	if (pid < 0)
 		die("ckpt_checkpoint_background");
