@@ -23,8 +23,8 @@
  *              a checkpoint that fails with ENOSPC mid-copy, then one that
  *              succeeds once space is back; exits 77 where it cannot mount
  *   cow        cow mode (the copy-on-write engine), keep_checkpoints 2:
- *              five checkpoints with scattered changes (the third on
- *              recycle the oldest), close, a cow restart from the latest
+ *              five checkpoints with scattered changes (from the third
+ *              on each recycles the oldest), close, a cow restart from the latest
  *              (mapped, not copied), three more checkpoints (recycling
  *              again once the restarted heap wrote two of its own)
  *   cow-fork   cow mode, keep 2: a fork child changes its heap and takes
@@ -33,7 +33,7 @@
  *              parent takes three; then a dead child and one more
  *   cow-bgsave cow mode, keep 2: ckpt_checkpoint_background while the
  *              parent changes its heap, three times, with synchronous
- *              (recycling) checkpoints between
+ *              checkpoints between (three in a row: the last recycles)
  *   cow-reflink  cow-fork where the filesystem clones (run.sh mounts an
  *              XFS loop filesystem): the base image of a new checkpoint is
  *              cloned, not copied; exits 77 where the pool's directory
@@ -491,11 +491,16 @@ w_cow_bgsave(void)
 	checkpoint(p, "main", 2);
 	big(p, 128 << 10, 0x33);
 	bg(p, 2, 3);
+	/* after a background checkpoint the lineage's oldest is the parent's
+	 * base (pinned) or the child's image (not in the parent's ring): the
+	 * third synchronous checkpoint in a row is the first to recycle */
 	checkpoint(p, "main", 3);
 	change(p, 4);
 	checkpoint(p, "main", 4);
-	bg(p, 4, 5);
+	change(p, 5);
 	checkpoint(p, "main", 5);
+	bg(p, 5, 6);
+	checkpoint(p, "main", 6);
 	if (ckpt_close(p) < 0)
 		die("ckpt_close");
 	return 0;
