@@ -30,7 +30,8 @@
  *     page is torn at every sector boundary.
  * Identical states are checked once per set of promises: the key is the
  * XXH3-128 of the size, the bytes and what the rules require at the point
- * (acknowledgements before it, "created", retention markers), since the
+ * (acknowledgements before it, "created", retention markers, checkpoints
+ * begun: "begin" markers), since the
  * same bytes may pass early in the run and fail later; "distinct contents"
  * counts by size and bytes alone.
  * --posix-dir: until the pool's directory is fsynced (REC_DIRSYNC), a file
@@ -40,11 +41,15 @@
  * Checks on each state (the rules, docs/CRASH-STATES.md):
  *   1. the pool's own reading: header, commit word, current catalog copy
  *      (layout_check, cat_validate); every checkpoint the catalog lists has
- *      bytes matching its checksum;
+ *      bytes matching its checksum (sums.h: whole, or of page sums for
+ *      CAT_F_PAGE_SUMS);
  *   2. every checkpoint acknowledged to the driver before the crash point
  *      (marker "ack ID GROUP GEN NODES") is listed, unless retention may
  *      have dropped it: at least keep (marker "keep GROUP K", the value at
- *      the crash) newer checkpoints of its group are listed;
+ *      the crash) newer checkpoints of its group are listed; in a cow pool
+ *      keep - 1 suffice (keep >= 2) while a checkpoint of the group is
+ *      under way (marker "begin GROUP GEN NODES", its ack not before the
+ *      point): it may have recycled the lineage's oldest;
  *   3. an unreadable pool is accepted only before "created" was marked (a
  *      pool whose create had not returned), and must then be refused;
  *   4. `ckpt-inspect verify` exits 0 on a readable pool, 1 on a refused one,
@@ -52,7 +57,8 @@
  *   5. ckpt_open(path, CKPT_LATEST) in a forked child (timeout) opens the
  *      newest listed checkpoint, and its heap holds exactly the structure
  *      the driver checkpointed there (ts_check: generation and node count
- *      from the ack marker); with no checkpoint listed it fails with ENOENT;
+ *      from the ack marker; a checkpoint no ack names: the generation of
+ *      a checkpoint under way); with no checkpoint listed it fails with ENOENT;
  *      on an unreadable pool it fails with a message. A signal or a timeout
  *      is a failure.
  * Exit status: 0 no failure, 1 failures found, 2 usage or I/O error.
@@ -479,7 +485,8 @@ main(int argc, char **argv)
 		"newest published but not acknowledged (heap of a checkpoint under way) %llu\n",
 		(unsigned long long)cnt->refused, (unsigned long long)cnt->unpublished,
 		(unsigned long long)cnt->opened, (unsigned long long)cnt->dead_heap_warnings,
-		(unsigned long long)cnt->max_inflight, (unsigned long long)cnt->one_short, (unsigned long long)cnt->unacked);
+		(unsigned long long)cnt->max_inflight, (unsigned long long)cnt->one_short,
+		(unsigned long long)cnt->unacked);
 	printf("counts: points=%llu generated=%llu distinct=%llu checked=%llu failures=%llu "
 		"contents=%llu\n", (unsigned long long)cnt->points,
 		(unsigned long long)cnt->generated, (unsigned long long)cnt->distinct,

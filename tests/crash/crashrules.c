@@ -2,7 +2,8 @@
  * crashrules.c -- the rules every crash state must pass (crashcheck.c's
  * top comment and docs/CRASH-STATES.md list them): the pool as the library
  * reads it, with every listed checkpoint whole; every acknowledged
- * checkpoint still there unless retention may have dropped it; an
+ * checkpoint still there unless retention may have dropped it (or, in a
+ * cow pool, a checkpoint under way recycled it); an
  * unreadable pool only before ckpt_create returned; `ckpt-inspect verify`
  * (spawned, with a timeout) exiting 0 or 1 as the pool is readable or not;
  * ckpt_open(CKPT_LATEST) in a forked child (with a timeout) restarting from
@@ -179,7 +180,7 @@ recycling(int g, const struct point_ctx *pc)
 	return 0;
 }
 
-/* gen_under_way -- 1 if a checkpoint under way at the point began at generation gen */
+/* gen_under_way -- 1 if a checkpoint under way at the point began at gen */
 static int
 gen_under_way(int64_t gen, const struct point_ctx *pc)
 {

@@ -24,9 +24,9 @@
  *              succeeds once space is back; exits 77 where it cannot mount
  *   cow        cow mode (the copy-on-write engine), keep_checkpoints 2:
  *              five checkpoints with scattered changes (from the third
- *              on each recycles the oldest), close, a cow restart from the latest
- *              (mapped, not copied), three more checkpoints (recycling
- *              again once the restarted heap wrote two of its own)
+ *              on each recycles the oldest), close, a cow restart from
+ *              the latest (mapped, not copied), three more checkpoints
+ *              (the first copies the base, the next two recycle)
  *   cow-fork   cow mode, keep 2: a fork child changes its heap and takes
  *              three checkpoints of its own lineage (its first writes an
  *              image of the parent's base it pinned at the fork) while the
