@@ -382,6 +382,8 @@ usage(void)
 		"  --timeout S      per ckpt_open / verify (default 60)\n"
 		"  --posix-dir      a file created in the run may vanish until its directory is\n"
 		"                   fsynced (strict POSIX; libckpt does not do it: see CRASH-STATES.md)\n"
+		"  --strict-keep    rule 2 without the cow allowance (a lineage one short while\n"
+		"                   a checkpoint recycles): the test that recycling is exercised\n"
 		"  --dump           print the log (writes merged per op run) and stop\n"
 		"  --expect-fail    self-test: succeed only if failures are found\n"
 		"  -v               more output\n");
@@ -396,7 +398,7 @@ main(int argc, char **argv)
 		{ "subsets", 1, 0, 's' }, { "torn", 1, 0, 't' }, { "seed", 1, 0, 'S' },
 		{ "max-states", 1, 0, 'm' }, { "timeout", 1, 0, 'T' },
 		{ "expect-fail", 0, 0, 'x' }, { "dump", 0, 0, 'd' },
-		{ "posix-dir", 0, 0, 'P' }, { 0, 0, 0, 0 },
+		{ "posix-dir", 0, 0, 'P' }, { "strict-keep", 0, 0, 'K' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
@@ -412,6 +414,7 @@ main(int argc, char **argv)
 		case 'x': opt.expect_fail = 1; break;
 		case 'd': opt.dump = 1; break;
 		case 'P': opt.posix_dir = 1; break;
+		case 'K': opt.strict_keep = 1; break;
 		case 'j': opt.jobs = (unsigned)atoi(optarg) ? (unsigned)atoi(optarg) : 1; break;
 		case 'v': opt.verbose++; break;
 		default: usage();

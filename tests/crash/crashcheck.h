@@ -33,6 +33,7 @@ struct options {
 	int expect_fail;        /* self-test: exit 0 iff failures were found */
 	int dump;               /* print the log and stop */
 	int posix_dir;          /* the file's name is durable only after its directory's fsync */
+	int strict_keep;        /* no cow recycling allowance in rule 2 (its own test) */
 };
 extern struct options opt;
 

@@ -403,7 +403,7 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 		 */
 		int cow = readable && hdr.fork_mode == CKPT_FORK_COW;
 		unsigned need = k;
-		if (cow && k >= 2 && recycling(acks[a].group, pc))
+		if (cow && k >= 2 && !opt.strict_keep && recycling(acks[a].group, pc))
 			need = k - 1;
 		if (!present && !(k && newer >= need)) {
 			report(pc, desc, "checkpoint %llu (group %s), acknowledged before this "
