@@ -30,7 +30,8 @@
  *     page is torn at every sector boundary.
  * Identical states are checked once per set of promises: the key is the
  * XXH3-128 of the size, the bytes and what the rules require at the point
- * (acknowledgements before it, "created", retention markers), since the
+ * (acknowledgements before it, "created", retention markers, checkpoints
+ * begun: "begin" markers), since the
  * same bytes may pass early in the run and fail later; "distinct contents"
  * counts by size and bytes alone.
  * --posix-dir: until the pool's directory is fsynced (REC_DIRSYNC), a file
@@ -40,11 +41,15 @@
  * Checks on each state (the rules, docs/CRASH-STATES.md):
  *   1. the pool's own reading: header, commit word, current catalog copy
  *      (layout_check, cat_validate); every checkpoint the catalog lists has
- *      bytes matching its checksum;
+ *      bytes matching its checksum (sums.h: whole, or of page sums for
+ *      CAT_F_PAGE_SUMS);
  *   2. every checkpoint acknowledged to the driver before the crash point
  *      (marker "ack ID GROUP GEN NODES") is listed, unless retention may
  *      have dropped it: at least keep (marker "keep GROUP K", the value at
- *      the crash) newer checkpoints of its group are listed;
+ *      the crash) newer checkpoints of its group are listed; in a cow pool
+ *      keep - 1 suffice (keep >= 2) while a checkpoint of the group is
+ *      under way (marker "begin GROUP GEN NODES", its ack not before the
+ *      point): it may have recycled the lineage's oldest;
  *   3. an unreadable pool is accepted only before "created" was marked (a
  *      pool whose create had not returned), and must then be refused;
  *   4. `ckpt-inspect verify` exits 0 on a readable pool, 1 on a refused one,
@@ -52,7 +57,8 @@
  *   5. ckpt_open(path, CKPT_LATEST) in a forked child (timeout) opens the
  *      newest listed checkpoint, and its heap holds exactly the structure
  *      the driver checkpointed there (ts_check: generation and node count
- *      from the ack marker); with no checkpoint listed it fails with ENOENT;
+ *      from the ack marker; a checkpoint no ack names: the generation of
+ *      a checkpoint under way); with no checkpoint listed it fails with ENOENT;
  *      on an unreadable pool it fails with a message. A signal or a timeout
  *      is a failure.
  * Exit status: 0 no failure, 1 failures found, 2 usage or I/O error.
@@ -203,11 +209,13 @@ try_state(const struct point_ctx *pc, const char *desc, const char *path)
 	 * later crash point must hold more (checkpoints acknowledged since),
 	 * so the key also covers what the rules depend on there.
 	 */
-	uint64_t req[3] = { 0, created_pos < pc->k, 0 };
+	uint64_t req[4] = { 0, created_pos < pc->k, 0, 0 };
 	for (unsigned i = 0; i < nacks; i++)
 		req[0] += acks[i].pos < pc->k;
 	for (unsigned i = 0; i < nkeeps; i++)
 		req[2] += keeps[i].pos < pc->end;
+	for (unsigned i = 0; i < nbegins; i++)
+		req[3] += begins[i].pos < pc->end;
 	XXH3_128bits_update(hs, req, sizeof(req));
 	XXH128_hash_t h = XXH3_128bits_digest(hs);
 	XXH3_freeState(hs);
@@ -374,6 +382,8 @@ usage(void)
 		"  --timeout S      per ckpt_open / verify (default 60)\n"
 		"  --posix-dir      a file created in the run may vanish until its directory is\n"
 		"                   fsynced (strict POSIX; libckpt does not do it: see CRASH-STATES.md)\n"
+		"  --strict-keep    rule 2 without the cow allowance (a lineage one short while\n"
+		"                   a checkpoint recycles): the test that recycling is exercised\n"
 		"  --dump           print the log (writes merged per op run) and stop\n"
 		"  --expect-fail    self-test: succeed only if failures are found\n"
 		"  -v               more output\n");
@@ -388,7 +398,7 @@ main(int argc, char **argv)
 		{ "subsets", 1, 0, 's' }, { "torn", 1, 0, 't' }, { "seed", 1, 0, 'S' },
 		{ "max-states", 1, 0, 'm' }, { "timeout", 1, 0, 'T' },
 		{ "expect-fail", 0, 0, 'x' }, { "dump", 0, 0, 'd' },
-		{ "posix-dir", 0, 0, 'P' }, { 0, 0, 0, 0 },
+		{ "posix-dir", 0, 0, 'P' }, { "strict-keep", 0, 0, 'K' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
@@ -404,6 +414,7 @@ main(int argc, char **argv)
 		case 'x': opt.expect_fail = 1; break;
 		case 'd': opt.dump = 1; break;
 		case 'P': opt.posix_dir = 1; break;
+		case 'K': opt.strict_keep = 1; break;
 		case 'j': opt.jobs = (unsigned)atoi(optarg) ? (unsigned)atoi(optarg) : 1; break;
 		case 'v': opt.verbose++; break;
 		default: usage();
@@ -473,10 +484,12 @@ main(int argc, char **argv)
 		(unsigned long long)cnt->distinct_bytes);
 	printf("  refused (unreadable, before create returned) %llu, no checkpoint listed %llu, "
 		"opened a checkpoint %llu, verify warnings (dead heaps) %llu, "
-		"most writes in flight at a point %llu\n",
+		"most writes in flight at a point %llu, lineage one short (recycling) %llu, "
+		"newest published but not acknowledged (heap of a checkpoint under way) %llu\n",
 		(unsigned long long)cnt->refused, (unsigned long long)cnt->unpublished,
 		(unsigned long long)cnt->opened, (unsigned long long)cnt->dead_heap_warnings,
-		(unsigned long long)cnt->max_inflight);
+		(unsigned long long)cnt->max_inflight, (unsigned long long)cnt->one_short,
+		(unsigned long long)cnt->unacked);
 	printf("counts: points=%llu generated=%llu distinct=%llu checked=%llu failures=%llu "
 		"contents=%llu\n", (unsigned long long)cnt->points,
 		(unsigned long long)cnt->generated, (unsigned long long)cnt->distinct,

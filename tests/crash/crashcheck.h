@@ -33,6 +33,7 @@ struct options {
 	int expect_fail;        /* self-test: exit 0 iff failures were found */
 	int dump;               /* print the log and stop */
 	int posix_dir;          /* the file's name is durable only after its directory's fsync */
+	int strict_keep;        /* no cow recycling allowance in rule 2 (its own test) */
 };
 extern struct options opt;
 
@@ -57,6 +58,11 @@ extern char groups[MAX_GROUPS][32];
 struct keepm { size_t pos; int group; unsigned k; };
 extern struct keepm keeps[MAX_ACKS];
 extern unsigned nkeeps;
+/* beginm -- marker "begin GROUP GEN NODES": a checkpoint of GROUP was
+ * called, of a heap at generation GEN */
+struct beginm { size_t pos; int group; uint64_t gen, nodes; };
+extern struct beginm begins[MAX_ACKS];
+extern unsigned nbegins;
 extern size_t created_pos;      /* position of "created", SIZE_MAX if none */
 
 /* item -- a piece of a WRITE (or a SIZE) in flight */
@@ -100,6 +106,8 @@ struct stats {
 	uint64_t distinct_bytes;        /* distinct by contents alone */
 	uint64_t refused, unpublished, dead_heap_warnings, opened;
 	uint64_t max_inflight;
+	uint64_t one_short;             /* states allowed by the recycling rule only */
+	uint64_t unacked;               /* opened a published, unacknowledged checkpoint */
 };
 extern struct stats *cnt;
 

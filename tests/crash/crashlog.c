@@ -39,6 +39,8 @@ static unsigned ngroups;
 struct keepm keeps[MAX_ACKS];
 unsigned nkeeps;
 size_t created_pos = SIZE_MAX;
+struct beginm begins[MAX_ACKS];
+unsigned nbegins;
 
 static int
 group_of(const char *name)
@@ -66,6 +68,9 @@ parse_mark(size_t pos, const char *text, size_t len)
 		acks[nacks++] = (struct ack){ id, gen, nodes, pos, group_of(g) };
 	else if (sscanf(buf, "keep %63s %u", g, &k) == 2 && nkeeps < MAX_ACKS)
 		keeps[nkeeps++] = (struct keepm){ pos, group_of(g), k };
+	else if (sscanf(buf, "begin %63s %llu %llu", g, &gen, &nodes) == 3 &&
+		 nbegins < MAX_ACKS)
+		begins[nbegins++] = (struct beginm){ pos, group_of(g), gen, nodes };
 	else if (strcmp(buf, "created") == 0 && created_pos == SIZE_MAX)
 		created_pos = pos;
 }

@@ -2,7 +2,8 @@
  * crashrules.c -- the rules every crash state must pass (crashcheck.c's
  * top comment and docs/CRASH-STATES.md list them): the pool as the library
  * reads it, with every listed checkpoint whole; every acknowledged
- * checkpoint still there unless retention may have dropped it; an
+ * checkpoint still there unless retention may have dropped it (or, in a
+ * cow pool, a checkpoint under way recycled it); an
  * unreadable pool only before ckpt_create returned; `ckpt-inspect verify`
  * (spawned, with a timeout) exiting 0 or 1 as the pool is readable or not;
  * ckpt_open(CKPT_LATEST) in a forked child (with a timeout) restarting from
@@ -30,6 +31,7 @@
 #include "catalog.h"
 #include "crashcheck.h"
 #include "layout.h"
+#include "sums.h"
 #include "test_checkpoint_util.h"
 
 extern char **environ;
@@ -112,8 +114,16 @@ read_pool(struct listed *list, unsigned *nlist, struct pool_hdr *hdr, char *msg,
 		if (e[i].state != CAT_CKPT)
 			continue;
 		uint64_t so = layout_seg_off(hdr, i);
-		int ok = so + e[i].used <= W_size &&
-			XXH3_64bits(W + so, e[i].used) == e[i].checksum;
+		int ok = so + e[i].used <= W_size;
+		if (ok) {
+			/* whole (XXH3 of the bytes) or, for a cow image
+			 * (CAT_F_PAGE_SUMS), XXH3 of its 4 KiB page sums: sums.h,
+			 * the library's own definition */
+			struct sums sm;
+			sums_begin(&sm, (e[i].flags & CAT_F_PAGE_SUMS) != 0, NULL);
+			sums_update(&sm, W + so, e[i].used);
+			ok = sums_end(&sm) == e[i].checksum;
+		}
 		list[(*nlist)++] = (struct listed){ e[i].ckpt_id, i, e[i].lineage, ok };
 	}
 	return 0;
@@ -137,6 +147,47 @@ keep_at(int g, size_t end)
 		if (keeps[i].group == g && keeps[i].pos < end)
 			k = keeps[i].k;
 	return k;
+}
+
+/*
+ * under_way -- 1 if the checkpoint of marker begins[b] is under way at the
+ * crash point: begun before the end of the epoch, its ack not before the
+ * point
+ */
+static int
+under_way(unsigned b, const struct point_ctx *pc)
+{
+	if (begins[b].pos >= pc->end)
+		return 0;
+	for (unsigned i = 0; i < nacks; i++)
+		if (acks[i].group == begins[b].group && acks[i].pos > begins[b].pos &&
+		    acks[i].pos < pc->k)
+			return 0;
+	return 1;
+}
+
+/*
+ * recycling -- 1 if a checkpoint of group g is under way at the point: in
+ * cow mode it may have recycled the lineage's oldest checkpoint in its
+ * first commit (image.c, image_reserve)
+ */
+static int
+recycling(int g, const struct point_ctx *pc)
+{
+	for (unsigned i = 0; i < nbegins; i++)
+		if (begins[i].group == g && under_way(i, pc))
+			return 1;
+	return 0;
+}
+
+/* gen_under_way -- 1 if a checkpoint under way at the point began at gen */
+static int
+gen_under_way(int64_t gen, const struct point_ctx *pc)
+{
+	for (unsigned i = 0; i < nbegins; i++)
+		if (under_way(i, pc) && (int64_t)begins[i].gen == gen)
+			return 1;
+	return 0;
 }
 
 /* run_inspect -- ckpt-inspect verify --json; exit status (or 128+sig, 255 timeout); output in out */
@@ -197,13 +248,14 @@ run_inspect(const char *path, char *out, size_t outlen)
 struct open_result {
 	int status;             /* 0 opened, 1 refused, 2 opened with a wrong heap */
 	int err;
+	int64_t gen;            /* an unacknowledged checkpoint's heap: ts_check */
 	uint64_t from;
 	char msg[512];
 };
 
 /* run_open -- ckpt_open(path, CKPT_LATEST) in a child; -1 crash/timeout (why in r->msg) */
 static int
-run_open(const char *path, struct open_result *r, const struct ack *want)
+run_open(const char *path, struct open_result *r, const struct ack *want, uint64_t nodes)
 {
 	struct open_result *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -230,6 +282,12 @@ run_open(const char *path, struct open_result *r, const struct ack *want)
 		}
 		sh->from = ckpt_restarted_from(p);
 		sh->status = 0;
+		if (!want && nodes) {
+			char err[256];
+			sh->gen = ts_check(ckpt_root(p), nodes, err, sizeof(err));
+			if (sh->gen < 0)
+				snprintf(sh->msg, sizeof(sh->msg), "%s", err);
+		}
 		if (want && want->id == sh->from) {
 			char err[256];
 			int64_t g = ts_check(ckpt_root(p), want->nodes, err, sizeof(err));
@@ -322,6 +380,7 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 	if (readable && nl == 0)
 		__atomic_fetch_add(&cnt->unpublished, 1, __ATOMIC_RELAXED);
 	/* every checkpoint acknowledged before the point, unless retention */
+	int short_used = 0;
 	for (unsigned a = 0; a < nacks && !failed; a++) {
 		if (acks[a].pos >= pc->k)
 			continue;
@@ -335,14 +394,31 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 				newer++;
 		}
 		unsigned k = keep_at(acks[a].group, pc->end);
-		if (!present && !(k && newer >= k)) {
+		/*
+		 * cow mode: a checkpoint that recycles the lineage's oldest unlists
+		 * it in its first commit, before the new one is published, so
+		 * while a checkpoint of the group is under way the lineage may be
+		 * one short of keep (DESIGN.md): keep - 1 newer listed suffice,
+		 * and only then (keep >= 2: recycling needs two)
+		 */
+		int cow = readable && hdr.fork_mode == CKPT_FORK_COW;
+		unsigned need = k;
+		if (cow && k >= 2 && !opt.strict_keep && recycling(acks[a].group, pc))
+			need = k - 1;
+		if (!present && !(k && newer >= need)) {
 			report(pc, desc, "checkpoint %llu (group %s), acknowledged before this "
-				"point, is gone (%u newer of its group listed, keep %u)%s%s",
+				"point, is gone (%u newer of its group listed, keep %u%s)%s%s",
 				(unsigned long long)acks[a].id, groups[acks[a].group], newer, k,
+				need < k ? ", one short allowed: a checkpoint of the group "
+				"under way may recycle its oldest" : "",
 				readable ? "" : "; pool unreadable: ", readable ? "" : why);
 			failed = 1;
+		} else if (!present && newer < k) {
+			short_used = 1;
 		}
 	}
+	if (short_used && !failed)
+		__atomic_fetch_add(&cnt->one_short, 1, __ATOMIC_RELAXED);
 	write_state(path);
 	/* ckpt-inspect verify */
 	char out[8192];
@@ -357,7 +433,13 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 	/* ckpt_open(LATEST) */
 	struct open_result r;
 	const struct ack *want = ack_of(newest);
-	if (run_open(path, &r, want) < 0) {
+	/* a listed checkpoint not acknowledged yet was published by a
+	 * checkpoint under way: its heap is the one that checkpoint began with */
+	uint64_t nodes = 0;
+	for (unsigned i = 0; i < nbegins; i++)
+		if (under_way(i, pc))
+			nodes = begins[i].nodes;
+	if (run_open(path, &r, want, want ? 0 : nodes) < 0) {
 		if (!failed)
 			report(pc, desc, "%s", r.msg);
 		failed = 1;
@@ -372,8 +454,16 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 					(unsigned long long)newest);
 			else if (r.status == 2)
 				report(pc, desc, "%s", r.msg);
-			else
+			else if (!want && nodes && !gen_under_way(r.gen, pc))
+				report(pc, desc, "ckpt_open(LATEST) restarted from %llu, not "
+					"acknowledged yet, whose heap is %s %lld, not that of a "
+					"checkpoint under way", (unsigned long long)newest,
+					r.gen < 0 ? r.msg : "at generation", (long long)r.gen);
+			else {
 				__atomic_fetch_add(&cnt->opened, 1, __ATOMIC_RELAXED);
+				if (!want && nodes)
+					__atomic_fetch_add(&cnt->unacked, 1, __ATOMIC_RELAXED);
+			}
 		} else if (readable) {
 			if (r.status != 1 || r.err != ENOENT)
 				report(pc, desc, "pool without checkpoints: ckpt_open gave %s "

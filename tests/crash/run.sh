@@ -13,8 +13,12 @@
 #               only if the checker finds failures
 #   --posix-dir strict POSIX: the pool file itself may vanish until its
 #               directory is fsynced (crashcheck --posix-dir)
-# Workloads: create restart fork reflink retention bgsave enospc (crashwork),
-# and create-pmem / fork-pmem: the same with the pmem path forced
+#   --strict-keep  the cow workload checked without rule 2's recycling
+#               allowance (crashcheck --strict-keep); passes only if that
+#               finds failures: proof that the states it allows occur
+# Workloads: create restart fork reflink retention bgsave enospc, the cow
+# engine's cow cow-fork cow-bgsave cow-reflink (crashwork), and
+# create-pmem / fork-pmem: the same with the pmem path forced
 # (PMEM_IS_PMEM_FORCE=1, CKPT_TEST_NO_OFFLOAD=1: segcopy's pmem memcpy) and
 # the recorder in pmem mode (pmem_persist / flush + drain are ordering
 # points, 64 B lines). Exit status 0 pass, 1 failures, 77 nothing ran.
@@ -25,7 +29,8 @@ jobs=1
 seed=1
 keep=0
 extra=""
-workloads="create restart fork reflink retention bgsave enospc create-pmem fork-pmem"
+workloads="create restart fork reflink retention bgsave enospc create-pmem fork-pmem
+	cow cow-fork cow-bgsave cow-reflink"
 while [ $# -gt 1 ]; do
 	case "$1" in
 	--long) mode=long ;;
@@ -35,6 +40,7 @@ while [ $# -gt 1 ]; do
 	--workloads) workloads=$2; shift ;;
 	--keep) keep=1 ;;
 	--posix-dir) extra="--posix-dir" ;;
+	--strict-keep) mode=strictkeep; workloads=cow ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -58,6 +64,7 @@ asan=$(ldd "$rec" 2>/dev/null | sed -n 's/^[[:space:]]*libasan[^ ]* => \([^ ]*\)
 case $mode in
 ci)       params="--prefixes 2 --subsets 1 --torn 1" ;;
 selftest) params="--prefixes 4 --subsets 2 --torn 2 --expect-fail" ;;
+strictkeep) params="--prefixes 2 --subsets 1 --torn 1 --expect-fail --strict-keep" ;;
 long)     params="--prefixes 0 --subsets 40 --torn 40" ;;
 esac
 
@@ -78,11 +85,13 @@ for w in $workloads; do
 	esac
 	[ "$mode" = selftest ] && env="$env CKPT_TEST_SKIP_FLUSH=1"
 	t0=$(date +%s)
-	# reflink: on an XFS loop filesystem (reflink=1) mounted in a private
-	# mount namespace, where root and mkfs.xfs allow; else the workload
-	# runs in the scratch directory and skips unless it can clone there
+	# reflink, cow-reflink: on an XFS loop filesystem (reflink=1) mounted
+	# in a private mount namespace, where root and mkfs.xfs allow; else the
+	# workload runs in the scratch directory and skips unless it can clone
 	wrap=""
-	if [ "$prog" = reflink ] && [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null &&
+	clones=0
+	case $prog in *reflink) clones=1 ;; esac
+	if [ $clones = 1 ] && [ "$(id -u)" = 0 ] && command -v mkfs.xfs >/dev/null &&
 	   command -v unshare >/dev/null; then
 		truncate -s 512M "$dir/xfs.img"
 		if mkfs.xfs -q -m reflink=1 "$dir/xfs.img" >/dev/null 2>&1; then
@@ -124,6 +133,8 @@ for w in $workloads; do
 		bad=1
 		if [ "$mode" = selftest ]; then
 			echo "FAIL: the checker found no failure in a run with CKPT_TEST_SKIP_FLUSH=1"
+		elif [ "$mode" = strictkeep ]; then
+			echo "FAIL: without the recycling allowance no state failed: $w never left its lineage one short (does it still recycle?)"
 		else
 			echo "FAIL: $w (crashcheck exit $rc), first failures:"
 			head -5 "$dir/check.err"
@@ -142,6 +153,8 @@ fi
 if [ $bad -ne 0 ]; then exit 1; fi
 if [ "$mode" = selftest ]; then
 	echo "PASS: the broken ordering (CKPT_TEST_SKIP_FLUSH=1) gave $total_f failing states"
+elif [ "$mode" = strictkeep ]; then
+	echo "PASS: without the recycling allowance $total_f states fail: recycling is exercised"
 else
 	echo "PASS: $total_c distinct crash states checked, no failure"
 fi

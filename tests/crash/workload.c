@@ -22,11 +22,32 @@
  *   enospc     the pool in a small tmpfs (private mount namespace; root):
  *              a checkpoint that fails with ENOSPC mid-copy, then one that
  *              succeeds once space is back; exits 77 where it cannot mount
+ *   cow        cow mode (the copy-on-write engine), keep_checkpoints 2:
+ *              five checkpoints with scattered changes (from the third
+ *              on each recycles the oldest), close, a cow restart from
+ *              the latest (mapped, not copied), three more checkpoints
+ *              (the first copies the base, the next two recycle)
+ *   cow-fork   cow mode, keep 2: a fork child changes its heap and takes
+ *              three checkpoints of its own lineage (its first writes an
+ *              image of the parent's base it pinned at the fork) while the
+ *              parent takes three; then a dead child and one more
+ *   cow-bgsave cow mode, keep 2: ckpt_checkpoint_background while the
+ *              parent changes its heap, three times, with synchronous
+ *              checkpoints between (three in a row: the last recycles)
+ *   cow-reflink  cow-fork where the filesystem clones (run.sh mounts an
+ *              XFS loop filesystem): the base image of a new checkpoint is
+ *              cloned, not copied; exits 77 where the pool's directory
+ *              cannot clone
  *
  * Markers (ckpt_rec_mark, found with dlsym so the program also runs
  * without the recorder):
  *   created                      ckpt_create returned
  *   keep GROUP K                 retention of a lineage (before it applies)
+ *   begin GROUP GEN NODES        a checkpoint of GROUP is called, its heap
+ *                                at generation GEN (in cow mode it may
+ *                                recycle the lineage's oldest checkpoint
+ *                                until it is acknowledged; once published,
+ *                                before its ack, it holds GEN)
  *   ack ID GROUP GEN NODES       checkpoint ID returned to the caller; its
  *                                heap holds the ts_* structure of NODES
  *                                nodes at generation GEN
@@ -40,6 +61,8 @@
 #include <dlfcn.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 
@@ -92,6 +115,7 @@ checkpoint(ckpt_pool *p, const char *group, uint64_t gen)
 	ckpt_id id;
 	char label[32];
 	snprintf(label, sizeof(label), "%s-%llu", group, (unsigned long long)gen);
+	mark("begin %s %llu %d", group, (unsigned long long)gen, NODES);
 	if (ckpt_checkpoint(p, label, &id) < 0)
 		die("ckpt_checkpoint");
 	mark("ack %llu %s %llu %d", (unsigned long long)id, group,
@@ -267,6 +291,7 @@ w_retention(void)
 static void
 bg(ckpt_pool *p, uint64_t gen, uint64_t next)
 {
+	mark("begin main %llu %d", (unsigned long long)gen, NODES);
 	pid_t pid = ckpt_checkpoint_background(p, "bg");
 	if (pid < 0)
 		die("ckpt_checkpoint_background");
@@ -352,12 +377,141 @@ w_enospc(void)
 	return 0;
 }
 
+/* -- the copy-on-write engine (cow mode) -------------------------------- */
+
+/*
+ * scatter -- changes spread over the heap: a new block of n bytes, and
+ * every 7th page of the blocks given (written since the last checkpoint,
+ * so the next image rewrites exactly those pages)
+ */
+static unsigned char *
+scatter(ckpt_pool *p, size_t n, int v, unsigned char *old, size_t oldn)
+{
+	if (old)
+		for (size_t off = 0; off < oldn; off += 7 * 4096)
+			old[off] = (unsigned char)v;
+	unsigned char *b = ckpt_alloc(p, n);
+	if (!b)
+		die("ckpt_alloc");
+	memset(b, v, n);
+	return b;
+}
+
+static int
+w_cow(void)
+{
+	ckpt_pool *p = start(8, CKPT_FORK_COW, 2);
+	unsigned char *blk = scatter(p, 192 << 10, 0x11, NULL, 0);
+	checkpoint(p, "main", 1);
+	for (uint64_t g = 2; g <= 5; g++) {
+		change(p, g);
+		scatter(p, 24 << 10, (int)g, blk, 192 << 10);
+		checkpoint(p, "main", g);       /* from 3 on: recycles the oldest */
+	}
+	if (ckpt_close(p) < 0)
+		die("ckpt_close");
+	p = reopen(CKPT_LATEST, 5);
+	for (uint64_t g = 6; g <= 8; g++) {
+		change(p, g);
+		scatter(p, 16 << 10, (int)g, NULL, 0);
+		checkpoint(p, "main", g);
+	}
+	if (ckpt_close(p) < 0)
+		die("ckpt_close");
+	return 0;
+}
+
+/* can_clone -- 1 if the directory of path can clone (FICLONE) a file */
+static int
+can_clone(const char *path)
+{
+	char a[4200], b[4200];
+	snprintf(a, sizeof(a), "%s.clone-a", path);
+	snprintf(b, sizeof(b), "%s.clone-b", path);
+	int fa = open(a, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	int fb = open(b, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	char buf[4096];
+	memset(buf, 1, sizeof(buf));
+	int ok = fa >= 0 && fb >= 0 && pwrite(fa, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf) &&
+		ioctl(fb, FICLONE, fa) == 0;
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	unlink(a);
+	unlink(b);
+	return ok;
+}
+
+static int
+w_cow_fork(int need_clone)
+{
+	if (need_clone && !can_clone(pool_path)) {
+		printf("SKIP: cow-reflink: the pool's filesystem cannot clone\n");
+		return 77;
+	}
+	ckpt_pool *p = start(10, CKPT_FORK_COW, 2);
+	unsigned char *blk = scatter(p, 128 << 10, 0x21, NULL, 0);
+	checkpoint(p, "main", 1);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		mark("keep child1 2");
+		for (uint64_t g = 10; g <= 12; g++) {
+			change(p, g);
+			scatter(p, 16 << 10, (int)g, blk, 128 << 10);
+			checkpoint(p, "child1", g);
+		}
+		_exit(ckpt_close(p) < 0 ? 1 : 0);
+	}
+	for (uint64_t g = 2; g <= 4; g++) {
+		change(p, g);
+		scatter(p, 16 << 10, (int)g, blk, 128 << 10);
+		checkpoint(p, "main", g);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "crashwork: fork child failed (%d)\n", st);
+		return 1;
+	}
+	dead_child(p);
+	change(p, 5);
+	checkpoint(p, "main", 5);
+	if (ckpt_close(p) < 0)
+		die("ckpt_close");
+	return 0;
+}
+
+static int
+w_cow_bgsave(void)
+{
+	ckpt_pool *p = start(10, CKPT_FORK_COW, 2);
+	bg(p, 1, 2);
+	checkpoint(p, "main", 2);
+	big(p, 128 << 10, 0x33);
+	bg(p, 2, 3);
+	/* after a background checkpoint the lineage's oldest is the parent's
+	 * base (pinned) or the child's image (not in the parent's ring): the
+	 * third synchronous checkpoint in a row is the first to recycle */
+	checkpoint(p, "main", 3);
+	change(p, 4);
+	checkpoint(p, "main", 4);
+	change(p, 5);
+	checkpoint(p, "main", 5);
+	bg(p, 5, 6);
+	checkpoint(p, "main", 6);
+	if (ckpt_close(p) < 0)
+		die("ckpt_close");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	if (argc != 3) {
 		fprintf(stderr, "usage: crashwork create|restart|fork|reflink|retention|"
-			"bgsave|enospc POOL\n");
+			"bgsave|enospc|cow|cow-fork|cow-bgsave|cow-reflink POOL\n");
 		return 2;
 	}
 	mark_fn = (void (*)(const char *))dlsym(RTLD_DEFAULT, "ckpt_rec_mark");
@@ -378,6 +532,14 @@ main(int argc, char **argv)
 		return w_bgsave();
 	if (strcmp(w, "enospc") == 0)
 		return w_enospc();
+	if (strcmp(w, "cow") == 0)
+		return w_cow();
+	if (strcmp(w, "cow-fork") == 0)
+		return w_cow_fork(0);
+	if (strcmp(w, "cow-bgsave") == 0)
+		return w_cow_bgsave();
+	if (strcmp(w, "cow-reflink") == 0)
+		return w_cow_fork(1);
 	fprintf(stderr, "crashwork: unknown workload %s\n", w);
 	return 2;
 }
