@@ -27,6 +27,10 @@
  * the chunks are COPY_CHUNK_TEST bytes, so the crash tests stop a copy with
  * part of a small heap written.
  *
+ * SEGCOPY_UNSHARED skips paths 1 and 2 (copy_file_range clones on XFS and
+ * btrfs): the copy owns its blocks, so a later rewrite of a page in place
+ * is an overwrite, not a filesystem copy on write.
+ *
  * Test-only: CKPT_TEST_NO_OFFLOAD=1 makes paths 1 and 2 unavailable, as on a
  * filesystem and kernel that offer neither (testhook.h). segcopy_stats
  * counts the bytes each path moved.
@@ -352,8 +356,8 @@ segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
 		return -1;
 	if (len == 0)
 		return 0;
-	int offload = !test_flag("CKPT_TEST_NO_OFFLOAD");
-	if (how != SEGCOPY_COPY) {
+	int offload = !test_flag("CKPT_TEST_NO_OFFLOAD") && how != SEGCOPY_UNSHARED;
+	if (how != SEGCOPY_COPY && how != SEGCOPY_UNSHARED) {
 		int r = try_clone(fd, src, dst, len, seg_size, how, offload);
 		if (r <= 0) {
 			*cloned = r == 0;

@@ -15,6 +15,10 @@ enum segcopy_how {
 	SEGCOPY_ANY = 0,        /* clone if the filesystem can, else copy */
 	SEGCOPY_CLONE,          /* FICLONERANGE only (ENOTSUP where impossible) */
 	SEGCOPY_COPY,           /* copy_file_range, pmem memcpy or pread/pwrite */
+	SEGCOPY_UNSHARED,       /* a copy that shares no blocks with the source:
+	                           pread/pwrite (copy_file_range clones where the
+	                           filesystem can), for an image that will be
+	                           rewritten in place */
 };
 
 /* kind value: the caller has no mapping of the pool; segcopy maps to find out */

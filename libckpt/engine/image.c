@@ -317,9 +317,13 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 				u[i] |= e->ring[k].written[i];
 		w = u;
 	} else if (e->base_used) {
+		/* an image that retention will recycle is rewritten in place
+		 * later: give it blocks of its own (on XFS a write into a clone
+		 * is a copy on write); with keep 1 nothing is recycled: clone */
 		const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE };
+		enum segcopy_how how = p->keep >= 2 ? SEGCOPY_UNSHARED : SEGCOPY_ANY;
 		if (segcopy(p->fd, seg_off(p, e->base_seg), seg_off(p, seg), e->base_used,
-				p->hdr.seg_size, SEGCOPY_ANY, &o, &e->last_cloned) < 0)
+				p->hdr.seg_size, how, &o, &e->last_cloned) < 0)
 			return -1;
 	} else if (segcopy_punch(p->fd, seg_off(p, seg), p->hdr.seg_size) < 0) {
 		return -1;
