@@ -9,6 +9,8 @@
  * generation over a pipe before it goes on:
  *   loop  modify + checkpoint (keep 3: on a filesystem without clones every
  *         checkpoint from the 4th on recycles the oldest of the lineage)
+ *   restart  modify + checkpoint, close, restart (cow: map the checkpoint),
+ *         check the heap is that generation
  *   fork  modify to g, fork; the child checks it sees g, checkpoints it and
  *         scribbles on its heap; the parent meanwhile moves to g+1, waits
  *         for the child, checks its own heap is still g+1 and checkpoints
@@ -22,7 +24,7 @@
  * whose checkpoint was begun (never a torn or post-fork state).
  * Delays come from a seeded generator: CKPT_TEST_SEED=N replays the same
  * delays (the printed seed of a failing run); the instants they land on
- * still depend on timing. CI: 4 × 60 kills (4 × 8 under CKPT_TEST_SCALE=small);
+ * still depend on timing. CI: 4 × 80 kills (4 × 8 under CKPT_TEST_SCALE=small);
  * CKPT_TEST_LONG=1: 4 × 750; CKPT_TEST_KILLS=N: N per mode.
  *
  * Named points: fork:child-before-claim and fork:child-ready in a cow fork
@@ -119,8 +121,8 @@ static const struct ckpt_config rk_cfg = {
 	.keep_checkpoints = 3,
 };
 
-enum rk_mode { RK_LOOP, RK_FORK, RK_BG, RK_MODES };
-static const char *const rk_names[RK_MODES] = { "loop", "fork", "bg" };
+enum rk_mode { RK_LOOP, RK_RESTART, RK_FORK, RK_BG, RK_MODES };
+static const char *const rk_names[RK_MODES] = { "loop", "restart", "fork", "bg" };
 
 /* shared with the worker and its children (MAP_SHARED, anonymous) */
 struct rk_shared {
@@ -174,6 +176,27 @@ rk_worker(const char *path, enum rk_mode m, int ackfd, struct rk_shared *sh)
 			}
 			sh->recycled += p->eng->last_recycled != 0;
 			ack(ackfd, g);
+		} else if (m == RK_RESTART) {
+			sh->started = g;
+			__sync_synchronize();
+			if (ckpt_checkpoint(p, NULL, NULL) < 0) {
+				fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
+				_exit(23);
+			}
+			ack(ackfd, g);
+			/* and restart from it: close, open latest, check */
+			if (ckpt_close(p) < 0)
+				_exit(35);
+			p = ckpt_open(path, CKPT_LATEST, &rk_cfg);
+			if (!p || !p->eng) {
+				fprintf(stderr, "worker: reopen: %s\n", ckpt_errormsg());
+				_exit(36);
+			}
+			s = ckpt_root(p);
+			if (ts_check(s, RK_NODES, err, sizeof(err)) != (int64_t)g) {
+				fprintf(stderr, "worker: reopened heap: %s\n", err);
+				_exit(37);
+			}
 		} else if (m == RK_FORK) {
 			sh->started = g;
 			__sync_synchronize();
@@ -410,7 +433,7 @@ static void
 test_cow_random_kills(void **state)
 {
 	(void)state;
-	unsigned per_mode = test_scale_small() ? 8 : 60;
+	unsigned per_mode = test_scale_small() ? 8 : 80;
 	if (getenv("CKPT_TEST_LONG") && strcmp(getenv("CKPT_TEST_LONG"), "1") == 0)
 		per_mode = 750;
 	per_mode = env_uint("CKPT_TEST_KILLS", per_mode);
