@@ -66,6 +66,7 @@
 #include "test_checkpoint_util.h"
 #include "pool.h"
 #include "engine/image.h"
+#include "inspect.h"
 
 #define N_NODES 20000u
 #define HEAP (32 * MiB)
@@ -481,6 +482,26 @@ test_cow_random_kills(void **state)
  * finds the child's checkpoint once it was published and the parent's
  * otherwise, and the parent checkpoints on.
  */
+/* no_held_leftovers -- every busy or live entry but the parent's (seg) reads dead */
+static void
+no_held_leftovers(const char *path, uint32_t seg, const char *pt)
+{
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	struct inspect in;
+	if (inspect_open(&in, path) < 0)
+		fail_msg("%s: inspect_open: %s", pt, ckpt_errormsg());
+	for (uint32_t i = 0; i < c.n; i++) {
+		if (i == seg || (c.e[i].state != CAT_BUSY && c.e[i].state != CAT_LIVE))
+			continue;
+		const char *name = inspect_state_name(&in, i);
+		if (strcmp(name, "dead") != 0)
+			fail_msg("%s: segment %u is %s after the child died", pt, i, name);
+	}
+	inspect_close(&in);
+	tu_catalog_free(&c);
+}
+
 static void
 test_cow_fork_points(void **state)
 {
@@ -499,6 +520,7 @@ test_cow_fork_points(void **state)
 	ckpt_id first;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &first), 0);
 	uint64_t gen = 1;
+	const uint32_t parent_seg = p->seg;
 	char err[256];
 	for (unsigned i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
 		const char *pt = points[i];
@@ -529,6 +551,9 @@ test_cow_fork_points(void **state)
 			fail_msg("%s: the cow fork child exited %d, not killed at the point", pt, rc);
 		if (ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != (int64_t)gen)
 			fail_msg("%s: the parent's heap after the child died: %s", pt, err);
+		/* what the child held: dead (its lease died with it) or free
+		 * again, never live or busy-and-held */
+		no_held_leftovers(path, p->seg, pt);
 		tu_inspect_verify(path);
 		int published = strcmp(pt, "checkpoint:after-publish") == 0;
 		int64_t want = published ? 1000 + (int64_t)i : (int64_t)gen - 2;
@@ -545,6 +570,12 @@ test_cow_fork_points(void **state)
 		assert_int_equal(restart_gen(path, 0), (int64_t)gen);
 		tu_inspect_verify(path);
 	}
+	/* the next fork child gets a segment of its own, a real one */
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(!p->detached && p->seg != parent_seg ? 0 : 1);
+	assert_int_equal(tu_wait_exit(pid), 0);
 	assert_int_equal(ckpt_close(p), 0);
 	tu_inspect_verify(path);
 	unlink(path);
