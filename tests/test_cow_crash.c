@@ -18,8 +18,9 @@
  *         image), wait for the background checkpoint
  * The parent SIGKILLs the whole process group after a random delay (from
  * right away -- inside the cow restart -- to several cycles in), reaps every
- * process of it (this process is a child subreaper), then runs
- * `ckpt-inspect verify` and restarts: the restart must use the newest
+ * process of it (this process is a child subreaper), checks that every
+ * busy or live entry left reads dead, then runs `ckpt-inspect verify` and
+ * restarts: the restart must use the newest
  * checkpoint and find exactly an acknowledged generation or a newer one
  * whose checkpoint was begun (never a torn or post-fork state).
  * Delays come from a seeded generator: CKPT_TEST_SEED=N replays the same
@@ -111,6 +112,26 @@ cow_create(const char *path, const struct ckpt_config *cfg, unsigned n, struct t
 	*s = ts_build(p, n, 1);
 	assert_non_null(*s);
 	return p;
+}
+
+/* no_held_leftovers -- every busy or live entry but the parent's (seg) reads dead */
+static void
+no_held_leftovers(const char *path, uint32_t seg, const char *pt)
+{
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	struct inspect in;
+	if (inspect_open(&in, path) < 0)
+		fail_msg("%s: inspect_open: %s", pt, ckpt_errormsg());
+	for (uint32_t i = 0; i < c.n; i++) {
+		if (i == seg || (c.e[i].state != CAT_BUSY && c.e[i].state != CAT_LIVE))
+			continue;
+		const char *name = inspect_state_name(&in, i);
+		if (strcmp(name, "dead") != 0)
+			fail_msg("%s: segment %u is %s after the child died", pt, i, name);
+	}
+	inspect_close(&in);
+	tu_catalog_free(&c);
 }
 
 /* -- random kills --------------------------------------------------------- */
@@ -237,6 +258,7 @@ rk_worker(const char *path, enum rk_mode m, int ackfd, struct rk_shared *sh)
 				fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
 				_exit(28);
 			}
+			sh->recycled += p->eng->last_recycled != 0;
 			ack(ackfd, g);
 		} else {
 			sh->started = g;
@@ -410,6 +432,8 @@ rk_run_mode(enum rk_mode m, unsigned kills, struct rk_shared *sh, struct rk_stat
 			open_us = (open_us * 3 + sh->open_us) / 4;
 		}
 
+		/* every process of the group is gone: whatever it held reads dead */
+		no_held_leftovers(path, UINT32_MAX, what);
 		uint64_t v0 = now_us();
 		tu_inspect_verify(path);
 		int64_t gen = rk_restart(path, what);
@@ -482,26 +506,6 @@ test_cow_random_kills(void **state)
  * finds the child's checkpoint once it was published and the parent's
  * otherwise, and the parent checkpoints on.
  */
-/* no_held_leftovers -- every busy or live entry but the parent's (seg) reads dead */
-static void
-no_held_leftovers(const char *path, uint32_t seg, const char *pt)
-{
-	struct tu_catalog c;
-	tu_catalog_read(path, &c);
-	struct inspect in;
-	if (inspect_open(&in, path) < 0)
-		fail_msg("%s: inspect_open: %s", pt, ckpt_errormsg());
-	for (uint32_t i = 0; i < c.n; i++) {
-		if (i == seg || (c.e[i].state != CAT_BUSY && c.e[i].state != CAT_LIVE))
-			continue;
-		const char *name = inspect_state_name(&in, i);
-		if (strcmp(name, "dead") != 0)
-			fail_msg("%s: segment %u is %s after the child died", pt, i, name);
-	}
-	inspect_close(&in);
-	tu_catalog_free(&c);
-}
-
 static void
 test_cow_fork_points(void **state)
 {
