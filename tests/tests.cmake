@@ -91,7 +91,7 @@ add_dependencies(test_cow ckpt-inspect)
 # CKPT_TEST_SEED=N to replay the delays), named fork/checkpoint points in a cow
 # fork child, ENOSPC mid incremental checkpoint (copy and recycle paths, small
 # tmpfs: root), a damaged image refused
-ckpt_test(test_cow_crash test_cow_crash.c LABELS proc root VALGRIND)
+ckpt_test(test_cow_crash test_cow_crash.c LABELS proc root VALGRIND TIMEOUT 900)
 add_dependencies(test_cow_crash ckpt-inspect)
 add_dependencies(test_fork_basic ckpt-inspect)
 ckpt_test(test_heap_walk_hostile test_heap_walk_hostile.c LABELS unit)
