@@ -90,7 +90,8 @@ add_dependencies(test_cow ckpt-inspect)
 # checkpoint, background checkpoints; CKPT_TEST_LONG=1 for thousands of kills,
 # CKPT_TEST_SEED=N to replay the delays), named fork/checkpoint points in a cow
 # fork child, ENOSPC mid incremental checkpoint (copy and recycle paths, small
-# tmpfs: root), a damaged image refused
+# tmpfs: root), a damaged image refused. KNOWN BUG cow-child-keeps-dead-parent-lock:
+# its regression test skips unless CKPT_TEST_KNOWN_BUGS=1
 ckpt_test(test_cow_crash test_cow_crash.c LABELS proc root VALGRIND TIMEOUT 900)
 add_dependencies(test_cow_crash ckpt-inspect)
 add_dependencies(test_fork_basic ckpt-inspect)
