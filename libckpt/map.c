@@ -9,7 +9,9 @@
  * pmem, pmem_msync otherwise (see map.h for the forced case).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libpmem.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -45,6 +47,35 @@ mmap_at(void *addr, size_t len, int prot, int flags, int fd, uint64_t off, int r
 	return p;
 }
 
+/*
+ * own_description -- a new open file description of fd's file for a
+ * mapping to hold, or fd itself where /proc cannot give one. A mapping
+ * keeps its description alive for as long as it exists, in every process
+ * that inherits it; the pool's locks (the catalog lock, leases, pins) live
+ * on the process's own description, so a mapping made through that one
+ * would keep a dead process's locks held while a fork child maps its heap.
+ * A description of its own holds no lock. The caller closes it (if it is
+ * not fd) once mmap returned.
+ */
+static int
+own_description(int fd, int writable)
+{
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	int d = open(self, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	return d >= 0 ? d : fd;
+}
+
+/* release_description -- close what own_description opened, keeping errno */
+static void
+release_description(int d, int fd)
+{
+	int e = errno;
+	if (d != fd)
+		close(d);
+	errno = e;
+}
+
 static int
 addr_in_use(void *addr, size_t len)
 {
@@ -58,11 +89,13 @@ map_file(struct pmap *m, int fd, uint64_t off, size_t len, void *addr, int repla
 {
 	int prot = PROT_READ | PROT_WRITE;
 	enum map_kind kind = MAP_KIND_PMEM;
-	void *p = mmap_at(addr, len, prot, MAP_SHARED_VALIDATE | MAP_SYNC, fd, off, replace);
+	int d = own_description(fd, 1);
+	void *p = mmap_at(addr, len, prot, MAP_SHARED_VALIDATE | MAP_SYNC, d, off, replace);
 	if (p == MAP_FAILED && (errno == EOPNOTSUPP || errno == EINVAL)) {
 		kind = MAP_KIND_EMULATED;
-		p = mmap_at(addr, len, prot, MAP_SHARED, fd, off, replace);
+		p = mmap_at(addr, len, prot, MAP_SHARED, d, off, replace);
 	}
+	release_description(d, fd);
 	if (p == MAP_FAILED) {
 		if (errno == EEXIST)
 			return addr_in_use(addr, len);
@@ -113,8 +146,10 @@ map_private(struct pmap *m, int fd, size_t len, void *addr)
 int
 map_image(struct pmap *m, int fd, uint64_t off, size_t len, void *addr)
 {
+	int d = own_description(fd, 0);
 	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
-			fd, off, 1);
+			d, off, 1);
+	release_description(d, fd);
 	if (p == MAP_FAILED)
 		return ckpt_err_set(errno, "cannot map a checkpoint image as the heap: %s",
 				strerror(errno));
@@ -132,7 +167,9 @@ map_view(int fd, uint64_t off, size_t len, const void **addr)
 		return 0;
 	/* populated at once: a view is read whole (verify), and one call
 	 * fills the page tables far faster than a fault per 64 KiB */
-	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)off);
+	int d = own_description(fd, 0);
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, d, (off_t)off);
+	release_description(d, fd);
 	if (p == MAP_FAILED)
 		return ckpt_err_set(errno, "cannot map %zu bytes of the pool: %s", len,
 				strerror(errno));

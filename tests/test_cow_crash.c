@@ -38,11 +38,11 @@
  * image's), its parent killed at every checkpoint:* point of the
  * checkpoint that would recycle that base on a keep-2 lineage: the child
  * still reads exactly its generation, checkpoints it, and it restarts --
- * but for checkpoint:before-publish, inside the catalog transaction: KNOWN
- * BUG cow-child-keeps-dead-parent-lock, its own regression test, skipped
- * unless CKPT_TEST_KNOWN_BUGS=1 (see that test's comment).
+ * and checkpoint:before-publish, inside the catalog transaction, in a
+ * regression test of its own (test_cow_bug_child_keeps_dead_parent_lock:
+ * the bug it found is fixed in map.c).
  * There is no named point of the cow restart (it maps, restart:mid-copy is
- * a copy's) nor of a cow parent's fork prepare (one catalog commit): the
+ * a copy's) nor of a cow parent's fork prepare (one lock, no commit): the
  * random kills land there (the "inside the restart" count).
  *
  * ENOSPC (root, small tmpfs): an incremental cow checkpoint runs out of
@@ -739,8 +739,9 @@ test_cow_parent_killed_child_pinned(void **state)
 }
 
 /*
- * Regression test, KNOWN BUG cow-child-keeps-dead-parent-lock (skipped
- * unless CKPT_TEST_KNOWN_BUGS=1): a cow fork child inherits the parent's
+ * Regression test of a bug this suite found, fixed in map.c (every mapping
+ * holds an open file description of its own, which never holds a lock): a
+ * cow fork child inherits the parent's
  * MAP_PRIVATE heap mapping of the pool file, and a mapping holds a
  * reference to the open file description it was made from: the parent's
  * (p->fd). OFD locks go only with the description's last reference, so
@@ -755,13 +756,6 @@ static void
 test_cow_bug_child_keeps_dead_parent_lock(void **state)
 {
 	(void)state;
-	const char *k = getenv("CKPT_TEST_KNOWN_BUGS");
-	if (!k || strcmp(k, "1") != 0) {
-		printf("SKIPPED: KNOWN BUG cow-child-keeps-dead-parent-lock (a cow parent "
-		       "killed inside a catalog transaction keeps the catalog lock while its "
-		       "fork child maps the heap); CKPT_TEST_KNOWN_BUGS=1 runs it\n");
-		skip();
-	}
 	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 	pinned_case("checkpoint:before-publish");
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
