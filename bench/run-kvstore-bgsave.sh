@@ -1,6 +1,7 @@
 #!/bin/sh
-# run-kvstore-bgsave.sh -- BGSAVE fork pause of samples/kvstore against
-# redis-server holding the same data, in one run: KEYS keys of VALUE bytes
+# run-kvstore-bgsave.sh -- BGSAVE fork pause (or, with --save, the time of
+# a foreground SAVE) of samples/kvstore against redis-server holding the
+# same data, in one run: KEYS keys of VALUE bytes
 # (random, the same bytes loaded into both with redis-cli --pipe), then
 # ROUNDS background saves each, alternating kvstore, redis, kvstore, ...,
 # each server's own latest_fork_usec read from INFO after every BGSAVE has
@@ -8,9 +9,11 @@
 # pool's, auto); a few writes to 1% of the keys precede every BGSAVE of both.
 #
 # usage: bench/run-kvstore-bgsave.sh [--build DIR] [--keys N] [--value BYTES]
-#                                    [--rounds N] [--dir DIR]
+#                                    [--rounds N] [--dir DIR] [--save]
+# --save: time each SAVE from the client (redis-cli returns when it is done)
+# instead of reading latest_fork_usec.
 set -eu
-build=build keys=200000 value=1000 rounds=5 dir=/var/tmp
+build=build keys=200000 value=1000 rounds=5 dir=/var/tmp save=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) build=$2; shift ;;
@@ -18,6 +21,7 @@ while [ $# -gt 0 ]; do
 	--value) value=$2; shift ;;
 	--rounds) rounds=$2; shift ;;
 	--dir) dir=$2; shift ;;
+	--save) save=1 ;;
 	*) echo "usage: $0 [--build DIR] [--keys N] [--value BYTES] [--rounds N] [--dir DIR]" >&2
 	   exit 2 ;;
 	esac
@@ -71,15 +75,22 @@ bgsave() {  # port -> prints latest_fork_usec
 }
 echo "# kvstore BGSAVE vs redis-server: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r)"
 echo "# $keys keys x $value B, fork mode ${CKPT_FORK_MODE:-auto}; latest_fork_usec of each BGSAVE, alternating"
+save_us() {  # port -> microseconds the SAVE took, seen by the client
+	t0=$(date +%s%N)
+	redis-cli -p "$1" save >/dev/null
+	echo $(( ($(date +%s%N) - t0) / 1000 ))
+}
+measure=bgsave
+[ $save = 1 ] && measure=save_us && echo "# SAVE wall time from the client (us), not latest_fork_usec"
 kv="" rd=""
 for r in $(seq "$rounds"); do
 	touch_some "$KP" "$r"
-	kv="$kv $(bgsave "$KP")"
+	kv="$kv $($measure "$KP")"
 	touch_some "$RP" "$r"
-	rd="$rd $(bgsave "$RP")"
+	rd="$rd $($measure "$RP")"
 done
 median() { printf '%s\n' $1 | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mk=$(median "$kv") mr=$(median "$rd")
-echo "kvstore latest_fork_usec:$kv (median $mk)"
-echo "redis   latest_fork_usec:$rd (median $mr)"
+echo "kvstore $measure:$kv (median $mk)"
+echo "redis   $measure:$rd (median $mr)"
 awk -v a="$mk" -v b="$mr" 'BEGIN {printf "ratio kvstore/redis: %.2f\n", a / b}'

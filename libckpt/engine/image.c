@@ -88,6 +88,7 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 		e->words = (npages + 63) / 64;
 		e->cur = bits_new(e);
 		e->sums = malloc(npages * sizeof(uint64_t));
+		e->can_clone = segcopy_can_clone(p->fd);
 		p->eng = e;
 		if (!e->cur || !e->sums) {
 			image_detach(p);
@@ -321,7 +322,8 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 		 * later: give it blocks of its own (on XFS a write into a clone
 		 * is a copy on write); with keep 1 nothing is recycled: clone */
 		const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE };
-		enum segcopy_how how = p->keep >= 2 ? SEGCOPY_UNSHARED : SEGCOPY_ANY;
+		enum segcopy_how how = p->keep >= 2 && e->can_clone ? SEGCOPY_UNSHARED
+			: SEGCOPY_ANY;
 		if (segcopy(p->fd, seg_off(p, e->base_seg), seg_off(p, seg), e->base_used,
 				p->hdr.seg_size, how, &o, &e->last_cloned) < 0)
 			return -1;

@@ -42,6 +42,7 @@ struct engine {
 	uint32_t base_seg;      /* the image the heap maps */
 	uint64_t base_used;     /* its used bytes (0: an empty heap, no image) */
 	int base_is_ckpt;       /* base_seg is a published checkpoint */
+	int can_clone;          /* the pool's filesystem clones (XFS, btrfs) */
 	uint64_t words;         /* bitmap words per interval */
 	unsigned n;
 	struct image_interval ring[IMAGE_RING];
