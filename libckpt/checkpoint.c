@@ -43,7 +43,7 @@
  * lineage (format.h) is this live heap and the earlier lives it was
  * restarted from, so a service that restarts keeps one window of
  * checkpoints; a fork child's lineage is its own. A checkpoint that a heap
- * in memory maps (image_pinned) stays until a later pass finds it free.
+ * in memory maps (seg_pinned) stays until a later pass finds it free.
  */
 static unsigned
 apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
@@ -58,7 +58,7 @@ apply_retention(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
 			if (v->e[j].state == CAT_CKPT && v->e[j].lineage == p->lineage &&
 			    v->e[j].ckpt_id > e->ckpt_id)
 				newer++;
-		if (newer >= p->keep && !image_pinned(p, v, i))
+		if (newer >= p->keep && !seg_pinned(p, v, i))
 			out[n++] = i;
 	}
 	for (unsigned k = 0; k < n; k++)
@@ -211,7 +211,9 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 		quiesced = 0;
 	}
 	if (rc < 0) {
-		ckpt_err_prefix("checkpoint failed, pool unchanged: ");
+		ckpt_err_prefix(recycled ? "checkpoint failed, the oldest checkpoint of the "
+				"lineage (recycled for it) given up: " :
+				"checkpoint failed, pool unchanged: ");
 		goto release;
 	}
 
@@ -247,9 +249,16 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	ret = 0;
 	goto out;
 release:
-	/* a heap re-based on the image keeps it (BUSY, ours until we exit) */
+	/*
+	 * A heap re-based on the image keeps it: the entry stays BUSY and
+	 * ours (until we exit) when the commit failed; when the reservation
+	 * itself was lost, a pin lock keeps others from taking the segment
+	 * (seg_pinned), and this process never takes its own base.
+	 */
 	if (!rebased)
 		seg_release(p, (uint32_t)seg, SEG_OURS);
+	else
+		cat_pin_take(p->fd, (uint32_t)seg);
 out:
 	if (quiesced)
 		heap_unlock_all(p->heap);

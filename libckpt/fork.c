@@ -203,8 +203,7 @@ fork_prepare_pool(struct ckpt_pool *p)
 		/* cow: no copy and no catalog commit in the pause; the child's
 		 * base image is pinned on the description it inherits, and the
 		 * child chooses its segment itself */
-		if (p->fork_fd >= 0 && p->eng->base_is_ckpt &&
-		    cat_pin_take(p->fork_fd, p->eng->base_seg) < 0) {
+		if (p->fork_fd >= 0 && cat_pin_take(p->fork_fd, p->eng->base_seg) < 0) {
 			close(p->fork_fd);
 			p->fork_fd = -1;
 		}
@@ -370,7 +369,8 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 			e->flags = CAT_F_IN_MEMORY;
 			e->owner = p->self;
 			e->parent = parent_seg;
-			e->source = p->eng->base_is_ckpt ? base : CAT_NONE;
+			e->source = base;   /* whatever it is: a checkpoint, or
+					       the parent's own segment or image */
 			e->life = e->lineage = v.h->next_life++;
 			e->parent_life = parent_life;
 			e->used = p->fork_used;
@@ -390,8 +390,7 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 		p->detached = 1;    /* the private mapping is its own copy already */
 		return;
 	}
-	if (p->eng->base_is_ckpt)
-		cat_pin_drop(p->fd, base);
+	cat_pin_drop(p->fd, base);
 }
 
 

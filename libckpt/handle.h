@@ -40,6 +40,7 @@ struct ckpt_pool {
 	struct pmap heap_map;
 	struct heap *heap;
 	struct engine *eng;          /* cow mode: the heap is a private image (engine/image.h); else NULL */
+	uint32_t eng_base;           /* cow mode: the segment the heap maps (eng->base_seg) */
 	enum ckpt_fork_mode fork_mode;
 	unsigned keep;
 	struct cat_owner self;

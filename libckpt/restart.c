@@ -100,7 +100,12 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 		return ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", p->path,
 				(unsigned long long)from);
 	}
-	while (checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) < 0) {
+	for (;;) {
+		/* a failed candidate's sums must not outlive it */
+		if (page_sums)
+			memset(page_sums, 0, p->hdr.seg_size / SUMS_PAGE * sizeof(*page_sums));
+		if (checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) == 0)
+			break;
 		int next = from == CKPT_LATEST ? older_checkpoint(v, v->e[src].ckpt_id) : -1;
 		if (next < 0) {
 			if (from == CKPT_LATEST)

@@ -29,6 +29,21 @@ seg_dead(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
 	return cat_entry_dead(p->fd, e, i);
 }
 
+int
+seg_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
+{
+	if (p->eng && p->eng_base == i)
+		return 1;
+	for (uint32_t j = 0; j < v->n; j++) {
+		const struct cat_entry *e = &v->e[j];
+		if ((e->state == CAT_LIVE || e->state == CAT_BUSY) &&
+		    (e->flags & CAT_F_IN_MEMORY) && e->source == i && j != i &&
+		    !seg_dead(p, v, j))
+			return 1;
+	}
+	return p->fd >= 0 && cat_pin_held(p->fd, i);
+}
+
 /* more_reclaimable -- 1 if dead entry a should go before dead entry b */
 static int
 more_reclaimable(const struct cat_entry *a, const struct cat_entry *b)
@@ -43,11 +58,12 @@ seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch)
 {
 	*punch = 0;
 	for (uint32_t i = 0; i < v->n; i++)
-		if (v->e[i].state == CAT_FREE)
+		if (v->e[i].state == CAT_FREE && !seg_pinned(p, v, i))
 			return (int)i;
 	int best = -1;
 	for (uint32_t i = 0; i < v->n; i++)
-		if (seg_dead(p, v, i) && (best < 0 || more_reclaimable(&v->e[i], &v->e[best])))
+		if (seg_dead(p, v, i) && !seg_pinned(p, v, i) &&
+		    (best < 0 || more_reclaimable(&v->e[i], &v->e[best])))
 			best = (int)i;
 	if (best < 0)
 		return ckpt_err_set(ENOSPC, "no free segment: all %u segments of the pool are in use",
@@ -62,7 +78,7 @@ seg_free_dead(struct ckpt_pool *p, struct cat_view *v, uint32_t *out)
 {
 	unsigned n = 0;
 	for (uint32_t i = 0; i < v->n; i++) {
-		if (seg_dead(p, v, i)) {
+		if (seg_dead(p, v, i) && !seg_pinned(p, v, i)) {
 			cat_free_entry(&v->e[i]);
 			out[n++] = i;
 		}

@@ -33,6 +33,16 @@ seg_off(const struct ckpt_pool *p, uint32_t i)
 CKPT_HIDDEN int seg_dead(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i);
 
 /*
+ * seg_pinned -- 1 if segment i is the image some heap in memory maps (fork
+ * mode cow), so it must not change: this process's own base, an image a
+ * live in-memory entry names as its source, or one another description
+ * pins with a lock (a fork child not yet in the catalog; a heap whose image
+ * was never published). Retention, reclaim, recycling and seg_take leave
+ * it alone.
+ */
+CKPT_HIDDEN int seg_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i);
+
+/*
  * seg_take -- find a segment for a new LIVE or BUSY entry: a FREE one,
  * else the oldest dead one (BUSY leftovers of crashed checkpoints and forks
  * before dead heaps), reset to FREE. Returns its index, with *punch set to

@@ -119,7 +119,12 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	if (dirty_start(&e->tracker, base, p->hdr.seg_size, 1) < 0)
 		return -1;
 	e->tracking = 1;
+	/* a re-base: the image we leave may have been pinned by a lock of
+	 * ours (an unpublished one, checkpoint.c); nothing maps it now */
+	if (e->tracking && e->base_seg != seg)
+		cat_pin_drop(p->fd, e->base_seg);
 	e->base_seg = seg;
+	p->eng_base = seg;
 	e->base_used = used;
 	e->base_is_ckpt = id != 0;
 	/* a checkpoint base opens the ring: recycling it needs no bitmap of
@@ -158,18 +163,6 @@ image_after_fork_child(struct ckpt_pool *p)
 		ring_drop_front(e);
 }
 
-int
-image_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
-{
-	for (uint32_t j = 0; j < v->n; j++) {
-		const struct cat_entry *e = &v->e[j];
-		if ((e->state == CAT_LIVE || e->state == CAT_BUSY) &&
-		    (e->flags & CAT_F_IN_MEMORY) && e->source == i && !seg_dead(p, v, j))
-			return 1;
-	}
-	/* a cow fork child that has not claimed its entry yet */
-	return v->e[i].state == CAT_CKPT && cat_pin_held(p->fd, i);
-}
 
 /*
  * recyclable -- the ring index of the checkpoint to recycle, or -1: the
@@ -190,7 +183,7 @@ recyclable(struct ckpt_pool *p, const struct cat_view *v)
 		if (oldest < 0 || c->ckpt_id < v->e[oldest].ckpt_id)
 			oldest = (int)i;
 	}
-	if (oldest < 0 || count < p->keep || count < 2 || image_pinned(p, v, (uint32_t)oldest))
+	if (oldest < 0 || count < p->keep || count < 2 || seg_pinned(p, v, (uint32_t)oldest))
 		return -1;
 	for (unsigned k = 0; k + 1 < e->n; k++)
 		if (e->ring[k].seg == (uint32_t)oldest &&

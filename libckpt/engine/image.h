@@ -75,12 +75,6 @@ CKPT_HIDDEN void image_detach(struct ckpt_pool *p);
 /* image_after_fork_child -- the child's engine: same base, no remembered checkpoints */
 CKPT_HIDDEN void image_after_fork_child(struct ckpt_pool *p);
 
-/*
- * image_pinned -- 1 if segment i is the base image of a heap in memory
- * that is not dead (its entry, flagged CAT_F_IN_MEMORY, names i as source):
- * it must not change, so retention, reclaim and recycling leave it
- */
-CKPT_HIDDEN int image_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i);
 
 /*
  * image_reserve -- checkpoint step 1 in cow mode, in transaction v: the
