@@ -264,6 +264,56 @@ test_cow_fork_pins_base(void **state)
 }
 
 /*
+ * A heap that never checkpointed maps its own (empty) segment: a fork child
+ * maps it too, and when the parent closes, that segment is free in the
+ * catalog yet still the child's image: nobody may take it, the child's own
+ * first checkpoint included.
+ */
+static void
+test_cow_fresh_fork_pins_parent_segment(void **state)
+{
+	(void)state;
+	const char *path = tu_path("fresh.pool");
+	struct ts_state *s;
+	ckpt_pool *p = cow_create(path, &cow_cfg, &s);     /* no checkpoint yet */
+	const uint32_t parent_seg = p->seg;
+	int go[2], ready[2];
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char b, err[256];
+		close(go[1]);
+		close(ready[0]);
+		/* the fork handlers have run: this heap has its own entry */
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &b, 1) != 1)
+			_exit(3);
+		/* the parent is gone and its segment free: still this heap's image */
+		int bad = ckpt_checkpoint(p, "child", NULL) != 0;
+		bad |= (ckpt_root(p) == NULL ||
+			ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 1) << 1;
+		struct tu_catalog c;
+		tu_catalog_read(path, &c);
+		for (uint32_t i = 0; i < c.n; i++)
+			if (c.e[i].state == CAT_CKPT && i == parent_seg)
+				bad |= 4;   /* the image was written over the child's base */
+		tu_catalog_free(&c);
+		bad |= (ckpt_close(p) != 0) << 3;
+		_exit(bad);
+	}
+	close(go[0]);
+	close(ready[1]);
+	char r;
+	assert_int_equal(read(ready[0], &r, 1), 1);
+	assert_int_equal(ckpt_close(p), 0);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(tu_wait_exit(pid), 0);
+	assert_int_equal(restart_gen(path, 0), 1);
+	tu_inspect_verify(path);
+}
+
+/*
  * Kernel I/O into and out of the heap right after a restart and right after
  * a fork: read(2), pread(2), O_DIRECT reads into pages never touched since
  * the mapping was made, write(2) from them; the kernel's writes are
@@ -502,6 +552,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_cow_restart_continues),
 		cmocka_unit_test(test_cow_fork_isolation),
 		cmocka_unit_test(test_cow_fork_pins_base),
+		cmocka_unit_test(test_cow_fresh_fork_pins_parent_segment),
 		cmocka_unit_test(test_cow_kernel_io),
 		cmocka_unit_test(test_cow_crash_points),
 		cmocka_unit_test(test_cow_background),
