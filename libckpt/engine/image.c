@@ -114,14 +114,16 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	if (map_image(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base) < 0)
 		return -1;
 	p->heap_map = m;
-	if (e->tracking)
+	int rebase = e->tracking;
+	if (rebase)
 		dirty_stop(&e->tracker);
+	e->tracking = 0;
 	if (dirty_start(&e->tracker, base, p->hdr.seg_size, 1) < 0)
 		return -1;
 	e->tracking = 1;
 	/* a re-base: the image we leave may have been pinned by a lock of
 	 * ours (an unpublished one, checkpoint.c); nothing maps it now */
-	if (e->tracking && e->base_seg != seg)
+	if (rebase && e->base_seg != seg)
 		cat_pin_drop(p->fd, e->base_seg);
 	e->base_seg = seg;
 	p->eng_base = seg;
@@ -162,7 +164,6 @@ image_after_fork_child(struct ckpt_pool *p)
 	while (e->n)
 		ring_drop_front(e);
 }
-
 
 /*
  * recyclable -- the ring index of the checkpoint to recycle, or -1: the
