@@ -61,8 +61,12 @@
  * segment; the two processes write one heap. The child still gets its own
  * open file description so the two never share the catalog lock.
  *
- * A later mode (cow) slots in as one more case of fill_segment() in prepare
- * and of the child's mapping step.
+ * cow mode (engine/image.c): the heap is a private mapping, so the kernel's
+ * copy on write already isolates the child. prepare copies nothing and
+ * commits nothing: it reopens the pool for the child and takes a pin lock
+ * on the parent's base image on that description (catalog.h, Pins); the
+ * child claims a segment itself (child_claim_cow), which pins the image
+ * through the catalog, and then drops the lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -128,11 +132,6 @@ reserve_segment(struct ckpt_pool *p)
 	struct cat_entry *e = &v.e[seg];
 	e->state = CAT_BUSY;
 	e->flags = CAT_F_FORK_PENDING;
-	if (p->eng) {
-		/* the child's heap maps our base image: pin it from now on */
-		e->flags |= CAT_F_IN_MEMORY;
-		e->source = p->eng->base_seg;
-	}
 	e->owner = p->self;
 	e->parent = p->seg;
 	/* the child's heap is a new life and starts its own lineage */
@@ -218,10 +217,6 @@ fork_prepare_pool(struct ckpt_pool *p)
 		if (seg < 0)
 			snprintf(p->detach_why, sizeof(p->detach_why),
 				"no segment could be reserved: %s", ckpt_errormsg());
-		if (seg >= 0 && p->eng) {
-			p->fork_seg = seg;  /* cow: the kernel copies on write */
-			return;
-		}
 		if (seg >= 0) {
 			test_point("fork:before-copy");
 			int rc = fill_segment(p, (uint32_t)seg);
@@ -247,10 +242,8 @@ fork_prepare_pool(struct ckpt_pool *p)
 		close(p->fork_fd);
 		p->fork_fd = -1;
 	}
-	/* no segment: snapshot the heap for a private child copy (a cow heap
-	 * is private already) */
-	if (!p->eng)
-		p->fork_memfd = snapshot_private(p);
+	/* no segment: snapshot the heap for a private child copy */
+	p->fork_memfd = snapshot_private(p);
 }
 
 /* fork_prepare -- pthread_atfork prepare handler */
@@ -393,7 +386,6 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 	cat_pin_drop(p->fd, base);
 }
 
-
 /* fork_child_pool -- take over the reserved segment in the child */
 static void
 fork_child_pool(struct ckpt_pool *p)
@@ -437,15 +429,13 @@ fork_child_pool(struct ckpt_pool *p)
 	p->fork_seg = -1;
 	test_point("fork:child-before-claim");
 
-	if (!p->eng) {
-		void *base = (void *)(uintptr_t)p->hdr.base;
-		struct pmap m;
-		if (map_file(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base, 1) < 0)
-			child_die(p, "mapping its segment");
-		p->heap_map = m;
-		dontfork(p);
-	}
+	void *base = (void *)(uintptr_t)p->hdr.base;
+	struct pmap m;
+	if (map_file(&m, p->fd, seg_off(p, seg), p->hdr.seg_size, base, 1) < 0)
+		child_die(p, "mapping its segment");
+	p->heap_map = m;
 	p->seg = seg;
+	dontfork(p);
 
 	struct cat_view v;
 	if (cat_begin(&p->cat, &v) < 0)
@@ -458,18 +448,16 @@ fork_child_pool(struct ckpt_pool *p)
 		child_die(p, "claiming its segment");
 	}
 	e->state = CAT_LIVE;
-	e->flags = p->eng ? CAT_F_IN_MEMORY : 0;
+	e->flags = 0;
 	e->owner = p->self;
 	p->life = e->life;
 	p->lineage = e->lineage;
 	e->used = p->fork_used;
 	e->ckpt_id = 0;
-	if (!p->eng)
-		e->source = CAT_NONE;   /* cow: the image it maps, pinned */
+	e->source = CAT_NONE;
 	e->time_ns = now_ns();
 	if (cat_commit(&p->cat) < 0)
 		child_die(p, "claiming its segment");
-	image_after_fork_child(p);
 	heap_after_fork_child(p->heap);
 }
 
