@@ -200,11 +200,8 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	if (rc < 0 && errno == ENOSPC) {
 		/* the filesystem is full: dead heaps go before a live process
 		 * is refused its checkpoint */
-		unsigned n = 0;
-		if (seg_reclaim(p, &n) == 0 && n > 0)
+		if (seg_space_freed(p))
 			rc = build(p, (uint32_t)seg, recycled, used, &sum, &flags);
-		else
-			errno = ENOSPC;
 	}
 	if (!p->eng) {
 		heap_unlock_all(p->heap);

@@ -220,12 +220,9 @@ fork_prepare_pool(struct ckpt_pool *p)
 		if (seg >= 0) {
 			test_point("fork:before-copy");
 			int rc = fill_segment(p, (uint32_t)seg);
-			unsigned n = 0;
 			/* a full filesystem: dead heaps go first, then try again */
-			if (rc < 0 && errno == ENOSPC && seg_reclaim(p, &n) == 0 && n > 0)
+			if (rc < 0 && errno == ENOSPC && seg_space_freed(p))
 				rc = fill_segment(p, (uint32_t)seg);
-			else if (rc < 0)
-				errno = errno ? errno : EIO;
 			if (rc == 0) {
 				test_point("fork:after-copy");
 				p->fork_seg = seg;

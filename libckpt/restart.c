@@ -153,14 +153,9 @@ fill(struct ckpt_pool *p, uint32_t src, const struct cat_entry *srce)
 		.mid_point = "restart:mid-copy" };
 	int rc = segcopy(p->fd, seg_off(p, src), seg_off(p, p->seg), srce->used,
 			p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned);
-	if (rc < 0 && errno == ENOSPC) {
-		unsigned n = 0;
-		if (seg_reclaim(p, &n) == 0 && n > 0)
-			rc = segcopy(p->fd, seg_off(p, src), seg_off(p, p->seg), srce->used,
-					p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned);
-		else
-			errno = ENOSPC;
-	}
+	if (rc < 0 && errno == ENOSPC && seg_space_freed(p))
+		rc = segcopy(p->fd, seg_off(p, src), seg_off(p, p->seg), srce->used,
+				p->hdr.seg_size, SEGCOPY_ANY, &o, &cloned);
 	return rc;
 }
 

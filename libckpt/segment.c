@@ -108,6 +108,18 @@ seg_reclaim(struct ckpt_pool *p, unsigned *n)
 	return 0;
 }
 
+int
+seg_space_freed(struct ckpt_pool *p)
+{
+	char msg[CKPT_ERRMSG_MAX];
+	snprintf(msg, sizeof(msg), "%s", ckpt_errormsg());
+	unsigned n = 0;
+	if (seg_reclaim(p, &n) == 0 && n > 0)
+		return 1;
+	ckpt_err_set(ENOSPC, "%s", msg);
+	return 0;
+}
+
 void
 seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n)
 {

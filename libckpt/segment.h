@@ -64,6 +64,13 @@ CKPT_HIDDEN unsigned seg_free_dead(struct ckpt_pool *p, struct cat_view *v, uint
  */
 CKPT_HIDDEN int seg_reclaim(struct ckpt_pool *p, unsigned *n);
 
+/*
+ * seg_space_freed -- after an ENOSPC from the filesystem: reclaim dead
+ * segments (seg_reclaim). 1 if any were freed (worth trying once more);
+ * else 0, with errno ENOSPC and the thread's message as they were.
+ */
+CKPT_HIDDEN int seg_space_freed(struct ckpt_pool *p);
+
 /* seg_punch -- give the blocks of n freed segments back (after their commit) */
 CKPT_HIDDEN void seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n);
 
