@@ -39,6 +39,39 @@ parse_mode(const char *s)
 }
 
 int
+config_parse_fork_mode(const char *s)
+{
+	return s ? parse_mode(s) : -1;
+}
+
+int
+config_parse_size(const char *s, uint64_t *out)
+{
+	if (!s || *s < '0' || *s > '9')
+		return ckpt_err_set(EINVAL, "size '%s': expected a number with an optional "
+				"suffix K, M, G or T", s ? s : "");
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
+		end++;
+	if (errno || *end || n == 0 || (shift && n > (UINT64_MAX >> shift)))
+		return ckpt_err_set(EINVAL, "size '%s': expected a positive number with an "
+				"optional suffix K, M, G or T", s);
+	*out = (uint64_t)n << shift;
+	return 0;
+}
+
+int
 config_check_keep(unsigned n)
 {
 	if (n > POOL_MAX_SEGMENTS)

@@ -54,6 +54,16 @@ CKPT_HIDDEN void config_from_pool(struct pool_config *c, const struct pool_hdr *
 CKPT_HIDDEN int config_fork_mode(struct pool_config *c, int fd, const char *path,
 		uint32_t hdr_flags);
 
+/*
+ * config_parse_size -- "512M", "4G", "65536" (suffixes K, M, G, T, powers
+ * of 1024, optionally followed by i and B) into bytes; EINVAL naming s.
+ * For CKPT_HEAP_SIZE and ckpt-run --size.
+ */
+CKPT_HIDDEN int config_parse_size(const char *s, uint64_t *out);
+
+/* config_parse_fork_mode -- "auto" ... "shared" as a mode, -1 if unknown */
+CKPT_HIDDEN int config_parse_fork_mode(const char *s);
+
 /* config_check_keep -- 0 if n is a valid keep_checkpoints, else EINVAL */
 CKPT_HIDDEN int config_check_keep(unsigned n);
 

@@ -1,0 +1,46 @@
+/*
+ * attach.h -- internal hooks for the preload library (preload/): what an
+ * unmodified program run on a pool needs from libckpt that the public API
+ * does not give. Not exported from libckpt.so (only ckpt_ names are); the
+ * preload library links the library's objects and calls these directly.
+ *
+ * A program under the preload library gets a fresh, empty heap in a new
+ * segment of an existing pool (not a restart from a checkpoint, which is
+ * ckpt_open's job), so every process image (each fork child, each exec) of
+ * one run leaves its own segment in the pool. The rest answers where the
+ * heap is, and zeroes a range of it the way the kernel zeroes anonymous
+ * memory (mmap, madvise MADV_DONTNEED) without touching every page.
+ */
+#ifndef CKPT_ATTACH_H
+#define CKPT_ATTACH_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libckpt.h"
+#include "internal.h"
+
+/*
+ * attach_empty_heap -- open the existing pool path (cfg as for ckpt_open:
+ * fork_mode and keep_checkpoints; the environment's CKPT_FORK_MODE over
+ * it) and give the calling process a new LIVE segment holding an empty
+ * heap, as a new life and lineage; arm fork handling. NULL on failure,
+ * with errno and ckpt_errormsg().
+ */
+CKPT_HIDDEN ckpt_pool *attach_empty_heap(const char *path, const struct ckpt_config *cfg);
+
+/* attach_heap_range -- the live heap's address range [*base, *base + *size) */
+CKPT_HIDDEN void attach_heap_range(const ckpt_pool *p, uintptr_t *base, size_t *size);
+
+/* attach_segment -- the catalog index of the caller's live segment */
+CKPT_HIDDEN uint32_t attach_segment(const ckpt_pool *p);
+
+/*
+ * attach_zero -- make [addr, addr + len) of the live heap read as zeroes
+ * (addr and len page-aligned): a zero-range of the pool file where the heap
+ * is a shared mapping of it (its blocks stay allocated, so later writes
+ * cannot fail for space), else a memset.
+ */
+CKPT_HIDDEN void attach_zero(ckpt_pool *p, void *addr, size_t len);
+
+#endif

@@ -1,0 +1,520 @@
+/*
+ * preload.c -- libckpt-preload.so: an unmodified, dynamically linked
+ * program's heap served from a pool, so it can be checkpointed and
+ * inspected (ckpt-inspect) after the program exits or dies. Loaded with
+ * LD_PRELOAD, normally by ckpt-run(1).
+ *
+ * This file interposes the malloc family and owns the process's life on
+ * the pool; vmem.c interposes anonymous private mmap and its relatives,
+ * and brk/sbrk.
+ *
+ * Start-up. The constructor attaches a fresh, empty heap in a new segment
+ * of the pool CKPT_POOL (creating the pool with CKPT_HEAP_SIZE if it does
+ * not exist) through libckpt's internal hook attach_empty_heap. Before
+ * that (the loader, libc and the constructors of libraries that run
+ * earlier allocate) and whenever the calling thread is inside libckpt
+ * (which allocates for itself: the handle, per-thread records, messages),
+ * the program is served by the bootstrap allocator: a bump arena in .bss,
+ * then raw mmap for large blocks. Those few blocks are never in the pool;
+ * free() recognises them by address and leaves the arena's alone. A
+ * process that cannot attach prints why and exits with 127 before main.
+ *
+ * fork. libckpt's pthread_atfork handlers give the child its own segment
+ * (the pool's fork mode). Ours are registered after them, so our prepare
+ * runs first (it marks the thread as inside libckpt, so the handlers'
+ * allocations go to the bootstrap allocator while the heap is locked, and
+ * takes vmem.c's lock) and our parent/child handlers run last. vfork and
+ * posix_spawn run no handlers and share the parent's memory until exec.
+ *
+ * exec. The pool's descriptor is close-on-exec, so the old image's
+ * segment reads dead at once; the new image inherits LD_PRELOAD and
+ * CKPT_POOL and attaches a fresh heap of its own in the same pool (a
+ * program that clears them runs without the pool).
+ *
+ * exit. The segment is never closed: when the process ends, however it
+ * ends, its heap stays in the pool as a dead segment for inspection (until
+ * a later process needs the segment). With CKPT_RUN_ON_EXIT=checkpoint, an
+ * exit() of the process ckpt-run started (CKPT_RUN_PID) first takes a
+ * checkpoint labelled "exit".
+ *
+ * Outside checkpoints. CKPT_RUN_CHECKPOINT_EVERY=SECS and
+ * CKPT_RUN_CHECKPOINT_ON=SIGNUM start, in the process ckpt-run started, a
+ * thread that takes a background checkpoint (ckpt_checkpoint_background:
+ * a fork child checkpoints the heap as it was at the fork, while the
+ * program runs on) every SECS seconds and whenever SIGNUM arrives (its
+ * handler only writes a byte to a pipe). Labels: "periodic", "signal".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "config.h"
+#include "preload.h"
+
+ckpt_pool *preload_pool;
+uintptr_t preload_base, preload_end;
+__thread int preload_in_lib __attribute__((tls_model("initial-exec")));
+
+#define PAGE 4096UL
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((uintptr_t)(a) - 1))
+
+/* ---- the bootstrap allocator ---- */
+
+#define BOOT_ARENA (4UL << 20)          /* bytes of the .bss arena */
+#define BOOT_BIG (64UL << 10)           /* larger blocks get a mapping of their own */
+#define BOOT_MAGIC 0x63b00710ca7ab1e5ULL
+
+static char boot_arena[BOOT_ARENA] __attribute__((aligned(4096)));
+static _Atomic size_t boot_top;
+
+/* a block's header, just before it: its size and, for a mapping, the magic */
+struct boot_hdr {
+	uint64_t size;
+	uint64_t magic;
+};
+
+void *
+raw_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
+{
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+int
+raw_munmap(void *addr, size_t len)
+{
+	return (int)syscall(SYS_munmap, addr, len);
+}
+
+/* boot_alloc -- size bytes aligned to align (a power of two), zeroed; NULL */
+void *
+boot_alloc(size_t size, size_t align)
+{
+	if (align < 16)
+		align = 16;
+	if (size > SIZE_MAX / 2 || align > PAGE)
+		return errno = ENOMEM, NULL;
+	if (size < BOOT_BIG) {
+		size_t top = atomic_load(&boot_top);
+		for (;;) {
+			uintptr_t p = ALIGN_UP((uintptr_t)boot_arena + top + sizeof(struct boot_hdr),
+					align);
+			size_t ntop = p + size - (uintptr_t)boot_arena;
+			if (ntop > BOOT_ARENA)
+				break;
+			if (atomic_compare_exchange_weak(&boot_top, &top, ntop)) {
+				((struct boot_hdr *)p)[-1].size = size;
+				return (void *)p;
+			}
+		}
+	}
+	/* own mapping: the header at the page's start, the block 16 bytes in */
+	size_t len = ALIGN_UP(size + sizeof(struct boot_hdr), PAGE);
+	void *m = raw_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if ((long)m < 0 && (long)m > -4096)
+		return errno = ENOMEM, NULL;
+	struct boot_hdr *h = m;
+	h->size = size;
+	h->magic = BOOT_MAGIC;
+	return h + 1;
+}
+
+/* boot_owns -- 1 if p is a block of the bootstrap allocator */
+int
+boot_owns(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (a >= (uintptr_t)boot_arena && a < (uintptr_t)boot_arena + BOOT_ARENA)
+		return 1;
+	return (a & (PAGE - 1)) == sizeof(struct boot_hdr) &&
+		((const struct boot_hdr *)p)[-1].magic == BOOT_MAGIC;
+}
+
+size_t
+boot_size(const void *p)
+{
+	return ((const struct boot_hdr *)p)[-1].size;
+}
+
+/* boot_free -- give back a mapping; arena blocks stay (there are few) */
+void
+boot_free(void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (a >= (uintptr_t)boot_arena && a < (uintptr_t)boot_arena + BOOT_ARENA)
+		return;
+	struct boot_hdr *h = (struct boot_hdr *)p - 1;
+	h->magic = 0;
+	raw_munmap(h, ALIGN_UP(h->size + sizeof(*h), PAGE));
+}
+
+/* ---- the malloc family ---- */
+
+/* from_pool -- size bytes aligned to align from the pool (align 0: malloc's) */
+static void *
+from_pool(size_t align, size_t size, int zero)
+{
+	preload_in_lib = 1;
+	void *r = zero ? ckpt_calloc(preload_pool, 1, size) : align ?
+		ckpt_aligned_alloc(preload_pool, align, size) :
+		ckpt_alloc(preload_pool, size);
+	preload_in_lib = 0;
+	if (!r)
+		errno = ENOMEM;
+	return r;
+}
+
+/* any_alloc -- the one allocation path of the family */
+static void *
+any_alloc(size_t align, size_t size, int zero)
+{
+	if (preload_ready())
+		return from_pool(align, size, zero);
+	return boot_alloc(size, align);  /* zeroed: the arena is never reused */
+}
+
+PRELOAD_API void *
+malloc(size_t size)
+{
+	return any_alloc(0, size, 0);
+}
+
+PRELOAD_API void
+free(void *ptr)
+{
+	if (!ptr)
+		return;
+	int saved = errno;
+	if (preload_in_heap(ptr)) {
+		int was = preload_in_lib;
+		preload_in_lib = 1;
+		ckpt_free(preload_pool, ptr);
+		preload_in_lib = was;
+	} else if (boot_owns(ptr)) {
+		boot_free(ptr);
+	}
+	/* else: the loader's own early blocks; never ours to give back */
+	errno = saved;
+}
+
+PRELOAD_API void *
+calloc(size_t nmemb, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(nmemb, size, &n))
+		return errno = ENOMEM, NULL;
+	return any_alloc(0, n, 1);
+}
+
+/* usable -- bytes usable at ptr, 0 if it is not a block we know */
+static size_t
+usable(const void *ptr)
+{
+	if (preload_in_heap(ptr)) {
+		int was = preload_in_lib;
+		preload_in_lib = 1;
+		size_t n = ckpt_usable_size(preload_pool, ptr);
+		preload_in_lib = was;
+		return n;
+	}
+	return boot_owns(ptr) ? boot_size(ptr) : 0;
+}
+
+PRELOAD_API void *
+realloc(void *ptr, size_t size)
+{
+	if (!ptr)
+		return malloc(size);
+	if (size == 0) {
+		free(ptr);
+		return NULL;
+	}
+	if (preload_in_heap(ptr) && preload_ready()) {
+		preload_in_lib = 1;
+		void *r = ckpt_realloc(preload_pool, ptr, size);
+		preload_in_lib = 0;
+		if (!r)
+			errno = ENOMEM;
+		return r;
+	}
+	size_t old = usable(ptr);
+	void *r = malloc(size);
+	if (r) {
+		memcpy(r, ptr, old < size ? old : size);
+		free(ptr);
+	}
+	return r;
+}
+
+PRELOAD_API void *
+reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(nmemb, size, &n))
+		return errno = ENOMEM, NULL;
+	return realloc(ptr, n);
+}
+
+PRELOAD_API int
+posix_memalign(void **memptr, size_t alignment, size_t size)
+{
+	if (alignment < sizeof(void *) || (alignment & (alignment - 1)))
+		return EINVAL;
+	int saved = errno;
+	void *r = any_alloc(alignment, size ? size : 1, 0);
+	if (!r)
+		return ENOMEM;
+	errno = saved;
+	*memptr = r;
+	return 0;
+}
+
+PRELOAD_API void *
+aligned_alloc(size_t alignment, size_t size)
+{
+	if (alignment == 0 || (alignment & (alignment - 1)))
+		return errno = EINVAL, NULL;
+	return any_alloc(alignment < 16 ? 16 : alignment, size, 0);
+}
+
+PRELOAD_API void *
+memalign(size_t alignment, size_t size)
+{
+	return aligned_alloc(alignment, size);
+}
+
+PRELOAD_API void *
+valloc(size_t size)
+{
+	return any_alloc(PAGE, size, 0);
+}
+
+PRELOAD_API void *
+pvalloc(size_t size)
+{
+	return any_alloc(PAGE, ALIGN_UP(size ? size : 1, PAGE), 0);
+}
+
+PRELOAD_API size_t
+malloc_usable_size(void *ptr)
+{
+	return ptr ? usable(ptr) : 0;
+}
+
+/* ---- life on the pool ---- */
+
+static pid_t main_pid;          /* the process ckpt-run started, or 0 */
+static int wake_fd[2] = { -1, -1 };
+
+/* die -- before main: say why the program cannot run on the pool, exit 127 */
+static void __attribute__((noreturn, format(printf, 1, 2)))
+die(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(2, buf, (size_t)n) < 0) {
+		/* nothing more to say */
+	}
+	_exit(127);
+}
+
+/* attach -- the heap of this process image: a new segment of pool path */
+static ckpt_pool *
+attach(const char *path)
+{
+	ckpt_pool *p = attach_empty_heap(path, NULL);
+	if (p || errno != ENOENT)
+		return p;
+	struct ckpt_config cfg = { 0 };
+	const char *hs = getenv("CKPT_HEAP_SIZE");
+	if (hs && *hs) {
+		uint64_t n;
+		if (config_parse_size(hs, &n) < 0) {
+			ckpt_err_prefix("CKPT_HEAP_SIZE: ");
+			return NULL;
+		}
+		cfg.heap_size = n;
+	}
+	p = ckpt_create(path, &cfg);
+	if (!p && errno == EEXIST)      /* another process created it first */
+		p = attach_empty_heap(path, NULL);
+	return p;
+}
+
+static __thread int fork_saved_in_lib __attribute__((tls_model("initial-exec")));
+
+/* atfork_prepare -- the forking thread is inside libckpt until the fork is done */
+static void
+atfork_prepare(void)
+{
+	vmem_atfork_prepare();
+	fork_saved_in_lib = preload_in_lib;
+	preload_in_lib = 1;
+}
+
+/* atfork_release -- parent and child: back to what the thread was */
+static void
+atfork_release(void)
+{
+	preload_in_lib = fork_saved_in_lib;
+	vmem_atfork_release();
+}
+
+/* checkpoint_now -- a checkpoint labelled label, in this thread */
+static void
+checkpoint_now(const char *label)
+{
+	int was = preload_in_lib;
+	preload_in_lib = 1;
+	if (ckpt_checkpoint(preload_pool, label, NULL) < 0) {
+		char buf[320];
+		int n = snprintf(buf, sizeof(buf), "libckpt-preload: checkpoint '%s' failed: %s\n",
+				label, ckpt_errormsg());
+		if (n > 0 && write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) < 0) {
+			/* stderr is gone */
+		}
+	}
+	preload_in_lib = was;
+}
+
+/* at_exit -- exit(): the final checkpoint when asked; a raw brk reported */
+static void
+at_exit(void)
+{
+	if (getpid() != main_pid)
+		return;
+	if (vmem_brk_moved()) {
+		static const char m[] = "libckpt-preload: the program moved its break with a raw "
+			"brk system call; that memory is not in the pool\n";
+		if (write(2, m, sizeof(m) - 1) < 0) {
+			/* stderr is gone */
+		}
+	}
+	const char *v = getenv("CKPT_RUN_ON_EXIT");
+	if (v && strcmp(v, "checkpoint") == 0)
+		checkpoint_now("exit");
+}
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+	if (write(wake_fd[1], &c, 1) < 0) {
+		/* a wake-up is already pending */
+	}
+	errno = saved;
+}
+
+/* checkpointer -- the thread of outside checkpoints (every secs ms, or on a signal) */
+static void *
+checkpointer(void *arg)
+{
+	long ms = (long)(intptr_t)arg;
+	preload_in_lib = 1;     /* this thread allocates only for libckpt */
+	for (;;) {
+		struct pollfd pfd = { .fd = wake_fd[0], .events = POLLIN };
+		int n = poll(&pfd, 1, ms > 0 ? (int)ms : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		const char *label = "periodic";
+		if (n > 0) {
+			char buf[64];
+			if (read(wake_fd[0], buf, sizeof(buf)) <= 0)
+				continue;
+			label = "signal";
+		}
+		pid_t pid = ckpt_checkpoint_background(preload_pool, label);
+		if (pid < 0 || ckpt_checkpoint_wait(preload_pool, pid, NULL, 0) < 0) {
+			char m[320];
+			int k = snprintf(m, sizeof(m), "libckpt-preload: checkpoint '%s' failed: %s\n",
+					label, ckpt_errormsg());
+			if (k > 0 && write(2, m, (size_t)k < sizeof(m) ? (size_t)k : sizeof(m) - 1) < 0) {
+				/* stderr is gone */
+			}
+		}
+	}
+	return NULL;
+}
+
+/* start_checkpointer -- CKPT_RUN_CHECKPOINT_EVERY / _ON, for the main process */
+static void
+start_checkpointer(void)
+{
+	const char *every = getenv("CKPT_RUN_CHECKPOINT_EVERY");
+	const char *on = getenv("CKPT_RUN_CHECKPOINT_ON");
+	long secs = every && *every ? atol(every) : 0;
+	int sig = on && *on ? atoi(on) : 0;
+	if (secs <= 0 && sig <= 0)
+		return;
+	if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) < 0)
+		die("libckpt-preload: cannot make a pipe: %s", strerror(errno));
+	if (sig > 0) {
+		struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(sig, &sa, NULL) < 0)
+			die("libckpt-preload: cannot catch signal %d: %s", sig, strerror(errno));
+	}
+	pthread_t t;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	/* the thread keeps signals to the program's threads */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(&t, &a, checkpointer, (void *)(intptr_t)(secs * 1000));
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+	if (rc)
+		die("libckpt-preload: cannot start the checkpoint thread: %s", strerror(rc));
+}
+
+/* preload_start -- attach the heap before the program's main */
+__attribute__((constructor(101))) static void
+preload_start(void)
+{
+	const char *path = getenv("CKPT_POOL");
+	if (!path || !*path)
+		die("libckpt-preload: CKPT_POOL is not set: no pool to run the program on "
+		    "(use ckpt-run, or set CKPT_POOL)");
+	preload_in_lib = 1;
+	ckpt_pool *p = attach(path);
+	preload_in_lib = 0;
+	if (!p)
+		die("libckpt-preload: cannot run on pool %s: %s", path, ckpt_errormsg());
+	uintptr_t base;
+	size_t size;
+	attach_heap_range(p, &base, &size);
+	preload_base = base;
+	preload_end = base + size;
+	preload_pool = p;
+	vmem_init();
+	/* after libckpt's handlers: our prepare runs before theirs, our child after */
+	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+	const char *mp = getenv("CKPT_RUN_PID");
+	main_pid = mp && *mp ? (pid_t)atol(mp) : getpid();
+	if (getpid() == main_pid) {
+		atexit(at_exit);
+		start_checkpointer();
+	}
+}

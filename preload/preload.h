@@ -1,0 +1,61 @@
+/*
+ * preload.h -- what the two halves of the preload library share: the pool
+ * the process runs on, the guard that keeps libckpt's own allocations out
+ * of the pool, and the internal allocator that serves them.
+ *
+ * preload.c interposes the malloc family and owns start-up, fork, exit and
+ * the outside checkpoints; vmem.c interposes anonymous mmap and its
+ * relatives, and brk/sbrk. Both serve the program from the pool once
+ * preload_pool is set, and from boot_alloc (static arena, then raw mmap)
+ * before that and whenever the calling thread is inside libckpt.
+ */
+#ifndef CKPT_PRELOAD_H
+#define CKPT_PRELOAD_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libckpt.h"
+
+#define PRELOAD_API __attribute__((visibility("default")))
+
+/* the pool, once attached (NULL before, and if the program runs without one) */
+extern ckpt_pool *preload_pool;
+extern uintptr_t preload_base;   /* heap range [preload_base, preload_end) */
+extern uintptr_t preload_end;
+
+/* preload_in_lib -- nonzero while this thread runs inside libckpt */
+extern __thread int preload_in_lib __attribute__((tls_model("initial-exec")));
+
+/* preload_ready -- 1 if a call by this thread may be served from the pool */
+static inline int
+preload_ready(void)
+{
+	return preload_pool != NULL && !preload_in_lib;
+}
+
+/* preload_in_heap -- 1 if p is in the pool's heap range */
+static inline int
+preload_in_heap(const void *p)
+{
+	return (uintptr_t)p >= preload_base && (uintptr_t)p < preload_end;
+}
+
+/* boot_alloc / boot_free / boot_size -- the internal allocator (preload.c) */
+void *boot_alloc(size_t size, size_t align);
+int boot_owns(const void *p);
+void boot_free(void *p);
+size_t boot_size(const void *p);
+
+/* vmem_init -- after the pool is attached; vmem_atfork_* around fork (vmem.c) */
+void vmem_init(void);
+void vmem_atfork_prepare(void);
+void vmem_atfork_release(void);
+/* vmem_brk_moved -- 1 if the real program break moved since start (raw brk) */
+int vmem_brk_moved(void);
+
+/* raw_mmap / raw_munmap -- the kernel's, bypassing interposition */
+void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, long off);
+int raw_munmap(void *addr, size_t len);
+
+#endif

@@ -1,0 +1,449 @@
+/*
+ * vmem.c -- anonymous private memory of an unmodified program served from
+ * the pool: mmap, munmap, mremap, mprotect, madvise on those ranges, and
+ * brk/sbrk emulated inside the pool.
+ *
+ * What is served. mmap with MAP_PRIVATE | MAP_ANONYMOUS, readable or
+ * writable (PROT_NONE is an address reservation, not memory), without
+ * MAP_FIXED, MAP_STACK, MAP_GROWSDOWN or MAP_HUGETLB, becomes a
+ * page-aligned block of the pool's heap, zeroed as the kernel would
+ * (attach_zero: a zero-range of the pool file where it can, so a large
+ * mapping costs no page touches). Everything else (file and shared
+ * mappings, thread stacks, reservations) goes to the kernel untouched.
+ * Calls made from inside libckpt (mapping the pool itself) always do.
+ *
+ * The blocks are kept in a sorted table (vblk) that remembers, per block,
+ * the window [lo, hi) still mapped and whether its protection changed:
+ *  - munmap of a whole window frees the block (its protection restored
+ *    first, since the allocator writes next to it); trimming the head or
+ *    the tail (what jemalloc does to align a chunk) narrows the window; a
+ *    hole in the middle is left allocated until the rest goes;
+ *  - mremap shrinks in place, grows in place within the block, else moves
+ *    (MREMAP_MAYMOVE: a new block, a copy, the old one unmapped);
+ *    MREMAP_FIXED and MREMAP_DONTUNMAP on the pool are EINVAL;
+ *  - mprotect passes to the kernel for ranges inside blocks and is ENOMEM
+ *    on pool bytes outside them (the allocator's own);
+ *  - madvise MADV_DONTNEED and MADV_REMOVE zero the range (the program
+ *    relies on it, as jemalloc does); MADV_FREE is a no-op (the contents
+ *    may stay); MADV_DONTFORK, MADV_WIPEONFORK and their inverses are
+ *    ignored (the pool's fork handling owns what a child gets); other
+ *    advice goes to the kernel.
+ * MAP_FIXED onto the pool's range replaces the contents of a block's
+ * window (zeroed, protection set) and is ENOMEM anywhere else there: it
+ * must never replace the pool's own mapping.
+ *
+ * brk/sbrk. The break lives in one block of BRK_AREA bytes, taken on the
+ * first call; growing zeroes the new bytes; beyond the area is ENOMEM.
+ * A program that moves its break by a raw system call bypasses this:
+ * vmem_brk_moved() compares the kernel's break with the one at start-up,
+ * and the exit path reports it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "preload.h"
+
+#define PAGE 4096UL
+#define PAGE_UP(x) (((x) + PAGE - 1) & ~(PAGE - 1))
+#define ZERO_BY_FILE (64UL << 10)       /* smaller ranges are memset */
+#define BRK_AREA (32UL << 20)
+
+struct vblk {
+	uintptr_t start, end;   /* the block, page-aligned */
+	uintptr_t lo, hi;       /* the window still mapped */
+	int prot_changed;
+};
+
+static pthread_mutex_t vmu = PTHREAD_MUTEX_INITIALIZER;
+static struct vblk *tab;
+static size_t ntab, captab;
+static uintptr_t brk_lo, brk_cur, brk_hi;
+static uintptr_t kernel_brk0;
+
+/* enter / leave -- calls into libckpt from here */
+#define LIB(expr) ({ int was_ = preload_in_lib; preload_in_lib = 1; \
+	__typeof__(expr) r_ = (expr); preload_in_lib = was_; r_; })
+
+void
+vmem_init(void)
+{
+	kernel_brk0 = (uintptr_t)syscall(SYS_brk, 0);
+}
+
+int
+vmem_brk_moved(void)
+{
+	return kernel_brk0 && (uintptr_t)syscall(SYS_brk, 0) != kernel_brk0;
+}
+
+void
+vmem_atfork_prepare(void)
+{
+	pthread_mutex_lock(&vmu);
+}
+
+void
+vmem_atfork_release(void)
+{
+	pthread_mutex_unlock(&vmu);
+}
+
+/* overlaps_heap -- 1 if [a, a + len) meets the pool's heap range */
+static int
+overlaps_heap(uintptr_t a, size_t len)
+{
+	return preload_pool && a < preload_end && a + len > preload_base;
+}
+
+/* find -- index of the first block whose end is above a (ntab if none) */
+static size_t
+find(uintptr_t a)
+{
+	size_t lo = 0, hi = ntab;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (tab[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* zero -- make [a, a + len) of the heap read as zeroes */
+static void
+zero(uintptr_t a, size_t len)
+{
+	if (len >= ZERO_BY_FILE)
+		LIB((attach_zero(preload_pool, (void *)a, len), 0));
+	else
+		memset((void *)a, 0, len);
+}
+
+/* tab_insert -- remember a new block; -1 when the table cannot grow */
+static int
+tab_insert(uintptr_t start, uintptr_t end)
+{
+	if (ntab == captab) {
+		size_t ncap = captab ? captab * 2 : 256;
+		struct vblk *n = boot_alloc(ncap * sizeof(*n), 16);
+		if (!n)
+			return -1;
+		if (tab) {
+			memcpy(n, tab, ntab * sizeof(*n));
+			boot_free(tab);
+		}
+		tab = n;
+		captab = ncap;
+	}
+	size_t i = find(start);
+	memmove(&tab[i + 1], &tab[i], (ntab - i) * sizeof(*tab));
+	tab[i] = (struct vblk){ start, end, start, end, 0 };
+	ntab++;
+	return 0;
+}
+
+/* release -- free block i and forget it */
+static void
+release(size_t i)
+{
+	struct vblk *b = &tab[i];
+	if (b->prot_changed)
+		syscall(SYS_mprotect, b->start, b->end - b->start, PROT_READ | PROT_WRITE);
+	LIB((ckpt_free(preload_pool, (void *)b->start), 0));
+	memmove(&tab[i], &tab[i + 1], (ntab - i - 1) * sizeof(*tab));
+	ntab--;
+}
+
+/* serve -- a new zeroed block of len bytes with protection prot; MAP_FAILED */
+static void *
+serve(size_t len, int prot)
+{
+	void *p = LIB(ckpt_aligned_alloc(preload_pool, PAGE, len));
+	if (!p) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	zero((uintptr_t)p, len);
+	pthread_mutex_lock(&vmu);
+	int rc = tab_insert((uintptr_t)p, (uintptr_t)p + len);
+	pthread_mutex_unlock(&vmu);
+	if (rc < 0) {
+		LIB((ckpt_free(preload_pool, p), 0));
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	if (prot != (PROT_READ | PROT_WRITE)) {
+		pthread_mutex_lock(&vmu);
+		tab[find((uintptr_t)p)].prot_changed = 1;
+		pthread_mutex_unlock(&vmu);
+		syscall(SYS_mprotect, p, len, prot);
+	}
+	return p;
+}
+
+/* inside_window -- the block whose window holds [a, a + len), or NULL (vmu held) */
+static struct vblk *
+inside_window(uintptr_t a, size_t len)
+{
+	size_t i = find(a);
+	if (i < ntab && tab[i].lo <= a && a + len <= tab[i].hi)
+		return &tab[i];
+	return NULL;
+}
+
+/* fixed -- MAP_FIXED onto the pool: new contents for part of a window */
+static void *
+fixed(uintptr_t a, size_t len, int prot)
+{
+	pthread_mutex_lock(&vmu);
+	struct vblk *b = inside_window(a, len);
+	if (b && prot != (PROT_READ | PROT_WRITE))
+		b->prot_changed = 1;
+	pthread_mutex_unlock(&vmu);
+	if (!b) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	syscall(SYS_mprotect, a, len, PROT_READ | PROT_WRITE);
+	zero(a, len);
+	if (prot != (PROT_READ | PROT_WRITE))
+		syscall(SYS_mprotect, a, len, prot);
+	return (void *)a;
+}
+
+PRELOAD_API void *
+mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (!preload_ready() || len == 0)
+		return raw_mmap(addr, len, prot, flags, fd, off);
+	size_t n = PAGE_UP(len);
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+		if (!overlaps_heap((uintptr_t)addr, n))
+			return raw_mmap(addr, len, prot, flags, fd, off);
+		if ((flags & MAP_FIXED_NOREPLACE) || !(flags & MAP_ANONYMOUS) ||
+		    (flags & MAP_TYPE) != MAP_PRIVATE) {
+			errno = (flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM;
+			return MAP_FAILED;
+		}
+		return fixed((uintptr_t)addr, n, prot);
+	}
+	if (!(flags & MAP_ANONYMOUS) || (flags & MAP_TYPE) != MAP_PRIVATE ||
+	    (flags & (MAP_STACK | MAP_GROWSDOWN | MAP_HUGETLB)) || prot == PROT_NONE)
+		return raw_mmap(addr, len, prot, flags, fd, off);
+	return serve(n, prot);
+}
+
+PRELOAD_API void *
+mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+	__attribute__((alias("mmap")));
+
+/* unmap -- the pool part of munmap (vmu held) */
+static void
+unmap(uintptr_t a, uintptr_t e)
+{
+	size_t i = find(a);
+	while (i < ntab && tab[i].start < e) {
+		struct vblk *b = &tab[i];
+		if (a <= b->lo && e >= b->hi) {
+			release(i);
+			continue;
+		}
+		if (a <= b->lo && e > b->lo)
+			b->lo = e;
+		else if (e >= b->hi && a < b->hi)
+			b->hi = a;
+		i++;
+	}
+}
+
+PRELOAD_API int
+munmap(void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr;
+	if (preload_in_lib || !overlaps_heap(a, len))
+		return raw_munmap(addr, len);
+	if ((a & (PAGE - 1)) || len == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&vmu);
+	unmap(a, a + PAGE_UP(len));
+	pthread_mutex_unlock(&vmu);
+	return 0;
+}
+
+PRELOAD_API void *
+mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
+{
+	void *naddr = NULL;
+	if (flags & MREMAP_FIXED) {
+		va_list ap;
+		va_start(ap, flags);
+		naddr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	uintptr_t a = (uintptr_t)old;
+	if (preload_in_lib || !overlaps_heap(a, oldlen ? oldlen : 1))
+		return (void *)syscall(SYS_mremap, old, oldlen, newlen, flags, naddr);
+	if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) || (a & (PAGE - 1)) || newlen == 0) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	size_t on = PAGE_UP(oldlen), nn = PAGE_UP(newlen);
+	pthread_mutex_lock(&vmu);
+	struct vblk *b = inside_window(a, on);
+	if (!b) {
+		pthread_mutex_unlock(&vmu);
+		errno = EFAULT;
+		return MAP_FAILED;
+	}
+	if (nn <= on) {
+		unmap(a + nn, a + on);
+		pthread_mutex_unlock(&vmu);
+		return old;
+	}
+	if (a + on == b->hi && a + nn <= b->end) {      /* grow in place */
+		b->hi = a + nn;
+		pthread_mutex_unlock(&vmu);
+		zero(a + on, nn - on);
+		return old;
+	}
+	pthread_mutex_unlock(&vmu);
+	if (!(flags & MREMAP_MAYMOVE)) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	void *n = serve(nn, PROT_READ | PROT_WRITE);
+	if (n == MAP_FAILED)
+		return n;
+	memcpy(n, old, on);
+	munmap(old, on);
+	return n;
+}
+
+PRELOAD_API int
+mprotect(void *addr, size_t len, int prot)
+{
+	uintptr_t a = (uintptr_t)addr;
+	if (!preload_ready() || !overlaps_heap(a, len))
+		return (int)syscall(SYS_mprotect, addr, len, prot);
+	pthread_mutex_lock(&vmu);
+	struct vblk *b = inside_window(a, PAGE_UP(len));
+	if (b)
+		b->prot_changed = 1;
+	pthread_mutex_unlock(&vmu);
+	if (!b) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return (int)syscall(SYS_mprotect, addr, len, prot);
+}
+
+PRELOAD_API int
+madvise(void *addr, size_t len, int advice)
+{
+	uintptr_t a = (uintptr_t)addr;
+	if (!preload_ready() || !overlaps_heap(a, len))
+		return (int)syscall(SYS_madvise, addr, len, advice);
+	switch (advice) {
+	case MADV_DONTNEED:
+	case MADV_REMOVE: {
+		pthread_mutex_lock(&vmu);
+		struct vblk *b = inside_window(a, PAGE_UP(len));
+		pthread_mutex_unlock(&vmu);
+		if (!b) {
+			errno = EINVAL;
+			return -1;
+		}
+		zero(a, PAGE_UP(len));
+		return 0;
+	}
+	case MADV_FREE:
+	case MADV_DONTFORK:
+	case MADV_DOFORK:
+	case MADV_WIPEONFORK:
+	case MADV_KEEPONFORK:
+		return 0;
+	default:
+		return (int)syscall(SYS_madvise, addr, len, advice);
+	}
+}
+
+/* brk_setup -- the break's block, on the first call (vmu held); -1 */
+static int
+brk_setup(void)
+{
+	if (brk_lo)
+		return 0;
+	void *p = LIB(ckpt_aligned_alloc(preload_pool, PAGE, BRK_AREA));
+	if (!p) {
+		errno = ENOMEM;
+		return -1;
+	}
+	brk_lo = brk_cur = (uintptr_t)p;
+	brk_hi = brk_lo + BRK_AREA;
+	return 0;
+}
+
+/*
+ * brk_move -- move the break to v (rel 0) or by v (rel 1); the old break,
+ * or (uintptr_t)-1 with errno
+ */
+static uintptr_t
+brk_move(intptr_t v, int rel)
+{
+	pthread_mutex_lock(&vmu);
+	uintptr_t old = (uintptr_t)-1;
+	if (brk_setup() < 0)
+		goto out;
+	uintptr_t target = rel ? brk_cur + (uintptr_t)v : (uintptr_t)v;
+	if (target < brk_lo || target > brk_hi || (rel && v > 0 && target < brk_cur)) {
+		errno = ENOMEM;
+		goto out;
+	}
+	old = brk_cur;
+	if (target > old)
+		memset((void *)old, 0, target - old);
+	brk_cur = target;
+out:
+	pthread_mutex_unlock(&vmu);
+	return old;
+}
+
+PRELOAD_API int
+brk(void *addr)
+{
+	if (!preload_ready()) {
+		void *r = (void *)syscall(SYS_brk, addr);
+		if (r != addr) {
+			errno = ENOMEM;
+			return -1;
+		}
+		return 0;
+	}
+	return brk_move((intptr_t)addr, 0) == (uintptr_t)-1 ? -1 : 0;
+}
+
+PRELOAD_API void *
+sbrk(intptr_t inc)
+{
+	if (!preload_ready()) {
+		uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
+		if (inc == 0)
+			return (void *)cur;
+		if ((uintptr_t)syscall(SYS_brk, cur + inc) != cur + inc) {
+			errno = ENOMEM;
+			return (void *)-1;
+		}
+		return (void *)cur;
+	}
+	return (void *)brk_move(inc, 1);
+}
