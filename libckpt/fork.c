@@ -248,6 +248,7 @@ static void
 fork_prepare(void)
 {
 	int saved = errno;
+	test_fork_snapshot(1);
 	pthread_mutex_lock(&registry_mu);
 	for (struct ckpt_pool *p = registry; p; p = p->next)
 		fork_prepare_pool(p);
@@ -283,6 +284,7 @@ fork_parent(void)
 	for (struct ckpt_pool *p = registry; p; p = p->next)
 		fork_parent_pool(p);
 	pthread_mutex_unlock(&registry_mu);
+	test_fork_snapshot(0);
 	errno = saved;
 }
 
@@ -467,6 +469,7 @@ fork_child(void)
 	for (struct ckpt_pool *p = registry; p; p = p->next)
 		fork_child_pool(p);
 	test_point("fork:child-ready");
+	test_fork_snapshot(0);
 	errno = saved;
 }
 

@@ -1,5 +1,12 @@
 /*
  * testhook.c -- crash points and switches for the test suite (see testhook.h).
+ *
+ * Between a fork's prepare and its child handler, the child may have no
+ * heap at the base yet (the mapping is MADV_DONTFORK), and the environment
+ * can live there: a program run with the preload library, or one that
+ * moved environ into its heap (redis-server does, for its process title).
+ * So the fork handlers read the crash point before the fork
+ * (test_fork_snapshot) and the points in between use that copy.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -8,10 +15,27 @@
 
 #include "testhook.h"
 
+static char fork_at[64];        /* CKPT_TEST_CRASH_AT at the fork, "" if unset */
+static int fork_snap;           /* 1 between the prepare and the child handler */
+
+void
+test_fork_snapshot(int on)
+{
+	if (on) {
+		const char *at = getenv("CKPT_TEST_CRASH_AT");
+		size_t n = at ? strlen(at) : 0;
+		if (n >= sizeof(fork_at))
+			n = sizeof(fork_at) - 1;
+		memcpy(fork_at, at ? at : "", n);
+		fork_at[n] = '\0';
+	}
+	fork_snap = on;
+}
+
 int
 test_armed(const char *name)
 {
-	const char *at = getenv("CKPT_TEST_CRASH_AT");
+	const char *at = fork_snap ? (fork_at[0] ? fork_at : NULL) : getenv("CKPT_TEST_CRASH_AT");
 	return CKPT_UNLIKELY(at != NULL) && strcmp(at, name) == 0;
 }
 

@@ -42,6 +42,14 @@ CKPT_HIDDEN void test_point(const char *name);
 /* test_armed -- 1 if CKPT_TEST_CRASH_AT names this point */
 CKPT_HIDDEN int test_armed(const char *name);
 
+/*
+ * test_fork_snapshot -- on 1 (fork prepare): copy CKPT_TEST_CRASH_AT, which
+ * test_armed reads instead of the environment until called with 0 (after
+ * the fork, parent and child): the child's environment may be in a heap
+ * not mapped yet
+ */
+CKPT_HIDDEN void test_fork_snapshot(int on);
+
 /* test_flag -- 1 if the test switch env (see above) is set to "1" */
 CKPT_HIDDEN int test_flag(const char *env);
 
