@@ -127,3 +127,16 @@ ckpt_test(test_dirty test_dirty.c LABELS unit proc VALGRIND)
 # builds the files a power loss could leave and checks libckpt on each
 # (docs/CRASH-STATES.md). Label crash.
 add_subdirectory(crash)
+
+# transparent mode (issue 13): unmodified Debian programs under ckpt-run,
+# each checked by its own means and by what the pool holds afterwards
+# (tests/test_preload.sh says why each program is there). Not in sanitizer
+# builds: the sanitizers replace malloc themselves, as valgrind does.
+if(NOT CKPT_SANITIZE)
+  foreach(t errors python sqlite bash git gcc redis)
+    add_test(NAME test_preload_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_preload.sh
+      ${t} $<TARGET_FILE:ckpt-run> $<TARGET_FILE:ckpt-inspect>)
+    set_tests_properties(test_preload_${t} PROPERTIES TIMEOUT 900 LABELS "proc;preload"
+      PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL:")
+  endforeach()
+endif()

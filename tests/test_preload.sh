@@ -1,0 +1,309 @@
+#!/bin/sh
+# test_preload -- real, unmodified Debian programs under ckpt-run (issue 13).
+#   sh test_preload.sh WHAT CKPT_RUN CKPT_INSPECT
+# Each WHAT runs a program on a fresh pool, lets the program's own checks
+# decide whether it ran correctly, and then checks what the pool holds:
+# `ckpt-inspect verify` passes, the segments are the ones ckpt-run(1)
+# documents (one per process image; a fork child's names its parent), and
+# a marker the program put in its heap is found in the dead segment with
+# `ckpt-inspect dump` (so the heap really was in the pool). The quick
+# variants run in CI; CKPT_TEST_LONG=1 runs the long ones.
+#
+#   python  python3 on a subset of its own test suite that allocates heavily
+#           (dicts, lists, sets, bytes, the cyclic GC: obmalloc arenas come
+#           from mmap, objects from malloc), and a fork + exec from Python
+#   sqlite  sqlite3 building, indexing, deleting from and vacuuming a real
+#           database file, then PRAGMA integrity_check: its page cache and
+#           sorter are heap memory the database must survive
+#   bash    a pipeline with subshells and command substitution: many short
+#           processes, forks with and without exec
+#   git     init, add, commit, log, gc, fsck --full on a real repository:
+#           a program that forks, execs and mmaps packs (file mappings must
+#           be left alone)
+#   gcc     compiling and linking a multi-file C program (the driver
+#           posix_spawns cc1, as and collect2; cc1's GC heap is mmap)
+#   redis   stock redis-server: redis-benchmark, BGSAVE (its fork child on
+#           its own segment), and after kill -9 a key in the dead heap
+#   errors  what ckpt-run refuses, with its exit status
+set -eu
+WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
+CKPT_RUN=${2:?} INSPECT=${3:?}
+. "$(dirname "$0")/test_preload_lib.sh"
+
+case $WHAT in
+python)
+	P=$T/py.pool
+	if long; then
+		tests="test_dict test_list test_set test_deque test_gc test_bytes test_unicode
+			test_collections test_itertools test_json test_pickle test_re test_sort"
+	else
+		tests="test_dict test_set"
+	fi
+	# shellcheck disable=SC2086
+	run "$P" /usr/bin/python3 -m test -q $tests >"$T/py.out" 2>&1 ||
+		{ tail -20 "$T/py.out"; fail "python3 -m test $tests"; }
+	grep -q "Tests result: SUCCESS" "$T/py.out" || fail "python3 test suite did not succeed"
+	# a fork child and an exec'd image each get a segment; kill -9 leaves the heap
+	run "$P" /usr/bin/python3 -c '
+import os, sys
+keep = ["MARKER-" + "python-heap-%d" % i for i in range(1000)]
+pid = os.fork()
+if pid == 0:
+    os.execv("/usr/bin/python3", ["python3", "-c", "print(7)"])
+_, st = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(st) == 0
+sys.stdout.flush()
+os.kill(os.getpid(), 9)' >"$T/py2.out" 2>&1 && fail "python3 was not killed"
+	grep -qx 7 "$T/py2.out" || fail "the exec'd python3 did not run"
+	pid=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+print(max((s["time_ns"], s["pid"]) for s in json.load(sys.stdin)["segments"]
+          if s["state"] == "dead" and s["parent"] is None)[1])')
+	ref=$(dead_ref "$P" "$pid")
+	[ -n "$ref" ] || fail "no dead segment"
+	"$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+segs = json.load(sys.stdin)["segments"]
+kids = [s for s in segs if s["parent"] is not None]
+assert kids, "no fork child segment"' || fail "the fork child has no segment naming its parent"
+	verify_pool "$P"
+	;;
+sqlite)
+	P=$T/sq.pool
+	n=50000
+	long && n=1000000
+	run "$P" /usr/bin/sqlite3 "$T/t.db" "
+create table t(id integer primary key, v text, w blob);
+with recursive c(x) as (select 1 union all select x + 1 from c where x < $n)
+insert into t select x, printf('row-%d', x), randomblob(100) from c;
+create index iv on t(v);
+delete from t where id % 3 = 0;
+vacuum;
+pragma integrity_check;
+select count(*) from t;" >"$T/sq.out" 2>&1 || { cat "$T/sq.out"; fail "sqlite3"; }
+	[ "$(sed -n 1p "$T/sq.out")" = ok ] || fail "integrity_check: $(head -3 "$T/sq.out")"
+	[ "$(sed -n 2p "$T/sq.out")" = $((n - n / 3)) ] || fail "row count $(sed -n 2p "$T/sq.out")"
+	# the heap of the killed process holds the query text
+	run "$P" /bin/sh -c 'exec /usr/bin/sqlite3 "$1" "select \"MARKER-sqlite-heap\"; select * from t limit 1;" \
+		>/dev/null; ' sh "$T/t.db" || fail "sqlite3 (2)"
+	ref=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+s = max((s["time_ns"], s["segment"]) for s in json.load(sys.stdin)["segments"] if s["state"] == "dead")
+print("seg:%d" % s[1])')
+	[ "$(heap_has "$P" "$ref" MARKER-sqlite-heap)" = 1 ] ||
+		fail "the query text is not in the dead heap $ref"
+	verify_pool "$P"
+	;;
+bash)
+	P=$T/sh.pool
+	n=5
+	long && n=100
+	out=$(run "$P" /bin/bash -c '
+total=0
+for i in $(seq 1 '"$n"'); do
+	c=$( (echo "line $i"; echo other; (echo nested)) | sort | uniq | wc -l )
+	total=$((total + c))
+done
+echo "$total $(echo abc | tr a-c x-z) $( { echo x; echo y; } | tac | paste -sd, )"') ||
+		fail "bash exited $?"
+	[ "$out" = "$((3 * n)) xyz y,x" ] || fail "bash printed '$out'"
+	forks=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+print(sum(1 for s in json.load(sys.stdin)["segments"] if s["parent"] is not None))')
+	[ "$forks" -gt 0 ] || fail "no segment of a fork child names its parent"
+	[ "$(segments "$P" live)" = 0 ] || fail "a live segment is left"
+	verify_pool "$P"
+	;;
+git)
+	P=$T/git.pool
+	n=3
+	long && n=30
+	mkdir "$T/repo"
+	cd "$T/repo"
+	g() { run "$P" /usr/bin/git -c user.name=t -c user.email=t@example.org "$@"; }
+	g init -q . || fail "git init"
+	i=1
+	while [ $i -le $n ]; do
+		seq 1 $((i * 2000)) >"f$i.txt"
+		echo "MARKER-git-commit-$i" >>"f$i.txt"
+		g add "f$i.txt" || fail "git add $i"
+		g commit -qm "commit $i" || fail "git commit $i"
+		i=$((i + 1))
+	done
+	[ "$(g log --oneline | wc -l)" = "$n" ] || fail "git log does not show $n commits"
+	g gc -q || fail "git gc"
+	g fsck --full >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; fail "git fsck"; }
+	g grep -q "MARKER-git-commit-$n" || fail "git grep"
+	cd "$T"
+	verify_pool "$P"
+	;;
+gcc)
+	P=$T/gcc.pool
+	mkdir "$T/src"
+	nfiles=4
+	long && nfiles=40
+	: >"$T/src/all.h"
+	i=0
+	while [ $i -lt $nfiles ]; do
+		echo "int f$i(int);" >>"$T/src/all.h"
+		cat >"$T/src/f$i.c" <<EOC
+#include "all.h"
+struct node { int v; struct node *next; };
+static int walk(struct node *n) { int s = 0; for (; n; n = n->next) s += n->v; return s; }
+int f$i(int x) { struct node c = { x, 0 }, b = { $i, &c }; return walk(&b); }
+EOC
+		i=$((i + 1))
+	done
+	{
+		echo '#include <stdio.h>'
+		echo '#include "all.h"'
+		echo 'int main(void) { long s = 0;'
+		i=0
+		while [ $i -lt $nfiles ]; do echo "s += f$i(1);"; i=$((i + 1)); done
+		printf '%s\n' 'printf("%ld\n", s); return 0; }'
+	} >"$T/src/main.c"
+	run "$P" /usr/bin/gcc -O2 -Wall -Werror -o "$T/prog" "$T"/src/*.c ||
+		fail "gcc failed"
+	want=$((nfiles + nfiles * (nfiles - 1) / 2))
+	[ "$("$T/prog")" = "$want" ] || fail "the compiled program printed $("$T/prog")"
+	[ "$(segments "$P" dead)" -ge 3 ] || fail "gcc, cc1, as and ld left fewer than 3 segments"
+	verify_pool "$P"
+	;;
+redis)
+	command -v redis-server >/dev/null || die "redis-server not found: scripts/deps.sh installs it"
+	P=$T/redis.pool
+	SOCK=$T/redis.sock
+	run "$P" /usr/bin/redis-server --port 0 --unixsocket "$SOCK" --save "" --dir "$T" \
+		--appendonly no >"$T/redis.log" 2>&1 &
+	runpid=$!
+	stop_redis() { kill -9 "$runpid" 2>/dev/null; }
+	cleanup_hooks="stop_redis"
+	i=0
+	until redis-cli -s "$SOCK" ping >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 500 ] || { cat "$T/redis.log"; die "redis-server did not start"; }
+		sleep 0.02
+	done
+	n=20000
+	long && n=400000
+	redis-benchmark -s "$SOCK" -t set,get,lpush,incr -n $n -r 100000 -q >"$T/bench.out" 2>&1 ||
+		{ cat "$T/bench.out"; fail "redis-benchmark"; }
+	redis-cli -s "$SOCK" set MARKER-redis-key MARKER-redis-value >/dev/null
+	[ "$(redis-cli -s "$SOCK" bgsave)" = "Background saving started" ] || fail "BGSAVE refused"
+	i=0
+	while [ "$(redis-cli -s "$SOCK" info persistence | tr -d '\r' |
+			sed -n 's/^rdb_bgsave_in_progress://p')" != 0 ]; do
+		i=$((i + 1))
+		[ $i -lt 3000 ] || die "BGSAVE never finished"
+		sleep 0.02
+	done
+	redis-cli -s "$SOCK" info persistence | tr -d '\r' | grep -q '^rdb_last_bgsave_status:ok' ||
+		fail "BGSAVE failed: $(tail -3 "$T/redis.log")"
+	[ -s "$T/dump.rdb" ] || fail "BGSAVE wrote no dump.rdb"
+	pid=$(redis-cli -s "$SOCK" info server | tr -d '\r' | sed -n 's/^process_id://p')
+	kill -9 "$pid"
+	wait "$runpid" 2>/dev/null || true
+	ref=$(dead_ref "$P" "$pid")
+	[ -n "$ref" ] || fail "redis-server's heap is not a dead segment"
+	child=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+print(sum(1 for s in json.load(sys.stdin)["segments"] if s["parent"] is not None))')
+	[ "$child" -ge 1 ] || fail "the BGSAVE child has no segment naming its parent"
+	[ "$(heap_has "$P" "$ref" MARKER-redis-key)" = 1 ] || fail "the key is not in $ref"
+	[ "$(heap_has "$P" "$ref" MARKER-redis-value)" = 1 ] || fail "the value is not in $ref"
+	verify_pool "$P"
+	;;
+errors)
+	expect() {      # expect STATUS MESSAGE-PATTERN ckpt-run-args...
+		want=$1 pat=$2
+		shift 2
+		set +e
+		"$CKPT_RUN" "$@" >"$T/out" 2>&1
+		got=$?
+		set -e
+		[ "$got" = "$want" ] || fail "ckpt-run $*: exit $got, want $want: $(cat "$T/out")"
+		grep -q "$pat" "$T/out" || fail "ckpt-run $*: no '$pat' in: $(cat "$T/out")"
+	}
+	expect 2 "no PROGRAM" --pool "$T/a.pool"
+	expect 2 "unknown option" --frobnicate -- true
+	expect 2 "expected auto" --fork-mode sideways -- true
+	expect 2 "size" --size 12Q -- true
+	expect 2 "not a signal" --checkpoint-on SIGNOPE -- true
+	expect 2 "expected checkpoint or none" --on-exit maybe -- true
+	expect 127 "command not found" --pool "$T/a.pool" -- no-such-program-here
+	mkdir "$T/ro"
+	chmod 0555 "$T/ro"
+	if [ "$(id -u)" != 0 ]; then
+		expect 127 "cannot create pool" --pool "$T/ro/p.pool" -- true
+	fi
+	expect 127 "No such file or directory" --pool "$T/nodir/p.pool" -- true
+	# an existing pool of another size
+	"$CKPT_RUN" --quiet --pool "$T/b.pool" --size 64M -- true || fail "a 64M pool"
+	expect 127 "exists with a heap" --pool "$T/b.pool" --size 128M -- true
+	# a pool that is not a pool
+	echo "not a pool" >"$T/junk.pool"
+	expect 127 "cannot run on pool" --pool "$T/junk.pool" -- true
+	# a pool of another base: one whose heap would cover where the loader
+	# puts the shared libraries when ASLR is off (setarch -R)
+	/usr/bin/python3 - "$(dirname "$CKPT_RUN")/../libckpt/libckpt.so" "$T/base.pool" <<'PY' ||
+import ctypes, sys
+class Cfg(ctypes.Structure):
+    _fields_ = [("heap_size", ctypes.c_size_t), ("max_segments", ctypes.c_uint),
+                ("base", ctypes.c_void_p), ("fork_mode", ctypes.c_int),
+                ("keep", ctypes.c_uint), ("mode", ctypes.c_uint), ("key_file", ctypes.c_char_p)]
+lib = ctypes.CDLL(sys.argv[1])
+lib.ckpt_create.restype = ctypes.c_void_p
+lib.ckpt_create.argtypes = [ctypes.c_char_p, ctypes.POINTER(Cfg)]
+lib.ckpt_close.argtypes = [ctypes.c_void_p]
+c = Cfg(heap_size=128 << 20, max_segments=4, base=0x7ffff0000000)
+p = lib.ckpt_create(sys.argv[2].encode(), ctypes.byref(c))
+assert p, "ckpt_create at 0x7ffff0000000 failed"
+lib.ckpt_close(p)
+PY
+		fail "cannot make a pool at 0x7ffff0000000"
+	if setarch -R true 2>/dev/null; then
+		set +e
+		setarch -R "$CKPT_RUN" --pool "$T/base.pool" -- true >"$T/out" 2>&1
+		got=$?
+		set -e
+		cat "$T/out"
+		[ "$got" = 127 ] && grep -q "base" "$T/out" ||
+			fail "a pool at a taken base: exit $got: $(cat "$T/out")"
+	else
+		echo "setarch -R not permitted: the taken-base check is not run"
+	fi
+	# a static program and a setuid one are refused before they run
+	if command -v gcc >/dev/null && echo 'int main(void){return 0;}' >"$T/s.c" &&
+	   gcc -static -o "$T/static" "$T/s.c" 2>/dev/null; then
+		expect 127 "statically linked" --pool "$T/a.pool" -- "$T/static"
+	else
+		echo "no static libc: the static-program check is not run"
+	fi
+	cp /bin/true "$T/suid"
+	chown nobody "$T/suid" 2>/dev/null || true
+	chmod 4755 "$T/suid"
+	if [ "$(stat -c %U "$T/suid")" != "$(id -un)" ]; then
+		expect 127 "setuid" --pool "$T/a.pool" -- "$T/suid"
+	fi
+	# the preload library without a pool says so
+	set +e
+	LD_PRELOAD=$(dirname "$CKPT_RUN")/../preload/libckpt-preload.so /bin/true 2>"$T/out"
+	got=$?
+	set -e
+	[ "$got" = 127 ] && grep -q "CKPT_POOL is not set" "$T/out" ||
+		fail "preload without CKPT_POOL: exit $got: $(cat "$T/out")"
+	# the program's status comes back; a killed one is 128 + signal
+	set +e
+	"$CKPT_RUN" --quiet --pool "$T/a.pool" -- /bin/sh -c 'exit 42'
+	got=$?
+	"$CKPT_RUN" --quiet --pool "$T/a.pool" -- /bin/sh -c 'kill -9 $$'
+	got2=$?
+	set -e
+	[ "$got" = 42 ] || fail "exit status 42 came back as $got"
+	[ "$got2" = 137 ] || fail "a program killed by signal 9 came back as $got2"
+	;;
+*)
+	die "unknown test $WHAT"
+	;;
+esac
+finish
