@@ -1,7 +1,7 @@
 # Manpages.cmake -- the man pages, installed compressed (gzip -9n) under
 # CMAKE_INSTALL_MANDIR: libckpt(3) and one page per call family (component
 # dev), every other function of a family as a `.so` link to its page, and
-# ckpt-inspect(1) (component tools). The sources are roff in docs/man/ and
+# ckpt-inspect(1) and ckpt-run(1) (component tools). The sources are roff in docs/man/ and
 # docs/ckpt-inspect.1; tests/test_manpages.sh lints them and checks that
 # every function of include/libckpt.h has a page.
 
@@ -42,6 +42,10 @@ foreach(page ${CKPT_MAN3_PAGES})
 endforeach()
 ckpt_man_page(${PROJECT_SOURCE_DIR}/docs/ckpt-inspect.1 ${ckpt_man_dir}/man1/ckpt-inspect.1.gz)
 list(APPEND ckpt_man1 ${ckpt_man_dir}/man1/ckpt-inspect.1.gz)
+if(NOT CKPT_SANITIZE)   # ckpt-run is not built with the sanitizers
+  ckpt_man_page(${PROJECT_SOURCE_DIR}/docs/man/ckpt-run.1 ${ckpt_man_dir}/man1/ckpt-run.1.gz)
+  list(APPEND ckpt_man1 ${ckpt_man_dir}/man1/ckpt-run.1.gz)
+endif()
 
 file(MAKE_DIRECTORY ${ckpt_man_dir}/man1 ${ckpt_man_dir}/man3)
 add_custom_target(ckpt_man ALL DEPENDS ${ckpt_man3} ${ckpt_man1})

@@ -3,7 +3,8 @@
 #   libckpt0     (runtime) the shared library: libckpt.so.0 and its file
 #   libckpt-dev  (dev)     header, libckpt.so link, libckpt.a, pkg-config
 #                          file, CMake package, man pages of section 3
-#   ckpt-tools   (tools)   ckpt-inspect and its man page
+#   ckpt-tools   (tools)   ckpt-inspect, ckpt-run, libckpt-preload.so and
+#                          their man pages
 # Each package also gets /usr/share/doc/PACKAGE/{copyright,changelog.Debian.gz}
 # (install rules that only a component install, such as cpack's, runs: a
 # plain `cmake --install` does not put Debian files into a prefix).
@@ -96,7 +97,9 @@ set(CPACK_DEBIAN_TOOLS_DESCRIPTION
 "inspector for libckpt pool files
 ckpt-inspect shows what a libckpt pool holds (header, segments,
 checkpoints, every block of a heap, hex dumps at the addresses the program
-saw) and verifies it, read-only and safe while services use the pool.")
+saw) and verifies it, read-only and safe while services use the pool.
+ckpt-run runs an unmodified program with its heap in a pool, through the
+preload library libckpt-preload.so.")
 
 # cpack refuses a tree whose install prefix is not /usr (see the top)
 set(CKPT_CPACK_PREFIX "${CMAKE_INSTALL_PREFIX}")

@@ -9,13 +9,17 @@
 # the .deb files (scripts/build-debs.sh, test_packages); man-db renders the
 # installed man pages (test_packages) and brings groff-base, whose groff
 # -ww lints their sources, as mandoc -Tlint does too (test_docs).
+# The ckpt-run tests (test_preload) run real Debian programs unchanged:
+# redis-server, sqlite3, git, gcc (build-essential) and python3 with its own
+# test suite (libpython3.11-testsuite).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
       valgrind python3 jq xfsprogs btrfs-progs
       libjemalloc-dev libmimalloc-dev libpmemobj-dev
       redis-tools bsdextrautils clang libclang-rt-14-dev iproute2 util-linux
-      lintian man-db groff-base mandoc"
+      lintian man-db groff-base mandoc
+      redis-server sqlite3 git libpython3.11-testsuite"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

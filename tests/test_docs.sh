@@ -2,7 +2,7 @@
 # test_docs.sh SOURCE_DIR BUILD_DIR
 #
 # The documentation stands alone and matches the header (issue 16):
-#   1. every man page source (docs/man/*.3, docs/ckpt-inspect.1) is clean
+#   1. every man page source (docs/man/*.[13], docs/ckpt-inspect.1) is clean
 #      under `groff -man -ww -z` and, where mandoc is installed, under
 #      `mandoc -Tlint` (warnings and up); every .TH names the project's
 #      version;
@@ -21,7 +21,7 @@ fails=0
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 header=$src/include/libckpt.h
 api=$src/docs/API.md
-pages="$src/docs/ckpt-inspect.1 $(ls "$src"/docs/man/*.3)"
+pages="$src/docs/ckpt-inspect.1 $(ls "$src"/docs/man/*.1 "$src"/docs/man/*.3)"
 
 # -- 1. lint -------------------------------------------------------------------------
 version=$(sed -n 's/^project(libckpt VERSION \([0-9]*\.[0-9]*\).*/\1/p' "$src/CMakeLists.txt")
