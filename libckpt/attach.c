@@ -75,6 +75,22 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg)
 	return p;
 }
 
+int
+attach_check(const char *path, const struct ckpt_config *cfg, size_t *heap_size)
+{
+	struct pool_config c;
+	if (!path || !*path)
+		return ckpt_err_set(EINVAL, "pool path is empty");
+	if (config_resolve(&c, cfg, 0) < 0)
+		return -1;
+	struct ckpt_pool *p = pool_open(path, &c);
+	if (!p)
+		return -1;
+	*heap_size = (size_t)p->hdr.seg_size;
+	pool_discard(p);
+	return 0;
+}
+
 void
 attach_heap_range(const ckpt_pool *p, uintptr_t *base, size_t *size)
 {

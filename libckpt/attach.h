@@ -29,6 +29,16 @@
  */
 CKPT_HIDDEN ckpt_pool *attach_empty_heap(const char *path, const struct ckpt_config *cfg);
 
+/*
+ * attach_check -- would attach_empty_heap(path, cfg) get past opening the
+ * pool? Opens it read-write, validates its header and catalog, settles the
+ * fork mode and reserves its base in this process, then lets go, writing
+ * nothing. *heap_size gets the pool's segment size. 0, or -1 with errno and
+ * ckpt_errormsg(). For ckpt-run, before it starts a program on the pool.
+ */
+CKPT_HIDDEN int attach_check(const char *path, const struct ckpt_config *cfg,
+		size_t *heap_size);
+
 /* attach_heap_range -- the live heap's address range [*base, *base + *size) */
 CKPT_HIDDEN void attach_heap_range(const ckpt_pool *p, uintptr_t *base, size_t *size);
 

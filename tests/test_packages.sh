@@ -93,7 +93,7 @@ expect_in ckpt-tools /usr/bin/ckpt-inspect
 expect_in ckpt-tools /usr/share/man/man1/ckpt-inspect\\.1\\.gz
 expect_in ckpt-tools /usr/bin/ckpt-run
 expect_in ckpt-tools /usr/share/man/man1/ckpt-run\\.1\\.gz
-expect_in ckpt-tools "$libdir/libckpt-preload\\.so"
+expect_in ckpt-tools "$libdir/libckpt/libckpt-preload\\.so"
 for p in libckpt0 libckpt-dev ckpt-tools; do
 	expect_in $p "/usr/share/doc/$p/copyright"
 	expect_in $p "/usr/share/doc/$p/changelog\\.Debian\\.gz"

@@ -13,11 +13,10 @@
  *     not setuid/setgid to someone else (the loader then ignores
  *     LD_PRELOAD);
  *   - the pool is created (with --size) or, when it exists, opened the way
- *     the program will open it: a fresh heap attached at the pool's base
- *     and given back (an unwritable pool, a pool of another format, a base
- *     this address space cannot take, a fork mode its filesystem cannot do
- *     all fail here); --size on an existing pool of another size is an
- *     error;
+ *     the program will open it, up to attaching a heap (attach_check: an
+ *     unwritable pool, a pool of another format, a base this address space
+ *     cannot take, a fork mode its filesystem cannot do all fail here);
+ *     --size on an existing pool of another size is an error;
  *   - the preload library is found: CKPT_PRELOAD, else next to this
  *     executable (the build tree, or LIBDIR relative to an installed
  *     prefix), else the configured install path.
@@ -181,7 +180,7 @@ find_preload(char *out, size_t n)
 		if (slash) {
 			*slash = '\0';
 			const char *cand[] = { "../preload/libckpt-preload.so",
-				"../" CKPT_LIBDIR "/libckpt-preload.so" };
+				"../" CKPT_LIBDIR "/libckpt/libckpt-preload.so" };
 			for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
 				if (snprintf(out, n, "%s/%s", exe, cand[i]) < (int)n &&
 				    access(out, R_OK) == 0)
@@ -195,7 +194,11 @@ find_preload(char *out, size_t n)
 		       "ckpt-run and at %s); set CKPT_PRELOAD", CKPT_PRELOAD_PATH);
 }
 
-/* prepare_pool -- create the pool, or check that the program can run on it */
+/*
+ * prepare_pool -- create the pool, or check that the program can run on it
+ * (attach_check: opened read-write, valid, its base free here; nothing
+ * written)
+ */
 static void
 prepare_pool(const char *path, uint64_t size)
 {
@@ -210,13 +213,9 @@ prepare_pool(const char *path, uint64_t size)
 			return;
 		}
 	}
-	p = attach_empty_heap(path, NULL);
-	if (!p)
-		cannot("cannot run on pool %s: %s", path, ckpt_errormsg());
-	uintptr_t base;
 	size_t seg;
-	attach_heap_range(p, &base, &seg);
-	ckpt_close(p);
+	if (attach_check(path, NULL, &seg) < 0)
+		cannot("cannot run on pool %s: %s", path, ckpt_errormsg());
 	if (size && (size + (2u << 20) - 1) / (2u << 20) * (2u << 20) != seg)
 		cannot("pool %s exists with a heap of %zu bytes; --size asks for %llu "
 		       "(remove the pool or leave --size out)", path, seg,
