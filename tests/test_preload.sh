@@ -66,6 +66,31 @@ import json, sys
 segs = json.load(sys.stdin)["segments"]
 kids = [s for s in segs if s["parent"] is not None]
 assert kids, "no fork child segment"' || fail "the fork child has no segment naming its parent"
+	# outside checkpoints: one on a signal, one at exit; both hold the heap
+	"$CKPT_RUN" --quiet --pool "$P" --checkpoint-on USR2 --on-exit checkpoint -- \
+		/usr/bin/python3 -c '
+import json, os, signal, subprocess, sys, time
+keep = ["MARKER-" + "outside-checkpoint-%d" % i for i in range(100)]
+os.kill(os.getpid(), signal.SIGUSR2)
+for _ in range(600):    # until the background checkpoint is listed
+    out = subprocess.run([sys.argv[1], "list", sys.argv[2], "--json"],
+                         capture_output=True, check=True).stdout
+    if any(s["label"] == "signal" for s in json.loads(out)["segments"]):
+        break
+    time.sleep(0.05)
+else:
+    sys.exit("no checkpoint labelled signal")' "$INSPECT" "$P" || fail "python3 with --checkpoint-on"
+	for label in signal exit; do
+		id=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+c = [s["checkpoint"] for s in json.load(sys.stdin)["segments"] if s["label"] == sys.argv[1]]
+print(c[0] if c else "")' $label)
+		if [ -z "$id" ]; then
+			fail "no checkpoint labelled $label"
+		elif [ "$(heap_has "$P" "$id" MARKER-outside-checkpoint-7)" != 1 ]; then
+			fail "checkpoint $label ($id) does not hold the program's data"
+		fi
+	done
 	verify_pool "$P"
 	;;
 sqlite)
