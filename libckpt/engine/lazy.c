@@ -54,7 +54,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -340,6 +342,11 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 	int registered = ioctl(uffd, UFFDIO_REGISTER, &r) == 0;
+	/* the heap attached next registers for private expedited membarrier
+	 * (its quiescing); registering waits for an RCU grace period once the
+	 * process has a second thread, 15 ms and more on a busy machine, and
+	 * costs nothing before: do it while the fill thread is not there yet */
+	syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
 	/* 2, 3. the thread, with every signal blocked (the program's
 	 * handlers are for its own threads) */
 	sigset_t all, old;
