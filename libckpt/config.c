@@ -131,3 +131,17 @@ config_fork_mode(struct pool_config *c, int fd, const char *path, uint32_t hdr_f
 	}
 	return 0;
 }
+
+const char *
+config_remote_url(void)
+{
+	const char *u = getenv("CKPT_REMOTE");
+	return u && *u ? u : NULL;
+}
+
+const char *
+config_remote_tool(void)
+{
+	const char *t = getenv("CKPT_REMOTE_TOOL");
+	return t && *t ? t : CKPT_INSTALL_BINDIR "/ckpt-remote";
+}

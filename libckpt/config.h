@@ -33,6 +33,8 @@ struct pool_config {
 	                                   the config's (auto stays auto, settled by
 	                                   each opener; the environment is per process) */
 	unsigned keep;                  /* keep_checkpoints; 0 on open: the pool's */
+	const uint8_t *uuid;            /* create: 16 bytes the header records (a pool
+	                                   rebuilt from a remote manifest); NULL: random */
 };
 
 /*
@@ -59,5 +61,17 @@ CKPT_HIDDEN int config_check_keep(unsigned n);
 
 /* config_fork_mode_name -- "auto", "copy", "reflink", "cow", "shared" or "?" */
 CKPT_HIDDEN const char *config_fork_mode_name(unsigned mode);
+
+/*
+ * config_remote_url -- the remote store every published checkpoint is
+ * pushed to (CKPT_REMOTE), or NULL when unset or empty
+ */
+CKPT_HIDDEN const char *config_remote_url(void);
+
+/*
+ * config_remote_tool -- the ckpt-remote program a background push runs:
+ * CKPT_REMOTE_TOOL, else the installed one
+ */
+CKPT_HIDDEN const char *config_remote_tool(void);
 
 #endif

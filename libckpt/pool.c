@@ -214,7 +214,9 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c)
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
 	hdr->flags = POOL_F_IN_MEMORY_HEAPS;
 	hdr->keep_checkpoints = c->keep;
-	if (getrandom(hdr->uuid, sizeof(hdr->uuid), 0) != (ssize_t)sizeof(hdr->uuid))
+	if (c->uuid)
+		memcpy(hdr->uuid, c->uuid, sizeof(hdr->uuid));
+	else if (getrandom(hdr->uuid, sizeof(hdr->uuid), 0) != (ssize_t)sizeof(hdr->uuid))
 		return ckpt_err_set(EIO, "cannot get random bytes for the pool uuid");
 	return 0;
 }

@@ -127,3 +127,17 @@ ckpt_test(test_dirty test_dirty.c LABELS unit proc VALGRIND)
 # builds the files a power loss could leave and checks libckpt on each
 # (docs/CRASH-STATES.md). Label crash.
 add_subdirectory(crash)
+
+# remote stores (issue 14): push, list, pull to a fresh pool and restart,
+# prune and GC, faults; against a redis-server and a one-node Ceph cluster
+# that the tests start on loopback (tests/ceph_cluster.sh).
+add_executable(remote_workload remote_workload.c)
+target_link_libraries(remote_workload PRIVATE ckpt PkgConfig::XXHASH)
+if(CKPT_HAVE_REMOTE)
+  foreach(t redis rados)
+    add_test(NAME test_remote_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_remote_${t}.sh
+      $<TARGET_FILE:remote_workload> $<TARGET_FILE:ckpt-remote> $<TARGET_FILE:ckpt-inspect>)
+    set_tests_properties(test_remote_${t} PROPERTIES TIMEOUT 300 LABELS "proc;remote"
+      PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL:")
+  endforeach()
+endif()
