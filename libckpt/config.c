@@ -145,3 +145,33 @@ config_remote_tool(void)
 	const char *t = getenv("CKPT_REMOTE_TOOL");
 	return t && *t ? t : CKPT_INSTALL_BINDIR "/ckpt-remote";
 }
+
+/* env_unsigned -- an unsigned environment setting, or def when unset or malformed */
+static unsigned
+env_unsigned(const char *name, unsigned def, unsigned max)
+{
+	const char *v = getenv(name);
+	char *end;
+	if (!v || !*v)
+		return def;
+	unsigned long n = strtoul(v, &end, 10);
+	return *end || n > max ? def : (unsigned)n;
+}
+
+unsigned
+config_remote_retries(void)
+{
+	return env_unsigned("CKPT_REMOTE_RETRIES", 5, 30);
+}
+
+unsigned
+config_remote_lock_wait(void)
+{
+	return env_unsigned("CKPT_REMOTE_LOCK_WAIT", 60, 3600);
+}
+
+unsigned
+config_remote_lease_ttl(void)
+{
+	return env_unsigned("CKPT_REMOTE_LEASE_TTL", 60, 86400) ?: 60;
+}

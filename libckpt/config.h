@@ -74,4 +74,22 @@ CKPT_HIDDEN const char *config_remote_url(void);
  */
 CKPT_HIDDEN const char *config_remote_tool(void);
 
+/*
+ * config_remote_retries -- how often a remote store operation that failed
+ * transiently is tried again (CKPT_REMOTE_RETRIES; default 5)
+ */
+CKPT_HIDDEN unsigned config_remote_retries(void);
+
+/*
+ * config_remote_lock_wait -- seconds a push or GC waits for the other
+ * kind's lease before EBUSY (CKPT_REMOTE_LOCK_WAIT; default 60)
+ */
+CKPT_HIDDEN unsigned config_remote_lock_wait(void);
+
+/*
+ * config_remote_lease_ttl -- seconds a push or GC lease lives unrenewed
+ * (CKPT_REMOTE_LEASE_TTL; default 60): how long a killed holder blocks
+ */
+CKPT_HIDDEN unsigned config_remote_lease_ttl(void);
+
 #endif

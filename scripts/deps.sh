@@ -9,13 +9,19 @@
 # the .deb files (scripts/build-debs.sh, test_packages); man-db renders the
 # installed man pages (test_packages) and brings groff-base, whose groff
 # -ww lints their sources, as mandoc -Tlint does too (test_docs).
+# Remote stores (ckpt-remote): libhiredis-dev and librados-dev are the
+# client libraries; redis-server, ceph-mon, ceph-osd (and ceph-common for
+# the ceph, ceph-authtool, monmaptool and rados commands) are the servers
+# the remote tests start on loopback; uuid-runtime gives them uuidgen.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
       valgrind python3 jq xfsprogs btrfs-progs
       libjemalloc-dev libmimalloc-dev libpmemobj-dev
       redis-tools bsdextrautils clang libclang-rt-14-dev iproute2 util-linux
-      lintian man-db groff-base mandoc"
+      lintian man-db groff-base mandoc
+      libhiredis-dev librados-dev redis-server ceph-mon ceph-osd ceph-common
+      uuid-runtime"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -20,6 +20,7 @@
 
 #include "heap.h"
 #include "inspect.h"
+#include "remote/state.h"
 #include "layout.h"
 #include "libckpt.h"
 
@@ -432,7 +433,35 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 			first = 0;
 		}
 	printf("],\"time\":\"%s\",\"time_ns\":%" PRIu64 ",\"used\":%" PRIu64
-		",\"in_use\":%" PRIu64 "}", t, e->time_ns, e->used, e->in_use);
+		",\"in_use\":%" PRIu64 ",\"remote\":", t, e->time_ns, e->used, e->in_use);
+	struct remote_state rs;
+	if (e->state == CAT_CKPT && remote_state_get(pool_path, e->ckpt_id, &rs)) {
+		printf("{\"state\":");
+		json_string(rs.state);
+		printf(",\"url\":");
+		json_string(rs.url);
+		printf(",\"%s\":", strcmp(rs.state, "pushed") == 0 ? "manifest" : "detail");
+		json_string(rs.detail);
+		printf(",\"time_ns\":%" PRIu64 "}}", rs.time_ns);
+	} else {
+		printf("null}");
+	}
+}
+
+/* remote_note -- the NOTE column of a checkpoint's push state (POOL.remote) */
+static const char *
+remote_note(const struct cat_entry *e, char *buf, size_t len)
+{
+	struct remote_state rs;
+	if (e->state != CAT_CKPT || !remote_state_get(pool_path, e->ckpt_id, &rs))
+		return "";
+	if (strcmp(rs.state, "pushed") == 0)
+		snprintf(buf, len, "  remote: pushed to %s", rs.url);
+	else if (strcmp(rs.state, "failed") == 0)
+		snprintf(buf, len, "  remote: failed: %s", rs.detail);
+	else
+		snprintf(buf, len, "  remote: %s (%s)", rs.state, rs.url);
+	return buf;
 }
 
 /* free_run_end -- the last row of the run of consecutive free segments starting at row r */
@@ -623,12 +652,13 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		int vis = 0;
 		for (const unsigned char *p = (const unsigned char *)tree[r]; *p; p++)
 			vis += (*p & 0xc0) != 0x80;
-		char mem[64];
-		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s%s\n", tree[r],
+		char mem[64], rem[400];
+		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s%s%s\n", tree[r],
 			tw - vis, "", st, par, ck, from, e->label[0] ? e->label : "-", pid, t,
 			human_size(e->used, sz, sizeof(sz)),
 			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-",
-			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(e, mem, sizeof(mem)));
+			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(e, mem, sizeof(mem)),
+			remote_note(e, rem, sizeof(rem)));
 	}
 	const char *fl = fbuf;
 	for (unsigned k = 0; k < nfl; k++, fl += strlen(fl) + 1)

@@ -2,7 +2,7 @@
  * ckpt-remote -- ship checkpoints off the machine and back (docs/man
  * ckpt-remote.1):
  *
- *   ckpt-remote push POOL REF URL [--chunk-size BYTES] [--json]
+ *   ckpt-remote push POOL REF URL [--chunk-size BYTES] [--check-all] [--json]
  *   ckpt-remote list URL [--json]
  *   ckpt-remote pull URL MANIFEST POOL [--json]
  *   ckpt-remote prune URL --keep N [--max-age SECS] [--json]
@@ -30,6 +30,7 @@
 static int json;
 static uint32_t chunk_size = REMOTE_DEFAULT_CHUNK;
 static long keep = -1;
+static unsigned push_flags;
 static uint64_t max_age;
 
 /* usage -- the synopsis on stderr; returns the usage exit code */
@@ -37,7 +38,7 @@ static int
 usage(void)
 {
 	fprintf(stderr,
-		"usage: ckpt-remote push POOL REF URL [--chunk-size BYTES] [--json]\n"
+		"usage: ckpt-remote push POOL REF URL [--chunk-size BYTES] [--check-all] [--json]\n"
 		"       ckpt-remote list URL [--json]\n"
 		"       ckpt-remote pull URL MANIFEST POOL [--json]\n"
 		"       ckpt-remote prune URL --keep N [--max-age SECS] [--json]\n"
@@ -98,7 +99,7 @@ cmd_push(char **a, int background)
 	char name[MANIFEST_NAME_MAX];
 	struct remote_stats s = { 0 };
 	struct store *st = store_open(url);
-	int ok = st && remote_push(st, pool, ref, chunk_size, name, &s) == 0;
+	int ok = st && remote_push(st, pool, ref, chunk_size, push_flags, name, &s) == 0;
 	/* the outcome goes beside the pool, for ckpt-inspect list */
 	char *end;
 	unsigned long long id = strtoull(ref, &end, 10);
@@ -242,6 +243,8 @@ main(int argc, char **argv)
 		long long v;
 		if (strcmp(o, "--json") == 0) {
 			json = 1;
+		} else if (strcmp(o, "--check-all") == 0) {
+			push_flags |= REMOTE_PUSH_CHECK_ALL;
 		} else if (strcmp(o, "--background") == 0) {
 			background = 1;
 		} else if (strcmp(o, "--chunk-size") == 0 && i + 1 < argc) {

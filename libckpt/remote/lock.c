@@ -13,7 +13,7 @@
  *     deletes its own and retries after a random backoff. Of two parties
  *     that overlap, at least one sees the other's lease, so a GC never runs
  *     while a push is between its first existence check and its manifest.
- *   - leases expire (ttl, 60 s; wall-clock expiry written in the object),
+ *   - leases expire (ttl, 60 s unless CKPT_REMOTE_LEASE_TTL; wall-clock expiry written in the object),
  *     so a killed holder blocks the other kind for at most a ttl; expired
  *     leases are deleted by whoever finds them. Holders rewrite theirs every
  *     third of the ttl. A push whose lease lapsed (it stalled longer than
@@ -29,9 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "remote/lock.h"
-
-#define LEASE_TTL_NS ((uint64_t)60 * 1000000000ull)
 
 static const char *const kind_prefix[] = { LEASE_PREFIX "push.", LEASE_PREFIX "gc." };
 
@@ -133,7 +132,7 @@ lease_take(struct store *st, enum lease_kind kind, unsigned wait_s, struct lease
 		return ckpt_err_set(EIO, "cannot get random bytes for a lease");
 	memset(l, 0, sizeof(*l));
 	l->kind = kind;
-	l->ttl_ns = LEASE_TTL_NS;
+	l->ttl_ns = (uint64_t)config_remote_lease_ttl() * 1000000000ull;
 	int k = snprintf(l->name, sizeof(l->name), "%s%d.", kind_prefix[kind], (int)getpid());
 	for (int i = 0; i < 8; i++)
 		k += snprintf(l->name + k, sizeof(l->name) - (size_t)k, "%02x", rnd[i]);

@@ -17,11 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "remote/chunkset.h"
 #include "remote/lock.h"
 #include "remote/remote.h"
 
-#define GC_LEASE_WAIT_S 60
 #define GC_BATCH 512u
 
 /* pool_seen -- manifests kept so far per pool uuid (a short list) */
@@ -194,7 +194,7 @@ static int
 collect_garbage(struct prune *pr, unsigned *deleted)
 {
 	struct lease l;
-	if (lease_take(pr->st, LEASE_GC, GC_LEASE_WAIT_S, &l) < 0)
+	if (lease_take(pr->st, LEASE_GC, config_remote_lock_wait(), &l) < 0)
 		return -1;
 	int ret = -1;
 	for (size_t i = 0; i < pr->ndoomed; i++)

@@ -7,7 +7,8 @@
  *   1. take a push lease (lock.c), so no GC deletes a chunk this push
  *      counts on;
  *   2. the chunks of this pool's newest manifest in the store are known to
- *      be there; for each batch of chunks, the ones not known are asked for
+ *      be there (unless REMOTE_PUSH_CHECK_ALL: a store damaged behind our
+ *      back is repaired by asking about every chunk); for each batch of chunks, the ones not known are asked for
  *      (one pipelined EXISTS / stat batch) and the missing ones written;
  *      zero chunks are never sent. Meanwhile the checkpoint's checksum is
  *      recomputed from the same bytes;
@@ -29,12 +30,12 @@
 #include "inspect.h"
 #include "sums.h"
 #include "testhook.h"
+#include "config.h"
 #include "remote/chunkset.h"
 #include "remote/lock.h"
 #include "remote/remote.h"
 
 #define PUSH_BATCH 256u
-#define PUSH_LEASE_WAIT_S 60
 
 /* newest_of -- store_list_fn: the manifest with the highest checkpoint id */
 struct newest {
@@ -199,7 +200,7 @@ header_of(struct manifest_hdr *h, const struct inspect *in, const struct cat_ent
 
 int
 remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
-		char *name, struct remote_stats *stats)
+		unsigned flags, char *name, struct remote_stats *stats)
 {
 	if (chunk < MANIFEST_MIN_CHUNK || chunk > MANIFEST_MAX_CHUNK || (chunk & (chunk - 1)))
 		return ckpt_err_set(EINVAL, "chunk size %u is not a power of two in "
@@ -253,10 +254,11 @@ remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
 	stats->image_bytes = e.used;
 
 	/* 1, 2 */
-	if (lease_take(st, LEASE_PUSH, PUSH_LEASE_WAIT_S, &l) < 0)
+	if (lease_take(st, LEASE_PUSH, config_remote_lock_wait(), &l) < 0)
 		goto out;
 	leased = 1;
-	known_from_previous(st, h.uuid, &ps.known);
+	if (!(flags & REMOTE_PUSH_CHECK_ALL))
+		known_from_previous(st, h.uuid, &ps.known);
 	uint64_t sum = 0;
 	if (send_all(&ps, 1, (e.flags & CAT_F_PAGE_SUMS) != 0, &sum, &l) < 0)
 		goto out;
@@ -279,7 +281,7 @@ remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
 	if (l.lapsed) {
 		lease_drop(st, &l);
 		leased = 0;
-		if (lease_take(st, LEASE_PUSH, PUSH_LEASE_WAIT_S, &l) < 0)
+		if (lease_take(st, LEASE_PUSH, config_remote_lock_wait(), &l) < 0)
 			goto out;
 		leased = 1;
 		chunkset_free(&ps.known);

@@ -26,12 +26,16 @@ struct remote_stats {
 /*
  * remote_push -- push checkpoint ref ("7", "latest") of the pool at path to
  * st in chunks of chunk_size; the manifest's name goes to name
- * (MANIFEST_NAME_MAX). Chunks the store has are not sent; the manifest is
+ * (MANIFEST_NAME_MAX). Chunks the store has are not sent (those the
+ * pool's newest manifest lists are taken to be there, unless flags has
+ * REMOTE_PUSH_CHECK_ALL); the manifest is
  * written last. Fails (pushing nothing that a manifest references) if the
  * checkpoint does not match its checksum or is freed while being read.
  */
+#define REMOTE_PUSH_CHECK_ALL 0x1u  /* trust no earlier manifest: ask the store
+                                      about every chunk */
 CKPT_HIDDEN int remote_push(struct store *st, const char *path, const char *ref,
-		uint32_t chunk_size, char *name, struct remote_stats *stats);
+		uint32_t chunk_size, unsigned flags, char *name, struct remote_stats *stats);
 
 /*
  * remote_pull -- the checkpoint manifest names, into the pool at path

@@ -37,6 +37,18 @@ flatten(char *out, size_t len, const char *s)
 	out[k] = 0;
 }
 
+/* redact -- hide a URL's user and password: what precedes '@' becomes stars */
+static void
+redact(char *u)
+{
+	char *s = strstr(u, "://"), *at = s ? strchr(s + 3, '@') : NULL;
+	if (!at)
+		return;
+	size_t stars = (size_t)(at - (s + 3)) < 3 ? (size_t)(at - (s + 3)) : 3;
+	memmove(s + 3 + stars, at, strlen(at) + 1);
+	memset(s + 3, '*', stars);
+}
+
 int
 remote_state_record(const char *pool, uint64_t id, const char *state, const char *url,
 		const char *detail)
@@ -45,6 +57,7 @@ remote_state_record(const char *pool, uint64_t id, const char *state, const char
 	if (state_path(pool, path, sizeof(path)) < 0)
 		return -1;
 	flatten(u, sizeof(u), url);
+	redact(u);
 	for (char *c = u; *c; c++)
 		if (*c == ' ')
 			*c = '+';

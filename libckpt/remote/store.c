@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "remote/store.h"
 
-#define STORE_DEFAULT_RETRIES 5
 #define STORE_DEFAULT_BACKOFF_MS 100
 
 /* backend_of -- the ops for url's scheme and where the rest begins; NULL if unknown */
@@ -102,11 +102,8 @@ store_open(const char *url)
 		return NULL;
 	}
 	st->ops = ops;
-	st->retries = STORE_DEFAULT_RETRIES;
+	st->retries = config_remote_retries();
 	st->backoff_ms = STORE_DEFAULT_BACKOFF_MS;
-	const char *r = getenv("CKPT_REMOTE_RETRIES");
-	if (r && *r)
-		st->retries = (unsigned)strtoul(r, NULL, 10);
 	unsigned wait = st->backoff_ms;
 	for (unsigned a = 0;; a++) {
 		if (reconnect(st) == 0)
@@ -117,7 +114,10 @@ store_open(const char *url)
 		wait *= 2;
 	}
 	int e = errno;
-	ckpt_err_prefix("remote store %s: ", url);
+	if (st->retries && transient(e))
+		ckpt_err_prefix("remote store %s (after %u retries): ", url, st->retries);
+	else
+		ckpt_err_prefix("remote store %s: ", url);
 	free(st->url);
 	free(st);
 	errno = e;
@@ -177,8 +177,10 @@ with_retry(struct store *st, const struct op *o)
 			return 0;
 		int e = errno;
 		if (!transient(e) || a >= st->retries) {
-			ckpt_err_prefix("remote store %s%s: ", st->url,
-					a ? " (after retries)" : "");
+			if (a)
+				ckpt_err_prefix("remote store %s (after %u retries): ", st->url, a);
+			else
+				ckpt_err_prefix("remote store %s: ", st->url);
 			errno = e;
 			return -1;
 		}
