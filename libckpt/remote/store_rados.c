@@ -79,10 +79,11 @@ rados_connect_url(const char *rest)
 				"CEPH_CONF or install /etc/ceph/ceph.conf): %s", strerror(-r));
 		goto fail;
 	}
-	rados_conf_parse_env(s->cluster, NULL);
+	/* bounded waits, unless ceph.conf or CEPH_ARGS (parsed after) say otherwise */
 	rados_conf_set(s->cluster, "client_mount_timeout", "10");
 	rados_conf_set(s->cluster, "rados_mon_op_timeout", "10");
 	rados_conf_set(s->cluster, "rados_osd_op_timeout", "30");
+	rados_conf_parse_env(s->cluster, NULL);
 	r = rados_connect(s->cluster);
 	if (r < 0) {
 		rerr(r, "connect", NULL);
