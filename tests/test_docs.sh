@@ -21,7 +21,7 @@ fails=0
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 header=$src/include/libckpt.h
 api=$src/docs/API.md
-pages="$src/docs/ckpt-inspect.1 $(ls "$src"/docs/man/*.3)"
+pages="$src/docs/ckpt-inspect.1 $src/docs/man/ckpt-remote.1 $(ls "$src"/docs/man/*.3)"
 
 # -- 1. lint -------------------------------------------------------------------------
 version=$(sed -n 's/^project(libckpt VERSION \([0-9]*\.[0-9]*\).*/\1/p' "$src/CMakeLists.txt")

@@ -4,7 +4,8 @@
 #   store_set NAME FILE   overwrite object NAME with FILE's bytes
 #   store_del NAME        delete object NAME
 #   store_count PREFIX    number of objects whose names start with PREFIX
-# and sets DOWN_URL plus DOWN_ENV (a store that does not answer) and
+# and sets DOWN_URL plus DOWN_ENV (a store that does not answer; DOWN_RETRIES
+# retries of it) and
 # BAD_AUTH_URL plus BAD_AUTH_ENV (wrong credentials).
 #   . test_remote_lib.sh  with WL, REMOTE, INSPECT, T set
 fails=0
@@ -156,14 +157,14 @@ EOF2
 		ok "restart from the background push" || fail "background-pushed checkpoint unusable"
 
 	# store down: the checkpoint still succeeds, the state says why the push failed
-	id=$(env $DOWN_ENV CKPT_REMOTE=$DOWN_URL CKPT_REMOTE_RETRIES=1 CKPT_REMOTE_TOOL=$REMOTE "$WL" mutate "$A" 10) ||
+	id=$(env $DOWN_ENV CKPT_REMOTE=$DOWN_URL CKPT_REMOTE_RETRIES=0 CKPT_REMOTE_TOOL=$REMOTE "$WL" mutate "$A" 10) ||
 		fail "checkpoint failed with the store down"
 	wait_state "$A" "$id" failed && ok "push to a down store recorded as failed" ||
 		fail "no failed state for $id"
 	"$INSPECT" list "$A" | grep -q "remote: failed: " || fail "ckpt-inspect list shows no failure"
-	env $DOWN_ENV CKPT_REMOTE_RETRIES=2 "$REMOTE" push "$A" "$id" "$DOWN_URL" 2>"$T/err" &&
+	env $DOWN_ENV CKPT_REMOTE_RETRIES=$DOWN_RETRIES "$REMOTE" push "$A" "$id" "$DOWN_URL" 2>"$T/err" &&
 		fail "push to a down store succeeded"
-	grep -q "after 2 retries" "$T/err" && ok "retried, then failed" || fail "unclear: $(cat "$T/err")"
+	grep -q "after $DOWN_RETRIES retries" "$T/err" && ok "retried, then failed" || fail "unclear: $(cat "$T/err")"
 
 	# wrong credentials: a clear error
 	if env $BAD_AUTH_ENV "$REMOTE" push "$A" latest "$BAD_AUTH_URL" 2>"$T/err"; then

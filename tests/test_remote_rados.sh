@@ -28,8 +28,9 @@ export CEPH_CONF=$C/ceph.conf
 URL=rados://ckpt/test
 # a cluster nobody runs: its monitor's port is closed; short timeouts
 sed "s|^mon host = .*|mon host = v1:127.0.0.1:1|" "$CEPH_CONF" >"$T/down.conf"
+DOWN_RETRIES=1   # each attempt waits for librados' 10 s mount timeout
 DOWN_URL=$URL
-DOWN_ENV="CEPH_CONF=$T/down.conf CEPH_ARGS=--client_mount_timeout=1"
+DOWN_ENV="CEPH_CONF=$T/down.conf"
 # the right cluster, the wrong key
 sed "s|^keyring = .*|keyring = $T/bad.keyring|" "$CEPH_CONF" >"$T/bad.conf"
 ceph-authtool "$T/bad.keyring" --create-keyring --gen-key -n client.admin >/dev/null

@@ -38,6 +38,7 @@ for try in 1 2 3 4 5 6 7 8; do
 done
 [ -n "$PORT" ] || { echo "FAIL: cannot start redis-server"; exit 1; }
 URL=redis://127.0.0.1:$PORT/3
+DOWN_RETRIES=2
 DOWN_URL=redis://127.0.0.1:1/0
 DOWN_ENV=
 # a second server that wants a password

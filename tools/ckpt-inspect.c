@@ -386,7 +386,7 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 		printf("\"checkpoint\":null,\"label\":\"\",\"pid\":null,\"owner_alive\":null,"
 			"\"parent\":null,\"source\":null,\"restarted_from\":null,\"lineage\":null,"
 			"\"tree_parent\":null,\"depth\":0,\"children\":[],\"time\":null,"
-			"\"time_ns\":null,\"used\":0,\"in_use\":0}");
+			"\"time_ns\":null,\"used\":0,\"in_use\":0,\"remote\":null}");
 		return;
 	}
 	char t[40];
