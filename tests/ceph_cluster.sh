@@ -8,7 +8,7 @@
 # Readiness is a `rados stat` under timeout: without a manager `ceph pg
 # stat` and `ceph df` would hang. The monitor refuses to start with little
 # free disk unless told otherwise (mon data avail crit), and memstore needs
-# its size set.
+# its size set (MEMSTORE_BYTES, default 3 GiB).
 set -eu
 cmd=$1 D=$2 POOL=${3:-ckpt}
 
@@ -49,7 +49,7 @@ log file = $D/\$name.log
 mon data = $D/mon/\$name
 osd data = $D/osd/\$name
 osd objectstore = memstore
-memstore device bytes = 3221225472
+memstore device bytes = ${MEMSTORE_BYTES:-3221225472}
 osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true

@@ -19,7 +19,7 @@
 #include "remote/import.h"
 #include "remote/remote.h"
 
-#define PULL_BATCH 64u
+#define PULL_BATCH 256u
 
 /* desc_of -- the import description of a manifest */
 static void
@@ -93,10 +93,23 @@ fetch_batch(struct store *st, const struct manifest *m, const char *mname, struc
 					got != want ? "wrong size" :
 					"its content does not match its name");
 		sums_update(s, bufs[k], want);
-		if (import_write(im, off, bufs[k], want) < 0)
-			return -1;
 		stats->sent_chunks++;
 		stats->sent_bytes += want;
+	}
+	/* write each run of non-zero chunks (contiguous in bufs) with one call */
+	for (unsigned k = 0; k < n;) {
+		if (chunk_is_zero(&m->chunks[first + k])) {
+			k++;
+			continue;
+		}
+		unsigned e = k;
+		while (e < n && !chunk_is_zero(&m->chunks[first + e]))
+			e++;
+		uint64_t off = (first + k) * cs;
+		uint64_t end = (first + e) * cs < m->h.used ? (first + e) * cs : m->h.used;
+		if (import_write(im, off, bufs[k], (size_t)(end - off)) < 0)
+			return -1;
+		k = e;
 	}
 	return 0;
 }
@@ -122,13 +135,14 @@ remote_pull(struct store *st, const char *mname, const char *path, struct remote
 		ret = import_commit(&im, &d);
 		goto out;
 	}
-	for (unsigned k = 0; k < PULL_BATCH; k++) {
-		bufs[k] = malloc(m.h.chunk_size);
-		if (!bufs[k]) {
-			ckpt_err_set(ENOMEM, "out of memory");
-			goto abort;
-		}
+	/* one buffer: the chunks of a batch lie in it as in the image */
+	bufs[0] = malloc((size_t)PULL_BATCH * m.h.chunk_size);
+	if (!bufs[0]) {
+		ckpt_err_set(ENOMEM, "out of memory");
+		goto abort;
 	}
+	for (unsigned k = 1; k < PULL_BATCH; k++)
+		bufs[k] = (char *)bufs[0] + (size_t)k * m.h.chunk_size;
 	struct sums s;
 	sums_begin(&s, (m.h.flags & CAT_F_PAGE_SUMS) != 0, NULL);
 	for (uint64_t i = 0; i < m.h.nchunks; i += PULL_BATCH) {
@@ -146,8 +160,7 @@ remote_pull(struct store *st, const char *mname, const char *path, struct remote
 abort:
 	import_abort(&im);
 out:
-	for (unsigned k = 0; k < PULL_BATCH; k++)
-		free(bufs[k]);
+	free(bufs[0]);
 	manifest_free(&m);
 	return ret;
 }
