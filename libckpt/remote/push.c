@@ -35,7 +35,7 @@
 #include "remote/lock.h"
 #include "remote/remote.h"
 
-#define PUSH_BATCH 256u
+#define PUSH_BATCH 1024u
 
 /* newest_of -- store_list_fn: the manifest with the highest checkpoint id */
 struct newest {
