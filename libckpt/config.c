@@ -143,6 +143,11 @@ config_remote_url(void)
 	return u && *u ? u : NULL;
 }
 
+#ifndef CKPT_INSTALL_BINDIR
+#define CKPT_INSTALL_BINDIR "/usr/local/bin"    /* a build of the sources without
+                                                   libckpt/CMakeLists.txt (the fuzz harness) */
+#endif
+
 const char *
 config_remote_tool(void)
 {
