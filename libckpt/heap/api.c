@@ -274,11 +274,11 @@ heap_free(struct heap *h, void *p)
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
 	if (CKPT_UNLIKELY(!go || atomic_load_explicit(&s->owner, RELAXED) != heap_tl.slot + 1 ||
-			!blk_live(a, ld64(&RBW(s, idx)), m))) {
+			!blk_live(a, ld64(aw + 1), m))) {
 		fast_leave(busy);
 		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
 	}
-	uint32_t used = slab_push_local(h, s, aw, a, m, off);
+	uint32_t used = slab_push_local(s, aw, a, m, p, off);
 	if (CKPT_UNLIKELY(local_free_has_work(s, k, used)))
 		return free_fixup(h, s, (uint32_t)(base >> HP_SHIFT), c, heap_tl.slot);
 	fast_leave(busy);

@@ -214,7 +214,8 @@ slab_alloc(struct heap *h, struct tslot *ts, uint32_t slot, unsigned c)
 	return heap_slab_alloc_slow(h, ts, (uint16_t)(slot + 1), c);
 }
 
-/* blk_live -- abitmap word a and rbitmap word r say block bit m is live */
+/* blk_live -- abits word a and rbits word r say block bit m is live (the
+ * rbits word of ABW(s, i) is the next one: ABW(s, i) + 1 == &RBW(s, i)) */
 static ALWAYS_INLINE int
 blk_live(uint64_t a, uint64_t r, uint64_t m)
 {
@@ -222,16 +223,15 @@ blk_live(uint64_t a, uint64_t r, uint64_t m)
 }
 
 /*
- * slab_push_local -- the owner frees the live block at segment offset off
+ * slab_push_local -- the owner frees the live block p at segment offset off
  * (bit m of abits word aw, which holds a): clear the abit, push the block on
  * the local free list. Returns the slab's new block count.
  */
 static ALWAYS_INLINE uint32_t
-slab_push_local(struct heap *h, struct slab *s, uint64_t *aw, uint64_t a, uint64_t m,
-		uint64_t off)
+slab_push_local(struct slab *s, uint64_t *aw, uint64_t a, uint64_t m, void *p, uint64_t off)
 {
 	st64(aw, a & ~m);
-	*(uint64_t *)(h->seg + off) = s->free;
+	*(uint64_t *)p = s->free;
 	s->free = off;
 	uint32_t used = s->used - 1;
 	used_set(s, used);
@@ -260,10 +260,10 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(!blk_live(a, ld64(&RBW(s, idx)), m)))
+	if (CKPT_UNLIKELY(!blk_live(a, ld64(aw + 1), m)))
 		return ckpt_err_set(ENOENT, "free(%p): block is not allocated (double free, "
 				"or never handed out)", p);
-	uint32_t used = slab_push_local(h, s, aw, a, m, bi->off);
+	uint32_t used = slab_push_local(s, aw, a, m, p, bi->off);
 	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[bi->c], used)))
 		heap_free_local_slow(h, ts, s, bi->pg, bi->c);
 	return 0;
