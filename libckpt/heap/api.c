@@ -228,12 +228,15 @@ free_slow(struct heap *h, void *p)
 	return ret;
 }
 
-/* free_fixup -- heap_free's tail when heap_free_local_slow has work (busy held; released here) */
+/* free_fixup -- heap_free's tail when heap_free_local_slow has work on slab s (busy held;
+ * released here); takes only s so that the fast path keeps fewer values live */
 static int __attribute__((noinline))
-free_fixup(struct heap *h, struct slab *s, uint32_t pg, unsigned c, uint32_t slot)
+free_fixup(struct heap *h, struct slab *s)
 {
-	heap_free_local_slow(h, heap_tl.ts, s, pg, c);
-	atomic_store_explicit(&h->busy[slot].v, 0, memory_order_release);
+	uint32_t pg = (uint32_t)(((uint8_t *)s - h->seg) >> HP_SHIFT);
+	/* the class as the fast path found it, in the page map (not the slab header) */
+	heap_free_local_slow(h, heap_tl.ts, s, pg, PM_VAL(pm_get(h, pg)));
+	fast_leave(heap_tl.busy);
 	return 0;
 }
 
@@ -280,7 +283,7 @@ heap_free(struct heap *h, void *p)
 	}
 	uint32_t used = slab_push_local(s, aw, a, m, p, off);
 	if (CKPT_UNLIKELY(local_free_has_work(s, k, used)))
-		return free_fixup(h, s, (uint32_t)(base >> HP_SHIFT), c, heap_tl.slot);
+		return free_fixup(h, s);
 	fast_leave(busy);
 	return 0;
 }
