@@ -5,6 +5,7 @@
 #
 #   bench/run-churn.sh [--rounds N] [--smoke] [--dir DIR]
 #                      [--build-dir DIR | --bin PATH] [--out FILE.jsonl]
+#                      [--base-bin PATH]
 #
 # Builds bench/churn_bench (Release, in build-bench/ unless --bin is given),
 # then for each round, for each workload, runs one process per allocator in
@@ -15,6 +16,9 @@
 # ops/s, resident memory (KiB), resident bytes per live byte, and the
 # ckpt/peer throughput ratios. Raw results: one JSON line per process.
 #
+# --base-bin PATH: also run PATH (a churn_bench linked with the library
+# before a change) as "ckpt-base", right after ckpt: before and after in
+# one run.
 # --smoke: every allocator on every workload with a few thousand ops, one
 # round; checks that each ran (never a speed). Seconds.
 # Exit 0 when every process ran clean.
@@ -25,6 +29,7 @@ root=$(dirname "$here")
 rounds=5
 smoke=0
 bin=""
+base_bin=""
 build="$root/build-bench"
 dir=/dev/shm
 out=""
@@ -37,6 +42,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift 2 ;;
 	--smoke) smoke=1; shift ;;
 	--bin) bin=$2; shift 2 ;;
+	--base-bin) base_bin=$2; shift 2 ;;
 	--build-dir) build=$2; shift 2 ;;
 	--dir) dir=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
@@ -57,6 +63,7 @@ fi
 [ -d "$dir" ] && [ -w "$dir" ] || { echo "run-churn.sh: $dir is not a writable directory" >&2; exit 1; }
 
 variants="ckpt glibc"
+[ -n "$base_bin" ] && variants="ckpt ckpt-base glibc"
 [ -f "$JE" ] && variants="$variants jemalloc" || echo "run-churn.sh: $JE missing, jemalloc left out" >&2
 [ -f "$MI" ] && variants="$variants mimalloc" || echo "run-churn.sh: $MI missing, mimalloc left out" >&2
 
@@ -97,6 +104,7 @@ run() {
 	local clean=(env -u LD_PRELOAD)
 	case "$v" in
 	ckpt)     line=$("${clean[@]}" "$bin" --allocator ckpt --dir "$dir" "${base[@]}" 2>"$errlog") || rc=$? ;;
+	ckpt-base) line=$("${clean[@]}" "$base_bin" --allocator ckpt --label ckpt-base --dir "$dir" "${base[@]}" 2>"$errlog") || rc=$? ;;
 	glibc)    line=$("${clean[@]}" "$bin" --allocator malloc --label glibc "${base[@]}" 2>"$errlog") || rc=$? ;;
 	jemalloc) line=$("${clean[@]}" LD_PRELOAD="$JE" "$bin" --allocator malloc --label jemalloc "${base[@]}" 2>"$errlog") || rc=$? ;;
 	mimalloc) line=$("${clean[@]}" LD_PRELOAD="$MI" "$bin" --allocator malloc --label mimalloc "${base[@]}" 2>"$errlog") || rc=$? ;;
