@@ -28,6 +28,7 @@
 #include "pool.h"
 #include "segcopy.h"
 #include "segment.h"
+#include "testhook.h"
 #include "engine/image.h"
 
 static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -107,10 +108,10 @@ pool_new(const char *path, const struct pool_config *c)
 static void
 pool_free(struct ckpt_pool *p)
 {
+	image_detach(p);        /* first: a lazy fill maps into the heap's range */
 	if (p->heap)
 		heap_detach(p->heap);
 	map_unmap(&p->heap_map);
-	image_detach(p);
 	if (p->cat.scratch)
 		cat_detach(&p->cat);
 	if (p->fd >= 0)
@@ -205,14 +206,17 @@ static int
 new_header(struct pool_hdr *hdr, const struct pool_config *c)
 {
 	memset(hdr, 0, sizeof(*hdr));
-	if (layout_compute(hdr, c->heap_size, c->max_segments) < 0)
+	/* a test may ask for a pool as format 1.1 made it (no page-sum area) */
+	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") ? POOL_F_IN_MEMORY_HEAPS
+		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA;
+	if (layout_compute(hdr, c->heap_size, c->max_segments, flags) < 0)
 		return -1;
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
 	hdr->major = POOL_FORMAT_MAJOR;
-	hdr->minor = POOL_FORMAT_MINOR;
+	hdr->minor = flags & POOL_F_SUMS_AREA ? POOL_FORMAT_MINOR : 1;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
-	hdr->flags = POOL_F_IN_MEMORY_HEAPS;
+	hdr->flags = flags;
 	hdr->keep_checkpoints = c->keep;
 	if (getrandom(hdr->uuid, sizeof(hdr->uuid), 0) != (ssize_t)sizeof(hdr->uuid))
 		return ckpt_err_set(EIO, "cannot get random bytes for the pool uuid");
@@ -364,6 +368,7 @@ pool_open(const char *path, struct pool_config *c)
 		goto fail;
 	p->fork_mode = c->fork_mode;
 	p->keep = c->keep;
+	p->eager_restart = c->eager_restart;
 	if (p->fork_mode == CKPT_FORK_COW)
 		segcopy_small_cow(p->fd);
 	if (map_reserve((void *)(uintptr_t)p->hdr.base, p->hdr.seg_size) < 0) {
@@ -418,6 +423,7 @@ ckpt_close(ckpt_pool *p)
 	run_close_hooks(p);
 	pthread_mutex_lock(&p->mu);
 	int ret = 0;
+	image_detach(p);        /* first: a lazy fill maps into the heap's range */
 	if (p->heap) {
 		heap_detach(p->heap);
 		p->heap = NULL;
