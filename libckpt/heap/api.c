@@ -173,6 +173,7 @@ heap_alloc(struct heap *h, size_t size)
 	return alloc_slow(h, size);
 }
 
+/* heap_calloc -- nmemb * size zeroed bytes (ENOMEM on overflow) */
 void *
 heap_calloc(struct heap *h, size_t nmemb, size_t size)
 {
@@ -187,6 +188,7 @@ heap_calloc(struct heap *h, size_t nmemb, size_t size)
 	return p;
 }
 
+/* heap_aligned_alloc -- a block aligned to alignment: a class whose blocks are, or a large block */
 void *
 heap_aligned_alloc(struct heap *h, size_t alignment, size_t size)
 {
@@ -288,12 +290,14 @@ heap_free(struct heap *h, void *p)
 	return 0;
 }
 
+/* heap_usable_size -- usable bytes of a live block (heap.h) */
 size_t
 heap_usable_size(struct heap *h, const void *ptr)
 {
 	return block_usable(h, ptr, "usable_size");
 }
 
+/* heap_is_block -- 1 if ptr starts a live block; errno untouched */
 int
 heap_is_block(struct heap *h, const void *ptr)
 {
@@ -304,6 +308,7 @@ heap_is_block(struct heap *h, const void *ptr)
 	return r;
 }
 
+/* heap_realloc -- resize in place when the class or the page run allows, else move */
 void *
 heap_realloc(struct heap *h, void *ptr, size_t size)
 {
@@ -329,6 +334,7 @@ heap_realloc(struct heap *h, void *ptr, size_t size)
 	return q;
 }
 
+/* heap_root -- the root block, or NULL */
 void *
 heap_root(struct heap *h)
 {
@@ -336,6 +342,7 @@ heap_root(struct heap *h)
 	return r ? h->seg + r : NULL;
 }
 
+/* heap_set_root -- make the live block ptr (or NULL) the root */
 int
 heap_set_root(struct heap *h, void *ptr)
 {
@@ -348,12 +355,14 @@ heap_set_root(struct heap *h, void *ptr)
 	return 0;
 }
 
+/* heap_high_water -- bytes from the segment start the heap has ever used */
 size_t
 heap_high_water(struct heap *h)
 {
 	return (size_t)__atomic_load_n(&h->hdr->high_water, __ATOMIC_RELAXED);
 }
 
+/* heap_bytes_in_use -- bytes in live blocks, summed over the page map (racy while threads run) */
 size_t
 heap_bytes_in_use(struct heap *h)
 {

@@ -132,6 +132,7 @@ locks_init(struct heap *h)
 	pthread_cond_init(&h->wait_cv, NULL);
 }
 
+/* heap_after_fork_child -- in the fork child: new locks, keep the forking thread's slot, release the others */
 void
 heap_after_fork_child(struct heap *h)
 {

@@ -250,24 +250,28 @@ extern __thread struct tl_ent heap_tl __attribute__((tls_model("initial-exec")))
 #define RELAXED memory_order_relaxed
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* pm_get -- page map entry of page pg (relaxed: read racily by heap_bytes_in_use) */
 static inline uint32_t
 pm_get(const struct heap *h, uint32_t pg)
 {
 	return __atomic_load_n(&h->pmap[pg], __ATOMIC_RELAXED);
 }
 
+/* pm_set -- set the page map entry of page pg */
 static inline void
 pm_set(struct heap *h, uint32_t pg, uint32_t e)
 {
 	__atomic_store_n(&h->pmap[pg], e, __ATOMIC_RELAXED);
 }
 
+/* ld64 -- relaxed load of a bitmap word (other threads read it racily) */
 static inline uint64_t
 ld64(const uint64_t *p)
 {
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+/* st64 -- relaxed store of a bitmap word */
 static inline void
 st64(uint64_t *p, uint64_t v)
 {

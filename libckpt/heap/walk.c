@@ -14,6 +14,7 @@
 
 #include "heap/private.h"
 
+/* rd32 -- the u32 at b + off, unaligned-safe */
 static inline uint32_t
 rd32(const uint8_t *b, uint64_t off)
 {
@@ -22,6 +23,7 @@ rd32(const uint8_t *b, uint64_t off)
 	return v;
 }
 
+/* rd64 -- the u64 at b + off, unaligned-safe */
 static inline uint64_t
 rd64(const uint8_t *b, uint64_t off)
 {
@@ -75,6 +77,7 @@ heap_hdr_check(const uint8_t *b, size_t len, struct heap_hdr *H, struct layout *
 	return 0;
 }
 
+/* heap_peek_high_water -- the checked high-water mark of an untrusted header (heap.h) */
 int
 heap_peek_high_water(const void *buf, size_t len, uint64_t *hw)
 {
@@ -100,12 +103,14 @@ struct walker {
 	uint64_t nslabs;
 };
 
+/* w_pm -- page map entry of page pg of the walked copy */
 static inline uint32_t
 w_pm(const struct walker *w, uint32_t pg)
 {
 	return rd32(w->b, w->L.pmap_off + 4ull * pg);
 }
 
+/* w_bit -- page bitmap bit of page pg of the walked copy */
 static inline int
 w_bit(const struct walker *w, uint32_t pg)
 {
@@ -297,6 +302,7 @@ walk_slab_list(struct walker *w, uint32_t pg, uint32_t list, unsigned owner, uns
 	return 0;
 }
 
+/* heap_walk -- check every invariant of the copy in buf[0..len) and list its blocks (heap.h) */
 int
 heap_walk(const void *buf, size_t len, heap_walk_fn fn, void *arg, struct heap_summary *sum)
 {
@@ -419,6 +425,7 @@ stopped:
 	return 0;
 }
 
+/* heap_check -- heap_walk without a callback */
 int
 heap_check(const void *buf, size_t len, struct heap_summary *sum)
 {
