@@ -36,8 +36,9 @@
  * What needs what: kernel faults must wait, so the userfaultfd is made
  * without UFFD_USER_MODE_ONLY, which needs CAP_SYS_PTRACE or
  * vm.unprivileged_userfaultfd=1, or access to /dev/userfaultfd. Without
- * them (or with CKPT_RESTART=eager, or an image without stored sums) the
- * restart verifies the whole image before it returns, as before.
+ * them (or with CKPT_RESTART=eager, under valgrind, or an image without
+ * stored sums) the restart verifies the whole image before it returns, as
+ * before.
  *
  * A fork child would not inherit the userfaultfd (that needs
  * UFFD_FEATURE_EVENT_FORK and CAP_SYS_PTRACE) and would read zeros from
@@ -55,6 +56,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "libckpt.h"
 #include "map.h"
@@ -103,6 +110,10 @@ lazy_open(void)
 {
 	if (test_flag("CKPT_TEST_NO_UFFD"))
 		return ckpt_err_set(EPERM, "userfaultfd disabled (CKPT_TEST_NO_UFFD=1)");
+	/* valgrind runs one thread at a time: a thread blocked in a fault on
+	 * the hole would hold it, and the fill thread could never serve it */
+	if (RUNNING_ON_VALGRIND)
+		return ckpt_err_set(EPERM, "no lazy restart under valgrind");
 	char why[256] = "";
 	for (int way = 0; way < UFFD_WAY_USER_ONLY; way++) {
 		int fd = uffd_open(way);
