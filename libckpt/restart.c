@@ -14,6 +14,9 @@
  *      restart:mid-copy crash point;
  *   4. publish it LIVE, with the checkpoint as its source, and attach the
  *      heap.
+ * CKPT_LATEST on a pool that has never had a checkpoint (its creator died
+ * before the first) skips 1-3: the new segment gets an empty heap, as
+ * ckpt_create's does (restart_empty).
  * A crash before 4 leaves a BUSY entry of a dead owner (garbage reclaimed
  * on demand); a failure gives the segment back. The checkpoint is never
  * written.
@@ -118,6 +121,43 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 	return src;
 }
 
+/* never_checkpointed -- 1 if the pool has never published a checkpoint */
+static int
+never_checkpointed(const struct cat_view *v)
+{
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->e[i].state == CAT_CKPT)
+			return 0;
+	return v->h->next_ckpt_id == 1;
+}
+
+/*
+ * restart_empty -- CKPT_LATEST on a pool that never had a checkpoint: an
+ * empty heap in a segment of our own, as ckpt_create gives. The creator
+ * may have died before its first checkpoint; refusing would leave a pool
+ * that neither ckpt_open nor ckpt_create (EEXIST) can ever use.
+ */
+static int
+restart_empty(struct ckpt_pool *p, struct cat_view *v)
+{
+	uint64_t punch;
+	int seg = seg_take(p, v, &punch);
+	if (seg < 0 || cat_lease_take(p->fd, (uint32_t)seg) < 0) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	pool_new_heap_entry(p, v, (uint32_t)seg);
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+	if (punch)
+		seg_punch(p, &p->seg, 1);
+	if (pool_attach_segment(p, 1, p->seg, 0, 0) < 0) {
+		seg_release(p, p->seg, SEG_OURS);
+		return -1;
+	}
+	return 0;
+}
+
 /* claim -- step 2: take a segment and claim it BUSY for the restarted heap */
 static int
 claim(struct ckpt_pool *p, struct cat_view *v, const struct cat_entry *src)
@@ -217,6 +257,10 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 	if (cat_begin(&p->cat, &v) < 0) {
 		free(sums);
 		return -1;
+	}
+	if (from == CKPT_LATEST && never_checkpointed(&v)) {
+		free(sums);
+		return restart_empty(p, &v);
 	}
 	int src = choose(p, &v, from, sums);
 	if (src >= 0 && sums) {
