@@ -15,6 +15,12 @@
  *                        process's new live segment           (restart.c)
  *   catalog:repair-mid   between the two rewrites of a damaged catalog
  *                        copy's repair                           (catalog.c)
+ *   create:mid-write     ckpt_create between the catalog and the header of
+ *                        the still nameless file                    (pool.c)
+ *   create:before-publish  ckpt_create, the pool complete, not yet linked
+ *                        to its path                                (pool.c)
+ *   create:after-publish   linked, the hidden name (if any) and the
+ *                        directory not yet synced                (newfile.c)
  * A "mid-copy" point is passed to segcopy, which fires it after the first
  * chunk of data when more follows, with small chunks while it is armed.
  *
