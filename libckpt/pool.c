@@ -213,7 +213,7 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c)
 	hdr->minor = POOL_FORMAT_MINOR;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
-	hdr->flags = POOL_F_IN_MEMORY_HEAPS;
+	hdr->flags = POOL_F_IN_MEMORY_HEAPS | POOL_F_SIZE_FOLLOWS;
 	hdr->keep_checkpoints = c->keep;
 	if (getrandom(hdr->uuid, sizeof(hdr->uuid), 0) != (ssize_t)sizeof(hdr->uuid))
 		return ckpt_err_set(EIO, "cannot get random bytes for the pool uuid");
@@ -229,7 +229,11 @@ static int
 write_file(struct ckpt_pool *p)
 {
 	const struct pool_hdr *hdr = &p->hdr;
-	if (ftruncate(p->fd, (off_t)hdr->file_size) < 0)
+	/* the file starts with its metadata alone and grows with the segments
+	 * in use (filesize.c); the full size is tried first, so a pool that
+	 * could never reach it on this filesystem is refused now */
+	if (ftruncate(p->fd, (off_t)hdr->file_size) < 0 ||
+	    ftruncate(p->fd, (off_t)hdr->data_off) < 0)
 		return ckpt_err_set(errno == EINVAL ? EFBIG : errno,
 			"cannot size pool %s to %llu bytes: %s", p->path,
 			(unsigned long long)hdr->file_size, strerror(errno));
@@ -303,7 +307,8 @@ pool_create(const char *path, struct pool_config *c)
 	p->fork_mode = c->fork_mode;
 	if (p->fork_mode == CKPT_FORK_COW)
 		segcopy_small_cow(p->fd);
-	if (cat_attach(&p->cat, p->fd, &hdr) < 0 || claim_first_segment(p) < 0 ||
+	if (cat_attach(&p->cat, p->fd, &hdr) < 0 ||
+	    (seg_keep_hook(p), claim_first_segment(p) < 0) ||
 	    pool_attach_segment(p, 1, 0, 0, 0) < 0)
 		goto fail;
 	test_point("create:before-publish");
@@ -350,6 +355,7 @@ pool_open(const char *path, struct pool_config *c)
 	}
 	if (read_header(p) < 0 || cat_attach(&p->cat, p->fd, &p->hdr) < 0)
 		goto fail;
+	seg_keep_hook(p);
 	config_from_pool(c, &p->hdr);
 	if (config_fork_mode(c, p->fd, path, p->hdr.flags) < 0)
 		goto fail;

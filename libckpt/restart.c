@@ -29,7 +29,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "filesize.h"
 #include "pool.h"
 #include "restart.h"
 #include "segcopy.h"
@@ -73,6 +75,14 @@ checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
 		uint64_t *page_sums)
 {
 	const void *m;
+	struct stat st;
+	if (fstat(p->fd, &st) < 0)
+		return ckpt_err_set(errno, "cannot stat pool %s: %s", p->path, strerror(errno));
+	if (!fsize_covers(&p->hdr, (uint64_t)st.st_size, seg))
+		return ckpt_err_set(EINVAL, "checkpoint %llu (segment %u) lies past the end of "
+			"the file (%llu bytes, it needs %llu): the pool file is truncated",
+			(unsigned long long)e->ckpt_id, seg, (unsigned long long)st.st_size,
+			(unsigned long long)(seg_off(p, seg) + p->hdr.seg_size));
 	if (map_view(p->fd, seg_off(p, seg), e->used, &m) < 0) {
 		ckpt_err_prefix("checkpoint %llu: ", (unsigned long long)e->ckpt_id);
 		return -1;

@@ -496,6 +496,7 @@ test_cow_old_pool_refused(void **state)
 	h.flags = 0;
 	layout_seal(&h);
 	assert_int_equal(pwrite(fd, &h, sizeof(h), 0), sizeof(h));
+	assert_int_equal(ftruncate(fd, (off_t)h.file_size), 0);  /* 1.0: full size */
 	close(fd);
 	assert_null(ckpt_open(path, CKPT_LATEST, &cow_cfg));
 	assert_int_equal(errno, ENOTSUP);
