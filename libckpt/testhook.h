@@ -21,6 +21,10 @@
  *                        to its path                                (pool.c)
  *   create:after-publish   linked, the hidden name (if any) and the
  *                        directory not yet synced                (newfile.c)
+ *   catalog:after-grow   a commit extended the file (size durable), the
+ *                        catalog not yet published              (filesize.c)
+ *   catalog:before-trim  a commit published a catalog that needs less, the
+ *                        file not yet cut back                  (filesize.c)
  * A "mid-copy" point is passed to segcopy, which fires it after the first
  * chunk of data when more follows, with small chunks while it is armed.
  *

@@ -73,6 +73,17 @@ expect_size_(const char *path, unsigned segs, int line)
 			(unsigned long long)(h.data_off + segs * h.seg_size));
 }
 
+/* with_checkpoint -- a new pool at path whose checkpoint 1 has a root; still open */
+static ckpt_pool *
+with_checkpoint(const char *path)
+{
+	ckpt_pool *p = ckpt_create(path, &cfg);
+	assert_non_null(p);
+	assert_int_equal(ckpt_set_root(p, ckpt_alloc(p, 64)), 0);
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	return p;
+}
+
 /* inspect_verify -- ckpt-inspect verify's exit status and output */
 static int
 inspect_verify(const char *path, char *out, size_t len)
@@ -163,10 +174,7 @@ test_killed_between(void **state)
 {
 	(void)state;
 	const char *path = tu_path("killed.pool");
-	ckpt_pool *p = ckpt_create(path, &cfg);
-	assert_non_null(p);
-	assert_int_equal(ckpt_set_root(p, ckpt_alloc(p, 64)), 0);
-	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	ckpt_pool *p = with_checkpoint(path);
 	expect_size(path, 2);
 
 	/* extended for a checkpoint that was never published: longer than
@@ -198,10 +206,7 @@ test_truncated_refused(void **state)
 {
 	(void)state;
 	const char *path = tu_path("cut.pool");
-	ckpt_pool *p = ckpt_create(path, &cfg);
-	assert_non_null(p);
-	assert_int_equal(ckpt_set_root(p, ckpt_alloc(p, 64)), 0);
-	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	ckpt_pool *p = with_checkpoint(path);
 	assert_int_equal(ckpt_close(p), 0);
 	uint64_t size = size_of(path);
 	assert_int_equal(truncate(path, (off_t)(size - 4096)), 0);
@@ -223,10 +228,7 @@ test_old_pool_keeps_size(void **state)
 {
 	(void)state;
 	const char *path = tu_path("old.pool");
-	ckpt_pool *p = ckpt_create(path, &cfg);
-	assert_non_null(p);
-	assert_int_equal(ckpt_set_root(p, ckpt_alloc(p, 64)), 0);
-	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	ckpt_pool *p = with_checkpoint(path);
 	assert_int_equal(ckpt_close(p), 0);
 	/* as a libckpt of format 1.1 wrote it: no flag, the full size */
 	struct pool_hdr h;
