@@ -36,6 +36,9 @@
  *                         a kernel or seccomp filter that refuses it: a
  *                         MAP_PRIVATE file range gets private-scan, any
  *                         other every-page (engine/dirty.c)
+ *   CKPT_TEST_NO_TMPFILE  ckpt_create builds the pool under a hidden name
+ *                         and links it, as where O_TMPFILE is refused
+ *                         (newfile.c)
  *   CKPT_TEST_SKIP_FLUSH  ckpt_checkpoint skips step 3's fdatasync, so a
  *                         checkpoint is published before its copy is durable:
  *                         the broken ordering tests/crash must catch

@@ -117,9 +117,13 @@ fresh_dir(char *path, size_t len, const char *name)
 	snprintf(path, len, "%s/app.pool", d);
 }
 
-/* only_the_pool -- the directory of path holds the pool and nothing else */
-static void
-only_the_pool(const char *path)
+/*
+ * only_the_pool -- the directory of path holds the pool and nothing else,
+ * but for hidden files ".app.pool.XXXXXX" if stray is set (a create killed
+ * before it removed its hidden name); returns how many
+ */
+static int
+only_the_pool(const char *path, int stray)
 {
 	char d[512];
 	snprintf(d, sizeof(d), "%s", path);
@@ -127,16 +131,21 @@ only_the_pool(const char *path)
 	DIR *dir = opendir(d);
 	assert_non_null(dir);
 	struct dirent *e;
-	int pool = 0;
+	int pool = 0, hidden = 0;
 	while ((e = readdir(dir))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
+		if (stray && !strncmp(e->d_name, ".app.pool.", 10) && strlen(e->d_name) == 16) {
+			hidden++;
+			continue;
+		}
 		if (strcmp(e->d_name, "app.pool"))
 			fail_msg("%s: a stray file %s beside the pool", d, e->d_name);
 		pool = 1;
 	}
 	closedir(dir);
 	assert_true(pool);
+	return hidden;
 }
 
 /*
@@ -144,17 +153,19 @@ only_the_pool(const char *path)
  * acked or acked + 1 and check its list
  */
 static void
-next_run(const char *path, uint64_t acked, const char *what)
+next_run(const char *path, uint64_t acked, const char *what, const char *const *env)
 {
 	char out[4096];
-	int rc = tu_run_helper(out, sizeof(out), NULL, "snippet", path, "1", NULL);
+	int rc = tu_run_helper(out, sizeof(out), env, "snippet", path, "1", NULL);
 	unsigned long long start = ~0ull;
 	if (rc != 0 || sscanf(out, "start %llu", &start) != 1)
 		fail_msg("%s: the next run failed (status %d): %s", what, rc, out);
 	if (start != acked && start != acked + 1)
 		fail_msg("%s: the next run started from %llu, %llu was acknowledged",
 				what, start, (unsigned long long)acked);
-	only_the_pool(path);
+	/* the hidden-name runs were all killed before the hidden name went */
+	if (only_the_pool(path, env != NULL) != (env != NULL))
+		fail_msg("%s: expected %d stray hidden file", what, env != NULL);
 }
 
 /* test_named_points -- a first run killed at each crash point on its way */
@@ -177,8 +188,23 @@ test_named_points(void **state)
 		if (rc != 128 + SIGKILL)
 			fail_msg("%s: the first run was not killed there (status %d): %s",
 					points[i], rc, out);
-		next_run(path, last_ack(out), points[i]);
-		next_run(path, last_ack(out) + 1, points[i]);
+		next_run(path, last_ack(out), points[i], NULL);
+		next_run(path, last_ack(out) + 1, points[i], NULL);
+	}
+	/* where O_TMPFILE is refused: a hidden name, linked when complete; a
+	 * kill before the link may leave it behind, nothing else */
+	for (size_t i = 0; i < 3; i++) {
+		char path[512], name[64], env[128], out[4096];
+		snprintf(name, sizeof(name), "hidden-%zu", i);
+		fresh_dir(path, sizeof(path), name);
+		snprintf(env, sizeof(env), "CKPT_TEST_CRASH_AT=%s", points[i]);
+		const char *const e[] = { env, "CKPT_TEST_NO_TMPFILE=1", NULL };
+		int rc = tu_run_helper(out, sizeof(out), e, "snippet", path, "2", NULL);
+		if (rc != 128 + SIGKILL)
+			fail_msg("%s, hidden name: not killed there (status %d): %s", points[i],
+					rc, out);
+		const char *const e2[] = { "CKPT_TEST_NO_TMPFILE=1", NULL };
+		next_run(path, 0, points[i], e2);
 	}
 	/* killed inside the copy of its first restart, then run again */
 	char path[512], out[4096];
@@ -188,7 +214,7 @@ test_named_points(void **state)
 	int rc = tu_run_helper(out, sizeof(out), e, "snippet", path, "1", NULL);
 	if (rc != 128 + SIGKILL)
 		fail_msg("restart:mid-copy: not killed there (status %d): %s", rc, out);
-	next_run(path, 2, "restart:mid-copy");
+	next_run(path, 2, "restart:mid-copy", NULL);
 }
 
 /* now_us -- CLOCK_MONOTONIC in microseconds */
@@ -236,7 +262,7 @@ test_random_instants(void **state)
 			killed++;
 		else if (rc != 0)
 			fail_msg("run %d: the first run failed (status %d): %s", i, rc, out);
-		next_run(path, last_ack(out), name);
+		next_run(path, last_ack(out), name, NULL);
 	}
 	printf("%d first runs, %u killed before they ended\n", runs, killed);
 	assert_true(killed > 0);
