@@ -4,7 +4,7 @@
  * to save, read() it back to load. Run by bench/run-checkpoint.sh.
  *
  *   ckpt_bench [--sizes 64M,1G] [--reps N] [--dir DIR] [--rewrite PCT]
- *              [--keep N] [--smoke]
+ *              [--keep N] [--chunk BYTES] [--smoke]
  *
  * The fork mode is the environment's (CKPT_FORK_MODE, e.g. cow), retention
  * --keep (default 1). --rewrite PCT (default 100) rewrites that percentage
@@ -12,7 +12,8 @@
  * the repetition picks them), in both programs.
  *
  * The data, per size S (user data actually written): S bytes in chunks of
- * 64 KiB - 64 B, linked from the root (struct root -> chunk -> chunk ...),
+ * 64 KiB - 64 B (--chunk: another size; 1 MiB makes them large blocks, no
+ * slabs), linked from the root (struct root -> chunk -> chunk ...),
  * every word written. The plain program holds the same bytes in one
  * malloc'd buffer, touched before measuring.
  *
@@ -51,7 +52,8 @@
 #include <libckpt.h>
 
 #define MiB ((uint64_t)1 << 20)
-#define CHUNK_BYTES ((64u << 10) - 64)
+/* the size of each chunk of user data (--chunk; the default is a slab class) */
+static uint64_t chunk_bytes = (64u << 10) - 64;
 #define ROOT_MAGIC 0x54524f4f5242434bull
 
 struct chunk {
@@ -127,7 +129,7 @@ build(ckpt_pool *p, uint64_t bytes)
 	struct chunk **link = &r->head;
 	uint64_t left = bytes, k = 0;
 	while (left) {
-		uint64_t n = left < CHUNK_BYTES ? left : CHUNK_BYTES;
+		uint64_t n = left < chunk_bytes ? left : chunk_bytes;
 		struct chunk *c = ckpt_alloc(p, sizeof(*c) + n);
 		if (!c)
 			die("ckpt_alloc of chunk %llu: %s", (unsigned long long)k,
@@ -198,7 +200,7 @@ dirty(struct root *r, uint64_t s)
 static void
 plain_dirty(uint64_t *buf, uint64_t words, uint64_t s)
 {
-	const uint64_t per = CHUNK_BYTES / 8;
+	const uint64_t per = chunk_bytes / 8;
 	uint64_t g = 0;
 	for (uint64_t w = 0; w < words; w += per)
 		for (uint64_t i = 0; i < per && w + i < words; i += 512, g++)
@@ -441,17 +443,21 @@ main(int argc, char **argv)
 			rewrite_pct = (unsigned)atoi(argv[++i]);
 		else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
 			keep = (unsigned)atoi(argv[++i]);
+		else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
+			chunk_bytes = parse_size(argv[++i]) & ~(uint64_t)7;
 		else if (strcmp(argv[i], "--smoke") == 0) {
 			sizes = "4M,8M";
 			reps = 1;
 		} else {
 			fprintf(stderr, "usage: ckpt_bench [--sizes 64M,1G] [--reps N] "
-				"[--dir DIR] [--rewrite PCT] [--keep N] [--smoke]\n");
+				"[--dir DIR] [--rewrite PCT] [--keep N] [--chunk BYTES] [--smoke]\n");
 			return 2;
 		}
 	}
 	if (reps < 1)
 		die("--reps must be at least 1");
+	if (chunk_bytes < 64)
+		die("--chunk must be at least 64 bytes");
 	char work[4096];
 	snprintf(work, sizeof(work), "%s/ckpt-bench-XXXXXX", dir);
 	if (!mkdtemp(work))
@@ -464,9 +470,11 @@ main(int argc, char **argv)
 		struct result res;
 		run_size(work, bytes, reps, &res);
 		const char *fm = getenv("CKPT_FORK_MODE");
-		printf("\n### %s of user data, %u%% of pages rewritten, fork mode %s, "
-			"keep %u (medians of %d, after 1 warm-up; ms)\n\n", tok, rewrite_pct,
-			fm && *fm ? fm : "auto", keep, reps);
+		const char *rs = getenv("CKPT_RESTART");
+		printf("\n### %s of user data in chunks of %llu B, %u%% of pages rewritten, "
+			"fork mode %s, restart %s, keep %u (medians of %d, after 1 warm-up; ms)\n\n",
+			tok, (unsigned long long)chunk_bytes, rewrite_pct,
+			fm && *fm ? fm : "auto", rs && *rs ? rs : "lazy", keep, reps);
 		printf("| libckpt | ms | without libckpt | ms | ratio |\n");
 		printf("| --- | ---: | --- | ---: | ---: |\n");
 		row("checkpoint (ckpt_checkpoint)", res.ck_save,

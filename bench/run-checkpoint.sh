@@ -4,7 +4,7 @@
 # load), in one run, alternating, for heaps of 64 MiB and 1 GiB of user data.
 #
 #   bench/run-checkpoint.sh [--smoke] [--reps N] [--sizes LIST] [--dir DIR]
-#                           [--rewrite PCT] [--keep N]
+#                           [--rewrite PCT] [--keep N] [--chunk BYTES]
 #                           [--build-dir DIR | --bin PATH]
 #
 # The fork mode comes from the environment: CKPT_FORK_MODE=cow runs the
@@ -29,7 +29,7 @@ usage() { sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--smoke) args+=(--smoke); shift ;;
-	--reps|--sizes|--dir|--rewrite|--keep) args+=("$1" "$2"); shift 2 ;;
+	--reps|--sizes|--dir|--rewrite|--keep|--chunk) args+=("$1" "$2"); shift 2 ;;
 	--bin) bin=$2; shift 2 ;;
 	--build-dir) build=$2; shift 2 ;;
 	-h|--help) usage ;;

@@ -76,6 +76,10 @@ config_resolve(struct pool_config *c, const struct ckpt_config *cfg, int create)
 		c->fork_mode_set = 1;
 		c->fork_mode_from = "CKPT_FORK_MODE";
 	}
+	const char *rs = getenv("CKPT_RESTART");
+	if (rs && *rs && strcmp(rs, "lazy") != 0 && strcmp(rs, "eager") != 0)
+		return ckpt_err_set(EINVAL, "CKPT_RESTART=%s: expected lazy or eager", rs);
+	c->eager_restart = rs && strcmp(rs, "eager") == 0;
 	if (config_check_keep(cfg->keep_checkpoints) < 0)
 		return -1;
 	c->keep = cfg->keep_checkpoints;

@@ -2,7 +2,8 @@
  * config.h -- the one place that turns a caller's struct ckpt_config and
  * the environment into the settings a pool is created or opened with.
  *
- * Precedence, for create and open alike: the environment (CKPT_FORK_MODE)
+ * Precedence, for create and open alike: the environment (CKPT_FORK_MODE,
+ * CKPT_RESTART)
  * over the caller's config over, on open, what the pool's header records
  * over the library's defaults. A config passed to ckpt_open is read for
  * fork_mode and keep_checkpoints only (the rest is the pool's); its
@@ -33,6 +34,10 @@ struct pool_config {
 	                                   the config's (auto stays auto, settled by
 	                                   each opener; the environment is per process) */
 	unsigned keep;                  /* keep_checkpoints; 0 on open: the pool's */
+	int eager_restart;              /* open: CKPT_RESTART=eager: a cow restart
+	                                   verifies the whole image before it returns
+	                                   (default: each page on first access where
+	                                   the kernel allows) */
 };
 
 /*

@@ -199,6 +199,8 @@ fork_prepare_pool(struct ckpt_pool *p)
 	if (p->fork_mode == CKPT_FORK_SHARED)
 		return;
 	if (p->eng) {
+		/* a lazy restart's holes would be zeros in the child */
+		image_settle(p);
 		/* cow: no copy and no catalog commit in the pause; the child's
 		 * base image is pinned on the description it inherits, and the
 		 * child chooses its segment itself */

@@ -9,6 +9,8 @@
  *   4096                struct pool_commit         one 4 KiB page, the commit word
  *   8192                catalog copy 0             cat_size bytes (page multiple)
  *   8192 + cat_size     catalog copy 1
+ *   sums_off            page-sum slots (format 1.2, POOL_F_SUMS_AREA): one
+ *                       of seg_size / 512 bytes per segment
  *   data_off            segment 0                  seg_size bytes
  *   data_off + seg_size segment 1 ...              (max_segments of them)
  *
@@ -48,7 +50,10 @@
  *  - seg_size is a multiple of 2 MiB, POOL_MIN_HEAP <= heap_size <= seg_size,
  *  - 1 <= max_segments <= POOL_MAX_SEGMENTS,
  *  - cat_size == page-rounded sizeof(cat_hdr) + max_segments * sizeof(cat_entry),
- *  - data_off == align(POOL_CATALOG_OFF + 2 * cat_size, 2 MiB),
+ *  - without POOL_F_SUMS_AREA: sums_off == 0 and
+ *    data_off == align(POOL_CATALOG_OFF + 2 * cat_size, 2 MiB);
+ *    with it (format 1.2): sums_off == POOL_CATALOG_OFF + 2 * cat_size and
+ *    data_off == align(sums_off + max_segments * seg_size / 512, 2 MiB),
  *  - file_size == data_off + max_segments * seg_size, without overflow: the
  *    full size; the file has it unless POOL_F_SIZE_FOLLOWS (then at least
  *    data_off),
@@ -70,7 +75,9 @@ struct pool_hdr {
 	uint64_t created_ns;     /* CLOCK_REALTIME at creation */
 	uint32_t fork_mode;      /* enum ckpt_fork_mode chosen at create */
 	uint32_t keep_checkpoints;
-	uint8_t reserved[144];   /* zero */
+	uint64_t sums_off;       /* file offset of the page-sum slots, or 0
+	                            (POOL_F_SUMS_AREA; format 1.2) */
+	uint8_t reserved[136];   /* zero */
 	uint64_t checksum;
 };
 
@@ -158,13 +165,17 @@ struct cat_entry {
  * set on every pool created by format 1.1, so that a libckpt of format 1.0
  * refuses it ("unknown flags") instead of misreading such entries */
 #define POOL_F_IN_MEMORY_HEAPS 0x1u
+/* pool_hdr.flags: the file has a page-sum slot per segment at sums_off
+ * (format 1.2); a libckpt of format 1.1 refuses such a pool ("unknown
+ * flags"), whose geometry it would call inconsistent */
+#define POOL_F_SUMS_AREA 0x2u
 /* pool_hdr.flags: the file's size follows the segments in use (format
  * 1.3): it covers every segment the current catalog names as not FREE,
  * whole, and may end anywhere at or after data_off beyond them (file_size
  * stays the full size the pool may reach). A libckpt older than 1.3 refuses
  * such a pool ("unknown flags") instead of calling it truncated */
-#define POOL_F_SIZE_FOLLOWS 0x2u
-#define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SIZE_FOLLOWS)
+#define POOL_F_SIZE_FOLLOWS 0x4u
+#define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS)
 
 /* LIVE, or BUSY fork-pending: the heap is in the process's memory, a
  * private image of checkpoint segment source (or of its own empty segment
@@ -174,6 +185,11 @@ struct cat_entry {
 #define CAT_F_PAGE_SUMS 0x4u
 #define CAT_F_ORIGIN 0x8u        /* CKPT: restarted_from is recorded (format 1.1; a
                                     checkpoint published by a 1.0 libckpt lacks it) */
+/* CKPT with CAT_F_PAGE_SUMS: the segment's page-sum slot holds the image's
+ * used / 4096 page sums (little-endian 8 bytes each, whose XXH3-64 is the
+ * checksum), so one page can be verified without reading the others: a
+ * restart verifies each page on first access (format 1.2) */
+#define CAT_F_SUMS_STORED 0x10u
 
 /*
  * cat_hdr -- at the start of each catalog copy, followed by max_segments

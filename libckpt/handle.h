@@ -43,6 +43,7 @@ struct ckpt_pool {
 	uint32_t eng_base;           /* cow mode: the segment the heap maps (eng->base_seg) */
 	enum ckpt_fork_mode fork_mode;
 	unsigned keep;
+	int eager_restart;           /* CKPT_RESTART=eager (config.h) */
 	struct cat_owner self;
 	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
 	int detached;                /* no durable segment: pool calls fail */

@@ -629,7 +629,7 @@ verify_catalog(struct vctx *v)
 			finding(v, INSPECT_WARNING, where, i, off,
 				"checkpoint with a parent segment (%u)", e->parent);
 		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_IN_MEMORY | CAT_F_PAGE_SUMS |
-		    CAT_F_ORIGIN))
+		    CAT_F_ORIGIN | CAT_F_SUMS_STORED))
 			finding(v, INSPECT_WARNING, where, i, off, "unknown flags 0x%x", e->flags);
 		if ((e->flags & CAT_F_ORIGIN) && e->state != CAT_CKPT)
 			finding(v, INSPECT_WARNING, where, i, off,
@@ -692,6 +692,24 @@ walk_heap(struct vctx *v, uint32_t seg, struct vprog *vp)
 	return rc;
 }
 
+/*
+ * stored_sums_bad -- 1 (message set) if checkpoint e of segment i says its
+ * page sums are stored and they are missing or do not match its checksum
+ */
+static int
+stored_sums_bad(struct inspect *in, uint32_t i, const struct cat_entry *e)
+{
+	if (!(e->flags & CAT_F_SUMS_STORED))
+		return 0;
+	if (!(e->flags & CAT_F_PAGE_SUMS) || !(in->hdr.flags & POOL_F_SUMS_AREA) ||
+	    e->used % SUMS_PAGE) {
+		ckpt_err_set(EINVAL, "says its page sums are stored, where none can be");
+		return 1;
+	}
+	return sums_check_stored(in->fd, layout_sums_off(&in->hdr, i), e->used / SUMS_PAGE,
+			e->checksum) < 0;
+}
+
 static void
 verify_segment(struct vctx *v, uint32_t i)
 {
@@ -746,6 +764,12 @@ verify_segment(struct vctx *v, uint32_t i)
 					": checksum mismatch: catalog says 0x%016" PRIx64
 					", bytes [0, %" PRIu64 ") hash to 0x%016" PRIx64,
 					e.ckpt_id, e.checksum, e.used, sum);
+		} else if (stored_sums_bad(in, i, &e)) {
+			char msg[CKPT_ERRMSG_MAX];
+			snprintf(msg, sizeof(msg), "%s", ckpt_errormsg());
+			if (inspect_entry_unchanged(in, i, &e))
+				finding(v, INSPECT_ERROR, where, i, layout_sums_off(&in->hdr, i),
+					"checkpoint %" PRIu64 ": %s", e.ckpt_id, msg);
 		} else {
 			v->res->checkpoints_verified++;
 		}

@@ -14,7 +14,7 @@
 #include "layout.h"
 
 int
-layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments)
+layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments, uint32_t flags)
 {
 	if (heap_size < POOL_MIN_HEAP || heap_size > POOL_MAX_HEAP)
 		return ckpt_err_set(EINVAL,
@@ -29,8 +29,12 @@ layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments)
 	uint64_t seg_size = align_up(heap_size, POOL_DATA_ALIGN);
 	uint64_t cat_size = align_up(sizeof(struct cat_hdr) +
 			max_segments * sizeof(struct cat_entry), POOL_PAGE);
-	uint64_t data_off = align_up(POOL_CATALOG_OFF + 2 * cat_size, POOL_DATA_ALIGN);
-	uint64_t data_len, file_size;
+	uint64_t sums_off = 0, sums_len = 0, data_off, data_len, file_size;
+	if (flags & POOL_F_SUMS_AREA) {
+		sums_off = POOL_CATALOG_OFF + 2 * cat_size;
+		sums_len = max_segments * (seg_size / LAYOUT_SUMS_RATIO);
+	}
+	data_off = align_up(POOL_CATALOG_OFF + 2 * cat_size + sums_len, POOL_DATA_ALIGN);
 	if (mul_overflows(seg_size, max_segments, &data_len) ||
 	    add_overflows(data_off, data_len, &file_size) ||
 	    file_size > (uint64_t)INT64_MAX)
@@ -43,6 +47,7 @@ layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments)
 	hdr->seg_size = seg_size;
 	hdr->max_segments = (uint32_t)max_segments;
 	hdr->cat_size = cat_size;
+	hdr->sums_off = sums_off;
 	hdr->data_off = data_off;
 	hdr->file_size = file_size;
 	return 0;
@@ -77,12 +82,13 @@ layout_check(const struct pool_hdr *hdr, uint64_t file_size)
 
 	struct pool_hdr want;
 	memset(&want, 0, sizeof(want));
-	if (layout_compute(&want, hdr->heap_size, hdr->max_segments) < 0) {
+	if (layout_compute(&want, hdr->heap_size, hdr->max_segments, hdr->flags) < 0) {
 		ckpt_err_prefix("pool header: ");
 		return -1;
 	}
 	if (want.seg_size != hdr->seg_size || want.cat_size != hdr->cat_size ||
-	    want.data_off != hdr->data_off || want.file_size != hdr->file_size)
+	    want.data_off != hdr->data_off || want.file_size != hdr->file_size ||
+	    want.sums_off != hdr->sums_off)
 		return ckpt_err_set(EINVAL, "pool header: inconsistent geometry");
 	uint64_t top;
 	if (hdr->base == 0 || hdr->base % POOL_BASE_ALIGN != 0 ||

@@ -28,8 +28,15 @@
 #define POOL_BASE_ALIGN POOL_DATA_ALIGN
 #define POOL_USER_TOP ((uint64_t)0x7ffffffff000ull)
 
-/* layout_compute -- fill hdr's geometry for heap_size/max_segments; EINVAL/EOVERFLOW on bad values */
-CKPT_HIDDEN int layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments);
+/* LAYOUT_SUMS_RATIO -- a segment's page-sum slot is seg_size / this (8 bytes per 4 KiB) */
+#define LAYOUT_SUMS_RATIO 512u
+
+/*
+ * layout_compute -- fill hdr's geometry for heap_size/max_segments, with a
+ * page-sum area if flags has POOL_F_SUMS_AREA; EINVAL/EOVERFLOW on bad values
+ */
+CKPT_HIDDEN int layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments,
+		uint32_t flags);
 
 /* layout_seal -- compute and store the header checksum */
 CKPT_HIDDEN void layout_seal(struct pool_hdr *hdr);
@@ -46,6 +53,13 @@ static inline uint64_t
 layout_seg_off(const struct pool_hdr *hdr, uint32_t i)
 {
 	return hdr->data_off + (uint64_t)i * hdr->seg_size;
+}
+
+/* layout_sums_off -- file offset of segment i's page-sum slot (POOL_F_SUMS_AREA only) */
+static inline uint64_t
+layout_sums_off(const struct pool_hdr *hdr, uint32_t i)
+{
+	return hdr->sums_off + (uint64_t)i * (hdr->seg_size / LAYOUT_SUMS_RATIO);
 }
 
 /* layout_cat_off -- file offset of catalog copy c (0 or 1) */

@@ -160,21 +160,85 @@ map_image(struct pmap *m, int fd, uint64_t off, size_t len, void *addr)
 }
 
 int
-map_view(int fd, uint64_t off, size_t len, const void **addr)
+map_hole(void *addr, size_t len)
+{
+	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, 1);
+	if (p == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot map the heap's range for a lazy restart: %s",
+				strerror(errno));
+	return 0;
+}
+
+int
+map_description(int fd)
+{
+	return own_description(fd, 0);
+}
+
+void
+map_description_end(int d, int fd)
+{
+	release_description(d, fd);
+}
+
+int
+map_image_piece(int d, uint64_t off, size_t len, void *addr)
+{
+	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+			d, off, 1);
+	if (p == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot map a verified chunk of the image: %s",
+				strerror(errno));
+	return 0;
+}
+
+int
+map_poison(void *addr, size_t len)
+{
+	/* an empty file mapped privately: every page is past its end */
+	int fd = memfd_create("libckpt-damaged", MFD_CLOEXEC);
+	if (fd < 0)
+		return ckpt_err_set(errno, "memfd_create: %s", strerror(errno));
+	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+			fd, 0, 1);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return ckpt_err_set(e, "cannot fence a damaged chunk: %s", strerror(e));
+	return 0;
+}
+
+/* view -- a read-only shared mapping of [off, off+len) of fd, populated or not */
+static int
+view(int fd, uint64_t off, size_t len, const void **addr, int populate)
 {
 	*addr = NULL;
 	if (len == 0)
 		return 0;
-	/* populated at once: a view is read whole (verify), and one call
-	 * fills the page tables far faster than a fault per 64 KiB */
 	int d = own_description(fd, 0);
-	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, d, (off_t)off);
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), d,
+			(off_t)off);
 	release_description(d, fd);
 	if (p == MAP_FAILED)
 		return ckpt_err_set(errno, "cannot map %zu bytes of the pool: %s", len,
 				strerror(errno));
 	*addr = p;
 	return 0;
+}
+
+int
+map_view(int fd, uint64_t off, size_t len, const void **addr)
+{
+	/* populated at once: a view is read whole (verify), and one call
+	 * fills the page tables far faster than a fault per 64 KiB */
+	return view(fd, off, len, addr, 1);
+}
+
+int
+map_view_sparse(int fd, uint64_t off, size_t len, const void **addr)
+{
+	return view(fd, off, len, addr, 0);
 }
 
 void

@@ -52,6 +52,22 @@ CKPT_HIDDEN int map_reserve(void *addr, size_t len);
  */
 CKPT_HIDDEN int map_image(struct pmap *m, int fd, uint64_t off, size_t len, void *addr);
 
+/*
+ * The lazy restart (engine/lazy.c) builds the heap chunk by chunk:
+ * map_hole makes [addr, addr+len) (the caller's) fresh anonymous memory for
+ * a userfaultfd to catch first accesses in; map_image_piece maps a verified
+ * chunk of the image over part of it, privately, through description d
+ * (map_description: one for all the pieces, so that they merge into one
+ * mapping); map_poison makes a chunk that failed verification a range
+ * where every access is SIGBUS (as past the end of a file) and kernel I/O
+ * EFAULT.
+ */
+CKPT_HIDDEN int map_hole(void *addr, size_t len);
+CKPT_HIDDEN int map_description(int fd);
+CKPT_HIDDEN void map_description_end(int d, int fd);
+CKPT_HIDDEN int map_image_piece(int d, uint64_t off, size_t len, void *addr);
+CKPT_HIDDEN int map_poison(void *addr, size_t len);
+
 /* map_unreserve -- give back a reservation (map_reserve) that was never replaced */
 CKPT_HIDDEN void map_unreserve(void *addr, size_t len);
 
@@ -67,6 +83,8 @@ CKPT_HIDDEN int map_private(struct pmap *m, int fd, size_t len, void *addr);
  * for reading a segment (verify); len 0 maps nothing. map_view_end undoes it.
  */
 CKPT_HIDDEN int map_view(int fd, uint64_t off, size_t len, const void **addr);
+/* map_view_sparse -- map_view without populating: pages are read as touched */
+CKPT_HIDDEN int map_view_sparse(int fd, uint64_t off, size_t len, const void **addr);
 CKPT_HIDDEN void map_view_end(const void *addr, size_t len);
 
 /* map_unmap -- unmap m (no-op if unmapped) */

@@ -108,10 +108,10 @@ pool_new(const char *path, const struct pool_config *c)
 static void
 pool_free(struct ckpt_pool *p)
 {
+	image_detach(p);        /* first: a lazy fill maps into the heap's range */
 	if (p->heap)
 		heap_detach(p->heap);
 	map_unmap(&p->heap_map);
-	image_detach(p);
 	if (p->cat.scratch)
 		cat_detach(&p->cat);
 	if (p->fd >= 0)
@@ -206,14 +206,18 @@ static int
 new_header(struct pool_hdr *hdr, const struct pool_config *c)
 {
 	memset(hdr, 0, sizeof(*hdr));
-	if (layout_compute(hdr, c->heap_size, c->max_segments) < 0)
+	/* a test may ask for a pool as format 1.1 made it (no page-sum area,
+	 * full size) */
+	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") ? POOL_F_IN_MEMORY_HEAPS
+		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS;
+	if (layout_compute(hdr, c->heap_size, c->max_segments, flags) < 0)
 		return -1;
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
 	hdr->major = POOL_FORMAT_MAJOR;
-	hdr->minor = POOL_FORMAT_MINOR;
+	hdr->minor = flags & POOL_F_SUMS_AREA ? POOL_FORMAT_MINOR : 1;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
-	hdr->flags = POOL_F_IN_MEMORY_HEAPS | POOL_F_SIZE_FOLLOWS;
+	hdr->flags = flags;
 	hdr->keep_checkpoints = c->keep;
 	if (getrandom(hdr->uuid, sizeof(hdr->uuid), 0) != (ssize_t)sizeof(hdr->uuid))
 		return ckpt_err_set(EIO, "cannot get random bytes for the pool uuid");
@@ -233,7 +237,7 @@ write_file(struct ckpt_pool *p)
 	 * in use (filesize.c); the full size is tried first, so a pool that
 	 * could never reach it on this filesystem is refused now */
 	if (ftruncate(p->fd, (off_t)hdr->file_size) < 0 ||
-	    ftruncate(p->fd, (off_t)hdr->data_off) < 0)
+	    ((hdr->flags & POOL_F_SIZE_FOLLOWS) && ftruncate(p->fd, (off_t)hdr->data_off) < 0))
 		return ckpt_err_set(errno == EINVAL ? EFBIG : errno,
 			"cannot size pool %s to %llu bytes: %s", p->path,
 			(unsigned long long)hdr->file_size, strerror(errno));
@@ -361,6 +365,7 @@ pool_open(const char *path, struct pool_config *c)
 		goto fail;
 	p->fork_mode = c->fork_mode;
 	p->keep = c->keep;
+	p->eager_restart = c->eager_restart;
 	if (p->fork_mode == CKPT_FORK_COW)
 		segcopy_small_cow(p->fd);
 	if (map_reserve((void *)(uintptr_t)p->hdr.base, p->hdr.seg_size) < 0) {
@@ -415,6 +420,7 @@ ckpt_close(ckpt_pool *p)
 	run_close_hooks(p);
 	pthread_mutex_lock(&p->mu);
 	int ret = 0;
+	image_detach(p);        /* first: a lazy fill maps into the heap's range */
 	if (p->heap) {
 		heap_detach(p->heap);
 		p->heap = NULL;

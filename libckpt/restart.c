@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "filesize.h"
 #include "pool.h"
@@ -38,6 +39,7 @@
 #include "segment.h"
 #include "sums.h"
 #include "engine/image.h"
+#include "engine/lazy.h"
 
 /* find_checkpoint -- index of checkpoint id (CKPT_LATEST: newest), or -1 */
 static int
@@ -67,14 +69,13 @@ older_checkpoint(const struct cat_view *v, ckpt_id id)
 }
 
 /*
- * checkpoint_verify -- check a checkpoint's bytes against its recorded
- * checksum; page_sums (may be NULL) receives the sum of each page
+ * checkpoint_in_file -- a checkpoint lies in the file before it is mapped
+ * (a mapping past the end faults with SIGBUS): a file cut shorter than its
+ * catalog needs (format.h, POOL_F_SIZE_FOLLOWS) is refused by name
  */
 static int
-checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
-		uint64_t *page_sums)
+checkpoint_in_file(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg)
 {
-	const void *m;
 	struct stat st;
 	if (fstat(p->fd, &st) < 0)
 		return ckpt_err_set(errno, "cannot stat pool %s: %s", p->path, strerror(errno));
@@ -83,6 +84,20 @@ checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
 			"the file (%llu bytes, it needs %llu): the pool file is truncated",
 			(unsigned long long)e->ckpt_id, seg, (unsigned long long)st.st_size,
 			(unsigned long long)(seg_off(p, seg) + p->hdr.seg_size));
+	return 0;
+}
+
+/*
+ * checkpoint_verify -- check a checkpoint's bytes against its recorded
+ * checksum; page_sums (may be NULL) receives the sum of each page
+ */
+static int
+checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
+		uint64_t *page_sums)
+{
+	const void *m;
+	if (checkpoint_in_file(p, e, seg) < 0)
+		return -1;
 	if (map_view(p->fd, seg_off(p, seg), e->used, &m) < 0) {
 		ckpt_err_prefix("checkpoint %llu: ", (unsigned long long)e->ckpt_id);
 		return -1;
@@ -100,11 +115,32 @@ checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
 }
 
 /*
- * choose -- step 1: the index of the checkpoint to restart from, verified
- * (its page sums into page_sums, may be NULL); -1
+ * stored_sums -- a lazy restart's verification: the checkpoint's stored
+ * page sums, checked against its checksum, into page_sums (its pages are
+ * verified on first access); -1 (message set) when it has none or they are
+ * damaged, and the whole image must be verified instead
  */
 static int
-choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *page_sums)
+stored_sums(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg, uint64_t *page_sums)
+{
+	if (!(e->flags & CAT_F_SUMS_STORED) || !(p->hdr.flags & POOL_F_SUMS_AREA) ||
+	    e->used % SUMS_PAGE)
+		return ckpt_err_set(ENOENT, "no stored page sums");
+	if (checkpoint_in_file(p, e, seg) < 0)
+		return -1;
+	return sums_load(p->fd, layout_sums_off(&p->hdr, seg), e->used / SUMS_PAGE,
+			e->checksum, page_sums);
+}
+
+/*
+ * choose -- step 1: the index of the checkpoint to restart from, verified
+ * (its page sums into page_sums, may be NULL); -1. With lazy (may be
+ * NULL), a checkpoint whose stored page sums check is taken with *lazy 1,
+ * its pages left to be verified on first access.
+ */
+static int
+choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *page_sums,
+		int *lazy)
 {
 	int src = find_checkpoint(v, from);
 	if (src < 0) {
@@ -115,6 +151,12 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 	}
 	for (;;) {
 		/* a failed candidate's sums must not outlive it */
+		if (page_sums)
+			memset(page_sums, 0, p->hdr.seg_size / SUMS_PAGE * sizeof(*page_sums));
+		if (lazy && stored_sums(p, &v->e[src], (uint32_t)src, page_sums) == 0) {
+			*lazy = 1;
+			break;
+		}
 		if (page_sums)
 			memset(page_sums, 0, p->hdr.seg_size / SUMS_PAGE * sizeof(*page_sums));
 		if (checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) == 0)
@@ -228,14 +270,17 @@ publish(struct ckpt_pool *p, uint32_t src, const struct cat_entry *srce)
 /*
  * restart_image -- cow mode: steps 2-4 in one: the new live entry is LIVE
  * at once, in memory, pinning the checkpoint it maps (source); nothing is
- * copied
+ * copied. uffd >= 0 (consumed): the heap is attached lazily (engine/lazy.c).
  */
 static int
-restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint64_t *sums)
+restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint64_t *sums,
+		int uffd)
 {
 	struct cat_entry srce = v->e[src];
 	if (claim(p, v, &srce) < 0) {
 		cat_end(&p->cat);
+		if (uffd >= 0)
+			close(uffd);
 		return -1;
 	}
 	struct cat_entry *e = &v->e[p->seg];
@@ -244,14 +289,21 @@ restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint6
 	e->source = src;
 	e->ckpt_id = srce.ckpt_id;
 	e->used = srce.used;
-	if (cat_commit(&p->cat) < 0)
-		return -1;
-	if (image_prepare(p, sums) < 0 ||
-	    pool_attach_segment(p, 0, src, srce.used, srce.ckpt_id) < 0) {
+	int rc = cat_commit(&p->cat);
+	if (rc == 0 && image_prepare(p, sums) == 0) {
+		if (uffd >= 0)
+			image_lazy(p, uffd);
+		uffd = -1;
+		rc = pool_attach_segment(p, 0, src, srce.used, srce.ckpt_id);
+		if (rc < 0)
+			seg_release(p, p->seg, SEG_OURS);
+	} else if (rc == 0) {
 		seg_release(p, p->seg, SEG_OURS);
-		return -1;
+		rc = -1;
 	}
-	return 0;
+	if (uffd >= 0)
+		close(uffd);
+	return rc;
 }
 
 int
@@ -259,25 +311,39 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 {
 	struct cat_view v;
 	uint64_t *sums = NULL;
+	int uffd = -1, lazy = 0;
 	if (p->fork_mode == CKPT_FORK_COW) {
 		sums = calloc(p->hdr.seg_size / SUMS_PAGE, sizeof(*sums));
 		if (!sums)
 			return ckpt_err_set(ENOMEM, "out of memory");
+		/* a lazy restart where the kernel lets us (lazy.c says what it needs) */
+		if (!p->eager_restart && (p->hdr.flags & POOL_F_SUMS_AREA))
+			uffd = lazy_open();
 	}
 	if (cat_begin(&p->cat, &v) < 0) {
 		free(sums);
+		if (uffd >= 0)
+			close(uffd);
 		return -1;
 	}
 	if (from == CKPT_LATEST && never_checkpointed(&v)) {
 		free(sums);
+		if (uffd >= 0)
+			close(uffd);
 		return restart_empty(p, &v);
 	}
-	int src = choose(p, &v, from, sums);
+	int src = choose(p, &v, from, sums, uffd >= 0 ? &lazy : NULL);
+	if (uffd >= 0 && !lazy) {
+		close(uffd);
+		uffd = -1;
+	}
 	if (src >= 0 && sums) {
-		int rc = restart_image(p, &v, (uint32_t)src, sums);
+		int rc = restart_image(p, &v, (uint32_t)src, sums, uffd);
 		free(sums);
 		return rc;
 	}
+	if (uffd >= 0)
+		close(uffd);
 	free(sums);
 	int seg = src < 0 ? -1 : claim(p, &v, &v.e[src]);
 	if (seg < 0) {

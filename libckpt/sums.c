@@ -1,7 +1,71 @@
 /*
  * sums.c -- computing a checkpoint's checksum from its bytes (see sums.h).
  */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libckpt.h"
 #include "sums.h"
+
+/* xfer -- pread or pwrite all of len bytes at off; 0, or -1 with errno (EIO for a short read) */
+static int
+xfer(int fd, void *buf, uint64_t len, uint64_t off, int write)
+{
+	char *b = buf;
+	while (len) {
+		ssize_t n = write ? pwrite(fd, b, len, (off_t)off) : pread(fd, b, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		b += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int
+sums_store(int fd, uint64_t off, const uint64_t *sums, uint64_t npages)
+{
+	if (xfer(fd, (void *)sums, npages * sizeof(*sums), off, 1) < 0)
+		return ckpt_err_set(errno, "cannot write the checkpoint's page sums: %s",
+				strerror(errno));
+	return 0;
+}
+
+int
+sums_check_stored(int fd, uint64_t off, uint64_t npages, uint64_t checksum)
+{
+	uint64_t buf[4096];
+	XXH3_state_t st;
+	XXH3_64bits_reset(&st);
+	for (uint64_t done = 0; done < npages;) {
+		uint64_t n = npages - done < 4096 ? npages - done : 4096;
+		if (xfer(fd, buf, n * sizeof(*buf), off + done * sizeof(*buf), 0) < 0)
+			return ckpt_err_set(errno, "cannot read the page sums: %s",
+					strerror(errno));
+		XXH3_64bits_update(&st, buf, n * sizeof(*buf));
+		done += n;
+	}
+	if (XXH3_64bits_digest(&st) != checksum)
+		return ckpt_err_set(EINVAL, "its stored page sums are damaged: checksum mismatch");
+	return 0;
+}
+
+int
+sums_load(int fd, uint64_t off, uint64_t npages, uint64_t checksum, uint64_t *out)
+{
+	if (xfer(fd, out, npages * sizeof(*out), off, 0) < 0)
+		return ckpt_err_set(errno, "cannot read the page sums: %s", strerror(errno));
+	if (sums_top(out, npages) != checksum)
+		return ckpt_err_set(EINVAL, "its stored page sums are damaged: checksum mismatch");
+	return 0;
+}
 
 void
 sums_begin(struct sums *s, int paged, uint64_t *out)

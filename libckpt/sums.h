@@ -11,6 +11,12 @@
  *    only those, and a reader can verify any page on its own.
  * Readers feed the bytes in order through sums_update, in pieces that are
  * multiples of SUMS_PAGE but for the last.
+ *
+ * A paged image may also have its page sums stored (CAT_F_SUMS_STORED,
+ * format 1.2) in its segment's page-sum slot: sums_store writes them,
+ * sums_load reads them back and checks them against the image's checksum,
+ * after which any one page can be verified against its sum alone (the
+ * lazy restart, engine/lazy.c).
  */
 #ifndef CKPT_SUMS_H
 #define CKPT_SUMS_H 1
@@ -48,6 +54,26 @@ sums_top(const uint64_t *sums, uint64_t npages)
 {
 	return XXH3_64bits(sums, npages * sizeof(uint64_t));
 }
+
+/*
+ * sums_store -- write npages page sums at file offset off of fd (not
+ * durable: the checkpoint's fdatasync covers them)
+ */
+CKPT_HIDDEN int sums_store(int fd, uint64_t off, const uint64_t *sums, uint64_t npages);
+
+/*
+ * sums_load -- read npages page sums from file offset off of fd into out
+ * and check that their XXH3-64 is checksum; EINVAL (damaged) or EIO with a
+ * message
+ */
+CKPT_HIDDEN int sums_load(int fd, uint64_t off, uint64_t npages, uint64_t checksum,
+		uint64_t *out);
+
+/*
+ * sums_check_stored -- sums_load's check without keeping the sums (bounded
+ * memory, for verify): 0, or -1 with EINVAL (damaged) or EIO and a message
+ */
+CKPT_HIDDEN int sums_check_stored(int fd, uint64_t off, uint64_t npages, uint64_t checksum);
 
 CKPT_HIDDEN void sums_begin(struct sums *s, int paged, uint64_t *out);
 CKPT_HIDDEN void sums_update(struct sums *s, const void *data, size_t len);

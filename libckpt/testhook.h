@@ -35,7 +35,17 @@
  *   CKPT_TEST_NO_UFFD     dirty tracking does not try userfaultfd, as under
  *                         a kernel or seccomp filter that refuses it: a
  *                         MAP_PRIVATE file range gets private-scan, any
- *                         other every-page (engine/dirty.c)
+ *                         other every-page (engine/dirty.c); a restart is
+ *                         not lazy (engine/lazy.c)
+ *   CKPT_TEST_LAZY_NO_THREAD  a lazy restart starts no thread: it verifies
+ *                         and maps every chunk before it returns, as where
+ *                         no thread can be made (engine/lazy.c)
+ *   CKPT_TEST_LAZY_NO_PREFETCH  a lazy restart's thread fills only the
+ *                         chunks that are touched (and all of them when a
+ *                         fork or checkpoint asks it to finish), so tests
+ *                         know a first access meets a hole (engine/lazy.c)
+ *   CKPT_TEST_FORMAT_1_1  ckpt_create makes a format 1.1 pool (no page-sum
+ *                         area, full size), as an older libckpt did (pool.c)
  *   CKPT_TEST_NO_TMPFILE  ckpt_create builds the pool under a hidden name
  *                         and links it, as where O_TMPFILE is refused
  *                         (newfile.c)

@@ -483,7 +483,9 @@ test_cow_old_pool_refused(void **state)
 	unlink(path);
 	struct ckpt_config c = { .heap_size = HEAP, .max_segments = 4,
 		.fork_mode = CKPT_FORK_COPY };
+	setenv("CKPT_TEST_FORMAT_1_1", "1", 1);    /* the geometry 1.0 had */
 	ckpt_pool *p = ckpt_create(path, &c);
+	unsetenv("CKPT_TEST_FORMAT_1_1");
 	assert_non_null(p);
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
@@ -496,7 +498,6 @@ test_cow_old_pool_refused(void **state)
 	h.flags = 0;
 	layout_seal(&h);
 	assert_int_equal(pwrite(fd, &h, sizeof(h), 0), sizeof(h));
-	assert_int_equal(ftruncate(fd, (off_t)h.file_size), 0);  /* 1.0: full size */
 	close(fd);
 	assert_null(ckpt_open(path, CKPT_LATEST, &cow_cfg));
 	assert_int_equal(errno, ENOTSUP);

@@ -226,10 +226,10 @@ open_truncated(void **state)
 	}
 	check_opens(orig);
 
-	/* a pool of format 1.1 has its full size: shorter is truncated */
+	/* a pool of format 1.2 has its full size: shorter is truncated */
 	const char *path = tu_path("trunc-old.pool"), *copy = tu_path("trunc-old.copy");
 	tu_copy_file(orig, path);
-	h.minor = 1;
+	h.minor = 2;
 	h.flags &= ~POOL_F_SIZE_FOLLOWS;
 	layout_seal(&h);
 	write_hdr(path, &h);

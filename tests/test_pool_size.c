@@ -11,7 +11,7 @@
  * catalog:before-trim), leaves a pool that opens and verifies, and the
  * next commit brings the size back; a file cut short is refused by
  * ckpt_open and reported by ckpt-inspect verify, naming the truncation; a
- * pool of format 1.1 (full size) opens and keeps its size.
+ * pool of format 1.2 (full size) opens and keeps its size.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -222,7 +222,7 @@ test_truncated_refused(void **state)
 		fail_msg("verify of a truncated pool exited %d:\n%s", rc, out);
 }
 
-/* test_old_pool_keeps_size -- a format 1.1 pool is full size and stays so */
+/* test_old_pool_keeps_size -- a format 1.2 pool is full size and stays so */
 static void
 test_old_pool_keeps_size(void **state)
 {
@@ -230,10 +230,10 @@ test_old_pool_keeps_size(void **state)
 	const char *path = tu_path("old.pool");
 	ckpt_pool *p = with_checkpoint(path);
 	assert_int_equal(ckpt_close(p), 0);
-	/* as a libckpt of format 1.1 wrote it: no flag, the full size */
+	/* as a libckpt of format 1.2 wrote it: no flag, the full size */
 	struct pool_hdr h;
 	need_of(path, &h);
-	h.minor = 1;
+	h.minor = 2;
 	h.flags &= ~POOL_F_SIZE_FOLLOWS;
 	layout_seal(&h);
 	int fd = open(path, O_RDWR);

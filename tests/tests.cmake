@@ -16,7 +16,7 @@ add_dependencies(test_pool_catalog ckpt-inspect)
 ckpt_test(test_readme_snippet test_readme_snippet.c LABELS proc)
 # the pool file's apparent size follows the segments in use (issue 16, item
 # 7): after create, checkpoints, retention, close, reclaim; kill -9 between
-# a size change and its commit; a truncated file refused; a 1.1 pool kept
+# a size change and its commit; a truncated file refused; a 1.2 pool kept
 ckpt_test(test_pool_size test_pool_size.c LABELS proc VALGRIND)
 add_dependencies(test_pool_size ckpt-inspect)
 # the exported symbols and SONAME; the installed library used as a user would
@@ -94,6 +94,11 @@ ckpt_test(test_fork_reflink test_fork_reflink.c LABELS proc root)
 # every checkpoint point
 ckpt_test(test_cow test_cow.c LABELS proc VALGRIND)
 add_dependencies(test_cow ckpt-inspect)
+# lazy restart: kernel I/O into holes (O_DIRECT too), a damaged chunk fenced
+# (SIGBUS on first touch) or refused (eager), fork and checkpoint mid-fill,
+# the eager cases; no valgrind run (valgrind has no userfaultfd)
+ckpt_test(test_lazy test_lazy.c LABELS proc)
+add_dependencies(test_lazy ckpt-inspect)
 # the engine under fire (issue 11, "Done when"): kill -9 at random instants
 # (cow checkpoint loops with recycling, cow restarts, cow forks whose children
 # checkpoint, background checkpoints; CKPT_TEST_LONG=1 for thousands of kills,

@@ -146,7 +146,7 @@
 #include <linux/userfaultfd.h>
 
 #include "engine/dirty.h"
-#include "engine/uffd_uapi.h"
+#include "engine/uffd.h"
 #include "testhook.h"
 
 #define VEC_LEN 256   /* page_region entries per PAGEMAP_SCAN call (6 KiB of stack) */
@@ -225,31 +225,6 @@ scan_args(struct pm_scan_arg *a, enum dirty_method m, uint64_t start, uint64_t e
 		a->return_mask = PAGE_IS_FILE;
 	}
 }
-
-/* uffd_open -- a userfaultfd by the i-th way (0 syscall, 1 /dev, 2 user mode only) */
-static int
-uffd_open(int way)
-{
-	switch (way) {
-	case 0:
-		return (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	case 1: {
-		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-		if (dev < 0)
-			return -1;
-		int fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-		close_fd(&dev);
-		return fd;
-	}
-	default:
-		return (int)syscall(SYS_userfaultfd,
-				O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	}
-}
-
-static const char *const uffd_way_name[] = {
-	"userfaultfd(2)", "/dev/userfaultfd", "userfaultfd(2) user-mode-only",
-};
 
 /* uffd_api -- enable WP async on a fresh uffd; 0, or -1 with errno */
 static int
@@ -365,12 +340,12 @@ arm_wp_async(struct dirty *d)
 		why_add(d, "userfaultfd disabled (CKPT_TEST_NO_UFFD=1)");
 		return -1;
 	}
-	for (int way = 0; way < 3; way++) {
+	for (int way = 0; way < UFFD_WAYS; way++) {
 		const char *step = "open";
 		int unpop = 0;
 		int fd = uffd_open(way);
 		if (fd < 0) {
-			why_add(d, "%s: %s", uffd_way_name[way], strerror(errno));
+			why_add(d, "%s: %s", uffd_way_name(way), strerror(errno));
 			continue;
 		}
 		step = "UFFDIO_API WP_ASYNC";
@@ -396,12 +371,12 @@ arm_wp_async(struct dirty *d)
 			goto refused;
 		}
 		d->uffd = fd;
-		d->user_mode_only = way == 2;
-		why_add(d, "wp-async via %s%s", uffd_way_name[way],
+		d->user_mode_only = way == UFFD_WAY_USER_ONLY;
+		why_add(d, "wp-async via %s%s", uffd_way_name(way),
 				unpop ? "" : " (no WP_UNPOPULATED)");
 		return 0;
 refused:
-		why_add(d, "%s: %s: %s", uffd_way_name[way], step, strerror(errno));
+		why_add(d, "%s: %s: %s", uffd_way_name(way), step, strerror(errno));
 		close_fd(&fd);
 	}
 	return -1;

@@ -47,6 +47,7 @@
  * closes or dies.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -57,6 +58,7 @@
 #include "segment.h"
 #include "sums.h"
 #include "testhook.h"
+#include "engine/lazy.h"
 
 #define PAGE ((uint64_t)4096)
 
@@ -89,6 +91,7 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 		e->cur = bits_new(e);
 		e->sums = malloc(npages * sizeof(uint64_t));
 		e->can_clone = segcopy_can_clone(p->fd);
+		e->lazy_uffd = -1;
 		p->eng = e;
 		if (!e->cur || !e->sums) {
 			image_detach(p);
@@ -101,6 +104,37 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 	for (uint64_t i = 0; i < p->hdr.seg_size / PAGE; i++)
 		e->sums[i] = sums && sums[i] ? sums[i] : z;
 	return 0;
+}
+
+void
+image_lazy(struct ckpt_pool *p, int uffd)
+{
+	p->eng->lazy_uffd = uffd;
+}
+
+/* start_lazy -- image_attach of a lazy restart: hand the image's range to lazy.c */
+static int
+start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
+{
+	struct engine *e = p->eng;
+	char what[160];
+	snprintf(what, sizeof(what), "pool %s, checkpoint %llu", p->path,
+		(unsigned long long)id);
+	int uffd = e->lazy_uffd, done;
+	e->lazy_uffd = -1;
+	e->lazy = lazy_start(uffd, p->fd, seg_off(p, seg), (void *)(uintptr_t)p->hdr.base,
+			used, e->sums, what, &done);
+	return e->lazy || done ? 0 : -1;
+}
+
+void
+image_settle(struct ckpt_pool *p)
+{
+	struct engine *e = p->eng;
+	if (e && e->lazy) {
+		lazy_finish(e->lazy);
+		e->lazy = NULL;
+	}
 }
 
 int
@@ -118,6 +152,10 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	if (rebase)
 		dirty_stop(&e->tracker);
 	e->tracking = 0;
+	/* a lazy restart takes the image's range over before the tracker
+	 * looks at it (lazy.c; the tracker then scans the chunks it maps) */
+	if (e->lazy_uffd >= 0 && start_lazy(p, seg, used, id) < 0)
+		return -1;
 	if (dirty_start(&e->tracker, base, p->hdr.seg_size, 1) < 0)
 		return -1;
 	e->tracking = 1;
@@ -144,6 +182,9 @@ image_detach(struct ckpt_pool *p)
 	struct engine *e = p->eng;
 	if (!e)
 		return;
+	lazy_stop(e->lazy);
+	if (e->lazy_uffd >= 0)
+		close(e->lazy_uffd);
 	if (e->tracking)
 		dirty_stop(&e->tracker);
 	while (e->n)
@@ -160,6 +201,9 @@ image_after_fork_child(struct ckpt_pool *p)
 	struct engine *e = p->eng;
 	if (!e)
 		return;
+	/* a fork our prepare handler saw settled the fill; after any other
+	 * the thread is not in this process (and its holes read as zeros) */
+	e->lazy = NULL;
 	dirty_after_fork_child(&e->tracker);
 	while (e->n)
 		ring_drop_front(e);
@@ -293,6 +337,7 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 		uint32_t *flags)
 {
 	struct engine *e = p->eng;
+	image_settle(p);
 	memset(e->cur, 0, e->words * sizeof(uint64_t));
 	if (dirty_collect(&e->tracker, used, 0, mark, e->cur) < 0)
 		return -1;
@@ -331,6 +376,13 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	if (recycled)
 		ring_drop_front(e); /* the recycled checkpoint is gone */
 	image_sum(p, used, sum, flags);
+	/* format 1.2: the page sums go beside the image, so that a restart
+	 * can verify each page on first access (lazy.c) */
+	if ((*flags & CAT_F_PAGE_SUMS) && (p->hdr.flags & POOL_F_SUMS_AREA)) {
+		if (sums_store(p->fd, layout_sums_off(&p->hdr, seg), e->sums, used / PAGE) < 0)
+			return -1;
+		*flags |= CAT_F_SUMS_STORED;
+	}
 	return 0;
 }
 

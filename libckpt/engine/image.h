@@ -50,6 +50,9 @@ struct engine {
 	uint64_t *sums;         /* the sum of each page of the heap as of the last
 	                           checkpoint or the base (sums.h): a checkpoint
 	                           rehashes only the pages written since */
+	int lazy_uffd;          /* image_attach of a restart starts a lazy fill
+	                           with it (image_lazy), else -1 */
+	struct lazy *lazy;      /* the lazy fill under way, or NULL (lazy.h) */
 	/* figures of the last checkpoint, for tests and ckpt-inspect */
 	uint64_t last_written;  /* bytes written from the heap */
 	int last_recycled;      /* 1 if it recycled an old checkpoint */
@@ -68,6 +71,20 @@ CKPT_HIDDEN int image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, c
  * with the page sums of the checkpoint it maps (from its verification)
  */
 CKPT_HIDDEN int image_prepare(struct ckpt_pool *p, const uint64_t *sums);
+
+/*
+ * image_lazy -- before the image_attach of a restart from checkpoint id:
+ * attach lazily with uffd (lazy_open's; the engine's from here on): the
+ * heap is ready at once and each chunk is verified against e->sums on
+ * first access (lazy.c), which must be the image's stored page sums
+ */
+CKPT_HIDDEN void image_lazy(struct ckpt_pool *p, int uffd);
+
+/*
+ * image_settle -- complete a lazy fill under way (before a fork or a
+ * checkpoint: afterwards the heap is an ordinary private image)
+ */
+CKPT_HIDDEN void image_settle(struct ckpt_pool *p);
 
 /* image_detach -- stop tracking and free the engine's state (the mapping is the pool's) */
 CKPT_HIDDEN void image_detach(struct ckpt_pool *p);

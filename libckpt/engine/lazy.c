@@ -1,0 +1,398 @@
+/*
+ * lazy.c -- the lazy restart: a heap that is ready at once and whose
+ * every chunk is verified against its page sums before the program sees it.
+ *
+ * A cow restart maps its checkpoint image privately as the heap
+ * (image.c). Verifying the whole image first costs a full read of it
+ * (about 50-60 ms per GiB from a warm page cache, seconds cold), while the
+ * program may need a few pages. A private file mapping offers no hook
+ * between the page cache and the program's first read, so this file makes
+ * one:
+ *
+ *   1. The range [base, base + len) (the image's used bytes rounded up to
+ *      a chunk, 2 MiB or more) is replaced by empty anonymous memory
+ *      registered with a userfaultfd in MISSING mode: the first access to
+ *      any of it, by the program or by the kernel on its behalf (read(2)
+ *      into a heap buffer), waits for this file's thread.
+ *   2. The thread takes the faults first: for the faulting chunk it reads
+ *      the image's pages through a read-only view, checks each against its
+ *      stored page sum (format 1.2, sums.h), maps the chunk of the image
+ *      privately over the hole (map_image_piece: the page cache's pages,
+ *      no copy; the pieces merge into one mapping) and wakes the waiters,
+ *      whose fault is retried on the new mapping.
+ *   3. Between faults it does the same for the next chunk in address
+ *      order (prefetch), so a program that walks its whole heap finds
+ *      most of it mapped, and when every chunk is done the thread exits:
+ *      the heap is then exactly what image.c maps without lazy restart,
+ *      with nothing left of this machinery.
+ *
+ * A chunk that fails verification (or cannot be read) is never shown:
+ * it is fenced (map_poison: every access raises SIGBUS, as past the end
+ * of a mapped file, and kernel I/O into it fails with EFAULT), and a
+ * message naming the checkpoint, the page and the chunk goes to stderr.
+ * The program dies only if it touches the damaged chunk; `ckpt-inspect
+ * verify` names the same page.
+ *
+ * What needs what: kernel faults must wait, so the userfaultfd is made
+ * without UFFD_USER_MODE_ONLY, which needs CAP_SYS_PTRACE or
+ * vm.unprivileged_userfaultfd=1, or access to /dev/userfaultfd. Without
+ * them (or with CKPT_RESTART=eager, under valgrind, or an image without
+ * stored sums) the restart verifies the whole image before it returns, as
+ * before.
+ *
+ * A fork child would not inherit the userfaultfd (that needs
+ * UFFD_FEATURE_EVENT_FORK and CAP_SYS_PTRACE) and would read zeros from
+ * the holes, so a fork first completes the fill (lazy_finish), as does a
+ * checkpoint, which copies the base image. Both cost at most the rest of
+ * one verification pass.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#include "libckpt.h"
+#include "map.h"
+#include "sums.h"
+#include "testhook.h"
+#include "engine/lazy.h"
+#include "engine/uffd.h"
+
+#define LAZY_CHUNK ((uint64_t)2 << 20)
+#define LAZY_MAX_CHUNKS ((uint64_t)1 << 14)  /* bounds the mappings a fill can leave */
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+/*
+ * lazy -- one lazy fill.
+ * Invariants: [base, base + len) is the range taken over, len a multiple of
+ * chunk (or the last chunk short); chunk i is mapped from the image (or
+ * fenced) iff done[i]; left counts the chunks not done; only the thread
+ * (or lazy_start's caller, when there is no thread) changes done, left and
+ * the mappings until lazy_finish/lazy_stop joined it.
+ */
+struct lazy {
+	int uffd;
+	int stopfd;             /* eventfd: lazy_stop asks the thread to end */
+	int desc;               /* the description every chunk is mapped through */
+	int fd;
+	uint64_t img_off;       /* the image's offset in fd */
+	char *base;
+	uint64_t len, chunk, nchunks, used;
+	const uint64_t *sums;
+	const char *view;       /* read-only view of the image's [0, used) */
+	uint8_t *done;
+	uint64_t left, next, damaged;
+	pthread_t thread;
+	int has_thread;
+	int prefetching;        /* the thread fills chunks nobody asked for
+	                           (off only under CKPT_TEST_LAZY_NO_PREFETCH) */
+	_Atomic int finishing;  /* lazy_finish: fill the rest, then end */
+	char what[160];
+};
+
+int
+lazy_open(void)
+{
+	if (test_flag("CKPT_TEST_NO_UFFD"))
+		return ckpt_err_set(EPERM, "userfaultfd disabled (CKPT_TEST_NO_UFFD=1)");
+	/* valgrind runs one thread at a time: a thread blocked in a fault on
+	 * the hole would hold it, and the fill thread could never serve it */
+	if (RUNNING_ON_VALGRIND)
+		return ckpt_err_set(EPERM, "no lazy restart under valgrind");
+	char why[256] = "";
+	for (int way = 0; way < UFFD_WAY_USER_ONLY; way++) {
+		int fd = uffd_open(way);
+		struct uffdio_api api = { .api = UFFD_API };
+		if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0 &&
+		    (api.ioctls & (1ull << _UFFDIO_REGISTER)))
+			return fd;
+		size_t n = strlen(why);
+		snprintf(why + n, sizeof(why) - n, "%s%s: %s", n ? "; " : "",
+			uffd_way_name(way), strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return ckpt_err_set(EPERM, "no userfaultfd for kernel faults (%s)", why);
+}
+
+/* wake -- let the faults waiting in [off, off + len) retry */
+static void
+wake(struct lazy *l, uint64_t off, uint64_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)l->base + off, .len = len };
+	ioctl(l->uffd, UFFDIO_WAKE, &r);
+}
+
+/*
+ * verify -- check the image's pages in [off, end) against their sums;
+ * 0, or -1 with *bad the offset of the first page that fails (or cannot be
+ * read: the populate reports the I/O error instead of a SIGBUS)
+ */
+static int
+verify(struct lazy *l, uint64_t off, uint64_t end, uint64_t *bad)
+{
+	if (end <= off)
+		return 0;
+	const char *v = l->view + off;
+	if (madvise((void *)v, end - off, MADV_POPULATE_READ) < 0 && errno != EINVAL) {
+		*bad = off;
+		return -1;
+	}
+	for (uint64_t o = off; o < end; o += SUMS_PAGE)
+		if (sums_page(l->view + o) != l->sums[o / SUMS_PAGE]) {
+			*bad = o;
+			return -1;
+		}
+	/* the view's page tables are not needed again (the page cache stays) */
+	madvise((void *)v, end - off, MADV_DONTNEED);
+	return 0;
+}
+
+/* copy_in -- map_image_piece failed (out of mappings?): copy the verified chunk in */
+static int
+copy_in(struct lazy *l, uint64_t off, uint64_t len)
+{
+	uint64_t vlen = l->used > off ? l->used - off : 0;
+	struct uffdio_copy c = {
+		.dst = (uintptr_t)l->base + off,
+		.src = (uintptr_t)l->view + off,
+		.len = vlen < len ? vlen : len,
+	};
+	if (c.len == 0)
+		return map_hole(l->base + off, len);  /* past the image: zeros */
+	return ioctl(l->uffd, UFFDIO_COPY, &c) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* fill -- verify chunk i and map it (or fence it), then wake its waiters */
+static void
+fill(struct lazy *l, uint64_t i)
+{
+	if (l->done[i])
+		return;
+	uint64_t off = i * l->chunk;
+	uint64_t len = l->len - off < l->chunk ? l->len - off : l->chunk;
+	uint64_t vend = l->used < off + len ? l->used : off + len, bad;
+	if (verify(l, off, vend, &bad) == 0) {
+		if (map_image_piece(l->desc, l->img_off + off, len, l->base + off) < 0 &&
+		    copy_in(l, off, len) < 0)
+			goto fence;
+	} else {
+		fprintf(stderr, "libckpt: %s: the page at heap offset 0x%llx (address %p) "
+			"fails its checksum or cannot be read; chunk [%p, %p) is fenced: "
+			"touching it raises SIGBUS\n", l->what, (unsigned long long)bad,
+			(void *)(l->base + bad), (void *)(l->base + off),
+			(void *)(l->base + off + len));
+		goto fence;
+	}
+	goto out;
+fence:
+	l->damaged++;
+	if (map_poison(l->base + off, len) < 0)
+		fprintf(stderr, "libckpt: %s: %s\n", l->what, ckpt_errormsg());
+out:
+	l->done[i] = 1;
+	l->left--;
+	wake(l, off, len);
+}
+
+/* serve -- fill the chunks of every pending fault; 0, or -1 when there was none */
+static int
+serve(struct lazy *l)
+{
+	struct uffd_msg m[16];
+	ssize_t n = read(l->uffd, m, sizeof(m));
+	if (n <= 0)
+		return -1;
+	for (ssize_t k = 0; k < n / (ssize_t)sizeof(m[0]); k++) {
+		if (m[k].event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		uint64_t a = m[k].arg.pagefault.address - (uintptr_t)l->base;
+		if (a < l->len)
+			fill(l, a / l->chunk);
+	}
+	return 0;
+}
+
+/* prefetch -- fill the next chunk not done in address order */
+static void
+prefetch(struct lazy *l)
+{
+	while (l->next < l->nchunks && l->done[l->next])
+		l->next++;
+	if (l->next < l->nchunks)
+		fill(l, l->next);
+}
+
+/*
+ * lazy_thread -- faults first, then the next chunk; a word on stopfd ends
+ * it at once (lazy_stop) or turns prefetch on until every chunk is done
+ * (lazy_finish)
+ */
+static void *
+lazy_thread(void *arg)
+{
+	struct lazy *l = arg;
+	while (l->left) {
+		struct pollfd pf[2] = { { .fd = l->uffd, .events = POLLIN },
+			{ .fd = l->stopfd, .events = POLLIN } };
+		int n = poll(pf, 2, l->prefetching ? 0 : -1);
+		if (n > 0 && pf[1].revents) {
+			if (!l->finishing)
+				break;
+			uint64_t v;
+			ssize_t r = read(l->stopfd, &v, sizeof(v));
+			(void)r;
+			l->prefetching = 1;
+		}
+		if (n > 0 && (pf[0].revents & POLLIN) && serve(l) == 0)
+			continue;
+		if (l->prefetching)
+			prefetch(l);
+	}
+	return NULL;
+}
+
+/* lazy_free -- release everything but the mappings of the heap */
+static void
+lazy_free(struct lazy *l)
+{
+	map_view_end(l->view, l->used);
+	if (l->desc >= 0)
+		map_description_end(l->desc, l->fd);
+	if (l->uffd >= 0)
+		close(l->uffd);
+	if (l->stopfd >= 0)
+		close(l->stopfd);
+	free(l->done);
+	free(l);
+}
+
+/* run_here -- no thread: fill every chunk now; -1 if any was damaged */
+static int
+run_here(struct lazy *l)
+{
+	while (l->left)
+		prefetch(l);
+	return l->damaged ? -1 : 0;
+}
+
+struct lazy *
+lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
+		const uint64_t *sums, const char *what, int *done)
+{
+	*done = 0;
+	struct lazy *l = calloc(1, sizeof(*l));
+	if (!l) {
+		close(uffd);
+		ckpt_err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	l->uffd = uffd;
+	l->fd = fd;
+	l->desc = -1;
+	l->img_off = img_off;
+	l->base = base;
+	l->used = used;
+	l->sums = sums;
+	snprintf(l->what, sizeof(l->what), "%s", what);
+	l->prefetching = !test_flag("CKPT_TEST_LAZY_NO_PREFETCH");
+	l->chunk = LAZY_CHUNK;
+	while (used / l->chunk > LAZY_MAX_CHUNKS)
+		l->chunk *= 2;
+	l->nchunks = (used + l->chunk - 1) / l->chunk;
+	l->len = l->nchunks * l->chunk;
+	l->left = l->nchunks;
+	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	l->done = calloc(l->nchunks ? l->nchunks : 1, 1);
+	if (l->stopfd < 0 || !l->done) {
+		ckpt_err_set(errno ? errno : ENOMEM, "cannot start a lazy restart: %s",
+			strerror(errno ? errno : ENOMEM));
+		lazy_free(l);
+		return NULL;
+	}
+	l->desc = map_description(fd);
+	if (map_view_sparse(fd, img_off, used, (const void **)&l->view) < 0) {
+		lazy_free(l);
+		return NULL;
+	}
+	/* 1. the hole, registered; from here on a failure must still leave a
+	 * verified heap or none, so the caller learns which through *done */
+	if (map_hole(base, l->len) < 0) {
+		lazy_free(l);
+		return NULL;
+	}
+	struct uffdio_register r = {
+		.range = { .start = (uintptr_t)base, .len = l->len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int registered = ioctl(uffd, UFFDIO_REGISTER, &r) == 0;
+	/* 2, 3. the thread, with every signal blocked (the program's
+	 * handlers are for its own threads) */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	l->has_thread = registered && !test_flag("CKPT_TEST_LAZY_NO_THREAD") &&
+		pthread_create(&l->thread, NULL, lazy_thread, l) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (l->has_thread)
+		return l;
+	/* no thread (or no registration): verify and map it all now */
+	int rc = run_here(l);
+	if (rc < 0)
+		ckpt_err_set(EINVAL, "%s is damaged: checksum mismatch in %llu chunk(s)", what,
+			(unsigned long long)l->damaged);
+	lazy_free(l);
+	*done = rc == 0;
+	return NULL;
+}
+
+/* join -- wait for the thread, then free */
+static void
+join(struct lazy *l)
+{
+	pthread_join(l->thread, NULL);
+	lazy_free(l);
+}
+
+/* tell -- wake the thread through stopfd (finishing says what for) */
+static void
+tell(struct lazy *l, int finishing)
+{
+	uint64_t one = 1;
+	l->finishing = finishing;
+	ssize_t w = write(l->stopfd, &one, sizeof(one));   /* cannot fail: a count of 1 */
+	(void)w;
+}
+
+void
+lazy_finish(struct lazy *l)
+{
+	if (!l)
+		return;
+	tell(l, 1);
+	join(l);
+}
+
+void
+lazy_stop(struct lazy *l)
+{
+	if (!l)
+		return;
+	tell(l, 0);
+	join(l);
+}

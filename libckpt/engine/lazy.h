@@ -1,0 +1,53 @@
+/*
+ * lazy.h -- a restarted heap whose pages arrive on first access, each
+ * chunk verified against its page sums before the program can see it
+ * (cow mode; lazy.c's top comment gives the design).
+ */
+#ifndef CKPT_ENGINE_LAZY_H
+#define CKPT_ENGINE_LAZY_H 1
+
+#include <stdint.h>
+
+#include "internal.h"
+
+struct lazy;
+
+/*
+ * lazy_open -- a userfaultfd whose missing-page faults may be taken by the
+ * kernel too (read(2) into the heap waits instead of failing), or -1 with
+ * a message saying why not (privileges, kernel, CKPT_TEST_NO_UFFD): the
+ * restart then verifies the whole image before it returns
+ */
+CKPT_HIDDEN int lazy_open(void);
+
+/*
+ * lazy_start -- take over the heap's range [base, base + used rounded up
+ * to a chunk), which must map fd's image at img_off privately (the caller
+ * mapped it): the range is emptied, and a thread verifies each chunk
+ * against sums (used / 4096 page sums, already checked against the
+ * image's checksum; they must outlive lazy_finish/lazy_stop) and maps it,
+ * the chunks the program touches first, then the others in order. uffd
+ * (lazy_open's) is the lazy state's from here on, even on failure.
+ * what names the image in messages ("pool P, checkpoint N").
+ * Where no thread can be started the chunks are verified and mapped here.
+ * NULL with *done 1: already all mapped and verified (no thread); NULL with
+ * *done 0: failed, the range is not a verified heap (a damaged chunk, or
+ * an error), with a message.
+ */
+CKPT_HIDDEN struct lazy *lazy_start(int uffd, int fd, uint64_t img_off, void *base,
+		uint64_t used, const uint64_t *sums, const char *what, int *done);
+
+/*
+ * lazy_finish -- have the thread map every chunk left (prefetch on), wait
+ * for it, then free l. Before a fork (a child would not inherit the
+ * userfaultfd: its holes would read as zeros) and before a checkpoint.
+ */
+CKPT_HIDDEN void lazy_finish(struct lazy *l);
+
+/*
+ * lazy_stop -- stop at once and free l; chunks not yet mapped are left as
+ * empty anonymous memory, so the caller unmaps the heap right after (close)
+ */
+CKPT_HIDDEN void lazy_stop(struct lazy *l);
+
+#endif

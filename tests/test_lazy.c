@@ -1,0 +1,478 @@
+/*
+ * test_lazy.c -- the lazy restart (engine/lazy.c): a cow restart returns
+ * with the heap's range empty and each chunk arrives, verified against its
+ * stored page sums, on first access or by prefetch.
+ *
+ * The pools here hold three blocks of 5 MiB (A, B, C: chunks of their
+ * own, 2 MiB each) filled with a known pattern, in a format 1.2 pool whose
+ * checkpoints store their page sums. Each restart runs in a forked child
+ * (a SIGBUS there is what one test wants), and most run with
+ * CKPT_TEST_LAZY_NO_PREFETCH=1 so a first access is known to meet a hole
+ * rather than a chunk the prefetch already mapped:
+ *
+ *   - reads by the program and by the kernel (write(2) from the heap,
+ *     read(2) and O_DIRECT pread(2) into it) return the checkpoint's bytes;
+ *   - a damaged byte in C's chunk: ckpt_open still returns at once, A and B
+ *     read right, the first touch of C dies with SIGBUS and a message on
+ *     stderr naming the page; CKPT_RESTART=eager (and a restart that cannot
+ *     start a thread) refuses the checkpoint instead;
+ *   - a fork and a checkpoint in the middle of a fill complete it first:
+ *     the child and the new checkpoint hold every byte, not holes;
+ *   - CKPT_RESTART=eager, CKPT_TEST_NO_UFFD=1 and a format 1.1 pool (no
+ *     stored sums) restart eagerly, with the same bytes; a bad
+ *     CKPT_RESTART is refused.
+ *
+ * Lazy restart needs a userfaultfd that takes kernel faults (root here);
+ * where the test runs without one the lazy tests skip with a message.
+ * There is no valgrind run: valgrind has no userfaultfd, so it would only
+ * repeat test_cow's eager restarts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_checkpoint_util.h"
+#include "pool.h"
+#include "engine/image.h"
+#include "engine/lazy.h"
+
+#define BLOCK (5 * MiB)
+#define HEAP (64 * MiB)
+
+static const struct ckpt_config cow_cfg = {
+	.heap_size = HEAP, .max_segments = 8, .fork_mode = CKPT_FORK_COW,
+	.keep_checkpoints = 3,
+};
+
+/* the root: three blocks and the seed of each one's pattern */
+struct root {
+	uint64_t seed[3];
+	unsigned char *blk[3];
+};
+
+/* pattern -- byte i of block b under seed */
+static unsigned char
+pattern(uint64_t seed, int b, size_t i)
+{
+	return (unsigned char)((i * 131 + (size_t)b * 7 + seed) ^ (i >> 12));
+}
+
+/* block_ok -- 1 if block b of r holds its pattern (no assert: children use it) */
+static int
+block_ok(const struct root *r, int b)
+{
+	for (size_t i = 0; i < BLOCK; i++)
+		if (r->blk[b][i] != pattern(r->seed[b], b, i))
+			return 0;
+	return 1;
+}
+
+/* make_pool -- a cow pool at path with A, B and C filled; its checkpoint id */
+static ckpt_id
+make_pool(const char *path, uint64_t seed)
+{
+	unlink(path);
+	ckpt_pool *p = ckpt_create(path, &cow_cfg);
+	assert_non_null(p);
+	struct root *r = ckpt_alloc(p, sizeof(*r));
+	assert_non_null(r);
+	for (int b = 0; b < 3; b++) {
+		r->seed[b] = seed;
+		r->blk[b] = ckpt_alloc(p, BLOCK);
+		assert_non_null(r->blk[b]);
+		for (size_t i = 0; i < BLOCK; i++)
+			r->blk[b][i] = pattern(seed, b, i);
+	}
+	assert_int_equal(ckpt_set_root(p, r), 0);
+	ckpt_id id;
+	assert_int_equal(ckpt_checkpoint(p, NULL, &id), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	return id;
+}
+
+/* lazy_possible -- 1 if this process may take kernel faults with a userfaultfd */
+static int
+lazy_possible(void)
+{
+	int fd = lazy_open();
+	if (fd < 0) {
+		print_message("lazy restart impossible here (%s): skipped\n", ckpt_errormsg());
+		return 0;
+	}
+	close(fd);
+	return 1;
+}
+
+/* in_child -- run fn in a forked child with env set ("N=V"; "N" unsets); its status */
+static int
+in_child(int (*fn)(const char *), const char *path, const char *const *env,
+		const char *errfile)
+{
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (; env && *env; env++) {
+			const char *eq = strchr(*env, '=');
+			if (eq) {
+				char name[64];
+				snprintf(name, sizeof(name), "%.*s", (int)(eq - *env), *env);
+				setenv(name, eq + 1, 1);
+			} else {
+				unsetenv(*env);
+			}
+		}
+		if (errfile) {
+			int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (fd < 0 || dup2(fd, 2) < 0)
+				_exit(90);
+			close(fd);
+		}
+		_exit(fn(path));
+	}
+	return tu_wait_exit(pid);
+}
+
+/* open_lazy -- open latest in cow mode; NULL (and a message) unless the fill is lazy */
+static ckpt_pool *
+open_lazy(const char *path)
+{
+	ckpt_pool *p = ckpt_open(path, CKPT_LATEST, &cow_cfg);
+	if (!p) {
+		fprintf(stderr, "open: %s\n", ckpt_errormsg());
+		return NULL;
+	}
+	if (!p->eng || !p->eng->lazy) {
+		fprintf(stderr, "the restart was not lazy\n");
+		ckpt_close(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* child_kernel_io -- the kernel reads and writes holes right after a restart */
+static int
+child_kernel_io(const char *path)
+{
+	ckpt_pool *p = open_lazy(path);
+	if (!p)
+		return 10;
+	struct root *r = ckpt_root(p);     /* its chunk arrives: the first fault */
+	/* write(2) from A (a hole): the kernel's read of the heap waits for it */
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.a", path);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, r->blk[0], BLOCK) != (ssize_t)BLOCK)
+		return 11;
+	unsigned char *back = malloc(BLOCK);
+	if (!back || pread(fd, back, BLOCK, 0) != (ssize_t)BLOCK)
+		return 12;
+	for (size_t i = 0; i < BLOCK; i++)
+		if (back[i] != pattern(r->seed[0], 0, i))
+			return 13;
+	/* read(2) into B (a hole): the kernel's write into the heap waits too;
+	 * the file holds A's pattern, so B now holds it */
+	if (pread(fd, r->blk[1], BLOCK, 0) != (ssize_t)BLOCK)
+		return 14;
+	if (memcmp(r->blk[1], back, BLOCK) != 0)
+		return 15;
+	for (size_t i = 0; i < BLOCK; i++)
+		r->blk[1][i] = pattern(r->seed[1], 1, i);     /* back as it was */
+	close(fd);
+	/* O_DIRECT pread into C (a hole), page-aligned within the block */
+	fd = open(tmp, O_RDONLY | O_DIRECT);
+	if (fd >= 0) {
+		unsigned char *dst = (unsigned char *)(((uintptr_t)r->blk[2] + 4095) & ~(uintptr_t)4095);
+		if (pread(fd, dst, 1 * MiB, 0) != (ssize_t)(1 * MiB))
+			return 16;
+		if (memcmp(dst, back, 1 * MiB) != 0)
+			return 17;
+		/* the rest of C is the checkpoint's */
+		size_t skip = (size_t)(dst - r->blk[2]) + 1 * MiB;
+		for (size_t i = skip; i < BLOCK; i++)
+			if (r->blk[2][i] != pattern(r->seed[2], 2, i))
+				return 18;
+		close(fd);
+	}
+	unlink(tmp);
+	free(back);
+	return ckpt_close(p) == 0 ? 0 : 19;
+}
+
+static void
+test_lazy_kernel_io(void **state)
+{
+	(void)state;
+	if (!lazy_possible())
+		skip();
+	const char *path = tu_path("io.pool");
+	make_pool(path, 1);
+	const char *env[] = { "CKPT_TEST_LAZY_NO_PREFETCH=1", NULL };
+	assert_int_equal(in_child(child_kernel_io, path, env, NULL), 0);
+	/* and with prefetch racing the accesses */
+	assert_int_equal(in_child(child_kernel_io, path, NULL, NULL), 0);
+	tu_inspect_verify(path);
+}
+
+/* child_damaged -- A and B read right, then the first touch of C */
+static int
+child_damaged(const char *path)
+{
+	ckpt_pool *p = open_lazy(path);
+	if (!p)
+		return 10;
+	struct root *r = ckpt_root(p);
+	if (!block_ok(r, 0) || !block_ok(r, 1))
+		return 11;
+	volatile unsigned char x = r->blk[2][BLOCK / 2];   /* SIGBUS */
+	(void)x;
+	return 12;
+}
+
+/* child_all_ok -- open latest (eagerly or lazily) and check every block */
+static int
+child_all_ok(const char *path)
+{
+	ckpt_pool *p = ckpt_open(path, CKPT_LATEST, &cow_cfg);
+	if (!p) {
+		printf("open: %s\n", ckpt_errormsg());
+		return 10;
+	}
+	struct root *r = ckpt_root(p);
+	for (int b = 0; b < 3; b++)
+		if (!block_ok(r, b))
+			return 11 + b;
+	int lazy = p->eng && p->eng->lazy;
+	if (ckpt_close(p) != 0)
+		return 15;
+	return lazy ? 20 : 0;        /* 20: the restart was lazy */
+}
+
+/* child_refused -- the damaged (and only) checkpoint must be refused, by checksum */
+static int
+child_refused(const char *path)
+{
+	ckpt_pool *p = ckpt_open(path, CKPT_LATEST, &cow_cfg);
+	if (p)
+		return 10;
+	fprintf(stderr, "%s\n", ckpt_errormsg());
+	return strstr(ckpt_errormsg(), "checksum") ? 0 : 11;
+}
+
+/* damage -- flip one byte in the middle of block C of the newest image */
+static void
+damage(const char *path)
+{
+	ckpt_pool *p = ckpt_open(path, CKPT_LATEST, &cow_cfg);
+	assert_non_null(p);
+	struct root *r = ckpt_root(p);
+	uint64_t at = (uint64_t)(uintptr_t)(r->blk[2] + BLOCK / 2) - p->hdr.base;
+	ckpt_id id = ckpt_restarted_from(p);
+	assert_int_equal(ckpt_close(p), 0);
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	int i = ckpt_index(&c, id);
+	assert_true(i >= 0);
+	uint64_t off = layout_seg_off(&c.hdr, (uint32_t)i) + at;
+	tu_catalog_free(&c);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char x;
+	assert_int_equal(pread(fd, &x, 1, (off_t)off), 1);
+	x ^= 0x10;
+	assert_int_equal(pwrite(fd, &x, 1, (off_t)off), 1);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+static void
+test_lazy_damaged_chunk(void **state)
+{
+	(void)state;
+	if (!lazy_possible())
+		skip();
+	const char *path = tu_path("damaged.pool");
+	make_pool(path, 2);
+	damage(path);
+	char errfile[4096];
+	snprintf(errfile, sizeof(errfile), "%s.stderr", path);
+	for (int prefetch = 0; prefetch < 2; prefetch++) {
+		const char *env[] = { prefetch ? "CKPT_TEST_LAZY_NO_PREFETCH" :
+			"CKPT_TEST_LAZY_NO_PREFETCH=1", NULL };
+		int st = in_child(child_damaged, path, env, errfile);
+		size_t n;
+		char *msg = tu_read_file(errfile, &n);
+		if (st != 128 + SIGBUS)
+			fail_msg("the first touch of the damaged chunk: status %d, want SIGBUS; "
+				"stderr: \"%s\"", st, msg);
+		if (!strstr(msg, "fails its checksum") || !strstr(msg, "fenced"))
+			fail_msg("no message naming the damaged page on stderr: \"%s\"", msg);
+		free(msg);
+	}
+	/* eager restarts refuse it before the program runs */
+	const char *eager[] = { "CKPT_RESTART=eager", NULL };
+	assert_int_equal(in_child(child_refused, path, eager, NULL), 0);
+	const char *nothread[] = { "CKPT_TEST_LAZY_NO_THREAD=1", NULL };
+	assert_int_equal(in_child(child_refused, path, nothread, NULL), 0);
+	unlink(errfile);
+}
+
+/* child_fork_mid_fill -- fork and checkpoint while most chunks are holes */
+static int
+child_fork_mid_fill(const char *path)
+{
+	ckpt_pool *p = open_lazy(path);
+	if (!p)
+		return 10;
+	struct root *r = ckpt_root(p);
+	pid_t pid = fork();
+	if (pid < 0)
+		return 11;
+	if (pid == 0) {
+		/* the child's heap is the image, not holes (it has no fill thread) */
+		for (int b = 0; b < 3; b++)
+			if (!block_ok(r, b))
+				_exit(30 + b);
+		_exit(0);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return 12;
+	for (int b = 0; b < 3; b++)
+		if (!block_ok(r, b))
+			return 13;
+	return ckpt_close(p) == 0 ? 0 : 14;
+}
+
+/* child_checkpoint_mid_fill -- rewrite A, checkpoint while B and C are holes */
+static int
+child_checkpoint_mid_fill(const char *path)
+{
+	ckpt_pool *p = open_lazy(path);
+	if (!p)
+		return 10;
+	struct root *r = ckpt_root(p);
+	r->seed[0]++;
+	for (size_t i = 0; i < BLOCK; i++)
+		r->blk[0][i] = pattern(r->seed[0], 0, i);
+	if (ckpt_checkpoint(p, NULL, NULL) != 0)
+		return 11;
+	return ckpt_close(p) == 0 ? 0 : 12;
+}
+
+/* child_checkpoint_untouched -- a checkpoint right after a lazy restart */
+static int
+child_checkpoint_untouched(const char *path)
+{
+	ckpt_pool *p = open_lazy(path);
+	if (!p)
+		return 10;
+	if (ckpt_checkpoint(p, NULL, NULL) != 0)
+		return 11;
+	return ckpt_close(p) == 0 ? 0 : 12;
+}
+
+static void
+test_lazy_fork_and_checkpoint_mid_fill(void **state)
+{
+	(void)state;
+	if (!lazy_possible())
+		skip();
+	const char *path = tu_path("midfill.pool");
+	make_pool(path, 3);
+	const char *env[] = { "CKPT_TEST_LAZY_NO_PREFETCH=1", NULL };
+	assert_int_equal(in_child(child_fork_mid_fill, path, env, NULL), 0);
+	/* a checkpoint of an untouched lazy heap is the whole image */
+	assert_int_equal(in_child(child_checkpoint_untouched, path, env, NULL), 0);
+	assert_int_equal(in_child(child_all_ok, path, env, NULL), 20);
+	assert_int_equal(in_child(child_checkpoint_mid_fill, path, env, NULL), 0);
+	const char *eager[] = { "CKPT_RESTART=eager", NULL };
+	assert_int_equal(in_child(child_all_ok, path, eager, NULL), 0);
+	tu_inspect_verify(path);
+}
+
+/* a damaged page-sum slot: verify names it, restarts become eager and work */
+static void
+test_lazy_damaged_sums_slot(void **state)
+{
+	(void)state;
+	const char *path = tu_path("slot.pool");
+	ckpt_id id = make_pool(path, 6);
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	int i = ckpt_index(&c, id);
+	assert_true(i >= 0);
+	assert_true(c.e[i].flags & CAT_F_SUMS_STORED);
+	uint64_t off = layout_sums_off(&c.hdr, (uint32_t)i) + 8 * 7;
+	tu_catalog_free(&c);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char x;
+	assert_int_equal(pread(fd, &x, 1, (off_t)off), 1);
+	x ^= 0x01;
+	assert_int_equal(pwrite(fd, &x, 1, (off_t)off), 1);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+
+	char out[8192];
+	char bin[4096];
+	snprintf(bin, sizeof(bin), "%s/tools/ckpt-inspect", getenv("CKPT_TEST_BINDIR"));
+	char *argv[] = { bin, "verify", (char *)path, NULL };
+	int st = tu_run_capture(out, sizeof(out), argv);
+	if (st == 0 || !strstr(out, "stored page sums are damaged"))
+		fail_msg("verify of a damaged page-sum slot: status %d, output \"%s\"", st, out);
+	/* the image itself is intact: the restart verifies it all and goes on */
+	assert_int_equal(in_child(child_all_ok, path, NULL, NULL), 0);
+}
+
+/* the eager restarts: by choice, without userfaultfd, from a 1.1 pool */
+static void
+test_lazy_eager_cases(void **state)
+{
+	(void)state;
+	const char *path = tu_path("eager.pool");
+	make_pool(path, 4);
+	const char *eager[] = { "CKPT_RESTART=eager", NULL };
+	assert_int_equal(in_child(child_all_ok, path, eager, NULL), 0);
+	const char *nouffd[] = { "CKPT_TEST_NO_UFFD=1", NULL };
+	assert_int_equal(in_child(child_all_ok, path, nouffd, NULL), 0);
+	if (lazy_possible()) {
+		assert_int_equal(in_child(child_all_ok, path, NULL, NULL), 20);
+		const char *explicit[] = { "CKPT_RESTART=lazy", NULL };
+		assert_int_equal(in_child(child_all_ok, path, explicit, NULL), 20);
+	}
+	const char *bad[] = { "CKPT_RESTART=sometimes", NULL };
+	assert_int_equal(in_child(child_all_ok, path, bad, NULL), 10);
+
+	/* a format 1.1 pool stores no page sums: its restarts are eager */
+	setenv("CKPT_TEST_FORMAT_1_1", "1", 1);
+	make_pool(path, 5);
+	unsetenv("CKPT_TEST_FORMAT_1_1");
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	assert_int_equal(c.hdr.minor, 1);
+	tu_catalog_free(&c);
+	assert_int_equal(in_child(child_all_ok, path, NULL, NULL), 0);
+	tu_inspect_verify(path);
+}
+
+int
+main(void)
+{
+	unsetenv("CKPT_FORK_MODE");
+	unsetenv("CKPT_RESTART");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lazy_kernel_io),
+		cmocka_unit_test(test_lazy_damaged_chunk),
+		cmocka_unit_test(test_lazy_fork_and_checkpoint_mid_fill),
+		cmocka_unit_test(test_lazy_damaged_sums_slot),
+		cmocka_unit_test(test_lazy_eager_cases),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
