@@ -24,6 +24,9 @@
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
 #endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MAP_SYNC
 #define MAP_SYNC 0x80000
 #endif
@@ -210,15 +213,14 @@ map_poison(void *addr, size_t len)
 }
 
 /* view -- a read-only shared mapping of [off, off+len) of fd, populated or not */
-static int
-view(int fd, uint64_t off, size_t len, const void **addr, int populate)
+int
+map_view(int fd, uint64_t off, size_t len, const void **addr)
 {
 	*addr = NULL;
 	if (len == 0)
 		return 0;
 	int d = own_description(fd, 0);
-	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), d,
-			(off_t)off);
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, d, (off_t)off);
 	release_description(d, fd);
 	if (p == MAP_FAILED)
 		return ckpt_err_set(errno, "cannot map %zu bytes of the pool: %s", len,
@@ -228,17 +230,15 @@ view(int fd, uint64_t off, size_t len, const void **addr, int populate)
 }
 
 int
-map_view(int fd, uint64_t off, size_t len, const void **addr)
+map_view_read(const void *addr, size_t len)
 {
-	/* populated at once: a view is read whole (verify), and one call
-	 * fills the page tables far faster than a fault per 64 KiB */
-	return view(fd, off, len, addr, 1);
-}
-
-int
-map_view_sparse(int fd, uint64_t off, size_t len, const void **addr)
-{
-	return view(fd, off, len, addr, 0);
+	/* one call fills the page tables far faster than a fault per 64 KiB,
+	 * and reports what a fault would turn into SIGBUS */
+	if (len && madvise((void *)addr, len, MADV_POPULATE_READ) < 0 && errno != EINVAL)
+		return ckpt_err_set(EIO, "cannot read %zu bytes of the pool: %s", len,
+			errno == EFAULT ? "a page could not be read in (an I/O error, or a "
+			"full tmpfs that must allocate a page to read a hole)" : strerror(errno));
+	return 0;
 }
 
 void

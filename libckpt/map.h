@@ -81,10 +81,15 @@ CKPT_HIDDEN int map_private(struct pmap *m, int fd, size_t len, void *addr);
 /*
  * map_view -- read-only shared mapping of [off, off+len) of fd anywhere,
  * for reading a segment (verify); len 0 maps nothing. map_view_end undoes it.
+ * Read it only where map_view_read said yes: a page the file cannot supply
+ * (an I/O error; a hole on a full tmpfs) raises SIGBUS when touched.
  */
 CKPT_HIDDEN int map_view(int fd, uint64_t off, size_t len, const void **addr);
-/* map_view_sparse -- map_view without populating: pages are read as touched */
-CKPT_HIDDEN int map_view_sparse(int fd, uint64_t off, size_t len, const void **addr);
+/*
+ * map_view_read -- read [addr, addr+len) of a view into its page tables:
+ * 0, or -1 with EIO and a message when a page cannot be read
+ */
+CKPT_HIDDEN int map_view_read(const void *addr, size_t len);
 CKPT_HIDDEN void map_view_end(const void *addr, size_t len);
 
 /* map_unmap -- unmap m (no-op if unmapped) */

@@ -18,6 +18,11 @@
  *     start a thread) refuses the checkpoint instead;
  *   - a fork and a checkpoint in the middle of a fill complete it first:
  *     the child and the new checkpoint hold every byte, not holes;
+ *   - a full filesystem (a small tmpfs, root) fails a checkpoint taken in
+ *     the middle of a fill with ENOSPC, never the fill: the heap stays
+ *     whole and the pool verifies;
+ *   - a damaged page-sum slot is named by ckpt-inspect verify, and the
+ *     restart verifies the whole image instead;
  *   - CKPT_RESTART=eager, CKPT_TEST_NO_UFFD=1 and a format 1.1 pool (no
  *     stored sums) restart eagerly, with the same bytes; a bad
  *     CKPT_RESTART is refused.
@@ -397,6 +402,86 @@ test_lazy_fork_and_checkpoint_mid_fill(void **state)
 	tu_inspect_verify(path);
 }
 
+/* child_enospc -- rewrite A mid-fill on a full filesystem, checkpoint (must fail), read all */
+static int
+child_enospc(const char *path)
+{
+	ckpt_pool *p = open_lazy(path);
+	if (!p)
+		return 10;
+	struct root *r = ckpt_root(p);
+	r->seed[0]++;
+	for (size_t i = 0; i < BLOCK; i++)
+		r->blk[0][i] = pattern(r->seed[0], 0, i);
+	errno = 0;
+	if (ckpt_checkpoint(p, NULL, NULL) == 0)
+		return 11;              /* the filler left too little room */
+	if (errno != ENOSPC) {
+		fprintf(stderr, "checkpoint: %s\n", ckpt_errormsg());
+		return 12;
+	}
+	/* the heap is whole: the fill needed no disk, and the failed checkpoint
+	 * changed nothing */
+	for (int b = 0; b < 3; b++)
+		if (!block_ok(r, b))
+			return 13 + b;
+	return ckpt_close(p) == 0 ? 0 : 16;
+}
+
+/* child_unreadable -- an eager restart from an image it cannot read: a clear error */
+static int
+child_unreadable(const char *path)
+{
+	ckpt_pool *p = ckpt_open(path, CKPT_LATEST, &cow_cfg);
+	if (p)
+		return 10;
+	fprintf(stderr, "%s\n", ckpt_errormsg());
+	return strstr(ckpt_errormsg(), "cannot read") ? 0 : 11;
+}
+
+/*
+ * a lazy fill needs no disk space: a full filesystem fails the checkpoint,
+ * not the fill; and where even reading needs space (a full tmpfs
+ * allocates a page to read a hole) an eager restart says so, no SIGBUS
+ */
+static void
+test_lazy_full_filesystem(void **state)
+{
+	(void)state;
+	if (!lazy_possible())
+		skip();
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/small", tu_tmpdir());
+	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
+		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
+		       "mount namespaces\n", strerror(errno));
+		skip();
+	}
+	char path[600], filler[600];
+	snprintf(path, sizeof(path), "%s/pool", dir);
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	make_pool(path, 7);
+	/* room for the pages tmpfs must allocate to read the image's holes
+	 * (it has no shared zero page), not for a checkpoint's 15 MiB */
+	tu_fill_fs(filler, 4 * MiB);
+	const char *env[] = { "CKPT_TEST_LAZY_NO_PREFETCH=1", NULL };
+	assert_int_equal(in_child(child_enospc, path, env, NULL), 0);
+	assert_int_equal(unlink(filler), 0);
+	tu_inspect_verify(path);
+	/* the checkpoint that failed is not there: A is as it was */
+	assert_int_equal(in_child(child_all_ok, path, NULL, NULL), 20);
+	/* a new pool (reading materialised the old one's holes), then full to
+	 * the last page: the image's holes cannot be read */
+	assert_int_equal(unlink(path), 0);
+	make_pool(path, 8);
+	tu_fill_fs(filler, 0);
+	const char *eager[] = { "CKPT_RESTART=eager", NULL };
+	assert_int_equal(in_child(child_unreadable, path, eager, NULL), 0);
+	unlink(filler);
+	unlink(path);
+	tu_umount(dir);
+}
+
 /* a damaged page-sum slot: verify names it, restarts become eager and work */
 static void
 test_lazy_damaged_sums_slot(void **state)
@@ -471,6 +556,7 @@ main(void)
 		cmocka_unit_test(test_lazy_kernel_io),
 		cmocka_unit_test(test_lazy_damaged_chunk),
 		cmocka_unit_test(test_lazy_fork_and_checkpoint_mid_fill),
+		cmocka_unit_test(test_lazy_full_filesystem),
 		cmocka_unit_test(test_lazy_damaged_sums_slot),
 		cmocka_unit_test(test_lazy_eager_cases),
 	};

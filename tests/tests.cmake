@@ -97,7 +97,7 @@ add_dependencies(test_cow ckpt-inspect)
 # lazy restart: kernel I/O into holes (O_DIRECT too), a damaged chunk fenced
 # (SIGBUS on first touch) or refused (eager), fork and checkpoint mid-fill,
 # the eager cases; no valgrind run (valgrind has no userfaultfd)
-ckpt_test(test_lazy test_lazy.c LABELS proc)
+ckpt_test(test_lazy test_lazy.c LABELS proc root)
 add_dependencies(test_lazy ckpt-inspect)
 # the engine under fire (issue 11, "Done when"): kill -9 at random instants
 # (cow checkpoint loops with recycling, cow restarts, cow forks whose children

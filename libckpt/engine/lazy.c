@@ -54,7 +54,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -73,9 +75,6 @@
 #define LAZY_CHUNK ((uint64_t)2 << 20)
 #define LAZY_MAX_CHUNKS ((uint64_t)1 << 14)  /* bounds the mappings a fill can leave */
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
 
 /*
  * lazy -- one lazy fill.
@@ -140,8 +139,9 @@ wake(struct lazy *l, uint64_t off, uint64_t len)
 
 /*
  * verify -- check the image's pages in [off, end) against their sums;
- * 0, or -1 with *bad the offset of the first page that fails (or cannot be
- * read: the populate reports the I/O error instead of a SIGBUS)
+ * 0, or with *bad the offset of the first page that fails: -1 (its sum
+ * does not match) or -2 (it cannot be read: the populate reports an I/O
+ * error, or a hole a full tmpfs cannot supply, instead of a SIGBUS)
  */
 static int
 verify(struct lazy *l, uint64_t off, uint64_t end, uint64_t *bad)
@@ -149,9 +149,9 @@ verify(struct lazy *l, uint64_t off, uint64_t end, uint64_t *bad)
 	if (end <= off)
 		return 0;
 	const char *v = l->view + off;
-	if (madvise((void *)v, end - off, MADV_POPULATE_READ) < 0 && errno != EINVAL) {
+	if (map_view_read(v, end - off) < 0) {
 		*bad = off;
-		return -1;
+		return -2;
 	}
 	for (uint64_t o = off; o < end; o += SUMS_PAGE)
 		if (sums_page(l->view + o) != l->sums[o / SUMS_PAGE]) {
@@ -187,16 +187,17 @@ fill(struct lazy *l, uint64_t i)
 	uint64_t off = i * l->chunk;
 	uint64_t len = l->len - off < l->chunk ? l->len - off : l->chunk;
 	uint64_t vend = l->used < off + len ? l->used : off + len, bad;
-	if (verify(l, off, vend, &bad) == 0) {
+	int rc = verify(l, off, vend, &bad);
+	if (rc == 0) {
 		if (map_image_piece(l->desc, l->img_off + off, len, l->base + off) < 0 &&
 		    copy_in(l, off, len) < 0)
 			goto fence;
 	} else {
 		fprintf(stderr, "libckpt: %s: the page at heap offset 0x%llx (address %p) "
-			"fails its checksum or cannot be read; chunk [%p, %p) is fenced: "
-			"touching it raises SIGBUS\n", l->what, (unsigned long long)bad,
-			(void *)(l->base + bad), (void *)(l->base + off),
-			(void *)(l->base + off + len));
+			"%s; chunk [%p, %p) is fenced: touching it raises SIGBUS\n", l->what,
+			(unsigned long long)bad, (void *)(l->base + bad),
+			rc == -1 ? "fails its checksum" : "cannot be read (I/O error, or a full tmpfs)",
+			(void *)(l->base + off), (void *)(l->base + off + len));
 		goto fence;
 	}
 	goto out;
@@ -326,7 +327,7 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 		return NULL;
 	}
 	l->desc = map_description(fd);
-	if (map_view_sparse(fd, img_off, used, (const void **)&l->view) < 0) {
+	if (map_view(fd, img_off, used, (const void **)&l->view) < 0) {
 		lazy_free(l);
 		return NULL;
 	}
@@ -341,6 +342,11 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 	int registered = ioctl(uffd, UFFDIO_REGISTER, &r) == 0;
+	/* the heap attached next registers for private expedited membarrier
+	 * (its quiescing); registering waits for an RCU grace period once the
+	 * process has a second thread, 15 ms and more on a busy machine, and
+	 * costs nothing before: do it while the fill thread is not there yet */
+	syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
 	/* 2, 3. the thread, with every signal blocked (the program's
 	 * handlers are for its own threads) */
 	sigset_t all, old;
