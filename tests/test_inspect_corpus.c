@@ -664,7 +664,7 @@ test_catalog(void **state)
 
 /* -- allocator metadata, behind a re-sealed checksum ------------------------- */
 
-/* heap header fields (libckpt/heap.c, struct heap_hdr) */
+/* heap header fields (libckpt/heap/types.h, struct heap_hdr) */
 #define HH_NPAGES 24
 #define HH_DATA_PAGE 36
 #define HH_SLOTS_OFF 40
