@@ -10,6 +10,15 @@ ckpt_test(test_owner test_owner.c LABELS proc root VALGRIND)
 # backup copy and repairs both, verify says what is lost; kill -9 mid-repair
 ckpt_test(test_pool_catalog test_pool_catalog.c LABELS proc VALGRIND)
 add_dependencies(test_pool_catalog ckpt-inspect)
+# the README's first snippet (issue 16, item 6): first runs killed inside
+# ckpt_create, before and inside the first checkpoint, and at random
+# instants (40; 400 with CKPT_TEST_LONG=1); the next run must succeed
+ckpt_test(test_readme_snippet test_readme_snippet.c LABELS proc)
+# the pool file's apparent size follows the segments in use (issue 16, item
+# 7): after create, checkpoints, retention, close, reclaim; kill -9 between
+# a size change and its commit; a truncated file refused; a 1.2 pool kept
+ckpt_test(test_pool_size test_pool_size.c LABELS proc VALGRIND)
+add_dependencies(test_pool_size ckpt-inspect)
 # the exported symbols and SONAME; the installed library used as a user would
 # (cmake --install into a temp prefix, pkg-config, pkg-config --static, find_package)
 add_test(NAME test_symbols COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_symbols.sh

@@ -139,13 +139,14 @@ cmd_info(struct inspect *in, int argc, char **argv)
 			"\"heap_size\":%llu,\"segment_size\":%llu,\"segments_used\":%u,"
 			"\"segments_total\":%u,\"persistence\":\"%s\",\"fork_mode\":\"%s\","
 			"\"keep_checkpoints\":%u,\"next_checkpoint_id\":%llu,\"file_size\":%llu,"
-			"\"created\":\"%s\",\"catalog_copy\":%u,\"catalog_generation\":%llu,"
+			"\"file_size_now\":%llu,\"created\":\"%s\",\"catalog_copy\":%u,\"catalog_generation\":%llu,"
 			"\"catalog_fallback\":%s}\n",
 			h->major, h->minor, uuid, (unsigned long long)h->base,
 			(unsigned long long)h->heap_size, (unsigned long long)h->seg_size,
 			used, h->max_segments, kind, fm, h->keep_checkpoints,
 			(unsigned long long)in->cat.h->next_ckpt_id,
-			(unsigned long long)h->file_size, created, in->src.copy,
+			(unsigned long long)h->file_size, (unsigned long long)in->file_size,
+			created, in->src.copy,
 			(unsigned long long)in->src.generation,
 			in->src.fallback ? "true" : "false");
 		return 0;
@@ -161,7 +162,8 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	printf("fork mode        %s\n", fm);
 	printf("keep checkpoints %u\n", h->keep_checkpoints);
 	printf("created          %s\n", created);
-	printf("file size        %s\n", human_size(h->file_size, b1, sizeof(b1)));
+	printf("file size        %s now, at most %s\n",
+		human_size(in->file_size, b2, sizeof(b2)), human_size(h->file_size, b1, sizeof(b1)));
 	printf("catalog          copy %u, generation %llu%s\n", in->src.copy,
 		(unsigned long long)in->src.generation,
 		in->src.fallback ? " (the current copy is damaged: see verify)" : "");
