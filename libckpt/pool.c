@@ -243,7 +243,12 @@ write_file(struct ckpt_pool *p)
 		return ckpt_err_set(errno == EINVAL ? EFBIG : errno,
 			"cannot size pool %s to %llu bytes: %s", p->path,
 			(unsigned long long)hdr->file_size, strerror(errno));
-	if (fallocate(p->fd, 0, 0, (off_t)hdr->data_off) < 0 && errno != EOPNOTSUPP)
+	/* the header and catalog are written through a shared mapping: their
+	 * blocks are allocated now, so a full filesystem never turns a catalog
+	 * store into SIGBUS; the page-sum slots (written with pwrite by the
+	 * checkpoints that use them, 2 MiB per GiB of segments) stay sparse */
+	uint64_t meta_end = hdr->sums_off ? hdr->sums_off : hdr->data_off;
+	if (fallocate(p->fd, 0, 0, (off_t)meta_end) < 0 && errno != EOPNOTSUPP)
 		return ckpt_err_set(errno, "cannot allocate pool %s: %s", p->path, strerror(errno));
 	if (cat_init_file(p->fd, hdr) < 0)
 		return -1;
