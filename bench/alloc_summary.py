@@ -7,7 +7,9 @@ Reads the JSON lines written by bench/run-alloc.sh (one per process plus a
 "meta" line) and prints Markdown: the machine and command, the medians of
 pairs/s per workload and allocator over the measured rounds (1..N; round 0
 is the warm-up and is shown apart), the ratios ckpt/peer next to the
-targets, and the page faults taken during the timed part.
+targets, and the page faults taken during the timed part. With a
+"ckpt-base" variant (run-alloc.sh --base-bin: the library before a change,
+in the same run), also its ratios to glibc and mimalloc and ckpt/ckpt-base.
 
 --check (the smoke test): exit 1 unless every allocator that was run
 produced a positive figure on every workload, clean. Speed is not checked.
@@ -16,7 +18,7 @@ import json
 import statistics
 import sys
 
-VARIANTS = ["ckpt", "glibc", "jemalloc", "mimalloc", "pmemobj", "pmemobj-msync"]
+VARIANTS = ["ckpt", "ckpt-base", "glibc", "jemalloc", "mimalloc", "pmemobj", "pmemobj-msync"]
 CONFIGS = [("small", 1), ("small", 2), ("mixed", 1), ("mixed", 2)]
 # ckpt / peer >= target
 TARGETS = [("glibc", 1.0), ("mimalloc", 0.8), ("pmemobj", 20.0)]
@@ -122,7 +124,7 @@ def main(argv):
     p("Median alloc+free pairs per second, all threads together "
       "(± half the range over the measured rounds, as % of the median):")
     p("")
-    cols = VARIANTS
+    cols = [v for v in VARIANTS if v != "ckpt-base" or v in ran]
     p("| workload | threads | " + " | ".join(cols) + " |")
     p("| --- | --- |" + " --- |" * len(cols))
     for wl, th in CONFIGS:
@@ -160,6 +162,18 @@ def main(argv):
                     misses.append("%s %dt vs %s: %.2fx < %.1fx" % (wl, th, v, r, t))
         p("| %s | %d | %s |" % (wl, th, " | ".join(cells)))
     p("")
+    if "ckpt-base" in ran:
+        p("Before (ckpt-base) and after (ckpt), same run:")
+        p("")
+        p("| workload | threads | ckpt-base/glibc | ckpt/glibc | ckpt-base/mimalloc | ckpt/mimalloc | ckpt/ckpt-base |")
+        p("| --- | --- | --- | --- | --- | --- | --- |")
+        for wl, th in CONFIGS:
+            c, b = med.get(("ckpt", wl, th)), med.get(("ckpt-base", wl, th))
+            g, mi = med.get(("glibc", wl, th)), med.get(("mimalloc", wl, th))
+            f = lambda x, y: "%.2fx" % (x / y) if x and y else "-"
+            p("| %s | %d | %s | %s | %s | %s | %s |" % (wl, th, f(b, g), f(c, g), f(b, mi),
+                                                     f(c, mi), f(c, b)))
+        p("")
     if warm:
         p("Round 0 (warm-up, not in the medians), pairs/s:")
         p("")

@@ -4,7 +4,7 @@
 #
 #   bench/run-alloc.sh [--rounds N] [--smoke] [--dir DIR] [--msync-dir DIR]
 #                      [--build-dir DIR | --bin PATH] [--out FILE.jsonl]
-#                      [--peers-only]
+#                      [--peers-only] [--base-bin PATH]
 #
 # Builds bench/alloc_bench (Release, in build-bench/ unless --bin is given),
 # then for each round, for each workload (small, mixed) and thread count
@@ -30,6 +30,9 @@
 # --smoke: every allocator on every workload with a few thousand ops, one
 # round; checks that each ran and printed a number (never a speed). Seconds.
 # --peers-only: leave ckpt out (its column shows "pending").
+# --base-bin PATH: also run PATH (an alloc_bench linked with the library
+# before a change) as "ckpt-base", right after ckpt in every round: before
+# and after side by side in one run.
 # Exit 0 when every process ran clean.
 set -euo pipefail
 
@@ -39,6 +42,7 @@ rounds=5
 smoke=0
 peers_only=0
 bin=""
+base_bin=""
 build="$root/build-bench"
 dir=/dev/shm
 msync_dir=/var/tmp
@@ -53,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--smoke) smoke=1; shift ;;
 	--peers-only) peers_only=1; shift ;;
 	--bin) bin=$2; shift 2 ;;
+	--base-bin) base_bin=$2; shift 2 ;;
 	--build-dir) build=$2; shift 2 ;;
 	--dir) dir=$2; shift 2 ;;
 	--msync-dir) msync_dir=$2; shift 2 ;;
@@ -112,6 +117,7 @@ gitrev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo "?")
 cmd="bench/run-alloc.sh"
 [ "$smoke" = 1 ] && cmd="$cmd --smoke"
 [ "$peers_only" = 1 ] && cmd="$cmd --peers-only"
+[ -n "$base_bin" ] && cmd="$cmd --base-bin BASE"
 [ "$smoke" = 0 ] && [ "$rounds" != 5 ] && cmd="$cmd --rounds $rounds"
 fstype() { findmnt -n -o FSTYPE --target "$1" | tail -n 1; }
 M_COMMAND=$cmd M_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) M_NPROC=$(nproc) M_KERNEL=$(uname -r) \
@@ -142,6 +148,7 @@ EOF
 
 variants="ckpt glibc jemalloc mimalloc pmemobj pmemobj-msync"
 [ "$peers_only" = 1 ] && variants="glibc jemalloc mimalloc pmemobj pmemobj-msync"
+[ -n "$base_bin" ] && [ "$peers_only" = 0 ] && variants="ckpt ckpt-base ${variants#ckpt }"
 failures=0
 errlog=$(mktemp)
 trap 'rm -f "$errlog"; [ -n "${tmpd:-}" ] && rm -rf "$tmpd"' EXIT
@@ -155,6 +162,7 @@ run() {
 	local line rc=0
 	case "$v" in
 	ckpt)     line=$("${clean[@]}" "$bin" --allocator ckpt --dir "$dir" "${base[@]}" 2>"$errlog") || rc=$? ;;
+	ckpt-base) line=$("${clean[@]}" "$base_bin" --allocator ckpt --label ckpt-base --dir "$dir" "${base[@]}" 2>"$errlog") || rc=$? ;;
 	glibc)    line=$("${clean[@]}" "$bin" --allocator malloc --label glibc "${base[@]}" 2>"$errlog") || rc=$? ;;
 	jemalloc) line=$("${clean[@]}" LD_PRELOAD="$JE" "$bin" --allocator malloc --label jemalloc "${base[@]}" 2>"$errlog") || rc=$? ;;
 	mimalloc) line=$("${clean[@]}" LD_PRELOAD="$MI" "$bin" --allocator malloc --label mimalloc "${base[@]}" 2>"$errlog") || rc=$? ;;

@@ -46,6 +46,10 @@ if(NOT CKPT_SANITIZE)   # ckpt-run is not built with the sanitizers
   ckpt_man_page(${PROJECT_SOURCE_DIR}/docs/man/ckpt-run.1 ${ckpt_man_dir}/man1/ckpt-run.1.gz)
   list(APPEND ckpt_man1 ${ckpt_man_dir}/man1/ckpt-run.1.gz)
 endif()
+if(CKPT_HAVE_REMOTE)
+  ckpt_man_page(${PROJECT_SOURCE_DIR}/docs/man/ckpt-remote.1 ${ckpt_man_dir}/man1/ckpt-remote.1.gz)
+  list(APPEND ckpt_man1 ${ckpt_man_dir}/man1/ckpt-remote.1.gz)
+endif()
 
 file(MAKE_DIRECTORY ${ckpt_man_dir}/man1 ${ckpt_man_dir}/man3)
 add_custom_target(ckpt_man ALL DEPENDS ${ckpt_man3} ${ckpt_man1})

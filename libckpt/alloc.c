@@ -1,6 +1,6 @@
 /*
  * alloc.c -- the public allocation calls: argument checks and the pool's
- * state, then straight into the heap (heap.c), which does the work.
+ * state, then straight into the heap (heap/), which does the work.
  */
 #include <errno.h>
 

@@ -34,6 +34,7 @@
 
 #include "libckpt.h"
 #include "catalog.h"
+#include "filesize.h"
 #include "layout.h"
 #include "owner.h"
 #include "testhook.h"
@@ -404,12 +405,19 @@ int
 cat_commit(struct catalog *c)
 {
 	cat_stamp_origins(c);
+	struct cat_view v;
+	cat_view_of(&v, c->scratch, c->hdr.max_segments);
+	if (fsize_cover(c, &v) < 0) {
+		cat_unlock(c);
+		return -1;
+	}
 	uint64_t w = *commit_word(c);
 	if (cat_publish(c, (unsigned)(w & 1) ^ 1, (w >> 1) + 1) < 0) {
 		ckpt_err_prefix("cannot persist the catalog: ");
 		cat_unlock(c);
 		return -1;
 	}
+	fsize_trim(c, &v);
 	cat_unlock(c);
 	return 0;
 }

@@ -47,6 +47,10 @@ struct catalog {
 	pthread_mutex_t mu;
 	void *scratch;              /* cat_size bytes */
 	int locked;
+	/* keep -- set by the pool layer: 1 if FREE segment i must stay in the
+	 * file (a heap maps it), so a commit does not cut it off (filesize.c) */
+	int (*keep)(void *arg, const struct cat_view *v, uint32_t i);
+	void *keep_arg;
 };
 
 /* cat_init_file -- write the first catalog (generation 1, all FREE) and commit word with pwrite */

@@ -22,6 +22,10 @@
  * writes the base image's bytes and the pages written since; after 3 the
  * heap is re-based on the new image, and 4 moves its pin there.
  *
+ * After a checkpoint is published, the hooks layers above registered
+ * (checkpoint_on_publish: the background push of remote/trigger.c) run,
+ * with no lock held; they cannot change the checkpoint's outcome.
+ *
  * Also here: retention set on an open pool (ckpt_set_keep_checkpoints) and
  * the explicit reclaim of dead segments (ckpt_reclaim).
  */
@@ -31,11 +35,43 @@
 #include <xxhash.h>
 
 #include "owner.h"
+#include "checkpoint.h"
 #include "pool.h"
 #include "segcopy.h"
 #include "segment.h"
 #include "testhook.h"
 #include "engine/image.h"
+
+static pthread_mutex_t publish_hooks_mu = PTHREAD_MUTEX_INITIALIZER;
+static checkpoint_publish_hook publish_hooks[CHECKPOINT_MAX_HOOKS];
+static unsigned npublish_hooks;
+
+void
+checkpoint_on_publish(checkpoint_publish_hook hook)
+{
+	pthread_mutex_lock(&publish_hooks_mu);
+	unsigned i = 0;
+	while (i < npublish_hooks && publish_hooks[i] != hook)
+		i++;
+	if (i == npublish_hooks && npublish_hooks < CHECKPOINT_MAX_HOOKS)
+		publish_hooks[npublish_hooks++] = hook;
+	pthread_mutex_unlock(&publish_hooks_mu);
+}
+
+/* run_publish_hooks -- tell the layers above that checkpoint id was published */
+static void
+run_publish_hooks(struct ckpt_pool *p, ckpt_id id)
+{
+	pthread_mutex_lock(&publish_hooks_mu);
+	unsigned n = npublish_hooks;
+	checkpoint_publish_hook h[CHECKPOINT_MAX_HOOKS];
+	memcpy(h, publish_hooks, sizeof(h));
+	pthread_mutex_unlock(&publish_hooks_mu);
+	int e = errno;
+	for (unsigned i = 0; i < n; i++)
+		h[i](p, id);
+	errno = e;
+}
 
 /*
  * apply_retention -- free the checkpoints of this heap's lineage beyond the
@@ -180,6 +216,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 				CAT_LABEL_MAX - 1);
 	pthread_mutex_lock(&p->mu);
 	int ret = -1, recycled, quiesced = 0, rebased = 0;
+	ckpt_id cid_out = 0;
 
 	/* 1. reserve */
 	test_point("checkpoint:before-reserve");
@@ -241,6 +278,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 
 	/* 5. give back the space of what retention dropped */
 	seg_punch(p, freed, nfreed);
+	cid_out = cid;
 	if (id)
 		*id = cid;
 	ret = 0;
@@ -260,6 +298,8 @@ out:
 	if (quiesced)
 		heap_unlock_all(p->heap);
 	pthread_mutex_unlock(&p->mu);
+	if (ret == 0)
+		run_publish_hooks(p, cid_out);
 	return ret;
 }
 

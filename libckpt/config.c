@@ -168,3 +168,52 @@ config_fork_mode(struct pool_config *c, int fd, const char *path, uint32_t hdr_f
 	}
 	return 0;
 }
+
+const char *
+config_remote_url(void)
+{
+	const char *u = getenv("CKPT_REMOTE");
+	return u && *u ? u : NULL;
+}
+
+#ifndef CKPT_INSTALL_BINDIR
+#define CKPT_INSTALL_BINDIR "/usr/local/bin"    /* a build of the sources without
+                                                   libckpt/CMakeLists.txt (the fuzz harness) */
+#endif
+
+const char *
+config_remote_tool(void)
+{
+	const char *t = getenv("CKPT_REMOTE_TOOL");
+	return t && *t ? t : CKPT_INSTALL_BINDIR "/ckpt-remote";
+}
+
+/* env_unsigned -- an unsigned environment setting, or def when unset or malformed */
+static unsigned
+env_unsigned(const char *name, unsigned def, unsigned max)
+{
+	const char *v = getenv(name);
+	char *end;
+	if (!v || !*v)
+		return def;
+	unsigned long n = strtoul(v, &end, 10);
+	return *end || n > max ? def : (unsigned)n;
+}
+
+unsigned
+config_remote_retries(void)
+{
+	return env_unsigned("CKPT_REMOTE_RETRIES", 5, 30);
+}
+
+unsigned
+config_remote_lock_wait(void)
+{
+	return env_unsigned("CKPT_REMOTE_LOCK_WAIT", 60, 3600);
+}
+
+unsigned
+config_remote_lease_ttl(void)
+{
+	return env_unsigned("CKPT_REMOTE_LEASE_TTL", 60, 86400) ?: 60;
+}

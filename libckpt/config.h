@@ -34,6 +34,8 @@ struct pool_config {
 	                                   the config's (auto stays auto, settled by
 	                                   each opener; the environment is per process) */
 	unsigned keep;                  /* keep_checkpoints; 0 on open: the pool's */
+	const uint8_t *uuid;            /* create: 16 bytes the header records (a pool
+	                                   rebuilt from a remote manifest); NULL: random */
 	int eager_restart;              /* open: CKPT_RESTART=eager: a cow restart
 	                                   verifies the whole image before it returns
 	                                   (default: each page on first access where
@@ -74,5 +76,35 @@ CKPT_HIDDEN int config_check_keep(unsigned n);
 
 /* config_fork_mode_name -- "auto", "copy", "reflink", "cow", "shared" or "?" */
 CKPT_HIDDEN const char *config_fork_mode_name(unsigned mode);
+
+/*
+ * config_remote_url -- the remote store every published checkpoint is
+ * pushed to (CKPT_REMOTE), or NULL when unset or empty
+ */
+CKPT_HIDDEN const char *config_remote_url(void);
+
+/*
+ * config_remote_tool -- the ckpt-remote program a background push runs:
+ * CKPT_REMOTE_TOOL, else the installed one
+ */
+CKPT_HIDDEN const char *config_remote_tool(void);
+
+/*
+ * config_remote_retries -- how often a remote store operation that failed
+ * transiently is tried again (CKPT_REMOTE_RETRIES; default 5)
+ */
+CKPT_HIDDEN unsigned config_remote_retries(void);
+
+/*
+ * config_remote_lock_wait -- seconds a push or GC waits for the other
+ * kind's lease before EBUSY (CKPT_REMOTE_LOCK_WAIT; default 60)
+ */
+CKPT_HIDDEN unsigned config_remote_lock_wait(void);
+
+/*
+ * config_remote_lease_ttl -- seconds a push or GC lease lives unrenewed
+ * (CKPT_REMOTE_LEASE_TTL; default 60): how long a killed holder blocks
+ */
+CKPT_HIDDEN unsigned config_remote_lease_ttl(void);
 
 #endif

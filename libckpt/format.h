@@ -15,8 +15,9 @@
  *   data_off + seg_size segment 1 ...              (max_segments of them)
  *
  * data_off is aligned to 2 MiB so segments can be mapped with huge pages on
- * DAX. The file is created sparse at its full size; segment bytes a heap
- * never used stay holes.
+ * DAX. A pool of format 1.1 was created sparse at its full size; one of
+ * format 1.3 (POOL_F_SIZE_FOLLOWS) ends after the highest segment in use
+ * (filesize.c). Segment bytes a heap never used stay holes.
  */
 #ifndef CKPT_FORMAT_H
 #define CKPT_FORMAT_H 1
@@ -25,7 +26,7 @@
 
 #define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
 #define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
-#define POOL_FORMAT_MINOR 2              /* compatible additions */
+#define POOL_FORMAT_MINOR 3              /* compatible additions */
 
 #define POOL_HDR_OFF 0u
 #define POOL_COMMIT_OFF 4096u
@@ -53,7 +54,9 @@
  *    data_off == align(POOL_CATALOG_OFF + 2 * cat_size, 2 MiB);
  *    with it (format 1.2): sums_off == POOL_CATALOG_OFF + 2 * cat_size and
  *    data_off == align(sums_off + max_segments * seg_size / 512, 2 MiB),
- *  - file_size == data_off + max_segments * seg_size, without overflow,
+ *  - file_size == data_off + max_segments * seg_size, without overflow: the
+ *    full size; the file has it unless POOL_F_SIZE_FOLLOWS (then at least
+ *    data_off),
  *  - base is 2 MiB aligned, nonzero, and base + seg_size is a user address.
  */
 struct pool_hdr {
@@ -68,7 +71,7 @@ struct pool_hdr {
 	uint32_t flags;          /* POOL_F_*; unknown bits are refused */
 	uint64_t cat_size;       /* bytes of one catalog copy */
 	uint64_t data_off;       /* file offset of segment 0 */
-	uint64_t file_size;      /* full (sparse) file size */
+	uint64_t file_size;      /* full (sparse) file size the pool may reach */
 	uint64_t created_ns;     /* CLOCK_REALTIME at creation */
 	uint32_t fork_mode;      /* enum ckpt_fork_mode chosen at create */
 	uint32_t keep_checkpoints;
@@ -166,7 +169,13 @@ struct cat_entry {
  * (format 1.2); a libckpt of format 1.1 refuses such a pool ("unknown
  * flags"), whose geometry it would call inconsistent */
 #define POOL_F_SUMS_AREA 0x2u
-#define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA)
+/* pool_hdr.flags: the file's size follows the segments in use (format
+ * 1.3): it covers every segment the current catalog names as not FREE,
+ * whole, and may end anywhere at or after data_off beyond them (file_size
+ * stays the full size the pool may reach). A libckpt older than 1.3 refuses
+ * such a pool ("unknown flags") instead of calling it truncated */
+#define POOL_F_SIZE_FOLLOWS 0x4u
+#define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS)
 
 /* LIVE, or BUSY fork-pending: the heap is in the process's memory, a
  * private image of checkpoint segment source (or of its own empty segment

@@ -26,7 +26,7 @@
 
 #include "internal.h"
 
-struct heap;  /* DRAM-side handle of an attached heap; opaque outside heap.c */
+struct heap;  /* DRAM-side handle of an attached heap; opaque outside heap/ */
 
 /* smallest segment a heap can be formatted in (metadata plus some pages) */
 #define HEAP_MIN_SIZE ((size_t)4 << 20)

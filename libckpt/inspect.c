@@ -21,6 +21,7 @@
 
 #include <xxhash.h>
 
+#include "filesize.h"
 #include "heap.h"
 #include "libckpt.h"
 #include "inspect.h"
@@ -724,6 +725,23 @@ verify_segment(struct vctx *v, uint32_t i)
 			e.ckpt_id);
 	else
 		snprintf(vp.what, sizeof(vp.what), "segment %u (%s)", i, st);
+
+	/* a segment in use lies in the file (format.h): a fresh size, since a
+	 * running pool grows after we opened it (never under a listed entry) */
+	struct stat fst;
+	if (e.state != CAT_FREE && fstat(in->fd, &fst) == 0 &&
+	    !fsize_covers(&in->hdr, (uint64_t)fst.st_size, i)) {
+		if (!inspect_entry_unchanged(in, i, &e)) {
+			v->res->skipped++;
+			finding(v, INSPECT_NOTE, where, i, off, "%s was freed while verify read "
+				"it; not judged", vp.what);
+			return;
+		}
+		finding(v, INSPECT_ERROR, where, i, off, "%s lies past the end of the file "
+			"(%" PRIu64 " bytes; the segment ends at %" PRIu64 "): the pool file "
+			"is truncated", vp.what, (uint64_t)fst.st_size, off + in->hdr.seg_size);
+		return;
+	}
 
 	if (e.state == CAT_CKPT) {
 		uint64_t sum;

@@ -97,10 +97,18 @@ layout_check(const struct pool_hdr *hdr, uint64_t file_size)
 			(unsigned long long)hdr->base);
 	if (hdr->fork_mode > CKPT_FORK_SHARED)
 		return ckpt_err_set(EINVAL, "pool header: bad fork mode %u", hdr->fork_mode);
-	if (file_size < hdr->file_size)
+	if (hdr->flags & POOL_F_SIZE_FOLLOWS) {
+		/* the segments in use are checked where they are read */
+		if (file_size < hdr->data_off)
+			return ckpt_err_set(EINVAL,
+				"pool file truncated: %llu bytes, its header and catalog "
+				"take %llu", (unsigned long long)file_size,
+				(unsigned long long)hdr->data_off);
+	} else if (file_size < hdr->file_size) {
 		return ckpt_err_set(EINVAL,
 			"pool file truncated: %llu bytes, header says %llu",
 			(unsigned long long)file_size,
 			(unsigned long long)hdr->file_size);
+	}
 	return 0;
 }

@@ -11,12 +11,14 @@
  *      segment 0 (pool.c), or open the file and fill a new segment from
  *      the checkpoint (pool.c, restart.c);
  *   3. arm fork handling, so a fork() gives the child a heap of its own
- *      (fork.c).
+ *      (fork.c), and with CKPT_REMOTE the background push of checkpoints
+ *      (remote/trigger.c).
  * ckpt_close, the way back, is in pool.c.
  */
 #include "fork.h"
 #include "pool.h"
 #include "restart.h"
+#include "remote/trigger.h"
 
 CKPT_EXPORT ckpt_pool *
 ckpt_create(const char *path, const struct ckpt_config *cfg)
@@ -29,8 +31,10 @@ ckpt_create(const char *path, const struct ckpt_config *cfg)
 	if (config_resolve(&c, cfg, 1) < 0)
 		return NULL;
 	struct ckpt_pool *p = pool_create(path, &c);
-	if (p)
+	if (p) {
 		fork_register(p);
+		remote_arm(p);
+	}
 	return p;
 }
 
@@ -52,5 +56,6 @@ ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 		return NULL;
 	}
 	fork_register(p);
+	remote_arm(p);
 	return p;
 }

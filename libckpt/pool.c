@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "layout.h"
+#include "newfile.h"
 #include "owner.h"
 #include "pool.h"
 #include "segcopy.h"
@@ -206,9 +206,10 @@ static int
 new_header(struct pool_hdr *hdr, const struct pool_config *c)
 {
 	memset(hdr, 0, sizeof(*hdr));
-	/* a test may ask for a pool as format 1.1 made it (no page-sum area) */
+	/* a test may ask for a pool as format 1.1 made it (no page-sum area,
+	 * full size) */
 	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") ? POOL_F_IN_MEMORY_HEAPS
-		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA;
+		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS;
 	if (layout_compute(hdr, c->heap_size, c->max_segments, flags) < 0)
 		return -1;
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
@@ -218,46 +219,40 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c)
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
 	hdr->flags = flags;
 	hdr->keep_checkpoints = c->keep;
-	if (getrandom(hdr->uuid, sizeof(hdr->uuid), 0) != (ssize_t)sizeof(hdr->uuid))
+	if (c->uuid)
+		memcpy(hdr->uuid, c->uuid, sizeof(hdr->uuid));
+	else if (getrandom(hdr->uuid, sizeof(hdr->uuid), 0) != (ssize_t)sizeof(hdr->uuid))
 		return ckpt_err_set(EIO, "cannot get random bytes for the pool uuid");
 	return 0;
 }
 
 /*
- * sync_dir -- make path's directory entry durable: a file's fdatasync does
- * not promise its name (POSIX; ext4 without a journal loses it), and a
- * pool ckpt_create returned must survive a power loss
+ * write_file -- size the new (still nameless) file, write its catalog and
+ * header, make them durable; crash point create:mid-write between the
+ * catalog and the header
  */
-static int
-sync_dir(const char *path)
-{
-	char *d = strdup(path);
-	if (!d)
-		return ckpt_err_set(ENOMEM, "out of memory");
-	int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int e = dfd < 0 || fsync(dfd) < 0 ? errno : 0;
-	if (dfd >= 0)
-		close(dfd);
-	free(d);
-	if (e)
-		return ckpt_err_set(e, "cannot make the directory entry of pool %s durable: %s",
-				path, strerror(e));
-	return 0;
-}
-
-/* write_file -- size the new file, write its catalog and header, make them durable */
 static int
 write_file(struct ckpt_pool *p)
 {
 	const struct pool_hdr *hdr = &p->hdr;
-	if (ftruncate(p->fd, (off_t)hdr->file_size) < 0)
+	/* the file starts with its metadata alone and grows with the segments
+	 * in use (filesize.c); the full size is tried first, so a pool that
+	 * could never reach it on this filesystem is refused now */
+	if (ftruncate(p->fd, (off_t)hdr->file_size) < 0 ||
+	    ((hdr->flags & POOL_F_SIZE_FOLLOWS) && ftruncate(p->fd, (off_t)hdr->data_off) < 0))
 		return ckpt_err_set(errno == EINVAL ? EFBIG : errno,
 			"cannot size pool %s to %llu bytes: %s", p->path,
 			(unsigned long long)hdr->file_size, strerror(errno));
-	if (fallocate(p->fd, 0, 0, (off_t)hdr->data_off) < 0 && errno != EOPNOTSUPP)
+	/* the header and catalog are written through a shared mapping: their
+	 * blocks are allocated now, so a full filesystem never turns a catalog
+	 * store into SIGBUS; the page-sum slots (written with pwrite by the
+	 * checkpoints that use them, 2 MiB per GiB of segments) stay sparse */
+	uint64_t meta_end = hdr->sums_off ? hdr->sums_off : hdr->data_off;
+	if (fallocate(p->fd, 0, 0, (off_t)meta_end) < 0 && errno != EOPNOTSUPP)
 		return ckpt_err_set(errno, "cannot allocate pool %s: %s", p->path, strerror(errno));
 	if (cat_init_file(p->fd, hdr) < 0)
 		return -1;
+	test_point("create:mid-write");
 	char page[POOL_PAGE];
 	memset(page, 0, sizeof(page));
 	memcpy(page, hdr, sizeof(*hdr));
@@ -267,7 +262,21 @@ write_file(struct ckpt_pool *p)
 	if (fdatasync(p->fd) < 0)
 		return ckpt_err_set(errno, "cannot make pool %s durable: %s", p->path,
 				strerror(errno));
-	return sync_dir(p->path);
+	return 0;
+}
+
+void
+pool_new_heap_entry(struct ckpt_pool *p, struct cat_view *v, uint32_t seg)
+{
+	p->seg = seg;
+	p->life = p->lineage = v->h->next_life++;
+	p->restarted_from = 0;
+	struct cat_entry *e = &v->e[seg];
+	e->life = e->lineage = p->life;
+	e->state = CAT_LIVE;
+	e->flags = p->fork_mode == CKPT_FORK_COW ? CAT_F_IN_MEMORY : 0;
+	e->owner = p->self;
+	e->time_ns = now_ns();
 }
 
 /* claim_first_segment -- segment 0 becomes our live heap, a new life and lineage */
@@ -277,13 +286,7 @@ claim_first_segment(struct ckpt_pool *p)
 	struct cat_view v;
 	if (cat_lease_take(p->fd, 0) < 0 || cat_begin(&p->cat, &v) < 0)
 		return -1;
-	p->seg = 0;
-	p->life = p->lineage = v.h->next_life++;
-	v.e[0].life = v.e[0].lineage = p->life;
-	v.e[0].state = CAT_LIVE;
-	v.e[0].flags = p->fork_mode == CKPT_FORK_COW ? CAT_F_IN_MEMORY : 0;
-	v.e[0].owner = p->self;
-	v.e[0].time_ns = now_ns();
+	pool_new_heap_entry(p, &v, 0);
 	return cat_commit(&p->cat);
 }
 
@@ -304,27 +307,27 @@ pool_create(const char *path, struct pool_config *c)
 	layout_seal(&hdr);
 	p->hdr = hdr;
 
-	p->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, c->mode);
-	if (p->fd < 0) {
-		ckpt_err_set(errno, "cannot create pool %s: %s", path, strerror(errno));
+	struct newfile nf;
+	if (newfile_open(&nf, path, c->mode) < 0) {
 		pool_discard(p);
 		return NULL;
 	}
+	p->fd = nf.fd;
 	if (write_file(p) < 0 || config_fork_mode(c, p->fd, path, hdr.flags) < 0)
 		goto fail;
 	p->fork_mode = c->fork_mode;
 	if (p->fork_mode == CKPT_FORK_COW)
 		segcopy_small_cow(p->fd);
-	if (cat_attach(&p->cat, p->fd, &hdr) < 0 || claim_first_segment(p) < 0 ||
+	if (cat_attach(&p->cat, p->fd, &hdr) < 0 ||
+	    (seg_keep_hook(p), claim_first_segment(p) < 0) ||
 	    pool_attach_segment(p, 1, 0, 0, 0) < 0)
+		goto fail;
+	test_point("create:before-publish");
+	if (newfile_publish(&nf, path) < 0)
 		goto fail;
 	return p;
 fail:
-	{
-		int saved = errno;
-		unlink(path);
-		errno = saved;
-	}
+	newfile_abandon(&nf, path);
 	pool_discard(p);
 	return NULL;
 }
@@ -363,6 +366,7 @@ pool_open(const char *path, struct pool_config *c)
 	}
 	if (read_header(p) < 0 || cat_attach(&p->cat, p->fd, &p->hdr) < 0)
 		goto fail;
+	seg_keep_hook(p);
 	config_from_pool(c, &p->hdr);
 	if (config_fork_mode(c, p->fd, path, p->hdr.flags) < 0)
 		goto fail;

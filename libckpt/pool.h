@@ -13,9 +13,11 @@
 
 /*
  * pool_create -- create the pool file path with the settings c, and make
- * its segment 0 the caller's live segment holding an empty heap. Every
- * check that can fail runs before the file is written; on failure the file
- * is removed (it is ours: O_EXCL). The caller arms fork handling.
+ * its segment 0 the caller's live segment holding an empty heap. The file
+ * is written nameless (newfile.c) and linked to path only when complete, so
+ * a crash never leaves a half-made pool there; on failure nothing remains.
+ * Crash points create:mid-write, create:before-publish,
+ * create:after-publish. The caller arms fork handling.
  */
 CKPT_HIDDEN struct ckpt_pool *pool_create(const char *path, struct pool_config *c);
 
@@ -26,6 +28,13 @@ CKPT_HIDDEN struct ckpt_pool *pool_create(const char *path, struct pool_config *
  * live segment yet: restart_into() gives it one. Undo with pool_discard.
  */
 CKPT_HIDDEN struct ckpt_pool *pool_open(const char *path, struct pool_config *c);
+
+/*
+ * pool_new_heap_entry -- inside a catalog transaction: segment seg (FREE,
+ * its lease ours) becomes our LIVE entry, an empty heap of a new life and
+ * lineage (in memory in cow mode). Attach it fresh after the commit.
+ */
+CKPT_HIDDEN void pool_new_heap_entry(struct ckpt_pool *p, struct cat_view *v, uint32_t seg);
 
 /*
  * pool_attach_segment -- map the live heap at the base (over our

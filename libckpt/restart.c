@@ -14,6 +14,9 @@
  *      restart:mid-copy crash point;
  *   4. publish it LIVE, with the checkpoint as its source, and attach the
  *      heap.
+ * CKPT_LATEST on a pool that has never had a checkpoint (its creator died
+ * before the first) skips 1-3: the new segment gets an empty heap, as
+ * ckpt_create's does (restart_empty).
  * A crash before 4 leaves a BUSY entry of a dead owner (garbage reclaimed
  * on demand); a failure gives the segment back. The checkpoint is never
  * written.
@@ -26,8 +29,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "filesize.h"
 #include "pool.h"
 #include "restart.h"
 #include "segcopy.h"
@@ -66,6 +71,25 @@ older_checkpoint(const struct cat_view *v, ckpt_id id)
 }
 
 /*
+ * checkpoint_in_file -- a checkpoint lies in the file before it is mapped
+ * (a mapping past the end faults with SIGBUS): a file cut shorter than its
+ * catalog needs (format.h, POOL_F_SIZE_FOLLOWS) is refused by name
+ */
+static int
+checkpoint_in_file(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg)
+{
+	struct stat st;
+	if (fstat(p->fd, &st) < 0)
+		return ckpt_err_set(errno, "cannot stat pool %s: %s", p->path, strerror(errno));
+	if (!fsize_covers(&p->hdr, (uint64_t)st.st_size, seg))
+		return ckpt_err_set(EINVAL, "checkpoint %llu (segment %u) lies past the end of "
+			"the file (%llu bytes, it needs %llu): the pool file is truncated",
+			(unsigned long long)e->ckpt_id, seg, (unsigned long long)st.st_size,
+			(unsigned long long)(seg_off(p, seg) + p->hdr.seg_size));
+	return 0;
+}
+
+/*
  * checkpoint_verify -- check a checkpoint's bytes against its recorded
  * checksum; page_sums (may be NULL) receives the sum of each page
  */
@@ -74,6 +98,8 @@ checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
 		uint64_t *page_sums)
 {
 	const void *m;
+	if (checkpoint_in_file(p, e, seg) < 0)
+		return -1;
 	if (map_view(p->fd, seg_off(p, seg), e->used, &m) < 0) {
 		ckpt_err_prefix("checkpoint %llu: ", (unsigned long long)e->ckpt_id);
 		return -1;
@@ -113,6 +139,8 @@ stored_sums(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg, uint64
 	if (!(e->flags & CAT_F_SUMS_STORED) || !(p->hdr.flags & POOL_F_SUMS_AREA) ||
 	    e->used % SUMS_PAGE)
 		return ckpt_err_set(ENOENT, "no stored page sums");
+	if (checkpoint_in_file(p, e, seg) < 0)
+		return -1;
 	return sums_load(p->fd, layout_sums_off(&p->hdr, seg), e->used / SUMS_PAGE,
 			e->checksum, page_sums);
 }
@@ -156,6 +184,43 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 		src = next;
 	}
 	return src;
+}
+
+/* never_checkpointed -- 1 if the pool has never published a checkpoint */
+static int
+never_checkpointed(const struct cat_view *v)
+{
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->e[i].state == CAT_CKPT)
+			return 0;
+	return v->h->next_ckpt_id == 1;
+}
+
+/*
+ * restart_empty -- CKPT_LATEST on a pool that never had a checkpoint: an
+ * empty heap in a segment of our own, as ckpt_create gives. The creator
+ * may have died before its first checkpoint; refusing would leave a pool
+ * that neither ckpt_open nor ckpt_create (EEXIST) can ever use.
+ */
+static int
+restart_empty(struct ckpt_pool *p, struct cat_view *v)
+{
+	uint64_t punch;
+	int seg = seg_take(p, v, &punch);
+	if (seg < 0 || cat_lease_take(p->fd, (uint32_t)seg) < 0) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	pool_new_heap_entry(p, v, (uint32_t)seg);
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+	if (punch)
+		seg_punch(p, &p->seg, 1);
+	if (pool_attach_segment(p, 1, p->seg, 0, 0) < 0) {
+		seg_release(p, p->seg, SEG_OURS);
+		return -1;
+	}
+	return 0;
 }
 
 /* claim -- step 2: take a segment and claim it BUSY for the restarted heap */
@@ -273,6 +338,12 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 		if (uffd >= 0)
 			close(uffd);
 		return -1;
+	}
+	if (from == CKPT_LATEST && never_checkpointed(&v)) {
+		free(sums);
+		if (uffd >= 0)
+			close(uffd);
+		return restart_empty(p, &v);
 	}
 	int src = choose(p, &v, from, sums, uffd >= 0 ? &lazy : NULL);
 	if (uffd >= 0 && !lazy) {

@@ -44,6 +44,20 @@ seg_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
 	return p->fd >= 0 && cat_pin_held(p->fd, i);
 }
 
+/* keep_pinned -- the catalog's keep hook: a pinned segment stays in the file */
+static int
+keep_pinned(void *arg, const struct cat_view *v, uint32_t i)
+{
+	return seg_pinned(arg, v, i);
+}
+
+void
+seg_keep_hook(struct ckpt_pool *p)
+{
+	p->cat.keep = keep_pinned;
+	p->cat.keep_arg = p;
+}
+
 /* more_reclaimable -- 1 if dead entry a should go before dead entry b */
 static int
 more_reclaimable(const struct cat_entry *a, const struct cat_entry *b)

@@ -71,6 +71,13 @@ CKPT_HIDDEN int seg_reclaim(struct ckpt_pool *p, unsigned *n);
  */
 CKPT_HIDDEN int seg_space_freed(struct ckpt_pool *p);
 
+/*
+ * seg_keep_hook -- register with p's catalog that a FREE segment a heap of
+ * ours or another process still maps (seg_pinned) stays in the file when
+ * a commit trims it (filesize.c)
+ */
+CKPT_HIDDEN void seg_keep_hook(struct ckpt_pool *p);
+
 /* seg_punch -- give the blocks of n freed segments back (after their commit) */
 CKPT_HIDDEN void seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n);
 

@@ -15,6 +15,16 @@
  *                        process's new live segment           (restart.c)
  *   catalog:repair-mid   between the two rewrites of a damaged catalog
  *                        copy's repair                           (catalog.c)
+ *   create:mid-write     ckpt_create between the catalog and the header of
+ *                        the still nameless file                    (pool.c)
+ *   create:before-publish  ckpt_create, the pool complete, not yet linked
+ *                        to its path                                (pool.c)
+ *   create:after-publish   linked, the hidden name (if any) and the
+ *                        directory not yet synced                (newfile.c)
+ *   catalog:after-grow   a commit extended the file (size durable), the
+ *                        catalog not yet published              (filesize.c)
+ *   catalog:before-trim  a commit published a catalog that needs less, the
+ *                        file not yet cut back                  (filesize.c)
  * A "mid-copy" point is passed to segcopy, which fires it after the first
  * chunk of data when more follows, with small chunks while it is armed.
  *
@@ -35,7 +45,10 @@
  *                         fork or checkpoint asks it to finish), so tests
  *                         know a first access meets a hole (engine/lazy.c)
  *   CKPT_TEST_FORMAT_1_1  ckpt_create makes a format 1.1 pool (no page-sum
- *                         area), as an older libckpt did (pool.c)
+ *                         area, full size), as an older libckpt did (pool.c)
+ *   CKPT_TEST_NO_TMPFILE  ckpt_create builds the pool under a hidden name
+ *                         and links it, as where O_TMPFILE is refused
+ *                         (newfile.c)
  *   CKPT_TEST_SKIP_FLUSH  ckpt_checkpoint skips step 3's fdatasync, so a
  *                         checkpoint is published before its copy is durable:
  *                         the broken ordering tests/crash must catch

@@ -12,6 +12,10 @@
 # The ckpt-run tests (test_preload) run real Debian programs unchanged:
 # redis-server, sqlite3, git, gcc (build-essential) and python3 with its own
 # test suite (libpython3.11-testsuite).
+# Remote stores (ckpt-remote): libhiredis-dev and librados-dev are the
+# client libraries; redis-server, ceph-mon, ceph-osd (and ceph-common for
+# the ceph, ceph-authtool, monmaptool and rados commands) are the servers
+# the remote tests start on loopback; uuid-runtime gives them uuidgen.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
@@ -19,7 +23,8 @@ pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
       libjemalloc-dev libmimalloc-dev libpmemobj-dev
       redis-tools bsdextrautils clang libclang-rt-14-dev iproute2 util-linux
       lintian man-db groff-base mandoc
-      redis-server sqlite3 git libpython3.11-testsuite"
+      libhiredis-dev librados-dev redis-server ceph-mon ceph-osd ceph-common
+      uuid-runtime sqlite3 git libpython3.11-testsuite"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

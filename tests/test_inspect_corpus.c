@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY
@@ -553,8 +554,15 @@ static void
 test_truncated(void **state)
 {
 	(void)state;
-	uint64_t cuts[] = { 0, 100, 255, 4096, 8192 + 100, H.data_off - 1, H.data_off + 5000,
-		layout_seg_off(&H, ck_seg) + ck_used / 2, H.file_size - 1 };
+	/* the file ends with the highest segment in use (format 1.3): a cut
+	 * before data_off takes the header or catalog (every command fails),
+	 * one after it a segment in use (verify reports the file truncated) */
+	struct stat st;
+	assert_int_equal(stat(work, &st), 0);
+	uint64_t size = (uint64_t)st.st_size;
+	assert_true(size < H.file_size);
+	uint64_t cuts[] = { 0, 100, 255, 4096, 8192 + 100, H.data_off - 1, H.data_off,
+		H.data_off + 5000, layout_seg_off(&H, ck_seg) + ck_used / 2, size - 1 };
 	char t[512];    /* tu_path's buffer rotates: keep our own copy */
 	snprintf(t, sizeof(t), "%s", tu_path("truncated"));
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
@@ -562,12 +570,16 @@ test_truncated(void **state)
 		assert_int_equal(truncate(t, (off_t)cuts[i]), 0);
 		char name[64];
 		snprintf(name, sizeof(name), "truncated at %llu", (unsigned long long)cuts[i]);
-		check_path(name, t, META, cuts[i] < 256 ? NULL : "truncated");
+		check_path(name, t, cuts[i] < H.data_off ? META : DAMAGE,
+				cuts[i] < 256 ? NULL : "truncated");
 	}
-	/* longer than it says: a note, not damage */
-	tu_copy_file(work, t);
-	assert_int_equal(truncate(t, (off_t)H.file_size + 12345), 0);
-	check_path("file longer than the pool", t, CLEAN, NULL);
+	/* longer than it needs, up to its full size and past it: no damage */
+	const uint64_t longer[] = { size + 12345, H.file_size, H.file_size + 12345 };
+	for (size_t i = 0; i < sizeof(longer) / sizeof(longer[0]); i++) {
+		tu_copy_file(work, t);
+		assert_int_equal(truncate(t, (off_t)longer[i]), 0);
+		check_path("file longer than the pool needs", t, CLEAN, NULL);
+	}
 }
 
 /* -- catalog ----------------------------------------------------------------- */
@@ -652,7 +664,7 @@ test_catalog(void **state)
 
 /* -- allocator metadata, behind a re-sealed checksum ------------------------- */
 
-/* heap header fields (libckpt/heap.c, struct heap_hdr) */
+/* heap header fields (libckpt/heap/types.h, struct heap_hdr) */
 #define HH_NPAGES 24
 #define HH_DATA_PAGE 36
 #define HH_SLOTS_OFF 40

@@ -30,6 +30,7 @@
 #include "libckpt.h"
 #include "testutil.h"
 #include "format.h"
+#include "layout.h"
 
 #define MiB ((size_t)1 << 20)
 #define ROOT_TEXT "pool-errors root"
@@ -205,10 +206,14 @@ open_truncated(void **state)
 	make_pool(orig, NULL);
 	struct pool_hdr h;
 	read_hdr(orig, &h);
-	/* cut inside the last segment, exactly at the segments, inside the
-	 * catalog, inside the header */
-	const uint64_t cuts[] = { h.file_size - 1, h.file_size / 2, h.data_off,
-		POOL_CATALOG_OFF + 100, 200 };
+	struct stat st;
+	assert_int_equal(stat(orig, &st), 0);
+	/* the file ends after its checkpoint, segment 1 (format 1.3) */
+	assert_int_equal((uint64_t)st.st_size, h.data_off + 2 * h.seg_size);
+	/* cut inside the checkpoint's segment, before it, at the segments,
+	 * inside the catalog, inside the header */
+	const uint64_t cuts[] = { (uint64_t)st.st_size - 1, h.data_off + h.seg_size,
+		h.data_off, POOL_CATALOG_OFF + 100, 200 };
 	const char *words[] = { "truncated", "truncated", "truncated", "truncated",
 		"not a libckpt pool" };
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
@@ -220,6 +225,20 @@ open_truncated(void **state)
 		check_same(path, copy);
 	}
 	check_opens(orig);
+
+	/* a pool of format 1.2 has its full size: shorter is truncated */
+	const char *path = tu_path("trunc-old.pool"), *copy = tu_path("trunc-old.copy");
+	tu_copy_file(orig, path);
+	h.minor = 2;
+	h.flags &= ~POOL_F_SIZE_FOLLOWS;
+	layout_seal(&h);
+	write_hdr(path, &h);
+	assert_int_equal(truncate(path, (off_t)h.file_size), 0);
+	check_opens(path);
+	assert_int_equal(truncate(path, (off_t)h.file_size - 1), 0);
+	tu_copy_file(path, copy);
+	check_err(try_open(path), EINVAL, "truncated");
+	check_same(path, copy);
 }
 
 static void

@@ -10,6 +10,15 @@ ckpt_test(test_owner test_owner.c LABELS proc root VALGRIND)
 # backup copy and repairs both, verify says what is lost; kill -9 mid-repair
 ckpt_test(test_pool_catalog test_pool_catalog.c LABELS proc VALGRIND)
 add_dependencies(test_pool_catalog ckpt-inspect)
+# the README's first snippet (issue 16, item 6): first runs killed inside
+# ckpt_create, before and inside the first checkpoint, and at random
+# instants (40; 400 with CKPT_TEST_LONG=1); the next run must succeed
+ckpt_test(test_readme_snippet test_readme_snippet.c LABELS proc)
+# the pool file's apparent size follows the segments in use (issue 16, item
+# 7): after create, checkpoints, retention, close, reclaim; kill -9 between
+# a size change and its commit; a truncated file refused; a 1.2 pool kept
+ckpt_test(test_pool_size test_pool_size.c LABELS proc VALGRIND)
+add_dependencies(test_pool_size ckpt-inspect)
 # the exported symbols and SONAME; the installed library used as a user would
 # (cmake --install into a temp prefix, pkg-config, pkg-config --static, find_package)
 add_test(NAME test_symbols COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_symbols.sh
@@ -142,6 +151,20 @@ if(NOT CKPT_SANITIZE)
     add_test(NAME test_preload_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_preload.sh
       ${t} $<TARGET_FILE:ckpt-run> $<TARGET_FILE:ckpt-inspect>)
     set_tests_properties(test_preload_${t} PROPERTIES TIMEOUT 900 LABELS "proc;preload"
+      PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL:")
+  endforeach()
+endif()
+
+# remote stores (issue 14): push, list, pull to a fresh pool and restart,
+# prune and GC, faults; against a redis-server and a one-node Ceph cluster
+# that the tests start on loopback (tests/ceph_cluster.sh).
+add_executable(remote_workload remote_workload.c)
+target_link_libraries(remote_workload PRIVATE ckpt PkgConfig::XXHASH)
+if(CKPT_HAVE_REMOTE)
+  foreach(t redis rados)
+    add_test(NAME test_remote_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_remote_${t}.sh
+      $<TARGET_FILE:remote_workload> $<TARGET_FILE:ckpt-remote> $<TARGET_FILE:ckpt-inspect>)
+    set_tests_properties(test_remote_${t} PROPERTIES TIMEOUT 300 LABELS "proc;remote"
       PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL:")
   endforeach()
 endif()

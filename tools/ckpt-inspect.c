@@ -20,6 +20,7 @@
 
 #include "heap.h"
 #include "inspect.h"
+#include "remote/state.h"
 #include "layout.h"
 #include "libckpt.h"
 
@@ -138,13 +139,14 @@ cmd_info(struct inspect *in, int argc, char **argv)
 			"\"heap_size\":%llu,\"segment_size\":%llu,\"segments_used\":%u,"
 			"\"segments_total\":%u,\"persistence\":\"%s\",\"fork_mode\":\"%s\","
 			"\"keep_checkpoints\":%u,\"next_checkpoint_id\":%llu,\"file_size\":%llu,"
-			"\"created\":\"%s\",\"catalog_copy\":%u,\"catalog_generation\":%llu,"
+			"\"file_size_now\":%llu,\"created\":\"%s\",\"catalog_copy\":%u,\"catalog_generation\":%llu,"
 			"\"catalog_fallback\":%s}\n",
 			h->major, h->minor, uuid, (unsigned long long)h->base,
 			(unsigned long long)h->heap_size, (unsigned long long)h->seg_size,
 			used, h->max_segments, kind, fm, h->keep_checkpoints,
 			(unsigned long long)in->cat.h->next_ckpt_id,
-			(unsigned long long)h->file_size, created, in->src.copy,
+			(unsigned long long)h->file_size, (unsigned long long)in->file_size,
+			created, in->src.copy,
 			(unsigned long long)in->src.generation,
 			in->src.fallback ? "true" : "false");
 		return 0;
@@ -160,7 +162,8 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	printf("fork mode        %s\n", fm);
 	printf("keep checkpoints %u\n", h->keep_checkpoints);
 	printf("created          %s\n", created);
-	printf("file size        %s\n", human_size(h->file_size, b1, sizeof(b1)));
+	printf("file size        %s now, at most %s\n",
+		human_size(in->file_size, b2, sizeof(b2)), human_size(h->file_size, b1, sizeof(b1)));
 	printf("catalog          copy %u, generation %llu%s\n", in->src.copy,
 		(unsigned long long)in->src.generation,
 		in->src.fallback ? " (the current copy is damaged: see verify)" : "");
@@ -385,7 +388,7 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 		printf("\"checkpoint\":null,\"label\":\"\",\"pid\":null,\"owner_alive\":null,"
 			"\"parent\":null,\"source\":null,\"restarted_from\":null,\"lineage\":null,"
 			"\"tree_parent\":null,\"depth\":0,\"children\":[],\"time\":null,"
-			"\"time_ns\":null,\"used\":0,\"in_use\":0}");
+			"\"time_ns\":null,\"used\":0,\"in_use\":0,\"remote\":null}");
 		return;
 	}
 	char t[40];
@@ -432,7 +435,35 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 			first = 0;
 		}
 	printf("],\"time\":\"%s\",\"time_ns\":%" PRIu64 ",\"used\":%" PRIu64
-		",\"in_use\":%" PRIu64 "}", t, e->time_ns, e->used, e->in_use);
+		",\"in_use\":%" PRIu64 ",\"remote\":", t, e->time_ns, e->used, e->in_use);
+	struct remote_state rs;
+	if (e->state == CAT_CKPT && remote_state_get(pool_path, e->ckpt_id, &rs)) {
+		printf("{\"state\":");
+		json_string(rs.state);
+		printf(",\"url\":");
+		json_string(rs.url);
+		printf(",\"%s\":", strcmp(rs.state, "pushed") == 0 ? "manifest" : "detail");
+		json_string(rs.detail);
+		printf(",\"time_ns\":%" PRIu64 "}}", rs.time_ns);
+	} else {
+		printf("null}");
+	}
+}
+
+/* remote_note -- the NOTE column of a checkpoint's push state (POOL.remote) */
+static const char *
+remote_note(const struct cat_entry *e, char *buf, size_t len)
+{
+	struct remote_state rs;
+	if (e->state != CAT_CKPT || !remote_state_get(pool_path, e->ckpt_id, &rs))
+		return "";
+	if (strcmp(rs.state, "pushed") == 0)
+		snprintf(buf, len, "  remote: pushed to %s", rs.url);
+	else if (strcmp(rs.state, "failed") == 0)
+		snprintf(buf, len, "  remote: failed: %s", rs.detail);
+	else
+		snprintf(buf, len, "  remote: %s (%s)", rs.state, rs.url);
+	return buf;
 }
 
 /* free_run_end -- the last row of the run of consecutive free segments starting at row r */
@@ -623,12 +654,13 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		int vis = 0;
 		for (const unsigned char *p = (const unsigned char *)tree[r]; *p; p++)
 			vis += (*p & 0xc0) != 0x80;
-		char mem[64];
-		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s%s\n", tree[r],
+		char mem[64], rem[400];
+		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s%s%s\n", tree[r],
 			tw - vis, "", st, par, ck, from, e->label[0] ? e->label : "-", pid, t,
 			human_size(e->used, sz, sizeof(sz)),
 			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-",
-			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(e, mem, sizeof(mem)));
+			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(e, mem, sizeof(mem)),
+			remote_note(e, rem, sizeof(rem)));
 	}
 	const char *fl = fbuf;
 	for (unsigned k = 0; k < nfl; k++, fl += strlen(fl) + 1)

@@ -58,7 +58,8 @@
  *      newest listed checkpoint, and its heap holds exactly the structure
  *      the driver checkpointed there (ts_check: generation and node count
  *      from the ack marker; a checkpoint no ack names: the generation of
- *      a checkpoint under way); with no checkpoint listed it fails with ENOENT;
+ *      a checkpoint under way); with no checkpoint listed it opens an empty
+ *      heap (never checkpointed) or fails with ENOENT (checkpoints lost);
  *      on an unreadable pool it fails with a message. A signal or a timeout
  *      is a failure.
  * Exit status: 0 no failure, 1 failures found, 2 usage or I/O error.

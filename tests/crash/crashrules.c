@@ -250,6 +250,7 @@ struct open_result {
 	int err;
 	int64_t gen;            /* an unacknowledged checkpoint's heap: ts_check */
 	uint64_t from;
+	int root;               /* opened: the heap has a root */
 	char msg[512];
 };
 
@@ -281,6 +282,7 @@ run_open(const char *path, struct open_result *r, const struct ack *want, uint64
 			_exit(0);
 		}
 		sh->from = ckpt_restarted_from(p);
+		sh->root = ckpt_root(p) != NULL;
 		sh->status = 0;
 		if (!want && nodes) {
 			char err[256];
@@ -465,10 +467,15 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 					__atomic_fetch_add(&cnt->unacked, 1, __ATOMIC_RELAXED);
 			}
 		} else if (readable) {
-			if (r.status != 1 || r.err != ENOENT)
+			/* never checkpointed: an empty heap, as ckpt_create gives;
+			 * one that may have lost its checkpoints: ENOENT */
+			if (r.status == 0 ? r.from != 0 || r.root
+			    : r.status != 1 || r.err != ENOENT)
 				report(pc, desc, "pool without checkpoints: ckpt_open gave %s "
-					"(errno %d, %s), expected ENOENT",
-					r.status == 1 ? "an error" : "a pool", r.err, r.msg);
+					"(errno %d, %s, restarted from %llu%s), expected an "
+					"empty heap or ENOENT",
+					r.status == 1 ? "an error" : "a pool", r.err, r.msg,
+					(unsigned long long)r.from, r.root ? ", with a root" : "");
 		} else if (r.status != 1 || !r.msg[0]) {
 			report(pc, desc, "unreadable pool (%s) %s", why,
 				r.status == 1 ? "refused without a message" : "was opened");

@@ -51,7 +51,7 @@ enum rec_op {
 	OP_PWRITE, OP_WRITE, OP_COPY_RANGE, OP_CLONE, OP_FALLOCATE, OP_PUNCH,
 	OP_FTRUNCATE, OP_FDATASYNC, OP_FSYNC, OP_SYNCFS, OP_SYNC, OP_MSYNC,
 	OP_PMEM_MSYNC, OP_PMEM_PERSIST, OP_PMEM_FLUSH, OP_PMEM_DRAIN,
-	OP_PMEM_MEMCPY, OP_INIT,
+	OP_PMEM_MEMCPY, OP_INIT, OP_LINK,
 	OP_COUNT
 };
 
@@ -59,7 +59,7 @@ static const char *const rec_op_names[OP_COUNT] = {
 	"none", "pwrite", "write", "copy_file_range", "clone", "fallocate",
 	"punch", "ftruncate", "fdatasync", "fsync", "syncfs", "sync", "msync",
 	"pmem_msync", "pmem_persist", "pmem_flush", "pmem_drain",
-	"pmem_memcpy", "init",
+	"pmem_memcpy", "init", "link",
 };
 
 struct rec_hdr {

@@ -28,7 +28,9 @@
  * they produce (a punched range reads zeros) and are in flight like data;
  * the size only becomes durable at fdatasync/fsync. An fsync/fdatasync of
  * the pool's directory is logged too (REC_DIRSYNC): it makes the file's
- * name durable, which crashcheck --posix-dir checks.
+ * name durable, which crashcheck --posix-dir checks. A file written under
+ * another name (or none) and then linked to the pool's path is taken, at
+ * the link, as written and durable (see named()).
  *
  * How stores are captured without instrumenting them: a shadow holds the
  * visible contents as last seen. At each ordering point the recorder diffs
@@ -106,8 +108,10 @@ static int logfd = -1;
 static char pool_path[4096];
 static __thread int busy;       /* inside the recorder: forward only */
 
-/* per process: MAP_SHARED mappings of the pool */
-struct map { uintptr_t addr; size_t len; uint64_t off; };
+/* per process: MAP_SHARED mappings of regular files (the pool's are those
+ * whose dev/ino match; a file mapped before it was given the pool's name
+ * becomes one then) */
+struct map { uintptr_t addr; size_t len; uint64_t off; dev_t dev; ino_t ino; };
 static struct map maps[MAX_MAPS];
 static pthread_mutex_t maps_mu = PTHREAD_MUTEX_INITIALIZER;
 static int rdfd = -1;           /* our own read descriptor of the pool, per process */
@@ -415,7 +419,8 @@ maps_remove(uintptr_t a, size_t len)
 			/* split: keep the head here, the tail in a free slot */
 			for (int j = 0; j < MAX_MAPS; j++)
 				if (!maps[j].len) {
-					maps[j] = (struct map){ e, me - e, m->off + (e - m->addr) };
+					maps[j] = (struct map){ e, me - e, m->off + (e - m->addr),
+						m->dev, m->ino };
 					break;
 				}
 			m->len = a - m->addr;
@@ -432,13 +437,15 @@ maps_remove(uintptr_t a, size_t len)
 }
 
 static void
-maps_add(uintptr_t a, size_t len, uint64_t off)
+maps_add(uintptr_t a, size_t len, uint64_t off, const struct stat *st, int pool)
 {
 	for (int i = 0; i < MAX_MAPS; i++)
 		if (!maps[i].len) {
-			maps[i] = (struct map){ a, len, off };
+			maps[i] = (struct map){ a, len, off, st->st_dev, st->st_ino };
 			return;
 		}
+	if (!pool)
+		return;         /* another file's: it may never be the pool */
 	errno = ENOMEM;
 	die("too many mappings of the pool");
 }
@@ -459,7 +466,8 @@ addr_ranges(const void *addr, size_t len, int page, struct frange *out, int max)
 	pthread_mutex_lock(&maps_mu);
 	for (int i = 0; i < MAX_MAPS && n < max; i++) {
 		struct map *m = &maps[i];
-		if (!m->len || m->addr >= e || m->addr + m->len <= a)
+		if (!m->len || m->addr >= e || m->addr + m->len <= a ||
+		    !S->known || m->dev != S->dev || m->ino != S->ino)
 			continue;
 		uintptr_t s = a > m->addr ? a : m->addr;
 		uintptr_t t = e < m->addr + m->len ? e : m->addr + m->len;
@@ -854,6 +862,51 @@ pmem_memcpy_nodrain(void *dst, const void *src, size_t len)
 	return r;
 }
 
+/* -- interposed: a file given the pool's name ---------------------------- */
+
+/*
+ * named -- after link/linkat succeeded: if the new name is the pool's, the
+ * pool now exists, with what its file held (ckpt_create builds the pool
+ * nameless and links it when complete). That content is logged as written
+ * and durable at once: the recorder cannot see syncs of a file before it
+ * has the pool's name, and takes the program's word (libckpt syncs the
+ * file before it links it: pool.c, newfile.c). Crash states inside
+ * creation are therefore not generated; the name's own durability still
+ * waits for the directory's fsync (REC_DIRSYNC, --posix-dir).
+ */
+static void
+named(const char *newpath)
+{
+	if (!active || busy || S->known)
+		return;
+	struct stat a, b;
+	if (stat(newpath, &a) < 0 || stat(pool_path, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino || !learn())
+		return;
+	uint64_t cutoff = rec_before_point(OP_LINK);
+	rec_point(REC_DURABLE, OP_LINK, 0, REC_ALL, cutoff);
+}
+
+int
+link(const char *old, const char *newpath)
+{
+	REAL(link);
+	int r = real_link(old, newpath);
+	if (r == 0)
+		named(newpath);
+	return r;
+}
+
+int
+linkat(int olddir, const char *old, int newdir, const char *newpath, int flags)
+{
+	REAL(linkat);
+	int r = real_linkat(olddir, old, newdir, newpath, flags);
+	if (r == 0 && (newdir == AT_FDCWD || newpath[0] == '/'))
+		named(newpath);
+	return r;
+}
+
 /* -- interposed: mappings ----------------------------------------------- */
 
 void *
@@ -863,11 +916,14 @@ mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	void *p = real_mmap(addr, len, prot, flags, fd, off);
 	if (p == MAP_FAILED || !active || busy)
 		return p;
-	int pool = !(flags & MAP_ANONYMOUS) && (flags & MAP_SHARED) && is_pool_fd(fd);
+	struct stat st;
+	int file = !(flags & MAP_ANONYMOUS) && (flags & MAP_SHARED) && fd >= 0 &&
+		fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	int pool = file && is_pool_fd(fd);
 	pthread_mutex_lock(&maps_mu);
 	maps_remove((uintptr_t)p, len);
-	if (pool)
-		maps_add((uintptr_t)p, len, (uint64_t)off);
+	if (file)
+		maps_add((uintptr_t)p, len, (uint64_t)off, &st, pool);
 	pthread_mutex_unlock(&maps_mu);
 	return p;
 }

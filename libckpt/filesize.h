@@ -1,0 +1,40 @@
+/*
+ * filesize.h -- the pool file's apparent size follows the segments in use
+ * (format 1.3, POOL_F_SIZE_FOLLOWS; see filesize.c). Part of the catalog
+ * layer: cat_commit calls these with the catalog lock held.
+ */
+#ifndef CKPT_FILESIZE_H
+#define CKPT_FILESIZE_H 1
+
+#include <stdint.h>
+
+#include "catalog.h"
+
+/*
+ * fsize_need -- bytes the file must have for catalog v: up to the end of
+ * the highest segment that is not FREE, or that c's keep hook says some
+ * heap still maps; data_off when there is none
+ */
+CKPT_HIDDEN uint64_t fsize_need(struct catalog *c, const struct cat_view *v);
+
+/*
+ * fsize_cover -- before a commit publishes v: extend the file to cover it,
+ * and make the new size durable (fdatasync) so the published catalog never
+ * names a segment past the end of the file. No-op for a pool of format
+ * 1.2 or older (full size), or a file already long enough. Crash point
+ * catalog:after-grow.
+ */
+CKPT_HIDDEN int fsize_cover(struct catalog *c, const struct cat_view *v);
+
+/*
+ * fsize_trim -- after v was published, the lock still held: cut the file
+ * back to what v needs (freed top segments). A failure changes nothing
+ * (the file stays longer than needed) and is not reported. Crash point
+ * catalog:before-trim.
+ */
+CKPT_HIDDEN void fsize_trim(struct catalog *c, const struct cat_view *v);
+
+/* fsize_covers -- 1 if a file of size bytes holds all of segment i of hdr */
+CKPT_HIDDEN int fsize_covers(const struct pool_hdr *hdr, uint64_t size, uint32_t i);
+
+#endif

@@ -1,0 +1,386 @@
+/*
+ * heap/api.c -- heap.h's allocation API: alloc, free, realloc, the block
+ * queries and the root, over the slabs (heap/slab.c) and large blocks
+ * (heap/large.c).
+ *
+ * heap_alloc and heap_free have fast paths for the common case: a thread
+ * with its own slot (cached in heap_tl), a small block, the current slab of
+ * the class with a block on its free list (alloc) or a live block of a slab
+ * the thread owns (free). They are built from the same inline steps as the
+ * generic paths (heap/private.h: slab_unlink_free, slab_mark,
+ * slab_push_local, fast_enter); anything else goes to the slow path, which
+ * starts over and checks and reports every invalid pointer (locate).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "heap/private.h"
+
+/*
+ * locate -- classify p: the start of a slab block position or of a large
+ * block position. -1 with EINVAL and a message (prefixed by `what`) when p
+ * cannot be a block start. Says nothing about the block being allocated.
+ */
+static int
+locate(const struct heap *h, const void *p, const char *what, struct binfo *bi)
+{
+	uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h->seg);
+	if (off >= h->size)
+		return ckpt_err_set(EINVAL, "%s(%p): not a block of this heap: outside "
+				"the heap [%p, %p)", what, p, (void *)h->seg,
+				(void *)(h->seg + h->size));
+	uint32_t pg = (uint32_t)(off >> HP_SHIFT);
+	if (pg >= h->npages)
+		return ckpt_err_set(EINVAL, "%s(%p): not a block: past the last heap page", what, p);
+	uint32_t e = pm_get(h, pg);
+	bi->off = off;
+	switch (PM_KIND(e)) {
+	case PM_TAIL:
+		if (PM_VAL(e) > pg || PM_KIND(pm_get(h, pg - PM_VAL(e))) != PM_SLAB)
+			return ckpt_err_set(EINVAL, "%s(%p): damaged page map at page %u", what, p, pg);
+		pg -= PM_VAL(e);
+		e = pm_get(h, pg);
+		/* fall through */
+	case PM_SLAB: {
+		unsigned c = PM_VAL(e);
+		if (c >= NCLASS)
+			return ckpt_err_set(EINVAL, "%s(%p): damaged page map at page %u", what, p, pg);
+		const struct cls *k = &heap_cls_tab[c];
+		uint64_t base = ((uint64_t)pg << HP_SHIFT) + k->dstart;
+		if (off < base)
+			return ckpt_err_set(EINVAL, "%s(%p): not a block: inside the heap's "
+					"metadata (slab header at %p)", what, p,
+					(void *)(h->seg + ((uint64_t)pg << HP_SHIFT)));
+		uint32_t idx = blk_index(k, pg, off);
+		if (idx >= k->cap)
+			return ckpt_err_set(EINVAL, "%s(%p): not a block: in the unused tail "
+					"of a slab", what, p);
+		uint64_t start = base + (uint64_t)idx * k->bsize;
+		if (start != off)
+			return ckpt_err_set(EINVAL, "%s(%p): not the start of a block: %llu "
+					"bytes inside the %u-byte block at %p", what, p,
+					(unsigned long long)(off - start), k->bsize,
+					(void *)(h->seg + start));
+		bi->pg = pg;
+		bi->idx = idx;
+		bi->c = c;
+		bi->large = 0;
+		return 0;
+	}
+	case PM_LARGE:
+		if (off & (HP_SIZE - 1))
+			return ckpt_err_set(EINVAL, "%s(%p): not the start of a block: %llu "
+					"bytes inside the large block at %p", what, p,
+					(unsigned long long)(off & (HP_SIZE - 1)),
+					(void *)(h->seg + ((uint64_t)pg << HP_SHIFT)));
+		bi->pg = pg;
+		bi->large = 1;
+		return 0;
+	case PM_FREE:
+		if (bit_get(h->pbits, pg)) {
+			uint32_t q = pg;
+			while (q > h->data_page && PM_KIND(pm_get(h, q)) == PM_FREE)
+				q--;
+			return ckpt_err_set(EINVAL, "%s(%p): not the start of a block: inside "
+					"the large block at %p", what, p,
+					(void *)(h->seg + ((uint64_t)q << HP_SHIFT)));
+		}
+		if (off & (HP_SIZE - 1))
+			return ckpt_err_set(EINVAL, "%s(%p): not a block: in free heap space", what, p);
+		bi->pg = pg;
+		bi->large = 1;
+		return 0;       /* a free page start: the caller reports ENOENT */
+	default:
+		return ckpt_err_set(EINVAL, "%s(%p): not a block: inside the heap's metadata",
+				what, p);
+	}
+}
+
+/* block_usable -- usable size of the live block p, or 0 with ENOENT/EINVAL and a message */
+static size_t
+block_usable(struct heap *h, const void *p, const char *what)
+{
+	struct binfo bi;
+	if (!p) {
+		ckpt_err_set(EINVAL, "%s(NULL): not a block", what);
+		return 0;
+	}
+	if (locate(h, p, what, &bi) < 0)
+		return 0;
+	if (bi.large) {
+		uint32_t e = pm_get(h, bi.pg);
+		if (PM_KIND(e) == PM_LARGE)
+			return (size_t)PM_VAL(e) << HP_SHIFT;
+	} else {
+		struct slab *s = SLAB(h, bi.pg);
+		uint64_t m = 1ull << (bi.idx & 63);
+		if ((ld64(&ABW(s, bi.idx)) & m) && !(ld64(&RBW(s, bi.idx)) & m))
+			return heap_cls_tab[bi.c].bsize;
+	}
+	ckpt_err_set(ENOENT, "%s(%p): block is not allocated (already freed, or never "
+			"handed out)", what, p);
+	return 0;
+}
+
+/* -- the API ----------------------------------------------------------------------- */
+
+/* class_alloc -- a block of class c in a busy section of the calling thread's slot */
+static void *
+class_alloc(struct heap *h, unsigned c)
+{
+	uint32_t slot;
+	struct tslot *ts = op_enter(h, &slot);
+	void *p = slab_alloc(h, ts, slot, c);
+	busy_leave(h, ts, slot);
+	return p;
+}
+
+/* alloc_slow -- heap_alloc when the fast path cannot serve it */
+static void * __attribute__((noinline))
+alloc_slow(struct heap *h, size_t size)
+{
+	if (CKPT_LIKELY(size <= SMALL_MAX))
+		return class_alloc(h, size_class(size));
+	return heap_large_alloc(h, size, HP_SIZE);
+}
+
+/*
+ * heap_alloc -- fast path: a thread with its own slot (cached in heap_tl) pops
+ * the free list of its current slab of the class. Anything else (first call,
+ * shared slot, stop set, current slab without a free-list block) goes to
+ * alloc_slow, which starts over.
+ */
+void * __attribute__((hot))
+heap_alloc(struct heap *h, size_t size)
+{
+	if (CKPT_LIKELY(size <= SMALL_MAX && heap_tl.fhid == h->hid)) {
+		unsigned c = size_class(size);
+		struct tslot *ts = heap_tl.ts;
+		_Atomic uint32_t *busy = heap_tl.busy;
+		int go = fast_enter(h, busy);
+		uint32_t pg = ts->avail[c];
+		if (CKPT_LIKELY(go && pg != 0)) {
+			struct slab *s = SLAB(h, pg);
+			uint64_t b = s->free;
+			if (CKPT_LIKELY(b != 0)) {
+				slab_mark(s, slab_unlink_free(h, s, &heap_cls_tab[c], pg, b));
+				fast_leave(busy);
+				return h->seg + b;
+			}
+		}
+		fast_leave(busy);
+	}
+	return alloc_slow(h, size);
+}
+
+/* heap_calloc -- nmemb * size zeroed bytes (ENOMEM on overflow) */
+void *
+heap_calloc(struct heap *h, size_t nmemb, size_t size)
+{
+	uint64_t n;
+	if (mul_overflows(nmemb, size, &n) || n > SIZE_MAX) {
+		ckpt_err_set(ENOMEM, "calloc(%zu, %zu): size overflows", nmemb, size);
+		return NULL;
+	}
+	void *p = heap_alloc(h, (size_t)n);
+	if (p)
+		memset(p, 0, (size_t)n);
+	return p;
+}
+
+/* heap_aligned_alloc -- a block aligned to alignment: a class whose blocks are, or a large block */
+void *
+heap_aligned_alloc(struct heap *h, size_t alignment, size_t size)
+{
+	if (alignment == 0 || (alignment & (alignment - 1))) {
+		ckpt_err_set(EINVAL, "aligned_alloc: alignment %zu is not a power of two", alignment);
+		return NULL;
+	}
+	if (alignment <= 16)
+		return heap_alloc(h, size);
+	if (alignment <= SMALL_ALIGN_MAX && size <= SMALL_MAX) {
+		size_t n = size < alignment ? alignment : size;
+		unsigned c = size_class(n);
+		uint32_t b = heap_cls_tab[c].bsize;
+		if (b & (alignment - 1)) {
+			/* the next power of two is a class and a multiple of alignment */
+			b = 1u << (32 - __builtin_clz(b));
+			c = size_class(b);
+		}
+		if (b <= SMALL_MAX)
+			return class_alloc(h, c);
+	}
+	return heap_large_alloc(h, size, alignment);
+}
+
+/* free_slow -- what the fast path of heap_free does not take: NULL, large blocks, other
+ * owners' blocks, the shared slot, stop set, and every invalid pointer (checked, reported) */
+static int __attribute__((noinline))
+free_slow(struct heap *h, void *p)
+{
+	if (!p)
+		return 0;
+	struct binfo bi;
+	if (locate(h, p, "free", &bi) < 0)
+		return -1;
+	uint32_t slot;
+	struct tslot *ts = op_enter(h, &slot);
+	int ret = bi.large ? heap_large_free(h, &bi, p) : slab_free(h, ts, slot, &bi, p);
+	busy_leave(h, ts, slot);
+	return ret;
+}
+
+/* free_fixup -- heap_free's tail when heap_free_local_slow has work on slab s (busy held;
+ * released here); takes only s so that the fast path keeps fewer values live */
+static int __attribute__((noinline))
+free_fixup(struct heap *h, struct slab *s)
+{
+	uint32_t pg = (uint32_t)(((uint8_t *)s - h->seg) >> HP_SHIFT);
+	/* the class as the fast path found it, in the page map (not the slab header) */
+	heap_free_local_slow(h, heap_tl.ts, s, pg, PM_VAL(pm_get(h, pg)));
+	fast_leave(heap_tl.busy);
+	return 0;
+}
+
+/*
+ * heap_free -- fast path: an allocated block of a slab that the calling
+ * thread (with its own slot, cached in heap_tl) owns: clear its abit, push it
+ * on the slab's free list. Anything else (NULL, large blocks, other owners,
+ * the shared slot, stop set, and every invalid free) goes to free_slow,
+ * which starts over, checks and reports.
+ */
+int __attribute__((hot))
+heap_free(struct heap *h, void *p)
+{
+	uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h->seg);
+	if (CKPT_UNLIKELY(off >= h->limit || heap_tl.fhid != h->hid))
+		return free_slow(h, p);
+	uint64_t base = off & ~(HP_SIZE - 1);       /* the slab's first page */
+	uint32_t e = pm_get(h, (uint32_t)(off >> HP_SHIFT));
+	uint32_t c = e - PM(PM_SLAB, 0);
+	if (CKPT_UNLIKELY(c >= NCLASS)) {
+		/* a later page of a slab: find its first page; else large or not a block */
+		if (PM_KIND(e) != PM_TAIL || PM_VAL(e) > (off >> HP_SHIFT))
+			return free_slow(h, p);
+		base -= (uint64_t)PM_VAL(e) << HP_SHIFT;
+		c = pm_get(h, (uint32_t)(base >> HP_SHIFT)) - PM(PM_SLAB, 0);
+		if (c >= NCLASS)
+			return free_slow(h, p);
+	}
+	const struct cls *k = &heap_cls_tab[c];
+	uint64_t rel = off - base - k->dstart;
+	uint32_t idx = (uint32_t)((rel * k->mul) >> 40);
+	if (CKPT_UNLIKELY(rel >= k->span || (uint64_t)idx * k->bsize != rel))
+		return free_slow(h, p);
+	struct slab *s = (struct slab *)(h->seg + base);
+	_Atomic uint32_t *busy = heap_tl.busy;
+	int go = fast_enter(h, busy);
+	uint64_t m = 1ull << (idx & 63);
+	uint64_t *aw = &ABW(s, idx);
+	uint64_t a = ld64(aw);
+	if (CKPT_UNLIKELY(!go || atomic_load_explicit(&s->owner, RELAXED) != heap_tl.slot + 1 ||
+			!blk_live(a, ld64(aw + 1), m))) {
+		fast_leave(busy);
+		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
+	}
+	uint32_t used = slab_push_local(s, aw, a, m, p, off);
+	if (CKPT_UNLIKELY(local_free_has_work(s, k, used)))
+		return free_fixup(h, s);
+	fast_leave(busy);
+	return 0;
+}
+
+/* heap_usable_size -- usable bytes of a live block (heap.h) */
+size_t
+heap_usable_size(struct heap *h, const void *ptr)
+{
+	return block_usable(h, ptr, "usable_size");
+}
+
+/* heap_is_block -- 1 if ptr starts a live block; errno untouched */
+int
+heap_is_block(struct heap *h, const void *ptr)
+{
+	int saved = errno;
+	int r = ptr && (uint64_t)((uintptr_t)ptr - (uintptr_t)h->seg) < h->size &&
+		block_usable(h, ptr, "is_block") != 0;
+	errno = saved;
+	return r;
+}
+
+/* heap_realloc -- resize in place when the class or the page run allows, else move */
+void *
+heap_realloc(struct heap *h, void *ptr, size_t size)
+{
+	if (!ptr)
+		return heap_alloc(h, size);
+	size_t old = block_usable(h, ptr, "realloc");
+	if (!old)
+		return NULL;
+	if (old <= SMALL_MAX) {
+		if (size <= old && (size >= old / 2 || (size <= SMALL_MAX &&
+				heap_cls_tab[size_class(size)].bsize == old)))
+			return ptr;
+	} else if (size > SMALL_MAX || size >= old / 2) {
+		uint32_t pg = (uint32_t)(((uint8_t *)ptr - h->seg) >> HP_SHIFT);
+		if (heap_large_resize(h, pg, size) == 0)
+			return ptr;
+	}
+	void *q = heap_alloc(h, size);
+	if (!q)
+		return NULL;
+	memcpy(q, ptr, old < size ? old : size);
+	heap_free(h, ptr);
+	return q;
+}
+
+/* heap_root -- the root block, or NULL */
+void *
+heap_root(struct heap *h)
+{
+	uint64_t r = __atomic_load_n(&h->hdr->root, __ATOMIC_RELAXED);
+	return r ? h->seg + r : NULL;
+}
+
+/* heap_set_root -- make the live block ptr (or NULL) the root */
+int
+heap_set_root(struct heap *h, void *ptr)
+{
+	if (ptr && !block_usable(h, ptr, "set_root")) {
+		errno = EINVAL;
+		return -1;
+	}
+	uint64_t off = ptr ? (uint64_t)((uint8_t *)ptr - h->seg) : 0;
+	__atomic_store_n(&h->hdr->root, off, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* heap_high_water -- bytes from the segment start the heap has ever used */
+size_t
+heap_high_water(struct heap *h)
+{
+	return (size_t)__atomic_load_n(&h->hdr->high_water, __ATOMIC_RELAXED);
+}
+
+/* heap_bytes_in_use -- bytes in live blocks, summed over the page map (racy while threads run) */
+size_t
+heap_bytes_in_use(struct heap *h)
+{
+	uint64_t t = 0;
+	uint32_t hwp = (uint32_t)(heap_high_water(h) >> HP_SHIFT);
+	for (uint32_t p = h->data_page; p < hwp && p < h->npages; p++) {
+		uint32_t e = pm_get(h, p);
+		if (PM_KIND(e) == PM_SLAB && PM_VAL(e) < NCLASS) {
+			/* live = allocated minus freed by other threads, not yet collected */
+			const struct cls *k = &heap_cls_tab[PM_VAL(e)];
+			struct slab *s = SLAB(h, p);
+			int64_t n = __atomic_load_n(&s->used, __ATOMIC_RELAXED);
+			for (uint32_t w = 0; w < k->words; w++)
+				n -= __builtin_popcountll(ld64(&RBW(s, 64 * w)));
+			t += n > 0 ? (uint64_t)n * k->bsize : 0;
+		}
+		else if (PM_KIND(e) == PM_LARGE)
+			t += (uint64_t)PM_VAL(e) << HP_SHIFT;
+	}
+	return (size_t)t;
+}

@@ -1,0 +1,178 @@
+/*
+ * heap/attach.c -- a heap's life cycle in a segment: heap_format writes an
+ * empty one; heap_attach validates the heap a segment holds (the whole
+ * walker runs over it first: a damaged heap is refused, never run on),
+ * upgrades an older format version in place, and rebuilds the per-thread
+ * state (every slot reset, every slab abandoned or freed, the free-page
+ * hint recomputed), since the threads that owned it belong to another
+ * process or another life; heap_detach frees the DRAM handle.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "heap/private.h"
+
+/*
+ * upgrade -- bring an attached heap of an older version to HEAP_VERSION.
+ * Version 1 differs only in what it allowed less of: its full slabs never
+ * held local free blocks, so a version 1 heap is a valid version 2 heap.
+ * The version is raised so that an older library, which would break on
+ * full slabs with free blocks, refuses the heap from now on.
+ */
+static void
+upgrade(struct heap *h)
+{
+	if (h->hdr->version == HEAP_VERSION)
+		return;
+	h->hdr->version = HEAP_VERSION;
+}
+
+/* heap_format -- write an empty heap into [seg, seg+size) (heap.h) */
+int
+heap_format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+{
+	heap_cls_init();
+	struct layout l;
+	if ((uintptr_t)seg & (HP_SIZE - 1))
+		return ckpt_err_set(EINVAL, "heap_format: segment %p is not aligned to %llu bytes",
+				seg, (unsigned long long)HP_SIZE);
+	if (heap_layout_of(size, &l) < 0)
+		return ckpt_err_set(EINVAL, "heap_format: segment size %zu out of range [%zu, %llu)",
+				size, (size_t)HEAP_MIN_SIZE, (unsigned long long)(MAX_PAGES << HP_SHIFT));
+	uint64_t hw = align_up(l.data_off, HEAP_GROW_STEP);
+	if (hw > size)
+		hw = size;
+	if (grow && grow(grow_arg, 0, hw) < 0) {
+		ckpt_err_prefix("heap_format: ");
+		errno = ENOMEM;
+		return -1;
+	}
+	uint8_t *b = seg;
+	memset(b, 0, l.data_off);
+	struct heap_hdr *H = seg;
+	memcpy(H->magic, HEAP_MAGIC, 8);
+	H->version = HEAP_VERSION;
+	H->page_shift = HP_SHIFT;
+	H->seg_size = size;
+	H->npages = l.npages;
+	H->nslots = NSLOTS;
+	H->nclass = NCLASS;
+	H->data_page = l.data_page;
+	H->slots_off = l.slots_off;
+	H->pmap_off = l.pmap_off;
+	H->pbits_off = l.pbits_off;
+	H->data_off = l.data_off;
+	H->high_water = hw;
+	H->free_hint = l.data_page;
+	struct tslot *slots = (struct tslot *)(b + l.slots_off);
+	atomic_store_explicit(&slots[0].state, 1, RELAXED);
+	uint32_t *pmap = (uint32_t *)(b + l.pmap_off);
+	for (uint32_t i = 0; i < l.data_page; i++)
+		pmap[i] = PM(PM_META, 0);
+	heap_bits_set((uint64_t *)(b + l.pbits_off), 0, l.data_page, 1);
+	return 0;
+}
+
+/* rebuild -- after attach: reset every slot, abandon every slab, recount (single-threaded) */
+static void
+rebuild(struct heap *h)
+{
+	struct heap_hdr *H = h->hdr;
+	for (uint32_t i = 0; i < NSLOTS; i++) {
+		memset(&h->slots[i], 0, sizeof(h->slots[i]));
+		atomic_store_explicit(&h->slots[i].state, i == 0, RELAXED);
+	}
+	memset(H->abandoned, 0, sizeof(H->abandoned));
+	H->free_hint = h->npages;
+	uint32_t p = h->data_page;
+	while (p < h->npages) {
+		uint32_t e = pm_get(h, p);
+		if (!bit_get(h->pbits, p)) {
+			if (p < H->free_hint)
+				H->free_hint = p;
+			p++;
+			continue;
+		}
+		if (PM_KIND(e) == PM_SLAB) {
+			struct slab *s = SLAB(h, p);
+			uint32_t n = heap_cls_tab[s->cls].pages;
+			heap_collect(h, s, p);
+			atomic_store_explicit(&s->owner, 0, RELAXED);
+			atomic_store_explicit(&s->in_full, 0, RELAXED);
+			s->next = s->prev = 0;
+			s->list = LIST_NONE;
+			if (s->used == 0) {
+				heap_slab_free_pages(h, p);
+			} else {
+				heap_abandoned_push(h, p);
+			}
+			p += n;
+		} else if (PM_KIND(e) == PM_LARGE) {
+			p += PM_VAL(e);
+		} else {
+			p++;
+		}
+	}
+}
+
+/* heap_attach -- validate, upgrade and adopt the heap in [seg, seg+size) (heap.h) */
+struct heap *
+heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+{
+	heap_cls_init();
+	struct heap_hdr H;
+	struct layout l;
+	if ((uintptr_t)seg & (HP_SIZE - 1)) {
+		ckpt_err_set(EINVAL, "heap_attach: segment %p is not aligned to %llu bytes",
+				seg, (unsigned long long)HP_SIZE);
+		return NULL;
+	}
+	if (heap_hdr_check(seg, size, &H, &l, 1) < 0) {
+		ckpt_err_prefix("heap_attach: ");
+		return NULL;
+	}
+	if (H.seg_size != size) {
+		ckpt_err_set(EINVAL, "heap_attach: heap was formatted for %llu bytes, the "
+				"segment has %zu", (unsigned long long)H.seg_size, size);
+		return NULL;
+	}
+	if (heap_check(seg, (size_t)H.high_water, NULL) < 0) {
+		ckpt_err_prefix("heap_attach: ");
+		return NULL;
+	}
+	struct heap *h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h == MAP_FAILED) {
+		ckpt_err_set(ENOMEM, "heap_attach: cannot allocate the heap handle: %s",
+				strerror(errno));
+		return NULL;
+	}
+	uint8_t *b = seg;
+	h->seg = b;
+	h->size = size;
+	h->hdr = seg;
+	h->slots = (struct tslot *)(b + l.slots_off);
+	h->pmap = (uint32_t *)(b + l.pmap_off);
+	h->pbits = (uint64_t *)(b + l.pbits_off);
+	h->npages = l.npages;
+	h->limit = (uint64_t)l.npages << HP_SHIFT;
+	h->data_page = l.data_page;
+	h->grow = grow;
+	h->grow_arg = grow_arg;
+	heap_threads_init(h);
+	upgrade(h);
+	rebuild(h);
+	return h;
+}
+
+/* heap_detach -- free the DRAM handle (heap.h) */
+void
+heap_detach(struct heap *h)
+{
+	if (!h)
+		return;
+	heap_threads_fini(h);
+	munmap(h, sizeof(*h));
+}
+

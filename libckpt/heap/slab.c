@@ -1,0 +1,427 @@
+/*
+ * heap/slab.c -- slabs: runs of pages cut into blocks of one size class,
+ * each owned by one thread slot (slab.owner), on one list: its owner's avail
+ * list (may have free blocks; the first is the one allocated from), its
+ * owner's full list, or the abandoned list of its class (owner 0: the thread
+ * left, or the heap was attached anew).
+ *
+ * The owner allocates and frees locally without atomics (bitmap abits, the
+ * local free list); another thread's free sets the block's rbit and pushes
+ * it on the slab's remote list with a CAS, and sets the owner's pending bit
+ * if the slab is on the full list; the owner collects remote lists when its
+ * current slab runs dry. This file holds the generic paths; the steps that
+ * the fast paths share with them (pop, mark, push) are inline in
+ * heap/private.h. Page runs come from heap/pages.c under heap.lock.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "heap/private.h"
+
+/* list_push -- put slab pg at the front of *head */
+static void
+list_push(struct heap *h, uint32_t *head, uint32_t pg)
+{
+	struct slab *s = SLAB(h, pg);
+	s->prev = 0;
+	s->next = *head;
+	if (*head)
+		SLAB(h, *head)->prev = pg;
+	*head = pg;
+}
+
+/* list_push_second -- put slab pg right after the head of *head (first if empty) */
+static void
+list_push_second(struct heap *h, uint32_t *head, uint32_t pg)
+{
+	if (!*head) {
+		list_push(h, head, pg);
+		return;
+	}
+	struct slab *f = SLAB(h, *head), *s = SLAB(h, pg);
+	s->prev = *head;
+	s->next = f->next;
+	if (f->next)
+		SLAB(h, f->next)->prev = pg;
+	f->next = pg;
+}
+
+/* list_unlink -- take slab pg out of *head */
+static void
+list_unlink(struct heap *h, uint32_t *head, uint32_t pg)
+{
+	struct slab *s = SLAB(h, pg);
+	if (s->prev)
+		SLAB(h, s->prev)->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		SLAB(h, s->next)->prev = s->prev;
+	s->next = s->prev = 0;
+}
+
+/* unlink_full -- take slab pg (on the full list of class c) off it; the caller files it next */
+static void
+unlink_full(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
+{
+	list_unlink(h, &ts->full[c], pg);
+	atomic_store_explicit(&s->in_full, 0, RELAXED);
+}
+
+/* heap_slab_free_pages -- give an empty slab's pages back (heap.lock held) */
+void
+heap_slab_free_pages(struct heap *h, uint32_t pg)
+{
+	struct slab *s = SLAB(h, pg);
+	uint32_t n = heap_cls_tab[s->cls].pages;
+	s->magic = 0;
+	for (uint32_t i = 0; i < n; i++)
+		pm_set(h, pg + i, 0);
+	heap_pages_free(h, pg, n);
+}
+
+/* slab_init -- format fresh pages [pg, pg+pages) as an empty slab of class c */
+static void
+slab_init(struct heap *h, uint32_t pg, unsigned c, uint16_t owner, uint32_t list)
+{
+	const struct cls *k = &heap_cls_tab[c];
+	struct slab *s = SLAB(h, pg);
+	memset(s, 0, k->dstart);
+	s->magic = SLAB_MAGIC;
+	s->cls = (uint16_t)c;
+	s->cap = k->cap;
+	s->dstart = k->dstart;
+	s->bsize = k->bsize;
+	s->words = k->words;
+	s->list = list;
+	atomic_store_explicit(&s->owner, owner, RELAXED);
+	for (uint32_t i = 1; i < k->pages; i++)
+		pm_set(h, pg + i, PM(PM_TAIL, i));
+	pm_set(h, pg, PM(PM_SLAB, c));
+}
+
+/*
+ * heap_collect -- the owner takes the slab's remote-free list and frees its
+ * blocks locally. Stops at the first entry that is not a remote-freed block
+ * of this slab (never follows garbage; what is left is reported by the walker).
+ */
+uint32_t
+heap_collect(struct heap *h, struct slab *s, uint32_t pg)
+{
+	uint64_t b = atomic_exchange_explicit(&s->remote, 0, memory_order_acquire);
+	const struct cls *k = &heap_cls_tab[s->cls];
+	uint64_t lo = ((uint64_t)pg << HP_SHIFT) + k->dstart;
+	uint32_t n = 0;
+	while (b && n < s->cap) {
+		if (b < lo || b - lo >= (uint64_t)k->cap * k->bsize || (b - lo) % k->bsize)
+			break;
+		uint32_t idx = blk_index(k, pg, b);
+		uint64_t m = 1ull << (idx & 63);
+		if (idx >= s->bump || !(ld64(&ABW(s, idx)) & m) ||
+		    !(__atomic_load_n(&RBW(s, idx), __ATOMIC_ACQUIRE) & m))
+			break;
+		uint64_t next = *(uint64_t *)(h->seg + b);
+		st64(&ABW(s, idx), ld64(&ABW(s, idx)) & ~m);
+		__atomic_fetch_and(&RBW(s, idx), ~m, __ATOMIC_RELEASE);
+		*(uint64_t *)(h->seg + b) = s->free;
+		s->free = b;
+		used_set(s, s->used - 1);
+		n++;
+		b = next;
+	}
+	return n;
+}
+
+/* slab_try_full -- mark the slab full unless a remote free raced in (Dekker with remote_free) */
+static int
+slab_try_full(struct slab *s)
+{
+	atomic_store(&s->in_full, 1);
+	if (atomic_load(&s->remote) != 0) {
+		atomic_store_explicit(&s->in_full, 0, RELAXED);
+		return 0;
+	}
+	return 1;
+}
+
+/* heap_abandoned_push -- put slab pg on the abandoned list of its class (heap.lock held) */
+void
+heap_abandoned_push(struct heap *h, uint32_t pg)
+{
+	struct slab *s = SLAB(h, pg);
+	s->list = LIST_ABANDONED;
+	list_push(h, &h->hdr->abandoned[s->cls], pg);
+}
+
+/* slab_abandon -- the owner lets go of a slab: free it if empty, else abandon it */
+static void
+slab_abandon(struct heap *h, uint32_t pg)
+{
+	struct slab *s = SLAB(h, pg);
+	heap_collect(h, s, pg);
+	s->next = s->prev = 0;
+	s->list = LIST_NONE;
+	atomic_store_explicit(&s->in_full, 0, RELAXED);
+	atomic_store_explicit(&s->owner, 0, memory_order_release);
+	pthread_mutex_lock(&h->lock);
+	if (s->used == 0 && atomic_load(&s->remote) == 0)
+		heap_slab_free_pages(h, pg);
+	else
+		heap_abandoned_push(h, pg);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* heap_slot_release -- abandon every slab of slot i (no other op of slot i runs); the caller frees the slot */
+void
+heap_slot_release(struct heap *h, uint32_t i)
+{
+	struct tslot *ts = &h->slots[i];
+	for (unsigned c = 0; c < NCLASS; c++) {
+		uint32_t *lists[2] = { &ts->avail[c], &ts->full[c] };
+		for (int l = 0; l < 2; l++) {
+			uint32_t pg = *lists[l], steps = 0;
+			while (pg && steps++ < h->npages) {
+				uint32_t next = SLAB(h, pg)->next;
+				slab_abandon(h, pg);
+				pg = next;
+			}
+			*lists[l] = 0;
+		}
+	}
+	atomic_store_explicit(&ts->pending, 0, RELAXED);
+}
+
+/*
+ * scan_full -- move the full slabs of class c that got frees since back to
+ * avail: those with a remote list, and those with at least `min` blocks on
+ * their local free list (1: any). Returns how many it moved.
+ */
+static uint32_t
+scan_full(struct heap *h, struct tslot *ts, unsigned c, uint32_t min)
+{
+	uint32_t pg = ts->full[c], moved = 0, steps = 0;
+	while (pg && steps++ < h->npages) {
+		struct slab *s = SLAB(h, pg);
+		uint32_t next = s->next;
+		if ((s->free != 0 && s->cap - s->used >= min) ||
+		    atomic_load_explicit(&s->remote, RELAXED)) {
+			unlink_full(h, ts, s, pg, c);
+			s->list = LIST_AVAIL;
+			list_push(h, &ts->avail[c], pg);
+			moved++;
+		}
+		pg = next;
+	}
+	return moved;
+}
+
+/* reclaim_own -- before failing with ENOMEM: give back every empty slab this slot owns */
+static uint32_t
+reclaim_own(struct heap *h, struct tslot *ts)
+{
+	uint32_t freed = 0;
+	for (unsigned c = 0; c < NCLASS; c++) {
+		scan_full(h, ts, c, 1);
+		uint32_t pg = ts->avail[c], steps = 0;
+		while (pg && steps++ < h->npages) {
+			struct slab *s = SLAB(h, pg);
+			uint32_t next = s->next;
+			if (atomic_load_explicit(&s->remote, RELAXED))
+				heap_collect(h, s, pg);
+			if (s->used == 0) {
+				list_unlink(h, &ts->avail[c], pg);
+				s->list = LIST_NONE;
+				pthread_mutex_lock(&h->lock);
+				heap_slab_free_pages(h, pg);
+				pthread_mutex_unlock(&h->lock);
+				freed++;
+			}
+			pg = next;
+		}
+	}
+	return freed;
+}
+
+/* reclaim_abandoned -- free abandoned slabs whose blocks were all freed (heap.lock held) */
+static uint32_t
+reclaim_abandoned(struct heap *h)
+{
+	uint32_t freed = 0;
+	for (unsigned c = 0; c < NCLASS; c++) {
+		uint32_t pg = h->hdr->abandoned[c], steps = 0;
+		while (pg && steps++ < h->npages) {
+			struct slab *s = SLAB(h, pg);
+			uint32_t next = s->next;
+			if (atomic_load_explicit(&s->remote, RELAXED))
+				heap_collect(h, s, pg);
+			if (s->used == 0) {
+				list_unlink(h, &h->hdr->abandoned[c], pg);
+				s->list = LIST_NONE;
+				heap_slab_free_pages(h, pg);
+				freed++;
+			}
+			pg = next;
+		}
+	}
+	return freed;
+}
+
+/* heap_reclaim -- before failing with ENOMEM: free every empty slab this thread can reach */
+uint32_t
+heap_reclaim(struct heap *h, struct tslot *ts)
+{
+	int saved = errno;
+	uint32_t n = reclaim_own(h, ts);
+	pthread_mutex_lock(&h->lock);
+	n += reclaim_abandoned(h);
+	pthread_mutex_unlock(&h->lock);
+	errno = saved;
+	return n;
+}
+
+/* adopt -- take abandoned slabs of class c (heap.lock held); returns one with room, or 0 */
+static uint32_t
+adopt(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		uint32_t pg = h->hdr->abandoned[c];
+		if (!pg)
+			return 0;
+		struct slab *s = SLAB(h, pg);
+		list_unlink(h, &h->hdr->abandoned[c], pg);
+		atomic_store_explicit(&s->owner, own, memory_order_release);
+		heap_collect(h, s, pg);
+		if (!slab_has_room(s) && slab_try_full(s)) {
+			s->list = LIST_FULL;
+			list_push(h, &ts->full[c], pg);
+			continue;
+		}
+		if (!slab_has_room(s))
+			heap_collect(h, s, pg);
+		s->list = LIST_AVAIL;
+		list_push(h, &ts->avail[c], pg);
+		if (slab_has_room(s))
+			return pg;
+	}
+	return 0;
+}
+
+/* heap_slab_alloc_slow -- the current slab of class c is exhausted: find or make another */
+void * __attribute__((noinline))
+heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
+{
+	int reclaimed = 0;
+	for (;;) {
+		uint32_t pg = ts->avail[c], steps = 0;
+		while (pg && steps++ < 4 * h->npages) {
+			struct slab *s = SLAB(h, pg);
+			if (!slab_has_room(s) && atomic_load_explicit(&s->remote, RELAXED))
+				heap_collect(h, s, pg);
+			if (slab_has_room(s)) {
+				if (pg != ts->avail[c]) {
+					list_unlink(h, &ts->avail[c], pg);
+					list_push(h, &ts->avail[c], pg);
+				}
+				return slab_pop(h, s, pg, c);
+			}
+			uint32_t next = s->next;
+			if (!slab_try_full(s))
+				continue;       /* a remote free raced in: collect it */
+			list_unlink(h, &ts->avail[c], pg);
+			s->list = LIST_FULL;
+			list_push(h, &ts->full[c], pg);
+			pg = next;
+		}
+		/*
+		 * The avail list is dry. Local frees refile a full slab
+		 * themselves once it has cls.refill free blocks; remote frees
+		 * into full slabs set pending: then take back the full slabs with
+		 * a remote list (or refill local free blocks). Before failing,
+		 * reclaim takes back every free block.
+		 */
+		uint64_t bit = 1ull << c;
+		if (atomic_load_explicit(&ts->pending, RELAXED) & bit) {
+			atomic_fetch_and(&ts->pending, ~bit);
+			if (scan_full(h, ts, c, heap_cls_tab[c].refill))
+				continue;
+		}
+		pthread_mutex_lock(&h->lock);
+		pg = adopt(h, ts, own, c);
+		if (!pg) {
+			pg = heap_pages_alloc(h, heap_cls_tab[c].pages, 1);
+			if (pg) {
+				slab_init(h, pg, c, own, LIST_AVAIL);
+				list_push(h, &ts->avail[c], pg);
+			}
+		}
+		pthread_mutex_unlock(&h->lock);
+		if (pg)
+			continue;
+		if (!reclaimed) {
+			/* free what can be freed, take back every free block, retry once */
+			reclaimed = 1;
+			heap_reclaim(h, ts);
+			continue;
+		}
+		return NULL;
+	}
+}
+
+/* heap_remote_free -- free a block of a slab another slot owns (busy held) */
+int
+heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct binfo *bi, void *p)
+{
+	uint64_t m = 1ull << (bi->idx & 63);
+	uint64_t *rw = &RBW(s, bi->idx);
+	if (__atomic_fetch_or(rw, m, __ATOMIC_ACQ_REL) & m)
+		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
+				"the first free came from another thread)", p);
+	if (!(__atomic_load_n(&ABW(s, bi->idx), __ATOMIC_ACQUIRE) & m)) {
+		__atomic_fetch_and(rw, ~m, __ATOMIC_RELEASE);
+		return ckpt_err_set(ENOENT, "free(%p): block is not allocated (double free, "
+				"or never handed out)", p);
+	}
+	uint64_t old = atomic_load_explicit(&s->remote, RELAXED);
+	do {
+		*(uint64_t *)p = old;
+	} while (!atomic_compare_exchange_weak(&s->remote, &old, bi->off));
+	if (CKPT_UNLIKELY(atomic_load(&s->in_full))) {
+		unsigned o = atomic_load_explicit(&s->owner, RELAXED);
+		if (o >= 1 && o <= NSLOTS)
+			atomic_fetch_or(&h->slots[o - 1].pending, 1ull << bi->c);
+	}
+	return 0;
+}
+
+/*
+ * heap_free_local_slow -- after a local free that emptied a slab, or that brought
+ * a slab on the full list to cls.refill free blocks. An emptied slab that
+ * is not the current one goes back to the pages; a full slab with refill
+ * free blocks goes back to avail, behind the current slab. (Refiling a
+ * full slab on every free made slabs bounce between the lists; with the
+ * threshold, each refiled slab serves an eighth of its blocks before it
+ * can be full again.)
+ */
+void __attribute__((noinline))
+heap_free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
+{
+	if (s->used == 0 && ts->avail[c] != pg && atomic_load(&s->remote) == 0) {
+		if (s->list == LIST_FULL)
+			unlink_full(h, ts, s, pg, c);
+		else
+			list_unlink(h, &ts->avail[c], pg);
+		s->list = LIST_NONE;
+		pthread_mutex_lock(&h->lock);
+		heap_slab_free_pages(h, pg);
+		pthread_mutex_unlock(&h->lock);
+		return;
+	}
+	if (s->list == LIST_FULL && s->cap - s->used >= heap_cls_tab[c].refill) {
+		/* second on avail: the current slab stays current, and this one
+		 * gathers more frees before it is allocated from */
+		unlink_full(h, ts, s, pg, c);
+		s->list = LIST_AVAIL;
+		list_push_second(h, &ts->avail[c], pg);
+	}
+}
+

@@ -1,0 +1,201 @@
+/*
+ * heap/thread.c -- thread slots and quiescing. A thread that first uses a
+ * heap claims one of its 127 own slots (slot 0 is shared, under a mutex, by
+ * any threads beyond), remembered in a pthread key (its destructor hands
+ * the slot's slabs back at thread exit) and cached in the thread-local
+ * heap_tl for the fast paths.
+ *
+ * Every operation runs inside a busy section of its slot (a DRAM flag).
+ * heap_lock_all sets stop, makes the busy stores visible (membarrier, so
+ * the fast paths need only a compiler barrier), and waits until no slot is
+ * busy: the segment is then consistent and may be copied (checkpoint,
+ * fork). Threads that see stop sleep until heap_unlock_all. A fork child
+ * keeps the forking thread's slot and releases every other.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "heap/private.h"
+
+__thread struct tl_ent heap_tl __attribute__((tls_model("initial-exec")));
+static _Atomic uint64_t heap_ids;
+
+/* heap_busy_wait -- stop is set: step out, sleep until heap_unlock_all, step back in */
+void __attribute__((noinline))
+heap_busy_wait(struct heap *h, struct tslot *ts, uint32_t slot)
+{
+	if (atomic_load(&h->stopper) == (void *)&heap_tl)
+		return;         /* the thread holding heap_lock_all may use the heap */
+	do {
+		atomic_store_explicit(&h->busy[slot].v, 0, memory_order_release);
+		if (slot == 0)
+			pthread_mutex_unlock(&h->shared_mx);
+		pthread_mutex_lock(&h->wait_mx);
+		while (atomic_load_explicit(&h->stop, RELAXED))
+			pthread_cond_wait(&h->wait_cv, &h->wait_mx);
+		pthread_mutex_unlock(&h->wait_mx);
+		if (slot == 0)
+			pthread_mutex_lock(&h->shared_mx);
+		atomic_store_explicit(&h->busy[slot].v, 1, RELAXED);
+		busy_fence(h);
+	} while (atomic_load_explicit(&h->stop, RELAXED));
+}
+
+
+/* heap_tl_lookup -- find or claim the calling thread's slot in h; fills heap_tl */
+void __attribute__((noinline))
+heap_tl_lookup(struct heap *h)
+{
+	struct tl_rec *r = h->key_ok ? pthread_getspecific(h->key) : NULL;
+	if (!r) {
+		uint32_t i;
+		for (i = 1; i < NSLOTS; i++) {
+			uint32_t exp = 0;
+			if (atomic_load_explicit(&h->slots[i].state, RELAXED) == 0 &&
+			    atomic_compare_exchange_strong(&h->slots[i].state, &exp, 1))
+				break;
+		}
+		if (i == NSLOTS)
+			i = 0;
+		r = &h->recs[i];
+		if (h->key_ok && pthread_setspecific(h->key, r) != 0 && i != 0) {
+			atomic_store_explicit(&h->slots[i].state, 0, memory_order_release);
+			r = &h->recs[0];
+		}
+	}
+	heap_tl.hid = h->hid;
+	heap_tl.fhid = r->slot ? h->hid : 0;
+	heap_tl.busy = &h->busy[r->slot].v;
+	heap_tl.ts = &h->slots[r->slot];
+	heap_tl.slot = r->slot;
+}
+
+/* op_enter -- the calling thread's slot, marked busy; *slot set */
+
+/* membarrier_ok -- register for expedited membarrier; 0 if usable */
+static int
+membarrier_ok(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : -1;
+}
+
+/*
+ * heap_lock_all -- stop the world for this heap. Sets stop, then makes every
+ * thread's busy store visible (membarrier: a full barrier on every running
+ * thread, so the fast path needs only a compiler barrier between its busy
+ * store and its stop load), then waits until no slot is busy. Threads that
+ * see stop step out and sleep on wait_cv. No thread is then inside the heap
+ * and none holds heap.lock (it is only taken inside busy sections). The
+ * calling thread itself may go on using the heap (fork handlers that
+ * allocate do not deadlock); the copy is consistent only if it does not.
+ */
+void
+heap_lock_all(struct heap *h)
+{
+	pthread_mutex_lock(&h->wait_mx);
+	atomic_store(&h->stop, 1);
+	atomic_store(&h->gate, 1u | (uint32_t)h->fence << 1);
+	pthread_mutex_unlock(&h->wait_mx);
+	if (h->fence || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+		atomic_thread_fence(memory_order_seq_cst);
+	for (uint32_t i = 0; i < NSLOTS; i++)
+		while (atomic_load_explicit(&h->busy[i].v, memory_order_acquire))
+			sched_yield();
+	atomic_store(&h->stopper, (void *)&heap_tl);
+}
+
+/* heap_unlock_all -- let the threads stopped by heap_lock_all go on */
+void
+heap_unlock_all(struct heap *h)
+{
+	atomic_store(&h->stopper, NULL);
+	pthread_mutex_lock(&h->wait_mx);
+	atomic_store(&h->stop, 0);
+	atomic_store(&h->gate, (uint32_t)h->fence << 1);
+	pthread_cond_broadcast(&h->wait_cv);
+	pthread_mutex_unlock(&h->wait_mx);
+}
+
+/* locks_init -- (re)initialise the DRAM locks */
+static void
+locks_init(struct heap *h)
+{
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_init(&h->shared_mx, NULL);
+	pthread_mutex_init(&h->wait_mx, NULL);
+	pthread_cond_init(&h->wait_cv, NULL);
+}
+
+/* heap_after_fork_child -- in the fork child: new locks, keep the forking thread's slot, release the others */
+void
+heap_after_fork_child(struct heap *h)
+{
+	locks_init(h);
+	if (!h->fence && membarrier_ok() < 0)
+		h->fence = 1;
+	/* the forking thread keeps its slot; its pthread key says which (heap_tl
+	 * only describes the heap it used last, maybe another pool's) */
+	struct tl_rec *r = h->key_ok ? pthread_getspecific(h->key) : NULL;
+	uint32_t me = r ? r->slot : NSLOTS;
+	for (uint32_t i = 1; i < NSLOTS; i++) {
+		if (i != me && atomic_load(&h->slots[i].state)) {
+			heap_slot_release(h, i);
+			atomic_store(&h->slots[i].state, 0);
+		}
+	}
+	atomic_store(&h->stopper, NULL);
+	atomic_store(&h->stop, 0);
+	atomic_store(&h->gate, (uint32_t)h->fence << 1);
+}
+
+
+static void
+tl_destructor(void *v)
+{
+	struct tl_rec *r = v;
+	struct heap *h = r->h;
+	if (r->slot == 0)
+		return;
+	struct tslot *ts = &h->slots[r->slot];
+	busy_enter(h, ts, r->slot);
+	heap_slot_release(h, r->slot);
+	busy_leave(h, ts, r->slot);
+	atomic_store_explicit(&ts->state, 0, memory_order_release);
+	if (heap_tl.hid == h->hid)
+		heap_tl.hid = heap_tl.fhid = 0;
+}
+
+/* heap_threads_init -- the DRAM side of a new handle: id, fence mode, locks, slot records, key */
+void
+heap_threads_init(struct heap *h)
+{
+	h->hid = atomic_fetch_add(&heap_ids, 1) + 1;
+	h->fence = membarrier_ok() < 0;
+	atomic_store(&h->gate, (uint32_t)h->fence << 1);
+	locks_init(h);
+	for (uint32_t i = 0; i < NSLOTS; i++) {
+		h->recs[i].h = h;
+		h->recs[i].slot = i;
+	}
+	h->key_ok = pthread_key_create(&h->key, tl_destructor) == 0;
+}
+
+/* heap_threads_fini -- forget the handle's key, cache entry and locks */
+void
+heap_threads_fini(struct heap *h)
+{
+	if (h->key_ok)
+		pthread_key_delete(h->key);
+	if (heap_tl.hid == h->hid)
+		heap_tl.hid = heap_tl.fhid = 0;
+	pthread_mutex_destroy(&h->lock);
+	pthread_mutex_destroy(&h->shared_mx);
+	pthread_mutex_destroy(&h->wait_mx);
+	pthread_cond_destroy(&h->wait_cv);
+}

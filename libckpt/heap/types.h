@@ -1,0 +1,295 @@
+/*
+ * heap/types.h -- the allocator's geometry and structures, each with its
+ * invariants stated above it (the on-media ones field by field in
+ * docs/HEAP.md): the segment header, the thread slots, the slab header, the
+ * page map encoding, the size-class record, and the DRAM handle with its
+ * thread-local slot cache. Only definitions and one-line accessors live
+ * here; what the files of the heap share as code is in heap/private.h.
+ *
+ *   segment = header (4 KiB) | thread slots | page map | page bitmap | pages
+ *
+ * Pages are 16 KiB. A page is free, metadata, part of a slab (a run of pages
+ * cut into blocks of one size class, owned by one thread slot) or part of a
+ * large block (a run of pages). Every reference stored in the segment is an
+ * offset or a page index, never a pointer. Locks and the thread-local slot
+ * cache live in DRAM (struct heap, heap_tl); nothing that matters does.
+ */
+#ifndef CKPT_HEAP_TYPES_H
+#define CKPT_HEAP_TYPES_H 1
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "heap.h"
+
+/* -- geometry --------------------------------------------------------------- */
+
+#define HP_SHIFT 14u
+#define HP_SIZE ((uint64_t)1 << HP_SHIFT)      /* heap page: 16 KiB */
+#define NCLASS 44u                             /* 16 B .. 64 KiB */
+#define SMALL_MAX 65536u                       /* largest slab block */
+#define SMALL_ALIGN_MAX 4096u                  /* slab blocks can be this aligned */
+#define NSLOTS 128u                            /* slot 0 is shared (overflow) */
+#define SLOT_SIZE 512u
+#define HDR_SIZE 4096u
+#define SLAB_HDR 64u
+#define SLAB_MAX_PAGES 64u
+#define SLAB_MAX_WORDS 16u                     /* bitmap words per slab, max */
+#define SLAB_MAGIC 0x42414c53u                 /* "SLAB" */
+#define HEAP_MAGIC "CKPTHEAP"
+#define HEAP_VERSION 2u
+#define HEAP_VERSION_MIN 1u    /* a version 1 heap is a valid version 2 heap: see heap_attach */
+#define MAX_PAGES ((uint64_t)1 << 28)          /* pmap value field: 28 bits */
+
+/* page map entry: kind in the top 4 bits, value in the low 28 */
+#define PM_FREE 0u   /* free page, or a page inside a large block (not its first) */
+#define PM_META 1u   /* header, slots, page map, bitmap */
+#define PM_SLAB 2u   /* first page of a slab; value = size class */
+#define PM_TAIL 3u   /* later page of a slab; value = distance to its first page */
+#define PM_LARGE 4u  /* first page of a large block; value = its page count */
+#define PM_KIND(e) ((e) >> 28)
+#define PM_VAL(e) ((e) & 0x0fffffffu)
+#define PM(k, v) (((uint32_t)(k) << 28) | (uint32_t)(v))
+
+/* which list a slab is on (slab.list) */
+enum { LIST_NONE = 0, LIST_AVAIL = 1, LIST_FULL = 2, LIST_ABANDONED = 3 };
+
+/*
+ * heap_hdr -- at offset 0 of the segment.
+ * Invariants (checked by heap_walk and heap_attach):
+ *  - magic == HEAP_MAGIC, HEAP_VERSION_MIN <= version <= HEAP_VERSION
+ *    (heap_attach raises it to HEAP_VERSION), page_shift == HP_SHIFT,
+ *    nslots == NSLOTS, nclass == NCLASS,
+ *  - npages == seg_size >> page_shift < 2^28; slots_off, pmap_off, pbits_off,
+ *    data_off, data_page are exactly what layout_of(seg_size) computes,
+ *  - data_off <= high_water <= seg_size; every page at or past
+ *    high_water >> page_shift is free and was never written,
+ *  - root == 0 or data_off <= root < high_water, 16-aligned,
+ *  - data_page <= free_hint <= the lowest free page,
+ *  - abandoned[c] heads a list of slabs of class c with owner 0.
+ * Written only under heap.lock, except root (atomic store).
+ */
+struct heap_hdr {
+	char magic[8];              /* 0 */
+	uint32_t version;           /* 8 */
+	uint32_t page_shift;        /* 12 */
+	uint64_t seg_size;          /* 16 */
+	uint32_t npages;            /* 24 */
+	uint32_t nslots;            /* 28 */
+	uint32_t nclass;            /* 32 */
+	uint32_t data_page;         /* 36 */
+	uint64_t slots_off;         /* 40 */
+	uint64_t pmap_off;          /* 48 */
+	uint64_t pbits_off;         /* 56 */
+	uint64_t data_off;          /* 64 */
+	uint64_t root;              /* 72: offset of the root block, 0: none */
+	uint64_t high_water;        /* 80: bytes ever used, from offset 0 */
+	uint32_t free_hint;         /* 88: no free page below this one */
+	uint32_t reserved0;         /* 92 */
+	uint64_t reserved1[2];      /* 96: zero */
+	uint32_t abandoned[NCLASS]; /* 112: first page of each abandoned list, 0: empty */
+};
+
+/*
+ * tslot -- one per thread using the heap (slot 0: shared by threads beyond
+ * NSLOTS-1, under heap.shared_mx), SLOT_SIZE bytes at slots_off.
+ * Invariants:
+ *  - state is 0 (free) or 1 (claimed); slot 0 is always claimed,
+ *  - avail[c] / full[c] head doubly linked lists (slab.next/prev, page
+ *    indexes, 0: end) of the slabs of class c this slot owns: avail holds
+ *    slabs that may have free blocks (the first is the one allocated from),
+ *    full holds slabs found full, each with in_full == 1,
+ *  - a free slot has empty lists,
+ *  - a slab on full has fewer than cls.refill blocks on its local free list
+ *    (a local free that brings it to refill moves it back to avail),
+ *  - pending bit c: a remote free went to one of its full slabs of class c.
+ * Only the owning thread writes avail/full; pending is atomic.
+ */
+struct tslot {
+	_Atomic uint32_t state;           /* 0 */
+	uint32_t reserved1;               /* 4 */
+	uint64_t reserved0;               /* 8 */
+	_Atomic uint64_t pending;         /* 16 */
+	uint8_t reserved[40];             /* 24 */
+	uint32_t avail[NCLASS];           /* 64 */
+	uint32_t full[NCLASS];            /* 240 */
+	uint8_t reserved2[SLOT_SIZE - 64 - 8 * NCLASS]; /* 416 */
+};
+
+/*
+ * slab -- at the start of a slab's first page, followed by two bitmaps of
+ * `words` uint64 each: abits (block allocated) then rbits (block freed by a
+ * non-owner, on the remote list); blocks start at dstart.
+ * Invariants:
+ *  - magic == SLAB_MAGIC; cls < NCLASS and cap, dstart, bsize, words equal
+ *    the class table; block i is at dstart + i * bsize from the slab start,
+ *  - bump <= cap: blocks [bump, cap) were never handed out (abits 0),
+ *  - used == popcount(abits) (blocks allocated or on the remote list),
+ *  - free: singly linked list (segment offsets, 0: end; the link is in the
+ *    first 8 bytes of each block) of exactly the blocks < bump with abit 0,
+ *  - remote: same, of exactly the blocks with rbit 1; rbits is a subset of
+ *    abits. A block is live iff abit == 1 and rbit == 0,
+ *  - owner: slot index + 1, or 0 when abandoned; list says which list the
+ *    slab is on (LIST_ABANDONED iff owner == 0), in_full == (list == FULL),
+ *  - next/prev link it into that list (page indexes, 0: none).
+ * The owner writes everything but remote, rbits (atomic, any thread) and
+ * the owner field during adoption (under heap.lock).
+ */
+struct slab {
+	uint32_t magic;              /* 0 */
+	uint16_t cls;                /* 4 */
+	_Atomic uint16_t owner;      /* 6 */
+	uint32_t cap;                /* 8 */
+	uint32_t bump;               /* 12 */
+	uint32_t used;               /* 16 */
+	_Atomic uint32_t in_full;    /* 20 */
+	uint32_t next;               /* 24 */
+	uint32_t prev;               /* 28 */
+	uint64_t free;               /* 32 */
+	_Atomic uint64_t remote;     /* 40 */
+	uint32_t list;               /* 48 */
+	uint32_t dstart;             /* 52 */
+	uint32_t bsize;              /* 56 */
+	uint32_t words;              /* 60 */
+};
+
+_Static_assert(sizeof(struct heap_hdr) <= HDR_SIZE, "header fits its page");
+_Static_assert(sizeof(struct tslot) == SLOT_SIZE, "slot size");
+_Static_assert(sizeof(struct slab) == SLAB_HDR, "slab header size");
+_Static_assert(NCLASS <= 64, "pending is a 64-bit mask");
+
+/* layout -- where the metadata of a segment of a given size goes */
+struct layout {
+	uint64_t slots_off, pmap_off, pbits_off, data_off;
+	uint32_t npages, data_page;
+};
+
+/* -- size classes (heap/classes.c) ------------------------------------------- */
+
+/*
+ * cls -- one size class: block size, slab geometry, and the reciprocal
+ * that turns a block's offset in the slab into its index without dividing:
+ * idx = (rel * mul) >> 40 is exact for rel < 2^20 (a slab is <= 1 MiB).
+ */
+struct cls {
+	uint32_t bsize, pages, cap, dstart, words;
+	uint32_t span;                  /* cap * bsize: blocks' bytes */
+	uint32_t sbytes;                /* pages << HP_SHIFT: the slab's bytes */
+	uint32_t refill;                /* ceil(cap / 8): free blocks that refile a full slab */
+	uint64_t mul;
+};
+extern struct cls heap_cls_tab[NCLASS];
+extern uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n <= 1024 bytes */
+
+/* -- DRAM handle and thread-local slot cache -------------------------------- */
+
+struct tl_rec {              /* pthread key value: which slot of which heap */
+	struct heap *h;
+	uint32_t slot;
+};
+
+/*
+ * heap -- the DRAM side of an attached heap. Invariants: seg..seg+size is
+ * the mapped segment; hdr/slots/pmap/pbits point into it; hid is unique
+ * among every heap attached in this process's life (heap_tl is keyed by it, so
+ * a stale cache entry of a detached heap never matches).
+ */
+struct heap {
+	uint8_t *seg;
+	uint64_t size;
+	uint64_t limit;             /* npages << HP_SHIFT: end of the last whole page */
+	struct heap_hdr *hdr;
+	struct tslot *slots;
+	uint32_t *pmap;
+	uint64_t *pbits;
+	uint32_t npages, data_page;
+	uint64_t hid;
+	int fence;                  /* 1: no membarrier; busy sections use a full fence */
+	/* gate: stop | fence << 1, what the inlined fast paths load after their
+	 * busy store instead of stop (they have no fence: nonzero sends them to
+	 * the slow path, which fences when it must and waits out stop) */
+	_Atomic uint32_t gate;
+	heap_grow_fn grow;
+	void *grow_arg;
+	_Atomic uint32_t stop;      /* heap_lock_all in progress or held */
+	void *_Atomic stopper;      /* &heap_tl of the thread holding heap_lock_all */
+	pthread_mutex_t lock;       /* page allocator, abandoned lists, hdr counters */
+	pthread_mutex_t shared_mx;  /* threads on the shared slot 0 */
+	pthread_mutex_t wait_mx;    /* with wait_cv: threads waiting for !stop */
+	pthread_cond_t wait_cv;
+	pthread_key_t key;
+	int key_ok;
+	struct tl_rec recs[NSLOTS];
+	/* busy[i]: slot i's thread is inside a heap call (DRAM only: a thread
+	 * that sees stop sets it transiently while the segment is being copied) */
+	struct {
+		_Atomic uint32_t v;
+		char pad[60];
+	} busy[NSLOTS] __attribute__((aligned(64)));
+};
+
+/*
+ * tl_ent -- the calling thread's slot in the heap it used last. fhid is hid
+ * when the slot is the thread's own (not the shared slot 0), else 0: the
+ * fast paths test only fhid. busy points at the slot's busy flag.
+ */
+struct tl_ent {
+	uint64_t fhid;
+	_Atomic uint32_t *busy;
+	struct tslot *ts;
+	uint64_t hid;
+	uint32_t slot;
+};
+extern __thread struct tl_ent heap_tl __attribute__((tls_model("initial-exec")));
+
+#define SLAB(h, pg) ((struct slab *)((h)->seg + ((uint64_t)(pg) << HP_SHIFT)))
+/* the allocated / remote-freed bitmap words holding block i (interleaved pairs) */
+#define ABW(s, i) (((uint64_t *)((uint8_t *)(s) + SLAB_HDR))[2 * ((i) >> 6)])
+#define RBW(s, i) (((uint64_t *)((uint8_t *)(s) + SLAB_HDR))[2 * ((i) >> 6) + 1])
+#define RELAXED memory_order_relaxed
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* pm_get -- page map entry of page pg (relaxed: read racily by heap_bytes_in_use) */
+static inline uint32_t
+pm_get(const struct heap *h, uint32_t pg)
+{
+	return __atomic_load_n(&h->pmap[pg], __ATOMIC_RELAXED);
+}
+
+/* pm_set -- set the page map entry of page pg */
+static inline void
+pm_set(struct heap *h, uint32_t pg, uint32_t e)
+{
+	__atomic_store_n(&h->pmap[pg], e, __ATOMIC_RELAXED);
+}
+
+/* ld64 -- relaxed load of a bitmap word (other threads read it racily) */
+static inline uint64_t
+ld64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* st64 -- relaxed store of a bitmap word */
+static inline void
+st64(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+/* used_set -- the owner updates a slab's block count (read racily by heap_bytes_in_use) */
+static inline void
+used_set(struct slab *s, uint32_t v)
+{
+	__atomic_store_n(&s->used, v, __ATOMIC_RELAXED);
+}
+
+/* bit_get -- bit i of a bitmap (the page bitmap) */
+static inline int
+bit_get(const uint64_t *bits, uint32_t i)
+{
+	return (int)((ld64(&bits[i >> 6]) >> (i & 63)) & 1);
+}
+
+#endif /* CKPT_HEAP_TYPES_H */

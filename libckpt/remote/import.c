@@ -1,0 +1,226 @@
+/*
+ * import.c -- a checkpoint from elsewhere becomes a checkpoint of a local
+ * pool (import.h has the steps).
+ *
+ * A new pool is created with the origin's uuid, base, heap size and
+ * segment count, so a restart maps the heap at the same address and every
+ * pointer in it stays valid; its first live segment is given back at once
+ * (nobody runs on it). The imported entry keeps the origin's checkpoint id,
+ * life and lineage: the catalog's counters are raised past them, so later
+ * checkpoints and lives never reuse them, and a process restarted from it
+ * continues its lineage as it would on the origin machine.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "owner.h"
+#include "pool.h"
+#include "segment.h"
+#include "testhook.h"
+#include "remote/import.h"
+
+/* create_pool -- a new pool file at path shaped as d says, with no live heap */
+static int
+create_pool(const char *path, const struct import_desc *d)
+{
+	struct pool_config c;
+	struct ckpt_config cfg = { .heap_size = d->heap_size, .max_segments = d->max_segments,
+		.base = (void *)(uintptr_t)d->base };
+	if (config_resolve(&c, &cfg, 1) < 0)
+		return -1;
+	c.uuid = d->uuid;
+	struct ckpt_pool *p = pool_create(path, &c);
+	if (!p)
+		return -1;
+	return ckpt_close(p);
+}
+
+/* find_ckpt -- the segment holding checkpoint id, or -1 */
+static int
+find_ckpt(const struct cat_view *v, uint64_t id)
+{
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->e[i].state == CAT_CKPT && v->e[i].ckpt_id == id)
+			return (int)i;
+	return -1;
+}
+
+/* reserve -- a BUSY segment of ours for the image, its old blocks punched */
+static int
+reserve(struct import *im, const struct import_desc *d)
+{
+	struct ckpt_pool *p = im->p;
+	struct cat_view v;
+	uint64_t punch;
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	int have = find_ckpt(&v, d->ckpt_id);
+	if (have >= 0) {
+		int same = v.e[have].checksum == d->checksum && v.e[have].used == d->used;
+		cat_end(&p->cat);
+		if (!same)
+			return ckpt_err_set(EEXIST, "pool %s already has a different "
+					"checkpoint %llu", p->path,
+					(unsigned long long)d->ckpt_id);
+		im->present = 1;
+		return 0;
+	}
+	int seg = seg_take(p, &v, &punch);
+	if (seg < 0) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	v.e[seg].state = CAT_BUSY;
+	v.e[seg].owner = p->self;
+	v.e[seg].time_ns = now_ns();
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+	im->seg = (uint32_t)seg;
+	uint32_t s = (uint32_t)seg;
+	seg_punch(p, &s, 1);
+	return 0;
+}
+
+int
+import_begin(struct import *im, const char *path, const struct import_desc *d)
+{
+	memset(im, 0, sizeof(*im));
+	struct stat sb;
+	if (stat(path, &sb) < 0) {
+		if (errno != ENOENT)
+			return ckpt_err_set(errno, "cannot stat %s: %s", path, strerror(errno));
+		if (create_pool(path, d) < 0)
+			return -1;
+		im->created = 1;
+	}
+	struct pool_config c;
+	if (config_resolve(&c, NULL, 0) < 0)
+		goto fail;
+	im->p = pool_open(path, &c);
+	if (!im->p)
+		goto fail;
+	const struct pool_hdr *h = &im->p->hdr;
+	if (memcmp(h->uuid, d->uuid, sizeof(h->uuid)) != 0) {
+		ckpt_err_set(EINVAL, "pool %s is another pool (its uuid differs from the "
+				"checkpoint's)", path);
+		goto fail;
+	}
+	if (h->base != d->base || h->heap_size != d->heap_size) {
+		ckpt_err_set(EINVAL, "pool %s has another base or heap size than the "
+				"checkpoint's pool", path);
+		goto fail;
+	}
+	if (reserve(im, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	if (im->created && !im->p) {
+		int e = errno;
+		unlink(path);
+		errno = e;
+	}
+	import_abort(im);
+	return -1;
+}
+
+int
+import_write(struct import *im, uint64_t off, const void *buf, size_t len)
+{
+	struct ckpt_pool *p = im->p;
+	if (off > p->hdr.seg_size || len > p->hdr.seg_size - off)
+		return ckpt_err_set(EINVAL, "image range outside the segment");
+	const char *b = buf;
+	uint64_t at = seg_off(p, im->seg) + off;
+	while (len) {
+		ssize_t n = pwrite(p->fd, b, len, (off_t)at);
+		if (n <= 0)
+			return ckpt_err_set(n < 0 ? errno : EIO, "cannot write pool %s: %s",
+					p->path, n < 0 ? strerror(errno) : "short write");
+		b += n;
+		at += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* publish -- BUSY becomes the checkpoint d describes; the counters move past it */
+static int
+publish(struct import *im, const struct import_desc *d)
+{
+	struct ckpt_pool *p = im->p;
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	struct cat_entry *e = &v.e[im->seg];
+	if (e->state != CAT_BUSY || !owner_equal(&e->owner, &p->self) ||
+	    find_ckpt(&v, d->ckpt_id) >= 0) {
+		cat_end(&p->cat);
+		return ckpt_err_set(EIO, "segment %u is no longer reserved for checkpoint "
+				"%llu (or another process added it meanwhile)", im->seg,
+				(unsigned long long)d->ckpt_id);
+	}
+	e->state = CAT_CKPT;
+	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN);
+	e->parent = CAT_NONE;
+	e->source = CAT_NONE;
+	e->ckpt_id = d->ckpt_id;
+	e->used = d->used;
+	e->in_use = d->in_use;
+	e->checksum = d->checksum;
+	e->time_ns = d->time_ns;
+	e->life = d->life;
+	e->parent_life = 0;
+	e->lineage = d->lineage;
+	e->restarted_from = d->restarted_from;
+	memcpy(e->label, d->label, sizeof(e->label));
+	e->label[CAT_LABEL_MAX - 1] = 0;
+	if (v.h->next_ckpt_id <= d->ckpt_id)
+		v.h->next_ckpt_id = d->ckpt_id + 1;
+	uint64_t top = d->life > d->lineage ? d->life : d->lineage;
+	if (v.h->next_life <= top)
+		v.h->next_life = top + 1;
+	test_point("remote:before-import-publish");
+	return cat_commit(&p->cat);
+}
+
+int
+import_commit(struct import *im, const struct import_desc *d)
+{
+	int ret = 0;
+	if (!im->present) {
+		if (fdatasync(im->p->fd) < 0)
+			ret = ckpt_err_set(errno, "cannot make pool %s durable: %s", im->p->path,
+					strerror(errno));
+		else
+			ret = publish(im, d);
+	}
+	if (ret < 0) {
+		import_abort(im);
+		return -1;
+	}
+	pool_discard(im->p);
+	im->p = NULL;
+	return 0;
+}
+
+void
+import_abort(struct import *im)
+{
+	int e = errno;
+	if (im->p) {
+		if (!im->present && !im->created)
+			seg_release(im->p, im->seg, SEG_OURS);
+		char *path = im->created ? strdup(im->p->path) : NULL;
+		pool_discard(im->p);
+		im->p = NULL;
+		if (path) {
+			unlink(path);
+			free(path);
+		}
+	}
+	errno = e;
+}

@@ -1,0 +1,57 @@
+/*
+ * import.h -- adding a checkpoint that arrives from elsewhere (a remote
+ * store) to a pool: the pool-side half of a pull, below the store code.
+ *
+ * The steps mirror a local checkpoint's (checkpoint.c): reserve a segment
+ * as BUSY and ours, write the image's bytes into it, make them durable,
+ * then publish it as a checkpoint with one catalog commit. A crash before
+ * the commit leaves a dead BUSY entry (reclaimed as garbage) and the
+ * catalog as it was.
+ */
+#ifndef CKPT_REMOTE_IMPORT_H
+#define CKPT_REMOTE_IMPORT_H 1
+
+#include <stdint.h>
+
+#include "format.h"
+#include "internal.h"
+
+/* import_desc -- what the new checkpoint and, if it is created, the pool are */
+struct import_desc {
+	uint8_t uuid[16];
+	uint64_t base, heap_size;
+	uint32_t max_segments;
+	uint32_t flags;             /* CAT_F_PAGE_SUMS | CAT_F_ORIGIN */
+	uint64_t ckpt_id, used, in_use, time_ns, life, lineage, restarted_from, checksum;
+	char label[CAT_LABEL_MAX];
+};
+
+struct ckpt_pool;
+
+/* import -- an import under way */
+struct import {
+	struct ckpt_pool *p;
+	uint32_t seg;
+	int created;                /* the pool file is ours: removed on abort */
+	int present;                /* the pool holds this checkpoint already */
+};
+
+/*
+ * import_begin -- open the pool at path (creating it with d's uuid, base,
+ * heap size and segment count when it does not exist) and reserve a
+ * segment. An existing pool must have d's uuid, base and heap size (EINVAL
+ * otherwise); if it holds checkpoint d->ckpt_id already with d's checksum,
+ * im->present is set and nothing is reserved; with another checksum EEXIST.
+ */
+CKPT_HIDDEN int import_begin(struct import *im, const char *path, const struct import_desc *d);
+
+/* import_write -- len bytes of the image at offset off */
+CKPT_HIDDEN int import_write(struct import *im, uint64_t off, const void *buf, size_t len);
+
+/* import_commit -- make the image durable and publish it; ends the import */
+CKPT_HIDDEN int import_commit(struct import *im, const struct import_desc *d);
+
+/* import_abort -- give the reservation back (remove a pool we created); keeps errno */
+CKPT_HIDDEN void import_abort(struct import *im);
+
+#endif

@@ -1,0 +1,312 @@
+/*
+ * push.c -- copying one checkpoint of a pool file to a remote store.
+ *
+ * The checkpoint is read through the inspect layer (read-only, no pool
+ * lock: a running program is never delayed), cut into chunk_size pieces
+ * and named by content. Steps:
+ *   1. take a push lease (lock.c), so no GC deletes a chunk this push
+ *      counts on;
+ *   2. the chunks of this pool's newest manifest in the store are known to
+ *      be there (unless REMOTE_PUSH_CHECK_ALL: a store damaged behind our
+ *      back is repaired by asking about every chunk); for each batch of chunks, the ones not known are asked for
+ *      (one pipelined EXISTS / stat batch) and the missing ones written;
+ *      zero chunks are never sent. Meanwhile the checkpoint's checksum is
+ *      recomputed from the same bytes;
+ *   3. the checksum must match the catalog's and the catalog entry must be
+ *      unchanged (retention may free a checkpoint while it is read): else
+ *      nothing references what was sent, and GC removes it later;
+ *   4. if the lease lapsed (the push stalled over its ttl), take it again
+ *      and check that every referenced chunk is still there;
+ *   5. write the manifest, last, with one atomic put (test point
+ *      "remote:before-manifest" stops here in the tests).
+ * With 4 KiB chunks (the default, the engine's page) a checkpoint that
+ * changed 1% of its pages sends 1% of its bytes plus its manifest.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inspect.h"
+#include "sums.h"
+#include "testhook.h"
+#include "config.h"
+#include "remote/chunkset.h"
+#include "remote/lock.h"
+#include "remote/remote.h"
+
+#define PUSH_BATCH 1024u
+
+/* newest_of -- store_list_fn: the manifest with the highest checkpoint id */
+struct newest {
+	char name[MANIFEST_NAME_MAX];
+	unsigned long long id;
+	size_t plen;
+};
+
+static int
+newest_of(void *arg, const char *name)
+{
+	struct newest *n = arg;
+	unsigned long long id = strtoull(name + n->plen, NULL, 10);
+	if (id > n->id && strlen(name) < sizeof(n->name)) {
+		n->id = id;
+		snprintf(n->name, sizeof(n->name), "%s", name);
+	}
+	return 0;
+}
+
+/* known_from_previous -- add the chunks of the pool's newest manifest to known */
+static void
+known_from_previous(struct store *st, const uint8_t *uuid, struct chunkset *known)
+{
+	char prefix[MANIFEST_NAME_MAX];
+	int k = snprintf(prefix, sizeof(prefix), "%s", MANIFEST_PREFIX);
+	for (int i = 0; i < 16; i++)
+		k += snprintf(prefix + k, sizeof(prefix) - (size_t)k, "%02x", uuid[i]);
+	snprintf(prefix + k, sizeof(prefix) - (size_t)k, ".");
+	struct newest n = { .plen = strlen(prefix) };
+	struct manifest m;
+	if (store_list(st, prefix, newest_of, &n) < 0 || !n.id ||
+	    remote_load_manifest(st, n.name, &m) < 0) {
+		ckpt_err_clear();
+		return;                 /* an optimisation only: ask the store instead */
+	}
+	for (uint64_t i = 0; i < m.h.nchunks; i++)
+		if (!chunk_is_zero(&m.chunks[i]) && chunkset_add(known, &m.chunks[i]) < 0)
+			break;
+	manifest_free(&m);
+}
+
+/* push -- the state of one push */
+struct push {
+	struct store *st;
+	const unsigned char *img;
+	uint64_t used;
+	uint32_t chunk;
+	struct chunk_hash *hashes;  /* nchunks, into the manifest buffer */
+	uint64_t nchunks;
+	struct chunkset known;
+	struct remote_stats *stats;
+};
+
+/* chunk_len -- bytes of chunk i */
+static size_t
+chunk_len(const struct push *ps, uint64_t i)
+{
+	uint64_t off = i * ps->chunk;
+	return (size_t)(ps->used - off < ps->chunk ? ps->used - off : ps->chunk);
+}
+
+/* send_batch -- of the n chunks want[] names (indices), write those the store lacks */
+static int
+send_batch(struct push *ps, const uint64_t *want, unsigned n)
+{
+	const char *names[PUSH_BATCH] = { 0 };
+	char nbuf[PUSH_BATCH][CHUNK_NAME_MAX];
+	uint8_t have[PUSH_BATCH];
+	const void *bufs[PUSH_BATCH];
+	size_t lens[PUSH_BATCH];
+	for (unsigned k = 0; k < n; k++) {
+		chunk_name(&ps->hashes[want[k]], nbuf[k]);
+		names[k] = nbuf[k];
+	}
+	if (store_exists(ps->st, n, names, have) < 0)
+		return -1;
+	unsigned m = 0;
+	for (unsigned k = 0; k < n; k++) {
+		if (have[k])
+			continue;
+		names[m] = nbuf[k];
+		bufs[m] = ps->img + want[k] * ps->chunk;
+		lens[m] = chunk_len(ps, want[k]);
+		ps->stats->sent_bytes += lens[m];
+		m++;
+	}
+	ps->stats->sent_chunks += m;
+	return store_put(ps->st, m, names, bufs, lens);
+}
+
+/*
+ * send_all -- step 2 (trust_known) or step 4 (every chunk asked for again):
+ * hash (first pass only), checksum, send what is missing
+ */
+static int
+send_all(struct push *ps, int first, int paged, uint64_t *sum, struct lease *l)
+{
+	struct sums s;
+	if (first)
+		sums_begin(&s, paged, NULL);
+	uint64_t want[PUSH_BATCH];
+	unsigned n = 0;
+	for (uint64_t i = 0; i < ps->nchunks; i++) {
+		const void *data = ps->img + i * ps->chunk;
+		size_t len = chunk_len(ps, i);
+		if (first) {
+			ps->hashes[i] = chunk_hash_of(data, len);
+			sums_update(&s, data, len);
+			ps->stats->chunks++;
+		}
+		if (chunk_is_zero(&ps->hashes[i])) {
+			ps->stats->zero_chunks += first;
+			continue;
+		}
+		int fresh = chunkset_add(&ps->known, &ps->hashes[i]);
+		if (fresh < 0)
+			return -1;
+		if (!fresh)
+			continue;       /* in the previous manifest, or sent already */
+		want[n++] = i;
+		if (n == PUSH_BATCH) {
+			if (send_batch(ps, want, n) < 0 || lease_renew(ps->st, l) < 0)
+				return -1;
+			n = 0;
+		}
+	}
+	if (n && (send_batch(ps, want, n) < 0 || lease_renew(ps->st, l) < 0))
+		return -1;
+	if (first)
+		*sum = sums_end(&s);
+	return 0;
+}
+
+/* header_of -- the manifest header for checkpoint entry e of the pool in */
+static void
+header_of(struct manifest_hdr *h, const struct inspect *in, const struct cat_entry *e,
+		uint32_t chunk)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, MANIFEST_MAGIC, sizeof(h->magic));
+	h->version = MANIFEST_VERSION;
+	h->chunk_size = chunk;
+	memcpy(h->uuid, in->hdr.uuid, sizeof(h->uuid));
+	h->base = in->hdr.base;
+	h->heap_size = in->hdr.heap_size;
+	h->max_segments = in->hdr.max_segments;
+	h->flags = e->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN);
+	h->ckpt_id = e->ckpt_id;
+	h->used = e->used;
+	h->in_use = e->in_use;
+	h->time_ns = e->time_ns;
+	h->life = e->life;
+	h->lineage = e->lineage;
+	h->restarted_from = e->restarted_from;
+	h->checksum = e->checksum;
+	h->nchunks = (e->used + chunk - 1) / chunk;
+	h->pushed_ns = now_ns();
+	memcpy(h->label, e->label, sizeof(h->label));
+	h->label[CAT_LABEL_MAX - 1] = 0;
+}
+
+int
+remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
+		unsigned flags, char *name, struct remote_stats *stats)
+{
+	if (chunk < MANIFEST_MIN_CHUNK || chunk > MANIFEST_MAX_CHUNK || (chunk & (chunk - 1)))
+		return ckpt_err_set(EINVAL, "chunk size %u is not a power of two in "
+				"[4 KiB, 64 MiB]", chunk);
+	struct inspect in;
+	if (inspect_open(&in, path) < 0)
+		return -1;
+	int ret = -1;
+	uint32_t seg;
+	void *mbuf = NULL;
+	const void *img = NULL;
+	size_t maplen = 0;
+	struct lease l;
+	int leased = 0;
+	struct push ps = { .st = st, .chunk = chunk, .stats = stats };
+	memset(stats, 0, sizeof(*stats));
+	if (inspect_resolve(&in, ref, &seg) < 0)
+		goto out;
+	struct cat_entry e = in.cat.e[seg];
+	stats->ckpt_id = e.state == CAT_CKPT ? e.ckpt_id : 0;
+	if (e.state != CAT_CKPT) {
+		ckpt_err_set(EINVAL, "%s of pool %s is not a checkpoint", ref, path);
+		goto out;
+	}
+	struct manifest_hdr h;
+	header_of(&h, &in, &e, chunk);
+	size_t mlen = manifest_size(h.nchunks);
+	if (mlen > MANIFEST_MAX_BYTES) {
+		ckpt_err_set(EFBIG, "checkpoint %llu needs a manifest over %zu bytes: use "
+				"a larger chunk size", (unsigned long long)h.ckpt_id,
+				MANIFEST_MAX_BYTES);
+		goto out;
+	}
+	mbuf = calloc(1, mlen);
+	if (!mbuf) {
+		ckpt_err_set(ENOMEM, "out of memory for a manifest of %zu bytes", mlen);
+		goto out;
+	}
+	img = inspect_map_segment(&in, seg, &maplen);
+	if (!img)
+		goto out;
+	if (maplen < e.used) {
+		ckpt_err_set(EIO, "pool %s ends inside checkpoint %llu", path,
+				(unsigned long long)e.ckpt_id);
+		goto out;
+	}
+	ps.img = img;
+	ps.used = e.used;
+	ps.hashes = (struct chunk_hash *)((char *)mbuf + sizeof(h));
+	ps.nchunks = h.nchunks;
+	stats->image_bytes = e.used;
+
+	/* 1, 2 */
+	if (lease_take(st, LEASE_PUSH, config_remote_lock_wait(), &l) < 0)
+		goto out;
+	leased = 1;
+	if (!(flags & REMOTE_PUSH_CHECK_ALL))
+		known_from_previous(st, h.uuid, &ps.known);
+	uint64_t sum = 0;
+	if (send_all(&ps, 1, (e.flags & CAT_F_PAGE_SUMS) != 0, &sum, &l) < 0)
+		goto out;
+
+	/* 3 */
+	if (sum != e.checksum) {
+		ckpt_err_set(EINVAL, "checkpoint %llu of pool %s does not match its "
+				"checksum: damaged, not pushed", (unsigned long long)e.ckpt_id,
+				path);
+		goto out;
+	}
+	if (inspect_refresh(&in) < 0 || !inspect_entry_unchanged(&in, seg, &e)) {
+		ckpt_err_set(ESTALE, "checkpoint %llu of pool %s was freed while it was "
+				"pushed (retention keeps too few?)", (unsigned long long)e.ckpt_id,
+				path);
+		goto out;
+	}
+
+	/* 4 */
+	if (l.lapsed) {
+		lease_drop(st, &l);
+		leased = 0;
+		if (lease_take(st, LEASE_PUSH, config_remote_lock_wait(), &l) < 0)
+			goto out;
+		leased = 1;
+		chunkset_free(&ps.known);
+		if (send_all(&ps, 0, 0, NULL, &l) < 0)
+			goto out;
+	}
+
+	/* 5 */
+	memcpy(mbuf, &h, sizeof(h));
+	manifest_seal(mbuf, mlen);
+	manifest_name(&h, name);
+	test_point("remote:before-manifest");
+	const char *nm = name;
+	const void *cb = mbuf;
+	if (store_put(st, 1, &nm, &cb, &mlen) < 0)
+		goto out;
+	stats->manifest_bytes = mlen;
+	ret = 0;
+out:
+	if (leased)
+		lease_drop(st, &l);
+	chunkset_free(&ps.known);
+	if (img)
+		inspect_unmap_segment(img, maplen);
+	free(mbuf);
+	inspect_close(&in);
+	return ret;
+}

@@ -1,0 +1,70 @@
+/*
+ * remote.h -- shipping checkpoints to a remote store and back: the
+ * operations ckpt-remote and the background push run (push.c, pull.c,
+ * prune.c), above the store interface (store.h).
+ */
+#ifndef CKPT_REMOTE_REMOTE_H
+#define CKPT_REMOTE_REMOTE_H 1
+
+#include <stdint.h>
+
+#include "internal.h"
+#include "remote/manifest.h"
+#include "remote/store.h"
+
+#define REMOTE_DEFAULT_CHUNK ((uint32_t)4096)
+
+/* remote_stats -- what an operation moved */
+struct remote_stats {
+	uint64_t ckpt_id;           /* the checkpoint (push: once REF is resolved) */
+	uint64_t image_bytes;       /* the checkpoint's bytes [0, used) */
+	uint64_t chunks, zero_chunks;
+	uint64_t sent_chunks, sent_bytes;   /* chunk payload written to the store */
+	uint64_t manifest_bytes;
+};
+
+/*
+ * remote_push -- push checkpoint ref ("7", "latest") of the pool at path to
+ * st in chunks of chunk_size; the manifest's name goes to name
+ * (MANIFEST_NAME_MAX). Chunks the store has are not sent (those the
+ * pool's newest manifest lists are taken to be there, unless flags has
+ * REMOTE_PUSH_CHECK_ALL); the manifest is
+ * written last. Fails (pushing nothing that a manifest references) if the
+ * checkpoint does not match its checksum or is freed while being read.
+ */
+#define REMOTE_PUSH_CHECK_ALL 0x1u  /* trust no earlier manifest: ask the store
+                                      about every chunk */
+CKPT_HIDDEN int remote_push(struct store *st, const char *path, const char *ref,
+		uint32_t chunk_size, unsigned flags, char *name, struct remote_stats *stats);
+
+/*
+ * remote_pull -- the checkpoint manifest names, into the pool at path
+ * (created when absent); every chunk checked against its name and the
+ * image against the checkpoint's checksum before it is published
+ */
+CKPT_HIDDEN int remote_pull(struct store *st, const char *manifest, const char *path,
+		struct remote_stats *stats);
+
+/* remote_manifest_fn -- one manifest of a listing */
+typedef int (*remote_manifest_fn)(void *arg, const char *name, const struct manifest *m);
+
+/*
+ * remote_list -- every manifest in the store, decoded, oldest checkpoint
+ * time first; a damaged one is reported with m == NULL and the reason in
+ * ckpt_errormsg()
+ */
+CKPT_HIDDEN int remote_list(struct store *st, remote_manifest_fn fn, void *arg);
+
+/* remote_load_manifest -- fetch and decode one manifest */
+CKPT_HIDDEN int remote_load_manifest(struct store *st, const char *name, struct manifest *m);
+
+/*
+ * remote_prune -- delete manifests beyond the newest keep of each pool
+ * (keep 0: no count limit) and those older than max_age_s (0: no age
+ * limit), then collect garbage: delete every chunk no manifest references,
+ * under a GC lease (lock.c). *deleted_m / *deleted_c get the counts.
+ */
+CKPT_HIDDEN int remote_prune(struct store *st, unsigned keep, uint64_t max_age_s,
+		unsigned *deleted_m, unsigned *deleted_c);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * remote_workload -- the program the remote-store tests and benchmark
+ * drive: a heap with a linked list (raw pointers) and an array of pages
+ * whose checksum the root records, so a heap rebuilt elsewhere proves
+ * both its bytes and its base.
+ *
+ *   remote_workload create POOL HEAP_MB DATA_MB   new pool, fill, checkpoint
+ *   remote_workload mutate POOL PERMILLE          restart, rewrite that many
+ *                                                 pages per 1000 (scattered),
+ *                                                 checkpoint
+ *   remote_workload verify POOL [ID]              restart from ID (latest),
+ *                                                 check everything; exit 0
+ * create and mutate print the new checkpoint id.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include <libckpt.h>
+
+#define PAGE 4096u
+#define NODES 1000u
+#define MAGIC 0x524d4f5445574c31ull
+
+struct node {
+	struct node *next;
+	uint64_t value;
+};
+
+struct root {
+	uint64_t magic;
+	struct node *head;
+	unsigned char *data;
+	uint64_t pages;
+	uint64_t sum;
+	uint64_t generation;
+};
+
+/* die -- report and exit 1 */
+static void
+die(const char *what)
+{
+	fprintf(stderr, "remote_workload: %s: %s\n", what, ckpt_errormsg());
+	exit(1);
+}
+
+/* fill_page -- page i's bytes for generation g */
+static void
+fill_page(unsigned char *p, uint64_t i, uint64_t g)
+{
+	uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ g;
+	for (unsigned k = 0; k < PAGE; k += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(p + k, &x, 8);
+	}
+}
+
+/* checkpoint -- take one and print its id */
+static void
+checkpoint(ckpt_pool *p, const char *label)
+{
+	ckpt_id id;
+	if (ckpt_checkpoint(p, label, &id) < 0)
+		die("checkpoint");
+	printf("%llu\n", (unsigned long long)id);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: remote_workload create|mutate|verify POOL ...\n");
+		return 2;
+	}
+	const char *cmd = argv[1], *path = argv[2];
+	if (strcmp(cmd, "create") == 0 && argc == 5) {
+		struct ckpt_config cfg = { .heap_size = strtoull(argv[3], NULL, 10) << 20 };
+		uint64_t pages = (strtoull(argv[4], NULL, 10) << 20) / PAGE;
+		ckpt_pool *p = ckpt_create(path, &cfg);
+		if (!p)
+			die("create");
+		struct root *r = ckpt_calloc(p, 1, sizeof(*r));
+		r->data = ckpt_aligned_alloc(p, PAGE, pages * PAGE);
+		if (!r || !r->data)
+			die("alloc");
+		r->pages = pages;
+		for (uint64_t i = 0; i < pages; i++)
+			fill_page(r->data + i * PAGE, i, 0);
+		r->sum = XXH64(r->data, pages * PAGE, 0);
+		for (unsigned i = 0; i < NODES; i++) {
+			struct node *n = ckpt_alloc(p, sizeof(*n));
+			n->value = i;
+			n->next = r->head;
+			r->head = n;
+		}
+		r->magic = MAGIC;
+		ckpt_set_root(p, r);
+		checkpoint(p, "created");
+		return ckpt_close(p) < 0;
+	}
+	ckpt_id from = argc > 3 && strcmp(cmd, "verify") == 0 ? strtoull(argv[3], NULL, 10) :
+		CKPT_LATEST;
+	ckpt_pool *p = ckpt_open(path, from, NULL);
+	if (!p)
+		die("open");
+	struct root *r = ckpt_root(p);
+	if (!r || r->magic != MAGIC)
+		die("root");
+	if (strcmp(cmd, "mutate") == 0 && argc == 4) {
+		uint64_t permille = strtoull(argv[3], NULL, 10);
+		uint64_t n = r->pages * permille / 1000, step = n ? r->pages / n : 1;
+		r->generation++;
+		for (uint64_t k = 0; k < n; k++)
+			fill_page(r->data + (k * step + r->generation % step) * PAGE, k, r->generation);
+		r->sum = XXH64(r->data, r->pages * PAGE, 0);
+		checkpoint(p, "mutated");
+		return ckpt_close(p) < 0;
+	}
+	if (strcmp(cmd, "verify") != 0)
+		return 2;
+	unsigned count = 0;
+	uint64_t expect = NODES;
+	for (struct node *n = r->head; n; n = n->next, count++)
+		if (n->value != --expect) {
+			fprintf(stderr, "remote_workload: list node %u holds %llu\n", count,
+					(unsigned long long)n->value);
+			return 1;
+		}
+	if (count != NODES || XXH64(r->data, r->pages * PAGE, 0) != r->sum) {
+		fprintf(stderr, "remote_workload: %s\n", count != NODES ? "list length wrong" :
+				"data checksum wrong");
+		return 1;
+	}
+	printf("ok generation %llu\n", (unsigned long long)r->generation);
+	return ckpt_close(p) < 0;
+}

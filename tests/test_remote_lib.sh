@@ -1,0 +1,219 @@
+# test_remote_lib.sh -- the remote-store scenarios both backends run
+# (test_remote_redis.sh, test_remote_rados.sh source it). The backend script
+# sets URL and defines:
+#   store_set NAME FILE   overwrite object NAME with FILE's bytes
+#   store_del NAME        delete object NAME
+#   store_count PREFIX    number of objects whose names start with PREFIX
+# and sets DOWN_URL plus DOWN_ENV (a store that does not answer; DOWN_RETRIES
+# retries of it) and
+# BAD_AUTH_URL plus BAD_AUTH_ENV (wrong credentials).
+#   . test_remote_lib.sh  with WL, REMOTE, INSPECT, T set
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+json() { jq -r "$1"; }
+
+# manifests -- the manifest names in the store, oldest first
+manifests() { "$REMOTE" list "$URL" --json | json '.manifests[] | select(.damaged == null) | .manifest'; }
+
+# wait_state POOL ID STATE -- until POOL.remote records STATE for checkpoint ID (30 s)
+wait_state() {
+	i=0
+	while [ $i -lt 300 ]; do
+		s=$("$INSPECT" list "$1" --json | jq -r ".segments[] | select(.checkpoint == $2) | .remote.state // empty")
+		[ "$s" = "$3" ] && return 0
+		i=$((i + 1))
+		sleep 0.1
+	done
+	return 1
+}
+
+run_scenarios() {
+	A=$T/hostA/app.pool
+	B=$T/hostB/app.pool
+	mkdir -p "$T/hostA" "$T/hostB" "$T/hostC"
+
+	# push a first checkpoint, list it
+	id1=$("$WL" create "$A" 32 8) || fail "create"
+	out=$("$REMOTE" push "$A" latest "$URL" --json) || fail "push: $out"
+	m1=$(echo "$out" | json .manifest)
+	sent1=$(echo "$out" | json .transferred_bytes)
+	img=$(echo "$out" | json .image_bytes)
+	[ "$(manifests)" = "$m1" ] && ok "push and list" || fail "list does not show $m1"
+	"$INSPECT" list "$A" --json | jq -e ".segments[] | select(.checkpoint == $id1) | .remote.state == \"pushed\"" >/dev/null &&
+		ok "ckpt-inspect list shows the push" || fail "ckpt-inspect list lacks the push state"
+
+	# pushing the same checkpoint again sends no chunk
+	out=$("$REMOTE" push "$A" "$id1" "$URL" --json) || fail "second push"
+	[ "$(echo "$out" | json .transferred_chunks)" = 0 ] && ok "second push sends nothing" ||
+		fail "second push sent $(echo "$out" | json .transferred_chunks) chunks"
+
+	# pull on "another machine" (its own directory) and restart there
+	"$REMOTE" pull "$URL" "$m1" "$B" || fail "pull to a fresh pool"
+	"$WL" verify "$B" >/dev/null && ok "restart from a pulled pool" || fail "verify pulled pool"
+	"$INSPECT" verify "$B" >/dev/null || fail "ckpt-inspect verify of the pulled pool"
+	[ "$("$INSPECT" info "$A" --json | json .uuid)" = "$("$INSPECT" info "$B" --json | json .uuid)" ] ||
+		fail "pulled pool has another uuid"
+
+	# 1% of the pages change: the push sends about 1%
+	id2=$("$WL" mutate "$A" 10) || fail "mutate"
+	out=$("$REMOTE" push "$A" latest "$URL" --json) || fail "delta push"
+	m2=$(echo "$out" | json .manifest)
+	sent2=$(echo "$out" | json .transferred_bytes)
+	[ $((sent2 * 50)) -le "$img" ] && ok "delta push sent $sent2 of $img bytes" ||
+		fail "delta push sent $sent2 of $img bytes (over 2%)"
+
+	# pull into the existing pool of the same uuid; again (idempotent)
+	"$REMOTE" pull "$URL" "$m2" "$B" || fail "pull into an existing pool"
+	"$REMOTE" pull "$URL" "$m2" "$B" || fail "pull of a checkpoint the pool has"
+	"$WL" verify "$B" "$id2" | grep -q "generation 1" && ok "pull into existing pool" ||
+		fail "verify checkpoint $id2 in the existing pool"
+	"$WL" verify "$B" "$id1" >/dev/null || fail "older checkpoint lost in the existing pool"
+
+	# another pool (other uuid) refuses the checkpoint
+	"$WL" create "$T/hostC/other.pool" 32 1 >/dev/null
+	if "$REMOTE" pull "$URL" "$m2" "$T/hostC/other.pool" 2>"$T/err"; then
+		fail "pull into a pool of another uuid succeeded"
+	else
+		grep -q "uuid" "$T/err" && ok "other pool refused" || fail "unclear: $(cat "$T/err")"
+	fi
+
+	# a push killed before its manifest leaves no manifest; GC removes its chunks
+	"$WL" mutate "$A" 10 >/dev/null
+	before=$(manifests | wc -l)
+	# (its lease outlives it: a short one, so the GC below waits 2 s, not 60)
+	CKPT_REMOTE_LEASE_TTL=2 CKPT_TEST_CRASH_AT=remote:before-manifest "$REMOTE" push "$A" latest "$URL" >/dev/null 2>&1
+	rc=$?
+	[ $rc -eq 137 ] || fail "push not killed at remote:before-manifest (exit $rc)"
+	[ "$(manifests | wc -l)" = "$before" ] && ok "killed push left no manifest" ||
+		fail "killed push left a manifest"
+	chunks=$(store_count ckpt.c.)
+	out=$("$REMOTE" prune "$URL" --keep 100 --json) || fail "prune after a killed push"
+	[ "$(echo "$out" | json .deleted_chunks)" -gt 0 ] && [ "$(store_count ckpt.c.)" -lt "$chunks" ] &&
+		ok "GC removed the killed push's chunks" || fail "GC removed nothing: $out"
+	for m in $(manifests); do
+		rm -f "$T/hostC/check.pool"
+		"$REMOTE" pull "$URL" "$m" "$T/hostC/check.pool" || fail "$m unusable after GC"
+	done
+
+	# GC waits for (here: gives up on) a live push lease; an expired one is ignored
+	now=$(date +%s%N)
+	echo $((now + 600000000000)) >"$T/lease"
+	store_set ckpt.lock.push.999.test "$T/lease"
+	if CKPT_REMOTE_LOCK_WAIT=1 "$REMOTE" prune "$URL" --keep 100 2>"$T/err"; then
+		fail "prune ran while a push held its lease"
+	else
+		grep -q "busy" "$T/err" && ok "GC refused during a push" || fail "unclear: $(cat "$T/err")"
+	fi
+	echo $((now - 1000000000)) >"$T/lease"
+	store_set ckpt.lock.push.999.test "$T/lease"
+	CKPT_REMOTE_LOCK_WAIT=1 "$REMOTE" prune "$URL" --keep 100 >/dev/null &&
+		ok "expired lease ignored" || fail "expired push lease blocked GC"
+
+	# a corrupted chunk is refused, named; the half-made pool is removed
+	chunk=$("$REMOTE" list "$URL" --json >/dev/null; printf 'ckpt.c.%s' "$(chunk_of "$m2")")
+	printf 'garbage' >"$T/garbage"
+	store_set "$chunk" "$T/garbage"
+	if "$REMOTE" pull "$URL" "$m2" "$T/hostC/c.pool" 2>"$T/err"; then
+		fail "pull of a corrupted chunk succeeded"
+	else
+		grep -q "$chunk" "$T/err" && grep -q corrupt "$T/err" && ok "corrupted chunk named" ||
+			fail "unclear: $(cat "$T/err")"
+	fi
+	[ ! -e "$T/hostC/c.pool" ] || fail "failed pull left a pool"
+	store_del "$chunk"
+	if "$REMOTE" pull "$URL" "$m2" "$T/hostC/c.pool" 2>"$T/err"; then
+		fail "pull with a missing chunk succeeded"
+	else
+		grep -q "missing" "$T/err" && ok "missing chunk named" || fail "unclear: $(cat "$T/err")"
+	fi
+	# a push trusts the chunks its pool's newest manifest lists; --check-all
+	# asks the store about every one, and so repairs it
+	out=$("$REMOTE" push "$A" "$id2" "$URL" --check-all --json) || fail "push --check-all"
+	[ "$(echo "$out" | json .transferred_chunks)" = 1 ] || fail "repair sent: $out"
+	"$REMOTE" pull "$URL" "$m2" "$T/hostC/c.pool" && ok "push --check-all repaired the store" ||
+		fail "store not repaired"
+
+	# a damaged manifest: listed as damaged, refused by pull, removed by prune
+	store_set "$m1" "$T/garbage"
+	"$REMOTE" list "$URL" | grep -q "DAMAGED" && ok "damaged manifest listed" ||
+		fail "damaged manifest not listed"
+	if "$REMOTE" pull "$URL" "$m1" "$T/hostC/d.pool" 2>"$T/err"; then
+		fail "pull of a damaged manifest succeeded"
+	else
+		grep -q "damaged" "$T/err" && ok "damaged manifest refused" || fail "unclear: $(cat "$T/err")"
+	fi
+
+	# background push with CKPT_REMOTE: the checkpoint returns, the push follows
+	id=$(CKPT_REMOTE=$URL CKPT_REMOTE_TOOL=$REMOTE "$WL" mutate "$A" 10) || fail "checkpoint with CKPT_REMOTE"
+	wait_state "$A" "$id" pushed && ok "background push" || fail "background push of $id not recorded"
+	m3=$(jq -r ".segments[] | select(.checkpoint == $id) | .remote.manifest" \
+		<<EOF2
+$("$INSPECT" list "$A" --json)
+EOF2
+)
+	rm -rf "$T/hostB"; mkdir -p "$T/hostB"
+	"$REMOTE" pull "$URL" "$m3" "$B" && "$WL" verify "$B" >/dev/null &&
+		ok "restart from the background push" || fail "background-pushed checkpoint unusable"
+
+	# store down: the checkpoint still succeeds, the state says why the push failed
+	id=$(env $DOWN_ENV CKPT_REMOTE=$DOWN_URL CKPT_REMOTE_RETRIES=0 CKPT_REMOTE_TOOL=$REMOTE "$WL" mutate "$A" 10) ||
+		fail "checkpoint failed with the store down"
+	wait_state "$A" "$id" failed && ok "push to a down store recorded as failed" ||
+		fail "no failed state for $id"
+	"$INSPECT" list "$A" | grep -q "remote: failed: " || fail "ckpt-inspect list shows no failure"
+	env $DOWN_ENV CKPT_REMOTE_RETRIES=$DOWN_RETRIES "$REMOTE" push "$A" "$id" "$DOWN_URL" 2>"$T/err" &&
+		fail "push to a down store succeeded"
+	grep -q "after $DOWN_RETRIES retries" "$T/err" && ok "retried, then failed" || fail "unclear: $(cat "$T/err")"
+
+	# wrong credentials: a clear error
+	if env $BAD_AUTH_ENV "$REMOTE" push "$A" latest "$BAD_AUTH_URL" 2>"$T/err"; then
+		fail "push with wrong credentials succeeded"
+	else
+		grep -qi "credentials\|keyring\|denied\|auth" "$T/err" && ok "wrong credentials: $(head -c 200 "$T/err")" ||
+			fail "unclear: $(cat "$T/err")"
+	fi
+
+	# prune by count: one manifest left per pool, still pullable
+	out=$("$REMOTE" prune "$URL" --keep 1 --json) || fail "prune --keep 1"
+	left=$(manifests)
+	[ "$(echo "$left" | wc -l)" = 1 ] && ok "prune kept one manifest" || fail "prune left: $left"
+	rm -rf "$T/hostB"; mkdir -p "$T/hostB"
+	"$REMOTE" pull "$URL" "$left" "$B" && "$WL" verify "$B" >/dev/null ||
+		fail "the manifest prune kept is unusable"
+
+	# separate mount namespaces (root): the puller sees only its own tmpfs
+	if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+		mkdir -p "$T/ns"
+		if unshare -m sh -c "mount -t tmpfs -o size=256m none '$T/ns' &&
+			'$REMOTE' pull '$URL' '$left' '$T/ns/app.pool' &&
+			'$WL' verify '$T/ns/app.pool' >/dev/null && [ -e '$T/ns/app.pool' ]" 2>"$T/err"; then
+			[ ! -e "$T/ns/app.pool" ] && ok "restart in a separate mount namespace" ||
+				fail "the namespace's pool leaked out"
+		else
+			fail "pull in a mount namespace: $(cat "$T/err")"
+		fi
+	fi
+
+	# usage errors exit 2
+	"$REMOTE" frob 2>/dev/null; [ $? -eq 2 ] || fail "bad usage not exit 2"
+	"$REMOTE" list ftp://x 2>"$T/err"; [ $? -eq 1 ] && grep -q "expected" "$T/err" ||
+		fail "unknown scheme not refused clearly"
+}
+
+# chunk_of MANIFEST -- the first non-zero chunk hash a manifest lists (hex)
+chunk_of() {
+	"$REMOTE" pull "$URL" "$1" "$T/hostC/probe.pool" >/dev/null 2>&1
+	rm -f "$T/hostC/probe.pool"
+	store_get "$1" "$T/man"
+	# the header is 256 bytes; entries are 16 bytes, hi then lo, little-endian
+	python3 - "$T/man" <<'PY'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+n = (len(b) - 264) // 16
+for i in range(n):
+    hi, lo = struct.unpack_from('<QQ', b, 256 + 16 * i)
+    if hi or lo:
+        print('%016x%016x' % (hi, lo)); break
+PY
+}

@@ -1,0 +1,68 @@
+#!/bin/sh
+# test_remote_redis.sh -- remote checkpoints on a redis-server this test
+# starts on loopback (scenarios in test_remote_lib.sh).
+#   test_remote_redis.sh REMOTE_WORKLOAD CKPT_REMOTE CKPT_INSPECT
+set -u
+WL=$1 REMOTE=$2 INSPECT=$3
+command -v redis-server >/dev/null || {
+	echo "SKIP: redis-server not installed (scripts/deps.sh installs redis-server); PASS"
+	exit 0
+}
+T=$(mktemp -d "${CKPT_TEST_TMPDIR:-/var/tmp}/ckpt-remote-redis-XXXXXX")
+pids=
+cleanup() {
+	for p in $pids; do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# start_redis PORT [ARGS] -- a server on 127.0.0.1:PORT, answering PING
+start_redis() {
+	port=$1
+	shift
+	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$T" "$@" >"$T/redis-$port.log" 2>&1 &
+	pids="$pids $!"
+	i=0
+	until redis-cli -p "$port" ${RPASS:+-a "$RPASS"} --no-auth-warning ping 2>/dev/null | grep -q PONG; do
+		kill -0 "$!" 2>/dev/null || return 1
+		i=$((i + 1)); [ $i -lt 500 ] || return 1
+		sleep 0.02
+	done
+}
+# a free port: try a few
+PORT=
+for try in 1 2 3 4 5 6 7 8; do
+	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+	if start_redis "$p"; then PORT=$p; break; fi
+done
+[ -n "$PORT" ] || { echo "FAIL: cannot start redis-server"; exit 1; }
+URL=redis://127.0.0.1:$PORT/3
+DOWN_RETRIES=2
+DOWN_URL=redis://127.0.0.1:1/0
+DOWN_ENV=
+# a second server that wants a password
+APORT=
+for try in 1 2 3 4 5 6 7 8; do
+	p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
+	if RPASS=s3cret start_redis "$p" --requirepass s3cret; then APORT=$p; break; fi
+done
+[ -n "$APORT" ] || { echo "FAIL: cannot start the second redis-server"; exit 1; }
+BAD_AUTH_URL=redis://:wrong@127.0.0.1:$APORT/0
+BAD_AUTH_ENV=CKPT_REMOTE_RETRIES=0
+
+rcli() { redis-cli -p "$PORT" -n 3 "$@"; }
+store_set() { rcli -x set "$1" <"$2" >/dev/null; }
+store_get() { rcli --raw get "$1" | head -c -1 >"$2"; }
+store_del() { rcli del "$1" >/dev/null; }
+store_count() { rcli --scan --pattern "$1*" | wc -l; }
+
+. "$(dirname "$0")/test_remote_lib.sh"
+run_scenarios
+
+# the password is accepted when right
+"$REMOTE" push "$A" latest "redis://:s3cret@127.0.0.1:$APORT/0" >/dev/null &&
+	echo "ok: password accepted" || fail "push with the right password"
+grep -q "s3cret" "$A.remote" && fail "POOL.remote records the password"
+
+[ $fails -eq 0 ] && echo PASS || echo "FAIL: $fails failures"
