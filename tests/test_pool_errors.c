@@ -481,9 +481,10 @@ check_fs_empty(const char *dir)
 static void
 create_fs_full(void **state)
 {
-	/* 1 MiB: the metadata does not fit; 3 MiB: metadata fits, the first heap
-	 * extent does not */
-	static const char *sizes[] = { "size=1m", "size=3m" };
+	/* 8 KiB: the metadata (16 KiB: header, commit word, two catalog copies;
+	 * the page-sum slots stay sparse) does not fit; 2 MiB: it fits, the
+	 * first heap extent does not */
+	static const char *sizes[] = { "size=8k", "size=2m" };
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		const char *dir = tu_path("fsfull");
 		if (mnt_or_skip(dir, sizes[i]) < 0) {
