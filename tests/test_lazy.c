@@ -516,6 +516,18 @@ test_lazy_damaged_sums_slot(void **state)
 	assert_int_equal(in_child(child_all_ok, path, NULL, NULL), 0);
 }
 
+/* list_says -- 1 if `ckpt-inspect list --json path` holds needle */
+static int
+list_says(const char *path, const char *needle)
+{
+	static char out[16384];
+	char bin[4096];
+	snprintf(bin, sizeof(bin), "%s/tools/ckpt-inspect", getenv("CKPT_TEST_BINDIR"));
+	char *argv[] = { bin, "list", "--json", (char *)path, NULL };
+	assert_int_equal(tu_run_capture(out, sizeof(out), argv), 0);
+	return strstr(out, needle) != NULL;
+}
+
 /* the eager restarts: by choice, without userfaultfd, from a 1.1 pool */
 static void
 test_lazy_eager_cases(void **state)
@@ -523,6 +535,7 @@ test_lazy_eager_cases(void **state)
 	(void)state;
 	const char *path = tu_path("eager.pool");
 	make_pool(path, 4);
+	assert_true(list_says(path, "\"lazy_restart\":true"));
 	const char *eager[] = { "CKPT_RESTART=eager", NULL };
 	assert_int_equal(in_child(child_all_ok, path, eager, NULL), 0);
 	const char *nouffd[] = { "CKPT_TEST_NO_UFFD=1", NULL };
@@ -543,6 +556,7 @@ test_lazy_eager_cases(void **state)
 	tu_catalog_read(path, &c);
 	assert_int_equal(c.hdr.minor, 1);
 	tu_catalog_free(&c);
+	assert_true(list_says(path, "\"lazy_restart\":false"));
 	assert_int_equal(in_child(child_all_ok, path, NULL, NULL), 0);
 	tu_inspect_verify(path);
 }

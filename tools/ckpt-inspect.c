@@ -388,7 +388,8 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 		printf("\"checkpoint\":null,\"label\":\"\",\"pid\":null,\"owner_alive\":null,"
 			"\"parent\":null,\"source\":null,\"restarted_from\":null,\"lineage\":null,"
 			"\"tree_parent\":null,\"depth\":0,\"children\":[],\"time\":null,"
-			"\"time_ns\":null,\"used\":0,\"in_use\":0,\"remote\":null}");
+			"\"time_ns\":null,\"used\":0,\"in_use\":0,\"lazy_restart\":null,"
+			"\"remote\":null}");
 		return;
 	}
 	char t[40];
@@ -435,7 +436,9 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 			first = 0;
 		}
 	printf("],\"time\":\"%s\",\"time_ns\":%" PRIu64 ",\"used\":%" PRIu64
-		",\"in_use\":%" PRIu64 ",\"remote\":", t, e->time_ns, e->used, e->in_use);
+		",\"in_use\":%" PRIu64 ",\"lazy_restart\":%s,\"remote\":", t, e->time_ns,
+		e->used, e->in_use, e->state != CAT_CKPT ? "null" :
+		(e->flags & CAT_F_SUMS_STORED) ? "true" : "false");
 	struct remote_state rs;
 	if (e->state == CAT_CKPT && remote_state_get(pool_path, e->ckpt_id, &rs)) {
 		printf("{\"state\":");
