@@ -212,7 +212,6 @@ map_poison(void *addr, size_t len)
 	return 0;
 }
 
-/* view -- a read-only shared mapping of [off, off+len) of fd, populated or not */
 int
 map_view(int fd, uint64_t off, size_t len, const void **addr)
 {

@@ -145,6 +145,14 @@ stored_sums(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg, uint64
 			e->checksum, page_sums);
 }
 
+/* clear_sums -- zero page_sums (may be NULL), one sum per page of a segment */
+static void
+clear_sums(const struct ckpt_pool *p, uint64_t *page_sums)
+{
+	if (page_sums)
+		memset(page_sums, 0, p->hdr.seg_size / SUMS_PAGE * sizeof(*page_sums));
+}
+
 /*
  * choose -- step 1: the index of the checkpoint to restart from, verified
  * (its page sums into page_sums, may be NULL); -1. With lazy (may be
@@ -162,16 +170,15 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 		return ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", p->path,
 				(unsigned long long)from);
 	}
+	/* page_sums comes zeroed; a failed attempt's sums must not outlive it */
 	for (;;) {
-		/* a failed candidate's sums must not outlive it */
-		if (page_sums)
-			memset(page_sums, 0, p->hdr.seg_size / SUMS_PAGE * sizeof(*page_sums));
-		if (lazy && stored_sums(p, &v->e[src], (uint32_t)src, page_sums) == 0) {
-			*lazy = 1;
-			break;
+		if (lazy) {
+			if (stored_sums(p, &v->e[src], (uint32_t)src, page_sums) == 0) {
+				*lazy = 1;
+				break;
+			}
+			clear_sums(p, page_sums);   /* it may have read some */
 		}
-		if (page_sums)
-			memset(page_sums, 0, p->hdr.seg_size / SUMS_PAGE * sizeof(*page_sums));
 		if (checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) == 0)
 			break;
 		int next = from == CKPT_LATEST ? older_checkpoint(v, v->e[src].ckpt_id) : -1;
@@ -181,6 +188,7 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 						p->path);
 			return -1;
 		}
+		clear_sums(p, page_sums);
 		src = next;
 	}
 	return src;

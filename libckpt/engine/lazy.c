@@ -97,7 +97,6 @@ struct lazy {
 	uint8_t *done;
 	uint64_t left, next, damaged;
 	pthread_t thread;
-	int has_thread;
 	int prefetching;        /* the thread fills chunks nobody asked for
 	                           (off only under CKPT_TEST_LAZY_NO_PREFETCH) */
 	_Atomic int finishing;  /* lazy_finish: fill the rest, then end */
@@ -352,10 +351,10 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	l->has_thread = registered && !test_flag("CKPT_TEST_LAZY_NO_THREAD") &&
+	int threaded = registered && !test_flag("CKPT_TEST_LAZY_NO_THREAD") &&
 		pthread_create(&l->thread, NULL, lazy_thread, l) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (l->has_thread)
+	if (threaded)
 		return l;
 	/* no thread (or no registration): verify and map it all now */
 	int rc = run_here(l);
