@@ -960,14 +960,7 @@ test_cow_damaged_image(void **state)
 	assert_true(bi >= 0);
 	uint64_t off = layout_seg_off(&c.hdr, (uint32_t)bi) + c.e[bi].used / 2 + 17;
 	tu_catalog_free(&c);
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	unsigned char x;
-	assert_int_equal(pread(fd, &x, 1, (off_t)off), 1);
-	x ^= 0x40;
-	assert_int_equal(pwrite(fd, &x, 1, (off_t)off), 1);
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
+	tu_flip_byte(path, off, 0x40);
 
 	/* an eager restart verifies the whole image first (a lazy one fences
 	 * the damaged chunk instead: test_lazy.c) */

@@ -286,14 +286,7 @@ damage(const char *path)
 	assert_true(i >= 0);
 	uint64_t off = layout_seg_off(&c.hdr, (uint32_t)i) + at;
 	tu_catalog_free(&c);
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	unsigned char x;
-	assert_int_equal(pread(fd, &x, 1, (off_t)off), 1);
-	x ^= 0x10;
-	assert_int_equal(pwrite(fd, &x, 1, (off_t)off), 1);
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
+	tu_flip_byte(path, off, 0x10);
 }
 
 static void
@@ -482,6 +475,17 @@ test_lazy_full_filesystem(void **state)
 	tu_umount(dir);
 }
 
+/* inspect -- run "ckpt-inspect SUB [OPT] PATH" as a user would, output into out; its status */
+static int
+inspect(char *out, size_t len, const char *sub, const char *opt, const char *path)
+{
+	char bin[4096];
+	snprintf(bin, sizeof(bin), "%s/tools/ckpt-inspect", getenv("CKPT_TEST_BINDIR"));
+	char *argv[] = { bin, (char *)sub, (char *)(opt ? opt : path), opt ? (char *)path : NULL,
+		NULL };
+	return tu_run_capture(out, len, argv);
+}
+
 /* a damaged page-sum slot: verify names it, restarts become eager and work */
 static void
 test_lazy_damaged_sums_slot(void **state)
@@ -496,20 +500,10 @@ test_lazy_damaged_sums_slot(void **state)
 	assert_true(c.e[i].flags & CAT_F_SUMS_STORED);
 	uint64_t off = layout_sums_off(&c.hdr, (uint32_t)i) + 8 * 7;
 	tu_catalog_free(&c);
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	unsigned char x;
-	assert_int_equal(pread(fd, &x, 1, (off_t)off), 1);
-	x ^= 0x01;
-	assert_int_equal(pwrite(fd, &x, 1, (off_t)off), 1);
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
+	tu_flip_byte(path, off, 0x01);
 
 	char out[8192];
-	char bin[4096];
-	snprintf(bin, sizeof(bin), "%s/tools/ckpt-inspect", getenv("CKPT_TEST_BINDIR"));
-	char *argv[] = { bin, "verify", (char *)path, NULL };
-	int st = tu_run_capture(out, sizeof(out), argv);
+	int st = inspect(out, sizeof(out), "verify", NULL, path);
 	if (st == 0 || !strstr(out, "stored page sums are damaged"))
 		fail_msg("verify of a damaged page-sum slot: status %d, output \"%s\"", st, out);
 	/* the image itself is intact: the restart verifies it all and goes on */
@@ -521,10 +515,7 @@ static int
 list_says(const char *path, const char *needle)
 {
 	static char out[16384];
-	char bin[4096];
-	snprintf(bin, sizeof(bin), "%s/tools/ckpt-inspect", getenv("CKPT_TEST_BINDIR"));
-	char *argv[] = { bin, "list", "--json", (char *)path, NULL };
-	assert_int_equal(tu_run_capture(out, sizeof(out), argv), 0);
+	assert_int_equal(inspect(out, sizeof(out), "list", "--json", path), 0);
 	return strstr(out, needle) != NULL;
 }
 

@@ -434,6 +434,19 @@ tu_fs_free(const char *path)
 }
 
 void
+tu_flip_byte(const char *path, uint64_t off, unsigned char mask)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char x;
+	assert_int_equal(pread(fd, &x, 1, (off_t)off), 1);
+	x ^= mask;
+	assert_int_equal(pwrite(fd, &x, 1, (off_t)off), 1);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+void
 tu_fill_fs(const char *file, uint64_t leave)
 {
 	int fd = open(file, O_WRONLY | O_CREAT, 0600);

@@ -100,6 +100,9 @@ unsigned tu_catalog_count(const struct tu_catalog *c, uint32_t state);
 /* tu_read_range -- len bytes of path at off into a malloc'd buffer (asserts) */
 void *tu_read_range(const char *path, uint64_t off, uint64_t len);
 
+/* tu_flip_byte -- xor the byte at off of path with mask, made durable (fsync; asserts) */
+void tu_flip_byte(const char *path, uint64_t off, unsigned char mask);
+
 /* tu_fs_free -- free bytes (for an unprivileged user) of the filesystem holding path */
 uint64_t tu_fs_free(const char *path);
 
