@@ -49,6 +49,8 @@
 #include <libckpt.h>
 #include <libpmemobj.h>
 
+#include "bench_rand.h"
+
 enum kind { K_MALLOC, K_CKPT, K_PMEMOBJ };
 
 struct opts {
@@ -92,31 +94,6 @@ struct worker {
 };
 
 static pthread_barrier_t g_barrier;
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* splitmix64 -- small, fast, good enough, and the same everywhere */
-static inline uint64_t
-rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* uniform in [lo, hi] from 16 random bits */
-static inline size_t
-in_range(uint64_t bits16, size_t lo, size_t hi)
-{
-	return lo + (size_t)((bits16 * (hi - lo + 1)) >> 16);
-}
 
 /*
  * draw -- one step: slot from bits 32..63, size class from bits 16..31,

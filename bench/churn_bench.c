@@ -57,6 +57,8 @@
 
 #include <libckpt.h>
 
+#include "bench_rand.h"
+
 enum kind { K_MALLOC, K_CKPT };
 enum wl { W_LARSON, W_PRODCONS, W_REALLOC, W_FRAG };
 
@@ -96,29 +98,11 @@ a_realloc(void *p, size_t n)
 
 /* -- helpers -------------------------------------------------------------------- */
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* rnd -- splitmix64 */
-static inline uint64_t
-rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* pick -- uniform in [lo, hi] from the low 16 bits of r */
 static inline size_t
 pick(uint64_t r, size_t lo, size_t hi)
 {
-	return lo + (size_t)(((r & 0xffff) * (hi - lo + 1)) >> 16);
+	return in_range(r & 0xffff, lo, hi);
 }
 
 /* slot_of -- uniform slot in [0, n) from the high 32 bits of r */
