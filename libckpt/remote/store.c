@@ -70,7 +70,7 @@ reconnect(struct store *st)
 {
 	if (st->impl)
 		return 0;
-	const char *rest;
+	const char *rest = NULL;
 	backend_of(st->url, &rest);
 	st->impl = st->ops->connect(rest);
 	return st->impl ? 0 : -1;

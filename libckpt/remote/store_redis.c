@@ -312,7 +312,7 @@ redis_get(struct store_impl *s, unsigned n, const char *const *names, void *cons
 static int
 redis_size(struct store_impl *s, const char *name, size_t *len)
 {
-	uint8_t ex;
+	uint8_t ex = 0;
 	if (redis_exists(s, 1, &name, &ex) < 0)
 		return -1;
 	if (!ex) {
