@@ -6,10 +6,12 @@
  * then in one catalog transaction take a segment (seg_take: a free one,
  * else the oldest dead one) and publish it LIVE as a new life and lineage,
  * its lease taken first; format an empty heap in it (pool_attach_segment)
- * and arm fork handling. A segment that held a dead heap is punched after
- * the commit, so the new heap starts on zeroes. A crash between the commit
- * and the format leaves a LIVE entry of a dead owner: a dead segment,
- * reclaimed on demand like any other.
+ * and arm fork handling. The segment is punched whole after the commit
+ * (one that held a dead heap, or a FREE one holding the blocks of a crash),
+ * so the new heap starts on zeroes and is formatted writing only its
+ * nonzero bytes, a few pages (heap_format_zeroed). A crash between the
+ * commit and the format leaves a LIVE entry of a dead owner: a dead
+ * segment, reclaimed on demand like any other.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +23,11 @@
 #include "pool.h"
 #include "segment.h"
 
-/* claim_empty -- take a segment and publish it LIVE, empty, as ours */
+/*
+ * claim_empty -- take a segment and publish it LIVE, empty, as ours; punch
+ * it whole (a FREE segment may hold the blocks of a crash between a commit
+ * and its punch): 1 if it now reads as zeroes, 0 if not, -1
+ */
 static int
 claim_empty(struct ckpt_pool *p)
 {
@@ -44,9 +50,8 @@ claim_empty(struct ckpt_pool *p)
 	e->time_ns = now_ns();
 	if (cat_commit(&p->cat) < 0)
 		return -1;
-	if (punch)
-		seg_punch(p, &p->seg, 1);
-	return 0;
+	(void)punch;    /* every segment is punched whole: seg_zero */
+	return seg_zero(p, p->seg);
 }
 
 ckpt_pool *
@@ -62,11 +67,13 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg)
 	struct ckpt_pool *p = pool_open(path, &c);
 	if (!p)
 		return NULL;
-	if (claim_empty(p) < 0) {
+	int zeroed = claim_empty(p);
+	if (zeroed < 0) {
 		pool_discard(p);
 		return NULL;
 	}
-	if (pool_attach_segment(p, 1, p->seg, 0, 0) < 0) {
+	if (pool_attach_segment(p, zeroed ? POOL_ATTACH_FORMAT_ZEROED : POOL_ATTACH_FORMAT,
+			p->seg, 0, 0) < 0) {
 		seg_release(p, p->seg, SEG_OURS);
 		pool_discard(p);
 		return NULL;

@@ -49,6 +49,15 @@ typedef int (*heap_grow_fn)(void *arg, uint64_t off, uint64_t len);
 CKPT_HIDDEN int heap_format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg);
 
 /*
+ * heap_format_zeroed -- heap_format for a segment that already reads as
+ * zeroes (a new file's range, a punched segment): only the bytes that are
+ * not zero are written, a few pages instead of the whole metadata (which
+ * would cost a page fault and a dirty page-cache page each)
+ */
+CKPT_HIDDEN int heap_format_zeroed(void *seg, size_t size, heap_grow_fn grow,
+		void *grow_arg);
+
+/*
  * heap_attach -- validate the heap in [seg, seg+size) enough to run on it and
  * return a handle. Resets every per-thread record found in the segment (the
  * threads that owned them belong to another process or another life), so
@@ -56,6 +65,14 @@ CKPT_HIDDEN int heap_format(void *seg, size_t size, heap_grow_fn grow, void *gro
  * Fails with EINVAL and a message naming the damage.
  */
 CKPT_HIDDEN struct heap *heap_attach(void *seg, size_t size,
+		heap_grow_fn grow, void *grow_arg);
+
+/*
+ * heap_attach_new -- heap_attach for the heap heap_format(_zeroed) has just
+ * written into [seg, seg+size) in this process: no validation walk and no
+ * rebuild (there is no state of another life to find)
+ */
+CKPT_HIDDEN struct heap *heap_attach_new(void *seg, size_t size,
 		heap_grow_fn grow, void *grow_arg);
 
 /* heap_detach -- free the DRAM handle; the segment's bytes are left as they are */

@@ -283,6 +283,12 @@ map_persist(const struct pmap *m, const void *addr, size_t len)
 	}
 }
 
+void
+map_no_readaround(void *addr, size_t len)
+{
+	madvise(addr, len, MADV_RANDOM);
+}
+
 int
 map_is_dax(int fd)
 {

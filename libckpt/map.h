@@ -98,6 +98,14 @@ CKPT_HIDDEN void map_unmap(struct pmap *m);
 /* map_persist -- make [addr, addr+len) inside m durable */
 CKPT_HIDDEN int map_persist(const struct pmap *m, const void *addr, size_t len);
 
+/*
+ * map_no_readaround -- a page fault in [addr, addr + len) brings in its own
+ * page only, not the read-ahead window around it (8 MiB on some disks): for
+ * an empty heap in a shared or private mapping of holes, whose read-around
+ * would allocate and zero megabytes of page cache per fault
+ */
+CKPT_HIDDEN void map_no_readaround(void *addr, size_t len);
+
 /* map_is_dax -- 1 if fd's file can be mapped with MAP_SYNC (real pmem); read-only fds work */
 CKPT_HIDDEN int map_is_dax(int fd);
 

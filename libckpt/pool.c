@@ -174,8 +174,8 @@ format_grow(void *arg, uint64_t off, uint64_t len)
 }
 
 int
-pool_attach_segment(struct ckpt_pool *p, int fresh, uint32_t image, uint64_t image_used,
-		ckpt_id image_id)
+pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t image,
+		uint64_t image_used, ckpt_id image_id)
 {
 	void *base = (void *)(uintptr_t)p->hdr.base;
 	if (p->fork_mode == CKPT_FORK_COW) {
@@ -185,15 +185,20 @@ pool_attach_segment(struct ckpt_pool *p, int fresh, uint32_t image, uint64_t ima
 			base, 1) < 0) {
 		return -1;
 	}
+	if (how != POOL_ATTACH_HEAP)
+		map_no_readaround(base, p->hdr.seg_size);
 	struct format_grow_arg fg = { p, 0 };
-	if (fresh && heap_format(base, p->hdr.seg_size, format_grow, &fg) < 0) {
+	int (*format)(void *, size_t, heap_grow_fn, void *) =
+		how == POOL_ATTACH_FORMAT_ZEROED ? heap_format_zeroed : heap_format;
+	if (how != POOL_ATTACH_HEAP && format(base, p->hdr.seg_size, format_grow, &fg) < 0) {
 		/* heap_format reports a failed grow as ENOMEM, as an allocation
 		 * does; creating a pool, the disk's reason (ENOSPC, EIO) is the answer */
 		if (fg.err)
 			errno = fg.err;
 		return -1;
 	}
-	p->heap = heap_attach(base, p->hdr.seg_size, pool_grow, p);
+	p->heap = (how == POOL_ATTACH_HEAP ? heap_attach : heap_attach_new)(base,
+			p->hdr.seg_size, pool_grow, p);
 	if (!p->heap) {
 		ckpt_err_prefix("segment %u: ", p->seg);
 		return -1;
@@ -320,7 +325,7 @@ pool_create(const char *path, struct pool_config *c)
 		segcopy_small_cow(p->fd);
 	if (cat_attach(&p->cat, p->fd, &hdr) < 0 ||
 	    (seg_keep_hook(p), claim_first_segment(p) < 0) ||
-	    pool_attach_segment(p, 1, 0, 0, 0) < 0)
+	    pool_attach_segment(p, POOL_ATTACH_FORMAT_ZEROED, 0, 0, 0) < 0)
 		goto fail;
 	test_point("create:before-publish");
 	if (newfile_publish(&nf, path) < 0)

@@ -36,13 +36,23 @@ CKPT_HIDDEN struct ckpt_pool *pool_open(const char *path, struct pool_config *c)
  */
 CKPT_HIDDEN void pool_new_heap_entry(struct ckpt_pool *p, struct cat_view *v, uint32_t seg);
 
+/* what pool_attach_segment finds in the segment */
+enum pool_attach_how {
+	POOL_ATTACH_HEAP = 0,           /* a heap: validate and adopt it */
+	POOL_ATTACH_FORMAT = 1,         /* anything: format an empty heap */
+	POOL_ATTACH_FORMAT_ZEROED = 2,  /* zeroes (a new or punched segment):
+	                                   format an empty heap writing only
+	                                   its nonzero bytes */
+};
+
 /*
  * pool_attach_segment -- map the live heap at the base (over our
- * reservation) and attach it; fresh: format an empty heap first. The heap
+ * reservation) and attach it, formatting an empty heap first as how says
+ * (a heap this process formats is adopted without a walk). The heap
  * is segment p->seg, shared; in cow mode it is a private image of segment
  * image (image_used bytes, checkpoint image_id, or 0 for an empty image).
  */
-CKPT_HIDDEN int pool_attach_segment(struct ckpt_pool *p, int fresh, uint32_t image,
+CKPT_HIDDEN int pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t image,
 		uint64_t image_used, ckpt_id image_id);
 
 /*

@@ -224,7 +224,7 @@ restart_empty(struct ckpt_pool *p, struct cat_view *v)
 		return -1;
 	if (punch)
 		seg_punch(p, &p->seg, 1);
-	if (pool_attach_segment(p, 1, p->seg, 0, 0) < 0) {
+	if (pool_attach_segment(p, POOL_ATTACH_FORMAT, p->seg, 0, 0) < 0) {
 		seg_release(p, p->seg, SEG_OURS);
 		return -1;
 	}
@@ -315,7 +315,7 @@ restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint6
 		if (uffd >= 0)
 			image_lazy(p, uffd);
 		uffd = -1;
-		rc = pool_attach_segment(p, 0, src, srce.used, srce.ckpt_id);
+		rc = pool_attach_segment(p, POOL_ATTACH_HEAP, src, srce.used, srce.ckpt_id);
 		if (rc < 0)
 			seg_release(p, p->seg, SEG_OURS);
 	} else if (rc == 0) {
@@ -377,7 +377,7 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 
 	/* 3. fill outside the lock */
 	if (fill(p, (uint32_t)src, &srce) < 0 ||
-	    publish(p, (uint32_t)src, &srce) < 0 || pool_attach_segment(p, 0, 0, 0, 0) < 0) {
+	    publish(p, (uint32_t)src, &srce) < 0 || pool_attach_segment(p, POOL_ATTACH_HEAP, 0, 0, 0) < 0) {
 		seg_release(p, p->seg, SEG_OURS);
 		return -1;
 	}

@@ -9,6 +9,7 @@
  * has room. Checkpoints are never taken: only retention frees them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,6 +140,13 @@ seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		segcopy_punch(p->fd, seg_off(p, segs[i]), p->hdr.seg_size);
+}
+
+int
+seg_zero(const struct ckpt_pool *p, uint32_t seg)
+{
+	return fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			(off_t)seg_off(p, seg), (off_t)p->hdr.seg_size) == 0;
 }
 
 /* still_ours -- whether seg_release may free entry seg */

@@ -81,6 +81,13 @@ CKPT_HIDDEN void seg_keep_hook(struct ckpt_pool *p);
 /* seg_punch -- give the blocks of n freed segments back (after their commit) */
 CKPT_HIDDEN void seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsigned n);
 
+/*
+ * seg_zero -- punch all of segment seg (ours, after the commit that gave it
+ * to us): 1 if it now reads as zeroes, 0 if the filesystem cannot punch
+ * (it then holds what it held)
+ */
+CKPT_HIDDEN int seg_zero(const struct ckpt_pool *p, uint32_t seg);
+
 /* which entries seg_release may free */
 enum seg_whose {
 	SEG_OURS,               /* any entry that records us as its owner */

@@ -739,6 +739,49 @@ test_attach_rejects(void **state)
 	assert_non_null(H);
 }
 
+/*
+ * test_format_zeroed -- heap_format_zeroed on a segment of zeroes writes the
+ * same bytes as heap_format on one full of garbage, up to the first data
+ * page; heap_attach_new adopts it and the heap works and walks clean; a
+ * fresh heap is walked the same way by heap_attach afterwards
+ */
+static void
+test_format_zeroed(void **state)
+{
+	(void)state;
+	struct th_seg z, g;
+	th_map(&z, tu_path("zeroed"), SEG_SIZE, 0);
+	th_map(&g, tu_path("garbage"), SEG_SIZE, 0);
+	memset(g.addr, 0xa5, HEAP_GROW_STEP);
+	assert_int_equal(heap_format_zeroed(z.addr, SEG_SIZE, NULL, NULL), 0);
+	assert_int_equal(heap_format(g.addr, SEG_SIZE, NULL, NULL), 0);
+	/* the first data page is the first byte the garbage survives in */
+	size_t meta = 0;
+	while (meta < HEAP_GROW_STEP && g.addr[meta] != 0xa5)
+		meta++;
+	for (size_t i = meta; i < HEAP_GROW_STEP && g.addr[i] == 0xa5; i++)
+		assert_int_equal(z.addr[i], 0);
+	assert_true(meta > 0 && meta < HEAP_GROW_STEP);
+	assert_memory_equal(z.addr, g.addr, meta);
+	struct heap *h = heap_attach_new(z.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(h);
+	void *p[64];
+	for (int i = 0; i < 64; i++) {
+		p[i] = heap_alloc(h, (size_t)(16 << (i % 12)));
+		assert_non_null(p[i]);
+		memset(p[i], i, (size_t)(16 << (i % 12)));
+	}
+	for (int i = 0; i < 64; i += 2)
+		assert_int_equal(heap_free(h, p[i]), 0);
+	th_walk_ok(z.addr, heap_high_water(h), NULL, NULL);
+	heap_detach(h);
+	h = heap_attach(z.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(h);
+	heap_detach(h);
+	th_unmap(&z);
+	th_unmap(&g);
+}
+
 int
 main(void)
 {
@@ -760,6 +803,7 @@ main(void)
 		cmocka_unit_test(test_attach_rejects),
 		cmocka_unit_test(test_fork_after_other_heap),
 		cmocka_unit_test(test_fork_while_running),
+		cmocka_unit_test(test_format_zeroed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

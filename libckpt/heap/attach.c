@@ -28,9 +28,14 @@ upgrade(struct heap *h)
 	h->hdr->version = HEAP_VERSION;
 }
 
-/* heap_format -- write an empty heap into [seg, seg+size) (heap.h) */
-int
-heap_format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+/*
+ * format -- write an empty heap into [seg, seg+size); zeroed: the segment
+ * already reads as zeroes, so only the bytes that are not zero are stored
+ * (the header, the metadata pages' map entries and bits: a few pages
+ * instead of every page of the metadata)
+ */
+static int
+format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg, int zeroed)
 {
 	heap_cls_init();
 	struct layout l;
@@ -49,7 +54,8 @@ heap_format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 		return -1;
 	}
 	uint8_t *b = seg;
-	memset(b, 0, l.data_off);
+	if (!zeroed)
+		memset(b, 0, l.data_off);
 	struct heap_hdr *H = seg;
 	memcpy(H->magic, HEAP_MAGIC, 8);
 	H->version = HEAP_VERSION;
@@ -72,6 +78,20 @@ heap_format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 		pmap[i] = PM(PM_META, 0);
 	heap_bits_set((uint64_t *)(b + l.pbits_off), 0, l.data_page, 1);
 	return 0;
+}
+
+/* heap_format -- write an empty heap into [seg, seg+size) (heap.h) */
+int
+heap_format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+{
+	return format(seg, size, grow, grow_arg, 0);
+}
+
+/* heap_format_zeroed -- heap_format for a segment that reads as zeroes (heap.h) */
+int
+heap_format_zeroed(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+{
+	return format(seg, size, grow, grow_arg, 1);
 }
 
 /* rebuild -- after attach: reset every slot, abandon every slab, recount (single-threaded) */
@@ -116,9 +136,13 @@ rebuild(struct heap *h)
 	}
 }
 
-/* heap_attach -- validate, upgrade and adopt the heap in [seg, seg+size) (heap.h) */
-struct heap *
-heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+/*
+ * attach -- adopt the heap in [seg, seg+size); fresh: heap_format just
+ * wrote it in this process, so there is nothing to validate (the walk) or
+ * to rebuild (no slot, slab or free page of another life)
+ */
+static struct heap *
+attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg, int fresh)
 {
 	heap_cls_init();
 	struct heap_hdr H;
@@ -137,7 +161,7 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 				"segment has %zu", (unsigned long long)H.seg_size, size);
 		return NULL;
 	}
-	if (heap_check(seg, (size_t)H.high_water, NULL) < 0) {
+	if (!fresh && heap_check(seg, (size_t)H.high_water, NULL) < 0) {
 		ckpt_err_prefix("heap_attach: ");
 		return NULL;
 	}
@@ -161,9 +185,25 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 	h->grow = grow;
 	h->grow_arg = grow_arg;
 	heap_threads_init(h);
-	upgrade(h);
-	rebuild(h);
+	if (!fresh) {
+		upgrade(h);
+		rebuild(h);
+	}
 	return h;
+}
+
+/* heap_attach -- validate, upgrade and adopt the heap in [seg, seg+size) (heap.h) */
+struct heap *
+heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+{
+	return attach(seg, size, grow, grow_arg, 0);
+}
+
+/* heap_attach_new -- adopt the heap heap_format just wrote (heap.h) */
+struct heap *
+heap_attach_new(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+{
+	return attach(seg, size, grow, grow_arg, 1);
 }
 
 /* heap_detach -- free the DRAM handle (heap.h) */
