@@ -1,35 +1,74 @@
 /*
- * attach.c -- the internal hooks of attach.h for the preload library.
+ * attach.c -- the internal hooks of attach.h for the preload library: a
+ * new process's heap, young until it is worth a catalog commit.
  *
  * attach_empty_heap is ckpt_open without the checkpoint: resolve the
  * settings (config.c), open the pool and reserve its base (pool_open),
- * then in one catalog transaction take a segment (seg_take: a free one,
- * else the oldest dead one) and publish it LIVE as a new life and lineage,
- * its lease taken first; format an empty heap in it (pool_attach_segment)
- * and arm fork handling. The segment is punched whole after the commit
- * (one that held a dead heap, or a FREE one holding the blocks of a crash),
- * so the new heap starts on zeroes and is formatted writing only its
- * nonzero bytes, a few pages (heap_format_zeroed). A crash between the
- * commit and the format leaves a LIVE entry of a dead owner: a dead
- * segment, reclaimed on demand like any other.
+ * take a segment, format an empty heap in it (pool_attach_segment) and arm
+ * fork handling. The segment is punched whole first (one that held a dead
+ * heap, or a FREE one holding a young heap's or a crash's leftovers), so
+ * the new heap starts on zeroes and is formatted writing only its nonzero
+ * bytes, a few pages (heap_format_zeroed).
+ *
+ * Young heaps (format 1.5, POOL_F_YOUNG_HEAPS). Most processes of a shell
+ * or a compiler driver live milliseconds; a durable catalog commit for each
+ * (msync of the catalog, and fdatasync when the file grows, which writes
+ * back every dirty page of the file) cost more than the process. So a heap
+ * starts young: the process takes a FREE segment that lies inside the file
+ * and that nobody holds, under the catalog lock, and holds it by its lease
+ * alone (cat_lease_take), writing nothing to the catalog. Every other
+ * process reads a FREE segment with a held lease as taken (seg_pinned):
+ * seg_take, reclaim and the file's trim leave it alone. The heap is
+ * published (a LIVE entry of a new life, durable like any other) by
+ * attach_publish: before the process forks or checkpoints, and at the
+ * first growth of its heap after publish_after_ns. A young process that
+ * ends, however it ends, leaves nothing: its lease goes with it and its
+ * segment is FREE, as the catalog said all along; the next taker punches
+ * it. No crash at any instant leaves the catalog naming bytes it does not
+ * describe. Crash points: attach:young-claimed (lease held, not yet
+ * formatted), attach:young-formatted, attach:before-publish (inside the
+ * transaction), attach:after-publish.
+ *
+ * Which segment. A FREE one inside the file; else a FREE one past its end,
+ * the file extended to cover it under the catalog lock, without a sync
+ * (the next commit that names the segment syncs the size: filesize.c), so
+ * dead heaps stay inspectable for as long as the pool has room. When only
+ * dead segments are left, the oldest ATTACH_FREE_BATCH of them are freed
+ * in one commit, so the next few processes start young again without a
+ * commit each. A pool without POOL_F_YOUNG_HEAPS (made before 1.5), or
+ * publish_after_ns == 0, publishes every heap at start, as seg_take
+ * chooses (a FREE segment, else the oldest dead one).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "attach.h"
 #include "config.h"
+#include "filesize.h"
 #include "fork.h"
 #include "pool.h"
 #include "segment.h"
+#include "testhook.h"
 
-/*
- * claim_empty -- take a segment and publish it LIVE, empty, as ours; punch
- * it whole (a FREE segment may hold the blocks of a crash between a commit
- * and its punch): 1 if it now reads as zeroes, 0 if not, -1
- */
+/* dead segments freed by one commit when no FREE one is left */
+#define ATTACH_FREE_BATCH 8u
+
+/* mono_ns -- CLOCK_MONOTONIC in ns: a young heap's age */
+static uint64_t
+mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* claim_published -- take a segment (seg_take) and publish it LIVE, empty, as ours */
 static int
-claim_empty(struct ckpt_pool *p)
+claim_published(struct ckpt_pool *p)
 {
 	struct cat_view v;
 	uint64_t punch;
@@ -40,22 +79,109 @@ claim_empty(struct ckpt_pool *p)
 		cat_end(&p->cat);
 		return -1;
 	}
-	p->seg = (uint32_t)seg;
-	p->life = p->lineage = v.h->next_life++;
-	struct cat_entry *e = &v.e[seg];
-	e->life = e->lineage = p->life;
-	e->state = CAT_LIVE;
-	e->flags = p->fork_mode == CKPT_FORK_COW ? CAT_F_IN_MEMORY : 0;
-	e->owner = p->self;
-	e->time_ns = now_ns();
+	(void)punch;    /* every segment is punched whole: seg_zero */
+	pool_new_heap_entry(p, &v, (uint32_t)seg);
+	return cat_commit(&p->cat);
+}
+
+/*
+ * young_pick -- inside a transaction: a FREE segment nobody holds, one in
+ * the file first; the file is extended (not synced: the catalog does not
+ * name it, filesize.c) to cover one past its end. -1 if there is none.
+ */
+static int
+young_pick(struct ckpt_pool *p, const struct cat_view *v)
+{
+	struct stat st;
+	if (fstat(p->fd, &st) < 0)
+		return -1;
+	int past = -1;
+	for (uint32_t i = 0; i < v->n; i++) {
+		if (v->e[i].state != CAT_FREE || seg_pinned(p, v, i))
+			continue;
+		if (fsize_covers(&p->hdr, (uint64_t)st.st_size, i))
+			return (int)i;
+		if (past < 0)
+			past = (int)i;
+	}
+	if (past >= 0 && ftruncate(p->fd, (off_t)(seg_off(p, (uint32_t)past) + p->hdr.seg_size)) < 0)
+		return -1;
+	return past;
+}
+
+/*
+ * claim_young -- hold a FREE segment by our lease, writing nothing to the
+ * catalog: 1 if we did (p->seg set), 0 if there is none to be had that way
+ * (the caller publishes instead), -1. When the pool holds only dead
+ * segments, frees a batch of the oldest in one commit first.
+ */
+static int
+claim_young(struct ckpt_pool *p)
+{
+	for (int round = 0; round < 2; round++) {
+		struct cat_view v;
+		if (cat_begin(&p->cat, &v) < 0)
+			return -1;
+		int seg = young_pick(p, &v);
+		if (seg >= 0) {
+			int rc = cat_lease_take(p->fd, (uint32_t)seg);
+			cat_end(&p->cat);
+			if (rc < 0)
+				return -1;
+			p->seg = (uint32_t)seg;
+			return 1;
+		}
+		uint32_t freed[ATTACH_FREE_BATCH];
+		unsigned n = round == 0 ? seg_free_oldest_dead(p, &v, freed, ATTACH_FREE_BATCH) : 0;
+		if (n == 0) {
+			cat_end(&p->cat);
+			return 0;
+		}
+		if (cat_commit(&p->cat) < 0)
+			return -1;
+		/* their blocks: each taker punches the segment it takes */
+	}
+	return 0;
+}
+
+int
+attach_publish(ckpt_pool *p)
+{
+	if (!p || !atomic_load(&p->young))
+		return 0;
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	if (!atomic_load(&p->young)) {     /* another thread did it */
+		cat_end(&p->cat);
+		return 0;
+	}
+	if (v.e[p->seg].state != CAT_FREE) {
+		cat_end(&p->cat);
+		return ckpt_err_set(EIO, "the catalog gave segment %u of this process's young "
+				"heap to another role", p->seg);
+	}
+	pool_new_heap_entry(p, &v, p->seg);
+	test_point("attach:before-publish");
 	if (cat_commit(&p->cat) < 0)
 		return -1;
-	(void)punch;    /* every segment is punched whole: seg_zero */
-	return seg_zero(p, p->seg);
+	atomic_store(&p->young, 0);
+	p->on_grow = NULL;
+	test_point("attach:after-publish");
+	return 0;
+}
+
+/* publish_when_due -- the heap grew: publish a young heap older than its due time */
+static void
+publish_when_due(struct ckpt_pool *p)
+{
+	if (atomic_load(&p->young) && mono_ns() >= p->young_due_ns &&
+	    attach_publish(p) < 0)
+		p->young_due_ns = mono_ns() + 1000000000u;   /* try again in a second */
 }
 
 ckpt_pool *
-attach_empty_heap(const char *path, const struct ckpt_config *cfg)
+attach_empty_heap(const char *path, const struct ckpt_config *cfg, uint64_t publish_after_ns)
 {
 	struct pool_config c;
 	if (!path || !*path) {
@@ -67,16 +193,29 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg)
 	struct ckpt_pool *p = pool_open(path, &c);
 	if (!p)
 		return NULL;
-	int zeroed = claim_empty(p);
-	if (zeroed < 0) {
+	int young = 0;
+	if (publish_after_ns > 0 && (p->hdr.flags & POOL_F_YOUNG_HEAPS))
+		young = claim_young(p);
+	if (young < 0 || (young == 0 && claim_published(p) < 0)) {
 		pool_discard(p);
 		return NULL;
 	}
+	if (young) {
+		atomic_store(&p->young, 1);
+		p->young_due_ns = mono_ns() + publish_after_ns;
+		test_point("attach:young-claimed");
+	}
+	int zeroed = seg_zero(p, p->seg);
 	if (pool_attach_segment(p, zeroed ? POOL_ATTACH_FORMAT_ZEROED : POOL_ATTACH_FORMAT,
 			p->seg, 0, 0) < 0) {
-		seg_release(p, p->seg, SEG_OURS);
-		pool_discard(p);
+		if (!young)
+			seg_release(p, p->seg, SEG_OURS);
+		pool_discard(p);        /* a young segment: our lease goes with the descriptor */
 		return NULL;
+	}
+	if (young) {
+		test_point("attach:young-formatted");
+		p->on_grow = publish_when_due;
 	}
 	fork_register(p);
 	return p;

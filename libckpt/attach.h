@@ -7,7 +7,7 @@
  * A program under the preload library gets a fresh, empty heap in a new
  * segment of an existing pool (not a restart from a checkpoint, which is
  * ckpt_open's job), so every process image (each fork child, each exec) of
- * one run leaves its own segment in the pool. The rest answers where the
+ * one run has its own segment in the pool (one that ends young leaves none). The rest answers where the
  * heap is, and zeroes a range of it the way the kernel zeroes anonymous
  * memory (mmap, madvise MADV_DONTNEED) without touching every page.
  */
@@ -23,11 +23,24 @@
 /*
  * attach_empty_heap -- open the existing pool path (cfg as for ckpt_open:
  * fork_mode and keep_checkpoints; the environment's CKPT_FORK_MODE over
- * it) and give the calling process a new LIVE segment holding an empty
- * heap, as a new life and lineage; arm fork handling. NULL on failure,
+ * it) and give the calling process a segment of its own holding an empty
+ * heap; arm fork handling. With publish_after_ns > 0 on a pool of format
+ * 1.5 the heap may start young: held by the process's lease alone, FREE in
+ * the catalog, published as a LIVE entry of a new life and lineage by
+ * attach_publish, or by the first growth of the heap after
+ * publish_after_ns; otherwise it is published at once. NULL on failure,
  * with errno and ckpt_errormsg().
  */
-CKPT_HIDDEN ckpt_pool *attach_empty_heap(const char *path, const struct ckpt_config *cfg);
+CKPT_HIDDEN ckpt_pool *attach_empty_heap(const char *path, const struct ckpt_config *cfg,
+		uint64_t publish_after_ns);
+
+/*
+ * attach_publish -- make a young heap of p an entry of the catalog (LIVE,
+ * a new life and lineage), durably; nothing if it is not young. Call it
+ * before anything that needs the entry: fork, a checkpoint. 0, or -1 with
+ * errno and ckpt_errormsg() (the heap stays young).
+ */
+CKPT_HIDDEN int attach_publish(ckpt_pool *p);
 
 /*
  * attach_check -- would attach_empty_heap(path, cfg) get past opening the

@@ -405,13 +405,15 @@ int
 cat_commit(struct catalog *c)
 {
 	cat_stamp_origins(c);
-	struct cat_view v;
+	struct cat_view v, old;
 	cat_view_of(&v, c->scratch, c->hdr.max_segments);
-	if (fsize_cover(c, &v) < 0) {
+	uint64_t w = *commit_word(c);
+	cat_view_of(&old, (char *)c->meta.addr + layout_cat_off(&c->hdr, w & 1),
+			c->hdr.max_segments);
+	if (fsize_cover(c, &v, &old) < 0) {
 		cat_unlock(c);
 		return -1;
 	}
-	uint64_t w = *commit_word(c);
 	if (cat_publish(c, (unsigned)(w & 1) ^ 1, (w >> 1) + 1) < 0) {
 		ckpt_err_prefix("cannot persist the catalog: ");
 		cat_unlock(c);

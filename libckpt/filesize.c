@@ -16,7 +16,11 @@
  *     durable with fdatasync, so a crash can never leave a published
  *     catalog naming a segment past the end of the file. A crash after
  *     the extension and before the publish leaves the file longer than
- *     needed, which is harmless; the next commit trims it;
+ *     needed, which is harmless; the next commit trims it. The size is
+ *     synced whenever the new catalog names a segment higher than the
+ *     published one did, even if the file is long enough already: a young
+ *     heap (format 1.5, attach.c) extends the file under the catalog lock
+ *     without a sync, so the length seen may not be on the disk;
  *   - after it published (fsize_trim): if the new catalog needs less (the
  *     top segments were freed), the file is cut back. A crash before the
  *     cut leaves it longer than needed; a cut that reached the disk before
@@ -24,8 +28,8 @@
  * Everything else that maps or writes a segment does so only after the
  * commit that gave it a role, so no mapping faults past the end (SIGBUS).
  * A FREE segment above the rest that a heap still maps (a cow image pinned
- * without a catalog entry) is kept through the keep hook the pool layer
- * registers.
+ * without a catalog entry, a young heap) is kept through the keep hook the
+ * pool layer registers.
  *
  * A truncated file (the invariant broken from outside) is found where a
  * segment is read: restart checks a checkpoint lies in the file before it
@@ -70,17 +74,30 @@ file_size(int fd, uint64_t *size)
 	return 0;
 }
 
+/* need_named -- bytes up to the end of the highest segment v names as not FREE */
+static uint64_t
+need_named(const struct pool_hdr *hdr, const struct cat_view *v)
+{
+	for (uint32_t i = v->n; i-- > 0;)
+		if (v->e[i].state != CAT_FREE)
+			return layout_seg_off(hdr, i) + hdr->seg_size;
+	return hdr->data_off;
+}
+
 int
-fsize_cover(struct catalog *c, const struct cat_view *v)
+fsize_cover(struct catalog *c, const struct cat_view *v, const struct cat_view *old)
 {
 	if (!(c->hdr.flags & POOL_F_SIZE_FOLLOWS))
 		return 0;
 	uint64_t need = fsize_need(c, v), size;
 	if (file_size(c->fd, &size) < 0)
 		return ckpt_err_set(errno, "cannot stat the pool file: %s", strerror(errno));
-	if (size >= need)
+	/* a file long enough may not be durably so where v names more than
+	 * the published catalog did: a young heap's extension (format 1.5)
+	 * or a crashed one was never synced */
+	if (size >= need && need_named(&c->hdr, v) <= need_named(&c->hdr, old))
 		return 0;
-	if (ftruncate(c->fd, (off_t)need) < 0 || fdatasync(c->fd) < 0)
+	if ((size < need && ftruncate(c->fd, (off_t)need) < 0) || fdatasync(c->fd) < 0)
 		return ckpt_err_set(errno == EFBIG ? ENOSPC : errno,
 				"cannot extend the pool file to %llu bytes: %s",
 				(unsigned long long)need, strerror(errno));

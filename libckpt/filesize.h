@@ -18,13 +18,16 @@
 CKPT_HIDDEN uint64_t fsize_need(struct catalog *c, const struct cat_view *v);
 
 /*
- * fsize_cover -- before a commit publishes v: extend the file to cover it,
- * and make the new size durable (fdatasync) so the published catalog never
- * names a segment past the end of the file. No-op for a pool of format
- * 1.2 or older (full size), or a file already long enough. Crash point
- * catalog:after-grow.
+ * fsize_cover -- before a commit publishes v over the published catalog
+ * old: extend the file to cover v, and make its size durable (fdatasync)
+ * so the published catalog never names a segment past the end of the
+ * file; synced too when v names a higher segment than old, the file
+ * already long enough (a young heap's unsynced extension). No-op for a
+ * pool of format 1.2 or older (full size), or when v needs no more than
+ * the file and old. Crash point catalog:after-grow.
  */
-CKPT_HIDDEN int fsize_cover(struct catalog *c, const struct cat_view *v);
+CKPT_HIDDEN int fsize_cover(struct catalog *c, const struct cat_view *v,
+		const struct cat_view *old);
 
 /*
  * fsize_trim -- after v was published, the lock still held: cut the file

@@ -26,7 +26,7 @@
 
 #define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
 #define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
-#define POOL_FORMAT_MINOR 3              /* compatible additions */
+#define POOL_FORMAT_MINOR 5              /* compatible additions */
 
 #define POOL_HDR_OFF 0u
 #define POOL_COMMIT_OFF 4096u
@@ -175,7 +175,15 @@ struct cat_entry {
  * stays the full size the pool may reach). A libckpt older than 1.3 refuses
  * such a pool ("unknown flags") instead of calling it truncated */
 #define POOL_F_SIZE_FOLLOWS 0x4u
-#define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS)
+/* pool_hdr.flags: the pool may hold young heaps (format 1.5): a FREE
+ * segment whose lease (CAT_LEASE_OFF) a process holds is that process's
+ * heap, not yet published in the catalog; nobody else takes it or cuts it
+ * off the end of the file, and its bytes mean nothing once the lease is
+ * gone. A libckpt older than 1.5 refuses such a pool ("unknown flags")
+ * instead of handing a young heap's segment to another process */
+#define POOL_F_YOUNG_HEAPS 0x8u
+#define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS | \
+		POOL_F_YOUNG_HEAPS)
 
 /* LIVE, or BUSY fork-pending: the heap is in the process's memory, a
  * private image of checkpoint segment source (or of its own empty segment

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "libckpt.h"
@@ -21,7 +22,9 @@ struct engine;
 
 /*
  * ckpt_pool -- one open pool in this process.
- * Invariants: the catalog entry seg is LIVE and owned by self, and heap_map
+ * Invariants: the catalog entry seg is LIVE and owned by self (or, while
+ * young, FREE with our lease on it: a heap of the preload library not yet
+ * published, attach.c), and heap_map
  * maps the heap at hdr.base: segment seg of fd, shared; or in cow mode
  * (eng != NULL) the image in segment eng->base_seg, privately, the entry
  * flagged in memory and naming that segment as its source. In a fork child
@@ -56,6 +59,12 @@ struct ckpt_pool {
 	int fork_fd;                 /* the child's own open file description of
 	                                the pool (holds the reservation's lease), or -1 */
 	uint64_t fork_used;          /* high-water mark at fork */
+	/* young heap (attach.c): seg is FREE in the catalog and held by our
+	 * lease alone until it is published */
+	_Atomic int young;           /* 1 until published */
+	uint64_t young_due_ns;       /* CLOCK_MONOTONIC after which a heap growth publishes it */
+	void (*on_grow)(struct ckpt_pool *p);   /* a hook of a higher layer (attach.c),
+	                                           called as the heap grows, or NULL */
 };
 
 /* pool_usable -- 0 if pool calls may proceed; -1 with a message otherwise */

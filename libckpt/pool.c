@@ -64,6 +64,8 @@ int
 pool_grow(void *arg, uint64_t off, uint64_t len)
 {
 	struct ckpt_pool *p = arg;
+	if (p->on_grow)
+		p->on_grow(p);
 	if (p->detached || p->eng)
 		return 0;           /* a heap in memory: no blocks of ours to back */
 	if (fallocate(p->fd, 0, (off_t)(seg_off(p, p->seg) + off), (off_t)len) < 0 &&
@@ -212,14 +214,18 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c)
 {
 	memset(hdr, 0, sizeof(*hdr));
 	/* a test may ask for a pool as format 1.1 made it (no page-sum area,
-	 * full size) */
+	 * full size), or as 1.3 made it (no young heaps) */
 	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") ? POOL_F_IN_MEMORY_HEAPS
-		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS;
+		: test_flag("CKPT_TEST_FORMAT_1_3") ? POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA |
+			POOL_F_SIZE_FOLLOWS
+		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS |
+			POOL_F_YOUNG_HEAPS;
 	if (layout_compute(hdr, c->heap_size, c->max_segments, flags) < 0)
 		return -1;
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
 	hdr->major = POOL_FORMAT_MAJOR;
-	hdr->minor = flags & POOL_F_SUMS_AREA ? POOL_FORMAT_MINOR : 1;
+	hdr->minor = flags & POOL_F_YOUNG_HEAPS ? POOL_FORMAT_MINOR :
+		flags & POOL_F_SUMS_AREA ? 3 : 1;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
 	hdr->flags = flags;

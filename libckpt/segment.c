@@ -35,6 +35,10 @@ seg_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
 {
 	if (p->eng && p->eng_base == i)
 		return 1;
+	/* a young heap: FREE, held by its process's lease (format 1.5) */
+	if (v->e[i].state == CAT_FREE && (p->hdr.flags & POOL_F_YOUNG_HEAPS) && p->fd >= 0 &&
+	    cat_lease_held(p->fd, i))
+		return 1;
 	for (uint32_t j = 0; j < v->n; j++) {
 		const struct cat_entry *e = &v->e[j];
 		if ((e->state == CAT_LIVE || e->state == CAT_BUSY) &&
@@ -86,6 +90,24 @@ seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch)
 	*punch = p->hdr.seg_size;
 	cat_free_entry(&v->e[best]);
 	return best;
+}
+
+unsigned
+seg_free_oldest_dead(struct ckpt_pool *p, struct cat_view *v, uint32_t *out, unsigned max)
+{
+	unsigned n = 0;
+	while (n < max) {
+		int best = -1;
+		for (uint32_t i = 0; i < v->n; i++)
+			if (seg_dead(p, v, i) && !seg_pinned(p, v, i) &&
+			    (best < 0 || more_reclaimable(&v->e[i], &v->e[best])))
+				best = (int)i;
+		if (best < 0)
+			break;
+		cat_free_entry(&v->e[best]);
+		out[n++] = (uint32_t)best;
+	}
+	return n;
 }
 
 unsigned

@@ -37,8 +37,9 @@ CKPT_HIDDEN int seg_dead(const struct ckpt_pool *p, const struct cat_view *v, ui
  * mode cow), so it must not change: this process's own base, an image a
  * live in-memory entry names as its source, or one another description
  * pins with a lock (a fork child not yet in the catalog; a heap whose image
- * was never published). Retention, reclaim, recycling and seg_take leave
- * it alone.
+ * was never published), or a young heap (a FREE segment whose lease a
+ * process holds, attach.c). Retention, reclaim, recycling and seg_take
+ * leave it alone, and the file keeps it.
  */
 CKPT_HIDDEN int seg_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i);
 
@@ -49,6 +50,13 @@ CKPT_HIDDEN int seg_pinned(const struct ckpt_pool *p, const struct cat_view *v, 
  * the bytes that held data (to punch after the commit), or -1 with ENOSPC.
  */
 CKPT_HIDDEN int seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch);
+
+/*
+ * seg_free_oldest_dead -- reset the max oldest dead entries (seg_take's
+ * order) to FREE; their indices go to out, the count is returned
+ */
+CKPT_HIDDEN unsigned seg_free_oldest_dead(struct ckpt_pool *p, struct cat_view *v, uint32_t *out,
+		unsigned max);
 
 /*
  * seg_free_dead -- reset every dead entry to FREE; their indices go to out

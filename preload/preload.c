@@ -337,11 +337,28 @@ die(const char *fmt, ...)
 	_exit(127);
 }
 
+/* durable_after -- CKPT_RUN_DURABLE_AFTER: ms a heap may stay young (default 200; 0: never) */
+static uint64_t
+durable_after_ns(void)
+{
+	const char *v = getenv("CKPT_RUN_DURABLE_AFTER");
+	if (!v || !*v)
+		return 200 * 1000000ull;
+	char *end;
+	errno = 0;
+	unsigned long long ms = strtoull(v, &end, 10);
+	if (errno || *end || v[0] == '-' || ms > 86400000ull)
+		die("libckpt-preload: CKPT_RUN_DURABLE_AFTER=%s: not a number of milliseconds "
+		    "(0 to 86400000)", v);
+	return ms * 1000000ull;
+}
+
 /* attach -- the heap of this process image: a new segment of pool path */
 static ckpt_pool *
 attach(const char *path)
 {
-	ckpt_pool *p = attach_empty_heap(path, NULL);
+	uint64_t after = durable_after_ns();
+	ckpt_pool *p = attach_empty_heap(path, NULL, after);
 	if (p || errno != ENOENT)
 		return p;
 	struct ckpt_config cfg = { 0 };
@@ -356,16 +373,39 @@ attach(const char *path)
 	}
 	p = ckpt_create(path, &cfg);
 	if (!p && errno == EEXIST)      /* another process created it first */
-		p = attach_empty_heap(path, NULL);
+		p = attach_empty_heap(path, NULL, after);
 	return p;
 }
 
 static __thread int fork_saved_in_lib __attribute__((tls_model("initial-exec")));
 
+/* say -- one line on stderr: "libckpt-preload: what: the library's message" */
+static void
+say(const char *what)
+{
+	char buf[320];
+	int n = snprintf(buf, sizeof(buf), "libckpt-preload: %s: %s\n", what, ckpt_errormsg());
+	if (n > 0 && write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) < 0) {
+		/* stderr is gone */
+	}
+}
+
+/* publish -- a young heap gets its catalog entry (before fork and checkpoints) */
+static void
+publish(void)
+{
+	int was = preload_in_lib;
+	preload_in_lib = 1;
+	if (attach_publish(preload_pool) < 0)
+		say("cannot publish this process's heap in the pool");
+	preload_in_lib = was;
+}
+
 /* atfork_prepare -- the forking thread is inside libckpt until the fork is done */
 static void
 atfork_prepare(void)
 {
+	publish();      /* the child's segment records its parent's */
 	vmem_atfork_prepare();
 	fork_saved_in_lib = preload_in_lib;
 	preload_in_lib = 1;
@@ -383,15 +423,13 @@ atfork_release(void)
 static void
 checkpoint_now(const char *label)
 {
+	publish();
 	int was = preload_in_lib;
 	preload_in_lib = 1;
 	if (ckpt_checkpoint(preload_pool, label, NULL) < 0) {
-		char buf[320];
-		int n = snprintf(buf, sizeof(buf), "libckpt-preload: checkpoint '%s' failed: %s\n",
-				label, ckpt_errormsg());
-		if (n > 0 && write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) < 0) {
-			/* stderr is gone */
-		}
+		char what[96];
+		snprintf(what, sizeof(what), "checkpoint '%s' failed", label);
+		say(what);
 	}
 	preload_in_lib = was;
 }
@@ -443,14 +481,12 @@ checkpointer(void *arg)
 				continue;
 			label = "signal";
 		}
+		publish();
 		pid_t pid = ckpt_checkpoint_background(preload_pool, label);
 		if (pid < 0 || ckpt_checkpoint_wait(preload_pool, pid, NULL, 0) < 0) {
-			char m[320];
-			int k = snprintf(m, sizeof(m), "libckpt-preload: checkpoint '%s' failed: %s\n",
-					label, ckpt_errormsg());
-			if (k > 0 && write(2, m, (size_t)k < sizeof(m) ? (size_t)k : sizeof(m) - 1) < 0) {
-				/* stderr is gone */
-			}
+			char what[96];
+			snprintf(what, sizeof(what), "checkpoint '%s' failed", label);
+			say(what);
 		}
 	}
 	return NULL;

@@ -24,6 +24,13 @@
 #           posix_spawns cc1, as and collect2; cc1's GC heap is mmap)
 #   redis   stock redis-server: redis-benchmark, BGSAVE (its fork child on
 #           its own segment), and after kill -9 a key in the dead heap
+#   young   young heaps (format 1.5): a process that ends within its first
+#           --durable-after ms leaves no segment, one that forks or grows
+#           after that publishes its heap; two young processes never share
+#           a segment, and a young heap past the end of the file is not cut
+#           off by another process's commit; kill -9 at every named point
+#           of a young start-up and of a publish leaves a pool that verifies
+#           and serves the next process
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
@@ -109,8 +116,9 @@ select count(*) from t;" >"$T/sq.out" 2>&1 || { cat "$T/sq.out"; fail "sqlite3";
 	[ "$(sed -n 1p "$T/sq.out")" = ok ] || fail "integrity_check: $(head -3 "$T/sq.out")"
 	[ "$(sed -n 2p "$T/sq.out")" = $((n - n / 3)) ] || fail "row count $(sed -n 2p "$T/sq.out")"
 	# the heap of the killed process holds the query text
-	run "$P" /bin/sh -c 'exec /usr/bin/sqlite3 "$1" "select \"MARKER-sqlite-heap\"; select * from t limit 1;" \
-		>/dev/null; ' sh "$T/t.db" || fail "sqlite3 (2)"
+	"$CKPT_RUN" --quiet --durable-after 0 --pool "$P" -- /bin/sh -c 'exec /usr/bin/sqlite3 "$1" \
+		"select \"MARKER-sqlite-heap\"; select * from t limit 1;" >/dev/null; ' sh "$T/t.db" ||
+		fail "sqlite3 (2)"
 	ref=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
 import json, sys
 s = max((s["time_ns"], s["segment"]) for s in json.load(sys.stdin)["segments"] if s["state"] == "dead")
@@ -187,8 +195,10 @@ EOC
 		while [ $i -lt $nfiles ]; do echo "s += f$i(1);"; i=$((i + 1)); done
 		printf '%s\n' 'printf("%ld\n", s); return 0; }'
 	} >"$T/src/main.c"
-	run "$P" /usr/bin/gcc -O2 -Wall -Werror -o "$T/prog" "$T"/src/*.c ||
-		fail "gcc failed"
+	# --durable-after 0: every process publishes its heap at start, so
+	# each leaves a segment, however short-lived
+	"$CKPT_RUN" --quiet --durable-after 0 --pool "$P" -- \
+		/usr/bin/gcc -O2 -Wall -Werror -o "$T/prog" "$T"/src/*.c || fail "gcc failed"
 	want=$((nfiles + nfiles * (nfiles - 1) / 2))
 	[ "$("$T/prog")" = "$want" ] || fail "the compiled program printed $("$T/prog")"
 	[ "$(segments "$P" dead)" -ge 3 ] || fail "gcc, cc1, as and ld left fewer than 3 segments"
@@ -238,6 +248,116 @@ print(sum(1 for s in json.load(sys.stdin)["segments"] if s["parent"] is not None
 	[ "$(heap_has "$P" "$ref" MARKER-redis-value)" = 1 ] || fail "the value is not in $ref"
 	verify_pool "$P"
 	;;
+young)
+	P=$T/y.pool
+	run "$P" /bin/true || fail "the first run"
+	inuse() { echo $(($(segments "$P" live) + $(segments "$P" dead) + $(segments "$P" busy))); }
+	# ends young: nothing left, whatever it allocated
+	n0=$(inuse)
+	run "$P" /usr/bin/python3 -c 'x = ["MARKER-young-%d" % i for i in range(100000)]' ||
+		fail "python3, young"
+	[ "$(inuse)" = "$n0" ] || fail "a process that ended young left a segment"
+	# grows after --durable-after: published; kill -9 leaves its heap
+	set +e
+	"$CKPT_RUN" --quiet --durable-after 100 --pool "$P" -- /usr/bin/python3 -c '
+import os, time
+time.sleep(0.3)
+x = ["MARKER-grown-%d" % i for i in range(300000)]
+os.kill(os.getpid(), 9)'
+	got=$?
+	set -e
+	[ "$got" = 137 ] || fail "the growing python3 exited $got"
+	ref=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+d = [s for s in json.load(sys.stdin)["segments"] if s["state"] == "dead"]
+print("seg:%d" % max((s["time_ns"], s["segment"]) for s in d)[1] if d else "")')
+	if [ -z "$ref" ]; then
+		fail "a heap that grew after --durable-after was not published"
+	elif [ "$(heap_has "$P" "$ref" MARKER-grown-7)" != 1 ]; then
+		fail "the published heap $ref does not hold the program's data"
+	fi
+	verify_pool "$P"
+	# two young processes at once: B holds a segment, A one past the end
+	# of the file; B publishes (a commit that trims the file) and exits;
+	# A then fills 64 MiB (SIGBUS if its segment was cut off), publishes
+	# by forking and is killed: both heaps dead, each with its own marker
+	Q=$T/two.pool
+	run "$Q" /bin/true || fail "the first run on two.pool"
+	"$CKPT_RUN" --quiet --pool "$Q" -- /usr/bin/python3 -c '
+import os, sys, time
+t = sys.argv[1]
+keep = ["MARKER-B-%d" % i for i in range(1000)]
+open(t + "/b-started", "w").close()
+while not os.path.exists(t + "/a-started"): time.sleep(0.01)
+pid = os.fork()
+if pid == 0: os._exit(0)
+os.waitpid(pid, 0)' "$T" &
+	b=$!
+	"$CKPT_RUN" --quiet --pool "$Q" -- /usr/bin/python3 -c '
+import os, sys, time
+t = sys.argv[1]
+while not os.path.exists(t + "/b-started"): time.sleep(0.01)
+keep = ["MARKER-A-%d" % i for i in range(1000)]
+open(t + "/a-started", "w").close()
+while not os.path.exists(t + "/b-done"): time.sleep(0.01)
+big = bytearray(64 << 20)
+for i in range(0, len(big), 4096): big[i] = 1
+pid = os.fork()
+if pid == 0: os._exit(0)
+os.waitpid(pid, 0)
+os.kill(os.getpid(), 9)' "$T" &
+	a=$!
+	wait $b || fail "process B failed"
+	: >"$T/b-done"
+	set +e
+	wait $a
+	got=$?
+	set -e
+	[ "$got" = 137 ] || fail "process A exited $got (135: SIGBUS, its segment was cut off)"
+	"$INSPECT" list "$Q" --json >"$T/two.json"
+	for who in A B; do
+		ref=$(/usr/bin/python3 -c '
+import json, sys
+d = [s for s in json.load(open(sys.argv[1]))["segments"] if s["state"] == "dead" and s["parent"] is None]
+print(" ".join("seg:%d" % s["segment"] for s in d))' "$T/two.json")
+		found=0
+		for r in $ref; do [ "$(heap_has "$Q" "$r" "MARKER-$who-5")" = 1 ] && found=1; done
+		[ $found = 1 ] || fail "no dead heap holds process $who's data (dead: $ref)"
+	done
+	verify_pool "$Q"
+	# kill -9 at each named point: the pool verifies, and serves the next
+	for point in attach:young-claimed attach:young-formatted attach:before-publish \
+			attach:after-publish catalog:after-grow; do
+		n0=$(inuse)
+		set +e
+		CKPT_TEST_CRASH_AT=$point "$CKPT_RUN" --quiet --pool "$P" -- /usr/bin/python3 -c '
+import os
+keep = ["MARKER-point-%d" % i for i in range(1000)]
+pid = os.fork()
+if pid == 0: os._exit(0)
+os.waitpid(pid, 0)' >"$T/point.out" 2>&1
+		got=$?
+		set -e
+		[ "$got" = 137 ] || fail "$point: not killed there (exit $got): $(cat "$T/point.out")"
+		verify_pool "$P"
+		case $point in
+		attach:after-publish | catalog:after-grow)
+			[ "$(inuse)" -gt "$n0" ] || fail "$point: the published heap left no segment" ;;
+		attach:young-*)
+			[ "$(inuse)" = "$n0" ] || fail "$point: a young heap left a segment" ;;
+		esac
+		run "$P" /usr/bin/python3 -c 'import os
+pid = os.fork()
+if pid == 0: os._exit(0)
+os.waitpid(pid, 0)' || fail "after a kill at $point the next process cannot run"
+	done
+	# a pool of format 1.3 (no young heaps): every heap is published at start
+	CKPT_TEST_FORMAT_1_3=1 run "$T/old.pool" /bin/true || fail "a 1.3 pool"
+	n1=$(segments "$T/old.pool" dead)
+	run "$T/old.pool" /bin/true || fail "true on a 1.3 pool"
+	[ "$(segments "$T/old.pool" dead)" -gt "$n1" ] || fail "a 1.3 pool: the heap was not published"
+	verify_pool "$T/old.pool"
+	;;
 errors)
 	expect() {      # expect STATUS MESSAGE-PATTERN ckpt-run-args...
 		want=$1 pat=$2
@@ -255,6 +375,15 @@ errors)
 	expect 2 "size" --size 12Q -- true
 	expect 2 "not a signal" --checkpoint-on SIGNOPE -- true
 	expect 2 "expected checkpoint or none" --on-exit maybe -- true
+	expect 2 "expected milliseconds" --durable-after soon -- true
+	expect 2 "expected milliseconds" --durable-after -5 -- true
+	set +e
+	CKPT_POOL=$T/a.pool CKPT_RUN_DURABLE_AFTER=x \
+		LD_PRELOAD=$(dirname "$CKPT_RUN")/../preload/libckpt-preload.so /bin/true 2>"$T/out"
+	got=$?
+	set -e
+	[ "$got" = 127 ] && grep -q "CKPT_RUN_DURABLE_AFTER" "$T/out" ||
+		fail "a bad CKPT_RUN_DURABLE_AFTER: exit $got: $(cat "$T/out")"
 	expect 127 "command not found" --pool "$T/a.pool" -- no-such-program-here
 	mkdir "$T/ro"
 	chmod 0555 "$T/ro"

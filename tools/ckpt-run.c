@@ -3,7 +3,8 @@
  *
  *   ckpt-run [--pool PATH] [--size SIZE] [--fork-mode MODE]
  *            [--checkpoint-every SECS] [--checkpoint-on SIGNAL]
- *            [--on-exit checkpoint|none] [--quiet] -- PROGRAM [ARGS]
+ *            [--on-exit checkpoint|none] [--durable-after MS] [--quiet]
+ *            -- PROGRAM [ARGS]
  *
  * Everything that can be checked before the program starts is checked
  * here, so a mistake is a clear message and exit status 127 (2 for bad
@@ -62,7 +63,8 @@ usage(const char *fmt, const char *arg)
 	}
 	fprintf(stderr, "usage: ckpt-run [--pool PATH] [--size SIZE] [--fork-mode MODE]\n"
 		"                [--checkpoint-every SECS] [--checkpoint-on SIGNAL]\n"
-		"                [--on-exit checkpoint|none] [--quiet] -- PROGRAM [ARGS]\n");
+		"                [--on-exit checkpoint|none] [--durable-after MS] [--quiet]\n"
+		"                -- PROGRAM [ARGS]\n");
 	exit(EXIT_USAGE);
 }
 
@@ -239,11 +241,12 @@ main(int argc, char **argv)
 		{ "checkpoint-every", required_argument, NULL, 'e' },
 		{ "checkpoint-on", required_argument, NULL, 'o' },
 		{ "on-exit", required_argument, NULL, 'x' },
+		{ "durable-after", required_argument, NULL, 'd' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *pool = getenv("CKPT_POOL"), *mode = NULL, *on_exit = NULL;
+	const char *pool = getenv("CKPT_POOL"), *mode = NULL, *on_exit = NULL, *after = NULL;
 	uint64_t size = 0;
 	long every = 0;
 	int sig = 0, c;
@@ -281,6 +284,16 @@ main(int argc, char **argv)
 				usage("--on-exit %s: expected checkpoint or none", optarg);
 			on_exit = optarg;
 			break;
+		case 'd': {
+			char *end;
+			errno = 0;
+			unsigned long long ms = strtoull(optarg, &end, 10);
+			if (!*optarg || *end || errno || optarg[0] == '-' || ms > 86400000ull)
+				usage("--durable-after %s: expected milliseconds, 0 to 86400000",
+				      optarg);
+			after = optarg;
+			break;
+		}
 		case 'q':
 			quiet = 1;
 			break;
@@ -327,6 +340,7 @@ main(int argc, char **argv)
 	unsetenv("CKPT_RUN_CHECKPOINT_EVERY");
 	unsetenv("CKPT_RUN_CHECKPOINT_ON");
 	unsetenv("CKPT_RUN_ON_EXIT");
+	unsetenv("CKPT_RUN_DURABLE_AFTER");
 	if (every) {
 		snprintf(num, sizeof(num), "%ld", every);
 		setenv("CKPT_RUN_CHECKPOINT_EVERY", num, 1);
@@ -337,6 +351,8 @@ main(int argc, char **argv)
 	}
 	if (on_exit)
 		setenv("CKPT_RUN_ON_EXIT", on_exit, 1);
+	if (after)
+		setenv("CKPT_RUN_DURABLE_AFTER", after, 1);
 	free(ld);
 
 	fflush(NULL);
@@ -364,8 +380,8 @@ main(int argc, char **argv)
 			cannot("waitpid: %s", strerror(errno));
 	int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (!quiet && !(WIFEXITED(st) && WEXITSTATUS(st) == EXIT_CANNOT))
-		fprintf(stderr, "ckpt-run: %s (pid %ld) %s %d; its heap is in pool %s "
-			"(ckpt-inspect list %s)\n", prog, (long)child,
+		fprintf(stderr, "ckpt-run: %s (pid %ld) %s %d; its heap is in pool %s unless it "
+			"ended young (ckpt-inspect list %s)\n", prog, (long)child,
 			WIFEXITED(st) ? "exited with status" : "was killed by signal",
 			WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), pool, pool);
 	return rc;
