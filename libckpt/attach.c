@@ -20,8 +20,11 @@
  * process reads a FREE segment with a held lease as taken (seg_pinned):
  * seg_take, reclaim and the file's trim leave it alone. The heap is
  * published (a LIVE entry of a new life, durable like any other) by
- * attach_publish: before the process forks or checkpoints, and at the
- * first growth of its heap after publish_after_ns. A young process that
+ * attach_publish: before the process forks or checkpoints (the library
+ * calls it through p->publish: pool_published), and at the first growth
+ * of its heap after publish_after_ns (p->on_grow). A fork child of such a
+ * process starts young too (fork.c), and records its parent when it
+ * publishes. A young process that
  * ends, however it ends, leaves nothing: its lease goes with it and its
  * segment is FREE, as the catalog said all along; the next taker punches
  * it. No crash at any instant leaves the catalog naming bytes it does not
@@ -85,31 +88,6 @@ claim_published(struct ckpt_pool *p)
 }
 
 /*
- * young_pick -- inside a transaction: a FREE segment nobody holds, one in
- * the file first; the file is extended (not synced: the catalog does not
- * name it, filesize.c) to cover one past its end. -1 if there is none.
- */
-static int
-young_pick(struct ckpt_pool *p, const struct cat_view *v)
-{
-	struct stat st;
-	if (fstat(p->fd, &st) < 0)
-		return -1;
-	int past = -1;
-	for (uint32_t i = 0; i < v->n; i++) {
-		if (v->e[i].state != CAT_FREE || seg_pinned(p, v, i))
-			continue;
-		if (fsize_covers(&p->hdr, (uint64_t)st.st_size, i))
-			return (int)i;
-		if (past < 0)
-			past = (int)i;
-	}
-	if (past >= 0 && ftruncate(p->fd, (off_t)(seg_off(p, (uint32_t)past) + p->hdr.seg_size)) < 0)
-		return -1;
-	return past;
-}
-
-/*
  * claim_young -- hold a FREE segment by our lease, writing nothing to the
  * catalog: 1 if we did (p->seg set), 0 if there is none to be had that way
  * (the caller publishes instead), -1. When the pool holds only dead
@@ -122,7 +100,11 @@ claim_young(struct ckpt_pool *p)
 		struct cat_view v;
 		if (cat_begin(&p->cat, &v) < 0)
 			return -1;
-		int seg = young_pick(p, &v);
+		int seg = seg_take_young(p, &v);
+		if (seg < 0 && errno != ENOSPC) {
+			cat_end(&p->cat);
+			return 0;       /* the published path says what is wrong */
+		}
 		if (seg >= 0) {
 			int rc = cat_lease_take(p->fd, (uint32_t)seg);
 			cat_end(&p->cat);
@@ -162,11 +144,16 @@ attach_publish(ckpt_pool *p)
 				"heap to another role", p->seg);
 	}
 	pool_new_heap_entry(p, &v, p->seg);
+	struct cat_entry *e = &v.e[p->seg];
+	if (p->young_parent != CAT_NONE) {      /* a young fork child */
+		e->parent = p->young_parent;
+		e->parent_life = p->young_parent_life;
+	}
+	e->used = heap_high_water(p->heap);
 	test_point("attach:before-publish");
 	if (cat_commit(&p->cat) < 0)
 		return -1;
 	atomic_store(&p->young, 0);
-	p->on_grow = NULL;
 	test_point("attach:after-publish");
 	return 0;
 }
@@ -194,8 +181,11 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg, uint64_t publ
 	if (!p)
 		return NULL;
 	int young = 0;
-	if (publish_after_ns > 0 && (p->hdr.flags & POOL_F_YOUNG_HEAPS))
+	p->young_parent = CAT_NONE;
+	if (publish_after_ns > 0 && (p->hdr.flags & POOL_F_YOUNG_HEAPS)) {
+		p->young_after_ns = publish_after_ns;
 		young = claim_young(p);
+	}
 	if (young < 0 || (young == 0 && claim_published(p) < 0)) {
 		pool_discard(p);
 		return NULL;
@@ -205,7 +195,10 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg, uint64_t publ
 		p->young_due_ns = mono_ns() + publish_after_ns;
 		test_point("attach:young-claimed");
 	}
-	int zeroed = seg_zero(p, p->seg);
+	/* a young heap formats over what the segment holds (its metadata
+	 * rewritten, the rest never read before it is written): a punch would
+	 * first write the last owner's dirty pages back */
+	int zeroed = !young && seg_zero(p, p->seg);
 	if (pool_attach_segment(p, zeroed ? POOL_ATTACH_FORMAT_ZEROED : POOL_ATTACH_FORMAT,
 			p->seg, 0, 0) < 0) {
 		if (!young)
@@ -213,9 +206,11 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg, uint64_t publ
 		pool_discard(p);        /* a young segment: our lease goes with the descriptor */
 		return NULL;
 	}
-	if (young) {
+	if (young)
 		test_point("attach:young-formatted");
+	if (p->young_after_ns) {        /* for us, and for young fork children */
 		p->on_grow = publish_when_due;
+		p->publish = attach_publish;
 	}
 	fork_register(p);
 	return p;

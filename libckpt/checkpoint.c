@@ -209,7 +209,7 @@ publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 CKPT_EXPORT int
 ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 {
-	if (pool_usable(p) < 0)
+	if (pool_usable(p) < 0 || pool_published(p) < 0)
 		return -1;
 	if (label && strlen(label) >= CAT_LABEL_MAX)
 		return ckpt_err_set(EINVAL, "checkpoint label longer than %d bytes",

@@ -7,6 +7,14 @@
  * the instant of fork wait in the allocator; their thread records are
  * released in the child (heap_after_fork_child).
  *
+ * Young children (format 1.5). A pool the preload library attached with
+ * young heaps (young_after_ns, attach.c) reserves a child's segment
+ * without a commit: a FREE segment held by the lease on fork_fd alone
+ * (seg_take_young), filled as below; the child maps it and runs young,
+ * publishing its entry (parent recorded) as attach.c says, or leaving
+ * nothing if it execs or ends first. The parent of such a fork is
+ * published before it forks (the preload library's prepare handler).
+ *
  *  prepare  (parent, before fork): for each pool, hold its mutex and every
  *           heap lock (so the heap bytes are consistent and no thread is
  *           inside the allocator); open a new open file description of the
@@ -75,6 +83,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fork.h"
@@ -124,6 +133,15 @@ reserve_segment(struct ckpt_pool *p)
 	uint64_t punch;             /* segcopy punches the whole segment anyway */
 	if (cat_begin(&p->cat, &v) < 0)
 		return -1;
+	if (p->young_after_ns && (p->hdr.flags & POOL_F_YOUNG_HEAPS)) {
+		/* a young child: held by the lease on fork_fd alone (attach.c) */
+		int seg = seg_take_young(p, &v);
+		if (seg >= 0 && cat_lease_take(p->fork_fd, (uint32_t)seg) == 0) {
+			cat_end(&p->cat);
+			p->fork_young = 1;
+			return seg;
+		}
+	}
 	int seg = seg_take(p, &v, &punch);
 	if (seg < 0 || cat_lease_take(p->fork_fd, (uint32_t)seg) < 0) {
 		cat_end(&p->cat);
@@ -152,7 +170,7 @@ fill_segment(struct ckpt_pool *p, uint32_t seg)
 	int cloned;
 	enum segcopy_how how = p->fork_mode == CKPT_FORK_REFLINK ? SEGCOPY_CLONE : SEGCOPY_COPY;
 	const struct segcopy_opts o = { .kind = (int)p->heap_map.kind,
-		.mid_point = "fork:mid-copy" };
+		.mid_point = "fork:mid-copy", .keep_rest = p->fork_young };
 	return segcopy(p->fd, seg_off(p, p->seg), seg_off(p, seg), p->fork_used,
 			p->hdr.seg_size, how, &o, &cloned);
 }
@@ -190,6 +208,10 @@ fork_prepare_pool(struct ckpt_pool *p)
 	p->fork_seg = -1;
 	p->fork_memfd = -1;
 	p->fork_fd = -1;
+	p->fork_young = 0;
+	/* the child's segment records ours: a young heap is published first
+	 * (a failure leaves it young; the child's record names it anyway) */
+	pool_published(p);
 	pthread_mutex_lock(&p->mu);
 	heap_lock_all(p->heap);
 	p->fork_used = heap_high_water(p->heap);
@@ -273,8 +295,9 @@ fork_parent_pool(struct ckpt_pool *p)
 	/* one fcntl on the common path; a catalog transaction only when the
 	 * reservation is already orphaned: fork failed (EAGAIN, ENOMEM) or the
 	 * child died before claiming it */
-	if (seg >= 0 && !cat_lease_held(p->fd, (uint32_t)seg))
+	if (seg >= 0 && !p->fork_young && !cat_lease_held(p->fd, (uint32_t)seg))
 		seg_release(p, (uint32_t)seg, SEG_OUR_RESERVATION);
+	p->fork_young = 0;      /* a young hold nobody has left is FREE already */
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -437,6 +460,20 @@ fork_child_pool(struct ckpt_pool *p)
 	p->heap_map = m;
 	p->seg = seg;
 	dontfork(p);
+	if (p->fork_young) {
+		/* young: no entry until it publishes (attach.c), which records
+		 * the parent */
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		p->fork_young = 0;
+		p->young_parent = parent_seg;
+		p->young_parent_life = p->life;
+		p->young_due_ns = (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec +
+			p->young_after_ns;
+		atomic_store(&p->young, 1);
+		heap_after_fork_child(p->heap);
+		return;
+	}
 
 	struct cat_view v;
 	if (cat_begin(&p->cat, &v) < 0)

@@ -63,8 +63,14 @@ struct ckpt_pool {
 	 * lease alone until it is published */
 	_Atomic int young;           /* 1 until published */
 	uint64_t young_due_ns;       /* CLOCK_MONOTONIC after which a heap growth publishes it */
-	void (*on_grow)(struct ckpt_pool *p);   /* a hook of a higher layer (attach.c),
-	                                           called as the heap grows, or NULL */
+	uint64_t young_after_ns;     /* how long a new heap may stay young; 0: never
+	                                young (a fork child of ours included) */
+	uint32_t young_parent;       /* a young fork child: its parent's segment, else CAT_NONE */
+	uint64_t young_parent_life;  /* and the parent's life */
+	int fork_young;              /* fork state: the reservation is a young hold */
+	void (*on_grow)(struct ckpt_pool *p);   /* hooks of a higher layer (attach.c):
+	                                           called as the heap grows, or NULL; */
+	int (*publish)(struct ckpt_pool *p);    /* publishes a young heap (pool_published) */
 };
 
 /* pool_usable -- 0 if pool calls may proceed; -1 with a message otherwise */
@@ -78,6 +84,19 @@ pool_usable(const struct ckpt_pool *p)
 			"this process has no durable segment, so its heap is a private "
 			"volatile copy: when it was forked, %s", p->detach_why[0] ?
 			p->detach_why : "the pool could not give it one");
+	return 0;
+}
+
+/*
+ * pool_published -- before anything that needs our catalog entry (a
+ * checkpoint, a fork): a young heap is published first (attach.c's hook).
+ * 0, or -1 with a message.
+ */
+static inline int
+pool_published(struct ckpt_pool *p)
+{
+	if (atomic_load(&p->young) && p->publish)
+		return p->publish(p);
 	return 0;
 }
 

@@ -352,7 +352,7 @@ segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
 		enum segcopy_how how, const struct segcopy_opts *o, int *cloned)
 {
 	*cloned = 0;
-	if (segcopy_punch(fd, dst, seg_size) < 0)
+	if (!(o && o->keep_rest && how == SEGCOPY_COPY) && segcopy_punch(fd, dst, seg_size) < 0)
 		return -1;
 	if (len == 0)
 		return 0;

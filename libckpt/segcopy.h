@@ -38,6 +38,10 @@ enum segcopy_how {
 struct segcopy_opts {
 	int kind;
 	const char *mid_point;
+	int keep_rest;          /* dst past len need not read as zeroes: no
+	                           punch first (a young fork child's heap, which
+	                           reads nothing past its high-water mark; a
+	                           punch writes the range's dirty pages back) */
 };
 
 /*

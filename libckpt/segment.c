@@ -12,7 +12,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "filesize.h"
 #include "owner.h"
 #include "segcopy.h"
 #include "segment.h"
@@ -90,6 +93,28 @@ seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch)
 	*punch = p->hdr.seg_size;
 	cat_free_entry(&v->e[best]);
 	return best;
+}
+
+int
+seg_take_young(struct ckpt_pool *p, const struct cat_view *v)
+{
+	struct stat st;
+	if (fstat(p->fd, &st) < 0)
+		return ckpt_err_set(errno, "cannot stat the pool file: %s", strerror(errno));
+	int past = -1;
+	for (uint32_t i = 0; i < v->n; i++) {
+		if (v->e[i].state != CAT_FREE || seg_pinned(p, v, i))
+			continue;
+		if (fsize_covers(&p->hdr, (uint64_t)st.st_size, i))
+			return (int)i;
+		if (past < 0)
+			past = (int)i;
+	}
+	if (past < 0)
+		return ckpt_err_set(ENOSPC, "no free segment for a young heap");
+	if (ftruncate(p->fd, (off_t)(seg_off(p, (uint32_t)past) + p->hdr.seg_size)) < 0)
+		return ckpt_err_set(errno, "cannot extend the pool file: %s", strerror(errno));
+	return past;
 }
 
 unsigned

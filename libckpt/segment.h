@@ -52,6 +52,16 @@ CKPT_HIDDEN int seg_pinned(const struct ckpt_pool *p, const struct cat_view *v, 
 CKPT_HIDDEN int seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch);
 
 /*
+ * seg_take_young -- for a young heap (format 1.5, attach.c): a FREE
+ * segment nobody holds (seg_pinned), one inside the file first; the file
+ * is extended, without a sync, to cover one past its end (the catalog does
+ * not name it; the commit that first does syncs the size, filesize.c).
+ * The caller takes its lease before it ends the transaction, and commits
+ * nothing. Returns the index, or -1 with ENOSPC (none) or the error.
+ */
+CKPT_HIDDEN int seg_take_young(struct ckpt_pool *p, const struct cat_view *v);
+
+/*
  * seg_free_oldest_dead -- reset the max oldest dead entries (seg_take's
  * order) to FREE; their indices go to out, the count is returned
  */

@@ -390,22 +390,10 @@ say(const char *what)
 	}
 }
 
-/* publish -- a young heap gets its catalog entry (before fork and checkpoints) */
-static void
-publish(void)
-{
-	int was = preload_in_lib;
-	preload_in_lib = 1;
-	if (attach_publish(preload_pool) < 0)
-		say("cannot publish this process's heap in the pool");
-	preload_in_lib = was;
-}
-
 /* atfork_prepare -- the forking thread is inside libckpt until the fork is done */
 static void
 atfork_prepare(void)
 {
-	publish();      /* the child's segment records its parent's */
 	vmem_atfork_prepare();
 	fork_saved_in_lib = preload_in_lib;
 	preload_in_lib = 1;
@@ -423,7 +411,6 @@ atfork_release(void)
 static void
 checkpoint_now(const char *label)
 {
-	publish();
 	int was = preload_in_lib;
 	preload_in_lib = 1;
 	if (ckpt_checkpoint(preload_pool, label, NULL) < 0) {
@@ -481,7 +468,6 @@ checkpointer(void *arg)
 				continue;
 			label = "signal";
 		}
-		publish();
 		pid_t pid = ckpt_checkpoint_background(preload_pool, label);
 		if (pid < 0 || ckpt_checkpoint_wait(preload_pool, pid, NULL, 0) < 0) {
 			char what[96];

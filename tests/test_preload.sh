@@ -23,14 +23,15 @@
 #   gcc     compiling and linking a multi-file C program (the driver
 #           posix_spawns cc1, as and collect2; cc1's GC heap is mmap)
 #   redis   stock redis-server: redis-benchmark, BGSAVE (its fork child on
-#           its own segment), and after kill -9 a key in the dead heap
+#           its own segment, kept with --durable-after 0), and after kill -9
+#           a key in the dead heap
 #   young   young heaps (format 1.5): a process that ends within its first
 #           --durable-after ms leaves no segment, one that forks or grows
 #           after that publishes its heap; two young processes never share
 #           a segment, and a young heap past the end of the file is not cut
 #           off by another process's commit; kill -9 at every named point
 #           of a young start-up and of a publish leaves a pool that verifies
-#           and serves the next process
+#           and serves the next process; fork children start young too
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
@@ -50,8 +51,9 @@ python)
 	run "$P" /usr/bin/python3 -m test -q $tests >"$T/py.out" 2>&1 ||
 		{ tail -20 "$T/py.out"; fail "python3 -m test $tests"; }
 	grep -q "Tests result: SUCCESS" "$T/py.out" || fail "python3 test suite did not succeed"
-	# a fork child and an exec'd image each get a segment; kill -9 leaves the heap
-	run "$P" /usr/bin/python3 -c '
+	# a fork child and an exec'd image each get a segment (--durable-after
+	# 0: published at start, however short their lives); kill -9 leaves the heap
+	"$CKPT_RUN" --quiet --durable-after 0 --pool "$P" -- /usr/bin/python3 -c '
 import os, sys
 keep = ["MARKER-" + "python-heap-%d" % i for i in range(1000)]
 pid = os.fork()
@@ -208,7 +210,7 @@ redis)
 	command -v redis-server >/dev/null || die "redis-server not found: scripts/deps.sh installs it"
 	P=$T/redis.pool
 	SOCK=$T/redis.sock
-	run "$P" /usr/bin/redis-server --port 0 --unixsocket "$SOCK" --save "" --dir "$T" \
+	"$CKPT_RUN" --quiet --durable-after 0 --pool "$P" -- /usr/bin/redis-server --port 0 --unixsocket "$SOCK" --save "" --dir "$T" \
 		--appendonly no >"$T/redis.log" 2>&1 &
 	runpid=$!
 	stop_redis() { kill -9 "$runpid" 2>/dev/null; }
@@ -277,6 +279,37 @@ print("seg:%d" % max((s["time_ns"], s["segment"]) for s in d)[1] if d else "")')
 		fail "the published heap $ref does not hold the program's data"
 	fi
 	verify_pool "$P"
+	# fork children start young: one that exits at once leaves nothing, one
+	# that grows after --durable-after publishes, naming its parent
+	n0=$(inuse)
+	set +e
+	"$CKPT_RUN" --quiet --durable-after 100 --pool "$P" -- /usr/bin/python3 -c '
+import os, time
+keep = ["MARKER-parent-%d" % i for i in range(1000)]
+pid = os.fork()
+if pid == 0: os._exit(0)
+os.waitpid(pid, 0)
+pid = os.fork()
+if pid == 0:
+    time.sleep(0.3)
+    x = ["MARKER-child-%d" % i for i in range(300000)]
+    os.kill(os.getpid(), 9)
+os.waitpid(pid, 0)
+os.kill(os.getpid(), 9)'
+	got=$?
+	set -e
+	[ "$got" = 137 ] || fail "the forking python3 exited $got"
+	[ "$(inuse)" = $((n0 + 2)) ] || fail "a parent and one grown child: $(inuse) segments in use, want $((n0 + 2))"
+	kid=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+d = [s for s in json.load(sys.stdin)["segments"] if s["state"] == "dead" and s["parent"] is not None]
+print("seg:%d" % max((s["time_ns"], s["segment"]) for s in d)[1] if d else "")')
+	if [ -z "$kid" ]; then
+		fail "the grown fork child has no segment naming its parent"
+	elif [ "$(heap_has "$P" "$kid" MARKER-child-7)" != 1 ]; then
+		fail "the fork child's segment $kid does not hold its data"
+	fi
+	verify_pool "$P"
 	# two young processes at once: B holds a segment, A one past the end
 	# of the file; B publishes (a commit that trims the file) and exits;
 	# A then fills 64 MiB (SIGBUS if its segment was cut off), publishes
@@ -341,7 +374,7 @@ os.waitpid(pid, 0)' >"$T/point.out" 2>&1
 		[ "$got" = 137 ] || fail "$point: not killed there (exit $got): $(cat "$T/point.out")"
 		verify_pool "$P"
 		case $point in
-		attach:after-publish | catalog:after-grow)
+		attach:after-publish)
 			[ "$(inuse)" -gt "$n0" ] || fail "$point: the published heap left no segment" ;;
 		attach:young-*)
 			[ "$(inuse)" = "$n0" ] || fail "$point: a young heap left a segment" ;;
