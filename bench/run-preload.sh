@@ -4,7 +4,11 @@
 # (plain, ckpt-run, plain, ...), medians of wall time and their ratio.
 #
 #   bench/run-preload.sh [--smoke] [--reps N] [--dir DIR] [--build-dir DIR]
-#                        [--only NAME,...]
+#                        [--before BUILD-DIR] [--only NAME,...]
+#
+# --before BUILD-DIR adds a third mode, the same workload under the ckpt-run
+# of another build (an earlier commit's), in the same alternation (plain,
+# before, ckpt-run, plain, ...), with its own column and ratio.
 #
 # Workloads (names for --only):
 #   python  python3, a pyperformance-style loop: dict/list/str churn,
@@ -23,7 +27,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-reps=5 smoke=0 dir=/var/tmp build=$root/build only=python,sqlite,redis,gcc,bash
+reps=5 smoke=0 dir=/var/tmp build=$root/build only=python,sqlite,redis,gcc,bash before=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) smoke=1; reps=1 ;;
@@ -31,12 +35,18 @@ while [ $# -gt 0 ]; do
 	--dir) dir=$2; shift ;;
 	--build-dir) build=$2; shift ;;
 	--only) only=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--reps N] [--dir DIR] [--build-dir DIR] [--only NAME,...]" >&2; exit 2 ;;
+	--before) before=$2; shift ;;
+	*) echo "usage: $0 [--smoke] [--reps N] [--dir DIR] [--build-dir DIR] [--before BUILD-DIR] [--only NAME,...]" >&2; exit 2 ;;
 	esac
 	shift
 done
 run=$build/tools/ckpt-run
 [ -x "$run" ] || { echo "run-preload: $run is not built" >&2; exit 1; }
+modes="plain ckpt"
+if [ -n "$before" ]; then
+	[ -x "$before/tools/ckpt-run" ] || { echo "run-preload: $before/tools/ckpt-run is not built" >&2; exit 1; }
+	modes="plain before ckpt"
+fi
 T=$(mktemp -d "$dir/ckpt-bench-preload.XXXXXX")
 srv=
 trap '[ -z "$srv" ] || kill -9 $srv 2>/dev/null; rm -rf "$T"' EXIT
@@ -126,14 +136,22 @@ done
   for i in $(seq 0 $((nfiles - 1))); do echo "s += f$i(100);"; done
   echo 'return (int)(s & 1); }'; } >"$T/src/main.c"
 
-echo "# run-preload: $(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r), reps $reps, pools on $dir"
-printf '%-8s %12s %12s %8s\n' workload plain_ms ckptrun_ms ratio
+echo "# run-preload: $(date -u +%FT%TZ), $(nproc) cores, kernel $(uname -r), reps $reps, pools on $dir, load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$before" ]; then
+	printf '%-8s %12s %12s %12s %8s %8s\n' workload plain_ms before_ms ckptrun_ms before ratio
+else
+	printf '%-8s %12s %12s %8s\n' workload plain_ms ckptrun_ms ratio
+fi
 for w in ${only//,/ }; do
 	pool=$T/$w.pool
-	: >"$T/plain" ; : >"$T/ckpt"
+	: >"$T/plain" ; : >"$T/ckpt"; : >"$T/before"
 	for r in $(seq 0 "$reps"); do       # rep 0 is a warm-up, not counted
-		for mode in plain ckpt; do
-			if [ $mode = plain ]; then wrap=(); else wrap=("$run" --quiet --pool "$pool" --); fi
+		for mode in $modes; do
+			case $mode in
+			plain) wrap=() ;;
+			before) wrap=("$before/tools/ckpt-run" --quiet --pool "$pool.before" --) ;;
+			*) wrap=("$run" --quiet --pool "$pool" --) ;;
+			esac
 			t0=$(now)
 			workload "$w" "${wrap[@]}"
 			t1=$(now)
@@ -143,6 +161,13 @@ for w in ${only//,/ }; do
 		done
 	done
 	p=$(median <"$T/plain") c=$(median <"$T/ckpt")
-	printf '%-8s %12.1f %12.1f %7.2fx\n' "$w" "$(echo "$p / 1000" | bc -l)" \
-		"$(echo "$c / 1000" | bc -l)" "$(echo "$c / $p" | bc -l)"
+	if [ -n "$before" ]; then
+		b=$(median <"$T/before")
+		printf '%-8s %12.1f %12.1f %12.1f %7.2fx %7.2fx\n' "$w" "$(echo "$p / 1000" | bc -l)" \
+			"$(echo "$b / 1000" | bc -l)" "$(echo "$c / 1000" | bc -l)" \
+			"$(echo "$b / $p" | bc -l)" "$(echo "$c / $p" | bc -l)"
+	else
+		printf '%-8s %12.1f %12.1f %7.2fx\n' "$w" "$(echo "$p / 1000" | bc -l)" \
+			"$(echo "$c / 1000" | bc -l)" "$(echo "$c / $p" | bc -l)"
+	fi
 done
