@@ -75,6 +75,18 @@ more_reclaimable(const struct cat_entry *a, const struct cat_entry *b)
 	return a->time_ns < b->time_ns;
 }
 
+/* most_reclaimable -- the dead entry to reuse first (more_reclaimable), or -1 */
+static int
+most_reclaimable(const struct ckpt_pool *p, const struct cat_view *v)
+{
+	int best = -1;
+	for (uint32_t i = 0; i < v->n; i++)
+		if (seg_dead(p, v, i) && !seg_pinned(p, v, i) &&
+		    (best < 0 || more_reclaimable(&v->e[i], &v->e[best])))
+			best = (int)i;
+	return best;
+}
+
 int
 seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch)
 {
@@ -82,11 +94,7 @@ seg_take(struct ckpt_pool *p, struct cat_view *v, uint64_t *punch)
 	for (uint32_t i = 0; i < v->n; i++)
 		if (v->e[i].state == CAT_FREE && !seg_pinned(p, v, i))
 			return (int)i;
-	int best = -1;
-	for (uint32_t i = 0; i < v->n; i++)
-		if (seg_dead(p, v, i) && !seg_pinned(p, v, i) &&
-		    (best < 0 || more_reclaimable(&v->e[i], &v->e[best])))
-			best = (int)i;
+	int best = most_reclaimable(p, v);
 	if (best < 0)
 		return ckpt_err_set(ENOSPC, "no free segment: all %u segments of the pool are in use",
 				v->n);
@@ -122,11 +130,7 @@ seg_free_oldest_dead(struct ckpt_pool *p, struct cat_view *v, uint32_t *out, uns
 {
 	unsigned n = 0;
 	while (n < max) {
-		int best = -1;
-		for (uint32_t i = 0; i < v->n; i++)
-			if (seg_dead(p, v, i) && !seg_pinned(p, v, i) &&
-			    (best < 0 || more_reclaimable(&v->e[i], &v->e[best])))
-				best = (int)i;
+		int best = most_reclaimable(p, v);
 		if (best < 0)
 			break;
 		cat_free_entry(&v->e[best]);

@@ -782,6 +782,46 @@ test_format_zeroed(void **state)
 	th_unmap(&g);
 }
 
+/*
+ * test_format_over_garbage -- heap_format over a segment full of another
+ * heap's bytes (a young heap formats over the last owner's segment, a
+ * young fork child's segment holds them past its high-water mark): every
+ * class and large blocks work, calloc is zeroed, the walk is clean, and a
+ * re-attach walks the same heap
+ */
+static void
+test_format_over_garbage(void **state)
+{
+	(void)state;
+	struct th_seg g;
+	th_map(&g, tu_path("garbage2"), SEG_SIZE, 0);
+	memset(g.addr, 0x5a, SEG_SIZE);
+	assert_int_equal(heap_format(g.addr, SEG_SIZE, NULL, NULL), 0);
+	struct heap *h = heap_attach_new(g.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(h);
+	static void *p[3000];
+	for (int i = 0; i < 3000; i++) {
+		size_t n = (size_t)1 << (i % 16);       /* 1 B .. 32 KiB */
+		p[i] = i % 3 ? heap_alloc(h, n) : heap_calloc(h, 1, n);
+		assert_non_null(p[i]);
+		if (i % 3 == 0)
+			for (size_t k = 0; k < n; k += 97)
+				assert_int_equal(((unsigned char *)p[i])[k], 0);
+		memset(p[i], i & 0xff, n);
+	}
+	for (int i = 0; i < 3000; i += 2)
+		assert_int_equal(heap_free(h, p[i]), 0);
+	th_walk_ok(g.addr, heap_high_water(h), NULL, NULL);
+	heap_detach(h);
+	h = heap_attach(g.addr, SEG_SIZE, NULL, NULL);
+	assert_non_null(h);
+	for (int i = 1; i < 3000; i += 2)
+		assert_int_equal(heap_free(h, p[i]), 0);
+	th_walk_ok(g.addr, heap_high_water(h), NULL, NULL);
+	heap_detach(h);
+	th_unmap(&g);
+}
+
 int
 main(void)
 {
@@ -804,6 +844,7 @@ main(void)
 		cmocka_unit_test(test_fork_after_other_heap),
 		cmocka_unit_test(test_fork_while_running),
 		cmocka_unit_test(test_format_zeroed),
+		cmocka_unit_test(test_format_over_garbage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

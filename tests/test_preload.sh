@@ -254,6 +254,13 @@ young)
 	P=$T/y.pool
 	run "$P" /bin/true || fail "the first run"
 	inuse() { echo $(($(segments "$P" live) + $(segments "$P" dead) + $(segments "$P" busy))); }
+	newest_dead() {         # newest_dead POOL all|child -- "seg:N" of the newest dead heap, or ""
+		"$INSPECT" list "$1" --json | /usr/bin/python3 -c '
+import json, sys
+d = [s for s in json.load(sys.stdin)["segments"] if s["state"] == "dead" and
+     (sys.argv[1] == "all" or s["parent"] is not None)]
+print("seg:%d" % max((s["time_ns"], s["segment"]) for s in d)[1] if d else "")' "$2"
+	}
 	# ends young: nothing left, whatever it allocated
 	n0=$(inuse)
 	run "$P" /usr/bin/python3 -c 'x = ["MARKER-young-%d" % i for i in range(100000)]' ||
@@ -269,10 +276,7 @@ os.kill(os.getpid(), 9)'
 	got=$?
 	set -e
 	[ "$got" = 137 ] || fail "the growing python3 exited $got"
-	ref=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
-import json, sys
-d = [s for s in json.load(sys.stdin)["segments"] if s["state"] == "dead"]
-print("seg:%d" % max((s["time_ns"], s["segment"]) for s in d)[1] if d else "")')
+	ref=$(newest_dead "$P" all)
 	if [ -z "$ref" ]; then
 		fail "a heap that grew after --durable-after was not published"
 	elif [ "$(heap_has "$P" "$ref" MARKER-grown-7)" != 1 ]; then
@@ -300,10 +304,7 @@ os.kill(os.getpid(), 9)'
 	set -e
 	[ "$got" = 137 ] || fail "the forking python3 exited $got"
 	[ "$(inuse)" = $((n0 + 2)) ] || fail "a parent and one grown child: $(inuse) segments in use, want $((n0 + 2))"
-	kid=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
-import json, sys
-d = [s for s in json.load(sys.stdin)["segments"] if s["state"] == "dead" and s["parent"] is not None]
-print("seg:%d" % max((s["time_ns"], s["segment"]) for s in d)[1] if d else "")')
+	kid=$(newest_dead "$P" child)
 	if [ -z "$kid" ]; then
 		fail "the grown fork child has no segment naming its parent"
 	elif [ "$(heap_has "$P" "$kid" MARKER-child-7)" != 1 ]; then
