@@ -197,8 +197,10 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg, uint64_t publ
 	}
 	/* a young heap formats over what the segment holds (its metadata
 	 * rewritten, the rest never read before it is written): a punch would
-	 * first write the last owner's dirty pages back */
-	int zeroed = !young && seg_zero(p, p->seg);
+	 * first write the last owner's dirty pages back. In cow mode the
+	 * segment is the heap's base image, whose pages a checkpoint copies
+	 * as they are: punched, as every other heap's */
+	int zeroed = (!young || p->fork_mode == CKPT_FORK_COW) && seg_zero(p, p->seg);
 	if (pool_attach_segment(p, zeroed ? POOL_ATTACH_FORMAT_ZEROED : POOL_ATTACH_FORMAT,
 			p->seg, 0, 0) < 0) {
 		if (!young)
