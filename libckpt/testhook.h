@@ -21,10 +21,15 @@
  *                        to its path                                (pool.c)
  *   create:after-publish   linked, the hidden name (if any) and the
  *                        directory not yet synced                (newfile.c)
- *   catalog:after-grow   a commit extended the file (size durable), the
- *                        catalog not yet published              (filesize.c)
+ *   catalog:after-grow   a commit extended the file, or synced a size a
+ *                        young heap's extension left unsynced (size durable),
+ *                        the catalog not yet published          (filesize.c)
  *   catalog:before-trim  a commit published a catalog that needs less, the
  *                        file not yet cut back                  (filesize.c)
+ *   attach:young-claimed, attach:young-formatted  a new process's young heap:
+ *                        its segment held by the lease, then formatted;
+ *   attach:before-publish, attach:after-publish   its publication, inside
+ *                        the transaction and after the commit   (attach.c)
  * A "mid-copy" point is passed to segcopy, which fires it after the first
  * chunk of data when more follows, with small chunks while it is armed.
  *
@@ -46,6 +51,8 @@
  *                         know a first access meets a hole (engine/lazy.c)
  *   CKPT_TEST_FORMAT_1_1  ckpt_create makes a format 1.1 pool (no page-sum
  *                         area, full size), as an older libckpt did (pool.c)
+ *   CKPT_TEST_FORMAT_1_3  ckpt_create makes a format 1.3 pool (no young
+ *                         heaps), as an older libckpt did (pool.c)
  *   CKPT_TEST_NO_TMPFILE  ckpt_create builds the pool under a hidden name
  *                         and links it, as where O_TMPFILE is refused
  *                         (newfile.c)
