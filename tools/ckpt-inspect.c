@@ -372,6 +372,17 @@ tree_visit(struct inspect *in, const int *up, uint32_t i, int depth, char *seen,
 		}
 }
 
+/*
+ * young_heap -- 1 if free segment i holds a young heap: a running process
+ * holds its lease and has not published it in the catalog (format 1.5)
+ */
+static int
+young_heap(struct inspect *in, uint32_t i)
+{
+	return in->cat.e[i].state == CAT_FREE && (in->hdr.flags & POOL_F_YOUNG_HEAPS) &&
+		cat_lease_held(in->fd, i);
+}
+
 /* list_json_row -- one segment object of list --json; rows[r] describes it */
 static void
 list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsigned r)
@@ -389,7 +400,7 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 			"\"parent\":null,\"source\":null,\"restarted_from\":null,\"lineage\":null,"
 			"\"tree_parent\":null,\"depth\":0,\"children\":[],\"time\":null,"
 			"\"time_ns\":null,\"used\":0,\"in_use\":0,\"lazy_restart\":null,"
-			"\"remote\":null}");
+			"\"remote\":null,\"young\":%s}", young_heap(in, i) ? "true" : "false");
 		return;
 	}
 	char t[40];
@@ -447,10 +458,11 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 		json_string(rs.url);
 		printf(",\"%s\":", strcmp(rs.state, "pushed") == 0 ? "manifest" : "detail");
 		json_string(rs.detail);
-		printf(",\"time_ns\":%" PRIu64 "}}", rs.time_ns);
+		printf(",\"time_ns\":%" PRIu64 "}", rs.time_ns);
 	} else {
-		printf("null}");
+		printf("null");
 	}
+	printf(",\"young\":false}");
 }
 
 /* remote_note -- the NOTE column of a checkpoint's push state (POOL.remote) */
@@ -669,6 +681,13 @@ cmd_list(struct inspect *in, int argc, char **argv)
 	for (unsigned k = 0; k < nfl; k++, fl += strlen(fl) + 1)
 		printf("%-*s  %-10s %6s %6s %6s  %-16s %8s  %-24s %10s %10s\n", tw, fl,
 			"free", "-", "-", "-", "-", "-", "-", "-", "-");
+	int nyoung = 0;
+	for (unsigned r = ntree; r < nrows; r++)
+		if (young_heap(in, rows[r].seg))
+			printf("%s%u", nyoung++ ? "," : "young    free segments holding a young heap of a "
+				"running process (not published yet): ", rows[r].seg);
+	if (nyoung)
+		printf("\n");
 out:
 	free(fbuf);
 	free(tree);
