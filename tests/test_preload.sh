@@ -266,6 +266,24 @@ print("seg:%d" % max((s["time_ns"], s["segment"]) for s in d)[1] if d else "")' 
 	run "$P" /usr/bin/python3 -c 'x = ["MARKER-young-%d" % i for i in range(100000)]' ||
 		fail "python3, young"
 	[ "$(inuse)" = "$n0" ] || fail "a process that ended young left a segment"
+	# while it runs, ckpt-inspect marks its free segment young; then not
+	nyoung() {
+		"$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+print(sum(1 for s in json.load(sys.stdin)["segments"] if s["young"]))'
+	}
+	run "$P" /usr/bin/python3 -c '
+import os, sys, time
+open(sys.argv[1], "w").close()
+time.sleep(1)' "$T/y-started" &
+	yp=$!
+	i=0
+	until [ -e "$T/y-started" ]; do
+		i=$((i + 1)); [ $i -lt 1500 ] || break; sleep 0.02
+	done
+	[ "$(nyoung)" = 1 ] || fail "a running young heap is not listed as young"
+	wait $yp || fail "the sleeping python3 failed"
+	[ "$(nyoung)" = 0 ] || fail "a young heap is listed after its process ended"
 	# grows after --durable-after: published; kill -9 leaves its heap
 	set +e
 	"$CKPT_RUN" --quiet --durable-after 100 --pool "$P" -- /usr/bin/python3 -c '
