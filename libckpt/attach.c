@@ -5,10 +5,15 @@
  * attach_empty_heap is ckpt_open without the checkpoint: resolve the
  * settings (config.c), open the pool and reserve its base (pool_open),
  * take a segment, format an empty heap in it (pool_attach_segment) and arm
- * fork handling. The segment is punched whole first (one that held a dead
- * heap, or a FREE one holding a young heap's or a crash's leftovers), so
- * the new heap starts on zeroes and is formatted writing only its nonzero
- * bytes, a few pages (heap_format_zeroed).
+ * fork handling. A heap published at start punches its segment whole first
+ * (one that held a dead heap, or a FREE one holding a young heap's or a
+ * crash's leftovers), so it starts on zeroes and is formatted writing only
+ * its nonzero bytes, a few pages (heap_format_zeroed). A young heap
+ * formats over whatever its segment holds (all of the metadata written,
+ * the rest never read before the heap writes it): on ext4 a punch first
+ * writes the range's dirty pages back, the last owner's heap, which under
+ * I/O load took longer than a short process lives. In cow mode the
+ * segment is the heap's base image and is punched in every case.
  *
  * Young heaps (format 1.5, POOL_F_YOUNG_HEAPS). Most processes of a shell
  * or a compiler driver live milliseconds; a durable catalog commit for each
@@ -121,7 +126,8 @@ claim_young(struct ckpt_pool *p)
 		}
 		if (cat_commit(&p->cat) < 0)
 			return -1;
-		/* their blocks: each taker punches the segment it takes */
+		/* their blocks stay until a taker formats over them (young) or
+		 * punches them (published) */
 	}
 	return 0;
 }
