@@ -31,9 +31,16 @@
  * CKPT_POOL and attaches a fresh heap of its own in the same pool (a
  * program that clears them runs without the pool).
  *
- * exit. The segment is never closed: when the process ends, however it
- * ends, its heap stays in the pool as a dead segment for inspection (until
- * a later process needs the segment). With CKPT_RUN_ON_EXIT=checkpoint, an
+ * Young heaps. The heap starts young (attach.c, pool format 1.5): held by
+ * the process's lease, not in the catalog, so a process that lives
+ * milliseconds pays no durable commit. libckpt publishes it before a fork
+ * or a checkpoint, and as it grows after CKPT_RUN_DURABLE_AFTER ms
+ * (default 200; 0: at start). Fork children start young too.
+ *
+ * exit. The segment is never closed: when a published process ends,
+ * however it ends, its heap stays in the pool as a dead segment for
+ * inspection (until a later process needs the segment); one that ends
+ * young leaves a free segment. With CKPT_RUN_ON_EXIT=checkpoint, an
  * exit() of the process ckpt-run started (CKPT_RUN_PID) first takes a
  * checkpoint labelled "exit".
  *
