@@ -331,39 +331,66 @@ test_sparse_holes_before_enomem(void **state)
 	check_ok(0);
 }
 
+/* freer -- frees the block arg from another thread (a remote free) */
+static void *
+freer(void *arg)
+{
+	return (void *)(intptr_t)heap_free(H, arg);
+}
+
 /*
- * test_format_versions -- a version 1 heap (the format before full slabs
- * could hold free blocks; its bytes are a valid version 2 heap) is walked
- * and attached, and attaching
- * raises it to version 2 with its blocks intact; a version this library
- * does not know is refused by both, with the version named, and the bytes
- * are left as they were.
+ * test_format_versions -- a version 2 heap (as the version 2 code wrote it:
+ * heap_downgrade_v2 puts the class geometry back in every slab header),
+ * holding slabs of several classes, a pending remote free and a large
+ * block, is walked and attached, and attaching raises it to version 3 with
+ * its blocks intact and usable; so is a version 1 heap (the same bytes:
+ * version 2 only allowed more). A version this library does not know is
+ * refused by both, with the version named, and the bytes are left as they
+ * were.
  */
 static void
 test_format_versions(void **state)
 {
 	(void)state;
 	uint32_t *ver = (uint32_t *)((char *)seg.addr + 8);
-	char *p = heap_alloc(H, 100), *q = heap_alloc(H, 5000);
-	assert_non_null(p);
-	assert_non_null(q);
-	memset(p, 0x11, 100);
-	memset(q, 0x22, 5000);
-	assert_int_equal(*ver, 2);
+	for (uint32_t old = 2; old >= 1; old--) {
+		char *p = heap_alloc(H, 100), *q = heap_alloc(H, 5000);
+		char *big = heap_alloc(H, 200000), *r = heap_alloc(H, 100);
+		assert_non_null(p);
+		assert_non_null(q);
+		assert_non_null(big);
+		assert_non_null(r);
+		memset(p, 0x11, 100);
+		memset(q, 0x22, 5000);
+		pthread_t t;            /* r goes on its slab's remote list */
+		void *rc;
+		assert_int_equal(pthread_create(&t, NULL, freer, r), 0);
+		pthread_join(t, &rc);
+		assert_int_equal((intptr_t)rc, 0);
+		assert_int_equal(*ver, 3);
+		heap_detach(H);
+
+		heap_downgrade_v2(seg.addr);
+		*ver = old;
+		th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
+		H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+		assert_non_null(H);
+		assert_int_equal(*ver, 3);
+		th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
+		assert_int_equal(heap_usable_size(H, p), 112);
+		assert_int_equal((unsigned char)p[99], 0x11);
+		assert_int_equal((unsigned char)q[4999], 0x22);
+		check_ok(112 + heap_usable_size(H, q) + heap_usable_size(H, big));
+		assert_int_equal(heap_free(H, r), -1);        /* freed before the upgrade */
+		assert_int_equal(errno, ENOENT);
+		assert_int_equal(heap_free(H, p), 0);
+		assert_int_equal(heap_free(H, q), 0);
+		assert_int_equal(heap_free(H, big), 0);
+		check_ok(0);
+	}
 	heap_detach(H);
 
-	*ver = 1;
-	th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
-	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
-	assert_non_null(H);
-	assert_int_equal(*ver, 2);
-	assert_int_equal(heap_usable_size(H, p), 112);
-	assert_int_equal((unsigned char)p[99], 0x11);
-	assert_int_equal((unsigned char)q[4999], 0x22);
-	check_ok(112 + heap_usable_size(H, q));
-	heap_detach(H);
-
-	static const uint32_t bad[] = { 0, 3, 0xffffffffu };
+	static const uint32_t bad[] = { 0, 4, 0xffffffffu };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		*ver = bad[i];
 		errno = 0;
@@ -377,11 +404,9 @@ test_format_versions(void **state)
 			fail_msg("message '%s' does not refuse the version", ckpt_errormsg());
 		assert_int_equal(*ver, bad[i]);
 	}
-	*ver = 2;
+	*ver = 3;
 	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
 	assert_non_null(H);
-	assert_int_equal(heap_free(H, p), 0);
-	assert_int_equal(heap_free(H, q), 0);
 	check_ok(0);
 }
 
