@@ -240,11 +240,55 @@ test_loop_named(void **state)
 	fail_msg("no free-list head found");
 }
 
+/*
+ * a damaged slab is found on its first use: attach (metadata only) takes
+ * the heap; a free into the slab fails with EINVAL naming it and leaves its
+ * page as it was; blocks of other slabs still come and go; the check of
+ * every slab (heap_validate_all) names it
+ */
+static void
+test_first_use(void **state)
+{
+	(void)state;
+	uint8_t *buf = aligned_alloc(HEAP_SEG_ALIGN, SEG_SIZE);
+	memset(buf, 0, SEG_SIZE);
+	memcpy(buf, orig, orig_hw);
+	const struct heap_block_info *x = NULL;
+	for (size_t i = 0; i < blocks.n && !x; i++)
+		if (blocks.b[i].state == HEAP_BLOCK_ALLOCATED && blocks.b[i].size <= 1024)
+			x = &blocks.b[i];
+	assert_non_null(x);
+	uint64_t so = x->offset & ~(uint64_t)16383;      /* one-page slab: its header */
+	uint32_t used;
+	memcpy(&used, buf + so + 16, 4);
+	used += 1000;
+	memcpy(buf + so + 16, &used, 4);
+	uint8_t *before = malloc(16384);
+	memcpy(before, buf + so, 16384);
+
+	struct heap *h = heap_attach(buf, SEG_SIZE, NULL, NULL);
+	assert_non_null(h);
+	errno = 0;
+	assert_int_equal(heap_free(h, buf + x->offset), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(th_errmsg_has("damaged heap"));
+	assert_memory_equal(buf + so, before, 16384);
+	void *q = heap_alloc(h, 40000);
+	assert_non_null(q);
+	assert_int_equal(heap_free(h, q), 0);
+	assert_int_equal(heap_validate_all(h), -1);
+	assert_true(th_errmsg_has("counts out of range"));
+	heap_detach(h);
+	free(before);
+	free(buf);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loop_named),
+		cmocka_unit_test(test_first_use),
 		cmocka_unit_test(test_hostile),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
