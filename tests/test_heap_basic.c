@@ -410,6 +410,60 @@ test_format_versions(void **state)
 	check_ok(0);
 }
 
+/*
+ * test_attach_reads_metadata_only -- attaching a heap full of slabs of many
+ * classes (two threads' worth: an orphan slot, remote frees pending) reads
+ * nothing past the metadata: it succeeds with every data page PROT_NONE
+ * (a lazy restart then faults in no slab before the program runs). Then
+ * the heap works: the blocks are there, the orphan slot is taken over,
+ * frees and allocations of every class succeed, the walker is content.
+ */
+static void
+test_attach_reads_metadata_only(void **state)
+{
+	(void)state;
+	static void *p[3000];
+	uint64_t total = 0;
+	for (int i = 0; i < 3000; i++) {
+		p[i] = heap_alloc(H, (size_t)(i * 37) % 5000 + 1);
+		assert_non_null(p[i]);
+		memset(p[i], i & 0xff, 1);
+	}
+	pthread_t t;      /* frees from another thread: remote lists, another slot */
+	void *rc;
+	for (int i = 0; i < 3000; i += 7) {
+		assert_int_equal(pthread_create(&t, NULL, freer, p[i]), 0);
+		pthread_join(t, &rc);
+		assert_int_equal((intptr_t)rc, 0);
+		p[i] = NULL;
+	}
+	heap_detach(H);
+	uint64_t data_off;
+	memcpy(&data_off, (char *)seg.addr + 64, 8);
+	assert_true(data_off > 0 && data_off < SEG_SIZE);
+	assert_int_equal(mprotect((char *)seg.addr + data_off, SEG_SIZE - data_off, PROT_NONE), 0);
+	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+	assert_int_equal(mprotect((char *)seg.addr + data_off, SEG_SIZE - data_off,
+			PROT_READ | PROT_WRITE), 0);
+	assert_non_null(H);
+	for (int i = 0; i < 3000; i++) {
+		if (!p[i])
+			continue;
+		assert_int_equal(*(unsigned char *)p[i], i & 0xff);
+		total += heap_usable_size(H, p[i]);
+	}
+	check_ok(total);
+	for (int i = 0; i < 3000; i++) {
+		assert_int_equal(heap_free(H, p[i]), 0);
+		p[i] = heap_alloc(H, (size_t)(i * 53) % 5000 + 1);
+		assert_non_null(p[i]);
+	}
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(heap_free(H, p[i]), 0);
+	assert_int_equal(heap_validate_all(H), 0);
+	check_ok(0);
+}
+
 static void *
 free_twice_thread(void *arg)
 {
@@ -779,6 +833,7 @@ main(void)
 		cmocka_unit_test(test_invalid_free),
 		cmocka_unit_test(test_root),
 		cmocka_unit_test(test_format_versions),
+		cmocka_unit_test(test_attach_reads_metadata_only),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_thread_exit_and_adopt),
 		cmocka_unit_test(test_lock_all_while_running),
