@@ -48,6 +48,9 @@ struct ckpt_config {          /* all-zero means every default */
 	                              older ones are freed once a newer one is
 	                              published; 0: 4 */
 	mode_t mode;              /* permissions of a created pool; 0: 0600 */
+	const char *key_file;     /* sealed pool: file holding a 32-byte key (raw, or
+	                             64 hex digits); NULL: unsealed, unless
+	                             CKPT_KEY_FILE is set (read at create and open) */
 };
 
 /* Pools. */

@@ -67,6 +67,12 @@
  * on the parent's base image on that description (catalog.h, Pins); the
  * child claims a segment itself (child_claim_cow), which pins the image
  * through the catalog, and then drops the lock.
+ *
+ * Sealed pools: the heap is private memory too (map_sealed_heap), so a fork
+ * is a plain fork as in cow mode, with nothing to pin: prepare reopens the
+ * pool for the child, and the child claims a segment for its entry (LIVE,
+ * in memory; child_claim_memory). Its heap never reaches the file; its
+ * checkpoints are sealed with the key it inherited.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -92,9 +98,8 @@ static pthread_once_t install_once_flag = PTHREAD_ONCE_INIT;
 static void
 dontfork(struct ckpt_pool *p)
 {
-	/* (cow: the child inherits the private mapping, which is its heap) */
-	if (p->fork_mode != CKPT_FORK_SHARED && p->fork_mode != CKPT_FORK_COW &&
-	    p->heap_map.addr)
+	/* (cow, sealed: the child inherits the private mapping, which is its heap) */
+	if (p->fork_mode != CKPT_FORK_SHARED && !pool_heap_in_memory(p) && p->heap_map.addr)
 		madvise(p->heap_map.addr, p->heap_map.len, MADV_DONTFORK);
 }
 
@@ -198,6 +203,13 @@ fork_prepare_pool(struct ckpt_pool *p)
 	p->fork_fd = reopen_pool(p);
 	if (p->fork_mode == CKPT_FORK_SHARED)
 		return;
+	if (p->seal) {
+		/* the child's heap is the kernel's copy of ours: nothing to
+		 * copy, reserve or pin; the child claims its entry itself */
+		snprintf(p->detach_why, sizeof(p->detach_why), "%s",
+			p->fork_fd < 0 ? ckpt_errormsg() : "");
+		return;
+	}
 	if (p->eng) {
 		/* a lazy restart's holes would be zeros in the child */
 		image_settle(p);
@@ -330,19 +342,18 @@ adopt_fd(struct ckpt_pool *p, int fd)
 }
 
 /*
- * child_claim_cow -- a cow child's entry: one catalog transaction takes a
- * segment (it holds nothing until the child's first checkpoint writes an
- * image elsewhere) and records it LIVE, in memory, mapping the parent's
- * base image, which the entry now pins; then the parent's pin lock can go.
- * Without a segment the child runs on, volatile, its inherited description
- * keeping the pin (and the base image) until it exits.
+ * child_claim_memory -- the entry of a child whose heap is in memory (cow,
+ * sealed): one catalog transaction takes a segment (it holds nothing
+ * until the child's first checkpoint writes an image elsewhere) and
+ * records it LIVE, in memory, naming source (cow: the parent's base image,
+ * which the entry now pins; sealed: CAT_NONE). 0, or -1 after marking the
+ * child detached: without a segment it runs on, volatile, its inherited
+ * description keeping any pin until it exits.
  */
-static void
-child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
+static int
+child_claim_memory(struct ckpt_pool *p, uint32_t parent_seg, uint32_t source)
 {
 	const uint64_t parent_life = p->life;
-	const uint32_t base = p->eng->base_seg;
-	image_after_fork_child(p);
 	if (p->fork_fd < 0)
 		child_die(p, "no description of its own");
 	adopt_fd(p, p->fork_fd);
@@ -363,8 +374,7 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 			e->flags = CAT_F_IN_MEMORY;
 			e->owner = p->self;
 			e->parent = parent_seg;
-			e->source = base;   /* whatever it is: a checkpoint, or
-					       the parent's own segment or image */
+			e->source = source;
 			e->life = e->lineage = v.h->next_life++;
 			e->parent_life = parent_life;
 			e->used = p->fork_used;
@@ -382,9 +392,23 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 		snprintf(p->detach_why, sizeof(p->detach_why),
 			"no segment could be had: %s", ckpt_errormsg());
 		p->detached = 1;    /* the private mapping is its own copy already */
-		return;
+		return -1;
 	}
-	cat_pin_drop(p->fd, base);
+	return 0;
+}
+
+/*
+ * child_claim_cow -- a cow child's entry (child_claim_memory) maps the
+ * parent's base image, whatever it is (a checkpoint, or the parent's own
+ * segment or image); once the entry pins it, the parent's pin lock can go
+ */
+static void
+child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
+{
+	const uint32_t base = p->eng->base_seg;
+	image_after_fork_child(p);
+	if (child_claim_memory(p, parent_seg, base) == 0)
+		cat_pin_drop(p->fd, base);
 }
 
 /* fork_child_pool -- take over the reserved segment in the child */
@@ -409,8 +433,11 @@ fork_child_pool(struct ckpt_pool *p)
 	}
 	if (owner_self(&p->self) < 0)
 		child_die(p, "process identity");
-	if (p->eng) {
-		child_claim_cow(p, parent_seg);
+	if (p->eng || p->seal) {
+		if (p->eng)
+			child_claim_cow(p, parent_seg);
+		else
+			child_claim_memory(p, parent_seg, CAT_NONE);
 		heap_after_fork_child(p->heap);
 		return;
 	}
