@@ -104,6 +104,11 @@ import_begin(struct import *im, const char *path, const struct import_desc *d)
 	if (!im->p)
 		goto fail;
 	const struct pool_hdr *h = &im->p->hdr;
+	if (h->flags & POOL_F_SEALED) {
+		ckpt_err_set(ENOTSUP, "pool %s is sealed: pulling checkpoints into a sealed "
+				"pool is not supported yet", path);
+		goto fail;
+	}
 	if (memcmp(h->uuid, d->uuid, sizeof(h->uuid)) != 0) {
 		ckpt_err_set(EINVAL, "pool %s is another pool (its uuid differs from the "
 				"checkpoint's)", path);

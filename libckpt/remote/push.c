@@ -208,6 +208,12 @@ remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
 	struct inspect in;
 	if (inspect_open(&in, path) < 0)
 		return -1;
+	if (in.hdr.flags & POOL_F_SEALED) {
+		/* a manifest cannot carry a sealed checkpoint's seal record yet */
+		inspect_close(&in);
+		return ckpt_err_set(ENOTSUP, "pool %s is sealed: pushing sealed checkpoints "
+				"to a remote store is not supported yet", path);
+	}
 	int ret = -1;
 	uint32_t seg;
 	void *mbuf = NULL;
