@@ -37,6 +37,9 @@
 
 #include <libckpt.h>
 
+#include "bench_rand.h"
+#include "bench_stats.h"
+
 #define MiB ((uint64_t)1 << 20)
 #define BLOCK (MiB - 64)
 #define ROOT_MAGIC 0x4c41455354534542ull
@@ -52,14 +55,6 @@ struct root {
 	struct block *head;
 };
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void __attribute__((noreturn, format(printf, 1, 2)))
 die(const char *fmt, ...)
 {
@@ -72,32 +67,13 @@ die(const char *fmt, ...)
 	exit(1);
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
+/* size_arg -- a size from the command line, or die */
 static uint64_t
-parse_size(const char *s)
+size_arg(const char *s)
 {
-	char *end;
-	uint64_t v = strtoull(s, &end, 10);
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; break;
-	case 'm': case 'M': v <<= 20; break;
-	case 'g': case 'G': v <<= 30; break;
-	case '\0': break;
-	default: die("bad size %s", s);
-	}
+	uint64_t v = parse_size(s);
+	if (!v)
+		die("bad size %s", s);
 	return v;
 }
 
@@ -286,7 +262,7 @@ main(int argc, char **argv)
 	char *list = strdup(sizes);
 	for (char *save, *tok = strtok_r(list, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		uint64_t bytes = parse_size(tok) & ~(uint64_t)7;
+		uint64_t bytes = size_arg(tok) & ~(uint64_t)7;
 		printf("\n### %s of user data in 1 MiB blocks, every page rewritten, fork "
 			"mode copy, keep 1 (medians of %d, after 1 warm-up)\n\n", tok, reps);
 		run_size(work, key, bytes, reps);

@@ -121,6 +121,15 @@ int ckpt_reclaim(ckpt_pool *pool, unsigned *reclaimed);
 pid_t ckpt_checkpoint_background(ckpt_pool *pool, const char *label);
 int ckpt_checkpoint_wait(ckpt_pool *pool, pid_t pid, ckpt_id *id, int flags);
 
+/*
+ * Sealed pools (docs/API.md). ckpt_reseal -- key rotation: a new sealed
+ * pool dst (it must not exist) holding every checkpoint of pool src, each
+ * decrypted with key_file (NULL for a src that is not sealed: this seals
+ * it) and encrypted anew under the key in new_key_file. src is only read.
+ */
+int ckpt_reseal(const char *src, const char *dst, const char *key_file,
+		const char *new_key_file);
+
 /* The reason for the calling thread's last failure. */
 const char *ckpt_errormsg(void);
 

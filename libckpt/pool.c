@@ -370,12 +370,8 @@ open_key(struct ckpt_pool *p, const struct pool_config *c)
 	if (!c->key_file)
 		return ckpt_err_set(ENOKEY, "pool %s is sealed: its key is needed "
 				"(ckpt_config.key_file or CKPT_KEY_FILE)", p->path);
-	p->seal = seal_key_load(c->key_file, c->key_from);
-	if (!p->seal)
-		return -1;
-	char what[64 + 4096];
-	snprintf(what, sizeof(what), "pool %s", p->path);
-	return seal_key_check(p->seal, p->hdr.key_id, what);
+	p->seal = seal_key_open(c->key_file, c->key_from, p->hdr.key_id, p->path);
+	return p->seal ? 0 : -1;
 }
 
 /* read_header -- pread and validate the header of an opened file */

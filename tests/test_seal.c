@@ -18,6 +18,9 @@
  * falls back to the older checkpoint. Fork children, background
  * checkpoints and retention work on sealed heaps; fork modes that cannot
  * (cow, reflink, shared) are refused; a pool of format 1.3 still opens.
+ * ckpt-inspect reads headers and catalogs without the key, heaps only
+ * with it. Key rotation (ckpt_reseal) re-seals every checkpoint into a new
+ * pool that only the new key opens, and seals a pool that was not.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -588,6 +591,83 @@ test_seal_inspect(void **state)
 	assert_non_null(strstr(out, "chunk 1 (bytes 2097152-"));
 }
 
+/* ckpt_reseal: key rotation into a new pool; sealing a pool that was not */
+static void
+test_seal_reseal(void **state)
+{
+	(void)state;
+	const char *key = write_key("k9", 11, 0);
+	const char *key2 = write_key("k9-new", 12, 1);
+	char path[4096], rot[4096], clear[4096], sealed[4096];
+	snprintf(path, sizeof(path), "%s", tu_path("rot-old.pool"));
+	snprintf(rot, sizeof(rot), "%s", tu_path("rot-new.pool"));
+	snprintf(clear, sizeof(clear), "%s", tu_path("rot-clear.pool"));
+	snprintf(sealed, sizeof(sealed), "%s", tu_path("rot-sealed.pool"));
+	assert_int_equal(child_workload(path, key, 1), 128 + SIGKILL);
+
+	/* refusals first: nothing is made */
+	assert_int_equal(ckpt_reseal(path, rot, NULL, key2), -1);
+	assert_int_equal(errno, ENOKEY);
+	assert_int_equal(ckpt_reseal(path, rot, key2, key2), -1);
+	assert_int_equal(errno, EKEYREJECTED);
+	assert_int_equal(ckpt_reseal(path, rot, key, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(ckpt_reseal(path, path, key, key2), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(access(rot, F_OK), -1);
+
+	assert_int_equal(ckpt_reseal(path, rot, key, key2), 0);
+	struct pool_hdr ho = header_of(path), hn = header_of(rot);
+	assert_true(hn.flags & POOL_F_SEALED);
+	assert_memory_not_equal(ho.key_id, hn.key_id, sizeof(hn.key_id));
+	assert_memory_not_equal(ho.uuid, hn.uuid, sizeof(hn.uuid));
+	assert_int_equal(hn.base, ho.base);
+	struct cat_entry eo, en;
+	find_ckpt(path, 1, &eo);
+	find_ckpt(rot, 1, &en);
+	assert_string_equal(en.label, "one");
+	assert_int_equal(en.lineage, eo.lineage);
+	assert_int_equal(en.time_ns, eo.time_ns);
+	assert_true(en.checksum != eo.checksum);     /* encrypted anew */
+	assert_int_equal(open_gen(rot, key2, 1), 1);
+	assert_int_equal(open_gen(rot, key2, CKPT_LATEST), 2);
+	struct ckpt_config c = cfg_for(key);
+	assert_null(ckpt_open(rot, CKPT_LATEST, &c));  /* the old key no longer opens it */
+	assert_int_equal(errno, EKEYREJECTED);
+	assert_false(contains(rot, SECRET));
+	tu_inspect_verify(rot);
+	/* the new pool lives on: checkpoints continue its ids */
+	c = cfg_for(key2);
+	ckpt_pool *p = ckpt_open(rot, CKPT_LATEST, &c);
+	assert_non_null(p);
+	ckpt_id id = 0;
+	assert_int_equal(ckpt_checkpoint(p, NULL, &id), 0);
+	assert_int_equal(id, 3);
+	assert_int_equal(ckpt_close(p), 0);
+
+	/* a pool that was not sealed gets sealed; its secret leaves the copy */
+	assert_int_equal(child_workload(clear, NULL, 1), 128 + SIGKILL);
+	assert_int_equal(ckpt_reseal(clear, sealed, key, key2), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(ckpt_reseal(clear, sealed, NULL, key2), 0);
+	assert_true(contains(clear, SECRET));
+	assert_false(contains(sealed, SECRET));
+	assert_int_equal(open_gen(sealed, key2, CKPT_LATEST), 2);
+
+	/* a tampered old checkpoint fails the whole re-seal, naming it; nothing is left */
+	char work[4096], out[4096];
+	snprintf(work, sizeof(work), "%s", tu_path("rot-work.pool"));
+	snprintf(out, sizeof(out), "%s", tu_path("rot-out.pool"));
+	tu_copy_file(path, work);
+	struct pool_hdr h = header_of(work);
+	uint32_t seg = find_ckpt(work, 2, NULL);
+	tu_flip_byte(work, layout_seg_off(&h, seg) + 100, 0x04);
+	assert_int_equal(ckpt_reseal(work, out, key, key2), -1);
+	assert_int_equal(errno, EBADMSG);
+	assert_non_null(strstr(ckpt_errormsg(), "chunk 0 "));
+	assert_int_equal(access(out, F_OK), -1);
+}
+
 int
 main(void)
 {
@@ -602,6 +682,7 @@ main(void)
 		cmocka_unit_test(test_seal_retention),
 		cmocka_unit_test(test_seal_modes_and_format),
 		cmocka_unit_test(test_seal_inspect),
+		cmocka_unit_test(test_seal_reseal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1123,12 +1123,8 @@ use_key(struct inspect *in, struct seal_key **key)
 	if (!(in->hdr.flags & POOL_F_SEALED))
 		return ckpt_err_set(EINVAL, "--key-file given, but pool %s is not sealed",
 				pool_path);
-	*key = seal_key_load(key_file, "--key-file");
-	if (!*key)
-		return -1;
-	char what[64 + 4096];
-	snprintf(what, sizeof(what), "pool %s", pool_path);
-	return seal_key_check(*key, in->hdr.key_id, what);
+	*key = seal_key_open(key_file, "--key-file", in->hdr.key_id, pool_path);
+	return *key ? 0 : -1;
 }
 
 static int

@@ -167,15 +167,19 @@ seal_key_check(const struct seal_key *k, const uint8_t id[SEAL_KEY_ID_LEN], cons
 }
 
 struct seal_key *
-seal_key_copy(const struct seal_key *k)
+seal_key_open(const char *path, const char *from, const uint8_t id[SEAL_KEY_ID_LEN],
+		const char *pool)
 {
-	struct seal_key *c = malloc(sizeof(*c));
-	if (!c) {
-		ckpt_err_set(ENOMEM, "out of memory");
+	struct seal_key *k = seal_key_load(path, from);
+	if (!k)
+		return NULL;
+	char what[64 + 4096];
+	snprintf(what, sizeof(what), "pool %s", pool);
+	if (seal_key_check(k, id, what) < 0) {
+		seal_key_free(k);
 		return NULL;
 	}
-	memcpy(c, k, sizeof(*c));
-	return c;
+	return k;
 }
 
 void

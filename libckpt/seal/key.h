@@ -38,8 +38,13 @@ CKPT_HIDDEN struct seal_key *seal_key_load(const char *path, const char *from);
 CKPT_HIDDEN int seal_key_check(const struct seal_key *k, const uint8_t id[SEAL_KEY_ID_LEN],
 		const char *what);
 
-/* seal_key_copy -- a new copy of k (a fork child, a tool), or NULL (ENOMEM) */
-CKPT_HIDDEN struct seal_key *seal_key_copy(const struct seal_key *k);
+/*
+ * seal_key_open -- seal_key_load, then seal_key_check against the key id
+ * a sealed pool records (pool: its path, for the message); NULL on either
+ * failure
+ */
+CKPT_HIDDEN struct seal_key *seal_key_open(const char *path, const char *from,
+		const uint8_t id[SEAL_KEY_ID_LEN], const char *pool);
 
 /* seal_key_free -- wipe and free k (NULL: nothing) */
 CKPT_HIDDEN void seal_key_free(struct seal_key *k);
