@@ -19,7 +19,11 @@
  *               sealed, read + decrypt + authenticate into memory. Then
  *               "+ read": the whole structure read from the root.
  * The page cache is warm for both. Repetition 0 is a warm-up and is
- * dropped; medians over the rest, ratio = sealed / unsealed.
+ * dropped; medians over the rest, ratio = sealed / unsealed. Beside the
+ * elapsed times, the process's CPU time of the same steps (user + system,
+ * CLOCK_PROCESS_CPUTIME_ID): on a loaded machine elapsed time stretches
+ * CPU work by the load, CPU time much less; waiting for the disk
+ * (fdatasync) is elapsed time only.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -129,20 +133,31 @@ walk(const struct root *r)
 }
 
 struct sample {
-	double ckpt, first, read;
+	double ckpt, first, read;           /* elapsed */
+	double ckpt_cpu, first_cpu;         /* process CPU time */
 };
+
+/* cpu_s -- this process's CPU time, seconds */
+static double
+cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* restart -- open path at its latest checkpoint, timed; its sum */
 static uint64_t
 restart(const char *path, const struct ckpt_config *c, struct sample *s)
 {
-	double t0 = now_s();
+	double c0 = cpu_s(), t0 = now_s();
 	ckpt_pool *q = ckpt_open(path, CKPT_LATEST, c);
 	if (!q)
 		die("ckpt_open %s: %s", path, ckpt_errormsg());
 	if (!ckpt_alloc(q, 64))
 		die("ckpt_alloc after restart: %s", ckpt_errormsg());
 	double t1 = now_s();
+	s->first_cpu = cpu_s() - c0;
 	uint64_t sum = walk(ckpt_root(q));
 	double t2 = now_s();
 	s->first = t1 - t0;
@@ -177,15 +192,18 @@ run_size(const char *dir, const char *key, uint64_t bytes, int reps)
 		die("out of memory");
 	for (int k = 0; k <= reps; k++) {
 		dirty(ru, (uint64_t)k + 1);
-		double t0 = now_s();
+		double c0 = cpu_s(), t0 = now_s();
 		if (ckpt_checkpoint(pu, NULL, NULL) < 0)
 			die("ckpt_checkpoint: %s", ckpt_errormsg());
 		u[k].ckpt = now_s() - t0;
+		u[k].ckpt_cpu = cpu_s() - c0;
 		dirty(rs, (uint64_t)k + 1);
+		c0 = cpu_s();
 		t0 = now_s();
 		if (ckpt_checkpoint(ps, NULL, NULL) < 0)
 			die("ckpt_checkpoint (sealed): %s", ckpt_errormsg());
 		s[k].ckpt = now_s() - t0;
+		s[k].ckpt_cpu = cpu_s() - c0;
 	}
 	uint64_t want = walk(ru);
 	if (walk(rs) != want)
@@ -196,8 +214,12 @@ run_size(const char *dir, const char *key, uint64_t bytes, int reps)
 		if (restart(plain, &cu, &u[k]) != want || restart(sealed, &cs, &s[k]) != want)
 			die("restarted data differs");
 	}
-	double v[3][2][reps];
+	double v[5][2][reps];
 	for (int k = 1; k <= reps; k++) {
+		v[3][0][k - 1] = u[k].ckpt_cpu;
+		v[3][1][k - 1] = s[k].ckpt_cpu;
+		v[4][0][k - 1] = u[k].first_cpu;
+		v[4][1][k - 1] = s[k].first_cpu;
 		v[0][0][k - 1] = u[k].ckpt;
 		v[0][1][k - 1] = s[k].ckpt;
 		v[1][0][k - 1] = u[k].first;
@@ -205,11 +227,12 @@ run_size(const char *dir, const char *key, uint64_t bytes, int reps)
 		v[2][0][k - 1] = u[k].read;
 		v[2][1][k - 1] = s[k].read;
 	}
-	static const char *what[3] = { "checkpoint (ckpt_checkpoint)",
-		"restart to first ckpt_alloc", "restart + read whole structure" };
+	static const char *what[5] = { "checkpoint (ckpt_checkpoint)",
+		"restart to first ckpt_alloc", "restart + read whole structure",
+		"checkpoint, CPU time", "restart to first ckpt_alloc, CPU time" };
 	printf("| step | unsealed ms | sealed ms | ratio | sealed GB/s |\n");
 	printf("| --- | ---: | ---: | ---: | ---: |\n");
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 5; i++) {
 		double a = median(v[i][0], reps), b = median(v[i][1], reps);
 		printf("| %s | %.1f | %.1f | %.2f | %.2f |\n", what[i], a * 1e3, b * 1e3,
 			a > 0 ? b / a : 0, (double)bytes / b / 1e9);

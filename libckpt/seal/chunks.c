@@ -2,17 +2,19 @@
  * chunks.c -- writing and reading sealed checkpoint images (chunks.h).
  *
  * Write: draw a salt, derive the checkpoint's cipher (cipher.c), then for
- * each 2 MiB chunk of the heap: encrypt it into a private buffer, hash the
- * ciphertext into the running XXH3 (the catalog's checksum, so verify and
- * the copy paths treat a sealed image like any other), pwrite it to the
- * chunk's place in the segment. Last, the record and the tags go to the
+ * each 2 MiB chunk of the heap, piece by piece (SEAL_PIECE, so each piece
+ * is still in the cache when it is hashed and written): encrypt it into a
+ * private buffer, hash the ciphertext into the running XXH3 (the catalog's
+ * checksum, so verify and the copy paths treat a sealed image like any
+ * other), pwrite it to its place in the segment; then the chunk's tag. Last, the record and the tags go to the
  * slot. The heap is quiescent throughout (the caller holds its locks).
  *
  * Read: the record is read and checked against the entry and the header
  * first, so a wrong key (EKEYREJECTED) or a record that does not belong
  * here (EINVAL) is refused before anything is decrypted. Then each chunk's
- * ciphertext is read into its place in dst and decrypted there; its tag
- * binds the record (uuid, id, length, count, salt) and its index.
+ * ciphertext is read into its place in dst and decrypted there, piece by
+ * piece; its tag, checked at the chunk's end, binds the record (uuid, id,
+ * length, count, salt) and its index.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +26,8 @@
 #include "testhook.h"
 #include "seal/chunks.h"
 #include "seal/cipher.h"
+
+#define SEAL_PIECE ((size_t)256 << 10)  /* bytes transformed, hashed and moved at once */
 
 /* nchunks_of -- chunks of an image of used bytes */
 static uint64_t
@@ -76,21 +80,43 @@ pread_all(int fd, void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
-/* write_chunks -- encrypt and write every chunk; tags and the running sum filled */
+/* chunk_len -- bytes of chunk i of record r */
+static size_t
+chunk_len(const struct seal_record *r, uint64_t i)
+{
+	uint64_t off = i << SEAL_CHUNK_SHIFT;
+	return (size_t)(r->used - off < SEAL_CHUNK ? r->used - off : SEAL_CHUNK);
+}
+
+/* write_chunk -- encrypt, hash and write chunk i in pieces through buf; its tag */
+static int
+write_chunk(int fd, uint64_t seg_off, const char *heap, const struct seal_record *r,
+		uint64_t i, struct seal_cipher *c, uint8_t *tag, XXH3_state_t *st, void *buf)
+{
+	uint64_t off = i << SEAL_CHUNK_SHIFT;
+	size_t n = chunk_len(r, i);
+	if (seal_chunk_begin(c, 1, i, r, sizeof(*r)) < 0)
+		return -1;
+	for (size_t p = 0; p < n; p += SEAL_PIECE) {
+		size_t k = n - p < SEAL_PIECE ? n - p : SEAL_PIECE;
+		if (seal_chunk_update(c, 1, heap + off + p, buf, k) < 0)
+			return -1;
+		XXH3_64bits_update(st, buf, k);
+		if (pwrite_all(fd, buf, k, seg_off + off + p) < 0)
+			return ckpt_err_set(errno, "cannot write sealed chunk %llu: %s",
+					(unsigned long long)i, strerror(errno));
+	}
+	return seal_chunk_seal(c, tag);
+}
+
+/* write_chunks -- every chunk; tags and the running sum filled */
 static int
 write_chunks(int fd, uint64_t seg_off, const void *heap, const struct seal_record *r,
 		struct seal_cipher *c, uint8_t *tags, XXH3_state_t *st, void *buf)
 {
 	for (uint64_t i = 0; i < r->nchunks; i++) {
-		uint64_t off = i << SEAL_CHUNK_SHIFT;
-		size_t n = (size_t)(r->used - off < SEAL_CHUNK ? r->used - off : SEAL_CHUNK);
-		if (seal_encrypt(c, i, r, sizeof(*r), (const char *)heap + off, buf, n,
-				tags + i * SEAL_TAG_LEN) < 0)
+		if (write_chunk(fd, seg_off, heap, r, i, c, tags + i * SEAL_TAG_LEN, st, buf) < 0)
 			return -1;
-		XXH3_64bits_update(st, buf, n);
-		if (pwrite_all(fd, buf, n, seg_off + off) < 0)
-			return ckpt_err_set(errno, "cannot write sealed chunk %llu: %s",
-					(unsigned long long)i, strerror(errno));
 		if (i + 1 == r->nchunks / 2)
 			test_point("checkpoint:mid-copy");
 	}
@@ -118,7 +144,7 @@ seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg, const void *hea
 		return -1;
 	size_t rlen = sizeof(r) + (size_t)r.nchunks * SEAL_TAG_LEN;
 	uint8_t *rec = calloc(1, rlen);
-	void *buf = malloc(SEAL_CHUNK);
+	void *buf = malloc(SEAL_PIECE);
 	XXH3_state_t *st = XXH3_createState();
 	struct seal_cipher *c = rec && buf && st ? seal_cipher_new(k, r.salt) : NULL;
 	int ret = -1;
@@ -169,24 +195,40 @@ check_record(const struct pool_hdr *h, const struct cat_entry *e, const struct s
 	return 0;
 }
 
-/* read_chunks -- read and decrypt every chunk into dst; EBADMSG names the first bad one */
+/* read_chunk -- read and decrypt chunk i into dst in pieces, then check its tag */
+static int
+read_chunk(int fd, uint64_t seg_off, const struct seal_record *r, uint64_t i,
+		struct seal_cipher *c, const uint8_t *tag, char *dst)
+{
+	uint64_t off = i << SEAL_CHUNK_SHIFT;
+	size_t n = chunk_len(r, i);
+	if (seal_chunk_begin(c, 0, i, r, sizeof(*r)) < 0)
+		return -1;
+	for (size_t p = 0; p < n; p += SEAL_PIECE) {
+		size_t k = n - p < SEAL_PIECE ? n - p : SEAL_PIECE;
+		char *d = dst + off + p;
+		if (pread_all(fd, d, k, seg_off + off + p) < 0)
+			return ckpt_err_set(errno, "cannot read sealed chunk %llu: %s",
+					(unsigned long long)i, strerror(errno));
+		if (seal_chunk_update(c, 0, d, d, k) < 0)
+			return -1;
+	}
+	if (seal_chunk_open(c, tag) < 0)
+		return ckpt_err_set(EBADMSG, "chunk %llu (bytes %llu-%llu) fails "
+			"authentication: the sealed image was altered or damaged",
+			(unsigned long long)i, (unsigned long long)off,
+			(unsigned long long)(off + n - 1));
+	return 0;
+}
+
+/* read_chunks -- every chunk into dst; EBADMSG names the first bad one */
 static int
 read_chunks(int fd, uint64_t seg_off, const struct seal_record *r, struct seal_cipher *c,
 		const uint8_t *tags, void *dst)
 {
-	for (uint64_t i = 0; i < r->nchunks; i++) {
-		uint64_t off = i << SEAL_CHUNK_SHIFT;
-		size_t n = (size_t)(r->used - off < SEAL_CHUNK ? r->used - off : SEAL_CHUNK);
-		char *d = (char *)dst + off;
-		if (pread_all(fd, d, n, seg_off + off) < 0)
-			return ckpt_err_set(errno, "cannot read sealed chunk %llu: %s",
-					(unsigned long long)i, strerror(errno));
-		if (seal_decrypt(c, i, r, sizeof(*r), d, n, tags + i * SEAL_TAG_LEN) < 0)
-			return ckpt_err_set(EBADMSG, "chunk %llu (bytes %llu-%llu) fails "
-				"authentication: the sealed image was altered or damaged",
-				(unsigned long long)i, (unsigned long long)off,
-				(unsigned long long)(off + n - 1));
-	}
+	for (uint64_t i = 0; i < r->nchunks; i++)
+		if (read_chunk(fd, seg_off, r, i, c, tags + i * SEAL_TAG_LEN, dst) < 0)
+			return -1;
 	return 0;
 }
 

@@ -9,8 +9,8 @@
  * count, salt) followed by the chunk index, so a chunk decrypts only in
  * its own place of its own checkpoint of its own pool.
  *
- * One EVP context per checkpoint, keyed once; each chunk re-initialises
- * only the nonce.
+ * One EVP context per checkpoint and direction, keyed once; each chunk
+ * re-initialises only the nonce, and is fed in pieces (cipher.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -111,55 +111,59 @@ nonce_of(uint64_t index, uint8_t nonce[NONCE_LEN])
 		nonce[i] = (uint8_t)(index >> (8 * i));
 }
 
-/* add_aad -- feed the caller's binding and the chunk index as associated data */
-static int
-add_aad(EVP_CIPHER_CTX *x, int enc, const void *aad, size_t alen, uint64_t index)
-{
-	uint8_t idx[8];
-	int l;
-	for (unsigned i = 0; i < 8; i++)
-		idx[i] = (uint8_t)(index >> (8 * i));
-	if (enc)
-		return EVP_EncryptUpdate(x, NULL, &l, aad, (int)alen) == 1 &&
-			EVP_EncryptUpdate(x, NULL, &l, idx, sizeof(idx)) == 1 ? 0 : -1;
-	return EVP_DecryptUpdate(x, NULL, &l, aad, (int)alen) == 1 &&
-		EVP_DecryptUpdate(x, NULL, &l, idx, sizeof(idx)) == 1 ? 0 : -1;
-}
-
 int
-seal_encrypt(struct seal_cipher *c, uint64_t index, const void *aad, size_t alen,
-		const void *in, void *out, size_t n, uint8_t tag[SEAL_TAG_LEN])
+seal_chunk_begin(struct seal_cipher *c, int enc, uint64_t index, const void *aad, size_t alen)
 {
-	uint8_t nonce[NONCE_LEN];
-	int l = 0, f = 0;
+	uint8_t nonce[NONCE_LEN], idx[8];
+	int l;
 	nonce_of(index, nonce);
-	if (n > INT32_MAX || alen > INT32_MAX ||
-	    EVP_EncryptInit_ex(c->enc, NULL, NULL, NULL, nonce) != 1 ||
-	    add_aad(c->enc, 1, aad, alen, index) < 0 ||
-	    EVP_EncryptUpdate(c->enc, out, &l, in, (int)n) != 1 ||
-	    EVP_EncryptFinal_ex(c->enc, (uint8_t *)out + l, &f) != 1 ||
-	    (size_t)(l + f) != n ||
-	    EVP_CIPHER_CTX_ctrl(c->enc, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) != 1)
-		return ckpt_err_set(EIO, "AES-256-GCM encryption of chunk %llu failed (libcrypto)",
+	memcpy(idx, nonce, sizeof(idx));    /* the index, little-endian */
+	EVP_CIPHER_CTX *x = enc ? c->enc : c->dec;
+	int ok = alen <= INT32_MAX &&
+		(enc ? EVP_EncryptInit_ex(x, NULL, NULL, NULL, nonce) == 1 &&
+		       EVP_EncryptUpdate(x, NULL, &l, aad, (int)alen) == 1 &&
+		       EVP_EncryptUpdate(x, NULL, &l, idx, sizeof(idx)) == 1
+		     : EVP_DecryptInit_ex(x, NULL, NULL, NULL, nonce) == 1 &&
+		       EVP_DecryptUpdate(x, NULL, &l, aad, (int)alen) == 1 &&
+		       EVP_DecryptUpdate(x, NULL, &l, idx, sizeof(idx)) == 1);
+	if (!ok)
+		return ckpt_err_set(EIO, "AES-256-GCM setup of chunk %llu failed (libcrypto)",
 				(unsigned long long)index);
 	return 0;
 }
 
 int
-seal_decrypt(struct seal_cipher *c, uint64_t index, const void *aad, size_t alen, void *buf,
-		size_t n, const uint8_t tag[SEAL_TAG_LEN])
+seal_chunk_update(struct seal_cipher *c, int enc, const void *in, void *out, size_t n)
 {
-	uint8_t nonce[NONCE_LEN], t[SEAL_TAG_LEN];
-	int l = 0, f = 0;
+	int l = 0;
+	int ok = n <= INT32_MAX &&
+		(enc ? EVP_EncryptUpdate(c->enc, out, &l, in, (int)n)
+		     : EVP_DecryptUpdate(c->dec, out, &l, in, (int)n)) == 1 &&
+		(size_t)l == n;
+	if (!ok)
+		return ckpt_err_set(EIO, "AES-256-GCM failed (libcrypto)");
+	return 0;
+}
+
+int
+seal_chunk_seal(struct seal_cipher *c, uint8_t tag[SEAL_TAG_LEN])
+{
+	uint8_t end[16];
+	int f = 0;
+	if (EVP_EncryptFinal_ex(c->enc, end, &f) != 1 || f != 0 ||
+	    EVP_CIPHER_CTX_ctrl(c->enc, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN, tag) != 1)
+		return ckpt_err_set(EIO, "AES-256-GCM tag failed (libcrypto)");
+	return 0;
+}
+
+int
+seal_chunk_open(struct seal_cipher *c, const uint8_t tag[SEAL_TAG_LEN])
+{
+	uint8_t t[SEAL_TAG_LEN], end[16];
+	int f = 0;
 	memcpy(t, tag, sizeof(t));
-	nonce_of(index, nonce);
-	if (n > INT32_MAX || alen > INT32_MAX ||
-	    EVP_DecryptInit_ex(c->dec, NULL, NULL, NULL, nonce) != 1 ||
-	    add_aad(c->dec, 0, aad, alen, index) < 0 ||
-	    EVP_DecryptUpdate(c->dec, buf, &l, buf, (int)n) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c->dec, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, t) != 1 ||
-	    EVP_DecryptFinal_ex(c->dec, (uint8_t *)buf + l, &f) != 1 ||
-	    (size_t)(l + f) != n) {
+	if (EVP_CIPHER_CTX_ctrl(c->dec, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, t) != 1 ||
+	    EVP_DecryptFinal_ex(c->dec, end, &f) != 1 || f != 0) {
 		errno = EBADMSG;
 		return -1;
 	}

@@ -32,19 +32,22 @@ CKPT_HIDDEN struct seal_cipher *seal_cipher_new(const struct seal_key *k,
 CKPT_HIDDEN void seal_cipher_free(struct seal_cipher *c);
 
 /*
- * seal_encrypt -- encrypt chunk index (n bytes of in) into out, binding the
- * aad (alen bytes) and the index; the tag into tag. in == out is allowed.
+ * A chunk is encrypted or decrypted as a stream of pieces, so the caller
+ * can hash and write (or read) each piece while it is in the cache:
+ * seal_chunk_begin starts chunk index (enc 1: encrypt, 0: decrypt) binding
+ * the aad (alen bytes) and the index; seal_chunk_update transforms n bytes
+ * of in into out (in == out allowed); seal_chunk_seal ends an encryption
+ * and gives its tag; seal_chunk_open ends a decryption: 0, or -1 with
+ * EBADMSG (no message set: the caller names the chunk) when the chunk,
+ * its aad or its tag was altered, and then every byte it produced must be
+ * discarded.
  */
-CKPT_HIDDEN int seal_encrypt(struct seal_cipher *c, uint64_t index, const void *aad,
-		size_t alen, const void *in, void *out, size_t n, uint8_t tag[SEAL_TAG_LEN]);
-
-/*
- * seal_decrypt -- decrypt chunk index in place (n bytes at buf) and check
- * it against tag and aad: 0, or -1 with EBADMSG (no message set: the
- * caller names the chunk) when anything was altered
- */
-CKPT_HIDDEN int seal_decrypt(struct seal_cipher *c, uint64_t index, const void *aad,
-		size_t alen, void *buf, size_t n, const uint8_t tag[SEAL_TAG_LEN]);
+CKPT_HIDDEN int seal_chunk_begin(struct seal_cipher *c, int enc, uint64_t index,
+		const void *aad, size_t alen);
+CKPT_HIDDEN int seal_chunk_update(struct seal_cipher *c, int enc, const void *in, void *out,
+		size_t n);
+CKPT_HIDDEN int seal_chunk_seal(struct seal_cipher *c, uint8_t tag[SEAL_TAG_LEN]);
+CKPT_HIDDEN int seal_chunk_open(struct seal_cipher *c, const uint8_t tag[SEAL_TAG_LEN]);
 
 /* seal_random -- n bytes from the kernel's random source into out */
 CKPT_HIDDEN int seal_random(void *out, size_t n);
