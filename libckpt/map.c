@@ -29,6 +29,9 @@
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #ifndef MAP_SYNC
 #define MAP_SYNC 0x80000
 #endif
@@ -169,6 +172,16 @@ map_sealed_heap(struct pmap *m, size_t len, void *addr)
 	m->len = len;
 	m->kind = MAP_KIND_SEALED;
 	return 0;
+}
+
+void
+map_sealed_populate(struct pmap *m, size_t len)
+{
+	if (len > m->len)
+		len = m->len;
+	len = (len + 4095) & ~(size_t)4095;
+	if (len)
+		(void)madvise(m->addr, len, MADV_POPULATE_WRITE);
 }
 
 int

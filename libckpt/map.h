@@ -82,6 +82,13 @@ CKPT_HIDDEN int map_sealed_heap(struct pmap *m, size_t len, void *addr);
 /* map_sealed_clear -- make a sealed heap all zeros again (its pages dropped) */
 CKPT_HIDDEN int map_sealed_clear(struct pmap *m);
 
+/*
+ * map_sealed_populate -- give the first len bytes of a sealed heap their
+ * pages now, in one call, rather than one fault at a time while a restart
+ * fills them (best effort: kernels before 5.14 fault them in as it writes)
+ */
+CKPT_HIDDEN void map_sealed_populate(struct pmap *m, size_t len);
+
 /* map_unreserve -- give back a reservation (map_reserve) that was never replaced */
 CKPT_HIDDEN void map_unreserve(void *addr, size_t len);
 

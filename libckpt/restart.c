@@ -353,6 +353,8 @@ unseal(struct ckpt_pool *p, const struct cat_entry *e, uint32_t src)
 				(unsigned long long)e->ckpt_id, src, p->path);
 	if (checkpoint_in_file(p, e, src) < 0)
 		return -1;
+	if (e->used <= p->hdr.seg_size)
+		map_sealed_populate(&p->heap_map, (size_t)e->used);
 	return seal_read_image(p->fd, &p->hdr, src, e, p->seal, p->heap_map.addr);
 }
 

@@ -43,8 +43,8 @@
 #define MiB ((uint64_t)1 << 20)
 #define ST_MAGIC 0x4c41455354534b43ull      /* "CKSTSEAL" */
 #define SECRET "S3cr3t-P4tt3rn:libckpt-seal-test"
-#define SECRET_BYTES (3 * MiB)               /* more than one 2 MiB chunk */
-#define WORDS ((size_t)(5 * MiB) / 8)
+#define SECRET_BYTES (5 * MiB / 2)           /* more than one 2 MiB chunk */
+#define WORDS ((size_t)(3 * MiB) / 8)
 
 /* st -- the heap's state: a generation, words derived from it, the secret buffer */
 struct st {
@@ -128,7 +128,7 @@ write_key(const char *name, unsigned seed, int raw)
 static struct ckpt_config
 cfg_for(const char *key)
 {
-	struct ckpt_config c = { .heap_size = 64 * MiB, .max_segments = 8, .key_file = key };
+	struct ckpt_config c = { .heap_size = 16 * MiB, .max_segments = 8, .key_file = key };
 	return c;
 }
 
@@ -248,6 +248,53 @@ test_seal_kill_restart(void **state)
 	assert_int_equal(child_workload(path, key, 0), 128 + SIGKILL);
 	assert_int_equal(open_gen(path, key, CKPT_LATEST), 2);
 	tu_inspect_verify(path);
+}
+
+/*
+ * kill -9 at every named point of a sealed checkpoint (and a restart):
+ * the pool opens at the checkpoint the point implies, verify passes, and
+ * no byte of the secret is in the file, half-written image included
+ */
+static void
+test_seal_crash_points(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *point;
+		int64_t gen;            /* what CKPT_LATEST holds afterwards */
+	} pts[] = {
+		{ "checkpoint:before-reserve", 1 }, { "checkpoint:before-copy", 1 },
+		{ "checkpoint:mid-copy", 1 }, { "checkpoint:before-persist", 1 },
+		{ "checkpoint:after-persist", 1 }, { "checkpoint:before-publish", 1 },
+		{ "checkpoint:after-publish", 2 },
+	};
+	const char *key = write_key("k10", 13, 0);
+	for (size_t i = 0; i < sizeof(pts) / sizeof(pts[0]); i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s", tu_path("crash.pool"));
+		unlink(path);
+		pid_t pid = tu_fork();
+		if (pid == 0) {
+			struct ckpt_config c = cfg_for(key);
+			ckpt_pool *p = ckpt_create(path, &c);
+			struct st *s = p ? st_build(p, 1) : NULL;
+			if (!s || ckpt_checkpoint(p, "one", NULL) < 0)
+				_exit(1);
+			st_set_gen(s, 2);
+			setenv("CKPT_TEST_CRASH_AT", pts[i].point, 1);
+			ckpt_checkpoint(p, "two", NULL);
+			_exit(2);       /* the point was never reached */
+		}
+		int rc = tu_wait_exit(pid);
+		if (rc != 128 + SIGKILL)
+			fail_msg("%s: child exited %d", pts[i].point, rc);
+		if (open_gen(path, key, CKPT_LATEST) != pts[i].gen)
+			fail_msg("%s: the latest checkpoint is not generation %lld",
+				pts[i].point, (long long)pts[i].gen);
+		tu_inspect_verify(path);
+		assert_false(contains(path, SECRET));
+		assert_false(contains(path, "libckpt-seal-test"));
+	}
 }
 
 /* no byte of the secret reaches the file; the unsealed control does leak it */
@@ -676,6 +723,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_seal_kill_restart),
 		cmocka_unit_test(test_seal_no_plaintext),
+		cmocka_unit_test(test_seal_crash_points),
 		cmocka_unit_test(test_seal_keys),
 		cmocka_unit_test(test_seal_tamper),
 		cmocka_unit_test(test_seal_fork_bgsave),

@@ -537,13 +537,15 @@ free_lines(const struct row *rows, unsigned from, unsigned nrows, int width, cha
 	return nl;
 }
 
-/* memory_note -- the NOTE column of a heap kept in memory (fork mode cow) */
+/* memory_note -- the NOTE column of a heap kept in memory (fork mode cow, sealed) */
 static const char *
-memory_note(const struct cat_entry *e, char *buf, size_t len)
+memory_note(const struct inspect *in, const struct cat_entry *e, char *buf, size_t len)
 {
 	if (!(e->flags & CAT_F_IN_MEMORY) || e->state == CAT_CKPT)
 		return "";
-	if (e->source == CAT_NONE)
+	if (in->hdr.flags & POOL_F_SEALED)
+		snprintf(buf, len, "  in memory (sealed)");
+	else if (e->source == CAT_NONE)
 		snprintf(buf, len, "  in memory (cow), no checkpoint yet");
 	else
 		snprintf(buf, len, "  in memory (cow), maps segment %u", e->source);
@@ -678,7 +680,7 @@ cmd_list(struct inspect *in, int argc, char **argv)
 			tw - vis, "", st, par, ck, from, e->label[0] ? e->label : "-", pid, t,
 			human_size(e->used, sz, sizeof(sz)),
 			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-",
-			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(e, mem, sizeof(mem)),
+			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(in, e, mem, sizeof(mem)),
 			remote_note(e, rem, sizeof(rem)));
 	}
 	const char *fl = fbuf;
