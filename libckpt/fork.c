@@ -45,8 +45,10 @@
  * so does a child forked while another thread closes the pool.
  *
  * When no segment can be had (pool full, filesystem full), the child must
- * never share the parent's heap. prepare then snapshots the heap into a
- * memfd and the child maps that privately: the child runs on a volatile
+ * never share the parent's heap. prepare then snapshots the heap into
+ * anonymous private memory (no file descriptor needed: it works when the
+ * process has none left) and the child moves that into place at the
+ * heap's address (mremap): the child runs on a volatile
  * copy, and every pool call that would need durability fails in it with
  * ENOSPC and a message saying so (see pool_usable). The parent is never
  * affected. If even that is impossible (or the child cannot map or claim
@@ -162,30 +164,11 @@ fill_segment(struct ckpt_pool *p, uint32_t seg)
 			p->hdr.seg_size, how, &o, &cloned);
 }
 
-/* snapshot_private -- a memfd holding the heap's prefix, for a child without a segment; -1 on failure */
-static int
+/* snapshot_private -- a private copy of the heap's prefix for a child without a segment (map.c) */
+static void
 snapshot_private(struct ckpt_pool *p)
 {
-	int fd = memfd_create("ckpt-fork-snapshot", MFD_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	const char *src = p->heap_map.addr;
-	uint64_t done = 0;
-	if (ftruncate(fd, (off_t)p->hdr.seg_size) == 0) {
-		while (done < p->fork_used) {
-			ssize_t n = write(fd, src + done, p->fork_used - done);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			done += (uint64_t)n;
-		}
-	}
-	if (done != p->fork_used) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	p->fork_snap = map_snapshot(p->heap_map.addr, p->fork_used, p->hdr.seg_size);
 }
 
 /* fork_prepare_pool -- reserve and fill the child's segment, heap locked */
@@ -193,7 +176,7 @@ static void
 fork_prepare_pool(struct ckpt_pool *p)
 {
 	p->fork_seg = -1;
-	p->fork_memfd = -1;
+	p->fork_snap = NULL;
 	p->fork_fd = -1;
 	pthread_mutex_lock(&p->mu);
 	heap_lock_all(p->heap);
@@ -222,6 +205,11 @@ fork_prepare_pool(struct ckpt_pool *p)
 		}
 		snprintf(p->detach_why, sizeof(p->detach_why), "%s",
 			p->fork_fd < 0 ? ckpt_errormsg() : "");
+		/* no description to pin the base with: the child's unwritten
+		 * pages could change under it once the parent recycles that
+		 * image, so it gets a private copy, as in the other modes */
+		if (p->fork_fd < 0)
+			snapshot_private(p);
 		return;
 	}
 	snprintf(p->detach_why, sizeof(p->detach_why), "%s",
@@ -254,7 +242,7 @@ fork_prepare_pool(struct ckpt_pool *p)
 		p->fork_fd = -1;
 	}
 	/* no segment: snapshot the heap for a private child copy */
-	p->fork_memfd = snapshot_private(p);
+	snapshot_private(p);
 }
 
 /* fork_prepare -- pthread_atfork prepare handler */
@@ -274,11 +262,10 @@ static void
 fork_parent_pool(struct ckpt_pool *p)
 {
 	int seg = p->fork_seg;
-	if (p->fork_memfd >= 0)
-		close(p->fork_memfd);
+	map_snapshot_end(p->fork_snap, p->hdr.seg_size);
 	if (p->fork_fd >= 0)
 		close(p->fork_fd);  /* the child holds its own reference */
-	p->fork_memfd = -1;
+	p->fork_snap = NULL;
 	p->fork_fd = -1;
 	p->fork_seg = -1;
 	heap_unlock_all(p->heap);
@@ -316,20 +303,30 @@ child_die(struct ckpt_pool *p, const char *what)
 	_exit(127);
 }
 
-/* child_go_private -- run on a private volatile copy read from fd (memfd) */
+/* child_detach -- run on, volatile, holding none of the parent's descriptors */
 static void
-child_go_private(struct ckpt_pool *p, int fd)
+child_detach(struct ckpt_pool *p)
 {
-	void *base = (void *)(uintptr_t)p->hdr.base;
-	if (map_private(&p->heap_map, fd, p->hdr.seg_size, base) < 0)
-		child_die(p, "private copy");
-	close(fd);
 	p->detached = 1;
-	/* hold nothing of the parent's: its open file description carries its
-	 * lease, which must end with the parent (or its exec) */
-	close(p->fd);
+	/* its open file description carries the parent's lease, which must
+	 * end with the parent (or its exec) */
+	if (p->fd >= 0)
+		close(p->fd);
 	p->fd = -1;
 	p->cat.fd = -1;
+}
+
+/* child_go_private -- run on the private volatile copy prepare made (fork_snap) */
+static void
+child_go_private(struct ckpt_pool *p)
+{
+	void *base = (void *)(uintptr_t)p->hdr.base;
+	if (!p->fork_snap)
+		child_die(p, "no segment and no private copy");
+	if (map_adopt_snapshot(&p->heap_map, p->fork_snap, p->hdr.seg_size, base) < 0)
+		child_die(p, "private copy");
+	p->fork_snap = NULL;
+	child_detach(p);
 }
 
 /* adopt_fd -- make fd (the child's own open file description) the pool's descriptor */
@@ -348,14 +345,13 @@ adopt_fd(struct ckpt_pool *p, int fd)
  * records it LIVE, in memory, naming source (cow: the parent's base image,
  * which the entry now pins; sealed: CAT_NONE). 0, or -1 after marking the
  * child detached: without a segment it runs on, volatile, its inherited
- * description keeping any pin until it exits.
+ * description keeping any pin until it exits. (Without a description of
+ * its own, fork_child_pool never gets here: see there.)
  */
 static int
 child_claim_memory(struct ckpt_pool *p, uint32_t parent_seg, uint32_t source)
 {
 	const uint64_t parent_life = p->life;
-	if (p->fork_fd < 0)
-		child_die(p, "no description of its own");
 	adopt_fd(p, p->fork_fd);
 	p->fork_fd = -1;
 	test_point("fork:child-before-claim");
@@ -431,6 +427,23 @@ fork_child_pool(struct ckpt_pool *p)
 		heap_after_fork_child(p->heap);
 		return;
 	}
+	/* sealed, no description of its own (no descriptors left): the
+	 * inherited private memory is its own copy already; it runs on it,
+	 * volatile, holding nothing of the parent's */
+	if (p->seal && p->fork_fd < 0) {
+		child_detach(p);
+		heap_after_fork_child(p->heap);
+		return;
+	}
+	/* no segment (or, cow, no description to pin the base with): the
+	 * private copy prepare made; before anything that needs a descriptor */
+	if (p->eng ? p->fork_fd < 0 : !p->seal && p->fork_seg < 0) {
+		image_after_fork_child(p);
+		image_detach(p);    /* a private copy tracks nothing */
+		child_go_private(p);
+		heap_after_fork_child(p->heap);
+		return;
+	}
 	if (owner_self(&p->self) < 0)
 		child_die(p, "process identity");
 	if (p->eng || p->seal) {
@@ -438,14 +451,6 @@ fork_child_pool(struct ckpt_pool *p)
 			child_claim_cow(p, parent_seg);
 		else
 			child_claim_memory(p, parent_seg, CAT_NONE);
-		heap_after_fork_child(p->heap);
-		return;
-	}
-	if (p->fork_seg < 0) {
-		if (p->fork_memfd < 0)
-			child_die(p, "no segment and no private copy");
-		child_go_private(p, p->fork_memfd);
-		p->fork_memfd = -1;
 		heap_after_fork_child(p->heap);
 		return;
 	}
