@@ -12,9 +12,10 @@
  * Read: the record is read and checked against the entry and the header
  * first, so a wrong key (EKEYREJECTED) or a record that does not belong
  * here (EINVAL) is refused before anything is decrypted. Then each chunk's
- * ciphertext is read into its place in dst and decrypted there, piece by
- * piece; its tag, checked at the chunk's end, binds the record (uuid, id,
- * length, count, salt) and its index.
+ * ciphertext is decrypted from a read-only view of the segment (map.c;
+ * one pass, no copy in between) into its place in dst, piece by piece;
+ * its tag, checked at the chunk's end, binds the record (uuid, id, length,
+ * count, salt) and its index.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <xxhash.h>
 
 #include "layout.h"
+#include "map.h"
 #include "testhook.h"
 #include "seal/chunks.h"
 #include "seal/cipher.h"
@@ -195,22 +197,26 @@ check_record(const struct pool_hdr *h, const struct cat_entry *e, const struct s
 	return 0;
 }
 
-/* read_chunk -- read and decrypt chunk i into dst in pieces, then check its tag */
+/*
+ * read_chunk -- decrypt chunk i from view (the image's ciphertext, mapped)
+ * into dst in pieces, then check its tag; the chunk's pages are read in
+ * first, so an unreadable one is EIO here, never SIGBUS
+ */
 static int
-read_chunk(int fd, uint64_t seg_off, const struct seal_record *r, uint64_t i,
-		struct seal_cipher *c, const uint8_t *tag, char *dst)
+read_chunk(const char *view, const struct seal_record *r, uint64_t i, struct seal_cipher *c,
+		const uint8_t *tag, char *dst)
 {
 	uint64_t off = i << SEAL_CHUNK_SHIFT;
 	size_t n = chunk_len(r, i);
+	if (map_view_read(view + off, n) < 0) {
+		ckpt_err_prefix("sealed chunk %llu: ", (unsigned long long)i);
+		return -1;
+	}
 	if (seal_chunk_begin(c, 0, i, r, sizeof(*r)) < 0)
 		return -1;
 	for (size_t p = 0; p < n; p += SEAL_PIECE) {
 		size_t k = n - p < SEAL_PIECE ? n - p : SEAL_PIECE;
-		char *d = dst + off + p;
-		if (pread_all(fd, d, k, seg_off + off + p) < 0)
-			return ckpt_err_set(errno, "cannot read sealed chunk %llu: %s",
-					(unsigned long long)i, strerror(errno));
-		if (seal_chunk_update(c, 0, d, d, k) < 0)
+		if (seal_chunk_update(c, 0, view + off + p, dst + off + p, k) < 0)
 			return -1;
 	}
 	if (seal_chunk_open(c, tag) < 0)
@@ -221,15 +227,19 @@ read_chunk(int fd, uint64_t seg_off, const struct seal_record *r, uint64_t i,
 	return 0;
 }
 
-/* read_chunks -- every chunk into dst; EBADMSG names the first bad one */
+/* read_chunks -- every chunk of the image at seg_off into dst; EBADMSG names the first bad one */
 static int
 read_chunks(int fd, uint64_t seg_off, const struct seal_record *r, struct seal_cipher *c,
 		const uint8_t *tags, void *dst)
 {
-	for (uint64_t i = 0; i < r->nchunks; i++)
-		if (read_chunk(fd, seg_off, r, i, c, tags + i * SEAL_TAG_LEN, dst) < 0)
-			return -1;
-	return 0;
+	const void *view;
+	if (map_view(fd, seg_off, (size_t)r->used, &view) < 0)
+		return -1;
+	int rc = 0;
+	for (uint64_t i = 0; i < r->nchunks && rc == 0; i++)
+		rc = read_chunk(view, r, i, c, tags + i * SEAL_TAG_LEN, dst);
+	map_view_end(view, (size_t)r->used);
+	return rc;
 }
 
 int
