@@ -175,20 +175,13 @@ map_adopt_snapshot(struct pmap *m, void *snap, size_t len, void *addr)
 int
 map_sealed_heap(struct pmap *m, size_t len, void *addr)
 {
-	int fd = memfd_create("ckpt-sealed-heap", MFD_CLOEXEC);
-	if (fd < 0)
-		return ckpt_err_set(errno, "cannot create the memory of a sealed heap: "
-				"memfd_create: %s", strerror(errno));
-	void *p = MAP_FAILED;
-	if (ftruncate(fd, (off_t)len) == 0)
-		p = mmap_at(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
-				fd, 0, 1);
-	int e = errno;
-	close(fd);
+	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, 1);
 	if (p == MAP_FAILED)
-		return ckpt_err_set(e, "cannot map the memory of a sealed heap: %s",
-				strerror(e));
+		return ckpt_err_set(errno, "cannot map the memory of a sealed heap: %s",
+				strerror(errno));
 	madvise(p, len, MADV_DONTDUMP);
+	madvise(p, len, MADV_HUGEPAGE);
 	m->addr = p;
 	m->len = len;
 	m->kind = MAP_KIND_SEALED;

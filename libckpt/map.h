@@ -22,8 +22,8 @@ enum map_kind {
 	MAP_KIND_FORCED = 2,     /* ordinary file, pmem path forced: flushes + msync */
 	MAP_KIND_IMAGE = 3,      /* private mapping of a checkpoint image: the heap
 	                            is in memory, nothing reaches the file */
-	MAP_KIND_SEALED = 4,     /* a sealed pool's heap: private memory (of a
-	                            memfd), never in the pool file */
+	MAP_KIND_SEALED = 4,     /* a sealed pool's heap: private anonymous
+	                            memory, never in the pool file */
 };
 
 /* pmap -- one mapping of a file range; invariant: addr page aligned, len > 0 */
@@ -72,10 +72,13 @@ CKPT_HIDDEN int map_poison(void *addr, size_t len);
 
 /*
  * map_sealed_heap -- a sealed pool's live heap at addr (over a range the
- * caller owns): a private mapping of a new, empty memfd of len bytes, so
- * its pages are the process's own memory and no file ever holds them; kept
- * out of core dumps (MADV_DONTDUMP). A fork child inherits it copy on
- * write. Kind MAP_KIND_SEALED: ckpt_persist is ENOTSUP.
+ * caller owns): private anonymous memory of len bytes, so its pages are
+ * the process's own and no file ever holds them; kept out of core dumps
+ * (MADV_DONTDUMP), in transparent huge pages where the system allows
+ * (MADV_HUGEPAGE). A fork child inherits it copy on write. Kind
+ * MAP_KIND_SEALED: ckpt_persist is ENOTSUP. (Not a private mapping of a
+ * memfd: there the first write to each page makes the kernel allocate the
+ * memfd's page and then copy it, twice the memory and a copy per page.)
  */
 CKPT_HIDDEN int map_sealed_heap(struct pmap *m, size_t len, void *addr);
 
