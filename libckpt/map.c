@@ -181,7 +181,6 @@ map_sealed_heap(struct pmap *m, size_t len, void *addr)
 		return ckpt_err_set(errno, "cannot map the memory of a sealed heap: %s",
 				strerror(errno));
 	madvise(p, len, MADV_DONTDUMP);
-	madvise(p, len, MADV_HUGEPAGE);
 	m->addr = p;
 	m->len = len;
 	m->kind = MAP_KIND_SEALED;

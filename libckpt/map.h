@@ -74,8 +74,7 @@ CKPT_HIDDEN int map_poison(void *addr, size_t len);
  * map_sealed_heap -- a sealed pool's live heap at addr (over a range the
  * caller owns): private anonymous memory of len bytes, so its pages are
  * the process's own and no file ever holds them; kept out of core dumps
- * (MADV_DONTDUMP), in transparent huge pages where the system allows
- * (MADV_HUGEPAGE). A fork child inherits it copy on write. Kind
+ * (MADV_DONTDUMP). A fork child inherits it copy on write. Kind
  * MAP_KIND_SEALED: ckpt_persist is ENOTSUP. (Not a private mapping of a
  * memfd: there the first write to each page makes the kernel allocate the
  * memfd's page and then copy it, twice the memory and a copy per page.)
