@@ -16,7 +16,8 @@
  * checkpoint's ciphertext, in its tags or in its seal record is refused
  * naming the chunk (EBADMSG) or the record (EINVAL), and CKPT_LATEST
  * falls back to the older checkpoint. Fork children, background
- * checkpoints and retention work on sealed heaps; fork modes that cannot
+ * checkpoints and retention work on sealed heaps (a fork with no
+ * descriptor left gives a detached child); fork modes that cannot
  * (cow, reflink, shared) are refused; a pool of format 1.3 still opens.
  * ckpt-inspect reads headers and catalogs without the key, heaps only
  * with it. Key rotation (ckpt_reseal) re-seals every checkpoint into a new
@@ -32,12 +33,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "libckpt.h"
 #include "testutil.h"
 #include "format.h"
+#include "handle.h"
 #include "layout.h"
 
 #define MiB ((uint64_t)1 << 20)
@@ -490,6 +493,65 @@ test_seal_fork_bgsave(void **state)
 	tu_inspect_verify(path);
 }
 
+/*
+ * a fork with no descriptor left (EMFILE): the child cannot claim an entry,
+ * and runs on its inherited private memory, detached; the parent goes on
+ */
+static void
+test_seal_fork_emfile(void **state)
+{
+	(void)state;
+	const char *key = write_key("k11", 14, 0);
+	const char *path = tu_path("emfile.pool");
+	struct ckpt_config c = cfg_for(key);
+	ckpt_pool *p = ckpt_create(path, &c);
+	assert_non_null(p);
+	struct st *s = st_build(p, 40);
+	assert_non_null(s);
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+
+	struct rlimit old, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	int probe = dup(0);
+	assert_true(probe >= 0);
+	low = old;
+	low.rlim_cur = (rlim_t)probe + 16;
+	close(probe);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int fill[64], nfill = 0;
+	while (nfill < 64 && (fill[nfill] = dup(0)) >= 0)
+		nfill++;
+	assert_int_equal(errno, EMFILE);
+	pid_t pid = tu_fork();
+	if (pid == 0) {
+		int bad = 0;
+		if (!p->detached)
+			bad |= 1;
+		if (st_check(p) != 40)
+			bad |= 2;
+		errno = 0;
+		if (ckpt_checkpoint(p, "child", NULL) != -1 || errno != ENOSPC)
+			bad |= 4;
+		st_set_gen(s, 41);
+		if (ckpt_close(p) != 0)
+			bad |= 8;
+		_exit(bad);
+	}
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	int rc = tu_wait_exit(pid);
+	if (rc != 0)
+		fail_msg("child status %d (bits: 1 has an entry, 2 not the parent's heap, "
+			"4 checkpoint did not fail with ENOSPC, 8 close)", rc);
+	assert_int_equal(st_check(p), 40);      /* the child's write: invisible */
+	st_set_gen(s, 42);
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	assert_int_equal(open_gen(path, key, CKPT_LATEST), 42);
+	tu_inspect_verify(path);
+}
+
 /* retention frees sealed checkpoints like any others */
 static void
 test_seal_retention(void **state)
@@ -741,6 +803,7 @@ main(void)
 		cmocka_unit_test(test_seal_keys),
 		cmocka_unit_test(test_seal_tamper),
 		cmocka_unit_test(test_seal_fork_bgsave),
+		cmocka_unit_test(test_seal_fork_emfile),
 		cmocka_unit_test(test_seal_retention),
 		cmocka_unit_test(test_seal_modes_and_format),
 		cmocka_unit_test(test_seal_inspect),
