@@ -57,7 +57,8 @@
  *  - file_size == data_off + max_segments * seg_size, without overflow: the
  *    full size; the file has it unless POOL_F_SIZE_FOLLOWS (then at least
  *    data_off),
- *  - base is 2 MiB aligned, nonzero, and base + seg_size is a user address.
+ *  - base is 2 MiB aligned, nonzero, and base + seg_size is a user address,
+ *  - key_id is zero unless POOL_F_SEALED (format 1.4).
  */
 struct pool_hdr {
 	char magic[8];

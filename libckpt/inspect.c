@@ -503,6 +503,9 @@ verify_header(struct vctx *v)
 	if (h->minor == 0 && !all_zero(h->reserved, sizeof(h->reserved)))
 		finding(v, INSPECT_WARNING, "header", -1, offsetof(struct pool_hdr, reserved),
 			"reserved bytes are not zero in a version %u.0 pool", h->major);
+	if (!(h->flags & POOL_F_SEALED) && !all_zero(h->key_id, sizeof(h->key_id)))
+		finding(v, INSPECT_WARNING, "header", -1, offsetof(struct pool_hdr, key_id),
+			"a key id is set in a pool that is not sealed");
 	if (v->in->file_size > h->file_size)
 		finding(v, INSPECT_NOTE, "header", -1, UINT64_MAX,
 			"file is %" PRIu64 " bytes, %" PRIu64 " more than the pool uses",
