@@ -1,13 +1,33 @@
 /*
  * bench_stats.h -- what the checkpoint benchmarks (ckpt_bench.c,
  * seal_bench.c) share besides the clock (bench_rand.h): medians of their
- * repetitions and the sizes their command lines take.
+ * repetitions, the sizes their command lines take, and dying with a
+ * message. Define BENCH_NAME (the program's name) before including it.
  */
 #ifndef CKPT_BENCH_STATS_H
 #define CKPT_BENCH_STATS_H 1
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+
+#ifndef BENCH_NAME
+#error "define BENCH_NAME before including bench_stats.h"
+#endif
+
+/* die -- print "BENCH_NAME: message" on stderr and exit 1 */
+static inline void __attribute__((noreturn, format(printf, 1, 2)))
+die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, BENCH_NAME ": ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
 
 /* cmp_double -- qsort order of doubles */
 static inline int
@@ -37,6 +57,16 @@ parse_size(const char *s)
 	case 'g': case 'G': v <<= 30; end++; break;
 	}
 	return *end ? 0 : v;
+}
+
+/* size_arg -- a size from the command line, or die */
+static inline uint64_t
+size_arg(const char *s)
+{
+	uint64_t v = parse_size(s);
+	if (!v)
+		die("bad size %s", s);
+	return v;
 }
 
 #endif

@@ -52,6 +52,7 @@
 #include <libckpt.h>
 
 #include "bench_rand.h"
+#define BENCH_NAME "ckpt_bench"
 #include "bench_stats.h"
 
 #define MiB ((uint64_t)1 << 20)
@@ -71,28 +72,6 @@ struct root {
 	uint64_t bytes;           /* user data in the chunks */
 	struct chunk *head;
 };
-
-static void __attribute__((noreturn, format(printf, 1, 2)))
-die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "ckpt_bench: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
-
-/* size_arg -- a size from the command line, or die */
-static uint64_t
-size_arg(const char *s)
-{
-	uint64_t v = parse_size(s);
-	if (!v)
-		die("bad size %s", s);
-	return v;
-}
 
 /* build -- the root structure holding `bytes` of data, every word written */
 static struct root *

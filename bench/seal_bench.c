@@ -42,6 +42,7 @@
 #include <libckpt.h>
 
 #include "bench_rand.h"
+#define BENCH_NAME "seal_bench"
 #include "bench_stats.h"
 
 #define MiB ((uint64_t)1 << 20)
@@ -58,28 +59,6 @@ struct root {
 	uint64_t magic;
 	struct block *head;
 };
-
-static void __attribute__((noreturn, format(printf, 1, 2)))
-die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "seal_bench: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
-
-/* size_arg -- a size from the command line, or die */
-static uint64_t
-size_arg(const char *s)
-{
-	uint64_t v = parse_size(s);
-	if (!v)
-		die("bad size %s", s);
-	return v;
-}
 
 /* build -- bytes of user data in blocks linked from a new root */
 static struct root *

@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -510,18 +509,8 @@ test_seal_fork_emfile(void **state)
 	assert_non_null(s);
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 
-	struct rlimit old, low;
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	int probe = dup(0);
-	assert_true(probe >= 0);
-	low = old;
-	low.rlim_cur = (rlim_t)probe + 16;
-	close(probe);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-	int fill[64], nfill = 0;
-	while (nfill < 64 && (fill[nfill] = dup(0)) >= 0)
-		nfill++;
-	assert_int_equal(errno, EMFILE);
+	struct tu_fds fds;
+	tu_fds_exhaust(&fds);
 	pid_t pid = tu_fork();
 	if (pid == 0) {
 		int bad = 0;
@@ -537,9 +526,7 @@ test_seal_fork_emfile(void **state)
 			bad |= 8;
 		_exit(bad);
 	}
-	for (int i = 0; i < nfill; i++)
-		close(fill[i]);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	tu_fds_restore(&fds);
 	int rc = tu_wait_exit(pid);
 	if (rc != 0)
 		fail_msg("child status %d (bits: 1 has an entry, 2 not the parent's heap, "
