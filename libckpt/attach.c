@@ -39,7 +39,7 @@ claim_empty(struct ckpt_pool *p)
 	struct cat_entry *e = &v.e[seg];
 	e->life = e->lineage = p->life;
 	e->state = CAT_LIVE;
-	e->flags = p->fork_mode == CKPT_FORK_COW ? CAT_F_IN_MEMORY : 0;
+	e->flags = pool_heap_in_memory(p) ? CAT_F_IN_MEMORY : 0;
 	e->owner = p->self;
 	e->time_ns = now_ns();
 	if (cat_commit(&p->cat) < 0)
@@ -107,7 +107,8 @@ attach_segment(const ckpt_pool *p)
 void
 attach_zero(ckpt_pool *p, void *addr, size_t len)
 {
-	if (!p->detached && p->eng == NULL && p->heap_map.kind != MAP_KIND_IMAGE) {
+	if (!p->detached && p->eng == NULL && p->heap_map.kind != MAP_KIND_IMAGE &&
+	    p->heap_map.kind != MAP_KIND_SEALED) {
 		off_t off = (off_t)(seg_off(p, p->seg) + ((uintptr_t)addr - p->hdr.base));
 		if (fallocate(p->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off,
 				(off_t)len) == 0)
