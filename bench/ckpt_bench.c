@@ -51,6 +51,10 @@
 
 #include <libckpt.h>
 
+#include "bench_rand.h"
+#define BENCH_NAME "ckpt_bench"
+#include "bench_stats.h"
+
 #define MiB ((uint64_t)1 << 20)
 /* the size of each chunk of user data (--chunk; the default is a slab class) */
 static uint64_t chunk_bytes = (64u << 10) - 64;
@@ -68,55 +72,6 @@ struct root {
 	uint64_t bytes;           /* user data in the chunks */
 	struct chunk *head;
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void __attribute__((noreturn, format(printf, 1, 2)))
-die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "ckpt_bench: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static uint64_t
-parse_size(const char *s)
-{
-	char *end;
-	uint64_t v = strtoull(s, &end, 10);
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; break;
-	case 'm': case 'M': v <<= 20; break;
-	case 'g': case 'G': v <<= 30; break;
-	case '\0': break;
-	default: die("bad size %s", s);
-	}
-	return v;
-}
 
 /* build -- the root structure holding `bytes` of data, every word written */
 static struct root *
@@ -444,7 +399,7 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
 			keep = (unsigned)atoi(argv[++i]);
 		else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
-			chunk_bytes = parse_size(argv[++i]) & ~(uint64_t)7;
+			chunk_bytes = size_arg(argv[++i]) & ~(uint64_t)7;
 		else if (strcmp(argv[i], "--smoke") == 0) {
 			sizes = "4M,8M";
 			reps = 1;
@@ -466,7 +421,7 @@ main(int argc, char **argv)
 	char *list = strdup(sizes);
 	for (char *save, *tok = strtok_r(list, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		uint64_t bytes = parse_size(tok) & ~(uint64_t)7;
+		uint64_t bytes = size_arg(tok) & ~(uint64_t)7;
 		struct result res;
 		run_size(work, bytes, reps, &res);
 		const char *fm = getenv("CKPT_FORK_MODE");

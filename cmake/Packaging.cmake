@@ -55,7 +55,8 @@ set(CPACK_DEBIAN_PACKAGE_RELEASE ${CKPT_DEB_RELEASE})
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CKPT_DEB_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SOURCE libckpt)
-# Depends from the ELF files (dpkg-shlibdeps: libc6, libpmem1, libxxhash0);
+# Depends from the ELF files (dpkg-shlibdeps: libc6, libpmem1, libxxhash0,
+# libssl3 for libcrypto);
 # a shlibs file and the ldconfig trigger for the library package
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
@@ -80,8 +81,8 @@ This package contains the shared library.")
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libckpt-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
-# the static library and libckpt::ckpt_static link libpmem and libxxhash
-set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libpmem-dev, libxxhash-dev")
+# the static library and libckpt::ckpt_static link libpmem, libxxhash and libcrypto
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libpmem-dev, libxxhash-dev, libssl-dev")
 set(CPACK_DEBIAN_DEV_DESCRIPTION
 "durable, fork-safe, checkpointable heaps on persistent memory (development)
 libckpt gives a long-running C program a heap that lives in a pool file on

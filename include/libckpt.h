@@ -48,6 +48,9 @@ struct ckpt_config {          /* all-zero means every default */
 	                              older ones are freed once a newer one is
 	                              published; 0: 4 */
 	mode_t mode;              /* permissions of a created pool; 0: 0600 */
+	const char *key_file;     /* sealed pool: file holding a 32-byte key (raw, or
+	                             64 hex digits); NULL: unsealed, unless
+	                             CKPT_KEY_FILE is set (read at create and open) */
 };
 
 /* Pools. */
@@ -117,6 +120,15 @@ int ckpt_reclaim(ckpt_pool *pool, unsigned *reclaimed);
 #define CKPT_WNOHANG 1
 pid_t ckpt_checkpoint_background(ckpt_pool *pool, const char *label);
 int ckpt_checkpoint_wait(ckpt_pool *pool, pid_t pid, ckpt_id *id, int flags);
+
+/*
+ * Sealed pools (docs/API.md). ckpt_reseal -- key rotation: a new sealed
+ * pool dst (it must not exist) holding every checkpoint of pool src, each
+ * decrypted with key_file (NULL for a src that is not sealed: this seals
+ * it) and encrypted anew under the key in new_key_file. src is only read.
+ */
+int ckpt_reseal(const char *src, const char *dst, const char *key_file,
+		const char *new_key_file);
 
 /* The reason for the calling thread's last failure. */
 const char *ckpt_errormsg(void);

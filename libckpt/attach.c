@@ -256,7 +256,8 @@ attach_segment(const ckpt_pool *p)
 void
 attach_zero(ckpt_pool *p, void *addr, size_t len)
 {
-	if (!p->detached && p->eng == NULL && p->heap_map.kind != MAP_KIND_IMAGE) {
+	if (!p->detached && p->eng == NULL && p->heap_map.kind != MAP_KIND_IMAGE &&
+	    p->heap_map.kind != MAP_KIND_SEALED) {
 		off_t off = (off_t)(seg_off(p, p->seg) + ((uintptr_t)addr - p->hdr.base));
 		if (fallocate(p->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off,
 				(off_t)len) == 0)

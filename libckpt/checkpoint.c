@@ -17,6 +17,10 @@
  * failure before 4 (ENOSPC while copying, fdatasync) gives the reserved
  * segment back and leaves the pool as it was.
  *
+ * In a sealed pool (seal/chunks.c) step 1 also gives the checkpoint its id
+ * (the encryption binds it), and step 2 encrypts the heap into the segment
+ * chunk by chunk: no plaintext reaches the file.
+ *
  * In cow mode the engine (engine/image.c) takes steps 1 and 2: step 1 may
  * recycle the checkpoint that retention drops at this publication, step 2
  * writes the base image's bytes and the pages written since; after 3 the
@@ -41,6 +45,7 @@
 #include "segment.h"
 #include "testhook.h"
 #include "engine/image.h"
+#include "seal/chunks.h"
 
 static pthread_mutex_t publish_hooks_mu = PTHREAD_MUTEX_INITIALIZER;
 static checkpoint_publish_hook publish_hooks[CHECKPOINT_MAX_HOOKS];
@@ -126,11 +131,20 @@ copy_live(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 			p->hdr.seg_size - half, SEGCOPY_ANY, &o, &cloned);
 }
 
-/* build -- step 2's copy and checksum: the engine's image, or a copy of the live segment */
+/*
+ * build -- step 2's copy and checksum: the engine's image, a sealed image
+ * (checkpoint id: its id, given at the reservation), or a copy of the live
+ * segment
+ */
 static int
-build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint64_t *sum,
-		uint32_t *flags)
+build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, ckpt_id id,
+		uint64_t *sum, uint32_t *flags)
 {
+	if (p->seal) {
+		*flags = CAT_F_SEALED;
+		return seal_write_image(p->fd, &p->hdr, seg, p->heap_map.addr, used, id,
+				p->seal, sum);
+	}
 	if (p->eng)
 		return image_build(p, seg, recycled, used, sum, flags);
 	if (copy_live(p, seg, used) < 0)
@@ -142,10 +156,11 @@ build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint64_t *
 
 /*
  * reserve -- step 1: a segment for the checkpoint, BUSY and ours; in cow
- * mode the engine may recycle an old checkpoint (*recycled)
+ * mode the engine may recycle an old checkpoint (*recycled); in a sealed
+ * pool the entry gets the checkpoint's id now (*id; else 0)
  */
 static int
-reserve(struct ckpt_pool *p, int *recycled)
+reserve(struct ckpt_pool *p, int *recycled, ckpt_id *id)
 {
 	struct cat_view v;
 	uint64_t punch;         /* the copy punches the whole segment anyway */
@@ -163,6 +178,9 @@ reserve(struct ckpt_pool *p, int *recycled)
 	v.e[seg].life = p->life;
 	v.e[seg].lineage = p->lineage;
 	v.e[seg].time_ns = now_ns();
+	*id = 0;
+	if (p->seal)
+		v.e[seg].ckpt_id = *id = v.h->next_ckpt_id++;
 	return cat_commit(&p->cat) < 0 ? -1 : seg;
 }
 
@@ -180,14 +198,16 @@ publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 	if (cat_begin(&p->cat, &v) < 0)
 		return -1;
 	struct cat_entry *e = &v.e[seg];
-	if (e->state != CAT_BUSY || !owner_equal(&e->owner, &p->self) || e->life != p->life) {
+	if (e->state != CAT_BUSY || !owner_equal(&e->owner, &p->self) || e->life != p->life ||
+	    (p->seal && e->ckpt_id == 0)) {
 		/* the reservation was lost (a damaged catalog copy fell back
 		 * past it): publish nothing over what is there now */
 		cat_end(&p->cat);
 		return ckpt_err_set(EIO, "segment %u is no longer reserved for this "
 				"checkpoint", seg);
 	}
-	*cid = v.h->next_ckpt_id++;
+	/* a sealed image was encrypted for the id its reservation got */
+	*cid = p->seal ? e->ckpt_id : v.h->next_ckpt_id++;
 	e->state = CAT_CKPT;
 	e->flags = flags;
 	e->ckpt_id = *cid;
@@ -216,11 +236,11 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 				CAT_LABEL_MAX - 1);
 	pthread_mutex_lock(&p->mu);
 	int ret = -1, recycled, quiesced = 0, rebased = 0;
-	ckpt_id cid_out = 0;
+	ckpt_id cid_out = 0, sealed_id;
 
 	/* 1. reserve */
 	test_point("checkpoint:before-reserve");
-	int seg = reserve(p, &recycled);
+	int seg = reserve(p, &recycled, &sealed_id);
 	if (seg < 0)
 		goto out;
 
@@ -233,12 +253,12 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	uint64_t in_use = heap_bytes_in_use(p->heap);
 	uint64_t sum = 0;
 	uint32_t flags = 0;
-	int rc = build(p, (uint32_t)seg, recycled, used, &sum, &flags);
+	int rc = build(p, (uint32_t)seg, recycled, used, sealed_id, &sum, &flags);
 	if (rc < 0 && errno == ENOSPC) {
 		/* the filesystem is full: dead heaps go before a live process
 		 * is refused its checkpoint */
 		if (seg_space_freed(p))
-			rc = build(p, (uint32_t)seg, recycled, used, &sum, &flags);
+			rc = build(p, (uint32_t)seg, recycled, used, sealed_id, &sum, &flags);
 	}
 	if (!p->eng) {
 		heap_unlock_all(p->heap);

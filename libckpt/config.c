@@ -116,6 +116,16 @@ config_resolve(struct pool_config *c, const struct ckpt_config *cfg, int create)
 	if (config_check_keep(cfg->keep_checkpoints) < 0)
 		return -1;
 	c->keep = cfg->keep_checkpoints;
+	const char *kf = getenv("CKPT_KEY_FILE");
+	if (cfg->key_file) {
+		c->key_file = cfg->key_file;
+		c->key_from = "the config";
+	} else if (kf && *kf) {
+		c->key_file = kf;
+		c->key_from = "CKPT_KEY_FILE";
+	}
+	if (c->key_file && !*c->key_file)
+		return ckpt_err_set(EINVAL, "key file name from %s is empty", c->key_from);
 	if (!create)
 		return 0;
 
@@ -145,6 +155,16 @@ config_from_pool(struct pool_config *c, const struct pool_hdr *h)
 int
 config_fork_mode(struct pool_config *c, int fd, const char *path, uint32_t hdr_flags)
 {
+	if (hdr_flags & POOL_F_SEALED) {
+		if (c->fork_mode != CKPT_FORK_AUTO && c->fork_mode != CKPT_FORK_COPY)
+			return ckpt_err_set(ENOTSUP, "fork mode %s (from %s): pool %s is "
+					"sealed: its heaps are kept in memory and its "
+					"checkpoints encrypted, so only fork mode copy (or "
+					"auto) applies", config_fork_mode_name(c->fork_mode),
+					c->fork_mode_from, path);
+		c->fork_mode = CKPT_FORK_COPY;
+		return 0;
+	}
 	int can_clone = segcopy_can_clone(fd);
 	switch (c->fork_mode) {
 	case CKPT_FORK_REFLINK:

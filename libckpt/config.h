@@ -4,9 +4,9 @@
  *
  * Precedence, for create and open alike: the environment (CKPT_FORK_MODE,
  * CKPT_RESTART)
- * over the caller's config over, on open, what the pool's header records
+ * over the caller's config (but the caller's key_file over CKPT_KEY_FILE) over, on open, what the pool's header records
  * over the library's defaults. A config passed to ckpt_open is read for
- * fork_mode and keep_checkpoints only (the rest is the pool's); its
+ * fork_mode, keep_checkpoints and key_file only (the rest is the pool's); its
  * fork_mode counts whatever its value, CKPT_FORK_AUTO included, while
  * keep_checkpoints 0 means "the pool's". Every value is checked here,
  * before anything is written, and a bad one is EINVAL naming its source.
@@ -36,6 +36,10 @@ struct pool_config {
 	unsigned keep;                  /* keep_checkpoints; 0 on open: the pool's */
 	const uint8_t *uuid;            /* create: 16 bytes the header records (a pool
 	                                   rebuilt from a remote manifest); NULL: random */
+	const char *key_file;           /* the key file (ckpt_config.key_file, else
+	                                   CKPT_KEY_FILE), or NULL: create makes a
+	                                   sealed pool with it; open needs it for one */
+	const char *key_from;           /* where it came from, for messages */
 	int eager_restart;              /* open: CKPT_RESTART=eager: a cow restart
 	                                   verifies the whole image before it returns
 	                                   (default: each page on first access where
@@ -56,7 +60,9 @@ CKPT_HIDDEN void config_from_pool(struct pool_config *c, const struct pool_hdr *
  * config_fork_mode -- settle the fork mode for the pool file fd (path for
  * messages): auto becomes the best mode its filesystem allows; a mode it
  * cannot do is ENOTSUP naming the mode and where it was asked for; so is
- * cow on a pool of format 1.0 (hdr_flags without POOL_F_IN_MEMORY_HEAPS).
+ * cow on a pool of format 1.0 (hdr_flags without POOL_F_IN_MEMORY_HEAPS),
+ * and any mode but copy on a sealed pool (POOL_F_SEALED: auto settles to
+ * copy; its heap is in memory, and a fork child's is the kernel's copy).
  */
 CKPT_HIDDEN int config_fork_mode(struct pool_config *c, int fd, const char *path,
 		uint32_t hdr_flags);

@@ -77,6 +77,12 @@
  * on the parent's base image on that description (catalog.h, Pins); the
  * child claims a segment itself (child_claim_cow), which pins the image
  * through the catalog, and then drops the lock.
+ *
+ * Sealed pools: the heap is private memory too (map_sealed_heap), so a fork
+ * is a plain fork as in cow mode, with nothing to pin: prepare reopens the
+ * pool for the child, and the child claims a segment for its entry (LIVE,
+ * in memory; child_claim_memory). Its heap never reaches the file; its
+ * checkpoints are sealed with the key it inherited.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,9 +109,8 @@ static pthread_once_t install_once_flag = PTHREAD_ONCE_INIT;
 static void
 dontfork(struct ckpt_pool *p)
 {
-	/* (cow: the child inherits the private mapping, which is its heap) */
-	if (p->fork_mode != CKPT_FORK_SHARED && p->fork_mode != CKPT_FORK_COW &&
-	    p->heap_map.addr)
+	/* (cow, sealed: the child inherits the private mapping, which is its heap) */
+	if (p->fork_mode != CKPT_FORK_SHARED && !pool_heap_in_memory(p) && p->heap_map.addr)
 		madvise(p->heap_map.addr, p->heap_map.len, MADV_DONTFORK);
 }
 
@@ -203,6 +208,13 @@ fork_prepare_pool(struct ckpt_pool *p)
 	p->fork_fd = reopen_pool(p);
 	if (p->fork_mode == CKPT_FORK_SHARED)
 		return;
+	if (p->seal) {
+		/* the child's heap is the kernel's copy of ours: nothing to
+		 * copy, reserve or pin; the child claims its entry itself */
+		snprintf(p->detach_why, sizeof(p->detach_why), "%s",
+			p->fork_fd < 0 ? ckpt_errormsg() : "");
+		return;
+	}
 	if (p->eng) {
 		/* a lazy restart's holes would be zeros in the child */
 		image_settle(p);
@@ -314,6 +326,19 @@ child_die(struct ckpt_pool *p, const char *what)
 	_exit(127);
 }
 
+/* child_detach -- run on, volatile, holding none of the parent's descriptors */
+static void
+child_detach(struct ckpt_pool *p)
+{
+	p->detached = 1;
+	/* its open file description carries the parent's lease, which must
+	 * end with the parent (or its exec) */
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	p->cat.fd = -1;
+}
+
 /* child_go_private -- run on the private volatile copy prepare made (fork_snap) */
 static void
 child_go_private(struct ckpt_pool *p)
@@ -324,13 +349,7 @@ child_go_private(struct ckpt_pool *p)
 	if (map_adopt_snapshot(&p->heap_map, p->fork_snap, p->hdr.seg_size, base) < 0)
 		child_die(p, "private copy");
 	p->fork_snap = NULL;
-	p->detached = 1;
-	/* hold nothing of the parent's: its open file description carries its
-	 * lease, which must end with the parent (or its exec) */
-	if (p->fd >= 0)
-		close(p->fd);
-	p->fd = -1;
-	p->cat.fd = -1;
+	child_detach(p);
 }
 
 /* adopt_fd -- make fd (the child's own open file description) the pool's descriptor */
@@ -343,22 +362,19 @@ adopt_fd(struct ckpt_pool *p, int fd)
 }
 
 /*
- * child_claim_cow -- a cow child's entry: one catalog transaction takes a
- * segment (it holds nothing until the child's first checkpoint writes an
- * image elsewhere) and records it LIVE, in memory, mapping the parent's
- * base image, which the entry now pins; then the parent's pin lock can go.
- * Without a segment the child runs on, volatile, its inherited description
- * keeping the pin (and the base image) until it exits. Without a
- * description of its own (the parent could not reopen the pool: no file
- * descriptors left), nothing can pin the image, so prepare made a private
- * copy and the child runs on it, volatile, as in the other modes.
+ * child_claim_memory -- the entry of a child whose heap is in memory (cow,
+ * sealed): one catalog transaction takes a segment (it holds nothing
+ * until the child's first checkpoint writes an image elsewhere) and
+ * records it LIVE, in memory, naming source (cow: the parent's base image,
+ * which the entry now pins; sealed: CAT_NONE). 0, or -1 after marking the
+ * child detached: without a segment it runs on, volatile, its inherited
+ * description keeping any pin until it exits. (Without a description of
+ * its own, fork_child_pool never gets here: see there.)
  */
-static void
-child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
+static int
+child_claim_memory(struct ckpt_pool *p, uint32_t parent_seg, uint32_t source)
 {
 	const uint64_t parent_life = p->life;
-	const uint32_t base = p->eng->base_seg;
-	image_after_fork_child(p);
 	adopt_fd(p, p->fork_fd);
 	p->fork_fd = -1;
 	test_point("fork:child-before-claim");
@@ -377,8 +393,7 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 			e->flags = CAT_F_IN_MEMORY;
 			e->owner = p->self;
 			e->parent = parent_seg;
-			e->source = base;   /* whatever it is: a checkpoint, or
-					       the parent's own segment or image */
+			e->source = source;
 			e->life = e->lineage = v.h->next_life++;
 			e->parent_life = parent_life;
 			e->used = p->fork_used;
@@ -396,9 +411,23 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 		snprintf(p->detach_why, sizeof(p->detach_why),
 			"no segment could be had: %s", ckpt_errormsg());
 		p->detached = 1;    /* the private mapping is its own copy already */
-		return;
+		return -1;
 	}
-	cat_pin_drop(p->fd, base);
+	return 0;
+}
+
+/*
+ * child_claim_cow -- a cow child's entry (child_claim_memory) maps the
+ * parent's base image, whatever it is (a checkpoint, or the parent's own
+ * segment or image); once the entry pins it, the parent's pin lock can go
+ */
+static void
+child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
+{
+	const uint32_t base = p->eng->base_seg;
+	image_after_fork_child(p);
+	if (child_claim_memory(p, parent_seg, base) == 0)
+		cat_pin_drop(p->fd, base);
 }
 
 /* fork_child_pool -- take over the reserved segment in the child */
@@ -421,9 +450,17 @@ fork_child_pool(struct ckpt_pool *p)
 		heap_after_fork_child(p->heap);
 		return;
 	}
+	/* sealed, no description of its own (no descriptors left): the
+	 * inherited private memory is its own copy already; it runs on it,
+	 * volatile, holding nothing of the parent's */
+	if (p->seal && p->fork_fd < 0) {
+		child_detach(p);
+		heap_after_fork_child(p->heap);
+		return;
+	}
 	/* no segment (or, cow, no description to pin the base with): the
 	 * private copy prepare made; before anything that needs a descriptor */
-	if (p->eng ? p->fork_fd < 0 : p->fork_seg < 0) {
+	if (p->eng ? p->fork_fd < 0 : !p->seal && p->fork_seg < 0) {
 		image_after_fork_child(p);
 		image_detach(p);    /* a private copy tracks nothing */
 		child_go_private(p);
@@ -432,8 +469,11 @@ fork_child_pool(struct ckpt_pool *p)
 	}
 	if (owner_self(&p->self) < 0)
 		child_die(p, "process identity");
-	if (p->eng) {
-		child_claim_cow(p, parent_seg);
+	if (p->eng || p->seal) {
+		if (p->eng)
+			child_claim_cow(p, parent_seg);
+		else
+			child_claim_memory(p, parent_seg, CAT_NONE);
 		heap_after_fork_child(p->heap);
 		return;
 	}

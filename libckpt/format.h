@@ -57,7 +57,8 @@
  *  - file_size == data_off + max_segments * seg_size, without overflow: the
  *    full size; the file has it unless POOL_F_SIZE_FOLLOWS (then at least
  *    data_off),
- *  - base is 2 MiB aligned, nonzero, and base + seg_size is a user address.
+ *  - base is 2 MiB aligned, nonzero, and base + seg_size is a user address,
+ *  - key_id is zero unless POOL_F_SEALED (format 1.4).
  */
 struct pool_hdr {
 	char magic[8];
@@ -77,7 +78,9 @@ struct pool_hdr {
 	uint32_t keep_checkpoints;
 	uint64_t sums_off;       /* file offset of the page-sum slots, or 0
 	                            (POOL_F_SUMS_AREA; format 1.2) */
-	uint8_t reserved[136];   /* zero */
+	uint8_t key_id[16];      /* POOL_F_SEALED: the id of the pool's key
+	                            (seal/key.h); else zero (format 1.4) */
+	uint8_t reserved[120];   /* zero */
 	uint64_t checksum;
 };
 
@@ -175,15 +178,21 @@ struct cat_entry {
  * stays the full size the pool may reach). A libckpt older than 1.3 refuses
  * such a pool ("unknown flags") instead of calling it truncated */
 #define POOL_F_SIZE_FOLLOWS 0x4u
+/* pool_hdr.flags: a sealed pool (format 1.4): every live heap is kept in
+ * memory (never in the file), every checkpoint is encrypted and
+ * authenticated (CAT_F_SEALED) with the key whose id is key_id. A libckpt
+ * older than 1.4 refuses such a pool ("unknown flags"): it would read
+ * ciphertext as a heap */
+#define POOL_F_SEALED 0x8u
 /* pool_hdr.flags: the pool may hold young heaps (format 1.5): a FREE
  * segment whose lease (CAT_LEASE_OFF) a process holds is that process's
  * heap, not yet published in the catalog; nobody else takes it or cuts it
  * off the end of the file, and its bytes mean nothing once the lease is
  * gone. A libckpt older than 1.5 refuses such a pool ("unknown flags")
  * instead of handing a young heap's segment to another process */
-#define POOL_F_YOUNG_HEAPS 0x8u
+#define POOL_F_YOUNG_HEAPS 0x10u
 #define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS | \
-		POOL_F_YOUNG_HEAPS)
+		POOL_F_SEALED | POOL_F_YOUNG_HEAPS)
 
 /* LIVE, or BUSY fork-pending: the heap is in the process's memory, a
  * private image of checkpoint segment source (or of its own empty segment
@@ -198,6 +207,11 @@ struct cat_entry {
  * checksum), so one page can be verified without reading the others: a
  * restart verifies each page on first access (format 1.2) */
 #define CAT_F_SUMS_STORED 0x10u
+/* CKPT in a sealed pool: the segment's [0, used) holds the image encrypted
+ * with AES-256-GCM in 2 MiB chunks, and its page-sum slot the seal record
+ * (salt, binding, one tag per chunk: seal/chunks.h); the checksum is of the
+ * ciphertext (format 1.4) */
+#define CAT_F_SEALED 0x20u
 
 /*
  * cat_hdr -- at the start of each catalog copy, followed by max_segments
@@ -217,6 +231,31 @@ struct cat_hdr {
 	uint8_t reserved[16];
 };
 
+/*
+ * seal_record -- at the start of the page-sum slot of a segment holding a
+ * sealed checkpoint (CAT_F_SEALED; format 1.4), followed by nchunks tags of
+ * 16 bytes, chunk 0 first. Invariants: magic == SEAL_MAGIC, version == 1,
+ * chunk_shift == 21, ckpt_id and used equal the catalog entry's, uuid the
+ * pool's, key_id the header's, nchunks == ceil(used / 2^chunk_shift),
+ * reserved zero, and the record with its tags fits in the slot. The whole
+ * 128 bytes are the associated data of every chunk (seal/chunks.c).
+ */
+#define SEAL_MAGIC "CKPTSEAL"
+#define SEAL_RECORD_VERSION 1
+struct seal_record {
+	char magic[8];
+	uint32_t version;
+	uint32_t chunk_shift;    /* log2 of the chunk size */
+	uint64_t ckpt_id;
+	uint64_t used;           /* image bytes (plaintext and ciphertext alike) */
+	uint64_t nchunks;
+	uint8_t uuid[16];        /* the pool's */
+	uint8_t key_id[16];      /* the pool key's id (pool_hdr.key_id) */
+	uint8_t salt[32];        /* random, this checkpoint's: its key derives from it */
+	uint8_t reserved[24];
+};
+
+_Static_assert(sizeof(struct seal_record) == 128, "seal_record is 128 bytes");
 _Static_assert(sizeof(struct pool_hdr) == 256, "pool_hdr is 256 bytes");
 _Static_assert(sizeof(struct cat_entry) == 256, "cat_entry is 256 bytes");
 _Static_assert(sizeof(struct cat_hdr) == 64, "cat_hdr is 64 bytes");

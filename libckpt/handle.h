@@ -19,6 +19,7 @@
 #include "map.h"
 
 struct engine;
+struct seal_key;
 
 /*
  * ckpt_pool -- one open pool in this process.
@@ -27,7 +28,9 @@ struct engine;
  * published, attach.c), and heap_map
  * maps the heap at hdr.base: segment seg of fd, shared; or in cow mode
  * (eng != NULL) the image in segment eng->base_seg, privately, the entry
- * flagged in memory and naming that segment as its source. In a fork child
+ * flagged in memory and naming that segment as its source. In a sealed pool
+ * (seal != NULL) heap_map is private memory (map_sealed_heap), the entry is
+ * flagged in memory with no source, and the segment holds none of it. In a fork child
  * that could not get a segment, detached == 1 and heap_map is a private
  * copy that no entry describes.
  */
@@ -44,6 +47,7 @@ struct ckpt_pool {
 	struct heap *heap;
 	struct engine *eng;          /* cow mode: the heap is a private image (engine/image.h); else NULL */
 	uint32_t eng_base;           /* cow mode: the segment the heap maps (eng->base_seg) */
+	struct seal_key *seal;       /* sealed pool (format 1.4): its key; else NULL */
 	enum ckpt_fork_mode fork_mode;
 	unsigned keep;
 	int eager_restart;           /* CKPT_RESTART=eager (config.h) */
@@ -98,6 +102,16 @@ pool_published(struct ckpt_pool *p)
 	if (atomic_load(&p->young) && p->publish)
 		return p->publish(p);
 	return 0;
+}
+
+/*
+ * pool_heap_in_memory -- 1 if p's live heap is kept in the process's memory
+ * (fork mode cow, or a sealed pool): its entry is flagged CAT_F_IN_MEMORY
+ */
+static inline int
+pool_heap_in_memory(const struct ckpt_pool *p)
+{
+	return p->fork_mode == CKPT_FORK_COW || p->seal != NULL;
 }
 
 /* pool_kind_name -- how the live heap is persisted: map_kind_name() of its mapping */

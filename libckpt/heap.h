@@ -58,22 +58,33 @@ CKPT_HIDDEN int heap_format_zeroed(void *seg, size_t size, heap_grow_fn grow,
 		void *grow_arg);
 
 /*
- * heap_attach -- validate the heap in [seg, seg+size) enough to run on it and
- * return a handle. Resets every per-thread record found in the segment (the
- * threads that owned them belong to another process or another life), so
- * whatever they held becomes reusable: nothing leaks across restart/fork.
- * Fails with EINVAL and a message naming the damage.
+ * heap_attach -- check the heap's metadata in [seg, seg+size) (header, thread
+ * slots, page map and bitmap: a few pages, not the slabs) and return a
+ * handle. Each slab is checked on its first use (heap/validate.c): an
+ * operation that meets a damaged slab fails with EINVAL and a message. The
+ * thread slots found claimed are kept with their lists as they are, as
+ * orphans: the threads that held them belong to another process or another
+ * life; new threads take them over, and what they hold is reused, not leaked.
+ * A version 1 or 2 heap is checked whole and upgraded to version 3. Fails
+ * with EINVAL and a message naming the damage.
  */
 CKPT_HIDDEN struct heap *heap_attach(void *seg, size_t size,
 		heap_grow_fn grow, void *grow_arg);
 
 /*
- * heap_attach_new -- heap_attach for the heap heap_format(_zeroed) has just
- * written into [seg, seg+size) in this process: no validation walk and no
- * rebuild (there is no state of another life to find)
+ * heap_validate_all -- check every slab of an attached heap now, as its
+ * first use would, and that every slab is on a list: what heap_check would
+ * report about the slabs, through the allocator's own checks. 0, or -1 with
+ * EINVAL and a message.
  */
-CKPT_HIDDEN struct heap *heap_attach_new(void *seg, size_t size,
-		heap_grow_fn grow, void *grow_arg);
+CKPT_HIDDEN int heap_validate_all(struct heap *h);
+
+/*
+ * heap_downgrade_v2 -- for tests of the upgrade: rewrite the quiescent
+ * version 3 heap in seg (detached) as the version 2 code wrote it (version
+ * field 2, the class geometry in each slab header's last three words)
+ */
+CKPT_HIDDEN void heap_downgrade_v2(void *seg);
 
 /* heap_detach -- free the DRAM handle; the segment's bytes are left as they are */
 CKPT_HIDDEN void heap_detach(struct heap *h);

@@ -29,6 +29,7 @@
 #include "map.h"
 #include "owner.h"
 #include "sums.h"
+#include "seal/chunks.h"
 
 int
 inspect_open(struct inspect *in, const char *path)
@@ -302,6 +303,35 @@ inspect_free_heap(void *buf, size_t len)
 		munmap(buf, len ? len : 1);
 }
 
+/* read_sealed -- inspect_read_heap of a sealed checkpoint: decrypted, or ENOKEY */
+static int
+read_sealed(struct inspect *in, uint32_t seg, const struct cat_entry *e, void **bufp,
+		size_t *lenp)
+{
+	if (!in->key)
+		return ckpt_err_set(ENOKEY, "checkpoint %llu is sealed: its heap can be read "
+				"only with the pool's key (--key-file)",
+				(unsigned long long)e->ckpt_id);
+	if (e->used > in->hdr.seg_size)
+		return ckpt_err_set(EINVAL, "checkpoint %llu: used %llu exceeds the segment",
+				(unsigned long long)e->ckpt_id, (unsigned long long)e->used);
+	size_t len = (size_t)e->used;
+	void *buf = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot allocate %zu bytes for segment %u: %s",
+				len, seg, strerror(errno));
+	if (seal_read_image(in->fd, &in->hdr, seg, e, in->key, buf) < 0) {
+		int saved = errno;
+		munmap(buf, len ? len : 1);
+		errno = saved;
+		return -1;
+	}
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
 int
 inspect_read_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *lenp,
 		inspect_progress_fn progress, void *parg)
@@ -317,6 +347,8 @@ inspect_read_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *lenp,
 	uint64_t want;
 	if (e->state == CAT_FREE)
 		return ckpt_err_set(ENOENT, "segment %u is free: it holds no heap", seg);
+	if (e->state == CAT_CKPT && (e->flags & CAT_F_SEALED))
+		return read_sealed(in, seg, e, bufp, lenp);
 	if (e->state == CAT_CKPT) {
 		want = e->used;
 	} else {
@@ -471,6 +503,9 @@ verify_header(struct vctx *v)
 	if (h->minor == 0 && !all_zero(h->reserved, sizeof(h->reserved)))
 		finding(v, INSPECT_WARNING, "header", -1, offsetof(struct pool_hdr, reserved),
 			"reserved bytes are not zero in a version %u.0 pool", h->major);
+	if (!(h->flags & POOL_F_SEALED) && !all_zero(h->key_id, sizeof(h->key_id)))
+		finding(v, INSPECT_WARNING, "header", -1, offsetof(struct pool_hdr, key_id),
+			"a key id is set in a pool that is not sealed");
 	if (v->in->file_size > h->file_size)
 		finding(v, INSPECT_NOTE, "header", -1, UINT64_MAX,
 			"file is %" PRIu64 " bytes, %" PRIu64 " more than the pool uses",
@@ -629,7 +664,7 @@ verify_catalog(struct vctx *v)
 			finding(v, INSPECT_WARNING, where, i, off,
 				"checkpoint with a parent segment (%u)", e->parent);
 		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_IN_MEMORY | CAT_F_PAGE_SUMS |
-		    CAT_F_ORIGIN | CAT_F_SUMS_STORED))
+		    CAT_F_ORIGIN | CAT_F_SUMS_STORED | CAT_F_SEALED))
 			finding(v, INSPECT_WARNING, where, i, off, "unknown flags 0x%x", e->flags);
 		if ((e->flags & CAT_F_ORIGIN) && e->state != CAT_CKPT)
 			finding(v, INSPECT_WARNING, where, i, off,
@@ -775,6 +810,12 @@ verify_segment(struct vctx *v, uint32_t i)
 		}
 		if (v->flags & INSPECT_VERIFY_NO_HEAPS)
 			return;
+		if ((e.flags & CAT_F_SEALED) && !in->key) {
+			finding(v, INSPECT_NOTE, where, i, off, "checkpoint %" PRIu64 " is "
+				"sealed: its ciphertext matches its checksum; its heap is not "
+				"checked without the key (--key-file)", e.ckpt_id);
+			return;
+		}
 		if (walk_heap(v, i, &vp) < 0) {
 			char msg[CKPT_ERRMSG_MAX];
 			snprintf(msg, sizeof(msg), "%s", ckpt_errormsg());
@@ -798,8 +839,9 @@ verify_segment(struct vctx *v, uint32_t i)
 	}
 	if (e.flags & CAT_F_IN_MEMORY) {
 		finding(v, INSPECT_NOTE, where, i, off, "%s heap (pid %d) is kept in the "
-			"process's memory (fork mode cow): its segment holds none of it; "
-			"not checked", st, e.owner.pid);
+			"process's memory (%s): its segment holds none of it; "
+			"not checked", st, e.owner.pid, (in->hdr.flags & POOL_F_SEALED) ?
+			"a sealed pool" : "fork mode cow");
 		return;
 	}
 	/* live or dead heap: bytes may be mid-operation (live) or left by a crash

@@ -11,6 +11,8 @@
 #include "catalog.h"
 #include "format.h"
 
+struct seal_key;
+
 /* inspect -- an open pool; invariant: hdr passed layout_check, cat is a
  * validated snapshot of the current catalog */
 struct inspect {
@@ -23,6 +25,9 @@ struct inspect {
 	struct cat_source src;   /* the copy the snapshot came from; src.fallback:
 	                            the current one is damaged, cat is the older one */
 	int dax;                 /* the file accepts MAP_SYNC: real pmem */
+	const struct seal_key *key; /* a sealed pool's key (checked against the
+	                            header by the caller), or NULL: its
+	                            checkpoints' heaps cannot be read */
 };
 
 /* inspect_open -- open path read-only and snapshot its catalog */
@@ -64,7 +69,8 @@ typedef void (*inspect_progress_fn)(void *arg, const char *what, uint64_t done,
 /*
  * inspect_read_heap -- a private copy of the heap held in segment seg, as
  * of now: the bytes [0, used) for a checkpoint (used from the catalog
- * snapshot), [0, recorded high-water mark) for any other state. Copied
+ * snapshot; a sealed one decrypted with in->key, every chunk authenticated,
+ * ENOKEY without it), [0, recorded high-water mark) for any other state. Copied
  * with pread, so later writes to the file cannot change what a walker
  * sees. *len may be shorter than the heap needs when the file is
  * truncated (the walker then reports the truncation). Free with

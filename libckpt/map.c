@@ -5,8 +5,10 @@
  * pointers stored in a heap stay valid. Fixed mappings use
  * MAP_FIXED_NOREPLACE so an address already in use is an error, never a
  * silent clobber. This is the only file of the library that maps or unmaps
- * pool segments (live heaps, private copies, reservations, read-only views). Durability goes through libpmem: pmem_persist on real
- * pmem, pmem_msync otherwise (see map.h for the forced case).
+ * pool segments (live heaps, private copies, reservations, read-only views),
+ * and of the memory a sealed pool's heap lives in. Durability goes through
+ * libpmem: pmem_persist on real pmem, pmem_msync otherwise (see map.h for
+ * the forced case).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,9 @@
 #endif
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
 #endif
 #ifndef MAP_SYNC
 #define MAP_SYNC 0x80000
@@ -182,6 +187,39 @@ map_adopt_snapshot(struct pmap *m, void *snap, size_t len, void *addr)
 }
 
 int
+map_sealed_heap(struct pmap *m, size_t len, void *addr)
+{
+	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, 1);
+	if (p == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot map the memory of a sealed heap: %s",
+				strerror(errno));
+	madvise(p, len, MADV_DONTDUMP);
+	m->addr = p;
+	m->len = len;
+	m->kind = MAP_KIND_SEALED;
+	return 0;
+}
+
+void
+map_sealed_populate(struct pmap *m, size_t len)
+{
+	if (len > m->len)
+		len = m->len;
+	len = (len + 4095) & ~(size_t)4095;
+	if (len)
+		(void)madvise(m->addr, len, MADV_POPULATE_WRITE);
+}
+
+int
+map_sealed_clear(struct pmap *m)
+{
+	if (madvise(m->addr, m->len, MADV_DONTNEED) < 0)
+		return ckpt_err_set(errno, "cannot clear a sealed heap: %s", strerror(errno));
+	return 0;
+}
+
+int
 map_image(struct pmap *m, int fd, uint64_t off, size_t len, void *addr)
 {
 	int d = own_description(fd, 0);
@@ -303,6 +341,10 @@ map_persist(const struct pmap *m, const void *addr, size_t len)
 	case MAP_KIND_IMAGE:
 		return ckpt_err_set(ENOTSUP, "the heap is in memory between checkpoints "
 				"(fork mode cow): only ckpt_checkpoint makes it durable");
+	case MAP_KIND_SEALED:
+		return ckpt_err_set(ENOTSUP, "the pool is sealed: its heap is kept in "
+				"memory, never in the file; only ckpt_checkpoint makes it "
+				"durable (encrypted)");
 	case MAP_KIND_PMEM:
 		pmem_persist(addr, len);
 		return 0;
@@ -344,6 +386,8 @@ map_kind_name(enum map_kind k)
 		return "emulated (pmem path forced)";
 	case MAP_KIND_IMAGE:
 		return "in memory (private image)";
+	case MAP_KIND_SEALED:
+		return "in memory (sealed)";
 	default:
 		return "emulated";
 	}

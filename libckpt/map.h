@@ -22,6 +22,8 @@ enum map_kind {
 	MAP_KIND_FORCED = 2,     /* ordinary file, pmem path forced: flushes + msync */
 	MAP_KIND_IMAGE = 3,      /* private mapping of a checkpoint image: the heap
 	                            is in memory, nothing reaches the file */
+	MAP_KIND_SEALED = 4,     /* a sealed pool's heap: private anonymous
+	                            memory, never in the pool file */
 };
 
 /* pmap -- one mapping of a file range; invariant: addr page aligned, len > 0 */
@@ -67,6 +69,27 @@ CKPT_HIDDEN int map_description(int fd);
 CKPT_HIDDEN void map_description_end(int d, int fd);
 CKPT_HIDDEN int map_image_piece(int d, uint64_t off, size_t len, void *addr);
 CKPT_HIDDEN int map_poison(void *addr, size_t len);
+
+/*
+ * map_sealed_heap -- a sealed pool's live heap at addr (over a range the
+ * caller owns): private anonymous memory of len bytes, so its pages are
+ * the process's own and no file ever holds them; kept out of core dumps
+ * (MADV_DONTDUMP). A fork child inherits it copy on write. Kind
+ * MAP_KIND_SEALED: ckpt_persist is ENOTSUP. (Not a private mapping of a
+ * memfd: there the first write to each page makes the kernel allocate the
+ * memfd's page and then copy it, twice the memory and a copy per page.)
+ */
+CKPT_HIDDEN int map_sealed_heap(struct pmap *m, size_t len, void *addr);
+
+/* map_sealed_clear -- make a sealed heap all zeros again (its pages dropped) */
+CKPT_HIDDEN int map_sealed_clear(struct pmap *m);
+
+/*
+ * map_sealed_populate -- give the first len bytes of a sealed heap their
+ * pages now, in one call, rather than one fault at a time while a restart
+ * fills them (best effort: kernels before 5.14 fault them in as it writes)
+ */
+CKPT_HIDDEN void map_sealed_populate(struct pmap *m, size_t len);
 
 /* map_unreserve -- give back a reservation (map_reserve) that was never replaced */
 CKPT_HIDDEN void map_unreserve(void *addr, size_t len);

@@ -30,6 +30,7 @@
 #include "segment.h"
 #include "testhook.h"
 #include "engine/image.h"
+#include "seal/key.h"
 
 static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
 static pool_close_hook hooks[POOL_MAX_HOOKS];
@@ -66,7 +67,7 @@ pool_grow(void *arg, uint64_t off, uint64_t len)
 	struct ckpt_pool *p = arg;
 	if (p->on_grow)
 		p->on_grow(p);
-	if (p->detached || p->eng)
+	if (p->detached || p->eng || p->seal)
 		return 0;           /* a heap in memory: no blocks of ours to back */
 	if (fallocate(p->fd, 0, (off_t)(seg_off(p, p->seg) + off), (off_t)len) < 0 &&
 	    errno != EOPNOTSUPP)
@@ -117,6 +118,7 @@ pool_free(struct ckpt_pool *p)
 		cat_detach(&p->cat);
 	if (p->fd >= 0)
 		close(p->fd);
+	seal_key_free(p->seal);
 	pthread_mutex_destroy(&p->mu);
 	free(p->path);
 	free(p);
@@ -179,7 +181,12 @@ pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t imag
 		uint64_t image_used, ckpt_id image_id)
 {
 	void *base = (void *)(uintptr_t)p->hdr.base;
-	if (p->fork_mode == CKPT_FORK_COW) {
+	if (p->seal) {
+		/* a sealed restart decrypted into its memory already */
+		if (!p->heap_map.addr &&
+		    map_sealed_heap(&p->heap_map, p->hdr.seg_size, base) < 0)
+			return -1;
+	} else if (p->fork_mode == CKPT_FORK_COW) {
 		if (image_attach(p, image, image_used, image_id) < 0)
 			return -1;
 	} else if (map_file(&p->heap_map, p->fd, seg_off(p, p->seg), p->hdr.seg_size,
@@ -198,8 +205,7 @@ pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t imag
 			errno = fg.err;
 		return -1;
 	}
-	p->heap = (how == POOL_ATTACH_HEAP ? heap_attach : heap_attach_new)(base,
-			p->hdr.seg_size, pool_grow, p);
+	p->heap = heap_attach(base, p->hdr.seg_size, pool_grow, p);
 	if (!p->heap) {
 		ckpt_err_prefix("segment %u: ", p->seg);
 		return -1;
@@ -207,24 +213,28 @@ pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t imag
 	return 0;
 }
 
-/* new_header -- the header of a pool created with c */
+/* new_header -- the header of a pool created with c; sealed with key (may be NULL) */
 static int
-new_header(struct pool_hdr *hdr, const struct pool_config *c)
+new_header(struct pool_hdr *hdr, const struct pool_config *c, const struct seal_key *key)
 {
 	memset(hdr, 0, sizeof(*hdr));
 	/* a test may ask for a pool as format 1.1 made it (no page-sum area,
-	 * full size), or as 1.3 made it (no young heaps) */
-	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") ? POOL_F_IN_MEMORY_HEAPS
-		: test_flag("CKPT_TEST_FORMAT_1_3") ? POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA |
-			POOL_F_SIZE_FOLLOWS
-		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS |
-			POOL_F_YOUNG_HEAPS;
+	 * full size), or as 1.3 made it (no young heaps); a sealed one keeps
+	 * its records in the page-sum slots, and its heaps are never young */
+	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") && !key ? POOL_F_IN_MEMORY_HEAPS
+		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS;
+	if (key) {
+		flags |= POOL_F_SEALED;
+		memcpy(hdr->key_id, key->id, sizeof(hdr->key_id));
+	} else if (!test_flag("CKPT_TEST_FORMAT_1_1") && !test_flag("CKPT_TEST_FORMAT_1_3")) {
+		flags |= POOL_F_YOUNG_HEAPS;
+	}
 	if (layout_compute(hdr, c->heap_size, c->max_segments, flags) < 0)
 		return -1;
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
 	hdr->major = POOL_FORMAT_MAJOR;
 	hdr->minor = flags & POOL_F_YOUNG_HEAPS ? POOL_FORMAT_MINOR :
-		flags & POOL_F_SUMS_AREA ? 3 : 1;
+		flags & POOL_F_SEALED ? 4 : flags & POOL_F_SUMS_AREA ? 3 : 1;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
 	hdr->flags = flags;
@@ -284,7 +294,7 @@ pool_new_heap_entry(struct ckpt_pool *p, struct cat_view *v, uint32_t seg)
 	struct cat_entry *e = &v->e[seg];
 	e->life = e->lineage = p->life;
 	e->state = CAT_LIVE;
-	e->flags = p->fork_mode == CKPT_FORK_COW ? CAT_F_IN_MEMORY : 0;
+	e->flags = pool_heap_in_memory(p) ? CAT_F_IN_MEMORY : 0;
 	e->owner = p->self;
 	e->time_ns = now_ns();
 }
@@ -304,11 +314,19 @@ struct ckpt_pool *
 pool_create(const char *path, struct pool_config *c)
 {
 	struct pool_hdr hdr;
-	if (new_header(&hdr, c) < 0)
+	struct seal_key *key = NULL;
+	if (c->key_file && !(key = seal_key_load(c->key_file, c->key_from)))
 		return NULL;
+	if (new_header(&hdr, c, key) < 0) {
+		seal_key_free(key);
+		return NULL;
+	}
 	struct ckpt_pool *p = pool_new(path, c);
-	if (!p)
+	if (!p) {
+		seal_key_free(key);
 		return NULL;
+	}
+	p->seal = key;
 	if (pool_pick_base(c, hdr.seg_size, &hdr.base) < 0) {
 		pool_discard(p);
 		return NULL;
@@ -340,6 +358,29 @@ fail:
 	newfile_abandon(&nf, path);
 	pool_discard(p);
 	return NULL;
+}
+
+/*
+ * open_key -- a sealed pool needs its key, checked against the header's
+ * key id before anything is read with it; an unsealed pool takes none (a
+ * key given for it would make the caller believe its checkpoints sealed)
+ */
+static int
+open_key(struct ckpt_pool *p, const struct pool_config *c)
+{
+	if (!(p->hdr.flags & POOL_F_SEALED)) {
+		if (c->key_file)
+			return ckpt_err_set(EINVAL, "a key file was given (from %s) but pool "
+					"%s is not sealed: its checkpoints are not encrypted; "
+					"re-seal it into a new pool, or give no key",
+					c->key_from, p->path);
+		return 0;
+	}
+	if (!c->key_file)
+		return ckpt_err_set(ENOKEY, "pool %s is sealed: its key is needed "
+				"(ckpt_config.key_file or CKPT_KEY_FILE)", p->path);
+	p->seal = seal_key_open(c->key_file, c->key_from, p->hdr.key_id, p->path);
+	return p->seal ? 0 : -1;
 }
 
 /* read_header -- pread and validate the header of an opened file */
@@ -374,7 +415,8 @@ pool_open(const char *path, struct pool_config *c)
 		ckpt_err_set(errno, "cannot open pool %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (read_header(p) < 0 || cat_attach(&p->cat, p->fd, &p->hdr) < 0)
+	if (read_header(p) < 0 || open_key(p, c) < 0 ||
+	    cat_attach(&p->cat, p->fd, &p->hdr) < 0)
 		goto fail;
 	seg_keep_hook(p);
 	config_from_pool(c, &p->hdr);

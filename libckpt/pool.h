@@ -47,8 +47,8 @@ enum pool_attach_how {
 
 /*
  * pool_attach_segment -- map the live heap at the base (over our
- * reservation) and attach it, formatting an empty heap first as how says
- * (a heap this process formats is adopted without a walk). The heap
+ * reservation) and attach it, formatting an empty heap first as how says.
+ * The heap
  * is segment p->seg, shared; in cow mode it is a private image of segment
  * image (image_used bytes, checkpoint image_id, or 0 for an empty image).
  */

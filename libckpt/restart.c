@@ -21,12 +21,18 @@
  * on demand); a failure gives the segment back. The checkpoint is never
  * written.
  *
+ * In a sealed pool (seal/chunks.c) there is no segment to fill: step 1
+ * decrypts the checkpoint into the heap's memory (every chunk
+ * authenticated), and step 2's transaction publishes the new entry LIVE,
+ * in memory, pinning nothing (restart_sealed).
+ *
  * In cow mode (engine/image.c) there is no step 3: the heap is a private
  * mapping of the checkpoint itself, so the new entry is published LIVE in
  * step 2's transaction, flagged in memory and naming the checkpoint as its
  * source, which pins it: nothing may change it while the heap maps it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,6 +46,7 @@
 #include "sums.h"
 #include "engine/image.h"
 #include "engine/lazy.h"
+#include "seal/chunks.h"
 
 #define VERIFY_PIECE ((uint64_t)2 << 20)   /* checkpoint_verify reads this much at a time */
 
@@ -153,6 +160,16 @@ clear_sums(const struct ckpt_pool *p, uint64_t *page_sums)
 		memset(page_sums, 0, p->hdr.seg_size / SUMS_PAGE * sizeof(*page_sums));
 }
 
+/* no_checkpoint -- ENOENT: the pool has no checkpoint from */
+static int
+no_checkpoint(const struct ckpt_pool *p, ckpt_id from)
+{
+	if (from == CKPT_LATEST)
+		return ckpt_err_set(ENOENT, "pool %s has no checkpoint to open", p->path);
+	return ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", p->path,
+			(unsigned long long)from);
+}
+
 /*
  * choose -- step 1: the index of the checkpoint to restart from, verified
  * (its page sums into page_sums, may be NULL); -1. With lazy (may be
@@ -164,12 +181,8 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 		int *lazy)
 {
 	int src = find_checkpoint(v, from);
-	if (src < 0) {
-		if (from == CKPT_LATEST)
-			return ckpt_err_set(ENOENT, "pool %s has no checkpoint to open", p->path);
-		return ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", p->path,
-				(unsigned long long)from);
-	}
+	if (src < 0)
+		return no_checkpoint(p, from);
 	/* page_sums comes zeroed; a failed attempt's sums must not outlive it */
 	for (;;) {
 		if (lazy) {
@@ -327,6 +340,74 @@ restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint6
 	return rc;
 }
 
+/*
+ * unseal -- step 1 of a sealed restart: decrypt checkpoint src into the
+ * heap's memory, every chunk authenticated
+ */
+static int
+unseal(struct ckpt_pool *p, const struct cat_entry *e, uint32_t src)
+{
+	if (!(e->flags & CAT_F_SEALED))
+		return ckpt_err_set(EINVAL, "checkpoint %llu (segment %u) of sealed pool %s "
+				"is not sealed: the catalog is damaged",
+				(unsigned long long)e->ckpt_id, src, p->path);
+	if (checkpoint_in_file(p, e, src) < 0)
+		return -1;
+	if (e->used <= p->hdr.seg_size)
+		map_sealed_populate(&p->heap_map, (size_t)e->used);
+	return seal_read_image(p->fd, &p->hdr, src, e, p->seal, p->heap_map.addr);
+}
+
+/*
+ * restart_sealed -- a sealed pool: decrypt the checkpoint into the heap's
+ * memory (under the catalog lock, as choose() verifies); CKPT_LATEST falls
+ * back to an older checkpoint when one fails, saying so on stderr (it may
+ * have been tampered with), the memory cleared between tries so no
+ * unauthenticated byte survives; then one commit publishes the new entry
+ * LIVE, in memory, restarted from it. Nothing is written to the segment.
+ */
+static int
+restart_sealed(struct ckpt_pool *p, struct cat_view *v, ckpt_id from)
+{
+	int src = find_checkpoint(v, from);
+	if (src < 0 || map_sealed_heap(&p->heap_map, p->hdr.seg_size,
+			(void *)(uintptr_t)p->hdr.base) < 0) {
+		cat_end(&p->cat);
+		return src < 0 ? no_checkpoint(p, from) : -1;
+	}
+	while (unseal(p, &v->e[src], (uint32_t)src) < 0) {
+		int next = from == CKPT_LATEST ? older_checkpoint(v, v->e[src].ckpt_id) : -1;
+		if (next < 0 || map_sealed_clear(&p->heap_map) < 0) {
+			if (from == CKPT_LATEST)
+				ckpt_err_prefix("pool %s has no valid checkpoint; last tried: ",
+						p->path);
+			cat_end(&p->cat);
+			return -1;
+		}
+		fprintf(stderr, "libckpt: pool %s: %s; restarting from the older "
+			"checkpoint %llu\n", p->path, ckpt_errormsg(),
+			(unsigned long long)v->e[next].ckpt_id);
+		src = next;
+	}
+	struct cat_entry srce = v->e[src];
+	if (claim(p, v, &srce) < 0) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	struct cat_entry *e = &v->e[p->seg];
+	e->state = CAT_LIVE;
+	e->flags = CAT_F_IN_MEMORY;
+	e->ckpt_id = srce.ckpt_id;
+	e->used = srce.used;
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+	if (pool_attach_segment(p, 0, 0, 0, 0) < 0) {
+		seg_release(p, p->seg, SEG_OURS);
+		return -1;
+	}
+	return 0;
+}
+
 int
 restart_into(struct ckpt_pool *p, ckpt_id from)
 {
@@ -353,6 +434,8 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 			close(uffd);
 		return restart_empty(p, &v);
 	}
+	if (p->seal)
+		return restart_sealed(p, &v, from);
 	int src = choose(p, &v, from, sums, uffd >= 0 ? &lazy : NULL);
 	if (uffd >= 0 && !lazy) {
 		close(uffd);

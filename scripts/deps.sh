@@ -16,6 +16,7 @@
 # client libraries; redis-server, ceph-mon, ceph-osd (and ceph-common for
 # the ceph, ceph-authtool, monmaptool and rados commands) are the servers
 # the remote tests start on loopback; uuid-runtime gives them uuidgen.
+# Sealed pools: libssl-dev is OpenSSL's libcrypto (AES-256-GCM, HMAC-SHA256).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
@@ -24,7 +25,7 @@ pkgs="build-essential cmake pkg-config libpmem-dev libxxhash-dev libcmocka-dev
       redis-tools bsdextrautils clang libclang-rt-14-dev iproute2 util-linux
       lintian man-db groff-base mandoc
       libhiredis-dev librados-dev redis-server ceph-mon ceph-osd ceph-common
-      uuid-runtime sqlite3 git libpython3.11-testsuite"
+      uuid-runtime sqlite3 git libpython3.11-testsuite libssl-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -19,7 +19,6 @@
  * pin the base image the child maps: the child gets the private copy (made
  * without a descriptor) and runs on it, never exits for want of one.
  */
-#include <sys/resource.h>
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -248,19 +247,9 @@ emfile_at_fork(enum ckpt_fork_mode mode)
 	assert_int_equal(ckpt_checkpoint(p, "base", NULL), 0);
 	r->a[3] = 0xA3;         /* in cow mode: a page the base image does not hold */
 
-	/* no descriptor left: lower the limit, then fill what is free below it */
-	struct rlimit old, low;
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	int probe = dup(0);
-	assert_true(probe >= 0);
-	low = old;
-	low.rlim_cur = (rlim_t)probe + 16;
-	close(probe);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-	int fill[64], nfill = 0;
-	while (nfill < 64 && (fill[nfill] = dup(0)) >= 0)
-		nfill++;
-	assert_int_equal(errno, EMFILE);
+	/* no descriptor left */
+	struct tu_fds fds;
+	tu_fds_exhaust(&fds);
 
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -280,9 +269,7 @@ emfile_at_fork(enum ckpt_fork_mode mode)
 			bad |= 16;
 		_exit(bad);
 	}
-	for (int i = 0; i < nfill; i++)
-		close(fill[i]);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	tu_fds_restore(&fds);
 	assert_true(pid > 0);
 	int rc = tu_wait_exit(pid);
 	if (rc != 0)

@@ -331,39 +331,66 @@ test_sparse_holes_before_enomem(void **state)
 	check_ok(0);
 }
 
+/* freer -- frees the block arg from another thread (a remote free) */
+static void *
+freer(void *arg)
+{
+	return (void *)(intptr_t)heap_free(H, arg);
+}
+
 /*
- * test_format_versions -- a version 1 heap (the format before full slabs
- * could hold free blocks; its bytes are a valid version 2 heap) is walked
- * and attached, and attaching
- * raises it to version 2 with its blocks intact; a version this library
- * does not know is refused by both, with the version named, and the bytes
- * are left as they were.
+ * test_format_versions -- a version 2 heap (as the version 2 code wrote it:
+ * heap_downgrade_v2 puts the class geometry back in every slab header),
+ * holding slabs of several classes, a pending remote free and a large
+ * block, is walked and attached, and attaching raises it to version 3 with
+ * its blocks intact and usable; so is a version 1 heap (the same bytes:
+ * version 2 only allowed more). A version this library does not know is
+ * refused by both, with the version named, and the bytes are left as they
+ * were.
  */
 static void
 test_format_versions(void **state)
 {
 	(void)state;
 	uint32_t *ver = (uint32_t *)((char *)seg.addr + 8);
-	char *p = heap_alloc(H, 100), *q = heap_alloc(H, 5000);
-	assert_non_null(p);
-	assert_non_null(q);
-	memset(p, 0x11, 100);
-	memset(q, 0x22, 5000);
-	assert_int_equal(*ver, 2);
+	for (uint32_t old = 2; old >= 1; old--) {
+		char *p = heap_alloc(H, 100), *q = heap_alloc(H, 5000);
+		char *big = heap_alloc(H, 200000), *r = heap_alloc(H, 100);
+		assert_non_null(p);
+		assert_non_null(q);
+		assert_non_null(big);
+		assert_non_null(r);
+		memset(p, 0x11, 100);
+		memset(q, 0x22, 5000);
+		pthread_t t;            /* r goes on its slab's remote list */
+		void *rc;
+		assert_int_equal(pthread_create(&t, NULL, freer, r), 0);
+		pthread_join(t, &rc);
+		assert_int_equal((intptr_t)rc, 0);
+		assert_int_equal(*ver, 3);
+		heap_detach(H);
+
+		heap_downgrade_v2(seg.addr);
+		*ver = old;
+		th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
+		H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+		assert_non_null(H);
+		assert_int_equal(*ver, 3);
+		th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
+		assert_int_equal(heap_usable_size(H, p), 112);
+		assert_int_equal((unsigned char)p[99], 0x11);
+		assert_int_equal((unsigned char)q[4999], 0x22);
+		check_ok(112 + heap_usable_size(H, q) + heap_usable_size(H, big));
+		assert_int_equal(heap_free(H, r), -1);        /* freed before the upgrade */
+		assert_int_equal(errno, ENOENT);
+		assert_int_equal(heap_free(H, p), 0);
+		assert_int_equal(heap_free(H, q), 0);
+		assert_int_equal(heap_free(H, big), 0);
+		check_ok(0);
+	}
 	heap_detach(H);
 
-	*ver = 1;
-	th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
-	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
-	assert_non_null(H);
-	assert_int_equal(*ver, 2);
-	assert_int_equal(heap_usable_size(H, p), 112);
-	assert_int_equal((unsigned char)p[99], 0x11);
-	assert_int_equal((unsigned char)q[4999], 0x22);
-	check_ok(112 + heap_usable_size(H, q));
-	heap_detach(H);
-
-	static const uint32_t bad[] = { 0, 3, 0xffffffffu };
+	static const uint32_t bad[] = { 0, 4, 0xffffffffu };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		*ver = bad[i];
 		errno = 0;
@@ -377,11 +404,63 @@ test_format_versions(void **state)
 			fail_msg("message '%s' does not refuse the version", ckpt_errormsg());
 		assert_int_equal(*ver, bad[i]);
 	}
-	*ver = 2;
+	*ver = 3;
 	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
 	assert_non_null(H);
-	assert_int_equal(heap_free(H, p), 0);
-	assert_int_equal(heap_free(H, q), 0);
+	check_ok(0);
+}
+
+/*
+ * test_attach_reads_metadata_only -- attaching a heap full of slabs of many
+ * classes (two threads' worth: an orphan slot, remote frees pending) reads
+ * nothing past the metadata: it succeeds with every data page PROT_NONE
+ * (a lazy restart then faults in no slab before the program runs). Then
+ * the heap works: the blocks are there, the orphan slot is taken over,
+ * frees and allocations of every class succeed, the walker is content.
+ */
+static void
+test_attach_reads_metadata_only(void **state)
+{
+	(void)state;
+	static void *p[3000];
+	uint64_t total = 0;
+	for (int i = 0; i < 3000; i++) {
+		p[i] = heap_alloc(H, (size_t)(i * 37) % 5000 + 1);
+		assert_non_null(p[i]);
+		memset(p[i], i & 0xff, 1);
+	}
+	pthread_t t;      /* frees from another thread: remote lists, another slot */
+	void *rc;
+	for (int i = 0; i < 3000; i += 7) {
+		assert_int_equal(pthread_create(&t, NULL, freer, p[i]), 0);
+		pthread_join(t, &rc);
+		assert_int_equal((intptr_t)rc, 0);
+		p[i] = NULL;
+	}
+	heap_detach(H);
+	uint64_t data_off;
+	memcpy(&data_off, (char *)seg.addr + 64, 8);
+	assert_true(data_off > 0 && data_off < SEG_SIZE);
+	assert_int_equal(mprotect((char *)seg.addr + data_off, SEG_SIZE - data_off, PROT_NONE), 0);
+	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
+	assert_int_equal(mprotect((char *)seg.addr + data_off, SEG_SIZE - data_off,
+			PROT_READ | PROT_WRITE), 0);
+	assert_non_null(H);
+	for (int i = 0; i < 3000; i++) {
+		if (!p[i])
+			continue;
+		assert_int_equal(*(unsigned char *)p[i], i & 0xff);
+		total += heap_usable_size(H, p[i]);
+	}
+	check_ok(total);
+	for (int i = 0; i < 3000; i++) {
+		assert_int_equal(heap_free(H, p[i]), 0);
+		p[i] = heap_alloc(H, (size_t)(i * 53) % 5000 + 1);
+		assert_non_null(p[i]);
+	}
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(heap_free(H, p[i]), 0);
+	assert_int_equal(heap_validate_all(H), 0);
 	check_ok(0);
 }
 
@@ -742,7 +821,7 @@ test_attach_rejects(void **state)
 /*
  * test_format_zeroed -- heap_format_zeroed on a segment of zeroes writes the
  * same bytes as heap_format on one full of garbage, up to the first data
- * page; heap_attach_new adopts it and the heap works and walks clean; a
+ * page; heap_attach adopts it and the heap works and walks clean; a
  * fresh heap is walked the same way by heap_attach afterwards
  */
 static void
@@ -763,7 +842,7 @@ test_format_zeroed(void **state)
 		assert_int_equal(z.addr[i], 0);
 	assert_true(meta > 0 && meta < HEAP_GROW_STEP);
 	assert_memory_equal(z.addr, g.addr, meta);
-	struct heap *h = heap_attach_new(z.addr, SEG_SIZE, NULL, NULL);
+	struct heap *h = heap_attach(z.addr, SEG_SIZE, NULL, NULL);
 	assert_non_null(h);
 	void *p[64];
 	for (int i = 0; i < 64; i++) {
@@ -797,7 +876,7 @@ test_format_over_garbage(void **state)
 	th_map(&g, tu_path("garbage2"), SEG_SIZE, 0);
 	memset(g.addr, 0x5a, SEG_SIZE);
 	assert_int_equal(heap_format(g.addr, SEG_SIZE, NULL, NULL), 0);
-	struct heap *h = heap_attach_new(g.addr, SEG_SIZE, NULL, NULL);
+	struct heap *h = heap_attach(g.addr, SEG_SIZE, NULL, NULL);
 	assert_non_null(h);
 	static void *p[3000];
 	for (int i = 0; i < 3000; i++) {
@@ -837,6 +916,7 @@ main(void)
 		cmocka_unit_test(test_invalid_free),
 		cmocka_unit_test(test_root),
 		cmocka_unit_test(test_format_versions),
+		cmocka_unit_test(test_attach_reads_metadata_only),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_thread_exit_and_adopt),
 		cmocka_unit_test(test_lock_all_while_running),

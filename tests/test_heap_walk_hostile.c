@@ -4,8 +4,10 @@
  * abandoned slabs and pending remote frees is copied, then damaged: bit
  * flips, random garbage, truncation, huge counts and offsets, free-list
  * loops. heap_walk must return 0, or -1 with EINVAL and a message, never
- * crash or hang; heap_attach must refuse what the walker refuses, and a heap
- * both accept must still work (allocate, free, check).
+ * crash or hang; heap_attach (metadata) or the first-use checks of the slabs
+ * (heap_validate_all) must refuse what the walker refuses, a damaged heap
+ * that attached must take allocations and frees without crashing, and a
+ * heap the walker accepts must still work (allocate, free, check).
  */
 #include <pthread.h>
 
@@ -173,27 +175,38 @@ test_hostile(void **state)
 		assert_true(prc == 0 || (prc == -1 && errno == EINVAL));
 		if (len != orig_hw)
 			continue;
-		/* attach: refuses what the walker refuses (given the whole segment:
-		 * a damaged high-water mark may reach past the copy); what it
-		 * accepts works */
+		/* attach checks the metadata; each slab is checked on first use:
+		 * what the walker refuses, attach or heap_validate_all (every slab's
+		 * first-use check) refuses (given the whole segment: a damaged
+		 * high-water mark may reach past the copy); a damaged heap that
+		 * attached takes allocations and frees without crashing; an
+		 * undamaged one works and stays sound */
 		wrc = heap_walk(buf, SEG_SIZE, NULL, NULL, NULL);
 		struct heap *h = heap_attach(buf, SEG_SIZE, NULL, NULL);
-		if (wrc != 0) {
-			assert_null(h);
+		if (!h && th_errmsg_has("formatted for"))
+			continue;       /* a damaged size field the walker cannot know is wrong */
+		if (!h && wrc == 0)
+			fail_msg("walk accepted, attach refused: %s", ckpt_errormsg());
+		if (!h) {
 			assert_int_equal(errno, EINVAL);
 			assert_true(strlen(ckpt_errormsg()) > 0);
 			continue;
 		}
-		if (!h && th_errmsg_has("formatted for"))
-			continue;       /* a damaged size field the walker cannot know is wrong */
-		if (!h)
-			fail_msg("walk accepted, attach refused: %s", ckpt_errormsg());
+		int vrc = heap_validate_all(h);
+		if (wrc != 0 && vrc == 0)
+			fail_msg("walk refused (%d), attach and first-use checks accepted", it);
+		if (wrc == 0 && vrc != 0)
+			fail_msg("walk accepted, first-use check refused: %s", ckpt_errormsg());
+		if (vrc != 0) {
+			assert_int_equal(errno, EINVAL);
+			assert_true(th_errmsg_has("damaged heap"));
+		}
 		void *p[64];
 		for (int i = 0; i < 64; i++)
 			p[i] = heap_alloc(h, (size_t)i * 211);
 		for (int i = 0; i < 64; i++)
 			heap_free(h, p[i]);
-		if (heap_check(buf, heap_high_water(h), NULL) != 0)
+		if (wrc == 0 && heap_check(buf, heap_high_water(h), NULL) != 0)
 			fail_msg("accepted heap broke after use: %s", ckpt_errormsg());
 		heap_detach(h);
 	}
@@ -227,11 +240,55 @@ test_loop_named(void **state)
 	fail_msg("no free-list head found");
 }
 
+/*
+ * a damaged slab is found on its first use: attach (metadata only) takes
+ * the heap; a free into the slab fails with EINVAL naming it and leaves its
+ * page as it was; blocks of other slabs still come and go; the check of
+ * every slab (heap_validate_all) names it
+ */
+static void
+test_first_use(void **state)
+{
+	(void)state;
+	uint8_t *buf = aligned_alloc(HEAP_SEG_ALIGN, SEG_SIZE);
+	memset(buf, 0, SEG_SIZE);
+	memcpy(buf, orig, orig_hw);
+	const struct heap_block_info *x = NULL;
+	for (size_t i = 0; i < blocks.n && !x; i++)
+		if (blocks.b[i].state == HEAP_BLOCK_ALLOCATED && blocks.b[i].size <= 1024)
+			x = &blocks.b[i];
+	assert_non_null(x);
+	uint64_t so = x->offset & ~(uint64_t)16383;      /* one-page slab: its header */
+	uint32_t used;
+	memcpy(&used, buf + so + 16, 4);
+	used += 1000;
+	memcpy(buf + so + 16, &used, 4);
+	uint8_t *before = malloc(16384);
+	memcpy(before, buf + so, 16384);
+
+	struct heap *h = heap_attach(buf, SEG_SIZE, NULL, NULL);
+	assert_non_null(h);
+	errno = 0;
+	assert_int_equal(heap_free(h, buf + x->offset), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(th_errmsg_has("damaged heap"));
+	assert_memory_equal(buf + so, before, 16384);
+	void *q = heap_alloc(h, 40000);
+	assert_non_null(q);
+	assert_int_equal(heap_free(h, q), 0);
+	assert_int_equal(heap_validate_all(h), -1);
+	assert_true(th_errmsg_has("counts out of range"));
+	heap_detach(h);
+	free(before);
+	free(buf);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loop_named),
+		cmocka_unit_test(test_first_use),
 		cmocka_unit_test(test_hostile),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -759,7 +759,7 @@ test_allocator(void **state)
 	heap_case("slab magic", so, 0, 4, "slab");
 	heap_case("slab bump huge", so + 12, 0xffffffffu, 4, "out of range");
 	heap_case("slab used huge", so + 16, 0xfffffff0u, 4, NULL);
-	heap_case("slab words", so + 60, 1000, 4, NULL);
+	heap_case("slab capacity", so + 8, 1000, 4, NULL);
 	heap_case("slab next out of range", so + 24, 0x0fffffff, 4, NULL);
 	heap_case("slab list loop", so + 24, slab, 4, NULL);
 	heap_case("slab owner huge", so + 6, 0xffff, 2, NULL);

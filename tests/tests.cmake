@@ -168,3 +168,11 @@ if(CKPT_HAVE_REMOTE)
       PASS_REGULAR_EXPRESSION "PASS" FAIL_REGULAR_EXPRESSION "FAIL:")
   endforeach()
 endif()
+# sealed pools (issue 15): kill -9 and restart, no plaintext in the file,
+# keys, tampering, fork, background checkpoints, retention, crash points,
+# refusals, ckpt-inspect --key-file, key rotation (ckpt_reseal)
+ckpt_test(test_seal test_seal.c LABELS proc)
+add_dependencies(test_seal ckpt-inspect)
+if(CKPT_HAVE_REMOTE)
+  add_dependencies(test_seal ckpt-remote)
+endif()

@@ -467,3 +467,28 @@ tu_seg_has_data(const char *path, const struct pool_hdr *h, uint32_t i)
 	close(fd);
 	return d >= 0 && (uint64_t)d < off + h->seg_size;
 }
+
+void
+tu_fds_exhaust(struct tu_fds *f)
+{
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &f->old), 0);
+	int probe = dup(0);
+	assert_true(probe >= 0);
+	struct rlimit low = f->old;
+	low.rlim_cur = (rlim_t)probe + 16;
+	close(probe);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	f->n = 0;
+	while (f->n < 64 && (f->fd[f->n] = dup(0)) >= 0)
+		f->n++;
+	assert_int_equal(errno, EMFILE);
+}
+
+void
+tu_fds_restore(struct tu_fds *f)
+{
+	for (int i = 0; i < f->n; i++)
+		close(f->fd[i]);
+	f->n = 0;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &f->old), 0);
+}

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "format.h"
@@ -102,6 +103,20 @@ void *tu_read_range(const char *path, uint64_t off, uint64_t len);
 
 /* tu_flip_byte -- xor the byte at off of path with mask, made durable (fsync; asserts) */
 void tu_flip_byte(const char *path, uint64_t off, unsigned char mask);
+
+/*
+ * tu_fds_exhaust -- leave the process no file descriptor: RLIMIT_NOFILE
+ * lowered to a little above those in use and every free one below it
+ * taken, so the next open or dup fails with EMFILE (asserts);
+ * tu_fds_restore gives them and the limit back
+ */
+struct tu_fds {
+	struct rlimit old;
+	int fd[64];
+	int n;
+};
+void tu_fds_exhaust(struct tu_fds *f);
+void tu_fds_restore(struct tu_fds *f);
 
 /* tu_fs_free -- free bytes (for an unprivileged user) of the filesystem holding path */
 uint64_t tu_fs_free(const char *path);

@@ -8,6 +8,10 @@
  * pool, failed check or failed lookup (a REF that names nothing, a path
  * that is not a pool), 2 bad usage (unknown command or option, wrong
  * arguments, a malformed REF, a pool path that does not exist).
+ *
+ * A sealed pool's heaps are read only with its key (--key-file PATH,
+ * checked against the header's key id first): without it, info, list and
+ * verify (checksums of the ciphertext) work and heap and dump fail with 1.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +27,7 @@
 #include "remote/state.h"
 #include "layout.h"
 #include "libckpt.h"
+#include "seal/key.h"
 
 #define EXIT_DAMAGED 1    /* damaged pool, failed check, failed lookup */
 #define EXIT_USAGE 2
@@ -33,6 +38,7 @@ static int strict;        /* verify --strict */
 static int no_heaps;      /* verify --no-heaps */
 static int show_progress; /* stderr is a terminal and --no-progress not given */
 static const char *pool_path;
+static const char *key_file; /* --key-file */
 static const char *cmd_name;
 static int bad_args(void);
 
@@ -134,13 +140,17 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	char created[40];
 	iso_time(h->created_ns, created, sizeof(created));
 	const char *fm = h->fork_mode <= CKPT_FORK_SHARED ? fork_mode_names[h->fork_mode] : "?";
+	int sealed = (h->flags & POOL_F_SEALED) != 0;
+	char key_id[33] = "";
+	if (sealed)
+		seal_key_id_hex(h->key_id, key_id);
 	if (json) {
 		printf("{\"format_version\":\"%u.%u\",\"uuid\":\"%s\",\"base\":\"0x%llx\","
 			"\"heap_size\":%llu,\"segment_size\":%llu,\"segments_used\":%u,"
 			"\"segments_total\":%u,\"persistence\":\"%s\",\"fork_mode\":\"%s\","
 			"\"keep_checkpoints\":%u,\"next_checkpoint_id\":%llu,\"file_size\":%llu,"
 			"\"file_size_now\":%llu,\"created\":\"%s\",\"catalog_copy\":%u,\"catalog_generation\":%llu,"
-			"\"catalog_fallback\":%s}\n",
+			"\"catalog_fallback\":%s,\"sealed\":%s,\"key_id\":%s%s%s}\n",
 			h->major, h->minor, uuid, (unsigned long long)h->base,
 			(unsigned long long)h->heap_size, (unsigned long long)h->seg_size,
 			used, h->max_segments, kind, fm, h->keep_checkpoints,
@@ -148,7 +158,8 @@ cmd_info(struct inspect *in, int argc, char **argv)
 			(unsigned long long)h->file_size, (unsigned long long)in->file_size,
 			created, in->src.copy,
 			(unsigned long long)in->src.generation,
-			in->src.fallback ? "true" : "false");
+			in->src.fallback ? "true" : "false", sealed ? "true" : "false",
+			sealed ? "\"" : "", sealed ? key_id : "null", sealed ? "\"" : "");
 		return 0;
 	}
 	char b1[32], b2[32];
@@ -160,6 +171,11 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	printf("segments         %u used of %u\n", used, h->max_segments);
 	printf("persistence      %s\n", in->dax ? "pmem (DAX, cache flushes)" : "emulated (ordinary file, msync)");
 	printf("fork mode        %s\n", fm);
+	if (sealed)
+		printf("sealed           yes, key id %s (heap and dump need --key-file)\n",
+			key_id);
+	else
+		printf("sealed           no\n");
 	printf("keep checkpoints %u\n", h->keep_checkpoints);
 	printf("created          %s\n", created);
 	printf("file size        %s now, at most %s\n",
@@ -533,13 +549,15 @@ free_lines(const struct row *rows, unsigned from, unsigned nrows, int width, cha
 	return nl;
 }
 
-/* memory_note -- the NOTE column of a heap kept in memory (fork mode cow) */
+/* memory_note -- the NOTE column of a heap kept in memory (fork mode cow, sealed) */
 static const char *
-memory_note(const struct cat_entry *e, char *buf, size_t len)
+memory_note(const struct inspect *in, const struct cat_entry *e, char *buf, size_t len)
 {
 	if (!(e->flags & CAT_F_IN_MEMORY) || e->state == CAT_CKPT)
 		return "";
-	if (e->source == CAT_NONE)
+	if (in->hdr.flags & POOL_F_SEALED)
+		snprintf(buf, len, "  in memory (sealed)");
+	else if (e->source == CAT_NONE)
 		snprintf(buf, len, "  in memory (cow), no checkpoint yet");
 	else
 		snprintf(buf, len, "  in memory (cow), maps segment %u", e->source);
@@ -674,7 +692,7 @@ cmd_list(struct inspect *in, int argc, char **argv)
 			tw - vis, "", st, par, ck, from, e->label[0] ? e->label : "-", pid, t,
 			human_size(e->used, sz, sizeof(sz)),
 			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-",
-			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(e, mem, sizeof(mem)),
+			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(in, e, mem, sizeof(mem)),
 			remote_note(e, rem, sizeof(rem)));
 	}
 	const char *fl = fbuf;
@@ -945,6 +963,12 @@ cmd_dump(struct inspect *in, int argc, char **argv)
 	if (e->state == CAT_CKPT && end - lo > e->used && !json)
 		fprintf(stderr, "ckpt-inspect: note: bytes past 0x%" PRIx64 " (the checkpoint's "
 			"high-water mark) were never written by the heap\n", lo + e->used);
+	/* a sealed checkpoint is decrypted whole (every chunk authenticated) */
+	void *plain = NULL;
+	size_t plain_len = 0;
+	if (e->state == CAT_CKPT && (e->flags & CAT_F_SEALED) &&
+	    inspect_read_heap(in, seg, &plain, &plain_len, NULL, NULL) < 0)
+		return fail(EXIT_DAMAGED, "%s", ckpt_errormsg());
 	unsigned char chunk[65536];
 	struct hexdump h = { .have_prev = 0 };
 	uint64_t done = 0;
@@ -953,7 +977,13 @@ cmd_dump(struct inspect *in, int argc, char **argv)
 			",\"data\":\"", seg, addr, len);
 	while (done < len) {
 		size_t c = len - done < sizeof(chunk) ? (size_t)(len - done) : sizeof(chunk);
-		if (inspect_read(in, seg, off + done, chunk, c) < 0) {
+		if (plain) {
+			/* past the image: never written by the heap, zeros */
+			uint64_t at = off + done;
+			size_t have = at < plain_len ? plain_len - (size_t)at : 0;
+			memset(chunk, 0, c);
+			memcpy(chunk, (char *)plain + (at < plain_len ? at : 0), have < c ? have : c);
+		} else if (inspect_read(in, seg, off + done, chunk, c) < 0) {
 			if (json)
 				printf("\",\"error\":");
 			else
@@ -976,6 +1006,7 @@ cmd_dump(struct inspect *in, int argc, char **argv)
 		if (show_progress && len > ((uint64_t)64 << 20))
 			progress(NULL, "dump", done, len);
 	}
+	inspect_free_heap(plain, plain_len);
 	if (json)
 		printf("\",\"error\":null}\n");
 	else if (len)
@@ -1095,10 +1126,26 @@ usage(FILE *f)
 		"  --strict       verify: live/dead heaps that fail the walk are errors\n"
 		"  --no-heaps     verify: skip the allocator walks\n"
 		"  --no-progress  no progress line on stderr\n"
+		"  --key-file PATH  a sealed pool's key: heap and dump need it\n"
 		"  -h, --help     this text\n"
 		"\nexit status: 0 success, 1 damaged pool, failed check or failed lookup\n"
 		"(not a pool, no such checkpoint), 2 bad usage\n"
 		"see ckpt-inspect(1)\n");
+}
+
+/*
+ * use_key -- load --key-file and check it against a sealed pool's key id:
+ * a wrong key is refused before anything is decrypted; a key for a pool
+ * that is not sealed is refused too (its heaps are not encrypted)
+ */
+static int
+use_key(struct inspect *in, struct seal_key **key)
+{
+	if (!(in->hdr.flags & POOL_F_SEALED))
+		return ckpt_err_set(EINVAL, "--key-file given, but pool %s is not sealed",
+				pool_path);
+	*key = seal_key_open(key_file, "--key-file", in->hdr.key_id, pool_path);
+	return *key ? 0 : -1;
 }
 
 static int
@@ -1131,6 +1178,10 @@ main(int argc, char **argv)
 			no_heaps = 1;
 		else if (strcmp(argv[i], "--no-progress") == 0)
 			no_progress = 1;
+		else if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc)
+			key_file = argv[++i];
+		else if (strncmp(argv[i], "--key-file=", 11) == 0)
+			key_file = argv[i] + 11;
 		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -1164,10 +1215,17 @@ main(int argc, char **argv)
 			return cmd_verify(NULL, n - 2, args + 2);
 		return fail(usage_err ? EXIT_USAGE : EXIT_DAMAGED, "%s", ckpt_errormsg());
 	}
+	struct seal_key *key = NULL;
+	if (key_file && use_key(&in, &key) < 0) {
+		inspect_close(&in);
+		return fail(EXIT_DAMAGED, "%s", ckpt_errormsg());
+	}
+	in.key = key;
 	if (!verify && in.src.fallback)
 		warn_fallback(&in);
 	int rc = cmd->fn(&in, n - 2, args + 2);
 	inspect_close(&in);
+	seal_key_free(key);
 	fflush(stdout);
 	return rc;
 }

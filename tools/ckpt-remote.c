@@ -98,7 +98,8 @@ cmd_push(char **a, int background)
 	const char *pool = a[0], *ref = a[1], *url = a[2];
 	char name[MANIFEST_NAME_MAX];
 	struct remote_stats s = { 0 };
-	struct store *st = store_open(url);
+	/* a pool that cannot be pushed is refused before the store is contacted */
+	struct store *st = remote_pushable(pool) == 0 ? store_open(url) : NULL;
 	int ok = st && remote_push(st, pool, ref, chunk_size, push_flags, name, &s) == 0;
 	/* the outcome goes beside the pool, for ckpt-inspect list */
 	char *end;

@@ -114,6 +114,8 @@ block_usable(struct heap *h, const void *p, const char *what)
 	} else {
 		struct slab *s = SLAB(h, bi.pg);
 		uint64_t m = 1ull << (bi.idx & 63);
+		if (slab_ready(h, s, bi.pg, 0) < 0)
+			return 0;
 		if ((ld64(&ABW(s, bi.idx)) & m) && !(ld64(&RBW(s, bi.idx)) & m))
 			return heap_cls_tab[bi.c].bsize;
 	}
@@ -162,7 +164,8 @@ heap_alloc(struct heap *h, size_t size)
 		if (CKPT_LIKELY(go && pg != 0)) {
 			struct slab *s = SLAB(h, pg);
 			uint64_t b = s->free;
-			if (CKPT_LIKELY(b != 0)) {
+			if (CKPT_LIKELY(b != 0 &&
+					atomic_load_explicit(&s->epoch, RELAXED) == h->vfull)) {
 				slab_mark(s, slab_unlink_free(h, s, &heap_cls_tab[c], pg, b));
 				fast_leave(busy);
 				return h->seg + b;
@@ -279,6 +282,7 @@ heap_free(struct heap *h, void *p)
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
 	if (CKPT_UNLIKELY(!go || atomic_load_explicit(&s->owner, RELAXED) != heap_tl.slot + 1 ||
+			atomic_load_explicit(&s->epoch, RELAXED) != h->vfull ||
 			!blk_live(a, ld64(aw + 1), m))) {
 		fast_leave(busy);
 		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */

@@ -1,11 +1,14 @@
 /*
  * heap/attach.c -- a heap's life cycle in a segment: heap_format writes an
- * empty one; heap_attach validates the heap a segment holds (the whole
- * walker runs over it first: a damaged heap is refused, never run on),
- * upgrades an older format version in place, and rebuilds the per-thread
- * state (every slot reset, every slab abandoned or freed, the free-page
- * hint recomputed), since the threads that owned it belong to another
- * process or another life; heap_detach frees the DRAM handle.
+ * empty one; heap_attach checks the metadata of the heap a segment holds
+ * (header, slots, page map and bitmap: heap_meta_check; a damaged one is
+ * refused, never run on) and leaves the slabs to be checked on first use
+ * (heap/validate.c), so that attaching a lazily restarted heap touches a
+ * few pages. The slots claimed in the segment become orphans, taken over
+ * with their lists by the threads of this life (heap/thread.c). A heap of
+ * an older format version is checked whole, upgraded in place and rebuilt
+ * (every slot reset, every slab abandoned or freed, the free-page hint
+ * recomputed); heap_detach frees the DRAM handle.
  */
 #include <errno.h>
 #include <string.h>
@@ -14,11 +17,14 @@
 #include "heap/private.h"
 
 /*
- * upgrade -- bring an attached heap of an older version to HEAP_VERSION.
- * Version 1 differs only in what it allowed less of: its full slabs never
- * held local free blocks, so a version 1 heap is a valid version 2 heap.
- * The version is raised so that an older library, which would break on
- * full slabs with free blocks, refuses the heap from now on.
+ * upgrade -- bring an attached heap of an older version to HEAP_VERSION
+ * (heap_check passed on it). Version 1 differs from 2 only in what it
+ * allowed less of (its full slabs never held local free blocks). Version 2
+ * differs from 3 in the last three words of each slab header (the class
+ * geometry, which version 3 ignores) and in that its attach rebuilt the
+ * per-thread state: the version is raised first, then rebuild() resets
+ * every slot and slab header, so a crash in between leaves a valid version
+ * 3 heap; an older library refuses the heap from then on.
  */
 static void
 upgrade(struct heap *h)
@@ -31,8 +37,7 @@ upgrade(struct heap *h)
 /*
  * format -- write an empty heap into [seg, seg+size); zeroed: the segment
  * already reads as zeroes, so only the bytes that are not zero are stored
- * (the header, the metadata pages' map entries and bits: a few pages
- * instead of every page of the metadata)
+ * (a few pages instead of every page of the metadata)
  */
 static int
 format(void *seg, size_t size, heap_grow_fn grow, void *grow_arg, int zeroed)
@@ -94,7 +99,8 @@ heap_format_zeroed(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 	return format(seg, size, grow, grow_arg, 1);
 }
 
-/* rebuild -- after attach: reset every slot, abandon every slab, recount (single-threaded) */
+/* rebuild -- after the upgrade of an older heap: reset every slot, abandon
+ * every slab (each checked: epoch vfull), recount (single-threaded) */
 static void
 rebuild(struct heap *h)
 {
@@ -117,6 +123,8 @@ rebuild(struct heap *h)
 		if (PM_KIND(e) == PM_SLAB) {
 			struct slab *s = SLAB(h, p);
 			uint32_t n = heap_cls_tab[s->cls].pages;
+			s->reserved = 0;
+			atomic_store_explicit(&s->epoch, h->vfull, RELAXED);
 			heap_collect(h, s, p);
 			atomic_store_explicit(&s->owner, 0, RELAXED);
 			atomic_store_explicit(&s->in_full, 0, RELAXED);
@@ -136,13 +144,9 @@ rebuild(struct heap *h)
 	}
 }
 
-/*
- * attach -- adopt the heap in [seg, seg+size); fresh: heap_format just
- * wrote it in this process, so there is nothing to validate (the walk) or
- * to rebuild (no slot, slab or free page of another life)
- */
-static struct heap *
-attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg, int fresh)
+/* heap_attach -- validate, upgrade and adopt the heap in [seg, seg+size) (heap.h) */
+struct heap *
+heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 {
 	heap_cls_init();
 	struct heap_hdr H;
@@ -161,7 +165,10 @@ attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg, int fresh)
 				"segment has %zu", (unsigned long long)H.seg_size, size);
 		return NULL;
 	}
-	if (!fresh && heap_check(seg, (size_t)H.high_water, NULL) < 0) {
+	/* an older version is checked whole and rebuilt; version 3 only in its metadata */
+	int old = H.version < HEAP_VERSION;
+	if ((old ? heap_check(seg, (size_t)H.high_water, NULL) :
+			heap_meta_check(seg, (size_t)H.high_water)) < 0) {
 		ckpt_err_prefix("heap_attach: ");
 		return NULL;
 	}
@@ -185,25 +192,25 @@ attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg, int fresh)
 	h->grow = grow;
 	h->grow_arg = grow_arg;
 	heap_threads_init(h);
-	if (!fresh) {
+	heap_epoch_new(h);
+	if (old) {
 		upgrade(h);
 		rebuild(h);
+		return h;
+	}
+	/* the shared slot 0 goes on as it is; the other claimed slots are orphans */
+	if (heap_heads_check(h, 0) < 0) {
+		ckpt_err_prefix("heap_attach: ");
+		heap_detach(h);
+		return NULL;
+	}
+	for (uint32_t i = 1; i < NSLOTS; i++) {
+		if (atomic_load_explicit(&h->slots[i].state, RELAXED)) {
+			atomic_store_explicit(&h->orphan[i], 1, RELAXED);
+			h->norphans++;
+		}
 	}
 	return h;
-}
-
-/* heap_attach -- validate, upgrade and adopt the heap in [seg, seg+size) (heap.h) */
-struct heap *
-heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
-{
-	return attach(seg, size, grow, grow_arg, 0);
-}
-
-/* heap_attach_new -- adopt the heap heap_format just wrote (heap.h) */
-struct heap *
-heap_attach_new(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
-{
-	return attach(seg, size, grow, grow_arg, 1);
 }
 
 /* heap_detach -- free the DRAM handle (heap.h) */
@@ -216,3 +223,22 @@ heap_detach(struct heap *h)
 	munmap(h, sizeof(*h));
 }
 
+
+/* heap_downgrade_v2 -- rewrite a quiescent version 3 heap as version 2 wrote it (heap.h) */
+void
+heap_downgrade_v2(void *seg)
+{
+	heap_cls_init();
+	struct heap_hdr *H = seg;
+	uint8_t *b = seg;
+	uint32_t *pmap = (uint32_t *)(b + H->pmap_off);
+	uint32_t hwp = (uint32_t)(H->high_water >> HP_SHIFT);
+	for (uint32_t p = H->data_page; p < hwp; p++) {
+		if (PM_KIND(pmap[p]) != PM_SLAB)
+			continue;
+		const struct cls *k = &heap_cls_tab[PM_VAL(pmap[p])];
+		uint32_t geo[3] = { k->dstart, k->bsize, k->words };
+		memcpy(b + ((uint64_t)p << HP_SHIFT) + 52, geo, sizeof(geo));
+	}
+	H->version = 2;
+}

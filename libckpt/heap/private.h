@@ -14,7 +14,8 @@
  *   slab.c     slabs: lists, refill, collecting remote frees, adoption
  *   large.c    page-granular large blocks
  *   thread.c   thread slots, the busy flag, quiescing (lock_all, fork, exit)
- *   attach.c   format, attach (rebuild), upgrade of older versions, detach
+ *   validate.c checking each slab of an attached heap on its first use
+ *   attach.c   format, attach (metadata check), upgrade of older versions, detach
  *   walk.c     the walker of an untrusted segment (uses only types.h)
  *   api.c      heap.h's allocation API and its fast paths
  */
@@ -123,6 +124,27 @@ op_enter(struct heap *h, uint32_t *slot)
 	return ts;
 }
 
+/* -- validate.c -------------------------------------------------------------------- */
+
+CKPT_HIDDEN int heap_slab_validate(struct heap *h, uint32_t pg, int full);
+CKPT_HIDDEN int heap_heads_check(struct heap *h, uint32_t slot);
+CKPT_HIDDEN void heap_epoch_new(struct heap *h);
+
+/*
+ * slab_ready -- slab s at page pg may be used: by its list holder (full:
+ * the owner, or heap.lock for an abandoned slab), or by a thread that
+ * frees into it (!full). The first use in this attach checks it
+ * (heap_slab_validate); -1 with EINVAL and a message if it is damaged.
+ */
+static ALWAYS_INLINE int
+slab_ready(struct heap *h, struct slab *s, uint32_t pg, int full)
+{
+	uint64_t e = atomic_load_explicit(&s->epoch, memory_order_acquire);
+	if (CKPT_LIKELY(e == h->vfull || (!full && e == h->epoch)))
+		return 0;
+	return heap_slab_validate(h, pg, full);
+}
+
 /* -- slab.c ------------------------------------------------------------------------ */
 
 /* binfo -- what a pointer designates (filled by heap_locate) */
@@ -137,7 +159,8 @@ struct binfo {
 CKPT_HIDDEN void heap_slab_free_pages(struct heap *h, uint32_t pg);
 CKPT_HIDDEN uint32_t heap_collect(struct heap *h, struct slab *s, uint32_t pg);
 CKPT_HIDDEN void heap_abandoned_push(struct heap *h, uint32_t pg);
-CKPT_HIDDEN void heap_slot_release(struct heap *h, uint32_t i);
+CKPT_HIDDEN int heap_slot_release(struct heap *h, uint32_t i);
+CKPT_HIDDEN int heap_orphan_release_one(struct heap *h);
 CKPT_HIDDEN uint32_t heap_reclaim(struct heap *h, struct tslot *ts);
 CKPT_HIDDEN void *heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own,
 		unsigned c);
@@ -208,7 +231,8 @@ slab_alloc(struct heap *h, struct tslot *ts, uint32_t slot, unsigned c)
 	uint32_t pg = ts->avail[c];
 	if (CKPT_LIKELY(pg != 0)) {
 		struct slab *s = SLAB(h, pg);
-		if (CKPT_LIKELY(slab_has_room(s)))
+		if (CKPT_LIKELY(atomic_load_explicit(&s->epoch, RELAXED) == h->vfull &&
+				slab_has_room(s)))
 			return slab_pop(h, s, pg, c);
 	}
 	return heap_slab_alloc_slow(h, ts, (uint16_t)(slot + 1), c);
@@ -256,6 +280,8 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 	struct slab *s = SLAB(h, bi->pg);
 	if (CKPT_UNLIKELY(atomic_load_explicit(&s->owner, RELAXED) != slot + 1))
 		return heap_remote_free(h, ts, s, bi, p);
+	if (CKPT_UNLIKELY(slab_ready(h, s, bi->pg, 1) < 0))
+		return -1;
 	uint32_t idx = bi->idx;
 	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
@@ -283,5 +309,10 @@ CKPT_HIDDEN int heap_large_resize(struct heap *h, uint32_t pg, size_t n);
  */
 CKPT_HIDDEN int heap_hdr_check(const uint8_t *b, size_t len, struct heap_hdr *H,
 		struct layout *l, int need_hw);
+/* heap_meta_check -- the walk without the slabs' contents: header, page map and
+ * bitmap, slots, the lists' heads (distinct, slabs of their class), free hint */
+CKPT_HIDDEN int heap_meta_check(const void *buf, size_t len);
+CKPT_HIDDEN int heap_slab_check(const uint8_t *b, uint32_t ver, uint32_t pg, unsigned c,
+		struct slab *sh, uint64_t *ab, uint64_t *rb);
 
 #endif /* CKPT_HEAP_PRIVATE_H */

@@ -68,6 +68,28 @@ unlink_full(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsig
 	atomic_store_explicit(&s->in_full, 0, RELAXED);
 }
 
+/*
+ * slab_at -- slab pg, met on the list `list` of owner `owner` (as its first
+ * slab: head), ready for its list holder: checked on first use
+ * (heap/validate.c) and naming that list. NULL with EINVAL and a message if
+ * it is damaged: the caller stops there and leaves it as it is.
+ */
+static struct slab *
+slab_at(struct heap *h, uint32_t pg, unsigned owner, uint32_t list, int head)
+{
+	struct slab *s = SLAB(h, pg);
+	if (slab_ready(h, s, pg, 1) < 0)
+		return NULL;
+	if (s->list != list || atomic_load_explicit(&s->owner, RELAXED) != owner ||
+	    (head && s->prev != 0)) {
+		ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx is met on a list it does "
+				"not name (list %u, owner %u)", (unsigned long long)pg << HP_SHIFT,
+				s->list, atomic_load_explicit(&s->owner, RELAXED));
+		return NULL;
+	}
+	return s;
+}
+
 /* heap_slab_free_pages -- give an empty slab's pages back (heap.lock held) */
 void
 heap_slab_free_pages(struct heap *h, uint32_t pg)
@@ -90,11 +112,9 @@ slab_init(struct heap *h, uint32_t pg, unsigned c, uint16_t owner, uint32_t list
 	s->magic = SLAB_MAGIC;
 	s->cls = (uint16_t)c;
 	s->cap = k->cap;
-	s->dstart = k->dstart;
-	s->bsize = k->bsize;
-	s->words = k->words;
 	s->list = list;
 	atomic_store_explicit(&s->owner, owner, RELAXED);
+	atomic_store_explicit(&s->epoch, h->vfull, RELAXED);
 	for (uint32_t i = 1; i < k->pages; i++)
 		pm_set(h, pg + i, PM(PM_TAIL, i));
 	pm_set(h, pg, PM(PM_SLAB, c));
@@ -171,24 +191,59 @@ slab_abandon(struct heap *h, uint32_t pg)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* heap_slot_release -- abandon every slab of slot i (no other op of slot i runs); the caller frees the slot */
-void
+/*
+ * heap_slot_release -- abandon every slab of slot i (no other op of slot i
+ * runs); the caller frees the slot. Each slab is taken off the front of its
+ * list (so the next one is a checked list's first); a damaged slab stops
+ * its list there, and the slot keeps what is left (returns -1).
+ */
+int
 heap_slot_release(struct heap *h, uint32_t i)
 {
 	struct tslot *ts = &h->slots[i];
+	int ret = 0;
 	for (unsigned c = 0; c < NCLASS; c++) {
 		uint32_t *lists[2] = { &ts->avail[c], &ts->full[c] };
 		for (int l = 0; l < 2; l++) {
-			uint32_t pg = *lists[l], steps = 0;
-			while (pg && steps++ < h->npages) {
-				uint32_t next = SLAB(h, pg)->next;
+			uint32_t steps = 0;
+			while (*lists[l] && steps++ < h->npages) {
+				uint32_t pg = *lists[l];
+				struct slab *s = slab_at(h, pg, i + 1, l ? LIST_FULL : LIST_AVAIL, 1);
+				if (!s) {
+					ret = -1;
+					break;
+				}
+				list_unlink(h, lists[l], pg);
 				slab_abandon(h, pg);
-				pg = next;
 			}
-			*lists[l] = 0;
 		}
 	}
 	atomic_store_explicit(&ts->pending, 0, RELAXED);
+	return ret;
+}
+
+/*
+ * heap_orphan_release_one -- take one orphan slot (heap/thread.c) and
+ * abandon its slabs, so that any thread can adopt them; 1 if one was
+ * released (busy held by the caller's own slot)
+ */
+int
+heap_orphan_release_one(struct heap *h)
+{
+	for (uint32_t i = 1; i < NSLOTS; i++) {
+		uint8_t one = 1;
+		if (atomic_load_explicit(&h->orphan[i], RELAXED) == 1 &&
+		    atomic_compare_exchange_strong(&h->orphan[i], &one, 0)) {
+			atomic_fetch_sub(&h->norphans, 1);
+			if (heap_slot_release(h, i) < 0) {
+				atomic_store(&h->orphan[i], 2);     /* damaged: never taken */
+				return 1;
+			}
+			atomic_store_explicit(&h->slots[i].state, 0, memory_order_release);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -200,8 +255,11 @@ static uint32_t
 scan_full(struct heap *h, struct tslot *ts, unsigned c, uint32_t min)
 {
 	uint32_t pg = ts->full[c], moved = 0, steps = 0;
+	unsigned own = (unsigned)(ts - h->slots) + 1;
 	while (pg && steps++ < h->npages) {
-		struct slab *s = SLAB(h, pg);
+		struct slab *s = slab_at(h, pg, own, LIST_FULL, pg == ts->full[c]);
+		if (!s)
+			break;
 		uint32_t next = s->next;
 		if ((s->free != 0 && s->cap - s->used >= min) ||
 		    atomic_load_explicit(&s->remote, RELAXED)) {
@@ -223,8 +281,11 @@ reclaim_own(struct heap *h, struct tslot *ts)
 	for (unsigned c = 0; c < NCLASS; c++) {
 		scan_full(h, ts, c, 1);
 		uint32_t pg = ts->avail[c], steps = 0;
+		unsigned own = (unsigned)(ts - h->slots) + 1;
 		while (pg && steps++ < h->npages) {
-			struct slab *s = SLAB(h, pg);
+			struct slab *s = slab_at(h, pg, own, LIST_AVAIL, pg == ts->avail[c]);
+			if (!s)
+				break;
 			uint32_t next = s->next;
 			if (atomic_load_explicit(&s->remote, RELAXED))
 				heap_collect(h, s, pg);
@@ -250,7 +311,9 @@ reclaim_abandoned(struct heap *h)
 	for (unsigned c = 0; c < NCLASS; c++) {
 		uint32_t pg = h->hdr->abandoned[c], steps = 0;
 		while (pg && steps++ < h->npages) {
-			struct slab *s = SLAB(h, pg);
+			struct slab *s = slab_at(h, pg, 0, LIST_ABANDONED, pg == h->hdr->abandoned[c]);
+			if (!s)
+				break;
 			uint32_t next = s->next;
 			if (atomic_load_explicit(&s->remote, RELAXED))
 				heap_collect(h, s, pg);
@@ -271,6 +334,8 @@ uint32_t
 heap_reclaim(struct heap *h, struct tslot *ts)
 {
 	int saved = errno;
+	while (atomic_load_explicit(&h->norphans, RELAXED) && heap_orphan_release_one(h))
+		;
 	uint32_t n = reclaim_own(h, ts);
 	pthread_mutex_lock(&h->lock);
 	n += reclaim_abandoned(h);
@@ -287,7 +352,9 @@ adopt(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 		uint32_t pg = h->hdr->abandoned[c];
 		if (!pg)
 			return 0;
-		struct slab *s = SLAB(h, pg);
+		struct slab *s = slab_at(h, pg, 0, LIST_ABANDONED, 1);
+		if (!s)
+			return 0;
 		list_unlink(h, &h->hdr->abandoned[c], pg);
 		atomic_store_explicit(&s->owner, own, memory_order_release);
 		heap_collect(h, s, pg);
@@ -314,7 +381,9 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 	for (;;) {
 		uint32_t pg = ts->avail[c], steps = 0;
 		while (pg && steps++ < 4 * h->npages) {
-			struct slab *s = SLAB(h, pg);
+			struct slab *s = slab_at(h, pg, own, LIST_AVAIL, pg == ts->avail[c]);
+			if (!s)
+				return NULL;
 			if (!slab_has_room(s) && atomic_load_explicit(&s->remote, RELAXED))
 				heap_collect(h, s, pg);
 			if (slab_has_room(s)) {
@@ -347,7 +416,8 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 		}
 		pthread_mutex_lock(&h->lock);
 		pg = adopt(h, ts, own, c);
-		if (!pg) {
+		int orphans = atomic_load_explicit(&h->norphans, RELAXED) != 0;
+		if (!pg && !orphans) {
 			pg = heap_pages_alloc(h, heap_cls_tab[c].pages, 1);
 			if (pg) {
 				slab_init(h, pg, c, own, LIST_AVAIL);
@@ -356,6 +426,9 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 		}
 		pthread_mutex_unlock(&h->lock);
 		if (pg)
+			continue;
+		/* before new pages: the slabs of a slot no thread took over */
+		if (orphans && heap_orphan_release_one(h))
 			continue;
 		if (!reclaimed) {
 			/* free what can be freed, take back every free block, retry once */
@@ -371,6 +444,8 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 int
 heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct binfo *bi, void *p)
 {
+	if (slab_ready(h, s, bi->pg, 0) < 0)
+		return -1;
 	uint64_t m = 1ull << (bi->idx & 63);
 	uint64_t *rw = &RBW(s, bi->idx);
 	if (__atomic_fetch_or(rw, m, __ATOMIC_ACQ_REL) & m)
@@ -416,7 +491,9 @@ heap_free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t 
 		pthread_mutex_unlock(&h->lock);
 		return;
 	}
-	if (s->list == LIST_FULL && s->cap - s->used >= heap_cls_tab[c].refill) {
+	uint32_t head = ts->avail[c];
+	if (s->list == LIST_FULL && s->cap - s->used >= heap_cls_tab[c].refill &&
+	    (!head || slab_at(h, head, (unsigned)(ts - h->slots) + 1, LIST_AVAIL, 1))) {
 		/* second on avail: the current slab stays current, and this one
 		 * gathers more frees before it is allocated from */
 		unlink_full(h, ts, s, pg, c);

@@ -48,24 +48,55 @@ heap_busy_wait(struct heap *h, struct tslot *ts, uint32_t slot)
 }
 
 
-/* heap_tl_lookup -- find or claim the calling thread's slot in h; fills heap_tl */
+/*
+ * orphan_claim -- take over an orphan slot with its lists as they are (its
+ * list heads checked first: a damaged one is never taken); NSLOTS if none
+ */
+static uint32_t
+orphan_claim(struct heap *h)
+{
+	for (uint32_t i = 1; i < NSLOTS; i++) {
+		uint8_t one = 1;
+		if (atomic_load_explicit(&h->orphan[i], RELAXED) != 1 ||
+		    !atomic_compare_exchange_strong(&h->orphan[i], &one, 0))
+			continue;
+		atomic_fetch_sub(&h->norphans, 1);
+		int saved = errno;
+		int ok = heap_heads_check(h, i) == 0;
+		errno = saved;
+		if (ok)
+			return i;
+		atomic_store(&h->orphan[i], 2);
+	}
+	return NSLOTS;
+}
+
+/* heap_tl_lookup -- find or claim the calling thread's slot in h (an orphan
+ * first: see heap/attach.c); fills heap_tl */
 void __attribute__((noinline))
 heap_tl_lookup(struct heap *h)
 {
 	struct tl_rec *r = h->key_ok ? pthread_getspecific(h->key) : NULL;
 	if (!r) {
-		uint32_t i;
-		for (i = 1; i < NSLOTS; i++) {
+		uint32_t i = atomic_load_explicit(&h->norphans, RELAXED) ? orphan_claim(h) : NSLOTS;
+		int orphan = i < NSLOTS;
+		for (uint32_t j = 1; j < NSLOTS && i == NSLOTS; j++) {
 			uint32_t exp = 0;
-			if (atomic_load_explicit(&h->slots[i].state, RELAXED) == 0 &&
-			    atomic_compare_exchange_strong(&h->slots[i].state, &exp, 1))
-				break;
+			if (atomic_load_explicit(&h->slots[j].state, RELAXED) == 0 &&
+			    atomic_compare_exchange_strong(&h->slots[j].state, &exp, 1))
+				i = j;
 		}
 		if (i == NSLOTS)
 			i = 0;
 		r = &h->recs[i];
 		if (h->key_ok && pthread_setspecific(h->key, r) != 0 && i != 0) {
-			atomic_store_explicit(&h->slots[i].state, 0, memory_order_release);
+			/* no key: the slot goes back as it was; the thread shares slot 0 */
+			if (orphan) {
+				atomic_store(&h->orphan[i], 1);
+				atomic_fetch_add(&h->norphans, 1);
+			} else {
+				atomic_store_explicit(&h->slots[i].state, 0, memory_order_release);
+			}
 			r = &h->recs[0];
 		}
 	}
@@ -129,10 +160,13 @@ locks_init(struct heap *h)
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_init(&h->shared_mx, NULL);
 	pthread_mutex_init(&h->wait_mx, NULL);
+	pthread_mutex_init(&h->vmx, NULL);
 	pthread_cond_init(&h->wait_cv, NULL);
 }
 
-/* heap_after_fork_child -- in the fork child: new locks, keep the forking thread's slot, release the others */
+/* heap_after_fork_child -- in the fork child: new locks, keep the forking
+ * thread's slot; the others' threads did not survive: their slots become
+ * orphans, taken over by the child's new threads with their lists */
 void
 heap_after_fork_child(struct heap *h)
 {
@@ -142,13 +176,14 @@ heap_after_fork_child(struct heap *h)
 	/* the forking thread keeps its slot; its pthread key says which (heap_tl
 	 * only describes the heap it used last, maybe another pool's) */
 	struct tl_rec *r = h->key_ok ? pthread_getspecific(h->key) : NULL;
-	uint32_t me = r ? r->slot : NSLOTS;
+	uint32_t me = r ? r->slot : NSLOTS, n = 0;
 	for (uint32_t i = 1; i < NSLOTS; i++) {
-		if (i != me && atomic_load(&h->slots[i].state)) {
-			heap_slot_release(h, i);
-			atomic_store(&h->slots[i].state, 0);
-		}
+		if (i != me && atomic_load(&h->slots[i].state) &&
+		    atomic_load(&h->orphan[i]) != 2)
+			atomic_store(&h->orphan[i], 1);
+		n += atomic_load(&h->orphan[i]) == 1;
 	}
+	atomic_store(&h->norphans, n);
 	atomic_store(&h->stopper, NULL);
 	atomic_store(&h->stop, 0);
 	atomic_store(&h->gate, (uint32_t)h->fence << 1);
@@ -164,9 +199,12 @@ tl_destructor(void *v)
 		return;
 	struct tslot *ts = &h->slots[r->slot];
 	busy_enter(h, ts, r->slot);
-	heap_slot_release(h, r->slot);
+	int ok = heap_slot_release(h, r->slot) == 0;
 	busy_leave(h, ts, r->slot);
-	atomic_store_explicit(&ts->state, 0, memory_order_release);
+	if (ok)
+		atomic_store_explicit(&ts->state, 0, memory_order_release);
+	else
+		atomic_store(&h->orphan[r->slot], 2);   /* a damaged slab stays where it is */
 	if (heap_tl.hid == h->hid)
 		heap_tl.hid = heap_tl.fhid = 0;
 }
@@ -197,5 +235,6 @@ heap_threads_fini(struct heap *h)
 	pthread_mutex_destroy(&h->lock);
 	pthread_mutex_destroy(&h->shared_mx);
 	pthread_mutex_destroy(&h->wait_mx);
+	pthread_mutex_destroy(&h->vmx);
 	pthread_cond_destroy(&h->wait_cv);
 }

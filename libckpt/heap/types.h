@@ -38,8 +38,8 @@
 #define SLAB_MAX_WORDS 16u                     /* bitmap words per slab, max */
 #define SLAB_MAGIC 0x42414c53u                 /* "SLAB" */
 #define HEAP_MAGIC "CKPTHEAP"
-#define HEAP_VERSION 2u
-#define HEAP_VERSION_MIN 1u    /* a version 1 heap is a valid version 2 heap: see heap_attach */
+#define HEAP_VERSION 3u
+#define HEAP_VERSION_MIN 1u    /* versions 1 and 2 are upgraded by heap_attach */
 #define MAX_PAGES ((uint64_t)1 << 28)          /* pmap value field: 28 bits */
 
 /* page map entry: kind in the top 4 bits, value in the low 28 */
@@ -118,12 +118,12 @@ struct tslot {
 };
 
 /*
- * slab -- at the start of a slab's first page, followed by two bitmaps of
- * `words` uint64 each: abits (block allocated) then rbits (block freed by a
- * non-owner, on the remote list); blocks start at dstart.
+ * slab -- at the start of a slab's first page, followed by the class's
+ * `words` pairs of uint64: abits (block allocated) then rbits (block freed
+ * by a non-owner, on the remote list); blocks start at the class's dstart.
  * Invariants:
- *  - magic == SLAB_MAGIC; cls < NCLASS and cap, dstart, bsize, words equal
- *    the class table; block i is at dstart + i * bsize from the slab start,
+ *  - magic == SLAB_MAGIC; cls < NCLASS and cap equal the class table;
+ *    block i is at dstart + i * bsize from the slab start,
  *  - bump <= cap: blocks [bump, cap) were never handed out (abits 0),
  *  - used == popcount(abits) (blocks allocated or on the remote list),
  *  - free: singly linked list (segment offsets, 0: end; the link is in the
@@ -132,9 +132,15 @@ struct tslot {
  *    abits. A block is live iff abit == 1 and rbit == 0,
  *  - owner: slot index + 1, or 0 when abandoned; list says which list the
  *    slab is on (LIST_ABANDONED iff owner == 0), in_full == (list == FULL),
- *  - next/prev link it into that list (page indexes, 0: none).
+ *  - next/prev link it into that list (page indexes, 0: none),
+ *  - epoch: any value on media. In a live heap, heap.epoch (the slab was
+ *    checked in this attach: its blocks, bitmaps and both free lists) or
+ *    heap.epoch | 1 (and its list fields against its neighbours and list
+ *    head): see heap/validate.c. Versions 1 and 2 held the class's dstart,
+ *    bsize, words at 52, 56, 60; version 3 ignores bytes 52..63 on media.
  * The owner writes everything but remote, rbits (atomic, any thread) and
- * the owner field during adoption (under heap.lock).
+ * the owner field during adoption (under heap.lock); epoch is written
+ * under heap.vmx.
  */
 struct slab {
 	uint32_t magic;              /* 0 */
@@ -149,9 +155,8 @@ struct slab {
 	uint64_t free;               /* 32 */
 	_Atomic uint64_t remote;     /* 40 */
 	uint32_t list;               /* 48 */
-	uint32_t dstart;             /* 52 */
-	uint32_t bsize;              /* 56 */
-	uint32_t words;              /* 60 */
+	uint32_t reserved;           /* 52: version 2's dstart; ignored */
+	_Atomic uint64_t epoch;      /* 56: version 2's bsize, words; see above */
 };
 
 _Static_assert(sizeof(struct heap_hdr) <= HDR_SIZE, "header fits its page");
@@ -205,6 +210,10 @@ struct heap {
 	uint64_t *pbits;
 	uint32_t npages, data_page;
 	uint64_t hid;
+	/* epoch: random and even, new at every attach; a slab whose epoch field
+	 * is epoch was checked by heap_slab_validate, epoch | 1 (vfull) also its
+	 * list links; the fast paths compare with vfull */
+	uint64_t epoch, vfull;
 	int fence;                  /* 1: no membarrier; busy sections use a full fence */
 	/* gate: stop | fence << 1, what the inlined fast paths load after their
 	 * busy store instead of stop (they have no fence: nonzero sends them to
@@ -217,10 +226,17 @@ struct heap {
 	pthread_mutex_t lock;       /* page allocator, abandoned lists, hdr counters */
 	pthread_mutex_t shared_mx;  /* threads on the shared slot 0 */
 	pthread_mutex_t wait_mx;    /* with wait_cv: threads waiting for !stop */
+	pthread_mutex_t vmx;        /* heap_slab_validate: one slab checked at a time */
 	pthread_cond_t wait_cv;
 	pthread_key_t key;
 	int key_ok;
 	struct tl_rec recs[NSLOTS];
+	/* orphan[i]: slot i is claimed in the segment but no thread of this
+	 * process holds it (its thread belonged to the process that wrote the
+	 * heap, or did not survive a fork); a new thread claims it with its
+	 * lists as they are; norphans counts them */
+	_Atomic uint8_t orphan[NSLOTS];
+	_Atomic uint32_t norphans;
 	/* busy[i]: slot i's thread is inside a heap call (DRAM only: a thread
 	 * that sees stop sets it transiently while the segment is being copied) */
 	struct {

@@ -10,6 +10,7 @@
  * the allocator's code, so a bug in the allocator cannot hide from it.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "heap/private.h"
@@ -100,6 +101,8 @@ struct walker {
 	void *arg;
 	struct heap_summary S;
 	int stop;
+	int deep;               /* 0: the metadata pass of heap_attach (no slab headers) */
+	uint32_t *heads, nheads; /* metadata pass: the lists' first pages */
 	uint64_t nslabs;
 };
 
@@ -152,9 +155,9 @@ blk_of(const struct cls *k, uint64_t base, uint32_t bump, uint64_t off)
 	return (int64_t)((off - lo) / k->bsize);
 }
 
-/* walk_list_of -- follow one free list of a slab; checks entries, counts them, no loops */
+/* walk_blocks_list -- follow one free list of a slab; checks entries, counts them, no loops */
 static int
-walk_blocks_list(struct walker *w, const struct cls *k, uint64_t base, const struct slab *sh,
+walk_blocks_list(const uint8_t *b, const struct cls *k, uint64_t base, const struct slab *sh,
 		const uint64_t *ab, const uint64_t *rb, uint64_t head, int remote, uint32_t *count)
 {
 	uint64_t seen[SLAB_MAX_WORDS] = { 0 };
@@ -184,15 +187,81 @@ walk_blocks_list(struct walker *w, const struct cls *k, uint64_t base, const str
 					(unsigned long long)base, (unsigned long long)off);
 		seen[i >> 6] |= m;
 		n++;
-		off = rd64(w->b, off);
+		off = rd64(b, off);
 	}
 	*count = n;
 	return 0;
 }
 
-/* walk_slab -- check the slab at page pg of class c and emit its blocks */
+/*
+ * heap_slab_check -- check the header, bitmaps and both free lists of the
+ * slab of class c at page pg of the heap b (format version ver), whose
+ * pages were checked to lie below its high-water mark; copies the header to
+ * *sh and the bitmaps to ab, rb (SLAB_MAX_WORDS each)
+ */
+int
+heap_slab_check(const uint8_t *b, uint32_t ver, uint32_t pg, unsigned c, struct slab *sh,
+		uint64_t *ab, uint64_t *rb)
+{
+	const struct cls *k = &heap_cls_tab[c];
+	uint64_t base = (uint64_t)pg << HP_SHIFT;
+	memcpy(sh, b + base, sizeof(*sh));
+	unsigned own = atomic_load_explicit(&sh->owner, RELAXED);
+	unsigned inf = atomic_load_explicit(&sh->in_full, RELAXED);
+	/* versions 1 and 2 repeated the class geometry at 52, 56, 60 */
+	int geo_ok = ver >= 3 || (rd32(b, base + 52) == k->dstart &&
+			rd32(b, base + 56) == k->bsize && rd32(b, base + 60) == k->words);
+	if (sh->magic != SLAB_MAGIC || sh->cls != c || sh->cap != k->cap || !geo_ok)
+		return ckpt_err_set(EINVAL, "damaged heap: slab header at offset 0x%llx does not "
+				"match its class %u", (unsigned long long)base, c);
+	if (sh->bump > sh->cap || sh->used > sh->bump)
+		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: counts out of "
+				"range (used %u, carved %u, capacity %u)", (unsigned long long)base,
+				sh->used, sh->bump, sh->cap);
+	if (sh->list < LIST_AVAIL || sh->list > LIST_ABANDONED || own > NSLOTS ||
+	    (sh->list == LIST_ABANDONED) != (own == 0) || inf != (sh->list == LIST_FULL))
+		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: bad list state "
+				"(list %u, owner %u, full flag %u)", (unsigned long long)base,
+				sh->list, own, inf);
+	uint32_t pa = 0, pr = 0;
+	for (uint32_t i = 0; i < k->words; i++) {
+		ab[i] = rd64(b, base + SLAB_HDR + 16ull * i);
+		rb[i] = rd64(b, base + SLAB_HDR + 16ull * i + 8);
+		uint64_t lo = 64ull * i, valid;
+		valid = sh->bump >= lo + 64 ? ~0ull : sh->bump <= lo ? 0 :
+			(1ull << (sh->bump - lo)) - 1;
+		if (ab[i] & ~valid)
+			return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: bitmap "
+					"marks blocks never handed out as allocated (offset 0x%llx)",
+					(unsigned long long)base,
+					(unsigned long long)(base + SLAB_HDR + 16ull * i));
+		if (rb[i] & ~ab[i])
+			return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: remote-free "
+					"bitmap marks unallocated blocks (offset 0x%llx)",
+					(unsigned long long)base,
+					(unsigned long long)(base + SLAB_HDR + 16ull * i + 8));
+		pa += (uint32_t)__builtin_popcountll(ab[i]);
+		pr += (uint32_t)__builtin_popcountll(rb[i]);
+	}
+	if (pa != sh->used)
+		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: used count %u, "
+				"bitmap has %u", (unsigned long long)base, sh->used, pa);
+	uint32_t nf, nr;
+	if (walk_blocks_list(b, k, base, sh, ab, rb, sh->free, 0, &nf) < 0 ||
+	    walk_blocks_list(b, k, base, sh, ab, rb, atomic_load_explicit(&sh->remote, RELAXED),
+			    1, &nr) < 0)
+		return -1;
+	if (nf != sh->bump - pa || nr != pr)
+		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: free lists hold "
+				"%u + %u blocks, bitmaps say %u + %u", (unsigned long long)base,
+				nf, nr, sh->bump - pa, pr);
+	return 0;
+}
+
+/* slab_pages_check -- the pages of the slab at page pg of class c: below the
+ * high-water mark, in use, and TAIL entries after the first */
 static int
-walk_slab(struct walker *w, uint32_t pg, unsigned c)
+slab_pages_check(const struct walker *w, uint32_t pg, unsigned c)
 {
 	const struct cls *k = &heap_cls_tab[c];
 	uint64_t base = (uint64_t)pg << HP_SHIFT;
@@ -211,56 +280,23 @@ walk_slab(struct walker *w, uint32_t pg, unsigned c)
 					(unsigned long long)(pg + i) << HP_SHIFT, (unsigned long long)base,
 					w_pm(w, pg + i));
 	}
+	return 0;
+}
+
+/* walk_slab -- check the slab at page pg of class c and emit its blocks */
+static int
+walk_slab(struct walker *w, uint32_t pg, unsigned c)
+{
+	const struct cls *k = &heap_cls_tab[c];
+	uint64_t base = (uint64_t)pg << HP_SHIFT;
 	struct slab sh;
-	memcpy(&sh, w->b + base, sizeof(sh));
-	unsigned own = atomic_load_explicit(&sh.owner, RELAXED);
-	unsigned inf = atomic_load_explicit(&sh.in_full, RELAXED);
-	if (sh.magic != SLAB_MAGIC || sh.cls != c || sh.cap != k->cap || sh.dstart != k->dstart ||
-	    sh.bsize != k->bsize || sh.words != k->words)
-		return ckpt_err_set(EINVAL, "damaged heap: slab header at offset 0x%llx does not "
-				"match its class %u", (unsigned long long)base, c);
-	if (sh.bump > sh.cap || sh.used > sh.bump)
-		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: counts out of "
-				"range (used %u, carved %u, capacity %u)", (unsigned long long)base,
-				sh.used, sh.bump, sh.cap);
-	if (sh.list < LIST_AVAIL || sh.list > LIST_ABANDONED || own > NSLOTS ||
-	    (sh.list == LIST_ABANDONED) != (own == 0) || inf != (sh.list == LIST_FULL))
-		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: bad list state "
-				"(list %u, owner %u, full flag %u)", (unsigned long long)base,
-				sh.list, own, inf);
 	uint64_t ab[SLAB_MAX_WORDS], rb[SLAB_MAX_WORDS];
-	uint32_t pa = 0, pr = 0;
-	for (uint32_t i = 0; i < k->words; i++) {
-		ab[i] = rd64(w->b, base + SLAB_HDR + 16ull * i);
-		rb[i] = rd64(w->b, base + SLAB_HDR + 16ull * i + 8);
-		uint64_t lo = 64ull * i, valid;
-		valid = sh.bump >= lo + 64 ? ~0ull : sh.bump <= lo ? 0 :
-			(1ull << (sh.bump - lo)) - 1;
-		if (ab[i] & ~valid)
-			return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: bitmap "
-					"marks blocks never handed out as allocated (offset 0x%llx)",
-					(unsigned long long)base,
-					(unsigned long long)(base + SLAB_HDR + 16ull * i));
-		if (rb[i] & ~ab[i])
-			return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: remote-free "
-					"bitmap marks unallocated blocks (offset 0x%llx)",
-					(unsigned long long)base,
-					(unsigned long long)(base + SLAB_HDR + 16ull * i + 8));
-		pa += (uint32_t)__builtin_popcountll(ab[i]);
-		pr += (uint32_t)__builtin_popcountll(rb[i]);
-	}
-	if (pa != sh.used)
-		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: used count %u, "
-				"bitmap has %u", (unsigned long long)base, sh.used, pa);
-	uint32_t nf, nr;
-	if (walk_blocks_list(w, k, base, &sh, ab, rb, sh.free, 0, &nf) < 0 ||
-	    walk_blocks_list(w, k, base, &sh, ab, rb, atomic_load_explicit(&sh.remote, RELAXED),
-			    1, &nr) < 0)
+	if (slab_pages_check(w, pg, c) < 0)
 		return -1;
-	if (nf != sh.bump - pa || nr != pr)
-		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: free lists hold "
-				"%u + %u blocks, bitmaps say %u + %u", (unsigned long long)base,
-				nf, nr, sh.bump - pa, pr);
+	if (!w->deep)
+		return 0;
+	if (heap_slab_check(w->b, w->H.version, pg, c, &sh, ab, rb) < 0)
+		return -1;
 	for (uint32_t i = 0; i < k->cap; i++) {
 		uint64_t m = 1ull << (i & 63);
 		int live = i < sh.bump && (ab[i >> 6] & m) && !(rb[i >> 6] & m);
@@ -287,6 +323,10 @@ walk_slab_list(struct walker *w, uint32_t pg, uint32_t list, unsigned owner, uns
 		if (pg < w->L.data_page || pg >= w->hwpage || w_pm(w, pg) != PM(PM_SLAB, c))
 			return ckpt_err_set(EINVAL, "damaged heap: %s-slab list of class %u holds "
 					"page %u, not a slab of that class", names[list], c, pg);
+		if (!w->deep) {
+			w->heads[w->nheads++] = pg;
+			return 0;
+		}
 		struct slab sh;
 		memcpy(&sh, w->b + ((uint64_t)pg << HP_SHIFT), sizeof(sh));
 		unsigned own = atomic_load_explicit(&sh.owner, RELAXED);
@@ -302,14 +342,37 @@ walk_slab_list(struct walker *w, uint32_t pg, uint32_t list, unsigned owner, uns
 	return 0;
 }
 
-/* heap_walk -- check every invariant of the copy in buf[0..len) and list its blocks (heap.h) */
-int
-heap_walk(const void *buf, size_t len, heap_walk_fn fn, void *arg, struct heap_summary *sum)
+/* cmp_u32 -- qsort order of page indexes */
+static int
+cmp_u32(const void *a, const void *b)
 {
-	heap_cls_init();
-	struct walker w = { .b = buf, .fn = fn, .arg = arg };
-	if (heap_hdr_check(buf, len, &w.H, &w.L, 1) < 0)
-		return -1;
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* heads_distinct -- no two lists (metadata pass) start at the same slab */
+static int
+heads_distinct(struct walker *w)
+{
+	qsort(w->heads, w->nheads, sizeof(w->heads[0]), cmp_u32);
+	for (uint32_t i = 1; i < w->nheads; i++)
+		if (w->heads[i] == w->heads[i - 1])
+			return ckpt_err_set(EINVAL, "damaged heap: two slab lists start at page %u "
+					"(offset 0x%llx)", w->heads[i],
+					(unsigned long long)w->heads[i] << HP_SHIFT);
+	return 0;
+}
+
+/*
+ * walk_run -- the walk of w->b (header already checked): page map and
+ * bitmap, slabs (deep: their headers, bitmaps and free lists too), the free
+ * hint, the slots and the lists of slabs (deep: followed to their ends and
+ * counted; else only their heads, which must be distinct)
+ */
+static int
+walk_run(struct walker *w0)
+{
+	struct walker w = *w0;
 	w.hwpage = (uint32_t)(w.H.high_water >> HP_SHIFT);
 	if (w.hwpage > w.L.npages)
 		w.hwpage = w.L.npages;
@@ -416,13 +479,42 @@ heap_walk(const void *buf, size_t len, heap_walk_fn fn, void *arg, struct heap_s
 	for (unsigned c = 0; c < NCLASS; c++)
 		if (walk_slab_list(&w, w.H.abandoned[c], LIST_ABANDONED, 0, c, &listed) < 0)
 			return -1;
-	if (listed != w.nslabs)
+	if (w.deep && listed != w.nslabs)
 		return ckpt_err_set(EINVAL, "damaged heap: %llu slabs but %llu on the allocator's "
 				"lists", (unsigned long long)w.nslabs, (unsigned long long)listed);
+	if (!w.deep && heads_distinct(&w) < 0)
+		return -1;
 stopped:
+	*w0 = w;
+	return 0;
+}
+
+/* heap_walk -- check every invariant of the copy in buf[0..len) and list its blocks (heap.h) */
+int
+heap_walk(const void *buf, size_t len, heap_walk_fn fn, void *arg, struct heap_summary *sum)
+{
+	heap_cls_init();
+	struct walker w = { .b = buf, .fn = fn, .arg = arg, .deep = 1 };
+	if (heap_hdr_check(buf, len, &w.H, &w.L, 1) < 0 || walk_run(&w) < 0)
+		return -1;
 	if (sum)
 		*sum = w.S;
 	return 0;
+}
+
+/* heap_meta_check -- the metadata pass of the walk over a heap whose header checked */
+int
+heap_meta_check(const void *buf, size_t len)
+{
+	struct walker w = { .b = buf, .deep = 0 };
+	if (heap_hdr_check(buf, len, &w.H, &w.L, 1) < 0)
+		return -1;
+	w.heads = malloc(sizeof(w.heads[0]) * (NSLOTS * 2 + 1) * NCLASS);
+	if (!w.heads)
+		return ckpt_err_set(ENOMEM, "cannot allocate the heap check's list heads");
+	int r = walk_run(&w);
+	free(w.heads);
+	return r;
 }
 
 /* heap_check -- heap_walk without a callback */

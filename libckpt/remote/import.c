@@ -29,7 +29,8 @@ create_pool(const char *path, const struct import_desc *d)
 {
 	struct pool_config c;
 	struct ckpt_config cfg = { .heap_size = d->heap_size, .max_segments = d->max_segments,
-		.base = (void *)(uintptr_t)d->base };
+		.base = (void *)(uintptr_t)d->base, .keep_checkpoints = d->keep,
+		.key_file = d->key_file };
 	if (config_resolve(&c, &cfg, 1) < 0)
 		return -1;
 	c.uuid = d->uuid;
@@ -98,12 +99,23 @@ import_begin(struct import *im, const char *path, const struct import_desc *d)
 		im->created = 1;
 	}
 	struct pool_config c;
-	if (config_resolve(&c, NULL, 0) < 0)
+	const struct ckpt_config keyed = { .key_file = d->key_file };
+	if (config_resolve(&c, d->key_file ? &keyed : NULL, 0) < 0)
 		goto fail;
 	im->p = pool_open(path, &c);
 	if (!im->p)
 		goto fail;
 	const struct pool_hdr *h = &im->p->hdr;
+	if ((h->flags & POOL_F_SEALED) && !(d->flags & CAT_F_SEALED)) {
+		ckpt_err_set(ENOTSUP, "pool %s is sealed: pulling checkpoints into a sealed "
+				"pool is not supported yet", path);
+		goto fail;
+	}
+	if (!(h->flags & POOL_F_SEALED) && (d->flags & CAT_F_SEALED)) {
+		ckpt_err_set(EINVAL, "pool %s is not sealed: it cannot take a sealed "
+				"checkpoint", path);
+		goto fail;
+	}
 	if (memcmp(h->uuid, d->uuid, sizeof(h->uuid)) != 0) {
 		ckpt_err_set(EINVAL, "pool %s is another pool (its uuid differs from the "
 				"checkpoint's)", path);
@@ -164,7 +176,7 @@ publish(struct import *im, const struct import_desc *d)
 				(unsigned long long)d->ckpt_id);
 	}
 	e->state = CAT_CKPT;
-	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN);
+	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN | CAT_F_SEALED);
 	e->parent = CAT_NONE;
 	e->source = CAT_NONE;
 	e->ckpt_id = d->ckpt_id;

@@ -1,6 +1,7 @@
 /*
  * import.h -- adding a checkpoint that arrives from elsewhere (a remote
- * store) to a pool: the pool-side half of a pull, below the store code.
+ * store, or another pool re-sealed by ckpt_reseal) to a pool: the
+ * pool-side half of a pull, below the store code.
  *
  * The steps mirror a local checkpoint's (checkpoint.c): reserve a segment
  * as BUSY and ours, write the image's bytes into it, make them durable,
@@ -21,7 +22,12 @@ struct import_desc {
 	uint8_t uuid[16];
 	uint64_t base, heap_size;
 	uint32_t max_segments;
-	uint32_t flags;             /* CAT_F_PAGE_SUMS | CAT_F_ORIGIN */
+	uint32_t flags;             /* CAT_F_PAGE_SUMS | CAT_F_ORIGIN, or CAT_F_SEALED
+	                               | CAT_F_ORIGIN for a sealed image */
+	uint32_t keep;              /* keep_checkpoints of a created pool; 0: default */
+	const char *key_file;       /* the pool's key: it is (created) sealed, and
+	                               the caller writes the sealed image itself
+	                               (seal_write_image into im->p); NULL: unsealed */
 	uint64_t ckpt_id, used, in_use, time_ns, life, lineage, restarted_from, checksum;
 	char label[CAT_LABEL_MAX];
 };

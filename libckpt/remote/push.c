@@ -199,6 +199,20 @@ header_of(struct manifest_hdr *h, const struct inspect *in, const struct cat_ent
 }
 
 int
+remote_pushable(const char *path)
+{
+	struct inspect in;
+	if (inspect_open_header(&in, path) < 0)
+		return -1;
+	int sealed = (in.hdr.flags & POOL_F_SEALED) != 0;
+	inspect_close(&in);
+	if (sealed)
+		return ckpt_err_set(ENOTSUP, "pool %s is sealed: pushing sealed checkpoints "
+				"to a remote store is not supported yet", path);
+	return 0;
+}
+
+int
 remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
 		unsigned flags, char *name, struct remote_stats *stats)
 {
@@ -206,7 +220,7 @@ remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
 		return ckpt_err_set(EINVAL, "chunk size %u is not a power of two in "
 				"[4 KiB, 64 MiB]", chunk);
 	struct inspect in;
-	if (inspect_open(&in, path) < 0)
+	if (remote_pushable(path) < 0 || inspect_open(&in, path) < 0)
 		return -1;
 	int ret = -1;
 	uint32_t seg;

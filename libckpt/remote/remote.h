@@ -38,6 +38,13 @@ CKPT_HIDDEN int remote_push(struct store *st, const char *path, const char *ref,
 		uint32_t chunk_size, unsigned flags, char *name, struct remote_stats *stats);
 
 /*
+ * remote_pushable -- 0 if the pool at path can be pushed; ENOTSUP for a
+ * sealed pool (a manifest cannot carry its seal records yet), checked
+ * before any store is contacted
+ */
+CKPT_HIDDEN int remote_pushable(const char *path);
+
+/*
  * remote_pull -- the checkpoint manifest names, into the pool at path
  * (created when absent); every chunk checked against its name and the
  * image against the checkpoint's checksum before it is published

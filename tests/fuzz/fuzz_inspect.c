@@ -10,7 +10,10 @@
  *   byte 0, bit 0 -- 0: heap mode, 1: pool mode
  *   heap mode: patches on a copy of a real heap (4 MiB segment with blocks
  *     of many size classes, frees, a root), then heap_walk on a buffer of
- *     the patched heap, cut short when byte 0 bit 1 is set.
+ *     the patched heap, cut short when byte 0 bit 1 is set; with bit 2 (and
+ *     not cut short) heap_attach, heap_validate_all (the slabs' first-use
+ *     checks) and allocations and frees on it, which must agree with the
+ *     walker and never crash.
  *   pool mode: patches on a real pool file (header, catalog, three
  *     checkpoints and a dead heap) held in a memfd; byte 0 bit 1 re-seals
  *     the header checksum, bit 2 re-seals the current catalog copy's
@@ -230,6 +233,33 @@ next_patch(struct cursor *c, const uint64_t *rbase, const uint64_t *rsize, unsig
 	return 1;
 }
 
+/*
+ * attach_and_use -- heap_attach the patched heap (it checks the metadata),
+ * check every slab as its first use would (heap_validate_all), and allocate
+ * and free in it: never a crash; what the walker refused (wrc != 0) must be
+ * refused by attach or by the slab checks, and what it accepted by neither
+ */
+static void
+attach_and_use(int wrc)
+{
+	struct heap *h = heap_attach(heap_work, HEAP_TPL_SIZE, NULL, NULL);
+	if (!h) {
+		if (wrc == 0 && !strstr(ckpt_errormsg(), "formatted for"))
+			die("walk accepted, attach refused");
+		return;
+	}
+	int vrc = heap_validate_all(h);
+	if ((wrc == 0) != (vrc == 0))
+		die(wrc == 0 ? "walk accepted, slab check refused" :
+				"walk refused, attach and slab checks accepted");
+	void *p[16];
+	for (int i = 0; i < 16; i++)
+		p[i] = heap_alloc(h, (size_t)i * 300 + 8);
+	for (int i = 0; i < 16; i++)
+		heap_free(h, p[i]);
+	heap_detach(h);
+}
+
 static void
 heap_mode(const uint8_t *data, size_t size)
 {
@@ -259,7 +289,12 @@ heap_mode(const uint8_t *data, size_t size)
 	uint64_t hw;
 	heap_peek_high_water(heap_work, blen, &hw);
 	struct heap_summary s;
-	heap_walk(heap_work, blen, NULL, NULL, &s);
+	int wrc = heap_walk(heap_work, blen, NULL, NULL, &s);
+	if (blen == heap_hw && (data[0] & 4)) {
+		attach_and_use(wrc);
+		memcpy(heap_work, heap_tpl, HEAP_TPL_SIZE);    /* attach wrote to it */
+		return;
+	}
 	while (np--)
 		memcpy(heap_work + pt[np].off, pt[np].old, pt[np].len);
 }

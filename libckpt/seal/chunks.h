@@ -1,0 +1,46 @@
+/*
+ * chunks.h -- a sealed checkpoint in the pool file: its image encrypted in
+ * 2 MiB chunks in its segment, and its seal record (format.h, struct
+ * seal_record, and one tag per chunk) in the segment's page-sum slot.
+ *
+ * Plaintext never reaches the file: the writer encrypts each chunk of the
+ * heap into a buffer of its own and writes that; the reader reads each
+ * chunk's ciphertext into the destination and decrypts it there, and
+ * reports the first chunk that fails authentication by index and byte
+ * range. Used by the checkpoint and restart paths and by ckpt-inspect.
+ */
+#ifndef CKPT_SEAL_CHUNKS_H
+#define CKPT_SEAL_CHUNKS_H 1
+
+#include <stdint.h>
+
+#include "format.h"
+#include "internal.h"
+#include "seal/key.h"
+
+#define SEAL_CHUNK_SHIFT 21u
+#define SEAL_CHUNK ((uint64_t)1 << SEAL_CHUNK_SHIFT)
+
+/*
+ * seal_write_image -- encrypt heap[0, used) into segment seg of the pool
+ * file fd (header h) as checkpoint ckpt_id under key k, and its record into
+ * the segment's slot; *sum gets the XXH3-64 of the ciphertext (the catalog
+ * entry's checksum). Not durable yet (the caller fdatasyncs). Crash point
+ * checkpoint:mid-copy after the first half of the chunks.
+ */
+CKPT_HIDDEN int seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg,
+		const void *heap, uint64_t used, uint64_t ckpt_id, const struct seal_key *k,
+		uint64_t *sum);
+
+/*
+ * seal_read_image -- decrypt the sealed checkpoint e (in segment seg) into
+ * dst[0, e->used), checking every chunk. Errors, message naming the
+ * checkpoint: EKEYREJECTED (sealed with another key), EINVAL (record
+ * damaged or not matching the entry), EBADMSG (a chunk fails
+ * authentication: named), EIO (the file ends or cannot be read). On error
+ * dst holds unauthenticated bytes: the caller must not use them.
+ */
+CKPT_HIDDEN int seal_read_image(int fd, const struct pool_hdr *h, uint32_t seg,
+		const struct cat_entry *e, const struct seal_key *k, void *dst);
+
+#endif
