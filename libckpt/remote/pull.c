@@ -8,7 +8,10 @@
  * its content) as it arrives, so a corrupted or truncated chunk is refused
  * naming it; the whole image is checked against the checkpoint's own
  * checksum before it is published. Zero chunks are not fetched: the
- * reserved segment was punched, so they read as zeros.
+ * reserved segment was punched, so they read as zeros. The page sums the
+ * paged checksum is made of are kept as they are computed and stored in
+ * the segment's page-sum slot (import_sums), so the restart that follows
+ * can be lazy, each page verified on first access.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -126,6 +129,7 @@ remote_pull(struct store *st, const char *mname, const char *path, struct remote
 	struct import im;
 	int ret = -1;
 	void *bufs[PULL_BATCH] = { 0 };
+	uint64_t *page_sums = NULL;
 	if (import_begin(&im, path, &d) < 0)
 		goto out;
 	stats->image_bytes = m.h.used;
@@ -143,8 +147,17 @@ remote_pull(struct store *st, const char *mname, const char *path, struct remote
 	}
 	for (unsigned k = 1; k < PULL_BATCH; k++)
 		bufs[k] = (char *)bufs[0] + (size_t)k * m.h.chunk_size;
+	int paged = (m.h.flags & CAT_F_PAGE_SUMS) != 0;
+	if (paged) {
+		/* used is a whole number of pages here (manifest_decode) */
+		page_sums = malloc((m.h.used / SUMS_PAGE + 1) * sizeof(*page_sums));
+		if (!page_sums) {
+			ckpt_err_set(ENOMEM, "out of memory");
+			goto abort;
+		}
+	}
 	struct sums s;
-	sums_begin(&s, (m.h.flags & CAT_F_PAGE_SUMS) != 0, NULL);
+	sums_begin(&s, paged, page_sums);
 	for (uint64_t i = 0; i < m.h.nchunks; i += PULL_BATCH) {
 		unsigned n = (unsigned)(m.h.nchunks - i < PULL_BATCH ? m.h.nchunks - i : PULL_BATCH);
 		if (fetch_batch(st, &m, mname, &im, i, n, bufs, &s, stats) < 0)
@@ -155,12 +168,15 @@ remote_pull(struct store *st, const char *mname, const char *path, struct remote
 				"match the checkpoint's checksum", mname);
 		goto abort;
 	}
+	if (paged && import_sums(&im, &d, page_sums, s.npages) < 0)
+		goto abort;
 	ret = import_commit(&im, &d);
 	goto out;
 abort:
 	import_abort(&im);
 out:
 	free(bufs[0]);
+	free(page_sums);
 	manifest_free(&m);
 	return ret;
 }
