@@ -65,6 +65,27 @@ run_scenarios
 	echo "ok: password accepted" || fail "push with the right password"
 grep -q "s3cret" "$A.remote" && fail "POOL.remote records the password"
 
+# per-pool configuration (POOL.remote.url): used without CKPT_REMOTE,
+# which overrides it ("none": no push from that process)
+P=$T/hostP/app.pool
+mkdir -p "$T/hostP"
+"$WL" create "$P" 32 1 >/dev/null || fail "create (per-pool config)"
+[ "$("$REMOTE" config "$P")" = none ] || fail "a new pool has a remote store"
+"$REMOTE" config "$P" "$URL" >/dev/null || fail "config POOL URL"
+[ "$("$REMOTE" config "$P" --json | jq -r .url)" = "$URL" ] || fail "config does not print the URL"
+[ "$(stat -c %a "$P.remote.url")" = 600 ] || fail "POOL.remote.url is not mode 0600"
+id=$(env -u CKPT_REMOTE CKPT_REMOTE_TOOL=$REMOTE "$WL" mutate "$P" 10) || fail "checkpoint (per-pool config)"
+wait_state "$P" "$id" pushed && ok "background push to the pool's own store" ||
+	fail "no push to the pool's own store"
+id=$(CKPT_REMOTE=none CKPT_REMOTE_TOOL=$REMOTE "$WL" mutate "$P" 10) || fail "checkpoint (CKPT_REMOTE=none)"
+grep -q "^$id " "$P.remote" && fail "CKPT_REMOTE=none did not override the pool's store"
+"$REMOTE" config "$P" none >/dev/null && [ ! -e "$P.remote.url" ] || fail "config POOL none"
+id=$(env -u CKPT_REMOTE CKPT_REMOTE_TOOL=$REMOTE "$WL" mutate "$P" 10) || fail "checkpoint (no store)"
+grep -q "^$id " "$P.remote" && fail "a pool without a store pushed"
+"$REMOTE" config "$P" ftp://x 2>"$T/err"
+[ $? -eq 1 ] && grep -q "expected" "$T/err" && [ ! -e "$P.remote.url" ] || fail "bad URL accepted by config"
+"$REMOTE" config "$T/hostP/nopool" "$URL" 2>/dev/null && fail "config of a missing pool succeeded"
+
 # POOL.remote stays bounded: a writer that finds it past 1 MiB keeps the
 # last event of each of the 1024 checkpoints last seen; writers racing
 # with the compaction lose no line (their checkpoints' seeded "failed"
