@@ -45,8 +45,10 @@
  * so does a child forked while another thread closes the pool.
  *
  * When no segment can be had (pool full, filesystem full), the child must
- * never share the parent's heap. prepare then snapshots the heap into a
- * memfd and the child maps that privately: the child runs on a volatile
+ * never share the parent's heap. prepare then snapshots the heap into
+ * anonymous private memory (no file descriptor needed: it works when the
+ * process has none left) and the child moves that into place at the
+ * heap's address (mremap): the child runs on a volatile
  * copy, and every pool call that would need durability fails in it with
  * ENOSPC and a message saying so (see pool_usable). The parent is never
  * affected. If even that is impossible (or the child cannot map or claim
@@ -157,30 +159,11 @@ fill_segment(struct ckpt_pool *p, uint32_t seg)
 			p->hdr.seg_size, how, &o, &cloned);
 }
 
-/* snapshot_private -- a memfd holding the heap's prefix, for a child without a segment; -1 on failure */
-static int
+/* snapshot_private -- a private copy of the heap's prefix for a child without a segment (map.c) */
+static void
 snapshot_private(struct ckpt_pool *p)
 {
-	int fd = memfd_create("ckpt-fork-snapshot", MFD_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	const char *src = p->heap_map.addr;
-	uint64_t done = 0;
-	if (ftruncate(fd, (off_t)p->hdr.seg_size) == 0) {
-		while (done < p->fork_used) {
-			ssize_t n = write(fd, src + done, p->fork_used - done);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			done += (uint64_t)n;
-		}
-	}
-	if (done != p->fork_used) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	p->fork_snap = map_snapshot(p->heap_map.addr, p->fork_used, p->hdr.seg_size);
 }
 
 /* fork_prepare_pool -- reserve and fill the child's segment, heap locked */
@@ -188,7 +171,7 @@ static void
 fork_prepare_pool(struct ckpt_pool *p)
 {
 	p->fork_seg = -1;
-	p->fork_memfd = -1;
+	p->fork_snap = NULL;
 	p->fork_fd = -1;
 	pthread_mutex_lock(&p->mu);
 	heap_lock_all(p->heap);
@@ -210,6 +193,11 @@ fork_prepare_pool(struct ckpt_pool *p)
 		}
 		snprintf(p->detach_why, sizeof(p->detach_why), "%s",
 			p->fork_fd < 0 ? ckpt_errormsg() : "");
+		/* no description to pin the base with: the child's unwritten
+		 * pages could change under it once the parent recycles that
+		 * image, so it gets a private copy, as in the other modes */
+		if (p->fork_fd < 0)
+			snapshot_private(p);
 		return;
 	}
 	snprintf(p->detach_why, sizeof(p->detach_why), "%s",
@@ -242,7 +230,7 @@ fork_prepare_pool(struct ckpt_pool *p)
 		p->fork_fd = -1;
 	}
 	/* no segment: snapshot the heap for a private child copy */
-	p->fork_memfd = snapshot_private(p);
+	snapshot_private(p);
 }
 
 /* fork_prepare -- pthread_atfork prepare handler */
@@ -262,11 +250,10 @@ static void
 fork_parent_pool(struct ckpt_pool *p)
 {
 	int seg = p->fork_seg;
-	if (p->fork_memfd >= 0)
-		close(p->fork_memfd);
+	map_snapshot_end(p->fork_snap, p->hdr.seg_size);
 	if (p->fork_fd >= 0)
 		close(p->fork_fd);  /* the child holds its own reference */
-	p->fork_memfd = -1;
+	p->fork_snap = NULL;
 	p->fork_fd = -1;
 	p->fork_seg = -1;
 	heap_unlock_all(p->heap);
@@ -304,18 +291,21 @@ child_die(struct ckpt_pool *p, const char *what)
 	_exit(127);
 }
 
-/* child_go_private -- run on a private volatile copy read from fd (memfd) */
+/* child_go_private -- run on the private volatile copy prepare made (fork_snap) */
 static void
-child_go_private(struct ckpt_pool *p, int fd)
+child_go_private(struct ckpt_pool *p)
 {
 	void *base = (void *)(uintptr_t)p->hdr.base;
-	if (map_private(&p->heap_map, fd, p->hdr.seg_size, base) < 0)
+	if (!p->fork_snap)
+		child_die(p, "no segment and no private copy");
+	if (map_adopt_snapshot(&p->heap_map, p->fork_snap, p->hdr.seg_size, base) < 0)
 		child_die(p, "private copy");
-	close(fd);
+	p->fork_snap = NULL;
 	p->detached = 1;
 	/* hold nothing of the parent's: its open file description carries its
 	 * lease, which must end with the parent (or its exec) */
-	close(p->fd);
+	if (p->fd >= 0)
+		close(p->fd);
 	p->fd = -1;
 	p->cat.fd = -1;
 }
@@ -335,7 +325,10 @@ adopt_fd(struct ckpt_pool *p, int fd)
  * image elsewhere) and records it LIVE, in memory, mapping the parent's
  * base image, which the entry now pins; then the parent's pin lock can go.
  * Without a segment the child runs on, volatile, its inherited description
- * keeping the pin (and the base image) until it exits.
+ * keeping the pin (and the base image) until it exits. Without a
+ * description of its own (the parent could not reopen the pool: no file
+ * descriptors left), nothing can pin the image, so prepare made a private
+ * copy and the child runs on it, volatile, as in the other modes.
  */
 static void
 child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
@@ -343,8 +336,6 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 	const uint64_t parent_life = p->life;
 	const uint32_t base = p->eng->base_seg;
 	image_after_fork_child(p);
-	if (p->fork_fd < 0)
-		child_die(p, "no description of its own");
 	adopt_fd(p, p->fork_fd);
 	p->fork_fd = -1;
 	test_point("fork:child-before-claim");
@@ -407,18 +398,19 @@ fork_child_pool(struct ckpt_pool *p)
 		heap_after_fork_child(p->heap);
 		return;
 	}
+	/* no segment (or, cow, no description to pin the base with): the
+	 * private copy prepare made; before anything that needs a descriptor */
+	if (p->eng ? p->fork_fd < 0 : p->fork_seg < 0) {
+		image_after_fork_child(p);
+		image_detach(p);    /* a private copy tracks nothing */
+		child_go_private(p);
+		heap_after_fork_child(p->heap);
+		return;
+	}
 	if (owner_self(&p->self) < 0)
 		child_die(p, "process identity");
 	if (p->eng) {
 		child_claim_cow(p, parent_seg);
-		heap_after_fork_child(p->heap);
-		return;
-	}
-	if (p->fork_seg < 0) {
-		if (p->fork_memfd < 0)
-			child_die(p, "no segment and no private copy");
-		child_go_private(p, p->fork_memfd);
-		p->fork_memfd = -1;
 		heap_after_fork_child(p->heap);
 		return;
 	}

@@ -52,7 +52,7 @@ struct ckpt_pool {
 	struct ckpt_pool *next;      /* all open pools, for fork handling */
 	/* fork state, valid between the prepare and parent/child handlers */
 	int fork_seg;                /* segment reserved for the child, or -1 */
-	int fork_memfd;              /* private snapshot when no segment, or -1 */
+	void *fork_snap;             /* private snapshot when no segment (map_snapshot), or NULL */
 	int fork_fd;                 /* the child's own open file description of
 	                                the pool (holds the reservation's lease), or -1 */
 	uint64_t fork_used;          /* high-water mark at fork */

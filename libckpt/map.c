@@ -133,12 +133,33 @@ map_unreserve(void *addr, size_t len)
 	munmap(addr, len);
 }
 
-int
-map_private(struct pmap *m, int fd, size_t len, void *addr)
+void *
+map_snapshot(const void *src, size_t used, size_t len)
 {
-	void *p = mmap_at(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0, 1);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		ckpt_err_set(errno, "cannot map a private copy of the heap: %s",
+				strerror(errno));
+		return NULL;
+	}
+	memcpy(p, src, used);
+	return p;
+}
+
+void
+map_snapshot_end(void *snap, size_t len)
+{
+	if (snap)
+		munmap(snap, len);
+}
+
+int
+map_adopt_snapshot(struct pmap *m, void *snap, size_t len, void *addr)
+{
+	void *p = mremap(snap, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr);
 	if (p == MAP_FAILED)
-		return ckpt_err_set(errno, "cannot map a private copy of the heap: %s",
+		return ckpt_err_set(errno, "cannot move a private copy of the heap into place: %s",
 				strerror(errno));
 	m->addr = p;
 	m->len = len;

@@ -72,11 +72,21 @@ CKPT_HIDDEN int map_poison(void *addr, size_t len);
 CKPT_HIDDEN void map_unreserve(void *addr, size_t len);
 
 /*
- * map_private -- map the first len bytes of fd (a memfd snapshot) privately
- * exactly at addr, over a range the caller owns: writes stay in this
- * process and reach no file (kind MAP_KIND_EMULATED, nothing to persist)
+ * map_snapshot -- anonymous private memory of len bytes, anywhere, holding
+ * a copy of [src, src+used) and zeros after it: a fork child's private
+ * heap when it can have no segment. It needs no file descriptor (it must
+ * work when the process has none left); the child inherits it as any
+ * private memory and moves it into place with map_adopt_snapshot. NULL
+ * on failure. map_snapshot_end unmaps it (the parent, after the fork).
  */
-CKPT_HIDDEN int map_private(struct pmap *m, int fd, size_t len, void *addr);
+CKPT_HIDDEN void *map_snapshot(const void *src, size_t used, size_t len);
+CKPT_HIDDEN void map_snapshot_end(void *snap, size_t len);
+/*
+ * map_adopt_snapshot -- move a snapshot exactly to addr, replacing what the
+ * caller owns there: writes stay in this process and reach no file (kind
+ * MAP_KIND_EMULATED, nothing to persist)
+ */
+CKPT_HIDDEN int map_adopt_snapshot(struct pmap *m, void *snap, size_t len, void *addr);
 
 /*
  * map_view -- read-only shared mapping of [off, off+len) of fd anywhere,

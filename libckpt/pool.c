@@ -86,7 +86,6 @@ pool_new(const char *path, const struct pool_config *c)
 	}
 	p->fd = -1;
 	p->fork_seg = -1;
-	p->fork_memfd = -1;
 	p->fork_fd = -1;
 	p->fork_mode = c->fork_mode;
 	p->keep = c->keep;

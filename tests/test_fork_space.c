@@ -12,7 +12,14 @@
  * The filesystem is a small tmpfs in a private mount namespace (root; skips
  * with a message where mounting is impossible). Run twice: with the copy
  * by copy_file_range, and by pread/pwrite (CKPT_TEST_NO_OFFLOAD=1).
+ *
+ * The same fallback when the process has no file descriptor left (EMFILE
+ * at the fork: the child's own description of the pool cannot be opened),
+ * in copy mode and in cow mode, where without a description nothing could
+ * pin the base image the child maps: the child gets the private copy (made
+ * without a descriptor) and runs on it, never exits for want of one.
  */
+#include <sys/resource.h>
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -224,6 +231,94 @@ test_enospc_pwrite(void **state)
 	enospc_at_fork("pwrite", 1);
 }
 
+/*
+ * emfile_at_fork -- fork with every descriptor in use: the child runs on a
+ * private copy (detached), isolated both ways; the parent is unaffected
+ */
+static void
+emfile_at_fork(enum ckpt_fork_mode mode)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s", tu_path(mode == CKPT_FORK_COW ? "emfile-cow" : "emfile-copy"));
+	ckpt_pool *p = fk_create(path, mode, 6);
+	struct sp_root *r = ckpt_calloc(p, 1, sizeof(*r));
+	assert_non_null(r);
+	assert_int_equal(ckpt_set_root(p, r), 0);
+	r->a[0] = 0xA0;
+	assert_int_equal(ckpt_checkpoint(p, "base", NULL), 0);
+	r->a[3] = 0xA3;         /* in cow mode: a page the base image does not hold */
+
+	/* no descriptor left: lower the limit, then fill what is free below it */
+	struct rlimit old, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	int probe = dup(0);
+	assert_true(probe >= 0);
+	low = old;
+	low.rlim_cur = (rlim_t)probe + 16;
+	close(probe);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int fill[64], nfill = 0;
+	while (nfill < 64 && (fill[nfill] = dup(0)) >= 0)
+		nfill++;
+	assert_int_equal(errno, EMFILE);
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		int bad = 0;
+		if (!p->detached)
+			bad |= 1;
+		if (ckpt_root(p) != r || r->a[0] != 0xA0 || r->a[3] != 0xA3)
+			bad |= 2;
+		errno = 0;
+		if (ckpt_checkpoint(p, "child", NULL) != -1 || errno != ENOSPC ||
+		    !strstr(ckpt_errormsg(), "private volatile copy"))
+			bad |= 4;
+		r->a[1] = 0xC1;
+		if (!ckpt_alloc(p, 4096))
+			bad |= 8;
+		if (ckpt_close(p) != 0)
+			bad |= 16;
+		_exit(bad);
+	}
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_true(pid > 0);
+	int rc = tu_wait_exit(pid);
+	if (rc != 0)
+		fail_msg("%s: child status %d (127: it exited for want of a descriptor; bits: "
+			"1 has a segment, 2 not the parent's heap, 4 checkpoint did not fail "
+			"with ENOSPC, 8 alloc, 16 close)",
+			mode == CKPT_FORK_COW ? "cow" : "copy", rc);
+	assert_int_equal(r->a[1], 0);   /* the child's write: invisible */
+	assert_int_equal(p->detached, 0);
+	assert_int_equal(ckpt_checkpoint(p, "after", NULL), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	assert_int_equal(fk_count_state(path, "live"), 0);
+	assert_int_equal(fk_count_state(path, "busy"), 0);
+	tu_inspect_verify(path);
+	p = ckpt_open(path, CKPT_LATEST, NULL);
+	assert_non_null(p);
+	r = ckpt_root(p);
+	assert_int_equal(r->a[3], 0xA3);
+	assert_int_equal(r->a[1], 0);
+	assert_int_equal(ckpt_close(p), 0);
+}
+
+static void
+test_emfile_copy(void **state)
+{
+	(void)state;
+	emfile_at_fork(CKPT_FORK_COPY);
+}
+
+static void
+test_emfile_cow(void **state)
+{
+	(void)state;
+	emfile_at_fork(CKPT_FORK_COW);
+}
+
 int
 main(void)
 {
@@ -233,6 +328,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_enospc_copy_file_range),
 		cmocka_unit_test(test_enospc_pwrite),
+		cmocka_unit_test(test_emfile_copy),
+		cmocka_unit_test(test_emfile_cow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
