@@ -65,6 +65,22 @@ run_scenarios
 	echo "ok: password accepted" || fail "push with the right password"
 grep -q "s3cret" "$A.remote" && fail "POOL.remote records the password"
 
+# a chunk the store cannot give (here: a key of another type) fails the
+# pull from the fetch thread with the store's reason, after the retries;
+# the half-made pool is removed
+chunk=ckpt.c.$(chunk_of "$left")
+rcli del "$chunk" >/dev/null
+rcli rpush "$chunk" x >/dev/null
+rm -f "$T/hostC/w.pool"
+if CKPT_REMOTE_RETRIES=1 "$REMOTE" pull "$URL" "$left" "$T/hostC/w.pool" 2>"$T/err"; then
+	fail "pull with an unreadable chunk succeeded"
+else
+	grep -q "WRONGTYPE" "$T/err" && ok "unreadable chunk: $(head -c 160 "$T/err")" ||
+		fail "unclear: $(cat "$T/err")"
+fi
+[ ! -e "$T/hostC/w.pool" ] || fail "failed pull left a pool"
+rcli del "$chunk" >/dev/null
+
 # per-pool configuration (POOL.remote.url): used without CKPT_REMOTE,
 # which overrides it ("none": no push from that process)
 P=$T/hostP/app.pool
