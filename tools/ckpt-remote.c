@@ -254,8 +254,9 @@ cmd_config(char **a, int n)
 	const char *pool = a[0];
 	char f[4200], buf[CONFIG_REMOTE_URL_MAX];
 	struct stat st;
-	if (stat(pool, &st) < 0 || !S_ISREG(st.st_mode)) {
-		ckpt_err_set(errno ? errno : EINVAL, "%s is not a pool file", pool);
+	int e = stat(pool, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+	if (e) {
+		ckpt_err_set(e, "%s is not a pool file: %s", pool, strerror(e));
 		return fail("config");
 	}
 	if (config_remote_url_path(pool, f, sizeof(f)) < 0)
