@@ -12,6 +12,12 @@
  * of its own and none would ever be trimmed), closes every pool (its live segment is freed at once, it
  * does not linger as dead) and _exits, reporting through a pipe.
  *
+ * In cow mode the child also leaves, in memory it shares with the parent,
+ * the pages its image changed from the parent's base; ckpt_checkpoint_wait
+ * hands them to the engine, so a later checkpoint (the parent's or another
+ * child's) can recycle that image instead of copying the base
+ * (engine/image.h, background checkpoints).
+ *
  * ckpt_checkpoint_wait() collects that report: the checkpoint id, or the
  * child's errno and message. It reaps the child with waitpid; if the
  * application reaped it first (its own SIGCHLD handler) the pipe still holds
@@ -28,6 +34,8 @@
 #include <unistd.h>
 
 #include "fork.h"
+#include "map.h"
+#include "engine/image.h"
 #include "owner.h"
 
 #define BG_MAGIC 0x56415347u   /* "GSAV" */
@@ -46,7 +54,22 @@ struct bg_job {
 	struct ckpt_pool *pool;
 	pid_t pid;
 	int fd;                 /* read end of the report pipe */
+	/* cow mode: the pages the child's image changed from the parent's
+	 * base, shared with the child (engine/image.h, background
+	 * checkpoints); NULL when there is no engine */
+	uint64_t *written;
+	size_t written_len;
+	uint64_t epoch;         /* the parent's base at the fork */
 };
+
+/* job_free -- close and free a job taken off the list */
+static void
+job_free(struct bg_job *j)
+{
+	close(j->fd);
+	map_shared_scratch_end(j->written, j->written_len);
+	free(j);
+}
 
 static pthread_mutex_t jobs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct bg_job *jobs;
@@ -88,8 +111,9 @@ adopt_checkpoint(struct ckpt_pool *p, ckpt_id id, uint32_t parent_seg,
 
 /* child_run -- the background child: checkpoint, report, exit */
 static void __attribute__((noreturn))
-child_run(struct ckpt_pool *p, const char *label, int wfd, uint32_t parent_seg,
-		struct cat_owner parent, uint64_t parent_life, uint64_t parent_lineage)
+child_run(struct ckpt_pool *p, const char *label, int wfd, uint64_t *written,
+		uint32_t parent_seg, struct cat_owner parent, uint64_t parent_life,
+		uint64_t parent_lineage)
 {
 	/* checkpoint as the parent's heap: its life and lineage, so its
 	 * retention applies (the heap is the parent's as of fork) */
@@ -105,6 +129,8 @@ child_run(struct ckpt_pool *p, const char *label, int wfd, uint32_t parent_seg,
 		snprintf(r.msg, sizeof(r.msg), "background checkpoint: %s", ckpt_errormsg());
 	} else {
 		r.id = id;
+		if (written)
+			image_copy_interval(p, written);
 	}
 	fork_close_all();
 	ssize_t n = write(wfd, &r, sizeof(r));
@@ -131,6 +157,14 @@ ckpt_checkpoint_background(ckpt_pool *p, const char *label)
 		free(job);
 		return ckpt_err_set(errno, "background checkpoint: pipe: %s", strerror(errno));
 	}
+	/* cow: room for what the child's image changed (without it the image
+	 * is only never recycled) */
+	pthread_mutex_lock(&p->mu);
+	job->written_len = image_bitmap_bytes(p);
+	job->epoch = image_epoch(p);
+	pthread_mutex_unlock(&p->mu);
+	if (job->written_len)
+		job->written = map_shared_scratch(job->written_len);
 	/* who the child attributes its checkpoint to; read before fork, the
 	 * child's handlers replace them */
 	uint32_t parent_seg = p->seg;
@@ -142,15 +176,16 @@ ckpt_checkpoint_background(ckpt_pool *p, const char *label)
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
-		close(fds[0]);
 		close(fds[1]);
-		free(job);
+		job->fd = fds[0];
+		job_free(job);
 		return ckpt_err_set(e, "background checkpoint: fork: %s", strerror(e));
 	}
 	if (pid == 0) {
+		uint64_t *written = job->written;
 		free(job);      /* the parent's bookkeeping */
 		close(fds[0]);
-		child_run(p, label ? lab : NULL, fds[1], parent_seg, parent,
+		child_run(p, label ? lab : NULL, fds[1], written, parent_seg, parent,
 				parent_life, parent_lineage);
 	}
 	close(fds[1]);
@@ -245,8 +280,12 @@ ckpt_checkpoint_wait(ckpt_pool *p, pid_t pid, ckpt_id *id, int flags)
 					(int)pid);
 		}
 	}
-	close(j->fd);
-	free(j);
+	if (have && !r.err && j->written) {
+		pthread_mutex_lock(&p->mu);
+		image_bg_published(p, r.id, j->epoch, j->written);
+		pthread_mutex_unlock(&p->mu);
+	}
+	job_free(j);
 	if (!have) {
 		if (reaped && WIFSIGNALED(st))
 			return ckpt_err_set(EIO, "background checkpoint %d was killed by signal %d "
@@ -274,8 +313,7 @@ bgsave_forget(struct ckpt_pool *p)
 		struct bg_job *j = *jp;
 		if (j->pool == p) {
 			*jp = j->next;
-			close(j->fd);   /* the child still runs and is reaped by whoever waits */
-			free(j);
+			job_free(j);    /* the child still runs and is reaped by whoever waits */
 		} else {
 			jp = &j->next;
 		}

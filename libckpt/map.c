@@ -154,6 +154,20 @@ map_snapshot_end(void *snap, size_t len)
 		munmap(snap, len);
 }
 
+void *
+map_shared_scratch(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void
+map_shared_scratch_end(void *addr, size_t len)
+{
+	if (addr)
+		munmap(addr, len);
+}
+
 int
 map_adopt_snapshot(struct pmap *m, void *snap, size_t len, void *addr)
 {

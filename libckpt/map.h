@@ -82,6 +82,13 @@ CKPT_HIDDEN void map_unreserve(void *addr, size_t len);
 CKPT_HIDDEN void *map_snapshot(const void *src, size_t used, size_t len);
 CKPT_HIDDEN void map_snapshot_end(void *snap, size_t len);
 /*
+ * map_shared_scratch -- len bytes of zeroed anonymous memory that a fork
+ * child shares with its parent (a child's report too big for a pipe); NULL
+ * on failure (errno). map_shared_scratch_end unmaps it.
+ */
+CKPT_HIDDEN void *map_shared_scratch(size_t len);
+CKPT_HIDDEN void map_shared_scratch_end(void *addr, size_t len);
+/*
  * map_adopt_snapshot -- move a snapshot exactly to addr, replacing what the
  * caller owns there: writes stay in this process and reach no file (kind
  * MAP_KIND_EMULATED, nothing to persist)

@@ -479,6 +479,57 @@ test_cow_background(void **state)
 	tu_inspect_verify(path);
 }
 
+/*
+ * A heap that checkpoints only in the background (Redis's BGSAVE model)
+ * keeps mapping its base image, pinned. Each background checkpoint is that
+ * base with the pages written since changed, so once retention drops one,
+ * the next background child recycles it (its segment, written with the
+ * pages that differ) instead of copying the base into a new segment. Every
+ * one restarts to exactly the generation of its fork.
+ */
+static void
+test_cow_background_recycles(void **state)
+{
+	(void)state;
+	const char *path = tu_path("bgrecycle.pool");
+	struct ckpt_config cfg = cow_cfg;
+	cfg.keep_checkpoints = 2;
+	struct ts_state *s;
+	ckpt_pool *p = cow_create(path, &cfg, &s);
+	assert_int_equal(ckpt_checkpoint(p, "base", NULL), 0);
+	unsigned recycled = 0;
+	for (unsigned k = 0; k < 6; k++) {
+		const int64_t gen = 10 + k;
+		assert_int_equal(ts_modify(p, s, (uint64_t)gen, 7), 0);
+		struct tu_catalog c;
+		tu_catalog_read(path, &c);
+		unsigned char was_ckpt[64] = { 0 };
+		for (uint32_t i = 0; i < c.n && i < 64; i++)
+			was_ckpt[i] = c.e[i].state == CAT_CKPT;
+		tu_catalog_free(&c);
+		pid_t pid = ckpt_checkpoint_background(p, "bg");
+		assert_true(pid > 0);
+		assert_int_equal(ts_modify(p, s, 100 + k, 7), 0);   /* not in it */
+		ckpt_id id = 0;
+		assert_int_equal(ckpt_checkpoint_wait(p, pid, &id, 0), 0);
+		/* recycled: its segment held a checkpoint before it began */
+		tu_catalog_read(path, &c);
+		for (uint32_t i = 0; i < c.n && i < 64; i++)
+			if (c.e[i].state == CAT_CKPT && c.e[i].ckpt_id == id)
+				recycled += was_ckpt[i];
+		tu_catalog_free(&c);
+		assert_int_equal(restart_gen(path, id), gen);
+	}
+	/* the first two take segments (the lineage is the pinned base and
+	 * then one more); from the third on, each recycles the one before
+	 * the last */
+	assert_int_equal(recycled, 4);
+	assert_int_equal(ckpt_checkpoint(p, "sync", NULL), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	assert_int_equal(restart_gen(path, 0), 105);
+	tu_inspect_verify(path);
+}
+
 /* a pool made by format 1.0 cannot hold heaps in memory: cow is refused clearly */
 static void
 test_cow_old_pool_refused(void **state)
@@ -563,6 +614,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_cow_kernel_io),
 		cmocka_unit_test(test_cow_crash_points),
 		cmocka_unit_test(test_cow_background),
+		cmocka_unit_test(test_cow_background_recycles),
 		cmocka_unit_test(test_cow_old_pool_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

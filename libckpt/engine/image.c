@@ -12,12 +12,15 @@
  *
  * A checkpoint (checkpoint.c's steps, with these in cow mode):
  *   1. image_reserve: the segment for the new image. When the lineage
- *      already holds keep_checkpoints checkpoints (its oldest is dropped at
- *      this publication anyway), at least two, and the oldest is one this
- *      heap wrote and remembers, that checkpoint is recycled: it stops being
+ *      already holds keep_checkpoints checkpoints (at least two), the
+ *      oldest one this publication drops anyway that is not pinned and
+ *      whose difference from the heap is known is recycled: it stops being
  *      a checkpoint (BUSY, ours) in this transaction, and only the pages
- *      written since it was taken are rewritten. Otherwise a segment is
- *      taken as for any checkpoint.
+ *      that differ are rewritten. Known: one this heap wrote (the ring: the
+ *      pages written since), or one a background child wrote from the base
+ *      the heap still maps (bg: the base with the pages that child found
+ *      written; those and the pages written since the base). Otherwise a
+ *      segment is taken as for any checkpoint.
  *   2. image_build (heap quiesced): a taken segment first gets the base
  *      image's bytes (segcopy: a clone where the filesystem can, else
  *      copy_file_range; nothing for an empty base); then every page written
@@ -67,6 +70,17 @@ static uint64_t *
 bits_new(const struct engine *e)
 {
 	return calloc(e->words, sizeof(uint64_t));
+}
+
+/* bg_clear -- forget the background checkpoints of the base (a new base, or detach) */
+static void
+bg_clear(struct engine *e)
+{
+	for (unsigned i = 0; i < e->nbg; i++)
+		free(e->bg[i].written);
+	e->nbg = 0;
+	free(e->recycling);
+	e->recycling = NULL;
 }
 
 static void
@@ -165,6 +179,8 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 		cat_pin_drop(p->fd, e->base_seg);
 	e->base_seg = seg;
 	p->eng_base = seg;
+	e->epoch++;
+	bg_clear(e);            /* they were made from the old base */
 	e->base_used = used;
 	e->base_is_ckpt = id != 0;
 	/* a checkpoint base opens the ring: recycling it needs no bitmap of
@@ -189,10 +205,51 @@ image_detach(struct ckpt_pool *p)
 		dirty_stop(&e->tracker);
 	while (e->n)
 		ring_drop_front(e);
+	bg_clear(e);
 	free(e->cur);
 	free(e->sums);
 	free(e);
 	p->eng = NULL;
+}
+
+uint64_t
+image_epoch(const struct ckpt_pool *p)
+{
+	return p->eng ? p->eng->epoch : 0;
+}
+
+size_t
+image_bitmap_bytes(const struct ckpt_pool *p)
+{
+	return p->eng ? p->eng->words * sizeof(uint64_t) : 0;
+}
+
+void
+image_copy_interval(const struct ckpt_pool *p, uint64_t *dst)
+{
+	const struct engine *e = p->eng;
+	/* the interval the last checkpoint closed: its image is the base it
+	 * was made from with these pages changed */
+	if (e && e->n && e->ring[e->n - 1].written)
+		memcpy(dst, e->ring[e->n - 1].written, e->words * sizeof(uint64_t));
+}
+
+void
+image_bg_published(struct ckpt_pool *p, ckpt_id id, uint64_t epoch, const uint64_t *written)
+{
+	struct engine *e = p->eng;
+	if (!e || epoch != e->epoch)
+		return;         /* re-based since the fork: made from another base */
+	uint64_t *b = bits_new(e);
+	if (!b)
+		return;         /* only a chance to recycle is lost */
+	memcpy(b, written, e->words * sizeof(uint64_t));
+	if (e->nbg == IMAGE_RING) {
+		free(e->bg[0].written);
+		memmove(&e->bg[0], &e->bg[1], (IMAGE_RING - 1) * sizeof(e->bg[0]));
+		e->nbg--;
+	}
+	e->bg[e->nbg++] = (struct image_bg){ .id = id, .written = b };
 }
 
 void
@@ -210,31 +267,51 @@ image_after_fork_child(struct ckpt_pool *p)
 }
 
 /*
- * recyclable -- the ring index of the checkpoint to recycle, or -1: the
- * oldest of the lineage, when there are at least keep (and two) of them,
- * it is not pinned and this heap remembers every page written since it
+ * recyclable -- the checkpoint to recycle: one of the lineage that this
+ * publication's retention drops anyway (keep newer ones counting the new
+ * one; at least two in the lineage), not pinned, and whose difference from
+ * the heap is known: a ring entry (every page written since it is
+ * remembered; its index returned), else a background checkpoint of the
+ * current base (-1, its index in *bg). -1 and *bg -1: none. The oldest
+ * qualifies first; in a lineage whose oldest is a pinned base (a heap that
+ * only checkpoints in the background keeps mapping it) a newer one does.
  */
 static int
-recyclable(struct ckpt_pool *p, const struct cat_view *v)
+recyclable(struct ckpt_pool *p, const struct cat_view *v, int *bg)
 {
 	struct engine *e = p->eng;
 	unsigned count = 0;
-	int oldest = -1;
+	*bg = -1;
+	for (uint32_t i = 0; i < v->n; i++)
+		count += v->e[i].state == CAT_CKPT && v->e[i].lineage == p->lineage;
+	if (count < p->keep || count < 2)
+		return -1;
+	int best = -1, best_k = -1;
 	for (uint32_t i = 0; i < v->n; i++) {
 		const struct cat_entry *c = &v->e[i];
 		if (c->state != CAT_CKPT || c->lineage != p->lineage)
 			continue;
-		count++;
-		if (oldest < 0 || c->ckpt_id < v->e[oldest].ckpt_id)
-			oldest = (int)i;
+		unsigned newer = 1;     /* the one being made */
+		for (uint32_t j = 0; j < v->n; j++)
+			newer += v->e[j].state == CAT_CKPT && v->e[j].lineage == p->lineage &&
+				v->e[j].ckpt_id > c->ckpt_id;
+		if (newer < p->keep || (best >= 0 && c->ckpt_id > v->e[best].ckpt_id) ||
+		    seg_pinned(p, v, i))
+			continue;
+		int k = -1, b = -1;
+		for (unsigned r = 0; r + 1 < e->n; r++)
+			if (e->ring[r].seg == i && e->ring[r].id == c->ckpt_id)
+				k = (int)r;
+		for (unsigned r = 0; r < e->nbg && k < 0; r++)
+			if (e->bg[r].id == c->ckpt_id)
+				b = (int)r;
+		if (k >= 0 || b >= 0) {
+			best = (int)i;
+			best_k = k;
+			*bg = b;
+		}
 	}
-	if (oldest < 0 || count < p->keep || count < 2 || seg_pinned(p, v, (uint32_t)oldest))
-		return -1;
-	for (unsigned k = 0; k + 1 < e->n; k++)
-		if (e->ring[k].seg == (uint32_t)oldest &&
-		    e->ring[k].id == v->e[oldest].ckpt_id)
-			return (int)k;
-	return -1;
+	return best_k;
 }
 
 int
@@ -242,8 +319,10 @@ image_reserve(struct ckpt_pool *p, struct cat_view *v, int *recycled)
 {
 	struct engine *e = p->eng;
 	*recycled = 0;
-	int k = recyclable(p, v);
+	int bg, k = recyclable(p, v, &bg);
 	int seg;
+	free(e->recycling);     /* a checkpoint that failed before its build */
+	e->recycling = NULL;
 	if (k >= 0) {
 		seg = (int)e->ring[k].seg;
 		cat_free_entry(&v->e[seg]);
@@ -251,6 +330,16 @@ image_reserve(struct ckpt_pool *p, struct cat_view *v, int *recycled)
 		while (k-- > 0)
 			ring_drop_front(e);
 		*recycled = 1;
+	} else if (bg >= 0) {
+		/* the entry moves to image_build; the recycled image is gone */
+		seg = -1;
+		for (uint32_t i = 0; i < v->n; i++)
+			if (v->e[i].state == CAT_CKPT && v->e[i].ckpt_id == e->bg[bg].id)
+				seg = (int)i;
+		cat_free_entry(&v->e[seg]);
+		e->recycling = e->bg[bg].written;
+		e->bg[bg] = e->bg[--e->nbg];
+		*recycled = 2;
 	} else {
 		uint64_t punch;         /* image_build punches or copies over it */
 		seg = seg_take(p, v, &punch);
@@ -345,7 +434,18 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	e->last_cloned = 0;
 	const uint64_t *w = e->cur;
 	uint64_t *u = NULL;
-	if (recycled) {
+	if (recycled == 2) {
+		/* a background image of this base: the base with the pages it
+		 * found written changed; what differs from the heap now is
+		 * among those and the pages written since the base (a page
+		 * written then dropped, MADV_DONTNEED, is back to the base's
+		 * bytes here, not there: the union covers it) */
+		u = e->recycling;
+		e->recycling = NULL;
+		for (uint64_t i = 0; i < e->words; i++)
+			u[i] |= e->cur[i];
+		w = u;
+	} else if (recycled) {
 		/* written since the recycled checkpoint: every later interval
 		 * and the current one */
 		u = bits_new(e);
@@ -373,7 +473,7 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	free(u);
 	if (rc < 0)
 		return -1;          /* a retry writes the same pages again */
-	if (recycled)
+	if (recycled == 1)
 		ring_drop_front(e); /* the recycled checkpoint is gone */
 	image_sum(p, used, sum, flags);
 	/* format 1.2: the page sums go beside the image, so that a restart

@@ -29,12 +29,25 @@ struct image_interval {
 };
 
 /*
+ * image_bg -- a checkpoint a background child wrote from this heap's
+ * current base: the pages written since the base as of its fork. The image
+ * is the base with those pages changed, so it can be recycled by writing
+ * them and the pages written since the base now (image_bg_published).
+ */
+struct image_bg {
+	ckpt_id id;
+	uint64_t *written;
+};
+
+/*
  * engine -- per-pool state of cow mode.
  * Invariants: the heap maps segment base_seg privately at the pool's base;
  * tracker reports the pages written since that mapping was made; ring[0 ..
  * n) are consecutive checkpoints of this heap, oldest first, the last one
  * being the base image (when the base is a checkpoint), each with the
- * pages written since the one before it.
+ * pages written since the one before it. bg[0 .. nbg) are background
+ * checkpoints made from the current base (epoch counts the bases: an entry
+ * from another epoch is never added, and a re-base empties the list).
  */
 struct engine {
 	struct dirty tracker;   /* valid while tracking */
@@ -47,6 +60,11 @@ struct engine {
 	unsigned n;
 	struct image_interval ring[IMAGE_RING];
 	uint64_t *cur;          /* scratch bitmap: written since the base */
+	struct image_bg bg[IMAGE_RING];
+	unsigned nbg;
+	uint64_t epoch;         /* image_attach count */
+	uint64_t *recycling;    /* image_reserve took a background checkpoint to
+	                           recycle: its pages (image_build's, then freed) */
 	uint64_t *sums;         /* the sum of each page of the heap as of the last
 	                           checkpoint or the base (sums.h): a checkpoint
 	                           rehashes only the pages written since */
@@ -55,7 +73,7 @@ struct engine {
 	struct lazy *lazy;      /* the lazy fill under way, or NULL (lazy.h) */
 	/* figures of the last checkpoint, for tests and ckpt-inspect */
 	uint64_t last_written;  /* bytes written from the heap */
-	int last_recycled;      /* 1 if it recycled an old checkpoint */
+	int last_recycled;      /* 1 if it recycled an old checkpoint (2: a background one) */
 	int last_cloned;        /* 1 if the base image was cloned */
 };
 
@@ -89,7 +107,8 @@ CKPT_HIDDEN void image_settle(struct ckpt_pool *p);
 /* image_detach -- stop tracking and free the engine's state (the mapping is the pool's) */
 CKPT_HIDDEN void image_detach(struct ckpt_pool *p);
 
-/* image_after_fork_child -- the child's engine: same base, no remembered checkpoints */
+/* image_after_fork_child -- the child's engine: same base, no remembered checkpoints but
+ * the background ones of that base */
 CKPT_HIDDEN void image_after_fork_child(struct ckpt_pool *p);
 
 
@@ -122,5 +141,21 @@ CKPT_HIDDEN int image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used);
 
 /* image_published -- the rebased image got id: record it in the ring */
 CKPT_HIDDEN void image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id);
+
+/*
+ * Background checkpoints (bgsave.c). Before the fork the parent notes
+ * image_epoch and gives the child image_bitmap_bytes of shared memory;
+ * the child's checkpoint, made from the parent's base, copies the pages it
+ * found written since that base there (image_copy_interval); once the
+ * child reports, the parent hands them over with image_bg_published, which
+ * keeps them only if the heap still maps the same base (same epoch). A
+ * later checkpoint of the parent or of a background child may then recycle
+ * that image when retention drops it. No engine: epoch 0, 0 bytes, no-ops.
+ */
+CKPT_HIDDEN uint64_t image_epoch(const struct ckpt_pool *p);
+CKPT_HIDDEN size_t image_bitmap_bytes(const struct ckpt_pool *p);
+CKPT_HIDDEN void image_copy_interval(const struct ckpt_pool *p, uint64_t *dst);
+CKPT_HIDDEN void image_bg_published(struct ckpt_pool *p, ckpt_id id, uint64_t epoch,
+		const uint64_t *written);
 
 #endif

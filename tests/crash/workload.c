@@ -33,7 +33,8 @@
  *              parent takes three; then a dead child and one more
  *   cow-bgsave cow mode, keep 2: ckpt_checkpoint_background while the
  *              parent changes its heap, three times, with synchronous
- *              checkpoints between (three in a row: the last recycles)
+ *              checkpoints between (three in a row: the last recycles),
+ *              then four in a row (the last two recycle background ones)
  *   cow-reflink  cow-fork where the filesystem clones (run.sh mounts an
  *              XFS loop filesystem): the base image of a new checkpoint is
  *              cloned, not copied; exits 77 where the pool's directory
@@ -501,6 +502,13 @@ w_cow_bgsave(void)
 	checkpoint(p, "main", 5);
 	bg(p, 5, 6);
 	checkpoint(p, "main", 6);
+	/* background only, as a Redis-style service: the parent keeps its
+	 * base (pinned); from the third on, each child recycles a background
+	 * checkpoint that retention drops */
+	bg(p, 6, 7);
+	bg(p, 7, 8);
+	bg(p, 8, 9);
+	bg(p, 9, 10);
 	if (ckpt_close(p) < 0)
 		die("ckpt_close");
 	return 0;
