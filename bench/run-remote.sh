@@ -6,12 +6,15 @@
 #      objects of the same size with its own client (redis-benchmark SET -P
 #      256 / rados bench write -t 256), as MiB/s and their ratio;
 #   2. a push after 1% of the pages changed: bytes sent / image bytes;
-#   3. pull into a fresh pool + restart (ckpt_open and a full read of the
-#      data) vs the store reading the same objects with its own client
-#      (redis-benchmark GET / rados bench seq).
+#   3. pull into a fresh pool vs the store reading the same objects with
+#      its own client (redis-benchmark GET / rados bench seq -t 256);
+#   4. the restart from the pulled pool: ckpt_open (lazy in fork mode cow,
+#      the pulled checkpoint keeping its page sums) and the full read and
+#      check of every page after it.
+# The load average is printed before and after: the machine may be shared.
 #
 #   bench/run-remote.sh [--backend redis|rados|both] [--size MIB] [--reps N]
-#                       [--build-dir DIR] [--dir DIR]
+#                       [--fork-mode MODE] [--build-dir DIR] [--dir DIR]
 #
 # Uses the binaries of an existing build (default build/: ckpt-remote and
 # tests/remote_workload). Starts its own redis-server and Ceph cluster
@@ -19,12 +22,13 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-backend=both size=1024 reps=3 build=$root/build dir=/var/tmp
+backend=both size=1024 reps=3 build=$root/build dir=/var/tmp mode=cow
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--backend) backend=$2; shift 2 ;;
 	--size) size=$2; shift 2 ;;
 	--reps) reps=$2; shift 2 ;;
+	--fork-mode) mode=$2; shift 2 ;;
 	--build-dir) build=$2; shift 2 ;;
 	--dir) dir=$2; shift 2 ;;
 	*) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
@@ -42,12 +46,14 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 objs=$((size * 256))
+export CKPT_FORK_MODE=$mode
 
-echo "# remote bench: $size MiB of distinct 4 KiB pages, $reps reps, medians; $(date -u +%FT%TZ)"
+echo "# remote bench: $size MiB of distinct 4 KiB pages, $reps reps, medians, fork mode $mode; $(date -u +%FT%TZ)"
+echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$WL" create "$T/a.pool" $((size + 64)) "$size" >/dev/null
 
 run_backend() {
-	local be=$1 url peer_w=() peer_r=() ours_w=() ours_r=() restart=() sent
+	local be=$1 url peer_w=() peer_r=() ours_w=() ours_r=() restart=() opens=() checks=() sent
 	for i in $(seq "$reps"); do
 		# the store's own client, same object count and size
 		if [ "$be" = redis ]; then
@@ -77,8 +83,10 @@ run_backend() {
 		rm -rf "$T/b"; mkdir -p "$T/b"
 		"$REMOTE" pull "$url" "$m" "$T/b/a.pool"
 		t2=$(now)
-		"$WL" verify "$T/b/a.pool" >/dev/null
+		v=$("$WL" verify "$T/b/a.pool")
 		t3=$(now)
+		opens+=("$(echo "$v" | awk '{print $5}')")
+		checks+=("$(echo "$v" | awk '{print $7}')")
 		ours_w+=("$(echo "$size / ($t1 - $t0)" | bc -l)")
 		ours_r+=("$(echo "$size / ($t2 - $t1)" | bc -l)")
 		restart+=("$(echo "$t3 - $t1" | bc -l)")
@@ -95,10 +103,12 @@ run_backend() {
 	pw=$(printf '%s\n' "${peer_w[@]}" | median); ow=$(printf '%s\n' "${ours_w[@]}" | median)
 	pr=$(printf '%s\n' "${peer_r[@]}" | median); or=$(printf '%s\n' "${ours_r[@]}" | median)
 	rs=$(printf '%s\n' "${restart[@]}" | median)
+	op=$(printf '%s\n' "${opens[@]}" | median); ck=$(printf '%s\n' "${checks[@]}" | median)
 	read -r chunks man img <<<"$sent"
 	printf '%s first push   %8.1f MiB/s  store client %8.1f MiB/s  ratio %.2f\n' "$be" "$ow" "$pw" "$(echo "$ow / $pw" | bc -l)"
 	printf '%s pull         %8.1f MiB/s  store client %8.1f MiB/s  ratio %.2f\n' "$be" "$or" "$pr" "$(echo "$or / $pr" | bc -l)"
 	printf '%s pull+restart %8.2f s (pull, ckpt_open, read and check every page)\n' "$be" "$rs"
+	printf '%s restart      ckpt_open %.1f ms, then read and check every page %.1f ms\n' "$be" "$op" "$ck"
 	printf '%s 1%% changed   sent %d chunk bytes + %d manifest bytes of %d: %.2f%%\n' "$be" "$chunks" "$man" "$img" "$(echo "100 * ($chunks + $man) / $img" | bc -l)"
 }
 
@@ -114,3 +124,4 @@ if [ "$backend" != redis ]; then
 	export CEPH_CONF=$T/ceph/ceph.conf
 	run_backend rados
 fi
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

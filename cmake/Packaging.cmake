@@ -1,6 +1,6 @@
 # Packaging.cmake -- Debian packages with `cpack -G DEB`, one per install
 # component:
-#   libckpt0     (runtime) the shared library: libckpt.so.0 and its file
+#   libckpt1     (runtime) the shared library: libckpt.so.1 and its file
 #   libckpt-dev  (dev)     header, libckpt.so link, libckpt.a, pkg-config
 #                          file, CMake package, man pages of section 3
 #   ckpt-tools   (tools)   ckpt-inspect, ckpt-run, libckpt-preload.so and
@@ -28,7 +28,7 @@ add_custom_command(OUTPUT ${ckpt_deb_changelog}
   DEPENDS ${PROJECT_SOURCE_DIR}/packaging/debian/changelog
   COMMENT "Compressing the Debian changelog" VERBATIM)
 add_custom_target(ckpt_deb_changelog ALL DEPENDS ${ckpt_deb_changelog})
-foreach(comp_pkg runtime:libckpt0 dev:libckpt-dev tools:ckpt-tools)
+foreach(comp_pkg runtime:libckpt1 dev:libckpt-dev tools:ckpt-tools)
   string(REPLACE ":" ";" cp ${comp_pkg})
   list(GET cp 0 comp)
   list(GET cp 1 pkg)
@@ -48,7 +48,7 @@ set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
 
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_COMPONENTS_ALL runtime dev tools)
-set(CPACK_COMPONENT_DEV_DEPENDS runtime)      # libckpt-dev: Depends libckpt0 (= VERSION)
+set(CPACK_COMPONENT_DEV_DEPENDS runtime)      # libckpt-dev: Depends libckpt1 (= VERSION)
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE ${CKPT_DEB_RELEASE})
@@ -62,11 +62,11 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME libckpt0)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME libckpt1)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION libs)
 # the ldconfig trigger Debian asks of library packages (cpack also writes
 # postinst/postrm scripts that call ldconfig: lintian warns, harmlessly)
-set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/debian/libckpt0/triggers)
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/debian/libckpt1/triggers)
 # control files 0644 (scripts 0755) whatever the source tree's umask gave them
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_RUNTIME_DESCRIPTION

@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 #define CKPT_VERSION_MAJOR 0
-#define CKPT_VERSION_MINOR 1
+#define CKPT_VERSION_MINOR 2
 
 typedef struct ckpt_pool ckpt_pool;       /* opaque */
 typedef uint64_t ckpt_id;                 /* checkpoint id, > 0, increasing per pool */

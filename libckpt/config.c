@@ -8,10 +8,18 @@
  * pool file's filesystem what it can do (clones), once the file is open
  * and before any segment is claimed. A pool created with a mode its
  * filesystem cannot do is removed again: nothing was written to it yet.
+ *
+ * The remote store a pool pushes to is resolved at each publish (so a
+ * `ckpt-remote config` takes effect at the next checkpoint): the process's
+ * CKPT_REMOTE first, then the pool's POOL.remote.url.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "format.h"
@@ -189,11 +197,40 @@ config_fork_mode(struct pool_config *c, int fd, const char *path, uint32_t hdr_f
 	return 0;
 }
 
+int
+config_remote_url_path(const char *path, char *out, size_t len)
+{
+	if ((size_t)snprintf(out, len, "%s%s", path, CONFIG_REMOTE_URL_SUFFIX) >= len)
+		return ckpt_err_set(ENAMETOOLONG, "pool path too long");
+	return 0;
+}
+
 const char *
-config_remote_url(void)
+config_remote_url(const char *path, char *buf, size_t len)
 {
 	const char *u = getenv("CKPT_REMOTE");
-	return u && *u ? u : NULL;
+	if (u && *u)
+		return strcmp(u, "none") == 0 ? NULL : u;
+	return config_pool_remote_url(path, buf, len);
+}
+
+const char *
+config_pool_remote_url(const char *path, char *buf, size_t len)
+{
+	char f[4200];
+	if (len < 2 || config_remote_url_path(path, f, sizeof(f)) < 0)
+		return NULL;
+	int fd = open(f, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, len - 1) : -1;
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	buf[strcspn(buf, "\r\n")] = 0;
+	return buf[0] ? buf : NULL;
 }
 
 #ifndef CKPT_INSTALL_BINDIR

@@ -83,11 +83,23 @@ CKPT_HIDDEN int config_check_keep(unsigned n);
 /* config_fork_mode_name -- "auto", "copy", "reflink", "cow", "shared" or "?" */
 CKPT_HIDDEN const char *config_fork_mode_name(unsigned mode);
 
+#define CONFIG_REMOTE_URL_SUFFIX ".remote.url"  /* the pool's own remote store */
+#define CONFIG_REMOTE_URL_MAX 1024                /* its longest URL, NUL included */
+
 /*
- * config_remote_url -- the remote store every published checkpoint is
- * pushed to (CKPT_REMOTE), or NULL when unset or empty
+ * config_remote_url -- the remote store the pool at path pushes every
+ * published checkpoint to: CKPT_REMOTE when set (the value "none": no push
+ * from this process), else the pool's own setting (the first line of
+ * POOL.remote.url, written by `ckpt-remote config`), else NULL. buf (len
+ * bytes) receives the pool's setting.
  */
-CKPT_HIDDEN const char *config_remote_url(void);
+CKPT_HIDDEN const char *config_remote_url(const char *path, char *buf, size_t len);
+
+/* config_pool_remote_url -- the pool's own setting alone (POOL.remote.url), or NULL */
+CKPT_HIDDEN const char *config_pool_remote_url(const char *path, char *buf, size_t len);
+
+/* config_remote_url_path -- POOL.remote.url for the pool at path into out; -1 if too long */
+CKPT_HIDDEN int config_remote_url_path(const char *path, char *out, size_t len);
 
 /*
  * config_remote_tool -- the ckpt-remote program a background push runs:

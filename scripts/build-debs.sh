@@ -1,5 +1,5 @@
 #!/bin/sh
-# build-debs.sh -- build the Debian packages libckpt0, libckpt-dev and
+# build-debs.sh -- build the Debian packages libckpt1, libckpt-dev and
 # ckpt-tools with `cpack -G DEB`, from the source tree, and check them with
 # lintian when it is installed (scripts/deps.sh installs it).
 #

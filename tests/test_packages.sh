@@ -1,11 +1,11 @@
 #!/bin/sh
 # test_packages.sh SOURCE_DIR WORK_DIR
 #
-# The Debian packages (issue 16): builds libckpt0, libckpt-dev and
+# The Debian packages (issue 16): builds libckpt1, libckpt-dev and
 # ckpt-tools with scripts/build-debs.sh (cpack -G DEB, its own build tree in
 # WORK_DIR, kept between runs so a rerun rebuilds only what changed), then:
-#   1. names, sections, Depends (libckpt-dev on libckpt0 of the same
-#      version), the shlibs file and ldconfig trigger of libckpt0, what each
+#   1. names, sections, Depends (libckpt-dev on libckpt1 of the same
+#      version), the shlibs file and ldconfig trigger of libckpt1, what each
 #      package holds, and that together they hold every file
 #      `cmake --install` installs (nothing forgotten by a new install rule);
 #   2. lintian, when installed: no error (warnings are printed);
@@ -17,7 +17,7 @@
 #      library, as a user would: pkg-config (PKG_CONFIG_SYSROOT_DIR and
 #      PKG_CONFIG_LIBDIR into the root), shared and static, and CMake
 #      find_package with CMAKE_PREFIX_PATH; runs each, the shared ones
-#      loading libckpt.so.0 from the root; runs the root's ckpt-inspect on
+#      loading libckpt.so.1 from the root; runs the root's ckpt-inspect on
 #      the pool they made; renders every man page of the root with man -l.
 # Exit 77 (ctest SKIP_RETURN_CODE) when cpack or dpkg-deb is missing.
 set -eu
@@ -51,39 +51,39 @@ case $version in
 esac
 arch=$(dpkg --print-architecture)
 deb() { echo "$debs/${1}_${version}_$arch.deb"; }
-for p in libckpt0 libckpt-dev ckpt-tools; do
+for p in libckpt1 libckpt-dev ckpt-tools; do
 	[ -f "$(deb $p)" ] || fail "no $(basename "$(deb $p)") in $debs: $(ls "$debs")"
 done
 [ "$(ls "$debs"/*.deb | wc -l)" = 3 ] || fail "expected 3 packages, got: $(ls "$debs")"
 
 # -- 1. control fields and contents -------------------------------------------------
 field() { dpkg-deb -f "$(deb "$1")" "$2"; }
-[ "$(field libckpt0 Section)" = libs ] || fail "libckpt0: section $(field libckpt0 Section)"
+[ "$(field libckpt1 Section)" = libs ] || fail "libckpt1: section $(field libckpt1 Section)"
 [ "$(field libckpt-dev Section)" = libdevel ] || fail "libckpt-dev: section"
 [ "$(field ckpt-tools Section)" = utils ] || fail "ckpt-tools: section"
-field libckpt-dev Depends | grep -q "libckpt0 (= $version)" ||
-	fail "libckpt-dev does not depend on libckpt0 (= $version): $(field libckpt-dev Depends)"
-for p in libckpt0 ckpt-tools; do
+field libckpt-dev Depends | grep -q "libckpt1 (= $version)" ||
+	fail "libckpt-dev does not depend on libckpt1 (= $version): $(field libckpt-dev Depends)"
+for p in libckpt1 ckpt-tools; do
 	field $p Depends | grep -q "libpmem1" || fail "$p: no libpmem1 in Depends: $(field $p Depends)"
 done
-dpkg-deb -e "$(deb libckpt0)" "$tmp/ctl"
-grep -qx "libckpt 0 libckpt0 (>= $version)" "$tmp/ctl/shlibs" ||
-	fail "libckpt0 shlibs: $(cat "$tmp/ctl/shlibs")"
-grep -qx "activate-noawait ldconfig" "$tmp/ctl/triggers" || fail "libckpt0: no ldconfig trigger"
+dpkg-deb -e "$(deb libckpt1)" "$tmp/ctl"
+grep -qx "libckpt 1 libckpt1 (>= $version)" "$tmp/ctl/shlibs" ||
+	fail "libckpt1 shlibs: $(cat "$tmp/ctl/shlibs")"
+grep -qx "activate-noawait ldconfig" "$tmp/ctl/triggers" || fail "libckpt1: no ldconfig trigger"
 
 # contents: paths of regular files and links, without the leading "."
 contents() { dpkg-deb --fsys-tarfile "$(deb "$1")" | tar -t | sed -n 's|^\./|/|; /[^/]$/p' | sort; }
 libdir=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
-contents libckpt0 >"$tmp/libckpt0.list"
+contents libckpt1 >"$tmp/libckpt1.list"
 contents libckpt-dev >"$tmp/libckpt-dev.list"
 contents ckpt-tools >"$tmp/ckpt-tools.list"
 expect_in() {   # PACKAGE PATH-REGEX
 	grep -qx "$2" "$tmp/$1.list" || { cat "$tmp/$1.list"; fail "$1 holds no $2"; }
 }
-expect_in libckpt0 "$libdir/libckpt\.so\.0"
-expect_in libckpt0 "$libdir/libckpt\.so\.$project"
-[ "$(grep -vc '^/usr/share/doc/' "$tmp/libckpt0.list")" = 2 ] ||
-	{ cat "$tmp/libckpt0.list"; fail "libckpt0 holds more than the library"; }
+expect_in libckpt1 "$libdir/libckpt\.so\.1"
+expect_in libckpt1 "$libdir/libckpt\.so\.$project"
+[ "$(grep -vc '^/usr/share/doc/' "$tmp/libckpt1.list")" = 2 ] ||
+	{ cat "$tmp/libckpt1.list"; fail "libckpt1 holds more than the library"; }
 for f in /usr/include/libckpt\\.h "$libdir/libckpt\\.so" "$libdir/libckpt\\.a" \
 	"$libdir/pkgconfig/libckpt\\.pc" "$libdir/cmake/libckpt/libckptConfig\\.cmake" \
 	/usr/share/man/man3/libckpt\\.3\\.gz; do
@@ -94,7 +94,7 @@ expect_in ckpt-tools /usr/share/man/man1/ckpt-inspect\\.1\\.gz
 expect_in ckpt-tools /usr/bin/ckpt-run
 expect_in ckpt-tools /usr/share/man/man1/ckpt-run\\.1\\.gz
 expect_in ckpt-tools "$libdir/libckpt/libckpt-preload\\.so"
-for p in libckpt0 libckpt-dev ckpt-tools; do
+for p in libckpt1 libckpt-dev ckpt-tools; do
 	expect_in $p "/usr/share/doc/$p/copyright"
 	expect_in $p "/usr/share/doc/$p/changelog\\.Debian\\.gz"
 done
@@ -106,7 +106,7 @@ done
 cmake --install "$pb" --prefix "$tmp/plain" >"$tmp/install.log" 2>&1 ||
 	{ cat "$tmp/install.log"; fail "cmake --install of the packaging build"; }
 (cd "$tmp/plain" && find . ! -type d | sed 's|^\./|/usr/|' | sort) >"$tmp/plain.list"
-sort "$tmp/libckpt0.list" "$tmp/libckpt-dev.list" "$tmp/ckpt-tools.list" |
+sort "$tmp/libckpt1.list" "$tmp/libckpt-dev.list" "$tmp/ckpt-tools.list" |
 	grep -v '^/usr/share/doc/' >"$tmp/packaged.list"
 if ! cmp -s "$tmp/plain.list" "$tmp/packaged.list"; then
 	diff "$tmp/plain.list" "$tmp/packaged.list" || true
@@ -123,7 +123,7 @@ echo "contents: $(wc -l <"$tmp/packaged.list") files in 3 packages, as cmake --i
 # checksums, modes, links) are those of the last lint-clean run are not
 # linted again.
 signature() {
-	for p in libckpt0 libckpt-dev ckpt-tools; do
+	for p in libckpt1 libckpt-dev ckpt-tools; do
 		dpkg-deb -I "$(deb $p)" | grep -v '^ new Debian package\|^ size '
 		dpkg-deb -e "$(deb $p)" "$tmp/sig-$p" && cat "$tmp/sig-$p"/*
 		dpkg-deb -c "$(deb $p)" | awk '{ $2 = ""; $4 = ""; $5 = ""; print }'
@@ -151,8 +151,8 @@ admin=$root/var/lib/dpkg
 mkdir -p "$admin/info" "$admin/updates" "$admin/triggers" "$tmp/shim"
 : >"$admin/status"
 : >"$admin/available"
-ours=" libckpt0 libckpt-dev ckpt-tools "
-deps=$(for p in libckpt0 libckpt-dev ckpt-tools; do field $p Depends; done |
+ours=" libckpt1 libckpt-dev ckpt-tools "
+deps=$(for p in libckpt1 libckpt-dev ckpt-tools; do field $p Depends; done |
 	tr ',' '\n' | sed 's/([^)]*)//; s/|.*//; s/[[:space:]]//g' | sort -u)
 for d in $deps; do
 	case $ours in *" $d "*) continue ;; esac
@@ -161,13 +161,13 @@ for d in $deps; do
 	echo >>"$admin/status"
 	: >"$admin/info/$(dpkg-query -W -f='${binary:Package}' "$d").list"
 done
-# libckpt0's postinst calls ldconfig: a stand-in, never the system's
+# libckpt1's postinst calls ldconfig: a stand-in, never the system's
 printf '#!/bin/sh\necho "ldconfig $*" >>"%s/ldconfig.calls"\n' "$tmp" >"$tmp/shim/ldconfig"
 chmod +x "$tmp/shim/ldconfig"
 PATH=$tmp/shim:$PATH dpkg --root="$root" --force-not-root --force-script-chrootless \
-	--log=/dev/null -i "$(deb libckpt0)" "$(deb libckpt-dev)" "$(deb ckpt-tools)" \
+	--log=/dev/null -i "$(deb libckpt1)" "$(deb libckpt-dev)" "$(deb ckpt-tools)" \
 	>"$tmp/dpkg.log" 2>&1 || { cat "$tmp/dpkg.log"; fail "dpkg -i into $root"; }
-for p in libckpt0 libckpt-dev ckpt-tools; do
+for p in libckpt1 libckpt-dev ckpt-tools; do
 	st=$(dpkg-query --admindir="$admin" -W -f='${Status}' $p)
 	[ "$st" = "install ok installed" ] || fail "$p: $st after dpkg -i"
 done
@@ -201,7 +201,7 @@ run_app() {     # NAME BINARY SHARED(1/0)
 	if [ "$3" = 1 ]; then
 		case $(readlink -f "$lib") in
 		"$rlib"/*) ;;
-		*) fail "$1: loads '$lib', not the root's libckpt.so.0" ;;
+		*) fail "$1: loads '$lib', not the root's libckpt.so.1" ;;
 		esac
 	else
 		[ -z "$lib" ] || fail "$1: linked statically but needs $lib"

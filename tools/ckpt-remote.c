@@ -6,21 +6,30 @@
  *   ckpt-remote list URL [--json]
  *   ckpt-remote pull URL MANIFEST POOL [--json]
  *   ckpt-remote prune URL --keep N [--max-age SECS] [--json]
+ *   ckpt-remote config POOL [URL|none] [--json]
  *
  * URL is redis://[[user]:password@]host[:port][/db] or
  * rados://pool[/namespace]. Exit 0 on success, 1 on a failure (named on
  * stderr), 2 on bad usage. push records its outcome in POOL.remote, which
  * `ckpt-inspect list` shows; --background (used by the library's automatic
  * push) adds nothing else but is kept apart for clarity in process lists.
+ * config sets (or with "none" removes, or without URL prints) the store
+ * the pool's checkpoints are pushed to in the background when CKPT_REMOTE
+ * is not set: POOL.remote.url, mode 0600 (a URL may hold a password),
+ * replaced by rename.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "libckpt.h"
+#include "config.h"
 #include "remote/remote.h"
 #include "remote/state.h"
 
@@ -42,6 +51,7 @@ usage(void)
 		"       ckpt-remote list URL [--json]\n"
 		"       ckpt-remote pull URL MANIFEST POOL [--json]\n"
 		"       ckpt-remote prune URL --keep N [--max-age SECS] [--json]\n"
+		"       ckpt-remote config POOL [URL|none] [--json]\n"
 		"URL: redis://[[user]:password@]host[:port][/db] or rados://pool[/namespace]\n");
 	return EXIT_USAGE;
 }
@@ -216,6 +226,70 @@ cmd_prune(char **a)
 	return 0;
 }
 
+/* set_pool_url -- write url as the pool's setting (0600, renamed into place) */
+static int
+set_pool_url(const char *f, const char *url)
+{
+	char tmp[4300];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", f);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ckpt_err_set(errno, "cannot write %s: %s", tmp, strerror(errno));
+	size_t n = strlen(url);
+	int ok = write(fd, url, n) == (ssize_t)n && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+	int e = errno;
+	if (close(fd) < 0 && ok)
+		ok = 0, e = errno;
+	if (ok && rename(tmp, f) < 0)
+		ok = 0, e = errno;
+	if (!ok) {
+		unlink(tmp);
+		return ckpt_err_set(e, "cannot write %s: %s", f, strerror(e));
+	}
+	return 0;
+}
+
+static int
+cmd_config(char **a, int n)
+{
+	const char *pool = a[0];
+	char f[4200], buf[CONFIG_REMOTE_URL_MAX];
+	struct stat st;
+	int e = stat(pool, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+	if (e) {
+		ckpt_err_set(e, "%s is not a pool file: %s", pool, strerror(e));
+		return fail("config");
+	}
+	if (config_remote_url_path(pool, f, sizeof(f)) < 0)
+		return fail("config");
+	if (n == 2 && strcmp(a[1], "none") == 0) {
+		if (unlink(f) < 0 && errno != ENOENT) {
+			ckpt_err_set(errno, "cannot remove %s: %s", f, strerror(errno));
+			return fail("config");
+		}
+	} else if (n == 2) {
+		if (strlen(a[1]) >= CONFIG_REMOTE_URL_MAX) {
+			ckpt_err_set(ENAMETOOLONG, "URL longer than %d bytes",
+					CONFIG_REMOTE_URL_MAX - 1);
+			return fail("config");
+		}
+		if (store_url_ok(a[1]) < 0 || set_pool_url(f, a[1]) < 0)
+			return fail("config");
+	}
+	const char *url = config_pool_remote_url(pool, buf, sizeof(buf));
+	if (json) {
+		printf("{\"url\":");
+		if (url)
+			json_str(url);
+		else
+			printf("null");
+		printf("}\n");
+	} else {
+		printf("%s\n", url ? url : "none");
+	}
+	return 0;
+}
+
 /* number -- a decimal argument with an optional K/M/G suffix; -1 if malformed */
 static long long
 number(const char *s)
@@ -282,6 +356,8 @@ main(int argc, char **argv)
 		return cmd_list(pos + 1);
 	if (strcmp(cmd, "pull") == 0 && npos == 4)
 		return cmd_pull(pos + 1);
+	if (strcmp(cmd, "config") == 0 && (npos == 2 || npos == 3))
+		return cmd_config(pos + 1, npos - 1);
 	if (strcmp(cmd, "prune") == 0 && npos == 2) {
 		if (keep < 0 && !max_age) {
 			fprintf(stderr, "ckpt-remote: prune needs --keep N or --max-age SECS\n");

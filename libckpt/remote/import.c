@@ -5,7 +5,9 @@
  * A new pool is created with the origin's uuid, base, heap size and
  * segment count, so a restart maps the heap at the same address and every
  * pointer in it stays valid; its first live segment is given back at once
- * (nobody runs on it). The imported entry keeps the origin's checkpoint id,
+ * (nobody runs on it). A checkpoint with a paged checksum gets its page sums
+ * stored beside the image (format 1.2), as a local cow checkpoint does, so
+ * a restart from it is lazy. The imported entry keeps the origin's checkpoint id,
  * life and lineage: the catalog's counters are raised past them, so later
  * checkpoints and lives never reuse them, and a process restarted from it
  * continues its lineage as it would on the origin machine.
@@ -17,9 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "layout.h"
 #include "owner.h"
 #include "pool.h"
 #include "segment.h"
+#include "sums.h"
 #include "testhook.h"
 #include "remote/import.h"
 
@@ -159,6 +163,22 @@ import_write(struct import *im, uint64_t off, const void *buf, size_t len)
 	return 0;
 }
 
+int
+import_sums(struct import *im, const struct import_desc *d, const uint64_t *sums,
+		uint64_t npages)
+{
+	struct ckpt_pool *p = im->p;
+	if (im->present || !(d->flags & CAT_F_PAGE_SUMS) || !(p->hdr.flags & POOL_F_SUMS_AREA))
+		return 0;
+	if (npages != d->used / SUMS_PAGE)
+		return ckpt_err_set(EINVAL, "%llu page sums for an image of %llu bytes",
+				(unsigned long long)npages, (unsigned long long)d->used);
+	if (sums_store(p->fd, layout_sums_off(&p->hdr, im->seg), sums, npages) < 0)
+		return -1;
+	im->sums_stored = 1;
+	return 0;
+}
+
 /* publish -- BUSY becomes the checkpoint d describes; the counters move past it */
 static int
 publish(struct import *im, const struct import_desc *d)
@@ -177,6 +197,8 @@ publish(struct import *im, const struct import_desc *d)
 	}
 	e->state = CAT_CKPT;
 	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN | CAT_F_SEALED);
+	if (im->sums_stored)
+		e->flags |= CAT_F_SUMS_STORED;
 	e->parent = CAT_NONE;
 	e->source = CAT_NONE;
 	e->ckpt_id = d->ckpt_id;

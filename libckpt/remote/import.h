@@ -40,6 +40,7 @@ struct import {
 	uint32_t seg;
 	int created;                /* the pool file is ours: removed on abort */
 	int present;                /* the pool holds this checkpoint already */
+	int sums_stored;            /* import_sums wrote the page-sum slot */
 };
 
 /*
@@ -53,6 +54,16 @@ CKPT_HIDDEN int import_begin(struct import *im, const char *path, const struct i
 
 /* import_write -- len bytes of the image at offset off */
 CKPT_HIDDEN int import_write(struct import *im, uint64_t off, const void *buf, size_t len);
+
+/*
+ * import_sums -- store the image's npages page sums (used / 4096 of them,
+ * whose XXH3-64 is the checkpoint's paged checksum) in the segment's
+ * page-sum slot, so a restart can verify each page on first access (lazy
+ * restart, format 1.2). Does nothing (0) when the pool has no slots or
+ * the checkpoint's checksum is not paged: it then restarts eagerly.
+ */
+CKPT_HIDDEN int import_sums(struct import *im, const struct import_desc *d,
+		const uint64_t *sums, uint64_t npages);
 
 /* import_commit -- make the image durable and publish it; ends the import */
 CKPT_HIDDEN int import_commit(struct import *im, const struct import_desc *d);

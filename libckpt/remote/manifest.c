@@ -50,6 +50,8 @@ manifest_decode(struct manifest *m, const char *name, void *buf, size_t len)
 		return bad(name, "heap size out of range");
 	if (h.used > align_up(h.heap_size, POOL_DATA_ALIGN))
 		return bad(name, "image larger than the heap");
+	if ((h.flags & CAT_F_PAGE_SUMS) && h.used % 4096)
+		return bad(name, "image of page sums not a whole number of pages");
 	if (h.base == 0 || h.base % POOL_DATA_ALIGN)
 		return bad(name, "base not 2 MiB aligned");
 	if (h.max_segments == 0 || h.max_segments > POOL_MAX_SEGMENTS)

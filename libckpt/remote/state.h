@@ -14,6 +14,8 @@
 
 #define REMOTE_STATE_SUFFIX ".remote"
 #define REMOTE_STATE_MAX_BYTES ((size_t)4 << 20)   /* read at most the last 4 MiB */
+#define REMOTE_STATE_COMPACT_BYTES ((size_t)1 << 20) /* a writer compacts past this */
+#define REMOTE_STATE_KEEP_IDS 1024u                  /* checkpoints a compaction keeps */
 
 /* remote_state -- the last recorded event of one checkpoint */
 struct remote_state {

@@ -1,7 +1,8 @@
 /*
  * trigger.c -- the background push of published checkpoints.
  *
- * With CKPT_REMOTE set when a pool is created or opened, a publish hook
+ * With a remote store configured when a checkpoint is published
+ * (CKPT_REMOTE, else the pool's own POOL.remote.url: config.c), a publish hook
  * (checkpoint.h) records the checkpoint as "pending" in POOL.remote and
  * starts `ckpt-remote push --background POOL ID URL` with posix_spawn
  * (which runs no fork handlers and copies no page tables), its output to
@@ -41,7 +42,8 @@ reaper(void *arg)
 static void
 push_published(struct ckpt_pool *p, ckpt_id id)
 {
-	const char *url = config_remote_url();
+	char buf[CONFIG_REMOTE_URL_MAX];
+	const char *url = config_remote_url(p->path, buf, sizeof(buf));
 	if (!url)
 		return;
 	const char *tool = config_remote_tool();
@@ -76,6 +78,10 @@ push_published(struct ckpt_pool *p, ckpt_id id)
 void
 remote_arm(struct ckpt_pool *p)
 {
-	if (config_remote_url())
-		checkpoint_on_publish(push_published);
+	(void)p;
+	/* the store is resolved at each publish, so that a `ckpt-remote
+	 * config` of an open pool counts from its next checkpoint; without one
+	 * the hook costs a getenv and a failed open beside a checkpoint's
+	 * fdatasync */
+	checkpoint_on_publish(push_published);
 }
