@@ -394,7 +394,7 @@ test_seal_tamper(void **state)
 	snprintf(work, sizeof(work), "%s", tu_path("tamper-work.pool"));
 	assert_int_equal(child_workload(path, key, 1), 128 + SIGKILL);
 	struct pool_hdr h = header_of(path);
-	struct cat_entry e;
+	struct cat_entry e = { 0 };
 	uint32_t seg = find_ckpt(path, 2, &e);
 	uint64_t so = layout_seg_off(&h, seg), slot = layout_sums_off(&h, seg);
 	assert_true(e.used > 2 * 2 * MiB);
