@@ -176,14 +176,7 @@ publish_when_due(struct ckpt_pool *p)
 ckpt_pool *
 attach_empty_heap(const char *path, const struct ckpt_config *cfg, uint64_t publish_after_ns)
 {
-	struct pool_config c;
-	if (!path || !*path) {
-		ckpt_err_set(EINVAL, "pool path is empty");
-		return NULL;
-	}
-	if (config_resolve(&c, cfg, 0) < 0)
-		return NULL;
-	struct ckpt_pool *p = pool_open(path, &c);
+	struct ckpt_pool *p = pool_open_path(path, cfg);
 	if (!p)
 		return NULL;
 	int young = 0;
@@ -227,12 +220,7 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg, uint64_t publ
 int
 attach_check(const char *path, const struct ckpt_config *cfg, size_t *heap_size)
 {
-	struct pool_config c;
-	if (!path || !*path)
-		return ckpt_err_set(EINVAL, "pool path is empty");
-	if (config_resolve(&c, cfg, 0) < 0)
-		return -1;
-	struct ckpt_pool *p = pool_open(path, &c);
+	struct ckpt_pool *p = pool_open_path(path, cfg);
 	if (!p)
 		return -1;
 	*heap_size = (size_t)p->hdr.seg_size;

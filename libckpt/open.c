@@ -41,14 +41,7 @@ ckpt_create(const char *path, const struct ckpt_config *cfg)
 CKPT_EXPORT ckpt_pool *
 ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 {
-	struct pool_config c;
-	if (!path || !*path) {
-		ckpt_err_set(EINVAL, "pool path is empty");
-		return NULL;
-	}
-	if (config_resolve(&c, cfg, 0) < 0)
-		return NULL;
-	struct ckpt_pool *p = pool_open(path, &c);
+	struct ckpt_pool *p = pool_open_path(path, cfg);
 	if (!p)
 		return NULL;
 	if (restart_into(p, from) < 0) {

@@ -405,6 +405,19 @@ read_header(struct ckpt_pool *p)
 }
 
 struct ckpt_pool *
+pool_open_path(const char *path, const struct ckpt_config *cfg)
+{
+	struct pool_config c;
+	if (!path || !*path) {
+		ckpt_err_set(EINVAL, "pool path is empty");
+		return NULL;
+	}
+	if (config_resolve(&c, cfg, 0) < 0)
+		return NULL;
+	return pool_open(path, &c);
+}
+
+struct ckpt_pool *
 pool_open(const char *path, struct pool_config *c)
 {
 	struct ckpt_pool *p = pool_new(path, c);

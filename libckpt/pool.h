@@ -30,6 +30,13 @@ CKPT_HIDDEN struct ckpt_pool *pool_create(const char *path, struct pool_config *
 CKPT_HIDDEN struct ckpt_pool *pool_open(const char *path, struct pool_config *c);
 
 /*
+ * pool_open_path -- pool_open for a caller's path and ckpt_config (may be
+ * NULL): an empty path is EINVAL, and the configuration is resolved for
+ * an open (config_resolve) first
+ */
+CKPT_HIDDEN struct ckpt_pool *pool_open_path(const char *path, const struct ckpt_config *cfg);
+
+/*
  * pool_new_heap_entry -- inside a catalog transaction: segment seg (FREE,
  * its lease ours) becomes our LIVE entry, an empty heap of a new life and
  * lineage (in memory in cow mode). Attach it fresh after the commit.
