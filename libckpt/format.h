@@ -26,7 +26,9 @@
 
 #define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
 #define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
-#define POOL_FORMAT_MINOR 5              /* compatible additions */
+#define POOL_FORMAT_MINOR 7              /* compatible additions */
+/* the first minor whose cow heaps keep persisted pages (base_id below) */
+#define POOL_MINOR_PERSISTED_PAGES 7
 
 #define POOL_HDR_OFF 0u
 #define POOL_COMMIT_OFF 4096u
@@ -159,7 +161,11 @@ struct cat_entry {
 	uint64_t restarted_from; /* CKPT with CAT_F_ORIGIN: the checkpoint id the
 	                            heap it was taken from was restarted from (0:
 	                            created or forked); format 1.1 */
-	uint8_t reserved[72];
+	uint64_t base_id;        /* LIVE in memory, pool minor >= 7: the id of the
+	                            checkpoint its heap maps (source's), 0 for a
+	                            heap whose base is no checkpoint; its
+	                            persisted pages are tagged with it (format 1.7) */
+	uint8_t reserved[64];
 	char label[CAT_LABEL_MAX];
 };
 

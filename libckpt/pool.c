@@ -30,6 +30,7 @@
 #include "segment.h"
 #include "testhook.h"
 #include "engine/image.h"
+#include "engine/persist.h"
 #include "seal/key.h"
 
 static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -518,5 +519,8 @@ ckpt_persist(ckpt_pool *p, const void *addr, size_t len)
 {
 	if (pool_usable(p) < 0)
 		return -1;
+	/* cow: the pages go to our own segment, tagged with the base (format 1.7) */
+	if (p->eng)
+		return image_persist(p, addr, len);
 	return map_persist(&p->heap_map, addr, len);
 }

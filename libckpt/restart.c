@@ -322,6 +322,8 @@ restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint6
 	e->flags = CAT_F_IN_MEMORY;
 	e->source = src;
 	e->ckpt_id = srce.ckpt_id;
+	if (p->hdr.minor >= POOL_MINOR_PERSISTED_PAGES)
+		e->base_id = srce.ckpt_id;      /* what ckpt_persist tags pages with */
 	e->used = srce.used;
 	int rc = cat_commit(&p->cat);
 	if (rc == 0 && image_prepare(p, sums) == 0) {

@@ -963,10 +963,11 @@ cmd_dump(struct inspect *in, int argc, char **argv)
 	if (e->state == CAT_CKPT && end - lo > e->used && !json)
 		fprintf(stderr, "ckpt-inspect: note: bytes past 0x%" PRIx64 " (the checkpoint's "
 			"high-water mark) were never written by the heap\n", lo + e->used);
-	/* a sealed checkpoint is decrypted whole (every chunk authenticated) */
+	/* a sealed checkpoint is decrypted whole (every chunk authenticated);
+	 * a cow heap is its base with its persisted pages over it */
 	void *plain = NULL;
 	size_t plain_len = 0;
-	if (e->state == CAT_CKPT && (e->flags & CAT_F_SEALED) &&
+	if (((e->state == CAT_CKPT && (e->flags & CAT_F_SEALED)) || inspect_is_cow_heap(in, seg)) &&
 	    inspect_read_heap(in, seg, &plain, &plain_len, NULL, NULL) < 0)
 		return fail(EXIT_DAMAGED, "%s", ckpt_errormsg());
 	unsigned char chunk[65536];

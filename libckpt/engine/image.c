@@ -183,6 +183,8 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	bg_clear(e);            /* they were made from the old base */
 	e->base_used = used;
 	e->base_is_ckpt = id != 0;
+	e->base_id = id;
+	e->persist_ok = 1;      /* a re-base clears it until its publication */
 	/* a checkpoint base opens the ring: recycling it needs no bitmap of
 	 * its own, only those of the intervals after it */
 	if (id && e->n == 0) {
@@ -495,10 +497,12 @@ image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 	uint64_t *b = bits_new(e);
 	if (!b)
 		return ckpt_err_set(ENOMEM, "out of memory");
+	e->persist_ok = 0;      /* from here the heap may map the new image */
 	if (image_attach(p, seg, used, 0) < 0) {
 		free(b);
 		return -1;
 	}
+	e->persist_ok = 0;      /* the catalog still names the old base */
 	memcpy(b, e->cur, e->words * sizeof(uint64_t));
 	e->ring[e->n++] = (struct image_interval){ .id = 0, .seg = seg, .written = b };
 	return 0;
@@ -511,4 +515,6 @@ image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id)
 	if (e->n && e->ring[e->n - 1].seg == seg)
 		e->ring[e->n - 1].id = id;
 	e->base_is_ckpt = 1;
+	e->base_id = id;
+	e->persist_ok = 1;
 }

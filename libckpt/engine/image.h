@@ -71,6 +71,16 @@ struct engine {
 	int lazy_uffd;          /* image_attach of a restart starts a lazy fill
 	                           with it (image_lazy), else -1 */
 	struct lazy *lazy;      /* the lazy fill under way, or NULL (lazy.h) */
+	/* ckpt_persist (engine/persist.c, format 1.7) */
+	ckpt_id base_id;        /* the checkpoint base_seg holds, 0 for none: the
+	                           tag of the pages persisted under this base */
+	int persist_ok;         /* the catalog names this base (0 between a
+	                           re-base and its publication, and after a
+	                           publication that failed) */
+	int own_shared;         /* a fork child may map our own segment (we
+	                           forked while it was our base): persist checks
+	                           the catalog before it writes there */
+	uint64_t persisted;     /* pages the last ckpt_persist wrote (tests) */
 	/* figures of the last checkpoint, for tests and ckpt-inspect */
 	uint64_t last_written;  /* bytes written from the heap */
 	int last_recycled;      /* 1 if it recycled an old checkpoint (2: a background one) */
