@@ -88,12 +88,15 @@ overlay(struct inspect *in, uint32_t seg, uint64_t seed, char *buf, uint64_t *to
 	for (uint64_t first = 0; rc == 0 && first < npages; first += SLOT_BATCH) {
 		uint64_t n = npages - first < SLOT_BATCH ? npages - first : SLOT_BATCH;
 		memset(sums, 0, n * sizeof(uint64_t));
-		if (inspect_pread(in->fd, sums, n * sizeof(uint64_t),
-				slot + first * sizeof(uint64_t)) < 0) {
+		ssize_t have = inspect_pread(in->fd, sums, n * sizeof(uint64_t),
+				slot + first * sizeof(uint64_t));
+		if (have < 0) {
 			rc = ckpt_err_set(errno, "cannot read the page sums of segment %u: %s",
 					seg, strerror(errno));
 			break;
 		}
+		if ((uint64_t)have < n * sizeof(uint64_t))
+			npages = first + n;     /* the file ends in the slots: the last batch */
 		for (uint64_t i = 0; i < n; i++) {
 			if (sums[i] == 0)
 				continue;       /* a hole: never persisted */
