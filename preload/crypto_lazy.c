@@ -68,92 +68,42 @@ have_real(void)
 	return real_ok;
 }
 
-/* CRYPTO_CALL -- the real f(args...), or fail where libcrypto is missing */
-#define CRYPTO_CALL(fail, f, ...) (have_real() ? real.f(__VA_ARGS__) : (fail))
+/*
+ * CRYPTO_WRAP -- define f(params) as the real f(args), or fail where
+ * libcrypto cannot be loaded
+ */
+#define CRYPTO_WRAP(ret, fail, f, params, args) \
+	ret f params { return have_real() ? real.f args : (fail); }
 
-unsigned char *
-HMAC(const EVP_MD *md, const void *key, int klen, const unsigned char *d, size_t n,
-		unsigned char *out, unsigned int *olen)
-{
-	return CRYPTO_CALL(NULL, HMAC, md, key, klen, d, n, out, olen);
-}
-
-const EVP_MD *
-EVP_sha256(void)
-{
-	return have_real() ? real.EVP_sha256() : NULL;
-}
-
-const EVP_CIPHER *
-EVP_aes_256_gcm(void)
-{
-	return have_real() ? real.EVP_aes_256_gcm() : NULL;
-}
-
-int
-EVP_Digest(const void *d, size_t n, unsigned char *md, unsigned int *s,
-		const EVP_MD *type, ENGINE *impl)
-{
-	return CRYPTO_CALL(0, EVP_Digest, d, n, md, s, type, impl);
-}
-
-EVP_CIPHER_CTX *
-EVP_CIPHER_CTX_new(void)
-{
-	return have_real() ? real.EVP_CIPHER_CTX_new() : NULL;
-}
+CRYPTO_WRAP(unsigned char *, NULL, HMAC, (const EVP_MD *md, const void *key, int klen,
+		const unsigned char *d, size_t n, unsigned char *out, unsigned int *olen),
+		(md, key, klen, d, n, out, olen))
+CRYPTO_WRAP(const EVP_MD *, NULL, EVP_sha256, (void), ())
+CRYPTO_WRAP(const EVP_CIPHER *, NULL, EVP_aes_256_gcm, (void), ())
+CRYPTO_WRAP(int, 0, EVP_Digest, (const void *d, size_t n, unsigned char *md, unsigned int *s,
+		const EVP_MD *type, ENGINE *impl), (d, n, md, s, type, impl))
+CRYPTO_WRAP(EVP_CIPHER_CTX *, NULL, EVP_CIPHER_CTX_new, (void), ())
+CRYPTO_WRAP(int, 0, EVP_CIPHER_CTX_ctrl, (EVP_CIPHER_CTX *c, int type, int arg, void *ptr),
+		(c, type, arg, ptr))
+CRYPTO_WRAP(int, 0, EVP_EncryptInit_ex, (EVP_CIPHER_CTX *c, const EVP_CIPHER *t, ENGINE *impl,
+		const unsigned char *key, const unsigned char *iv), (c, t, impl, key, iv))
+CRYPTO_WRAP(int, 0, EVP_DecryptInit_ex, (EVP_CIPHER_CTX *c, const EVP_CIPHER *t, ENGINE *impl,
+		const unsigned char *key, const unsigned char *iv), (c, t, impl, key, iv))
+CRYPTO_WRAP(int, 0, EVP_EncryptUpdate, (EVP_CIPHER_CTX *c, unsigned char *out, int *outl,
+		const unsigned char *in, int inl), (c, out, outl, in, inl))
+CRYPTO_WRAP(int, 0, EVP_DecryptUpdate, (EVP_CIPHER_CTX *c, unsigned char *out, int *outl,
+		const unsigned char *in, int inl), (c, out, outl, in, inl))
+CRYPTO_WRAP(int, 0, EVP_EncryptFinal_ex, (EVP_CIPHER_CTX *c, unsigned char *out, int *outl),
+		(c, out, outl))
+CRYPTO_WRAP(int, 0, EVP_DecryptFinal_ex, (EVP_CIPHER_CTX *c, unsigned char *out, int *outl),
+		(c, out, outl))
+CRYPTO_WRAP(int, 1, CRYPTO_memcmp, (const void *a, const void *b, size_t n), (a, b, n))
 
 void
 EVP_CIPHER_CTX_free(EVP_CIPHER_CTX *c)
 {
 	if (c && have_real())
 		real.EVP_CIPHER_CTX_free(c);
-}
-
-int
-EVP_CIPHER_CTX_ctrl(EVP_CIPHER_CTX *c, int type, int arg, void *ptr)
-{
-	return CRYPTO_CALL(0, EVP_CIPHER_CTX_ctrl, c, type, arg, ptr);
-}
-
-int
-EVP_EncryptInit_ex(EVP_CIPHER_CTX *c, const EVP_CIPHER *t, ENGINE *impl,
-		const unsigned char *key, const unsigned char *iv)
-{
-	return CRYPTO_CALL(0, EVP_EncryptInit_ex, c, t, impl, key, iv);
-}
-
-int
-EVP_EncryptUpdate(EVP_CIPHER_CTX *c, unsigned char *out, int *outl,
-		const unsigned char *in, int inl)
-{
-	return CRYPTO_CALL(0, EVP_EncryptUpdate, c, out, outl, in, inl);
-}
-
-int
-EVP_EncryptFinal_ex(EVP_CIPHER_CTX *c, unsigned char *out, int *outl)
-{
-	return CRYPTO_CALL(0, EVP_EncryptFinal_ex, c, out, outl);
-}
-
-int
-EVP_DecryptInit_ex(EVP_CIPHER_CTX *c, const EVP_CIPHER *t, ENGINE *impl,
-		const unsigned char *key, const unsigned char *iv)
-{
-	return CRYPTO_CALL(0, EVP_DecryptInit_ex, c, t, impl, key, iv);
-}
-
-int
-EVP_DecryptUpdate(EVP_CIPHER_CTX *c, unsigned char *out, int *outl,
-		const unsigned char *in, int inl)
-{
-	return CRYPTO_CALL(0, EVP_DecryptUpdate, c, out, outl, in, inl);
-}
-
-int
-EVP_DecryptFinal_ex(EVP_CIPHER_CTX *c, unsigned char *out, int *outl)
-{
-	return CRYPTO_CALL(0, EVP_DecryptFinal_ex, c, out, outl);
 }
 
 void
@@ -163,10 +113,4 @@ OPENSSL_cleanse(void *p, size_t n)
 		real.OPENSSL_cleanse(p, n);
 	else
 		explicit_bzero(p, n);
-}
-
-int
-CRYPTO_memcmp(const void *a, const void *b, size_t n)
-{
-	return CRYPTO_CALL(1, CRYPTO_memcmp, a, b, n);
 }
