@@ -187,6 +187,8 @@ inspect_state_name(const struct inspect *in, uint32_t i)
 		return "free";
 	case CAT_CKPT:
 		return "checkpoint";
+	case CAT_FILLING:
+		return "filling";
 	case CAT_LIVE:
 		return cat_entry_dead(in->fd, e, i) ? "dead" : "live";
 	case CAT_BUSY:

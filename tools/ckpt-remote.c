@@ -4,7 +4,8 @@
  *
  *   ckpt-remote push POOL REF URL [--chunk-size BYTES] [--check-all] [--json]
  *   ckpt-remote list URL [--json]
- *   ckpt-remote pull URL MANIFEST POOL [--json]
+ *   ckpt-remote pull URL MANIFEST POOL [--lazy] [--json]
+ *   ckpt-remote fill POOL
  *   ckpt-remote prune URL --keep N [--max-age SECS] [--json]
  *   ckpt-remote config POOL [URL|none] [--json]
  *
@@ -17,6 +18,11 @@
  * the pool's checkpoints are pushed to in the background when CKPT_REMOTE
  * is not set: POOL.remote.url, mode 0600 (a URL may hold a password),
  * replaced by rename.
+ * pull --lazy publishes the checkpoint as being pulled (format 1.6) and
+ * returns, leaving a filler process (this program, `fill --held`, its
+ * messages in POOL.fill.log) to bring the bytes; a program restarting from
+ * it meanwhile gets each region first when it touches it. fill resumes a
+ * lazy pull whose filler died, or waits for a running one to finish.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +48,7 @@ static uint32_t chunk_size = REMOTE_DEFAULT_CHUNK;
 static long keep = -1;
 static unsigned push_flags;
 static uint64_t max_age;
+static int lazy, held;
 
 /* usage -- the synopsis on stderr; returns the usage exit code */
 static int
@@ -49,7 +57,8 @@ usage(void)
 	fprintf(stderr,
 		"usage: ckpt-remote push POOL REF URL [--chunk-size BYTES] [--check-all] [--json]\n"
 		"       ckpt-remote list URL [--json]\n"
-		"       ckpt-remote pull URL MANIFEST POOL [--json]\n"
+		"       ckpt-remote pull URL MANIFEST POOL [--lazy] [--json]\n"
+		"       ckpt-remote fill POOL\n"
 		"       ckpt-remote prune URL --keep N [--max-age SECS] [--json]\n"
 		"       ckpt-remote config POOL [URL|none] [--json]\n"
 		"URL: redis://[[user]:password@]host[:port][/db] or rados://pool[/namespace]\n");
@@ -194,10 +203,85 @@ cmd_list(char **a)
 	return 0;
 }
 
+/*
+ * start_filler -- the background filler of a lazy pull into pool: this
+ * program, `fill --held POOL`, in a new session, inheriting the pull's
+ * lock and socket (so that no restart ever finds the pull without a
+ * filler) as fds 3 and 4, its messages appended to POOL.fill.log
+ */
+static int
+start_filler(const char *pool, pid_t *pid)
+{
+	int lockfd, sock;
+	char log[4300];
+	snprintf(log, sizeof(log), "%s.fill.log", pool);
+	if (remote_fill_hold(pool, &lockfd, &sock) < 0)
+		return -1;
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	*pid = logfd >= 0 && devnull >= 0 ? fork() : -1;
+	if (*pid == 0) {
+		/* above every fd we dup2 onto, then into place */
+		int l = fcntl(lockfd, F_DUPFD, 10), k = sock >= 0 ? fcntl(sock, F_DUPFD, 10) : -1;
+		setsid();
+		if (l < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(logfd, 2) < 0 ||
+		    dup2(l, 3) < 0 || (k >= 0 ? dup2(k, 4) : dup2(devnull, 4)) < 0)
+			_exit(127);
+		execl("/proc/self/exe", "ckpt-remote", "fill", "--held", pool, (char *)NULL);
+		_exit(127);
+	}
+	int e = errno;
+	close(lockfd);
+	if (sock >= 0)
+		close(sock);
+	if (logfd >= 0)
+		close(logfd);
+	if (devnull >= 0)
+		close(devnull);
+	if (*pid < 0)
+		return ckpt_err_set(e, "cannot start the filler: %s", strerror(e));
+	return 0;
+}
+
+static int
+cmd_fill(char **a)
+{
+	int sock = -1;
+	if (held) {
+		/* fd 4 is the socket, or /dev/null when there is none */
+		struct stat st;
+		if (fstat(4, &st) == 0 && S_ISSOCK(st.st_mode))
+			sock = 4;
+		else
+			close(4);
+	}
+	if (remote_fill(a[0], !held, held ? 3 : -1, sock) < 0)
+		return fail("fill");
+	if (held)
+		fprintf(stderr, "ckpt-remote: fill %s: complete\n", a[0]);
+	return 0;
+}
+
 static int
 cmd_pull(char **a)
 {
 	struct remote_stats s;
+	if (lazy) {
+		int complete;
+		pid_t pid = 0;
+		struct store *st = store_open(a[0]);
+		int rc = st ? remote_pull_lazy(st, a[1], a[0], a[2], &complete, &s) : -1;
+		store_close(st);
+		if (rc < 0 || (!complete && start_filler(a[2], &pid) < 0))
+			return fail("pull");
+		if (json) {
+			printf("{\"manifest\":");
+			json_str(a[1]);
+			printf(",\"image_bytes\":%" PRIu64 ",\"filler_pid\":%d}\n", s.image_bytes,
+				(int)pid);
+		}
+		return 0;
+	}
 	struct store *st = store_open(a[0]);
 	if (!st || remote_pull(st, a[1], a[2], &s) < 0) {
 		store_close(st);
@@ -322,6 +406,10 @@ main(int argc, char **argv)
 			push_flags |= REMOTE_PUSH_CHECK_ALL;
 		} else if (strcmp(o, "--background") == 0) {
 			background = 1;
+		} else if (strcmp(o, "--lazy") == 0) {
+			lazy = 1;
+		} else if (strcmp(o, "--held") == 0) {
+			held = 1;       /* internal: the filler pull --lazy starts */
 		} else if (strcmp(o, "--chunk-size") == 0 && i + 1 < argc) {
 			v = number(argv[++i]);
 			if (v < MANIFEST_MIN_CHUNK || v > MANIFEST_MAX_CHUNK || (v & (v - 1)))
@@ -356,6 +444,8 @@ main(int argc, char **argv)
 		return cmd_list(pos + 1);
 	if (strcmp(cmd, "pull") == 0 && npos == 4)
 		return cmd_pull(pos + 1);
+	if (strcmp(cmd, "fill") == 0 && npos == 2)
+		return cmd_fill(pos + 1);
 	if (strcmp(cmd, "config") == 0 && (npos == 2 || npos == 3))
 		return cmd_config(pos + 1, npos - 1);
 	if (strcmp(cmd, "prune") == 0 && npos == 2) {

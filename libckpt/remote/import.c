@@ -11,6 +11,13 @@
  * life and lineage: the catalog's counters are raised past them, so later
  * checkpoints and lives never reuse them, and a process restarted from it
  * continues its lineage as it would on the origin machine.
+ *
+ * A lazy pull (format 1.6) publishes the reserved entry FILLING at once,
+ * with every field of the checkpoint it will be, and leaves the bytes to
+ * a filler (remote/filler.c), which resumes the import later
+ * (import_resume) and ends it with one commit, FILLING to CKPT
+ * (import_fill_commit). Only pools created by a lazy pull can hold a
+ * FILLING entry (POOL_F_REMOTE_FILL).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,18 +45,20 @@ create_pool(const char *path, const struct import_desc *d)
 	if (config_resolve(&c, &cfg, 1) < 0)
 		return -1;
 	c.uuid = d->uuid;
+	c.remote_fill = d->lazy;
 	struct ckpt_pool *p = pool_create(path, &c);
 	if (!p)
 		return -1;
 	return ckpt_close(p);
 }
 
-/* find_ckpt -- the segment holding checkpoint id, or -1 */
+/* find_ckpt -- the segment holding checkpoint id (complete or FILLING), or -1 */
 static int
 find_ckpt(const struct cat_view *v, uint64_t id)
 {
 	for (uint32_t i = 0; i < v->n; i++)
-		if (v->e[i].state == CAT_CKPT && v->e[i].ckpt_id == id)
+		if ((v->e[i].state == CAT_CKPT || v->e[i].state == CAT_FILLING) &&
+		    v->e[i].ckpt_id == id)
 			return (int)i;
 	return -1;
 }
@@ -66,7 +75,12 @@ reserve(struct import *im, const struct import_desc *d)
 	int have = find_ckpt(&v, d->ckpt_id);
 	if (have >= 0) {
 		int same = v.e[have].checksum == d->checksum && v.e[have].used == d->used;
+		int filling = v.e[have].state == CAT_FILLING;
 		cat_end(&p->cat);
+		if (same && filling)
+			return ckpt_err_set(EBUSY, "pool %s is already pulling checkpoint %llu "
+					"(`ckpt-remote fill %s` resumes or waits for it)", p->path,
+					(unsigned long long)d->ckpt_id, p->path);
 		if (!same)
 			return ckpt_err_set(EEXIST, "pool %s already has a different "
 					"checkpoint %llu", p->path,
@@ -125,6 +139,11 @@ import_begin(struct import *im, const char *path, const struct import_desc *d)
 				"checkpoint's)", path);
 		goto fail;
 	}
+	if (d->lazy && !(h->flags & POOL_F_REMOTE_FILL)) {
+		ckpt_err_set(ENOTSUP, "pool %s was not created by a lazy pull (format 1.6): "
+				"pull into it without --lazy, or lazily into a new pool", path);
+		goto fail;
+	}
 	if (h->base != d->base || h->heap_size != d->heap_size) {
 		ckpt_err_set(EINVAL, "pool %s has another base or heap size than the "
 				"checkpoint's pool", path);
@@ -179,9 +198,12 @@ import_sums(struct import *im, const struct import_desc *d, const uint64_t *sums
 	return 0;
 }
 
-/* publish -- BUSY becomes the checkpoint d describes; the counters move past it */
+/*
+ * publish -- BUSY becomes the checkpoint d describes (state CAT_CKPT, or
+ * CAT_FILLING for a lazy pull); the counters move past it
+ */
 static int
-publish(struct import *im, const struct import_desc *d)
+publish(struct import *im, const struct import_desc *d, uint32_t state)
 {
 	struct ckpt_pool *p = im->p;
 	struct cat_view v;
@@ -195,7 +217,7 @@ publish(struct import *im, const struct import_desc *d)
 				"%llu (or another process added it meanwhile)", im->seg,
 				(unsigned long long)d->ckpt_id);
 	}
-	e->state = CAT_CKPT;
+	e->state = state;
 	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN | CAT_F_SEALED);
 	if (im->sums_stored)
 		e->flags |= CAT_F_SUMS_STORED;
@@ -217,7 +239,8 @@ publish(struct import *im, const struct import_desc *d)
 	uint64_t top = d->life > d->lineage ? d->life : d->lineage;
 	if (v.h->next_life <= top)
 		v.h->next_life = top + 1;
-	test_point("remote:before-import-publish");
+	test_point(state == CAT_FILLING ? "remote:before-filling-publish" :
+			"remote:before-import-publish");
 	return cat_commit(&p->cat);
 }
 
@@ -230,7 +253,7 @@ import_commit(struct import *im, const struct import_desc *d)
 			ret = ckpt_err_set(errno, "cannot make pool %s durable: %s", im->p->path,
 					strerror(errno));
 		else
-			ret = publish(im, d);
+			ret = publish(im, d, CAT_CKPT);
 	}
 	if (ret < 0) {
 		import_abort(im);
@@ -257,4 +280,81 @@ import_abort(struct import *im)
 		}
 	}
 	errno = e;
+}
+
+int
+import_filling(struct import *im, const struct import_desc *d)
+{
+	if (im->present)
+		return import_commit(im, d);
+	if (publish(im, d, CAT_FILLING) < 0) {
+		import_abort(im);
+		return -1;
+	}
+	pool_discard(im->p);
+	im->p = NULL;
+	return 0;
+}
+
+int
+import_resume(struct import *im, const char *path, uint64_t id, struct cat_entry *out)
+{
+	memset(im, 0, sizeof(*im));
+	struct pool_config c;
+	if (config_resolve(&c, NULL, 0) < 0)
+		return -1;
+	im->p = pool_open(path, &c);
+	if (!im->p)
+		return -1;
+	struct cat_view v;
+	if (cat_begin(&im->p->cat, &v) < 0)
+		goto fail;
+	int seg = find_ckpt(&v, id);
+	if (seg >= 0)
+		*out = v.e[seg];
+	cat_end(&im->p->cat);
+	if (seg < 0) {
+		ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", path,
+				(unsigned long long)id);
+		goto fail;
+	}
+	im->seg = (uint32_t)seg;
+	im->present = out->state == CAT_CKPT;    /* already published */
+	return 0;
+fail:
+	pool_discard(im->p);
+	im->p = NULL;
+	return -1;
+}
+
+int
+import_fill_commit(struct import *im, uint64_t id)
+{
+	struct ckpt_pool *p = im->p;
+	int ret = 0;
+	if (fdatasync(p->fd) < 0) {
+		ret = ckpt_err_set(errno, "cannot make pool %s durable: %s", p->path,
+				strerror(errno));
+	} else {
+		struct cat_view v;
+		if (cat_begin(&p->cat, &v) < 0) {
+			ret = -1;
+		} else {
+			struct cat_entry *e = &v.e[im->seg];
+			if (e->state != CAT_FILLING || e->ckpt_id != id) {
+				cat_end(&p->cat);
+				ret = ckpt_err_set(EIO, "segment %u no longer holds checkpoint %llu "
+						"being pulled", im->seg, (unsigned long long)id);
+			} else {
+				e->state = CAT_CKPT;
+				if (im->sums_stored)
+					e->flags |= CAT_F_SUMS_STORED;
+				test_point("remote:before-fill-publish");
+				ret = cat_commit(&p->cat);
+			}
+		}
+	}
+	pool_discard(p);
+	im->p = NULL;
+	return ret;
 }

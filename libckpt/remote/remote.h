@@ -52,6 +52,38 @@ CKPT_HIDDEN int remote_pushable(const char *path);
 CKPT_HIDDEN int remote_pull(struct store *st, const char *manifest, const char *path,
 		struct remote_stats *stats);
 
+/* remote_desc_of -- the import description (import.h) of a manifest */
+struct import_desc;
+CKPT_HIDDEN void remote_desc_of(struct import_desc *d, const struct manifest_hdr *h);
+
+/*
+ * remote_pull_lazy -- the first half of `ckpt-remote pull --lazy`: the
+ * manifest fetched and checked, the pool at path created (format 1.6) or
+ * opened, the checkpoint published FILLING and the filler's side files
+ * written (filling.h); the caller then starts the filler (remote_fill).
+ * *complete: the pool holds the checkpoint already, nothing to fill.
+ */
+CKPT_HIDDEN int remote_pull_lazy(struct store *st, const char *manifest, const char *url,
+		const char *path, int *complete, struct remote_stats *stats);
+
+/*
+ * remote_fill_hold -- the pull's lock (POOL.fill, flock held: *lockfd) and
+ * its request socket (*sock, -1 if none), taken before the filler starts
+ * so that no restart finds the pull without a filler; the filler inherits
+ * both (remote_fill). EBUSY if a filler runs.
+ */
+CKPT_HIDDEN int remote_fill_hold(const char *path, int *lockfd, int *sock);
+
+/*
+ * remote_fill -- the filler (filler.c): fetch the rest of the checkpoint
+ * being pulled into the pool at path, serving the regions restarting
+ * processes ask for first, then publish it and remove the side files.
+ * lockfd, sock: remote_fill_hold's (consumed), or -1: taken here, and with
+ * wait a filler already running is waited for instead of refused. 0 when
+ * the checkpoint is published (by this filler or the one waited for).
+ */
+CKPT_HIDDEN int remote_fill(const char *path, int wait, int lockfd, int sock);
+
 /* remote_manifest_fn -- one manifest of a listing */
 typedef int (*remote_manifest_fn)(void *arg, const char *name, const struct manifest *m);
 
