@@ -832,6 +832,12 @@ verify_segment(struct vctx *v, uint32_t i)
 		}
 		return;
 	}
+	if (e.state == CAT_FILLING) {
+		finding(v, INSPECT_NOTE, where, i, off, "checkpoint %" PRIu64 " is being "
+			"pulled from a remote store (ckpt-remote pull --lazy): its bytes are "
+			"checked by the pull before it is published; not checked", e.ckpt_id);
+		return;
+	}
 	if (e.state == CAT_BUSY) {
 		finding(v, INSPECT_NOTE, where, i, off, strcmp(st, "dead") == 0 ?
 			"busy segment of a process that is gone (left by an interrupted "

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -49,6 +50,7 @@
 #include "pool.h"
 #include "segment.h"
 #include "sums.h"
+#include "testhook.h"
 #include "remote/filling.h"
 #include "remote/import.h"
 #include "remote/remote.h"
@@ -82,6 +84,7 @@ struct filler {
 	uint64_t region, nregions, per;     /* per: chunks per region */
 	uint8_t *taken;             /* the fetch thread chose region r */
 	uint64_t cursor;            /* next region in address order */
+	uint64_t stall;             /* test: no region in order past this (asked ones only) */
 	uint64_t asked[FILLER_ASKED];
 	unsigned nasked;
 	uint64_t *sums;             /* used / 4096 page sums */
@@ -298,7 +301,10 @@ word(struct filler *fl, uint64_t r)
 	return (_Atomic uint32_t *)&fill_words(fl->map)[r];
 }
 
-/* next_region -- the fetch thread's choice: asked for first, then address order; -1: none */
+/*
+ * next_region -- the fetch thread's choice: asked for first, then address
+ * order; -1: none left; -2: none now (stalled by CKPT_TEST_FILL_STALL)
+ */
 static int64_t
 next_region(struct filler *fl)
 {
@@ -314,6 +320,8 @@ next_region(struct filler *fl)
 	}
 	while (fl->cursor < fl->nregions && fl->taken[fl->cursor])
 		fl->cursor++;
+	if (fl->stall && fl->cursor >= fl->stall && fl->cursor < fl->nregions)
+		return -2;
 	return fl->cursor < fl->nregions ? (int64_t)fl->cursor : -1;
 }
 
@@ -355,6 +363,14 @@ fetch_thread(void *arg)
 		int stop = fl->stop;
 		pthread_mutex_unlock(&fl->mu);
 		int64_t r = stop ? -1 : next_region(fl);
+		while (r == -2) {   /* stalled (a test): only asked-for regions */
+			struct pollfd pf = { .fd = fl->sock, .events = POLLIN };
+			poll(&pf, fl->sock >= 0 ? 1 : 0, 100);
+			pthread_mutex_lock(&fl->mu);
+			stop = fl->stop;
+			pthread_mutex_unlock(&fl->mu);
+			r = stop ? -1 : next_region(fl);
+		}
 		if (r >= 0) {
 			fl->taken[r] = 1;
 			fetch_region(fl, sl, (uint64_t)r);
@@ -595,6 +611,36 @@ prepare(struct filler *fl, const char *url, const struct cat_entry *e)
 	return ok ? 0 : ckpt_err_set(ENOMEM, "out of memory");
 }
 
+/*
+ * nothing_to_fill -- POOL.fill is gone: 0 if the pool has no checkpoint
+ * being pulled (the pull completed), else why it cannot be resumed
+ */
+static int
+nothing_to_fill(const char *path)
+{
+	struct pool_config c;
+	if (config_resolve(&c, NULL, 0) < 0)
+		return -1;
+	struct ckpt_pool *p = pool_open(path, &c);
+	struct cat_view v;
+	if (!p || cat_begin(&p->cat, &v) < 0) {
+		if (p)
+			pool_discard(p);
+		return -1;
+	}
+	uint64_t id = 0;
+	for (uint32_t i = 0; i < v.n; i++)
+		if (v.e[i].state == CAT_FILLING)
+			id = v.e[i].ckpt_id;
+	cat_end(&p->cat);
+	pool_discard(p);
+	if (id)
+		return ckpt_err_set(ENOENT, "pool %s: checkpoint %llu is being pulled, but the "
+				"pull's side files (%s.fill) are gone: pull it again into a new "
+				"pool", path, (unsigned long long)id, path);
+	return 0;
+}
+
 int
 remote_fill(const char *path, int wait, int lockfd, int sock)
 {
@@ -605,8 +651,11 @@ remote_fill(const char *path, int wait, int lockfd, int sock)
 	char f[FILL_PATH_MAX], url[4096];
 	uint64_t id = 0;
 	int ret = -1;
-	if (lockfd < 0 && (lockfd = lock_info(path, wait)) < 0)
+	if (lockfd < 0 && (lockfd = lock_info(path, wait)) < 0) {
+		if (errno == ENOENT)
+			ret = nothing_to_fill(path);
 		goto out;
+	}
 	if (fill_path(f, path, ".fill") < 0 ||
 	    read_info(lockfd, f, url, sizeof(url), fl.mname, &id) < 0)
 		goto out;
@@ -621,6 +670,7 @@ remote_fill(const char *path, int wait, int lockfd, int sock)
 	if (prepare(&fl, url, &e) < 0)
 		goto out;
 	fl.map->stopped = 0;
+	fl.stall = test_number("CKPT_TEST_FILL_STALL");
 	if (fl.sock < 0)
 		fl.sock = bind_socket(path);
 	if (resum_done(&fl) < 0)

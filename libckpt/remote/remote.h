@@ -80,7 +80,8 @@ CKPT_HIDDEN int remote_fill_hold(const char *path, int *lockfd, int *sock);
  * processes ask for first, then publish it and remove the side files.
  * lockfd, sock: remote_fill_hold's (consumed), or -1: taken here, and with
  * wait a filler already running is waited for instead of refused. 0 when
- * the checkpoint is published (by this filler or the one waited for).
+ * the checkpoint is published (by this filler or the one waited for),
+ * or when the pool has none being pulled.
  */
 CKPT_HIDDEN int remote_fill(const char *path, int wait, int lockfd, int sock);
 
