@@ -142,6 +142,7 @@ done
 
 # last (it stops the server): the store going down during a lazy pull
 stop_store() { rcli shutdown nosave >/dev/null 2>&1; }
+lazy_pull_scenario
 lazy_pull_store_down stop_store
 
 [ $fails -eq 0 ] && echo PASS || echo "FAIL: $fails failures"
