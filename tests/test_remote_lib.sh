@@ -346,6 +346,13 @@ lazy_pull_scenario() {
 			| .lazy_restart] == [true]' >/dev/null &&
 		ok "the filler publishes the pulled checkpoint with its page sums" ||
 		fail "after the fill: $(filling_state "$Z/b/app.pool"), $(ls "$Z/b")"
+	[ "$("$INSPECT" info "$Z/b/app.pool" --json | json .format_version)" = 1.6 ] &&
+		[ "$("$INSPECT" info "$Z/a/app.pool" --json | json .format_version)" = 1.5 ] ||
+		fail "a lazily pulled pool is not format 1.6, or an ordinary one not 1.5"
+	# a pool an eager pull made (format 1.5) cannot take a lazy pull
+	"$REMOTE" pull "$URL" "$zm" "$Z/g.pool" || fail "pull (eager, for --lazy into it)"
+	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/g.pool" 2>"$T/err" && fail "lazy pull into a 1.5 pool"
+	grep -q "not created by a lazy pull" "$T/err" || fail "unclear: $(cat "$T/err")"
 
 	# stalled: ckpt-inspect shows it filling; an eager restart is refused;
 	# a lazy one gets every region it touches by asking for it
