@@ -19,8 +19,8 @@
  * is not set: POOL.remote.url, mode 0600 (a URL may hold a password),
  * replaced by rename.
  * pull --lazy publishes the checkpoint as being pulled (format 1.6) and
- * returns, leaving a filler process (this program, `fill --held`, its
- * messages in POOL.fill.log) to bring the bytes; a program restarting from
+ * returns, leaving its child (the process that pulled) to bring the bytes
+ * as the filler, its messages in POOL.fill.log; a program restarting from
  * it meanwhile gets each region first when it touches it. fill resumes a
  * lazy pull whose filler died, or waits for a running one to finish.
  */
@@ -48,7 +48,7 @@ static uint32_t chunk_size = REMOTE_DEFAULT_CHUNK;
 static long keep = -1;
 static unsigned push_flags;
 static uint64_t max_age;
-static int lazy, held;
+static int lazy;
 
 /* usage -- the synopsis on stderr; returns the usage exit code */
 static int
@@ -203,62 +203,109 @@ cmd_list(char **a)
 	return 0;
 }
 
-/*
- * start_filler -- the background filler of a lazy pull into pool: this
- * program, `fill --held POOL`, in a new session, inheriting the pull's
- * lock and socket (so that no restart ever finds the pull without a
- * filler) as fds 3 and 4, its messages appended to POOL.fill.log
- */
-static int
-start_filler(const char *pool, pid_t *pid)
-{
-	int lockfd, sock;
-	char log[4300];
-	snprintf(log, sizeof(log), "%s.fill.log", pool);
-	if (remote_fill_hold(pool, &lockfd, &sock) < 0)
-		return -1;
-	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	*pid = logfd >= 0 && devnull >= 0 ? fork() : -1;
-	if (*pid == 0) {
-		/* above every fd we dup2 onto, then into place */
-		int l = fcntl(lockfd, F_DUPFD, 10), k = sock >= 0 ? fcntl(sock, F_DUPFD, 10) : -1;
-		setsid();
-		if (l < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(logfd, 2) < 0 ||
-		    dup2(l, 3) < 0 || (k >= 0 ? dup2(k, 4) : dup2(devnull, 4)) < 0)
-			_exit(127);
-		execl("/proc/self/exe", "ckpt-remote", "fill", "--held", pool, (char *)NULL);
-		_exit(127);
-	}
-	int e = errno;
-	close(lockfd);
-	if (sock >= 0)
-		close(sock);
-	if (logfd >= 0)
-		close(logfd);
-	if (devnull >= 0)
-		close(devnull);
-	if (*pid < 0)
-		return ckpt_err_set(e, "cannot start the filler: %s", strerror(e));
-	return 0;
-}
-
 static int
 cmd_fill(char **a)
 {
-	int sock = -1;
-	if (held) {
-		/* fd 4 is the socket, or /dev/null when there is none */
-		struct stat st;
-		if (fstat(4, &st) == 0 && S_ISSOCK(st.st_mode))
-			sock = 4;
-		else
-			close(4);
-	}
-	if (remote_fill(a[0], !held, held ? 3 : -1, sock) < 0)
+	if (remote_fill(a[0], 1, NULL) < 0)
 		return fail("fill");
-	if (held)
-		fprintf(stderr, "ckpt-remote: fill %s: complete\n", a[0]);
+	return 0;
+}
+
+/*
+ * pull_lazy_child -- the pull and then the filler, in the child of a lazy
+ * pull: tells the parent over fd how the pull went ("E<errno> <message>",
+ * "C" complete already, "O" filling), then fills with its stdio on
+ * /dev/null and its messages appended to POOL.fill.log
+ */
+static int
+pull_lazy_child(char **a, int fd)
+{
+	struct remote_stats s;
+	struct remote_fill_start fs;
+	int complete = 0;
+	setsid();
+	struct store *st = store_open(a[0]);
+	int rc = st ? remote_pull_lazy(st, a[1], a[0], a[2], &complete, &s, &fs) : -1;
+	if (rc < 0 || complete) {
+		store_close(st);
+		if (rc < 0)
+			dprintf(fd, "E%d %s", errno ? errno : EIO, ckpt_errormsg());
+		else
+			dprintf(fd, "C");
+		return rc < 0;
+	}
+	dprintf(fd, "O%" PRIu64, s.image_bytes);
+	close(fd);
+	char log[4300];
+	snprintf(log, sizeof(log), "%s.fill.log", a[2]);
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+	}
+	if (logfd >= 0)
+		dup2(logfd, 2);
+	if (remote_fill(a[2], 0, &fs) < 0) {
+		fprintf(stderr, "ckpt-remote: fill %s: %s\n", a[2], ckpt_errormsg());
+		return 1;
+	}
+	fprintf(stderr, "ckpt-remote: fill %s: complete\n", a[2]);
+	return 0;
+}
+
+/*
+ * pull_lazy -- fork before the store is contacted (a store client does
+ * not survive a fork); the child pulls and goes on as the filler; this
+ * process returns once the child says the checkpoint is published
+ */
+static int
+pull_lazy(char **a)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		ckpt_err_set(errno, "pipe: %s", strerror(errno));
+		return fail("pull");
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		_exit(pull_lazy_child(a, p[1]));
+	}
+	close(p[1]);
+	if (pid < 0) {
+		ckpt_err_set(errno, "fork: %s", strerror(errno));
+		close(p[0]);
+		return fail("pull");
+	}
+	char msg[CKPT_ERRMSG_MAX + 32];
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof(msg) - 1 && (k = read(p[0], msg + n, sizeof(msg) - 1 - n)) != 0) {
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			break;
+		n += (size_t)k;
+	}
+	msg[n] = 0;
+	close(p[0]);
+	if (msg[0] == 'E' || n == 0) {
+		int e = n ? atoi(msg + 1) : EIO;
+		const char *m = n ? strchr(msg, ' ') : NULL;
+		waitpid(pid, NULL, 0);
+		ckpt_err_set(e ? e : EIO, "%s", m ? m + 1 : "the pulling process died");
+		return fail("pull");
+	}
+	if (msg[0] == 'C')
+		waitpid(pid, NULL, 0);
+	if (json) {
+		printf("{\"manifest\":");
+		json_str(a[1]);
+		printf(",\"filling\":%s,\"filler_pid\":%d}\n", msg[0] == 'O' ? "true" : "false",
+			msg[0] == 'O' ? (int)pid : 0);
+	}
 	return 0;
 }
 
@@ -266,22 +313,8 @@ static int
 cmd_pull(char **a)
 {
 	struct remote_stats s;
-	if (lazy) {
-		int complete;
-		pid_t pid = 0;
-		struct store *st = store_open(a[0]);
-		int rc = st ? remote_pull_lazy(st, a[1], a[0], a[2], &complete, &s) : -1;
-		store_close(st);
-		if (rc < 0 || (!complete && start_filler(a[2], &pid) < 0))
-			return fail("pull");
-		if (json) {
-			printf("{\"manifest\":");
-			json_str(a[1]);
-			printf(",\"image_bytes\":%" PRIu64 ",\"filler_pid\":%d}\n", s.image_bytes,
-				(int)pid);
-		}
-		return 0;
-	}
+	if (lazy)
+		return pull_lazy(a);
 	struct store *st = store_open(a[0]);
 	if (!st || remote_pull(st, a[1], a[2], &s) < 0) {
 		store_close(st);
@@ -408,8 +441,7 @@ main(int argc, char **argv)
 			background = 1;
 		} else if (strcmp(o, "--lazy") == 0) {
 			lazy = 1;
-		} else if (strcmp(o, "--held") == 0) {
-			held = 1;       /* internal: the filler pull --lazy starts */
+
 		} else if (strcmp(o, "--chunk-size") == 0 && i + 1 < argc) {
 			v = number(argv[++i]);
 			if (v < MANIFEST_MIN_CHUNK || v > MANIFEST_MAX_CHUNK || (v & (v - 1)))

@@ -7,9 +7,11 @@
  * remote_pull_lazy prepares: the manifest is fetched and checked (a paged
  * checksum is needed, so each page can be verified on first access), the
  * pool created or opened as a pull does (import.c), the side files
- * written, then the reserved segment is published FILLING. The caller
- * starts the filler, remote_fill, in its own process (a librados client
- * does not survive a fork, so ckpt-remote execs itself).
+ * written and the pull's lock taken, then the reserved segment is
+ * published FILLING. The same process goes on as the filler, remote_fill,
+ * with the store connection and the manifest it has (ckpt-remote forks
+ * before it connects, the child pulls and fills, the parent returns once
+ * the checkpoint is published).
  *
  * The filler holds an exclusive flock on POOL.fill while it runs (so a
  * second filler, or a library asking whether one runs, can tell), and
@@ -133,13 +135,17 @@ region_of(const struct manifest *m)
 	return r % m->h.chunk_size == 0 && (r & (r - 1)) == 0 ? r : 0;
 }
 
+static int lock_info(const char *path, int wait);
+static int bind_socket(const char *path);
+
 int
 remote_pull_lazy(struct store *st, const char *mname, const char *url, const char *path,
-		int *complete, struct remote_stats *stats)
+		int *complete, struct remote_stats *stats, struct remote_fill_start *fs)
 {
 	struct manifest m;
 	memset(stats, 0, sizeof(*stats));
 	*complete = 0;
+	fs->lockfd = fs->sock = -1;
 	if (remote_load_manifest(st, mname, &m) < 0)
 		return -1;
 	int ret = -1;
@@ -167,11 +173,22 @@ remote_pull_lazy(struct store *st, const char *mname, const char *url, const cha
 	}
 	/* the side files before the entry: a FILLING entry always has them */
 	if (fill_path(f, path, ".fill.map") < 0 || write_map(f, &m, region_of(&m)) < 0 ||
-	    fill_path(f, path, ".fill") < 0 || write_info(f, url, mname, m.h.ckpt_id) < 0) {
+	    fill_path(f, path, ".fill") < 0 || write_info(f, url, mname, m.h.ckpt_id) < 0 ||
+	    (fs->lockfd = lock_info(path, 0)) < 0) {
 		import_abort(&im);
 		goto out;
 	}
+	fs->sock = bind_socket(path);
 	ret = import_filling(&im, &d);
+	if (ret == 0) {
+		fs->st = st;
+		fs->m = m;      /* the filler's now */
+		return 0;
+	}
+	close(fs->lockfd);
+	if (fs->sock >= 0)
+		close(fs->sock);
+	fs->lockfd = fs->sock = -1;
 out:
 	manifest_free(&m);
 	return ret;
@@ -254,7 +271,7 @@ bind_socket(const char *path)
 		return -1;
 	memcpy(a.sun_path, f, strlen(f) + 1);
 	unlink(f);
-	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0) {
 		chmod(f, 0666);     /* any process that can open the pool may ask */
 		return s;
@@ -271,7 +288,7 @@ lock_info(const char *path, int wait)
 	char f[FILL_PATH_MAX];
 	if (fill_path(f, path, ".fill") < 0)
 		return -1;
-	int fd = open(f, O_RDONLY | O_NOFOLLOW);
+	int fd = open(f, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return ckpt_err_set(errno, errno == ENOENT ? "pool %s has no lazy pull under way "
 				"(%s: %s)" : "pool %s: %s: %s", path, f, strerror(errno));
@@ -284,15 +301,6 @@ lock_info(const char *path, int wait)
 			path) : ckpt_err_set(e, "cannot lock %s: %s", f, strerror(e));
 }
 
-int
-remote_fill_hold(const char *path, int *lockfd, int *sock)
-{
-	*lockfd = lock_info(path, 0);
-	if (*lockfd < 0)
-		return -1;
-	*sock = bind_socket(path);
-	return 0;
-}
 
 /* word -- region r's word in the shared map */
 static _Atomic uint32_t *
@@ -582,12 +590,22 @@ filler_free(struct filler *fl)
 	manifest_free(&fl->m);
 }
 
-/* prepare -- the manifest, the map, the buffers of a resumed or new fill */
+/*
+ * prepare -- the store and manifest (fs's, or fetched), the map, the
+ * buffers of a new or resumed fill
+ */
 static int
-prepare(struct filler *fl, const char *url, const struct cat_entry *e)
+prepare(struct filler *fl, const char *url, const struct cat_entry *e,
+		struct remote_fill_start *fs)
 {
-	if (!(fl->st = store_open(url)) || remote_load_manifest(fl->st, fl->mname, &fl->m) < 0)
+	if (fs && fs->st) {
+		fl->st = fs->st;
+		fl->m = fs->m;
+		fs->st = NULL;
+	} else if (!(fl->st = store_open(url)) ||
+		   remote_load_manifest(fl->st, fl->mname, &fl->m) < 0) {
 		return -1;
+	}
 	const struct manifest_hdr *h = &fl->m.h;
 	if (h->ckpt_id != e->ckpt_id || h->used != e->used || h->checksum != e->checksum ||
 	    !region_of(&fl->m) || h->used % SUMS_PAGE)
@@ -642,12 +660,13 @@ nothing_to_fill(const char *path)
 }
 
 int
-remote_fill(const char *path, int wait, int lockfd, int sock)
+remote_fill(const char *path, int wait, struct remote_fill_start *fs)
 {
 	struct filler fl;
 	memset(&fl, 0, sizeof(fl));
 	fl.path = path;
-	fl.sock = sock;
+	fl.sock = fs ? fs->sock : -1;
+	int lockfd = fs ? fs->lockfd : -1;
 	char f[FILL_PATH_MAX], url[4096];
 	uint64_t id = 0;
 	int ret = -1;
@@ -667,7 +686,7 @@ remote_fill(const char *path, int wait, int lockfd, int sock)
 		ret = 0;
 		goto out;
 	}
-	if (prepare(&fl, url, &e) < 0)
+	if (prepare(&fl, url, &e, fs) < 0)
 		goto out;
 	fl.map->stopped = 0;
 	fl.stall = test_number("CKPT_TEST_FILL_STALL");
@@ -691,6 +710,11 @@ remote_fill(const char *path, int wait, int lockfd, int sock)
 out:
 	;
 	int en = errno;
+	if (fs && fs->st) {         /* not taken over */
+		store_close(fs->st);
+		manifest_free(&fs->m);
+		fs->st = NULL;
+	}
 	filler_free(&fl);
 	if (lockfd >= 0)
 		close(lockfd);
