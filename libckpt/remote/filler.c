@@ -30,7 +30,8 @@
  * made durable and the entry published CKPT in one commit; the side files
  * go. A filler killed at any point leaves the entry FILLING and the side
  * files; `ckpt-remote fill POOL` resumes it (the regions already marked
- * are kept, their page sums recomputed from the pool file).
+ * are kept if the pool file still holds their chunks, their page sums
+ * recomputed from it; a machine crash may have lost bytes of either).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -485,7 +486,36 @@ take_region(struct filler *fl, struct filler_slot *sl)
 	return 0;
 }
 
-/* resum_done -- page sums of the regions an earlier filler marked, from the pool file */
+/*
+ * region_intact -- the pool file's region [off, end) (in buf) holds the
+ * manifest's chunks: an earlier filler marked it, but neither the file nor
+ * the map were made durable before a machine crash
+ */
+static int
+region_intact(const struct filler *fl, const char *buf, uint64_t off, uint64_t end)
+{
+	uint32_t cs = fl->m.h.chunk_size;
+	for (uint64_t a = off; a < end; a += cs) {
+		size_t n = (size_t)(end - a < cs ? end - a : cs);
+		const struct chunk_hash *c = &fl->m.chunks[a / cs];
+		const char *b = buf + (a - off);
+		if (chunk_is_zero(c)) {
+			if (b[0] || memcmp(b, b + 1, n - 1))
+				return 0;
+			continue;
+		}
+		struct chunk_hash h = chunk_hash_of(b, n);
+		if (h.hi != c->hi || h.lo != c->lo)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * resum_done -- the regions an earlier filler marked: checked against the
+ * manifest (fetched again if they do not match), their page sums computed
+ * from the pool file
+ */
 static int
 resum_done(struct filler *fl)
 {
@@ -498,12 +528,16 @@ resum_done(struct filler *fl)
 				mark(fl, r, 0);     /* the store may have it right now */
 			continue;
 		}
-		fl->taken[r] = 1;
 		uint64_t off = r * fl->region;
 		uint64_t end = off + fl->region < fl->m.h.used ? off + fl->region : fl->m.h.used;
 		if (pread(p->fd, buf, (size_t)(end - off), (off_t)(seg_off(p, fl->im.seg) + off)) !=
 		    (ssize_t)(end - off))
 			return ckpt_err_set(EIO, "cannot read pool %s", fl->path);
+		if (!region_intact(fl, buf, off, end)) {
+			mark(fl, r, 0);
+			continue;
+		}
+		fl->taken[r] = 1;
 		for (uint64_t o = off; o < end; o += SUMS_PAGE)
 			fl->sums[o / SUMS_PAGE] = sums_page(buf + (o - off));
 	}

@@ -91,7 +91,7 @@ fill_client_open(struct ckpt_pool *p, uint32_t seg, uint64_t id, uint64_t used)
 	int fd = -1;
 	if (fill_path(f, p->path, ".fill.map") < 0)
 		goto fail;
-	fd = open(f, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(f, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		ckpt_err_set(errno, "%s: %s", f, strerror(errno));
 		goto fail;
@@ -101,7 +101,7 @@ fill_client_open(struct ckpt_pool *p, uint32_t seg, uint64_t id, uint64_t used)
 		goto fail;
 	}
 	c->map_len = (size_t)st.st_size;
-	void *m = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *m = mmap(NULL, c->map_len, PROT_READ, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
 		ckpt_err_set(errno, "cannot map %s: %s", f, strerror(errno));
 		goto fail;
