@@ -384,6 +384,17 @@ lazy_pull_scenario() {
 		CKPT_FORK_MODE=cow "$WL" verify "$Z/d/app.pool" >/dev/null && no_side_files "$Z/d/app.pool" &&
 		ok "ckpt-remote fill resumes a killed filler" || fail "resume after kill -9"
 
+	# a pull killed before its commit: its side files are stale, not a pull
+	mkdir -p "$Z/h"
+	CKPT_TEST_CRASH_AT=remote:before-filling-publish "$REMOTE" pull --lazy "$URL" "$zm" \
+		"$Z/h/app.pool" 2>"$T/err" && fail "a pull killed before its commit succeeded"
+	grep -q "died" "$T/err" || fail "unclear: $(cat "$T/err")"
+	"$REMOTE" fill "$Z/h/app.pool" && no_side_files "$Z/h/app.pool" || fail "fill of a stale pull"
+	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/h/app.pool" && "$REMOTE" fill "$Z/h/app.pool" &&
+		CKPT_FORK_MODE=cow "$WL" verify "$Z/h/app.pool" >/dev/null &&
+		ok "a lazy pull killed before its commit leaves nothing in the way" ||
+		fail "lazy pull after one killed before its commit"
+
 	# a corrupted chunk (region 5) is refused by name, by the restart and the fill
 	bad=$(chunk_at "$zm" 2600)
 	store_get "$bad" "$T/goodchunk"

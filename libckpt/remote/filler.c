@@ -136,8 +136,54 @@ region_of(const struct manifest *m)
 	return r % m->h.chunk_size == 0 && (r & (r - 1)) == 0 ? r : 0;
 }
 
+/*
+ * filling_id -- the id of a checkpoint being pulled into the pool at path,
+ * 0 if none (or no pool there), -1 if the pool cannot be read
+ */
+static int64_t
+filling_id(const char *path)
+{
+	struct pool_config c;
+	struct stat sb;
+	if (stat(path, &sb) < 0 && errno == ENOENT)
+		return 0;
+	if (config_resolve(&c, NULL, 0) < 0)
+		return -1;
+	struct ckpt_pool *p = pool_open(path, &c);
+	struct cat_view v;
+	if (!p || cat_begin(&p->cat, &v) < 0) {
+		if (p)
+			pool_discard(p);
+		return -1;
+	}
+	int64_t id = 0;
+	for (uint32_t i = 0; i < v.n; i++)
+		if (v.e[i].state == CAT_FILLING)
+			id = (int64_t)v.e[i].ckpt_id;
+	cat_end(&p->cat);
+	pool_discard(p);
+	return id;
+}
+
+/*
+ * nothing_to_fill -- POOL.fill is gone, or names no checkpoint of the
+ * pool (left by a pull that died before its commit): 0 if the pool has no
+ * checkpoint being pulled, else why it cannot be resumed
+ */
+static int
+nothing_to_fill(const char *path)
+{
+	int64_t id = filling_id(path);
+	if (id > 0)
+		return ckpt_err_set(ENOENT, "pool %s: checkpoint %lld is being pulled, but the "
+				"pull's side files (%s.fill) are gone or damaged: pull it again "
+				"into a new pool", path, (long long)id, path);
+	return id < 0 ? -1 : 0;
+}
+
 static int lock_info(const char *path, int wait);
 static int bind_socket(const char *path);
+static void remove_side_files(const char *path);
 
 int
 remote_pull_lazy(struct store *st, const char *mname, const char *url, const char *path,
@@ -162,34 +208,47 @@ remote_pull_lazy(struct store *st, const char *mname, const char *url, const cha
 	remote_desc_of(&d, &m.h);
 	d.lazy = 1;
 	struct import im;
-	if (import_begin(&im, path, &d) < 0)
-		goto out;
 	stats->image_bytes = m.h.used;
 	stats->chunks = m.h.nchunks;
 	stats->manifest_bytes = m.len;
+	/* the side files and the lock before the entry: a FILLING entry always
+	 * has them (a pull under way into the pool is refused here: its lock) */
+	char info[FILL_PATH_MAX];
+	struct stat sb;
+	if (fill_path(info, path, ".fill") < 0)
+		goto out;
+	/* side files of a pull that died before its commit are stale */
+	if (stat(info, &sb) == 0 && filling_id(path) != 0) {
+		ckpt_err_set(EBUSY, "pool %s: a lazy pull is under way (`ckpt-remote fill %s` "
+				"resumes or waits for it)", path, path);
+		goto out;
+	}
+	if (fill_path(f, path, ".fill.map") < 0 || write_map(f, &m, region_of(&m)) < 0 ||
+	    write_info(info, url, mname, m.h.ckpt_id) < 0 ||
+	    (fs->lockfd = lock_info(path, 0)) < 0)
+		goto unside;
+	fs->sock = bind_socket(path);
+	if (import_begin(&im, path, &d) < 0)
+		goto unside;
 	if (im.present) {
 		*complete = 1;
 		ret = import_commit(&im, &d);
-		goto out;
+		goto unside;
 	}
-	/* the side files before the entry: a FILLING entry always has them */
-	if (fill_path(f, path, ".fill.map") < 0 || write_map(f, &m, region_of(&m)) < 0 ||
-	    fill_path(f, path, ".fill") < 0 || write_info(f, url, mname, m.h.ckpt_id) < 0 ||
-	    (fs->lockfd = lock_info(path, 0)) < 0) {
-		import_abort(&im);
-		goto out;
-	}
-	fs->sock = bind_socket(path);
-	ret = import_filling(&im, &d);
-	if (ret == 0) {
-		fs->st = st;
-		fs->m = m;      /* the filler's now */
-		return 0;
-	}
-	close(fs->lockfd);
+	pool_discard(im.p);
+	fs->st = st;
+	fs->m = m;              /* the filler's now */
+	return 0;
+unside:
+	;
+	int e = errno;
+	remove_side_files(path);
+	if (fs->lockfd >= 0)
+		close(fs->lockfd);
 	if (fs->sock >= 0)
 		close(fs->sock);
 	fs->lockfd = fs->sock = -1;
+	errno = e;
 out:
 	manifest_free(&m);
 	return ret;
@@ -663,35 +722,6 @@ prepare(struct filler *fl, const char *url, const struct cat_entry *e,
 	return ok ? 0 : ckpt_err_set(ENOMEM, "out of memory");
 }
 
-/*
- * nothing_to_fill -- POOL.fill is gone: 0 if the pool has no checkpoint
- * being pulled (the pull completed), else why it cannot be resumed
- */
-static int
-nothing_to_fill(const char *path)
-{
-	struct pool_config c;
-	if (config_resolve(&c, NULL, 0) < 0)
-		return -1;
-	struct ckpt_pool *p = pool_open(path, &c);
-	struct cat_view v;
-	if (!p || cat_begin(&p->cat, &v) < 0) {
-		if (p)
-			pool_discard(p);
-		return -1;
-	}
-	uint64_t id = 0;
-	for (uint32_t i = 0; i < v.n; i++)
-		if (v.e[i].state == CAT_FILLING)
-			id = v.e[i].ckpt_id;
-	cat_end(&p->cat);
-	pool_discard(p);
-	if (id)
-		return ckpt_err_set(ENOENT, "pool %s: checkpoint %llu is being pulled, but the "
-				"pull's side files (%s.fill) are gone: pull it again into a new "
-				"pool", path, (unsigned long long)id, path);
-	return 0;
-}
 
 int
 remote_fill(const char *path, int wait, struct remote_fill_start *fs)
@@ -713,8 +743,11 @@ remote_fill(const char *path, int wait, struct remote_fill_start *fs)
 	    read_info(lockfd, f, url, sizeof(url), fl.mname, &id) < 0)
 		goto out;
 	struct cat_entry e;
-	if (import_resume(&fl.im, path, id, &e) < 0)
+	if (import_resume(&fl.im, path, id, &e) < 0) {
+		if (errno == ENOENT && (ret = nothing_to_fill(path)) == 0)
+			remove_side_files(path);    /* stale: left before a commit */
 		goto out;
+	}
 	if (fl.im.present) {        /* another filler published it */
 		remove_side_files(path);
 		ret = 0;

@@ -12,11 +12,10 @@
  * checkpoints and lives never reuse them, and a process restarted from it
  * continues its lineage as it would on the origin machine.
  *
- * A lazy pull (format 1.6) publishes the reserved entry FILLING at once,
- * with every field of the checkpoint it will be, and leaves the bytes to
- * a filler (remote/filler.c), which resumes the import later
- * (import_resume) and ends it with one commit, FILLING to CKPT
- * (import_fill_commit). Only pools created by a lazy pull can hold a
+ * A lazy pull (format 1.6) reserves its segment as FILLING at once, with
+ * every field of the checkpoint it will be, and leaves the bytes to a
+ * filler (remote/filler.c), which resumes the import (import_resume) and
+ * ends it with one commit, FILLING to CKPT (import_fill_commit). Only pools created by a lazy pull can hold a
  * FILLING entry (POOL_F_REMOTE_FILL).
  */
 #include <errno.h>
@@ -63,7 +62,42 @@ find_ckpt(const struct cat_view *v, uint64_t id)
 	return -1;
 }
 
-/* reserve -- a BUSY segment of ours for the image, its old blocks punched */
+/*
+ * describe -- entry e becomes the checkpoint d describes, in state (CKPT,
+ * or FILLING for a lazy pull); the catalog's counters move past it
+ */
+static void
+describe(const struct import *im, struct cat_view *v, struct cat_entry *e,
+		const struct import_desc *d, uint32_t state)
+{
+	e->state = state;
+	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN | CAT_F_SEALED);
+	if (im->sums_stored)
+		e->flags |= CAT_F_SUMS_STORED;
+	e->parent = CAT_NONE;
+	e->source = CAT_NONE;
+	e->ckpt_id = d->ckpt_id;
+	e->used = d->used;
+	e->in_use = d->in_use;
+	e->checksum = d->checksum;
+	e->time_ns = d->time_ns;
+	e->life = d->life;
+	e->parent_life = 0;
+	e->lineage = d->lineage;
+	e->restarted_from = d->restarted_from;
+	memcpy(e->label, d->label, sizeof(e->label));
+	e->label[CAT_LABEL_MAX - 1] = 0;
+	if (v->h->next_ckpt_id <= d->ckpt_id)
+		v->h->next_ckpt_id = d->ckpt_id + 1;
+	uint64_t top = d->life > d->lineage ? d->life : d->lineage;
+	if (v->h->next_life <= top)
+		v->h->next_life = top + 1;
+}
+
+/*
+ * reserve -- a BUSY segment of ours for the image (a lazy pull: published
+ * FILLING at once, in the same commit), its old blocks punched
+ */
 static int
 reserve(struct import *im, const struct import_desc *d)
 {
@@ -93,14 +127,20 @@ reserve(struct import *im, const struct import_desc *d)
 		cat_end(&p->cat);
 		return -1;
 	}
-	v.e[seg].state = CAT_BUSY;
 	v.e[seg].owner = p->self;
-	v.e[seg].time_ns = now_ns();
+	if (d->lazy) {
+		describe(im, &v, &v.e[seg], d, CAT_FILLING);
+		test_point("remote:before-filling-publish");
+	} else {
+		v.e[seg].state = CAT_BUSY;
+		v.e[seg].time_ns = now_ns();
+	}
 	if (cat_commit(&p->cat) < 0)
 		return -1;
 	im->seg = (uint32_t)seg;
+	im->filling = d->lazy;
 	uint32_t s = (uint32_t)seg;
-	seg_punch(p, &s, 1);
+	seg_punch(p, &s, 1);     /* nothing reads a FILLING region before it is marked */
 	return 0;
 }
 
@@ -198,12 +238,9 @@ import_sums(struct import *im, const struct import_desc *d, const uint64_t *sums
 	return 0;
 }
 
-/*
- * publish -- BUSY becomes the checkpoint d describes (state CAT_CKPT, or
- * CAT_FILLING for a lazy pull); the counters move past it
- */
+/* publish -- BUSY becomes the checkpoint d describes; the counters move past it */
 static int
-publish(struct import *im, const struct import_desc *d, uint32_t state)
+publish(struct import *im, const struct import_desc *d)
 {
 	struct ckpt_pool *p = im->p;
 	struct cat_view v;
@@ -217,30 +254,8 @@ publish(struct import *im, const struct import_desc *d, uint32_t state)
 				"%llu (or another process added it meanwhile)", im->seg,
 				(unsigned long long)d->ckpt_id);
 	}
-	e->state = state;
-	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN | CAT_F_SEALED);
-	if (im->sums_stored)
-		e->flags |= CAT_F_SUMS_STORED;
-	e->parent = CAT_NONE;
-	e->source = CAT_NONE;
-	e->ckpt_id = d->ckpt_id;
-	e->used = d->used;
-	e->in_use = d->in_use;
-	e->checksum = d->checksum;
-	e->time_ns = d->time_ns;
-	e->life = d->life;
-	e->parent_life = 0;
-	e->lineage = d->lineage;
-	e->restarted_from = d->restarted_from;
-	memcpy(e->label, d->label, sizeof(e->label));
-	e->label[CAT_LABEL_MAX - 1] = 0;
-	if (v.h->next_ckpt_id <= d->ckpt_id)
-		v.h->next_ckpt_id = d->ckpt_id + 1;
-	uint64_t top = d->life > d->lineage ? d->life : d->lineage;
-	if (v.h->next_life <= top)
-		v.h->next_life = top + 1;
-	test_point(state == CAT_FILLING ? "remote:before-filling-publish" :
-			"remote:before-import-publish");
+	describe(im, &v, e, d, CAT_CKPT);
+	test_point("remote:before-import-publish");
 	return cat_commit(&p->cat);
 }
 
@@ -253,7 +268,7 @@ import_commit(struct import *im, const struct import_desc *d)
 			ret = ckpt_err_set(errno, "cannot make pool %s durable: %s", im->p->path,
 					strerror(errno));
 		else
-			ret = publish(im, d, CAT_CKPT);
+			ret = publish(im, d);
 	}
 	if (ret < 0) {
 		import_abort(im);
@@ -269,7 +284,7 @@ import_abort(struct import *im)
 {
 	int e = errno;
 	if (im->p) {
-		if (!im->present && !im->created)
+		if (!im->present && !im->created && !im->filling)
 			seg_release(im->p, im->seg, SEG_OURS);
 		char *path = im->created ? strdup(im->p->path) : NULL;
 		pool_discard(im->p);
@@ -282,19 +297,6 @@ import_abort(struct import *im)
 	errno = e;
 }
 
-int
-import_filling(struct import *im, const struct import_desc *d)
-{
-	if (im->present)
-		return import_commit(im, d);
-	if (publish(im, d, CAT_FILLING) < 0) {
-		import_abort(im);
-		return -1;
-	}
-	pool_discard(im->p);
-	im->p = NULL;
-	return 0;
-}
 
 int
 import_resume(struct import *im, const char *path, uint64_t id, struct cat_entry *out)

@@ -31,7 +31,9 @@ struct import_desc {
 	uint64_t ckpt_id, used, in_use, time_ns, life, lineage, restarted_from, checksum;
 	char label[CAT_LABEL_MAX];
 	int lazy;                   /* a lazy pull: the pool is created with
-	                               POOL_F_REMOTE_FILL, an existing one must have it */
+	                               POOL_F_REMOTE_FILL, an existing one must have it,
+	                               and the segment is reserved FILLING (the side
+	                               files, remote/filling.h, must exist already) */
 };
 
 struct ckpt_pool;
@@ -43,6 +45,7 @@ struct import {
 	int created;                /* the pool file is ours: removed on abort */
 	int present;                /* the pool holds this checkpoint already */
 	int sums_stored;            /* import_sums wrote the page-sum slot */
+	int filling;                /* the segment is published FILLING: kept on abort */
 };
 
 /*
@@ -69,12 +72,6 @@ CKPT_HIDDEN int import_sums(struct import *im, const struct import_desc *d,
 
 /* import_commit -- make the image durable and publish it; ends the import */
 CKPT_HIDDEN int import_commit(struct import *im, const struct import_desc *d);
-
-/*
- * import_filling -- a lazy pull: publish the reserved segment as the
- * checkpoint d describes, FILLING (its bytes to come); ends the import
- */
-CKPT_HIDDEN int import_filling(struct import *im, const struct import_desc *d);
 
 /*
  * import_resume -- the filler's import: open the pool at path and find
