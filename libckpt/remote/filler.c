@@ -462,23 +462,6 @@ mark(struct filler *fl, uint64_t r, uint32_t v)
 	fill_wake((uint32_t *)word(fl, r));
 }
 
-/* pwrite_all -- len bytes at off of the pool file */
-static int
-pwrite_all(struct filler *fl, const void *buf, size_t len, uint64_t off)
-{
-	const char *b = buf;
-	while (len) {
-		ssize_t n = pwrite(fl->im.p->fd, b, len, (off_t)off);
-		if (n <= 0)
-			return ckpt_err_set(n < 0 ? errno : EIO, "cannot write pool %s: %s",
-					fl->path, n < 0 ? strerror(errno) : "short write");
-		b += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * take_region -- check sl's chunks against their names; write the
  * region's bytes and page sums, then mark it (bad, with the first reason,
@@ -523,7 +506,6 @@ take_region(struct filler *fl, struct filler_slot *sl)
 	for (uint64_t o = off; o < end; o += SUMS_PAGE)
 		fl->sums[o / SUMS_PAGE] = sums_page(sl->buf + (o - off));
 	struct ckpt_pool *p = fl->im.p;
-	uint64_t seg = seg_off(p, fl->im.seg);
 	/* zero chunks stay holes: the segment was punched when it was reserved */
 	for (uint64_t i = first; i * cs < end;) {
 		if (chunk_is_zero(&m->chunks[i])) {
@@ -534,12 +516,12 @@ take_region(struct filler *fl, struct filler_slot *sl)
 		while (e * cs < end && !chunk_is_zero(&m->chunks[e]))
 			e++;
 		uint64_t a = i * cs, z = e * cs < end ? e * cs : end;
-		if (pwrite_all(fl, sl->buf + (a - off), (size_t)(z - a), seg + a) < 0)
+		if (import_write(&fl->im, a, sl->buf + (a - off), (size_t)(z - a)) < 0)
 			return -1;
 		i = e;
 	}
-	if (pwrite_all(fl, fl->sums + off / SUMS_PAGE, (size_t)((end - off) / SUMS_PAGE * 8),
-			layout_sums_off(&p->hdr, fl->im.seg) + off / SUMS_PAGE * 8) < 0)
+	if (sums_store(p->fd, layout_sums_off(&p->hdr, fl->im.seg) + off / SUMS_PAGE * 8,
+			fl->sums + off / SUMS_PAGE, (end - off) / SUMS_PAGE) < 0)
 		return -1;
 	mark(fl, r, FILL_DONE);
 	return 0;
