@@ -115,6 +115,7 @@ run_backend() {
 		"$REMOTE" fill "$T/c/a.pool"      # the filler's end (publish)
 		lready+=("$(echo "$v" | awk -v t="$t0" '{print ($9 - t) * 1000}')")
 		lfull+=("$(echo "$v" | awk -v t="$t0" '{print $11 - t}')")
+		echo "# $be rep $i: lazy ready ${lready[-1]} ms, every page ${lfull[-1]} s; store client read ${peer_rs[-1]} s"
 		if [ "$i" = 1 ]; then
 			# 1% of the pages change: what the next push sends
 			cp --sparse=always "$T/a.pool" "$T/d.pool"
