@@ -30,6 +30,8 @@
 #include "segment.h"
 #include "testhook.h"
 #include "engine/image.h"
+#include "engine/lazy.h"
+#include "seal/chunks.h"
 #include "seal/key.h"
 
 static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -78,6 +80,26 @@ pool_grow(void *arg, uint64_t off, uint64_t len)
 
 static void pool_free(struct ckpt_pool *p);
 
+void
+pool_fill_settle(struct ckpt_pool *p)
+{
+	if (!p->fill)
+		return;
+	p->fenced += lazy_finish(p->fill);
+	p->fill = NULL;
+	seal_reader_free(p->fill_src);
+	p->fill_src = NULL;
+}
+
+void
+pool_fill_stop(struct ckpt_pool *p)
+{
+	lazy_stop(p->fill);
+	p->fill = NULL;
+	seal_reader_free(p->fill_src);
+	p->fill_src = NULL;
+}
+
 /* pool_new -- allocate a handle with nothing open */
 static struct ckpt_pool *
 pool_new(const char *path, const struct pool_config *c)
@@ -111,6 +133,7 @@ static void
 pool_free(struct ckpt_pool *p)
 {
 	image_detach(p);        /* first: a lazy fill maps into the heap's range */
+	pool_fill_stop(p);
 	if (p->heap)
 		heap_detach(p->heap);
 	map_unmap(&p->heap_map);
@@ -493,6 +516,7 @@ ckpt_close(ckpt_pool *p)
 	pthread_mutex_lock(&p->mu);
 	int ret = 0;
 	image_detach(p);        /* first: a lazy fill maps into the heap's range */
+	pool_fill_stop(p);
 	if (p->heap) {
 		heap_detach(p->heap);
 		p->heap = NULL;

@@ -176,3 +176,7 @@ add_dependencies(test_seal ckpt-inspect)
 if(CKPT_HAVE_REMOTE)
   add_dependencies(test_seal ckpt-remote)
 endif()
+# lazy sealed restart: chunks decrypted on first access, kernel I/O into
+# holes, a tampered chunk fenced (SIGBUS, named), fork and checkpoint mid-fill
+ckpt_test(test_seal_lazy test_seal_lazy.c LABELS proc root)
+add_dependencies(test_seal_lazy ckpt-inspect)

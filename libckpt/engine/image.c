@@ -137,7 +137,7 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	int uffd = e->lazy_uffd, done;
 	e->lazy_uffd = -1;
 	e->lazy = lazy_start(uffd, p->fd, seg_off(p, seg), (void *)(uintptr_t)p->hdr.base,
-			used, e->sums, what, &done);
+			used, e->sums, NULL, what, &done);
 	return e->lazy || done ? 0 : -1;
 }
 

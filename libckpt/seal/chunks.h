@@ -43,4 +43,21 @@ CKPT_HIDDEN int seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg,
 CKPT_HIDDEN int seal_read_image(int fd, const struct pool_hdr *h, uint32_t seg,
 		const struct cat_entry *e, const struct seal_key *k, void *dst);
 
+/*
+ * seal_reader -- a sealed checkpoint opened for reading chunk by chunk (a
+ * lazy restart): seal_reader_open checks the record as seal_read_image
+ * does (same errors, naming the checkpoint) and maps the ciphertext
+ * read-only; seal_reader_read decrypts bytes [off, off + len) of the image
+ * (whole chunks: off a multiple of SEAL_CHUNK, len too or up to the end)
+ * into buf, each chunk authenticated, and on EBADMSG (naming checkpoint,
+ * segment, chunk and byte range) or EIO wipes what it wrote. One thread at
+ * a time per reader.
+ */
+struct seal_reader;
+CKPT_HIDDEN struct seal_reader *seal_reader_open(int fd, const struct pool_hdr *h,
+		uint32_t seg, const struct cat_entry *e, const struct seal_key *k);
+CKPT_HIDDEN int seal_reader_read(struct seal_reader *rd, uint64_t off, uint64_t len,
+		void *buf);
+CKPT_HIDDEN void seal_reader_free(struct seal_reader *rd);
+
 #endif
