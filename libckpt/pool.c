@@ -338,7 +338,12 @@ pool_create(const char *path, struct pool_config *c)
 {
 	struct pool_hdr hdr;
 	struct seal_key *key = NULL;
+	int none = 1;
 	if (c->key_file && !(key = seal_key_load(c->key_file, c->key_from)))
+		return NULL;
+	/* the program's key callback: a key seals the new pool, none does not */
+	if (!c->key_file && c->key_fn && !(key = seal_key_ask(c->key_fn, c->key_arg, path,
+			&none)) && !none)
 		return NULL;
 	if (new_header(&hdr, c, key) < 0) {
 		seal_key_free(key);
@@ -399,9 +404,25 @@ open_key(struct ckpt_pool *p, const struct pool_config *c)
 					c->key_from, p->path);
 		return 0;
 	}
+	if (!c->key_file && c->key_fn) {
+		int none;
+		p->seal = seal_key_ask(c->key_fn, c->key_arg, p->path, &none);
+		if (!p->seal && !none)
+			return -1;
+		char what[64 + 4096];
+		snprintf(what, sizeof(what), "pool %s", p->path);
+		if (p->seal && seal_key_check(p->seal, p->hdr.key_id, what) < 0) {
+			seal_key_free(p->seal);
+			p->seal = NULL;
+			return -1;
+		}
+		if (p->seal)
+			return 0;
+	}
 	if (!c->key_file)
 		return ckpt_err_set(ENOKEY, "pool %s is sealed: its key is needed "
-				"(ckpt_config.key_file or CKPT_KEY_FILE)", p->path);
+				"(ckpt_config.key_file, CKPT_KEY_FILE or the key callback)",
+				p->path);
 	p->seal = seal_key_open(c->key_file, c->key_from, p->hdr.key_id, p->path);
 	return p->seal ? 0 : -1;
 }

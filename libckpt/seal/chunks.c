@@ -129,14 +129,14 @@ write_chunks(int fd, uint64_t seg_off, const void *heap, const struct seal_recor
 
 int
 seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg, const void *heap,
-		uint64_t used, uint64_t ckpt_id, const struct seal_key *k, uint64_t *sum)
+		uint64_t used, uint64_t id, const struct seal_key *k, uint64_t *sum)
 {
 	struct seal_record r;
 	memset(&r, 0, sizeof(r));
 	memcpy(r.magic, SEAL_MAGIC, sizeof(r.magic));
 	r.version = SEAL_RECORD_VERSION;
 	r.chunk_shift = SEAL_CHUNK_SHIFT;
-	r.ckpt_id = ckpt_id;
+	r.ckpt_id = id;
 	r.used = used;
 	r.nchunks = nchunks_of(used);
 	memcpy(r.uuid, h->uuid, sizeof(r.uuid));

@@ -23,13 +23,13 @@
 
 /*
  * seal_write_image -- encrypt heap[0, used) into segment seg of the pool
- * file fd (header h) as checkpoint ckpt_id under key k, and its record into
+ * file fd (header h) as checkpoint id under key k, and its record into
  * the segment's slot; *sum gets the XXH3-64 of the ciphertext (the catalog
  * entry's checksum). Not durable yet (the caller fdatasyncs). Crash point
  * checkpoint:mid-copy after the first half of the chunks.
  */
 CKPT_HIDDEN int seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg,
-		const void *heap, uint64_t used, uint64_t ckpt_id, const struct seal_key *k,
+		const void *heap, uint64_t used, uint64_t id, const struct seal_key *k,
 		uint64_t *sum);
 
 /*
