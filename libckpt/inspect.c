@@ -187,6 +187,8 @@ inspect_state_name(const struct inspect *in, uint32_t i)
 		return "free";
 	case CAT_CKPT:
 		return "checkpoint";
+	case CAT_FILLING:
+		return "filling";
 	case CAT_LIVE:
 		return cat_entry_dead(in->fd, e, i) ? "dead" : "live";
 	case CAT_BUSY:
@@ -828,6 +830,12 @@ verify_segment(struct vctx *v, uint32_t i)
 			finding(v, INSPECT_ERROR, where, i, off, "checkpoint %" PRIu64
 				": heap: %s", e.ckpt_id, msg);
 		}
+		return;
+	}
+	if (e.state == CAT_FILLING) {
+		finding(v, INSPECT_NOTE, where, i, off, "checkpoint %" PRIu64 " is being "
+			"pulled from a remote store (ckpt-remote pull --lazy): its bytes are "
+			"checked by the pull before it is published; not checked", e.ckpt_id);
 		return;
 	}
 	if (e.state == CAT_BUSY) {

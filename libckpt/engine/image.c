@@ -121,9 +121,11 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 }
 
 void
-image_lazy(struct ckpt_pool *p, int uffd)
+image_lazy(struct ckpt_pool *p, int uffd, const struct lazy_fetch *fetch)
 {
 	p->eng->lazy_uffd = uffd;
+	if (fetch)
+		p->eng->lazy_fetch = *fetch;
 }
 
 /* start_lazy -- image_attach of a lazy restart: hand the image's range to lazy.c */
@@ -137,7 +139,8 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	int uffd = e->lazy_uffd, done;
 	e->lazy_uffd = -1;
 	e->lazy = lazy_start(uffd, p->fd, seg_off(p, seg), (void *)(uintptr_t)p->hdr.base,
-			used, e->sums, NULL, what, &done);
+			used, e->sums, what, &done, e->lazy_fetch.fetch ? &e->lazy_fetch : NULL, NULL);
+	memset(&e->lazy_fetch, 0, sizeof(e->lazy_fetch));   /* lazy.c's now */
 	return e->lazy || done ? 0 : -1;
 }
 
@@ -201,6 +204,8 @@ image_detach(struct ckpt_pool *p)
 	lazy_stop(e->lazy);
 	if (e->lazy_uffd >= 0)
 		close(e->lazy_uffd);
+	if (e->lazy_fetch.end)
+		e->lazy_fetch.end(e->lazy_fetch.arg);
 	if (e->tracking)
 		dirty_stop(&e->tracker);
 	while (e->n)
