@@ -16,8 +16,12 @@
  *               of the heap into the segment (pwrite) + fdatasync + publish.
  *   restart     ckpt_open(LATEST) to the first ckpt_alloc: unsealed, verify
  *               the checksum + copy the checkpoint into a new segment;
- *               sealed, read + decrypt + authenticate into memory. Then
- *               "+ read": the whole structure read from the root.
+ *               sealed, lazy where userfaultfd allows (the seal record and
+ *               the heap's metadata chunk decrypted, the rest on first
+ *               access or by the fill thread's prefetch), and sealed eager
+ *               (CKPT_RESTART=eager: read + decrypt + authenticate all of
+ *               it into memory first). Then "+ read": the whole structure
+ *               read from the root.
  * The page cache is warm for both. Repetition 0 is a warm-up and is
  * dropped; medians over the rest, ratio = sealed / unsealed. Beside the
  * elapsed times, the process's CPU time of the same steps (user + system,
@@ -113,7 +117,8 @@ walk(const struct root *r)
 
 struct sample {
 	double ckpt, first, read;           /* elapsed */
-	double ckpt_cpu, first_cpu;         /* process CPU time */
+	double ckpt_cpu, first_cpu, read_cpu;   /* process CPU time (every thread) */
+	double efirst, eread, efirst_cpu, eread_cpu;   /* sealed, CKPT_RESTART=eager */
 };
 
 /* cpu_s -- this process's CPU time, seconds */
@@ -139,6 +144,7 @@ restart(const char *path, const struct ckpt_config *c, struct sample *s)
 	s->first_cpu = cpu_s() - c0;
 	uint64_t sum = walk(ckpt_root(q));
 	double t2 = now_s();
+	s->read_cpu = cpu_s() - c0;
 	s->first = t1 - t0;
 	s->read = t2 - t0;
 	if (ckpt_close(q) < 0)
@@ -190,10 +196,19 @@ run_size(const char *dir, const char *key, uint64_t bytes, int reps)
 	if (ckpt_close(pu) < 0 || ckpt_close(ps) < 0)
 		die("ckpt_close: %s", ckpt_errormsg());
 	for (int k = 0; k <= reps; k++) {
+		struct sample e;
 		if (restart(plain, &cu, &u[k]) != want || restart(sealed, &cs, &s[k]) != want)
 			die("restarted data differs");
+		setenv("CKPT_RESTART", "eager", 1);
+		if (restart(sealed, &cs, &e) != want)
+			die("restarted data differs");
+		unsetenv("CKPT_RESTART");
+		s[k].efirst = e.first;
+		s[k].eread = e.read;
+		s[k].efirst_cpu = e.first_cpu;
+		s[k].eread_cpu = e.read_cpu;
 	}
-	double v[5][2][reps];
+	double v[6][3][reps];
 	for (int k = 1; k <= reps; k++) {
 		v[3][0][k - 1] = u[k].ckpt_cpu;
 		v[3][1][k - 1] = s[k].ckpt_cpu;
@@ -205,16 +220,30 @@ run_size(const char *dir, const char *key, uint64_t bytes, int reps)
 		v[1][1][k - 1] = s[k].first;
 		v[2][0][k - 1] = u[k].read;
 		v[2][1][k - 1] = s[k].read;
+		v[0][2][k - 1] = 0;
+		v[1][2][k - 1] = s[k].efirst;
+		v[2][2][k - 1] = s[k].eread;
+		v[3][2][k - 1] = 0;
+		v[4][2][k - 1] = s[k].efirst_cpu;
+		v[5][0][k - 1] = u[k].read_cpu;
+		v[5][1][k - 1] = s[k].read_cpu;
+		v[5][2][k - 1] = s[k].eread_cpu;
 	}
-	static const char *what[5] = { "checkpoint (ckpt_checkpoint)",
+	static const char *what[6] = { "checkpoint (ckpt_checkpoint)",
 		"restart to first ckpt_alloc", "restart + read whole structure",
-		"checkpoint, CPU time", "restart to first ckpt_alloc, CPU time" };
-	printf("| step | unsealed ms | sealed ms | ratio | sealed GB/s |\n");
-	printf("| --- | ---: | ---: | ---: | ---: |\n");
-	for (int i = 0; i < 5; i++) {
+		"checkpoint, CPU time", "restart to first ckpt_alloc, CPU time",
+		"restart + read whole structure, CPU time" };
+	printf("| step | unsealed ms | sealed ms | ratio | sealed eager ms | ratio | "
+		"sealed GB/s |\n");
+	printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	for (int i = 0; i < 6; i++) {
 		double a = median(v[i][0], reps), b = median(v[i][1], reps);
-		printf("| %s | %.1f | %.1f | %.2f | %.2f |\n", what[i], a * 1e3, b * 1e3,
-			a > 0 ? b / a : 0, (double)bytes / b / 1e9);
+		double c = median(v[i][2], reps);
+		char eager[64] = "- | -";
+		if (c > 0)
+			snprintf(eager, sizeof(eager), "%.1f | %.2f", c * 1e3, a > 0 ? c / a : 0);
+		printf("| %s | %.1f | %.1f | %.2f | %s | %.2f |\n", what[i], a * 1e3, b * 1e3,
+			a > 0 ? b / a : 0, eager, (double)bytes / b / 1e9);
 	}
 	fflush(stdout);
 	free(u);

@@ -6,7 +6,8 @@
 # every function of include/libckpt.h has a page.
 
 # family page -> the other functions it documents (each gets a .so link)
-set(CKPT_MAN3_ckpt_create ckpt_open ckpt_close ckpt_restarted_from ckpt_reseal)
+set(CKPT_MAN3_ckpt_create ckpt_open ckpt_close ckpt_restarted_from ckpt_reseal
+    ckpt_set_key_callback)
 set(CKPT_MAN3_ckpt_alloc ckpt_calloc ckpt_realloc ckpt_aligned_alloc ckpt_free
     ckpt_usable_size ckpt_root ckpt_set_root)
 set(CKPT_MAN3_ckpt_checkpoint ckpt_checkpoint_background ckpt_checkpoint_wait

@@ -131,6 +131,22 @@ int ckpt_checkpoint_wait(ckpt_pool *pool, pid_t pid, ckpt_id *id, int flags);
 int ckpt_reseal(const char *src, const char *dst, const char *key_file,
 		const char *new_key_file);
 
+/*
+ * ckpt_key_fn -- the program's source of keys for sealed pools, asked
+ * when neither ckpt_config.key_file nor CKPT_KEY_FILE names a key file:
+ * by ckpt_create (its pool is sealed if the callback gives a key) and by
+ * ckpt_open of a sealed pool (an unsealed pool never asks). It is called
+ * with the pool's path; it returns 1 with the 32-byte key in key, 0 if it
+ * has no key for that pool (create: an unsealed pool; open: ENOKEY), or
+ * -1 to fail the call (its errno is kept; 0 becomes EIO). The library
+ * wipes its copy of key after use; the callback may run in any thread
+ * that creates or opens a pool.
+ * ckpt_set_key_callback -- register fn (with arg) for the whole process,
+ * replacing any earlier one; NULL removes it. Returns 0.
+ */
+typedef int (*ckpt_key_fn)(void *arg, const char *path, unsigned char key[32]);
+int ckpt_set_key_callback(ckpt_key_fn fn, void *arg);
+
 /* The reason for the calling thread's last failure. */
 const char *ckpt_errormsg(void);
 

@@ -142,6 +142,12 @@ build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, ckpt_id id
 {
 	if (p->seal) {
 		*flags = CAT_F_SEALED;
+		pool_fill_settle(p);    /* a lazy restart's holes: filled first */
+		if (p->fenced)
+			return ckpt_err_set(EIO, "the heap has %llu chunk(s) its restart fenced "
+					"(their checkpoint was damaged; touching them raises "
+					"SIGBUS): it cannot be checkpointed",
+					(unsigned long long)p->fenced);
 		return seal_write_image(p->fd, &p->hdr, seg, p->heap_map.addr, used, id,
 				p->seal, sum);
 	}

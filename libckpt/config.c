@@ -9,12 +9,18 @@
  * and before any segment is claimed. A pool created with a mode its
  * filesystem cannot do is removed again: nothing was written to it yet.
  *
+ * The key of a sealed pool comes from the caller's key_file, else
+ * CKPT_KEY_FILE, else the program's key callback (ckpt_set_key_callback,
+ * registered here for the whole process): config_resolve takes the
+ * callback registered at that moment, pool.c asks it.
+ *
  * The remote store a pool pushes to is resolved at each publish (so a
  * `ckpt-remote config` takes effect at the next checkpoint): the process's
  * CKPT_REMOTE first, then the pool's POOL.remote.url.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +83,30 @@ config_parse_size(const char *s, uint64_t *out)
 				"optional suffix K, M, G or T", s);
 	*out = (uint64_t)n << shift;
 	return 0;
+}
+
+static pthread_mutex_t key_cb_mu = PTHREAD_MUTEX_INITIALIZER;
+static ckpt_key_fn key_cb;
+static void *key_cb_arg;
+
+CKPT_EXPORT int
+ckpt_set_key_callback(ckpt_key_fn fn, void *arg)
+{
+	pthread_mutex_lock(&key_cb_mu);
+	key_cb = fn;
+	key_cb_arg = fn ? arg : NULL;
+	pthread_mutex_unlock(&key_cb_mu);
+	return 0;
+}
+
+/* key_callback_get -- the key callback registered now (NULL: none) and its argument */
+static void
+key_callback_get(ckpt_key_fn *fn, void **arg)
+{
+	pthread_mutex_lock(&key_cb_mu);
+	*fn = key_cb;
+	*arg = key_cb_arg;
+	pthread_mutex_unlock(&key_cb_mu);
 }
 
 int
@@ -145,6 +175,8 @@ config_resolve(struct pool_config *c, const struct ckpt_config *cfg, int create)
 	}
 	if (c->key_file && !*c->key_file)
 		return ckpt_err_set(EINVAL, "key file name from %s is empty", c->key_from);
+	if (!c->key_file)
+		key_callback_get(&c->key_fn, &c->key_arg);
 	if (!create)
 		return 0;
 

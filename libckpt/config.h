@@ -40,6 +40,9 @@ struct pool_config {
 	                                   CKPT_KEY_FILE), or NULL: create makes a
 	                                   sealed pool with it; open needs it for one */
 	const char *key_from;           /* where it came from, for messages */
+	ckpt_key_fn key_fn;             /* no key file: the program's key callback
+	                                   (ckpt_set_key_callback), or NULL */
+	void *key_arg;                  /* its argument */
 	int eager_restart;              /* open: CKPT_RESTART=eager: a cow restart
 	                                   verifies the whole image before it returns
 	                                   (default: each page on first access where

@@ -210,6 +210,8 @@ fork_prepare_pool(struct ckpt_pool *p)
 	if (p->fork_mode == CKPT_FORK_SHARED)
 		return;
 	if (p->seal) {
+		/* a lazy restart's holes would be zeros in the child */
+		pool_fill_settle(p);
 		/* the child's heap is the kernel's copy of ours: nothing to
 		 * copy, reserve or pin; the child claims its entry itself */
 		snprintf(p->detach_why, sizeof(p->detach_why), "%s",

@@ -19,7 +19,9 @@
 #include "map.h"
 
 struct engine;
+struct lazy;
 struct seal_key;
+struct seal_reader;
 
 /*
  * ckpt_pool -- one open pool in this process.
@@ -48,6 +50,11 @@ struct ckpt_pool {
 	struct engine *eng;          /* cow mode: the heap is a private image (engine/image.h); else NULL */
 	uint32_t eng_base;           /* cow mode: the segment the heap maps (eng->base_seg) */
 	struct seal_key *seal;       /* sealed pool (format 1.4): its key; else NULL */
+	struct lazy *fill;           /* sealed: a lazy restart's fill under way
+	                                (engine/lazy.h, restart.c), or NULL */
+	struct seal_reader *fill_src;   /* the checkpoint it decrypts, or NULL */
+	uint64_t fenced;             /* sealed: chunks of the heap its lazy restart
+	                                fenced (damaged): a checkpoint refuses */
 	enum ckpt_fork_mode fork_mode;
 	unsigned keep;
 	int eager_restart;           /* CKPT_RESTART=eager (config.h) */

@@ -72,6 +72,13 @@ CKPT_HIDDEN struct heap *heap_attach(void *seg, size_t size,
 		heap_grow_fn grow, void *grow_arg);
 
 /*
+ * heap_meta_len -- the bytes at the start of a segment of seg_size that
+ * hold the metadata heap_attach reads (a lazy restart has them checked
+ * before the attach); 0 if no heap fits seg_size
+ */
+CKPT_HIDDEN uint64_t heap_meta_len(uint64_t seg_size);
+
+/*
  * heap_validate_all -- check every slab of an attached heap now, as its
  * first use would, and that every slab is on a list: what heap_check would
  * report about the slabs, through the allocator's own checks. 0, or -1 with

@@ -30,7 +30,9 @@
 #include "segment.h"
 #include "testhook.h"
 #include "engine/image.h"
+#include "engine/lazy.h"
 #include "engine/persist.h"
+#include "seal/chunks.h"
 #include "seal/key.h"
 
 static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -79,6 +81,26 @@ pool_grow(void *arg, uint64_t off, uint64_t len)
 
 static void pool_free(struct ckpt_pool *p);
 
+void
+pool_fill_settle(struct ckpt_pool *p)
+{
+	if (!p->fill)
+		return;
+	p->fenced += lazy_finish(p->fill);
+	p->fill = NULL;
+	seal_reader_free(p->fill_src);
+	p->fill_src = NULL;
+}
+
+void
+pool_fill_stop(struct ckpt_pool *p)
+{
+	lazy_stop(p->fill);
+	p->fill = NULL;
+	seal_reader_free(p->fill_src);
+	p->fill_src = NULL;
+}
+
 /* pool_new -- allocate a handle with nothing open */
 static struct ckpt_pool *
 pool_new(const char *path, const struct pool_config *c)
@@ -112,6 +134,7 @@ static void
 pool_free(struct ckpt_pool *p)
 {
 	image_detach(p);        /* first: a lazy fill maps into the heap's range */
+	pool_fill_stop(p);
 	if (p->heap)
 		heap_detach(p->heap);
 	map_unmap(&p->heap_map);
@@ -318,7 +341,12 @@ pool_create(const char *path, struct pool_config *c)
 {
 	struct pool_hdr hdr;
 	struct seal_key *key = NULL;
+	int none = 1;
 	if (c->key_file && !(key = seal_key_load(c->key_file, c->key_from)))
+		return NULL;
+	/* the program's key callback: a key seals the new pool, none does not */
+	if (!c->key_file && c->key_fn && !(key = seal_key_ask(c->key_fn, c->key_arg, path,
+			&none)) && !none)
 		return NULL;
 	if (new_header(&hdr, c, key) < 0) {
 		seal_key_free(key);
@@ -379,9 +407,25 @@ open_key(struct ckpt_pool *p, const struct pool_config *c)
 					c->key_from, p->path);
 		return 0;
 	}
+	if (!c->key_file && c->key_fn) {
+		int none;
+		p->seal = seal_key_ask(c->key_fn, c->key_arg, p->path, &none);
+		if (!p->seal && !none)
+			return -1;
+		char what[64 + 4096];
+		snprintf(what, sizeof(what), "pool %s", p->path);
+		if (p->seal && seal_key_check(p->seal, p->hdr.key_id, what) < 0) {
+			seal_key_free(p->seal);
+			p->seal = NULL;
+			return -1;
+		}
+		if (p->seal)
+			return 0;
+	}
 	if (!c->key_file)
 		return ckpt_err_set(ENOKEY, "pool %s is sealed: its key is needed "
-				"(ckpt_config.key_file or CKPT_KEY_FILE)", p->path);
+				"(ckpt_config.key_file, CKPT_KEY_FILE or the key callback)",
+				p->path);
 	p->seal = seal_key_open(c->key_file, c->key_from, p->hdr.key_id, p->path);
 	return p->seal ? 0 : -1;
 }
@@ -497,6 +541,7 @@ ckpt_close(ckpt_pool *p)
 	pthread_mutex_lock(&p->mu);
 	int ret = 0;
 	image_detach(p);        /* first: a lazy fill maps into the heap's range */
+	pool_fill_stop(p);
 	if (p->heap) {
 		heap_detach(p->heap);
 		p->heap = NULL;

@@ -63,6 +63,16 @@ CKPT_HIDDEN int pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how ho
 		uint64_t image_used, ckpt_id image_id);
 
 /*
+ * pool_fill_settle -- a sealed pool's lazy restart fill under way is
+ * completed (before a fork, whose child would not inherit it, and before
+ * a checkpoint, which reads the whole heap); the chunks it fenced are
+ * added to p->fenced. pool_fill_stop -- stopped at once (close: the heap
+ * is unmapped next).
+ */
+CKPT_HIDDEN void pool_fill_settle(struct ckpt_pool *p);
+CKPT_HIDDEN void pool_fill_stop(struct ckpt_pool *p);
+
+/*
  * pool_discard -- undo a pool_open or pool_create that did not finish: the
  * base reservation, the mapping, the handle. Keeps errno.
  */

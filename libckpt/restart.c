@@ -24,7 +24,9 @@
  * In a sealed pool (seal/chunks.c) there is no segment to fill: step 1
  * decrypts the checkpoint into the heap's memory (every chunk
  * authenticated), and step 2's transaction publishes the new entry LIVE,
- * in memory, pinning nothing (restart_sealed).
+ * in memory, pinning nothing (restart_sealed). Where the lazy restart can
+ * run, step 1 checks only the seal record and hands the heap to a lazy
+ * fill (engine/lazy.c) whose source decrypts each chunk on first access.
  *
  * In cow mode (engine/image.c) there is no step 3: the heap is a private
  * mapping of the checkpoint itself, so the new entry is published LIVE in
@@ -393,6 +395,52 @@ unseal(struct ckpt_pool *p, const struct cat_entry *e, uint32_t src)
 	return seal_read_image(p->fd, &p->hdr, src, e, p->seal, p->heap_map.addr);
 }
 
+/* produce_sealed -- the lazy fill's source (engine/lazy.h): decrypted, authenticated chunks */
+static int
+produce_sealed(void *ctx, uint64_t off, uint64_t len, void *buf)
+{
+	return seal_reader_read(ctx, off, len, buf);
+}
+
+/*
+ * unseal_lazily -- step 1 of a lazy sealed restart: the record of
+ * checkpoint src checked, then the heap handed to a lazy fill (uffd,
+ * consumed) whose thread decrypts each chunk on first access into a
+ * buffer of its own and copies it into the heap (engine/lazy.c), a chunk
+ * that fails its tag fenced; 0, or -1 with the heap as empty as before
+ * (the caller then restarts eagerly)
+ */
+static int
+unseal_lazily(struct ckpt_pool *p, const struct cat_entry *e, uint32_t src, int uffd)
+{
+	struct seal_reader *rd = NULL;
+	if (!(e->flags & CAT_F_SEALED) || e->used == 0 || checkpoint_in_file(p, e, src) < 0 ||
+	    !(rd = seal_reader_open(p->fd, &p->hdr, src, e, p->seal))) {
+		close(uffd);
+		return -1;
+	}
+	char what[160];
+	snprintf(what, sizeof(what), "pool %s, checkpoint %llu", p->path,
+		(unsigned long long)e->ckpt_id);
+	/* the heap's metadata, which the attach reads, is checked now: a
+	 * chunk of it that fails refuses the checkpoint as an eager restart
+	 * does, instead of killing ckpt_open with SIGBUS */
+	const struct lazy_source from = { .produce = produce_sealed, .ctx = rd,
+		.first = heap_meta_len(p->hdr.seg_size) };
+	int done;
+	p->fill = lazy_start(uffd, -1, 0, p->heap_map.addr, e->used, NULL, what, &done,
+			NULL, &from);
+	if (p->fill) {
+		p->fill_src = rd;
+		return 0;
+	}
+	seal_reader_free(rd);
+	if (done)
+		return 0;       /* no thread: every chunk decrypted already */
+	/* fenced chunks, bytes of a failed try: start again from empty memory */
+	return map_sealed_heap(&p->heap_map, p->hdr.seg_size, p->heap_map.addr) < 0 ? -2 : -1;
+}
+
 /*
  * restart_sealed -- a sealed pool: decrypt the checkpoint into the heap's
  * memory (under the catalog lock, as choose() verifies); CKPT_LATEST falls
@@ -400,17 +448,27 @@ unseal(struct ckpt_pool *p, const struct cat_entry *e, uint32_t src)
  * have been tampered with), the memory cleared between tries so no
  * unauthenticated byte survives; then one commit publishes the new entry
  * LIVE, in memory, restarted from it. Nothing is written to the segment.
+ * With uffd >= 0 (consumed) the restart is lazy where it can be
+ * (unseal_lazily): the record is checked now, each chunk on first access,
+ * and a chunk that fails is fenced instead of refusing the checkpoint.
  */
 static int
-restart_sealed(struct ckpt_pool *p, struct cat_view *v, ckpt_id from)
+restart_sealed(struct ckpt_pool *p, struct cat_view *v, ckpt_id from, int uffd)
 {
 	int src = find_checkpoint(v, from);
 	if (src < 0 || map_sealed_heap(&p->heap_map, p->hdr.seg_size,
 			(void *)(uintptr_t)p->hdr.base) < 0) {
 		cat_end(&p->cat);
+		if (uffd >= 0)
+			close(uffd);
 		return src < 0 ? no_checkpoint(p, from) : -1;
 	}
-	while (unseal(p, &v->e[src], (uint32_t)src) < 0) {
+	int lazy = uffd >= 0 ? unseal_lazily(p, &v->e[src], (uint32_t)src, uffd) : -1;
+	if (lazy == -2) {
+		cat_end(&p->cat);
+		return -1;
+	}
+	while (lazy < 0 && unseal(p, &v->e[src], (uint32_t)src) < 0) {
 		int next = from == CKPT_LATEST ? older_checkpoint(v, v->e[src].ckpt_id) : -1;
 		if (next < 0 || map_sealed_clear(&p->heap_map) < 0) {
 			if (from == CKPT_LATEST)
@@ -456,6 +514,8 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 		/* a lazy restart where the kernel lets us (lazy.c says what it needs) */
 		if (!p->eager_restart && (p->hdr.flags & POOL_F_SUMS_AREA))
 			uffd = lazy_open();
+	} else if (p->seal && !p->eager_restart) {
+		uffd = lazy_open();     /* a lazy sealed restart (restart_sealed) */
 	}
 	if (cat_begin(&p->cat, &v) < 0) {
 		free(sums);
@@ -470,7 +530,7 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 		return restart_empty(p, &v);
 	}
 	if (p->seal)
-		return restart_sealed(p, &v, from);
+		return restart_sealed(p, &v, from, uffd);
 	int src = choose(p, &v, from, sums, uffd >= 0 ? &lazy : NULL);
 	if (uffd >= 0 && !lazy) {
 		close(uffd);

@@ -46,9 +46,7 @@
 #include "test_checkpoint_util.h"
 #include "pool.h"
 #include "engine/image.h"
-#include "engine/lazy.h"
 
-#define BLOCK (5 * MiB)
 #define HEAP (64 * MiB)
 
 static const struct ckpt_config cow_cfg = {
@@ -56,159 +54,20 @@ static const struct ckpt_config cow_cfg = {
 	.keep_checkpoints = 3,
 };
 
-/* the root: three blocks and the seed of each one's pattern */
-struct root {
-	uint64_t seed[3];
-	unsigned char *blk[3];
-};
-
-/* pattern -- byte i of block b under seed */
-static unsigned char
-pattern(uint64_t seed, int b, size_t i)
+/* lazy_cfg, lazy_fill_on -- for test_lazy_util.h: cow pools, the engine's fill */
+static struct ckpt_config
+lazy_cfg(void)
 {
-	return (unsigned char)((i * 131 + (size_t)b * 7 + seed) ^ (i >> 12));
+	return cow_cfg;
 }
 
-/* block_ok -- 1 if block b of r holds its pattern (no assert: children use it) */
 static int
-block_ok(const struct root *r, int b)
+lazy_fill_on(const ckpt_pool *p)
 {
-	for (size_t i = 0; i < BLOCK; i++)
-		if (r->blk[b][i] != pattern(r->seed[b], b, i))
-			return 0;
-	return 1;
+	return p->eng && p->eng->lazy;
 }
 
-/* make_pool -- a cow pool at path with A, B and C filled; its checkpoint id */
-static ckpt_id
-make_pool(const char *path, uint64_t seed)
-{
-	unlink(path);
-	ckpt_pool *p = ckpt_create(path, &cow_cfg);
-	assert_non_null(p);
-	struct root *r = ckpt_alloc(p, sizeof(*r));
-	assert_non_null(r);
-	for (int b = 0; b < 3; b++) {
-		r->seed[b] = seed;
-		r->blk[b] = ckpt_alloc(p, BLOCK);
-		assert_non_null(r->blk[b]);
-		for (size_t i = 0; i < BLOCK; i++)
-			r->blk[b][i] = pattern(seed, b, i);
-	}
-	assert_int_equal(ckpt_set_root(p, r), 0);
-	ckpt_id id;
-	assert_int_equal(ckpt_checkpoint(p, NULL, &id), 0);
-	assert_int_equal(ckpt_close(p), 0);
-	return id;
-}
-
-/* lazy_possible -- 1 if this process may take kernel faults with a userfaultfd */
-static int
-lazy_possible(void)
-{
-	int fd = lazy_open();
-	if (fd < 0) {
-		print_message("lazy restart impossible here (%s): skipped\n", ckpt_errormsg());
-		return 0;
-	}
-	close(fd);
-	return 1;
-}
-
-/* in_child -- run fn in a forked child with env set ("N=V"; "N" unsets); its status */
-static int
-in_child(int (*fn)(const char *), const char *path, const char *const *env,
-		const char *errfile)
-{
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		for (; env && *env; env++) {
-			const char *eq = strchr(*env, '=');
-			if (eq) {
-				char name[64];
-				snprintf(name, sizeof(name), "%.*s", (int)(eq - *env), *env);
-				setenv(name, eq + 1, 1);
-			} else {
-				unsetenv(*env);
-			}
-		}
-		if (errfile) {
-			int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-			if (fd < 0 || dup2(fd, 2) < 0)
-				_exit(90);
-			close(fd);
-		}
-		_exit(fn(path));
-	}
-	return tu_wait_exit(pid);
-}
-
-/* open_lazy -- open latest in cow mode; NULL (and a message) unless the fill is lazy */
-static ckpt_pool *
-open_lazy(const char *path)
-{
-	ckpt_pool *p = ckpt_open(path, CKPT_LATEST, &cow_cfg);
-	if (!p) {
-		fprintf(stderr, "open: %s\n", ckpt_errormsg());
-		return NULL;
-	}
-	if (!p->eng || !p->eng->lazy) {
-		fprintf(stderr, "the restart was not lazy\n");
-		ckpt_close(p);
-		return NULL;
-	}
-	return p;
-}
-
-/* child_kernel_io -- the kernel reads and writes holes right after a restart */
-static int
-child_kernel_io(const char *path)
-{
-	ckpt_pool *p = open_lazy(path);
-	if (!p)
-		return 10;
-	struct root *r = ckpt_root(p);     /* its chunk arrives: the first fault */
-	/* write(2) from A (a hole): the kernel's read of the heap waits for it */
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.a", path);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, r->blk[0], BLOCK) != (ssize_t)BLOCK)
-		return 11;
-	unsigned char *back = malloc(BLOCK);
-	if (!back || pread(fd, back, BLOCK, 0) != (ssize_t)BLOCK)
-		return 12;
-	for (size_t i = 0; i < BLOCK; i++)
-		if (back[i] != pattern(r->seed[0], 0, i))
-			return 13;
-	/* read(2) into B (a hole): the kernel's write into the heap waits too;
-	 * the file holds A's pattern, so B now holds it */
-	if (pread(fd, r->blk[1], BLOCK, 0) != (ssize_t)BLOCK)
-		return 14;
-	if (memcmp(r->blk[1], back, BLOCK) != 0)
-		return 15;
-	for (size_t i = 0; i < BLOCK; i++)
-		r->blk[1][i] = pattern(r->seed[1], 1, i);     /* back as it was */
-	close(fd);
-	/* O_DIRECT pread into C (a hole), page-aligned within the block */
-	fd = open(tmp, O_RDONLY | O_DIRECT);
-	if (fd >= 0) {
-		unsigned char *dst = (unsigned char *)(((uintptr_t)r->blk[2] + 4095) & ~(uintptr_t)4095);
-		if (pread(fd, dst, 1 * MiB, 0) != (ssize_t)(1 * MiB))
-			return 16;
-		if (memcmp(dst, back, 1 * MiB) != 0)
-			return 17;
-		/* the rest of C is the checkpoint's */
-		size_t skip = (size_t)(dst - r->blk[2]) + 1 * MiB;
-		for (size_t i = skip; i < BLOCK; i++)
-			if (r->blk[2][i] != pattern(r->seed[2], 2, i))
-				return 18;
-		close(fd);
-	}
-	unlink(tmp);
-	free(back);
-	return ckpt_close(p) == 0 ? 0 : 19;
-}
+#include "test_lazy_util.h"
 
 static void
 test_lazy_kernel_io(void **state)
@@ -223,40 +82,6 @@ test_lazy_kernel_io(void **state)
 	/* and with prefetch racing the accesses */
 	assert_int_equal(in_child(child_kernel_io, path, NULL, NULL), 0);
 	tu_inspect_verify(path);
-}
-
-/* child_damaged -- A and B read right, then the first touch of C */
-static int
-child_damaged(const char *path)
-{
-	ckpt_pool *p = open_lazy(path);
-	if (!p)
-		return 10;
-	struct root *r = ckpt_root(p);
-	if (!block_ok(r, 0) || !block_ok(r, 1))
-		return 11;
-	volatile unsigned char x = r->blk[2][BLOCK / 2];   /* SIGBUS */
-	(void)x;
-	return 12;
-}
-
-/* child_all_ok -- open latest (eagerly or lazily) and check every block */
-static int
-child_all_ok(const char *path)
-{
-	ckpt_pool *p = ckpt_open(path, CKPT_LATEST, &cow_cfg);
-	if (!p) {
-		printf("open: %s\n", ckpt_errormsg());
-		return 10;
-	}
-	struct root *r = ckpt_root(p);
-	for (int b = 0; b < 3; b++)
-		if (!block_ok(r, b))
-			return 11 + b;
-	int lazy = p->eng && p->eng->lazy;
-	if (ckpt_close(p) != 0)
-		return 15;
-	return lazy ? 20 : 0;        /* 20: the restart was lazy */
 }
 
 /* child_refused -- the damaged (and only) checkpoint must be refused, by checksum */
@@ -321,61 +146,6 @@ test_lazy_damaged_chunk(void **state)
 	unlink(errfile);
 }
 
-/* child_fork_mid_fill -- fork and checkpoint while most chunks are holes */
-static int
-child_fork_mid_fill(const char *path)
-{
-	ckpt_pool *p = open_lazy(path);
-	if (!p)
-		return 10;
-	struct root *r = ckpt_root(p);
-	pid_t pid = fork();
-	if (pid < 0)
-		return 11;
-	if (pid == 0) {
-		/* the child's heap is the image, not holes (it has no fill thread) */
-		for (int b = 0; b < 3; b++)
-			if (!block_ok(r, b))
-				_exit(30 + b);
-		_exit(0);
-	}
-	int st;
-	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return 12;
-	for (int b = 0; b < 3; b++)
-		if (!block_ok(r, b))
-			return 13;
-	return ckpt_close(p) == 0 ? 0 : 14;
-}
-
-/* child_checkpoint_mid_fill -- rewrite A, checkpoint while B and C are holes */
-static int
-child_checkpoint_mid_fill(const char *path)
-{
-	ckpt_pool *p = open_lazy(path);
-	if (!p)
-		return 10;
-	struct root *r = ckpt_root(p);
-	r->seed[0]++;
-	for (size_t i = 0; i < BLOCK; i++)
-		r->blk[0][i] = pattern(r->seed[0], 0, i);
-	if (ckpt_checkpoint(p, NULL, NULL) != 0)
-		return 11;
-	return ckpt_close(p) == 0 ? 0 : 12;
-}
-
-/* child_checkpoint_untouched -- a checkpoint right after a lazy restart */
-static int
-child_checkpoint_untouched(const char *path)
-{
-	ckpt_pool *p = open_lazy(path);
-	if (!p)
-		return 10;
-	if (ckpt_checkpoint(p, NULL, NULL) != 0)
-		return 11;
-	return ckpt_close(p) == 0 ? 0 : 12;
-}
-
 static void
 test_lazy_fork_and_checkpoint_mid_fill(void **state)
 {
@@ -385,14 +155,7 @@ test_lazy_fork_and_checkpoint_mid_fill(void **state)
 	const char *path = tu_path("midfill.pool");
 	make_pool(path, 3);
 	const char *env[] = { "CKPT_TEST_LAZY_NO_PREFETCH=1", NULL };
-	assert_int_equal(in_child(child_fork_mid_fill, path, env, NULL), 0);
-	/* a checkpoint of an untouched lazy heap is the whole image */
-	assert_int_equal(in_child(child_checkpoint_untouched, path, env, NULL), 0);
-	assert_int_equal(in_child(child_all_ok, path, env, NULL), 20);
-	assert_int_equal(in_child(child_checkpoint_mid_fill, path, env, NULL), 0);
-	const char *eager[] = { "CKPT_RESTART=eager", NULL };
-	assert_int_equal(in_child(child_all_ok, path, eager, NULL), 0);
-	tu_inspect_verify(path);
+	mid_fill_checks(path, env);
 }
 
 /* child_enospc -- rewrite A mid-fill on a full filesystem, checkpoint (must fail), read all */

@@ -177,8 +177,15 @@ endif()
 # sealed pools (issue 15): kill -9 and restart, no plaintext in the file,
 # keys, tampering, fork, background checkpoints, retention, crash points,
 # refusals, ckpt-inspect --key-file, key rotation (ckpt_reseal)
-ckpt_test(test_seal test_seal.c LABELS proc)
+ckpt_test(test_seal test_seal.c LABELS proc VALGRIND)
 add_dependencies(test_seal ckpt-inspect)
 if(CKPT_HAVE_REMOTE)
   add_dependencies(test_seal ckpt-remote)
 endif()
+# lazy sealed restart: chunks decrypted on first access, kernel I/O into
+# holes, a tampered chunk fenced (SIGBUS, named), fork and checkpoint mid-fill
+ckpt_test(test_seal_lazy test_seal_lazy.c LABELS proc root)
+add_dependencies(test_seal_lazy ckpt-inspect)
+# the program's key callback (ckpt_set_key_callback): sealed and unsealed
+# pools created, keys refused, key_file over the callback
+ckpt_test(test_seal_keycb test_seal_keycb.c LABELS proc VALGRIND)

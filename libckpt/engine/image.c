@@ -139,7 +139,7 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	int uffd = e->lazy_uffd, done;
 	e->lazy_uffd = -1;
 	e->lazy = lazy_start(uffd, p->fd, seg_off(p, seg), (void *)(uintptr_t)p->hdr.base,
-			used, e->sums, what, &done, e->lazy_fetch.fetch ? &e->lazy_fetch : NULL);
+			used, e->sums, what, &done, e->lazy_fetch.fetch ? &e->lazy_fetch : NULL, NULL);
 	memset(&e->lazy_fetch, 0, sizeof(e->lazy_fetch));   /* lazy.c's now */
 	return e->lazy || done ? 0 : -1;
 }

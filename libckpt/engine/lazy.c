@@ -40,6 +40,17 @@
  * stored sums) the restart verifies the whole image before it returns, as
  * before.
  *
+ * A source of the bytes other than a file (struct lazy_source, lazy.h):
+ * a caller whose heap is private anonymous memory (a sealed pool's, whose
+ * checkpoint is ciphertext) gives a produce callback instead of an image.
+ * The thread then has produce write the chunk's bytes, already checked,
+ * into a buffer of its own (anonymous memory, out of core dumps, wiped at
+ * the end), copies them into the hole with UFFDIO_COPY (which wakes the
+ * waiters) and unregisters the chunk, which from then on is ordinary
+ * memory of the caller's mapping. A chunk produce fails is fenced as
+ * above, with produce's message. This file never learns what the bytes
+ * are or how they were checked.
+ *
  * A fork child would not inherit the userfaultfd (that needs
  * UFFD_FEATURE_EVENT_FORK and CAP_SYS_PTRACE) and would read zeros from
  * the holes, so a fork first completes the fill (lazy_finish), as does a
@@ -67,6 +78,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -108,6 +120,9 @@ struct lazy {
 	const char *view;       /* read-only view of the image's [0, used) */
 	uint8_t *done;
 	uint64_t left, next, damaged;
+	struct lazy_source src;  /* produce set: chunks come from it, not fd */
+	char *buf;              /* produce's buffer: one chunk (src only) */
+	int registered;         /* the range is registered with uffd */
 	pthread_t thread;
 	int prefetching;        /* the thread fills chunks nobody asked for
 	                           (off only under CKPT_TEST_LAZY_NO_PREFETCH) */
@@ -189,6 +204,76 @@ copy_in(struct lazy *l, uint64_t off, uint64_t len)
 	return ioctl(l->uffd, UFFDIO_COPY, &c) == 0 || errno == EEXIST ? 0 : -1;
 }
 
+/*
+ * place -- UFFDIO_COPY n bytes of src (zero: UFFDIO_ZEROPAGE) to heap
+ * offset off, waking the waiters; a page already there is kept. Without a
+ * registration the range is ordinary memory: plain stores.
+ */
+static int
+place(struct lazy *l, uint64_t off, const char *src, uint64_t n)
+{
+	if (!l->registered) {
+		if (src)
+			memcpy(l->base + off, src, n);
+		else
+			memset(l->base + off, 0, n);
+		return 0;
+	}
+	uint64_t done = 0;
+	while (done < n) {
+		uint64_t dst = (uintptr_t)l->base + off + done;
+		int64_t got;
+		int rc;
+		if (src) {
+			struct uffdio_copy c = { .dst = dst, .src = (uintptr_t)src + done,
+				.len = n - done };
+			rc = ioctl(l->uffd, UFFDIO_COPY, &c);
+			got = c.copy;
+		} else {
+			struct uffdio_zeropage z = { .range = { .start = dst, .len = n - done } };
+			rc = ioctl(l->uffd, UFFDIO_ZEROPAGE, &z);
+			got = z.zeropage;
+		}
+		if (rc == 0)
+			return 0;
+		if (got > 0)
+			done += (uint64_t)got;          /* partly done: go on */
+		else if (errno == EEXIST)
+			done += SUMS_PAGE;              /* a page is there already */
+		else if (errno != EAGAIN)
+			return ckpt_err_set(errno, "cannot fill the heap: %s", strerror(errno));
+	}
+	return 0;
+}
+
+/*
+ * produced -- chunk [off, off + len) from the source: produce writes the
+ * image's bytes into the buffer, the buffer goes into the hole, the rest
+ * of the chunk past the image reads as zeros, and the chunk is
+ * unregistered (ordinary memory from now on; a page the program later
+ * drops reads as zeros, as anywhere in private anonymous memory). -1 with
+ * a message: nothing of the chunk was shown.
+ */
+static int
+produced(struct lazy *l, uint64_t off, uint64_t len)
+{
+	uint64_t n = l->used > off ? l->used - off : 0;
+	if (n > len)
+		n = len;
+	uint64_t whole = (n + SUMS_PAGE - 1) / SUMS_PAGE * SUMS_PAGE;
+	if (n && l->src.produce(l->src.ctx, off, n, l->buf) < 0)
+		return -1;
+	memset(l->buf + n, 0, whole - n);
+	/* past the image: zeros (unregistered, the caller's empty memory is) */
+	if (place(l, off, l->buf, whole) < 0 ||
+	    (l->registered && place(l, off + whole, NULL, len - whole) < 0))
+		return -1;
+	struct uffdio_range r = { .start = (uintptr_t)l->base + off, .len = len };
+	if (l->registered)
+		ioctl(l->uffd, UFFDIO_UNREGISTER, &r);
+	return 0;
+}
+
 /* fill -- verify chunk i and map it (or fence it), then wake its waiters */
 static void
 fill(struct lazy *l, uint64_t i)
@@ -197,6 +282,14 @@ fill(struct lazy *l, uint64_t i)
 		return;
 	uint64_t off = i * l->chunk;
 	uint64_t len = l->len - off < l->chunk ? l->len - off : l->chunk;
+	if (l->src.produce) {
+		if (produced(l, off, len) == 0)
+			goto out;
+		fprintf(stderr, "libckpt: %s: %s; chunk [%p, %p) is fenced: touching it "
+			"raises SIGBUS\n", l->what, ckpt_errormsg(), (void *)(l->base + off),
+			(void *)(l->base + off + len));
+		goto fence;
+	}
 	uint64_t vend = l->used < off + len ? l->used : off + len, bad;
 	if (l->fetch.fetch && vend > off &&
 	    l->fetch.fetch(l->fetch.arg, off, vend - off, 1, l->sums + off / SUMS_PAGE) < 0) {
@@ -313,8 +406,29 @@ lazy_free(struct lazy *l)
 		close(l->stopfd);
 	if (l->fetch.end)
 		l->fetch.end(l->fetch.arg);
+	if (l->buf) {
+		explicit_bzero(l->buf, l->chunk);   /* the last chunk's bytes */
+		munmap(l->buf, l->chunk);
+	}
 	free(l->done);
 	free(l);
+}
+
+/*
+ * produce_first -- the chunks of [0, src.first) now, before the thread
+ * runs; -1 (message set, nothing fenced) if one fails
+ */
+static int
+produce_first(struct lazy *l)
+{
+	for (uint64_t i = 0; i < l->nchunks && i * l->chunk < l->src.first; i++) {
+		uint64_t off = i * l->chunk;
+		if (produced(l, off, l->len - off < l->chunk ? l->len - off : l->chunk) < 0)
+			return -1;
+		l->done[i] = 1;
+		l->left--;
+	}
+	return 0;
 }
 
 /* run_here -- no thread: fill every chunk now; -1 if any was damaged */
@@ -326,9 +440,23 @@ run_here(struct lazy *l)
 	return l->damaged ? -1 : 0;
 }
 
+/* source_buffer -- produce's buffer: one chunk, out of core dumps; -1 */
+static int
+source_buffer(struct lazy *l)
+{
+	void *b = mmap(NULL, l->chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			-1, 0);
+	if (b == MAP_FAILED)
+		return ckpt_err_set(errno, "cannot start a lazy restart: %s", strerror(errno));
+	madvise(b, l->chunk, MADV_DONTDUMP);
+	l->buf = b;
+	return 0;
+}
+
 struct lazy *
 lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
-		uint64_t *sums, const char *what, int *done, const struct lazy_fetch *fetch)
+		uint64_t *sums, const char *what, int *done, const struct lazy_fetch *fetch,
+		const struct lazy_source *src)
 {
 	*done = 0;
 	struct lazy *l = calloc(1, sizeof(*l));
@@ -348,6 +476,8 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 	l->sums = sums;
 	if (fetch)
 		l->fetch = *fetch;
+	if (src)
+		l->src = *src;
 	snprintf(l->what, sizeof(l->what), "%s", what);
 	l->prefetching = !test_flag("CKPT_TEST_LAZY_NO_PREFETCH");
 	l->chunk = LAZY_CHUNK;
@@ -364,14 +494,22 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 		lazy_free(l);
 		return NULL;
 	}
-	l->desc = map_description(fd);
-	if (map_view(fd, img_off, used, (const void **)&l->view) < 0) {
-		lazy_free(l);
-		return NULL;
+	if (l->src.produce) {
+		/* the caller's memory is the hole (empty, private, anonymous) */
+		if (source_buffer(l) < 0) {
+			lazy_free(l);
+			return NULL;
+		}
+	} else {
+		l->desc = map_description(fd);
+		if (map_view(fd, img_off, used, (const void **)&l->view) < 0) {
+			lazy_free(l);
+			return NULL;
+		}
 	}
 	/* 1. the hole, registered; from here on a failure must still leave a
 	 * verified heap or none, so the caller learns which through *done */
-	if (map_hole(base, l->len) < 0) {
+	if (!l->src.produce && map_hole(base, l->len) < 0) {
 		lazy_free(l);
 		return NULL;
 	}
@@ -379,12 +517,16 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 		.range = { .start = (uintptr_t)base, .len = l->len },
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
-	int registered = ioctl(uffd, UFFDIO_REGISTER, &r) == 0;
+	int registered = l->registered = ioctl(uffd, UFFDIO_REGISTER, &r) == 0;
 	/* the heap attached next registers for private expedited membarrier
 	 * (its quiescing); registering waits for an RCU grace period once the
 	 * process has a second thread, 15 ms and more on a busy machine, and
 	 * costs nothing before: do it while the fill thread is not there yet */
 	syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+	if (l->src.produce && produce_first(l) < 0) {
+		lazy_free(l);
+		return NULL;
+	}
 	/* 2, 3. the thread, with every signal blocked (the program's
 	 * handlers are for its own threads) */
 	sigset_t all, old;
@@ -398,7 +540,8 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 	/* no thread (or no registration): verify and map it all now */
 	int rc = run_here(l);
 	if (rc < 0)
-		ckpt_err_set(EINVAL, "%s is damaged: checksum mismatch in %llu chunk(s)", what,
+		ckpt_err_set(EINVAL, "%s is damaged: %s in %llu chunk(s)", what,
+			l->src.produce ? "refused by its source" : "checksum mismatch",
 			(unsigned long long)l->damaged);
 	lazy_free(l);
 	*done = rc == 0;
@@ -423,13 +566,16 @@ tell(struct lazy *l, int finishing)
 	(void)w;
 }
 
-void
+uint64_t
 lazy_finish(struct lazy *l)
 {
 	if (!l)
-		return;
+		return 0;
 	tell(l, 1);
-	join(l);
+	pthread_join(l->thread, NULL);
+	uint64_t damaged = l->damaged;
+	lazy_free(l);
+	return damaged;
 }
 
 void

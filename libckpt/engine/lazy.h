@@ -13,6 +13,24 @@
 struct lazy;
 
 /*
+ * lazy_source -- where a lazy fill's bytes come from when they are not a
+ * file's image (lazy_start): produce writes the image's bytes [off, off +
+ * len) (len <= a chunk, off chunk-aligned) into buf, checked by whatever
+ * means the caller has, and returns 0; or -1 with a message (ckpt_err_set,
+ * naming what failed): the chunk is then fenced and the message printed.
+ * It runs on the fill's thread (one call at a time; for first, on the
+ * caller's, before the thread starts), and ctx must outlive
+ * lazy_finish/lazy_stop.
+ */
+struct lazy_source {
+	int (*produce)(void *ctx, uint64_t off, uint64_t len, void *buf);
+	void *ctx;
+	uint64_t first;         /* the chunks holding [0, first) are produced
+	                           before lazy_start returns, and a failure there
+	                           fails it (what the caller reads at once) */
+};
+
+/*
  * lazy_open -- a userfaultfd whose missing-page faults may be taken by the
  * kernel too (read(2) into the heap waits instead of failing), or -1 with
  * a message saying why not (privileges, kernel, CKPT_TEST_NO_UFFD): the
@@ -46,6 +64,10 @@ struct lazy_fetch {
  * (lazy_open's) is the lazy state's from here on, even on failure.
  * what names the image in messages ("pool P, checkpoint N"). fetch (may be
  * NULL; copied, its end called even on failure) is the fetch hook above.
+ * With src (may be NULL; produce set: fd, img_off, sums and fetch unused)
+ * the range must be the caller's empty private anonymous memory, and stays
+ * its mapping: each chunk is what produce wrote, copied in (lazy.c's top
+ * comment).
  * Where no thread can be started the chunks are verified and mapped here.
  * NULL with *done 1: already all mapped and verified (no thread); NULL with
  * *done 0: failed, the range is not a verified heap (a damaged chunk, or
@@ -53,14 +75,15 @@ struct lazy_fetch {
  */
 CKPT_HIDDEN struct lazy *lazy_start(int uffd, int fd, uint64_t img_off, void *base,
 		uint64_t used, uint64_t *sums, const char *what, int *done,
-		const struct lazy_fetch *fetch);
+		const struct lazy_fetch *fetch, const struct lazy_source *src);
 
 /*
  * lazy_finish -- have the thread map every chunk left (prefetch on), wait
  * for it, then free l. Before a fork (a child would not inherit the
  * userfaultfd: its holes would read as zeros) and before a checkpoint.
+ * Returns the number of chunks fenced (they raise SIGBUS when touched).
  */
-CKPT_HIDDEN void lazy_finish(struct lazy *l);
+CKPT_HIDDEN uint64_t lazy_finish(struct lazy *l);
 
 /*
  * lazy_stop -- stop at once and free l; chunks not yet mapped are left as

@@ -144,6 +144,14 @@ rebuild(struct heap *h)
 	}
 }
 
+/* heap_meta_len -- bytes at a segment's start heap_attach reads (heap.h) */
+uint64_t
+heap_meta_len(uint64_t seg_size)
+{
+	struct layout l;
+	return heap_layout_of(seg_size, &l) < 0 ? 0 : l.data_off;
+}
+
 /* heap_attach -- validate, upgrade and adopt the heap in [seg, seg+size) (heap.h) */
 struct heap *
 heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)

@@ -9,13 +9,15 @@
  * other), pwrite it to its place in the segment; then the chunk's tag. Last, the record and the tags go to the
  * slot. The heap is quiescent throughout (the caller holds its locks).
  *
- * Read: the record is read and checked against the entry and the header
- * first, so a wrong key (EKEYREJECTED) or a record that does not belong
- * here (EINVAL) is refused before anything is decrypted. Then each chunk's
- * ciphertext is decrypted from a read-only view of the segment (map.c;
- * one pass, no copy in between) into its place in dst, piece by piece;
- * its tag, checked at the chunk's end, binds the record (uuid, id, length,
- * count, salt) and its index.
+ * Read (a seal_reader): the record is read and checked against the entry
+ * and the header first, so a wrong key (EKEYREJECTED) or a record that
+ * does not belong here (EINVAL) is refused before anything is decrypted.
+ * Then each chunk's ciphertext is decrypted from a read-only view of the
+ * segment (map.c; one pass, no copy in between) into its destination,
+ * piece by piece; its tag, checked at the chunk's end, binds the record
+ * (uuid, id, length, count, salt) and its index. An eager restart reads
+ * every chunk into the heap at once (seal_read_image); a lazy one asks
+ * for one chunk at a time, from the lazy fill's thread (restart.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -127,14 +129,14 @@ write_chunks(int fd, uint64_t seg_off, const void *heap, const struct seal_recor
 
 int
 seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg, const void *heap,
-		uint64_t used, uint64_t ckpt_id, const struct seal_key *k, uint64_t *sum)
+		uint64_t used, uint64_t id, const struct seal_key *k, uint64_t *sum)
 {
 	struct seal_record r;
 	memset(&r, 0, sizeof(r));
 	memcpy(r.magic, SEAL_MAGIC, sizeof(r.magic));
 	r.version = SEAL_RECORD_VERSION;
 	r.chunk_shift = SEAL_CHUNK_SHIFT;
-	r.ckpt_id = ckpt_id;
+	r.ckpt_id = id;
 	r.used = used;
 	r.nchunks = nchunks_of(used);
 	memcpy(r.uuid, h->uuid, sizeof(r.uuid));
@@ -199,8 +201,8 @@ check_record(const struct pool_hdr *h, const struct cat_entry *e, const struct s
 
 /*
  * read_chunk -- decrypt chunk i from view (the image's ciphertext, mapped)
- * into dst in pieces, then check its tag; the chunk's pages are read in
- * first, so an unreadable one is EIO here, never SIGBUS
+ * into dst (the chunk's place) in pieces, then check its tag; the chunk's
+ * pages are read in first, so an unreadable one is EIO here, never SIGBUS
  */
 static int
 read_chunk(const char *view, const struct seal_record *r, uint64_t i, struct seal_cipher *c,
@@ -216,7 +218,7 @@ read_chunk(const char *view, const struct seal_record *r, uint64_t i, struct sea
 		return -1;
 	for (size_t p = 0; p < n; p += SEAL_PIECE) {
 		size_t k = n - p < SEAL_PIECE ? n - p : SEAL_PIECE;
-		if (seal_chunk_update(c, 0, view + off + p, dst + off + p, k) < 0)
+		if (seal_chunk_update(c, 0, view + off + p, dst + p, k) < 0)
 			return -1;
 	}
 	if (seal_chunk_open(c, tag) < 0)
@@ -227,55 +229,109 @@ read_chunk(const char *view, const struct seal_record *r, uint64_t i, struct sea
 	return 0;
 }
 
-/* read_chunks -- every chunk of the image at seg_off into dst; EBADMSG names the first bad one */
-static int
-read_chunks(int fd, uint64_t seg_off, const struct seal_record *r, struct seal_cipher *c,
-		const uint8_t *tags, void *dst)
+/*
+ * seal_reader -- an open sealed checkpoint: its record (checked), its
+ * tags, its cipher and a read-only view of its ciphertext
+ */
+struct seal_reader {
+	struct seal_record r;
+	uint8_t *tags;
+	struct seal_cipher *c;
+	const char *view;
+	uint64_t ckpt_id;
+	uint32_t seg;
+};
+
+void
+seal_reader_free(struct seal_reader *rd)
 {
-	const void *view;
-	if (map_view(fd, seg_off, (size_t)r->used, &view) < 0)
-		return -1;
-	int rc = 0;
-	for (uint64_t i = 0; i < r->nchunks && rc == 0; i++)
-		rc = read_chunk(view, r, i, c, tags + i * SEAL_TAG_LEN, dst);
-	map_view_end(view, (size_t)r->used);
-	return rc;
+	if (!rd)
+		return;
+	map_view_end(rd->view, (size_t)rd->r.used);
+	seal_cipher_free(rd->c);
+	free(rd->tags);
+	free(rd);
+}
+
+/* reader_fail -- free rd, name the checkpoint in the message; NULL */
+static struct seal_reader *
+reader_fail(struct seal_reader *rd, const struct cat_entry *e, uint32_t seg)
+{
+	seal_reader_free(rd);
+	ckpt_err_prefix("sealed checkpoint %llu (segment %u): ",
+			(unsigned long long)e->ckpt_id, seg);
+	return NULL;
+}
+
+struct seal_reader *
+seal_reader_open(int fd, const struct pool_hdr *h, uint32_t seg, const struct cat_entry *e,
+		const struct seal_key *k)
+{
+	struct seal_reader *rd = calloc(1, sizeof(*rd));
+	if (!rd) {
+		ckpt_err_set(ENOMEM, "out of memory");
+		return reader_fail(NULL, e, seg);
+	}
+	rd->ckpt_id = e->ckpt_id;
+	rd->seg = seg;
+	struct seal_record *r = &rd->r;
+	if (seal_key_check(k, h->key_id, "the pool") < 0)
+		return reader_fail(rd, e, seg);
+	if (pread_all(fd, r, sizeof(*r), layout_sums_off(h, seg)) < 0) {
+		ckpt_err_set(errno, "cannot read the seal record: %s", strerror(errno));
+		return reader_fail(rd, e, seg);
+	}
+	if (check_record(h, e, r) < 0)
+		return reader_fail(rd, e, seg);
+	if (memcmp(r->key_id, k->id, sizeof(r->key_id)) != 0 &&
+	    seal_key_check(k, r->key_id, "the checkpoint") < 0)
+		return reader_fail(rd, e, seg);
+	size_t tlen = (size_t)r->nchunks * SEAL_TAG_LEN;
+	rd->tags = malloc(tlen ? tlen : 1);
+	if (!rd->tags) {
+		ckpt_err_set(ENOMEM, "out of memory");
+		return reader_fail(rd, e, seg);
+	}
+	if (pread_all(fd, rd->tags, tlen, layout_sums_off(h, seg) + sizeof(*r)) < 0) {
+		ckpt_err_set(errno, "cannot read the seal record's tags: %s", strerror(errno));
+		return reader_fail(rd, e, seg);
+	}
+	if ((rd->c = seal_cipher_new(k, r->salt)) == NULL ||
+	    map_view(fd, layout_seg_off(h, seg), (size_t)r->used, (const void **)&rd->view) < 0)
+		return reader_fail(rd, e, seg);
+	return rd;
+}
+
+int
+seal_reader_read(struct seal_reader *rd, uint64_t off, uint64_t len, void *buf)
+{
+	const struct seal_record *r = &rd->r;
+	if (off % SEAL_CHUNK || off > r->used || len > r->used - off ||
+	    (len % SEAL_CHUNK && off + len != r->used))
+		return ckpt_err_set(EINVAL, "bytes %llu+%llu are not whole chunks of the "
+				"image", (unsigned long long)off, (unsigned long long)len);
+	for (uint64_t o = 0; o < len; o += SEAL_CHUNK) {
+		uint64_t i = (off + o) >> SEAL_CHUNK_SHIFT;
+		if (read_chunk(rd->view, r, i, rd->c, rd->tags + i * SEAL_TAG_LEN,
+				(char *)buf + o) < 0) {
+			/* unauthenticated bytes are never kept */
+			explicit_bzero((char *)buf + o, chunk_len(r, i));
+			ckpt_err_prefix("sealed checkpoint %llu (segment %u): ",
+					(unsigned long long)rd->ckpt_id, rd->seg);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int
 seal_read_image(int fd, const struct pool_hdr *h, uint32_t seg, const struct cat_entry *e,
 		const struct seal_key *k, void *dst)
 {
-	struct seal_record r;
-	int ret = -1;
-	if (seal_key_check(k, h->key_id, "the pool") < 0)
-		goto fail;
-	if (pread_all(fd, &r, sizeof(r), layout_sums_off(h, seg)) < 0) {
-		ckpt_err_set(errno, "cannot read the seal record: %s", strerror(errno));
-		goto fail;
-	}
-	if (check_record(h, e, &r) < 0)
-		goto fail;
-	if (memcmp(r.key_id, k->id, sizeof(r.key_id)) != 0 &&
-	    seal_key_check(k, r.key_id, "the checkpoint") < 0)
-		goto fail;
-	size_t tlen = (size_t)r.nchunks * SEAL_TAG_LEN;
-	uint8_t *tags = malloc(tlen ? tlen : 1);
-	if (!tags) {
-		ckpt_err_set(ENOMEM, "out of memory");
-		goto fail;
-	}
-	struct seal_cipher *c = NULL;
-	if (pread_all(fd, tags, tlen, layout_sums_off(h, seg) + sizeof(r)) < 0)
-		ckpt_err_set(errno, "cannot read the seal record's tags: %s", strerror(errno));
-	else if ((c = seal_cipher_new(k, r.salt)) != NULL)
-		ret = read_chunks(fd, layout_seg_off(h, seg), &r, c, tags, dst);
-	seal_cipher_free(c);
-	free(tags);
-	if (ret == 0)
-		return 0;
-fail:
-	ckpt_err_prefix("sealed checkpoint %llu (segment %u): ",
-			(unsigned long long)e->ckpt_id, seg);
-	return -1;
+	struct seal_reader *rd = seal_reader_open(fd, h, seg, e, k);
+	if (!rd)
+		return -1;
+	int rc = seal_reader_read(rd, 0, rd->r.used, dst);
+	seal_reader_free(rd);
+	return rc;
 }

@@ -23,13 +23,13 @@
 
 /*
  * seal_write_image -- encrypt heap[0, used) into segment seg of the pool
- * file fd (header h) as checkpoint ckpt_id under key k, and its record into
+ * file fd (header h) as checkpoint id under key k, and its record into
  * the segment's slot; *sum gets the XXH3-64 of the ciphertext (the catalog
  * entry's checksum). Not durable yet (the caller fdatasyncs). Crash point
  * checkpoint:mid-copy after the first half of the chunks.
  */
 CKPT_HIDDEN int seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg,
-		const void *heap, uint64_t used, uint64_t ckpt_id, const struct seal_key *k,
+		const void *heap, uint64_t used, uint64_t id, const struct seal_key *k,
 		uint64_t *sum);
 
 /*
@@ -42,5 +42,22 @@ CKPT_HIDDEN int seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg,
  */
 CKPT_HIDDEN int seal_read_image(int fd, const struct pool_hdr *h, uint32_t seg,
 		const struct cat_entry *e, const struct seal_key *k, void *dst);
+
+/*
+ * seal_reader -- a sealed checkpoint opened for reading chunk by chunk (a
+ * lazy restart): seal_reader_open checks the record as seal_read_image
+ * does (same errors, naming the checkpoint) and maps the ciphertext
+ * read-only; seal_reader_read decrypts bytes [off, off + len) of the image
+ * (whole chunks: off a multiple of SEAL_CHUNK, len too or up to the end)
+ * into buf, each chunk authenticated, and on EBADMSG (naming checkpoint,
+ * segment, chunk and byte range) or EIO wipes what it wrote. One thread at
+ * a time per reader.
+ */
+struct seal_reader;
+CKPT_HIDDEN struct seal_reader *seal_reader_open(int fd, const struct pool_hdr *h,
+		uint32_t seg, const struct cat_entry *e, const struct seal_key *k);
+CKPT_HIDDEN int seal_reader_read(struct seal_reader *rd, uint64_t off, uint64_t len,
+		void *buf);
+CKPT_HIDDEN void seal_reader_free(struct seal_reader *rd);
 
 #endif

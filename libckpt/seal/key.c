@@ -147,6 +147,33 @@ seal_key_load(const char *path, const char *from)
 	return k;
 }
 
+struct seal_key *
+seal_key_ask(ckpt_key_fn fn, void *arg, const char *path, int *none)
+{
+	*none = 0;
+	struct seal_key *k = calloc(1, sizeof(*k));
+	if (!k) {
+		ckpt_err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	unsigned char key[SEAL_KEY_LEN];
+	memset(key, 0, sizeof(key));
+	errno = 0;
+	int rc = fn(arg, path, key);
+	int e = errno ? errno : EIO;
+	memcpy(k->key, key, SEAL_KEY_LEN);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc == 1 && key_id(k->key, k->id) == 0)
+		return k;
+	seal_key_free(k);
+	if (rc == 0)
+		*none = 1;
+	else if (rc != 1)
+		ckpt_err_set(e, "the key callback failed for pool %s (it returned %d): %s",
+				path, rc, strerror(e));
+	return NULL;
+}
+
 void
 seal_key_id_hex(const uint8_t id[SEAL_KEY_ID_LEN], char out[33])
 {

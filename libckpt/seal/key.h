@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "libckpt.h"
 #include "internal.h"
 
 #define SEAL_KEY_LEN 32
@@ -45,6 +46,15 @@ CKPT_HIDDEN int seal_key_check(const struct seal_key *k, const uint8_t id[SEAL_K
  */
 CKPT_HIDDEN struct seal_key *seal_key_open(const char *path, const char *from,
 		const uint8_t id[SEAL_KEY_ID_LEN], const char *pool);
+
+/*
+ * seal_key_ask -- ask the program's key callback fn (ckpt_key_fn) for the
+ * key of the pool at path: a new key; NULL with *none 1 when it has none
+ * (no message), or NULL with *none 0 and a message when it fails (its
+ * errno, EIO if it set none)
+ */
+CKPT_HIDDEN struct seal_key *seal_key_ask(ckpt_key_fn fn, void *arg, const char *path,
+		int *none);
 
 /* seal_key_free -- wipe and free k (NULL: nothing) */
 CKPT_HIDDEN void seal_key_free(struct seal_key *k);
