@@ -219,6 +219,7 @@ heap_detach(struct heap *h)
 {
 	if (!h)
 		return;
+	heap_tc_drain_all(h);       /* the live segment may be the durable heap */
 	heap_threads_fini(h);
 	munmap(h, sizeof(*h));
 }

@@ -202,6 +202,7 @@ heap_slot_release(struct heap *h, uint32_t i)
 {
 	struct tslot *ts = &h->slots[i];
 	int ret = 0;
+	heap_tc_drain(h, i);
 	for (unsigned c = 0; c < NCLASS; c++) {
 		uint32_t *lists[2] = { &ts->avail[c], &ts->full[c] };
 		for (int l = 0; l < 2; l++) {
@@ -334,6 +335,8 @@ uint32_t
 heap_reclaim(struct heap *h, struct tslot *ts)
 {
 	int saved = errno;
+	if (ts != &h->slots[0])
+		heap_tc_drain(h, (uint32_t)(ts - h->slots));
 	while (atomic_load_explicit(&h->norphans, RELAXED) && heap_orphan_release_one(h))
 		;
 	uint32_t n = reclaim_own(h, ts);
@@ -446,6 +449,9 @@ heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct 
 {
 	if (slab_ready(h, s, bi->pg, 0) < 0)
 		return -1;
+	if (bi->c < TC_NCLASS && tc_tagged(h, p, bi->off))
+		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
+				"it waits in its owner thread's front cache)", p);
 	uint64_t m = 1ull << (bi->idx & 63);
 	uint64_t *rw = &RBW(s, bi->idx);
 	if (__atomic_fetch_or(rw, m, __ATOMIC_ACQ_REL) & m)
