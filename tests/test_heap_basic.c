@@ -505,9 +505,12 @@ test_invalid_free(void **state)
 	heap_detach(h2);
 	th_unmap(&seg2);
 
-	/* double free, same thread: small and large */
+	/* double free, same thread: small (in the front cache: "already freed
+	 * (double free; ...front cache)"), after a quiesce (on its slab's free
+	 * list: "not allocated (double free, ...)"), and large */
 	assert_int_equal(heap_free(H, p), 0);
 	live -= 64;
+	expect_bad_free(p, ENOENT, "front cache", live);
 	expect_bad_free(p, ENOENT, "not allocated", live);
 	assert_int_equal(heap_free(H, l), 0);
 	live = 0;

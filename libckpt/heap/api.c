@@ -292,8 +292,7 @@ heap_free(struct heap *h, void *p)
 	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(!go || atomic_load_explicit(&s->owner, RELAXED) != heap_tl.slot + 1 ||
-			atomic_load_explicit(&s->epoch, RELAXED) != h->vfull ||
+	if (CKPT_UNLIKELY(!go || h->pown[base >> HP_SHIFT] != heap_tl.slot + 1 ||
 			!blk_live(a, ld64(aw + 1), m))) {
 		fast_leave(busy);
 		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */

@@ -350,6 +350,8 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 		return heap_remote_free(h, ts, s, bi, p);
 	if (CKPT_UNLIKELY(slab_ready(h, s, bi->pg, 1) < 0))
 		return -1;
+	if (slot != 0)
+		h->pown[bi->pg] = (uint8_t)(slot + 1);  /* owned and checked: the fast free may come */
 	uint32_t idx = bi->idx;
 	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
@@ -361,6 +363,11 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 			heap_tc_holds(&h->tc[slot], bi->c, p)))
 		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
 				"it waits in this thread's front cache)", p);
+	/* into the front cache, as the fast path does, unless the heap is being
+	 * quiesced (the caches stay empty while stop is set) */
+	if (bi->c < TC_NCLASS && slot != 0 && !atomic_load_explicit(&h->stop, RELAXED) &&
+	    tc_push(h, &h->tc[slot], bi->c, p, bi->off))
+		return 0;
 	slab_release(h, ts, s, bi->pg, bi->c, aw, a, m, p, bi->off);
 	return 0;
 }

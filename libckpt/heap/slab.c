@@ -96,6 +96,7 @@ heap_slab_free_pages(struct heap *h, uint32_t pg)
 {
 	struct slab *s = SLAB(h, pg);
 	uint32_t n = heap_cls_tab[s->cls].pages;
+	h->pown[pg] = 0;
 	s->magic = 0;
 	for (uint32_t i = 0; i < n; i++)
 		pm_set(h, pg + i, 0);
@@ -182,6 +183,7 @@ slab_abandon(struct heap *h, uint32_t pg)
 	s->next = s->prev = 0;
 	s->list = LIST_NONE;
 	atomic_store_explicit(&s->in_full, 0, RELAXED);
+	h->pown[pg] = 0;
 	atomic_store_explicit(&s->owner, 0, memory_order_release);
 	pthread_mutex_lock(&h->lock);
 	if (s->used == 0 && atomic_load(&s->remote) == 0)

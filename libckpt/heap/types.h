@@ -241,6 +241,14 @@ struct heap {
 	struct tslot *slots;
 	uint32_t *pmap;
 	uint64_t *pbits;
+	/* pown[pg] (DRAM, one byte a page, after the handle): i + 1 only if the
+	 * slab whose first page is pg is owned by slot i and was checked with
+	 * its links in this attach (epoch | 1); 0 says nothing. Set by slot i's
+	 * thread on its slow free into the slab; cleared before the slab's
+	 * owner changes (slab_abandon) or its pages are freed. The fast free
+	 * reads it instead of the slab header's owner and epoch (a dense table,
+	 * not a line at 16 KiB alignment) */
+	uint8_t *pown;
 	uint32_t npages, data_page;
 	uint64_t hid;
 	/* epoch: random and even, new at every attach; a slab whose epoch field
