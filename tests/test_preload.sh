@@ -32,6 +32,10 @@
 #           off by another process's commit; kill -9 at every named point
 #           of a young start-up and of a publish leaves a pool that verifies
 #           and serves the next process; fork children start young too
+#   sealed  a sealed pool (CKPT_KEY_FILE) under ckpt-run: the exit checkpoint
+#           holds the program's data, readable with the key only, and the
+#           pool file holds none of it in the clear; without a key the
+#           preload library does not load libcrypto (crypto_lazy.c)
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
@@ -416,6 +420,34 @@ os.waitpid(pid, 0)' || fail "after a kill at $point the next process cannot run"
 	run "$T/old.pool" /bin/true || fail "true on a 1.3 pool"
 	[ "$(segments "$T/old.pool" dead)" -gt "$n1" ] || fail "a 1.3 pool: the heap was not published"
 	verify_pool "$T/old.pool"
+	;;
+sealed)
+	P=$T/s.pool
+	head -c 32 /dev/urandom >"$T/key"
+	# a pool that is not sealed: libcrypto is never mapped
+	n=$(run "$P.plain" /bin/sh -c 'grep -c libcrypto /proc/$$/maps || :') ||
+		fail "/bin/sh on a plain pool"
+	[ "$n" = 0 ] || fail "libcrypto is mapped by a process on a pool that is not sealed"
+	CKPT_KEY_FILE=$T/key "$CKPT_RUN" --quiet --pool "$P" --size 64M --on-exit checkpoint -- \
+		/usr/bin/python3 -c '
+import hashlib
+keep = ["MARKER-" + "sealed-heap-%d" % i for i in range(1000)]
+assert hashlib.sha256(b"x").hexdigest().startswith("2d711642")' ||
+		fail "python3 on a sealed pool"
+	grep -q "MARKER-sealed-heap" "$P" && fail "plaintext of the heap in the sealed pool file"
+	id=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+c = [s["checkpoint"] for s in json.load(sys.stdin)["segments"] if s["label"] == "exit"]
+print(c[0] if c else "")')
+	if [ -z "$id" ]; then
+		fail "no exit checkpoint on the sealed pool"
+	else
+		[ "$(HEAP_KEY=$T/key heap_has "$P" "$id" MARKER-sealed-heap-7)" = 1 ] ||
+			fail "the sealed exit checkpoint does not hold the program's data"
+		"$INSPECT" heap "$P" "$id" >/dev/null 2>&1 &&
+			fail "ckpt-inspect heap read a sealed checkpoint without the key"
+	fi
+	verify_pool "$P"
 	;;
 errors)
 	expect() {      # expect STATUS MESSAGE-PATTERN ckpt-run-args...

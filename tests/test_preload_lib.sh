@@ -34,19 +34,22 @@ print(sum(1 for s in json.load(sys.stdin)["segments"] if s["state"] == sys.argv[
 }
 
 # heap_has POOL REF STRING -- 1 if STRING is in the heap bytes of REF (the
-# whole high-water range, as ckpt-inspect dump shows them), else 0
+# whole high-water range, as ckpt-inspect dump shows them), else 0; with
+# HEAP_KEY set, a sealed pool's, read with that key file
 heap_has() {
-	"$INSPECT" heap "$1" "$2" --json >"$T/heap.json" || { echo 0; return; }
-	/usr/bin/python3 - "$INSPECT" "$1" "$2" "$3" "$T/heap.json" <<'PY'
+	"$INSPECT" heap "$1" "$2" --json ${HEAP_KEY:+--key-file "$HEAP_KEY"} >"$T/heap.json" ||
+		{ echo 0; return; }
+	/usr/bin/python3 - "$INSPECT" "$1" "$2" "$3" "$T/heap.json" "${HEAP_KEY:-}" <<'PY'
 import json, subprocess, sys
-inspect, pool, ref, needle, heapjson = sys.argv[1:]
+inspect, pool, ref, needle, heapjson, key = sys.argv[1:]
+keyargs = ["--key-file", key] if key else []
 h = json.load(open(heapjson))
 blocks = [b for b in h["blocks"] if b["state"] == "allocated"]
 if not blocks:
     print(0); sys.exit(0)
 lo = int(h["base"], 16)
 hi = max(int(b["address"], 16) + b["size"] for b in blocks)
-d = json.loads(subprocess.run([inspect, "dump", pool, ref, hex(lo), str(hi - lo), "--json"],
+d = json.loads(subprocess.run([inspect, "dump", pool, ref, hex(lo), str(hi - lo), "--json"] + keyargs,
                               check=True, capture_output=True).stdout)
 print(1 if needle.encode() in bytes.fromhex(d["data"]) else 0)
 PY

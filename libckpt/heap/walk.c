@@ -120,6 +120,34 @@ w_bit(const struct walker *w, uint32_t pg)
 	return (int)((rd64(w->b, w->L.pbits_off + 8ull * (pg >> 6)) >> (pg & 63)) & 1);
 }
 
+/*
+ * w_free_to -- the first page at or after p that is not free (page-map
+ * entry 0 and bitmap bit clear), or npages. Where a bitmap word and its 64
+ * page-map entries are all zero (most of a heap past its high-water mark:
+ * every attach walks the whole map) it steps 64 pages at once; one page at
+ * a time elsewhere
+ */
+static uint32_t
+w_free_to(const struct walker *w, uint32_t p)
+{
+	while (p < w->L.npages) {
+		if ((p & 63) == 0 && p + 64 <= w->L.npages &&
+		    rd64(w->b, w->L.pbits_off + 8ull * (p >> 6)) == 0) {
+			uint64_t any = 0;
+			for (unsigned i = 0; i < 64; i += 2)
+				any |= rd64(w->b, w->L.pmap_off + 4ull * (p + i));
+			if (!any) {
+				p += 64;
+				continue;
+			}
+		}
+		if (w_pm(w, p) != 0 || w_bit(w, p))
+			return p;
+		p++;
+	}
+	return p;
+}
+
 /* emit -- account one block and pass it to the callback; 1 if the callback stops the walk */
 static int
 emit(struct walker *w, uint64_t off, uint64_t size, enum heap_block_state st)
@@ -395,7 +423,7 @@ walk_run(struct walker *w0)
 				if (p < first_free)
 					first_free = p;
 			}
-			p++;
+			p = w_free_to(&w, p + 1);
 			continue;
 		}
 		if (in_run) {

@@ -4,8 +4,10 @@
  *
  * Objects are string keys. Batches are pipelined: every command of a batch
  * is appended to the output buffer and the replies are read afterwards, so
- * a batch of n small chunks costs about one round trip instead of n. A SET
- * is atomic, which is what store.h asks of put. Listing is SCAN with a
+ * a batch of n small chunks costs about one round trip instead of n; puts
+ * go as MSETs of many keys, and a batch's existence check starts with one
+ * EXISTS naming every key (redis_put, redis_exists say why). An MSET is
+ * atomic, which is what store.h asks of put. Listing is SCAN with a
  * MATCH pattern (never KEYS: it would stall a shared server).
  *
  * Errors: a connection that fails or breaks is ECONNREFUSED/ECONNRESET/
@@ -224,24 +226,12 @@ pipeline(struct store_impl *s, const char *what, unsigned n, mk_fn mk, take_fn t
 
 struct batch {
 	const char *const *names;
-	const void *const *cbufs;
 	void *const *bufs;
-	const size_t *clens;
 	size_t *lens;
 	size_t cap;
 	uint8_t *out;
 	const char *cmd;
 };
-
-static void
-mk_put(void *arg, unsigned i, int *argc, const char **argv, size_t *lens)
-{
-	struct batch *b = arg;
-	*argc = 3;
-	argv[0] = "SET"; lens[0] = 3;
-	argv[1] = b->names[i]; lens[1] = strlen(b->names[i]);
-	argv[2] = b->cbufs[i]; lens[2] = b->clens[i];
-}
 
 static void
 mk_key(void *arg, unsigned i, int *argc, const char **argv, size_t *lens)
@@ -285,17 +275,82 @@ take_get(void *arg, unsigned i, redisReply *r)
 	return 0;
 }
 
+/*
+ * redis_put -- MSETs of up to REDIS_MSET_KEYS keys or REDIS_MSET_BYTES
+ * bytes each, pipelined: one command per group instead of one per chunk
+ * (a batch of 4 KiB chunks cost the server more in command dispatch than
+ * in copying; MSET is atomic, as store.h asks of each put)
+ */
+#define REDIS_MSET_KEYS 64u
+#define REDIS_MSET_BYTES ((size_t)1 << 20)
+
 static int
 redis_put(struct store_impl *s, unsigned n, const char *const *names, const void *const *bufs,
 		const size_t *lens)
 {
-	struct batch b = { .names = names, .cbufs = bufs, .clens = lens };
-	return pipeline(s, "SET", n, mk_put, take_none, &b);
+	const char *argv[1 + 2 * REDIS_MSET_KEYS];
+	size_t alen[1 + 2 * REDIS_MSET_KEYS];
+	unsigned groups = 0;
+	argv[0] = "MSET"; alen[0] = 4;
+	for (unsigned i = 0; i < n; ) {
+		unsigned g = 0;
+		size_t bytes = 0;
+		while (i < n && g < REDIS_MSET_KEYS && (g == 0 || bytes + lens[i] <= REDIS_MSET_BYTES)) {
+			argv[1 + 2 * g] = names[i]; alen[1 + 2 * g] = strlen(names[i]);
+			argv[2 + 2 * g] = bufs[i]; alen[2 + 2 * g] = lens[i];
+			bytes += lens[i];
+			g++, i++;
+		}
+		if (redisAppendCommandArgv(s->c, (int)(1 + 2 * g), argv, alen) != REDIS_OK)
+			return conn_error(s->c, "MSET");
+		groups++;
+	}
+	int ret = 0;
+	for (unsigned k = 0; k < groups; k++) {
+		void *rv;
+		if (redisGetReply(s->c, &rv) != REDIS_OK)
+			return conn_error(s->c, "MSET");
+		redisReply *r = rv;
+		if (r->type == REDIS_REPLY_ERROR && ret == 0)
+			ret = reply_error(r, "MSET");
+		freeReplyObject(r);
+	}
+	return ret;
 }
 
+/*
+ * redis_exists -- first one EXISTS naming all n keys: its reply counts the
+ * keys present, and 0 (a first push's usual answer) says it for every key
+ * in one command; otherwise one EXISTS a key, pipelined
+ */
 static int
 redis_exists(struct store_impl *s, unsigned n, const char *const *names, uint8_t *out)
 {
+	if (n == 0)
+		return 0;
+	const char **argv = malloc((n + 1) * sizeof(*argv));
+	size_t *alen = malloc((n + 1) * sizeof(*alen));
+	if (!argv || !alen) {
+		free(argv);
+		free(alen);
+		return ckpt_err_set(ENOMEM, "out of memory");
+	}
+	argv[0] = "EXISTS"; alen[0] = 6;
+	for (unsigned i = 0; i < n; i++) {
+		argv[i + 1] = names[i];
+		alen[i + 1] = strlen(names[i]);
+	}
+	redisReply *r = command(s, "EXISTS", (int)n + 1, argv, alen);
+	free(argv);
+	free(alen);
+	if (!r)
+		return -1;
+	int none = r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+	freeReplyObject(r);
+	if (none) {
+		memset(out, 0, n);
+		return 0;
+	}
 	struct batch b = { .names = names, .out = out, .cmd = "EXISTS" };
 	return pipeline(s, "EXISTS", n, mk_key, take_exists, &b);
 }
