@@ -199,9 +199,10 @@ extern uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n <= 1024 byte
  * tcache -- a slot's front cache: per class below TC_NCLASS a LIFO of up to
  * TC_CAP blocks its thread freed, handed out again by its next allocations
  * of the class without touching the slab. DRAM only, written only by the
- * slot's thread inside its busy section (the fast paths), or by a thread
- * that holds the heap quiesced (heap_lock_all) or owns the slot
- * (thread exit, reclaim, detach): heap_tc_drain.
+ * slot's thread inside its busy section (the fast paths, and its slow free
+ * while stop is clear), or by a thread that holds the heap quiesced
+ * (heap_lock_all) or owns the slot (thread exit, reclaim, detach):
+ * heap_tc_drain.
  * Invariants:
  *  - every cached block is a block of a slab of class c owned by the slot,
  *    checked in this attach (epoch | 1), live in the segment (abit 1,
