@@ -10,7 +10,13 @@
 #      its own client (redis-benchmark GET / rados bench seq -t 256);
 #   4. the restart from the pulled pool: ckpt_open (lazy in fork mode cow,
 #      the pulled checkpoint keeping its page sums) and the full read and
-#      check of every page after it.
+#      check of every page after it;
+#   5. a lazy pull (ckpt-remote pull --lazy) and a restart at once: the
+#      time from the pull's start to the first read of the root after
+#      ckpt_open (ready), and to the end of the full read and check of
+#      every page (the filler fetching in the background, the regions the
+#      program touches first), against the store client reading the same
+#      objects (3.).
 # The load average is printed before and after: the machine may be shared.
 #
 #   bench/run-remote.sh [--backend redis|rados|both] [--size MIB] [--reps N]
@@ -53,7 +59,8 @@ echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$WL" create "$T/a.pool" $((size + 64)) "$size" >/dev/null
 
 run_backend() {
-	local be=$1 url peer_w=() peer_r=() ours_w=() ours_r=() restart=() opens=() checks=() sent
+	local be=$1 url peer_w=() peer_r=() peer_rs=() ours_w=() ours_r=() restart=() opens=() checks=() sent
+	local lready=() lfull=() lpull=() first=()
 	for i in $(seq "$reps"); do
 		# the store's own client, same object count and size
 		if [ "$be" = redis ]; then
@@ -76,6 +83,7 @@ run_backend() {
 		fi
 		peer_w+=("$(echo "$size / ($t1 - $t0)" | bc -l)")
 		peer_r+=("$(echo "$size / ($t2 - $t1)" | bc -l)")
+		peer_rs+=("$(echo "$t2 - $t1" | bc -l)")
 		# ours: first push into an empty store, then pull + restart elsewhere
 		t0=$(now)
 		m=$("$REMOTE" push "$T/a.pool" 1 "$url")
@@ -90,6 +98,24 @@ run_backend() {
 		ours_w+=("$(echo "$size / ($t1 - $t0)" | bc -l)")
 		ours_r+=("$(echo "$size / ($t2 - $t1)" | bc -l)")
 		restart+=("$(echo "$t3 - $t1" | bc -l)")
+		# the store client's first answer from a fresh process (a floor for ready)
+		t0=$(now)
+		if [ "$be" = redis ]; then
+			redis-cli -p "$port" exists "$m" >/dev/null
+		else
+			rados -p ckpt -N "rep$i" stat "$m" >/dev/null
+		fi
+		first+=("$(echo "($(now) - $t0) * 1000" | bc -l)")
+		# a lazy pull, restarted from at once
+		rm -rf "$T/c"; mkdir -p "$T/c"
+		t0=$(now)
+		"$REMOTE" pull --lazy "$url" "$m" "$T/c/a.pool"
+		lpull+=("$(echo "($(now) - $t0) * 1000" | bc -l)")
+		v=$("$WL" verify "$T/c/a.pool")
+		"$REMOTE" fill "$T/c/a.pool"      # the filler's end (publish)
+		lready+=("$(echo "$v" | awk -v t="$t0" '{print ($9 - t) * 1000}')")
+		lfull+=("$(echo "$v" | awk -v t="$t0" '{print $11 - t}')")
+		echo "# $be rep $i: lazy ready ${lready[-1]} ms, every page ${lfull[-1]} s; store client read ${peer_rs[-1]} s"
 		if [ "$i" = 1 ]; then
 			# 1% of the pages change: what the next push sends
 			cp --sparse=always "$T/a.pool" "$T/d.pool"
@@ -104,11 +130,16 @@ run_backend() {
 	pr=$(printf '%s\n' "${peer_r[@]}" | median); or=$(printf '%s\n' "${ours_r[@]}" | median)
 	rs=$(printf '%s\n' "${restart[@]}" | median)
 	op=$(printf '%s\n' "${opens[@]}" | median); ck=$(printf '%s\n' "${checks[@]}" | median)
+	lr=$(printf '%s\n' "${lready[@]}" | median); lf=$(printf '%s\n' "${lfull[@]}" | median)
+	prs=$(printf '%s\n' "${peer_rs[@]}" | median)
+	lp=$(printf '%s\n' "${lpull[@]}" | median); fa=$(printf '%s\n' "${first[@]}" | median)
 	read -r chunks man img <<<"$sent"
 	printf '%s first push   %8.1f MiB/s  store client %8.1f MiB/s  ratio %.2f\n' "$be" "$ow" "$pw" "$(echo "$ow / $pw" | bc -l)"
 	printf '%s pull         %8.1f MiB/s  store client %8.1f MiB/s  ratio %.2f\n' "$be" "$or" "$pr" "$(echo "$or / $pr" | bc -l)"
 	printf '%s pull+restart %8.2f s (pull, ckpt_open, read and check every page)\n' "$be" "$rs"
 	printf '%s restart      ckpt_open %.1f ms, then read and check every page %.1f ms\n' "$be" "$op" "$ck"
+	printf '%s lazy pull    ready %.1f ms (pull --lazy start to the root read; the pull --lazy command alone %.1f ms; the store client'"'"'s first answer from a fresh process %.1f ms)\n' "$be" "$lr" "$lp" "$fa"
+	printf '%s lazy pull    every page read and checked %.2f s after the pull'"'"'s start, store client read of the same objects %.2f s, ratio %.2f\n' "$be" "$lf" "$prs" "$(echo "$lf / $prs" | bc -l)"
 	printf '%s 1%% changed   sent %d chunk bytes + %d manifest bytes of %d: %.2f%%\n' "$be" "$chunks" "$man" "$img" "$(echo "100 * ($chunks + $man) / $img" | bc -l)"
 }
 

@@ -35,7 +35,8 @@ enum ckpt_fork_mode {
 	CKPT_FORK_REFLINK,   /* filesystem clone; open fails (ENOTSUP) where unsupported */
 	CKPT_FORK_COW,       /* copy-on-write engine: the heap is a private image of
 	                        a checkpoint; fork is a plain fork; checkpoints
-	                        write what changed; ckpt_persist is ENOTSUP */
+	                        write what changed; ckpt_persist writes the
+	                        range's pages into the heap's own segment */
 	CKPT_FORK_SHARED,    /* child shares the parent's segment: unsafe, for comparison only */
 };
 

@@ -455,8 +455,11 @@ cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen)
 	for (uint32_t i = 0; i < hdr->max_segments; i++) {
 		struct cat_entry x;
 		memcpy(&x, &e[i], sizeof(x));
-		if (x.state > CAT_BUSY)
+		if (x.state > CAT_FILLING)
 			return ckpt_err_set(EINVAL, "catalog entry %u: bad state %u", i, x.state);
+		if (x.state == CAT_FILLING && !(hdr->flags & POOL_F_REMOTE_FILL))
+			return ckpt_err_set(EINVAL, "catalog entry %u: a checkpoint being pulled "
+					"(format 1.6) in a pool that cannot hold one", i);
 		if (x.parent != CAT_NONE && x.parent >= hdr->max_segments)
 			return ckpt_err_set(EINVAL, "catalog entry %u: parent %u out of range",
 					i, x.parent);
@@ -467,7 +470,8 @@ cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen)
 			return ckpt_err_set(EINVAL,
 					"catalog entry %u: used %llu exceeds segment size",
 					i, (unsigned long long)x.used);
-		if ((x.state == CAT_LIVE || x.state == CAT_CKPT) &&
+		int ckptlike = x.state == CAT_CKPT || x.state == CAT_FILLING;
+		if ((x.state == CAT_LIVE || ckptlike) &&
 		    (x.life == 0 || x.life >= h.next_life || x.lineage == 0 ||
 		     x.lineage >= h.next_life || x.parent_life >= h.next_life))
 			return ckpt_err_set(EINVAL,
@@ -475,13 +479,14 @@ cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen)
 				i, (unsigned long long)x.life, (unsigned long long)x.lineage);
 		if (memchr(x.label, '\0', sizeof(x.label)) == NULL)
 			return ckpt_err_set(EINVAL, "catalog entry %u: label not terminated", i);
-		if (x.state == CAT_CKPT) {
+		if (ckptlike) {
 			if (x.ckpt_id == 0 || x.ckpt_id >= h.next_ckpt_id)
 				return ckpt_err_set(EINVAL,
 					"catalog entry %u: checkpoint id %llu out of range",
 					i, (unsigned long long)x.ckpt_id);
 			for (uint32_t j = 0; j < i; j++)
-				if (e[j].state == CAT_CKPT && e[j].ckpt_id == x.ckpt_id)
+				if ((e[j].state == CAT_CKPT || e[j].state == CAT_FILLING) &&
+				    e[j].ckpt_id == x.ckpt_id)
 					return ckpt_err_set(EINVAL,
 						"catalog entries %u and %u: same checkpoint id %llu",
 						j, i, (unsigned long long)x.ckpt_id);

@@ -219,8 +219,12 @@ publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 	if (label)
 		memcpy(e->label, label, strlen(label));
 	v.e[p->seg].used = used;
-	if (p->eng)
+	if (p->eng) {
 		v.e[p->seg].source = seg;
+		/* the pages persisted under the old base are stale from here */
+		if (p->hdr.minor >= POOL_MINOR_PERSISTED_PAGES)
+			v.e[p->seg].base_id = *cid;
+	}
 	*nfreed = apply_retention(p, &v, freed);
 	test_point("checkpoint:before-publish");
 	return cat_commit(&p->cat);

@@ -121,6 +121,17 @@ config_resolve(struct pool_config *c, const struct ckpt_config *cfg, int create)
 	if (rs && *rs && strcmp(rs, "lazy") != 0 && strcmp(rs, "eager") != 0)
 		return ckpt_err_set(EINVAL, "CKPT_RESTART=%s: expected lazy or eager", rs);
 	c->eager_restart = rs && strcmp(rs, "eager") == 0;
+	const char *ft = getenv("CKPT_REMOTE_FILL_TIMEOUT");
+	c->fill_wait_ms = 60000;
+	if (ft && *ft) {
+		char *end;
+		errno = 0;
+		double sec = strtod(ft, &end);
+		if (*end || errno || !(sec > 0) || sec > 86400)
+			return ckpt_err_set(EINVAL, "CKPT_REMOTE_FILL_TIMEOUT=%s: expected seconds "
+					"(more than 0, at most 86400)", ft);
+		c->fill_wait_ms = (unsigned)(sec * 1000) ? (unsigned)(sec * 1000) : 1;
+	}
 	if (config_check_keep(cfg->keep_checkpoints) < 0)
 		return -1;
 	c->keep = cfg->keep_checkpoints;

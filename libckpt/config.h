@@ -44,6 +44,13 @@ struct pool_config {
 	                                   verifies the whole image before it returns
 	                                   (default: each page on first access where
 	                                   the kernel allows) */
+	unsigned fill_wait_ms;          /* open: CKPT_REMOTE_FILL_TIMEOUT (seconds,
+	                                   default 60): how long a lazy restart of a
+	                                   checkpoint still being pulled waits for one
+	                                   region before it fences it (fill.h) */
+	int remote_fill;                /* create: the pool may hold checkpoints being
+	                                   pulled (POOL_F_REMOTE_FILL; ckpt-remote pull
+	                                   --lazy) */
 };
 
 /*

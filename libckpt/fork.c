@@ -100,6 +100,7 @@
 #include "segment.h"
 #include "testhook.h"
 #include "engine/image.h"
+#include "engine/persist.h"
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ckpt_pool *registry;
@@ -218,6 +219,7 @@ fork_prepare_pool(struct ckpt_pool *p)
 	if (p->eng) {
 		/* a lazy restart's holes would be zeros in the child */
 		image_settle(p);
+		image_persist_before_fork(p);
 		/* cow: no copy and no catalog commit in the pause; the child's
 		 * base image is pinned on the description it inherits, and the
 		 * child chooses its segment itself */
@@ -394,6 +396,11 @@ child_claim_memory(struct ckpt_pool *p, uint32_t parent_seg, uint32_t source)
 			e->owner = p->self;
 			e->parent = parent_seg;
 			e->source = source;
+			/* the base its persisted pages are tagged with (format
+			 * 1.7): the parent's, if the catalog names it */
+			if (p->eng && p->eng->persist_ok &&
+			    p->hdr.minor >= POOL_MINOR_PERSISTED_PAGES)
+				e->base_id = p->eng->base_id;
 			e->life = e->lineage = v.h->next_life++;
 			e->parent_life = parent_life;
 			e->used = p->fork_used;
@@ -426,6 +433,7 @@ child_claim_cow(struct ckpt_pool *p, uint32_t parent_seg)
 {
 	const uint32_t base = p->eng->base_seg;
 	image_after_fork_child(p);
+	image_persist_after_fork_child(p);
 	if (child_claim_memory(p, parent_seg, base) == 0)
 		cat_pin_drop(p->fd, base);
 }

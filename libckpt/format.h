@@ -26,7 +26,9 @@
 
 #define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
 #define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
-#define POOL_FORMAT_MINOR 5              /* compatible additions */
+#define POOL_FORMAT_MINOR 7              /* compatible additions */
+/* the first minor whose cow heaps keep persisted pages (base_id below) */
+#define POOL_MINOR_PERSISTED_PAGES 7
 
 #define POOL_HDR_OFF 0u
 #define POOL_COMMIT_OFF 4096u
@@ -103,6 +105,8 @@ enum cat_state {
 	CAT_LIVE = 1,            /* a process's heap; owner set */
 	CAT_CKPT = 2,            /* an immutable checkpoint */
 	CAT_BUSY = 3,            /* being written (checkpoint or fork child); owner set */
+	CAT_FILLING = 4,         /* a checkpoint being pulled from a remote store,
+	                            its bytes arriving (POOL_F_REMOTE_FILL; format 1.6) */
 };
 
 /*
@@ -131,10 +135,13 @@ struct cat_owner {
  *  - state is one of enum cat_state; FREE entries have every other field 0
  *    except parent/source == CAT_NONE,
  *  - parent, source are CAT_NONE or < max_segments,
- *  - CKPT entries: ckpt_id > 0, unique in the catalog and < cat_hdr.next_ckpt_id;
+ *  - CKPT and FILLING entries: ckpt_id > 0, unique among both and
+ *    < cat_hdr.next_ckpt_id;
  *    used <= seg_size; checksum == XXH3-64 of segment bytes [0, used), or
  *    with CAT_F_PAGE_SUMS of their 4 KiB page sums (sums.h),
- *  - LIVE and CKPT entries: 0 < life, lineage < cat_hdr.next_life;
+ *  - FILLING entries only in a pool with POOL_F_REMOTE_FILL; their fields
+ *    are those of the CKPT entry they become, their bytes may be missing,
+ *  - LIVE, CKPT and FILLING entries: 0 < life, lineage < cat_hdr.next_life;
  *    parent_life < next_life,
  *  - label is NUL-terminated within CAT_LABEL_MAX.
  */
@@ -159,7 +166,11 @@ struct cat_entry {
 	uint64_t restarted_from; /* CKPT with CAT_F_ORIGIN: the checkpoint id the
 	                            heap it was taken from was restarted from (0:
 	                            created or forked); format 1.1 */
-	uint8_t reserved[72];
+	uint64_t base_id;        /* LIVE in memory, pool minor >= 7: the id of the
+	                            checkpoint its heap maps (source's), 0 for a
+	                            heap whose base is no checkpoint; its
+	                            persisted pages are tagged with it (format 1.7) */
+	uint8_t reserved[64];
 	char label[CAT_LABEL_MAX];
 };
 
@@ -191,8 +202,16 @@ struct cat_entry {
  * gone. A libckpt older than 1.5 refuses such a pool ("unknown flags")
  * instead of handing a young heap's segment to another process */
 #define POOL_F_YOUNG_HEAPS 0x10u
+/* pool_hdr.flags: the pool may hold FILLING entries (format 1.6): a
+ * checkpoint pulled lazily from a remote store (`ckpt-remote pull --lazy`)
+ * whose catalog entry is complete (id, used, checksum, lineage) while its
+ * bytes and page sums are still being written by a filler process; it
+ * becomes CKPT by one catalog commit once every byte matches the checksum.
+ * Set only on pools a lazy pull creates. A libckpt older than 1.6 refuses
+ * such a pool ("unknown flags") instead of restarting from missing bytes */
+#define POOL_F_REMOTE_FILL 0x20u
 #define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS | \
-		POOL_F_SEALED | POOL_F_YOUNG_HEAPS)
+		POOL_F_SEALED | POOL_F_YOUNG_HEAPS | POOL_F_REMOTE_FILL)
 
 /* LIVE, or BUSY fork-pending: the heap is in the process's memory, a
  * private image of checkpoint segment source (or of its own empty segment

@@ -51,6 +51,7 @@ struct ckpt_pool {
 	enum ckpt_fork_mode fork_mode;
 	unsigned keep;
 	int eager_restart;           /* CKPT_RESTART=eager (config.h) */
+	unsigned fill_wait_ms;       /* CKPT_REMOTE_FILL_TIMEOUT (config.h) */
 	struct cat_owner self;
 	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
 	int detached;                /* no durable segment: pool calls fail */

@@ -187,6 +187,8 @@ inspect_state_name(const struct inspect *in, uint32_t i)
 		return "free";
 	case CAT_CKPT:
 		return "checkpoint";
+	case CAT_FILLING:
+		return "filling";
 	case CAT_LIVE:
 		return cat_entry_dead(in->fd, e, i) ? "dead" : "live";
 	case CAT_BUSY:
@@ -257,9 +259,8 @@ inspect_resolve(const struct inspect *in, const char *ref, uint32_t *seg)
 
 #define READ_CHUNK ((size_t)16 << 20)
 
-/* pread_some -- read up to len bytes at off; returns bytes read (short at EOF) or -1 */
-static ssize_t
-pread_some(int fd, void *buf, size_t len, uint64_t off)
+ssize_t
+inspect_pread(int fd, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 	while (done < len) {
@@ -287,7 +288,7 @@ inspect_read(struct inspect *in, uint32_t seg, uint64_t off, void *out, size_t l
 		return ckpt_err_set(EINVAL,
 			"range [0x%" PRIx64 ", +%zu) leaves the segment (%" PRIu64 " bytes)",
 			off, len, in->hdr.seg_size);
-	ssize_t n = pread_some(in->fd, out, len, layout_seg_off(&in->hdr, seg) + off);
+	ssize_t n = inspect_pread(in->fd, out, len, layout_seg_off(&in->hdr, seg) + off);
 	if (n < 0)
 		return ckpt_err_set(errno, "cannot read segment %u: %s", seg, strerror(errno));
 	if ((size_t)n < len)
@@ -349,6 +350,8 @@ inspect_read_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *lenp,
 		return ckpt_err_set(ENOENT, "segment %u is free: it holds no heap", seg);
 	if (e->state == CAT_CKPT && (e->flags & CAT_F_SEALED))
 		return read_sealed(in, seg, e, bufp, lenp);
+	if (inspect_is_cow_heap(in, seg))
+		return inspect_read_cow_heap(in, seg, bufp, lenp, NULL);
 	if (e->state == CAT_CKPT) {
 		want = e->used;
 	} else {
@@ -359,7 +362,7 @@ inspect_read_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *lenp,
 		if (have > in->hdr.seg_size)
 			have = in->hdr.seg_size;
 		memset(hh, 0, sizeof(hh));
-		ssize_t n = pread_some(in->fd, hh, sizeof(hh), so);
+		ssize_t n = inspect_pread(in->fd, hh, sizeof(hh), so);
 		if (n < 0)
 			return ckpt_err_set(errno, "cannot read segment %u: %s", seg,
 					strerror(errno));
@@ -384,7 +387,7 @@ inspect_read_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *lenp,
 	size_t done = 0;
 	while (done < len) {
 		size_t c = len - done < READ_CHUNK ? len - done : READ_CHUNK;
-		ssize_t n = pread_some(in->fd, (char *)buf + done, c, seg_off + done);
+		ssize_t n = inspect_pread(in->fd, (char *)buf + done, c, seg_off + done);
 		if (n < 0) {
 			int saved = errno;
 			munmap(buf, len ? len : 1);
@@ -421,7 +424,7 @@ inspect_ckpt_checksum(struct inspect *in, uint32_t seg, uint64_t used, uint32_t 
 	int ret = 0;
 	while (done < used) {
 		size_t c = used - done < cl ? (size_t)(used - done) : cl;
-		ssize_t n = pread_some(in->fd, chunk, c, off + done);
+		ssize_t n = inspect_pread(in->fd, chunk, c, off + done);
 		if (n < 0) {
 			ret = ckpt_err_set(errno, "cannot read segment %u: %s", seg,
 					strerror(errno));
@@ -745,6 +748,42 @@ stored_sums_bad(struct inspect *in, uint32_t i, const struct cat_entry *e)
 			e->checksum) < 0;
 }
 
+/*
+ * verify_cow_heap -- a dead cow heap: its base with its persisted pages
+ * over it, walked as any dead heap is (a note says what it is made of)
+ */
+static void
+verify_cow_heap(struct vctx *v, uint32_t i, const struct cat_entry *e, const char *where,
+		uint64_t off, struct vprog *vp)
+{
+	struct inspect_cow_info ci;
+	void *buf;
+	size_t len;
+	if (inspect_read_cow_heap(v->in, i, &buf, &len, &ci) < 0) {
+		finding(v, INSPECT_NOTE, where, i, off, "dead heap (pid %d), kept in memory "
+			"(fork mode cow): %s", e->owner.pid, ckpt_errormsg());
+		return;
+	}
+	inspect_free_heap(buf, len);
+	if (ci.base_seg == CAT_NONE && ci.pages == 0) {
+		finding(v, INSPECT_NOTE, where, i, off, "dead heap (pid %d), kept in memory "
+			"(fork mode cow): no checkpoint and nothing persisted; nothing to "
+			"check", e->owner.pid);
+		return;
+	}
+	char base[48] = "an empty base";
+	if (ci.base_seg != CAT_NONE)
+		snprintf(base, sizeof(base), "checkpoint %" PRIu64, v->in->cat.e[ci.base_seg].ckpt_id);
+	finding(v, INSPECT_NOTE, where, i, off, "dead heap (pid %d), kept in memory (fork mode "
+		"cow): %s with %" PRIu64 " persisted page(s) over it%s", e->owner.pid, base,
+		ci.pages, ci.stale ? " (older or torn pages ignored)" : "");
+	if (v->flags & INSPECT_VERIFY_NO_HEAPS)
+		return;
+	if (walk_heap(v, i, vp) < 0)
+		finding(v, (v->flags & INSPECT_VERIFY_STRICT) ? INSPECT_ERROR : INSPECT_WARNING,
+			where, i, off, "dead heap (pid %d): %s", e->owner.pid, ckpt_errormsg());
+}
+
 static void
 verify_segment(struct vctx *v, uint32_t i)
 {
@@ -830,11 +869,21 @@ verify_segment(struct vctx *v, uint32_t i)
 		}
 		return;
 	}
+	if (e.state == CAT_FILLING) {
+		finding(v, INSPECT_NOTE, where, i, off, "checkpoint %" PRIu64 " is being "
+			"pulled from a remote store (ckpt-remote pull --lazy): its bytes are "
+			"checked by the pull before it is published; not checked", e.ckpt_id);
+		return;
+	}
 	if (e.state == CAT_BUSY) {
 		finding(v, INSPECT_NOTE, where, i, off, strcmp(st, "dead") == 0 ?
 			"busy segment of a process that is gone (left by an interrupted "
 			"checkpoint, fork or restart; reclaimed when needed): not checked" :
 			"busy: being written by pid %d; not checked", e.owner.pid);
+		return;
+	}
+	if (inspect_is_cow_heap(in, i) && strcmp(st, "dead") == 0) {
+		verify_cow_heap(v, i, &e, where, off, &vp);
 		return;
 	}
 	if (e.flags & CAT_F_IN_MEMORY) {

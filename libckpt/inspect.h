@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "catalog.h"
 #include "format.h"
@@ -79,6 +80,34 @@ typedef void (*inspect_progress_fn)(void *arg, const char *what, uint64_t done,
 CKPT_HIDDEN int inspect_read_heap(struct inspect *in, uint32_t seg, void **buf, size_t *len,
 		inspect_progress_fn progress, void *parg);
 CKPT_HIDDEN void inspect_free_heap(void *buf, size_t len);
+
+/* inspect_pread -- read up to len bytes at off; the count read (short at EOF) or -1 */
+CKPT_HIDDEN ssize_t inspect_pread(int fd, void *buf, size_t len, uint64_t off);
+
+/*
+ * inspect_is_cow_heap -- 1 if segment seg is a heap kept in memory in fork
+ * mode cow in a pool of format 1.7 or later: what it left in the file is
+ * its base checkpoint with its persisted pages over it (inspect_persist.c)
+ */
+CKPT_HIDDEN int inspect_is_cow_heap(const struct inspect *in, uint32_t seg);
+
+/* inspect_cow_info -- what inspect_read_cow_heap put together */
+struct inspect_cow_info {
+	uint64_t base_id;        /* the base checkpoint's id, 0: none */
+	uint32_t base_seg;       /* its segment, CAT_NONE: an empty base */
+	uint64_t pages;          /* persisted pages laid over it */
+	uint64_t stale;          /* stored pages that did not match (torn, older
+	                            base, earlier life): the base's stand */
+};
+
+/*
+ * inspect_read_cow_heap -- for an inspect_is_cow_heap segment: a private
+ * copy of its base checkpoint's image with the pages its process persisted
+ * (their sums match) laid over it, of the length that covers both; ENOENT
+ * when the base is gone. info may be NULL. Free with inspect_free_heap.
+ */
+CKPT_HIDDEN int inspect_read_cow_heap(struct inspect *in, uint32_t seg, void **buf,
+		size_t *len, struct inspect_cow_info *info);
 
 /*
  * inspect_read -- len bytes of segment seg at offset off (from the segment

@@ -30,6 +30,7 @@
 #include "segment.h"
 #include "testhook.h"
 #include "engine/image.h"
+#include "engine/persist.h"
 #include "seal/key.h"
 
 static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -229,11 +230,13 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const struct seal_
 	} else if (!test_flag("CKPT_TEST_FORMAT_1_1") && !test_flag("CKPT_TEST_FORMAT_1_3")) {
 		flags |= POOL_F_YOUNG_HEAPS;
 	}
+	if (c->remote_fill && !key)
+		flags |= POOL_F_REMOTE_FILL;
 	if (layout_compute(hdr, c->heap_size, c->max_segments, flags) < 0)
 		return -1;
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
 	hdr->major = POOL_FORMAT_MAJOR;
-	hdr->minor = flags & POOL_F_YOUNG_HEAPS ? POOL_FORMAT_MINOR :
+	hdr->minor = flags & (POOL_F_REMOTE_FILL | POOL_F_YOUNG_HEAPS) ? POOL_FORMAT_MINOR :
 		flags & POOL_F_SEALED ? 4 : flags & POOL_F_SUMS_AREA ? 3 : 1;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
@@ -438,6 +441,7 @@ pool_open(const char *path, struct pool_config *c)
 	p->fork_mode = c->fork_mode;
 	p->keep = c->keep;
 	p->eager_restart = c->eager_restart;
+	p->fill_wait_ms = c->fill_wait_ms;
 	if (p->fork_mode == CKPT_FORK_COW)
 		segcopy_small_cow(p->fd);
 	if (map_reserve((void *)(uintptr_t)p->hdr.base, p->hdr.seg_size) < 0) {
@@ -518,5 +522,8 @@ ckpt_persist(ckpt_pool *p, const void *addr, size_t len)
 {
 	if (pool_usable(p) < 0)
 		return -1;
+	/* cow: the pages go to our own segment, tagged with the base (format 1.7) */
+	if (p->eng)
+		return image_persist(p, addr, len);
 	return map_persist(&p->heap_map, addr, len);
 }

@@ -30,6 +30,13 @@
  * mapping of the checkpoint itself, so the new entry is published LIVE in
  * step 2's transaction, flagged in memory and naming the checkpoint as its
  * source, which pins it: nothing may change it while the heap maps it.
+ *
+ * A checkpoint still being pulled from a remote store (FILLING, format
+ * 1.6) is restarted from only lazily: its bytes arrive as the program
+ * touches them, through the fetch hook this file registers with lazy.c
+ * (remote/filling.c asks the filler process and waits). Where the restart
+ * cannot be lazy, ckpt_open refuses it with EBUSY: nothing waits for a
+ * whole pull inside ckpt_open.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -47,16 +54,20 @@
 #include "engine/image.h"
 #include "engine/lazy.h"
 #include "seal/chunks.h"
+#include "remote/filling.h"
 
 #define VERIFY_PIECE ((uint64_t)2 << 20)   /* checkpoint_verify reads this much at a time */
 
-/* find_checkpoint -- index of checkpoint id (CKPT_LATEST: newest), or -1 */
+/*
+ * find_checkpoint -- index of checkpoint id (CKPT_LATEST: newest), or -1;
+ * one still being pulled (FILLING) counts
+ */
 static int
 find_checkpoint(const struct cat_view *v, ckpt_id id)
 {
 	int best = -1;
 	for (uint32_t i = 0; i < v->n; i++) {
-		if (v->e[i].state != CAT_CKPT)
+		if (v->e[i].state != CAT_CKPT && v->e[i].state != CAT_FILLING)
 			continue;
 		if (id != CKPT_LATEST ? v->e[i].ckpt_id == id
 		    : (best < 0 || v->e[i].ckpt_id > v->e[best].ckpt_id))
@@ -183,6 +194,19 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 	int src = find_checkpoint(v, from);
 	if (src < 0)
 		return no_checkpoint(p, from);
+	if (v->e[src].state == CAT_FILLING) {
+		if (lazy && checkpoint_in_file(p, &v->e[src], (uint32_t)src) == 0) {
+			*lazy = 1;      /* its page sums come with its bytes */
+			return src;
+		}
+		if (lazy)
+			return -1;
+		return ckpt_err_set(EBUSY, "pool %s: checkpoint %llu is still being pulled from "
+				"its remote store, and a restart before the pull completes must "
+				"be lazy (fork mode cow, userfaultfd, CKPT_RESTART not eager); "
+				"`ckpt-remote fill %s` waits for the pull", p->path,
+				(unsigned long long)v->e[src].ckpt_id, p->path);
+	}
 	/* page_sums comes zeroed; a failed attempt's sums must not outlive it */
 	for (;;) {
 		if (lazy) {
@@ -304,17 +328,22 @@ publish(struct ckpt_pool *p, uint32_t src, const struct cat_entry *srce)
 /*
  * restart_image -- cow mode: steps 2-4 in one: the new live entry is LIVE
  * at once, in memory, pinning the checkpoint it maps (source); nothing is
- * copied. uffd >= 0 (consumed): the heap is attached lazily (engine/lazy.c).
+ * copied. uffd >= 0 (consumed): the heap is attached lazily (engine/lazy.c);
+ * a checkpoint still being pulled, with remote/filling.c's fetch hook.
  */
 static int
 restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint64_t *sums,
 		int uffd)
 {
 	struct cat_entry srce = v->e[src];
-	if (claim(p, v, &srce) < 0) {
+	struct lazy_fetch fetch = { .fetch = fill_client_fetch, .end = fill_client_end };
+	if (srce.state == CAT_FILLING)
+		fetch.arg = fill_client_open(p, src, srce.ckpt_id, srce.used);
+	if ((srce.state == CAT_FILLING && !fetch.arg) || claim(p, v, &srce) < 0) {
 		cat_end(&p->cat);
 		if (uffd >= 0)
 			close(uffd);
+		fill_client_end(fetch.arg);
 		return -1;
 	}
 	struct cat_entry *e = &v->e[p->seg];
@@ -322,11 +351,16 @@ restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint6
 	e->flags = CAT_F_IN_MEMORY;
 	e->source = src;
 	e->ckpt_id = srce.ckpt_id;
+	if (p->hdr.minor >= POOL_MINOR_PERSISTED_PAGES)
+		e->base_id = srce.ckpt_id;      /* what ckpt_persist tags pages with */
 	e->used = srce.used;
 	int rc = cat_commit(&p->cat);
 	if (rc == 0 && image_prepare(p, sums) == 0) {
 		if (uffd >= 0)
-			image_lazy(p, uffd);
+			image_lazy(p, uffd, fetch.arg ? &fetch : NULL);
+		else
+			fill_client_end(fetch.arg);
+		fetch.arg = NULL;
 		uffd = -1;
 		rc = pool_attach_segment(p, POOL_ATTACH_HEAP, src, srce.used, srce.ckpt_id);
 		if (rc < 0)
@@ -337,6 +371,7 @@ restart_image(struct ckpt_pool *p, struct cat_view *v, uint32_t src, const uint6
 	}
 	if (uffd >= 0)
 		close(uffd);
+	fill_client_end(fetch.arg);
 	return rc;
 }
 

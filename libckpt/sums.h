@@ -56,6 +56,26 @@ sums_top(const uint64_t *sums, uint64_t npages)
 }
 
 /*
+ * sums_persist_seed -- the seed of the page sums of the pages ckpt_persist
+ * writes for heap life while it maps checkpoint base_id (0: no checkpoint),
+ * format 1.7: a page persisted under another base or by another life of
+ * the segment never matches (engine/persist.c)
+ */
+static inline uint64_t
+sums_persist_seed(uint64_t life, uint64_t base_id)
+{
+	const uint64_t k[3] = { 0x7473697372657070ull /* "ppersist" */, life, base_id };
+	return XXH3_64bits(k, sizeof(k));
+}
+
+/* sums_persist_page -- the stored sum of one persisted page under seed */
+static inline uint64_t
+sums_persist_page(const void *page, uint64_t seed)
+{
+	return XXH3_64bits_withSeed(page, SUMS_PAGE, seed);
+}
+
+/*
  * sums_store -- write npages page sums at file offset off of fd (not
  * durable: the checkpoint's fdatasync covers them)
  */

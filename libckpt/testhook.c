@@ -54,3 +54,10 @@ test_flag(const char *env)
 	const char *v = getenv(env);
 	return CKPT_UNLIKELY(v != NULL) && strcmp(v, "1") == 0;
 }
+
+unsigned long
+test_number(const char *env)
+{
+	const char *v = getenv(env);
+	return CKPT_UNLIKELY(v != NULL) ? strtoul(v, NULL, 10) : 0;
+}

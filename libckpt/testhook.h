@@ -49,6 +49,10 @@
  *                         chunks that are touched (and all of them when a
  *                         fork or checkpoint asks it to finish), so tests
  *                         know a first access meets a hole (engine/lazy.c)
+ *   CKPT_TEST_FILL_STALL=N  the filler of a lazy pull fetches regions in
+ *                         address order only up to region N, then only those
+ *                         a restarting process asks for, so a test knows
+ *                         which regions are missing (remote/filler.c)
  *   CKPT_TEST_FORMAT_1_1  ckpt_create makes a format 1.1 pool (no page-sum
  *                         area, full size), as an older libckpt did (pool.c)
  *   CKPT_TEST_FORMAT_1_3  ckpt_create makes a format 1.3 pool (no young
@@ -82,5 +86,8 @@ CKPT_HIDDEN void test_fork_snapshot(int on);
 
 /* test_flag -- 1 if the test switch env (see above) is set to "1" */
 CKPT_HIDDEN int test_flag(const char *env);
+
+/* test_number -- the test setting env as a decimal number, 0 when unset */
+CKPT_HIDDEN unsigned long test_number(const char *env);
 
 #endif

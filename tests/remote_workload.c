@@ -11,8 +11,9 @@
  *   remote_workload verify POOL [ID]              restart from ID (latest),
  *                                                 check everything; exit 0
  * create and mutate print the new checkpoint id; verify prints its
- * generation and how long ckpt_open and the full check took (for the
- * benchmark: nothing asserts on them).
+ * generation, how long ckpt_open and the full check took, and the wall
+ * clock (CLOCK_REALTIME, seconds) when the root was first read and when
+ * the check ended (for the benchmark: nothing asserts on them).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -71,6 +72,15 @@ ms_now(void)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+/* wall_now -- CLOCK_REALTIME in seconds (comparable across processes) */
+static double
+wall_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 /* checkpoint -- take one and print its id */
 static void
 checkpoint(ckpt_pool *p, const char *label)
@@ -124,6 +134,7 @@ main(int argc, char **argv)
 	struct root *r = ckpt_root(p);
 	if (!r || r->magic != MAGIC)
 		die("root");
+	double at_root = wall_now();
 	if (strcmp(cmd, "mutate") == 0 && argc == 4) {
 		uint64_t permille = strtoull(argv[3], NULL, 10);
 		uint64_t n = r->pages * permille / 1000, step = n ? r->pages / n : 1;
@@ -149,7 +160,7 @@ main(int argc, char **argv)
 				"data checksum wrong");
 		return 1;
 	}
-	printf("ok generation %llu open_ms %.2f check_ms %.2f\n",
-		(unsigned long long)r->generation, t1 - t0, ms_now() - t1);
+	printf("ok generation %llu open_ms %.2f check_ms %.2f root_at %.6f done_at %.6f\n",
+		(unsigned long long)r->generation, t1 - t0, ms_now() - t1, at_root, wall_now());
 	return ckpt_close(p) < 0;
 }

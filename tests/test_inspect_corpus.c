@@ -614,6 +614,9 @@ test_catalog(void **state)
 		{ "next id 0", c + offsetof(struct cat_hdr, next_ckpt_id), 0, 8, "next checkpoint", FALLBACK },
 		{ "next id below ids", c + offsetof(struct cat_hdr, next_ckpt_id), 1, 8, "out of range", FALLBACK },
 		{ "bad state", entry_off(1) + offsetof(struct cat_entry, state), 9, 4, "state", FALLBACK },
+		/* a checkpoint being pulled (format 1.6) in a pool without POOL_F_REMOTE_FILL */
+		{ "filling in a pool that cannot hold one", entry_off(ck_seg) +
+			offsetof(struct cat_entry, state), CAT_FILLING, 4, "cannot hold one", FALLBACK },
 		{ "parent out of range", entry_off(ck_seg) + offsetof(struct cat_entry, parent), 5000, 4, "parent", FALLBACK },
 		{ "source out of range", entry_off(ck_seg) + offsetof(struct cat_entry, source), 4096, 4, "source", FALLBACK },
 		{ "used past segment", entry_off(ck_seg) + offsetof(struct cat_entry, used), H.seg_size + 1, 8, "used", FALLBACK },

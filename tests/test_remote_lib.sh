@@ -278,3 +278,160 @@ for i in range(n):
         print('%016x%016x' % (hi, lo)); break
 PY
 }
+
+# chunk_at MANIFEST I -- the name of chunk I of a manifest
+chunk_at() {
+	store_get "$1" "$T/man"
+	python3 - "$T/man" "$2" <<'PY'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+hi, lo = struct.unpack_from('<QQ', b, 256 + 16 * int(sys.argv[2]))
+print('ckpt.c.%016x%016x' % (hi, lo))
+PY
+}
+
+# filling_state POOL -- the state ckpt-inspect list gives the pool's checkpoint
+filling_state() {
+	"$INSPECT" list "$1" --json | jq -r '[.segments[] | select(.checkpoint != null)
+		| .state] | join(",")'
+}
+
+# no_side_files POOL -- 0 if the lazy pull left nothing but its log
+no_side_files() {
+	[ ! -e "$1.fill" ] && [ ! -e "$1.fill.map" ] && [ ! -e "$1.fill.sock" ]
+}
+
+# wait_regions POOL N -- until the lazy pull into POOL has its first N regions (10 s)
+wait_regions() {
+	python3 - "$1.fill.map" "$2" <<'PY'
+import struct, sys, time
+for _ in range(1000):
+    b = open(sys.argv[1], 'rb').read()
+    if all(struct.unpack_from('<I', b, 4096 + 4 * i)[0] == 1 for i in range(int(sys.argv[2]))):
+        sys.exit(0)
+    time.sleep(0.01)
+sys.exit('the first regions never arrived')
+PY
+}
+
+# sigbus_env -- run a lazy restart whose SIGBUS must kill it (also under ASan)
+sigbus_env() {
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0 CKPT_FORK_MODE=cow "$@"
+}
+
+# lazy_pull_scenario -- ckpt-remote pull --lazy: the checkpoint is
+# restarted from while a filler brings its bytes (regions asked for first);
+# a filler killed midway is resumed; a corrupted chunk is refused by name
+# (CKPT_TEST_FILL_STALL=2 keeps the filler at the first two regions, so the
+# tests know which regions are missing)
+lazy_pull_scenario() {
+	Z=$T/hostZ
+	mkdir -p "$Z/a" "$Z/b" "$Z/c" "$Z/d" "$Z/e"
+	CKPT_FORK_MODE=cow "$WL" create "$Z/a/app.pool" 32 16 >/dev/null || fail "create (lazy pull)"
+	zm=$("$REMOTE" push "$Z/a/app.pool" latest "$URL") || fail "push (lazy pull)"
+	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/b/app.pool" || fail "pull --lazy"
+	if ! can_lazy; then
+		CKPT_FORK_MODE=cow "$WL" verify "$Z/b/app.pool" >/dev/null 2>"$T/err"
+		"$REMOTE" fill "$Z/b/app.pool" || fail "fill (waiting for the filler)"
+		CKPT_FORK_MODE=cow "$WL" verify "$Z/b/app.pool" >/dev/null || fail "verify after a lazy pull"
+		echo "ok: (no userfaultfd for kernel faults here: restart during a lazy pull not checked)"
+		return
+	fi
+	CKPT_FORK_MODE=cow "$WL" verify "$Z/b/app.pool" >/dev/null && ok "restart during a lazy pull" ||
+		fail "restart during a lazy pull"
+	"$REMOTE" fill "$Z/b/app.pool" || fail "fill (waiting for the filler)"
+	[ "$(filling_state "$Z/b/app.pool")" = checkpoint ] && no_side_files "$Z/b/app.pool" &&
+		"$INSPECT" verify "$Z/b/app.pool" >/dev/null &&
+		"$INSPECT" list "$Z/b/app.pool" --json | jq -e '[.segments[] | select(.state == "checkpoint")
+			| .lazy_restart] == [true]' >/dev/null &&
+		ok "the filler publishes the pulled checkpoint with its page sums" ||
+		fail "after the fill: $(filling_state "$Z/b/app.pool"), $(ls "$Z/b")"
+	# every unsealed pool says 1.7 since cow persist (FORMAT.md); the lazily
+	# pulled one also has the 1.6 flag, which a 1.5 libckpt refuses
+	[ "$("$INSPECT" info "$Z/b/app.pool" --json | json .format_version)" = 1.7 ] &&
+		[ "$("$INSPECT" info "$Z/a/app.pool" --json | json .format_version)" = 1.7 ] ||
+		fail "a lazily pulled pool or an ordinary one is not format 1.7"
+	# a pool an eager pull made (format 1.5) cannot take a lazy pull
+	"$REMOTE" pull "$URL" "$zm" "$Z/g.pool" || fail "pull (eager, for --lazy into it)"
+	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/g.pool" 2>"$T/err" && fail "lazy pull into a 1.5 pool"
+	grep -q "not created by a lazy pull" "$T/err" || fail "unclear: $(cat "$T/err")"
+
+	# stalled: ckpt-inspect shows it filling; an eager restart is refused;
+	# a lazy one gets every region it touches by asking for it
+	CKPT_TEST_FILL_STALL=2 "$REMOTE" pull --lazy "$URL" "$zm" "$Z/c/app.pool" || fail "pull --lazy (stalled)"
+	[ "$(filling_state "$Z/c/app.pool")" = filling ] && "$INSPECT" list "$Z/c/app.pool" | grep -q "being pulled" &&
+		ok "ckpt-inspect list shows the checkpoint filling" || fail "inspect: $(filling_state "$Z/c/app.pool")"
+	"$INSPECT" verify "$Z/c/app.pool" >/dev/null || fail "ckpt-inspect verify of a pool being filled"
+	CKPT_FORK_MODE=cow CKPT_RESTART=eager "$WL" verify "$Z/c/app.pool" >/dev/null 2>"$T/err" &&
+		fail "eager restart during a lazy pull succeeded"
+	grep -q "still being pulled" "$T/err" && ok "eager restart during a lazy pull refused" ||
+		fail "unclear: $(cat "$T/err")"
+	CKPT_FORK_MODE=cow "$WL" verify "$Z/c/app.pool" >/dev/null &&
+		ok "restart reads regions the filler had not reached (asked for)" ||
+		fail "restart from a stalled fill"
+	"$REMOTE" fill "$Z/c/app.pool" || fail "fill (stalled filler, every region asked)"
+
+	# the filler killed midway: touching a missing region fences it, named;
+	# ckpt-remote fill resumes the pull
+	pid=$(CKPT_TEST_FILL_STALL=2 "$REMOTE" pull --lazy "$URL" "$zm" "$Z/d/app.pool" --json | jq -r .filler_pid)
+	wait_regions "$Z/d/app.pool" 2 || fail "the filler did not start"
+	kill -9 "$pid" 2>/dev/null || fail "no filler to kill"
+	sigbus_env "$WL" verify "$Z/d/app.pool" >/dev/null 2>"$T/err"
+	rc=$?
+	[ $rc -eq 135 ] && grep -q "no filler is running" "$T/err" && grep -q "ckpt-remote fill" "$T/err" &&
+		ok "a missing region without a filler is fenced: $(grep -o 'region [0-9]* .*running' "$T/err" | head -1)" ||
+		fail "filler killed: exit $rc, $(cat "$T/err")"
+	[ "$(filling_state "$Z/d/app.pool")" = filling ] || fail "a killed filler's checkpoint is not filling"
+	"$REMOTE" fill "$Z/d/app.pool" && [ "$(filling_state "$Z/d/app.pool")" = checkpoint ] &&
+		CKPT_FORK_MODE=cow "$WL" verify "$Z/d/app.pool" >/dev/null && no_side_files "$Z/d/app.pool" &&
+		ok "ckpt-remote fill resumes a killed filler" || fail "resume after kill -9"
+
+	# a pull killed before its commit: its side files are stale, not a pull
+	mkdir -p "$Z/h"
+	CKPT_TEST_CRASH_AT=remote:before-filling-publish "$REMOTE" pull --lazy "$URL" "$zm" \
+		"$Z/h/app.pool" 2>"$T/err" && fail "a pull killed before its commit succeeded"
+	grep -q "died" "$T/err" || fail "unclear: $(cat "$T/err")"
+	"$REMOTE" fill "$Z/h/app.pool" && no_side_files "$Z/h/app.pool" || fail "fill of a stale pull"
+	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/h/app.pool" && "$REMOTE" fill "$Z/h/app.pool" &&
+		CKPT_FORK_MODE=cow "$WL" verify "$Z/h/app.pool" >/dev/null &&
+		ok "a lazy pull killed before its commit leaves nothing in the way" ||
+		fail "lazy pull after one killed before its commit"
+
+	# a corrupted chunk (region 5) is refused by name, by the restart and the fill
+	bad=$(chunk_at "$zm" 2600)
+	store_get "$bad" "$T/goodchunk"
+	head -c 4096 /dev/urandom >"$T/badchunk"
+	store_set "$bad" "$T/badchunk"
+	pid=$(CKPT_TEST_FILL_STALL=2 "$REMOTE" pull --lazy "$URL" "$zm" "$Z/e/app.pool" --json | jq -r .filler_pid)
+	sigbus_env "$WL" verify "$Z/e/app.pool" >/dev/null 2>"$T/err"
+	rc=$?
+	[ $rc -eq 135 ] && grep -q "$bad.*corrupted" "$T/err" &&
+		ok "a corrupted chunk is fenced by name on first touch" || fail "corrupted chunk: exit $rc, $(cat "$T/err")"
+	kill -9 "$pid" 2>/dev/null
+	"$REMOTE" fill "$Z/e/app.pool" 2>"$T/err" && fail "fill with a corrupted chunk succeeded"
+	grep -q "$bad" "$T/err" && ok "fill refuses the corrupted chunk by name" || fail "unclear: $(cat "$T/err")"
+	[ "$(filling_state "$Z/e/app.pool")" = filling ] || fail "a failed fill published"
+	store_set "$bad" "$T/goodchunk"
+	"$REMOTE" fill "$Z/e/app.pool" && CKPT_FORK_MODE=cow "$WL" verify "$Z/e/app.pool" >/dev/null &&
+		ok "fill completes once the chunk is repaired" || fail "fill after repair"
+}
+
+# lazy_pull_store_down STOP -- the store stops (STOP: a command) during a
+# lazy pull: touching a missing region fences it with the reason, bounded
+# by CKPT_REMOTE_FILL_TIMEOUT, no hang
+lazy_pull_store_down() {
+	can_lazy || return 0
+	Z=$T/hostZ
+	mkdir -p "$Z/f"
+	pid=$(CKPT_REMOTE_RETRIES=0 CKPT_TEST_FILL_STALL=2 "$REMOTE" pull --lazy "$URL" "$zm" "$Z/f/app.pool" --json |
+		jq -r .filler_pid)
+	wait_regions "$Z/f/app.pool" 2 || fail "the filler did not start"
+	$1
+	CKPT_REMOTE_FILL_TIMEOUT=3 sigbus_env "$WL" verify "$Z/f/app.pool" >/dev/null 2>"$T/err"
+	rc=$?
+	[ $rc -eq 135 ] && grep -q "cannot be pulled" "$T/err" &&
+		ok "store down: a missing region is fenced: $(grep -o 'cannot be pulled: [^;]*' "$T/err" | head -1 | cut -c1-200)" ||
+		fail "store down: exit $rc, $(cat "$T/err")"
+	kill -9 "$pid" 2>/dev/null
+	[ "$(filling_state "$Z/f/app.pool")" = filling ] || fail "store down: the checkpoint is not filling"
+}

@@ -140,4 +140,9 @@ for i in $ids; do
 		.remote.state == \"pushed\"" >/dev/null || fail "checkpoint $i lost its push state"
 done
 
+# last (it stops the server): the store going down during a lazy pull
+stop_store() { rcli shutdown nosave >/dev/null 2>&1; }
+lazy_pull_scenario
+lazy_pull_store_down stop_store
+
 [ $fails -eq 0 ] && echo PASS || echo "FAIL: $fails failures"

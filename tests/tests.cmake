@@ -98,6 +98,12 @@ ckpt_test(test_fork_reflink test_fork_reflink.c LABELS proc root)
 # every checkpoint point
 ckpt_test(test_cow test_cow.c LABELS proc VALGRIND)
 add_dependencies(test_cow ckpt-inspect)
+# ckpt_persist in cow mode (format 1.7): kill -9 at the persist's points and
+# around the checkpoint after it, the dead heap (base + persisted pages) read
+# as ckpt-inspect reads it; a heap that forked before its first checkpoint;
+# a 1.5 pool refuses it clearly
+ckpt_test(test_cow_persist test_cow_persist.c LABELS proc VALGRIND)
+add_dependencies(test_cow_persist ckpt-inspect)
 # lazy restart: kernel I/O into holes (O_DIRECT too), a damaged chunk fenced
 # (SIGBUS on first touch) or refused (eager), fork and checkpoint mid-fill,
 # the eager cases; no valgrind run (valgrind has no userfaultfd)

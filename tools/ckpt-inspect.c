@@ -421,7 +421,7 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 	}
 	char t[40];
 	iso_time(e->time_ns, t, sizeof(t));
-	if (e->state == CAT_CKPT)
+	if (e->state == CAT_CKPT || e->state == CAT_FILLING)
 		printf("\"checkpoint\":%" PRIu64 ",", e->ckpt_id);
 	else
 		printf("\"checkpoint\":null,");
@@ -486,6 +486,10 @@ static const char *
 remote_note(const struct cat_entry *e, char *buf, size_t len)
 {
 	struct remote_state rs;
+	if (e->state == CAT_FILLING) {
+		snprintf(buf, len, "  being pulled from a remote store (ckpt-remote fill)");
+		return buf;
+	}
 	if (e->state != CAT_CKPT || !remote_state_get(pool_path, e->ckpt_id, &rs))
 		return "";
 	if (strcmp(rs.state, "pushed") == 0)
@@ -674,7 +678,7 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		const struct cat_entry *e = &in->cat.e[i];
 		char t[40], sz[32], iu[32], ck[24] = "-", par[16] = "-", pid[16], from[24] = "-";
 		iso_time(e->time_ns, t, sizeof(t));
-		if (e->state == CAT_CKPT)
+		if (e->state == CAT_CKPT || e->state == CAT_FILLING)
 			snprintf(ck, sizeof(ck), "%" PRIu64, e->ckpt_id);
 		if (restarted_from(e))
 			snprintf(from, sizeof(from), "%" PRIu64, restarted_from(e));
@@ -805,7 +809,7 @@ cmd_heap(struct inspect *in, int argc, char **argv)
 	if (json) {
 		printf("{\"segment\":%u,\"state\":\"%s\",\"busy\":%s,\"checkpoint\":", seg,
 			st, busy ? "true" : "false");
-		if (e->state == CAT_CKPT)
+		if (e->state == CAT_CKPT || e->state == CAT_FILLING)
 			printf("%" PRIu64, e->ckpt_id);
 		else
 			printf("null");
@@ -963,10 +967,11 @@ cmd_dump(struct inspect *in, int argc, char **argv)
 	if (e->state == CAT_CKPT && end - lo > e->used && !json)
 		fprintf(stderr, "ckpt-inspect: note: bytes past 0x%" PRIx64 " (the checkpoint's "
 			"high-water mark) were never written by the heap\n", lo + e->used);
-	/* a sealed checkpoint is decrypted whole (every chunk authenticated) */
+	/* a sealed checkpoint is decrypted whole (every chunk authenticated);
+	 * a cow heap is its base with its persisted pages over it */
 	void *plain = NULL;
 	size_t plain_len = 0;
-	if (e->state == CAT_CKPT && (e->flags & CAT_F_SEALED) &&
+	if (((e->state == CAT_CKPT && (e->flags & CAT_F_SEALED)) || inspect_is_cow_heap(in, seg)) &&
 	    inspect_read_heap(in, seg, &plain, &plain_len, NULL, NULL) < 0)
 		return fail(EXIT_DAMAGED, "%s", ckpt_errormsg());
 	unsigned char chunk[65536];

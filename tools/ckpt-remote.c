@@ -4,7 +4,8 @@
  *
  *   ckpt-remote push POOL REF URL [--chunk-size BYTES] [--check-all] [--json]
  *   ckpt-remote list URL [--json]
- *   ckpt-remote pull URL MANIFEST POOL [--json]
+ *   ckpt-remote pull URL MANIFEST POOL [--lazy] [--json]
+ *   ckpt-remote fill POOL
  *   ckpt-remote prune URL --keep N [--max-age SECS] [--json]
  *   ckpt-remote config POOL [URL|none] [--json]
  *
@@ -17,6 +18,11 @@
  * the pool's checkpoints are pushed to in the background when CKPT_REMOTE
  * is not set: POOL.remote.url, mode 0600 (a URL may hold a password),
  * replaced by rename.
+ * pull --lazy publishes the checkpoint as being pulled (format 1.6) and
+ * returns, leaving its child (the process that pulled) to bring the bytes
+ * as the filler, its messages in POOL.fill.log; a program restarting from
+ * it meanwhile gets each region first when it touches it. fill resumes a
+ * lazy pull whose filler died, or waits for a running one to finish.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +48,7 @@ static uint32_t chunk_size = REMOTE_DEFAULT_CHUNK;
 static long keep = -1;
 static unsigned push_flags;
 static uint64_t max_age;
+static int lazy;
 
 /* usage -- the synopsis on stderr; returns the usage exit code */
 static int
@@ -49,7 +57,8 @@ usage(void)
 	fprintf(stderr,
 		"usage: ckpt-remote push POOL REF URL [--chunk-size BYTES] [--check-all] [--json]\n"
 		"       ckpt-remote list URL [--json]\n"
-		"       ckpt-remote pull URL MANIFEST POOL [--json]\n"
+		"       ckpt-remote pull URL MANIFEST POOL [--lazy] [--json]\n"
+		"       ckpt-remote fill POOL\n"
 		"       ckpt-remote prune URL --keep N [--max-age SECS] [--json]\n"
 		"       ckpt-remote config POOL [URL|none] [--json]\n"
 		"URL: redis://[[user]:password@]host[:port][/db] or rados://pool[/namespace]\n");
@@ -195,9 +204,117 @@ cmd_list(char **a)
 }
 
 static int
+cmd_fill(char **a)
+{
+	if (remote_fill(a[0], 1, NULL) < 0)
+		return fail("fill");
+	return 0;
+}
+
+/*
+ * pull_lazy_child -- the pull and then the filler, in the child of a lazy
+ * pull: tells the parent over fd how the pull went ("E<errno> <message>",
+ * "C" complete already, "O" filling), then fills with its stdio on
+ * /dev/null and its messages appended to POOL.fill.log
+ */
+static int
+pull_lazy_child(char **a, int fd)
+{
+	struct remote_stats s;
+	struct remote_fill_start fs;
+	int complete = 0;
+	setsid();
+	struct store *st = store_open(a[0]);
+	int rc = st ? remote_pull_lazy(st, a[1], a[0], a[2], &complete, &s, &fs) : -1;
+	if (rc < 0 || complete) {
+		store_close(st);
+		if (rc < 0)
+			dprintf(fd, "E%d %s", errno ? errno : EIO, ckpt_errormsg());
+		else
+			dprintf(fd, "C");
+		return rc < 0;
+	}
+	dprintf(fd, "O%" PRIu64, s.image_bytes);
+	close(fd);
+	char log[4300];
+	snprintf(log, sizeof(log), "%s.fill.log", a[2]);
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+	}
+	if (logfd >= 0)
+		dup2(logfd, 2);
+	if (remote_fill(a[2], 0, &fs) < 0) {
+		fprintf(stderr, "ckpt-remote: fill %s: %s\n", a[2], ckpt_errormsg());
+		return 1;
+	}
+	fprintf(stderr, "ckpt-remote: fill %s: complete\n", a[2]);
+	return 0;
+}
+
+/*
+ * pull_lazy -- fork before the store is contacted (a store client does
+ * not survive a fork); the child pulls and goes on as the filler; this
+ * process returns once the child says the checkpoint is published
+ */
+static int
+pull_lazy(char **a)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		ckpt_err_set(errno, "pipe: %s", strerror(errno));
+		return fail("pull");
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		_exit(pull_lazy_child(a, p[1]));
+	}
+	close(p[1]);
+	if (pid < 0) {
+		ckpt_err_set(errno, "fork: %s", strerror(errno));
+		close(p[0]);
+		return fail("pull");
+	}
+	char msg[CKPT_ERRMSG_MAX + 32];
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof(msg) - 1 && (k = read(p[0], msg + n, sizeof(msg) - 1 - n)) != 0) {
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			break;
+		n += (size_t)k;
+	}
+	msg[n] = 0;
+	close(p[0]);
+	if (msg[0] == 'E' || n == 0) {
+		int e = n ? atoi(msg + 1) : EIO;
+		const char *m = n ? strchr(msg, ' ') : NULL;
+		waitpid(pid, NULL, 0);
+		ckpt_err_set(e ? e : EIO, "%s", m ? m + 1 : "the pulling process died");
+		return fail("pull");
+	}
+	if (msg[0] == 'C')
+		waitpid(pid, NULL, 0);
+	if (json) {
+		printf("{\"manifest\":");
+		json_str(a[1]);
+		printf(",\"filling\":%s,\"filler_pid\":%d}\n", msg[0] == 'O' ? "true" : "false",
+			msg[0] == 'O' ? (int)pid : 0);
+	}
+	return 0;
+}
+
+static int
 cmd_pull(char **a)
 {
 	struct remote_stats s;
+	if (lazy)
+		return pull_lazy(a);
 	struct store *st = store_open(a[0]);
 	if (!st || remote_pull(st, a[1], a[2], &s) < 0) {
 		store_close(st);
@@ -322,6 +439,9 @@ main(int argc, char **argv)
 			push_flags |= REMOTE_PUSH_CHECK_ALL;
 		} else if (strcmp(o, "--background") == 0) {
 			background = 1;
+		} else if (strcmp(o, "--lazy") == 0) {
+			lazy = 1;
+
 		} else if (strcmp(o, "--chunk-size") == 0 && i + 1 < argc) {
 			v = number(argv[++i]);
 			if (v < MANIFEST_MIN_CHUNK || v > MANIFEST_MAX_CHUNK || (v & (v - 1)))
@@ -356,6 +476,8 @@ main(int argc, char **argv)
 		return cmd_list(pos + 1);
 	if (strcmp(cmd, "pull") == 0 && npos == 4)
 		return cmd_pull(pos + 1);
+	if (strcmp(cmd, "fill") == 0 && npos == 2)
+		return cmd_fill(pos + 1);
 	if (strcmp(cmd, "config") == 0 && (npos == 2 || npos == 3))
 		return cmd_config(pos + 1, npos - 1);
 	if (strcmp(cmd, "prune") == 0 && npos == 2) {

@@ -121,9 +121,11 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 }
 
 void
-image_lazy(struct ckpt_pool *p, int uffd)
+image_lazy(struct ckpt_pool *p, int uffd, const struct lazy_fetch *fetch)
 {
 	p->eng->lazy_uffd = uffd;
+	if (fetch)
+		p->eng->lazy_fetch = *fetch;
 }
 
 /* start_lazy -- image_attach of a lazy restart: hand the image's range to lazy.c */
@@ -137,7 +139,8 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	int uffd = e->lazy_uffd, done;
 	e->lazy_uffd = -1;
 	e->lazy = lazy_start(uffd, p->fd, seg_off(p, seg), (void *)(uintptr_t)p->hdr.base,
-			used, e->sums, what, &done);
+			used, e->sums, what, &done, e->lazy_fetch.fetch ? &e->lazy_fetch : NULL);
+	memset(&e->lazy_fetch, 0, sizeof(e->lazy_fetch));   /* lazy.c's now */
 	return e->lazy || done ? 0 : -1;
 }
 
@@ -183,6 +186,8 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	bg_clear(e);            /* they were made from the old base */
 	e->base_used = used;
 	e->base_is_ckpt = id != 0;
+	e->base_id = id;
+	e->persist_ok = 1;      /* a re-base clears it until its publication */
 	/* a checkpoint base opens the ring: recycling it needs no bitmap of
 	 * its own, only those of the intervals after it */
 	if (id && e->n == 0) {
@@ -201,6 +206,8 @@ image_detach(struct ckpt_pool *p)
 	lazy_stop(e->lazy);
 	if (e->lazy_uffd >= 0)
 		close(e->lazy_uffd);
+	if (e->lazy_fetch.end)
+		e->lazy_fetch.end(e->lazy_fetch.arg);
 	if (e->tracking)
 		dirty_stop(&e->tracker);
 	while (e->n)
@@ -495,10 +502,12 @@ image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 	uint64_t *b = bits_new(e);
 	if (!b)
 		return ckpt_err_set(ENOMEM, "out of memory");
+	e->persist_ok = 0;      /* from here the heap may map the new image */
 	if (image_attach(p, seg, used, 0) < 0) {
 		free(b);
 		return -1;
 	}
+	e->persist_ok = 0;      /* the catalog still names the old base */
 	memcpy(b, e->cur, e->words * sizeof(uint64_t));
 	e->ring[e->n++] = (struct image_interval){ .id = 0, .seg = seg, .written = b };
 	return 0;
@@ -511,4 +520,6 @@ image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id)
 	if (e->n && e->ring[e->n - 1].seg == seg)
 		e->ring[e->n - 1].id = id;
 	e->base_is_ckpt = 1;
+	e->base_id = id;
+	e->persist_ok = 1;
 }

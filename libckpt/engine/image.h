@@ -11,6 +11,7 @@
 #include "libckpt.h"
 #include "catalog.h"
 #include "dirty.h"
+#include "engine/lazy.h"
 
 struct ckpt_pool;
 
@@ -71,6 +72,17 @@ struct engine {
 	int lazy_uffd;          /* image_attach of a restart starts a lazy fill
 	                           with it (image_lazy), else -1 */
 	struct lazy *lazy;      /* the lazy fill under way, or NULL (lazy.h) */
+	/* ckpt_persist (engine/persist.c, format 1.7) */
+	ckpt_id base_id;        /* the checkpoint base_seg holds, 0 for none: the
+	                           tag of the pages persisted under this base */
+	int persist_ok;         /* the catalog names this base (0 between a
+	                           re-base and its publication, and after a
+	                           publication that failed) */
+	int own_shared;         /* a fork child may map our own segment (we
+	                           forked while it was our base): persist checks
+	                           the catalog before it writes there */
+	uint64_t persisted;     /* pages the last ckpt_persist wrote (tests) */
+	struct lazy_fetch lazy_fetch;   /* image_lazy's fetch hook until lazy_start */
 	/* figures of the last checkpoint, for tests and ckpt-inspect */
 	uint64_t last_written;  /* bytes written from the heap */
 	int last_recycled;      /* 1 if it recycled an old checkpoint (2: a background one) */
@@ -94,9 +106,11 @@ CKPT_HIDDEN int image_prepare(struct ckpt_pool *p, const uint64_t *sums);
  * image_lazy -- before the image_attach of a restart from checkpoint id:
  * attach lazily with uffd (lazy_open's; the engine's from here on): the
  * heap is ready at once and each chunk is verified against e->sums on
- * first access (lazy.c), which must be the image's stored page sums
+ * first access (lazy.c), which must be the image's stored page sums, or
+ * with fetch (may be NULL; the engine's from here on) those the hook
+ * brings with each chunk's bytes
  */
-CKPT_HIDDEN void image_lazy(struct ckpt_pool *p, int uffd);
+CKPT_HIDDEN void image_lazy(struct ckpt_pool *p, int uffd, const struct lazy_fetch *fetch);
 
 /*
  * image_settle -- complete a lazy fill under way (before a fork or a

@@ -45,6 +45,15 @@
  * the holes, so a fork first completes the fill (lazy_finish), as does a
  * checkpoint, which copies the base image. Both cost at most the rest of
  * one verification pass.
+ *
+ * An image whose bytes are still arriving (a checkpoint being pulled from
+ * a remote store) comes with a fetch hook (struct lazy_fetch, registered
+ * by the caller: this file knows nothing of where the bytes come from):
+ * before a chunk is verified the hook makes its bytes and page sums
+ * present, waiting for them; a chunk the hook cannot deliver is fenced
+ * with the hook's reason. The prefetch asks without waiting and, when the
+ * next chunk is not there yet, the thread sleeps on the faults for
+ * LAZY_IDLE_MS before it looks again.
  */
 #include <errno.h>
 #include <poll.h>
@@ -74,6 +83,7 @@
 
 #define LAZY_CHUNK ((uint64_t)2 << 20)
 #define LAZY_MAX_CHUNKS ((uint64_t)1 << 14)  /* bounds the mappings a fill can leave */
+#define LAZY_IDLE_MS 1          /* prefetch waiting for a fetched chunk */
 
 
 /*
@@ -92,7 +102,9 @@ struct lazy {
 	uint64_t img_off;       /* the image's offset in fd */
 	char *base;
 	uint64_t len, chunk, nchunks, used;
-	const uint64_t *sums;
+	uint64_t *sums;
+	struct lazy_fetch fetch;   /* fetch.fetch NULL: the image is all there */
+	int idle;               /* the prefetch found the next chunk not fetched yet */
 	const char *view;       /* read-only view of the image's [0, used) */
 	uint8_t *done;
 	uint64_t left, next, damaged;
@@ -186,6 +198,13 @@ fill(struct lazy *l, uint64_t i)
 	uint64_t off = i * l->chunk;
 	uint64_t len = l->len - off < l->chunk ? l->len - off : l->chunk;
 	uint64_t vend = l->used < off + len ? l->used : off + len, bad;
+	if (l->fetch.fetch && vend > off &&
+	    l->fetch.fetch(l->fetch.arg, off, vend - off, 1, l->sums + off / SUMS_PAGE) < 0) {
+		fprintf(stderr, "libckpt: %s: %s; chunk [%p, %p) is fenced: touching it raises "
+			"SIGBUS\n", l->what, ckpt_errormsg(), (void *)(l->base + off),
+			(void *)(l->base + off + len));
+		goto fence;
+	}
 	int rc = verify(l, off, vend, &bad);
 	if (rc == 0) {
 		if (map_image_piece(l->desc, l->img_off + off, len, l->base + off) < 0 &&
@@ -228,14 +247,28 @@ serve(struct lazy *l)
 	return 0;
 }
 
-/* prefetch -- fill the next chunk not done in address order */
+/*
+ * prefetch -- fill the next chunk not done in address order; with a fetch
+ * hook and wait 0, only once its bytes are there (else l->idle is set)
+ */
 static void
-prefetch(struct lazy *l)
+prefetch(struct lazy *l, int wait)
 {
 	while (l->next < l->nchunks && l->done[l->next])
 		l->next++;
-	if (l->next < l->nchunks)
-		fill(l, l->next);
+	l->idle = 0;
+	if (l->next >= l->nchunks)
+		return;
+	if (l->fetch.fetch && !wait) {
+		uint64_t off = l->next * l->chunk;
+		uint64_t end = l->used < off + l->chunk ? l->used : off + l->chunk;
+		if (end > off && l->fetch.fetch(l->fetch.arg, off, end - off, 0,
+				l->sums + off / SUMS_PAGE) == 0) {
+			l->idle = 1;
+			return;
+		}
+	}
+	fill(l, l->next);
 }
 
 /*
@@ -250,7 +283,7 @@ lazy_thread(void *arg)
 	while (l->left) {
 		struct pollfd pf[2] = { { .fd = l->uffd, .events = POLLIN },
 			{ .fd = l->stopfd, .events = POLLIN } };
-		int n = poll(pf, 2, l->prefetching ? 0 : -1);
+		int n = poll(pf, 2, !l->prefetching ? -1 : l->idle ? LAZY_IDLE_MS : 0);
 		if (n > 0 && pf[1].revents) {
 			if (!l->finishing)
 				break;
@@ -262,7 +295,7 @@ lazy_thread(void *arg)
 		if (n > 0 && (pf[0].revents & POLLIN) && serve(l) == 0)
 			continue;
 		if (l->prefetching)
-			prefetch(l);
+			prefetch(l, l->finishing);   /* finishing: wait for each chunk */
 	}
 	return NULL;
 }
@@ -278,6 +311,8 @@ lazy_free(struct lazy *l)
 		close(l->uffd);
 	if (l->stopfd >= 0)
 		close(l->stopfd);
+	if (l->fetch.end)
+		l->fetch.end(l->fetch.arg);
 	free(l->done);
 	free(l);
 }
@@ -287,18 +322,20 @@ static int
 run_here(struct lazy *l)
 {
 	while (l->left)
-		prefetch(l);
+		prefetch(l, 1);
 	return l->damaged ? -1 : 0;
 }
 
 struct lazy *
 lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
-		const uint64_t *sums, const char *what, int *done)
+		uint64_t *sums, const char *what, int *done, const struct lazy_fetch *fetch)
 {
 	*done = 0;
 	struct lazy *l = calloc(1, sizeof(*l));
 	if (!l) {
 		close(uffd);
+		if (fetch && fetch->end)
+			fetch->end(fetch->arg);
 		ckpt_err_set(ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -309,6 +346,8 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 	l->base = base;
 	l->used = used;
 	l->sums = sums;
+	if (fetch)
+		l->fetch = *fetch;
 	snprintf(l->what, sizeof(l->what), "%s", what);
 	l->prefetching = !test_flag("CKPT_TEST_LAZY_NO_PREFETCH");
 	l->chunk = LAZY_CHUNK;

@@ -21,6 +21,22 @@ struct lazy;
 CKPT_HIDDEN int lazy_open(void);
 
 /*
+ * lazy_fetch -- "fetch before verify": an image whose bytes are still
+ * arriving (a checkpoint being pulled from a remote store). Before a chunk
+ * is verified, fetch(arg, off, len, wait, sums) must make the image's
+ * bytes [off, off + len) present in the file and their page sums valid in
+ * sums[0, len / 4096) (a pointer into lazy_start's sums): 1 done; 0 not
+ * yet (only when wait is 0: the fill thread's own prefetch, which must not
+ * block the faults); -1 they cannot come, with a message: the chunk is
+ * fenced as a damaged one is. end(arg) (may be NULL) when the fill ends.
+ */
+struct lazy_fetch {
+	int (*fetch)(void *arg, uint64_t off, uint64_t len, int wait, uint64_t *sums);
+	void (*end)(void *arg);
+	void *arg;
+};
+
+/*
  * lazy_start -- take over the heap's range [base, base + used rounded up
  * to a chunk), which must map fd's image at img_off privately (the caller
  * mapped it): the range is emptied, and a thread verifies each chunk
@@ -28,14 +44,16 @@ CKPT_HIDDEN int lazy_open(void);
  * image's checksum; they must outlive lazy_finish/lazy_stop) and maps it,
  * the chunks the program touches first, then the others in order. uffd
  * (lazy_open's) is the lazy state's from here on, even on failure.
- * what names the image in messages ("pool P, checkpoint N").
+ * what names the image in messages ("pool P, checkpoint N"). fetch (may be
+ * NULL; copied, its end called even on failure) is the fetch hook above.
  * Where no thread can be started the chunks are verified and mapped here.
  * NULL with *done 1: already all mapped and verified (no thread); NULL with
  * *done 0: failed, the range is not a verified heap (a damaged chunk, or
  * an error), with a message.
  */
 CKPT_HIDDEN struct lazy *lazy_start(int uffd, int fd, uint64_t img_off, void *base,
-		uint64_t used, const uint64_t *sums, const char *what, int *done);
+		uint64_t used, uint64_t *sums, const char *what, int *done,
+		const struct lazy_fetch *fetch);
 
 /*
  * lazy_finish -- have the thread map every chunk left (prefetch on), wait

@@ -11,6 +11,12 @@
  * life and lineage: the catalog's counters are raised past them, so later
  * checkpoints and lives never reuse them, and a process restarted from it
  * continues its lineage as it would on the origin machine.
+ *
+ * A lazy pull (format 1.6) reserves its segment as FILLING at once, with
+ * every field of the checkpoint it will be, and leaves the bytes to a
+ * filler (remote/filler.c), which resumes the import (import_resume) and
+ * ends it with one commit, FILLING to CKPT (import_fill_commit). Only pools created by a lazy pull can hold a
+ * FILLING entry (POOL_F_REMOTE_FILL).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,23 +44,60 @@ create_pool(const char *path, const struct import_desc *d)
 	if (config_resolve(&c, &cfg, 1) < 0)
 		return -1;
 	c.uuid = d->uuid;
+	c.remote_fill = d->lazy;
 	struct ckpt_pool *p = pool_create(path, &c);
 	if (!p)
 		return -1;
 	return ckpt_close(p);
 }
 
-/* find_ckpt -- the segment holding checkpoint id, or -1 */
+/* find_ckpt -- the segment holding checkpoint id (complete or FILLING), or -1 */
 static int
 find_ckpt(const struct cat_view *v, uint64_t id)
 {
 	for (uint32_t i = 0; i < v->n; i++)
-		if (v->e[i].state == CAT_CKPT && v->e[i].ckpt_id == id)
+		if ((v->e[i].state == CAT_CKPT || v->e[i].state == CAT_FILLING) &&
+		    v->e[i].ckpt_id == id)
 			return (int)i;
 	return -1;
 }
 
-/* reserve -- a BUSY segment of ours for the image, its old blocks punched */
+/*
+ * describe -- entry e becomes the checkpoint d describes, in state (CKPT,
+ * or FILLING for a lazy pull); the catalog's counters move past it
+ */
+static void
+describe(const struct import *im, struct cat_view *v, struct cat_entry *e,
+		const struct import_desc *d, uint32_t state)
+{
+	e->state = state;
+	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN | CAT_F_SEALED);
+	if (im->sums_stored)
+		e->flags |= CAT_F_SUMS_STORED;
+	e->parent = CAT_NONE;
+	e->source = CAT_NONE;
+	e->ckpt_id = d->ckpt_id;
+	e->used = d->used;
+	e->in_use = d->in_use;
+	e->checksum = d->checksum;
+	e->time_ns = d->time_ns;
+	e->life = d->life;
+	e->parent_life = 0;
+	e->lineage = d->lineage;
+	e->restarted_from = d->restarted_from;
+	memcpy(e->label, d->label, sizeof(e->label));
+	e->label[CAT_LABEL_MAX - 1] = 0;
+	if (v->h->next_ckpt_id <= d->ckpt_id)
+		v->h->next_ckpt_id = d->ckpt_id + 1;
+	uint64_t top = d->life > d->lineage ? d->life : d->lineage;
+	if (v->h->next_life <= top)
+		v->h->next_life = top + 1;
+}
+
+/*
+ * reserve -- a BUSY segment of ours for the image (a lazy pull: published
+ * FILLING at once, in the same commit), its old blocks punched
+ */
 static int
 reserve(struct import *im, const struct import_desc *d)
 {
@@ -66,7 +109,12 @@ reserve(struct import *im, const struct import_desc *d)
 	int have = find_ckpt(&v, d->ckpt_id);
 	if (have >= 0) {
 		int same = v.e[have].checksum == d->checksum && v.e[have].used == d->used;
+		int filling = v.e[have].state == CAT_FILLING;
 		cat_end(&p->cat);
+		if (same && filling)
+			return ckpt_err_set(EBUSY, "pool %s is already pulling checkpoint %llu "
+					"(`ckpt-remote fill %s` resumes or waits for it)", p->path,
+					(unsigned long long)d->ckpt_id, p->path);
 		if (!same)
 			return ckpt_err_set(EEXIST, "pool %s already has a different "
 					"checkpoint %llu", p->path,
@@ -79,14 +127,20 @@ reserve(struct import *im, const struct import_desc *d)
 		cat_end(&p->cat);
 		return -1;
 	}
-	v.e[seg].state = CAT_BUSY;
 	v.e[seg].owner = p->self;
-	v.e[seg].time_ns = now_ns();
+	if (d->lazy) {
+		describe(im, &v, &v.e[seg], d, CAT_FILLING);
+		test_point("remote:before-filling-publish");
+	} else {
+		v.e[seg].state = CAT_BUSY;
+		v.e[seg].time_ns = now_ns();
+	}
 	if (cat_commit(&p->cat) < 0)
 		return -1;
 	im->seg = (uint32_t)seg;
+	im->filling = d->lazy;
 	uint32_t s = (uint32_t)seg;
-	seg_punch(p, &s, 1);
+	seg_punch(p, &s, 1);     /* nothing reads a FILLING region before it is marked */
 	return 0;
 }
 
@@ -123,6 +177,11 @@ import_begin(struct import *im, const char *path, const struct import_desc *d)
 	if (memcmp(h->uuid, d->uuid, sizeof(h->uuid)) != 0) {
 		ckpt_err_set(EINVAL, "pool %s is another pool (its uuid differs from the "
 				"checkpoint's)", path);
+		goto fail;
+	}
+	if (d->lazy && !(h->flags & POOL_F_REMOTE_FILL)) {
+		ckpt_err_set(ENOTSUP, "pool %s was not created by a lazy pull (format 1.6): "
+				"pull into it without --lazy, or lazily into a new pool", path);
 		goto fail;
 	}
 	if (h->base != d->base || h->heap_size != d->heap_size) {
@@ -195,28 +254,7 @@ publish(struct import *im, const struct import_desc *d)
 				"%llu (or another process added it meanwhile)", im->seg,
 				(unsigned long long)d->ckpt_id);
 	}
-	e->state = CAT_CKPT;
-	e->flags = d->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN | CAT_F_SEALED);
-	if (im->sums_stored)
-		e->flags |= CAT_F_SUMS_STORED;
-	e->parent = CAT_NONE;
-	e->source = CAT_NONE;
-	e->ckpt_id = d->ckpt_id;
-	e->used = d->used;
-	e->in_use = d->in_use;
-	e->checksum = d->checksum;
-	e->time_ns = d->time_ns;
-	e->life = d->life;
-	e->parent_life = 0;
-	e->lineage = d->lineage;
-	e->restarted_from = d->restarted_from;
-	memcpy(e->label, d->label, sizeof(e->label));
-	e->label[CAT_LABEL_MAX - 1] = 0;
-	if (v.h->next_ckpt_id <= d->ckpt_id)
-		v.h->next_ckpt_id = d->ckpt_id + 1;
-	uint64_t top = d->life > d->lineage ? d->life : d->lineage;
-	if (v.h->next_life <= top)
-		v.h->next_life = top + 1;
+	describe(im, &v, e, d, CAT_CKPT);
 	test_point("remote:before-import-publish");
 	return cat_commit(&p->cat);
 }
@@ -246,7 +284,7 @@ import_abort(struct import *im)
 {
 	int e = errno;
 	if (im->p) {
-		if (!im->present && !im->created)
+		if (!im->present && !im->created && !im->filling)
 			seg_release(im->p, im->seg, SEG_OURS);
 		char *path = im->created ? strdup(im->p->path) : NULL;
 		pool_discard(im->p);
@@ -257,4 +295,68 @@ import_abort(struct import *im)
 		}
 	}
 	errno = e;
+}
+
+
+int
+import_resume(struct import *im, const char *path, uint64_t id, struct cat_entry *out)
+{
+	memset(im, 0, sizeof(*im));
+	struct pool_config c;
+	if (config_resolve(&c, NULL, 0) < 0)
+		return -1;
+	im->p = pool_open(path, &c);
+	if (!im->p)
+		return -1;
+	struct cat_view v;
+	if (cat_begin(&im->p->cat, &v) < 0)
+		goto fail;
+	int seg = find_ckpt(&v, id);
+	if (seg >= 0)
+		*out = v.e[seg];
+	cat_end(&im->p->cat);
+	if (seg < 0) {
+		ckpt_err_set(ENOENT, "pool %s has no checkpoint %llu", path,
+				(unsigned long long)id);
+		goto fail;
+	}
+	im->seg = (uint32_t)seg;
+	im->present = out->state == CAT_CKPT;    /* already published */
+	return 0;
+fail:
+	pool_discard(im->p);
+	im->p = NULL;
+	return -1;
+}
+
+int
+import_fill_commit(struct import *im, uint64_t id)
+{
+	struct ckpt_pool *p = im->p;
+	int ret = 0;
+	if (fdatasync(p->fd) < 0) {
+		ret = ckpt_err_set(errno, "cannot make pool %s durable: %s", p->path,
+				strerror(errno));
+	} else {
+		struct cat_view v;
+		if (cat_begin(&p->cat, &v) < 0) {
+			ret = -1;
+		} else {
+			struct cat_entry *e = &v.e[im->seg];
+			if (e->state != CAT_FILLING || e->ckpt_id != id) {
+				cat_end(&p->cat);
+				ret = ckpt_err_set(EIO, "segment %u no longer holds checkpoint %llu "
+						"being pulled", im->seg, (unsigned long long)id);
+			} else {
+				e->state = CAT_CKPT;
+				if (im->sums_stored)
+					e->flags |= CAT_F_SUMS_STORED;
+				test_point("remote:before-fill-publish");
+				ret = cat_commit(&p->cat);
+			}
+		}
+	}
+	pool_discard(p);
+	im->p = NULL;
+	return ret;
 }

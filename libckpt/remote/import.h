@@ -30,6 +30,10 @@ struct import_desc {
 	                               (seal_write_image into im->p); NULL: unsealed */
 	uint64_t ckpt_id, used, in_use, time_ns, life, lineage, restarted_from, checksum;
 	char label[CAT_LABEL_MAX];
+	int lazy;                   /* a lazy pull: the pool is created with
+	                               POOL_F_REMOTE_FILL, an existing one must have it,
+	                               and the segment is reserved FILLING (the side
+	                               files, remote/filling.h, must exist already) */
 };
 
 struct ckpt_pool;
@@ -41,6 +45,7 @@ struct import {
 	int created;                /* the pool file is ours: removed on abort */
 	int present;                /* the pool holds this checkpoint already */
 	int sums_stored;            /* import_sums wrote the page-sum slot */
+	int filling;                /* the segment is published FILLING: kept on abort */
 };
 
 /*
@@ -67,6 +72,20 @@ CKPT_HIDDEN int import_sums(struct import *im, const struct import_desc *d,
 
 /* import_commit -- make the image durable and publish it; ends the import */
 CKPT_HIDDEN int import_commit(struct import *im, const struct import_desc *d);
+
+/*
+ * import_resume -- the filler's import: open the pool at path and find
+ * checkpoint id (*out: its entry); im->present if it is published already
+ */
+CKPT_HIDDEN int import_resume(struct import *im, const char *path, uint64_t id,
+		struct cat_entry *out);
+
+/*
+ * import_fill_commit -- make the filled image durable and publish it:
+ * FILLING becomes CKPT (with its stored page sums) in one commit; ends the
+ * import
+ */
+CKPT_HIDDEN int import_fill_commit(struct import *im, uint64_t id);
 
 /* import_abort -- give the reservation back (remove a pool we created); keeps errno */
 CKPT_HIDDEN void import_abort(struct import *im);

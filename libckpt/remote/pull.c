@@ -29,9 +29,8 @@
 #define PULL_BATCH 256u     /* chunks per store request */
 #define PULL_SLOTS 2u       /* batches in flight: one fetched, one checked */
 
-/* desc_of -- the import description of a manifest */
-static void
-desc_of(struct import_desc *d, const struct manifest_hdr *h)
+void
+remote_desc_of(struct import_desc *d, const struct manifest_hdr *h)
 {
 	memset(d, 0, sizeof(*d));
 	memcpy(d->uuid, h->uuid, sizeof(d->uuid));
@@ -253,7 +252,7 @@ remote_pull(struct store *st, const char *mname, const char *path, struct remote
 	if (remote_load_manifest(st, mname, &m) < 0)
 		return -1;
 	struct import_desc d;
-	desc_of(&d, &m.h);
+	remote_desc_of(&d, &m.h);
 	struct import im;
 	int ret = -1;
 	uint64_t *page_sums = NULL;

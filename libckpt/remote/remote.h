@@ -52,6 +52,46 @@ CKPT_HIDDEN int remote_pushable(const char *path);
 CKPT_HIDDEN int remote_pull(struct store *st, const char *manifest, const char *path,
 		struct remote_stats *stats);
 
+/* remote_desc_of -- the import description (import.h) of a manifest */
+struct import_desc;
+CKPT_HIDDEN void remote_desc_of(struct import_desc *d, const struct manifest_hdr *h);
+
+/*
+ * remote_fill_start -- what a lazy pull hands to the filler that goes on
+ * in the same process: the pull's lock on POOL.fill (held, so that no
+ * restart finds the pull without a filler), its request socket (-1 if
+ * none), the connected store and the loaded manifest
+ */
+struct remote_fill_start {
+	int lockfd, sock;
+	struct store *st;
+	struct manifest m;
+};
+
+/*
+ * remote_pull_lazy -- the first half of `ckpt-remote pull --lazy`: the
+ * manifest fetched and checked, the pool at path created (format 1.6) or
+ * opened, the filler's side files written (filling.h) and its lock taken,
+ * the checkpoint published FILLING; *fs then holds what remote_fill goes
+ * on with (st included: the caller no longer closes it). *complete: the
+ * pool holds the checkpoint already, nothing to fill (fs unset, st the
+ * caller's).
+ */
+CKPT_HIDDEN int remote_pull_lazy(struct store *st, const char *manifest, const char *url,
+		const char *path, int *complete, struct remote_stats *stats,
+		struct remote_fill_start *fs);
+
+/*
+ * remote_fill -- the filler (filler.c): fetch the rest of the checkpoint
+ * being pulled into the pool at path, serving the regions restarting
+ * processes ask for first, then publish it and remove the side files.
+ * fs: remote_pull_lazy's (consumed), or NULL to resume a pull: then with
+ * wait a filler already running is waited for instead of refused. 0 when
+ * the checkpoint is published (by this filler or the one waited for), or
+ * when the pool has none being pulled.
+ */
+CKPT_HIDDEN int remote_fill(const char *path, int wait, struct remote_fill_start *fs);
+
 /* remote_manifest_fn -- one manifest of a listing */
 typedef int (*remote_manifest_fn)(void *arg, const char *name, const struct manifest *m);
 

@@ -210,7 +210,9 @@ try_state(const struct point_ctx *pc, const char *desc, const char *path)
 	 * later crash point must hold more (checkpoints acknowledged since),
 	 * so the key also covers what the rules depend on there.
 	 */
-	uint64_t req[4] = { 0, created_pos < pc->k, 0, 0 };
+	uint64_t req[5] = { 0, created_pos < pc->k, 0, 0, 0 };
+	for (unsigned i = 0; i < npersists; i++)
+		req[4] += persists[i].pos < (persists[i].done ? pc->k : pc->end);
 	for (unsigned i = 0; i < nacks; i++)
 		req[0] += acks[i].pos < pc->k;
 	for (unsigned i = 0; i < nkeeps; i++)
@@ -486,11 +488,12 @@ main(int argc, char **argv)
 	printf("  refused (unreadable, before create returned) %llu, no checkpoint listed %llu, "
 		"opened a checkpoint %llu, verify warnings (dead heaps) %llu, "
 		"most writes in flight at a point %llu, lineage one short (recycling) %llu, "
-		"newest published but not acknowledged (heap of a checkpoint under way) %llu\n",
+		"newest published but not acknowledged (heap of a checkpoint under way) %llu, "
+		"dead cow heaps checked against their last persist %llu\n",
 		(unsigned long long)cnt->refused, (unsigned long long)cnt->unpublished,
 		(unsigned long long)cnt->opened, (unsigned long long)cnt->dead_heap_warnings,
 		(unsigned long long)cnt->max_inflight, (unsigned long long)cnt->one_short,
-		(unsigned long long)cnt->unacked);
+		(unsigned long long)cnt->unacked, (unsigned long long)cnt->dead_persisted);
 	printf("counts: points=%llu generated=%llu distinct=%llu checked=%llu failures=%llu "
 		"contents=%llu\n", (unsigned long long)cnt->points,
 		(unsigned long long)cnt->generated, (unsigned long long)cnt->distinct,

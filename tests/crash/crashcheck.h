@@ -87,6 +87,13 @@ void apply_rec(size_t i);
 /* is_point -- record i is an ordering point (a crash point follows it) */
 int is_point(size_t i);
 
+/* persistm -- marker "persisting GEN" (pos, done 0) or "persisted GEN NODES"
+ * (done 1): a ckpt_persist of the whole heap at generation GEN was called
+ * or returned (cow mode, format 1.7) */
+struct persistm { size_t pos; int done; uint64_t gen, nodes; };
+extern struct persistm persists[MAX_ACKS];
+extern unsigned npersists;
+
 /* -- one crash state ---------------------------------------------------- */
 
 extern unsigned char *W;        /* the state's bytes: D plus chosen items */
@@ -108,6 +115,7 @@ struct stats {
 	uint64_t max_inflight;
 	uint64_t one_short;             /* states allowed by the recycling rule only */
 	uint64_t unacked;               /* opened a published, unacknowledged checkpoint */
+	uint64_t dead_persisted;        /* a dead cow heap checked against its last persist */
 };
 extern struct stats *cnt;
 

@@ -41,6 +41,8 @@ unsigned nkeeps;
 size_t created_pos = SIZE_MAX;
 struct beginm begins[MAX_ACKS];
 unsigned nbegins;
+struct persistm persists[MAX_ACKS];
+unsigned npersists;
 
 static int
 group_of(const char *name)
@@ -71,6 +73,10 @@ parse_mark(size_t pos, const char *text, size_t len)
 	else if (sscanf(buf, "begin %63s %llu %llu", g, &gen, &nodes) == 3 &&
 		 nbegins < MAX_ACKS)
 		begins[nbegins++] = (struct beginm){ pos, group_of(g), gen, nodes };
+	else if (sscanf(buf, "persisted %llu %llu", &gen, &nodes) == 2 && npersists < MAX_ACKS)
+		persists[npersists++] = (struct persistm){ pos, 1, gen, nodes };
+	else if (sscanf(buf, "persisting %llu", &gen) == 1 && npersists < MAX_ACKS)
+		persists[npersists++] = (struct persistm){ pos, 0, gen, 0 };
 	else if (strcmp(buf, "created") == 0 && created_pos == SIZE_MAX)
 		created_pos = pos;
 }

@@ -30,6 +30,8 @@
 
 #include "catalog.h"
 #include "crashcheck.h"
+#include "heap.h"
+#include "inspect.h"
 #include "layout.h"
 #include "sums.h"
 #include "test_checkpoint_util.h"
@@ -320,6 +322,98 @@ run_open(const char *path, struct open_result *r, const struct ack *want, uint64
 	return 0;
 }
 
+/*
+ * persisted_at -- the last "persisted" marker before the crash point when
+ * no later persist began by the end of the epoch (its pages may be torn
+ * in flight), else NULL: the dead cow heap must then hold exactly its
+ * generation (rule 6), or, once a checkpoint began after it, that
+ * checkpoint's (*alt: it moves the base to an image of that generation
+ * in one commit); *alt is -1 when none did
+ */
+static const struct persistm *
+persisted_at(const struct point_ctx *pc, int64_t *alt)
+{
+	const struct persistm *last = NULL;
+	*alt = -1;
+	for (unsigned i = 0; i < npersists; i++)
+		if (persists[i].done && persists[i].pos < pc->k)
+			last = &persists[i];
+	if (!last)
+		return NULL;
+	for (unsigned i = 0; i < npersists; i++)
+		if (!persists[i].done && persists[i].pos > last->pos && persists[i].pos < pc->end)
+			return NULL;
+	for (unsigned i = 0; i < nbegins; i++)
+		if (begins[i].pos > last->pos && begins[i].pos < pc->end) {
+			if (*alt >= 0)
+				return NULL;    /* two checkpoints: not in these workloads */
+			*alt = (int64_t)begins[i].gen;
+		}
+	return last;
+}
+
+/*
+ * dead_cow_gen -- in a child: the generation of the structure in the
+ * newest dead cow heap of path, read as ckpt-inspect reads it (its base
+ * with its persisted pages over it) and mapped at the pool's base; -1
+ * with why in msg (no such heap: -2)
+ */
+static int64_t
+dead_cow_gen(const char *path, uint64_t nodes, char *msg, size_t msglen)
+{
+	struct res { int64_t gen; char msg[256]; };
+	struct res *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return -1;
+	sh->gen = -1;
+	snprintf(sh->msg, sizeof(sh->msg), "the reading child gave no result");
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(opt.timeout);
+		struct inspect in;
+		if (inspect_open(&in, path) < 0) {
+			snprintf(sh->msg, sizeof(sh->msg), "inspect_open: %s", ckpt_errormsg());
+			_exit(0);
+		}
+		int seg = -1;
+		for (uint32_t i = 0; i < in.cat.n; i++)
+			if (inspect_is_cow_heap(&in, i) &&
+			    (seg < 0 || in.cat.e[i].life > in.cat.e[seg].life))
+				seg = (int)i;
+		void *buf;
+		size_t len;
+		struct heap_summary sum;
+		if (seg < 0) {
+			sh->gen = -2;
+		} else if (inspect_read_cow_heap(&in, (uint32_t)seg, &buf, &len, NULL) < 0) {
+			snprintf(sh->msg, sizeof(sh->msg), "segment %d: %s", seg, ckpt_errormsg());
+		} else if (heap_check(buf, len, &sum) < 0 || !sum.root_offset) {
+			snprintf(sh->msg, sizeof(sh->msg), "segment %d: heap: %s", seg,
+					ckpt_errormsg());
+		} else {
+			void *at = mmap((void *)(uintptr_t)in.hdr.base, len, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+			if (at != (void *)(uintptr_t)in.hdr.base) {
+				snprintf(sh->msg, sizeof(sh->msg), "cannot map at the base");
+				_exit(0);
+			}
+			memcpy(at, buf, len);
+			char err[200];
+			sh->gen = ts_check((char *)at + sum.root_offset, nodes, err, sizeof(err));
+			snprintf(sh->msg, sizeof(sh->msg), "segment %d: %s", seg, err);
+		}
+		_exit(0);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	int64_t gen = sh->gen;
+	snprintf(msg, msglen, "%s%s", sh->msg, WIFSIGNALED(status) ?
+			" (the reading child was killed by a signal)" : "");
+	munmap(sh, sizeof(*sh));
+	return WIFSIGNALED(status) ? -1 : gen;
+}
+
 FILE *failf;
 
 /* report -- a failure of state desc at point pc; keep the state */
@@ -431,6 +525,24 @@ check_state(const struct point_ctx *pc, const char *desc, const char *path)
 		report(pc, desc, "ckpt-inspect verify exited %d (expected %d): %.600s",
 				rc, readable ? 0 : 1, out);
 		failed = 1;
+	}
+	/* rule 6: a dead cow heap holds what its last persist made durable */
+	int64_t alt;
+	const struct persistm *pm = readable && !failed ? persisted_at(pc, &alt) : NULL;
+	if (pm) {
+		char msg[512];
+		int64_t g = dead_cow_gen(path, pm->nodes, msg, sizeof(msg));
+		if (g == (int64_t)pm->gen || (alt >= 0 && g == alt))
+			__atomic_fetch_add(&cnt->dead_persisted, 1, __ATOMIC_RELAXED);
+		else {
+			report(pc, desc, "the dead cow heap holds %s %lld, not generation %llu "
+				"its last ckpt_persist returned with%s: %s",
+				g == -2 ? "nothing (no cow heap listed)" : g < 0 ?
+				"no structure:" : "generation", (long long)g,
+				(unsigned long long)pm->gen, alt >= 0 ? " (nor that of the "
+				"checkpoint under way)" : "", msg);
+			failed = 1;
+		}
 	}
 	/* ckpt_open(LATEST) */
 	struct open_result r;

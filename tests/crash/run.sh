@@ -17,7 +17,7 @@
 #               allowance (crashcheck --strict-keep); passes only if that
 #               finds failures: proof that the states it allows occur
 # Workloads: create restart fork reflink retention bgsave enospc, the cow
-# engine's cow cow-fork cow-bgsave cow-reflink (crashwork), and
+# engine's cow cow-fork cow-bgsave cow-persist cow-reflink (crashwork), and
 # create-pmem / fork-pmem: the same with the pmem path forced
 # (PMEM_IS_PMEM_FORCE=1, CKPT_TEST_NO_OFFLOAD=1: segcopy's pmem memcpy) and
 # the recorder in pmem mode (pmem_persist / flush + drain are ordering
@@ -30,7 +30,7 @@ seed=1
 keep=0
 extra=""
 workloads="create restart fork reflink retention bgsave enospc create-pmem fork-pmem
-	cow cow-fork cow-bgsave cow-reflink"
+	cow cow-fork cow-bgsave cow-persist cow-reflink"
 while [ $# -gt 1 ]; do
 	case "$1" in
 	--long) mode=long ;;

@@ -35,6 +35,11 @@
  *              parent changes its heap, three times, with synchronous
  *              checkpoints between (three in a row: the last recycles),
  *              then four in a row (the last two recycle background ones)
+ *   cow-persist  cow mode, keep 2: ckpt_persist of the whole heap before
+ *              the first checkpoint (an empty base), after it twice, a
+ *              checkpoint, one more persist, then exit without closing:
+ *              the dead heap must hold the generation of the last
+ *              persist that returned (rule 6)
  *   cow-reflink  cow-fork where the filesystem clones (run.sh mounts an
  *              XFS loop filesystem): the base image of a new checkpoint is
  *              cloned, not copied; exits 77 where the pool's directory
@@ -52,6 +57,8 @@
  *   ack ID GROUP GEN NODES       checkpoint ID returned to the caller; its
  *                                heap holds the ts_* structure of NODES
  *                                nodes at generation GEN
+ *   persisting GEN               ckpt_persist of the whole heap is called
+ *   persisted GEN NODES          it returned: the heap was at generation GEN
  * GROUP names a lineage (format.h): "main" for the created heap and the
  * heaps restarted from its checkpoints, "childN" for fork children.
  * Exit status: 0 done, 77 skipped, anything else a failure (message on stderr).
@@ -64,6 +71,7 @@
 #include <stdarg.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 
@@ -484,6 +492,48 @@ w_cow_fork(int need_clone)
 	return 0;
 }
 
+/* persist -- ckpt_persist of the heap's whole range at generation gen */
+static void
+persist(ckpt_pool *p, uint64_t gen)
+{
+	/* the heap is the pool's base and segment size (its header) */
+	struct pool_hdr h;
+	int fd = open(pool_path, O_RDONLY);
+	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		die("reading the pool header");
+	mark("persisting %llu", (unsigned long long)gen);
+	if (ckpt_persist(p, (void *)(uintptr_t)h.base, h.seg_size) < 0)
+		die("ckpt_persist");
+	mark("persisted %llu %d", (unsigned long long)gen, NODES);
+	/* two ordering points that make nothing else durable (msync of the
+	 * header page, which never changes): the crash point after the first
+	 * follows the marker, and its epoch ends before the next persist or
+	 * checkpoint begins, so rule 6 applies there, to whatever the
+	 * persist's own fdatasync made durable */
+	void *hp = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+	if (hp == MAP_FAILED || msync(hp, 4096, MS_SYNC) < 0 || msync(hp, 4096, MS_SYNC) < 0)
+		die("msync of the header page");
+	munmap(hp, 4096);
+	close(fd);
+}
+
+static int
+w_cow_persist(void)
+{
+	ckpt_pool *p = start(8, CKPT_FORK_COW, 2);
+	persist(p, 1);                  /* over the empty base of a new heap */
+	checkpoint(p, "main", 1);
+	for (uint64_t g = 2; g <= 3; g++) {
+		change(p, g);
+		persist(p, g);
+	}
+	change(p, 4);
+	checkpoint(p, "main", 4);       /* the pages persisted at 2 and 3 are stale */
+	change(p, 5);
+	persist(p, 5);
+	_exit(0);                       /* dead, not closed: the heap is what persist left */
+}
+
 static int
 w_cow_bgsave(void)
 {
@@ -519,7 +569,7 @@ main(int argc, char **argv)
 {
 	if (argc != 3) {
 		fprintf(stderr, "usage: crashwork create|restart|fork|reflink|retention|"
-			"bgsave|enospc|cow|cow-fork|cow-bgsave|cow-reflink POOL\n");
+			"bgsave|enospc|cow|cow-fork|cow-bgsave|cow-persist|cow-reflink POOL\n");
 		return 2;
 	}
 	mark_fn = (void (*)(const char *))dlsym(RTLD_DEFAULT, "ckpt_rec_mark");
@@ -546,6 +596,8 @@ main(int argc, char **argv)
 		return w_cow_fork(0);
 	if (strcmp(w, "cow-bgsave") == 0)
 		return w_cow_bgsave();
+	if (strcmp(w, "cow-persist") == 0)
+		return w_cow_persist();
 	if (strcmp(w, "cow-reflink") == 0)
 		return w_cow_fork(1);
 	fprintf(stderr, "crashwork: unknown workload %s\n", w);
