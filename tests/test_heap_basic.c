@@ -47,6 +47,7 @@ static void
 check_ok(uint64_t bytes)
 {
 	struct heap_summary s;
+	th_quiesce(H);
 	th_walk_ok(seg.addr, heap_high_water(H), NULL, &s);
 	assert_int_equal(s.bytes_allocated, bytes);
 	assert_int_equal(heap_bytes_in_use(H), bytes);
@@ -504,9 +505,12 @@ test_invalid_free(void **state)
 	heap_detach(h2);
 	th_unmap(&seg2);
 
-	/* double free, same thread: small and large */
+	/* double free, same thread: small (in the front cache: "already freed
+	 * (double free; ...front cache)"), after a quiesce (on its slab's free
+	 * list: "not allocated (double free, ...)"), and large */
 	assert_int_equal(heap_free(H, p), 0);
 	live -= 64;
+	expect_bad_free(p, ENOENT, "front cache", live);
 	expect_bad_free(p, ENOENT, "not allocated", live);
 	assert_int_equal(heap_free(H, l), 0);
 	live = 0;
@@ -901,6 +905,97 @@ test_format_over_garbage(void **state)
 	th_unmap(&g);
 }
 
+/* walk_bytes -- bytes in live blocks as the walker sees the segment now (no quiesce) */
+static uint64_t
+walk_bytes(void)
+{
+	struct heap_summary s;
+	th_walk_ok(seg.addr, heap_high_water(H), NULL, &s);
+	return s.bytes_allocated;
+}
+
+/* cache_and_exit -- a thread's body: allocate n 64-byte blocks, free them
+ * all (the first TC_CAP go into its front cache), return the first */
+static void *
+cache_and_exit(void *arg)
+{
+	(void)arg;
+	void *b[64];
+	for (int i = 0; i < 64; i++)
+		if (!(b[i] = heap_alloc(H, 64)))
+			return NULL;
+	for (int i = 0; i < 64; i++)
+		if (heap_free(H, b[i]) != 0)
+			return NULL;
+	return b[0];
+}
+
+/* free_expect_enoent -- another thread's free of arg must fail with ENOENT */
+static void *
+free_expect_enoent(void *arg)
+{
+	int rc = heap_free(H, arg);
+	return (void *)(intptr_t)(rc == -1 && errno == ENOENT &&
+			th_errmsg_has("front cache"));
+}
+
+/*
+ * test_front_cache -- blocks a thread frees go into its front cache and
+ * stay allocated in the segment (a walk of the live segment counts them)
+ * until a quiesce: heap_lock_all drains every cache, so the segment is
+ * then exact; the next allocation of the class takes the block back
+ * (LIFO). A cached block freed again, by its thread or another, fails with
+ * ENOENT and the heap is unchanged; usable_size and set_root refuse it. A
+ * thread's exit drains its cache (exact without a quiesce).
+ */
+static void
+test_front_cache(void **state)
+{
+	(void)state;
+	char *keep = heap_alloc(H, 64), *p = heap_alloc(H, 64), *q = heap_alloc(H, 300);
+	assert_non_null(keep);
+	assert_non_null(p);
+	assert_non_null(q);
+	assert_int_equal(heap_free(H, p), 0);
+	assert_int_equal(heap_free(H, q), 0);
+	/* cached: allocated to the segment */
+	assert_int_equal(walk_bytes(), 64 + 64 + 320);
+	assert_int_equal(heap_bytes_in_use(H), 64);
+	/* double frees of cached blocks, by the owner and by another thread */
+	assert_int_equal(heap_free(H, p), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_true(th_errmsg_has("front cache"));
+	pthread_t t;
+	void *rc;
+	assert_int_equal(pthread_create(&t, NULL, free_expect_enoent, q), 0);
+	pthread_join(t, &rc);
+	assert_int_equal((intptr_t)rc, 1);
+	assert_int_equal(heap_usable_size(H, p), 0);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(heap_set_root(H, q), -1);
+	assert_false(heap_is_block(H, p));
+	/* LIFO: the next allocations of the classes take them back */
+	assert_ptr_equal(heap_alloc(H, 50), p);
+	assert_ptr_equal(heap_alloc(H, 290), q);
+	assert_int_equal(heap_usable_size(H, p), 64);
+	assert_int_equal(heap_free(H, p), 0);
+	assert_int_equal(heap_free(H, q), 0);
+	/* a quiesce drains them: exact segment, the blocks free there */
+	heap_lock_all(H);
+	assert_int_equal(walk_bytes(), 64);
+	heap_unlock_all(H);
+	assert_int_equal(heap_free(H, p), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(th_errmsg_has("front cache"));
+	/* a thread's exit drains its cache */
+	assert_int_equal(pthread_create(&t, NULL, cache_and_exit, NULL), 0);
+	pthread_join(t, &rc);
+	assert_non_null(rc);
+	assert_int_equal(walk_bytes(), 64);
+	assert_int_equal(heap_free(H, keep), 0);
+	check_ok(0);
+}
+
 int
 main(void)
 {
@@ -915,6 +1010,7 @@ main(void)
 		cmocka_unit_test(test_sparse_holes_before_enomem),
 		cmocka_unit_test(test_invalid_free),
 		cmocka_unit_test(test_root),
+		cmocka_unit_test(test_front_cache),
 		cmocka_unit_test(test_format_versions),
 		cmocka_unit_test(test_attach_reads_metadata_only),
 		cmocka_unit_test(test_grow),

@@ -71,6 +71,15 @@ th_rec_cb(const struct heap_block_info *b, void *arg)
 	return 0;
 }
 
+/* th_quiesce -- make the live heap h exact as a checkpoint would (heap_lock_all
+ * drains the threads' front caches into their slabs) before it is walked */
+static inline void
+th_quiesce(struct heap *h)
+{
+	heap_lock_all(h);
+	heap_unlock_all(h);
+}
+
 /* th_walk_ok -- walk buf, assert success, address order and no overlap; fills rec (may be NULL) */
 static inline void
 th_walk_ok(const void *buf, size_t len, struct th_rec *rec, struct heap_summary *sum)

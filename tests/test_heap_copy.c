@@ -104,6 +104,7 @@ child(int fd, struct th_rec *want, uint64_t hw)
 		CHECK(intact(blks[i].p, blks[i].size, blks[i].id));
 		CHECK(heap_free(h, blks[i].p) == 0);
 	}
+	th_quiesce(h);
 	CHECK(heap_check(a, heap_high_water(h), &s) == 0);
 	CHECK(s.bytes_allocated == 0 && s.blocks_allocated == 0);
 	CHECK(heap_bytes_in_use(h) == 0);

@@ -67,6 +67,10 @@ option(CKPT_FUZZ "build the libFuzzer harness tests/fuzz/fuzz_inspect (needs cla
 add_subdirectory(fuzz)
 ckpt_test(test_heap_stress test_heap_stress.c LABELS unit slow)
 ckpt_test(test_heap_copy test_heap_copy.c LABELS unit proc)
+# the per-thread front caches (issue 12): blocks cached at a checkpoint, a
+# fork, a kill -9 in fork mode copy (the dead heap verifies)
+ckpt_test(test_front_cache test_front_cache.c LABELS proc VALGRIND)
+add_dependencies(test_front_cache ckpt-inspect)
 
 # checkpoints and restart (issue 4): real processes, kill -9 at named and
 # random points, damaged checkpoints, retention, ENOSPC on a small tmpfs

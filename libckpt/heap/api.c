@@ -116,7 +116,8 @@ block_usable(struct heap *h, const void *p, const char *what)
 		uint64_t m = 1ull << (bi.idx & 63);
 		if (slab_ready(h, s, bi.pg, 0) < 0)
 			return 0;
-		if ((ld64(&ABW(s, bi.idx)) & m) && !(ld64(&RBW(s, bi.idx)) & m))
+		if ((ld64(&ABW(s, bi.idx)) & m) && !(ld64(&RBW(s, bi.idx)) & m) &&
+		    !(bi.c < TC_NCLASS && tc_tagged(h, p, bi.off)))
 			return heap_cls_tab[bi.c].bsize;
 	}
 	ckpt_err_set(ENOENT, "%s(%p): block is not allocated (already freed, or never "
@@ -147,8 +148,9 @@ alloc_slow(struct heap *h, size_t size)
 }
 
 /*
- * heap_alloc -- fast path: a thread with its own slot (cached in heap_tl) pops
- * the free list of its current slab of the class. Anything else (first call,
+ * heap_alloc -- fast path: a thread with its own slot (cached in heap_tl) takes
+ * the block its front cache got last of the class (tc_pop), else pops the
+ * free list of its current slab of the class. Anything else (first call,
  * shared slot, stop set, current slab without a free-list block) goes to
  * alloc_slow, which starts over.
  */
@@ -160,6 +162,13 @@ heap_alloc(struct heap *h, size_t size)
 		struct tslot *ts = heap_tl.ts;
 		_Atomic uint32_t *busy = heap_tl.busy;
 		int go = fast_enter(h, busy);
+		if (CKPT_LIKELY(go && c < TC_NCLASS)) {
+			void *q = tc_pop(heap_tl.tc, c);
+			if (q) {
+				fast_leave(busy);
+				return q;
+			}
+		}
 		uint32_t pg = ts->avail[c];
 		if (CKPT_LIKELY(go && pg != 0)) {
 			struct slab *s = SLAB(h, pg);
@@ -247,8 +256,10 @@ free_fixup(struct heap *h, struct slab *s)
 
 /*
  * heap_free -- fast path: an allocated block of a slab that the calling
- * thread (with its own slot, cached in heap_tl) owns: clear its abit, push it
- * on the slab's free list. Anything else (NULL, large blocks, other owners,
+ * thread (with its own slot, cached in heap_tl) owns: a small one goes into
+ * the thread's front cache (tc_push) unless that is full; else clear its
+ * abit, push it on the slab's free list. A cached block (its tag) goes to
+ * free_slow, which reports the double free. Anything else (NULL, large blocks, other owners,
  * the shared slot, stop set, and every invalid free) goes to free_slow,
  * which starts over, checks and reports.
  */
@@ -281,11 +292,20 @@ heap_free(struct heap *h, void *p)
 	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(!go || atomic_load_explicit(&s->owner, RELAXED) != heap_tl.slot + 1 ||
-			atomic_load_explicit(&s->epoch, RELAXED) != h->vfull ||
+	if (CKPT_UNLIKELY(!go || h->pown[base >> HP_SHIFT] != heap_tl.slot + 1 ||
 			!blk_live(a, ld64(aw + 1), m))) {
 		fast_leave(busy);
 		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
+	}
+	if (CKPT_LIKELY(c < TC_NCLASS)) {
+		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
+			fast_leave(busy);
+			return free_slow(h, p);     /* cached: a double free, checked there */
+		}
+		if (CKPT_LIKELY(tc_push(h, heap_tl.tc, c, p, off))) {
+			fast_leave(busy);
+			return 0;
+		}
 	}
 	uint32_t used = slab_push_local(s, aw, a, m, p, off);
 	if (CKPT_UNLIKELY(local_free_has_work(s, k, used)))
@@ -386,5 +406,6 @@ heap_bytes_in_use(struct heap *h)
 		else if (PM_KIND(e) == PM_LARGE)
 			t += (uint64_t)PM_VAL(e) << HP_SHIFT;
 	}
-	return (size_t)t;
+	uint64_t cached = heap_tc_bytes(h);
+	return (size_t)(t > cached ? t - cached : 0);
 }

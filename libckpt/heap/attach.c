@@ -180,7 +180,7 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 		ckpt_err_prefix("heap_attach: ");
 		return NULL;
 	}
-	struct heap *h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE,
+	struct heap *h = mmap(NULL, sizeof(*h) + l.npages, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (h == MAP_FAILED) {
 		ckpt_err_set(ENOMEM, "heap_attach: cannot allocate the heap handle: %s",
@@ -194,6 +194,7 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 	h->slots = (struct tslot *)(b + l.slots_off);
 	h->pmap = (uint32_t *)(b + l.pmap_off);
 	h->pbits = (uint64_t *)(b + l.pbits_off);
+	h->pown = (uint8_t *)(h + 1);
 	h->npages = l.npages;
 	h->limit = (uint64_t)l.npages << HP_SHIFT;
 	h->data_page = l.data_page;
@@ -227,8 +228,9 @@ heap_detach(struct heap *h)
 {
 	if (!h)
 		return;
+	heap_tc_drain_all(h);       /* the live segment may be the durable heap */
 	heap_threads_fini(h);
-	munmap(h, sizeof(*h));
+	munmap(h, sizeof(*h) + h->npages);
 }
 
 

@@ -13,6 +13,7 @@
  *   pages.c    the page allocator: page bitmap, high-water mark (heap.lock)
  *   slab.c     slabs: lists, refill, collecting remote frees, adoption
  *   large.c    page-granular large blocks
+ *   tcache.c   the per-slot front caches of freed small blocks: the drain
  *   thread.c   thread slots, the busy flag, quiescing (lock_all, fork, exit)
  *   validate.c checking each slab of an attached heap on its first use
  *   attach.c   format, attach (metadata check), upgrade of older versions, detach
@@ -273,6 +274,73 @@ local_free_has_work(const struct slab *s, const struct cls *k, uint32_t used)
 	return used == 0 || (s->list != LIST_AVAIL && s->cap - used >= k->refill);
 }
 
+/*
+ * slab_release -- the owner frees block idx of slab s (page pg, class c),
+ * known to be live (bit m of abits word aw, which holds a), at segment
+ * offset off: push it, and refile or free the slab when that has work
+ */
+static ALWAYS_INLINE void
+slab_release(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c,
+		uint64_t *aw, uint64_t a, uint64_t m, void *p, uint64_t off)
+{
+	uint32_t used = slab_push_local(s, aw, a, m, p, off);
+	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[c], used)))
+		heap_free_local_slow(h, ts, s, pg, c);
+}
+
+/* -- tcache.c: the front cache (see struct tcache) --------------------------------- */
+
+/* heap_tc_drain -- give every block in slot i's front cache back to its slab (no other
+ * op of slot i runs: its thread's busy section, or the heap quiesced, or no thread) */
+CKPT_HIDDEN void heap_tc_drain(struct heap *h, uint32_t i);
+/* heap_tc_drain_all -- heap_tc_drain of every slot (the heap quiesced, or detaching) */
+CKPT_HIDDEN void heap_tc_drain_all(struct heap *h);
+/* heap_tc_holds -- 1 if block p of class c is in the front cache tc */
+CKPT_HIDDEN int heap_tc_holds(const struct tcache *tc, unsigned c, const void *p);
+/* heap_tc_bytes -- bytes in every front cache (racy while threads run) */
+CKPT_HIDDEN uint64_t heap_tc_bytes(const struct heap *h);
+
+/* tc_tag -- what a cached block at segment offset off holds in its first 8 bytes
+ * (bit 63 of tckey is set: never a free-list link, never 0) */
+static ALWAYS_INLINE uint64_t
+tc_tag(const struct heap *h, uint64_t off)
+{
+	return off ^ h->tckey;
+}
+
+/* tc_tagged -- the block p at offset off holds its tag: it is in a front cache */
+static ALWAYS_INLINE int
+tc_tagged(const struct heap *h, const void *p, uint64_t off)
+{
+	return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED) == tc_tag(h, off);
+}
+
+/* tc_pop -- the last block cached of class c < TC_NCLASS, its tag cleared; NULL if none */
+static ALWAYS_INLINE void *
+tc_pop(struct tcache *tc, unsigned c)
+{
+	uint32_t n = tc->n[c];
+	if (!n)
+		return NULL;
+	void *p = tc->b[c][n - 1];
+	tc->n[c] = n - 1;
+	__atomic_store_n((uint64_t *)p, 0, __ATOMIC_RELAXED);
+	return p;
+}
+
+/* tc_push -- cache the live block p (offset off) of class c < TC_NCLASS; 0 if full */
+static ALWAYS_INLINE int
+tc_push(const struct heap *h, struct tcache *tc, unsigned c, void *p, uint64_t off)
+{
+	uint32_t n = tc->n[c];
+	if (n >= TC_CAP)
+		return 0;
+	__atomic_store_n((uint64_t *)p, tc_tag(h, off), __ATOMIC_RELAXED);
+	tc->b[c][n] = p;
+	tc->n[c] = n + 1;
+	return 1;
+}
+
 /* slab_free -- free block bi->idx of the slab at page bi->pg (busy held) */
 static ALWAYS_INLINE int
 slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *bi, void *p)
@@ -282,6 +350,8 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 		return heap_remote_free(h, ts, s, bi, p);
 	if (CKPT_UNLIKELY(slab_ready(h, s, bi->pg, 1) < 0))
 		return -1;
+	if (slot != 0)
+		h->pown[bi->pg] = (uint8_t)(slot + 1);  /* owned and checked: the fast free may come */
 	uint32_t idx = bi->idx;
 	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
@@ -289,9 +359,16 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 	if (CKPT_UNLIKELY(!blk_live(a, ld64(aw + 1), m)))
 		return ckpt_err_set(ENOENT, "free(%p): block is not allocated (double free, "
 				"or never handed out)", p);
-	uint32_t used = slab_push_local(s, aw, a, m, p, bi->off);
-	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[bi->c], used)))
-		heap_free_local_slow(h, ts, s, bi->pg, bi->c);
+	if (CKPT_UNLIKELY(bi->c < TC_NCLASS && tc_tagged(h, p, bi->off) &&
+			heap_tc_holds(&h->tc[slot], bi->c, p)))
+		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
+				"it waits in this thread's front cache)", p);
+	/* into the front cache, as the fast path does, unless the heap is being
+	 * quiesced (the caches stay empty while stop is set) */
+	if (bi->c < TC_NCLASS && slot != 0 && !atomic_load_explicit(&h->stop, RELAXED) &&
+	    tc_push(h, &h->tc[slot], bi->c, p, bi->off))
+		return 0;
+	slab_release(h, ts, s, bi->pg, bi->c, aw, a, m, p, bi->off);
 	return 0;
 }
 

@@ -96,6 +96,7 @@ heap_slab_free_pages(struct heap *h, uint32_t pg)
 {
 	struct slab *s = SLAB(h, pg);
 	uint32_t n = heap_cls_tab[s->cls].pages;
+	h->pown[pg] = 0;
 	s->magic = 0;
 	for (uint32_t i = 0; i < n; i++)
 		pm_set(h, pg + i, 0);
@@ -182,6 +183,7 @@ slab_abandon(struct heap *h, uint32_t pg)
 	s->next = s->prev = 0;
 	s->list = LIST_NONE;
 	atomic_store_explicit(&s->in_full, 0, RELAXED);
+	h->pown[pg] = 0;
 	atomic_store_explicit(&s->owner, 0, memory_order_release);
 	pthread_mutex_lock(&h->lock);
 	if (s->used == 0 && atomic_load(&s->remote) == 0)
@@ -202,6 +204,7 @@ heap_slot_release(struct heap *h, uint32_t i)
 {
 	struct tslot *ts = &h->slots[i];
 	int ret = 0;
+	heap_tc_drain(h, i);
 	for (unsigned c = 0; c < NCLASS; c++) {
 		uint32_t *lists[2] = { &ts->avail[c], &ts->full[c] };
 		for (int l = 0; l < 2; l++) {
@@ -334,6 +337,8 @@ uint32_t
 heap_reclaim(struct heap *h, struct tslot *ts)
 {
 	int saved = errno;
+	if (ts != &h->slots[0])
+		heap_tc_drain(h, (uint32_t)(ts - h->slots));
 	while (atomic_load_explicit(&h->norphans, RELAXED) && heap_orphan_release_one(h))
 		;
 	uint32_t n = reclaim_own(h, ts);
@@ -446,6 +451,9 @@ heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct 
 {
 	if (slab_ready(h, s, bi->pg, 0) < 0)
 		return -1;
+	if (bi->c < TC_NCLASS && tc_tagged(h, p, bi->off))
+		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
+				"it waits in its owner thread's front cache)", p);
 	uint64_t m = 1ull << (bi->idx & 63);
 	uint64_t *rw = &RBW(s, bi->idx);
 	if (__atomic_fetch_or(rw, m, __ATOMIC_ACQ_REL) & m)

@@ -104,6 +104,7 @@ heap_tl_lookup(struct heap *h)
 	heap_tl.fhid = r->slot ? h->hid : 0;
 	heap_tl.busy = &h->busy[r->slot].v;
 	heap_tl.ts = &h->slots[r->slot];
+	heap_tl.tc = &h->tc[r->slot];
 	heap_tl.slot = r->slot;
 }
 
@@ -122,7 +123,8 @@ membarrier_ok(void)
  * thread, so the fast path needs only a compiler barrier between its busy
  * store and its stop load), then waits until no slot is busy. Threads that
  * see stop step out and sleep on wait_cv. No thread is then inside the heap
- * and none holds heap.lock (it is only taken inside busy sections). The
+ * and none holds heap.lock (it is only taken inside busy sections); every
+ * front cache is then drained into its slabs, so the segment is exact. The
  * calling thread itself may go on using the heap (fork handlers that
  * allocate do not deadlock); the copy is consistent only if it does not.
  */
@@ -138,6 +140,9 @@ heap_lock_all(struct heap *h)
 	for (uint32_t i = 0; i < NSLOTS; i++)
 		while (atomic_load_explicit(&h->busy[i].v, memory_order_acquire))
 			sched_yield();
+	/* no thread is inside the heap, none goes in while stop is set: the
+	 * front caches go back to their slabs and stay empty until unlock */
+	heap_tc_drain_all(h);
 	atomic_store(&h->stopper, (void *)&heap_tl);
 }
 

@@ -11,8 +11,11 @@
  * Pages are 16 KiB. A page is free, metadata, part of a slab (a run of pages
  * cut into blocks of one size class, owned by one thread slot) or part of a
  * large block (a run of pages). Every reference stored in the segment is an
- * offset or a page index, never a pointer. Locks and the thread-local slot
- * cache live in DRAM (struct heap, heap_tl); nothing that matters does.
+ * offset or a page index, never a pointer. Locks, the thread-local slot
+ * cache and the per-slot front caches of freed small blocks (struct
+ * tcache) live in DRAM (struct heap, heap_tl); a block in a front cache is
+ * allocated as far as the segment says, so the segment alone is always a
+ * valid heap, exact (nothing cached) whenever the heap is quiesced.
  */
 #ifndef CKPT_HEAP_TYPES_H
 #define CKPT_HEAP_TYPES_H 1
@@ -189,6 +192,37 @@ extern uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n <= 1024 byte
 
 /* -- DRAM handle and thread-local slot cache -------------------------------- */
 
+#define TC_NCLASS 16u     /* classes with a front cache: 16..512 B (one-page slabs) */
+#define TC_CAP 16u        /* blocks a front cache holds per class */
+
+/*
+ * tcache -- a slot's front cache: per class below TC_NCLASS a LIFO of up to
+ * TC_CAP blocks its thread freed, handed out again by its next allocations
+ * of the class without touching the slab. DRAM only, written only by the
+ * slot's thread inside its busy section (the fast paths, and its slow free
+ * while stop is clear), or by a thread that holds the heap quiesced
+ * (heap_lock_all) or owns the slot (thread exit, reclaim, detach):
+ * heap_tc_drain.
+ * Invariants:
+ *  - every cached block is a block of a slab of class c owned by the slot,
+ *    checked in this attach (epoch | 1), live in the segment (abit 1,
+ *    rbit 0, counted in used): to the segment it is allocated;
+ *  - its first 8 bytes hold tc_tag(h, its offset) while it is cached, and
+ *    no other block of the heap holds its own tag (an allocation from the
+ *    cache clears it; a drain pushes the block on its slab's free list,
+ *    which overwrites it): a free that finds the tag is a double free;
+ *  - every cache is empty while stop is set (heap_lock_all drains them all
+ *    before it returns, and the fast paths, the only users, see the gate).
+ * So a checkpoint or fork copies an exact heap, and a segment that outlives
+ * its process without a quiesce (a crash with the live segment as the
+ * durable heap) is a valid heap with at most TC_CAP blocks per class and
+ * thread leaked as allocated.
+ */
+struct tcache {
+	uint32_t n[TC_NCLASS];                /* blocks cached per class */
+	void *b[TC_NCLASS][TC_CAP];           /* b[c][0 .. n[c]): oldest first */
+};
+
 struct tl_rec {              /* pthread key value: which slot of which heap */
 	struct heap *h;
 	uint32_t slot;
@@ -208,6 +242,14 @@ struct heap {
 	struct tslot *slots;
 	uint32_t *pmap;
 	uint64_t *pbits;
+	/* pown[pg] (DRAM, one byte a page, after the handle): i + 1 only if the
+	 * slab whose first page is pg is owned by slot i and was checked with
+	 * its links in this attach (epoch | 1); 0 says nothing. Set by slot i's
+	 * thread on its slow free into the slab; cleared before the slab's
+	 * owner changes (slab_abandon) or its pages are freed. The fast free
+	 * reads it instead of the slab header's owner and epoch (a dense table,
+	 * not a line at 16 KiB alignment) */
+	uint8_t *pown;
 	uint32_t npages, data_page;
 	uint64_t hid;
 	/* epoch: random and even, new at every attach; a slab whose epoch field
@@ -243,17 +285,24 @@ struct heap {
 		_Atomic uint32_t v;
 		char pad[60];
 	} busy[NSLOTS] __attribute__((aligned(64)));
+	/* tckey: random, new at every attach; a cached block at offset off holds
+	 * off ^ tckey in its first 8 bytes (see tcache) */
+	uint64_t tckey;
+	/* tc[i]: slot i's front cache (slot 0, shared, has none: always empty) */
+	struct tcache tc[NSLOTS] __attribute__((aligned(64)));
 };
 
 /*
  * tl_ent -- the calling thread's slot in the heap it used last. fhid is hid
  * when the slot is the thread's own (not the shared slot 0), else 0: the
- * fast paths test only fhid. busy points at the slot's busy flag.
+ * fast paths test only fhid. busy points at the slot's busy flag, tc at its
+ * front cache.
  */
 struct tl_ent {
 	uint64_t fhid;
 	_Atomic uint32_t *busy;
 	struct tslot *ts;
+	struct tcache *tc;          /* the slot's front cache */
 	uint64_t hid;
 	uint32_t slot;
 };

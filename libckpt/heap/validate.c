@@ -56,6 +56,8 @@ heap_epoch_new(struct heap *h)
 		e = 2;
 	h->epoch = e;
 	h->vfull = e | 1;
+	/* the front caches' tag key: as random, bit 63 set (never a link, never 0) */
+	h->tckey = (e * 0x9e3779b97f4a7c15ull) | (1ull << 63);
 }
 
 /* list_head -- where the head of the list slab s (class c) names lives */
