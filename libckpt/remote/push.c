@@ -9,9 +9,11 @@
  *   2. the chunks of this pool's newest manifest in the store are known to
  *      be there (unless REMOTE_PUSH_CHECK_ALL: a store damaged behind our
  *      back is repaired by asking about every chunk); for each batch of chunks, the ones not known are asked for
- *      (one pipelined EXISTS / stat batch) and the missing ones written;
- *      zero chunks are never sent. Meanwhile the checkpoint's checksum is
- *      recomputed from the same bytes;
+ *      (one pipelined EXISTS / stat batch) and the missing ones written,
+ *      by sender threads on connections of their own while this thread
+ *      hashes the next batch ("The senders" below); zero chunks are never
+ *      sent. Meanwhile the checkpoint's checksum is recomputed from the
+ *      same bytes;
  *   3. the checksum must match the catalog's and the catalog entry must be
  *      unchanged (retention may free a checkpoint while it is read): else
  *      nothing references what was sent, and GC removes it later;
