@@ -65,15 +65,6 @@
 /* dead segments freed by one commit when no FREE one is left */
 #define ATTACH_FREE_BATCH 8u
 
-/* mono_ns -- CLOCK_MONOTONIC in ns: a young heap's age */
-static uint64_t
-mono_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* claim_published -- take a segment (seg_take) and publish it LIVE, empty, as ours */
 static int
 claim_published(struct ckpt_pool *p)

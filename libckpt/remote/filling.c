@@ -162,15 +162,6 @@ ask(struct fill_client *c, uint64_t r)
 			sizeof(c->addr));
 }
 
-/* ms_now -- CLOCK_MONOTONIC in milliseconds */
-static uint64_t
-ms_now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 /* region_bad -- the message of a region that cannot come; -1 */
 static int
 region_bad(struct fill_client *c, uint64_t r, const char *why)
@@ -188,7 +179,7 @@ static int
 await(struct fill_client *c, uint64_t r)
 {
 	_Atomic uint32_t *w = (_Atomic uint32_t *)&fill_words(c->map)[r];
-	uint64_t start = ms_now();
+	uint64_t start = mono_ns() / 1000000;
 	ask(c, r);
 	for (;;) {
 		uint32_t v = atomic_load_explicit(w, memory_order_acquire);
@@ -207,7 +198,7 @@ await(struct fill_client *c, uint64_t r)
 				c->map->stopped ? c->map->stop_reason : "", c->pool);
 			return region_bad(c, r, why);
 		}
-		uint64_t spent = ms_now() - start;
+		uint64_t spent = mono_ns() / 1000000 - start;
 		if (spent >= c->wait_ms) {
 			snprintf(why, sizeof(why), "it has not arrived in %u ms "
 				"(CKPT_REMOTE_FILL_TIMEOUT)%s%.520s", c->wait_ms,

@@ -34,15 +34,6 @@
 
 static const char *const kind_prefix[] = { LEASE_PREFIX "push.", LEASE_PREFIX "gc." };
 
-/* mono_ns -- CLOCK_MONOTONIC in ns */
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* write_lease -- (re)write l with an expiry ttl from now */
 static int
 write_lease(struct store *st, struct lease *l)
