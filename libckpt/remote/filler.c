@@ -11,7 +11,9 @@
  * published FILLING. The same process goes on as the filler, remote_fill,
  * with the store connection and the manifest it has (ckpt-remote forks
  * before it connects, the child pulls and fills, the parent returns once
- * the checkpoint is published).
+ * the checkpoint is published). Region 0, which a restart's ckpt_open
+ * reads first, is fetched by a thread of its own while the pool is
+ * created ("The first region" below).
  *
  * The filler holds an exclusive flock on POOL.fill while it runs (so a
  * second filler, or a library asking whether one runs, can tell), and
@@ -32,6 +34,10 @@
  * files; `ckpt-remote fill POOL` resumes it (the regions already marked
  * are kept if the pool file still holds their chunks, their page sums
  * recomputed from it; a machine crash may have lost bytes of either).
+ *
+ * Over 800 lines: the pull's start, the first region, the fetch thread,
+ * the take, the resume and the publish all work on struct filler and its
+ * slots; split, each file would need the whole of it in a header.
  */
 #include <errno.h>
 #include <fcntl.h>
