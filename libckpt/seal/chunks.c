@@ -177,9 +177,15 @@ out:
 	return ret;
 }
 
-/* check_record -- r belongs to checkpoint e of this pool; EINVAL naming what does not */
-static int
-check_record(const struct pool_hdr *h, const struct cat_entry *e, const struct seal_record *r)
+size_t
+seal_record_len(uint64_t used)
+{
+	return sizeof(struct seal_record) + (size_t)nchunks_of(used) * SEAL_TAG_LEN;
+}
+
+int
+seal_record_check(const struct pool_hdr *h, const struct cat_entry *e,
+		const struct seal_record *r)
 {
 	static const uint8_t zero[sizeof(r->reserved)];
 	const char *bad = NULL;
@@ -281,7 +287,7 @@ seal_reader_open(int fd, const struct pool_hdr *h, uint32_t seg, const struct ca
 		ckpt_err_set(errno, "cannot read the seal record: %s", strerror(errno));
 		return reader_fail(rd, e, seg);
 	}
-	if (check_record(h, e, r) < 0)
+	if (seal_record_check(h, e, r) < 0)
 		return reader_fail(rd, e, seg);
 	if (memcmp(r->key_id, k->id, sizeof(r->key_id)) != 0 &&
 	    seal_key_check(k, r->key_id, "the checkpoint") < 0)
