@@ -478,7 +478,7 @@ sealed_scenario() {
 	mkdir -p "$T/sealA" "$T/sealB" "$T/sealC"
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/seal.key"
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/wrong.key"
-	sid=$(CKPT_KEY_FILE=$T/seal.key "$WL" create "$S" 32 8 "$SECRET") || fail "create (sealed)"
+	sid=$(CKPT_KEY_FILE=$T/seal.key "$WL" create "$S" 32 2 "$SECRET") || fail "create (sealed)"
 	# push needs no key
 	out=$(env -u CKPT_KEY_FILE "$REMOTE" push "$S" latest "$URL" --json) ||
 		fail "push of a sealed pool: $out"

@@ -45,7 +45,8 @@ struct manifest_hdr {
 	uint64_t base;             /* the pool's base address */
 	uint64_t heap_size;        /* the pool's configured heap size */
 	uint32_t max_segments;     /* the pool's */
-	uint32_t flags;            /* the checkpoint entry's CAT_F_PAGE_SUMS | CAT_F_ORIGIN */
+	uint32_t flags;            /* the checkpoint entry's CAT_F_PAGE_SUMS | CAT_F_ORIGIN,
+	                              and CAT_F_SEALED (version 2) */
 	uint64_t ckpt_id;
 	uint64_t used;             /* image bytes: [0, used) */
 	uint64_t in_use;
@@ -73,7 +74,7 @@ struct manifest {
 	size_t len;
 };
 
-/* manifest_size -- the encoded size of a manifest of nchunks (and seal_len bytes of record) */
+/* manifest_size -- the encoded size of a version 1 manifest of nchunks (add the seal record's for 2) */
 static inline size_t
 manifest_size(uint64_t nchunks)
 {
