@@ -16,10 +16,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "inspect.h"
-#include "layout.h"
 #include "pool.h"
 #include "seal/chunks.h"
 #include "remote/import.h"
@@ -31,52 +29,11 @@ sealed_record_len(uint64_t used)
 	return seal_record_len(used);
 }
 
-/* pread_full -- n bytes at off of fd; -1 with errno (EIO: the file ends) */
-static int
-pread_full(int fd, void *buf, size_t n, uint64_t off)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			if (r == 0)
-				errno = EIO;
-			return -1;
-		}
-		done += (size_t)r;
-	}
-	return 0;
-}
-
 int
 sealed_record_read(const struct inspect *in, uint32_t seg, const struct cat_entry *e,
 		void **rec)
 {
-	size_t len = seal_record_len(e->used);
-	char *buf = malloc(len);
-	if (!buf)
-		return ckpt_err_set(ENOMEM, "out of memory for a seal record");
-	if (pread_full(in->fd, buf, len, layout_sums_off(&in->hdr, seg)) < 0) {
-		int err = errno;
-		free(buf);
-		return ckpt_err_set(err, "cannot read the seal record of checkpoint %llu: %s",
-				(unsigned long long)e->ckpt_id, strerror(err));
-	}
-	const struct seal_record *r = (const struct seal_record *)buf;
-	int bad = seal_record_check(&in->hdr, e, r) < 0;
-	if (!bad && memcmp(r->key_id, in->hdr.key_id, sizeof(r->key_id)) != 0)
-		bad = ckpt_err_set(EINVAL, "seal record damaged: another key id than the "
-				"pool's") < 0;
-	if (bad) {
-		free(buf);
-		ckpt_err_prefix("checkpoint %llu: ", (unsigned long long)e->ckpt_id);
-		errno = EINVAL;
-		return -1;
-	}
-	*rec = buf;
-	return 0;
+	return seal_record_load(in->fd, &in->hdr, seg, e, rec);
 }
 
 int
@@ -117,23 +74,11 @@ sealed_desc(struct import_desc *d, const struct manifest *m)
 int
 sealed_import_record(struct import *im, const struct manifest *m)
 {
-	struct ckpt_pool *p = im->p;
 	if (im->present)
 		return 0;
-	const char *b = (const char *)m->seal;
-	size_t len = m->seal_len;
-	uint64_t at = layout_sums_off(&p->hdr, im->seg);
-	while (len) {
-		ssize_t n = pwrite(p->fd, b, len, (off_t)at);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return ckpt_err_set(n < 0 ? errno : EIO, "cannot write the seal record "
-					"into pool %s: %s", p->path,
-					n < 0 ? strerror(errno) : "short write");
-		b += n;
-		at += (uint64_t)n;
-		len -= (size_t)n;
+	if (seal_record_store(im->p->fd, &im->p->hdr, im->seg, m->seal, m->seal_len) < 0) {
+		ckpt_err_prefix("pool %s: ", im->p->path);
+		return -1;
 	}
 	return 0;
 }

@@ -205,6 +205,42 @@ seal_record_check(const struct pool_hdr *h, const struct cat_entry *e,
 	return 0;
 }
 
+int
+seal_record_load(int fd, const struct pool_hdr *h, uint32_t seg, const struct cat_entry *e,
+		void **rec)
+{
+	size_t len = seal_record_len(e->used);
+	struct seal_record *r = malloc(len);
+	if (!r)
+		return ckpt_err_set(ENOMEM, "out of memory for a seal record");
+	int bad = 0;
+	if (pread_all(fd, r, len, layout_sums_off(h, seg)) < 0)
+		bad = ckpt_err_set(errno, "cannot read the seal record: %s", strerror(errno));
+	else if (seal_record_check(h, e, r) < 0)
+		bad = -1;
+	else if (memcmp(r->key_id, h->key_id, sizeof(r->key_id)) != 0)
+		bad = ckpt_err_set(EINVAL, "seal record damaged: another key id than the pool's");
+	if (bad) {
+		int err = errno;
+		free(r);
+		ckpt_err_prefix("sealed checkpoint %llu (segment %u): ",
+				(unsigned long long)e->ckpt_id, seg);
+		errno = err;
+		return -1;
+	}
+	*rec = r;
+	return 0;
+}
+
+int
+seal_record_store(int fd, const struct pool_hdr *h, uint32_t seg, const void *rec, size_t len)
+{
+	if (pwrite_all(fd, rec, len, layout_sums_off(h, seg)) < 0)
+		return ckpt_err_set(errno ? errno : EIO, "cannot write the seal record of "
+				"segment %u: %s", seg, strerror(errno ? errno : EIO));
+	return 0;
+}
+
 /*
  * read_chunk -- decrypt chunk i from view (the image's ciphertext, mapped)
  * into dst (the chunk's place) in pieces, then check its tag; the chunk's

@@ -56,6 +56,24 @@ CKPT_HIDDEN int seal_record_check(const struct pool_hdr *h, const struct cat_ent
 		const struct seal_record *r);
 
 /*
+ * seal_record_load -- the seal record of sealed checkpoint e in segment
+ * seg (seal_record_len(e->used) bytes, header and tags) into a new buffer
+ * *rec, checked with seal_record_check and against the header's key id
+ * (nothing is decrypted: no key needed). EINVAL when damaged, EIO (or
+ * the read's errno) when it cannot be read; the message names the
+ * checkpoint.
+ */
+CKPT_HIDDEN int seal_record_load(int fd, const struct pool_hdr *h, uint32_t seg,
+		const struct cat_entry *e, void **rec);
+
+/*
+ * seal_record_store -- write a seal record (len bytes, checked by the
+ * caller) into segment seg's page-sum slot; not durable yet
+ */
+CKPT_HIDDEN int seal_record_store(int fd, const struct pool_hdr *h, uint32_t seg,
+		const void *rec, size_t len);
+
+/*
  * seal_reader -- a sealed checkpoint opened for reading chunk by chunk (a
  * lazy restart): seal_reader_open checks the record as seal_read_image
  * does (same errors, naming the checkpoint) and maps the ciphertext
