@@ -183,9 +183,6 @@ endif()
 # refusals, ckpt-inspect --key-file, key rotation (ckpt_reseal)
 ckpt_test(test_seal test_seal.c LABELS proc VALGRIND)
 add_dependencies(test_seal ckpt-inspect)
-if(CKPT_HAVE_REMOTE)
-  add_dependencies(test_seal ckpt-remote)
-endif()
 # lazy sealed restart: chunks decrypted on first access, kernel I/O into
 # holes, a tampered chunk fenced (SIGBUS, named), fork and checkpoint mid-fill
 ckpt_test(test_seal_lazy test_seal_lazy.c LABELS proc root)
