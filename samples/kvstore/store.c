@@ -5,7 +5,9 @@
  * heap equal to the newest checkpoint, at the same address, so the root
  * pointer and every pointer in the hash table are valid as they are; there
  * is nothing to load or parse. A new store takes a first checkpoint at once,
- * so the pool always has one to restart from.
+ * so the pool always has one to restart from. A restart from a dataset of
+ * layout 1 (store.h) upgrades it in the live heap and checkpoints it before
+ * serving, so the upgrade is durable, and happens, once.
  */
 #include <errno.h>
 #include <fcntl.h>
