@@ -402,6 +402,7 @@ static void
 atfork_prepare(void)
 {
 	vmem_atfork_prepare();
+	reserve_atfork_prepare();
 	fork_saved_in_lib = preload_in_lib;
 	preload_in_lib = 1;
 }
@@ -411,6 +412,7 @@ static void
 atfork_release(void)
 {
 	preload_in_lib = fork_saved_in_lib;
+	reserve_atfork_release();
 	vmem_atfork_release();
 }
 
@@ -428,7 +430,8 @@ checkpoint_now(const char *label)
 	preload_in_lib = was;
 }
 
-/* at_exit -- exit(): the final checkpoint when asked; a raw brk reported */
+/* at_exit -- exit(): the final checkpoint when asked; a raw brk and memory
+ * committed in PROT_NONE reservations reported */
 static void
 at_exit(void)
 {
@@ -441,6 +444,7 @@ at_exit(void)
 			/* stderr is gone */
 		}
 	}
+	reserve_report();
 	const char *v = getenv("CKPT_RUN_ON_EXIT");
 	if (v && strcmp(v, "checkpoint") == 0)
 		checkpoint_now("exit");

@@ -54,6 +54,14 @@ void vmem_atfork_release(void);
 /* vmem_brk_moved -- 1 if the real program break moved since start (raw brk) */
 int vmem_brk_moved(void);
 
+/* reserve_* -- PROT_NONE reservations and what is committed in them (reserve.c) */
+void reserve_note(uintptr_t a, size_t len);
+void reserve_forget(uintptr_t a, uintptr_t e);
+void reserve_commit(uintptr_t a, size_t len);
+void reserve_report(void);
+void reserve_atfork_prepare(void);
+void reserve_atfork_release(void);
+
 /* raw_mmap / raw_munmap -- the kernel's, bypassing interposition */
 void *raw_mmap(void *addr, size_t len, int prot, int flags, int fd, long off);
 int raw_munmap(void *addr, size_t len);

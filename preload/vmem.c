@@ -4,7 +4,8 @@
  * brk/sbrk emulated inside the pool.
  *
  * What is served. mmap with MAP_PRIVATE | MAP_ANONYMOUS, readable or
- * writable (PROT_NONE is an address reservation, not memory), without
+ * writable (PROT_NONE is an address reservation, not memory: reserve.c
+ * counts what the program commits inside one), without
  * MAP_FIXED, MAP_STACK, MAP_GROWSDOWN or MAP_HUGETLB, becomes a
  * page-aligned block of the pool's heap, zeroed as the kernel would
  * (attach_zero: a zero-range of the pool file where it can, so a large
@@ -226,8 +227,12 @@ mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		return raw_mmap(addr, len, prot, flags, fd, off);
 	size_t n = PAGE_UP(len);
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
-		if (!overlaps_heap((uintptr_t)addr, n))
-			return raw_mmap(addr, len, prot, flags, fd, off);
+		if (!overlaps_heap((uintptr_t)addr, n)) {
+			void *r = raw_mmap(addr, len, prot, flags, fd, off);
+			if (r != MAP_FAILED && prot != PROT_NONE && (flags & MAP_ANONYMOUS))
+				reserve_commit((uintptr_t)r, n);
+			return r;
+		}
 		if ((flags & MAP_FIXED_NOREPLACE) || !(flags & MAP_ANONYMOUS) ||
 		    (flags & MAP_TYPE) != MAP_PRIVATE) {
 			errno = (flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM;
@@ -235,9 +240,15 @@ mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		}
 		return fixed((uintptr_t)addr, n, prot);
 	}
-	if (!(flags & MAP_ANONYMOUS) || (flags & MAP_TYPE) != MAP_PRIVATE ||
-	    (flags & (MAP_STACK | MAP_GROWSDOWN | MAP_HUGETLB)) || prot == PROT_NONE)
+	int anon = (flags & MAP_ANONYMOUS) && (flags & MAP_TYPE) == MAP_PRIVATE;
+	if (!anon || (flags & (MAP_STACK | MAP_GROWSDOWN | MAP_HUGETLB)))
 		return raw_mmap(addr, len, prot, flags, fd, off);
+	if (prot == PROT_NONE) {
+		void *r = raw_mmap(addr, len, prot, flags, fd, off);
+		if (r != MAP_FAILED)
+			reserve_note((uintptr_t)r, n);
+		return r;
+	}
 	return serve(n, prot);
 }
 
@@ -268,8 +279,12 @@ PRELOAD_API int
 munmap(void *addr, size_t len)
 {
 	uintptr_t a = (uintptr_t)addr;
-	if (preload_in_lib || !overlaps_heap(a, len))
-		return raw_munmap(addr, len);
+	if (preload_in_lib || !overlaps_heap(a, len)) {
+		int r = raw_munmap(addr, len);
+		if (r == 0 && preload_pool)
+			reserve_forget(a, a + PAGE_UP(len));
+		return r;
+	}
 	if ((a & (PAGE - 1)) || len == 0) {
 		errno = EINVAL;
 		return -1;
@@ -333,8 +348,12 @@ PRELOAD_API int
 mprotect(void *addr, size_t len, int prot)
 {
 	uintptr_t a = (uintptr_t)addr;
-	if (!preload_ready() || !overlaps_heap(a, len))
-		return (int)syscall(SYS_mprotect, addr, len, prot);
+	if (!preload_ready() || !overlaps_heap(a, len)) {
+		int r = (int)syscall(SYS_mprotect, addr, len, prot);
+		if (r == 0 && prot != PROT_NONE && preload_ready())
+			reserve_commit(a, PAGE_UP(len));
+		return r;
+	}
 	pthread_mutex_lock(&vmu);
 	struct vblk *b = inside_window(a, PAGE_UP(len));
 	if (b)

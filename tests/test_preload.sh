@@ -524,6 +524,61 @@ PY
 	else
 		echo "no static libc: the static-program check is not run"
 	fi
+	# what is not served from the pool is reported at exit: memory
+	# committed inside a PROT_NONE reservation, a break moved by a raw brk;
+	# a thread's stack (reserved PROT_NONE by glibc) and a reservation never
+	# committed are not
+	if command -v gcc >/dev/null; then
+		cat >"$T/unserved.c" <<'EOC'
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void *idle(void *a) { return a; }
+int main(int argc, char **argv)
+{
+	char what = argc > 1 ? argv[1][0] : 'n';
+	pthread_t t;
+	if (pthread_create(&t, NULL, idle, NULL) || pthread_join(t, NULL))
+		return 3;
+	char *p = mmap(NULL, 4 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 4;
+	if (what == 'm' && mprotect(p, 256 << 10, PROT_READ | PROT_WRITE))
+		return 5;
+	if (what == 'f' && mmap(p + (1 << 20), 512 << 10, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		return 6;
+	if (what == 'm')
+		p[0] = 1;
+	if (what == 'b') {
+		char *b = (char *)syscall(SYS_brk, 0);
+		syscall(SYS_brk, b + (1 << 20));
+	}
+	return 0;
+}
+EOC
+		gcc -O2 -pthread -o "$T/unserved" "$T/unserved.c" || die "cannot build the unserved-memory probe"
+		unserved() {    # unserved MODE PATTERN|-
+			set +e
+			"$CKPT_RUN" --quiet --pool "$T/a.pool" -- "$T/unserved" "$1" >"$T/out" 2>&1
+			got=$?
+			set -e
+			[ "$got" = 0 ] || fail "unserved $1: exit $got: $(cat "$T/out")"
+			if [ "$2" = - ]; then
+				! grep -q "libckpt-preload" "$T/out" || fail "unserved $1 reported: $(cat "$T/out")"
+			else
+				grep -q "$2" "$T/out" || fail "unserved $1: no '$2' in: $(cat "$T/out")"
+			fi
+		}
+		unserved n -
+		unserved m "committed 256 KiB in 1 calls inside PROT_NONE"
+		unserved f "committed 512 KiB in 1 calls inside PROT_NONE"
+		unserved b "raw brk"
+	else
+		echo "no gcc: the unserved-memory reports are not checked"
+	fi
 	cp /bin/true "$T/suid"
 	chown nobody "$T/suid" 2>/dev/null || true
 	chmod 4755 "$T/suid"
