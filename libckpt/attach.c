@@ -226,6 +226,12 @@ attach_heap_range(const ckpt_pool *p, uintptr_t *base, size_t *size)
 	*size = (size_t)p->hdr.seg_size;
 }
 
+size_t
+attach_usable_size(ckpt_pool *p, const void *ptr)
+{
+	return p->heap ? heap_block_size(p->heap, ptr) : 0;
+}
+
 uint32_t
 attach_segment(const ckpt_pool *p)
 {

@@ -55,6 +55,9 @@ CKPT_HIDDEN int attach_check(const char *path, const struct ckpt_config *cfg,
 /* attach_heap_range -- the live heap's address range [*base, *base + *size) */
 CKPT_HIDDEN void attach_heap_range(const ckpt_pool *p, uintptr_t *base, size_t *size);
 
+/* attach_usable_size -- malloc_usable_size of a block of the live heap (heap_block_size) */
+CKPT_HIDDEN size_t attach_usable_size(ckpt_pool *p, const void *ptr);
+
 /* attach_segment -- the catalog index of the caller's live segment */
 CKPT_HIDDEN uint32_t attach_segment(const ckpt_pool *p);
 

@@ -104,6 +104,16 @@ CKPT_HIDDEN void *heap_aligned_alloc(struct heap *h, size_t alignment, size_t si
 CKPT_HIDDEN int heap_free(struct heap *h, void *ptr);
 /* heap_usable_size -- exact usable bytes of a live block; 0 + errno if not one */
 CKPT_HIDDEN size_t heap_usable_size(struct heap *h, const void *ptr);
+
+/*
+ * heap_block_size -- usable bytes of the block at ptr, read from the page
+ * map alone: whether the block is live is not checked (malloc_usable_size
+ * of a freed block is undefined, and this is the preload library's
+ * malloc_usable_size, called by some programs on every allocation and
+ * free). A pointer the page map does not place at a block's start in a
+ * slab's blocks or at a large block's start goes to heap_usable_size.
+ */
+CKPT_HIDDEN size_t heap_block_size(struct heap *h, const void *ptr);
 /* heap_is_block -- 1 if ptr is the start of a live block of this heap */
 CKPT_HIDDEN int heap_is_block(struct heap *h, const void *ptr);
 

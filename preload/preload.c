@@ -231,7 +231,7 @@ usable(const void *ptr)
 	if (preload_in_heap(ptr)) {
 		int was = preload_in_lib;
 		preload_in_lib = 1;
-		size_t n = ckpt_usable_size(preload_pool, ptr);
+		size_t n = attach_usable_size(preload_pool, ptr);
 		preload_in_lib = was;
 		return n;
 	}

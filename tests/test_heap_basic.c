@@ -66,6 +66,10 @@ test_sizes(void **state)
 		assert_int_equal((uintptr_t)q % 16, 0);
 		size_t u = heap_usable_size(H, q);
 		assert_true(u >= sz && u >= 16);
+		assert_int_equal(heap_block_size(H, q), u);
+		errno = 0;
+		assert_int_equal(heap_block_size(H, (char *)q + 8), 0);   /* inside: refused */
+		assert_int_equal(errno, EINVAL);
 		if (sz > 64)
 			assert_true(u - sz <= sz / 4);   /* fragmentation bound */
 		else
@@ -108,6 +112,7 @@ test_alignment(void **state)
 			assert_int_equal((uintptr_t)p % a, 0);
 			size_t u = heap_usable_size(H, p);
 			assert_true(u >= sizes[i]);
+			assert_int_equal(heap_block_size(H, p), u);
 			memset(p, 1, u);
 			assert_int_equal(heap_free(H, p), 0);
 		}

@@ -321,6 +321,31 @@ heap_usable_size(struct heap *h, const void *ptr)
 	return block_usable(h, ptr, "usable_size");
 }
 
+/* heap_block_size -- heap.h */
+size_t
+heap_block_size(struct heap *h, const void *ptr)
+{
+	uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->seg);
+	if (off < h->size) {
+		uint32_t pg = (uint32_t)(off >> HP_SHIFT);
+		uint32_t e = pm_get(h, pg);
+		if (PM_KIND(e) == PM_TAIL && PM_VAL(e) <= pg) {
+			pg -= PM_VAL(e);
+			e = pm_get(h, pg);
+		}
+		if (PM_KIND(e) == PM_SLAB && PM_VAL(e) < NCLASS) {
+			const struct cls *k = &heap_cls_tab[PM_VAL(e)];
+			uint64_t base = ((uint64_t)pg << HP_SHIFT) + k->dstart;
+			uint32_t idx = off >= base ? blk_index(k, pg, off) : UINT32_MAX;
+			if (idx < k->cap && base + (uint64_t)idx * k->bsize == off)
+				return k->bsize;
+		}
+		if (PM_KIND(e) == PM_LARGE && !(off & (HP_SIZE - 1)))
+			return (size_t)PM_VAL(e) << HP_SHIFT;
+	}
+	return block_usable(h, ptr, "usable_size");
+}
+
 /* heap_is_block -- 1 if ptr starts a live block; errno untouched */
 int
 heap_is_block(struct heap *h, const void *ptr)
