@@ -300,9 +300,9 @@ remote_pull_lazy(struct store *st, const char *mname, const char *url, const cha
 	struct fill_first *first = NULL;
 	if (!(m.h.flags & CAT_F_PAGE_SUMS) || (m.h.flags & CAT_F_SEALED) || !region_of(&m)) {
 		ckpt_err_set(ENOTSUP, "manifest %s cannot be pulled lazily (%s): pull it "
-				"without --lazy", mname, !(m.h.flags & CAT_F_PAGE_SUMS) ?
-				"its checksum is not paged" : (m.h.flags & CAT_F_SEALED) ?
-				"it is sealed" : "its chunk size");
+				"without --lazy", mname, (m.h.flags & CAT_F_SEALED) ?
+				"it is sealed" : !(m.h.flags & CAT_F_PAGE_SUMS) ?
+				"its checksum is not paged" : "its chunk size");
 		goto out;
 	}
 	first = first_start(st, &m, region_of(&m));

@@ -39,6 +39,7 @@
 #include "remote/chunkset.h"
 #include "remote/lock.h"
 #include "remote/remote.h"
+#include "remote/sealed.h"
 
 #define PUSH_BATCH 1024u
 
@@ -441,7 +442,11 @@ header_of(struct manifest_hdr *h, const struct inspect *in, const struct cat_ent
 	h->base = in->hdr.base;
 	h->heap_size = in->hdr.heap_size;
 	h->max_segments = in->hdr.max_segments;
-	h->flags = e->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN);
+	h->flags = e->flags & (CAT_F_PAGE_SUMS | CAT_F_ORIGIN | CAT_F_SEALED);
+	if (h->flags & CAT_F_SEALED) {      /* remote/sealed.h */
+		h->version = MANIFEST_VERSION_SEALED;
+		memcpy(h->key_id, in->hdr.key_id, sizeof(h->key_id));
+	}
 	h->ckpt_id = e->ckpt_id;
 	h->used = e->used;
 	h->in_use = e->in_use;
@@ -462,11 +467,7 @@ remote_pushable(const char *path)
 	struct inspect in;
 	if (inspect_open_header(&in, path) < 0)
 		return -1;
-	int sealed = (in.hdr.flags & POOL_F_SEALED) != 0;
 	inspect_close(&in);
-	if (sealed)
-		return ckpt_err_set(ENOTSUP, "pool %s is sealed: pushing sealed checkpoints "
-				"to a remote store is not supported yet", path);
 	return 0;
 }
 
@@ -482,7 +483,7 @@ remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
 		return -1;
 	int ret = -1;
 	uint32_t seg;
-	void *mbuf = NULL;
+	void *mbuf = NULL, *rec = NULL;
 	const void *img = NULL;
 	size_t maplen = 0;
 	struct lease l;
@@ -499,7 +500,11 @@ remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
 	}
 	struct manifest_hdr h;
 	header_of(&h, &in, &e, chunk);
-	size_t mlen = manifest_size(h.nchunks);
+	/* a sealed checkpoint's record travels after the chunk list */
+	size_t rlen = (e.flags & CAT_F_SEALED) ? sealed_record_len(e.used) : 0;
+	if (rlen && sealed_record_read(&in, seg, &e, &rec) < 0)
+		goto out;
+	size_t mlen = manifest_size(h.nchunks) + rlen;
 	if (mlen > MANIFEST_MAX_BYTES) {
 		ckpt_err_set(EFBIG, "checkpoint %llu needs a manifest over %zu bytes: use "
 				"a larger chunk size", (unsigned long long)h.ckpt_id,
@@ -564,6 +569,8 @@ remote_push(struct store *st, const char *path, const char *ref, uint32_t chunk,
 
 	/* 5 */
 	memcpy(mbuf, &h, sizeof(h));
+	if (rlen)
+		memcpy((char *)mbuf + mlen - rlen - sizeof(uint64_t), rec, rlen);
 	manifest_seal(mbuf, mlen);
 	manifest_name(&h, name);
 	test_point("remote:before-manifest");
@@ -582,6 +589,7 @@ out:
 	if (img)
 		inspect_unmap_segment(img, maplen);
 	free(mbuf);
+	free(rec);
 	inspect_close(&in);
 	return ret;
 }

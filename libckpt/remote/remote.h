@@ -38,9 +38,9 @@ CKPT_HIDDEN int remote_push(struct store *st, const char *path, const char *ref,
 		uint32_t chunk_size, unsigned flags, char *name, struct remote_stats *stats);
 
 /*
- * remote_pushable -- 0 if the pool at path can be pushed; ENOTSUP for a
- * sealed pool (a manifest cannot carry its seal records yet), checked
- * before any store is contacted
+ * remote_pushable -- 0 if the pool at path can be pushed (its header is
+ * valid), checked before any store is contacted; a sealed pool is pushed
+ * as ciphertext with its seal records (remote/sealed.h), without its key
  */
 CKPT_HIDDEN int remote_pushable(const char *path);
 
@@ -100,8 +100,9 @@ typedef int (*remote_manifest_fn)(void *arg, const char *name, const struct mani
 
 /*
  * remote_list -- every manifest in the store, decoded, oldest checkpoint
- * time first; a damaged one is reported with m == NULL and the reason in
- * ckpt_errormsg()
+ * time first; one that cannot be read is reported with m == NULL, the
+ * reason in ckpt_errormsg() and errno EINVAL (damaged) or ENOTSUP (a
+ * version newer than this libckpt reads: not damaged, its chunks unknown)
  */
 CKPT_HIDDEN int remote_list(struct store *st, remote_manifest_fn fn, void *arg);
 
