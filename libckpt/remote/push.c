@@ -8,8 +8,10 @@
  *      counts on;
  *   2. the chunks of this pool's newest manifest in the store are known to
  *      be there (unless REMOTE_PUSH_CHECK_ALL: a store damaged behind our
- *      back is repaired by asking about every chunk); for each batch of chunks, the ones not known are asked for
- *      (one pipelined EXISTS / stat batch) and the missing ones written,
+ *      back is repaired by asking about every chunk); for each batch of
+ *      chunks, the ones not known are asked for (a probe of a few first,
+ *      "The probe" below, then one pipelined EXISTS / stat batch) and the
+ *      missing ones written,
  *      by sender threads on connections of their own while this thread
  *      hashes the next batch ("The senders" below); zero chunks are never
  *      sent. Meanwhile the checkpoint's checksum is recomputed from the
@@ -108,6 +110,23 @@ chunk_len(const struct push *ps, uint64_t i)
 }
 
 /*
+ * The probe. Asking the store whether a chunk exists costs it an operation
+ * per chunk (a RADOS stat is an OSD operation nearly as dear as the 4 KiB
+ * write it may save), so a first push that asks about every chunk pays
+ * the store twice per chunk: it ran at 0.72x `rados bench write`. Chunks
+ * are named by their content, so writing one the store has already is
+ * harmless (the same bytes again), only wasted bandwidth. So a batch first
+ * asks about PUSH_PROBE of its chunks, spread over it: if none is there,
+ * the store has none of this batch's chunks as far as it can tell, and
+ * all are written without asking further; if any is there, every chunk is
+ * asked about as before. A first push (nothing there) then costs the
+ * store about one operation per chunk; a push whose chunks are mostly
+ * there (another pool's, a repair) asks about all of them; the case in
+ * between, a few percent of a batch present, may rewrite those few.
+ */
+#define PUSH_PROBE 16u
+
+/*
  * send_batch -- through st, of the n chunks want[] names (indices), write
  * those the store lacks; their count and bytes are added to *chunks, *bytes
  */
@@ -124,8 +143,22 @@ send_batch(const struct push *ps, struct store *st, const uint64_t *want, unsign
 		chunk_name(&ps->hashes[want[k]], nbuf[k]);
 		names[k] = nbuf[k];
 	}
-	if (store_exists(st, n, names, have) < 0)
-		return -1;
+	int ask_all = n <= PUSH_PROBE;
+	if (!ask_all) {
+		const char *probe[PUSH_PROBE];
+		for (unsigned j = 0; j < PUSH_PROBE; j++)
+			probe[j] = names[(uint64_t)j * n / PUSH_PROBE];
+		if (store_exists(st, PUSH_PROBE, probe, have) < 0)
+			return -1;
+		for (unsigned j = 0; j < PUSH_PROBE; j++)
+			ask_all |= have[j];
+	}
+	if (ask_all) {
+		if (store_exists(st, n, names, have) < 0)
+			return -1;
+	} else {
+		memset(have, 0, n);
+	}
 	unsigned m = 0;
 	for (unsigned k = 0; k < n; k++) {
 		if (have[k])

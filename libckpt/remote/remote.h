@@ -60,12 +60,15 @@ CKPT_HIDDEN void remote_desc_of(struct import_desc *d, const struct manifest_hdr
  * remote_fill_start -- what a lazy pull hands to the filler that goes on
  * in the same process: the pull's lock on POOL.fill (held, so that no
  * restart finds the pull without a filler), its request socket (-1 if
- * none), the connected store and the loaded manifest
+ * none), the connected store and the loaded manifest (and the fetch of
+ * the first region, started while the pool was created)
  */
+struct fill_first;
 struct remote_fill_start {
 	int lockfd, sock;
 	struct store *st;
 	struct manifest m;
+	struct fill_first *first;   /* region 0 being fetched already (filler.c), or NULL */
 };
 
 /*
