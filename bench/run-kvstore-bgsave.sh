@@ -12,6 +12,9 @@
 #                                    [--rounds N] [--dir DIR] [--save]
 # --save: time each SAVE from the client (redis-cli returns when it is done)
 # instead of reading latest_fork_usec.
+# After the load and again after the last round it prints each server's
+# resident memory and page tables (VmRSS and VmPTE of /proc/PID/status):
+# the fork copies page tables, so the pause follows VmPTE.
 set -eu
 build=build keys=200000 value=1000 rounds=5 dir=/var/tmp save=0
 while [ $# -gt 0 ]; do
@@ -40,6 +43,7 @@ trap cleanup EXIT
 heap=$(( (keys * (value + 200)) / 1048576 * 2 + 256 ))M
 "$build/samples/kvstore" --pool "$T/kv.pool" --port "$KP" --heap-size "$heap" \
 	--checkpoint-every 0 >"$T/kv.log" 2>&1 &
+kvpid=$!
 redis-server --port "$RP" --dir "$T" --save "" --appendonly no --daemonize no \
 	>"$T/redis.log" 2>&1 &
 for p in $KP $RP; do
@@ -56,6 +60,14 @@ for i in range(n):
 PY
 redis-cli -p "$KP" --pipe <"$T/load.resp" >/dev/null
 redis-cli -p "$RP" --pipe <"$T/load.resp" >/dev/null
+rdpid=$(redis-cli -p "$RP" info server | tr -d '\r' | awk -F: '/^process_id/ {print $2}')
+memory() {  # when -> one line: VmRSS and VmPTE of both, and the ratios
+	set -- "$1" $(awk '/^VmRSS|^VmPTE/ {print $2}' /proc/$kvpid/status) \
+		$(awk '/^VmRSS|^VmPTE/ {print $2}' /proc/$rdpid/status)
+	awk -v w="$1" -v kr="$2" -v kp="$3" -v rr="$4" -v rp="$5" 'BEGIN {
+		printf "memory %s: kvstore VmRSS %d MiB VmPTE %d KiB; redis VmRSS %d MiB VmPTE %d KiB; " \
+		       "ratios %.2f %.2f\n", w, kr / 1024, kp, rr / 1024, rp, kr / rr, kp / rp }'
+}
 # touch 1% of the keys, as a busy service does between saves
 touch_some() {
 	i=0
@@ -73,13 +85,14 @@ bgsave() {  # port -> prints latest_fork_usec
 	done
 	redis-cli -p "$1" info | tr -d '\r' | awk -F: '/^latest_fork_usec/ {print $2}'
 }
-echo "# kvstore BGSAVE vs redis-server: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r)"
+echo "# kvstore BGSAVE vs redis-server: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, kernel $(uname -r), load $(cut -d" " -f1-3 /proc/loadavg)"
 echo "# $keys keys x $value B, fork mode ${CKPT_FORK_MODE:-auto}; latest_fork_usec of each BGSAVE, alternating"
 save_us() {  # port -> microseconds the SAVE took, seen by the client
 	t0=$(date +%s%N)
 	redis-cli -p "$1" save >/dev/null
 	echo $(( ($(date +%s%N) - t0) / 1000 ))
 }
+memory "after load"
 measure=bgsave
 [ $save = 1 ] && measure=save_us && echo "# SAVE wall time from the client (us), not latest_fork_usec"
 kv="" rd=""
@@ -90,7 +103,9 @@ for r in $(seq "$rounds"); do
 	rd="$rd $($measure "$RP")"
 done
 median() { printf '%s\n' $1 | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+memory "after the rounds"
 mk=$(median "$kv") mr=$(median "$rd")
 echo "kvstore $measure:$kv (median $mk)"
 echo "redis   $measure:$rd (median $mr)"
 awk -v a="$mk" -v b="$mr" 'BEGIN {printf "ratio kvstore/redis: %.2f\n", a / b}'
+echo "# load at the end: $(cut -d" " -f1-3 /proc/loadavg)"

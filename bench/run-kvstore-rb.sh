@@ -14,7 +14,8 @@
 # than throughput.
 #
 # usage: bench/run-kvstore-rb.sh [--smoke] [--build DIR] [--rounds N]
-#                                [--requests N] [--clients N]
+#                                [--requests N] [--clients N] [--value BYTES]
+#   --value: redis-benchmark's -d, the size of SET's values (3).
 #   --smoke: a seconds-long run (CI); prints, asserts nothing.
 # Installs redis-server (Debian) if it is missing.
 set -eu
@@ -22,6 +23,7 @@ build=build
 rounds=5
 requests=
 clients=50
+value=3
 smoke=0
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -30,7 +32,8 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift ;;
 	--requests) requests=$2; shift ;;
 	--clients) clients=$2; shift ;;
-	*) echo "usage: $0 [--smoke] [--build DIR] [--rounds N] [--requests N] [--clients N]" >&2
+	--value) value=$2; shift ;;
+	*) echo "usage: $0 [--smoke] [--build DIR] [--rounds N] [--requests N] [--clients N] [--value BYTES]" >&2
 	   exit 2 ;;
 	esac
 	shift
@@ -78,7 +81,7 @@ bench() {
 	[ "$1" = kv ] && pid=$kvpid || pid=$rdpid
 	t0=$(cpu_ticks $pid)
 	redis-benchmark -s "$D/$1.sock" -t "$2" -n "$4" -r 1000000 -c "$clients" \
-		-P "$3" -q 2>/dev/null |
+		-d "$value" -P "$3" -q 2>/dev/null |
 		tr '\r' '\n' | sed -n 's/^\([A-Z_]*\)[^:]*: \([0-9.]*\) requests per second.*/\1 \2/p' \
 		>"$D/one.txt"
 	us=$(echo "$t0 $(cpu_ticks $pid) $hz $4" | awk '{ printf "%.3f", ($2 - $1) * 1e6 / $3 / $4 }')
@@ -87,7 +90,7 @@ bench() {
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cpus, kernel $(uname -r);" \
 	"$(redis-server --version | cut -d' ' -f1-3)"
-echo "command: redis-benchmark -s SOCK -t TEST -n N -r 1000000 -c $clients -P {1,16} -q" \
+echo "command: redis-benchmark -s SOCK -t TEST -n N -r 1000000 -c $clients -d $value -P {1,16} -q" \
 	"for TEST in set get mset ping_inline ping_mbulk; N = $n1 (P1), $n16 (P16);" \
 	"$rounds rounds, kvstore and redis back to back per test, order swapped every round"
 for r in $(seq 1 "$rounds"); do

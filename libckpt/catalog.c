@@ -246,10 +246,11 @@ cat_fallback(const struct pool_hdr *hdr, uint64_t w, const void *named, const vo
  * cat_publish -- write the scratch catalog into copy dst as generation gen,
  * persist it, then name it in the commit word and persist that. On a failed
  * persist of the word the old word is put back, so this process never acts
- * on a change that may be lost.
+ * on a change that may be lost. With sync set (cat_commit_after) the copy is
+ * made durable by sync(arg) instead of its own msync.
  */
 static int
-cat_publish(struct catalog *c, unsigned dst, uint64_t gen)
+cat_publish(struct catalog *c, unsigned dst, uint64_t gen, int (*sync)(void *), void *arg)
 {
 	volatile uint64_t *cw = commit_word(c);
 	uint64_t w = *cw;
@@ -258,7 +259,11 @@ cat_publish(struct catalog *c, unsigned dst, uint64_t gen)
 	cat_seal(c->scratch, c->hdr.cat_size);
 	char *d = (char *)c->meta.addr + layout_cat_off(&c->hdr, dst);
 	memcpy(d, c->scratch, c->hdr.cat_size);
-	if (map_persist(&c->meta, d, c->hdr.cat_size) < 0)
+	/* an fdatasync flushes no CPU cache: on pmem the copy persists itself */
+	if ((!sync || c->meta.kind != MAP_KIND_EMULATED) &&
+	    map_persist(&c->meta, d, c->hdr.cat_size) < 0)
+		return -1;
+	if (sync && sync(arg) < 0)
 		return -1;
 	__atomic_store_n(cw, (gen << 1) | dst, __ATOMIC_RELEASE);
 	if (map_persist(&c->meta, (const void *)cw, sizeof(*cw)) < 0) {
@@ -347,8 +352,8 @@ cat_recover(struct catalog *c, uint64_t w)
 		h->next_ckpt_id++;
 		h->next_life++;
 	}
-	if (cat_publish(c, src.copy ^ 1, gen + 1) < 0 ||
-	    (test_point("catalog:repair-mid"), cat_publish(c, src.copy, gen + 2) < 0)) {
+	if (cat_publish(c, src.copy ^ 1, gen + 1, NULL, NULL) < 0 ||
+	    (test_point("catalog:repair-mid"), cat_publish(c, src.copy, gen + 2, NULL, NULL) < 0)) {
 		ckpt_err_prefix("cannot repair the damaged catalog copy: ");
 		return -1;
 	}
@@ -404,6 +409,12 @@ cat_stamp_origins(struct catalog *c)
 int
 cat_commit(struct catalog *c)
 {
+	return cat_commit_after(c, NULL, NULL);
+}
+
+int
+cat_commit_after(struct catalog *c, int (*sync)(void *arg), void *arg)
+{
 	cat_stamp_origins(c);
 	struct cat_view v, old;
 	cat_view_of(&v, c->scratch, c->hdr.max_segments);
@@ -414,8 +425,9 @@ cat_commit(struct catalog *c)
 		cat_unlock(c);
 		return -1;
 	}
-	if (cat_publish(c, (unsigned)(w & 1) ^ 1, (w >> 1) + 1) < 0) {
-		ckpt_err_prefix("cannot persist the catalog: ");
+	if (cat_publish(c, (unsigned)(w & 1) ^ 1, (w >> 1) + 1, sync, arg) < 0) {
+		if (!sync)
+			ckpt_err_prefix("cannot persist the catalog: ");
 		cat_unlock(c);
 		return -1;
 	}

@@ -66,6 +66,17 @@ CKPT_HIDDEN void cat_unlock(struct catalog *c);
 
 CKPT_HIDDEN int cat_begin(struct catalog *c, struct cat_view *v);
 CKPT_HIDDEN int cat_commit(struct catalog *c);
+
+/*
+ * cat_commit_after -- cat_commit whose new copy, once written, is made
+ * durable by sync(arg) instead of its own msync: an fdatasync of the pool
+ * file the caller needs before the commit anyway (a cow checkpoint's image),
+ * then whatever must happen between that and the commit word (its re-base).
+ * The word is written and persisted only if sync returns 0; a failure of
+ * sync leaves the catalog unchanged (the copy written is the one no word
+ * names) and its message as it set it. One device flush fewer per commit.
+ */
+CKPT_HIDDEN int cat_commit_after(struct catalog *c, int (*sync)(void *arg), void *arg);
 CKPT_HIDDEN void cat_end(struct catalog *c);
 
 /*

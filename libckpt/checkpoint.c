@@ -23,8 +23,11 @@
  *
  * In cow mode the engine (engine/image.c) takes steps 1 and 2: step 1 may
  * recycle the checkpoint that retention drops at this publication, step 2
- * writes the base image's bytes and the pages written since; after 3 the
- * heap is re-based on the new image, and 4 moves its pin there.
+ * writes the base image's bytes and the pages written since; 3 happens
+ * inside 4's commit (cat_commit_after): the publication's catalog copy is
+ * written, one fdatasync makes the image and that copy durable, the heap is
+ * re-based on the new image, and only then the commit word, which moves its
+ * pin there. One device flush fewer than fdatasync, then a commit of two.
  *
  * After a checkpoint is published, the hooks layers above registered
  * (checkpoint_on_publish: the background push of remote/trigger.c) run,
@@ -190,15 +193,55 @@ reserve(struct ckpt_pool *p, int *recycled, ckpt_id *id)
 	return cat_commit(&p->cat) < 0 ? -1 : seg;
 }
 
+/* image_durable -- what durable_then_rebase needs: the image, and whether it re-based */
+struct image_durable {
+	struct ckpt_pool *p;
+	uint32_t seg;
+	uint64_t used;
+	int rebased;
+};
+
+/* make_durable -- step 3: fdatasync the pool file (the image; in cow mode the catalog copy too) */
+static int
+make_durable(struct ckpt_pool *p)
+{
+	test_point("checkpoint:before-persist");
+	/* CKPT_TEST_SKIP_FLUSH: a broken ordering the crash-state checker must catch */
+	if (!test_flag("CKPT_TEST_SKIP_FLUSH") && fdatasync(p->fd) < 0)
+		return ckpt_err_set(errno, "checkpoint failed, pool unchanged: fdatasync: %s",
+				strerror(errno));
+	test_point("checkpoint:after-persist");
+	return 0;
+}
+
+/*
+ * durable_then_rebase -- cat_commit_after's sync in cow mode: the image and
+ * the publication's catalog copy become durable in one fdatasync, then the
+ * heap re-bases on the image; the commit word follows
+ */
+static int
+durable_then_rebase(void *arg)
+{
+	struct image_durable *d = arg;
+	if (make_durable(d->p) < 0 || image_rebase(d->p, d->seg, d->used) < 0)
+		return -1;
+	d->rebased = 1;
+	test_point("checkpoint:before-publish");
+	return 0;
+}
+
 /*
  * publish -- step 4: BUSY becomes the checkpoint, retention applies, and
  * in cow mode our live entry names the new image as the one it maps (the
- * pin moves with the publication). Freed segments go to freed.
+ * pin moves with the publication). Freed segments go to freed. In cow mode
+ * (d) step 3 and the re-base happen inside the commit: its new catalog
+ * copy is written first, so the image's fdatasync makes it durable too, and
+ * the commit word follows the re-base.
  */
 static int
 publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 		uint64_t in_use, uint64_t sum, uint32_t flags, ckpt_id *cid, uint32_t *freed,
-		unsigned *nfreed)
+		unsigned *nfreed, struct image_durable *d)
 {
 	struct cat_view v;
 	if (cat_begin(&p->cat, &v) < 0)
@@ -230,6 +273,17 @@ publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 		/* the pages persisted under the old base are stale from here */
 		if (p->hdr.minor >= POOL_MINOR_PERSISTED_PAGES)
 			v.e[p->seg].base_id = *cid;
+	}
+	if (d) {
+		/* the word follows the re-base: our old base is not ours to
+		 * pin any more in the catalog it publishes (seg_pinned) */
+		uint32_t was = p->eng_base;
+		p->eng_base = seg;
+		*nfreed = apply_retention(p, &v, freed);
+		int rc = cat_commit_after(&p->cat, durable_then_rebase, d);
+		if (!d->rebased)
+			p->eng_base = was;
+		return rc;
 	}
 	*nfreed = apply_retention(p, &v, freed);
 	test_point("checkpoint:before-publish");
@@ -281,26 +335,18 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 		goto release;
 	}
 
-	/* 3. durable */
-	test_point("checkpoint:before-persist");
-	/* CKPT_TEST_SKIP_FLUSH: a broken ordering the crash-state checker must catch */
-	if (!test_flag("CKPT_TEST_SKIP_FLUSH") && fdatasync(p->fd) < 0) {
-		ckpt_err_set(errno, "checkpoint failed, pool unchanged: fdatasync: %s",
-				strerror(errno));
+	/* 3. durable (in cow mode inside 4, then the re-base) */
+	struct image_durable d = { .p = p, .seg = (uint32_t)seg, .used = used };
+	if (!p->eng && make_durable(p) < 0)
 		goto release;
-	}
-	test_point("checkpoint:after-persist");
-	if (p->eng) {
-		if (image_rebase(p, (uint32_t)seg, used) < 0)
-			goto release;
-		rebased = 1;
-	}
-
 	/* 4. publish */
 	ckpt_id cid = 0;
 	uint32_t freed[POOL_MAX_SEGMENTS];
 	unsigned nfreed = 0;
-	if (publish(p, (uint32_t)seg, label, used, in_use, sum, flags, &cid, freed, &nfreed) < 0)
+	rc = publish(p, (uint32_t)seg, label, used, in_use, sum, flags, &cid, freed, &nfreed,
+			p->eng ? &d : NULL);
+	rebased = d.rebased;
+	if (rc < 0)
 		goto release;
 	test_point("checkpoint:after-publish");
 	if (p->eng)

@@ -40,6 +40,11 @@ struct pool_config {
 	                                   CKPT_KEY_FILE), or NULL: create makes a
 	                                   sealed pool with it; open needs it for one */
 	const char *key_from;           /* where it came from, for messages */
+	const uint8_t *key_id;          /* pool_create_keyless: the sealed pool's key
+	                                   id (16 bytes), the key itself not at hand */
+	int keyless;                    /* open: a sealed pool opened without its key,
+	                                   to add ciphertext it never reads (a pull);
+	                                   no heap may be restarted from it */
 	ckpt_key_fn key_fn;             /* no key file: the program's key callback
 	                                   (ckpt_set_key_callback), or NULL */
 	void *key_arg;                  /* its argument */

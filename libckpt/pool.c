@@ -237,9 +237,9 @@ pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t imag
 	return 0;
 }
 
-/* new_header -- the header of a pool created with c; sealed with key (may be NULL) */
+/* new_header -- the header of a pool created with c; sealed with the key of id key (may be NULL) */
 static int
-new_header(struct pool_hdr *hdr, const struct pool_config *c, const struct seal_key *key)
+new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key)
 {
 	memset(hdr, 0, sizeof(*hdr));
 	/* a test may ask for a pool as format 1.1 made it (no page-sum area,
@@ -249,7 +249,7 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const struct seal_
 		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS;
 	if (key) {
 		flags |= POOL_F_SEALED;
-		memcpy(hdr->key_id, key->id, sizeof(hdr->key_id));
+		memcpy(hdr->key_id, key, sizeof(hdr->key_id));
 	} else if (!test_flag("CKPT_TEST_FORMAT_1_1") && !test_flag("CKPT_TEST_FORMAT_1_3")) {
 		flags |= POOL_F_YOUNG_HEAPS;
 	}
@@ -348,7 +348,7 @@ pool_create(const char *path, struct pool_config *c)
 	if (!c->key_file && c->key_fn && !(key = seal_key_ask(c->key_fn, c->key_arg, path,
 			&none)) && !none)
 		return NULL;
-	if (new_header(&hdr, c, key) < 0) {
+	if (new_header(&hdr, c, key ? key->id : NULL) < 0) {
 		seal_key_free(key);
 		return NULL;
 	}
@@ -391,6 +391,40 @@ fail:
 	return NULL;
 }
 
+int
+pool_create_keyless(const char *path, struct pool_config *c)
+{
+	struct pool_hdr hdr;
+	if (!c->key_id || !c->base)
+		return ckpt_err_set(EINVAL, "a sealed pool made without its key needs its "
+				"key id and base");
+	if (new_header(&hdr, c, c->key_id) < 0)
+		return -1;
+	uint64_t top;
+	if (add_overflows(c->base, hdr.seg_size, &top) || top > POOL_USER_TOP)
+		return ckpt_err_set(EINVAL, "base %p has no room for a segment below the "
+				"top of user space", (void *)(uintptr_t)c->base);
+	hdr.base = c->base;
+	layout_seal(&hdr);
+	struct ckpt_pool *p = pool_new(path, c);
+	if (!p)
+		return -1;
+	p->hdr = hdr;
+	struct newfile nf;
+	if (newfile_open(&nf, path, c->mode) < 0) {
+		pool_discard(p);
+		return -1;
+	}
+	p->fd = nf.fd;
+	if (write_file(p) < 0 || newfile_publish(&nf, path) < 0) {
+		newfile_abandon(&nf, path);
+		pool_discard(p);
+		return -1;
+	}
+	pool_discard(p);
+	return 0;
+}
+
 /*
  * open_key -- a sealed pool needs its key, checked against the header's
  * key id before anything is read with it; an unsealed pool takes none (a
@@ -407,6 +441,8 @@ open_key(struct ckpt_pool *p, const struct pool_config *c)
 					c->key_from, p->path);
 		return 0;
 	}
+	if (c->keyless)
+		return 0;       /* a pull adds ciphertext; nothing is decrypted */
 	if (!c->key_file && c->key_fn) {
 		int none;
 		p->seal = seal_key_ask(c->key_fn, c->key_arg, p->path, &none);

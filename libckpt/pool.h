@@ -22,6 +22,15 @@
 CKPT_HIDDEN struct ckpt_pool *pool_create(const char *path, struct pool_config *c);
 
 /*
+ * pool_create_keyless -- create the pool file path as pool_create does,
+ * sealed with the key whose id is c->key_id (16 bytes) without the key,
+ * and with no heap: the file holds its header and empty catalog only (a
+ * sealed checkpoint pulled from a remote store goes in next). 0, or -1
+ * with nothing left at path.
+ */
+CKPT_HIDDEN int pool_create_keyless(const char *path, struct pool_config *c);
+
+/*
  * pool_open -- open the pool file path, validate its header, attach its
  * catalog, settle c against what the pool records (config_from_pool,
  * config_fork_mode) and reserve its base address range. The handle has no

@@ -42,6 +42,10 @@
  *                         MAP_PRIVATE file range gets private-scan, any
  *                         other every-page (engine/dirty.c); a restart is
  *                         not lazy (engine/lazy.c)
+ *   CKPT_TEST_MANIFEST_V1  manifests are read as a libckpt that knows only
+ *                         version 1 (plaintext checkpoints) reads them: a
+ *                         sealed checkpoint's (version 2) is refused with
+ *                         ENOTSUP (remote/manifest.c)
  *   CKPT_TEST_LAZY_NO_THREAD  a lazy restart starts no thread: it verifies
  *                         and maps every chunk before it returns, as where
  *                         no thread can be made (engine/lazy.c)

@@ -4,12 +4,20 @@
  * whose checksum the root records, so a heap rebuilt elsewhere proves
  * both its bytes and its base.
  *
- *   remote_workload create POOL HEAP_MB DATA_MB   new pool, fill, checkpoint
+ *   remote_workload create POOL HEAP_MB DATA_MB [SECRET]
+ *                                                 new pool, fill, checkpoint;
+ *                                                 with SECRET, 3 MiB more of
+ *                                                 that pattern, repeated (the
+ *                                                 sealed scans look for it)
  *   remote_workload mutate POOL PERMILLE          restart, rewrite that many
  *                                                 pages per 1000 (scattered),
  *                                                 checkpoint
  *   remote_workload verify POOL [ID]              restart from ID (latest),
  *                                                 check everything; exit 0
+ *   remote_workload resum FILE                    rewrite the last 8 bytes of
+ *                                                 FILE (a manifest) as the
+ *                                                 XXH64 of the bytes before
+ *                                                 them: a forger's manifest
  * create and mutate print the new checkpoint id; verify prints its
  * generation, how long ckpt_open and the full check took, and the wall
  * clock (CLOCK_REALTIME, seconds) when the root was first read and when
@@ -40,7 +48,11 @@ struct root {
 	uint64_t pages;
 	uint64_t sum;
 	uint64_t generation;
+	char *secret;           /* SECRET_BYTES of the pattern, or NULL */
+	uint64_t secret_len;    /* the pattern's length */
 };
+
+#define SECRET_BYTES ((uint64_t)3 << 20)
 
 /* die -- report and exit 1 */
 static void
@@ -91,6 +103,23 @@ checkpoint(ckpt_pool *p, const char *label)
 	printf("%llu\n", (unsigned long long)id);
 }
 
+/* resum -- the manifest file at path gets a valid trailing XXH64 */
+static int
+resum(const char *path)
+{
+	FILE *f = fopen(path, "r+b");
+	static unsigned char buf[(size_t)1 << 24];
+	size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+	if (n < 8 || n == sizeof(buf)) {
+		fprintf(stderr, "remote_workload: cannot read %s\n", path);
+		return 1;
+	}
+	uint64_t sum = XXH64(buf, n - 8, 0);
+	if (fseek(f, (long)(n - 8), SEEK_SET) != 0 || fwrite(&sum, 8, 1, f) != 1)
+		return 1;
+	return fclose(f) != 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -99,7 +128,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1], *path = argv[2];
-	if (strcmp(cmd, "create") == 0 && argc == 5) {
+	if (strcmp(cmd, "resum") == 0)
+		return resum(path);
+	if (strcmp(cmd, "create") == 0 && (argc == 5 || argc == 6)) {
 		struct ckpt_config cfg = { .heap_size = strtoull(argv[3], NULL, 10) << 20 };
 		uint64_t pages = (strtoull(argv[4], NULL, 10) << 20) / PAGE;
 		ckpt_pool *p = ckpt_create(path, &cfg);
@@ -110,6 +141,14 @@ main(int argc, char **argv)
 		if (!r || !r->data)
 			die("alloc");
 		r->pages = pages;
+		if (argc == 6 && *argv[5]) {
+			size_t n = strlen(argv[5]);
+			if (!(r->secret = ckpt_alloc(p, SECRET_BYTES)))
+				die("alloc");
+			for (uint64_t i = 0; i + n <= SECRET_BYTES; i += n)
+				memcpy(r->secret + i, argv[5], n);
+			r->secret_len = n;
+		}
 		for (uint64_t i = 0; i < pages; i++)
 			fill_page(r->data + i * PAGE, i, 0);
 		r->sum = XXH64(r->data, pages * PAGE, 0);
@@ -160,6 +199,12 @@ main(int argc, char **argv)
 				"data checksum wrong");
 		return 1;
 	}
+	for (uint64_t i = r->secret_len; r->secret && i + r->secret_len <= SECRET_BYTES;
+			i += r->secret_len)
+		if (memcmp(r->secret + i, r->secret, r->secret_len) != 0) {
+			fprintf(stderr, "remote_workload: the secret pattern is damaged\n");
+			return 1;
+		}
 	printf("ok generation %llu open_ms %.2f check_ms %.2f root_at %.6f done_at %.6f\n",
 		(unsigned long long)r->generation, t1 - t0, ms_now() - t1, at_root, wall_now());
 	return ckpt_close(p) < 0;

@@ -4,6 +4,7 @@
 #   store_set NAME FILE   overwrite object NAME with FILE's bytes
 #   store_del NAME        delete object NAME
 #   store_count PREFIX    number of objects whose names start with PREFIX
+#   store_dump FILE       every object in the store, its bytes, into FILE
 # and sets DOWN_URL plus DOWN_ENV (a store that does not answer; DOWN_RETRIES
 # retries of it) and
 # BAD_AUTH_URL plus BAD_AUTH_ENV (wrong credentials).
@@ -434,4 +435,155 @@ lazy_pull_store_down() {
 		fail "store down: exit $rc, $(cat "$T/err")"
 	kill -9 "$pid" 2>/dev/null
 	[ "$(filling_state "$Z/f/app.pool")" = filling ] || fail "store down: the checkpoint is not filling"
+}
+
+# sealed_manifest_edit IN OUT WHAT -- a forger's copy of a sealed manifest:
+# WHAT "tag" flips a bit of chunk 1's GCM tag in the seal record (its
+# trailing sum rewritten, so the store's checks pass)
+sealed_manifest_edit() {
+	python3 - "$1" "$2" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+n = struct.unpack_from('<Q', b, 120)[0]          # nchunks
+b[256 + 16 * n + 128 + 16 * 1 + 3] ^= 0x10       # chunk 1's tag
+open(sys.argv[2], 'wb').write(b)
+PY
+	"$WL" resum "$2"
+}
+
+# sealed_chunk_of MANIFEST -- the name of the first non-zero chunk of a sealed manifest
+sealed_chunk_of() {
+	store_get "$1" "$T/sman"
+	python3 - "$T/sman" <<'PY'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+n = struct.unpack_from('<Q', b, 120)[0]
+for i in range(n):
+    hi, lo = struct.unpack_from('<QQ', b, 256 + 16 * i)
+    if hi or lo:
+        print('ckpt.c.%016x%016x' % (hi, lo)); break
+PY
+}
+
+# sealed_scenario -- a sealed pool (issue 15) through the store: pushed and
+# pulled without the key as ciphertext with its seal records, restarted
+# with the key; wrong and missing keys, mixed pools, tampering, an older
+# reader; and no byte of a known secret in the pool files or the store
+# (the backend's store_dump FILE writes every object in the store to FILE),
+# where the same run with an unsealed pool does find it
+sealed_scenario() {
+	SECRET="S3cr3t-P4tt3rn:libckpt-remote-scan"
+	S=$T/sealA/app.pool
+	S2=$T/sealB/app.pool
+	mkdir -p "$T/sealA" "$T/sealB" "$T/sealC"
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/seal.key"
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/wrong.key"
+	sid=$(CKPT_KEY_FILE=$T/seal.key "$WL" create "$S" 32 2 "$SECRET") || fail "create (sealed)"
+	# push needs no key
+	out=$(env -u CKPT_KEY_FILE "$REMOTE" push "$S" latest "$URL" --json) ||
+		fail "push of a sealed pool: $out"
+	sm=$(echo "$out" | json .manifest)
+	simg=$(echo "$out" | json .image_bytes)
+	"$REMOTE" list "$URL" --json | jq -e ".manifests[] | select(.manifest == \"$sm\") |
+		.sealed == true and .key_id != null" >/dev/null &&
+		ok "sealed push listed as sealed" || fail "sealed manifest not listed as sealed"
+	out=$("$REMOTE" push "$S" "$sid" "$URL" --json) || fail "second sealed push"
+	[ "$(echo "$out" | json .transferred_chunks)" = 0 ] && ok "second sealed push sends nothing" ||
+		fail "second sealed push sent $(echo "$out" | json .transferred_chunks) chunks"
+	# 1% of the pages change: each sealed checkpoint has its own salt, so
+	# every chunk's ciphertext is new (measured, not bounded)
+	CKPT_KEY_FILE=$T/seal.key "$WL" mutate "$S" 10 >/dev/null || fail "mutate (sealed)"
+	out=$("$REMOTE" push "$S" latest "$URL" --json) || fail "sealed delta push"
+	sm2=$(echo "$out" | json .manifest)
+	ok "sealed delta push (1% of pages changed) sent $(echo "$out" | json .transferred_bytes) of $simg bytes"
+
+	# pull without the key: a sealed pool of the same uuid and key id
+	env -u CKPT_KEY_FILE "$REMOTE" pull "$URL" "$sm" "$S2" || fail "pull of a sealed checkpoint"
+	for f in uuid key_id; do
+		[ "$("$INSPECT" info "$S" --json | json ".$f")" = "$("$INSPECT" info "$S2" --json | json ".$f")" ] ||
+			fail "pulled sealed pool has another $f"
+	done
+	"$INSPECT" info "$S2" --json | jq -e '.sealed == true' >/dev/null || fail "pulled pool not sealed"
+	env -u CKPT_KEY_FILE "$REMOTE" pull "$URL" "$sm2" "$S2" || fail "pull into the sealed pool"
+	"$INSPECT" verify "$S2" >/dev/null || fail "ckpt-inspect verify of the pulled sealed pool"
+	CKPT_KEY_FILE=$T/seal.key "$WL" verify "$S2" "$sid" | grep -q "generation 0" &&
+		CKPT_KEY_FILE=$T/seal.key "$WL" verify "$S2" | grep -q "generation 1" &&
+		ok "restart of the pulled sealed pool with the key" || fail "verify of the pulled sealed pool"
+	# wrong key, no key: the errors of a local sealed pool
+	CKPT_KEY_FILE=$T/wrong.key "$WL" verify "$S" 2>&1 >/dev/null | sed "s|$S|POOL|" >"$T/err.local"
+	CKPT_KEY_FILE=$T/wrong.key "$WL" verify "$S2" 2>&1 >/dev/null | sed "s|$S2|POOL|" >"$T/err"
+	grep -q "sealed with key" "$T/err" && cmp -s "$T/err" "$T/err.local" &&
+		ok "wrong key refused as for a local sealed pool" ||
+		fail "wrong key: $(cat "$T/err") / local: $(cat "$T/err.local")"
+	env -u CKPT_KEY_FILE "$WL" verify "$S2" 2>"$T/err" >/dev/null &&
+		fail "restart without the key succeeded"
+	grep -q "is sealed: its key is needed" "$T/err" && ok "missing key refused" ||
+		fail "no key: $(cat "$T/err")"
+
+	# mixing: sealed into an unsealed pool, plaintext into a sealed one, lazily
+	"$WL" create "$T/sealC/plain.pool" 32 1 >/dev/null || fail "create (plain)"
+	pm=$("$REMOTE" push "$T/sealC/plain.pool" latest "$URL") || fail "push (plain)"
+	"$REMOTE" pull "$URL" "$sm" "$T/sealC/plain.pool" 2>"$T/err" &&
+		fail "sealed checkpoint pulled into an unsealed pool"
+	grep -q "not sealed: it cannot take a sealed checkpoint" "$T/err" &&
+		ok "sealed checkpoint refused by an unsealed pool" || fail "unclear: $(cat "$T/err")"
+	"$REMOTE" pull "$URL" "$pm" "$S2" 2>"$T/err" &&
+		fail "plaintext checkpoint pulled into a sealed pool"
+	grep -q "is sealed: it cannot take an unsealed checkpoint" "$T/err" &&
+		ok "plaintext checkpoint refused by a sealed pool" || fail "unclear: $(cat "$T/err")"
+	store_del "$pm"
+	"$REMOTE" pull "$URL" "$sm" "$T/sealC/lazy.pool" --lazy 2>"$T/err" &&
+		fail "lazy pull of a sealed checkpoint"
+	grep -q "cannot be pulled lazily (it is sealed)" "$T/err" && [ ! -e "$T/sealC/lazy.pool" ] &&
+		ok "lazy pull of a sealed checkpoint refused" || fail "unclear: $(cat "$T/err")"
+
+	# an older reader (version 1 manifests only) refuses the sealed manifest by
+	# version, and its prune keeps it and collects no chunk
+	CKPT_TEST_MANIFEST_V1=1 "$REMOTE" pull "$URL" "$sm" "$T/sealC/old.pool" 2>"$T/err" &&
+		fail "a version 1 reader pulled a sealed manifest"
+	grep -q "has version 2, this libckpt reads versions up to 1" "$T/err" && [ ! -e "$T/sealC/old.pool" ] &&
+		ok "version 1 reader refuses the sealed manifest" || fail "unclear: $(cat "$T/err")"
+	CKPT_TEST_MANIFEST_V1=1 "$REMOTE" prune "$URL" --keep 100 2>"$T/err" &&
+		fail "a version 1 reader collected garbage past a sealed manifest"
+	grep -q "no chunk is collected" "$T/err" && [ "$(store_count "$sm")" = 1 ] &&
+		ok "version 1 prune keeps the sealed manifest and collects nothing" ||
+		fail "old prune: $(cat "$T/err")"
+
+	# tampering: a chunk changed on the store is refused by its name; a seal
+	# record forged past the store's checks by the GCM tag, the chunk named
+	chunk=$(sealed_chunk_of "$sm")
+	store_get "$chunk" "$T/chunk.orig"
+	printf 'garbage' >"$T/garbage"
+	store_set "$chunk" "$T/garbage"
+	"$REMOTE" pull "$URL" "$sm" "$T/sealC/t.pool" 2>"$T/err" && fail "pull of a corrupted sealed chunk"
+	grep -q "$chunk" "$T/err" && grep -q corrupt "$T/err" && ok "corrupted sealed chunk named" ||
+		fail "unclear: $(cat "$T/err")"
+	store_set "$chunk" "$T/chunk.orig"
+	store_get "$sm" "$T/sman.orig"
+	sealed_manifest_edit "$T/sman.orig" "$T/sman.forged"
+	store_set "$sm" "$T/sman.forged"
+	"$REMOTE" pull "$URL" "$sm" "$T/sealC/t.pool" || fail "pull of the forged sealed manifest"
+	CKPT_RESTART=eager CKPT_KEY_FILE=$T/seal.key "$WL" verify "$T/sealC/t.pool" >/dev/null 2>"$T/err" &&
+		fail "restart from a forged seal record succeeded"
+	grep -q "chunk 1 (bytes 2097152-4194303) fails authentication" "$T/err" &&
+		ok "forged seal record refused by its tag, chunk named" || fail "unclear: $(cat "$T/err")"
+	store_set "$sm" "$T/sman.orig"
+
+	# the scan: no byte of the secret in the pool files or in the store...
+	store_dump "$T/store.dump"
+	[ -s "$T/store.dump" ] || fail "the store dump is empty"
+	found=
+	for f in "$S"* "$S2"* "$T/store.dump"; do
+		grep -qa -e "$SECRET" -e "S3cr3t-P4" -e "libckpt-remote-scan" "$f" && found="$found $f"
+	done
+	[ -z "$found" ] && ok "no trace of the secret in the sealed pools or the store" ||
+		fail "the secret is in:$found"
+	# ...and the same scan finds it after an unsealed pool's push
+	"$WL" create "$T/sealC/clear.pool" 32 1 "$SECRET" >/dev/null || fail "create (clear)"
+	cm=$("$REMOTE" push "$T/sealC/clear.pool" latest "$URL") || fail "push (clear)"
+	store_dump "$T/store.dump"
+	grep -qa -e "$SECRET" "$T/store.dump" && grep -qa -e "$SECRET" "$T/sealC/clear.pool" &&
+		ok "the scan finds the secret of an unsealed pool" || fail "the scan cannot fail"
+	store_del "$cm"
+	rm -f "$T/store.dump"
 }

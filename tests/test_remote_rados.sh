@@ -42,9 +42,11 @@ store_set() { r put "$1" "$2"; }
 store_get() { r get "$1" "$2"; }
 store_del() { r rm "$1"; }
 store_count() { r ls | grep -c "^$1"; }
+store_dump() { timeout 60 rados -p ckpt export "$1" >/dev/null; }
 
 . "$HERE/test_remote_lib.sh"
 run_scenarios
+sealed_scenario
 
 # a pool the cluster does not have: named
 "$REMOTE" list rados://nosuchpool 2>"$T/err" && fail "list of a missing pool succeeded"

@@ -56,9 +56,11 @@ store_set() { rcli -x set "$1" <"$2" >/dev/null; }
 store_get() { rcli --raw get "$1" | head -c -1 >"$2"; }
 store_del() { rcli del "$1" >/dev/null; }
 store_count() { rcli --scan --pattern "$1*" | wc -l; }
+store_dump() { rcli --scan | sed 's/^/GET /' | rcli --raw >"$1" 2>&1; }
 
 . "$(dirname "$0")/test_remote_lib.sh"
 run_scenarios
+sealed_scenario
 
 # the password is accepted when right
 "$REMOTE" push "$A" latest "redis://:s3cret@127.0.0.1:$APORT/0" >/dev/null &&

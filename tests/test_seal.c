@@ -614,19 +614,8 @@ test_seal_modes_and_format(void **state)
 	unsetenv("CKPT_FORK_MODE");
 	assert_int_equal(open_gen(path, key, CKPT_LATEST), 30);
 
-	/* ckpt-remote cannot carry seal records yet: push refuses, before it
-	 * contacts the store (nothing listens at this address) */
-	char tool[1024], out[4096];
-	snprintf(tool, sizeof(tool), "%s/tools/ckpt-remote", getenv("CKPT_TEST_BINDIR"));
-	if (access(tool, X_OK) == 0) {
-		char *const argv[] = { tool, (char *)"push", (char *)path, (char *)"1",
-			(char *)"redis://127.0.0.1:1/0", NULL };
-		assert_int_equal(tu_run_capture(out, sizeof(out), argv), 1);
-		if (!strstr(out, "is sealed: pushing sealed checkpoints"))
-			fail_msg("ckpt-remote push of a sealed pool said: %s", out);
-	} else {
-		printf("ckpt-remote not built: its refusal is not checked\n");
-	}
+	/* (the remote tier takes sealed pools: tests/test_remote_lib.sh,
+	 * sealed_scenario) */
 
 	/* a pool as the 1.3 library wrote it (minor 3, no key id) opens */
 	const char *old = tu_path("old.pool");

@@ -23,6 +23,9 @@
  * as the filler, its messages in POOL.fill.log; a program restarting from
  * it meanwhile gets each region first when it touches it. fill resumes a
  * lazy pull whose filler died, or waits for a running one to finish.
+ * A sealed pool's checkpoints are pushed and pulled as the ciphertext its
+ * file holds, with their seal records, and never need the key: a pull
+ * makes a sealed pool (eagerly only) that restarts with the key.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -151,7 +154,7 @@ list_one(void *arg, const char *name, const struct manifest *m)
 		printf("%s{\"manifest\":", l->n ? "," : "");
 		json_str(name);
 		if (!m) {
-			printf(",\"damaged\":");
+			printf(errno == ENOTSUP ? ",\"unsupported\":" : ",\"damaged\":");
 			json_str(ckpt_errormsg());
 			printf("}");
 		} else {
@@ -163,19 +166,28 @@ list_one(void *arg, const char *name, const struct manifest *m)
 			json_str(m->h.label);
 			printf(",\"time_ns\":%" PRIu64 ",\"pushed_ns\":%" PRIu64 ",\"base\":%" PRIu64
 				",\"heap_size\":%" PRIu64 ",\"used\":%" PRIu64 ",\"chunk_size\":%u,"
-				"\"chunks\":%" PRIu64 ",\"lineage\":%" PRIu64 "}", m->h.time_ns,
-				m->h.pushed_ns, m->h.base, m->h.heap_size, m->h.used,
-				m->h.chunk_size, m->h.nchunks, m->h.lineage);
+				"\"chunks\":%" PRIu64 ",\"lineage\":%" PRIu64 ",\"sealed\":%s",
+				m->h.time_ns, m->h.pushed_ns, m->h.base, m->h.heap_size, m->h.used,
+				m->h.chunk_size, m->h.nchunks, m->h.lineage,
+				m->seal ? "true" : "false");
+			if (m->seal) {
+				char kid[33];
+				for (int i = 0; i < 16; i++)
+					snprintf(kid + 2 * i, 3, "%02x", m->h.key_id[i]);
+				printf(",\"key_id\":\"%s\"", kid);
+			}
+			printf("}");
 		}
 	} else if (!m) {
-		printf("%s  DAMAGED: %s\n", name, ckpt_errormsg());
+		printf("%s  %s: %s\n", name, errno == ENOTSUP ? "UNSUPPORTED" : "DAMAGED",
+			ckpt_errormsg());
 	} else {
 		char t[32];
 		time_t sec = (time_t)(m->h.time_ns / 1000000000ull);
 		struct tm tm;
 		strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&sec, &tm));
-		printf("%s  ckpt %" PRIu64 "  %s  %" PRIu64 " bytes  %s\n", name, m->h.ckpt_id,
-			t, m->h.used, m->h.label[0] ? m->h.label : "-");
+		printf("%s  ckpt %" PRIu64 "  %s  %" PRIu64 " bytes  %s%s\n", name, m->h.ckpt_id,
+			t, m->h.used, m->h.label[0] ? m->h.label : "-", m->seal ? "  sealed" : "");
 	}
 	l->n++;
 	return 0;

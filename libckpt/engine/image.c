@@ -26,16 +26,17 @@
  *      copy_file_range; nothing for an empty base); then every page written
  *      since the base (since the recycled checkpoint, when recycling) is
  *      pwritten from the heap. The checksum covers the heap's [0, used).
- *   3. (checkpoint.c) fdatasync.
+ *   3. (checkpoint.c) fdatasync, inside the publication's commit: its
+ *      catalog copy is written first and made durable with the image.
  *   4. image_rebase: the heap maps the new image instead of the old base.
  *      Its private copies are dropped; the page cache has the image (the
  *      written pages were just written through it, a copy_file_range'd
  *      base too; a cloned base's pages are read back from the disk). The
  *      tracker starts from zero, so the next checkpoint's pages are exactly
  *      those written after this one.
- *   5. (checkpoint.c) publish: the new checkpoint and our live entry naming
- *      it as its source (the pin moves) in one commit; retention skips
- *      pinned images.
+ *   5. (checkpoint.c) publish: the commit word of the catalog copy that
+ *      names the new checkpoint and our live entry with it as its source
+ *      (the pin moves); retention skips pinned images.
  * The heap stays quiesced from 2 to 5: a write between the copy and the
  * re-base would be lost. A failure before 4 gives the segment back (a
  * recycled one is lost to the lineage, which is one short until the next
@@ -50,6 +51,7 @@
  * closes or dies.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,13 +368,25 @@ mark(void *arg, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* write_runs -- pwrite the pages set in b, below used, from the heap into segment seg */
+/* KICK_BYTES -- write_runs starts the writeback of what it wrote every this many bytes */
+#define KICK_BYTES ((uint64_t)1 << 20)
+
+/*
+ * write_runs -- pwrite the pages set in b, below used, from the heap into
+ * segment seg. Every KICK_BYTES written, the writeback of the range written
+ * so far is started (sync_file_range, SYNC_FILE_RANGE_WRITE: durable it
+ * makes nothing, the checkpoint's fdatasync does), so that the disk writes
+ * the first pages while the rest are copied, and the fdatasync waits for
+ * less. Scattered pages are each a write to the disk of their own; this
+ * overlaps them with the copy instead of queueing them all at the end.
+ */
 static int
 write_runs(struct ckpt_pool *p, uint32_t seg, const uint64_t *b, uint64_t used)
 {
 	struct engine *e = p->eng;
 	const char *heap = p->heap_map.addr;
 	uint64_t dst = seg_off(p, seg), npages = (used + PAGE - 1) / PAGE;
+	uint64_t kicked = 0, kicked_bytes = 0;      /* [0, kicked) started */
 	e->last_written = 0;
 	for (uint64_t pg = 0; pg < npages;) {
 		if (!(b[pg / 64] >> (pg % 64) & 1)) {
@@ -397,6 +411,13 @@ write_runs(struct ckpt_pool *p, uint32_t seg, const uint64_t *b, uint64_t used)
 		}
 		if (e->last_written && end < npages)
 			test_point("checkpoint:mid-copy");
+		if (e->last_written - kicked_bytes >= KICK_BYTES) {
+			/* a failure here is the fdatasync's to report */
+			(void)sync_file_range(p->fd, (off_t)(dst + kicked),
+					(off_t)(off - kicked), SYNC_FILE_RANGE_WRITE);
+			kicked = off;
+			kicked_bytes = e->last_written;
+		}
 		pg = end;
 	}
 	return 0;

@@ -11,7 +11,9 @@
  * published FILLING. The same process goes on as the filler, remote_fill,
  * with the store connection and the manifest it has (ckpt-remote forks
  * before it connects, the child pulls and fills, the parent returns once
- * the checkpoint is published).
+ * the checkpoint is published). Region 0, which a restart's ckpt_open
+ * reads first, is fetched by a thread of its own while the pool is
+ * created ("The first region" below).
  *
  * The filler holds an exclusive flock on POOL.fill while it runs (so a
  * second filler, or a library asking whether one runs, can tell), and
@@ -32,6 +34,10 @@
  * files; `ckpt-remote fill POOL` resumes it (the regions already marked
  * are kept if the pool file still holds their chunks, their page sums
  * recomputed from it; a machine crash may have lost bytes of either).
+ *
+ * Over 800 lines: the pull's start, the first region, the fetch thread,
+ * the take, the resume and the publish all work on struct filler and its
+ * slots; split, each file would need the whole of it in a header.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -93,6 +99,7 @@ struct filler {
 	uint64_t *sums;             /* used / 4096 page sums */
 	uint64_t bad;               /* regions that cannot come */
 	struct filler_slot slot[FILLER_SLOTS];
+	struct fill_first *first;   /* region 0, fetched during the pull's start */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop;
@@ -184,6 +191,98 @@ nothing_to_fill(const char *path)
 static int lock_info(const char *path, int wait);
 static int bind_socket(const char *path);
 static void remove_side_files(const char *path);
+static void fetch_region(struct filler *fl, struct filler_slot *sl, uint64_t r);
+
+/* slot_alloc -- sl's buffers for a region of per chunks: 0, or -1 (ENOMEM) */
+static int
+slot_alloc(struct filler_slot *sl, uint64_t region, uint64_t per)
+{
+	int ok = (sl->buf = malloc(region)) && (sl->names = calloc(per, CHUNK_NAME_MAX)) &&
+		(sl->np = calloc(per, sizeof(*sl->np))) &&
+		(sl->bufs = calloc(per, sizeof(*sl->bufs))) &&
+		(sl->lens = calloc(per, sizeof(*sl->lens)));
+	return ok ? 0 : ckpt_err_set(ENOMEM, "out of memory");
+}
+
+/* slot_free -- sl's buffers */
+static void
+slot_free(struct filler_slot *sl)
+{
+	free(sl->buf);
+	free(sl->names);
+	free(sl->np);
+	free(sl->bufs);
+	free(sl->lens);
+	memset(sl, 0, sizeof(*sl));
+}
+
+/*
+ * The first region. A program restarting from the pull opens the heap,
+ * whose metadata is in region 0, so ckpt_open waits for it. Fetched by the
+ * filler after the checkpoint is published, it came after the pool's
+ * durable creation and the filler's start, while the program was already
+ * waiting. So as soon as the manifest is there, a thread of its own
+ * fetches region 0 (on the pull's store connection, which nothing else
+ * uses until the filler's fetch thread starts) while this thread creates
+ * the pool and publishes the checkpoint; the filler takes it as its first
+ * region (run) once the thread is joined. Only the bytes come early: they
+ * are checked, written and marked as any region's, after the publish.
+ */
+struct fill_first {
+	pthread_t th;
+	struct filler fl;           /* st, m (a copy), per: what fetch_region reads */
+	struct filler_slot sl;
+	int joined;
+};
+
+/* first_thread -- fetch region 0 into the slot */
+static void *
+first_thread(void *arg)
+{
+	struct fill_first *ff = arg;
+	fetch_region(&ff->fl, &ff->sl, 0);
+	return NULL;
+}
+
+/* first_start -- region 0 of m from st, in a thread; NULL if it cannot start (no error) */
+static struct fill_first *
+first_start(struct store *st, const struct manifest *m, uint64_t region)
+{
+	struct fill_first *ff = calloc(1, sizeof(*ff));
+	if (!ff)
+		return NULL;
+	ff->fl.st = st;
+	ff->fl.m = *m;
+	ff->fl.per = region / m->h.chunk_size;
+	if (m->h.nchunks && slot_alloc(&ff->sl, region, ff->fl.per) == 0 &&
+	    pthread_create(&ff->th, NULL, first_thread, ff) == 0)
+		return ff;
+	ckpt_err_clear();
+	slot_free(&ff->sl);
+	free(ff);
+	return NULL;
+}
+
+/* first_join -- wait for region 0's fetch (its error, if any, is in the slot) */
+static void
+first_join(struct fill_first *ff)
+{
+	if (ff && !ff->joined) {
+		pthread_join(ff->th, NULL);
+		ff->joined = 1;
+	}
+}
+
+/* first_end -- join and free (the slot's buffers too, unless taken) */
+static void
+first_end(struct fill_first *ff)
+{
+	if (!ff)
+		return;
+	first_join(ff);
+	slot_free(&ff->sl);
+	free(ff);
+}
 
 int
 remote_pull_lazy(struct store *st, const char *mname, const char *url, const char *path,
@@ -193,17 +292,20 @@ remote_pull_lazy(struct store *st, const char *mname, const char *url, const cha
 	memset(stats, 0, sizeof(*stats));
 	*complete = 0;
 	fs->lockfd = fs->sock = -1;
+	fs->first = NULL;
 	if (remote_load_manifest(st, mname, &m) < 0)
 		return -1;
 	int ret = -1;
 	char f[FILL_PATH_MAX];
+	struct fill_first *first = NULL;
 	if (!(m.h.flags & CAT_F_PAGE_SUMS) || (m.h.flags & CAT_F_SEALED) || !region_of(&m)) {
 		ckpt_err_set(ENOTSUP, "manifest %s cannot be pulled lazily (%s): pull it "
-				"without --lazy", mname, !(m.h.flags & CAT_F_PAGE_SUMS) ?
-				"its checksum is not paged" : (m.h.flags & CAT_F_SEALED) ?
-				"it is sealed" : "its chunk size");
+				"without --lazy", mname, (m.h.flags & CAT_F_SEALED) ?
+				"it is sealed" : !(m.h.flags & CAT_F_PAGE_SUMS) ?
+				"its checksum is not paged" : "its chunk size");
 		goto out;
 	}
+	first = first_start(st, &m, region_of(&m));
 	struct import_desc d;
 	remote_desc_of(&d, &m.h);
 	d.lazy = 1;
@@ -238,6 +340,7 @@ remote_pull_lazy(struct store *st, const char *mname, const char *url, const cha
 	pool_discard(im.p);
 	fs->st = st;
 	fs->m = m;              /* the filler's now */
+	fs->first = first;
 	return 0;
 unside:
 	;
@@ -250,6 +353,10 @@ unside:
 	fs->lockfd = fs->sock = -1;
 	errno = e;
 out:
+	;
+	int e2 = errno;
+	first_end(first);       /* before the manifest it reads goes */
+	errno = e2;
 	manifest_free(&m);
 	return ret;
 }
@@ -423,7 +530,7 @@ static void *
 fetch_thread(void *arg)
 {
 	struct filler *fl = arg;
-	for (uint64_t b = 0;; b++) {
+	for (uint64_t b = fl->first != NULL;; b++) {
 		struct filler_slot *sl = &fl->slot[b % FILLER_SLOTS];
 		pthread_mutex_lock(&fl->mu);
 		while (sl->ready && !fl->stop)
@@ -589,6 +696,18 @@ resum_done(struct filler *fl)
 static int
 run(struct filler *fl)
 {
+	if (fl->first && fl->taken[0]) {       /* resumed with region 0 there */
+		first_end(fl->first);
+		fl->first = NULL;
+	}
+	if (fl->first) {        /* region 0 is slot 0's, the fetch thread starts at 1 */
+		first_join(fl->first);
+		slot_free(&fl->slot[0]);
+		fl->slot[0] = fl->first->sl;
+		memset(&fl->first->sl, 0, sizeof(fl->first->sl));
+		fl->slot[0].ready = 1;
+		fl->taken[0] = 1;
+	}
 	pthread_t t;
 	int rc = pthread_create(&t, NULL, fetch_thread, fl);
 	if (rc != 0)
@@ -646,13 +765,9 @@ finish(struct filler *fl, uint64_t id)
 static void
 filler_free(struct filler *fl)
 {
-	for (unsigned i = 0; i < FILLER_SLOTS; i++) {
-		free(fl->slot[i].buf);
-		free(fl->slot[i].names);
-		free(fl->slot[i].np);
-		free(fl->slot[i].bufs);
-		free(fl->slot[i].lens);
-	}
+	first_end(fl->first);   /* before the store it uses closes */
+	for (unsigned i = 0; i < FILLER_SLOTS; i++)
+		slot_free(&fl->slot[i]);
 	if (fl->im.p)
 		pool_discard(fl->im.p);
 	if (fl->map)
@@ -676,7 +791,9 @@ prepare(struct filler *fl, const char *url, const struct cat_entry *e,
 	if (fs && fs->st) {
 		fl->st = fs->st;
 		fl->m = fs->m;
+		fl->first = fs->first;
 		fs->st = NULL;
+		fs->first = NULL;
 	} else if (!(fl->st = store_open(url)) ||
 		   remote_load_manifest(fl->st, fl->mname, &fl->m) < 0) {
 		return -1;
@@ -694,14 +811,12 @@ prepare(struct filler *fl, const char *url, const struct cat_entry *e,
 	fl->taken = calloc(fl->nregions ? fl->nregions : 1, 1);
 	fl->sums = calloc(h->used / SUMS_PAGE + 1, sizeof(*fl->sums));
 	int ok = fl->taken && fl->sums;
-	for (unsigned i = 0; ok && i < FILLER_SLOTS; i++) {
-		struct filler_slot *sl = &fl->slot[i];
-		ok = (sl->buf = malloc(fl->region)) && (sl->names = calloc(fl->per, CHUNK_NAME_MAX)) &&
-			(sl->np = calloc(fl->per, sizeof(*sl->np))) &&
-			(sl->bufs = calloc(fl->per, sizeof(*sl->bufs))) &&
-			(sl->lens = calloc(fl->per, sizeof(*sl->lens)));
-	}
-	return ok ? 0 : ckpt_err_set(ENOMEM, "out of memory");
+	if (!ok)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	for (unsigned i = 0; i < FILLER_SLOTS; i++)
+		if (slot_alloc(&fl->slot[i], fl->region, fl->per) < 0)
+			return -1;
+	return 0;
 }
 
 
@@ -760,6 +875,8 @@ out:
 	;
 	int en = errno;
 	if (fs && fs->st) {         /* not taken over */
+		first_end(fs->first);
+		fs->first = NULL;
 		store_close(fs->st);
 		manifest_free(&fs->m);
 		fs->st = NULL;

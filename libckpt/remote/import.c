@@ -45,6 +45,10 @@ create_pool(const char *path, const struct import_desc *d)
 		return -1;
 	c.uuid = d->uuid;
 	c.remote_fill = d->lazy;
+	if (d->keyless) {
+		c.key_id = d->key_id;
+		return pool_create_keyless(path, &c);
+	}
 	struct ckpt_pool *p = pool_create(path, &c);
 	if (!p)
 		return -1;
@@ -160,13 +164,21 @@ import_begin(struct import *im, const char *path, const struct import_desc *d)
 	const struct ckpt_config keyed = { .key_file = d->key_file };
 	if (config_resolve(&c, d->key_file ? &keyed : NULL, 0) < 0)
 		goto fail;
+	c.keyless = !d->key_file;       /* nothing here decrypts: the checks below
+	                                   refuse what does not match */
 	im->p = pool_open(path, &c);
 	if (!im->p)
 		goto fail;
 	const struct pool_hdr *h = &im->p->hdr;
 	if ((h->flags & POOL_F_SEALED) && !(d->flags & CAT_F_SEALED)) {
-		ckpt_err_set(ENOTSUP, "pool %s is sealed: pulling checkpoints into a sealed "
-				"pool is not supported yet", path);
+		ckpt_err_set(EINVAL, "pool %s is sealed: it cannot take an unsealed "
+				"checkpoint (its heap would be stored in the clear)", path);
+		goto fail;
+	}
+	if ((h->flags & POOL_F_SEALED) && d->keyless &&
+	    memcmp(h->key_id, d->key_id, sizeof(h->key_id)) != 0) {
+		ckpt_err_set(EKEYREJECTED, "pool %s is sealed with another key than the "
+				"checkpoint's", path);
 		goto fail;
 	}
 	if (!(h->flags & POOL_F_SEALED) && (d->flags & CAT_F_SEALED)) {

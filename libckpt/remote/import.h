@@ -27,7 +27,14 @@ struct import_desc {
 	uint32_t keep;              /* keep_checkpoints of a created pool; 0: default */
 	const char *key_file;       /* the pool's key: it is (created) sealed, and
 	                               the caller writes the sealed image itself
-	                               (seal_write_image into im->p); NULL: unsealed */
+	                               (seal_write_image into im->p); NULL: unsealed,
+	                               or sealed without the key (keyless) */
+	int keyless;                /* with CAT_F_SEALED and no key_file: the image is
+	                               ciphertext sealed elsewhere (a pull): the pool is
+	                               created and opened without the key, and must be
+	                               sealed with the key whose id is key_id; the
+	                               caller writes the seal record (remote/sealed.h) */
+	uint8_t key_id[16];
 	uint64_t ckpt_id, used, in_use, time_ns, life, lineage, restarted_from, checksum;
 	char label[CAT_LABEL_MAX];
 	int lazy;                   /* a lazy pull: the pool is created with

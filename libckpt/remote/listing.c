@@ -60,6 +60,7 @@ struct entry {
 	char *name;
 	struct manifest m;
 	int ok;
+	int err;                    /* not ok: EINVAL damaged, ENOTSUP a newer version */
 	char why[CKPT_ERRMSG_MAX];
 };
 
@@ -96,6 +97,7 @@ remote_list(struct store *st, remote_manifest_fn fn, void *arg)
 		} else if (errno == ENOENT) {
 			continue;       /* pruned meanwhile */
 		} else if (errno == EINVAL || errno == ENOTSUP) {
+			es[k].err = errno;
 			snprintf(es[k].why, sizeof(es[k].why), "%s", ckpt_errormsg());
 		} else {
 			goto out;
@@ -106,7 +108,7 @@ remote_list(struct store *st, remote_manifest_fn fn, void *arg)
 	ret = 0;
 	for (size_t i = 0; i < k && ret == 0; i++) {
 		if (!es[i].ok)
-			ckpt_err_set(EINVAL, "%s", es[i].why);
+			ckpt_err_set(es[i].err, "%s", es[i].why);
 		ret = fn(arg, es[i].name, es[i].ok ? &es[i].m : NULL);
 	}
 out:

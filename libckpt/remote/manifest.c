@@ -12,6 +12,8 @@
 #include <xxhash.h>
 
 #include "remote/manifest.h"
+#include "remote/sealed.h"
+#include "testhook.h"
 
 void
 manifest_seal(void *buf, size_t len)
@@ -40,9 +42,16 @@ manifest_decode(struct manifest *m, const char *name, void *buf, size_t len)
 	memcpy(&h, buf, sizeof(h));
 	if (memcmp(h.magic, MANIFEST_MAGIC, sizeof(h.magic)) != 0)
 		return bad(name, "bad magic");
-	if (h.version != MANIFEST_VERSION)
+	/* CKPT_TEST_MANIFEST_V1: read as a libckpt that knows only version 1 */
+	uint32_t known = test_flag("CKPT_TEST_MANIFEST_V1") ? MANIFEST_VERSION :
+		MANIFEST_VERSION_SEALED;
+	if (h.version == 0 || h.version > known)
 		return ckpt_err_set(ENOTSUP, "manifest %s has version %u, this libckpt "
-				"reads version %u", name, h.version, MANIFEST_VERSION);
+				"reads versions up to %u", name, h.version, known);
+	if ((h.version == MANIFEST_VERSION_SEALED) != ((h.flags & CAT_F_SEALED) != 0))
+		return bad(name, h.version == MANIFEST_VERSION ? "a sealed checkpoint in a "
+				"version 1 manifest" : "a version 2 manifest not sealed");
+	size_t seal_len = h.version == MANIFEST_VERSION_SEALED ? sealed_record_len(h.used) : 0;
 	if (h.chunk_size < MANIFEST_MIN_CHUNK || h.chunk_size > MANIFEST_MAX_CHUNK ||
 	    (h.chunk_size & (h.chunk_size - 1)))
 		return bad(name, "chunk size not a power of two in [4 KiB, 64 MiB]");
@@ -60,12 +69,17 @@ manifest_decode(struct manifest *m, const char *name, void *buf, size_t len)
 		return bad(name, "checkpoint id, life or lineage is 0");
 	if (h.nchunks != (h.used + h.chunk_size - 1) / h.chunk_size)
 		return bad(name, "chunk count does not match the image size");
-	if (len != manifest_size(h.nchunks))
+	if (len != manifest_size(h.nchunks) + seal_len)
 		return bad(name, "length does not match its chunk count");
 	if (memchr(h.label, 0, sizeof(h.label)) == NULL)
 		return bad(name, "label not terminated");
+	const void *rec = (char *)buf + manifest_size(h.nchunks) - sizeof(uint64_t);
+	if (seal_len && sealed_manifest_check(&h, name, rec) < 0)
+		return -1;
 	m->h = h;
 	m->chunks = (const struct chunk_hash *)((char *)buf + sizeof(h));
+	m->seal = seal_len ? rec : NULL;
+	m->seal_len = seal_len;
 	m->buf = buf;
 	m->len = len;
 	return 0;
@@ -77,6 +91,7 @@ manifest_free(struct manifest *m)
 	free(m->buf);
 	m->buf = NULL;
 	m->chunks = NULL;
+	m->seal = NULL;
 }
 
 void

@@ -22,7 +22,8 @@
 #include "internal.h"
 
 #define MANIFEST_MAGIC "CKPTMANI"
-#define MANIFEST_VERSION 1u
+#define MANIFEST_VERSION 1u         /* a plaintext checkpoint's */
+#define MANIFEST_VERSION_SEALED 2u  /* a sealed checkpoint's (remote/sealed.c) */
 #define MANIFEST_MIN_CHUNK ((uint32_t)4096)
 #define MANIFEST_MAX_CHUNK ((uint32_t)64 << 20)
 #define MANIFEST_PREFIX "ckpt.m."
@@ -44,7 +45,8 @@ struct manifest_hdr {
 	uint64_t base;             /* the pool's base address */
 	uint64_t heap_size;        /* the pool's configured heap size */
 	uint32_t max_segments;     /* the pool's */
-	uint32_t flags;            /* the checkpoint entry's CAT_F_PAGE_SUMS | CAT_F_ORIGIN */
+	uint32_t flags;            /* the checkpoint entry's CAT_F_PAGE_SUMS | CAT_F_ORIGIN,
+	                              and CAT_F_SEALED (version 2) */
 	uint64_t ckpt_id;
 	uint64_t used;             /* image bytes: [0, used) */
 	uint64_t in_use;
@@ -56,7 +58,8 @@ struct manifest_hdr {
 	uint64_t nchunks;          /* ceil(used / chunk_size) */
 	uint64_t pushed_ns;
 	char label[CAT_LABEL_MAX];
-	uint8_t reserved[56];      /* zero */
+	uint8_t key_id[16];        /* version 2: the sealed pool's key id; else zero */
+	uint8_t reserved[40];      /* zero */
 };
 _Static_assert(sizeof(struct manifest_hdr) == 256, "manifest_hdr is 256 bytes");
 
@@ -64,11 +67,14 @@ _Static_assert(sizeof(struct manifest_hdr) == 256, "manifest_hdr is 256 bytes");
 struct manifest {
 	struct manifest_hdr h;
 	const struct chunk_hash *chunks;
+	const struct seal_record *seal; /* version 2: the seal record and its tags,
+	                               seal_len bytes, into the buffer; else NULL */
+	size_t seal_len;
 	void *buf;                 /* owner of the bytes */
 	size_t len;
 };
 
-/* manifest_size -- the encoded size of a manifest of nchunks */
+/* manifest_size -- the encoded size of a version 1 manifest of nchunks (add the seal record's for 2) */
 static inline size_t
 manifest_size(uint64_t nchunks)
 {

@@ -4,7 +4,10 @@
  * Pruning deletes manifests: beyond the newest keep of each pool (by
  * uuid), older than max_age, and damaged ones (they can restore nothing).
  * A manifest is deleted before any chunk it referenced, so no remaining
- * manifest ever points at a missing chunk.
+ * manifest ever points at a missing chunk. A manifest of a version newer
+ * than this libckpt reads is not damaged: it is kept, and since the
+ * chunks it references are unknown here, garbage collection refuses to
+ * run (ENOTSUP) rather than delete them.
  *
  * Garbage collection then runs under a GC lease (lock.c), which no push
  * holds at the same time: it lists the manifests (after taking the lease,
@@ -76,6 +79,7 @@ count_kept(struct prune *pr, const uint8_t *uuid)
 struct judged {
 	char *name;
 	int ok;
+	int newer;                  /* of a version this libckpt does not read: kept */
 	uint8_t uuid[16];
 	uint64_t time_ns;
 };
@@ -95,6 +99,7 @@ judge_collect(void *arg, const char *name, const struct manifest *m)
 	jl->v = v;
 	v[jl->n].name = strdup(name);
 	v[jl->n].ok = m != NULL;
+	v[jl->n].newer = !m && errno == ENOTSUP;
 	if (m) {
 		memcpy(v[jl->n].uuid, m->h.uuid, 16);
 		v[jl->n].time_ns = m->h.time_ns;
@@ -114,7 +119,7 @@ prune_manifests(struct prune *pr, unsigned *deleted)
 	/* the listing is oldest first: walk it newest first to count what is kept */
 	for (size_t i = jl.n; ret == 0 && i-- > 0;) {
 		struct judged *j = &jl.v[i];
-		int drop = !j->ok;
+		int drop = !j->ok && !j->newer;
 		if (j->ok) {
 			struct kept *k = count_kept(pr, j->uuid);
 			if (!k) {
@@ -148,6 +153,10 @@ static int
 refs_of(void *arg, const char *name, const struct manifest *m)
 {
 	struct prune *pr = arg;
+	if (!m && errno == ENOTSUP)
+		return ckpt_err_set(ENOTSUP, "%s: its chunks are unknown to this libckpt, so "
+				"no chunk is collected (prune with a newer ckpt-remote)",
+				ckpt_errormsg());
 	if (!m)
 		return 0;       /* damaged: pruning deleted it, or a writer's is torn */
 	for (uint64_t i = 0; i < m->h.nchunks; i++)

@@ -25,6 +25,7 @@
 #include "sums.h"
 #include "remote/import.h"
 #include "remote/remote.h"
+#include "remote/sealed.h"
 
 #define PULL_BATCH 256u     /* chunks per store request */
 #define PULL_SLOTS 2u       /* batches in flight: one fetched, one checked */
@@ -253,6 +254,8 @@ remote_pull(struct store *st, const char *mname, const char *path, struct remote
 		return -1;
 	struct import_desc d;
 	remote_desc_of(&d, &m.h);
+	if (m.seal)
+		sealed_desc(&d, &m);    /* a sealed pool, made and filled without the key */
 	struct import im;
 	int ret = -1;
 	uint64_t *page_sums = NULL;
@@ -284,6 +287,8 @@ remote_pull(struct store *st, const char *mname, const char *path, struct remote
 		goto abort;
 	}
 	if (paged && import_sums(&im, &d, page_sums, s.npages) < 0)
+		goto abort;
+	if (m.seal && sealed_import_record(&im, &m) < 0)
 		goto abort;
 	ret = import_commit(&im, &d);
 	goto out;

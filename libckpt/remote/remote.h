@@ -38,9 +38,9 @@ CKPT_HIDDEN int remote_push(struct store *st, const char *path, const char *ref,
 		uint32_t chunk_size, unsigned flags, char *name, struct remote_stats *stats);
 
 /*
- * remote_pushable -- 0 if the pool at path can be pushed; ENOTSUP for a
- * sealed pool (a manifest cannot carry its seal records yet), checked
- * before any store is contacted
+ * remote_pushable -- 0 if the pool at path can be pushed (its header is
+ * valid), checked before any store is contacted; a sealed pool is pushed
+ * as ciphertext with its seal records (remote/sealed.h), without its key
  */
 CKPT_HIDDEN int remote_pushable(const char *path);
 
@@ -60,12 +60,15 @@ CKPT_HIDDEN void remote_desc_of(struct import_desc *d, const struct manifest_hdr
  * remote_fill_start -- what a lazy pull hands to the filler that goes on
  * in the same process: the pull's lock on POOL.fill (held, so that no
  * restart finds the pull without a filler), its request socket (-1 if
- * none), the connected store and the loaded manifest
+ * none), the connected store and the loaded manifest (and the fetch of
+ * the first region, started while the pool was created)
  */
+struct fill_first;
 struct remote_fill_start {
 	int lockfd, sock;
 	struct store *st;
 	struct manifest m;
+	struct fill_first *first;   /* region 0 being fetched already (filler.c), or NULL */
 };
 
 /*
@@ -97,8 +100,9 @@ typedef int (*remote_manifest_fn)(void *arg, const char *name, const struct mani
 
 /*
  * remote_list -- every manifest in the store, decoded, oldest checkpoint
- * time first; a damaged one is reported with m == NULL and the reason in
- * ckpt_errormsg()
+ * time first; one that cannot be read is reported with m == NULL, the
+ * reason in ckpt_errormsg() and errno EINVAL (damaged) or ENOTSUP (a
+ * version newer than this libckpt reads: not damaged, its chunks unknown)
  */
 CKPT_HIDDEN int remote_list(struct store *st, remote_manifest_fn fn, void *arg);
 

@@ -9,8 +9,10 @@
  * fails (ETIMEDOUT, retried by the wrapper) instead of hanging.
  *
  * Batches are asynchronous: every operation of a batch is issued with its
- * own completion (rados_aio_*), then all are waited for. write_full
- * replaces an object atomically, as store.h asks of put.
+ * own completion (rados_aio_*) through a sliding window of RADOS_WINDOW
+ * operations in flight ("The window" below), and the batch returns when
+ * all are done. write_full replaces an object atomically, as store.h asks
+ * of put.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -104,88 +106,130 @@ fail:
 	return NULL;
 }
 
-/* aio -- n completions, created, waited for and released together */
-struct aio {
-	rados_completion_t c[256];
-	unsigned n;
+/*
+ * The window. Every batched operation goes through one window of
+ * RADOS_WINDOW completions on the connection: an operation is issued as
+ * soon as a slot is free, and the oldest is waited for only when none is,
+ * so the OSD always has up to RADOS_WINDOW operations of ours queued (as
+ * `rados bench -t 256` keeps its 256), not a burst that drains to zero
+ * before the next one starts. Invariant: slots [head, head + busy) hold
+ * issued, unreaped completions, in issue order, with idx their operation's
+ * index in the batch.
+ */
+#define RADOS_WINDOW 256u
+
+/* rwin -- the completions in flight of one batch */
+struct rwin {
+	rados_completion_t c[RADOS_WINDOW];
+	unsigned idx[RADOS_WINDOW];
+	unsigned head, busy;
 };
 
-/* aio_wait -- wait for every completion; returns values into rv, releases them */
+/* win_reap -- wait for the oldest operation in flight; its return value into rv */
 static void
-aio_wait(struct aio *a, int *rv)
+win_reap(struct rwin *w, int *rv)
 {
-	for (unsigned i = 0; i < a->n; i++) {
-		rados_aio_wait_for_complete(a->c[i]);
-		rv[i] = rados_aio_get_return_value(a->c[i]);
-		rados_aio_release(a->c[i]);
-	}
-	a->n = 0;
+	unsigned k = w->head % RADOS_WINDOW;
+	rados_aio_wait_for_complete(w->c[k]);
+	rv[w->idx[k]] = rados_aio_get_return_value(w->c[k]);
+	rados_aio_release(w->c[k]);
+	w->head++;
+	w->busy--;
 }
 
-/* BATCH -- ops issued at once (store callers pass at most a few hundred) */
-#define RADOS_BATCH 256u
+/*
+ * win_slot -- a free completion for operation i (reaping the oldest when
+ * the window is full); NULL if none can be made
+ */
+static rados_completion_t *
+win_slot(struct rwin *w, unsigned i, int *rv)
+{
+	if (w->busy == RADOS_WINDOW)
+		win_reap(w, rv);
+	unsigned k = (w->head + w->busy) % RADOS_WINDOW;
+	if (rados_aio_create_completion(NULL, NULL, NULL, &w->c[k]) < 0)
+		return NULL;
+	w->idx[k] = i;
+	return &w->c[k];
+}
+
+/* win_issued -- the operation given win_slot's completion was issued */
+static void
+win_issued(struct rwin *w)
+{
+	w->busy++;
+}
+
+/* win_drain -- wait for every operation still in flight */
+static void
+win_drain(struct rwin *w, int *rv)
+{
+	while (w->busy)
+		win_reap(w, rv);
+}
+
+enum { OP_STAT, OP_READ, OP_REMOVE, OP_WRITE };
+
+/*
+ * each -- op for every name through the window; rv gets each return value.
+ * OP_READ reads into bufs (cap bytes each), OP_WRITE writes wbufs (lens),
+ * OP_STAT stores sizes. -1 only if an operation could not be issued.
+ */
+static int
+each(struct store_impl *s, int op, unsigned n, const char *const *names, void *const *bufs,
+		size_t cap, const void *const *wbufs, const size_t *lens, int *rv,
+		uint64_t *sizes)
+{
+	struct rwin *w = malloc(sizeof(*w));
+	if (!w)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	w->head = w->busy = 0;
+	int err = 0;
+	time_t mt;
+	for (unsigned i = 0; i < n && !err; i++) {
+		rados_completion_t *c = win_slot(w, i, rv);
+		if (!c) {
+			err = -ENOMEM;
+			break;
+		}
+		const char *nm = names[i];
+		int r = op == OP_STAT ? rados_aio_stat(s->io, nm, *c, &sizes[i], &mt) :
+			op == OP_READ ? rados_aio_read(s->io, nm, *c, bufs[i], cap, 0) :
+			op == OP_WRITE ? rados_aio_write_full(s->io, nm, *c, wbufs[i], lens[i]) :
+			rados_aio_remove(s->io, nm, *c);
+		if (r < 0) {
+			rados_aio_release(*c);
+			err = r;
+			break;
+		}
+		win_issued(w);
+	}
+	win_drain(w, rv);
+	free(w);
+	if (err)
+		return rerr(err, "aio", NULL);
+	return 0;
+}
 
 static int
 rados_put(struct store_impl *s, unsigned n, const char *const *names, const void *const *bufs,
 		const size_t *lens)
 {
-	for (unsigned b = 0; b < n; b += RADOS_BATCH) {
-		unsigned m = n - b < RADOS_BATCH ? n - b : RADOS_BATCH;
-		struct aio a = { .n = 0 };
-		int rv[RADOS_BATCH], err = 0;
-		for (unsigned i = 0; i < m; i++) {
-			if (rados_aio_create_completion(NULL, NULL, NULL, &a.c[a.n]) < 0)
-				break;
-			int r = rados_aio_write_full(s->io, names[b + i], a.c[a.n],
-					bufs[b + i], lens[b + i]);
-			a.n++;
-			if (r < 0) {
-				err = r;
-				break;
-			}
+	int *rv = calloc(n ? n : 1, sizeof(*rv));
+	int ret = -1;
+	if (!rv)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	if (each(s, OP_WRITE, n, names, NULL, 0, bufs, lens, rv, NULL) < 0)
+		goto out;
+	for (unsigned i = 0; i < n; i++)
+		if (rv[i] < 0) {
+			rerr(rv[i], "write", names[i]);
+			goto out;
 		}
-		unsigned issued = a.n;
-		aio_wait(&a, rv);
-		for (unsigned i = 0; i < issued && !err; i++)
-			if (rv[i] < 0)
-				return rerr(rv[i], "write", names[b + i]);
-		if (err || issued < m)
-			return rerr(err ? err : -ENOMEM, "write", names[b + issued - 1]);
-	}
-	return 0;
-}
-
-/*
- * each -- issue op for every name with its own completion; rv gets each
- * return value. op: 0 stat, 1 read into bufs (cap), 2 remove.
- */
-static int
-each(struct store_impl *s, int op, unsigned n, const char *const *names, void *const *bufs,
-		size_t cap, int *rv, uint64_t *sizes)
-{
-	for (unsigned b = 0; b < n; b += RADOS_BATCH) {
-		unsigned m = n - b < RADOS_BATCH ? n - b : RADOS_BATCH;
-		struct aio a = { .n = 0 };
-		time_t mt;
-		int err = 0;
-		for (unsigned i = 0; i < m && !err; i++) {
-			if (rados_aio_create_completion(NULL, NULL, NULL, &a.c[a.n]) < 0) {
-				err = -ENOMEM;
-				break;
-			}
-			const char *nm = names[b + i];
-			int r = op == 0 ? rados_aio_stat(s->io, nm, a.c[a.n], &sizes[b + i], &mt) :
-				op == 1 ? rados_aio_read(s->io, nm, a.c[a.n], bufs[b + i], cap, 0) :
-				rados_aio_remove(s->io, nm, a.c[a.n]);
-			a.n++;
-			if (r < 0)
-				err = r;
-		}
-		aio_wait(&a, rv + b);
-		if (err)
-			return rerr(err, "aio", NULL);
-	}
-	return 0;
+	ret = 0;
+out:
+	free(rv);
+	return ret;
 }
 
 static int
@@ -198,7 +242,7 @@ rados_exists(struct store_impl *s, unsigned n, const char *const *names, uint8_t
 		ckpt_err_set(ENOMEM, "out of memory");
 		goto out;
 	}
-	if (each(s, 0, n, names, NULL, 0, rv, sz) < 0)
+	if (each(s, OP_STAT, n, names, NULL, 0, NULL, NULL, rv, sz) < 0)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
 		if (rv[i] < 0 && rv[i] != -ENOENT) {
@@ -222,7 +266,7 @@ rados_get(struct store_impl *s, unsigned n, const char *const *names, void *cons
 	int ret = -1;
 	if (!rv)
 		return ckpt_err_set(ENOMEM, "out of memory");
-	if (each(s, 1, n, names, bufs, cap, rv, NULL) < 0)
+	if (each(s, OP_READ, n, names, bufs, cap, NULL, NULL, rv, NULL) < 0)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
 		if (rv[i] == -ENOENT) {
@@ -263,7 +307,7 @@ rados_del(struct store_impl *s, unsigned n, const char *const *names)
 	int ret = -1;
 	if (!rv)
 		return ckpt_err_set(ENOMEM, "out of memory");
-	if (each(s, 2, n, names, NULL, 0, rv, NULL) < 0)
+	if (each(s, OP_REMOVE, n, names, NULL, 0, NULL, NULL, rv, NULL) < 0)
 		goto out;
 	for (unsigned i = 0; i < n; i++)
 		if (rv[i] < 0 && rv[i] != -ENOENT) {

@@ -177,9 +177,15 @@ out:
 	return ret;
 }
 
-/* check_record -- r belongs to checkpoint e of this pool; EINVAL naming what does not */
-static int
-check_record(const struct pool_hdr *h, const struct cat_entry *e, const struct seal_record *r)
+size_t
+seal_record_len(uint64_t used)
+{
+	return sizeof(struct seal_record) + (size_t)nchunks_of(used) * SEAL_TAG_LEN;
+}
+
+int
+seal_record_check(const struct pool_hdr *h, const struct cat_entry *e,
+		const struct seal_record *r)
 {
 	static const uint8_t zero[sizeof(r->reserved)];
 	const char *bad = NULL;
@@ -196,6 +202,42 @@ check_record(const struct pool_hdr *h, const struct cat_entry *e, const struct s
 		bad = "inconsistent fields";
 	if (bad)
 		return ckpt_err_set(EINVAL, "seal record damaged: %s", bad);
+	return 0;
+}
+
+int
+seal_record_load(int fd, const struct pool_hdr *h, uint32_t seg, const struct cat_entry *e,
+		void **rec)
+{
+	size_t len = seal_record_len(e->used);
+	struct seal_record *r = malloc(len);
+	if (!r)
+		return ckpt_err_set(ENOMEM, "out of memory for a seal record");
+	int bad = 0;
+	if (pread_all(fd, r, len, layout_sums_off(h, seg)) < 0)
+		bad = ckpt_err_set(errno, "cannot read the seal record: %s", strerror(errno));
+	else if (seal_record_check(h, e, r) < 0)
+		bad = -1;
+	else if (memcmp(r->key_id, h->key_id, sizeof(r->key_id)) != 0)
+		bad = ckpt_err_set(EINVAL, "seal record damaged: another key id than the pool's");
+	if (bad) {
+		int err = errno;
+		free(r);
+		ckpt_err_prefix("sealed checkpoint %llu (segment %u): ",
+				(unsigned long long)e->ckpt_id, seg);
+		errno = err;
+		return -1;
+	}
+	*rec = r;
+	return 0;
+}
+
+int
+seal_record_store(int fd, const struct pool_hdr *h, uint32_t seg, const void *rec, size_t len)
+{
+	if (pwrite_all(fd, rec, len, layout_sums_off(h, seg)) < 0)
+		return ckpt_err_set(errno ? errno : EIO, "cannot write the seal record of "
+				"segment %u: %s", seg, strerror(errno ? errno : EIO));
 	return 0;
 }
 
@@ -281,7 +323,7 @@ seal_reader_open(int fd, const struct pool_hdr *h, uint32_t seg, const struct ca
 		ckpt_err_set(errno, "cannot read the seal record: %s", strerror(errno));
 		return reader_fail(rd, e, seg);
 	}
-	if (check_record(h, e, r) < 0)
+	if (seal_record_check(h, e, r) < 0)
 		return reader_fail(rd, e, seg);
 	if (memcmp(r->key_id, k->id, sizeof(r->key_id)) != 0 &&
 	    seal_key_check(k, r->key_id, "the checkpoint") < 0)

@@ -43,6 +43,36 @@ CKPT_HIDDEN int seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg,
 CKPT_HIDDEN int seal_read_image(int fd, const struct pool_hdr *h, uint32_t seg,
 		const struct cat_entry *e, const struct seal_key *k, void *dst);
 
+/* seal_record_len -- bytes of the seal record (header and tags) of an image of used bytes */
+CKPT_HIDDEN size_t seal_record_len(uint64_t used);
+
+/*
+ * seal_record_check -- the record header r belongs to checkpoint e of the
+ * pool of header h (magic, version, chunk size, id, used, count, uuid,
+ * reserved, fits the slot); EINVAL "seal record damaged: ..." otherwise.
+ * The key id is not checked here (the key's check does it).
+ */
+CKPT_HIDDEN int seal_record_check(const struct pool_hdr *h, const struct cat_entry *e,
+		const struct seal_record *r);
+
+/*
+ * seal_record_load -- the seal record of sealed checkpoint e in segment
+ * seg (seal_record_len(e->used) bytes, header and tags) into a new buffer
+ * *rec, checked with seal_record_check and against the header's key id
+ * (nothing is decrypted: no key needed). EINVAL when damaged, EIO (or
+ * the read's errno) when it cannot be read; the message names the
+ * checkpoint.
+ */
+CKPT_HIDDEN int seal_record_load(int fd, const struct pool_hdr *h, uint32_t seg,
+		const struct cat_entry *e, void **rec);
+
+/*
+ * seal_record_store -- write a seal record (len bytes, checked by the
+ * caller) into segment seg's page-sum slot; not durable yet
+ */
+CKPT_HIDDEN int seal_record_store(int fd, const struct pool_hdr *h, uint32_t seg,
+		const void *rec, size_t len);
+
 /*
  * seal_reader -- a sealed checkpoint opened for reading chunk by chunk (a
  * lazy restart): seal_reader_open checks the record as seal_read_image

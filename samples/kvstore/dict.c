@@ -6,6 +6,12 @@
  * Every structure change is complete before an operation returns, so the
  * dict is consistent whenever the server is between commands: that is when
  * checkpoints (and the fork of BGSAVE) happen.
+ *
+ * Entries: a header and the key in one block, the value after the key or,
+ * from KV_SPLIT_MIN bytes on, in a block of its own (dict.h). entry_new
+ * decides where a new value goes; dict_set overwrites a value in place
+ * whenever it fits where the old one is, and otherwise builds a new entry
+ * (or, for a split one that stays split, a new value block).
  */
 #include <errno.h>
 #include <string.h>
@@ -22,6 +28,85 @@ static uint64_t
 hash_key(const struct kv_dict *d, const char *key, size_t klen)
 {
 	return XXH3_64bits_withSeed(key, klen, d->seed);
+}
+
+/*
+ * entry_new -- a new entry for key and val (next not set): the value
+ * inline below KV_SPLIT_MIN bytes, else in its own block; NULL on ENOMEM
+ */
+static struct kv_entry *
+entry_new(ckpt_pool *pool, uint64_t h, const char *key, size_t klen,
+		const char *val, size_t vlen)
+{
+	int split = vlen >= KV_SPLIT_MIN;
+	size_t need = sizeof(struct kv_entry) + klen + (split ? sizeof(char *) : vlen);
+	struct kv_entry *e = ckpt_alloc(pool, need);
+	if (!e)
+		return NULL;
+	e->hash = h;
+	e->klen = (uint32_t)klen;
+	e->vlen = (uint32_t)vlen;
+	e->split = (uint32_t)split;
+	if (split) {
+		char *v = ckpt_alloc(pool, vlen);
+		if (!v) {
+			ckpt_free(pool, e);
+			return NULL;
+		}
+		memcpy(v, val, vlen);
+		memcpy(e->data, &v, sizeof(v));
+	}
+	memcpy((char *)kv_key(e), key, klen);
+	if (!split)
+		memcpy(kv_val(e), val, vlen);
+	return e;
+}
+
+/* entry_free -- free an entry and its value's block */
+static void
+entry_free(ckpt_pool *pool, struct kv_entry *e)
+{
+	if (e->split)
+		ckpt_free(pool, kv_val(e));
+	ckpt_free(pool, e);
+}
+
+/*
+ * entry_replace -- give the entry at *link the value val: in place if it
+ * fits where the old value is, else in a new value block (a split entry
+ * keeping a long value) or a new entry. 0, or -1 on ENOMEM (unchanged).
+ */
+static int
+entry_replace(ckpt_pool *pool, struct kv_entry **link, const char *val, size_t vlen)
+{
+	struct kv_entry *old = *link;
+	if (old->split && ckpt_usable_size(pool, kv_val(old)) >= vlen) {
+		memcpy(kv_val(old), val, vlen);
+		old->vlen = (uint32_t)vlen;
+		return 0;
+	}
+	if (old->split && vlen >= KV_SPLIT_MIN) {       /* stays split: a new value block */
+		char *v = ckpt_alloc(pool, vlen), *ov = kv_val(old);
+		if (!v)
+			return -1;
+		memcpy(v, val, vlen);
+		memcpy(old->data, &v, sizeof(v));
+		old->vlen = (uint32_t)vlen;
+		ckpt_free(pool, ov);
+		return 0;
+	}
+	if (!old->split && ckpt_usable_size(pool, old) >= sizeof(*old) + old->klen + vlen) {
+		memcpy(kv_val(old), val, vlen);
+		old->vlen = (uint32_t)vlen;
+		return 0;
+	}
+	struct kv_entry *e = entry_new(pool, old->hash, kv_key(old), old->klen, val, vlen);
+	if (!e)
+		return -1;
+	e->next = old->next;
+	*link = e;
+	entry_free(pool, old);
+	return 0;
 }
 
 void
@@ -132,7 +217,7 @@ lookup(struct kv_dict *d, const char *key, size_t klen, uint64_t h, struct kv_ta
 		struct kv_entry **link = &tab->buckets[h & (tab->size - 1)];
 		for (; *link; link = &(*link)->next) {
 			struct kv_entry *e = *link;
-			if (e->hash == h && e->klen == klen && memcmp(e->data, key, klen) == 0) {
+			if (e->hash == h && e->klen == klen && memcmp(kv_key(e), key, klen) == 0) {
 				*tablep = tab;
 				return link;
 			}
@@ -157,7 +242,7 @@ int
 dict_set(ckpt_pool *pool, struct kv_dict *d, const char *key, size_t klen,
 		const char *val, size_t vlen)
 {
-	if (klen > UINT32_MAX || vlen > UINT32_MAX) {
+	if (klen > KV_KLEN_MAX || vlen > UINT32_MAX) {
 		errno = E2BIG;
 		return -1;
 	}
@@ -166,37 +251,16 @@ dict_set(ckpt_pool *pool, struct kv_dict *d, const char *key, size_t klen,
 	uint64_t h = hash_key(d, key, klen);
 	struct kv_table *t;
 	struct kv_entry **link = lookup(d, key, klen, h, &t);
-	size_t need = sizeof(struct kv_entry) + klen + vlen;
-	if (link) {
-		struct kv_entry *old = *link;
-		if (ckpt_usable_size(pool, old) >= need) {      /* fits: overwrite in place */
-			memcpy(old->data + klen, val, vlen);
-			old->vlen = (uint32_t)vlen;
-			return 0;
-		}
-		struct kv_entry *e = ckpt_alloc(pool, need);
-		if (!e)
-			return -1;
-		memcpy(e, old, sizeof(*e) + klen);
-		memcpy(e->data + klen, val, vlen);
-		e->vlen = (uint32_t)vlen;
-		*link = e;
-		ckpt_free(pool, old);
-		return 0;
-	}
+	if (link)
+		return entry_replace(pool, link, val, vlen);
 	maybe_resize(pool, d);
 	if (d->ht[0].size == 0) {
 		errno = ENOMEM;
 		return -1;
 	}
-	struct kv_entry *e = ckpt_alloc(pool, need);
+	struct kv_entry *e = entry_new(pool, h, key, klen, val, vlen);
 	if (!e)
 		return -1;
-	e->hash = h;
-	e->klen = (uint32_t)klen;
-	e->vlen = (uint32_t)vlen;
-	memcpy(e->data, key, klen);
-	memcpy(e->data + klen, val, vlen);
 	t = dict_is_rehashing(d) ? &d->ht[1] : &d->ht[0];
 	uint64_t i = h & (t->size - 1);
 	e->next = t->buckets[i];
@@ -217,7 +281,7 @@ dict_delete(ckpt_pool *pool, struct kv_dict *d, const char *key, size_t klen)
 	struct kv_entry *e = *link;
 	*link = e->next;
 	t->used--;
-	ckpt_free(pool, e);
+	entry_free(pool, e);
 	maybe_resize(pool, d);
 	return 1;
 }
@@ -243,6 +307,33 @@ dict_rehash_ms(ckpt_pool *pool, struct kv_dict *d, int ms)
 	return dict_is_rehashing(d);
 }
 
+int64_t
+dict_split_values(ckpt_pool *pool, struct kv_dict *d)
+{
+	int64_t moved = 0;
+	for (int t = 0; t < 2; t++) {
+		struct kv_table *tab = &d->ht[t];
+		for (uint64_t i = 0; i < tab->size; i++) {
+			for (struct kv_entry **link = &tab->buckets[i]; *link; link = &(*link)->next) {
+				struct kv_entry *e = *link;
+				if (e->split || e->vlen < KV_SPLIT_MIN)
+					continue;
+				struct kv_entry *ne = entry_new(pool, e->hash, kv_key(e), e->klen,
+					kv_val(e), e->vlen);
+				if (!ne) {
+					errno = ENOMEM;
+					return -1;
+				}
+				ne->next = e->next;
+				*link = ne;
+				ckpt_free(pool, e);
+				moved++;
+			}
+		}
+	}
+	return moved;
+}
+
 void
 dict_clear(ckpt_pool *pool, struct kv_dict *d)
 {
@@ -252,7 +343,7 @@ dict_clear(ckpt_pool *pool, struct kv_dict *d)
 			struct kv_entry *e = tab->buckets[i];
 			while (e) {
 				struct kv_entry *next = e->next;
-				ckpt_free(pool, e);
+				entry_free(pool, e);
 				tab->used--;
 				e = next;
 			}
@@ -278,8 +369,8 @@ dict_check(const struct kv_dict *d)
 			    tab->buckets[i])
 				return -1;              /* already moved */
 			for (const struct kv_entry *e = tab->buckets[i]; e; e = e->next) {
-				if ((e->hash & (tab->size - 1)) != i ||
-				    e->hash != XXH3_64bits_withSeed(e->data, e->klen, d->seed))
+				if ((e->hash & (tab->size - 1)) != i || (e->split && !kv_val(e)) ||
+				    e->hash != XXH3_64bits_withSeed(kv_key(e), e->klen, d->seed))
 					return -1;
 				if (++n > tab->used)
 					return -1;      /* longer than counted: a cycle? */

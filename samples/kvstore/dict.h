@@ -14,20 +14,53 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <libckpt.h>
 
-/* kv_entry -- one key and its value, in one heap block: key bytes, then value */
+/*
+ * kv_entry -- one key and its value. The header and the key are one heap
+ * block; a value of KV_SPLIT_MIN bytes or more gets a block of its own, so
+ * that it fills a size class as it would alone (a 1,000 B value: a 1,024 B
+ * block, where header, key and value together would take a 1,280 B one),
+ * and a smaller one follows the key in the entry's block:
+ *
+ *   split == 0:  data = klen key bytes, then vlen value bytes
+ *   split == 1:  data = a pointer to the value's block, then klen key bytes
+ *
+ * A SET that fits where the value already is overwrites it in place, so
+ * a split entry may hold a short value and an inline one a long value.
+ * Layout 1 (KV_MAGIC_V1) had every value inline and the split bit always
+ * 0 (keys are far below 2 GiB), so its entries are valid layout-2 entries.
+ */
 struct kv_entry {
 	struct kv_entry *next;  /* bucket chain */
 	uint64_t hash;
-	uint32_t klen;
+	uint32_t klen : 31;
+	uint32_t split : 1;     /* 1: the value is in its own block */
 	uint32_t vlen;
-	char data[];            /* klen key bytes, then vlen value bytes */
+	char data[];            /* see above */
 };
 
-static inline const char *kv_key(const struct kv_entry *e) { return e->data; }
-static inline const char *kv_val(const struct kv_entry *e) { return e->data + e->klen; }
+#define KV_SPLIT_MIN 128        /* values this long or longer get their own block */
+#define KV_KLEN_MAX 0x7fffffffu
+
+static inline const char *
+kv_key(const struct kv_entry *e)
+{
+	return e->split ? e->data + sizeof(char *) : e->data;
+}
+
+static inline char *
+kv_val(const struct kv_entry *e)
+{
+	if (e->split) {
+		char *v;
+		memcpy(&v, e->data, sizeof(v));
+		return v;
+	}
+	return (char *)e->data + e->klen;
+}
 
 /* kv_table -- one bucket array (size is a power of two, or 0) */
 struct kv_table {
@@ -52,7 +85,7 @@ struct kv_entry *dict_find(ckpt_pool *pool, struct kv_dict *d, const char *key, 
 /*
  * dict_set -- insert or replace key's value. 0 on success, -1 with errno
  * ENOMEM when the heap is full (the dict is unchanged then), E2BIG when a
- * key or value exceeds 4 GiB.
+ * key exceeds 2 GiB or a value 4 GiB.
  */
 int dict_set(ckpt_pool *pool, struct kv_dict *d, const char *key, size_t klen,
 		const char *val, size_t vlen);
@@ -71,6 +104,14 @@ static inline int dict_is_rehashing(const struct kv_dict *d) { return d->rehashi
  * (the server calls it when idle); returns 1 while rehashing remains
  */
 int dict_rehash_ms(ckpt_pool *pool, struct kv_dict *d, int ms);
+
+/*
+ * dict_split_values -- give every inline value of KV_SPLIT_MIN bytes or
+ * more its own block (the upgrade of a layout-1 dataset). Each entry moves
+ * whole, so the dict is consistent after every step; on ENOMEM it stops
+ * there. The number of values moved, or -1 (errno ENOMEM) if some remain.
+ */
+int64_t dict_split_values(ckpt_pool *pool, struct kv_dict *d);
 
 /* dict_clear -- free every entry and both tables (FLUSHALL) */
 void dict_clear(ckpt_pool *pool, struct kv_dict *d);

@@ -5,7 +5,9 @@
  * heap equal to the newest checkpoint, at the same address, so the root
  * pointer and every pointer in the hash table are valid as they are; there
  * is nothing to load or parse. A new store takes a first checkpoint at once,
- * so the pool always has one to restart from.
+ * so the pool always has one to restart from. A restart from a dataset of
+ * layout 1 (store.h) upgrades it in the live heap and checkpoints it before
+ * serving, so the upgrade is durable, and happens, once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -144,6 +146,29 @@ create_store(struct store *st, const char *path, size_t heap_size)
 	return 0;
 }
 
+/*
+ * upgrade_layout -- bring a layout-1 dataset to layout 2: long values to
+ * blocks of their own, the new magic, and a checkpoint. Until that
+ * checkpoint the pool still holds layout 1, so a crash in between only
+ * means the next start upgrades again. 0, or -1 after logging why (the
+ * heap is full: nothing is checkpointed then).
+ */
+static int
+upgrade_layout(struct store *st)
+{
+	int64_t t0 = mono_us();
+	int64_t moved = dict_split_values(st->pool, &st->root->dict);
+	if (moved < 0) {
+		kv_log('#', "cannot upgrade the dataset to layout 2: the heap is full");
+		return -1;
+	}
+	memcpy(st->root->magic, KV_MAGIC, sizeof(KV_MAGIC));
+	kv_log('*', "upgraded the dataset from layout 1 to 2 in %.3f ms: %lld values "
+		"moved to blocks of their own", (double)(mono_us() - t0) / 1000.0,
+		(long long)moved);
+	return store_save(st, "layout 2");
+}
+
 int
 store_open(struct store *st, const char *path, size_t heap_size)
 {
@@ -172,9 +197,11 @@ store_open(struct store *st, const char *path, size_t heap_size)
 		return -1;
 	}
 	struct kv_root *r = ckpt_root(st->pool);
-	if (!r || memcmp(r->magic, KV_MAGIC, sizeof(KV_MAGIC)) != 0) {
-		kv_log('#', "pool %s does not hold a kvstore dataset (its root is %s)", path,
-			r ? "something else" : "not set");
+	int v1 = r && memcmp(r->magic, KV_MAGIC_V1, sizeof(KV_MAGIC_V1)) == 0;
+	if (!r || (!v1 && memcmp(r->magic, KV_MAGIC, sizeof(KV_MAGIC)) != 0)) {
+		kv_log('#', "pool %s does not hold a kvstore dataset of layout 1 or 2 (its root is %s)",
+			path, !r ? "not set" : strncmp(r->magic, "kvstore-", 8) == 0 ?
+			"a kvstore dataset of another layout" : "something else");
 		return -1;
 	}
 	st->root = r;
@@ -183,7 +210,7 @@ store_open(struct store *st, const char *path, size_t heap_size)
 	st->restart_ms = (double)(mono_us() - t0) / 1000.0;
 	kv_log('*', "restarted from the latest checkpoint of %s in %.3f ms: %llu keys",
 		path, st->restart_ms, (unsigned long long)st->restart_keys);
-	return 0;
+	return v1 ? upgrade_layout(st) : 0;
 }
 
 int

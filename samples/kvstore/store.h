@@ -24,11 +24,19 @@
 
 #include "dict.h"
 
-#define KV_MAGIC "kvstore-1"
+/*
+ * The dataset's layout version is in the root's magic. Layout 2 keeps
+ * values of KV_SPLIT_MIN bytes or more in blocks of their own (dict.h);
+ * layout 1 kept every value after its key. A layout-1 dataset is upgraded
+ * when it is opened (and checkpointed at once, so that happens once); a
+ * kvstore that knows only layout 1 refuses a layout-2 dataset.
+ */
+#define KV_MAGIC "kvstore-2"
+#define KV_MAGIC_V1 "kvstore-1"
 
 /* kv_root -- the pool's root block: the whole dataset is reachable from here */
 struct kv_root {
-	char magic[16];         /* KV_MAGIC: this heap is a kvstore's */
+	char magic[16];         /* KV_MAGIC (or KV_MAGIC_V1): this heap is a kvstore's */
 	struct kv_dict dict;
 	int64_t created;        /* unix time the store was created */
 };
