@@ -3,9 +3,10 @@
  * each fork mode, side by side with a plain fork() of a process holding the
  * same amount of touched anonymous memory (what a Redis BGSAVE pays).
  *
- * One run, alternating (copy, reflink, cow, shared, plain, copy, ...), for each
- * heap size and each fraction of pages rewritten between forks (0%: a clean
- * heap, persisted; 1%: every 100th page; 100%: every page). Per fork:
+ * One run, alternating (copy, reflink, cow, auto: the default, shared,
+ * plain, copy, ...), for each heap size and each fraction of pages
+ * rewritten between forks (0%: a clean heap, persisted; 1%: every 100th
+ * page; 100%: every page). Per fork:
  *   parent pause -- from just before fork() to its return in the parent;
  *   child start  -- from just before fork() to the child's first statement.
  * Medians of --reps forks, the first (warm-up) fork of every configuration
@@ -71,8 +72,8 @@ median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-enum kind { K_COPY, K_REFLINK, K_COW, K_SHARED, K_PLAIN, NKIND };
-static const char *kind_name[] = { "copy", "reflink", "cow", "shared", "plain fork" };
+enum kind { K_COPY, K_REFLINK, K_COW, K_AUTO, K_SHARED, K_PLAIN, NKIND };
+static const char *kind_name[] = { "copy", "reflink", "cow", "auto", "shared", "plain fork" };
 
 /* subject -- one thing that forks: a pool in one mode, or anonymous memory */
 struct subject {
@@ -104,7 +105,7 @@ subject_open(struct subject *s, enum kind k, const char *dir, size_t len)
 	snprintf(s->path, sizeof(s->path), "%s/fork-bench-%s.pool", dir, kind_name[k]);
 	unlink(s->path);
 	static const enum ckpt_fork_mode modes[] = { CKPT_FORK_COPY, CKPT_FORK_REFLINK,
-		CKPT_FORK_COW, CKPT_FORK_SHARED };
+		CKPT_FORK_COW, CKPT_FORK_AUTO, CKPT_FORK_SHARED };
 	struct ckpt_config c = { .heap_size = len + len / 8 + (64ul << 20), .max_segments = 4,
 		.fork_mode = modes[k] };
 	s->pool = ckpt_create(s->path, &c);
@@ -139,8 +140,9 @@ static void
 rewrite(struct subject *s, int pct, int round)
 {
 	if (pct == 0) {
-		/* cow keeps the heap in memory: a checkpoint makes it clean */
-		if (s->pool && s->k == K_COW)
+		/* cow (and auto, which settles to it on a new pool off pmem)
+		 * keeps the heap in memory: a checkpoint makes it clean */
+		if (s->pool && (s->k == K_COW || s->k == K_AUTO))
 			ckpt_checkpoint(s->pool, NULL, NULL);
 		else if (s->pool)
 			ckpt_persist(s->pool, s->mem, s->len);

@@ -30,6 +30,7 @@
 #include "config.h"
 #include "format.h"
 #include "layout.h"
+#include "map.h"
 #include "segcopy.h"
 
 static const char *const mode_names[] = { "auto", "copy", "reflink", "cow", "shared" };
@@ -203,9 +204,35 @@ config_from_pool(struct pool_config *c, const struct pool_hdr *h)
 		c->keep = h->keep_checkpoints ? h->keep_checkpoints : POOL_DEFAULT_KEEP;
 }
 
-int
-config_fork_mode(struct pool_config *c, int fd, const char *path, uint32_t hdr_flags)
+/*
+ * pmem_pool -- 1 if the pool's heaps stay on persistent memory: the file
+ * takes MAP_SYNC (DAX), or the pmem path is forced for tests
+ * (PMEM_IS_PMEM_FORCE=1, as libpmem reads it). There a store is durable
+ * after a cache flush, without a copy, so auto keeps the MAP_SHARED heap.
+ */
+static int
+pmem_pool(int fd)
 {
+	const char *f = getenv("PMEM_IS_PMEM_FORCE");
+	return (f && strcmp(f, "1") == 0) || map_is_dax(fd);
+}
+
+/*
+ * cow_fits -- 1 if auto may settle to cow on this pool: its cow heaps can
+ * persist pages (format 1.7's base_id, with the page-sum area) and it is
+ * not on pmem. A sealed pool never gets here.
+ */
+static int
+cow_fits(int fd, const struct pool_hdr *h)
+{
+	return h->minor >= POOL_MINOR_PERSISTED_PAGES && (h->flags & POOL_F_SUMS_AREA) &&
+		(h->flags & POOL_F_IN_MEMORY_HEAPS) && !pmem_pool(fd);
+}
+
+int
+config_fork_mode(struct pool_config *c, int fd, const char *path, const struct pool_hdr *h)
+{
+	uint32_t hdr_flags = h->flags;
 	if (hdr_flags & POOL_F_SEALED) {
 		if (c->fork_mode != CKPT_FORK_AUTO && c->fork_mode != CKPT_FORK_COPY)
 			return ckpt_err_set(ENOTSUP, "fork mode %s (from %s): pool %s is "
@@ -232,7 +259,10 @@ config_fork_mode(struct pool_config *c, int fd, const char *path, uint32_t hdr_f
 					c->fork_mode_from, path);
 		break;
 	case CKPT_FORK_AUTO:
-		c->fork_mode = can_clone ? CKPT_FORK_REFLINK : CKPT_FORK_COPY;
+		/* cow wherever it works; before 1.7 (ckpt_persist would be
+		 * ENOTSUP) and on pmem the heap stays in its segment */
+		c->fork_mode = cow_fits(fd, h) ? CKPT_FORK_COW :
+			can_clone ? CKPT_FORK_REFLINK : CKPT_FORK_COPY;
 		break;
 	default:
 		break;

@@ -72,15 +72,18 @@ CKPT_HIDDEN int config_resolve(struct pool_config *c, const struct ckpt_config *
 CKPT_HIDDEN void config_from_pool(struct pool_config *c, const struct pool_hdr *h);
 
 /*
- * config_fork_mode -- settle the fork mode for the pool file fd (path for
- * messages): auto becomes the best mode its filesystem allows; a mode it
- * cannot do is ENOTSUP naming the mode and where it was asked for; so is
- * cow on a pool of format 1.0 (hdr_flags without POOL_F_IN_MEMORY_HEAPS),
+ * config_fork_mode -- settle the fork mode for the pool file fd with header
+ * h (path for messages). auto becomes cow where the cow engine does all a
+ * heap may ask (h of format 1.7 or later, so ckpt_persist works; not on
+ * pmem, DAX or PMEM_IS_PMEM_FORCE=1, where the heap stays on the pmem),
+ * else the best segment mode the filesystem allows (reflink, else copy).
+ * A mode the file cannot do is ENOTSUP naming the mode and where it was
+ * asked for; so is cow on a pool of format 1.0 (no POOL_F_IN_MEMORY_HEAPS),
  * and any mode but copy on a sealed pool (POOL_F_SEALED: auto settles to
  * copy; its heap is in memory, and a fork child's is the kernel's copy).
  */
 CKPT_HIDDEN int config_fork_mode(struct pool_config *c, int fd, const char *path,
-		uint32_t hdr_flags);
+		const struct pool_hdr *h);
 
 /*
  * config_parse_size -- "512M", "4G", "65536" (suffixes K, M, G, T, powers

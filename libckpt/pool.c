@@ -372,7 +372,7 @@ pool_create(const char *path, struct pool_config *c)
 		return NULL;
 	}
 	p->fd = nf.fd;
-	if (write_file(p) < 0 || config_fork_mode(c, p->fd, path, hdr.flags) < 0)
+	if (write_file(p) < 0 || config_fork_mode(c, p->fd, path, &hdr) < 0)
 		goto fail;
 	p->fork_mode = c->fork_mode;
 	if (p->fork_mode == CKPT_FORK_COW)
@@ -516,7 +516,7 @@ pool_open(const char *path, struct pool_config *c)
 		goto fail;
 	seg_keep_hook(p);
 	config_from_pool(c, &p->hdr);
-	if (config_fork_mode(c, p->fd, path, p->hdr.flags) < 0)
+	if (config_fork_mode(c, p->fd, path, &p->hdr) < 0)
 		goto fail;
 	p->fork_mode = c->fork_mode;
 	p->keep = c->keep;

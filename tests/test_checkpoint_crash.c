@@ -469,6 +469,10 @@ test_crash_random_points(void **state)
 int
 main(void)
 {
+	/* fork mode copy: these tests are about the copying checkpoint and
+	 * restart, killed mid-copy; auto settles to cow on a new pool
+	 * (test_cow*.c), so ask for copy explicitly */
+	setenv("CKPT_FORK_MODE", "copy", 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crash_named_points),
 		cmocka_unit_test(test_crash_restart_mid_copy),

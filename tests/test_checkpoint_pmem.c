@@ -286,6 +286,10 @@ test_offload_first(void **state)
 int
 main(int argc, char **argv)
 {
+	/* fork mode copy: these tests are about the MAP_SHARED heap, on pmem and
+	 * on an ordinary file; auto settles to cow on a new pool (test_cow*.c),
+	 * so ask for copy explicitly */
+	setenv("CKPT_FORK_MODE", "copy", 1);
 	if (argc == 4 && strcmp(argv[1], "--helper") == 0) {
 		if (strcmp(argv[2], "make") == 0)
 			return helper_make(argv[3]);

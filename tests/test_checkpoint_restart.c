@@ -267,6 +267,10 @@ test_damaged_checkpoint_lost_blocks(void **state)
 int
 main(int argc, char **argv)
 {
+	/* fork mode copy: these tests are about the copying checkpoint and
+	 * restart, damaged copies refused; auto settles to cow on a new pool
+	 * (test_cow*.c), so ask for copy explicitly */
+	setenv("CKPT_FORK_MODE", "copy", 1);
 	if (argc >= 3 && strcmp(argv[1], "--helper") == 0 && strcmp(argv[2], "restart") == 0)
 		return helper_restart(argc - 3, argv + 3);
 	const struct CMUnitTest tests[] = {

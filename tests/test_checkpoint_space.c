@@ -558,6 +558,10 @@ test_dead_segments(void **state)
 int
 main(void)
 {
+	/* fork mode copy: these tests are about segments a copying heap leaves
+	 * dead, retention, ENOSPC; auto settles to cow on a new pool
+	 * (test_cow*.c), so ask for copy explicitly */
+	setenv("CKPT_FORK_MODE", "copy", 1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retention_config),
 		cmocka_unit_test(test_retention_call),

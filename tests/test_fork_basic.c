@@ -45,8 +45,8 @@ test_isolation_auto(void **state)
 {
 	(void)state;
 	ckpt_pool *p = fk_isolation(tu_path("auto.pool"), CKPT_FORK_AUTO, 0);
-	/* ext4 cannot clone ranges: auto resolves to copy */
-	assert_int_equal(p->fork_mode, CKPT_FORK_COPY);
+	/* a new pool (format 1.7) on an ordinary file: auto settles to cow */
+	assert_int_equal(p->fork_mode, CKPT_FORK_COW);
 	assert_int_equal(ckpt_close(p), 0);
 }
 
@@ -84,6 +84,61 @@ test_env_overrides_mode(void **state)
 	unsetenv("CKPT_FORK_MODE");
 }
 
+/* auto_mode -- the mode auto settles to for a new pool created with env set */
+static enum ckpt_fork_mode
+auto_mode(const char *name, const char *env, const char *key)
+{
+	const char *path = tu_path(name);
+	unlink(path);
+	if (env)
+		setenv(env, "1", 1);
+	struct ckpt_config c = { .heap_size = 16 << 20, .max_segments = 4, .key_file = key };
+	ckpt_pool *p = ckpt_create(path, &c);
+	if (env)
+		unsetenv(env);
+	assert_non_null(p);
+	enum ckpt_fork_mode m = p->fork_mode;
+	assert_int_equal(ckpt_close(p), 0);
+	/* an open (config auto) settles it again, by the same rules */
+	if (env)
+		setenv(env, "1", 1);
+	struct ckpt_config o = { .key_file = key };
+	p = ckpt_open(path, CKPT_LATEST, &o);
+	if (env)
+		unsetenv(env);
+	assert_non_null(p);
+	assert_int_equal(p->fork_mode, m);
+	assert_int_equal(ckpt_close(p), 0);
+	unlink(path);
+	return m;
+}
+
+/*
+ * auto settles to cow wherever the engine does all a heap may ask: not on
+ * a pool older than 1.7 (ckpt_persist would be ENOTSUP there: a 1.3 pool
+ * here), not on pmem (forced here: the heap stays MAP_SHARED on it), not
+ * on a sealed pool (its heap is in memory and only copy applies); there it
+ * keeps the old choice, copy on this filesystem (no clones).
+ */
+static void
+test_auto_choices(void **state)
+{
+	(void)state;
+	unsetenv("CKPT_FORK_MODE");
+	assert_int_equal(auto_mode("auto-new.pool", NULL, NULL), CKPT_FORK_COW);
+	assert_int_equal(auto_mode("auto-13.pool", "CKPT_TEST_FORMAT_1_3", NULL),
+			CKPT_FORK_COPY);
+	assert_int_equal(auto_mode("auto-pmem.pool", "PMEM_IS_PMEM_FORCE", NULL),
+			CKPT_FORK_COPY);
+	const char *key = tu_path("auto.key");
+	FILE *f = fopen(key, "w");
+	assert_non_null(f);
+	fputs("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(auto_mode("auto-sealed.pool", NULL, key), CKPT_FORK_COPY);
+	unlink(key);
+}
+
 /*
  * On open, a config's fork mode counts whatever its value: CKPT_FORK_AUTO
  * overrides the mode the pool was created with, and no config (NULL) keeps
@@ -111,7 +166,7 @@ test_open_config_mode(void **state)
 	struct ckpt_config a = { .fork_mode = CKPT_FORK_AUTO };
 	p = ckpt_open(path, CKPT_LATEST, &a);
 	assert_non_null(p);
-	assert_int_equal(p->fork_mode, CKPT_FORK_COPY);     /* auto, on ext4 */
+	assert_int_equal(p->fork_mode, CKPT_FORK_COW);      /* auto, a 1.7 pool */
 	assert_int_equal(ckpt_close(p), 0);
 
 	struct ckpt_config bad = { .fork_mode = (enum ckpt_fork_mode)9 };
@@ -673,6 +728,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_isolation_copy),
 		cmocka_unit_test(test_isolation_auto),
+		cmocka_unit_test(test_auto_choices),
 		cmocka_unit_test(test_shared_is_unsafe),
 		cmocka_unit_test(test_env_overrides_mode),
 		cmocka_unit_test(test_reflink_refused_on_ext4),

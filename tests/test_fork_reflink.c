@@ -3,8 +3,9 @@
  * reflink=1) and btrfs loop filesystems that this test makes and removes
  * (needs root and loop devices; each filesystem is skipped with a message
  * saying why where that is impossible). On each: FICLONERANGE detection
- * (auto resolves to reflink), isolation both ways in reflink and auto
- * modes with both checkpoints read back, the child's segment sharing the
+ * (auto resolves to cow for a new pool, to reflink for one older than
+ * 1.7), isolation both ways in reflink and auto modes with both
+ * checkpoints read back, the child's segment sharing the
  * parent's extents (FIEMAP), and crash leftovers reclaimed.
  *
  * Mounts live in a private mount namespace (gone when the test exits, even
@@ -174,9 +175,17 @@ reflink_suite(void **state)
 	struct fsenv *f = *state;
 	if (!f->mounted)
 		skip();
-	/* detection: auto picks reflink here */
+	/* detection: auto picks cow for a new pool, and reflink here for a
+	 * pool older than 1.7 (its cow heaps could not persist) */
 	const char *path = fs_path(f, "auto.pool");
 	ckpt_pool *p = fk_create(path, CKPT_FORK_AUTO, 4);
+	assert_int_equal(p->fork_mode, CKPT_FORK_COW);
+	assert_int_equal(ckpt_close(p), 0);
+	tu_inspect_verify(path);
+	unlink(path);
+	setenv("CKPT_TEST_FORMAT_1_3", "1", 1);
+	p = fk_create(path, CKPT_FORK_AUTO, 4);
+	unsetenv("CKPT_TEST_FORMAT_1_3");
 	assert_int_equal(p->fork_mode, CKPT_FORK_REFLINK);
 	assert_int_equal(ckpt_close(p), 0);
 	tu_inspect_verify(path);

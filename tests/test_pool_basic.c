@@ -695,6 +695,10 @@ persist_kinds(void **state)
 int
 main(int argc, char **argv)
 {
+	/* fork mode copy: these tests are about a heap in its own MAP_SHARED
+	 * segment: what a dead process leaves, persist kinds; auto settles to
+	 * cow on a new pool (test_cow*.c), so ask for copy explicitly */
+	setenv("CKPT_FORK_MODE", "copy", 1);
 	if (argc >= 3 && strcmp(argv[1], "--helper") == 0) {
 		if (strcmp(argv[2], "read") == 0 && argc == 5)
 			return helper_read(argv[3], argv[4]);

@@ -775,6 +775,10 @@ create_bad_base(void **state)
 int
 main(int argc, char **argv)
 {
+	/* fork mode copy: these tests are about the segment heap: a full
+	 * filesystem met by its stores and copies; auto settles to cow on a new
+	 * pool (test_cow*.c), so ask for copy explicitly */
+	setenv("CKPT_FORK_MODE", "copy", 1);
 	if (argc >= 4 && strcmp(argv[1], "--helper") == 0 && strcmp(argv[2], "open") == 0)
 		return helper_open(argv[3]);
 	const struct CMUnitTest tests[] = {

@@ -265,6 +265,10 @@ helper_open(const char *path)
 int
 main(int argc, char **argv)
 {
+	/* fork mode copy: these tests are about segments in use: the file size
+	 * follows copy mode's segments; auto settles to cow on a new pool
+	 * (test_cow*.c), so ask for copy explicitly */
+	setenv("CKPT_FORK_MODE", "copy", 1);
 	if (argc == 4 && strcmp(argv[1], "--helper") == 0 && strcmp(argv[2], "open") == 0)
 		return helper_open(argv[3]);
 	const struct CMUnitTest tests[] = {

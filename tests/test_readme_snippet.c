@@ -15,8 +15,9 @@
  * ckpt_open (ENOENT) nor ckpt_create (EEXIST) would take: every later run
  * failed. Here each first run is killed, at a named crash point (inside
  * ckpt_create: create:mid-write, create:before-publish,
- * create:after-publish; inside the first checkpoint; inside a restart's
- * copy) or at a random instant, in a fresh directory; the next run must
+ * create:after-publish; inside the first checkpoint, the default (cow)
+ * one's points included; inside a restart's copy, in fork mode copy) or
+ * at a random instant, in a fresh directory; the next run must
  * succeed and start from the last acknowledged count or the one after it
  * (a checkpoint under way may have been published), and the directory
  * must hold nothing but the pool.
@@ -175,7 +176,8 @@ test_named_points(void **state)
 	(void)state;
 	static const char *const points[] = {
 		"create:mid-write", "create:before-publish", "create:after-publish",
-		"checkpoint:before-reserve", "checkpoint:mid-copy",
+		"checkpoint:before-reserve", "checkpoint:before-copy", "checkpoint:mid-copy",
+		"checkpoint:before-persist", "checkpoint:after-persist",
 		"checkpoint:before-publish", "checkpoint:after-publish",
 	};
 	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
@@ -206,11 +208,14 @@ test_named_points(void **state)
 		const char *const e2[] = { "CKPT_TEST_NO_TMPFILE=1", NULL };
 		next_run(path, 0, points[i], e2);
 	}
-	/* killed inside the copy of its first restart, then run again */
+	/* killed inside the copy of its first restart, then run again: the
+	 * default (cow) restart maps the checkpoint and copies nothing, so
+	 * this restart runs in fork mode copy, and the next in the default */
 	char path[512], out[4096];
 	fresh_dir(path, sizeof(path), "named-restart");
 	assert_int_equal(tu_run_helper(out, sizeof(out), NULL, "snippet", path, "2", NULL), 0);
-	const char *const e[] = { "CKPT_TEST_CRASH_AT=restart:mid-copy", NULL };
+	const char *const e[] = { "CKPT_TEST_CRASH_AT=restart:mid-copy",
+		"CKPT_FORK_MODE=copy", NULL };
 	int rc = tu_run_helper(out, sizeof(out), e, "snippet", path, "1", NULL);
 	if (rc != 128 + SIGKILL)
 		fail_msg("restart:mid-copy: not killed there (status %d): %s", rc, out);

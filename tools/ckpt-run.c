@@ -21,6 +21,10 @@
  *   - the preload library is found: CKPT_PRELOAD, else next to this
  *     executable (the build tree, or LIBDIR relative to an installed
  *     prefix), else the configured install path.
+ * The fork mode is --fork-mode, else CKPT_FORK_MODE, else copy (not auto:
+ * auto settles to cow, whose heap between checkpoints is private memory,
+ * so a killed program, which never calls ckpt_persist, would leave only
+ * its last checkpoint instead of its heap as a dead segment).
  * Then it forks; the child sets the environment (LD_PRELOAD, CKPT_POOL,
  * CKPT_FORK_MODE and the CKPT_RUN_* settings preload.c reads, with
  * CKPT_RUN_PID its own pid) and execs PROGRAM. The parent forwards
@@ -325,7 +329,15 @@ main(int argc, char **argv)
 			cannot("cannot resolve pool path %s", pool);
 		pool = abs;
 	}
-	if (mode && setenv("CKPT_FORK_MODE", mode, 1) < 0)
+	/* copy unless asked otherwise: auto would settle to cow, where a
+	 * heap between checkpoints is private memory and a killed program
+	 * (which never calls ckpt_persist) would leave only its last
+	 * checkpoint, not the dead heap ckpt-run promises */
+	if (!mode)
+		mode = getenv("CKPT_FORK_MODE");
+	if (!mode || !*mode)
+		mode = "copy";
+	if (setenv("CKPT_FORK_MODE", mode, 1) < 0)
 		cannot("setenv: %s", strerror(errno));
 	prepare_pool(pool, size);
 
