@@ -166,9 +166,7 @@ child_enospc(const char *path)
 	if (!p)
 		return 10;
 	struct root *r = ckpt_root(p);
-	r->seed[0]++;
-	for (size_t i = 0; i < BLOCK; i++)
-		r->blk[0][i] = pattern(r->seed[0], 0, i);
+	rewrite_block(r, 0);
 	errno = 0;
 	if (ckpt_checkpoint(p, NULL, NULL) == 0)
 		return 11;              /* the filler left too little room */

@@ -54,6 +54,15 @@ block_ok(const struct root *r, int b)
 	return 1;
 }
 
+/* rewrite_block -- give block b of r a new seed and write its pattern */
+static void
+rewrite_block(struct root *r, int b)
+{
+	r->seed[b]++;
+	for (size_t i = 0; i < BLOCK; i++)
+		r->blk[b][i] = pattern(r->seed[b], b, i);
+}
+
 /* make_pool -- a pool at path with A, B and C filled; its checkpoint id */
 static ckpt_id
 make_pool(const char *path, uint64_t seed)
@@ -193,9 +202,7 @@ child_checkpoint_mid_fill(const char *path)
 	if (!p)
 		return 10;
 	struct root *r = ckpt_root(p);
-	r->seed[0]++;
-	for (size_t i = 0; i < BLOCK; i++)
-		r->blk[0][i] = pattern(r->seed[0], 0, i);
+	rewrite_block(r, 0);
 	if (ckpt_checkpoint(p, NULL, NULL) != 0)
 		return 11;
 	return ckpt_close(p) == 0 ? 0 : 12;

@@ -321,7 +321,13 @@ heap_usable_size(struct heap *h, const void *ptr)
 	return block_usable(h, ptr, "usable_size");
 }
 
-/* heap_block_size -- heap.h */
+/*
+ * heap_block_size -- heap.h. It repeats locate's page-map steps on the
+ * success path instead of calling it: with locate (out of line, every
+ * check and message site) malloc_usable_size was 7% of redis-server's
+ * profile under ckpt-run, with this 4.4%. Anything odd goes to
+ * block_usable, so errors and messages stay locate's.
+ */
 size_t
 heap_block_size(struct heap *h, const void *ptr)
 {
