@@ -24,14 +24,19 @@ CKPT_HIDDEN uint64_t fsize_need(struct catalog *c, const struct cat_view *v);
  * file; synced too when v names a higher segment than old, the file
  * already long enough (a young heap's unsynced extension). No-op for a
  * pool of format 1.2 or older (full size), or when v needs no more than
- * the file and old. Crash point catalog:after-grow.
+ * the file and old. In a pool of format 1.8 the extension adds headroom,
+ * the sync is made only when v names a segment past the durable size old
+ * records, and v gets the durable size it publishes (cat_hdr.durable_size,
+ * stamped). Crash point catalog:after-grow (after a sync).
  */
-CKPT_HIDDEN int fsize_cover(struct catalog *c, const struct cat_view *v,
+CKPT_HIDDEN int fsize_cover(struct catalog *c, struct cat_view *v,
 		const struct cat_view *old);
 
 /*
  * fsize_trim -- after v was published, the lock still held: cut the file
- * back to what v needs (freed top segments). A failure changes nothing
+ * back to what v needs (freed top segments); in a pool of format 1.8 only
+ * a file longer than twice the headroom, to need plus headroom and never
+ * below the durable size v records. A failure changes nothing
  * (the file stays longer than needed) and is not reported. Crash point
  * catalog:before-trim.
  */

@@ -243,7 +243,8 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key
 {
 	memset(hdr, 0, sizeof(*hdr));
 	/* a test may ask for a pool as format 1.1 made it (no page-sum area,
-	 * full size), or as 1.3 made it (no young heaps); a sealed one keeps
+	 * full size), as 1.3 made it (no young heaps), or as 1.7 made it (no
+	 * durable size in the catalog: filesize.c); a sealed one keeps
 	 * its records in the page-sum slots, and its heaps are never young */
 	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") && !key ? POOL_F_IN_MEMORY_HEAPS
 		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS;
@@ -259,7 +260,8 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key
 		return -1;
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
 	hdr->major = POOL_FORMAT_MAJOR;
-	hdr->minor = flags & (POOL_F_REMOTE_FILL | POOL_F_YOUNG_HEAPS) ? POOL_FORMAT_MINOR :
+	hdr->minor = flags & (POOL_F_REMOTE_FILL | POOL_F_YOUNG_HEAPS) ?
+		(test_flag("CKPT_TEST_FORMAT_1_7") ? 7 : POOL_FORMAT_MINOR) :
 		flags & POOL_F_SEALED ? 4 : flags & POOL_F_SUMS_AREA ? 3 : 1;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
