@@ -53,9 +53,11 @@
  *     an older libckpt committed, or the catalog was repaired);
  *   - when it extends the file, it extends it by headroom past what it
  *     needs (fsize_want: FSIZE_HEADROOM segments or a quarter of those in
- *     use, whichever is more, up to max_segments), so young heaps take
- *     segments inside the file and their publications find the size
- *     durable already; after a sync the record is the file's size then;
+ *     use, whichever is more, up to max_segments), and so does a young
+ *     heap that takes a segment past the end (fsize_extend_to, unsynced);
+ *     young heaps take segments inside the file first, so their
+ *     publications find the size durable already; after a sync the record
+ *     is the file's size then;
  *   - the trim cuts only a file longer than twice that headroom, back to
  *     fsize_want, and never below the recorded durable size: a commit that
  *     will cut lowers the record in the catalog it publishes, which is
@@ -155,6 +157,16 @@ fsize_want(const struct pool_hdr *hdr, uint64_t need, unsigned times)
 	return want > need ? want : need;
 }
 
+uint64_t
+fsize_extend_to(const struct catalog *c, uint64_t need)
+{
+	/* the self-test skips the sync, and keeps no headroom so that its
+	 * workload reaches a growth */
+	if (!durable_tracked(c) || test_flag("CKPT_TEST_SKIP_SIZE_SYNC"))
+		return need;
+	return fsize_want(&c->hdr, need, 1);
+}
+
 /*
  * cover_tracked -- fsize_cover for a pool of format 1.8: sync only when v
  * names a segment past the durable size old records; record in v the
@@ -165,10 +177,8 @@ cover_tracked(struct catalog *c, struct cat_view *v, const struct cat_view *old,
 		uint64_t need, uint64_t size)
 {
 	uint64_t durable = durable_of(old), named = need_named(&c->hdr, v);
-	uint64_t want = fsize_want(&c->hdr, need, 1);
+	uint64_t want = fsize_extend_to(c, need);
 	int skip_sync = test_flag("CKPT_TEST_SKIP_SIZE_SYNC");
-	if (skip_sync)
-		want = need;    /* and no headroom: the self-test must reach a growth */
 	if (size < need) {
 		if (ftruncate(c->fd, (off_t)want) < 0)
 			goto fail;

@@ -42,6 +42,13 @@ CKPT_HIDDEN int fsize_cover(struct catalog *c, struct cat_view *v,
  */
 CKPT_HIDDEN void fsize_trim(struct catalog *c, const struct cat_view *v);
 
+/*
+ * fsize_extend_to -- the size a file that must be need bytes is extended to:
+ * need plus headroom in a pool of format 1.8, else need. For a young heap
+ * that takes a segment past the end (segment.c), under the catalog lock
+ */
+CKPT_HIDDEN uint64_t fsize_extend_to(const struct catalog *c, uint64_t need);
+
 /* fsize_covers -- 1 if a file of size bytes holds all of segment i of hdr */
 CKPT_HIDDEN int fsize_covers(const struct pool_hdr *hdr, uint64_t size, uint32_t i);
 
