@@ -297,6 +297,21 @@ check_record_(const char *path, int line)
 	return rec;
 }
 
+/* expect_durable -- the record (check_record) and the file are both segs segments long */
+#define expect_durable(path, segs) expect_durable_((path), (segs), __LINE__)
+static void
+expect_durable_(const char *path, unsigned segs, int line)
+{
+	struct pool_hdr h;
+	need_of(path, &h);
+	uint64_t want = h.data_off + segs * h.seg_size;
+	uint64_t rec = check_record_(path, line), size = size_of(path);
+	if (rec != want || size != want)
+		fail_msg("line %d: durable size %llu, file %llu, want both %llu (%u segments)",
+			line, (unsigned long long)rec, (unsigned long long)size,
+			(unsigned long long)want, segs);
+}
+
 /*
  * open_armed -- a new process opens path (ckpt_open reserves a segment for
  * its heap: a commit) with catalog:after-grow (the size sync) armed, and
@@ -352,16 +367,11 @@ test_durable_size(void **state)
 	struct pool_hdr h;
 	need_of(path, &h);
 	assert_int_equal(h.minor, 8);
-	/* segment 0 in use, four of headroom, all durable */
-	assert_int_equal(check_record(path), h.data_off + 5 * h.seg_size);
-	assert_int_equal(size_of(path), h.data_off + 5 * h.seg_size);
+	expect_durable(path, 5);        /* segment 0 in use, four of headroom */
 	assert_int_equal(ckpt_set_root(p, ckpt_alloc(p, 100000)), 0);
-	for (int i = 0; i < 3; i++)     /* checkpoints in segments 1 to 3 */
+	for (int i = 0; i < 4; i++)     /* checkpoints in segments 1 to 4 */
 		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
-	assert_int_equal(check_record(path), h.data_off + 5 * h.seg_size);
-	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);      /* segment 4 */
-	assert_int_equal(check_record(path), h.data_off + 5 * h.seg_size);
-	assert_int_equal(size_of(path), h.data_off + 5 * h.seg_size);
+	expect_durable(path, 5);
 
 	/* past the record (a heap in segment 5): the file grows with
 	 * headroom (six in use, four more), the size is synced, and the
@@ -373,8 +383,7 @@ test_durable_size(void **state)
 	assert_int_equal(check_record(path), h.data_off + 5 * h.seg_size);
 	/* the parent's next commit past the record syncs and records the file */
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);      /* segment 5 */
-	assert_int_equal(check_record(path), h.data_off + 10 * h.seg_size);
-	assert_int_equal(size_of(path), h.data_off + 10 * h.seg_size);
+	expect_durable(path, 10);
 
 	/* a commit inside the record does not sync: the armed process lives */
 	assert_int_equal(open_armed(path), 0);

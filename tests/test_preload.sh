@@ -385,6 +385,11 @@ print(" ".join("seg:%d" % s["segment"] for s in d))' "$T/two.json")
 		[ $found = 1 ] || fail "no dead heap holds process $who's data (dead: $ref)"
 	done
 	verify_pool "$Q"
+	# a python3 that forks (a fork publishes a young heap) and waits
+	forker='import os
+pid = os.fork()
+if pid == 0: os._exit(0)
+os.waitpid(pid, 0)'
 	# kill -9 at each named point: the pool verifies, and serves the next
 	# (fork:*: a young child's reservation, the parent or the child killed)
 	for point in attach:young-claimed attach:young-formatted attach:before-publish \
@@ -410,10 +415,8 @@ os.waitpid(pid, 0)' >"$T/point.out" 2>&1
 		attach:young-*)
 			[ "$(inuse)" = "$n0" ] || fail "$point: a young heap left a segment" ;;
 		esac
-		run "$P" /usr/bin/python3 -c 'import os
-pid = os.fork()
-if pid == 0: os._exit(0)
-os.waitpid(pid, 0)' || fail "after a kill at $point the next process cannot run"
+		run "$P" /usr/bin/python3 -c "$forker" ||
+			fail "after a kill at $point the next process cannot run"
 	done
 	# the size sync (format 1.8): a publication inside the durable size the
 	# catalog records does not sync, so a process armed at
@@ -426,12 +429,7 @@ os.waitpid(pid, 0)' || fail "after a kill at $point the next process cannot run"
 	for i in $(seq 1 16); do
 		set +e
 		CKPT_TEST_CRASH_AT=catalog:after-grow "$CKPT_RUN" --quiet --pool "$R" -- \
-			/usr/bin/python3 -c '
-import os
-keep = ["MARKER-size-%d" % i for i in range(1000)]
-pid = os.fork()
-if pid == 0: os._exit(0)
-os.waitpid(pid, 0)' >"$T/point.out" 2>&1
+			/usr/bin/python3 -c "$forker" >"$T/point.out" 2>&1
 		got=$?
 		set -e
 		case $got in
@@ -443,19 +441,14 @@ os.waitpid(pid, 0)' >"$T/point.out" 2>&1
 	[ $lived -ge 2 ] || fail "catalog:after-grow: $lived publications inside the durable size did not sync, want >= 2"
 	[ $killed = 1 ] || fail "catalog:after-grow: no publication past the file's headroom synced in 16 runs"
 	verify_pool "$R"
-	run "$R" /usr/bin/python3 -c 'import os
-pid = os.fork()
-if pid == 0: os._exit(0)
-os.waitpid(pid, 0)' || fail "after a kill at catalog:after-grow the next process cannot run"
+	run "$R" /usr/bin/python3 -c "$forker" ||
+		fail "after a kill at catalog:after-grow the next process cannot run"
 	verify_pool "$R"
 	# on a pool of format 1.7 every publication past the old end syncs
 	CKPT_TEST_FORMAT_1_7=1 run "$T/old17.pool" /bin/true || fail "a 1.7 pool"
 	set +e
 	CKPT_TEST_CRASH_AT=catalog:after-grow "$CKPT_RUN" --quiet --pool "$T/old17.pool" -- \
-		/usr/bin/python3 -c 'import os
-pid = os.fork()
-if pid == 0: os._exit(0)
-os.waitpid(pid, 0)' >"$T/point.out" 2>&1
+		/usr/bin/python3 -c "$forker" >"$T/point.out" 2>&1
 	got=$?
 	set -e
 	[ $got = 137 ] || fail "catalog:after-grow on a 1.7 pool: not killed there (exit $got)"
