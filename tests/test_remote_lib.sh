@@ -418,6 +418,23 @@ lazy_pull_scenario() {
 		no_side_files "$Z/h/app.pool" && CKPT_FORK_MODE=cow "$WL" verify "$Z/h/app.pool" >/dev/null &&
 		ok "a lazy pull killed once its pool is named is resumed by fill" ||
 		fail "fill after a pull killed at create:after-publish"
+	# a later checkpoint pulled lazily into that pool (it exists: reserved
+	# FILLING in a commit), killed before the commit: the pool keeps its
+	# first checkpoint alone, the side files are stale
+	cp --sparse=always "$Z/a/app.pool" "$Z/h/src.pool"
+	CKPT_FORK_MODE=cow "$WL" mutate "$Z/h/src.pool" 10 >/dev/null || fail "mutate (second lazy pull)"
+	zm2=$("$REMOTE" push "$Z/h/src.pool" latest "$URL") || fail "push (second lazy pull)"
+	CKPT_TEST_CRASH_AT=remote:before-filling-publish "$REMOTE" pull --lazy "$URL" "$zm2" \
+		"$Z/h/app.pool" 2>"$T/err" && fail "a pull into a pool killed before its commit succeeded"
+	grep -q "died" "$T/err" || fail "unclear: $(cat "$T/err")"
+	[ "$(filling_state "$Z/h/app.pool")" = checkpoint ] ||
+		fail "a pull killed before its commit changed the pool: $(filling_state "$Z/h/app.pool")"
+	"$REMOTE" fill "$Z/h/app.pool" && no_side_files "$Z/h/app.pool" || fail "fill of a stale pull"
+	"$REMOTE" pull --lazy "$URL" "$zm2" "$Z/h/app.pool" && "$REMOTE" fill "$Z/h/app.pool" &&
+		[ "$(filling_state "$Z/h/app.pool")" = checkpoint,checkpoint ] &&
+		CKPT_FORK_MODE=cow "$WL" verify "$Z/h/app.pool" >/dev/null &&
+		ok "a lazy pull into a pool killed before its commit leaves nothing in the way" ||
+		fail "lazy pull into a pool after one killed before its commit"
 
 	# a corrupted chunk (region 5) is refused by name, by the restart and the fill
 	bad=$(chunk_at "$zm" 2600)
