@@ -108,9 +108,8 @@ file_size(int fd, uint64_t *size)
 	return 0;
 }
 
-/* need_named -- bytes up to the end of the highest segment v names as not FREE */
-static uint64_t
-need_named(const struct pool_hdr *hdr, const struct cat_view *v)
+uint64_t
+fsize_named(const struct pool_hdr *hdr, const struct cat_view *v)
 {
 	for (uint32_t i = v->n; i-- > 0;)
 		if (v->e[i].state != CAT_FREE)
@@ -216,7 +215,7 @@ fsize_cover(struct catalog *c, struct cat_view *v, const struct cat_view *old)
 	/* a file long enough may not be durably so where v names more than
 	 * the published catalog did: a young heap's extension (format 1.5)
 	 * or a crashed one was never synced */
-	if (size >= need && need_named(&c->hdr, v) <= need_named(&c->hdr, old))
+	if (size >= need && fsize_named(&c->hdr, v) <= fsize_named(&c->hdr, old))
 		return 0;
 	if ((size < need && ftruncate(c->fd, (off_t)need) < 0) || fdatasync(c->fd) < 0)
 		return ckpt_err_set(errno == EFBIG ? ENOSPC : errno,

@@ -17,6 +17,9 @@
  */
 CKPT_HIDDEN uint64_t fsize_need(struct catalog *c, const struct cat_view *v);
 
+/* fsize_named -- bytes up to the end of the highest segment v names as not FREE */
+CKPT_HIDDEN uint64_t fsize_named(const struct pool_hdr *hdr, const struct cat_view *v);
+
 /*
  * fsize_cover -- before a commit publishes v over the published catalog
  * old: extend the file to cover v, and make its size durable (fdatasync)
