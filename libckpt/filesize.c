@@ -175,7 +175,7 @@ static int
 cover_tracked(struct catalog *c, struct cat_view *v, const struct cat_view *old,
 		uint64_t need, uint64_t size)
 {
-	uint64_t durable = durable_of(old), named = need_named(&c->hdr, v);
+	uint64_t durable = durable_of(old), named = fsize_named(&c->hdr, v);
 	uint64_t want = fsize_extend_to(c, need);
 	int skip_sync = test_flag("CKPT_TEST_SKIP_SIZE_SYNC");
 	if (size < need) {
