@@ -458,6 +458,7 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	memset(e->cur, 0, e->words * sizeof(uint64_t));
 	if (dirty_collect(&e->tracker, used, 0, mark, e->cur) < 0)
 		return -1;
+	test_step("scan");
 	e->last_recycled = recycled;
 	e->last_cloned = 0;
 	const uint64_t *w = e->cur;
@@ -497,10 +498,12 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	} else if (segcopy_punch(p->fd, seg_off(p, seg), p->hdr.seg_size) < 0) {
 		return -1;
 	}
+	test_step("base");
 	int rc = write_runs(p, seg, w, used);
 	free(u);
 	if (rc < 0)
 		return -1;          /* a retry writes the same pages again */
+	test_step("write");
 	if (recycled == 1)
 		ring_drop_front(e); /* the recycled checkpoint is gone */
 	image_sum(p, used, sum, flags);
@@ -511,6 +514,7 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 			return -1;
 		*flags |= CAT_F_SUMS_STORED;
 	}
+	test_step("sums");
 	return 0;
 }
 
