@@ -600,6 +600,7 @@ test_cow_step_times(void **state)
 	size_t len;
 	char *text = tu_read_file(log, &len);
 	assert_non_null(text);
+	text[len] = '\0';      /* tu_read_file leaves a byte for it */
 	static const char *const steps[] = {
 		"reserve", "scan", "base", "write", "sums", "build", "catalog-copy",
 		"fdatasync", "rebase", "publish", "punch",
