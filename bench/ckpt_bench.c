@@ -58,6 +58,9 @@
 #define MiB ((uint64_t)1 << 20)
 /* the size of each chunk of user data (--chunk; the default is a slab class) */
 static uint64_t chunk_bytes = (64u << 10) - 64;
+/* CKPT_TEST_STEP_TIMES=1: libckpt writes each checkpoint step's time to
+ * stderr; a line before each checkpoint says which (bench/ckpt_steps.py) */
+static int step_times;
 #define ROOT_MAGIC 0x54524f4f5242434bull
 
 struct chunk {
@@ -279,6 +282,9 @@ run_size(const char *dir, uint64_t bytes, int reps, struct result *res)
 		dirty(r, (uint64_t)k + 1);
 		struct stat st0, st1;
 		stat(pool, &st0);
+		if (step_times)
+			fprintf(stderr, "ckpt-bench checkpoint %llu %d\n",
+				(unsigned long long)(bytes / MiB), k);
 		double t0 = now_s();
 		if (ckpt_checkpoint(p, "bench", NULL) < 0)
 			die("ckpt_checkpoint: %s", ckpt_errormsg());
@@ -387,6 +393,8 @@ main(int argc, char **argv)
 	const char *sizes = "64M,1G";
 	const char *dir = "/var/tmp";
 	int reps = 5;
+	const char *st = getenv("CKPT_TEST_STEP_TIMES");
+	step_times = st && strcmp(st, "1") == 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc)
 			sizes = argv[++i];

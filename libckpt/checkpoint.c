@@ -223,8 +223,13 @@ static int
 durable_then_rebase(void *arg)
 {
 	struct image_durable *d = arg;
-	if (make_durable(d->p) < 0 || image_rebase(d->p, d->seg, d->used) < 0)
+	test_step("catalog-copy");
+	if (make_durable(d->p) < 0)
 		return -1;
+	test_step("fdatasync");
+	if (image_rebase(d->p, d->seg, d->used) < 0)
+		return -1;
+	test_step("rebase");
 	d->rebased = 1;
 	test_point("checkpoint:before-publish");
 	return 0;
@@ -304,9 +309,11 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 
 	/* 1. reserve */
 	test_point("checkpoint:before-reserve");
+	test_step(NULL);
 	int seg = reserve(p, &recycled, &sealed_id);
 	if (seg < 0)
 		goto out;
+	test_step("reserve");
 
 	/* 2. copy and checksum a quiescent heap (in cow mode it stays
 	 * quiesced until the re-base: engine/image.c) */
@@ -328,6 +335,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 		heap_unlock_all(p->heap);
 		quiesced = 0;
 	}
+	test_step("build");
 	if (rc < 0) {
 		ckpt_err_prefix(recycled ? "checkpoint failed, the oldest checkpoint of the "
 				"lineage (recycled for it) given up: " :
@@ -339,6 +347,8 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	struct image_durable d = { .p = p, .seg = (uint32_t)seg, .used = used };
 	if (!p->eng && make_durable(p) < 0)
 		goto release;
+	if (!p->eng)
+		test_step("fdatasync");
 	/* 4. publish */
 	ckpt_id cid = 0;
 	uint32_t freed[POOL_MAX_SEGMENTS];
@@ -348,12 +358,14 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	rebased = d.rebased;
 	if (rc < 0)
 		goto release;
+	test_step("publish");
 	test_point("checkpoint:after-publish");
 	if (p->eng)
 		image_published(p, (uint32_t)seg, cid);
 
 	/* 5. give back the space of what retention dropped */
 	seg_punch(p, freed, nfreed);
+	test_step("punch");
 	cid_out = cid;
 	if (id)
 		*id = cid;

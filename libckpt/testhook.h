@@ -76,6 +76,12 @@
  *                         no headroom and records its size as durable
  *                         without the fdatasync: the broken ordering
  *                         tests/crash must catch (filesize.c)
+ *   CKPT_TEST_STEP_TIMES  ckpt_checkpoint writes one line to stderr per
+ *                         step as it ends, "ckpt-step NAME MICROSECONDS"
+ *                         (the time since the previous step ended), so a
+ *                         benchmark can tell where the time goes
+ *                         (checkpoint.c, engine/image.c; the steps are
+ *                         listed in docs/BENCHMARKS.md)
  */
 #ifndef CKPT_TESTHOOK_H
 #define CKPT_TESTHOOK_H 1
@@ -98,6 +104,13 @@ CKPT_HIDDEN void test_fork_snapshot(int on);
 
 /* test_flag -- 1 if the test switch env (see above) is set to "1" */
 CKPT_HIDDEN int test_flag(const char *env);
+
+/*
+ * test_step -- with CKPT_TEST_STEP_TIMES set to "1", write "ckpt-step NAME
+ * US" to stderr: the microseconds since the calling thread's previous step
+ * (NULL: start counting, write nothing)
+ */
+CKPT_HIDDEN void test_step(const char *name);
 
 /* test_number -- the test setting env as a decimal number, 0 when unset */
 CKPT_HIDDEN unsigned long test_number(const char *env);

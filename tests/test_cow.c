@@ -565,6 +565,61 @@ test_cow_old_pool_refused(void **state)
 	assert_int_equal(ckpt_close(p), 0);
 }
 
+/*
+ * CKPT_TEST_STEP_TIMES: a checkpoint that recycles says, on stderr, how long
+ * each of its steps took, in the order they run; unset, nothing is written
+ */
+static void
+test_cow_step_times(void **state)
+{
+	(void)state;
+	const char *path = tu_path("steps.pool");
+	const char *log = tu_path("steps.txt");
+	struct ckpt_config cfg = cow_cfg;
+	cfg.keep_checkpoints = 2;
+	struct ts_state *s;
+	ckpt_pool *p = cow_create(path, &cfg, &s);
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600), saved = dup(2);
+	assert_true(fd >= 0 && saved >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	unsetenv("CKPT_TEST_STEP_TIMES");
+	int rc0 = ckpt_checkpoint(p, NULL, NULL);
+	int rc1 = ts_modify(p, s, 2, 7) == 0 ? ckpt_checkpoint(p, NULL, NULL) : -1;
+	size_t quiet = (size_t)lseek(fd, 0, SEEK_CUR);
+	setenv("CKPT_TEST_STEP_TIMES", "1", 1);
+	int rc2 = ts_modify(p, s, 3, 7) == 0 ? ckpt_checkpoint(p, NULL, NULL) : -1;
+	unsetenv("CKPT_TEST_STEP_TIMES");
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	close(fd);
+	assert_int_equal(rc0, 0);
+	assert_int_equal(rc1, 0);
+	assert_int_equal(rc2, 0);
+	assert_int_equal(quiet, 0);
+	assert_int_equal(p->eng->last_recycled, 1);
+	size_t len;
+	char *text = tu_read_file(log, &len);
+	assert_non_null(text);
+	text[len] = '\0';      /* tu_read_file leaves a byte for it */
+	static const char *const steps[] = {
+		"reserve", "scan", "base", "write", "sums", "build", "catalog-copy",
+		"fdatasync", "rebase", "publish", "punch",
+	};
+	const char *at = text;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		char name[64];
+		unsigned long long us;
+		int n = 0;
+		assert_int_equal(sscanf(at, "ckpt-step %63s %llu\n%n", name, &us, &n), 2);
+		assert_string_equal(name, steps[i]);
+		assert_true(n > 0);
+		at += n;
+	}
+	assert_int_equal(*at, '\0');
+	free(text);
+	assert_int_equal(ckpt_close(p), 0);
+}
+
 /* helper_main -- the new processes the tests start */
 static int
 helper_main(int argc, char **argv)
@@ -618,6 +673,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_cow_background),
 		cmocka_unit_test(test_cow_background_recycles),
 		cmocka_unit_test(test_cow_old_pool_refused),
+		cmocka_unit_test(test_cow_step_times),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -368,17 +368,15 @@ mark(void *arg, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* KICK_BYTES -- write_runs starts the writeback of what it wrote every this many bytes */
-#define KICK_BYTES ((uint64_t)1 << 20)
-
 /*
  * write_runs -- pwrite the pages set in b, below used, from the heap into
- * segment seg. Every KICK_BYTES written, the writeback of the range written
- * so far is started (sync_file_range, SYNC_FILE_RANGE_WRITE: durable it
- * makes nothing, the checkpoint's fdatasync does), so that the disk writes
- * the first pages while the rest are copied, and the fdatasync waits for
- * less. Scattered pages are each a write to the disk of their own; this
- * overlaps them with the copy instead of queueing them all at the end.
+ * segment seg, in address order, runs of pages as one write each. Nothing
+ * here starts their writeback: the checkpoint's fdatasync submits it all
+ * at once, in order, as synchronous writes. (Starting it every MiB written,
+ * sync_file_range with SYNC_FILE_RANGE_WRITE, was measured worse on a busy
+ * machine: the copy waited in those calls for up to hundreds of ms, likely
+ * the block layer throttling background writeback on a contended disk,
+ * and the fdatasync gained less; docs/BENCHMARKS.md.)
  */
 static int
 write_runs(struct ckpt_pool *p, uint32_t seg, const uint64_t *b, uint64_t used)
@@ -386,7 +384,6 @@ write_runs(struct ckpt_pool *p, uint32_t seg, const uint64_t *b, uint64_t used)
 	struct engine *e = p->eng;
 	const char *heap = p->heap_map.addr;
 	uint64_t dst = seg_off(p, seg), npages = (used + PAGE - 1) / PAGE;
-	uint64_t kicked = 0, kicked_bytes = 0;      /* [0, kicked) started */
 	e->last_written = 0;
 	for (uint64_t pg = 0; pg < npages;) {
 		if (!(b[pg / 64] >> (pg % 64) & 1)) {
@@ -411,13 +408,6 @@ write_runs(struct ckpt_pool *p, uint32_t seg, const uint64_t *b, uint64_t used)
 		}
 		if (e->last_written && end < npages)
 			test_point("checkpoint:mid-copy");
-		if (e->last_written - kicked_bytes >= KICK_BYTES) {
-			/* a failure here is the fdatasync's to report */
-			(void)sync_file_range(p->fd, (off_t)(dst + kicked),
-					(off_t)(off - kicked), SYNC_FILE_RANGE_WRITE);
-			kicked = off;
-			kicked_bytes = e->last_written;
-		}
 		pg = end;
 	}
 	return 0;
@@ -458,6 +448,7 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	memset(e->cur, 0, e->words * sizeof(uint64_t));
 	if (dirty_collect(&e->tracker, used, 0, mark, e->cur) < 0)
 		return -1;
+	test_step("scan");
 	e->last_recycled = recycled;
 	e->last_cloned = 0;
 	const uint64_t *w = e->cur;
@@ -497,10 +488,12 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	} else if (segcopy_punch(p->fd, seg_off(p, seg), p->hdr.seg_size) < 0) {
 		return -1;
 	}
+	test_step("base");
 	int rc = write_runs(p, seg, w, used);
 	free(u);
 	if (rc < 0)
 		return -1;          /* a retry writes the same pages again */
+	test_step("write");
 	if (recycled == 1)
 		ring_drop_front(e); /* the recycled checkpoint is gone */
 	image_sum(p, used, sum, flags);
@@ -511,6 +504,7 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 			return -1;
 		*flags |= CAT_F_SUMS_STORED;
 	}
+	test_step("sums");
 	return 0;
 }
 

@@ -1,0 +1,124 @@
+/*
+ * sync_bench.c -- what a checkpoint's write pattern costs the disk, without
+ * libckpt: the time to pwrite and fdatasync a few percent of a file's pages
+ * in the patterns a checkpoint could write them, against writing the whole
+ * file. It measures the case for a page log (docs/DESIGN.md, "What a
+ * steady-state checkpoint costs"): a recycled image takes 2% of the pages
+ * scattered, a log would take 1% in sequence.
+ *
+ *   sync_bench [--size 256M] [--reps 5] [--dir /var/tmp]
+ *
+ * A file of --size is written whole and fdatasynced first (its blocks
+ * allocated, as a pool's images are). Then per repetition, alternating:
+ *   2% scattered   one 4 KiB page in every 50, a different page each
+ *                  repetition, each its own pwrite, then fdatasync
+ *   1% scattered   one page in every 100, the same way
+ *   1% sequential  as many pages as "1% scattered", in one pwrite at a
+ *                  place that moves each repetition, then fdatasync
+ *   whole          the whole file in one pwrite, then fdatasync
+ * Prints the medians (pwrite + fdatasync, ms) and each against "whole".
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_rand.h"
+#define BENCH_NAME "sync_bench"
+#include "bench_stats.h"
+
+#define PAGE 4096u
+#define NPAT 4
+
+/* put -- pwrite all of len bytes at off, or die */
+static void
+put(int fd, const char *buf, uint64_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, buf, len, (off_t)off);
+		if (n <= 0)
+			die("pwrite: %m");
+		buf += n;
+		len -= (uint64_t)n;
+		off += (uint64_t)n;
+	}
+}
+
+/* one -- write pattern pat of repetition k and fdatasync; seconds */
+static double
+one(int fd, const char *buf, uint64_t size, int pat, int k)
+{
+	uint64_t npages = size / PAGE, few = npages / 100;
+	double t0 = now_s();
+	if (pat == 0 || pat == 1) {
+		uint64_t step = pat == 0 ? 50 : 100;
+		for (uint64_t pg = (uint64_t)k % step; pg < npages; pg += step)
+			put(fd, buf, PAGE, pg * PAGE);
+	} else if (pat == 2) {
+		uint64_t span = npages - few;
+		put(fd, buf, few * PAGE, ((uint64_t)k * 7919 % (span ? span : 1)) * PAGE);
+	} else {
+		put(fd, buf, size, 0);
+	}
+	if (fdatasync(fd) < 0)
+		die("fdatasync: %m");
+	return now_s() - t0;
+}
+
+int
+main(int argc, char **argv)
+{
+	uint64_t size = 256ull << 20;
+	int reps = 5;
+	const char *dir = "/var/tmp";
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
+			size = size_arg(argv[++i]);
+		else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+			reps = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else
+			die("usage: sync_bench [--size 256M] [--reps 5] [--dir DIR]");
+	}
+	if (reps < 1 || size < 100 * PAGE)
+		die("--reps must be >= 1 and --size >= 400K");
+	size -= size % PAGE;
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/sync_bench.file", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		die("open %s: %m", path);
+	char *buf = aligned_alloc(PAGE, size);
+	if (!buf)
+		die("out of memory");
+	memset(buf, 0x5a, size);
+	one(fd, buf, size, 3, 0);
+	static const char *const names[NPAT] = {
+		"2% of the pages, scattered", "1% of the pages, scattered",
+		"1% of the pages, sequential", "the whole file",
+	};
+	double *v[NPAT];
+	for (int p = 0; p < NPAT; p++)
+		if (!(v[p] = calloc((size_t)reps, sizeof(double))))
+			die("out of memory");
+	for (int k = 0; k < reps; k++)
+		for (int p = 0; p < NPAT; p++)
+			v[p][k] = one(fd, buf, size, p, k);
+	double m[NPAT];
+	for (int p = 0; p < NPAT; p++)
+		m[p] = median(v[p], reps) * 1e3;
+	printf("\n### pwrite + fdatasync into a %llu MiB file (medians of %d; ms)\n\n",
+		(unsigned long long)(size >> 20), reps);
+	printf("| pattern | ms | against the whole file |\n| --- | ---: | ---: |\n");
+	for (int p = 0; p < NPAT; p++)
+		printf("| %s | %.1f | %.3f |\n", names[p], m[p], m[p] / m[NPAT - 1]);
+	close(fd);
+	unlink(path);
+	return 0;
+}
