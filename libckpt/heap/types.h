@@ -194,6 +194,7 @@ extern uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n <= 1024 byte
 
 #define TC_NCLASS 16u     /* classes with a front cache: 16..512 B (one-page slabs) */
 #define TC_CAP 16u        /* blocks a front cache holds per class */
+#define TC_MAX 512u       /* largest request of a class with a front cache */
 
 /*
  * tcache -- a slot's front cache: per class below TC_NCLASS a LIFO of up to
