@@ -198,9 +198,14 @@ heap_alloc(struct heap *h, size_t size)
 	_Atomic uint32_t *busy = heap_tl.busy;
 	void *q = NULL;
 	if (CKPT_LIKELY(fast_enter(h, busy))) {
-		q = tc_pop(heap_tl.tc, c);
-		if (CKPT_UNLIKELY(q == NULL))
-			q = slab_pop_fast(h, c);
+		struct tcache *tc = heap_tl.tc;
+		uint32_t n = tc->n[c];
+		if (CKPT_LIKELY(n != 0)) {
+			q = tc_pop(tc, c, n);
+			fast_leave(busy);
+			return q;
+		}
+		q = slab_pop_fast(h, c);
 	}
 	fast_leave(busy);
 	if (CKPT_LIKELY(q != NULL))
@@ -297,7 +302,7 @@ free_owned(struct heap *h, void *p, uint64_t off, uint64_t base, uint32_t idx, u
 	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(!go || h->pown[base >> HP_SHIFT] != heap_tl.slot + 1 ||
+	if (CKPT_UNLIKELY(!go || h->pown[base >> HP_SHIFT] != heap_tl.own ||
 			!blk_live(a, ld64(aw + 1), m))) {
 		fast_leave(busy);
 		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
