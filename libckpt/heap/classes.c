@@ -58,6 +58,7 @@ cls_compute(void)
 			k->sbytes = (uint32_t)bytes;
 			k->refill = (uint32_t)((cap + 7) / 8);
 			k->mul = (((uint64_t)1 << 40) + b - 1) / b;
+			k->mul32 = (uint32_t)((((uint64_t)1 << 32) + b - 1) / b);
 			break;
 		}
 	}

@@ -185,6 +185,7 @@ struct cls {
 	uint32_t span;                  /* cap * bsize: blocks' bytes */
 	uint32_t sbytes;                /* pages << HP_SHIFT: the slab's bytes */
 	uint32_t refill;                /* ceil(cap / 8): free blocks that refile a full slab */
+	uint32_t mul32;                 /* ceil(2^32 / bsize): see blk_at_page */
 	uint64_t mul;
 };
 extern struct cls heap_cls_tab[NCLASS];
