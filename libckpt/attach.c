@@ -39,7 +39,9 @@
  *
  * Which segment. A FREE one inside the file; else a FREE one past its end,
  * the file extended to cover it under the catalog lock, without a sync
- * (the next commit that names the segment syncs the size: filesize.c), so
+ * (the next commit that names the segment syncs the size: filesize.c; in
+ * a pool of format 1.8 with headroom, which that sync makes durable too,
+ * so the next young heaps publish inside the durable size, unsynced), so
  * dead heaps stay inspectable for as long as the pool has room. When only
  * dead segments are left, the oldest ATTACH_FREE_BATCH of them are freed
  * in one commit, so the next few processes start young again without a

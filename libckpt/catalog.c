@@ -87,7 +87,8 @@ pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 }
 
 int
-cat_init_file(int fd, const struct pool_hdr *hdr)
+cat_init_file(int fd, const struct pool_hdr *hdr, cat_first_fn first, void *arg,
+		uint64_t *need)
 {
 	void *copy = calloc(1, hdr->cat_size);
 	if (!copy)
@@ -101,7 +102,17 @@ cat_init_file(int fd, const struct pool_hdr *hdr)
 	v.h->next_life = 1;
 	for (uint32_t i = 0; i < v.n; i++)
 		cat_free_entry(&v.e[i]);
+	if (first && first(arg, &v) < 0) {
+		free(copy);
+		return -1;
+	}
+	*need = fsize_named(hdr, &v);
 	cat_seal(copy, hdr->cat_size);
+	if (first && cat_validate(hdr, copy, 1) < 0) {
+		ckpt_err_prefix("the first catalog of a new pool: ");
+		free(copy);
+		return -1;
+	}
 	struct pool_commit cw = { .word = (1ull << 1) | 0 };
 	char page[POOL_PAGE];
 	memset(page, 0, sizeof(page));

@@ -53,8 +53,19 @@ struct catalog {
 	void *keep_arg;
 };
 
-/* cat_init_file -- write the first catalog (generation 1, all FREE) and commit word with pwrite */
-CKPT_HIDDEN int cat_init_file(int fd, const struct pool_hdr *hdr);
+/*
+ * cat_first_fn -- fills a new pool's first catalog v (entries and counters)
+ * before it is sealed and written; 0, or -1 with a message
+ */
+typedef int (*cat_first_fn)(void *arg, struct cat_view *v);
+
+/*
+ * cat_init_file -- write the first catalog (generation 1, all FREE, then
+ * as first, if given, fills it) and commit word with pwrite; *need: the
+ * bytes the file must have for it (filesize.c's invariant)
+ */
+CKPT_HIDDEN int cat_init_file(int fd, const struct pool_hdr *hdr, cat_first_fn first,
+		void *arg, uint64_t *need);
 
 /* cat_attach -- map the metadata of a pool whose header hdr was validated */
 CKPT_HIDDEN int cat_attach(struct catalog *c, int fd, const struct pool_hdr *hdr);

@@ -38,6 +38,37 @@
  * apparent size, however little of it the heap uses (its holes take no
  * disk space), and a freed segment below the highest one in use stays in
  * the size (as a hole).
+ *
+ * The durable size (format 1.8, pool minor >= POOL_MINOR_DURABLE_SIZE).
+ * The sync above is an fdatasync of the whole file: it also writes back
+ * every dirty page of it, the heaps of processes that exited without a
+ * checkpoint (nothing promises their bytes durable) and the publisher's
+ * own heap. Under ckpt-run a young heap publishes into a segment past the
+ * end almost every time, so a python3 run paid about half a second for
+ * other processes' garbage. So the catalog records the size it knows
+ * durable (cat_hdr.durable_size, stamped with the generation that recorded
+ * it: format.h) and the file keeps headroom:
+ *   - a commit syncs only when the catalog it publishes names a segment
+ *     that ends past the recorded durable size (or the record is stale:
+ *     an older libckpt committed, or the catalog was repaired);
+ *   - when it extends the file, it extends it by headroom past what it
+ *     needs (fsize_want: FSIZE_HEADROOM segments or a quarter of those in
+ *     use, whichever is more, up to max_segments), and so does a young
+ *     heap that takes a segment past the end (fsize_extend_to, unsynced);
+ *     young heaps take segments inside the file first, so their
+ *     publications find the size durable already; after a sync the record
+ *     is the file's size then;
+ *   - the trim cuts only a file longer than twice that headroom, back to
+ *     fsize_want, and never below the recorded durable size: a commit that
+ *     will cut lowers the record in the catalog it publishes, which is
+ *     durable before the cut, so no durable catalog ever claims more than
+ *     the file can have on the disk.
+ * The claim is only ever made after the fdatasync that earned it
+ * returned, and travels in the catalog copy, which is itself durable
+ * before the word that names it. The crash-state suite checks it
+ * (docs/CRASH-STATES.md): every workload's pool has it, and
+ * CKPT_TEST_SKIP_SIZE_SYNC, which records a size without syncing it, must
+ * make states fail.
  */
 #include <errno.h>
 #include <string.h>
@@ -47,6 +78,9 @@
 #include "filesize.h"
 #include "layout.h"
 #include "testhook.h"
+
+/* segments of headroom an extension adds at least (format 1.8) */
+#define FSIZE_HEADROOM 4u
 
 int
 fsize_covers(const struct pool_hdr *hdr, uint64_t size, uint32_t i)
@@ -74,9 +108,8 @@ file_size(int fd, uint64_t *size)
 	return 0;
 }
 
-/* need_named -- bytes up to the end of the highest segment v names as not FREE */
-static uint64_t
-need_named(const struct pool_hdr *hdr, const struct cat_view *v)
+uint64_t
+fsize_named(const struct pool_hdr *hdr, const struct cat_view *v)
 {
 	for (uint32_t i = v->n; i-- > 0;)
 		if (v->e[i].state != CAT_FREE)
@@ -84,18 +117,105 @@ need_named(const struct pool_hdr *hdr, const struct cat_view *v)
 	return hdr->data_off;
 }
 
+/* durable_tracked -- 1 if the pool records its durable size (format 1.8) */
+static int
+durable_tracked(const struct catalog *c)
+{
+	return c->hdr.minor >= POOL_MINOR_DURABLE_SIZE;
+}
+
+/* durable_of -- the durable size catalog copy v records, 0 when its stamp is stale */
+static uint64_t
+durable_of(const struct cat_view *v)
+{
+	return v->h->durable_gen == v->h->generation ? v->h->durable_size : 0;
+}
+
+/* segs_to -- segments of hdr a file of size bytes covers whole */
+static uint64_t
+segs_to(const struct pool_hdr *hdr, uint64_t size)
+{
+	return size > hdr->data_off ? (size - hdr->data_off) / hdr->seg_size : 0;
+}
+
+/*
+ * fsize_want -- the size an extension gives a file that must be need bytes:
+ * need plus headroom (FSIZE_HEADROOM segments or a quarter of those need
+ * covers, the larger), within the pool's max_segments; times is 1 for the
+ * extension, 2 for the length past which the trim cuts
+ */
+static uint64_t
+fsize_want(const struct pool_hdr *hdr, uint64_t need, unsigned times)
+{
+	uint64_t n = segs_to(hdr, need + hdr->seg_size - 1);
+	uint64_t room = n / 4 > FSIZE_HEADROOM ? n / 4 : FSIZE_HEADROOM;
+	n += times * room;
+	if (n > hdr->max_segments)
+		n = hdr->max_segments;
+	uint64_t want = hdr->data_off + n * hdr->seg_size;
+	return want > need ? want : need;
+}
+
+uint64_t
+fsize_extend_to(const struct catalog *c, uint64_t need)
+{
+	/* the self-test skips the sync, and keeps no headroom so that its
+	 * workload reaches a growth */
+	if (!durable_tracked(c) || test_flag("CKPT_TEST_SKIP_SIZE_SYNC"))
+		return need;
+	return fsize_want(&c->hdr, need, 1);
+}
+
+/*
+ * cover_tracked -- fsize_cover for a pool of format 1.8: sync only when v
+ * names a segment past the durable size old records; record in v the
+ * durable size v publishes (lowered to what the trim after it leaves)
+ */
+static int
+cover_tracked(struct catalog *c, struct cat_view *v, const struct cat_view *old,
+		uint64_t need, uint64_t size)
+{
+	uint64_t durable = durable_of(old), named = fsize_named(&c->hdr, v);
+	uint64_t want = fsize_extend_to(c, need);
+	int skip_sync = test_flag("CKPT_TEST_SKIP_SIZE_SYNC");
+	if (size < need) {
+		if (ftruncate(c->fd, (off_t)want) < 0)
+			goto fail;
+		size = want;
+	}
+	if (named > durable) {
+		if (!skip_sync && fdatasync(c->fd) < 0)
+			goto fail;
+		durable = size;
+		test_point("catalog:after-grow");
+	}
+	/* the trim after this commit (fsize_trim) cuts a file longer than
+	 * twice the headroom back to fsize_want, never below the record */
+	if (size > fsize_want(&c->hdr, need, 2) && durable > want)
+		durable = want;
+	v->h->durable_size = durable;
+	v->h->durable_gen = old->h->generation + 1;
+	return 0;
+fail:
+	return ckpt_err_set(errno == EFBIG ? ENOSPC : errno,
+			"cannot extend the pool file to %llu bytes: %s",
+			(unsigned long long)want, strerror(errno));
+}
+
 int
-fsize_cover(struct catalog *c, const struct cat_view *v, const struct cat_view *old)
+fsize_cover(struct catalog *c, struct cat_view *v, const struct cat_view *old)
 {
 	if (!(c->hdr.flags & POOL_F_SIZE_FOLLOWS))
 		return 0;
 	uint64_t need = fsize_need(c, v), size;
 	if (file_size(c->fd, &size) < 0)
 		return ckpt_err_set(errno, "cannot stat the pool file: %s", strerror(errno));
+	if (durable_tracked(c))
+		return cover_tracked(c, v, old, need, size);
 	/* a file long enough may not be durably so where v names more than
 	 * the published catalog did: a young heap's extension (format 1.5)
 	 * or a crashed one was never synced */
-	if (size >= need && need_named(&c->hdr, v) <= need_named(&c->hdr, old))
+	if (size >= need && fsize_named(&c->hdr, v) <= fsize_named(&c->hdr, old))
 		return 0;
 	if ((size < need && ftruncate(c->fd, (off_t)need) < 0) || fdatasync(c->fd) < 0)
 		return ckpt_err_set(errno == EFBIG ? ENOSPC : errno,
@@ -113,6 +233,17 @@ fsize_trim(struct catalog *c, const struct cat_view *v)
 	uint64_t need = fsize_need(c, v), size;
 	if (file_size(c->fd, &size) < 0 || size <= need)
 		return;
+	if (durable_tracked(c)) {
+		/* cut only a file longer than twice the headroom, and never
+		 * below the durable size the published catalog records */
+		if (size <= fsize_want(&c->hdr, need, 2))
+			return;
+		need = fsize_want(&c->hdr, need, 1);
+		if (need < durable_of(v))
+			need = durable_of(v);
+		if (size <= need)
+			return;
+	}
 	test_point("catalog:before-trim");
 	if (ftruncate(c->fd, (off_t)need) < 0)
 		return;

@@ -26,9 +26,12 @@
 
 #define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
 #define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
-#define POOL_FORMAT_MINOR 7              /* compatible additions */
+#define POOL_FORMAT_MINOR 8              /* compatible additions */
 /* the first minor whose cow heaps keep persisted pages (base_id below) */
 #define POOL_MINOR_PERSISTED_PAGES 7
+/* the first minor whose catalog records the durable file size (cat_hdr
+ * durable_size, durable_gen) and whose file keeps segment headroom */
+#define POOL_MINOR_DURABLE_SIZE 8
 
 #define POOL_HDR_OFF 0u
 #define POOL_COMMIT_OFF 4096u
@@ -237,6 +240,16 @@ struct cat_entry {
  * cat_entry. Invariants: magic == CAT_MAGIC; generation matches the commit
  * word's; nentries == pool_hdr.max_segments; checksum == XXH64 of the whole
  * copy (header with checksum field 0, and all entries).
+ *
+ * durable_size, durable_gen (format 1.8, pool minor >= 8; zero before):
+ * the file's size was made durable (fdatasync) at least up to durable_size
+ * before this copy was published, and nothing has cut it below since. The
+ * claim holds only while durable_gen == generation: every commit of a
+ * libckpt that maintains it stamps it with the generation it publishes; one
+ * older than 1.8 copies these bytes unchanged into a copy of a higher
+ * generation (and may cut the file), which invalidates the claim. A
+ * repaired catalog (a copy rewritten as a new generation) likewise carries
+ * a stale stamp. An invalid claim reads as durable_size 0.
  */
 #define CAT_MAGIC 0x474c544b43504b43ull  /* "CKPCKTLG" */
 struct cat_hdr {
@@ -247,7 +260,8 @@ struct cat_hdr {
 	uint64_t next_ckpt_id;   /* the id the next checkpoint gets; starts at 1 */
 	uint64_t checksum;
 	uint64_t next_life;      /* the life id the next live heap gets; starts at 1 */
-	uint8_t reserved[16];
+	uint64_t durable_size;   /* bytes of file size known durable (format 1.8) */
+	uint64_t durable_gen;    /* the generation that recorded it; else stale */
 };
 
 /*

@@ -243,7 +243,8 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key
 {
 	memset(hdr, 0, sizeof(*hdr));
 	/* a test may ask for a pool as format 1.1 made it (no page-sum area,
-	 * full size), or as 1.3 made it (no young heaps); a sealed one keeps
+	 * full size), as 1.3 made it (no young heaps), or as 1.7 made it (no
+	 * durable size in the catalog: filesize.c); a sealed one keeps
 	 * its records in the page-sum slots, and its heaps are never young */
 	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") && !key ? POOL_F_IN_MEMORY_HEAPS
 		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS;
@@ -259,7 +260,8 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key
 		return -1;
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
 	hdr->major = POOL_FORMAT_MAJOR;
-	hdr->minor = flags & (POOL_F_REMOTE_FILL | POOL_F_YOUNG_HEAPS) ? POOL_FORMAT_MINOR :
+	hdr->minor = flags & (POOL_F_REMOTE_FILL | POOL_F_YOUNG_HEAPS) ?
+		(test_flag("CKPT_TEST_FORMAT_1_7") ? 7 : POOL_FORMAT_MINOR) :
 		flags & POOL_F_SEALED ? 4 : flags & POOL_F_SUMS_AREA ? 3 : 1;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
@@ -273,12 +275,12 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key
 }
 
 /*
- * write_file -- size the new (still nameless) file, write its catalog and
- * header, make them durable; crash point create:mid-write between the
- * catalog and the header
+ * write_file -- size the new (still nameless) file, write its catalog (as
+ * first fills it, if given) and header, make them durable; crash point
+ * create:mid-write between the catalog and the header
  */
 static int
-write_file(struct ckpt_pool *p)
+write_file(struct ckpt_pool *p, cat_first_fn first, void *arg)
 {
 	const struct pool_hdr *hdr = &p->hdr;
 	/* the file starts with its metadata alone and grows with the segments
@@ -296,8 +298,16 @@ write_file(struct ckpt_pool *p)
 	uint64_t meta_end = hdr->sums_off ? hdr->sums_off : hdr->data_off;
 	if (fallocate(p->fd, 0, 0, (off_t)meta_end) < 0 && errno != EOPNOTSUPP)
 		return ckpt_err_set(errno, "cannot allocate pool %s: %s", p->path, strerror(errno));
-	if (cat_init_file(p->fd, hdr) < 0)
+	uint64_t need;
+	if (cat_init_file(p->fd, hdr, first, arg, &need) < 0)
 		return -1;
+	/* a first catalog naming segments: the file covers them (filesize.c)
+	 * before the one fdatasync below */
+	if ((hdr->flags & POOL_F_SIZE_FOLLOWS) && need > hdr->data_off &&
+	    ftruncate(p->fd, (off_t)need) < 0)
+		return ckpt_err_set(errno == EFBIG ? ENOSPC : errno, "cannot size pool %s to "
+				"%llu bytes: %s", p->path, (unsigned long long)need,
+				strerror(errno));
 	test_point("create:mid-write");
 	char page[POOL_PAGE];
 	memset(page, 0, sizeof(page));
@@ -372,7 +382,7 @@ pool_create(const char *path, struct pool_config *c)
 		return NULL;
 	}
 	p->fd = nf.fd;
-	if (write_file(p) < 0 || config_fork_mode(c, p->fd, path, &hdr) < 0)
+	if (write_file(p, NULL, NULL) < 0 || config_fork_mode(c, p->fd, path, &hdr) < 0)
 		goto fail;
 	p->fork_mode = c->fork_mode;
 	if (p->fork_mode == CKPT_FORK_COW)
@@ -391,14 +401,20 @@ fail:
 	return NULL;
 }
 
-int
-pool_create_keyless(const char *path, struct pool_config *c)
+/*
+ * create_bare -- a new pool file at path with no live heap: its header
+ * (sealed with key_id's key if given), its first catalog as first fills
+ * it, made durable with one fdatasync, then named and its directory
+ * synced (newfile.c); 0, or -1 with nothing left at path
+ */
+static int
+create_bare(const char *path, struct pool_config *c, const uint8_t *key_id,
+		cat_first_fn first, struct pool_first *pf)
 {
 	struct pool_hdr hdr;
-	if (!c->key_id || !c->base)
-		return ckpt_err_set(EINVAL, "a sealed pool made without its key needs its "
-				"key id and base");
-	if (new_header(&hdr, c, c->key_id) < 0)
+	if (!c->base)
+		return ckpt_err_set(EINVAL, "a pool made without a heap needs its base");
+	if (new_header(&hdr, c, key_id) < 0)
 		return -1;
 	uint64_t top;
 	if (add_overflows(c->base, hdr.seg_size, &top) || top > POOL_USER_TOP)
@@ -410,19 +426,39 @@ pool_create_keyless(const char *path, struct pool_config *c)
 	if (!p)
 		return -1;
 	p->hdr = hdr;
+	if (pf)
+		pf->self = p->self;
 	struct newfile nf;
 	if (newfile_open(&nf, path, c->mode) < 0) {
 		pool_discard(p);
 		return -1;
 	}
 	p->fd = nf.fd;
-	if (write_file(p) < 0 || newfile_publish(&nf, path) < 0) {
+	if (write_file(p, first, pf) < 0 ||
+	    (!key_id && config_fork_mode(c, p->fd, path, &hdr) < 0) ||
+	    (test_point("create:before-publish"), newfile_publish(&nf, path) < 0)) {
 		newfile_abandon(&nf, path);
 		pool_discard(p);
 		return -1;
 	}
 	pool_discard(p);
 	return 0;
+}
+
+int
+pool_create_keyless(const char *path, struct pool_config *c)
+{
+	if (!c->key_id || !c->base)
+		return ckpt_err_set(EINVAL, "a sealed pool made without its key needs its "
+				"key id and base");
+	return create_bare(path, c, c->key_id, NULL, NULL);
+}
+
+int
+pool_create_first(const char *path, struct pool_config *c, cat_first_fn first,
+		struct pool_first *pf)
+{
+	return create_bare(path, c, NULL, first, pf);
 }
 
 /*

@@ -30,6 +30,25 @@ CKPT_HIDDEN struct ckpt_pool *pool_create(const char *path, struct pool_config *
  */
 CKPT_HIDDEN int pool_create_keyless(const char *path, struct pool_config *c);
 
+/* pool_first -- what pool_create_first hands its first(): the creator, the caller's arg */
+struct pool_first {
+	struct cat_owner self;      /* the creating process, for the entries' owner */
+	void *arg;
+};
+
+/*
+ * pool_create_first -- create the pool file path, unsealed, at c->base,
+ * with no heap and with the first catalog first(pf) fills (called with pf:
+ * a lazy pull's FILLING entry, format 1.6), so the pool and that entry are
+ * made durable together: one fdatasync of the file (its size covering the
+ * segments the catalog names), then the name and one fsync of the
+ * directory. A crash leaves no pool at path or the whole one. Crash
+ * points create:mid-write, create:before-publish, create:after-publish.
+ * 0, or -1 with nothing left at path.
+ */
+CKPT_HIDDEN int pool_create_first(const char *path, struct pool_config *c, cat_first_fn first,
+		struct pool_first *pf);
+
 /*
  * pool_open -- open the pool file path, validate its header, attach its
  * catalog, settle c against what the pool records (config_from_pool,

@@ -120,7 +120,10 @@ seg_take_young(struct ckpt_pool *p, const struct cat_view *v)
 	}
 	if (past < 0)
 		return ckpt_err_set(ENOSPC, "no free segment for a young heap");
-	if (ftruncate(p->fd, (off_t)(seg_off(p, (uint32_t)past) + p->hdr.seg_size)) < 0)
+	/* with headroom (format 1.8): the young heaps after us take segments
+	 * inside the file, whose size our publication makes durable */
+	uint64_t to = fsize_extend_to(&p->cat, seg_off(p, (uint32_t)past) + p->hdr.seg_size);
+	if (ftruncate(p->fd, (off_t)to) < 0)
 		return ckpt_err_set(errno, "cannot extend the pool file: %s", strerror(errno));
 	return past;
 }

@@ -21,9 +21,10 @@
  *                        to its path                                (pool.c)
  *   create:after-publish   linked, the hidden name (if any) and the
  *                        directory not yet synced                (newfile.c)
- *   catalog:after-grow   a commit extended the file, or synced a size a
- *                        young heap's extension left unsynced (size durable),
- *                        the catalog not yet published          (filesize.c)
+ *   catalog:after-grow   a commit synced the file's size (it extended the
+ *                        file, or names a segment past the durable size:
+ *                        a young heap's unsynced extension), the catalog
+ *                        not yet published                      (filesize.c)
  *   catalog:before-trim  a commit published a catalog that needs less, the
  *                        file not yet cut back                  (filesize.c)
  *   attach:young-claimed, attach:young-formatted  a new process's young heap:
@@ -61,6 +62,9 @@
  *                         area, full size), as an older libckpt did (pool.c)
  *   CKPT_TEST_FORMAT_1_3  ckpt_create makes a format 1.3 pool (no young
  *                         heaps), as an older libckpt did (pool.c)
+ *   CKPT_TEST_FORMAT_1_7  ckpt_create makes a pool of minor 7 (no durable
+ *                         size in the catalog, no headroom), as a libckpt
+ *                         of format 1.7 did (pool.c)
  *   CKPT_TEST_NO_TMPFILE  ckpt_create builds the pool under a hidden name
  *                         and links it, as where O_TMPFILE is refused
  *                         (newfile.c)
@@ -68,6 +72,10 @@
  *                         checkpoint is published before its copy is durable:
  *                         the broken ordering tests/crash must catch
  *                         (checkpoint.c)
+ *   CKPT_TEST_SKIP_SIZE_SYNC  a catalog commit that extends the file keeps
+ *                         no headroom and records its size as durable
+ *                         without the fdatasync: the broken ordering
+ *                         tests/crash must catch (filesize.c)
  */
 #ifndef CKPT_TESTHOOK_H
 #define CKPT_TESTHOOK_H 1

@@ -11,7 +11,17 @@
  * catalog:before-trim), leaves a pool that opens and verifies, and the
  * next commit brings the size back; a file cut short is refused by
  * ckpt_open and reported by ckpt-inspect verify, naming the truncation; a
- * pool of format 1.2 (full size) opens and keeps its size.
+ * pool of format 1.2 (full size) opens and keeps its size. Those four run
+ * on pools of format 1.7 (CKPT_TEST_FORMAT_1_7), whose size follows the
+ * segments exactly and is synced at every growth.
+ *
+ * Format 1.8 (the durable size in the catalog, headroom in the file):
+ * test_durable_size checks the record after each commit (stamped with the
+ * catalog's generation, never more than the file), that a commit within
+ * the recorded size does not sync (a process armed at catalog:after-grow
+ * is not killed) while one past it does (killed there), and that a commit of
+ * an older libckpt, which copies the record without maintaining it,
+ * makes the next commit sync again.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -24,6 +34,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "libckpt.h"
 #include "layout.h"
@@ -103,12 +115,19 @@ static void
 test_size_follows_use(void **state)
 {
 	(void)state;
+	setenv("CKPT_TEST_FORMAT_1_7", "1", 1);
 	const char *path = tu_path("follows.pool");
 	ckpt_pool *p = ckpt_create(path, &cfg);
 	assert_non_null(p);
 	expect_size(path, 1);                    /* segment 0: the live heap */
 	struct pool_hdr h;
 	need_of(path, &h);
+	assert_int_equal(h.minor, 7);
+	struct tu_catalog tc;                    /* 1.7: no durable size recorded */
+	tu_catalog_read(path, &tc);
+	assert_int_equal(tc.h->durable_size, 0);
+	assert_int_equal(tc.h->durable_gen, 0);
+	tu_catalog_free(&tc);
 	assert_true(size_of(path) < h.file_size);
 	assert_non_null(ckpt_alloc(p, 100000));
 	for (int i = 0; i < 3; i++) {
@@ -173,6 +192,7 @@ static void
 test_killed_between(void **state)
 {
 	(void)state;
+	setenv("CKPT_TEST_FORMAT_1_7", "1", 1);
 	const char *path = tu_path("killed.pool");
 	ckpt_pool *p = with_checkpoint(path);
 	expect_size(path, 2);
@@ -205,6 +225,7 @@ static void
 test_truncated_refused(void **state)
 {
 	(void)state;
+	setenv("CKPT_TEST_FORMAT_1_7", "1", 1);
 	const char *path = tu_path("cut.pool");
 	ckpt_pool *p = with_checkpoint(path);
 	assert_int_equal(ckpt_close(p), 0);
@@ -227,6 +248,7 @@ static void
 test_old_pool_keeps_size(void **state)
 {
 	(void)state;
+	setenv("CKPT_TEST_FORMAT_1_7", "1", 1);
 	const char *path = tu_path("old.pool");
 	ckpt_pool *p = with_checkpoint(path);
 	assert_int_equal(ckpt_close(p), 0);
@@ -247,6 +269,151 @@ test_old_pool_keeps_size(void **state)
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
 	assert_int_equal(size_of(path), h.file_size);
+	tu_inspect_verify(path);
+}
+
+static const struct ckpt_config cfg16 = { .heap_size = 4 * MiB, .max_segments = 16,
+	.keep_checkpoints = 16 };
+
+/*
+ * check_record -- the catalog of path (format 1.8) records a durable size
+ * stamped with its generation, covering every segment it names, and no
+ * larger than the file; returns it
+ */
+#define check_record(path) check_record_((path), __LINE__)
+static uint64_t
+check_record_(const char *path, int line)
+{
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	uint64_t rec = c.h->durable_size, gen = c.h->generation, stamp = c.h->durable_gen;
+	tu_catalog_free(&c);
+	uint64_t need = need_of(path, NULL), size = size_of(path);
+	if (stamp != gen || rec < need || rec > size)
+		fail_msg("line %d: durable size %llu (stamp %llu, generation %llu), the "
+			"catalog needs %llu, the file is %llu", line, (unsigned long long)rec,
+			(unsigned long long)stamp, (unsigned long long)gen,
+			(unsigned long long)need, (unsigned long long)size);
+	return rec;
+}
+
+/* expect_durable -- the record (check_record) and the file are both segs segments long */
+#define expect_durable(path, segs) expect_durable_((path), (segs), __LINE__)
+static void
+expect_durable_(const char *path, unsigned segs, int line)
+{
+	struct pool_hdr h;
+	need_of(path, &h);
+	uint64_t want = h.data_off + segs * h.seg_size;
+	uint64_t rec = check_record_(path, line), size = size_of(path);
+	if (rec != want || size != want)
+		fail_msg("line %d: durable size %llu, file %llu, want both %llu (%u segments)",
+			line, (unsigned long long)rec, (unsigned long long)size,
+			(unsigned long long)want, segs);
+}
+
+/*
+ * open_armed -- a new process opens path (ckpt_open reserves a segment for
+ * its heap: a commit) with catalog:after-grow (the size sync) armed, and
+ * closes it; 1 if it was killed there, 0 if it opened and closed
+ */
+static int
+open_armed(const char *path)
+{
+	const char *env[] = { "CKPT_TEST_CRASH_AT=catalog:after-grow", NULL };
+	char out[1024];
+	int rc = tu_run_helper(out, sizeof(out), env, "open", path, NULL);
+	if (rc != 0 && rc != 128 + SIGKILL)
+		fail_msg("the helper failed (status %d): %s", rc, out);
+	return rc != 0;
+}
+
+/*
+ * old_library_commit -- what a commit of a libckpt older than 1.8 does to
+ * the catalog header: the current copy rewritten into the other as the
+ * next generation, durable_size and durable_gen copied unchanged
+ */
+static void
+old_library_commit(const char *path)
+{
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	uint64_t w;
+	assert_int_equal(pread(fd, &w, sizeof(w), POOL_COMMIT_OFF), (ssize_t)sizeof(w));
+	unsigned dst = (unsigned)(w & 1) ^ 1;
+	c.h->generation++;
+	c.h->checksum = 0;
+	c.h->checksum = XXH64(c.copy, c.hdr.cat_size, 0);
+	assert_int_equal(pwrite(fd, c.copy, c.hdr.cat_size, layout_cat_off(&c.hdr, dst)),
+			(ssize_t)c.hdr.cat_size);
+	w = (c.h->generation << 1) | dst;
+	assert_int_equal(pwrite(fd, &w, sizeof(w), POOL_COMMIT_OFF), (ssize_t)sizeof(w));
+	assert_int_equal(fdatasync(fd), 0);
+	close(fd);
+	tu_catalog_free(&c);
+}
+
+/* test_durable_size -- format 1.8: the record, the headroom, the skipped and the needed syncs */
+static void
+test_durable_size(void **state)
+{
+	(void)state;
+	unsetenv("CKPT_TEST_FORMAT_1_7");
+	const char *path = tu_path("durable.pool");
+	ckpt_pool *p = ckpt_create(path, &cfg16);
+	assert_non_null(p);
+	struct pool_hdr h;
+	need_of(path, &h);
+	assert_int_equal(h.minor, 8);
+	expect_durable(path, 5);        /* segment 0 in use, four of headroom */
+	assert_int_equal(ckpt_set_root(p, ckpt_alloc(p, 100000)), 0);
+	for (int i = 0; i < 4; i++)     /* checkpoints in segments 1 to 4 */
+		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	expect_durable(path, 5);
+
+	/* past the record (a heap in segment 5): the file grows with
+	 * headroom (six in use, four more), the size is synced, and the
+	 * process is killed there */
+	assert_int_equal(open_armed(path), 1);
+	assert_int_equal(size_of(path), h.data_off + 10 * h.seg_size);
+	tu_inspect_verify(path);
+	/* the killed commit published nothing: the record is the old one */
+	assert_int_equal(check_record(path), h.data_off + 5 * h.seg_size);
+	/* the parent's next commit past the record syncs and records the file */
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);      /* segment 5 */
+	expect_durable(path, 10);
+
+	/* a commit inside the record does not sync: the armed process lives */
+	assert_int_equal(open_armed(path), 0);
+	assert_int_equal(check_record(path), h.data_off + 10 * h.seg_size);
+
+	/* an older libckpt committed: the record's stamp is stale, so the
+	 * next commit syncs although the file and the old record cover it */
+	old_library_commit(path);
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	assert_true(c.h->durable_gen != c.h->generation);
+	assert_int_equal(c.h->durable_size, h.data_off + 10 * h.seg_size);
+	tu_catalog_free(&c);
+	assert_int_equal(open_armed(path), 1);
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	assert_int_equal(check_record(path), h.data_off + 10 * h.seg_size);
+	assert_int_equal(open_armed(path), 0);
+
+	/* retention frees most segments: the file is cut back no further than
+	 * its record, which the catalog lowered first */
+	assert_int_equal(ckpt_set_keep_checkpoints(p, 1), 0);
+	assert_int_equal(ckpt_reclaim(p, NULL), 0);
+	check_record(path);
+	assert_int_equal(ckpt_close(p), 0);
+	check_record(path);
+	tu_inspect_verify(path);
+	p = ckpt_open(path, CKPT_LATEST, NULL);
+	assert_non_null(p);
+	check_record(path);
+	assert_int_equal(ckpt_close(p), 0);
 	tu_inspect_verify(path);
 }
 
@@ -276,6 +443,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_killed_between),
 		cmocka_unit_test(test_truncated_refused),
 		cmocka_unit_test(test_old_pool_keeps_size),
+		cmocka_unit_test(test_durable_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

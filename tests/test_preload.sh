@@ -31,7 +31,9 @@
 #           a segment, and a young heap past the end of the file is not cut
 #           off by another process's commit; kill -9 at every named point
 #           of a young start-up and of a publish leaves a pool that verifies
-#           and serves the next process; fork children start young too
+#           and serves the next process; fork children start young too; a
+#           publication inside the durable size (format 1.8) does not sync
+#           the file, one past the headroom does (kill -9 there)
 #   sealed  a sealed pool (CKPT_KEY_FILE) under ckpt-run: the exit checkpoint
 #           holds the program's data, readable with the key only, and the
 #           pool file holds none of it in the clear; without a key the
@@ -383,11 +385,15 @@ print(" ".join("seg:%d" % s["segment"] for s in d))' "$T/two.json")
 		[ $found = 1 ] || fail "no dead heap holds process $who's data (dead: $ref)"
 	done
 	verify_pool "$Q"
+	# a python3 that forks (a fork publishes a young heap) and waits
+	forker='import os
+pid = os.fork()
+if pid == 0: os._exit(0)
+os.waitpid(pid, 0)'
 	# kill -9 at each named point: the pool verifies, and serves the next
 	# (fork:*: a young child's reservation, the parent or the child killed)
 	for point in attach:young-claimed attach:young-formatted attach:before-publish \
-			attach:after-publish catalog:after-grow fork:after-copy \
-			fork:child-before-claim; do
+			attach:after-publish fork:after-copy fork:child-before-claim; do
 		n0=$(inuse)
 		set +e
 		CKPT_TEST_CRASH_AT=$point "$CKPT_RUN" --quiet --pool "$P" -- /usr/bin/python3 -c '
@@ -409,11 +415,44 @@ os.waitpid(pid, 0)' >"$T/point.out" 2>&1
 		attach:young-*)
 			[ "$(inuse)" = "$n0" ] || fail "$point: a young heap left a segment" ;;
 		esac
-		run "$P" /usr/bin/python3 -c 'import os
-pid = os.fork()
-if pid == 0: os._exit(0)
-os.waitpid(pid, 0)' || fail "after a kill at $point the next process cannot run"
+		run "$P" /usr/bin/python3 -c "$forker" ||
+			fail "after a kill at $point the next process cannot run"
 	done
+	# the size sync (format 1.8): a publication inside the durable size the
+	# catalog records does not sync, so a process armed at
+	# catalog:after-grow lives; the dead heaps fill the file's headroom
+	# until one publishes past it: that one syncs and is killed there; the
+	# pool verifies and serves the next, whose publication syncs
+	R=$T/durable.pool
+	run "$R" /bin/true || fail "the first run on durable.pool"
+	lived=0 killed=0
+	for i in $(seq 1 16); do
+		set +e
+		CKPT_TEST_CRASH_AT=catalog:after-grow "$CKPT_RUN" --quiet --pool "$R" -- \
+			/usr/bin/python3 -c "$forker" >"$T/point.out" 2>&1
+		got=$?
+		set -e
+		case $got in
+		0) lived=$((lived + 1)) ;;
+		137) killed=1; break ;;
+		*) fail "catalog:after-grow: exit $got: $(cat "$T/point.out")" ;;
+		esac
+	done
+	[ $lived -ge 2 ] || fail "catalog:after-grow: $lived publications inside the durable size did not sync, want >= 2"
+	[ $killed = 1 ] || fail "catalog:after-grow: no publication past the file's headroom synced in 16 runs"
+	verify_pool "$R"
+	run "$R" /usr/bin/python3 -c "$forker" ||
+		fail "after a kill at catalog:after-grow the next process cannot run"
+	verify_pool "$R"
+	# on a pool of format 1.7 every publication past the old end syncs
+	CKPT_TEST_FORMAT_1_7=1 run "$T/old17.pool" /bin/true || fail "a 1.7 pool"
+	set +e
+	CKPT_TEST_CRASH_AT=catalog:after-grow "$CKPT_RUN" --quiet --pool "$T/old17.pool" -- \
+		/usr/bin/python3 -c "$forker" >"$T/point.out" 2>&1
+	got=$?
+	set -e
+	[ $got = 137 ] || fail "catalog:after-grow on a 1.7 pool: not killed there (exit $got)"
+	verify_pool "$T/old17.pool"
 	# a pool of format 1.3 (no young heaps): every heap is published at start
 	CKPT_TEST_FORMAT_1_3=1 run "$T/old.pool" /bin/true || fail "a 1.3 pool"
 	n1=$(segments "$T/old.pool" dead)

@@ -347,11 +347,11 @@ lazy_pull_scenario() {
 			| .lazy_restart] == [true]' >/dev/null &&
 		ok "the filler publishes the pulled checkpoint with its page sums" ||
 		fail "after the fill: $(filling_state "$Z/b/app.pool"), $(ls "$Z/b")"
-	# every unsealed pool says 1.7 since cow persist (FORMAT.md); the lazily
-	# pulled one also has the 1.6 flag, which a 1.5 libckpt refuses
-	[ "$("$INSPECT" info "$Z/b/app.pool" --json | json .format_version)" = 1.7 ] &&
-		[ "$("$INSPECT" info "$Z/a/app.pool" --json | json .format_version)" = 1.7 ] ||
-		fail "a lazily pulled pool or an ordinary one is not format 1.7"
+	# every unsealed pool says 1.8 since the durable size (FORMAT.md); the
+	# lazily pulled one also has the 1.6 flag, which a 1.5 libckpt refuses
+	[ "$("$INSPECT" info "$Z/b/app.pool" --json | json .format_version)" = 1.8 ] &&
+		[ "$("$INSPECT" info "$Z/a/app.pool" --json | json .format_version)" = 1.8 ] ||
+		fail "a lazily pulled pool or an ordinary one is not format 1.8"
 	# a pool an eager pull made (format 1.5) cannot take a lazy pull
 	"$REMOTE" pull "$URL" "$zm" "$Z/g.pool" || fail "pull (eager, for --lazy into it)"
 	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/g.pool" 2>"$T/err" && fail "lazy pull into a 1.5 pool"
@@ -387,16 +387,54 @@ lazy_pull_scenario() {
 		CKPT_FORK_MODE=cow "$WL" verify "$Z/d/app.pool" >/dev/null && no_side_files "$Z/d/app.pool" &&
 		ok "ckpt-remote fill resumes a killed filler" || fail "resume after kill -9"
 
-	# a pull killed before its commit: its side files are stale, not a pull
+	# a pull killed while it makes the new pool, whose first catalog holds
+	# the FILLING entry (one durable step): before the pool has its name,
+	# nothing is at the path and the side files are stale, not a pull;
+	# after, the pool is whole, its checkpoint FILLING, and fill resumes it
+	for at in create:mid-write create:before-publish; do
+		rm -rf "$Z/h"
+		mkdir -p "$Z/h"
+		CKPT_TEST_CRASH_AT=$at "$REMOTE" pull --lazy "$URL" "$zm" \
+			"$Z/h/app.pool" 2>"$T/err" && fail "a pull killed at $at succeeded"
+		grep -q "died" "$T/err" || fail "unclear: $(cat "$T/err")"
+		[ ! -e "$Z/h/app.pool" ] && [ -z "$(ls -A "$Z/h" | grep -v '^app.pool.fill')" ] ||
+			fail "a pull killed at $at left a pool: $(ls -A "$Z/h")"
+		"$REMOTE" fill "$Z/h/app.pool" && no_side_files "$Z/h/app.pool" ||
+			fail "fill of a pull killed at $at"
+		"$REMOTE" pull --lazy "$URL" "$zm" "$Z/h/app.pool" && "$REMOTE" fill "$Z/h/app.pool" &&
+			CKPT_FORK_MODE=cow "$WL" verify "$Z/h/app.pool" >/dev/null &&
+			ok "a lazy pull killed at $at leaves no pool, nothing in the way" ||
+			fail "lazy pull after one killed at $at"
+	done
+	rm -rf "$Z/h"
 	mkdir -p "$Z/h"
-	CKPT_TEST_CRASH_AT=remote:before-filling-publish "$REMOTE" pull --lazy "$URL" "$zm" \
-		"$Z/h/app.pool" 2>"$T/err" && fail "a pull killed before its commit succeeded"
+	CKPT_TEST_CRASH_AT=create:after-publish "$REMOTE" pull --lazy "$URL" "$zm" \
+		"$Z/h/app.pool" 2>"$T/err" && fail "a pull killed at create:after-publish succeeded"
+	[ "$(filling_state "$Z/h/app.pool")" = filling ] && "$INSPECT" verify "$Z/h/app.pool" >/dev/null ||
+		fail "a pull killed once its pool is named: $(filling_state "$Z/h/app.pool")"
+	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/h/app.pool" 2>"$T/err" &&
+		fail "a second lazy pull into a pool being pulled succeeded"
+	"$REMOTE" fill "$Z/h/app.pool" && [ "$(filling_state "$Z/h/app.pool")" = checkpoint ] &&
+		no_side_files "$Z/h/app.pool" && CKPT_FORK_MODE=cow "$WL" verify "$Z/h/app.pool" >/dev/null &&
+		ok "a lazy pull killed once its pool is named is resumed by fill" ||
+		fail "fill after a pull killed at create:after-publish"
+	# a later checkpoint pulled lazily into that pool (it exists: reserved
+	# FILLING in a commit), killed before the commit: the pool keeps its
+	# first checkpoint alone, the side files are stale
+	cp --sparse=always "$Z/a/app.pool" "$Z/h/src.pool"
+	CKPT_FORK_MODE=cow "$WL" mutate "$Z/h/src.pool" 10 >/dev/null || fail "mutate (second lazy pull)"
+	zm2=$("$REMOTE" push "$Z/h/src.pool" latest "$URL") || fail "push (second lazy pull)"
+	CKPT_TEST_CRASH_AT=remote:before-filling-publish "$REMOTE" pull --lazy "$URL" "$zm2" \
+		"$Z/h/app.pool" 2>"$T/err" && fail "a pull into a pool killed before its commit succeeded"
 	grep -q "died" "$T/err" || fail "unclear: $(cat "$T/err")"
+	[ "$(filling_state "$Z/h/app.pool")" = checkpoint ] ||
+		fail "a pull killed before its commit changed the pool: $(filling_state "$Z/h/app.pool")"
 	"$REMOTE" fill "$Z/h/app.pool" && no_side_files "$Z/h/app.pool" || fail "fill of a stale pull"
-	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/h/app.pool" && "$REMOTE" fill "$Z/h/app.pool" &&
+	"$REMOTE" pull --lazy "$URL" "$zm2" "$Z/h/app.pool" && "$REMOTE" fill "$Z/h/app.pool" &&
+		[ "$(filling_state "$Z/h/app.pool")" = checkpoint,checkpoint ] &&
 		CKPT_FORK_MODE=cow "$WL" verify "$Z/h/app.pool" >/dev/null &&
-		ok "a lazy pull killed before its commit leaves nothing in the way" ||
-		fail "lazy pull after one killed before its commit"
+		ok "a lazy pull into a pool killed before its commit leaves nothing in the way" ||
+		fail "lazy pull into a pool after one killed before its commit"
 
 	# a corrupted chunk (region 5) is refused by name, by the restart and the fill
 	bad=$(chunk_at "$zm" 2600)

@@ -337,7 +337,8 @@ remote_pull_lazy(struct store *st, const char *mname, const char *url, const cha
 		ret = import_commit(&im, &d);
 		goto unside;
 	}
-	pool_discard(im.p);
+	if (im.p)
+		pool_discard(im.p);
 	fs->st = st;
 	fs->m = m;              /* the filler's now */
 	fs->first = first;

@@ -15,8 +15,16 @@
  * A lazy pull (format 1.6) reserves its segment as FILLING at once, with
  * every field of the checkpoint it will be, and leaves the bytes to a
  * filler (remote/filler.c), which resumes the import (import_resume) and
- * ends it with one commit, FILLING to CKPT (import_fill_commit). Only pools created by a lazy pull can hold a
- * FILLING entry (POOL_F_REMOTE_FILL).
+ * ends it with one commit, FILLING to CKPT (import_fill_commit). Only
+ * pools created by a lazy pull can hold a FILLING entry
+ * (POOL_F_REMOTE_FILL). A lazy pull into a new pool, the restart on a
+ * fresh machine whose time to first read counts, makes the pool and its
+ * FILLING entry durable together: the entry is in the pool's first
+ * catalog (pool_create_first), so the file gets one fdatasync and its
+ * directory one fsync, where creating the pool (a live heap, formatted,
+ * then given back) and reserving in a second commit took four catalog
+ * commits, two of them growing the file. A crash leaves no pool, or the
+ * pool with its entry FILLING, as a filler killed later does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +41,13 @@
 #include "testhook.h"
 #include "remote/import.h"
 
-/* create_pool -- a new pool file at path shaped as d says, with no live heap */
+static int first_filling(void *arg, struct cat_view *v);
+
+/*
+ * create_pool -- a new pool file at path shaped as d says, with no live
+ * heap: 0; or 1 for a lazy pull, whose pool is made with the FILLING entry
+ * in its first catalog (segment 0), durable in one step
+ */
 static int
 create_pool(const char *path, const struct import_desc *d)
 {
@@ -48,6 +62,10 @@ create_pool(const char *path, const struct import_desc *d)
 	if (d->keyless) {
 		c.key_id = d->key_id;
 		return pool_create_keyless(path, &c);
+	}
+	if (d->lazy && !c.key_file && !c.key_fn) {
+		struct pool_first pf = { .arg = (void *)d };
+		return pool_create_first(path, &c, first_filling, &pf) < 0 ? -1 : 1;
 	}
 	struct ckpt_pool *p = pool_create(path, &c);
 	if (!p)
@@ -96,6 +114,20 @@ describe(const struct import *im, struct cat_view *v, struct cat_entry *e,
 	uint64_t top = d->life > d->lineage ? d->life : d->lineage;
 	if (v->h->next_life <= top)
 		v->h->next_life = top + 1;
+}
+
+/*
+ * first_filling -- a lazy pull's new pool: its first catalog has segment 0
+ * FILLING as d describes, owned by the pulling process (pool_create_first)
+ */
+static int
+first_filling(void *arg, struct cat_view *v)
+{
+	struct pool_first *pf = arg;
+	const struct import none = { 0 };
+	v->e[0].owner = pf->self;
+	describe(&none, v, &v->e[0], pf->arg, CAT_FILLING);
+	return 0;
 }
 
 /*
@@ -156,9 +188,16 @@ import_begin(struct import *im, const char *path, const struct import_desc *d)
 	if (stat(path, &sb) < 0) {
 		if (errno != ENOENT)
 			return ckpt_err_set(errno, "cannot stat %s: %s", path, strerror(errno));
-		if (create_pool(path, d) < 0)
+		int made = create_pool(path, d);
+		if (made < 0)
 			return -1;
 		im->created = 1;
+		if (made == 1) {
+			/* created with the entry: nothing to check, nothing to reserve */
+			im->seg = 0;
+			im->filling = 1;
+			return 0;
+		}
 	}
 	struct pool_config c;
 	const struct ckpt_config keyed = { .key_file = d->key_file };

@@ -61,6 +61,9 @@ struct import {
  * segment. An existing pool must have d's uuid, base and heap size (EINVAL
  * otherwise); if it holds checkpoint d->ckpt_id already with d's checksum,
  * im->present is set and nothing is reserved; with another checksum EEXIST.
+ * A lazy import (d->lazy) into a new unsealed pool creates it with the
+ * FILLING entry in its first catalog, in one durable step
+ * (pool_create_first), and leaves it closed: im->p is NULL, im->seg 0.
  */
 CKPT_HIDDEN int import_begin(struct import *im, const char *path, const struct import_desc *d);
 

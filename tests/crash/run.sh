@@ -2,7 +2,7 @@
 # run.sh -- record each workload under the recorder and check every crash
 # state crashcheck builds from it (issue 17, docs/CRASH-STATES.md).
 #
-# usage: tests/crash/run.sh [--long] [--selftest] [-j N] [--seed N]
+# usage: tests/crash/run.sh [--long] [--selftest] [--selftest-size] [-j N] [--seed N]
 #                           [--workloads "create fork ..."] [--keep] [--posix-dir]
 #                           BUILD_DIR
 #   (default)   CI mode: a few hundred distinct states over all workloads
@@ -11,6 +11,10 @@
 #   --selftest  record the create workload with CKPT_TEST_SKIP_FLUSH=1 (a
 #               checkpoint published before its data is durable) and pass
 #               only if the checker finds failures
+#   --selftest-size  record the create workload with
+#               CKPT_TEST_SKIP_SIZE_SYNC=1 (a catalog commit records the
+#               file size it extended to as durable without its fdatasync,
+#               format 1.8) and pass only if the checker finds failures
 #   --posix-dir strict POSIX: the pool file itself may vanish until its
 #               directory is fsynced (crashcheck --posix-dir)
 #   --strict-keep  the cow workload checked without rule 2's recycling
@@ -35,6 +39,7 @@ while [ $# -gt 1 ]; do
 	case "$1" in
 	--long) mode=long ;;
 	--selftest) mode=selftest; workloads=create ;;
+	--selftest-size) mode=selftestsize; workloads=create ;;
 	-j) jobs=$2; shift ;;
 	--seed) seed=$2; shift ;;
 	--workloads) workloads=$2; shift ;;
@@ -63,7 +68,7 @@ asan=$(ldd "$rec" 2>/dev/null | sed -n 's/^[[:space:]]*libasan[^ ]* => \([^ ]*\)
 
 case $mode in
 ci)       params="--prefixes 2 --subsets 1 --torn 1" ;;
-selftest) params="--prefixes 4 --subsets 2 --torn 2 --expect-fail" ;;
+selftest|selftestsize) params="--prefixes 4 --subsets 2 --torn 2 --expect-fail" ;;
 strictkeep) params="--prefixes 2 --subsets 1 --torn 1 --expect-fail --strict-keep" ;;
 long)     params="--prefixes 0 --subsets 40 --torn 40" ;;
 esac
@@ -84,6 +89,7 @@ for w in $workloads; do
 		env="PMEM_IS_PMEM_FORCE=1 CKPT_TEST_NO_OFFLOAD=1 CKPT_REC_PMEM=1" ;;
 	esac
 	[ "$mode" = selftest ] && env="$env CKPT_TEST_SKIP_FLUSH=1"
+	[ "$mode" = selftestsize ] && env="$env CKPT_TEST_SKIP_SIZE_SYNC=1"
 	t0=$(date +%s)
 	# reflink, cow-reflink: on an XFS loop filesystem (reflink=1) mounted
 	# in a private mount namespace, where root and mkfs.xfs allow; else the
@@ -133,6 +139,8 @@ for w in $workloads; do
 		bad=1
 		if [ "$mode" = selftest ]; then
 			echo "FAIL: the checker found no failure in a run with CKPT_TEST_SKIP_FLUSH=1"
+		elif [ "$mode" = selftestsize ]; then
+			echo "FAIL: the checker found no failure in a run with CKPT_TEST_SKIP_SIZE_SYNC=1"
 		elif [ "$mode" = strictkeep ]; then
 			echo "FAIL: without the recycling allowance no state failed: $w never left its lineage one short (does it still recycle?)"
 		else
@@ -153,6 +161,8 @@ fi
 if [ $bad -ne 0 ]; then exit 1; fi
 if [ "$mode" = selftest ]; then
 	echo "PASS: the broken ordering (CKPT_TEST_SKIP_FLUSH=1) gave $total_f failing states"
+elif [ "$mode" = selftestsize ]; then
+	echo "PASS: the broken ordering (CKPT_TEST_SKIP_SIZE_SYNC=1) gave $total_f failing states"
 elif [ "$mode" = strictkeep ]; then
 	echo "PASS: without the recycling allowance $total_f states fail: recycling is exercised"
 else
