@@ -550,6 +550,47 @@ test_invalid_free(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
+/*
+ * test_invalid_free_fast -- for each class with a front cache, once the
+ * fast free knows the slab (a block of it was freed first, which sets
+ * pown), every address inside a live block, in the slab's header and in its
+ * unused tail is refused with EINVAL, and the heap stays exact. The fast free
+ * finds the block index and the block start with one multiplication
+ * (blk_at_page in heap/api.c): this tries it at every offset.
+ */
+static void
+test_invalid_free_fast(void **state)
+{
+	(void)state;
+	uint64_t live = heap_bytes_in_use(H);
+	for (size_t size = 16; size <= 512; size += size < 128 ? 16 : size < 256 ? 32 : 64) {
+		char *a = heap_alloc(H, size), *b = heap_alloc(H, size);
+		assert_non_null(a);
+		assert_non_null(b);
+		size_t bs = heap_usable_size(H, b);
+		assert_int_equal(bs, size);
+		assert_int_equal(heap_free(H, a), 0);
+		for (size_t k = 1; k < bs; k++) {
+			errno = 0;
+			assert_int_equal(heap_free(H, b + k), -1);
+			assert_int_equal(errno, EINVAL);
+		}
+		char *pg = (char *)((uintptr_t)b & ~(uintptr_t)16383);
+		for (size_t k = 0; k < 16384; k += 8) {
+			/* the header, and the tail past the last block (locate names both) */
+			errno = 0;
+			if (heap_usable_size(H, pg + k) != 0 || errno != EINVAL ||
+			    !(th_errmsg_has("metadata") || th_errmsg_has("unused tail")))
+				continue;
+			errno = 0;
+			assert_int_equal(heap_free(H, pg + k), -1);
+			assert_int_equal(errno, EINVAL);
+		}
+		assert_int_equal(heap_free(H, b), 0);
+		check_ok(live);
+	}
+}
+
 static void
 test_root(void **state)
 {
@@ -1017,6 +1058,7 @@ main(void)
 		cmocka_unit_test(test_full_slabs_reused),
 		cmocka_unit_test(test_sparse_holes_before_enomem),
 		cmocka_unit_test(test_invalid_free),
+		cmocka_unit_test(test_invalid_free_fast),
 		cmocka_unit_test(test_root),
 		cmocka_unit_test(test_front_cache),
 		cmocka_unit_test(test_format_versions),

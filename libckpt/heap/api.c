@@ -148,40 +148,68 @@ alloc_slow(struct heap *h, size_t size)
 }
 
 /*
+ * slab_pop_fast -- the fast allocation from the calling thread's current slab of
+ * class c: a free-list block of a slab checked in this attach, else NULL
+ * (busy held)
+ */
+static ALWAYS_INLINE void *
+slab_pop_fast(struct heap *h, unsigned c)
+{
+	uint32_t pg = heap_tl.ts->avail[c];
+	if (CKPT_LIKELY(pg != 0)) {
+		struct slab *s = SLAB(h, pg);
+		uint64_t b = s->free;
+		if (CKPT_LIKELY(b != 0 &&
+				atomic_load_explicit(&s->epoch, RELAXED) == h->vfull)) {
+			slab_mark(s, slab_unlink_free(h, s, &heap_cls_tab[c], pg, b));
+			return h->seg + b;
+		}
+	}
+	return NULL;
+}
+
+/* alloc_uncached -- heap_alloc of a small block of a class without a front cache */
+static void * __attribute__((noinline))
+alloc_uncached(struct heap *h, size_t size)
+{
+	unsigned c = size_class(size);
+	_Atomic uint32_t *busy = heap_tl.busy;
+	void *q = fast_enter(h, busy) ? slab_pop_fast(h, c) : NULL;
+	fast_leave(busy);
+	return q ? q : alloc_slow(h, size);
+}
+
+/*
  * heap_alloc -- fast path: a thread with its own slot (cached in heap_tl) takes
  * the block its front cache got last of the class (tc_pop), else pops the
- * free list of its current slab of the class. Anything else (first call,
- * shared slot, stop set, current slab without a free-list block) goes to
- * alloc_slow, which starts over.
+ * free list of its current slab of the class (slab_pop_fast; inline for the
+ * classes with a front cache, up to TC_MAX bytes, in alloc_uncached for the
+ * others). Anything else (first call, shared slot, stop set, current slab
+ * without a free-list block) goes to alloc_slow, which starts over.
  */
 void * __attribute__((hot))
 heap_alloc(struct heap *h, size_t size)
 {
-	if (CKPT_LIKELY(size <= SMALL_MAX && heap_tl.fhid == h->hid)) {
-		unsigned c = size_class(size);
-		struct tslot *ts = heap_tl.ts;
-		_Atomic uint32_t *busy = heap_tl.busy;
-		int go = fast_enter(h, busy);
-		if (CKPT_LIKELY(go && c < TC_NCLASS)) {
-			void *q = tc_pop(heap_tl.tc, c);
-			if (q) {
-				fast_leave(busy);
-				return q;
-			}
+	if (CKPT_UNLIKELY(heap_tl.fhid != h->hid))
+		return alloc_slow(h, size);
+	if (CKPT_UNLIKELY(size > TC_MAX))
+		return size <= SMALL_MAX ? alloc_uncached(h, size) : alloc_slow(h, size);
+	unsigned c = heap_cls_small[(size + 15) >> 4];
+	_Atomic uint32_t *busy = heap_tl.busy;
+	void *q = NULL;
+	if (CKPT_LIKELY(fast_enter(h, busy))) {
+		struct tcache *tc = heap_tl.tc;
+		uint32_t n = tc->n[c];
+		if (CKPT_LIKELY(n != 0)) {
+			q = tc_pop(tc, c, n);
+			fast_leave(busy);
+			return q;
 		}
-		uint32_t pg = ts->avail[c];
-		if (CKPT_LIKELY(go && pg != 0)) {
-			struct slab *s = SLAB(h, pg);
-			uint64_t b = s->free;
-			if (CKPT_LIKELY(b != 0 &&
-					atomic_load_explicit(&s->epoch, RELAXED) == h->vfull)) {
-				slab_mark(s, slab_unlink_free(h, s, &heap_cls_tab[c], pg, b));
-				fast_leave(busy);
-				return h->seg + b;
-			}
-		}
-		fast_leave(busy);
+		q = slab_pop_fast(h, c);
 	}
+	fast_leave(busy);
+	if (CKPT_LIKELY(q != NULL))
+		return q;
 	return alloc_slow(h, size);
 }
 
@@ -254,12 +282,116 @@ free_fixup(struct heap *h, struct slab *s)
 	return 0;
 }
 
+static int free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache);
+
+/*
+ * free_owned -- the fast free of the block p at segment offset off, the
+ * start of a block of class c in the slab at segment offset base (checked by
+ * the caller): a live block of a slab the calling thread owns goes into its
+ * front cache (cached: a class below TC_NCLASS, known at compile time), or
+ * back on the slab's free list. Anything else goes to free_slow. One body
+ * for heap_free (cached classes) and free_paged (the others).
+ */
+static ALWAYS_INLINE int
+free_owned(struct heap *h, void *p, uint64_t off, uint64_t base, uint32_t idx, uint32_t c,
+		int cached)
+{
+	struct slab *s = (struct slab *)(h->seg + base);
+	_Atomic uint32_t *busy = heap_tl.busy;
+	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
+		fast_leave(busy);
+		return free_slow(h, p);     /* stop set, or no membarrier */
+	}
+	uint64_t m = 1ull << (idx & 63);
+	uint64_t *aw = &ABW(s, idx);
+	uint64_t a = ld64(aw);
+	if (CKPT_UNLIKELY(h->pown[base >> HP_SHIFT] != heap_tl.own ||
+			!blk_live(a, ld64(aw + 1), m))) {
+		fast_leave(busy);
+		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
+	}
+	if (cached) {
+		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
+			fast_leave(busy);
+			return free_slow(h, p);     /* cached: a double free, checked there */
+		}
+		int in = tc_push(h, heap_tl.tc, c, p, off);
+		fast_leave(busy);
+		if (CKPT_LIKELY(in))
+			return 0;
+		/* the cache holds TC_CAP blocks of the class: to the slab, out of line
+		 * (the line above keeps fewer values live) */
+		return free_paged(h, p, off, PM(PM_SLAB, c), 0);
+	}
+	uint32_t used = slab_push_local(s, aw, a, m, p, off);
+	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[c], used)))
+		return free_fixup(h, s);
+	fast_leave(busy);
+	return 0;
+}
+
+/* blk_at -- idx of the block starting at segment offset off of a slab of class k at
+ * segment offset base; UINT32_MAX if off is not a block start */
+static ALWAYS_INLINE uint32_t
+blk_at(const struct cls *k, uint64_t off, uint64_t base)
+{
+	uint64_t rel = off - base - k->dstart;
+	uint32_t idx = (uint32_t)((rel * k->mul) >> 40);
+	if (CKPT_UNLIKELY(rel >= k->span || (uint64_t)idx * k->bsize != rel))
+		return UINT32_MAX;
+	return idx;
+}
+
+/*
+ * blk_at_page -- idx of the block starting at segment offset off of a
+ * one-page slab of class k (a class with a front cache); UINT32_MAX if off
+ * is not a block start. With M = ceil(2^32 / bsize), rel * M >> 32 is
+ * rel / bsize and (rel * M) mod 2^32 < M iff bsize divides rel, for
+ * rel < 2^14 and bsize < 2^10 (Lemire, Kaser, Kurz, "Faster remainder by
+ * direct computation", 2019; checked for every class and offset): one
+ * multiplication where blk_at needs two.
+ */
+static ALWAYS_INLINE uint32_t
+blk_at_page(const struct cls *k, uint64_t off)
+{
+	uint32_t rel = (uint32_t)(off & (HP_SIZE - 1)) - k->dstart;
+	uint64_t prod = (uint64_t)rel * k->mul32;
+	if (CKPT_UNLIKELY(rel >= k->span || (uint32_t)prod >= k->mul32))
+		return UINT32_MAX;
+	return (uint32_t)(prod >> 32);
+}
+
+/* free_paged -- heap_free of a block not on a one-page slab of a cached class: a
+ * later page of a slab, a slab of a larger class, else free_slow; and (cache 0)
+ * of a block of a cached class whose front cache is full */
+static int __attribute__((noinline))
+free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache)
+{
+	uint64_t base = off & ~(HP_SIZE - 1);
+	uint32_t c = e - PM(PM_SLAB, 0);
+	if (c >= NCLASS) {
+		/* a later page of a slab: find its first page; else large or not a block */
+		if (PM_KIND(e) != PM_TAIL || PM_VAL(e) > (off >> HP_SHIFT))
+			return free_slow(h, p);
+		base -= (uint64_t)PM_VAL(e) << HP_SHIFT;
+		c = pm_get(h, (uint32_t)(base >> HP_SHIFT)) - PM(PM_SLAB, 0);
+		if (c >= NCLASS)
+			return free_slow(h, p);
+	}
+	uint32_t idx = blk_at(&heap_cls_tab[c], off, base);
+	if (CKPT_UNLIKELY(idx == UINT32_MAX))
+		return free_slow(h, p);
+	return free_owned(h, p, off, base, idx, c, cache && c < TC_NCLASS);
+}
+
 /*
  * heap_free -- fast path: an allocated block of a slab that the calling
  * thread (with its own slot, cached in heap_tl) owns: a small one goes into
  * the thread's front cache (tc_push) unless that is full; else clear its
- * abit, push it on the slab's free list. A cached block (its tag) goes to
- * free_slow, which reports the double free. Anything else (NULL, large blocks, other owners,
+ * abit, push it on the slab's free list (free_owned). Blocks of the classes
+ * with a front cache are on one-page slabs, found inline; the rest go
+ * through free_paged. A cached block (its tag) goes to free_slow, which
+ * reports the double free. Anything else (NULL, large blocks, other owners,
  * the shared slot, stop set, and every invalid free) goes to free_slow,
  * which starts over, checks and reports.
  */
@@ -269,49 +401,15 @@ heap_free(struct heap *h, void *p)
 	uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h->seg);
 	if (CKPT_UNLIKELY(off >= h->limit || heap_tl.fhid != h->hid))
 		return free_slow(h, p);
-	uint64_t base = off & ~(HP_SIZE - 1);       /* the slab's first page */
 	uint32_t e = pm_get(h, (uint32_t)(off >> HP_SHIFT));
 	uint32_t c = e - PM(PM_SLAB, 0);
-	if (CKPT_UNLIKELY(c >= NCLASS)) {
-		/* a later page of a slab: find its first page; else large or not a block */
-		if (PM_KIND(e) != PM_TAIL || PM_VAL(e) > (off >> HP_SHIFT))
-			return free_slow(h, p);
-		base -= (uint64_t)PM_VAL(e) << HP_SHIFT;
-		c = pm_get(h, (uint32_t)(base >> HP_SHIFT)) - PM(PM_SLAB, 0);
-		if (c >= NCLASS)
-			return free_slow(h, p);
-	}
-	const struct cls *k = &heap_cls_tab[c];
-	uint64_t rel = off - base - k->dstart;
-	uint32_t idx = (uint32_t)((rel * k->mul) >> 40);
-	if (CKPT_UNLIKELY(rel >= k->span || (uint64_t)idx * k->bsize != rel))
+	if (CKPT_UNLIKELY(c >= TC_NCLASS))
+		return free_paged(h, p, off, e, 1);
+	uint64_t base = off & ~(HP_SIZE - 1);       /* a one-page slab */
+	uint32_t idx = blk_at_page(&heap_cls_tab[c], off);
+	if (CKPT_UNLIKELY(idx == UINT32_MAX))
 		return free_slow(h, p);
-	struct slab *s = (struct slab *)(h->seg + base);
-	_Atomic uint32_t *busy = heap_tl.busy;
-	int go = fast_enter(h, busy);
-	uint64_t m = 1ull << (idx & 63);
-	uint64_t *aw = &ABW(s, idx);
-	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(!go || h->pown[base >> HP_SHIFT] != heap_tl.slot + 1 ||
-			!blk_live(a, ld64(aw + 1), m))) {
-		fast_leave(busy);
-		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
-	}
-	if (CKPT_LIKELY(c < TC_NCLASS)) {
-		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
-			fast_leave(busy);
-			return free_slow(h, p);     /* cached: a double free, checked there */
-		}
-		if (CKPT_LIKELY(tc_push(h, heap_tl.tc, c, p, off))) {
-			fast_leave(busy);
-			return 0;
-		}
-	}
-	uint32_t used = slab_push_local(s, aw, a, m, p, off);
-	if (CKPT_UNLIKELY(local_free_has_work(s, k, used)))
-		return free_fixup(h, s);
-	fast_leave(busy);
-	return 0;
+	return free_owned(h, p, off, base, idx, c, 1);
 }
 
 /* heap_usable_size -- usable bytes of a live block (heap.h) */

@@ -194,7 +194,6 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 	h->slots = (struct tslot *)(b + l.slots_off);
 	h->pmap = (uint32_t *)(b + l.pmap_off);
 	h->pbits = (uint64_t *)(b + l.pbits_off);
-	h->pown = (uint8_t *)(h + 1);
 	h->npages = l.npages;
 	h->limit = (uint64_t)l.npages << HP_SHIFT;
 	h->data_page = l.data_page;

@@ -7,6 +7,7 @@
  * walker and attach check every slab header against it.
  */
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "heap/private.h"
 
@@ -57,6 +58,7 @@ cls_compute(void)
 			k->sbytes = (uint32_t)bytes;
 			k->refill = (uint32_t)((cap + 7) / 8);
 			k->mul = (((uint64_t)1 << 40) + b - 1) / b;
+			k->mul32 = (uint32_t)((((uint64_t)1 << 32) + b - 1) / b);
 			break;
 		}
 	}
@@ -66,6 +68,15 @@ cls_compute(void)
 			c++;
 		heap_cls_small[i] = (uint8_t)c;
 	}
+	/* the fast paths of heap/api.c rely on these: a request of up to TC_MAX
+	 * bytes has a class with a front cache, and those classes' slabs are
+	 * one page (heap_free finds their first page without the page map) */
+	if (heap_cls_small[(TC_MAX + 15) >> 4] != TC_NCLASS - 1 ||
+	    heap_cls_tab[TC_NCLASS - 1].bsize != TC_MAX)
+		abort();
+	for (unsigned c = 0; c < TC_NCLASS; c++)
+		if (heap_cls_tab[c].pages != 1)
+			abort();
 }
 
 /* heap_cls_init -- compute the class table once */

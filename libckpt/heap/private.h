@@ -315,13 +315,11 @@ tc_tagged(const struct heap *h, const void *p, uint64_t off)
 	return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED) == tc_tag(h, off);
 }
 
-/* tc_pop -- the last block cached of class c < TC_NCLASS, its tag cleared; NULL if none */
+/* tc_pop -- the last of the n > 0 blocks cached of class c < TC_NCLASS (n == tc->n[c]),
+ * its tag cleared */
 static ALWAYS_INLINE void *
-tc_pop(struct tcache *tc, unsigned c)
+tc_pop(struct tcache *tc, unsigned c, uint32_t n)
 {
-	uint32_t n = tc->n[c];
-	if (!n)
-		return NULL;
 	void *p = tc->b[c][n - 1];
 	tc->n[c] = n - 1;
 	__atomic_store_n((uint64_t *)p, 0, __ATOMIC_RELAXED);

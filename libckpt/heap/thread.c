@@ -106,6 +106,7 @@ heap_tl_lookup(struct heap *h)
 	heap_tl.ts = &h->slots[r->slot];
 	heap_tl.tc = &h->tc[r->slot];
 	heap_tl.slot = r->slot;
+	heap_tl.own = r->slot + 1;
 }
 
 /* op_enter -- the calling thread's slot, marked busy; *slot set */

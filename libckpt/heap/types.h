@@ -185,6 +185,7 @@ struct cls {
 	uint32_t span;                  /* cap * bsize: blocks' bytes */
 	uint32_t sbytes;                /* pages << HP_SHIFT: the slab's bytes */
 	uint32_t refill;                /* ceil(cap / 8): free blocks that refile a full slab */
+	uint32_t mul32;                 /* ceil(2^32 / bsize): see blk_at_page */
 	uint64_t mul;
 };
 extern struct cls heap_cls_tab[NCLASS];
@@ -194,6 +195,7 @@ extern uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n <= 1024 byte
 
 #define TC_NCLASS 16u     /* classes with a front cache: 16..512 B (one-page slabs) */
 #define TC_CAP 16u        /* blocks a front cache holds per class */
+#define TC_MAX 512u       /* largest request of a class with a front cache */
 
 /*
  * tcache -- a slot's front cache: per class below TC_NCLASS a LIFO of up to
@@ -242,14 +244,6 @@ struct heap {
 	struct tslot *slots;
 	uint32_t *pmap;
 	uint64_t *pbits;
-	/* pown[pg] (DRAM, one byte a page, after the handle): i + 1 only if the
-	 * slab whose first page is pg is owned by slot i and was checked with
-	 * its links in this attach (epoch | 1); 0 says nothing. Set by slot i's
-	 * thread on its slow free into the slab; cleared before the slab's
-	 * owner changes (slab_abandon) or its pages are freed. The fast free
-	 * reads it instead of the slab header's owner and epoch (a dense table,
-	 * not a line at 16 KiB alignment) */
-	uint8_t *pown;
 	uint32_t npages, data_page;
 	uint64_t hid;
 	/* epoch: random and even, new at every attach; a slab whose epoch field
@@ -290,6 +284,14 @@ struct heap {
 	uint64_t tckey;
 	/* tc[i]: slot i's front cache (slot 0, shared, has none: always empty) */
 	struct tcache tc[NSLOTS] __attribute__((aligned(64)));
+	/* pown[pg] (DRAM, one byte a page, at the end of the handle): i + 1 only if the
+	 * slab whose first page is pg is owned by slot i and was checked with
+	 * its links in this attach (epoch | 1); 0 says nothing. Set by slot i's
+	 * thread on its slow free into the slab; cleared before the slab's
+	 * owner changes (slab_abandon) or its pages are freed. The fast free
+	 * reads it instead of the slab header's owner and epoch (a dense table,
+	 * not a line at 16 KiB alignment) */
+	uint8_t pown[];
 };
 
 /*
@@ -305,6 +307,7 @@ struct tl_ent {
 	struct tcache *tc;          /* the slot's front cache */
 	uint64_t hid;
 	uint32_t slot;
+	uint32_t own;               /* slot + 1: what pown holds for the slot's slabs */
 };
 extern __thread struct tl_ent heap_tl __attribute__((tls_model("initial-exec")));
 
