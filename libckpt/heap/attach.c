@@ -230,6 +230,7 @@ heap_detach(struct heap *h)
 		return;
 	heap_tc_drain_all(h);       /* the live segment may be the durable heap */
 	heap_threads_fini(h);
+	heap_purge_fini(h);
 	munmap(h, sizeof(*h) + h->npages);
 }
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "heap.h"
+#include "heap/purge.h"
 
 /* -- geometry --------------------------------------------------------------- */
 
@@ -290,6 +291,7 @@ struct heap {
 	uint64_t tckey;
 	/* tc[i]: slot i's front cache (slot 0, shared, has none: always empty) */
 	struct tcache tc[NSLOTS] __attribute__((aligned(64)));
+	struct heap_purge purge;    /* heap/purge.c: DRAM only, under lock */
 };
 
 /*
