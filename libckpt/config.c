@@ -346,7 +346,7 @@ config_purge(uint64_t *min_bytes, uint64_t *delay_ms)
 		else
 			ckpt_err_clear();     /* malformed: the default, no message */
 	}
-	*delay_ms = env_unsigned("CKPT_PURGE_DELAY_MS", 10, 60000);
+	*delay_ms = env_unsigned("CKPT_PURGE_DELAY_MS", 250, 60000);
 }
 
 unsigned

@@ -80,6 +80,7 @@ heap_grow_to(struct heap *h, uint64_t end)
 		return -1;
 	}
 	__atomic_store_n(&h->hdr->high_water, nhw, __ATOMIC_RELAXED);
+	heap_purge_grown(h, (uint32_t)(hw >> HP_SHIFT), (uint32_t)((nhw - hw) >> HP_SHIFT));
 	return 0;
 }
 
@@ -93,7 +94,7 @@ heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align)
 	uint32_t limit = h->npages, i = h->hdr->free_hint;
 	uint64_t apg = align > HP_SIZE ? align >> HP_SHIFT : 1;
 	uint64_t base_pg = (uint64_t)(uintptr_t)h->seg >> HP_SHIFT;
-	heap_purge_due(h);
+	heap_purge_tick(h);
 	if (n == 0 || n >= limit)
 		goto full;
 	for (;;) {
@@ -128,7 +129,7 @@ heap_pages_free(struct heap *h, uint32_t pg, uint32_t n)
 	heap_bits_set(h->pbits, pg, n, 0);
 	if (pg < h->hdr->free_hint)
 		h->hdr->free_hint = pg;
-	heap_purge_due(h);
-	heap_purge_queue(h, pg, n);
+	heap_purge_freed(h, pg, n);       /* fresh first: a sweep now leaves them */
+	heap_purge_tick(h);
 }
 

@@ -54,10 +54,12 @@ CKPT_HIDDEN void heap_pages_free(struct heap *h, uint32_t pg, uint32_t n);
 
 /* -- purge.c (heap.lock held; called by pages.c, and large.c's in-place growth) -- */
 
-/* heap_purge_due -- give back the queued free runs whose delay is over */
-CKPT_HIDDEN void heap_purge_due(struct heap *h);
-/* heap_purge_queue -- pages [pg, pg+n) were just freed: queue their free run */
-CKPT_HIDDEN void heap_purge_queue(struct heap *h, uint32_t pg, uint32_t n);
+/* heap_purge_tick -- a page-level operation: give back what aged a period, once a period */
+CKPT_HIDDEN void heap_purge_tick(struct heap *h);
+/* heap_purge_freed -- pages [pg, pg+n) were just freed (fresh; delay 0: given back now) */
+CKPT_HIDDEN void heap_purge_freed(struct heap *h, uint32_t pg, uint32_t n);
+/* heap_purge_grown -- pages [pg, pg+n) are new below the high-water mark: fresh */
+CKPT_HIDDEN void heap_purge_grown(struct heap *h, uint32_t pg, uint32_t n);
 /* heap_purge_back -- pages about to be handed out: back the purged ones again; 0 or -1 ENOMEM */
 CKPT_HIDDEN int heap_purge_back(struct heap *h, uint32_t pg, uint32_t n);
 /* heap_purge_fini -- free the purge state (heap_detach; no lock) */

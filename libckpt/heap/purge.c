@@ -10,16 +10,25 @@
  * that way: 2.5x the resident memory of glibc's malloc, which gives such
  * memory back.
  *
- * Here, as mimalloc's purge delay does: a freed run that is part of a free
- * run of at least min_pages (CKPT_PURGE_MIN, config.c) is queued with a due
- * time delay_ns away (CKPT_PURGE_DELAY_MS); the page allocator's next
- * operation after that time gives back, through the pool's purge hook,
- * what of the run is still free (and still part of a run that long). So a
- * run that is reused at once (the next realloc step) costs nothing, and
- * one left free goes within the delay of the heap's next page-level
- * operation. What giving back means is the pool's business (heap.h's
- * heap_purge_fn, map.c's map_purge): a hole punched in the file, or a
- * private copy dropped.
+ * Here, with a delay as mimalloc's purge and jemalloc's decay have: a
+ * freed page is marked fresh (a DRAM bitmap). Once per period of delay_ns
+ * (CKPT_PURGE_DELAY_MS, config.c), at the page allocator's first operation
+ * after the period is over, a sweep gives back, through the pool's purge
+ * hook, every free page below the high-water mark that is not fresh (so it
+ * was free for a whole period), not given back already, and part of a free
+ * run of at least min_pages (CKPT_PURGE_MIN); then it clears every fresh
+ * mark. So a run reused at once (the next realloc step, the next phase of a
+ * churning program) costs nothing, and one left free goes within two
+ * periods of the heap's page-level operations; the sweep reads two bitmaps
+ * a word at a time (a 1 GiB heap: 1024 words). With delay 0 a freed run
+ * goes as it is freed. What giving back means is the pool's business
+ * (heap.h's heap_purge_fn, map.c's map_purge): a hole punched in the file,
+ * or a private copy dropped.
+ *
+ * (A queue of freed runs, each due a delay after its free, was tried
+ * first: a program that frees thousands of slabs in a burst overflowed it,
+ * and purging the oldest early then cost 3-4x the throughput of bench
+ * churn's frag workload in punched and refaulted pages.)
  *
  * A page given back may have no memory or disk blocks behind it, so before
  * the allocator hands it out again heap_purge_back calls the grow callback
@@ -36,10 +45,11 @@
  * zeros or older bytes, and a restart of it finds a free page either way.
  *
  * The page bitmap is read with pages.c's helpers (leaf functions); pages.c
- * calls heap_purge_queue and heap_purge_back. All of it runs under
+ * calls heap_purge_tick, heap_purge_freed and heap_purge_back. All of it runs under
  * heap.lock.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -54,9 +64,9 @@ purge_clock_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* gone_bytes -- bytes of the gone bitmap of a heap of npages */
+/* bitmap_bytes -- bytes of a bitmap of a heap of npages (one bit a page) */
 static size_t
-gone_bytes(uint32_t npages)
+bitmap_bytes(uint32_t npages)
 {
 	return (((size_t)npages + 63) / 64) * 8;
 }
@@ -87,13 +97,16 @@ free_start(const struct heap *h, uint32_t i)
 	return lo;
 }
 
-/* next_cand -- first page >= i and < limit that is (v=1) or is not (v=0) free and not gone */
+/*
+ * next_cand -- first page >= i and < limit that is (v=1) or is not (v=0) a
+ * candidate: free, not gone, and (aged) not fresh
+ */
 static uint32_t
-next_cand(const struct heap *h, uint32_t i, uint32_t limit, int v)
+next_cand(const struct heap *h, uint32_t i, uint32_t limit, int v, int aged)
 {
-	const uint64_t *g = h->purge.gone;
+	const uint64_t *g = h->purge.gone, *f = h->purge.fresh;
 	while (i < limit) {
-		uint64_t w = ~(ld64(&h->pbits[i >> 6]) | g[i >> 6]);
+		uint64_t w = ~(ld64(&h->pbits[i >> 6]) | g[i >> 6] | (aged ? f[i >> 6] : 0));
 		if (!v)
 			w = ~w;
 		w >>= (i & 63);
@@ -106,17 +119,17 @@ next_cand(const struct heap *h, uint32_t i, uint32_t limit, int v)
 	return limit;
 }
 
-/* purge_range -- give back what of pages [a, b) is free, not gone, and in a free run of min_pages */
+/* purge_range -- give back the candidates of pages [a, b) (next_cand) that are in a free run of min_pages */
 static void
-purge_range(struct heap *h, uint32_t a, uint32_t b)
+purge_range(struct heap *h, uint32_t a, uint32_t b, int aged)
 {
 	struct heap_purge *q = &h->purge;
 	uint32_t hw = hw_page(h);
 	if (b > hw)
 		b = hw;
-	uint32_t i = next_cand(h, a, b, 1);
+	uint32_t i = next_cand(h, a, b, 1, aged);
 	while (i < b) {
-		uint32_t e = next_cand(h, i, b, 0);
+		uint32_t e = next_cand(h, i, b, 0, aged);
 		uint32_t fs = free_start(h, i), fe = heap_next_with(h->pbits, e, hw, 1);
 		if (fe - fs >= q->min_pages) {
 			uint64_t off = (uint64_t)i << HP_SHIFT, len = (uint64_t)(e - i) << HP_SHIFT;
@@ -127,55 +140,54 @@ purge_range(struct heap *h, uint32_t a, uint32_t b)
 			}
 			errno = saved;
 		}
-		i = next_cand(h, e, b, 1);
+		i = next_cand(h, e, b, 1, aged);
 	}
 }
 
-/* purge_pop -- give back the oldest queued run */
-static void
-purge_pop(struct heap *h)
-{
-	struct heap_purge *q = &h->purge;
-	uint32_t pg = q->q[q->head].pg, n = q->q[q->head].n;
-	q->head = (q->head + 1) % PURGE_QCAP;
-	q->qlen--;
-	purge_range(h, pg, pg + n);
-}
-
-/* heap_purge_due -- give back the queued runs whose delay is over */
+/* heap_purge_tick -- a page-level operation: sweep if the period is over */
 void
-heap_purge_due(struct heap *h)
+heap_purge_tick(struct heap *h)
 {
 	struct heap_purge *q = &h->purge;
-	if (!q->qlen)
+	if (!q->fn || !q->delay_ns)
 		return;
 	uint64_t now = purge_clock_ns();
-	while (q->qlen && q->q[q->head].due <= now)
-		purge_pop(h);
-}
-
-/* heap_purge_queue -- pages [pg, pg+n) were just freed: queue their free run if it is long enough */
-void
-heap_purge_queue(struct heap *h, uint32_t pg, uint32_t n)
-{
-	struct heap_purge *q = &h->purge;
-	if (!q->gone || !q->fn)
+	if (now < q->next_sweep)
 		return;
 	uint32_t hw = hw_page(h);
-	uint32_t fs = free_start(h, pg), fe = heap_next_with(h->pbits, pg + n, hw, 1);
-	if (fe <= fs || fe - fs < q->min_pages)
+	purge_range(h, h->data_page, hw, 1);
+	memset(q->fresh, 0, (((size_t)hw + 63) / 64) * 8);
+	q->next_sweep = now + q->delay_ns;
+}
+
+/* heap_purge_freed -- pages [pg, pg+n) were just freed: fresh, or (delay 0) given back now */
+void
+heap_purge_freed(struct heap *h, uint32_t pg, uint32_t n)
+{
+	struct heap_purge *q = &h->purge;
+	if (!q->fn)
 		return;
-	if (q->delay_ns == 0) {
-		purge_range(h, fs, fe);
+	if (q->delay_ns) {
+		heap_bits_set(q->fresh, pg, n, 1);
 		return;
 	}
-	if (q->qlen == PURGE_QCAP)
-		purge_pop(h);
-	uint32_t k = (q->head + q->qlen) % PURGE_QCAP;
-	q->q[k].pg = fs;
-	q->q[k].n = fe - fs;
-	q->q[k].due = purge_clock_ns() + q->delay_ns;
-	q->qlen++;
+	uint32_t fs = free_start(h, pg), fe = heap_next_with(h->pbits, pg + n, hw_page(h), 1);
+	if (fe > fs && fe - fs >= q->min_pages)
+		purge_range(h, fs, fe, 0);
+}
+
+/*
+ * heap_purge_grown -- pages [pg, pg+n) just came below the high-water mark:
+ * fresh, so the free ones among them are not given back before they had a
+ * period to be used (with delay 0, left alone: never written, nothing to
+ * give back)
+ */
+void
+heap_purge_grown(struct heap *h, uint32_t pg, uint32_t n)
+{
+	struct heap_purge *q = &h->purge;
+	if (q->fn && q->delay_ns && n)
+		heap_bits_set(q->fresh, pg, n, 1);
 }
 
 /* heap_purge_back -- pages [pg, pg+n) are about to be handed out: back the gone ones again */
@@ -210,18 +222,19 @@ heap_on_purge(struct heap *h, heap_purge_fn fn, void *arg, uint64_t min_bytes,
 	struct heap_purge *q = &h->purge;
 	if (!fn || !min_bytes) {
 		q->fn = NULL;
-		q->qlen = 0;
 		pthread_mutex_unlock(&h->lock);
 		return;
 	}
 	if (!q->gone) {
-		void *g = mmap(NULL, gone_bytes(h->npages), PROT_READ | PROT_WRITE,
+		/* both bitmaps in one mapping: gone, then fresh */
+		uint8_t *g = mmap(NULL, 2 * bitmap_bytes(h->npages), PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (g == MAP_FAILED) {   /* no purge, nothing else lost */
 			pthread_mutex_unlock(&h->lock);
 			return;
 		}
-		q->gone = g;
+		q->gone = (uint64_t *)g;
+		q->fresh = (uint64_t *)(g + bitmap_bytes(h->npages));
 		/* what an earlier process gave back is unknown: every free page
 		 * below the high-water mark is backed again before its reuse */
 		uint32_t hw = hw_page(h);
@@ -233,6 +246,7 @@ heap_on_purge(struct heap *h, heap_purge_fn fn, void *arg, uint64_t min_bytes,
 	uint64_t mp = (min_bytes + HP_SIZE - 1) >> HP_SHIFT;
 	q->min_pages = mp > h->npages ? h->npages : (uint32_t)mp;
 	q->delay_ns = delay_ns;
+	q->next_sweep = purge_clock_ns() + delay_ns;
 	q->fn = fn;
 	q->arg = arg;
 	pthread_mutex_unlock(&h->lock);
@@ -243,8 +257,8 @@ void
 heap_purge_fini(struct heap *h)
 {
 	if (h->purge.gone)
-		munmap(h->purge.gone, gone_bytes(h->npages));
-	h->purge.gone = NULL;
+		munmap(h->purge.gone, 2 * bitmap_bytes(h->npages));
+	h->purge.gone = h->purge.fresh = NULL;
 }
 
 /* heap_purged_bytes -- bytes given back since the attach (heap.h) */

@@ -1,6 +1,6 @@
 /*
  * heap/purge.h -- the DRAM state of the purge (heap/purge.c): which pages
- * may have lost their memory, and the free runs waiting out their delay.
+ * may have lost their memory, and which were freed lately.
  * Nothing of it is in the segment: a purged page is a free page, and the
  * segment says so already.
  */
@@ -11,8 +11,6 @@
 
 #include "heap.h"
 
-#define PURGE_QCAP 64u         /* free runs waiting for their delay; more purge the oldest early */
-
 /*
  * heap_purge -- in struct heap. Invariants (under heap.lock):
  *  - gone (npages bits, or NULL when the heap never purges) has bit p set
@@ -20,10 +18,11 @@
  *    been given back (purged, or free when the heap was attached: unknown);
  *    heap_purge_back clears it (through the grow callback) before the page
  *    is handed out again;
- *  - q[(head + k) % PURGE_QCAP], k < qlen: a run of pages that was free
- *    and at least min_pages long when it was queued, due at `due`
- *    (CLOCK_MONOTONIC ns), oldest first; its pages may have been reused
- *    since (they are looked at again when it is due).
+ *  - fresh (npages bits) has bit p set if page p was freed since the last
+ *    sweep: a page free at a sweep without it has been free for a whole
+ *    period (delay_ns) at least;
+ *  - next_sweep: CLOCK_MONOTONIC ns at or after which the next page-level
+ *    operation sweeps.
  */
 struct heap_purge {
 	heap_purge_fn fn;           /* NULL: the heap never purges */
@@ -31,11 +30,8 @@ struct heap_purge {
 	uint32_t min_pages;         /* shorter free runs stay */
 	uint64_t delay_ns;          /* how long a run stays free before it goes */
 	uint64_t *gone;
-	uint32_t head, qlen;
-	struct {
-		uint32_t pg, n;
-		uint64_t due;
-	} q[PURGE_QCAP];
+	uint64_t *fresh;
+	uint64_t next_sweep;
 	uint64_t purged;            /* pages given back since the attach */
 };
 
