@@ -50,8 +50,16 @@ heap_bits_set(uint64_t *bits, uint32_t i, uint32_t n, int v)
 uint32_t
 heap_next_with(const uint64_t *bits, uint32_t i, uint32_t limit, int v)
 {
+	return heap_next_union(bits, NULL, NULL, i, limit, v);
+}
+
+/* heap_next_union -- heap_next_with of the union a | b | c of bitmaps (b, c may be NULL) */
+uint32_t
+heap_next_union(const uint64_t *a, const uint64_t *b, const uint64_t *c, uint32_t i,
+		uint32_t limit, int v)
+{
 	while (i < limit) {
-		uint64_t w = ld64(&bits[i >> 6]);
+		uint64_t w = ld64(&a[i >> 6]) | (b ? b[i >> 6] : 0) | (c ? c[i >> 6] : 0);
 		if (!v)
 			w = ~w;
 		w >>= (i & 63);

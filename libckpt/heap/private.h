@@ -48,6 +48,8 @@ size_class(size_t n)
 CKPT_HIDDEN int heap_layout_of(uint64_t seg_size, struct layout *l);
 CKPT_HIDDEN void heap_bits_set(uint64_t *bits, uint32_t i, uint32_t n, int v);
 CKPT_HIDDEN uint32_t heap_next_with(const uint64_t *bits, uint32_t i, uint32_t limit, int v);
+CKPT_HIDDEN uint32_t heap_next_union(const uint64_t *a, const uint64_t *b, const uint64_t *c,
+		uint32_t i, uint32_t limit, int v);
 CKPT_HIDDEN int heap_grow_to(struct heap *h, uint64_t end);
 CKPT_HIDDEN uint32_t heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align);
 CKPT_HIDDEN void heap_pages_free(struct heap *h, uint32_t pg, uint32_t n);

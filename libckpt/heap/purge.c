@@ -104,19 +104,8 @@ free_start(const struct heap *h, uint32_t i)
 static uint32_t
 next_cand(const struct heap *h, uint32_t i, uint32_t limit, int v, int aged)
 {
-	const uint64_t *g = h->purge.gone, *f = h->purge.fresh;
-	while (i < limit) {
-		uint64_t w = ~(ld64(&h->pbits[i >> 6]) | g[i >> 6] | (aged ? f[i >> 6] : 0));
-		if (!v)
-			w = ~w;
-		w >>= (i & 63);
-		if (w) {
-			uint32_t r = i + (uint32_t)__builtin_ctzll(w);
-			return r < limit ? r : limit;
-		}
-		i = (i | 63) + 1;
-	}
-	return limit;
+	return heap_next_union(h->pbits, h->purge.gone, aged ? h->purge.fresh : NULL,
+			i, limit, !v);
 }
 
 /* purge_range -- give back the candidates of pages [a, b) (next_cand) that are in a free run of min_pages */
