@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "catalog.h"
@@ -33,6 +34,13 @@ struct inspect {
 
 /* inspect_open -- open path read-only and snapshot its catalog */
 CKPT_HIDDEN int inspect_open(struct inspect *in, const char *path);
+
+/*
+ * inspect_file_type -- 0 if st (of path) is a kind of file a pool can live
+ * in: a regular file or a device; else -1 with errno and a message naming
+ * what it is (a directory, a FIFO, ...).
+ */
+CKPT_HIDDEN int inspect_file_type(const char *path, const struct stat *st);
 
 /*
  * inspect_open_header -- open path read-only and validate its header only;

@@ -58,6 +58,10 @@
  * Damage: a byte flipped in a cow image is refused by ckpt_open of that id
  * (EINVAL, a message naming the checkpoint and the checksum mismatch) and
  * CKPT_LATEST falls back to the previous checkpoint.
+ *
+ * Over 800 lines: one harness (the worker, its modes, the subreaper that
+ * kills and reaps a process group, the restart check) serves every case
+ * below; the cases are short, the harness is most of the file.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

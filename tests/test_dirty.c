@@ -10,6 +10,10 @@
  *
  * Where the kernel offers no WP async (not the case on the project's
  * machines) the tests that need it skip with the recorded reason.
+ *
+ * Over 800 lines: every case runs on each kind of mapping through the same
+ * fixture (map, write, collect, compare with what was written), so the
+ * cases stay with it in one file.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -21,6 +21,9 @@
  *     past them leaves info and list at 0; heap exits 1 on a damaged heap.
  * Every damage is undone before the next, and no binary is committed: the
  * corpus is generated here.
+ *
+ * Over 800 lines: each damage is a few lines, and all of them share the
+ * pool they damage and the harness that runs every command on it.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -7,6 +7,9 @@
  * byte-identical afterwards (compared with a copy taken before). Real
  * files, real mounts (tmpfs, read-only bind mounts in a private mount
  * namespace), real processes.
+ *
+ * Over 800 lines: each bad input is a short case around one shared check
+ * (errno, message, pool byte-identical).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
