@@ -108,28 +108,43 @@ next_cand(const struct heap *h, uint32_t i, uint32_t limit, int v, int aged)
 			i, limit, !v);
 }
 
-/* purge_range -- give back the candidates of pages [a, b) (next_cand) that are in a free run of min_pages */
+/* give -- hand pages [i, e) (free, not gone) to the pool's hook; gone if it gave them back */
+static void
+give(struct heap *h, uint32_t i, uint32_t e)
+{
+	struct heap_purge *q = &h->purge;
+	uint64_t off = (uint64_t)i << HP_SHIFT, len = (uint64_t)(e - i) << HP_SHIFT;
+	int saved = errno;
+	if (q->fn(q->arg, h->seg + off, off, len) == 0) {
+		heap_bits_set(q->gone, i, e - i, 1);
+		q->purged += e - i;
+	}
+	errno = saved;
+}
+
+/*
+ * purge_range -- give back the candidates of pages [a, b) (next_cand) that
+ * are in a free run of min_pages; each free run is measured once
+ */
 static void
 purge_range(struct heap *h, uint32_t a, uint32_t b, int aged)
 {
-	struct heap_purge *q = &h->purge;
 	uint32_t hw = hw_page(h);
 	if (b > hw)
 		b = hw;
-	uint32_t i = next_cand(h, a, b, 1, aged);
+	uint32_t i = heap_next_with(h->pbits, a, b, 0);
 	while (i < b) {
-		uint32_t e = next_cand(h, i, b, 0, aged);
-		uint32_t fs = free_start(h, i), fe = heap_next_with(h->pbits, e, hw, 1);
-		if (fe - fs >= q->min_pages) {
-			uint64_t off = (uint64_t)i << HP_SHIFT, len = (uint64_t)(e - i) << HP_SHIFT;
-			int saved = errno;
-			if (q->fn(q->arg, h->seg + off, off, len) == 0) {
-				heap_bits_set(q->gone, i, e - i, 1);
-				q->purged += e - i;
+		uint32_t fs = free_start(h, i), fe = heap_next_with(h->pbits, i, hw, 1);
+		uint32_t lim = fe < b ? fe : b;
+		if (fe - fs >= h->purge.min_pages) {
+			uint32_t c = next_cand(h, i, lim, 1, aged);
+			while (c < lim) {
+				uint32_t e = next_cand(h, c, lim, 0, aged);
+				give(h, c, e);
+				c = next_cand(h, e, lim, 1, aged);
 			}
-			errno = saved;
 		}
-		i = next_cand(h, e, b, 1, aged);
+		i = heap_next_with(h->pbits, lim, b, 0);
 	}
 }
 
@@ -241,10 +256,11 @@ heap_on_purge(struct heap *h, heap_purge_fn fn, void *arg, uint64_t min_bytes,
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* heap_purge_fini -- free the purge state of a handle being detached */
+/* heap_purge_fini -- stop purging and free the purge state of a handle being detached */
 void
 heap_purge_fini(struct heap *h)
 {
+	h->purge.fn = NULL;
 	if (h->purge.gone)
 		munmap(h->purge.gone, 2 * bitmap_bytes(h->npages));
 	h->purge.gone = h->purge.fresh = NULL;
