@@ -5,7 +5,7 @@
 #
 #   bench/run-churn.sh [--rounds N] [--smoke] [--dir DIR]
 #                      [--build-dir DIR | --bin PATH] [--out FILE.jsonl]
-#                      [--base-bin PATH]
+#                      [--base-bin PATH] [--workloads LIST]
 #
 # Builds bench/churn_bench (Release, in build-bench/ unless --bin is given),
 # then for each round, for each workload, runs one process per allocator in
@@ -19,6 +19,7 @@
 # --base-bin PATH: also run PATH (a churn_bench linked with the library
 # before a change) as "ckpt-base", right after ckpt: before and after in
 # one run.
+# --workloads LIST: only these (comma-separated: larson,prodcons,realloc,frag).
 # --smoke: every allocator on every workload with a few thousand ops, one
 # round; checks that each ran (never a speed). Seconds.
 # Exit 0 when every process ran clean.
@@ -30,6 +31,7 @@ rounds=5
 smoke=0
 bin=""
 base_bin=""
+workloads=""
 build="$root/build-bench"
 dir=/dev/shm
 out=""
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
 	--smoke) smoke=1; shift ;;
 	--bin) bin=$2; shift 2 ;;
 	--base-bin) base_bin=$2; shift 2 ;;
+	--workloads) workloads=$2; shift 2 ;;
 	--build-dir) build=$2; shift 2 ;;
 	--dir) dir=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
@@ -79,6 +82,11 @@ else
 prodcons 5000000 0
 realloc 500000 2048
 frag 10000000 32768"
+fi
+
+if [ -n "$workloads" ]; then
+	sizes=$(grep -E "^(${workloads//,/|}) " <<<"$sizes") ||
+		{ echo "run-churn.sh: no workload in '$workloads'" >&2; exit 2; }
 fi
 
 if [ -z "$out" ]; then

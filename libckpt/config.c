@@ -330,6 +330,25 @@ env_unsigned(const char *name, unsigned def, unsigned max)
 	return *end || n > max ? def : (unsigned)n;
 }
 
+#define CONFIG_PURGE_MIN_DEFAULT ((uint64_t)256 << 10)
+
+void
+config_purge(uint64_t *min_bytes, uint64_t *delay_ms)
+{
+	const char *v = getenv("CKPT_PURGE_MIN");
+	uint64_t n;
+	*min_bytes = CONFIG_PURGE_MIN_DEFAULT;
+	if (v && (!strcmp(v, "off") || !strcmp(v, "0")))
+		*min_bytes = 0;
+	else if (v && *v) {
+		if (config_parse_size(v, &n) == 0)
+			*min_bytes = n;
+		else
+			ckpt_err_clear();     /* malformed: the default, no message */
+	}
+	*delay_ms = env_unsigned("CKPT_PURGE_DELAY_MS", 250, 60000);
+}
+
 unsigned
 config_remote_retries(void)
 {

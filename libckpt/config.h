@@ -126,6 +126,15 @@ CKPT_HIDDEN int config_remote_url_path(const char *path, char *out, size_t len);
 CKPT_HIDDEN const char *config_remote_tool(void);
 
 /*
+ * config_purge -- how the heap gives free memory back (heap/purge.c):
+ * *min_bytes, the shortest free run of pages given back (CKPT_PURGE_MIN, a
+ * size with an optional K/M/G suffix; default 256K; 0 or "off": never), and
+ * *delay_ms, how long a run stays free first (CKPT_PURGE_DELAY_MS, 0 to
+ * 60000; default 250). A malformed value counts as unset.
+ */
+CKPT_HIDDEN void config_purge(uint64_t *min_bytes, uint64_t *delay_ms);
+
+/*
  * config_remote_retries -- how often a remote store operation that failed
  * transiently is tried again (CKPT_REMOTE_RETRIES; default 5)
  */

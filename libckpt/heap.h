@@ -34,13 +34,26 @@ struct heap;  /* DRAM-side handle of an attached heap; opaque outside heap/ */
 /*
  * heap_grow_fn -- called before the heap first writes bytes [off, off+len)
  * of the segment (whenever its high-water mark rises, in steps of at least
- * HEAP_GROW_STEP). The pool backs the range with disk blocks (fallocate) so a
+ * HEAP_GROW_STEP), and before it hands out again pages below the mark that
+ * may have lost their memory (purged, heap_on_purge; or free when the heap
+ * was attached). The pool backs the range with disk blocks (fallocate) so a
  * full filesystem turns into ENOMEM from the allocator instead of SIGBUS on
  * a store. Returns 0, or -1 with errno and a message; the heap then fails the
  * allocation with ENOMEM, unchanged. May be NULL.
  */
 typedef int (*heap_grow_fn)(void *arg, uint64_t off, uint64_t len);
 #define HEAP_GROW_STEP ((uint64_t)2 << 20)
+
+/*
+ * heap_purge_fn -- give back the memory behind [addr, addr+len) of the
+ * segment (offset off): every heap page there is free. Returns 0 if it
+ * was given back (the range then reads as zeros, or as older bytes of the
+ * mapping's file: the heap relies on neither), 1 if it was kept (this
+ * mapping cannot, or not now), -1 on an error (kept). Called under the
+ * heap's lock, from allocation and free; a range given back goes through
+ * heap_grow_fn again before the heap writes it. See heap/purge.c.
+ */
+typedef int (*heap_purge_fn)(void *arg, void *addr, uint64_t off, uint64_t len);
 
 /* seg must be aligned to HEAP_SEG_ALIGN (the allocator's page) */
 #define HEAP_SEG_ALIGN ((size_t)16 << 10)
@@ -92,6 +105,19 @@ CKPT_HIDDEN int heap_validate_all(struct heap *h);
  * field 2, the class geometry in each slab header's last three words)
  */
 CKPT_HIDDEN void heap_downgrade_v2(void *seg);
+
+/*
+ * heap_on_purge -- from now on, a run of free pages of at least min_bytes
+ * that stayed free for delay_ns is handed to fn (heap_purge_fn) to give
+ * its memory back; fn NULL or min_bytes 0: never (the default). A run is
+ * looked at again by the allocator's next page-level operation after its
+ * delay (delay_ns 0: at once, as it is freed).
+ */
+CKPT_HIDDEN void heap_on_purge(struct heap *h, heap_purge_fn fn, void *arg,
+		uint64_t min_bytes, uint64_t delay_ns);
+
+/* heap_purged_bytes -- bytes the heap has given back since it was attached */
+CKPT_HIDDEN uint64_t heap_purged_bytes(struct heap *h);
 
 /* heap_detach -- free the DRAM handle; the segment's bytes are left as they are */
 CKPT_HIDDEN void heap_detach(struct heap *h);

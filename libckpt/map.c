@@ -360,6 +360,27 @@ map_persist(const struct pmap *m, const void *addr, size_t len)
 	}
 }
 
+int
+map_purge(const struct pmap *m, void *addr, size_t len)
+{
+	switch (m->kind) {
+	case MAP_KIND_PMEM:
+		return 1;        /* DAX: not DRAM; a hole would cost a zeroed block at reuse */
+	case MAP_KIND_IMAGE:
+	case MAP_KIND_SEALED:
+		return madvise(addr, len, MADV_DONTNEED) < 0 ? 1 : 0;
+	case MAP_KIND_FORCED:
+	case MAP_KIND_EMULATED:
+	default:
+		if (madvise(addr, len, MADV_REMOVE) == 0)
+			return 0;
+		/* EINVAL: private memory (a fork child's snapshot), or locked */
+		if (errno == EINVAL && madvise(addr, len, MADV_DONTNEED) == 0)
+			return 0;
+		return 1;        /* EOPNOTSUPP: the filesystem punches no holes */
+	}
+}
+
 void
 map_no_readaround(void *addr, size_t len)
 {

@@ -139,6 +139,21 @@ CKPT_HIDDEN void map_unmap(struct pmap *m);
 CKPT_HIDDEN int map_persist(const struct pmap *m, const void *addr, size_t len);
 
 /*
+ * map_purge -- give back the memory behind [addr, addr+len) inside m, whose
+ * bytes the caller no longer needs (free heap pages): 0 if given back, 1 if
+ * kept. A shared file mapping (kind emulated or forced) punches a hole in
+ * the file (MADV_REMOVE: its blocks and page cache pages go, it reads as
+ * zeros, and the next write needs a block again: the caller fallocates it
+ * first); private memory (a cow image, a sealed heap, a fork child's
+ * snapshot) drops the process's own copies (MADV_DONTNEED: an image's
+ * pages read as the image file's bytes again, anonymous memory as zeros).
+ * Real pmem (DAX) keeps its pages: they are not DRAM, and a hole would
+ * cost a filesystem block allocation and zeroing at the next write.
+ * A filesystem that cannot punch holes keeps them too.
+ */
+CKPT_HIDDEN int map_purge(const struct pmap *m, void *addr, size_t len);
+
+/*
  * map_no_readaround -- a page fault in [addr, addr + len) brings in its own
  * page only, not the read-ahead window around it (8 MiB on some disks): for
  * an empty heap in a shared or private mapping of holes, whose read-around

@@ -79,6 +79,24 @@ pool_grow(void *arg, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * pool_purge -- heap_purge_fn of a live heap: give the memory of free pages
+ * back (map_purge), except while a lazy fill is under way: its thread
+ * fills the heap's range chunk by chunk through a userfaultfd, and a page
+ * dropped from a range still registered would fault to it again (the fill
+ * ends at the next checkpoint or fork, or when the pool closes)
+ */
+static int
+pool_purge(void *arg, void *addr, uint64_t off, uint64_t len)
+{
+	struct ckpt_pool *p = arg;
+	(void)off;
+	if (__atomic_load_n(&p->fill, __ATOMIC_ACQUIRE) ||
+	    (p->eng && __atomic_load_n(&p->eng->lazy, __ATOMIC_ACQUIRE)))
+		return 1;
+	return map_purge(&p->heap_map, addr, (size_t)len);
+}
+
 static void pool_free(struct ckpt_pool *p);
 
 void
@@ -234,6 +252,9 @@ pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t imag
 		ckpt_err_prefix("segment %u: ", p->seg);
 		return -1;
 	}
+	uint64_t min = 0, delay_ms = 0;
+	config_purge(&min, &delay_ms);
+	heap_on_purge(p->heap, pool_purge, p, min, delay_ms * 1000000ull);
 	return 0;
 }
 

@@ -71,6 +71,12 @@ ckpt_test(test_heap_copy test_heap_copy.c LABELS unit proc)
 # fork, a kill -9 in fork mode copy (the dead heap verifies)
 ckpt_test(test_front_cache test_front_cache.c LABELS proc VALGRIND)
 add_dependencies(test_front_cache ckpt-inspect)
+# the purge (issue 12, item 4): a freed 16 MiB run gives its memory back in
+# fork modes copy and cow and in a sealed pool (resident memory, the file's
+# blocks), is used again, checkpoints before and after restart intact; a
+# fork child purges its own heap; the delay; CKPT_PURGE_MIN=off
+ckpt_test(test_heap_purge test_heap_purge.c LABELS proc VALGRIND)
+add_dependencies(test_heap_purge ckpt-inspect)
 
 # checkpoints and restart (issue 4): real processes, kill -9 at named and
 # random points, damaged checkpoints, retention, ENOSPC on a small tmpfs

@@ -227,6 +227,7 @@ heap_detach(struct heap *h)
 {
 	if (!h)
 		return;
+	heap_purge_fini(h);         /* first: the pool's mapping is going away */
 	heap_tc_drain_all(h);       /* the live segment may be the durable heap */
 	heap_threads_fini(h);
 	munmap(h, sizeof(*h) + h->npages);

@@ -81,7 +81,8 @@ heap_large_resize(struct heap *h, uint32_t pg, size_t n)
 			ret = 0;
 		} else if ((uint64_t)pg + np <= h->npages &&
 			   heap_next_with(h->pbits, pg + old, pg + np, 1) == pg + np &&
-			   heap_grow_to(h, (uint64_t)(pg + np) << HP_SHIFT) == 0) {
+			   heap_grow_to(h, (uint64_t)(pg + np) << HP_SHIFT) == 0 &&
+			   heap_purge_back(h, pg + old, np - old) == 0) {
 			heap_bits_set(h->pbits, pg + old, np - old, 1);
 			ret = 0;
 		}

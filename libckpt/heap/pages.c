@@ -4,8 +4,10 @@
  * runs of free pages above the free-page hint, and the high-water mark below
  * which every byte the heap ever wrote lies (raised through the pool's grow
  * callback, so a full filesystem is ENOMEM, not SIGBUS). Slabs and large
- * blocks are both runs of pages from here. Everything but heap_layout_of
- * runs under heap.lock.
+ * blocks are both runs of pages from here. A freed run goes to purge.c,
+ * which may give its memory back, and a run handed out is backed again
+ * there first (heap_purge_back). Everything but heap_layout_of runs under
+ * heap.lock.
  */
 #include <errno.h>
 
@@ -48,8 +50,16 @@ heap_bits_set(uint64_t *bits, uint32_t i, uint32_t n, int v)
 uint32_t
 heap_next_with(const uint64_t *bits, uint32_t i, uint32_t limit, int v)
 {
+	return heap_next_union(bits, NULL, NULL, i, limit, v);
+}
+
+/* heap_next_union -- heap_next_with of the union a | b | c of bitmaps (b, c may be NULL) */
+uint32_t
+heap_next_union(const uint64_t *a, const uint64_t *b, const uint64_t *c, uint32_t i,
+		uint32_t limit, int v)
+{
 	while (i < limit) {
-		uint64_t w = ld64(&bits[i >> 6]);
+		uint64_t w = ld64(&a[i >> 6]) | (b ? b[i >> 6] : 0) | (c ? c[i >> 6] : 0);
 		if (!v)
 			w = ~w;
 		w >>= (i & 63);
@@ -78,6 +88,7 @@ heap_grow_to(struct heap *h, uint64_t end)
 		return -1;
 	}
 	__atomic_store_n(&h->hdr->high_water, nhw, __ATOMIC_RELAXED);
+	heap_purge_grown(h, (uint32_t)(hw >> HP_SHIFT), (uint32_t)((nhw - hw) >> HP_SHIFT));
 	return 0;
 }
 
@@ -91,6 +102,7 @@ heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align)
 	uint32_t limit = h->npages, i = h->hdr->free_hint;
 	uint64_t apg = align > HP_SIZE ? align >> HP_SHIFT : 1;
 	uint64_t base_pg = (uint64_t)(uintptr_t)h->seg >> HP_SHIFT;
+	heap_purge_tick(h);
 	if (n == 0 || n >= limit)
 		goto full;
 	for (;;) {
@@ -106,7 +118,7 @@ heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align)
 			break;
 		i = j;
 	}
-	if (heap_grow_to(h, (uint64_t)(i + n) << HP_SHIFT) < 0)
+	if (heap_grow_to(h, (uint64_t)(i + n) << HP_SHIFT) < 0 || heap_purge_back(h, i, n) < 0)
 		return 0;
 	heap_bits_set(h->pbits, i, n, 1);
 	if (i == h->hdr->free_hint)
@@ -125,5 +137,7 @@ heap_pages_free(struct heap *h, uint32_t pg, uint32_t n)
 	heap_bits_set(h->pbits, pg, n, 0);
 	if (pg < h->hdr->free_hint)
 		h->hdr->free_hint = pg;
+	heap_purge_freed(h, pg, n);       /* fresh first: a sweep now leaves them */
+	heap_purge_tick(h);
 }
 

@@ -11,6 +11,7 @@
  *   types.h    geometry, structures and their invariants
  *   classes.c  the size-class table
  *   pages.c    the page allocator: page bitmap, high-water mark (heap.lock)
+ *   purge.c    giving the memory of long free page runs back (heap.lock)
  *   slab.c     slabs: lists, refill, collecting remote frees, adoption
  *   large.c    page-granular large blocks
  *   tcache.c   the per-slot front caches of freed small blocks: the drain
@@ -47,9 +48,24 @@ size_class(size_t n)
 CKPT_HIDDEN int heap_layout_of(uint64_t seg_size, struct layout *l);
 CKPT_HIDDEN void heap_bits_set(uint64_t *bits, uint32_t i, uint32_t n, int v);
 CKPT_HIDDEN uint32_t heap_next_with(const uint64_t *bits, uint32_t i, uint32_t limit, int v);
+CKPT_HIDDEN uint32_t heap_next_union(const uint64_t *a, const uint64_t *b, const uint64_t *c,
+		uint32_t i, uint32_t limit, int v);
 CKPT_HIDDEN int heap_grow_to(struct heap *h, uint64_t end);
 CKPT_HIDDEN uint32_t heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align);
 CKPT_HIDDEN void heap_pages_free(struct heap *h, uint32_t pg, uint32_t n);
+
+/* -- purge.c (heap.lock held; called by pages.c, and large.c's in-place growth) -- */
+
+/* heap_purge_tick -- a page-level operation: give back what aged a period, once a period */
+CKPT_HIDDEN void heap_purge_tick(struct heap *h);
+/* heap_purge_freed -- pages [pg, pg+n) were just freed (fresh; delay 0: given back now) */
+CKPT_HIDDEN void heap_purge_freed(struct heap *h, uint32_t pg, uint32_t n);
+/* heap_purge_grown -- pages [pg, pg+n) are new below the high-water mark: fresh */
+CKPT_HIDDEN void heap_purge_grown(struct heap *h, uint32_t pg, uint32_t n);
+/* heap_purge_back -- pages about to be handed out: back the purged ones again; 0 or -1 ENOMEM */
+CKPT_HIDDEN int heap_purge_back(struct heap *h, uint32_t pg, uint32_t n);
+/* heap_purge_fini -- free the purge state (heap_detach; no lock) */
+CKPT_HIDDEN void heap_purge_fini(struct heap *h);
 
 /* -- thread.c: the busy flag ----------------------------------------------------- */
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "heap.h"
+#include "heap/purge.h"
 
 /* -- geometry --------------------------------------------------------------- */
 
@@ -284,6 +285,7 @@ struct heap {
 	uint64_t tckey;
 	/* tc[i]: slot i's front cache (slot 0, shared, has none: always empty) */
 	struct tcache tc[NSLOTS] __attribute__((aligned(64)));
+	struct heap_purge purge;    /* heap/purge.c: DRAM only, under lock */
 	/* pown[pg] (DRAM, one byte a page, at the end of the handle): i + 1 only if the
 	 * slab whose first page is pg is owned by slot i and was checked with
 	 * its links in this attach (epoch | 1); 0 says nothing. Set by slot i's
