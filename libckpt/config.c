@@ -119,6 +119,31 @@ config_check_keep(unsigned n)
 	return 0;
 }
 
+/* resolve_purge -- CKPT_PURGE_MIN and CKPT_PURGE_DELAY_MS into c; -1 (EINVAL) if malformed */
+static int
+resolve_purge(struct pool_config *c)
+{
+	const char *v = getenv("CKPT_PURGE_MIN");
+	c->purge_min = (uint64_t)256 << 10;
+	if (v && (!strcmp(v, "off") || !strcmp(v, "0")))
+		c->purge_min = 0;
+	else if (v && *v && config_parse_size(v, &c->purge_min) < 0)
+		return ckpt_err_set(EINVAL, "CKPT_PURGE_MIN=%s: expected a size (256K, 1M) "
+				"or off", v);
+	const char *d = getenv("CKPT_PURGE_DELAY_MS");
+	c->purge_delay_ms = 250;
+	if (d && *d) {
+		char *end;
+		errno = 0;
+		unsigned long ms = strtoul(d, &end, 10);
+		if (*end || errno || *d == '-' || ms > 60000)
+			return ckpt_err_set(EINVAL, "CKPT_PURGE_DELAY_MS=%s: expected milliseconds "
+					"from 0 to 60000", d);
+		c->purge_delay_ms = (unsigned)ms;
+	}
+	return 0;
+}
+
 int
 config_resolve(struct pool_config *c, const struct ckpt_config *cfg, int create)
 {
@@ -163,6 +188,8 @@ config_resolve(struct pool_config *c, const struct ckpt_config *cfg, int create)
 					"(more than 0, at most 86400)", ft);
 		c->fill_wait_ms = (unsigned)(sec * 1000) ? (unsigned)(sec * 1000) : 1;
 	}
+	if (resolve_purge(c) < 0)
+		return -1;
 	if (config_check_keep(cfg->keep_checkpoints) < 0)
 		return -1;
 	c->keep = cfg->keep_checkpoints;
@@ -328,25 +355,6 @@ env_unsigned(const char *name, unsigned def, unsigned max)
 		return def;
 	unsigned long n = strtoul(v, &end, 10);
 	return *end || n > max ? def : (unsigned)n;
-}
-
-#define CONFIG_PURGE_MIN_DEFAULT ((uint64_t)256 << 10)
-
-void
-config_purge(uint64_t *min_bytes, uint64_t *delay_ms)
-{
-	const char *v = getenv("CKPT_PURGE_MIN");
-	uint64_t n;
-	*min_bytes = CONFIG_PURGE_MIN_DEFAULT;
-	if (v && (!strcmp(v, "off") || !strcmp(v, "0")))
-		*min_bytes = 0;
-	else if (v && *v) {
-		if (config_parse_size(v, &n) == 0)
-			*min_bytes = n;
-		else
-			ckpt_err_clear();     /* malformed: the default, no message */
-	}
-	*delay_ms = env_unsigned("CKPT_PURGE_DELAY_MS", 250, 60000);
 }
 
 unsigned

@@ -59,6 +59,11 @@ struct pool_config {
 	int remote_fill;                /* create: the pool may hold checkpoints being
 	                                   pulled (POOL_F_REMOTE_FILL; ckpt-remote pull
 	                                   --lazy) */
+	uint64_t purge_min;             /* CKPT_PURGE_MIN: the shortest free run of
+	                                   pages the heap gives back (heap/purge.c; a
+	                                   size, default 256K; 0 or "off": never) */
+	unsigned purge_delay_ms;        /* CKPT_PURGE_DELAY_MS (0 to 60000, default
+	                                   250): how long a run stays free first */
 };
 
 /*
@@ -124,15 +129,6 @@ CKPT_HIDDEN int config_remote_url_path(const char *path, char *out, size_t len);
  * CKPT_REMOTE_TOOL, else the installed one
  */
 CKPT_HIDDEN const char *config_remote_tool(void);
-
-/*
- * config_purge -- how the heap gives free memory back (heap/purge.c):
- * *min_bytes, the shortest free run of pages given back (CKPT_PURGE_MIN, a
- * size with an optional K/M/G suffix; default 256K; 0 or "off": never), and
- * *delay_ms, how long a run stays free first (CKPT_PURGE_DELAY_MS, 0 to
- * 60000; default 250). A malformed value counts as unset.
- */
-CKPT_HIDDEN void config_purge(uint64_t *min_bytes, uint64_t *delay_ms);
 
 /*
  * config_remote_retries -- how often a remote store operation that failed

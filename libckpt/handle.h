@@ -59,6 +59,8 @@ struct ckpt_pool {
 	unsigned keep;
 	int eager_restart;           /* CKPT_RESTART=eager (config.h) */
 	unsigned fill_wait_ms;       /* CKPT_REMOTE_FILL_TIMEOUT (config.h) */
+	uint64_t purge_min;          /* CKPT_PURGE_MIN (config.h) */
+	unsigned purge_delay_ms;     /* CKPT_PURGE_DELAY_MS (config.h) */
 	struct cat_owner self;
 	pthread_mutex_t mu;          /* checkpoint and close against each other and fork */
 	int detached;                /* no durable segment: pool calls fail */

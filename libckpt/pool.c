@@ -133,6 +133,8 @@ pool_new(const char *path, const struct pool_config *c)
 	p->fork_fd = -1;
 	p->fork_mode = c->fork_mode;
 	p->keep = c->keep;
+	p->purge_min = c->purge_min;
+	p->purge_delay_ms = c->purge_delay_ms;
 	pthread_mutex_init(&p->mu, NULL);
 	p->path = strdup(path);
 	if (!p->path) {
@@ -252,9 +254,7 @@ pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t imag
 		ckpt_err_prefix("segment %u: ", p->seg);
 		return -1;
 	}
-	uint64_t min = 0, delay_ms = 0;
-	config_purge(&min, &delay_ms);
-	heap_on_purge(p->heap, pool_purge, p, min, delay_ms * 1000000ull);
+	heap_on_purge(p->heap, pool_purge, p, p->purge_min, p->purge_delay_ms * 1000000ull);
 	return 0;
 }
 

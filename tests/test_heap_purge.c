@@ -20,7 +20,9 @@
  * The delay: with CKPT_PURGE_DELAY_MS a freed run is not given back by the
  * free, nor when it is reused at once, only by a page-level operation
  * after the delay (the test sleeps past two periods: no timed assertion). With
- * CKPT_PURGE_MIN=off nothing is given back.
+ * CKPT_PURGE_MIN=off nothing is given back. A malformed setting fails
+ * ckpt_create with EINVAL and a message naming the variable, and leaves no
+ * pool behind.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -386,6 +388,35 @@ test_purge_delay(void **state)
 	unlink(path);
 }
 
+/* a malformed CKPT_PURGE_MIN or CKPT_PURGE_DELAY_MS is refused, naming it */
+static void
+test_purge_bad_settings(void **state)
+{
+	(void)state;
+	static const struct { const char *var, *val; } bad[] = {
+		{ "CKPT_PURGE_MIN", "lots" }, { "CKPT_PURGE_MIN", "12Q" },
+		{ "CKPT_PURGE_DELAY_MS", "-1" }, { "CKPT_PURGE_DELAY_MS", "60001" },
+		{ "CKPT_PURGE_DELAY_MS", "5s" },
+	};
+	const char *path = tu_path("bad-setting.pool");
+	struct ckpt_config c = { .heap_size = 64 * MiB };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unsetenv("CKPT_PURGE_MIN");
+		unsetenv("CKPT_PURGE_DELAY_MS");
+		setenv(bad[i].var, bad[i].val, 1);
+		unlink(path);
+		errno = 0;
+		ckpt_pool *p = ckpt_create(path, &c);
+		if (p)
+			fail_msg("%s=%s was accepted", bad[i].var, bad[i].val);
+		assert_int_equal(errno, EINVAL);
+		assert_non_null(strstr(ckpt_errormsg(), bad[i].var));
+		assert_int_equal(access(path, F_OK), -1);
+	}
+	unsetenv("CKPT_PURGE_MIN");
+	unsetenv("CKPT_PURGE_DELAY_MS");
+}
+
 int
 main(void)
 {
@@ -394,6 +425,7 @@ main(void)
 		cmocka_unit_test(test_purge_cow),
 		cmocka_unit_test(test_purge_sealed),
 		cmocka_unit_test(test_purge_delay),
+		cmocka_unit_test(test_purge_bad_settings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
