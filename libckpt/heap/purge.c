@@ -160,7 +160,7 @@ heap_purge_tick(struct heap *h)
 		return;
 	uint32_t hw = hw_page(h);
 	purge_range(h, h->data_page, hw, 1);
-	memset(q->fresh, 0, (((size_t)hw + 63) / 64) * 8);
+	memset(q->fresh, 0, bitmap_bytes(hw));
 	q->next_sweep = now + q->delay_ns;
 }
 
