@@ -120,8 +120,8 @@ add_dependencies(test_lazy ckpt-inspect)
 # checkpoint, background checkpoints; CKPT_TEST_LONG=1 for thousands of kills,
 # CKPT_TEST_SEED=N to replay the delays), named fork/checkpoint points in a cow
 # fork child, ENOSPC mid incremental checkpoint (copy and recycle paths, small
-# tmpfs: root), a damaged image refused. KNOWN BUG cow-child-keeps-dead-parent-lock:
-# its regression test skips unless CKPT_TEST_KNOWN_BUGS=1
+# tmpfs: root), a damaged image refused; and the regression test of a bug it
+# found (cow-child-keeps-dead-parent-lock, fixed in map.c)
 ckpt_test(test_cow_crash test_cow_crash.c LABELS proc root VALGRIND TIMEOUT 900)
 add_dependencies(test_cow_crash ckpt-inspect)
 add_dependencies(test_fork_basic ckpt-inspect)
