@@ -15,7 +15,7 @@
  *      any of it, by the program or by the kernel on its behalf (read(2)
  *      into a heap buffer), waits for this file's thread.
  *   2. The thread takes the faults first: for the faulting chunk it reads
- *      the image's pages through a read-only view, checks each against its
+ *      the image's pages (verify, below), checks each against its
  *      stored page sum (format 1.2, sums.h), maps the chunk of the image
  *      privately over the hole (map_image_piece: the page cache's pages,
  *      no copy; the pieces merge into one mapping) and wakes the waiters,
@@ -74,10 +74,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <linux/membarrier.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -96,6 +98,7 @@
 #define LAZY_CHUNK ((uint64_t)2 << 20)
 #define LAZY_MAX_CHUNKS ((uint64_t)1 << 14)  /* bounds the mappings a fill can leave */
 #define LAZY_IDLE_MS 1          /* prefetch waiting for a fetched chunk */
+#define LAZY_READ ((uint64_t)128 << 10)  /* bytes read and checked at a time */
 
 
 /*
@@ -118,6 +121,7 @@ struct lazy {
 	struct lazy_fetch fetch;   /* fetch.fetch NULL: the image is all there */
 	int idle;               /* the prefetch found the next chunk not fetched yet */
 	const char *view;       /* read-only view of the image's [0, used) */
+	char *rbuf;             /* LAZY_READ bytes: verify's pread buffer */
 	uint8_t *done;
 	uint64_t left, next, damaged;
 	struct lazy_source src;  /* produce set: chunks come from it, not fd */
@@ -166,14 +170,51 @@ wake(struct lazy *l, uint64_t off, uint64_t len)
 /*
  * verify -- check the image's pages in [off, end) against their sums;
  * 0, or with *bad the offset of the first page that fails: -1 (its sum
- * does not match) or -2 (it cannot be read: the populate reports an I/O
- * error, or a hole a full tmpfs cannot supply, instead of a SIGBUS)
+ * does not match) or -2 (it cannot be read: an I/O error, or a hole a
+ * full tmpfs cannot supply, reported instead of a SIGBUS).
+ *
+ * The pages are read with pread, LAZY_READ bytes at a time into a buffer
+ * that stays in the cache while they are hashed: a copy out of the page
+ * cache costs less than the page tables of a view (populated page by page,
+ * then zapped), and a page that cannot be read is EIO, never SIGBUS. An
+ * image on tmpfs goes through the view instead (l->rbuf NULL): reading a
+ * hole of a tmpfs file with pread allocates nothing, but the program's
+ * first touch of it in the heap mapping must allocate a page, which a full
+ * tmpfs refuses with SIGBUS; the view's populate allocates it now, or says
+ * it cannot. (Elsewhere a hole read through a mapping takes a page of
+ * memory, never of the disk; asking the file for its holes instead,
+ * SEEK_HOLE, was measured to cost ext4 more than the whole read.)
  */
 static int
 verify(struct lazy *l, uint64_t off, uint64_t end, uint64_t *bad)
 {
 	if (end <= off)
 		return 0;
+	if (l->rbuf) {
+		for (uint64_t o = off; o < end; o += LAZY_READ) {
+			/* whole pages, as sums_page reads them (used is a multiple
+			 * of a page; anything else fails its sums) */
+			uint64_t n = end - o < LAZY_READ ? end - o : LAZY_READ, got = 0;
+			n = (n + SUMS_PAGE - 1) / SUMS_PAGE * SUMS_PAGE;
+			while (got < n) {
+				ssize_t r = pread(l->fd, l->rbuf + got, n - got,
+						(off_t)(l->img_off + o + got));
+				if (r < 0 && errno == EINTR)
+					continue;
+				if (r <= 0) {
+					*bad = o + got / SUMS_PAGE * SUMS_PAGE;
+					return -2;
+				}
+				got += (uint64_t)r;
+			}
+			for (uint64_t p = 0; p < n; p += SUMS_PAGE)
+				if (sums_page(l->rbuf + p) != l->sums[(o + p) / SUMS_PAGE]) {
+					*bad = o + p;
+					return -1;
+				}
+		}
+		return 0;
+	}
 	const char *v = l->view + off;
 	if (map_view_read(v, end - off) < 0) {
 		*bad = off;
@@ -410,6 +451,7 @@ lazy_free(struct lazy *l)
 		explicit_bzero(l->buf, l->chunk);   /* the last chunk's bytes */
 		munmap(l->buf, l->chunk);
 	}
+	free(l->rbuf);
 	free(l->done);
 	free(l);
 }
@@ -502,6 +544,9 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 		}
 	} else {
 		l->desc = map_description(fd);
+		struct statfs fs;
+		if (fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC)
+			l->rbuf = malloc(LAZY_READ);  /* none: every chunk through the view */
 		if (map_view(fd, img_off, used, (const void **)&l->view) < 0) {
 			lazy_free(l);
 			return NULL;
