@@ -286,27 +286,25 @@ static int free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cac
 
 /*
  * free_owned -- the fast free of the block p at segment offset off, the
- * start of a block of class c in the slab at segment offset base (checked by
- * the caller): a live block of a slab the calling thread owns goes into its
+ * start of block idx of class c in the slab s at page pg (checked by the
+ * caller): a live block of a slab the calling thread owns goes into its
  * front cache (cached: a class below TC_NCLASS, known at compile time), or
  * back on the slab's free list. Anything else goes to free_slow. One body
  * for heap_free (cached classes) and free_paged (the others).
  */
 static ALWAYS_INLINE int
-free_owned(struct heap *h, void *p, uint64_t off, uint64_t base, uint32_t idx, uint32_t c,
-		int cached)
+free_owned(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, uint32_t idx,
+		uint32_t c, int cached)
 {
-	struct slab *s = (struct slab *)(h->seg + base);
 	_Atomic uint32_t *busy = heap_tl.busy;
 	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
 		fast_leave(busy);
 		return free_slow(h, p);     /* stop set, or no membarrier */
 	}
-	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(h->pown[base >> HP_SHIFT] != heap_tl.own ||
-			!blk_live(a, ld64(aw + 1), m))) {
+	if (CKPT_UNLIKELY(h->pown[pg] != heap_tl.own ||
+			!blk_live(a, ld64(aw + 1), idx))) {
 		fast_leave(busy);
 		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
 	}
@@ -323,7 +321,7 @@ free_owned(struct heap *h, void *p, uint64_t off, uint64_t base, uint32_t idx, u
 		 * (the line above keeps fewer values live) */
 		return free_paged(h, p, off, PM(PM_SLAB, c), 0);
 	}
-	uint32_t used = slab_push_local(s, aw, a, m, p, off);
+	uint32_t used = slab_push_local(s, aw, a, 1ull << (idx & 63), p, off);
 	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[c], used)))
 		return free_fixup(h, s);
 	fast_leave(busy);
@@ -381,7 +379,8 @@ free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache)
 	uint32_t idx = blk_at(&heap_cls_tab[c], off, base);
 	if (CKPT_UNLIKELY(idx == UINT32_MAX))
 		return free_slow(h, p);
-	return free_owned(h, p, off, base, idx, c, cache && c < TC_NCLASS);
+	return free_owned(h, p, off, (struct slab *)(h->seg + base), base >> HP_SHIFT,
+			idx, c, cache && c < TC_NCLASS);
 }
 
 /*
@@ -401,15 +400,17 @@ heap_free(struct heap *h, void *p)
 	uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h->seg);
 	if (CKPT_UNLIKELY(off >= h->limit || heap_tl.fhid != h->hid))
 		return free_slow(h, p);
-	uint32_t e = pm_get(h, (uint32_t)(off >> HP_SHIFT));
+	uint32_t e = pm_get(h, off >> HP_SHIFT);       /* off < limit: a page of the map */
 	uint32_t c = e - PM(PM_SLAB, 0);
 	if (CKPT_UNLIKELY(c >= TC_NCLASS))
 		return free_paged(h, p, off, e, 1);
-	uint64_t base = off & ~(HP_SIZE - 1);       /* a one-page slab */
 	uint32_t idx = blk_at_page(&heap_cls_tab[c], off);
 	if (CKPT_UNLIKELY(idx == UINT32_MAX))
 		return free_slow(h, p);
-	return free_owned(h, p, off, base, idx, c, 1);
+	/* a one-page slab: its header is p's page (the segment is HP_SIZE-aligned,
+	 * heap_attach checks it), found from p without reloading h->seg */
+	struct slab *s = (struct slab *)((uintptr_t)p & ~(uintptr_t)(HP_SIZE - 1));
+	return free_owned(h, p, off, s, off >> HP_SHIFT, idx, c, 1);
 }
 
 /* heap_usable_size -- usable bytes of a live block (heap.h) */
