@@ -168,15 +168,41 @@ slab_pop_fast(struct heap *h, unsigned c)
 	return NULL;
 }
 
+/*
+ * alloc_in_section -- the rest of a fast allocation of size <= SMALL_MAX
+ * bytes that found no block in the front cache or on the current slab's
+ * free list: the generic slab_alloc (the slab's untouched blocks, the avail
+ * list, remote frees, adoption, new pages), run inside the busy section the
+ * fast path opened, which it leaves. That section is the one class_alloc
+ * would open: the thread's own slot (not the shared slot 0, so no
+ * shared_mx), busy set, and gate clear (stop clear, membarrier in use, so no
+ * fence is owed). Out of line and given size, not the class (found again
+ * here), so that the fast paths tail-call it with their arguments as they
+ * came and keep no value across a call.
+ */
+static void * __attribute__((noinline))
+alloc_in_section(struct heap *h, size_t size)
+{
+	void *p = slab_alloc(h, heap_tl.ts, heap_tl.slot, size_class(size));
+	fast_leave(heap_tl.busy);
+	return p;
+}
+
 /* alloc_uncached -- heap_alloc of a small block of a class without a front cache */
 static void * __attribute__((noinline))
 alloc_uncached(struct heap *h, size_t size)
 {
 	unsigned c = size_class(size);
 	_Atomic uint32_t *busy = heap_tl.busy;
-	void *q = fast_enter(h, busy) ? slab_pop_fast(h, c) : NULL;
+	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
+		fast_leave(busy);
+		return alloc_slow(h, size);     /* stop set, or no membarrier */
+	}
+	void *q = slab_pop_fast(h, c);
+	if (CKPT_UNLIKELY(q == NULL))
+		return alloc_in_section(h, size);
 	fast_leave(busy);
-	return q ? q : alloc_slow(h, size);
+	return q;
 }
 
 /*
@@ -184,8 +210,10 @@ alloc_uncached(struct heap *h, size_t size)
  * the block its front cache got last of the class (tc_pop), else pops the
  * free list of its current slab of the class (slab_pop_fast; inline for the
  * classes with a front cache, up to TC_MAX bytes, in alloc_uncached for the
- * others). Anything else (first call, shared slot, stop set, current slab
- * without a free-list block) goes to alloc_slow, which starts over.
+ * others). A current slab without a free-list block sends it on to the
+ * generic slab_alloc inside the same busy section (alloc_in_section); the
+ * rest (first call, shared slot, stop set, no membarrier, large) goes to
+ * alloc_slow, which starts over.
  */
 void * __attribute__((hot))
 heap_alloc(struct heap *h, size_t size)
@@ -206,11 +234,13 @@ heap_alloc(struct heap *h, size_t size)
 			return q;
 		}
 		q = slab_pop_fast(h, c);
+		if (CKPT_UNLIKELY(q == NULL))
+			return alloc_in_section(h, size);
 	}
 	fast_leave(busy);
 	if (CKPT_LIKELY(q != NULL))
 		return q;
-	return alloc_slow(h, size);
+	return alloc_slow(h, size);     /* stop set, or no membarrier */
 }
 
 /* heap_calloc -- nmemb * size zeroed bytes (ENOMEM on overflow) */
