@@ -312,52 +312,6 @@ free_fixup(struct heap *h, struct slab *s)
 	return 0;
 }
 
-static int free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache);
-
-/*
- * free_owned -- the fast free of the block p at segment offset off, the
- * start of block idx of class c in the slab s at page pg (checked by the
- * caller): a live block of a slab the calling thread owns goes into its
- * front cache (cached: a class below TC_NCLASS, known at compile time), or
- * back on the slab's free list. Anything else goes to free_slow. One body
- * for heap_free (cached classes) and free_paged (the others).
- */
-static ALWAYS_INLINE int
-free_owned(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, uint32_t idx,
-		uint32_t c, int cached)
-{
-	_Atomic uint32_t *busy = heap_tl.busy;
-	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
-		fast_leave(busy);
-		return free_slow(h, p);     /* stop set, or no membarrier */
-	}
-	uint64_t *aw = &ABW(s, idx);
-	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(h->pown[pg] != heap_tl.own ||
-			!blk_live(a, ld64(aw + 1), idx))) {
-		fast_leave(busy);
-		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
-	}
-	if (cached) {
-		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
-			fast_leave(busy);
-			return free_slow(h, p);     /* cached: a double free, checked there */
-		}
-		int in = tc_push(h, heap_tl.tc, c, p, off);
-		fast_leave(busy);
-		if (CKPT_LIKELY(in))
-			return 0;
-		/* the cache holds TC_CAP blocks of the class: to the slab, out of line
-		 * (the line above keeps fewer values live) */
-		return free_paged(h, p, off, PM(PM_SLAB, c), 0);
-	}
-	uint32_t used = slab_push_local(s, aw, a, 1ull << (idx & 63), p, off);
-	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[c], used)))
-		return free_fixup(h, s);
-	fast_leave(busy);
-	return 0;
-}
-
 /* blk_at -- idx of the block starting at segment offset off of a slab of class k at
  * segment offset base; UINT32_MAX if off is not a block start */
 static ALWAYS_INLINE uint32_t
@@ -389,11 +343,85 @@ blk_at_page(const struct cls *k, uint64_t off)
 	return (uint32_t)(prod >> 32);
 }
 
-/* free_paged -- heap_free of a block not on a one-page slab of a cached class: a
- * later page of a slab, a slab of a larger class, else free_slow; and (cache 0)
- * of a block of a cached class whose front cache is full */
+/*
+ * free_push -- the tail of a fast free by the owner (busy section open, the
+ * block checked live): push block idx of class c (at p, segment offset off,
+ * abits word aw holding a) on its slab s's free list, refile or free the
+ * slab when that has work (free_fixup), leave the section
+ */
+static ALWAYS_INLINE int
+free_push(struct heap *h, struct slab *s, uint64_t *aw, uint64_t a, uint32_t idx, uint32_t c,
+		void *p, uint64_t off)
+{
+	uint32_t used = slab_push_local(s, aw, a, 1ull << (idx & 63), p, off);
+	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[c], used)))
+		return free_fixup(h, s);
+	fast_leave(heap_tl.busy);
+	return 0;
+}
+
+/*
+ * free_cache_full -- the rest of the fast free of the block p at segment
+ * offset off, of a class with a front cache (a one-page slab), whose cache
+ * holds TC_CAP blocks of the class: inside the busy section free_owned
+ * opened and after its checks (the block is live, its slab the caller's),
+ * back on its slab's free list. Out of line and given only (h, p, off), so
+ * that the fast path keeps no more values live for it.
+ */
 static int __attribute__((noinline))
-free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache)
+free_cache_full(struct heap *h, void *p, uint64_t off)
+{
+	struct slab *s = (struct slab *)((uintptr_t)p & ~(uintptr_t)(HP_SIZE - 1));
+	uint32_t c = PM_VAL(pm_get(h, off >> HP_SHIFT));
+	uint32_t idx = blk_at_page(&heap_cls_tab[c], off);
+	uint64_t *aw = &ABW(s, idx);
+	return free_push(h, s, aw, ld64(aw), idx, c, p, off);
+}
+
+/*
+ * free_owned -- the fast free of the block p at segment offset off, the
+ * start of block idx of class c in the slab s at page pg (checked by the
+ * caller): a live block of a slab the calling thread owns goes into its
+ * front cache (cached: a class below TC_NCLASS, known at compile time), or
+ * back on the slab's free list (free_push; free_cache_full when the cache
+ * is full). Anything else goes to free_slow. One body for heap_free (cached
+ * classes) and free_paged (the others).
+ */
+static ALWAYS_INLINE int
+free_owned(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, uint32_t idx,
+		uint32_t c, int cached)
+{
+	_Atomic uint32_t *busy = heap_tl.busy;
+	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
+		fast_leave(busy);
+		return free_slow(h, p);     /* stop set, or no membarrier */
+	}
+	uint64_t *aw = &ABW(s, idx);
+	uint64_t a = ld64(aw);
+	if (CKPT_UNLIKELY(h->pown[pg] != heap_tl.own ||
+			!blk_live(a, ld64(aw + 1), idx))) {
+		fast_leave(busy);
+		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
+	}
+	if (cached) {
+		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
+			fast_leave(busy);
+			return free_slow(h, p);     /* cached: a double free, checked there */
+		}
+		if (CKPT_UNLIKELY(!tc_push(h, heap_tl.tc, c, p, off)))
+			return free_cache_full(h, p, off);  /* the slab's free list */
+		fast_leave(busy);
+		return 0;
+	}
+	return free_push(h, s, aw, a, idx, c, p, off);
+}
+
+/* free_paged -- heap_free of a block not on a one-page slab of a cached class: a
+ * later page of a slab, a slab of a larger class, else free_slow. The block goes
+ * back on its slab's free list (a slab of a cached class met here through a
+ * damaged page map's later-page entry too: the checks are the same) */
+static int __attribute__((noinline))
+free_paged(struct heap *h, void *p, uint64_t off, uint32_t e)
 {
 	uint64_t base = off & ~(HP_SIZE - 1);
 	uint32_t c = e - PM(PM_SLAB, 0);
@@ -410,7 +438,7 @@ free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache)
 	if (CKPT_UNLIKELY(idx == UINT32_MAX))
 		return free_slow(h, p);
 	return free_owned(h, p, off, (struct slab *)(h->seg + base), base >> HP_SHIFT,
-			idx, c, cache && c < TC_NCLASS);
+			idx, c, 0);
 }
 
 /*
@@ -433,7 +461,7 @@ heap_free(struct heap *h, void *p)
 	uint32_t e = pm_get(h, off >> HP_SHIFT);       /* off < limit: a page of the map */
 	uint32_t c = e - PM(PM_SLAB, 0);
 	if (CKPT_UNLIKELY(c >= TC_NCLASS))
-		return free_paged(h, p, off, e, 1);
+		return free_paged(h, p, off, e);
 	uint32_t idx = blk_at_page(&heap_cls_tab[c], off);
 	if (CKPT_UNLIKELY(idx == UINT32_MAX))
 		return free_slow(h, p);
