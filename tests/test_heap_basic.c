@@ -4,13 +4,14 @@
  * recovery, usable sizes, every kind of invalid free, the root, the grow
  * callback, threads, quiescing and fork.
  *
- * Over 800 lines: 42 short cases, one per behaviour, sharing one heap
+ * Over 800 lines: 23 short cases, one per behaviour, sharing one heap
  * fixture; related behaviours stay next to each other.
  */
 #include <pthread.h>
 #include <sys/wait.h>
 
 #include "test_heap_common.h"
+#include "heap/types.h"     /* TC_CAP */
 
 #define SEG_SIZE ((size_t)32 << 20)
 
@@ -1045,6 +1046,55 @@ test_front_cache(void **state)
 	check_ok(0);
 }
 
+/*
+ * test_front_cache_full -- a thread frees three times as many blocks of a
+ * class as its front cache holds: the first TC_CAP wait in the cache (still
+ * allocated in the segment), the rest go back on their slab at once (free
+ * in the segment). A second free of one of those is ENOENT as a slab's
+ * double free, of a cached one as the cache's. The class's next
+ * allocations take the cached blocks newest first, then the slab's free
+ * list (the block freed last first), then, once it is dry, the slab's
+ * untouched blocks and new slabs from within the fast path's section.
+ */
+static void
+test_front_cache_full(void **state)
+{
+	(void)state;
+	enum { N = 3 * TC_CAP, M = 600, SZ = 80 };   /* M: more than one 80 B slab (203) */
+	static char *b[N], *more[M];
+	th_quiesce(H);
+	uint64_t base = walk_bytes();
+	for (int i = 0; i < N; i++)
+		assert_non_null(b[i] = heap_alloc(H, SZ));
+	assert_int_equal(walk_bytes(), base + N * SZ);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(heap_free(H, b[i]), 0);
+	assert_int_equal(walk_bytes(), base + TC_CAP * SZ);
+	assert_int_equal(heap_free(H, b[N - 1]), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(th_errmsg_has("front cache"));
+	assert_int_equal(heap_free(H, b[0]), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_true(th_errmsg_has("front cache"));
+	assert_int_equal(walk_bytes(), base + TC_CAP * SZ);      /* unchanged */
+	for (int i = TC_CAP - 1; i >= 0; i--)
+		assert_ptr_equal(heap_alloc(H, SZ), b[i]);
+	assert_ptr_equal(heap_alloc(H, SZ), b[N - 1]);
+	assert_int_equal(heap_free(H, b[N - 1]), 0);
+	for (int i = 0; i < (int)TC_CAP; i++)
+		assert_int_equal(heap_free(H, b[i]), 0);
+	/* past the free lists: untouched blocks and fresh slabs */
+	for (int i = 0; i < M; i++) {
+		assert_non_null(more[i] = heap_alloc(H, SZ));
+		memset(more[i], 0xa5, SZ);
+	}
+	th_quiesce(H);
+	assert_int_equal(walk_bytes(), base + M * SZ);
+	for (int i = 0; i < M; i++)
+		assert_int_equal(heap_free(H, more[i]), 0);
+	check_ok(base);
+}
+
 int
 main(void)
 {
@@ -1061,6 +1111,7 @@ main(void)
 		cmocka_unit_test(test_invalid_free_fast),
 		cmocka_unit_test(test_root),
 		cmocka_unit_test(test_front_cache),
+		cmocka_unit_test(test_front_cache_full),
 		cmocka_unit_test(test_format_versions),
 		cmocka_unit_test(test_attach_reads_metadata_only),
 		cmocka_unit_test(test_grow),

@@ -168,15 +168,41 @@ slab_pop_fast(struct heap *h, unsigned c)
 	return NULL;
 }
 
+/*
+ * alloc_in_section -- the rest of a fast allocation of size <= SMALL_MAX
+ * bytes that found no block in the front cache or on the current slab's
+ * free list: the generic slab_alloc (the slab's untouched blocks, the avail
+ * list, remote frees, adoption, new pages), run inside the busy section the
+ * fast path opened, which it leaves. That section is the one class_alloc
+ * would open: the thread's own slot (not the shared slot 0, so no
+ * shared_mx), busy set, and gate clear (stop clear, membarrier in use, so no
+ * fence is owed). Out of line and given size, not the class (found again
+ * here), so that the fast paths tail-call it with their arguments as they
+ * came and keep no value across a call.
+ */
+static void * __attribute__((noinline))
+alloc_in_section(struct heap *h, size_t size)
+{
+	void *p = slab_alloc(h, heap_tl.ts, heap_tl.slot, size_class(size));
+	fast_leave(heap_tl.busy);
+	return p;
+}
+
 /* alloc_uncached -- heap_alloc of a small block of a class without a front cache */
 static void * __attribute__((noinline))
 alloc_uncached(struct heap *h, size_t size)
 {
 	unsigned c = size_class(size);
 	_Atomic uint32_t *busy = heap_tl.busy;
-	void *q = fast_enter(h, busy) ? slab_pop_fast(h, c) : NULL;
+	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
+		fast_leave(busy);
+		return alloc_slow(h, size);     /* stop set, or no membarrier */
+	}
+	void *q = slab_pop_fast(h, c);
+	if (CKPT_UNLIKELY(q == NULL))
+		return alloc_in_section(h, size);
 	fast_leave(busy);
-	return q ? q : alloc_slow(h, size);
+	return q;
 }
 
 /*
@@ -184,8 +210,10 @@ alloc_uncached(struct heap *h, size_t size)
  * the block its front cache got last of the class (tc_pop), else pops the
  * free list of its current slab of the class (slab_pop_fast; inline for the
  * classes with a front cache, up to TC_MAX bytes, in alloc_uncached for the
- * others). Anything else (first call, shared slot, stop set, current slab
- * without a free-list block) goes to alloc_slow, which starts over.
+ * others). A current slab without a free-list block sends it on to the
+ * generic slab_alloc inside the same busy section (alloc_in_section); the
+ * rest (first call, shared slot, stop set, no membarrier, large) goes to
+ * alloc_slow, which starts over.
  */
 void * __attribute__((hot))
 heap_alloc(struct heap *h, size_t size)
@@ -206,11 +234,13 @@ heap_alloc(struct heap *h, size_t size)
 			return q;
 		}
 		q = slab_pop_fast(h, c);
+		if (CKPT_UNLIKELY(q == NULL))
+			return alloc_in_section(h, size);
 	}
 	fast_leave(busy);
 	if (CKPT_LIKELY(q != NULL))
 		return q;
-	return alloc_slow(h, size);
+	return alloc_slow(h, size);     /* stop set, or no membarrier */
 }
 
 /* heap_calloc -- nmemb * size zeroed bytes (ENOMEM on overflow) */
@@ -282,54 +312,6 @@ free_fixup(struct heap *h, struct slab *s)
 	return 0;
 }
 
-static int free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache);
-
-/*
- * free_owned -- the fast free of the block p at segment offset off, the
- * start of a block of class c in the slab at segment offset base (checked by
- * the caller): a live block of a slab the calling thread owns goes into its
- * front cache (cached: a class below TC_NCLASS, known at compile time), or
- * back on the slab's free list. Anything else goes to free_slow. One body
- * for heap_free (cached classes) and free_paged (the others).
- */
-static ALWAYS_INLINE int
-free_owned(struct heap *h, void *p, uint64_t off, uint64_t base, uint32_t idx, uint32_t c,
-		int cached)
-{
-	struct slab *s = (struct slab *)(h->seg + base);
-	_Atomic uint32_t *busy = heap_tl.busy;
-	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
-		fast_leave(busy);
-		return free_slow(h, p);     /* stop set, or no membarrier */
-	}
-	uint64_t m = 1ull << (idx & 63);
-	uint64_t *aw = &ABW(s, idx);
-	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(h->pown[base >> HP_SHIFT] != heap_tl.own ||
-			!blk_live(a, ld64(aw + 1), m))) {
-		fast_leave(busy);
-		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
-	}
-	if (cached) {
-		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
-			fast_leave(busy);
-			return free_slow(h, p);     /* cached: a double free, checked there */
-		}
-		int in = tc_push(h, heap_tl.tc, c, p, off);
-		fast_leave(busy);
-		if (CKPT_LIKELY(in))
-			return 0;
-		/* the cache holds TC_CAP blocks of the class: to the slab, out of line
-		 * (the line above keeps fewer values live) */
-		return free_paged(h, p, off, PM(PM_SLAB, c), 0);
-	}
-	uint32_t used = slab_push_local(s, aw, a, m, p, off);
-	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[c], used)))
-		return free_fixup(h, s);
-	fast_leave(busy);
-	return 0;
-}
-
 /* blk_at -- idx of the block starting at segment offset off of a slab of class k at
  * segment offset base; UINT32_MAX if off is not a block start */
 static ALWAYS_INLINE uint32_t
@@ -361,11 +343,85 @@ blk_at_page(const struct cls *k, uint64_t off)
 	return (uint32_t)(prod >> 32);
 }
 
-/* free_paged -- heap_free of a block not on a one-page slab of a cached class: a
- * later page of a slab, a slab of a larger class, else free_slow; and (cache 0)
- * of a block of a cached class whose front cache is full */
+/*
+ * free_push -- the tail of a fast free by the owner (busy section open, the
+ * block checked live): push block idx of class c (at p, segment offset off,
+ * abits word aw holding a) on its slab s's free list, refile or free the
+ * slab when that has work (free_fixup), leave the section
+ */
+static ALWAYS_INLINE int
+free_push(struct heap *h, struct slab *s, uint64_t *aw, uint64_t a, uint32_t idx, uint32_t c,
+		void *p, uint64_t off)
+{
+	uint32_t used = slab_push_local(s, aw, a, 1ull << (idx & 63), p, off);
+	if (CKPT_UNLIKELY(local_free_has_work(s, &heap_cls_tab[c], used)))
+		return free_fixup(h, s);
+	fast_leave(heap_tl.busy);
+	return 0;
+}
+
+/*
+ * free_cache_full -- the rest of the fast free of the block p at segment
+ * offset off, of a class with a front cache (a one-page slab), whose cache
+ * holds TC_CAP blocks of the class: inside the busy section free_owned
+ * opened and after its checks (the block is live, its slab the caller's),
+ * back on its slab's free list. Out of line and given only (h, p, off), so
+ * that the fast path keeps no more values live for it.
+ */
 static int __attribute__((noinline))
-free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache)
+free_cache_full(struct heap *h, void *p, uint64_t off)
+{
+	struct slab *s = (struct slab *)((uintptr_t)p & ~(uintptr_t)(HP_SIZE - 1));
+	uint32_t c = PM_VAL(pm_get(h, off >> HP_SHIFT));
+	uint32_t idx = blk_at_page(&heap_cls_tab[c], off);
+	uint64_t *aw = &ABW(s, idx);
+	return free_push(h, s, aw, ld64(aw), idx, c, p, off);
+}
+
+/*
+ * free_owned -- the fast free of the block p at segment offset off, the
+ * start of block idx of class c in the slab s at page pg (checked by the
+ * caller): a live block of a slab the calling thread owns goes into its
+ * front cache (cached: a class below TC_NCLASS, known at compile time), or
+ * back on the slab's free list (free_push; free_cache_full when the cache
+ * is full). Anything else goes to free_slow. One body for heap_free (cached
+ * classes) and free_paged (the others).
+ */
+static ALWAYS_INLINE int
+free_owned(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, uint32_t idx,
+		uint32_t c, int cached)
+{
+	_Atomic uint32_t *busy = heap_tl.busy;
+	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
+		fast_leave(busy);
+		return free_slow(h, p);     /* stop set, or no membarrier */
+	}
+	uint64_t *aw = &ABW(s, idx);
+	uint64_t a = ld64(aw);
+	if (CKPT_UNLIKELY(h->pown[pg] != heap_tl.own ||
+			!blk_live(a, ld64(aw + 1), idx))) {
+		fast_leave(busy);
+		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
+	}
+	if (cached) {
+		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
+			fast_leave(busy);
+			return free_slow(h, p);     /* cached: a double free, checked there */
+		}
+		if (CKPT_UNLIKELY(!tc_push(h, heap_tl.tc, c, p, off)))
+			return free_cache_full(h, p, off);  /* the slab's free list */
+		fast_leave(busy);
+		return 0;
+	}
+	return free_push(h, s, aw, a, idx, c, p, off);
+}
+
+/* free_paged -- heap_free of a block not on a one-page slab of a cached class: a
+ * later page of a slab, a slab of a larger class, else free_slow. The block goes
+ * back on its slab's free list (a slab of a cached class met here through a
+ * damaged page map's later-page entry too: the checks are the same) */
+static int __attribute__((noinline))
+free_paged(struct heap *h, void *p, uint64_t off, uint32_t e)
 {
 	uint64_t base = off & ~(HP_SIZE - 1);
 	uint32_t c = e - PM(PM_SLAB, 0);
@@ -381,7 +437,8 @@ free_paged(struct heap *h, void *p, uint64_t off, uint32_t e, int cache)
 	uint32_t idx = blk_at(&heap_cls_tab[c], off, base);
 	if (CKPT_UNLIKELY(idx == UINT32_MAX))
 		return free_slow(h, p);
-	return free_owned(h, p, off, base, idx, c, cache && c < TC_NCLASS);
+	return free_owned(h, p, off, (struct slab *)(h->seg + base), base >> HP_SHIFT,
+			idx, c, 0);
 }
 
 /*
@@ -401,15 +458,17 @@ heap_free(struct heap *h, void *p)
 	uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)h->seg);
 	if (CKPT_UNLIKELY(off >= h->limit || heap_tl.fhid != h->hid))
 		return free_slow(h, p);
-	uint32_t e = pm_get(h, (uint32_t)(off >> HP_SHIFT));
+	uint32_t e = pm_get(h, off >> HP_SHIFT);       /* off < limit: a page of the map */
 	uint32_t c = e - PM(PM_SLAB, 0);
 	if (CKPT_UNLIKELY(c >= TC_NCLASS))
-		return free_paged(h, p, off, e, 1);
-	uint64_t base = off & ~(HP_SIZE - 1);       /* a one-page slab */
+		return free_paged(h, p, off, e);
 	uint32_t idx = blk_at_page(&heap_cls_tab[c], off);
 	if (CKPT_UNLIKELY(idx == UINT32_MAX))
 		return free_slow(h, p);
-	return free_owned(h, p, off, base, idx, c, 1);
+	/* a one-page slab: its header is p's page (the segment is HP_SIZE-aligned,
+	 * heap_attach checks it), found from p without reloading h->seg */
+	struct slab *s = (struct slab *)((uintptr_t)p & ~(uintptr_t)(HP_SIZE - 1));
+	return free_owned(h, p, off, s, off >> HP_SHIFT, idx, c, 1);
 }
 
 /* heap_usable_size -- usable bytes of a live block (heap.h) */

@@ -255,12 +255,13 @@ slab_alloc(struct heap *h, struct tslot *ts, uint32_t slot, unsigned c)
 	return heap_slab_alloc_slow(h, ts, (uint16_t)(slot + 1), c);
 }
 
-/* blk_live -- abits word a and rbits word r say block bit m is live (the
- * rbits word of ABW(s, i) is the next one: ABW(s, i) + 1 == &RBW(s, i)) */
+/* blk_live -- abits word a and rbits word r say block idx is live (its bit,
+ * idx mod 64, tested where it is: no mask to build; the rbits word of
+ * ABW(s, i) is the next one: ABW(s, i) + 1 == &RBW(s, i)) */
 static ALWAYS_INLINE int
-blk_live(uint64_t a, uint64_t r, uint64_t m)
+blk_live(uint64_t a, uint64_t r, uint32_t idx)
 {
-	return ((a & ~r) & m) != 0;
+	return (int)(((a & ~r) >> (idx & 63)) & 1);
 }
 
 /*
@@ -370,7 +371,7 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 	uint64_t m = 1ull << (idx & 63);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(!blk_live(a, ld64(aw + 1), m)))
+	if (CKPT_UNLIKELY(!blk_live(a, ld64(aw + 1), idx)))
 		return ckpt_err_set(ENOENT, "free(%p): block is not allocated (double free, "
 				"or never handed out)", p);
 	if (CKPT_UNLIKELY(bi->c < TC_NCLASS && tc_tagged(h, p, bi->off) &&

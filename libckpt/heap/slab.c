@@ -74,7 +74,7 @@ unlink_full(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsig
  * (heap/validate.c) and naming that list. NULL with EINVAL and a message if
  * it is damaged: the caller stops there and leaves it as it is.
  */
-static struct slab *
+static inline struct slab *
 slab_at(struct heap *h, uint32_t pg, unsigned owner, uint32_t list, int head)
 {
 	struct slab *s = SLAB(h, pg);
@@ -109,7 +109,9 @@ slab_init(struct heap *h, uint32_t pg, unsigned c, uint16_t owner, uint32_t list
 {
 	const struct cls *k = &heap_cls_tab[c];
 	struct slab *s = SLAB(h, pg);
-	memset(s, 0, k->dstart);
+	/* the header and both bitmaps; the padding up to dstart (up to 4 KiB for
+	 * the aligned classes) is never read */
+	memset(s, 0, SLAB_HDR + 16 * k->words);
 	s->magic = SLAB_MAGIC;
 	s->cls = (uint16_t)c;
 	s->cap = k->cap;

@@ -189,8 +189,8 @@ struct cls {
 	uint32_t mul32;                 /* ceil(2^32 / bsize): see blk_at_page */
 	uint64_t mul;
 };
-extern struct cls heap_cls_tab[NCLASS];
-extern uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n <= 1024 bytes */
+extern CKPT_HIDDEN struct cls heap_cls_tab[NCLASS];
+extern CKPT_HIDDEN uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n <= 1024 bytes */
 
 /* -- DRAM handle and thread-local slot cache -------------------------------- */
 
@@ -320,9 +320,10 @@ extern __thread struct tl_ent heap_tl __attribute__((tls_model("initial-exec")))
 #define RELAXED memory_order_relaxed
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* pm_get -- page map entry of page pg (relaxed: read racily by heap_bytes_in_use) */
+/* pm_get -- page map entry of page pg < npages (relaxed: read racily by
+ * heap_bytes_in_use; a 64-bit index: heap_free passes off >> HP_SHIFT as is) */
 static inline uint32_t
-pm_get(const struct heap *h, uint32_t pg)
+pm_get(const struct heap *h, uint64_t pg)
 {
 	return __atomic_load_n(&h->pmap[pg], __ATOMIC_RELAXED);
 }
