@@ -13,9 +13,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libpmem.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "map.h"
@@ -311,6 +313,13 @@ map_view_read(const void *addr, size_t len)
 			errno == EFAULT ? "a page could not be read in (an I/O error, or a "
 			"full tmpfs that must allocate a page to read a hole)" : strerror(errno));
 	return 0;
+}
+
+int
+map_read_direct(int fd)
+{
+	struct statfs fs;
+	return fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC;
 }
 
 void

@@ -131,6 +131,16 @@ CKPT_HIDDEN int map_view(int fd, uint64_t off, size_t len, const void **addr);
  */
 CKPT_HIDDEN int map_view_read(const void *addr, size_t len);
 CKPT_HIDDEN void map_view_end(const void *addr, size_t len);
+/*
+ * map_read_direct -- 1 if an image in fd may be checked with pread
+ * (sums_update_file, sums_check_file) before it is mapped privately, 0 if
+ * it must be read through a view and map_view_read: on tmpfs, whose pread
+ * of a hole allocates nothing, while the first touch of that hole in a
+ * private mapping must allocate a page, which a full tmpfs refuses with
+ * SIGBUS; the view's populate allocates it at once or says it cannot.
+ * (Elsewhere a hole read through a mapping takes memory, never disk.)
+ */
+CKPT_HIDDEN int map_read_direct(int fd);
 
 /* map_unmap -- unmap m (no-op if unmapped) */
 CKPT_HIDDEN void map_unmap(struct pmap *m);

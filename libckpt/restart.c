@@ -109,6 +109,17 @@ checkpoint_in_file(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg)
 	return 0;
 }
 
+/* checksum_matches -- 0 if sum is checkpoint e's recorded checksum, else EINVAL */
+static int
+checksum_matches(const struct cat_entry *e, uint32_t seg, uint64_t sum)
+{
+	if (sum != e->checksum)
+		return ckpt_err_set(EINVAL,
+			"checkpoint %llu (segment %u) is damaged: checksum mismatch",
+			(unsigned long long)e->ckpt_id, seg);
+	return 0;
+}
+
 /*
  * checkpoint_verify -- check a checkpoint's bytes against its recorded
  * checksum; page_sums (may be NULL) receives the sum of each page
@@ -120,12 +131,26 @@ checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
 	const void *m;
 	if (checkpoint_in_file(p, e, seg) < 0)
 		return -1;
+	struct sums s;
+	sums_begin(&s, (e->flags & CAT_F_PAGE_SUMS) != 0, page_sums);
+	char *buf = map_read_direct(p->fd) ? malloc(SUMS_READ) : NULL;
+	if (buf) {
+		/* pread (sums.h says why); where it may not stand in for the
+		 * view (tmpfs), or without a buffer, through the view below */
+		uint64_t at;
+		int rc = sums_update_file(&s, p->fd, seg_off(p, seg), e->used, buf, &at);
+		int err = errno;
+		free(buf);
+		if (rc < 0)
+			return ckpt_err_set(err, "checkpoint %llu (segment %u) at offset %llu: "
+				"cannot read it: %s", (unsigned long long)e->ckpt_id, seg,
+				(unsigned long long)at, strerror(err));
+		return checksum_matches(e, seg, sums_end(&s));
+	}
 	if (map_view(p->fd, seg_off(p, seg), e->used, &m) < 0) {
 		ckpt_err_prefix("checkpoint %llu: ", (unsigned long long)e->ckpt_id);
 		return -1;
 	}
-	struct sums s;
-	sums_begin(&s, (e->flags & CAT_F_PAGE_SUMS) != 0, page_sums);
 	/* in pieces, each read in before it is hashed: an unreadable page is
 	 * an error here, not a SIGBUS */
 	for (uint64_t off = 0; off < e->used; off += VERIFY_PIECE) {
@@ -140,11 +165,7 @@ checkpoint_verify(struct ckpt_pool *p, const struct cat_entry *e, uint32_t seg,
 	}
 	uint64_t sum = sums_end(&s);
 	map_view_end(m, e->used);
-	if (sum != e->checksum)
-		return ckpt_err_set(EINVAL,
-			"checkpoint %llu (segment %u) is damaged: checksum mismatch",
-			(unsigned long long)e->ckpt_id, seg);
-	return 0;
+	return checksum_matches(e, seg, sum);
 }
 
 /*

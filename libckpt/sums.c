@@ -100,3 +100,36 @@ sums_end(struct sums *s)
 {
 	return XXH3_64bits_digest(&s->st);
 }
+
+int
+sums_update_file(struct sums *s, int fd, uint64_t off, uint64_t len, char *buf, uint64_t *at)
+{
+	for (uint64_t o = 0; o < len; o += SUMS_READ) {
+		uint64_t n = len - o < SUMS_READ ? len - o : SUMS_READ;
+		if (xfer(fd, buf, n, off + o, 0) < 0) {
+			*at = o;
+			return -1;
+		}
+		sums_update(s, buf, n);
+	}
+	return 0;
+}
+
+int
+sums_check_file(int fd, uint64_t off, uint64_t len, const uint64_t *want, char *buf,
+		uint64_t *bad)
+{
+	for (uint64_t o = 0; o < len; o += SUMS_READ) {
+		uint64_t n = len - o < SUMS_READ ? len - o : SUMS_READ;
+		if (xfer(fd, buf, n, off + o, 0) < 0) {
+			*bad = o;
+			return -2;
+		}
+		for (uint64_t p = 0; p < n; p += SUMS_PAGE)
+			if (sums_page(buf + p) != want[(o + p) / SUMS_PAGE]) {
+				*bad = o + p;
+				return -1;
+			}
+	}
+	return 0;
+}

@@ -99,4 +99,32 @@ CKPT_HIDDEN void sums_begin(struct sums *s, int paged, uint64_t *out);
 CKPT_HIDDEN void sums_update(struct sums *s, const void *data, size_t len);
 CKPT_HIDDEN uint64_t sums_end(struct sums *s);
 
+/*
+ * Reading an image with pread to check it: a copy out of the page cache
+ * into a buffer that stays in the CPU's cache while it is hashed costs
+ * less than the page tables of a mapped view (populated page by page,
+ * then torn down), and a page that cannot be read is an error, never a
+ * SIGBUS. The caller decides whether pread may stand in for the view
+ * (map_read_direct: not on tmpfs). SUMS_READ is the buffer both take.
+ */
+#define SUMS_READ ((uint64_t)128 << 10)
+
+/*
+ * sums_update_file -- sums_update with the len bytes at file offset off
+ * of fd, read SUMS_READ at a time into buf; 0, or -1 with errno (EIO for
+ * a short read) and *at the offset (from off) of the piece that failed
+ */
+CKPT_HIDDEN int sums_update_file(struct sums *s, int fd, uint64_t off, uint64_t len,
+		char *buf, uint64_t *at);
+
+/*
+ * sums_check_file -- check the pages of [off, off + len) of fd (len a
+ * multiple of SUMS_PAGE, off too) against want (one sum per page),
+ * reading SUMS_READ at a time into buf: 0; -1 with *bad the offset (from
+ * off) of the first page whose sum differs; -2 with *bad that of the
+ * first page of a piece that cannot be read (errno set)
+ */
+CKPT_HIDDEN int sums_check_file(int fd, uint64_t off, uint64_t len, const uint64_t *want,
+		char *buf, uint64_t *bad);
+
 #endif

@@ -74,12 +74,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <linux/membarrier.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #if __has_include(<valgrind/valgrind.h>)
@@ -98,7 +96,6 @@
 #define LAZY_CHUNK ((uint64_t)2 << 20)
 #define LAZY_MAX_CHUNKS ((uint64_t)1 << 14)  /* bounds the mappings a fill can leave */
 #define LAZY_IDLE_MS 1          /* prefetch waiting for a fetched chunk */
-#define LAZY_READ ((uint64_t)128 << 10)  /* bytes read and checked at a time */
 
 
 /*
@@ -121,7 +118,8 @@ struct lazy {
 	struct lazy_fetch fetch;   /* fetch.fetch NULL: the image is all there */
 	int idle;               /* the prefetch found the next chunk not fetched yet */
 	const char *view;       /* read-only view of the image's [0, used) */
-	char *rbuf;             /* LAZY_READ bytes: verify's pread buffer */
+	char *rbuf;             /* SUMS_READ bytes: verify's pread buffer (NULL:
+	                           the image is read through view) */
 	uint8_t *done;
 	uint64_t left, next, damaged;
 	struct lazy_source src;  /* produce set: chunks come from it, not fd */
@@ -171,19 +169,9 @@ wake(struct lazy *l, uint64_t off, uint64_t len)
  * verify -- check the image's pages in [off, end) against their sums;
  * 0, or with *bad the offset of the first page that fails: -1 (its sum
  * does not match) or -2 (it cannot be read: an I/O error, or a hole a
- * full tmpfs cannot supply, reported instead of a SIGBUS).
- *
- * The pages are read with pread, LAZY_READ bytes at a time into a buffer
- * that stays in the cache while they are hashed: a copy out of the page
- * cache costs less than the page tables of a view (populated page by page,
- * then zapped), and a page that cannot be read is EIO, never SIGBUS. An
- * image on tmpfs goes through the view instead (l->rbuf NULL): reading a
- * hole of a tmpfs file with pread allocates nothing, but the program's
- * first touch of it in the heap mapping must allocate a page, which a full
- * tmpfs refuses with SIGBUS; the view's populate allocates it now, or says
- * it cannot. (Elsewhere a hole read through a mapping takes a page of
- * memory, never of the disk; asking the file for its holes instead,
- * SEEK_HOLE, was measured to cost ext4 more than the whole read.)
+ * full tmpfs cannot supply, reported instead of a SIGBUS). With pread
+ * into rbuf (sums_check_file), or where that is not safe (tmpfs:
+ * map_read_direct says why) through the view, populated first.
  */
 static int
 verify(struct lazy *l, uint64_t off, uint64_t end, uint64_t *bad)
@@ -191,29 +179,13 @@ verify(struct lazy *l, uint64_t off, uint64_t end, uint64_t *bad)
 	if (end <= off)
 		return 0;
 	if (l->rbuf) {
-		for (uint64_t o = off; o < end; o += LAZY_READ) {
-			/* whole pages, as sums_page reads them (used is a multiple
-			 * of a page; anything else fails its sums) */
-			uint64_t n = end - o < LAZY_READ ? end - o : LAZY_READ, got = 0;
-			n = (n + SUMS_PAGE - 1) / SUMS_PAGE * SUMS_PAGE;
-			while (got < n) {
-				ssize_t r = pread(l->fd, l->rbuf + got, n - got,
-						(off_t)(l->img_off + o + got));
-				if (r < 0 && errno == EINTR)
-					continue;
-				if (r <= 0) {
-					*bad = o + got / SUMS_PAGE * SUMS_PAGE;
-					return -2;
-				}
-				got += (uint64_t)r;
-			}
-			for (uint64_t p = 0; p < n; p += SUMS_PAGE)
-				if (sums_page(l->rbuf + p) != l->sums[(o + p) / SUMS_PAGE]) {
-					*bad = o + p;
-					return -1;
-				}
-		}
-		return 0;
+		/* whole pages (used is a multiple of a page for a lazy restart) */
+		uint64_t n = (end - off + SUMS_PAGE - 1) / SUMS_PAGE * SUMS_PAGE;
+		int rc = sums_check_file(l->fd, l->img_off + off, n, l->sums + off / SUMS_PAGE,
+				l->rbuf, bad);
+		if (rc < 0)
+			*bad += off;
+		return rc;
 	}
 	const char *v = l->view + off;
 	if (map_view_read(v, end - off) < 0) {
@@ -544,9 +516,8 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 		}
 	} else {
 		l->desc = map_description(fd);
-		struct statfs fs;
-		if (fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC)
-			l->rbuf = malloc(LAZY_READ);  /* none: every chunk through the view */
+		if (map_read_direct(fd))
+			l->rbuf = malloc(SUMS_READ);  /* none: every chunk through the view */
 		if (map_view(fd, img_off, used, (const void **)&l->view) < 0) {
 			lazy_free(l);
 			return NULL;
