@@ -379,12 +379,41 @@ free_cache_full(struct heap *h, void *p, uint64_t off)
 }
 
 /*
+ * free_remote -- the rest of the fast free of the block p (block idx of
+ * class c at segment offset off, in the slab s at page pg, checked by the
+ * caller as free_slow's locate would) when the calling thread is not
+ * marked as the slab's owner (pown): inside the busy section the fast path
+ * opened, the generic remote free (heap_remote_free: the slab checked on
+ * its first use in this attach, the block's rbit taken atomically, its
+ * abit tested, the block pushed on the slab's remote list; a double or
+ * invalid free reported there, the heap untouched), instead of leaving
+ * and finding the block again through free_slow. A slab that is the
+ * caller's own after all (pown is set by the owner's first free through
+ * slab_free) goes to free_slow, as before. Out of line: the local free
+ * keeps its registers.
+ */
+static int __attribute__((noinline))
+free_remote(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, uint32_t idx,
+		uint32_t c)
+{
+	if (atomic_load_explicit(&s->owner, RELAXED) == heap_tl.slot + 1) {
+		fast_leave(heap_tl.busy);
+		return free_slow(h, p);
+	}
+	struct binfo bi = { .off = off, .pg = (uint32_t)pg, .idx = idx, .c = c, .large = 0 };
+	int ret = heap_remote_free(h, heap_tl.ts, s, &bi, p);
+	fast_leave(heap_tl.busy);
+	return ret;
+}
+
+/*
  * free_owned -- the fast free of the block p at segment offset off, the
  * start of block idx of class c in the slab s at page pg (checked by the
  * caller): a live block of a slab the calling thread owns goes into its
  * front cache (cached: a class below TC_NCLASS, known at compile time), or
  * back on the slab's free list (free_push; free_cache_full when the cache
- * is full). Anything else goes to free_slow. One body for heap_free (cached
+ * is full); a block of a slab another thread owns to free_remote.
+ * Anything else goes to free_slow. One body for heap_free (cached
  * classes) and free_paged (the others).
  */
 static ALWAYS_INLINE int
@@ -396,12 +425,13 @@ free_owned(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, u
 		fast_leave(busy);
 		return free_slow(h, p);     /* stop set, or no membarrier */
 	}
+	if (CKPT_UNLIKELY(h->pown[pg] != heap_tl.own))
+		return free_remote(h, p, off, s, pg, idx, c);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
-	if (CKPT_UNLIKELY(h->pown[pg] != heap_tl.own ||
-			!blk_live(a, ld64(aw + 1), idx))) {
+	if (CKPT_UNLIKELY(!blk_live(a, ld64(aw + 1), idx))) {
 		fast_leave(busy);
-		return free_slow(h, p);     /* remote free, or not allocated: checks and reports */
+		return free_slow(h, p);     /* not allocated: checks and reports */
 	}
 	if (cached) {
 		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
