@@ -224,17 +224,22 @@ calloc(size_t nmemb, size_t size)
 	return any_alloc(0, n, 1);
 }
 
-/* usable -- bytes usable at ptr, 0 if it is not a block we know */
-static size_t
+/*
+ * usable -- bytes usable at ptr, 0 if it is not a block we know. Unlike
+ * the other calls into libckpt it does not mark the thread inside the
+ * library: the heap's path (attach_usable_size, heap_block_size and its
+ * error path) allocates nothing (a message goes to error.c's fixed
+ * buffer) and takes no lock but heap_slab_validate's leaf mutex, so no
+ * malloc can come back into the preload library from it. Without the
+ * mark it is a tail call: redis-server calls malloc_usable_size on every
+ * allocation and free (docs/BENCHMARKS.md, "Where redis-server's time
+ * goes under ckpt-run").
+ */
+static inline size_t
 usable(const void *ptr)
 {
-	if (preload_in_heap(ptr)) {
-		int was = preload_in_lib;
-		preload_in_lib = 1;
-		size_t n = attach_usable_size(preload_pool, ptr);
-		preload_in_lib = was;
-		return n;
-	}
+	if (preload_in_heap(ptr))
+		return attach_usable_size(preload_pool, ptr);
 	return boot_owns(ptr) ? boot_size(ptr) : 0;
 }
 
