@@ -458,8 +458,9 @@ block_size_paged(struct heap *h, const void *ptr)
  * multiplication (blk_at_page) find and check it; the rest goes to
  * block_size_paged, out of line, so this path saves no registers. A stock
  * redis-server calls malloc_usable_size on every allocation and free: this
- * took its cost from 54 to about 15 instructions a call (callgrind, see
- * docs/BENCHMARKS.md "Where redis-server's time goes under ckpt-run").
+ * took its cost from 54 to 25 instructions a call (24 on this path;
+ * callgrind, docs/BENCHMARKS.md "Where redis-server's time goes under
+ * ckpt-run").
  */
 size_t
 heap_block_size(struct heap *h, const void *ptr)
