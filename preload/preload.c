@@ -191,28 +191,76 @@ any_alloc(size_t align, size_t size, int zero)
 	return boot_alloc(size, align);  /* zeroed: the arena is never reused */
 }
 
+/*
+ * malloc and free are any_alloc's and the heap branch of free written out
+ * for their hot path alone, the rest out of line (cold), so that the path
+ * of a program that allocates a lot saves as few registers as it can:
+ * redis-server pays these wrappers on every call (docs/BENCHMARKS.md,
+ * "Where redis-server's time goes under ckpt-run").
+ */
+
+/* boot_malloc -- malloc before the pool is attached, or inside libckpt */
+static void * __attribute__((noinline, cold))
+boot_malloc(size_t size)
+{
+	return boot_alloc(size, 0);
+}
+
+/* no_memory -- a failed allocation from the pool: NULL, errno ENOMEM */
+static void * __attribute__((noinline, cold))
+no_memory(void)
+{
+	errno = ENOMEM;
+	return NULL;
+}
+
 PRELOAD_API void *
 malloc(size_t size)
 {
-	return any_alloc(0, size, 0);
+	ckpt_pool *p = preload_pool;
+	if (CKPT_UNLIKELY(!p || preload_in_lib))
+		return boot_malloc(size);
+	preload_in_lib = 1;
+	void *r = ckpt_alloc(p, size);
+	preload_in_lib = 0;
+	if (CKPT_UNLIKELY(!r))
+		return no_memory();
+	return r;
+}
+
+/* free_in_heap -- free of a block in the heap's range; errno kept. The
+ * thread is marked inside libckpt by a count, not a saved value (free may
+ * come while it is marked already: a program's atfork handler), so that
+ * one register less lives across the call. */
+static void
+free_in_heap(void *ptr)
+{
+	int *e = &errno;
+	int saved = *e;
+	preload_in_lib++;
+	ckpt_free(preload_pool, ptr);
+	preload_in_lib--;
+	*e = saved;
+}
+
+/* free_other -- free of anything else: a bootstrap block, or the loader's */
+static void __attribute__((noinline, cold))
+free_other(void *ptr)
+{
+	int saved = errno;
+	if (boot_owns(ptr))
+		boot_free(ptr);
+	/* else: the loader's own early blocks; never ours to give back */
+	errno = saved;
 }
 
 PRELOAD_API void
 free(void *ptr)
 {
-	if (!ptr)
-		return;
-	int saved = errno;
-	if (preload_in_heap(ptr)) {
-		int was = preload_in_lib;
-		preload_in_lib = 1;
-		ckpt_free(preload_pool, ptr);
-		preload_in_lib = was;
-	} else if (boot_owns(ptr)) {
-		boot_free(ptr);
-	}
-	/* else: the loader's own early blocks; never ours to give back */
-	errno = saved;
+	if (CKPT_LIKELY(preload_in_heap(ptr)))
+		free_in_heap(ptr);
+	else if (ptr)
+		free_other(ptr);
 }
 
 PRELOAD_API void *
@@ -224,17 +272,22 @@ calloc(size_t nmemb, size_t size)
 	return any_alloc(0, n, 1);
 }
 
-/* usable -- bytes usable at ptr, 0 if it is not a block we know */
-static size_t
+/*
+ * usable -- bytes usable at ptr, 0 if it is not a block we know. Unlike
+ * the other calls into libckpt it does not mark the thread inside the
+ * library: the heap's path (attach_usable_size, heap_block_size and its
+ * error path) allocates nothing (a message goes to error.c's fixed
+ * buffer) and takes no lock but heap_slab_validate's leaf mutex, so no
+ * malloc can come back into the preload library from it. Without the
+ * mark it is a tail call: redis-server calls malloc_usable_size on every
+ * allocation and free (docs/BENCHMARKS.md, "Where redis-server's time
+ * goes under ckpt-run").
+ */
+static inline size_t
 usable(const void *ptr)
 {
-	if (preload_in_heap(ptr)) {
-		int was = preload_in_lib;
-		preload_in_lib = 1;
-		size_t n = attach_usable_size(preload_pool, ptr);
-		preload_in_lib = was;
-		return n;
-	}
+	if (preload_in_heap(ptr))
+		return attach_usable_size(preload_pool, ptr);
 	return boot_owns(ptr) ? boot_size(ptr) : 0;
 }
 

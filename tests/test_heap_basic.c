@@ -130,6 +130,48 @@ test_alignment(void **state)
 	check_ok(0);
 }
 
+/*
+ * test_block_size_offsets -- heap_block_size at the bytes of runs of
+ * blocks of every class up to 1 KiB (one-page slabs up to 512 B, the fast
+ * path's; longer slabs above) and a few larger sizes: a block's start
+ * gives its usable size, any byte inside it 0 with EINVAL. The fast path
+ * checks a start with one multiplication (blk_at_page), so a wrong
+ * constant would take an inner byte for a start or a start for an inner
+ * byte; every inner byte of the first block of each run is tried.
+ */
+static void
+test_block_size_offsets(void **state)
+{
+	(void)state;
+	static const size_t big[] = { 1500, 3000, 9000, 40000, 100000 };
+	enum { NB = sizeof(big) / sizeof(big[0]), RUN = 5 };
+	for (size_t i = 0; i < 64 + NB; i++) {
+		size_t sz = i < 64 ? 16 * (i + 1) : big[i - 64];
+		char *b[RUN];
+		for (int k = 0; k < RUN; k++) {
+			b[k] = heap_alloc(H, sz);
+			assert_non_null(b[k]);
+		}
+		size_t u = heap_usable_size(H, b[0]);
+		assert_true(u >= sz);
+		for (int k = 0; k < RUN; k++) {
+			assert_int_equal(heap_block_size(H, b[k]), u);
+			size_t step = k == 0 && u <= 16384 ? 1 : u / 5 + 1;
+			for (size_t o = 1; o < u; o += step) {
+				errno = 0;
+				assert_int_equal(heap_block_size(H, b[k] + o), 0);
+				assert_int_equal(errno, EINVAL);
+			}
+			errno = 0;
+			assert_int_equal(heap_block_size(H, b[k] + u - 1), 0);
+			assert_int_equal(errno, EINVAL);
+		}
+		for (int k = 0; k < RUN; k++)
+			assert_int_equal(heap_free(H, b[k]), 0);
+	}
+	check_ok(0);
+}
+
 static void
 test_realloc_inplace(void **state)
 {
@@ -1122,6 +1164,7 @@ main(void)
 		cmocka_unit_test(test_fork_while_running),
 		cmocka_unit_test(test_format_zeroed),
 		cmocka_unit_test(test_format_over_garbage),
+		cmocka_unit_test(test_block_size_offsets),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -509,14 +509,16 @@ heap_usable_size(struct heap *h, const void *ptr)
 }
 
 /*
- * heap_block_size -- heap.h. It repeats locate's page-map steps on the
- * success path instead of calling it: with locate (out of line, every
- * check and message site) malloc_usable_size was 7% of redis-server's
- * profile under ckpt-run, with this 4.4%. Anything odd goes to
- * block_usable, so errors and messages stay locate's.
+ * block_size_paged -- heap_block_size of what its fast path does not take:
+ * a block of a slab of a larger class (its first page or a later one), a
+ * large block, and anything odd. It repeats locate's page-map steps on the
+ * success path instead of calling it (with locate, out of line with every
+ * check and message site, malloc_usable_size was 7% of redis-server's
+ * profile under ckpt-run); anything odd goes to block_usable, so errors
+ * and messages stay locate's.
  */
-size_t
-heap_block_size(struct heap *h, const void *ptr)
+static size_t __attribute__((noinline))
+block_size_paged(struct heap *h, const void *ptr)
 {
 	uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->seg);
 	if (off < h->size) {
@@ -537,6 +539,28 @@ heap_block_size(struct heap *h, const void *ptr)
 			return (size_t)PM_VAL(e) << HP_SHIFT;
 	}
 	return block_usable(h, ptr, "usable_size");
+}
+
+/*
+ * heap_block_size -- heap.h. Fast path, as heap_free's: a block of a class
+ * with a front cache is on a one-page slab, so one page-map entry and one
+ * multiplication (blk_at_page) find and check it; the rest goes to
+ * block_size_paged, out of line, so this path saves no registers. A stock
+ * redis-server calls malloc_usable_size on every allocation and free: this
+ * took its cost from 54 to 25 instructions a call (24 on this path;
+ * callgrind, docs/BENCHMARKS.md "Where redis-server's time goes under
+ * ckpt-run").
+ */
+size_t
+heap_block_size(struct heap *h, const void *ptr)
+{
+	uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->seg);
+	if (CKPT_LIKELY(off < h->size)) {
+		uint32_t c = pm_get(h, (uint32_t)(off >> HP_SHIFT)) - PM(PM_SLAB, 0);
+		if (CKPT_LIKELY(c < TC_NCLASS && blk_at_page(&heap_cls_tab[c], off) != UINT32_MAX))
+			return heap_cls_tab[c].bsize;
+	}
+	return block_size_paged(h, ptr);
 }
 
 /* heap_is_block -- 1 if ptr starts a live block; errno untouched */
