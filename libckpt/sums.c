@@ -8,6 +8,26 @@
 #include "libckpt.h"
 #include "sums.h"
 
+/* library_xxh3 -- libxxhash's XXH3-64 (its signature, as a pointer takes it) */
+static uint64_t
+library_xxh3(const void *data, size_t len)
+{
+	return XXH3_64bits(data, len);
+}
+
+uint64_t (*sums_xxh3_fn)(const void *, size_t) = library_xxh3;
+
+/* pick_xxh3 -- at load: the AVX2 build of the same hash where the CPU has AVX2 */
+static void __attribute__((constructor))
+pick_xxh3(void)
+{
+#if defined(__x86_64__) && defined(CKPT_HAVE_AVX2_SUMS)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2"))
+		sums_xxh3_fn = sums_xxh3_avx2;
+#endif
+}
+
 /* xfer -- pread or pwrite all of len bytes at off; 0, or -1 with errno (EIO for a short read) */
 static int
 xfer(int fd, void *buf, uint64_t len, uint64_t off, int write)
@@ -86,7 +106,7 @@ sums_update(struct sums *s, const void *data, size_t len)
 	const char *b = data;
 	for (size_t off = 0; off < len; off += SUMS_PAGE) {
 		size_t n = len - off < SUMS_PAGE ? len - off : SUMS_PAGE;
-		uint64_t h = XXH3_64bits(b + off, n);
+		uint64_t h = sums_xxh3(b + off, n);
 		if (s->paged)
 			XXH3_64bits_update(&s->st, &h, sizeof(h));
 		if (s->out)

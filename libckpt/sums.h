@@ -31,6 +31,19 @@
 #define SUMS_PAGE ((uint64_t)4096)
 
 /*
+ * sums_xxh3 -- XXH3-64 of len bytes: libxxhash's, or on a CPU with AVX2
+ * the same hash built for it (sums_avx2.c; sums.c chooses once, at load)
+ */
+CKPT_HIDDEN extern uint64_t (*sums_xxh3_fn)(const void *data, size_t len);
+CKPT_HIDDEN uint64_t sums_xxh3_avx2(const void *data, size_t len);
+
+static inline uint64_t
+sums_xxh3(const void *data, size_t len)
+{
+	return sums_xxh3_fn(data, len);
+}
+
+/*
  * sums -- a checksum being computed; out (may be NULL) receives the page
  * sums, of a whole-checksum image too (the cow engine keeps them)
  */
@@ -45,7 +58,7 @@ struct sums {
 static inline uint64_t
 sums_page(const void *page)
 {
-	return XXH3_64bits(page, SUMS_PAGE);
+	return sums_xxh3(page, SUMS_PAGE);
 }
 
 /* sums_top -- a paged image's checksum from its npages page sums */

@@ -4,6 +4,9 @@
 # tmpfs and read-only bind mounts in a private mount namespace (root; skips
 # with a message where mounting is impossible).
 ckpt_test(test_pool_basic test_pool_basic.c LABELS proc VALGRIND)
+# the page sums' hash (libxxhash's, or xxHash built for AVX2) gives the
+# library's XXH3 values at every length and alignment
+ckpt_test(test_sums test_sums.c LABELS unit VALGRIND)
 ckpt_test(test_pool_errors test_pool_errors.c LABELS proc root VALGRIND)
 ckpt_test(test_owner test_owner.c LABELS proc root VALGRIND)
 # a damaged current catalog copy (issue 16, item 4): open falls back to the
