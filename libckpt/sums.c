@@ -145,11 +145,21 @@ sums_check_file(int fd, uint64_t off, uint64_t len, const uint64_t *want, char *
 			*bad = o;
 			return -2;
 		}
-		for (uint64_t p = 0; p < n; p += SUMS_PAGE)
-			if (sums_page(buf + p) != want[(o + p) / SUMS_PAGE]) {
-				*bad = o + p;
-				return -1;
-			}
+		if (sums_check(buf, n, want + o / SUMS_PAGE, bad) < 0) {
+			*bad += o;
+			return -1;
+		}
 	}
+	return 0;
+}
+
+int
+sums_check(const char *bytes, uint64_t len, const uint64_t *want, uint64_t *bad)
+{
+	for (uint64_t p = 0; p < len; p += SUMS_PAGE)
+		if (sums_page(bytes + p) != want[p / SUMS_PAGE]) {
+			*bad = p;
+			return -1;
+		}
 	return 0;
 }

@@ -131,8 +131,16 @@ CKPT_HIDDEN int sums_update_file(struct sums *s, int fd, uint64_t off, uint64_t 
 		char *buf, uint64_t *at);
 
 /*
- * sums_check_file -- check the pages of [off, off + len) of fd (len a
- * multiple of SUMS_PAGE, off too) against want (one sum per page),
+ * sums_check -- check the pages of bytes [0, len) (len a multiple of
+ * SUMS_PAGE) against want (one sum per page): 0, or -1 with *bad the
+ * offset of the first page whose sum differs
+ */
+CKPT_HIDDEN int sums_check(const char *bytes, uint64_t len, const uint64_t *want,
+		uint64_t *bad);
+
+/*
+ * sums_check_file -- sums_check of the pages of [off, off + len) of fd
+ * (len a multiple of SUMS_PAGE, off too) against want,
  * reading SUMS_READ at a time into buf: 0; -1 with *bad the offset (from
  * off) of the first page whose sum differs; -2 with *bad that of the
  * first page of a piece that cannot be read (errno set)

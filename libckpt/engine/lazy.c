@@ -192,11 +192,10 @@ verify(struct lazy *l, uint64_t off, uint64_t end, uint64_t *bad)
 		*bad = off;
 		return -2;
 	}
-	for (uint64_t o = off; o < end; o += SUMS_PAGE)
-		if (sums_page(l->view + o) != l->sums[o / SUMS_PAGE]) {
-			*bad = o;
-			return -1;
-		}
+	if (sums_check(v, end - off, l->sums + off / SUMS_PAGE, bad) < 0) {
+		*bad += off;
+		return -1;
+	}
 	/* the view's page tables are not needed again (the page cache stays) */
 	madvise((void *)v, end - off, MADV_DONTNEED);
 	return 0;
