@@ -63,9 +63,11 @@ CKPT_HIDDEN uint32_t attach_segment(const ckpt_pool *p);
 
 /*
  * attach_zero -- make [addr, addr + len) of the live heap read as zeroes
- * (addr and len page-aligned): a zero-range of the pool file where the heap
- * is a shared mapping of it (its blocks stay allocated, so later writes
- * cannot fail for space), else a memset.
+ * (addr and len page-aligned). Where the heap is a shared mapping of the
+ * pool file: the pages still in the page cache by memset, the others by a
+ * zero-range of the file (its blocks stay allocated, so later writes cannot
+ * fail for space), and a range over 8 MiB by a zero-range whole; else a
+ * memset.
  */
 CKPT_HIDDEN void attach_zero(ckpt_pool *p, void *addr, size_t len);
 

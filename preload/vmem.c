@@ -8,8 +8,10 @@
  * counts what the program commits inside one), without
  * MAP_FIXED, MAP_STACK, MAP_GROWSDOWN or MAP_HUGETLB, becomes a
  * page-aligned block of the pool's heap, zeroed as the kernel would
- * (attach_zero: a zero-range of the pool file where it can, so a large
- * mapping costs no page touches). Everything else (file and shared
+ * (attach_zero: the pages still in the page cache in place, the rest by a
+ * zero-range of the pool file, so a large mapping costs no page touches
+ * and a mapping the last process left cached costs no page-cache misses).
+ * Everything else (file and shared
  * mappings, thread stacks, reservations) goes to the kernel untouched.
  * Calls made from inside libckpt (mapping the pool itself) always do.
  *

@@ -38,6 +38,12 @@
 #           holds the program's data, readable with the key only, and the
 #           pool file holds none of it in the clear; without a key the
 #           preload library does not load libcrypto (crypto_lazy.c)
+#   vmem    anonymous memory served from the pool reads as zeroes, as the
+#           kernel's would: after munmap and mmap again, MADV_DONTNEED and
+#           mremap growth, in sizes zeroed by memset, by page-cache
+#           residency (cached pages in place, the rest by a zero-range of
+#           the file) and by a zero-range whole; and in the next process
+#           that takes the segment a young process left full of bytes
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
@@ -486,6 +492,75 @@ print(c[0] if c else "")')
 		"$INSPECT" heap "$P" "$id" >/dev/null 2>&1 &&
 			fail "ckpt-inspect heap read a sealed checkpoint without the key"
 	fi
+	verify_pool "$P"
+	;;
+vmem)
+	command -v gcc >/dev/null || die "no gcc: cannot build the probe"
+	cat >"$T/vmem.c" <<'EOC'
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+/* sizes: memset (< 64 KiB), by residency (<= 8 MiB), zero-range (> 8 MiB) */
+static const size_t sizes[] = { 16 << 10, 64 << 10, 2 << 20, 8 << 20, 24 << 20 };
+static int bad;
+static void check(const char *what, size_t sz, const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i]) {
+			printf("FAIL: %s, %zu KiB: byte %zu is 0x%02x\n", what, sz >> 10, i, p[i]);
+			bad = 1;
+			return;
+		}
+}
+static unsigned char *map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) { perror("mmap"); exit(2); }
+	return p;
+}
+int main(int argc, char **argv)
+{
+	int fill = argc > 1 && argv[1][0] == 'f';   /* leave every page full for the next process */
+	int first = argc > 1 && argv[1][0] == 'c';  /* check what a fresh mapping reads */
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t sz = sizes[k];
+		unsigned char *p = map(sz);
+		check("a fresh mapping", sz, p, sz);
+		if (first)
+			continue;
+		memset(p, 0xa5, sz);
+		if (fill)
+			continue;
+		/* half the pages cached and mapped, half only cached */
+		munmap(p, sz);
+		p = map(sz);
+		check("mmap after munmap", sz, p, sz);
+		memset(p, 0x5a, sz / 2);
+		if (madvise(p, sz, MADV_DONTNEED)) { perror("madvise"); return 2; }
+		check("after MADV_DONTNEED", sz, p, sz);
+		memset(p, 0x3c, sz);
+		unsigned char *q = mremap(p, sz, 2 * sz, MREMAP_MAYMOVE);
+		if (q == MAP_FAILED) { perror("mremap"); return 2; }
+		check("mremap's new half", sz, q + sz, sz);
+		munmap(q, 2 * sz);
+	}
+	if (!bad)
+		puts("vmem ok");
+	return bad;
+}
+EOC
+	gcc -O1 -o "$T/vmem" "$T/vmem.c" || die "cannot build the probe"
+	P=$T/v.pool
+	out=$(run "$P" "$T/vmem") || fail "vmem in one process: $out"
+	echo "$out"
+	# a young process leaves its segment FREE and full of bytes (cached); the
+	# next young process formats over them and must see zeroes in its mappings
+	young() { "$CKPT_RUN" --quiet --durable-after 60000 --pool "$P" -- "$@"; }
+	young "$T/vmem" fill || fail "the filling process"
+	out=$(young "$T/vmem" check) || fail "the next process: $out"
+	echo "$out"
 	verify_pool "$P"
 	;;
 errors)

@@ -175,7 +175,7 @@ add_subdirectory(crash)
 # (tests/test_preload.sh says why each program is there). Not in sanitizer
 # builds: the sanitizers replace malloc themselves, as valgrind does.
 if(NOT CKPT_SANITIZE)
-  foreach(t errors python sqlite bash git gcc redis young sealed)
+  foreach(t errors python sqlite bash git gcc redis young sealed vmem)
     add_test(NAME test_preload_${t} COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_preload.sh
       ${t} $<TARGET_FILE:ckpt-run> $<TARGET_FILE:ckpt-inspect>)
     set_tests_properties(test_preload_${t} PROPERTIES TIMEOUT 900 LABELS "proc;preload"
