@@ -52,7 +52,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -241,71 +240,9 @@ attach_segment(const ckpt_pool *p)
 	return p->seg;
 }
 
-/* pages whose page-cache residency one mincore call asks */
-#define ZERO_PAGE ((size_t)4096)
-#define ZERO_BATCH 1024u
-/* larger ranges are taken as sparse: zero-ranged whole, none touched */
-#define ZERO_IN_PLACE_MAX ((size_t)8 << 20)
-
-/*
- * zero_run -- make one run of pages read as zeroes: memset where they are
- * in the page cache (a write to a cached page of the shared mapping costs
- * about what the kernel's zeroing of a fresh page does), a zero-range of
- * the file where they are not (no page touched; the range's blocks stay
- * allocated); a memset when the zero-range fails
- */
-static void
-zero_run(ckpt_pool *p, char *addr, size_t len, int cached)
-{
-	if (!cached) {
-		off_t off = (off_t)(seg_off(p, p->seg) + ((uintptr_t)addr - p->hdr.base));
-		if (fallocate(p->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off,
-				(off_t)len) == 0)
-			return;
-	}
-	memset(addr, 0, len);
-}
-
 void
 attach_zero(ckpt_pool *p, void *addr, size_t len)
 {
-	if (p->detached || p->eng != NULL || p->heap_map.kind == MAP_KIND_IMAGE ||
-	    p->heap_map.kind == MAP_KIND_SEALED) {
+	if (p->detached || p->eng != NULL || seg_clear(p, addr, len) < 0)
 		memset(addr, 0, len);
-		return;
-	}
-	/*
-	 * A zero-range drops the range's pages from the page cache, and each
-	 * page the program then touches is a miss: a page allocated and
-	 * zeroed, the extent's conversion, its writeback. A compiler's
-	 * processes map and unmap the same megabytes of a segment the last
-	 * process left cached, so the runs still cached are zeroed in place
-	 * (mincore says which; it only guides the cost: a page evicted
-	 * meanwhile still reads as zeroes after either path).
-	 */
-	if (len > ZERO_IN_PLACE_MAX) {
-		zero_run(p, addr, len, 0);
-		return;
-	}
-	char *a = addr;
-	size_t pages = len / ZERO_PAGE;
-	unsigned char vec[ZERO_BATCH];
-	while (pages) {
-		size_t n = pages < ZERO_BATCH ? pages : ZERO_BATCH;
-		if (mincore(a, n * ZERO_PAGE, vec) < 0) {
-			zero_run(p, a, n * ZERO_PAGE, 0);
-		} else {
-			size_t i = 0;
-			while (i < n) {
-				int cached = vec[i] & 1;
-				size_t j = i + 1;
-				while (j < n && (vec[j] & 1) == cached)
-					j++;
-				zero_run(p, a + i * ZERO_PAGE, (j - i) * ZERO_PAGE, cached);
-				i = j;
-			}
-		}
-		a += n * ZERO_PAGE;
-		pages -= n;
-	}
 }

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -201,6 +202,66 @@ seg_zero(const struct ckpt_pool *p, uint32_t seg)
 {
 	return fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			(off_t)seg_off(p, seg), (off_t)p->hdr.seg_size) == 0;
+}
+
+/*
+ * Clearing pages (seg_clear). A zero-range of the file drops the range's
+ * pages from the page cache, and each page the program then touches is a
+ * miss: a page allocated and zeroed, the extent's conversion, its
+ * writeback. A compiler's processes map and unmap the same megabytes of a
+ * segment the last process left cached, so the pages still cached are
+ * cleared in place (a write to a cached page costs about what the kernel's
+ * zeroing of a fresh one does; mincore says which are cached, and it only
+ * guides the cost: a page evicted meanwhile reads as zeroes after either
+ * path). The range's blocks are reserved (the heap grew over it), so a
+ * memset cannot fail for space, and it stands in where a zero-range fails.
+ */
+#define CLEAR_PAGE ((size_t)4096)
+#define CLEAR_BATCH 1024u                       /* pages one mincore call asks */
+#define CLEAR_IN_PLACE_MAX ((size_t)8 << 20)    /* larger: zero-ranged whole */
+
+/* clear_run -- clear one run of pages, all cached or all not (seg_clear) */
+static void
+clear_run(const struct ckpt_pool *p, char *a, size_t len, int cached)
+{
+	off_t off = (off_t)(seg_off(p, p->seg) + ((uintptr_t)a - p->hdr.base));
+	if (cached || fallocate(p->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off,
+			(off_t)len) < 0)
+		memset(a, 0, len);
+}
+
+int
+seg_clear(const struct ckpt_pool *p, void *addr, size_t len)
+{
+	if (p->heap_map.kind == MAP_KIND_PMEM || p->heap_map.kind == MAP_KIND_FORCED) {
+		clear_run(p, addr, len, 0);     /* no page cache: the file's zero-range */
+		return 0;
+	}
+	if (p->heap_map.kind != MAP_KIND_EMULATED)
+		return -1;
+	if (len > CLEAR_IN_PLACE_MAX) {
+		clear_run(p, addr, len, 0);
+		return 0;
+	}
+	char *a = addr;
+	size_t pages = len / CLEAR_PAGE;
+	unsigned char vec[CLEAR_BATCH];
+	while (pages) {
+		size_t n = pages < CLEAR_BATCH ? pages : CLEAR_BATCH;
+		if (mincore(a, n * CLEAR_PAGE, vec) < 0)
+			memset(vec, 0, n);
+		for (size_t i = 0; i < n;) {
+			int cached = vec[i] & 1;
+			size_t j = i + 1;
+			while (j < n && (vec[j] & 1) == cached)
+				j++;
+			clear_run(p, a + i * CLEAR_PAGE, (j - i) * CLEAR_PAGE, cached);
+			i = j;
+		}
+		a += n * CLEAR_PAGE;
+		pages -= n;
+	}
+	return 0;
 }
 
 /* still_ours -- whether seg_release may free entry seg */

@@ -106,6 +106,17 @@ CKPT_HIDDEN void seg_punch(const struct ckpt_pool *p, const uint32_t *segs, unsi
  */
 CKPT_HIDDEN int seg_zero(const struct ckpt_pool *p, uint32_t seg);
 
+/*
+ * seg_clear -- make [addr, addr + len) of our live segment's shared mapping
+ * of the pool file read as zeroes (addr and len page-aligned; its blocks
+ * reserved: the heap grew over it), writing as few pages as it can: the
+ * pages still in the page cache are cleared in place, the others by a
+ * zero-range of the file, and a range over 8 MiB by a zero-range whole
+ * (taken as sparse). 0, or -1 for another kind of mapping: the caller then
+ * writes the zeroes itself.
+ */
+CKPT_HIDDEN int seg_clear(const struct ckpt_pool *p, void *addr, size_t len);
+
 /* which entries seg_release may free */
 enum seg_whose {
 	SEG_OURS,               /* any entry that records us as its owner */
