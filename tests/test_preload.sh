@@ -40,10 +40,13 @@
 #           preload library does not load libcrypto (crypto_lazy.c)
 #   vmem    anonymous memory served from the pool reads as zeroes, as the
 #           kernel's would: after munmap and mmap again, MADV_DONTNEED and
-#           mremap growth, in sizes zeroed by memset, by page-cache
-#           residency (cached pages in place, the rest by a zero-range of
-#           the file) and by a zero-range whole; and in the next process
-#           that takes the segment a young process left full of bytes
+#           mremap growth, and after mprotect PROT_NONE then
+#           MADV_DONTNEED (no write permission while zeroed), in sizes
+#           zeroed by memset, by page-cache residency (cached pages in
+#           place, the rest by a zero-range of the file) and by a
+#           zero-range whole; in one range half evicted (written back full
+#           of bytes, MADV_PAGEOUT); and in the next process that takes the
+#           segment a young process left full of bytes
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
@@ -540,11 +543,37 @@ int main(int argc, char **argv)
 		memset(p, 0x5a, sz / 2);
 		if (madvise(p, sz, MADV_DONTNEED)) { perror("madvise"); return 2; }
 		check("after MADV_DONTNEED", sz, p, sz);
+		/* decommitted as allocators do: no write permission when zeroed */
+		memset(p, 0x77, sz);
+		if (mprotect(p, sz, PROT_NONE) || madvise(p, sz, MADV_DONTNEED) ||
+		    mprotect(p, sz, PROT_READ | PROT_WRITE)) { perror("decommit"); return 2; }
+		check("after PROT_NONE and MADV_DONTNEED", sz, p, sz);
 		memset(p, 0x3c, sz);
 		unsigned char *q = mremap(p, sz, 2 * sz, MREMAP_MAYMOVE);
 		if (q == MAP_FAILED) { perror("mremap"); return 2; }
 		check("mremap's new half", sz, q + sz, sz);
 		munmap(q, 2 * sz);
+	}
+	if (!first && !fill) {
+		/* one range, every other 64 KiB still cached: the rest written
+		 * back full of bytes and evicted, so a run left out of either
+		 * the in-place clearing or the zero-range reads them again */
+		size_t sz = 2 << 20, chunk = 64 << 10, cached = 0;
+		unsigned char *p = map(sz), vec[(2 << 20) / 4096];
+		memset(p, 0xa5, sz);
+		if (msync(p, sz, MS_SYNC)) { perror("msync"); return 2; }
+		for (size_t o = 0; o < sz; o += 2 * chunk)
+			if (madvise(p + o, chunk, MADV_PAGEOUT)) { perror("MADV_PAGEOUT"); return 2; }
+		if (mincore(p, sz, vec)) { perror("mincore"); return 2; }
+		for (size_t i = 0; i < sizeof(vec); i++)
+			cached += vec[i] & 1;
+		if (cached == 0 || cached == sizeof(vec)) {
+			printf("FAIL: %zu of %zu pages cached, not a mix\n", cached, sizeof(vec));
+			return 2;
+		}
+		if (madvise(p, sz, MADV_DONTNEED)) { perror("madvise"); return 2; }
+		check("a partly cached range after MADV_DONTNEED", sz, p, sz);
+		munmap(p, sz);
 	}
 	if (!bad)
 		puts("vmem ok");
