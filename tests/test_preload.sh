@@ -45,7 +45,8 @@
 #           zeroed by memset, by page-cache residency (cached pages in
 #           place, the rest by a zero-range of the file) and by a
 #           zero-range whole; in one range half evicted (written back full
-#           of bytes, MADV_PAGEOUT); and in the next process that takes the
+#           of bytes, MADV_PAGEOUT); in four threads mapping, filling and
+#           freeing at once; and in the next process that takes the
 #           segment a young process left full of bytes
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
@@ -501,13 +502,14 @@ vmem)
 	command -v gcc >/dev/null || die "no gcc: cannot build the probe"
 	cat >"$T/vmem.c" <<'EOC'
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 /* sizes: memset (< 64 KiB), by residency (<= 8 MiB), zero-range (> 8 MiB) */
 static const size_t sizes[] = { 16 << 10, 64 << 10, 2 << 20, 8 << 20, 24 << 20 };
-static int bad;
+static volatile int bad;
 static void check(const char *what, size_t sz, const unsigned char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -522,6 +524,24 @@ static unsigned char *map(size_t len)
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) { perror("mmap"); exit(2); }
 	return p;
+}
+/* cycle -- one thread's mappings: each must read as zeroes though the
+ * others keep filling and freeing blocks of the same heap meanwhile */
+static void *cycle(void *arg)
+{
+	size_t seed = (size_t)arg;
+	for (int i = 0; i < 200; i++) {
+		size_t sz = (size_t)(1 + (seed + (size_t)i * 7) % 32) << 15;  /* 32 KiB .. 1 MiB */
+		unsigned char *p = map(sz);
+		check("a mapping among threads", sz, p, sz);
+		memset(p, 0x11 + (int)seed, sz);
+		if (i % 3 == 0) {
+			if (madvise(p, sz, MADV_DONTNEED)) { perror("madvise"); exit(2); }
+			check("MADV_DONTNEED among threads", sz, p, sz);
+		}
+		munmap(p, sz);
+	}
+	return NULL;
 }
 int main(int argc, char **argv)
 {
@@ -575,12 +595,19 @@ int main(int argc, char **argv)
 		check("a partly cached range after MADV_DONTNEED", sz, p, sz);
 		munmap(p, sz);
 	}
+	if (!first && !fill) {
+		pthread_t t[4];
+		for (size_t i = 0; i < 4; i++)
+			if (pthread_create(&t[i], NULL, cycle, (void *)i)) { puts("pthread_create"); return 2; }
+		for (size_t i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+	}
 	if (!bad)
 		puts("vmem ok");
 	return bad;
 }
 EOC
-	gcc -O1 -o "$T/vmem" "$T/vmem.c" || die "cannot build the probe"
+	gcc -O1 -pthread -o "$T/vmem" "$T/vmem.c" || die "cannot build the probe"
 	P=$T/v.pool
 	out=$(run "$P" "$T/vmem") || fail "vmem in one process: $out"
 	echo "$out"
