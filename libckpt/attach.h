@@ -67,8 +67,9 @@ CKPT_HIDDEN uint32_t attach_segment(const ckpt_pool *p);
  * pool file: seg_clear (the pages still in the page cache written through
  * the file, the others by a zero-range of it; its blocks stay allocated, so
  * later writes cannot fail for space), which works whatever the range's
- * protection (a memset only if both fail); else a memset, which needs the
- * range writable.
+ * protection (a memset only if both fail); a sealed heap's pages dropped
+ * (MADV_DONTNEED, again whatever the protection; a memset while a lazy
+ * fill runs); else a memset, which needs the range writable.
  */
 CKPT_HIDDEN void attach_zero(ckpt_pool *p, void *addr, size_t len);
 

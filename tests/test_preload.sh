@@ -46,8 +46,9 @@
 #           place, the rest by a zero-range of the file) and by a
 #           zero-range whole; in one range half evicted (written back full
 #           of bytes, MADV_PAGEOUT); in four threads mapping, filling and
-#           freeing at once; and in the next process that takes the
-#           segment a young process left full of bytes
+#           freeing at once; in the next process that takes the
+#           segment a young process left full of bytes; and all but the
+#           half-evicted range again on a sealed pool
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
@@ -547,6 +548,7 @@ int main(int argc, char **argv)
 {
 	int fill = argc > 1 && argv[1][0] == 'f';   /* leave every page full for the next process */
 	int first = argc > 1 && argv[1][0] == 'c';  /* check what a fresh mapping reads */
+	int sealed = argc > 1 && argv[1][0] == 's'; /* anonymous memory: no page cache */
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t sz = sizes[k];
 		unsigned char *p = map(sz);
@@ -574,7 +576,7 @@ int main(int argc, char **argv)
 		check("mremap's new half", sz, q + sz, sz);
 		munmap(q, 2 * sz);
 	}
-	if (!first && !fill) {
+	if (!first && !fill && !sealed) {
 		/* one range, every other 64 KiB still cached: the rest written
 		 * back full of bytes and evicted, so a run left out of either
 		 * the in-place clearing or the zero-range reads them again */
@@ -618,6 +620,11 @@ EOC
 	out=$(young "$T/vmem" check) || fail "the next process: $out"
 	echo "$out"
 	verify_pool "$P"
+	# a sealed pool's heap is private anonymous memory, zeroed its own way
+	head -c 32 /dev/urandom >"$T/key"
+	out=$(CKPT_KEY_FILE=$T/key "$CKPT_RUN" --quiet --pool "$T/s.pool" --size 256M -- \
+		"$T/vmem" sealed) || fail "vmem on a sealed pool: $out"
+	echo "$out"
 	;;
 errors)
 	expect() {      # expect STATUS MESSAGE-PATTERN ckpt-run-args...
