@@ -59,6 +59,7 @@
 #include "attach.h"
 #include "config.h"
 #include "filesize.h"
+#include "map.h"
 #include "fork.h"
 #include "pool.h"
 #include "segment.h"
@@ -243,6 +244,19 @@ attach_segment(const ckpt_pool *p)
 void
 attach_zero(ckpt_pool *p, void *addr, size_t len)
 {
-	if (p->detached || p->eng != NULL || seg_clear(p, addr, len) < 0)
+	if (p->detached || p->eng != NULL) {
+		memset(addr, 0, len);
+		return;
+	}
+	/* a sealed heap is private anonymous memory: its pages dropped read as
+	 * zeroes whatever the range's protection, unless a lazy fill would
+	 * fault them in again from the image (pool_purge says the same) */
+	if (p->heap_map.kind == MAP_KIND_SEALED) {
+		if (__atomic_load_n(&p->fill, __ATOMIC_ACQUIRE) ||
+		    map_purge(&p->heap_map, addr, len) != 0)
+			memset(addr, 0, len);
+		return;
+	}
+	if (seg_clear(p, addr, len) < 0)
 		memset(addr, 0, len);
 }

@@ -64,10 +64,12 @@ CKPT_HIDDEN uint32_t attach_segment(const ckpt_pool *p);
 /*
  * attach_zero -- make [addr, addr + len) of the live heap read as zeroes
  * (addr and len page-aligned). Where the heap is a shared mapping of the
- * pool file: the pages still in the page cache by memset, the others by a
- * zero-range of the file (its blocks stay allocated, so later writes cannot
- * fail for space), and a range over 8 MiB by a zero-range whole; else a
- * memset.
+ * pool file: seg_clear (the pages still in the page cache written through
+ * the file, the others by a zero-range of it; its blocks stay allocated, so
+ * later writes cannot fail for space), which works whatever the range's
+ * protection (a memset only if both fail); a sealed heap's pages dropped
+ * (MADV_DONTNEED, again whatever the protection; a memset while a lazy
+ * fill runs); else a memset, which needs the range writable.
  */
 CKPT_HIDDEN void attach_zero(ckpt_pool *p, void *addr, size_t len);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "filesize.h"
@@ -210,23 +211,63 @@ seg_zero(const struct ckpt_pool *p, uint32_t seg)
  * miss: a page allocated and zeroed, the extent's conversion, its
  * writeback. A compiler's processes map and unmap the same megabytes of a
  * segment the last process left cached, so the pages still cached are
- * cleared in place (a write to a cached page costs about what the kernel's
- * zeroing of a fresh one does; mincore says which are cached, and it only
- * guides the cost: a page evicted meanwhile reads as zeroes after either
- * path). The range's blocks are reserved (the heap grew over it), so a
- * memset cannot fail for space, and it stands in where a zero-range fails.
+ * cleared in place (mincore says which; it only guides the cost: a page
+ * evicted meanwhile reads as zeroes after either path).
+ *
+ * In place means written through the file (pwritev from one zero page),
+ * not through the mapping: the program may have taken the write permission
+ * away (mprotect PROT_NONE, then MADV_DONTNEED, as allocators decommit),
+ * and a store would then be SIGSEGV. The page cache is one: the shared
+ * mapping reads what the write left, and a write to a cached page costs
+ * about what the kernel's zeroing of a fresh one does. A write is also an
+ * error, never SIGBUS, where the filesystem has no space for a block. Each
+ * way stands in for the other when it fails; a memset is the last resort
+ * (the range's blocks are reserved: the heap grew over it, pool_grow).
  */
 #define CLEAR_PAGE ((size_t)4096)
 #define CLEAR_BATCH 1024u                       /* pages one mincore call asks */
 #define CLEAR_IN_PLACE_MAX ((size_t)8 << 20)    /* larger: zero-ranged whole */
+#define CLEAR_IOV 256u                          /* zero pages one pwritev writes */
+
+/* write_zeroes -- write len zero bytes at off of fd: 0, or -1 (errno) */
+static int
+write_zeroes(int fd, off_t off, size_t len)
+{
+	static const char zero[CLEAR_PAGE];
+	struct iovec iov[CLEAR_IOV];
+	while (len) {
+		unsigned n = 0;
+		for (size_t l = len; n < CLEAR_IOV && l; n++) {
+			iov[n].iov_base = (void *)zero;
+			iov[n].iov_len = l < CLEAR_PAGE ? l : CLEAR_PAGE;
+			l -= iov[n].iov_len;
+		}
+		ssize_t w = pwritev(fd, iov, (int)n, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		off += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* zero_range -- a zero-range of [off, off + len) of fd: 0, or -1 (errno) */
+static int
+zero_range(int fd, off_t off, size_t len)
+{
+	return fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
+}
 
 /* clear_run -- clear one run of pages, all cached or all not (seg_clear) */
 static void
 clear_run(const struct ckpt_pool *p, char *a, size_t len, int cached)
 {
 	off_t off = (off_t)(seg_off(p, p->seg) + ((uintptr_t)a - p->hdr.base));
-	if (cached || fallocate(p->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off,
-			(off_t)len) < 0)
+	int (*first)(int, off_t, size_t) = cached ? write_zeroes : zero_range;
+	int (*then)(int, off_t, size_t) = cached ? zero_range : write_zeroes;
+	if (first(p->fd, off, len) < 0 && then(p->fd, off, len) < 0)
 		memset(a, 0, len);
 }
 

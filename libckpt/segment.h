@@ -110,10 +110,11 @@ CKPT_HIDDEN int seg_zero(const struct ckpt_pool *p, uint32_t seg);
  * seg_clear -- make [addr, addr + len) of our live segment's shared mapping
  * of the pool file read as zeroes (addr and len page-aligned; its blocks
  * reserved: the heap grew over it), writing as few pages as it can: the
- * pages still in the page cache are cleared in place, the others by a
- * zero-range of the file, and a range over 8 MiB by a zero-range whole
- * (taken as sparse). 0, or -1 for another kind of mapping: the caller then
- * writes the zeroes itself.
+ * pages still in the page cache are cleared in place (written through the
+ * file descriptor, never stored through the mapping, so the range may have
+ * any protection), the others by a zero-range of the file, and a range over
+ * 8 MiB by a zero-range whole (taken as sparse). 0, or -1 for another kind
+ * of mapping: the caller then writes the zeroes itself.
  */
 CKPT_HIDDEN int seg_clear(const struct ckpt_pool *p, void *addr, size_t len);
 

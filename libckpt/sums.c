@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
-#if defined(__x86_64__)
-#include <sys/platform/x86.h>
+#if defined(__x86_64__) && defined(__has_include)
+#if __has_include(<sys/platform/x86.h>)
+#include <sys/platform/x86.h>       /* glibc 2.33: CPU_FEATURE_ACTIVE */
+#endif
 #endif
 
 #include "libckpt.h"
@@ -26,13 +28,20 @@ uint64_t (*sums_xxh3_fn)(const void *, size_t) = library_xxh3;
  * it read at start-up; libgcc's __builtin_cpu_supports would run its own
  * CPUID probe in every process that loads us, and in a virtual machine
  * each CPUID traps to the hypervisor: about 5% of a short process's time
- * under ckpt-run (perf, 2026-12-04).
+ * under ckpt-run (perf, 2026-12-04). Where the C library has no
+ * CPU_FEATURE_ACTIVE (glibc before 2.33, which had CPU_FEATURE_USABLE in
+ * 2.32 and no header before; musl), libgcc's probe it is.
  */
 static void __attribute__((constructor))
 pick_xxh3(void)
 {
 #if defined(__x86_64__) && defined(CKPT_HAVE_AVX2_SUMS)
+#ifdef CPU_FEATURE_ACTIVE
 	if (CPU_FEATURE_ACTIVE(AVX2))
+#else
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2"))
+#endif
 		sums_xxh3_fn = sums_xxh3_avx2;
 #endif
 }

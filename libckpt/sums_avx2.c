@@ -12,8 +12,9 @@
  * This file is compiled with -mavx2 (libckpt/CMakeLists.txt) and holds
  * nothing but xxHash's own XXH3 in its header-only mode (XXH_INLINE_ALL,
  * with XXH_VECTOR chosen for AVX2): no hashing code of ours. sums.c calls
- * it only after glibc said AVX2 is usable (CPU_FEATURE_ACTIVE), and the
- * library's XXH3_64bits otherwise. Libxxhash also exports a dispatcher of
+ * it only after glibc said AVX2 is usable (CPU_FEATURE_ACTIVE; libgcc's
+ * __builtin_cpu_supports where glibc is older), and the library's
+ * XXH3_64bits otherwise. Libxxhash also exports a dispatcher of
  * its own (XXH3_64bits_dispatch), but only from its shared library, and
  * libckpt.a must link against the static one too.
  */

@@ -120,11 +120,16 @@ find(uintptr_t a)
 	return lo;
 }
 
-/* zero -- make [a, a + len) of the heap read as zeroes */
+/*
+ * zero -- make [a, a + len) of the heap read as zeroes; prot_changed: the
+ * range may not be writable (a program decommits with mprotect PROT_NONE,
+ * then MADV_DONTNEED), so no memset of ours: attach_zero writes through the
+ * pool file
+ */
 static void
-zero(uintptr_t a, size_t len)
+zero(uintptr_t a, size_t len, int prot_changed)
 {
-	if (len >= ZERO_BY_FILE)
+	if (len >= ZERO_BY_FILE || prot_changed)
 		LIB((attach_zero(preload_pool, (void *)a, len), 0));
 	else
 		memset((void *)a, 0, len);
@@ -174,7 +179,7 @@ serve(size_t len, int prot)
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
-	zero((uintptr_t)p, len);
+	zero((uintptr_t)p, len, 0);
 	pthread_mutex_lock(&vmu);
 	int rc = tab_insert((uintptr_t)p, (uintptr_t)p + len);
 	pthread_mutex_unlock(&vmu);
@@ -216,7 +221,7 @@ fixed(uintptr_t a, size_t len, int prot)
 		return MAP_FAILED;
 	}
 	syscall(SYS_mprotect, a, len, PROT_READ | PROT_WRITE);
-	zero(a, len);
+	zero(a, len, 0);
 	if (prot != (PROT_READ | PROT_WRITE))
 		syscall(SYS_mprotect, a, len, prot);
 	return (void *)a;
@@ -329,8 +334,9 @@ mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 	}
 	if (a + on == b->hi && a + nn <= b->end) {      /* grow in place */
 		b->hi = a + nn;
+		int pc = b->prot_changed;
 		pthread_mutex_unlock(&vmu);
-		zero(a + on, nn - on);
+		zero(a + on, nn - on, pc);
 		return old;
 	}
 	pthread_mutex_unlock(&vmu);
@@ -379,12 +385,13 @@ madvise(void *addr, size_t len, int advice)
 	case MADV_REMOVE: {
 		pthread_mutex_lock(&vmu);
 		struct vblk *b = inside_window(a, PAGE_UP(len));
+		int pc = b && b->prot_changed;
 		pthread_mutex_unlock(&vmu);
 		if (!b) {
 			errno = EINVAL;
 			return -1;
 		}
-		zero(a, PAGE_UP(len));
+		zero(a, PAGE_UP(len), pc);
 		return 0;
 	}
 	case MADV_FREE:

@@ -40,10 +40,15 @@
 #           preload library does not load libcrypto (crypto_lazy.c)
 #   vmem    anonymous memory served from the pool reads as zeroes, as the
 #           kernel's would: after munmap and mmap again, MADV_DONTNEED and
-#           mremap growth, in sizes zeroed by memset, by page-cache
-#           residency (cached pages in place, the rest by a zero-range of
-#           the file) and by a zero-range whole; and in the next process
-#           that takes the segment a young process left full of bytes
+#           mremap growth, and after mprotect PROT_NONE then
+#           MADV_DONTNEED (no write permission while zeroed), in sizes
+#           zeroed by memset, by page-cache residency (cached pages in
+#           place, the rest by a zero-range of the file) and by a
+#           zero-range whole; in one range half evicted (written back full
+#           of bytes, MADV_PAGEOUT); in four threads mapping, filling and
+#           freeing at once; in the next process that takes the
+#           segment a young process left full of bytes; and all but the
+#           half-evicted range again on a sealed pool
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
@@ -498,13 +503,14 @@ vmem)
 	command -v gcc >/dev/null || die "no gcc: cannot build the probe"
 	cat >"$T/vmem.c" <<'EOC'
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 /* sizes: memset (< 64 KiB), by residency (<= 8 MiB), zero-range (> 8 MiB) */
 static const size_t sizes[] = { 16 << 10, 64 << 10, 2 << 20, 8 << 20, 24 << 20 };
-static int bad;
+static volatile int bad;
 static void check(const char *what, size_t sz, const unsigned char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -520,10 +526,29 @@ static unsigned char *map(size_t len)
 	if (p == MAP_FAILED) { perror("mmap"); exit(2); }
 	return p;
 }
+/* cycle -- one thread's mappings: each must read as zeroes though the
+ * others keep filling and freeing blocks of the same heap meanwhile */
+static void *cycle(void *arg)
+{
+	size_t seed = (size_t)arg;
+	for (int i = 0; i < 200; i++) {
+		size_t sz = (size_t)(1 + (seed + (size_t)i * 7) % 32) << 15;  /* 32 KiB .. 1 MiB */
+		unsigned char *p = map(sz);
+		check("a mapping among threads", sz, p, sz);
+		memset(p, 0x11 + (int)seed, sz);
+		if (i % 3 == 0) {
+			if (madvise(p, sz, MADV_DONTNEED)) { perror("madvise"); exit(2); }
+			check("MADV_DONTNEED among threads", sz, p, sz);
+		}
+		munmap(p, sz);
+	}
+	return NULL;
+}
 int main(int argc, char **argv)
 {
 	int fill = argc > 1 && argv[1][0] == 'f';   /* leave every page full for the next process */
 	int first = argc > 1 && argv[1][0] == 'c';  /* check what a fresh mapping reads */
+	int sealed = argc > 1 && argv[1][0] == 's'; /* anonymous memory: no page cache */
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t sz = sizes[k];
 		unsigned char *p = map(sz);
@@ -540,18 +565,51 @@ int main(int argc, char **argv)
 		memset(p, 0x5a, sz / 2);
 		if (madvise(p, sz, MADV_DONTNEED)) { perror("madvise"); return 2; }
 		check("after MADV_DONTNEED", sz, p, sz);
+		/* decommitted as allocators do: no write permission when zeroed */
+		memset(p, 0x77, sz);
+		if (mprotect(p, sz, PROT_NONE) || madvise(p, sz, MADV_DONTNEED) ||
+		    mprotect(p, sz, PROT_READ | PROT_WRITE)) { perror("decommit"); return 2; }
+		check("after PROT_NONE and MADV_DONTNEED", sz, p, sz);
 		memset(p, 0x3c, sz);
 		unsigned char *q = mremap(p, sz, 2 * sz, MREMAP_MAYMOVE);
 		if (q == MAP_FAILED) { perror("mremap"); return 2; }
 		check("mremap's new half", sz, q + sz, sz);
 		munmap(q, 2 * sz);
 	}
+	if (!first && !fill && !sealed) {
+		/* one range, every other 64 KiB still cached: the rest written
+		 * back full of bytes and evicted, so a run left out of either
+		 * the in-place clearing or the zero-range reads them again */
+		size_t sz = 2 << 20, chunk = 64 << 10, cached = 0;
+		unsigned char *p = map(sz), vec[(2 << 20) / 4096];
+		memset(p, 0xa5, sz);
+		if (msync(p, sz, MS_SYNC)) { perror("msync"); return 2; }
+		for (size_t o = 0; o < sz; o += 2 * chunk)
+			if (madvise(p + o, chunk, MADV_PAGEOUT)) { perror("MADV_PAGEOUT"); return 2; }
+		if (mincore(p, sz, vec)) { perror("mincore"); return 2; }
+		for (size_t i = 0; i < sizeof(vec); i++)
+			cached += vec[i] & 1;
+		if (cached == 0 || cached == sizeof(vec)) {
+			printf("FAIL: %zu of %zu pages cached, not a mix\n", cached, sizeof(vec));
+			return 2;
+		}
+		if (madvise(p, sz, MADV_DONTNEED)) { perror("madvise"); return 2; }
+		check("a partly cached range after MADV_DONTNEED", sz, p, sz);
+		munmap(p, sz);
+	}
+	if (!first && !fill) {
+		pthread_t t[4];
+		for (size_t i = 0; i < 4; i++)
+			if (pthread_create(&t[i], NULL, cycle, (void *)i)) { puts("pthread_create"); return 2; }
+		for (size_t i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+	}
 	if (!bad)
 		puts("vmem ok");
 	return bad;
 }
 EOC
-	gcc -O1 -o "$T/vmem" "$T/vmem.c" || die "cannot build the probe"
+	gcc -O1 -pthread -o "$T/vmem" "$T/vmem.c" || die "cannot build the probe"
 	P=$T/v.pool
 	out=$(run "$P" "$T/vmem") || fail "vmem in one process: $out"
 	echo "$out"
@@ -562,6 +620,11 @@ EOC
 	out=$(young "$T/vmem" check) || fail "the next process: $out"
 	echo "$out"
 	verify_pool "$P"
+	# a sealed pool's heap is private anonymous memory, zeroed its own way
+	head -c 32 /dev/urandom >"$T/key"
+	out=$(CKPT_KEY_FILE=$T/key "$CKPT_RUN" --quiet --pool "$T/s.pool" --size 256M -- \
+		"$T/vmem" sealed) || fail "vmem on a sealed pool: $out"
+	echo "$out"
 	;;
 errors)
 	expect() {      # expect STATUS MESSAGE-PATTERN ckpt-run-args...
