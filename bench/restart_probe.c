@@ -4,9 +4,10 @@
  * steadier measure on a loaded machine, where ckpt_bench's wall times
  * spread).
  *
- *   restart_probe POOL make SIZE   create POOL holding 1 GiB of SIZE-byte
- *                                  blocks (linked from the root), checkpoint,
- *                                  close
+ *   restart_probe POOL make SIZE [MIB]
+ *                                  create POOL holding MIB MiB (1024) of
+ *                                  SIZE-byte blocks (linked from the root),
+ *                                  checkpoint, close
  *   restart_probe POOL open [N]    N times (3): ckpt_open(CKPT_LATEST), then
  *                                  one ckpt_alloc(64); one line each
  *   restart_probe POOL walk [N]    N times (3): ckpt_open, then read every
@@ -51,20 +52,20 @@ minflt(void)
 	return r.ru_minflt;
 }
 
-/* make -- the pool: 1 GiB of n-byte blocks in a list from the root, one checkpoint */
+/* make -- the pool: total bytes of n-byte blocks in a list from the root, one checkpoint */
 static int
-make(const char *path, size_t n)
+make(const char *path, size_t n, size_t total)
 {
 	struct ckpt_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.heap_size = (size_t)3 << 29;
+	cfg.heap_size = total + total / 2;
 	ckpt_pool *p = ckpt_create(path, &cfg);
 	if (!p) {
 		fprintf(stderr, "ckpt_create %s: %s\n", path, ckpt_errormsg());
 		return 1;
 	}
 	void *prev = NULL;
-	for (size_t tot = 0; tot < ((size_t)1 << 30); tot += n) {
+	for (size_t tot = 0; tot < total; tot += n) {
 		void **c = ckpt_alloc(p, n);
 		if (!c) {
 			fprintf(stderr, "ckpt_alloc: %s\n", ckpt_errormsg());
@@ -116,12 +117,13 @@ int
 main(int argc, char **argv)
 {
 	if (argc < 3 || (strcmp(argv[2], "make") == 0 && argc < 4)) {
-		fprintf(stderr, "usage: restart_probe POOL make SIZE | POOL open [N] | "
+		fprintf(stderr, "usage: restart_probe POOL make SIZE [MIB] | POOL open [N] | "
 			"POOL walk [N]\n");
 		return 2;
 	}
 	if (strcmp(argv[2], "make") == 0)
-		return make(argv[1], strtoull(argv[3], NULL, 10));
+		return make(argv[1], strtoull(argv[3], NULL, 10),
+			(size_t)(argc > 4 ? strtoull(argv[4], NULL, 10) : 1024) << 20);
 	int reps = argc > 3 ? atoi(argv[3]) : 3;
 	if (strcmp(argv[2], "walk") == 0)
 		return walk(argv[1], reps);
