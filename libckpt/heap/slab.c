@@ -471,16 +471,9 @@ heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct 
 		*(uint64_t *)p = old;
 	} while (!atomic_compare_exchange_weak(&s->remote, &old, bi->off));
 	if (CKPT_UNLIKELY(atomic_load(&s->in_full))) {
-		/* the bit is a hint for the owner's next dry allocation; set it
-		 * only where it is not set yet, so the frees into full slabs of
-		 * one class do not all write the owner's slot line (a load
-		 * leaves it shared with the owner; seq_cst, as the push before
-		 * it, so an owner that clears the bit after this load reads the
-		 * pushed block when it scans) */
 		unsigned o = atomic_load_explicit(&s->owner, RELAXED);
-		uint64_t bit = 1ull << bi->c;
-		if (o >= 1 && o <= NSLOTS && !(atomic_load(&h->slots[o - 1].pending) & bit))
-			atomic_fetch_or(&h->slots[o - 1].pending, bit);
+		if (o >= 1 && o <= NSLOTS)
+			atomic_fetch_or(&h->slots[o - 1].pending, 1ull << bi->c);
 	}
 	return 0;
 }
