@@ -59,6 +59,7 @@
 
 #include "image.h"
 #include "handle.h"
+#include "heap.h"
 #include "segcopy.h"
 #include "segment.h"
 #include "sums.h"
@@ -140,8 +141,12 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 		(unsigned long long)id);
 	int uffd = e->lazy_uffd, done;
 	e->lazy_uffd = -1;
+	/* the heap's metadata, which attaching it reads at once, is checked
+	 * before lazy_start returns (a restart that fails, not a SIGBUS) */
+	struct lazy_source first = { .first = heap_meta_len(p->hdr.seg_size) };
 	e->lazy = lazy_start(uffd, p->fd, seg_off(p, seg), (void *)(uintptr_t)p->hdr.base,
-			used, e->sums, what, &done, e->lazy_fetch.fetch ? &e->lazy_fetch : NULL, NULL);
+			used, e->sums, what, &done, e->lazy_fetch.fetch ? &e->lazy_fetch : NULL,
+			&first);
 	memset(&e->lazy_fetch, 0, sizeof(e->lazy_fetch));   /* lazy.c's now */
 	return e->lazy || done ? 0 : -1;
 }

@@ -444,6 +444,34 @@ produce_first(struct lazy *l)
 	return 0;
 }
 
+/*
+ * check_first -- the image's pages in [0, src.first), which the caller
+ * reads at once (the heap's metadata), checked before lazy_start returns:
+ * where one cannot be read or fails its sum, the fill would fence its
+ * chunk and the caller's first read would be SIGBUS; the restart fails
+ * with the reason instead. -1 (message set, nothing fenced). The fill
+ * thread checks the chunk again when it maps it (a few hundred KiB to
+ * read and hash twice at each restart).
+ */
+static int
+check_first(struct lazy *l)
+{
+	uint64_t end = l->src.first < l->used ? l->src.first : l->used, bad = 0;
+	if (end == 0)
+		return 0;
+	if (l->fetch.fetch && l->fetch.fetch(l->fetch.arg, 0, end, 1, l->sums) < 0) {
+		ckpt_err_prefix("%s: ", l->what);
+		return -1;
+	}
+	int rc = verify(l, 0, end, &bad);
+	if (rc == 0)
+		return 0;
+	return ckpt_err_set(rc == -1 ? EINVAL : EIO, "%s: the page at heap offset 0x%llx %s",
+			l->what, (unsigned long long)bad, rc == -1 ? "fails its checksum" :
+			"cannot be read (an I/O error, or a full tmpfs that must allocate a page "
+			"to read a hole)");
+}
+
 /* run_here -- no thread: fill every chunk now; -1 if any was damaged */
 static int
 run_here(struct lazy *l)
@@ -538,7 +566,7 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 	 * process has a second thread, 15 ms and more on a busy machine, and
 	 * costs nothing before: do it while the fill thread is not there yet */
 	syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
-	if (l->src.produce && produce_first(l) < 0) {
+	if (l->src.produce ? produce_first(l) < 0 : check_first(l) < 0) {
 		lazy_free(l);
 		return NULL;
 	}

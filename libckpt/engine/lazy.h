@@ -27,7 +27,10 @@ struct lazy_source {
 	void *ctx;
 	uint64_t first;         /* the chunks holding [0, first) are produced
 	                           before lazy_start returns, and a failure there
-	                           fails it (what the caller reads at once) */
+	                           fails it (what the caller reads at once); with
+	                           produce NULL (the image file is the source),
+	                           those pages are checked against their sums
+	                           before it returns, and a failure fails it */
 };
 
 /*
