@@ -16,11 +16,16 @@
  *     read right, the first touch of C dies with SIGBUS and a message on
  *     stderr naming the page; CKPT_RESTART=eager (and a restart that cannot
  *     start a thread) refuses the checkpoint instead;
+ *   - a damaged byte in the heap's metadata (which attaching the heap
+ *     reads at once): even a lazy ckpt_open refuses the checkpoint by its
+ *     checksum, not a SIGBUS in the open;
  *   - a fork and a checkpoint in the middle of a fill complete it first:
  *     the child and the new checkpoint hold every byte, not holes;
  *   - a full filesystem (a small tmpfs, root) fails a checkpoint taken in
  *     the middle of a fill with ENOSPC, never the fill: the heap stays
- *     whole and the pool verifies;
+ *     whole and the pool verifies; on a tmpfs full to the last page, where
+ *     the image's holes cannot be read, eager and lazy restarts fail with
+ *     the reason;
  *   - a damaged page-sum slot is named by ckpt-inspect verify, and the
  *     restart verifies the whole image instead;
  *   - CKPT_RESTART=eager, CKPT_TEST_NO_UFFD=1 and a format 1.1 pool (no
@@ -144,6 +149,31 @@ test_lazy_damaged_chunk(void **state)
 	const char *nothread[] = { "CKPT_TEST_LAZY_NO_THREAD=1", NULL };
 	assert_int_equal(in_child(child_refused, path, nothread, NULL), 0);
 	unlink(errfile);
+}
+
+/*
+ * a damaged page of the heap's metadata, which attaching the heap reads at
+ * once: even a lazy ckpt_open refuses the checkpoint by its checksum,
+ * where the fill would fence the chunk and the open die of SIGBUS
+ */
+static void
+test_lazy_damaged_metadata(void **state)
+{
+	(void)state;
+	if (!lazy_possible())
+		skip();
+	const char *path = tu_path("meta.pool");
+	ckpt_id id = make_pool(path, 9);
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	int i = ckpt_index(&c, id);
+	assert_true(i >= 0);
+	uint64_t off = layout_seg_off(&c.hdr, (uint32_t)i) + 4096 + 100;
+	tu_catalog_free(&c);
+	tu_flip_byte(path, off, 0x10);
+	assert_int_equal(in_child(child_refused, path, NULL, NULL), 0);
+	const char *noprefetch[] = { "CKPT_TEST_LAZY_NO_PREFETCH=1", NULL };
+	assert_int_equal(in_child(child_refused, path, noprefetch, NULL), 0);
 }
 
 static void
@@ -327,6 +357,7 @@ main(void)
 		cmocka_unit_test(test_lazy_kernel_io),
 		cmocka_unit_test(test_lazy_damaged_chunk),
 		cmocka_unit_test(test_lazy_fork_and_checkpoint_mid_fill),
+		cmocka_unit_test(test_lazy_damaged_metadata),
 		cmocka_unit_test(test_lazy_full_filesystem),
 		cmocka_unit_test(test_lazy_damaged_sums_slot),
 		cmocka_unit_test(test_lazy_eager_cases),
