@@ -249,11 +249,10 @@ attach_zero(ckpt_pool *p, void *addr, size_t len)
 		return;
 	}
 	/* a sealed heap is private anonymous memory: its pages dropped read as
-	 * zeroes whatever the range's protection, unless a lazy fill would
-	 * fault them in again from the image (pool_purge says the same) */
+	 * zeroes whatever the range's protection (pool_purge keeps them while
+	 * a lazy fill would fault them in again from the image) */
 	if (p->heap_map.kind == MAP_KIND_SEALED) {
-		if (__atomic_load_n(&p->fill, __ATOMIC_ACQUIRE) ||
-		    map_purge(&p->heap_map, addr, len) != 0)
+		if (pool_purge(p, addr, 0, len) != 0)
 			memset(addr, 0, len);
 		return;
 	}

@@ -86,7 +86,7 @@ pool_grow(void *arg, uint64_t off, uint64_t len)
  * dropped from a range still registered would fault to it again (the fill
  * ends at the next checkpoint or fork, or when the pool closes)
  */
-static int
+int
 pool_purge(void *arg, void *addr, uint64_t off, uint64_t len)
 {
 	struct ckpt_pool *p = arg;

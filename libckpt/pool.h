@@ -110,6 +110,13 @@ CKPT_HIDDEN void pool_discard(struct ckpt_pool *p);
 CKPT_HIDDEN int pool_grow(void *arg, uint64_t off, uint64_t len);
 
 /*
+ * pool_purge -- heap_purge_fn of a live heap: give the memory behind
+ * [addr, addr + len) back (map_purge: 0), or keep it while a lazy fill
+ * runs (1: a dropped page would fault to the fill again)
+ */
+CKPT_HIDDEN int pool_purge(void *arg, void *addr, uint64_t off, uint64_t len);
+
+/*
  * Close hooks. A layer above the pool that keeps per-pool state (the fork
  * registry, background checkpoints) registers a hook once; ckpt_close runs
  * every hook, in registration order, before it releases the pool, with no
