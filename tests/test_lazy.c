@@ -110,13 +110,7 @@ damage(const char *path)
 	uint64_t at = (uint64_t)(uintptr_t)(r->blk[2] + BLOCK / 2) - p->hdr.base;
 	ckpt_id id = ckpt_restarted_from(p);
 	assert_int_equal(ckpt_close(p), 0);
-	struct tu_catalog c;
-	tu_catalog_read(path, &c);
-	int i = ckpt_index(&c, id);
-	assert_true(i >= 0);
-	uint64_t off = layout_seg_off(&c.hdr, (uint32_t)i) + at;
-	tu_catalog_free(&c);
-	tu_flip_byte(path, off, 0x10);
+	tu_flip_byte(path, seg_of(path, id) + at, 0x10);
 }
 
 static void
@@ -164,13 +158,7 @@ test_lazy_damaged_metadata(void **state)
 		skip();
 	const char *path = tu_path("meta.pool");
 	ckpt_id id = make_pool(path, 9);
-	struct tu_catalog c;
-	tu_catalog_read(path, &c);
-	int i = ckpt_index(&c, id);
-	assert_true(i >= 0);
-	uint64_t off = layout_seg_off(&c.hdr, (uint32_t)i) + 4096 + 100;
-	tu_catalog_free(&c);
-	tu_flip_byte(path, off, 0x10);
+	tu_flip_byte(path, seg_of(path, id) + 4096 + 100, 0x10);
 	assert_int_equal(in_child(child_refused, path, NULL, NULL), 0);
 	const char *noprefetch[] = { "CKPT_TEST_LAZY_NO_PREFETCH=1", NULL };
 	assert_int_equal(in_child(child_refused, path, noprefetch, NULL), 0);

@@ -24,6 +24,7 @@
 
 #include "libckpt.h"
 #include "testutil.h"
+#include "layout.h"
 #include "engine/lazy.h"
 
 #ifndef MiB
@@ -61,6 +62,21 @@ rewrite_block(struct root *r, int b)
 	r->seed[b]++;
 	for (size_t i = 0; i < BLOCK; i++)
 		r->blk[b][i] = pattern(r->seed[b], b, i);
+}
+
+/* seg_of -- the segment offset of checkpoint id in path */
+static uint64_t
+seg_of(const char *path, ckpt_id id)
+{
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	uint64_t off = 0;
+	for (uint32_t i = 0; i < c.n; i++)
+		if (c.e[i].state == CAT_CKPT && c.e[i].ckpt_id == id)
+			off = layout_seg_off(&c.hdr, i);
+	tu_catalog_free(&c);
+	assert_true(off != 0);
+	return off;
 }
 
 /* make_pool -- a pool at path with A, B and C filled; its checkpoint id */

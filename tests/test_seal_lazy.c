@@ -116,21 +116,6 @@ c_offset(const char *path)
 	return at;
 }
 
-/* seg_of -- the segment offset of checkpoint id in path */
-static uint64_t
-seg_of(const char *path, ckpt_id id)
-{
-	struct tu_catalog c;
-	tu_catalog_read(path, &c);
-	uint64_t off = 0;
-	for (uint32_t i = 0; i < c.n; i++)
-		if (c.e[i].state == CAT_CKPT && c.e[i].ckpt_id == id)
-			off = layout_seg_off(&c.hdr, i);
-	tu_catalog_free(&c);
-	assert_true(off != 0);
-	return off;
-}
-
 /* child_no_checkpoint -- a heap with a fenced chunk: its checkpoint is refused */
 static int
 child_no_checkpoint(const char *path)
