@@ -208,8 +208,8 @@ probe_state(const struct point_ctx *pc, const char *desc)
 			(unsigned long long)W_size);
 	for (unsigned i = 0; i < opt.nprobe; i++) {
 		uint64_t off = opt.probe_off[i], len = opt.probe_len[i];
-		const unsigned char *p = W + off;
-		int same = off + len <= W_size;
+		int same = off < W_size && len <= W_size - off;
+		const unsigned char *p = same ? W + off : NULL;
 		for (uint64_t j = 1; same && j < len; j++)
 			same = p[j] == p[0];
 		if (off >= W_size)
