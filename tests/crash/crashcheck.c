@@ -37,6 +37,12 @@
  * --posix-dir: until the pool's directory is fsynced (REC_DIRSYNC), a file
  * created during the run may be lost whole: one more state per crash
  * point, no file at all.
+ * --probe OFF:LEN[,OFF:LEN...] (the recorder's own test, any file): no
+ * rules; every generated state (duplicates too) prints one line,
+ *   probe K OP SIZE V1 V2 ... # DESC
+ * K the crash point (log record index), OP the ordering point before it,
+ * SIZE the state's file size, Vi what range i holds: its byte in hex if
+ * all its bytes are that byte, "-" if it lies at or past SIZE, "mixed".
  *
  * Checks on each state (the rules, docs/CRASH-STATES.md):
  *   1. the pool's own reading: header, commit word, current catalog copy
@@ -193,11 +199,38 @@ static struct item *inf;        /* in flight at this point, seq order */
 static size_t ninf, capinf;
 static uint64_t meta_end = (uint64_t)2 << 20;
 
-/* try_state -- hash W, and check it if new */
+/* probe_state -- --probe: print what the probed ranges of W hold */
+static void
+probe_state(const struct point_ctx *pc, const char *desc)
+{
+	char line[512];
+	int n = snprintf(line, sizeof(line), "probe %zu %s %llu", pc->k, pc->after,
+			(unsigned long long)W_size);
+	for (unsigned i = 0; i < opt.nprobe; i++) {
+		uint64_t off = opt.probe_off[i], len = opt.probe_len[i];
+		int same = off < W_size && len <= W_size - off;
+		const unsigned char *p = same ? W + off : NULL;
+		for (uint64_t j = 1; same && j < len; j++)
+			same = p[j] == p[0];
+		if (off >= W_size)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " -");
+		else if (same)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " %02x", p[0]);
+		else
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " mixed");
+	}
+	printf("%s # %s\n", line, desc);
+}
+
+/* try_state -- hash W, and check it if new (--probe: print it) */
 static void
 try_state(const struct point_ctx *pc, const char *desc, const char *path)
 {
 	__atomic_fetch_add(&cnt->generated, 1, __ATOMIC_RELAXED);
+	if (opt.nprobe) {
+		probe_state(pc, desc);
+		return;
+	}
 	XXH3_state_t *hs = XXH3_createState();
 	XXH3_128bits_reset(hs);
 	XXH3_128bits_update(hs, &W_size, sizeof(W_size));
@@ -369,6 +402,32 @@ worker(unsigned w)
 	unlink(path);
 }
 
+/* parse_probe -- --probe OFF:LEN[,OFF:LEN...] (C numbers: 0x... allowed) */
+static void
+parse_probe(const char *arg)
+{
+	const char *p = arg;
+	while (*p) {
+		char *e;
+		if (opt.nprobe == sizeof(opt.probe_off) / sizeof(opt.probe_off[0]))
+			break;
+		uint64_t off = strtoull(p, &e, 0);
+		if (*e != ':')
+			break;
+		uint64_t len = strtoull(e + 1, &e, 0);
+		if (!len || (*e && *e != ','))
+			break;
+		opt.probe_off[opt.nprobe] = off;
+		opt.probe_len[opt.nprobe++] = len;
+		p = *e ? e + 1 : e;
+	}
+	if (*p || !opt.nprobe) {
+		fprintf(stderr, "crashcheck: bad --probe %s (OFF:LEN[,OFF:LEN...], at most 8)\n",
+			arg);
+		exit(2);
+	}
+}
+
 static void
 usage(void)
 {
@@ -388,6 +447,8 @@ usage(void)
 		"  --strict-keep    rule 2 without the cow allowance (a lineage one short while\n"
 		"                   a checkpoint recycles): the test that recycling is exercised\n"
 		"  --dump           print the log (writes merged per op run) and stop\n"
+		"  --probe OFF:LEN[,OFF:LEN...]  no rules: print what these ranges hold in\n"
+		"                   every state (the recorder's test; --inspect not needed)\n"
 		"  --expect-fail    self-test: succeed only if failures are found\n"
 		"  -v               more output\n");
 	exit(2);
@@ -401,7 +462,8 @@ main(int argc, char **argv)
 		{ "subsets", 1, 0, 's' }, { "torn", 1, 0, 't' }, { "seed", 1, 0, 'S' },
 		{ "max-states", 1, 0, 'm' }, { "timeout", 1, 0, 'T' },
 		{ "expect-fail", 0, 0, 'x' }, { "dump", 0, 0, 'd' },
-		{ "posix-dir", 0, 0, 'P' }, { "strict-keep", 0, 0, 'K' }, { 0, 0, 0, 0 },
+		{ "posix-dir", 0, 0, 'P' }, { "strict-keep", 0, 0, 'K' },
+		{ "probe", 1, 0, 'R' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "j:v", lo, NULL)) != -1) {
@@ -418,12 +480,13 @@ main(int argc, char **argv)
 		case 'd': opt.dump = 1; break;
 		case 'P': opt.posix_dir = 1; break;
 		case 'K': opt.strict_keep = 1; break;
+		case 'R': parse_probe(optarg); break;
 		case 'j': opt.jobs = (unsigned)atoi(optarg) ? (unsigned)atoi(optarg) : 1; break;
 		case 'v': opt.verbose++; break;
 		default: usage();
 		}
 	}
-	if (optind != argc - 1 || (!opt.inspect && !opt.dump))
+	if (optind != argc - 1 || (!opt.inspect && !opt.dump && !opt.nprobe))
 		usage();
 	opt.logdir = argv[optind];
 	if (opt.dump) {

@@ -34,6 +34,8 @@ struct options {
 	int dump;               /* print the log and stop */
 	int posix_dir;          /* the file's name is durable only after its directory's fsync */
 	int strict_keep;        /* no cow recycling allowance in rule 2 (its own test) */
+	unsigned nprobe;        /* --probe: print these ranges of every state, no rules */
+	uint64_t probe_off[8], probe_len[8];
 };
 extern struct options opt;
 

@@ -17,7 +17,8 @@
  *   REC_SIZE     the file's size changed to `off` (ftruncate, create)
  *   REC_DURABLE  ordering point: every WRITE/SIZE with seq <= arg inside
  *                [off, off+len) (len == REC_ALL: the whole file and its
- *                size) is durable from here on
+ *                size; a range never makes the size durable) is durable
+ *                from here on
  *   REC_FLUSH    pmem: [off, off+len) flushed by thread `tid` with writes up
  *                to seq arg; durable at that thread's next REC_DRAIN
  *   REC_DRAIN    pmem: thread `tid`'s flushed ranges are durable
@@ -51,7 +52,7 @@ enum rec_op {
 	OP_PWRITE, OP_WRITE, OP_COPY_RANGE, OP_CLONE, OP_FALLOCATE, OP_PUNCH,
 	OP_FTRUNCATE, OP_FDATASYNC, OP_FSYNC, OP_SYNCFS, OP_SYNC, OP_MSYNC,
 	OP_PMEM_MSYNC, OP_PMEM_PERSIST, OP_PMEM_FLUSH, OP_PMEM_DRAIN,
-	OP_PMEM_MEMCPY, OP_INIT, OP_LINK,
+	OP_PMEM_MEMCPY, OP_INIT, OP_LINK, OP_PWRITEV2, OP_SYNC_FILE_RANGE,
 	OP_COUNT
 };
 
@@ -59,7 +60,7 @@ static const char *const rec_op_names[OP_COUNT] = {
 	"none", "pwrite", "write", "copy_file_range", "clone", "fallocate",
 	"punch", "ftruncate", "fdatasync", "fsync", "syncfs", "sync", "msync",
 	"pmem_msync", "pmem_persist", "pmem_flush", "pmem_drain",
-	"pmem_memcpy", "init", "link",
+	"pmem_memcpy", "init", "link", "pwritev2", "sync_file_range",
 };
 
 struct rec_hdr {

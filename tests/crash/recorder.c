@@ -19,18 +19,24 @@
  *   fdatasync, fsync, syncfs, sync      the whole file, and its size
  *   msync(MS_SYNC), pmem_msync          the pages of the range (through the
  *                                       mapping: address -> file offset)
+ *   pwritev2 with RWF_DSYNC or RWF_SYNC exactly the bytes it wrote: not the
+ *                                       rest of their pages, nor the size
+ *                                       (the kernel syncs both: safe side)
  *   pmem mode (CKPT_REC_PMEM=1, with PMEM_IS_PMEM_FORCE=1): pmem_persist
  *   the 64 B lines of its range; pmem_flush and pmem_memcpy_nodrain flush
  *   their range, the same thread's next pmem_drain makes it durable.
- * msync(MS_ASYNC) and, outside pmem mode, the pmem cache flushes make
- * nothing durable (on an ordinary file they do not). Metadata changes
- * (fallocate, punch-hole, clones, ftruncate) are modelled by the contents
- * they produce (a punched range reads zeros) and are in flight like data;
- * the size only becomes durable at fdatasync/fsync. An fsync/fdatasync of
- * the pool's directory is logged too (REC_DIRSYNC): it makes the file's
- * name durable, which crashcheck --posix-dir checks. A file written under
- * another name (or none) and then linked to the pool's path is taken, at
- * the link, as written and durable (see named()).
+ * msync(MS_ASYNC), sync_file_range (it starts writeback, but flushes no
+ * device cache and writes no metadata) and, outside pmem mode, the pmem
+ * cache flushes make nothing durable (on an ordinary file they do not);
+ * neither does a plain write to an O_DSYNC descriptor (safe side: in
+ * flight until a later point). Metadata changes (fallocate, punch-hole,
+ * clones, ftruncate) are modelled by the contents they produce (a punched
+ * range reads zeros) and are in flight like data; the size only becomes
+ * durable at a whole-file point. An fsync/fdatasync of the pool's
+ * directory is logged too (REC_DIRSYNC): it makes the file's name durable,
+ * which crashcheck --posix-dir checks. A file written under another name
+ * (or none) and then linked to the pool's path is taken, at the link, as
+ * written and durable (see named()).
  *
  * How stores are captured without instrumenting them: a shadow holds the
  * visible contents as last seen. At each ordering point the recorder diffs
@@ -38,12 +44,16 @@
  * nonzero pages skips the rest) against the shadow at sector granularity,
  * logs every changed run of sectors (never crossing a 4 KiB page) as a
  * REC_WRITE, and updates the shadow. Interposed writes (pwrite, pwritev,
- * write, copy_file_range, FICLONE/FICLONERANGE, fallocate, ftruncate) diff
- * just their range right after the call, so a sector written twice between
- * ordering points logs both values and the log order follows the program.
- * The ordering point itself is logged after the real call returns, with the
- * sequence number of its diff as cutoff: writes logged later (by another
- * process meanwhile) stay in flight.
+ * pwritev2, write, copy_file_range, FICLONE/FICLONERANGE, fallocate,
+ * ftruncate) diff just their range right after the call, so a sector
+ * written twice between ordering points logs both values and the log order
+ * follows the program; sync_file_range diffs its range before the call
+ * (the contents it sends to the disk). A pwritev2 with RWF_DSYNC/RWF_SYNC
+ * logs its range point right after its own diff, with that diff's sequence
+ * number as cutoff. Any other ordering point is logged after the real call
+ * returns, with the sequence number of its diff (taken before the call) as
+ * cutoff: writes logged later (by another process meanwhile) stay in
+ * flight.
  *
  * Several processes (fork children, background checkpoints) write the same
  * file, and each one's diff sees every process's stores: the shadow, the
@@ -60,9 +70,10 @@
  * markers: ckpt_rec_mark(text) (the driver finds it with dlsym).
  *
  * Over 800 lines: one preloaded object must interpose every call that can
- * write to or order the file (write family, mappings, syncs, metadata, the
- * pmem primitives), and each interposer is a few lines around one logging
- * helper; splitting it would only spread that helper across files.
+ * write to or order the file (write family, mappings, syncs, writeback,
+ * metadata, the pmem primitives), and each interposer is a few lines
+ * around one logging helper; splitting it would only spread that helper
+ * across files.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -581,6 +592,82 @@ pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 }
 
 ssize_t
+pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return pwritev(fd, iov, cnt, off);
+}
+
+/*
+ * rec_pwritev2 -- pwritev2 and pwritev64v2 (one function in glibc on a
+ * 64-bit target, like pwritev and pwritev64). The write is logged as
+ * pwritev's is, by a diff of its range after the call. Off -1 writes at
+ * the file position (read before the call, as write() does). RWF_APPEND
+ * (or O_APPEND on the descriptor) writes at the end: the whole file is
+ * diffed, as write() does with O_APPEND. RWF_HIPRI and RWF_NOWAIT change
+ * nothing the model sees.
+ *
+ * With RWF_DSYNC or RWF_SYNC the call is also a range ordering point,
+ * modelled as msync(MS_SYNC) of [pos, pos+written) is: a REC_DURABLE of
+ * exactly that range, with the sequence number of its diff as cutoff
+ * (taken under the same lock, so nothing another process logs later is
+ * covered). The kernel (generic_write_sync -> vfs_fsync_range) writes
+ * back whole pages and, when the write grew the file, the new size; the
+ * model makes durable neither the rest of those pages nor the size (a
+ * range point never makes the size durable, crashlog.c): the safe side,
+ * more crash states. An appending write with RWF_DSYNC/RWF_SYNC is
+ * refused (logged as a marker, then exit 99): which range it synced
+ * cannot be told when another writer may grow the file meanwhile.
+ */
+static ssize_t
+rec_pwritev2(ssize_t (*call)(int, const struct iovec *, int, off_t, int),
+		int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	if (!is_pool_fd(fd))
+		return call(fd, iov, cnt, off, flags);
+	int append = (flags & RWF_APPEND) || (fcntl(fd, F_GETFL) & O_APPEND);
+	int dsync = flags & (RWF_DSYNC | RWF_SYNC);
+	if (append && dsync) {
+		ckpt_rec_mark("recorder: refused: pwritev2 appending with RWF_DSYNC/RWF_SYNC");
+		errno = ENOTSUP;
+		die("pwritev2 appending to the pool with RWF_DSYNC/RWF_SYNC is not modelled");
+	}
+	off_t pos = off == -1 && !append ? lseek(fd, 0, SEEK_CUR) : off;
+	ssize_t r = call(fd, iov, cnt, off, flags);
+	if (r <= 0)
+		return r;
+	if (append || pos < 0) {
+		rec_written(OP_PWRITEV2, 0, REC_ALL);
+		return r;
+	}
+	if (!dsync) {
+		rec_written(OP_PWRITEV2, (uint64_t)pos, (uint64_t)r);
+		return r;
+	}
+	busy++;
+	lock();
+	diff_range(OP_PWRITEV2, (uint64_t)pos, (uint64_t)r);
+	uint64_t cutoff = S->seq;
+	unlock();
+	busy--;
+	rec_point(REC_DURABLE, OP_PWRITEV2, (uint64_t)pos, (uint64_t)r, cutoff);
+	return r;
+}
+
+ssize_t
+pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	REAL(pwritev2);
+	return rec_pwritev2(real_pwritev2, fd, iov, cnt, off, flags);
+}
+
+ssize_t
+pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	REAL(pwritev64v2);
+	return rec_pwritev2(real_pwritev64v2, fd, iov, cnt, off, flags);
+}
+
+ssize_t
 write(int fd, const void *buf, size_t n)
 {
 	REAL(write);
@@ -664,6 +751,24 @@ int
 ftruncate64(int fd, off_t len)
 {
 	return ftruncate(fd, len);
+}
+
+/*
+ * sync_file_range -- starts (and may wait for) the writeback of a range.
+ * It is not an ordering point: it flushes no device cache and writes no
+ * metadata (not even the blocks' allocation), so a power loss may still
+ * lose all of it; the model makes nothing durable. What it does change:
+ * the range's contents as they are at the call are sent to the disk, so
+ * they are diffed before it and logged as writes in flight (a mapped store
+ * overwritten before the next ordering point may be what the disk holds).
+ */
+int
+sync_file_range(int fd, off_t off, off_t len, unsigned int flags)
+{
+	REAL(sync_file_range);
+	if (is_pool_fd(fd) && off >= 0 && len >= 0)
+		rec_written(OP_SYNC_FILE_RANGE, (uint64_t)off, len ? (uint64_t)len : REC_ALL);
+	return real_sync_file_range(fd, off, len, flags);
 }
 
 /* -- interposed: ordering points ---------------------------------------- */
