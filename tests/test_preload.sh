@@ -504,10 +504,12 @@ vmem)
 	cat >"$T/vmem.c" <<'EOC'
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#define PG 4096UL
 /* sizes: memset (< 64 KiB), by residency (<= 8 MiB), zero-range (> 8 MiB) */
 static const size_t sizes[] = { 16 << 10, 64 << 10, 2 << 20, 8 << 20, 24 << 20 };
 static volatile int bad;
@@ -525,6 +527,77 @@ static unsigned char *map(size_t len)
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) { perror("mmap"); exit(2); }
 	return p;
+}
+/* perms -- the kernel's protection of the page at a, as /proc/self/maps
+ * spells it ("rw-", "r--", "---"), or "?" */
+static const char *perms(const void *a)
+{
+	static char got[4];
+	unsigned long lo, hi;
+	char line[512], pr[5];
+	FILE *f = fopen("/proc/self/maps", "r");
+	strcpy(got, "?");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, pr) == 3 &&
+		    lo <= (uintptr_t)a && (uintptr_t)a < hi) {
+			memcpy(got, pr, 3);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return got;
+}
+static void want_perms(const char *what, const void *a, const char *want)
+{
+	if (strcmp(perms(a), want)) {
+		printf("FAIL: %s: the page is %s, want %s\n", what, perms(a), want);
+		bad = 1;
+	}
+}
+/* protections -- what the kernel does to protections: a window grown over
+ * pages trimmed while PROT_NONE takes the protection of the mapping (a
+ * store there must not fault); read-only memory unmapped, mapped again,
+ * grown or moved; zeroed while read-only */
+static void protections(void)
+{
+	unsigned char *p = map(4 * PG);
+	memset(p, 0xa5, 4 * PG);
+	if (mprotect(p + 2 * PG, 2 * PG, PROT_NONE) || munmap(p + 2 * PG, 2 * PG) ||
+	    mremap(p, 2 * PG, 4 * PG, 0) != p) { perror("trim and grow"); exit(2); }
+	want_perms("pages grown over a PROT_NONE tail", p + 3 * PG, "rw-");
+	check("pages grown over a PROT_NONE tail", 4 * PG, p + 2 * PG, 2 * PG);
+	memset(p + 2 * PG, 0x11, 2 * PG);       /* SIGSEGV if still PROT_NONE */
+	/* a read-only mapping grows read-only */
+	if (munmap(p + 2 * PG, 2 * PG) || mprotect(p, 2 * PG, PROT_READ) ||
+	    mremap(p, 2 * PG, 4 * PG, 0) != p) { perror("trim, protect, grow"); exit(2); }
+	want_perms("a read-only mapping grown", p + 3 * PG, "r--");
+	check("a read-only mapping grown", 4 * PG, p + 2 * PG, 2 * PG);
+	/* zeroed read-only (MADV_DONTNEED leaves the protection) */
+	if (madvise(p, 4 * PG, MADV_DONTNEED)) { perror("madvise"); exit(2); }
+	check("MADV_DONTNEED of read-only memory", 4 * PG, p, 4 * PG);
+	want_perms("MADV_DONTNEED of read-only memory", p, "r--");
+	/* moved read-only: its bytes, read-only */
+	if (mprotect(p, 4 * PG, PROT_READ | PROT_WRITE)) { perror("mprotect"); exit(2); }
+	memset(p, 0x42, 4 * PG);
+	if (mprotect(p, 4 * PG, PROT_READ)) { perror("mprotect"); exit(2); }
+	unsigned char *q = mremap(p, 4 * PG, 64 * PG, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED) { perror("mremap"); exit(2); }
+	for (size_t i = 0; i < 4 * PG; i++)
+		if (q[i] != 0x42) { printf("FAIL: moved: byte %zu is 0x%02x\n", i, q[i]); bad = 1; break; }
+	check("a read-only mapping moved", 64 * PG, q + 4 * PG, 60 * PG);
+	want_perms("a read-only mapping moved", q + 63 * PG, "r--");
+	munmap(q, 64 * PG);
+	/* read-only memory unmapped and mapped again: zeroes, writable */
+	for (int k = 0; k < 8; k++) {
+		p = map(16 * PG);
+		memset(p, 0x5a, 16 * PG);
+		if (mprotect(p, 16 * PG, PROT_READ)) { perror("mprotect"); exit(2); }
+		munmap(p, 16 * PG);
+	}
+	p = map(16 * PG);
+	check("read-only memory unmapped, mapped again", 16 * PG, p, 16 * PG);
+	memset(p, 1, 16 * PG);
+	munmap(p, 16 * PG);
 }
 /* cycle -- one thread's mappings: each must read as zeroes though the
  * others keep filling and freeing blocks of the same heap meanwhile */
@@ -546,9 +619,12 @@ static void *cycle(void *arg)
 }
 int main(int argc, char **argv)
 {
+	setvbuf(stdout, NULL, _IONBF, 0);   /* each FAIL: out before a crash */
 	int fill = argc > 1 && argv[1][0] == 'f';   /* leave every page full for the next process */
 	int first = argc > 1 && argv[1][0] == 'c';  /* check what a fresh mapping reads */
-	int sealed = argc > 1 && argv[1][0] == 's'; /* anonymous memory: no page cache */
+	/* sealed: anonymous memory; private: cow mode, a private mapping of
+	 * an image: no page cache to evict */
+	int priv = argc > 1 && (argv[1][0] == 's' || argv[1][0] == 'p');
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t sz = sizes[k];
 		unsigned char *p = map(sz);
@@ -576,7 +652,9 @@ int main(int argc, char **argv)
 		check("mremap's new half", sz, q + sz, sz);
 		munmap(q, 2 * sz);
 	}
-	if (!first && !fill && !sealed) {
+	if (!first && !fill)
+		protections();
+	if (!first && !fill && !priv) {
 		/* one range, every other 64 KiB still cached: the rest written
 		 * back full of bytes and evicted, so a run left out of either
 		 * the in-place clearing or the zero-range reads them again */
@@ -604,6 +682,17 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < 4; i++)
 			pthread_join(t[i], NULL);
 	}
+	if (argc > 1 && argv[1][0] == 'p') {
+		/* for the exit checkpoint: one marker kept, one zeroed by a
+		 * decommit (the zeroes must count as written) */
+		unsigned char *k = map(16 * PG), *d = map(16 * PG);
+		strcpy((char *)k, "MARKER-vmem-kept");
+		for (size_t o = 0; o + 32 <= 16 * PG; o += 32)
+			strcpy((char *)d + o, "MARKER-vmem-decommitted");
+		if (mprotect(d, 16 * PG, PROT_NONE) || madvise(d, 16 * PG, MADV_DONTNEED) ||
+		    mprotect(d, 16 * PG, PROT_READ | PROT_WRITE)) { perror("decommit"); return 2; }
+		check("decommitted before the exit checkpoint", 16 * PG, d, 16 * PG);
+	}
 	if (!bad)
 		puts("vmem ok");
 	return bad;
@@ -625,6 +714,27 @@ EOC
 	out=$(CKPT_KEY_FILE=$T/key "$CKPT_RUN" --quiet --pool "$T/s.pool" --size 256M -- \
 		"$T/vmem" sealed) || fail "vmem on a sealed pool: $out"
 	echo "$out"
+	# cow mode: the heap is a private mapping of an image, zeroed by
+	# stores (MADV_DONTNEED would bring the image's bytes back), also
+	# where the program took the write permission away; the exit
+	# checkpoint holds the zeroes, not the bytes they replaced
+	P=$T/c.pool
+	out=$("$CKPT_RUN" --quiet --fork-mode cow --on-exit checkpoint --pool "$P" -- \
+		"$T/vmem" private) || fail "vmem in fork mode cow: $out"
+	echo "$out"
+	id=$("$INSPECT" list "$P" --json | /usr/bin/python3 -c '
+import json, sys
+c = [s["checkpoint"] for s in json.load(sys.stdin)["segments"] if s["label"] == "exit"]
+print(c[0] if c else "")')
+	if [ -z "$id" ]; then
+		fail "fork mode cow: no exit checkpoint"
+	else
+		[ "$(heap_has "$P" "$id" MARKER-vmem-kept)" = 1 ] ||
+			fail "fork mode cow: the exit checkpoint does not hold the program's data"
+		[ "$(heap_has "$P" "$id" MARKER-vmem-decommitted)" = 0 ] ||
+			fail "fork mode cow: the exit checkpoint holds bytes the program decommitted"
+	fi
+	verify_pool "$P"
 	;;
 errors)
 	expect() {      # expect STATUS MESSAGE-PATTERN ckpt-run-args...
