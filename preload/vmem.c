@@ -10,29 +10,41 @@
  * page-aligned block of the pool's heap, zeroed as the kernel would
  * (attach_zero: the pages still in the page cache in place, the rest by a
  * zero-range of the pool file, so a large mapping costs no page touches
- * and a mapping the last process left cached costs no page-cache misses).
+ * and a mapping the last process left cached costs no page-cache misses;
+ * where the heap is private memory, in fork mode cow or detached, by
+ * stores, which the dirty tracker counts as the program's own writes).
  * Everything else (file and shared
  * mappings, thread stacks, reservations) goes to the kernel untouched.
  * Calls made from inside libckpt (mapping the pool itself) always do.
  *
  * The blocks are kept in a sorted table (vblk) that remembers, per block,
- * the window [lo, hi) still mapped and whether its protection changed:
+ * the window [lo, hi) still mapped; vprot.c remembers the protection of
+ * their pages where the program changed it:
  *  - munmap of a whole window frees the block (its protection restored
  *    first, since the allocator writes next to it); trimming the head or
  *    the tail (what jemalloc does to align a chunk) narrows the window; a
  *    hole in the middle is left allocated until the rest goes;
  *  - mremap shrinks in place, grows in place within the block, else moves
- *    (MREMAP_MAYMOVE: a new block, a copy, the old one unmapped);
- *    MREMAP_FIXED and MREMAP_DONTUNMAP on the pool are EINVAL;
- *  - mprotect passes to the kernel for ranges inside blocks and is ENOMEM
- *    on pool bytes outside them (the allocator's own);
+ *    (MREMAP_MAYMOVE: a new block, a copy, the old one unmapped); the
+ *    pages grown by, or the block moved to, get the protection of the
+ *    old range's last page, as the kernel gives them the mapping's (not
+ *    what trimmed pages kept); MREMAP_FIXED and MREMAP_DONTUNMAP on the
+ *    pool are EINVAL;
+ *  - mprotect passes to the kernel for ranges inside blocks (vprot_set,
+ *    which records it) and is ENOMEM on pool bytes outside them (the
+ *    allocator's own);
  *  - madvise MADV_DONTNEED and MADV_REMOVE zero the range (the program
- *    relies on it, as jemalloc does); MADV_FREE is a no-op (the contents
- *    may stay); MADV_DONTFORK, MADV_WIPEONFORK and their inverses are
- *    ignored (the pool's fork handling owns what a child gets); other
- *    advice goes to the kernel.
+ *    relies on it, as jemalloc does), whatever its protection: a program
+ *    decommits with mprotect PROT_NONE, then MADV_DONTNEED, so a range
+ *    that is not read-write is zeroed through the pool file, or, in a
+ *    heap in memory (where MADV_DONTNEED would bring back the image's
+ *    bytes), by vprot_zero: made writable for the store, its protection
+ *    given back, under the table's mutex (the program's mprotect waits);
+ *    MADV_FREE is a no-op (the contents may stay); MADV_DONTFORK,
+ *    MADV_WIPEONFORK and their inverses are ignored (the pool's fork
+ *    handling owns what a child gets); other advice goes to the kernel.
  * MAP_FIXED onto the pool's range replaces the contents of a block's
- * window (zeroed, protection set) and is ENOMEM anywhere else there: it
+ * window (protection set, then zeroed) and is ENOMEM anywhere else there: it
  * must never replace the pool's own mapping.
  *
  * brk/sbrk. The break lives in one block of BRK_AREA bytes, taken on the

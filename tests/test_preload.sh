@@ -48,7 +48,16 @@
 #           of bytes, MADV_PAGEOUT); in four threads mapping, filling and
 #           freeing at once; in the next process that takes the
 #           segment a young process left full of bytes; and all but the
-#           half-evicted range again on a sealed pool
+#           half-evicted range again on a sealed pool and in fork mode cow
+#           (a private mapping of an image, zeroed by stores), where the
+#           exit checkpoint must hold the zeroes of a decommit and not the
+#           bytes they replaced. Protections as the kernel keeps them
+#           (/proc/self/maps): pages mremap grows a window over after it
+#           was trimmed while PROT_NONE are the mapping's (a store there
+#           must not fault), a read-only mapping grown or moved stays
+#           read-only, MADV_DONTNEED of read-only memory zeroes it and
+#           leaves it read-only, read-only memory unmapped and mapped
+#           again is writable zeroes
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
