@@ -109,6 +109,28 @@ vmem_atfork_release(void)
 	pthread_mutex_unlock(&vmu);
 }
 
+void
+vmem_atfork_reveal(void)
+{
+	vprot_reveal();
+}
+
+void
+vmem_checkpoint_begin(void)
+{
+	pthread_mutex_lock(&vmu);
+	vprot_reveal();
+	pthread_mutex_unlock(&vmu);
+}
+
+void
+vmem_checkpoint_end(void)
+{
+	pthread_mutex_lock(&vmu);
+	vprot_apply();
+	pthread_mutex_unlock(&vmu);
+}
+
 /* overlaps_heap -- 1 if [a, a + len) meets the pool's heap range */
 static int
 overlaps_heap(uintptr_t a, size_t len)

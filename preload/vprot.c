@@ -17,7 +17,14 @@
  *    (vprot_zero);
  *  - mremap: the kernel gives the pages a mapping grows by, and a mapping
  *    it moves, the protection of the mapping, while the pages vmem.c
- *    grows a window over keep whatever they had when it was trimmed.
+ *    grows a window over keep whatever they had when it was trimmed;
+ *  - checkpoints that read the heap's memory (fork mode cow writes the
+ *    pages written since its base from it, a sealed pool encrypts it)
+ *    would fail (EFAULT) or fault on a page the program made PROT_NONE:
+ *    vprot_reveal makes those readable for the checkpoint (in a
+ *    background checkpoint's child only, its own copy), vprot_apply
+ *    gives every run its protection back after a checkpoint in the
+ *    process (which, in cow mode, maps the heap anew: read-write).
  *
  * How. A sorted table of runs [start, end) with a protection other than
  * PROT_READ | PROT_WRITE; a page in no run is read-write (what serve()
@@ -192,4 +199,20 @@ vprot_zero(uintptr_t a, uintptr_t e)
 		uintptr_t t = run[i].end < e ? run[i].end : e;
 		syscall(SYS_mprotect, s, t - s, run[i].prot);
 	}
+}
+
+void
+vprot_reveal(void)
+{
+	for (size_t i = 0; i < nrun; i++)
+		if (!(run[i].prot & PROT_READ))
+			syscall(SYS_mprotect, run[i].start, run[i].end - run[i].start,
+				run[i].prot | PROT_READ);
+}
+
+void
+vprot_apply(void)
+{
+	for (size_t i = 0; i < nrun; i++)
+		syscall(SYS_mprotect, run[i].start, run[i].end - run[i].start, run[i].prot);
 }
