@@ -79,6 +79,7 @@ int vprot_at(uintptr_t a);
 void vprot_zero(uintptr_t a, uintptr_t e);
 void vprot_reveal(void);
 void vprot_apply(void);
+size_t vprot_runs(void);        /* how many runs are recorded (tests) */
 
 /* reserve_* -- PROT_NONE reservations and what is committed in them (reserve.c) */
 void reserve_note(uintptr_t a, size_t len);

@@ -216,3 +216,9 @@ vprot_apply(void)
 	for (size_t i = 0; i < nrun; i++)
 		syscall(SYS_mprotect, run[i].start, run[i].end - run[i].start, run[i].prot);
 }
+
+size_t
+vprot_runs(void)
+{
+	return nrun;
+}
