@@ -33,7 +33,9 @@
 #           of a young start-up and of a publish leaves a pool that verifies
 #           and serves the next process; fork children start young too; a
 #           publication inside the durable size (format 1.8) does not sync
-#           the file, one past the headroom does (kill -9 there)
+#           the file, one past the headroom does (kill -9 there); a young
+#           heap's background checkpoint (fork modes copy and cow) is taken
+#           and carries the heap's lineage
 #   sealed  a sealed pool (CKPT_KEY_FILE) under ckpt-run: the exit checkpoint
 #           holds the program's data, readable with the key only, and the
 #           pool file holds none of it in the clear; without a key the
@@ -312,6 +314,37 @@ time.sleep(1)' "$T/y-started" &
 	[ "$(nyoung)" = 1 ] || fail "a running young heap is not listed as young"
 	wait $yp || fail "the sleeping python3 failed"
 	[ "$(nyoung)" = 0 ] || fail "a young heap is listed after its process ended"
+	# a background checkpoint of a heap still young, in fork modes copy and
+	# cow: the heap is published first and the checkpoint carries its
+	# lineage (its retention counts it). The program does not fork (a fork
+	# would publish the heap first): the shell watches for the checkpoint
+	for mode in copy cow; do
+		B=$T/bg-$mode.pool
+		rm -f "$T/bg-seen"
+		"$CKPT_RUN" --quiet --durable-after 60000 --fork-mode $mode --pool "$B" \
+			--checkpoint-on USR2 --on-exit checkpoint -- /usr/bin/python3 -c '
+import os, signal, sys, time
+os.kill(os.getpid(), signal.SIGUSR2)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)' "$T/bg-seen" >"$T/bg.out" 2>&1 &
+		bp=$!
+		i=0
+		until "$INSPECT" list "$B" 2>/dev/null | grep -q " signal "; do
+			i=$((i + 1)); [ $i -lt 1500 ] || break; sleep 0.02
+		done
+		touch "$T/bg-seen"
+		wait $bp || fail "fork mode $mode: the young program failed: $(cat "$T/bg.out")"
+		[ -s "$T/bg.out" ] && fail "fork mode $mode, young: $(cat "$T/bg.out")"
+		"$INSPECT" list "$B" --json | /usr/bin/python3 -c '
+import json, sys
+segs = json.load(sys.stdin)["segments"]
+lin = {s["label"]: s["lineage"] for s in segs if s["state"] == "checkpoint"}
+heap = [s["lineage"] for s in segs if s["state"] == "dead"]
+assert set(lin) == {"signal", "exit"}, "checkpoints: %s" % lin
+assert lin["signal"] == lin["exit"] == heap[0], "lineages: %s, heap %s" % (lin, heap)' ||
+			fail "fork mode $mode: a young heap's background checkpoint"
+		verify_pool "$B"
+	done
 	# grows after --durable-after: published; kill -9 leaves its heap
 	set +e
 	"$CKPT_RUN" --quiet --durable-after 100 --pool "$P" -- /usr/bin/python3 -c '
@@ -774,13 +807,10 @@ print(c[0] if c else "")' "$2"
 	verify_pool "$P"
 	# cow mode: the heap is a private mapping of an image, zeroed by
 	# stores (MADV_DONTNEED would bring the image's bytes back), also
-	# where the program took the write permission away. Published at
-	# start (--durable-after 0): the background checkpoint of a heap still
-	# young in fork mode cow fails on its own (catalog entry of life 0),
-	# which is not what this test is about
+	# where the program took the write permission away
 	P=$T/c.pool
 	# shellcheck disable=SC2086
-	out=$("$CKPT_RUN" --quiet --durable-after 0 --fork-mode cow --pool "$P" $ckpts -- \
+	out=$("$CKPT_RUN" --quiet --fork-mode cow --pool "$P" $ckpts -- \
 		"$T/vmem" private "$INSPECT" "$P") || fail "vmem in fork mode cow: $out"
 	echo "$out"
 	check_ckpts "$P" "fork mode cow"
