@@ -72,9 +72,10 @@ CKPT_HIDDEN uint32_t attach_segment(const ckpt_pool *p);
  * heap: MADV_DONTNEED would bring back the image's bytes, not zeroes), a
  * memset. A memset needs the range writable: writable 0 says it may not
  * be (the program changed its protection), and then, where a memset is
- * the way (private memory, or both file ways failed), attach_zero returns
- * -1 having written nothing: the caller, which knows the range's
- * protection, makes it writable for a memset of its own. 0: zeroed.
+ * the way (private memory, a sealed heap while a lazy fill runs, a heap
+ * mapping seg_clear does not clear), attach_zero returns -1 having
+ * written nothing: the caller, which knows the range's protection, makes
+ * it writable for a memset of its own. 0: zeroed.
  */
 CKPT_HIDDEN int attach_zero(ckpt_pool *p, void *addr, size_t len, int writable);
 
