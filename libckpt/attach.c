@@ -241,21 +241,26 @@ attach_segment(const ckpt_pool *p)
 	return p->seg;
 }
 
-void
-attach_zero(ckpt_pool *p, void *addr, size_t len)
+int
+attach_zero(ckpt_pool *p, void *addr, size_t len, int writable)
 {
-	if (p->detached || p->eng != NULL) {
-		memset(addr, 0, len);
-		return;
-	}
+	/* a heap in memory: a store is the only way (its pages count as
+	 * written for the dirty tracker, as the program's own stores do) */
+	if (p->detached || p->eng != NULL)
+		goto store;
 	/* a sealed heap is private anonymous memory: its pages dropped read as
 	 * zeroes whatever the range's protection (pool_purge keeps them while
 	 * a lazy fill would fault them in again from the image) */
 	if (p->heap_map.kind == MAP_KIND_SEALED) {
-		if (pool_purge(p, addr, 0, len) != 0)
-			memset(addr, 0, len);
-		return;
+		if (pool_purge(p, addr, 0, len) == 0)
+			return 0;
+		goto store;
 	}
-	if (seg_clear(p, addr, len) < 0)
-		memset(addr, 0, len);
+	if (seg_clear(p, addr, len) == 0)
+		return 0;
+store:
+	if (!writable)
+		return -1;
+	memset(addr, 0, len);
+	return 0;
 }

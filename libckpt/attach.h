@@ -67,10 +67,16 @@ CKPT_HIDDEN uint32_t attach_segment(const ckpt_pool *p);
  * pool file: seg_clear (the pages still in the page cache written through
  * the file, the others by a zero-range of it; its blocks stay allocated, so
  * later writes cannot fail for space), which works whatever the range's
- * protection (a memset only if both fail); a sealed heap's pages dropped
- * (MADV_DONTNEED, again whatever the protection; a memset while a lazy
- * fill runs); else a memset, which needs the range writable.
+ * protection; a sealed heap's pages dropped (MADV_DONTNEED, again whatever
+ * the protection); where the heap is private memory (cow mode, a detached
+ * heap: MADV_DONTNEED would bring back the image's bytes, not zeroes), a
+ * memset. A memset needs the range writable: writable 0 says it may not
+ * be (the program changed its protection), and then, where a memset is
+ * the way (private memory, a sealed heap while a lazy fill runs, a heap
+ * mapping seg_clear does not clear), attach_zero returns -1 having
+ * written nothing: the caller, which knows the range's protection, makes
+ * it writable for a memset of its own. 0: zeroed.
  */
-CKPT_HIDDEN void attach_zero(ckpt_pool *p, void *addr, size_t len);
+CKPT_HIDDEN int attach_zero(ckpt_pool *p, void *addr, size_t len, int writable);
 
 #endif

@@ -10,7 +10,12 @@
  * keep_checkpoints retention counts it like a checkpoint the parent took
  * itself (without that, every background checkpoint would start a lineage
  * of its own and none would ever be trimmed), closes every pool (its live segment is freed at once, it
- * does not linger as dead) and _exits, reporting through a pipe.
+ * does not linger as dead) and _exits, reporting through a pipe. A young
+ * heap (attach.c) has no life or lineage until it is published: the
+ * parent publishes before it reads them (the fork's prepare handler would
+ * publish only after), and a young child publishes its own heap before it
+ * takes the parent's (the checkpoint's publication would give it a
+ * lineage of its own).
  *
  * In cow mode the child also leaves, in memory it shares with the parent,
  * the pages its image changed from the parent's base; ckpt_checkpoint_wait
@@ -116,14 +121,18 @@ child_run(struct ckpt_pool *p, const char *label, int wfd, uint64_t *written,
 		uint64_t parent_lineage)
 {
 	/* checkpoint as the parent's heap: its life and lineage, so its
-	 * retention applies (the heap is the parent's as of fork) */
-	p->life = parent_life;
-	p->lineage = parent_lineage;
+	 * retention applies (the heap is the parent's as of fork). A young
+	 * child publishes its own heap first, as the checkpoint would: its
+	 * publication gives the heap a life and lineage of its own, which
+	 * must not be the checkpoint's */
 	struct bg_report r;
 	memset(&r, 0, sizeof(r));
 	r.magic = BG_MAGIC;
 	ckpt_id id = 0;
-	if (ckpt_checkpoint(p, label, &id) < 0 ||
+	int published = pool_published(p);
+	p->life = parent_life;
+	p->lineage = parent_lineage;
+	if (published < 0 || ckpt_checkpoint(p, label, &id) < 0 ||
 	    adopt_checkpoint(p, id, parent_seg, &parent) < 0) {
 		r.err = errno ? errno : EIO;
 		snprintf(r.msg, sizeof(r.msg), "background checkpoint: %s", ckpt_errormsg());
@@ -148,6 +157,11 @@ ckpt_checkpoint_background(ckpt_pool *p, const char *label)
 	if (p->fork_mode == CKPT_FORK_SHARED)
 		return ckpt_err_set(ENOTSUP, "background checkpoint needs a child with its own "
 				"heap; pool %s uses fork mode shared", p->path);
+	/* the child checkpoints under our life and lineage, read below before
+	 * the fork: a young heap gets them by its publication, which must not
+	 * wait for the fork's own (fork.c's prepare handler) */
+	if (pool_published(p) < 0)
+		return -1;
 	pthread_once(&hook_once, hook_install);
 	struct bg_job *job = calloc(1, sizeof(*job));
 	if (!job)

@@ -6,7 +6,7 @@
  *
  * This file interposes the malloc family and owns the process's life on
  * the pool; vmem.c interposes anonymous private mmap and its relatives,
- * and brk/sbrk.
+ * and brk/sbrk (vprot.c keeps the protections of what it serves).
  *
  * Start-up. The constructor attaches a fresh, empty heap in a new segment
  * of the pool CKPT_POOL (creating the pool with CKPT_HEAP_SIZE if it does
@@ -50,6 +50,10 @@
  * a fork child checkpoints the heap as it was at the fork, while the
  * program runs on) every SECS seconds and whenever SIGNUM arrives (its
  * handler only writes a byte to a pipe). Labels: "periodic", "signal".
+ * In fork mode cow and in a sealed pool a checkpoint reads the heap's
+ * memory, pages the program made PROT_NONE too: the exit checkpoint makes
+ * them readable for its while (vprot.c), a background checkpoint's child
+ * in its own copy (our child handler: a fork made inside libckpt).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -469,13 +473,26 @@ atfork_release(void)
 	vmem_atfork_release();
 }
 
+/* atfork_child -- the child: a background checkpoint's (forked inside
+ * libckpt) reads the heap, the pages the program made unreadable too */
+static void
+atfork_child(void)
+{
+	if (fork_saved_in_lib)
+		vmem_atfork_reveal();
+	atfork_release();
+}
+
 /* checkpoint_now -- a checkpoint labelled label, in this thread */
 static void
 checkpoint_now(const char *label)
 {
 	int was = preload_in_lib;
 	preload_in_lib = 1;
-	if (ckpt_checkpoint(preload_pool, label, NULL) < 0) {
+	vmem_checkpoint_begin();
+	int rc = ckpt_checkpoint(preload_pool, label, NULL);
+	vmem_checkpoint_end();
+	if (rc < 0) {
 		char what[96];
 		snprintf(what, sizeof(what), "checkpoint '%s' failed", label);
 		say(what);
@@ -596,7 +613,7 @@ preload_start(void)
 	preload_pool = p;
 	vmem_init();
 	/* after libckpt's handlers: our prepare runs before theirs, our child after */
-	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+	pthread_atfork(atfork_prepare, atfork_release, atfork_child);
 	const char *mp = getenv("CKPT_RUN_PID");
 	main_pid = mp && *mp ? (pid_t)atol(mp) : getpid();
 	if (getpid() == main_pid) {

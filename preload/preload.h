@@ -5,7 +5,8 @@
  *
  * preload.c interposes the malloc family and owns start-up, fork, exit and
  * the outside checkpoints; vmem.c interposes anonymous mmap and its
- * relatives, and brk/sbrk. Both serve the program from the pool once
+ * relatives, and brk/sbrk (vprot.c remembers the protection of what it
+ * serves, reserve.c the address reservations it leaves to the kernel). Both serve the program from the pool once
  * preload_pool is set, and from boot_alloc (static arena, then raw mmap)
  * before that and whenever the calling thread is inside libckpt.
  */
@@ -51,8 +52,34 @@ size_t boot_size(const void *p);
 void vmem_init(void);
 void vmem_atfork_prepare(void);
 void vmem_atfork_release(void);
+/* vmem_checkpoint_begin / _end -- around a checkpoint made in this process:
+ * what the program made unreadable readable for it, then its protections
+ * again; vmem_atfork_reveal -- in a background checkpoint's child, with
+ * vmem's lock held (between vmem_atfork_prepare and _release) */
+void vmem_checkpoint_begin(void);
+void vmem_checkpoint_end(void);
+void vmem_atfork_reveal(void);
 /* vmem_brk_moved -- 1 if the real program break moved since start (raw brk) */
 int vmem_brk_moved(void);
+
+/*
+ * vprot_* -- the protection of the pool pages vmem.c serves (vprot.c),
+ * called with vmem.c's mutex held. vprot_set: mprotect [a, e) to prot and
+ * record it (runs merged within [lo, hi), the block's bounds); -1 with
+ * errno, nothing changed. vprot_rw: 1 if all of [a, e) is read-write.
+ * vprot_at: the protection of the page at a. vprot_zero: memset [a, e)
+ * to zero, made writable for the while, its protection given back.
+ * vprot_reveal: every page the program made unreadable readable, for a
+ * checkpoint (the table unchanged); vprot_apply: every recorded
+ * protection given to the kernel again.
+ */
+int vprot_set(uintptr_t a, uintptr_t e, int prot, uintptr_t lo, uintptr_t hi);
+int vprot_rw(uintptr_t a, uintptr_t e);
+int vprot_at(uintptr_t a);
+void vprot_zero(uintptr_t a, uintptr_t e);
+void vprot_reveal(void);
+void vprot_apply(void);
+size_t vprot_runs(void);        /* how many runs are recorded (tests) */
 
 /* reserve_* -- PROT_NONE reservations and what is committed in them (reserve.c) */
 void reserve_note(uintptr_t a, size_t len);

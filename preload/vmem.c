@@ -10,29 +10,41 @@
  * page-aligned block of the pool's heap, zeroed as the kernel would
  * (attach_zero: the pages still in the page cache in place, the rest by a
  * zero-range of the pool file, so a large mapping costs no page touches
- * and a mapping the last process left cached costs no page-cache misses).
+ * and a mapping the last process left cached costs no page-cache misses;
+ * where the heap is private memory, in fork mode cow or detached, by
+ * stores, which the dirty tracker counts as the program's own writes).
  * Everything else (file and shared
  * mappings, thread stacks, reservations) goes to the kernel untouched.
  * Calls made from inside libckpt (mapping the pool itself) always do.
  *
  * The blocks are kept in a sorted table (vblk) that remembers, per block,
- * the window [lo, hi) still mapped and whether its protection changed:
+ * the window [lo, hi) still mapped; vprot.c remembers the protection of
+ * their pages where the program changed it:
  *  - munmap of a whole window frees the block (its protection restored
  *    first, since the allocator writes next to it); trimming the head or
  *    the tail (what jemalloc does to align a chunk) narrows the window; a
  *    hole in the middle is left allocated until the rest goes;
  *  - mremap shrinks in place, grows in place within the block, else moves
- *    (MREMAP_MAYMOVE: a new block, a copy, the old one unmapped);
- *    MREMAP_FIXED and MREMAP_DONTUNMAP on the pool are EINVAL;
- *  - mprotect passes to the kernel for ranges inside blocks and is ENOMEM
- *    on pool bytes outside them (the allocator's own);
+ *    (MREMAP_MAYMOVE: a new block, a copy, the old one unmapped); the
+ *    pages grown by, or the block moved to, get the protection of the
+ *    old range's last page, as the kernel gives them the mapping's (not
+ *    what trimmed pages kept); MREMAP_FIXED and MREMAP_DONTUNMAP on the
+ *    pool are EINVAL;
+ *  - mprotect passes to the kernel for ranges inside blocks (vprot_set,
+ *    which records it) and is ENOMEM on pool bytes outside them (the
+ *    allocator's own);
  *  - madvise MADV_DONTNEED and MADV_REMOVE zero the range (the program
- *    relies on it, as jemalloc does); MADV_FREE is a no-op (the contents
- *    may stay); MADV_DONTFORK, MADV_WIPEONFORK and their inverses are
- *    ignored (the pool's fork handling owns what a child gets); other
- *    advice goes to the kernel.
+ *    relies on it, as jemalloc does), whatever its protection: a program
+ *    decommits with mprotect PROT_NONE, then MADV_DONTNEED, so a range
+ *    that is not read-write is zeroed through the pool file, or, in a
+ *    heap in memory (where MADV_DONTNEED would bring back the image's
+ *    bytes), by vprot_zero: made writable for the store, its protection
+ *    given back, under the table's mutex (the program's mprotect waits);
+ *    MADV_FREE is a no-op (the contents may stay); MADV_DONTFORK,
+ *    MADV_WIPEONFORK and their inverses are ignored (the pool's fork
+ *    handling owns what a child gets); other advice goes to the kernel.
  * MAP_FIXED onto the pool's range replaces the contents of a block's
- * window (zeroed, protection set) and is ENOMEM anywhere else there: it
+ * window (protection set, then zeroed) and is ENOMEM anywhere else there: it
  * must never replace the pool's own mapping.
  *
  * brk/sbrk. The break lives in one block of BRK_AREA bytes, taken on the
@@ -61,7 +73,6 @@
 struct vblk {
 	uintptr_t start, end;   /* the block, page-aligned */
 	uintptr_t lo, hi;       /* the window still mapped */
-	int prot_changed;
 };
 
 static pthread_mutex_t vmu = PTHREAD_MUTEX_INITIALIZER;
@@ -98,6 +109,28 @@ vmem_atfork_release(void)
 	pthread_mutex_unlock(&vmu);
 }
 
+void
+vmem_atfork_reveal(void)
+{
+	vprot_reveal();
+}
+
+void
+vmem_checkpoint_begin(void)
+{
+	pthread_mutex_lock(&vmu);
+	vprot_reveal();
+	pthread_mutex_unlock(&vmu);
+}
+
+void
+vmem_checkpoint_end(void)
+{
+	pthread_mutex_lock(&vmu);
+	vprot_apply();
+	pthread_mutex_unlock(&vmu);
+}
+
 /* overlaps_heap -- 1 if [a, a + len) meets the pool's heap range */
 static int
 overlaps_heap(uintptr_t a, size_t len)
@@ -121,18 +154,24 @@ find(uintptr_t a)
 }
 
 /*
- * zero -- make [a, a + len) of the heap read as zeroes; prot_changed: the
+ * zero -- make [a, a + len) of the heap read as zeroes; protected: the
  * range may not be writable (a program decommits with mprotect PROT_NONE,
  * then MADV_DONTNEED), so no memset of ours: attach_zero writes through the
- * pool file
+ * pool file, or, where the heap is private memory (cow mode, a detached
+ * heap), vprot_zero stores with the write permission granted for the while
  */
 static void
-zero(uintptr_t a, size_t len, int prot_changed)
+zero(uintptr_t a, size_t len, int protected)
 {
-	if (len >= ZERO_BY_FILE || prot_changed)
-		LIB((attach_zero(preload_pool, (void *)a, len), 0));
-	else
+	if (len < ZERO_BY_FILE && !protected) {
 		memset((void *)a, 0, len);
+		return;
+	}
+	if (LIB(attach_zero(preload_pool, (void *)a, len, !protected)) == 0)
+		return;
+	pthread_mutex_lock(&vmu);
+	vprot_zero(a, a + len);
+	pthread_mutex_unlock(&vmu);
 }
 
 /* tab_insert -- remember a new block; -1 when the table cannot grow */
@@ -153,7 +192,7 @@ tab_insert(uintptr_t start, uintptr_t end)
 	}
 	size_t i = find(start);
 	memmove(&tab[i + 1], &tab[i], (ntab - i) * sizeof(*tab));
-	tab[i] = (struct vblk){ start, end, start, end, 0 };
+	tab[i] = (struct vblk){ start, end, start, end };
 	ntab++;
 	return 0;
 }
@@ -163,8 +202,7 @@ static void
 release(size_t i)
 {
 	struct vblk *b = &tab[i];
-	if (b->prot_changed)
-		syscall(SYS_mprotect, b->start, b->end - b->start, PROT_READ | PROT_WRITE);
+	vprot_set(b->start, b->end, PROT_READ | PROT_WRITE, b->start, b->end);
 	LIB((ckpt_free(preload_pool, (void *)b->start), 0));
 	memmove(&tab[i], &tab[i + 1], (ntab - i - 1) * sizeof(*tab));
 	ntab--;
@@ -180,19 +218,21 @@ serve(size_t len, int prot)
 		return MAP_FAILED;
 	}
 	zero((uintptr_t)p, len, 0);
+	uintptr_t a = (uintptr_t)p;
 	pthread_mutex_lock(&vmu);
-	int rc = tab_insert((uintptr_t)p, (uintptr_t)p + len);
-	pthread_mutex_unlock(&vmu);
-	if (rc < 0) {
+	if (tab_insert(a, a + len) < 0) {
+		pthread_mutex_unlock(&vmu);
 		LIB((ckpt_free(preload_pool, p), 0));
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
-	if (prot != (PROT_READ | PROT_WRITE)) {
-		pthread_mutex_lock(&vmu);
-		tab[find((uintptr_t)p)].prot_changed = 1;
-		pthread_mutex_unlock(&vmu);
-		syscall(SYS_mprotect, p, len, prot);
+	int rc = vprot_set(a, a + len, prot, a, a + len), err = errno;
+	if (rc < 0)
+		release(find(a));
+	pthread_mutex_unlock(&vmu);
+	if (rc < 0) {
+		errno = err;
+		return MAP_FAILED;
 	}
 	return p;
 }
@@ -213,17 +253,13 @@ fixed(uintptr_t a, size_t len, int prot)
 {
 	pthread_mutex_lock(&vmu);
 	struct vblk *b = inside_window(a, len);
-	if (b && prot != (PROT_READ | PROT_WRITE))
-		b->prot_changed = 1;
-	pthread_mutex_unlock(&vmu);
-	if (!b) {
+	int rc = b ? vprot_set(a, a + len, prot, b->start, b->end) : -1;
+	if (!b)
 		errno = ENOMEM;
+	pthread_mutex_unlock(&vmu);
+	if (rc < 0)
 		return MAP_FAILED;
-	}
-	syscall(SYS_mprotect, a, len, PROT_READ | PROT_WRITE);
-	zero(a, len, 0);
-	if (prot != (PROT_READ | PROT_WRITE))
-		syscall(SYS_mprotect, a, len, prot);
+	zero(a, len, prot != (PROT_READ | PROT_WRITE));
 	return (void *)a;
 }
 
@@ -332,13 +368,23 @@ mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 		pthread_mutex_unlock(&vmu);
 		return old;
 	}
+	/* the kernel gives the pages a mapping grows by, or the mapping it
+	 * moves, the mapping's protection: [a, a + on) is one mapping for the
+	 * program, its last page says which */
+	int prot = vprot_at(a + on - PAGE);
 	if (a + on == b->hi && a + nn <= b->end) {      /* grow in place */
+		/* the new pages may still have what they had when the
+		 * window was trimmed over them */
+		if (vprot_set(a + on, a + nn, prot, b->start, b->end) < 0) {
+			pthread_mutex_unlock(&vmu);
+			return MAP_FAILED;
+		}
 		b->hi = a + nn;
-		int pc = b->prot_changed;
 		pthread_mutex_unlock(&vmu);
-		zero(a + on, nn - on, pc);
+		zero(a + on, nn - on, prot != (PROT_READ | PROT_WRITE));
 		return old;
 	}
+	uintptr_t bs = b->start, be = b->end;
 	pthread_mutex_unlock(&vmu);
 	if (!(flags & MREMAP_MAYMOVE)) {
 		errno = ENOMEM;
@@ -347,7 +393,25 @@ mremap(void *old, size_t oldlen, size_t newlen, int flags, ...)
 	void *n = serve(nn, PROT_READ | PROT_WRITE);
 	if (n == MAP_FAILED)
 		return n;
-	memcpy(n, old, on);
+	if (prot == (PROT_READ | PROT_WRITE)) {
+		memcpy(n, old, on);
+	} else {
+		uintptr_t m = (uintptr_t)n;
+		pthread_mutex_lock(&vmu);
+		/* the copy reads the old pages: readable for it (they go next) */
+		int rc = prot & PROT_READ ? 0 : vprot_set(a, a + on, prot | PROT_READ, bs, be);
+		if (rc == 0) {
+			memcpy(n, old, on);
+			rc = vprot_set(m, m + nn, prot, m, m + nn);
+		}
+		pthread_mutex_unlock(&vmu);
+		if (rc < 0) {
+			int err = errno;
+			munmap(n, nn);
+			errno = err;
+			return MAP_FAILED;
+		}
+	}
 	munmap(old, on);
 	return n;
 }
@@ -364,14 +428,11 @@ mprotect(void *addr, size_t len, int prot)
 	}
 	pthread_mutex_lock(&vmu);
 	struct vblk *b = inside_window(a, PAGE_UP(len));
-	if (b)
-		b->prot_changed = 1;
-	pthread_mutex_unlock(&vmu);
-	if (!b) {
+	int rc = b ? vprot_set(a, a + PAGE_UP(len), prot, b->start, b->end) : -1;
+	if (!b)
 		errno = ENOMEM;
-		return -1;
-	}
-	return (int)syscall(SYS_mprotect, addr, len, prot);
+	pthread_mutex_unlock(&vmu);
+	return rc;
 }
 
 PRELOAD_API int
@@ -385,7 +446,7 @@ madvise(void *addr, size_t len, int advice)
 	case MADV_REMOVE: {
 		pthread_mutex_lock(&vmu);
 		struct vblk *b = inside_window(a, PAGE_UP(len));
-		int pc = b && b->prot_changed;
+		int pc = b && !vprot_rw(a, a + PAGE_UP(len));
 		pthread_mutex_unlock(&vmu);
 		if (!b) {
 			errno = EINVAL;

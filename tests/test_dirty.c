@@ -3,7 +3,8 @@
  * dirty.c): exactness of the reported set on ext4 MAP_SHARED, ext4
  * MAP_PRIVATE and memfd mappings, kernel writes (read(2) from a pipe,
  * pread(2), O_DIRECT) tracked and never EFAULT, writes racing with collects
- * never lost, pages whose entries the kernel dropped, an aborted collect,
+ * never lost, pages whose entries the kernel dropped, stores into a range
+ * made writable for the while (mprotect), an aborted collect,
  * the MAP_PRIVATE scan method, the fallbacks (test switch, and real
  * refusals in an unprivileged child: non-dumpable, seccomp), fork children.
  * Real files on the test directory's filesystem (ext4 here), real forks.
@@ -187,6 +188,21 @@ exact_on(enum kind k)
 	expect_pages(&s, "written then MADV_DONTNEED", (const int[]){ 40, -1 });
 	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
 	expect_pages(&s, "after the dropped page", (const int[]){ -1 });
+
+	/* zeroed by the preload library in a range the program made
+	 * PROT_NONE (vprot_zero: made writable for a memset, then PROT_NONE
+	 * again): the stores count, the protection changes do not */
+	assert_int_equal(mprotect(r.p + 60 * PG, 3 * PG, PROT_NONE), 0);
+	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
+	expect_pages(&s, "after mprotect PROT_NONE", (const int[]){ -1 });
+	assert_int_equal(mprotect(r.p + 60 * PG, 3 * PG, PROT_READ | PROT_WRITE), 0);
+	memset(r.p + 60 * PG, 0, 2 * PG);       /* 60 populated, 61 not */
+	assert_int_equal(mprotect(r.p + 60 * PG, 3 * PG, PROT_NONE), 0);
+	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
+	expect_pages(&s, "zeroed with PROT_NONE lifted for the while", (const int[]){ 60, 61, -1 });
+	assert_int_equal(mprotect(r.p + 60 * PG, 3 * PG, PROT_READ | PROT_WRITE), 0);
+	assert_int_equal(collect(&d, NPAGES, r.len, 1, &s), 0);
+	expect_pages(&s, "read-write again", (const int[]){ -1 });
 
 	if (k == K_SHARED) {
 		/* written, written back, reclaimed: the entry is gone, still reported */

@@ -33,7 +33,9 @@
 #           of a young start-up and of a publish leaves a pool that verifies
 #           and serves the next process; fork children start young too; a
 #           publication inside the durable size (format 1.8) does not sync
-#           the file, one past the headroom does (kill -9 there)
+#           the file, one past the headroom does (kill -9 there); a young
+#           heap's background checkpoint (fork modes copy and cow) is taken
+#           and carries the heap's lineage
 #   sealed  a sealed pool (CKPT_KEY_FILE) under ckpt-run: the exit checkpoint
 #           holds the program's data, readable with the key only, and the
 #           pool file holds none of it in the clear; without a key the
@@ -48,7 +50,16 @@
 #           of bytes, MADV_PAGEOUT); in four threads mapping, filling and
 #           freeing at once; in the next process that takes the
 #           segment a young process left full of bytes; and all but the
-#           half-evicted range again on a sealed pool
+#           half-evicted range again on a sealed pool and in fork mode cow
+#           (a private mapping of an image, zeroed by stores), where the
+#           exit checkpoint must hold the zeroes of a decommit and not the
+#           bytes they replaced. Protections as the kernel keeps them
+#           (/proc/self/maps): pages mremap grows a window over after it
+#           was trimmed while PROT_NONE are the mapping's (a store there
+#           must not fault), a read-only mapping grown or moved stays
+#           read-only, MADV_DONTNEED of read-only memory zeroes it and
+#           leaves it read-only, read-only memory unmapped and mapped
+#           again is writable zeroes
 #   errors  what ckpt-run refuses, with its exit status
 set -eu
 WHAT=${1:?usage: test_preload.sh WHAT CKPT_RUN CKPT_INSPECT}
@@ -303,6 +314,37 @@ time.sleep(1)' "$T/y-started" &
 	[ "$(nyoung)" = 1 ] || fail "a running young heap is not listed as young"
 	wait $yp || fail "the sleeping python3 failed"
 	[ "$(nyoung)" = 0 ] || fail "a young heap is listed after its process ended"
+	# a background checkpoint of a heap still young, in fork modes copy and
+	# cow: the heap is published first and the checkpoint carries its
+	# lineage (its retention counts it). The program does not fork (a fork
+	# would publish the heap first): the shell watches for the checkpoint
+	for mode in copy cow; do
+		B=$T/bg-$mode.pool
+		rm -f "$T/bg-seen"
+		"$CKPT_RUN" --quiet --durable-after 60000 --fork-mode $mode --pool "$B" \
+			--checkpoint-on USR2 --on-exit checkpoint -- /usr/bin/python3 -c '
+import os, signal, sys, time
+os.kill(os.getpid(), signal.SIGUSR2)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)' "$T/bg-seen" >"$T/bg.out" 2>&1 &
+		bp=$!
+		i=0
+		until "$INSPECT" list "$B" 2>/dev/null | grep -q " signal "; do
+			i=$((i + 1)); [ $i -lt 1500 ] || break; sleep 0.02
+		done
+		touch "$T/bg-seen"
+		wait $bp || fail "fork mode $mode: the young program failed: $(cat "$T/bg.out")"
+		[ -s "$T/bg.out" ] && fail "fork mode $mode, young: $(cat "$T/bg.out")"
+		"$INSPECT" list "$B" --json | /usr/bin/python3 -c '
+import json, sys
+segs = json.load(sys.stdin)["segments"]
+lin = {s["label"]: s["lineage"] for s in segs if s["state"] == "checkpoint"}
+heap = [s["lineage"] for s in segs if s["state"] == "dead"]
+assert set(lin) == {"signal", "exit"}, "checkpoints: %s" % lin
+assert lin["signal"] == lin["exit"] == heap[0], "lineages: %s, heap %s" % (lin, heap)' ||
+			fail "fork mode $mode: a young heap's background checkpoint"
+		verify_pool "$B"
+	done
 	# grows after --durable-after: published; kill -9 leaves its heap
 	set +e
 	"$CKPT_RUN" --quiet --durable-after 100 --pool "$P" -- /usr/bin/python3 -c '
@@ -504,10 +546,14 @@ vmem)
 	cat >"$T/vmem.c" <<'EOC'
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
+#define PG 4096UL
 /* sizes: memset (< 64 KiB), by residency (<= 8 MiB), zero-range (> 8 MiB) */
 static const size_t sizes[] = { 16 << 10, 64 << 10, 2 << 20, 8 << 20, 24 << 20 };
 static volatile int bad;
@@ -525,6 +571,77 @@ static unsigned char *map(size_t len)
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) { perror("mmap"); exit(2); }
 	return p;
+}
+/* perms -- the kernel's protection of the page at a, as /proc/self/maps
+ * spells it ("rw-", "r--", "---"), or "?" */
+static const char *perms(const void *a)
+{
+	static char got[4];
+	unsigned long lo, hi;
+	char line[512], pr[5];
+	FILE *f = fopen("/proc/self/maps", "r");
+	strcpy(got, "?");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, pr) == 3 &&
+		    lo <= (uintptr_t)a && (uintptr_t)a < hi) {
+			memcpy(got, pr, 3);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return got;
+}
+static void want_perms(const char *what, const void *a, const char *want)
+{
+	if (strcmp(perms(a), want)) {
+		printf("FAIL: %s: the page is %s, want %s\n", what, perms(a), want);
+		bad = 1;
+	}
+}
+/* protections -- what the kernel does to protections: a window grown over
+ * pages trimmed while PROT_NONE takes the protection of the mapping (a
+ * store there must not fault); read-only memory unmapped, mapped again,
+ * grown or moved; zeroed while read-only */
+static void protections(void)
+{
+	unsigned char *p = map(4 * PG);
+	memset(p, 0xa5, 4 * PG);
+	if (mprotect(p + 2 * PG, 2 * PG, PROT_NONE) || munmap(p + 2 * PG, 2 * PG) ||
+	    mremap(p, 2 * PG, 4 * PG, 0) != p) { perror("trim and grow"); exit(2); }
+	want_perms("pages grown over a PROT_NONE tail", p + 3 * PG, "rw-");
+	check("pages grown over a PROT_NONE tail", 4 * PG, p + 2 * PG, 2 * PG);
+	memset(p + 2 * PG, 0x11, 2 * PG);       /* SIGSEGV if still PROT_NONE */
+	/* a read-only mapping grows read-only */
+	if (munmap(p + 2 * PG, 2 * PG) || mprotect(p, 2 * PG, PROT_READ) ||
+	    mremap(p, 2 * PG, 4 * PG, 0) != p) { perror("trim, protect, grow"); exit(2); }
+	want_perms("a read-only mapping grown", p + 3 * PG, "r--");
+	check("a read-only mapping grown", 4 * PG, p + 2 * PG, 2 * PG);
+	/* zeroed read-only (MADV_DONTNEED leaves the protection) */
+	if (madvise(p, 4 * PG, MADV_DONTNEED)) { perror("madvise"); exit(2); }
+	check("MADV_DONTNEED of read-only memory", 4 * PG, p, 4 * PG);
+	want_perms("MADV_DONTNEED of read-only memory", p, "r--");
+	/* moved read-only: its bytes, read-only */
+	if (mprotect(p, 4 * PG, PROT_READ | PROT_WRITE)) { perror("mprotect"); exit(2); }
+	memset(p, 0x42, 4 * PG);
+	if (mprotect(p, 4 * PG, PROT_READ)) { perror("mprotect"); exit(2); }
+	unsigned char *q = mremap(p, 4 * PG, 64 * PG, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED) { perror("mremap"); exit(2); }
+	for (size_t i = 0; i < 4 * PG; i++)
+		if (q[i] != 0x42) { printf("FAIL: moved: byte %zu is 0x%02x\n", i, q[i]); bad = 1; break; }
+	check("a read-only mapping moved", 64 * PG, q + 4 * PG, 60 * PG);
+	want_perms("a read-only mapping moved", q + 63 * PG, "r--");
+	munmap(q, 64 * PG);
+	/* read-only memory unmapped and mapped again: zeroes, writable */
+	for (int k = 0; k < 8; k++) {
+		p = map(16 * PG);
+		memset(p, 0x5a, 16 * PG);
+		if (mprotect(p, 16 * PG, PROT_READ)) { perror("mprotect"); exit(2); }
+		munmap(p, 16 * PG);
+	}
+	p = map(16 * PG);
+	check("read-only memory unmapped, mapped again", 16 * PG, p, 16 * PG);
+	memset(p, 1, 16 * PG);
+	munmap(p, 16 * PG);
 }
 /* cycle -- one thread's mappings: each must read as zeroes though the
  * others keep filling and freeing blocks of the same heap meanwhile */
@@ -546,9 +663,12 @@ static void *cycle(void *arg)
 }
 int main(int argc, char **argv)
 {
+	setvbuf(stdout, NULL, _IONBF, 0);   /* each FAIL: out before a crash */
 	int fill = argc > 1 && argv[1][0] == 'f';   /* leave every page full for the next process */
 	int first = argc > 1 && argv[1][0] == 'c';  /* check what a fresh mapping reads */
-	int sealed = argc > 1 && argv[1][0] == 's'; /* anonymous memory: no page cache */
+	/* sealed: anonymous memory; private: cow mode, a private mapping of
+	 * an image: no page cache to evict; both: checkpoints read memory */
+	int priv = argc > 1 && (argv[1][0] == 's' || argv[1][0] == 'p');
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		size_t sz = sizes[k];
 		unsigned char *p = map(sz);
@@ -576,7 +696,9 @@ int main(int argc, char **argv)
 		check("mremap's new half", sz, q + sz, sz);
 		munmap(q, 2 * sz);
 	}
-	if (!first && !fill && !sealed) {
+	if (!first && !fill)
+		protections();
+	if (!first && !fill && !priv) {
 		/* one range, every other 64 KiB still cached: the rest written
 		 * back full of bytes and evicted, so a run left out of either
 		 * the in-place clearing or the zero-range reads them again */
@@ -604,6 +726,35 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < 4; i++)
 			pthread_join(t[i], NULL);
 	}
+	if (priv && argc > 3) {
+		/* for the checkpoints (a background one on SIGUSR2, then the
+		 * exit's): one marker kept, one zeroed by a decommit (the
+		 * zeroes must count as written), one left PROT_NONE (the
+		 * checkpoints read the heap's memory here) */
+		unsigned char *k = map(16 * PG), *d = map(16 * PG), *u = map(16 * PG);
+		strcpy((char *)k, "MARKER-vmem-kept");
+		for (size_t o = 0; o + 32 <= 16 * PG; o += 32)
+			strcpy((char *)d + o, "MARKER-vmem-decommitted");
+		if (mprotect(d, 16 * PG, PROT_NONE) || madvise(d, 16 * PG, MADV_DONTNEED) ||
+		    mprotect(d, 16 * PG, PROT_READ | PROT_WRITE)) { perror("decommit"); return 2; }
+		check("decommitted before the checkpoints", 16 * PG, d, 16 * PG);
+		strcpy((char *)u, "MARKER-vmem-unreadable");
+		if (mprotect(u, 16 * PG, PROT_NONE)) { perror("mprotect"); return 2; }
+		/* argv[2] list argv[3]: until the background checkpoint is listed */
+		char cmd[4096], line[4096];
+		snprintf(cmd, sizeof(cmd), "'%s' list '%s'", argv[2], argv[3]);
+		raise(SIGUSR2);
+		for (int listed = 0, i = 0; !listed; i++) {
+			if (i == 600) { puts("FAIL: no checkpoint labelled signal"); return 2; }
+			FILE *f = popen(cmd, "r");
+			while (f && fgets(line, sizeof(line), f))
+				listed |= strstr(line, " signal ") != NULL;
+			if (f)
+				pclose(f);
+			if (!listed)
+				usleep(50000);
+		}
+	}
 	if (!bad)
 		puts("vmem ok");
 	return bad;
@@ -620,11 +771,50 @@ EOC
 	out=$(young "$T/vmem" check) || fail "the next process: $out"
 	echo "$out"
 	verify_pool "$P"
+	# ckpt_labelled POOL LABEL -- the checkpoint labelled LABEL, or ""
+	ckpt_labelled() {
+		"$INSPECT" list "$1" --json | /usr/bin/python3 -c '
+import json, sys
+c = [s["checkpoint"] for s in json.load(sys.stdin)["segments"] if s["label"] == sys.argv[1]]
+print(c[0] if c else "")' "$2"
+	}
+	# check_ckpts POOL WHAT -- the background and the exit checkpoints hold
+	# the kept and the unreadable markers, not the decommitted one
+	check_ckpts() {
+		for label in signal exit; do
+			id=$(ckpt_labelled "$1" $label)
+			if [ -z "$id" ]; then
+				fail "$2: no checkpoint labelled $label"
+				continue
+			fi
+			[ "$(heap_has "$1" "$id" MARKER-vmem-kept)" = 1 ] ||
+				fail "$2: checkpoint $label does not hold the program's data"
+			[ "$(heap_has "$1" "$id" MARKER-vmem-unreadable)" = 1 ] ||
+				fail "$2: checkpoint $label does not hold the PROT_NONE page"
+			[ "$(heap_has "$1" "$id" MARKER-vmem-decommitted)" = 0 ] ||
+				fail "$2: checkpoint $label holds bytes the program decommitted"
+		done
+	}
+	ckpts="--checkpoint-on USR2 --on-exit checkpoint"
 	# a sealed pool's heap is private anonymous memory, zeroed its own way
 	head -c 32 /dev/urandom >"$T/key"
-	out=$(CKPT_KEY_FILE=$T/key "$CKPT_RUN" --quiet --pool "$T/s.pool" --size 256M -- \
-		"$T/vmem" sealed) || fail "vmem on a sealed pool: $out"
+	P=$T/s.pool
+	# shellcheck disable=SC2086
+	out=$(CKPT_KEY_FILE=$T/key "$CKPT_RUN" --quiet --pool "$P" --size 256M $ckpts -- \
+		"$T/vmem" sealed "$INSPECT" "$P") || fail "vmem on a sealed pool: $out"
 	echo "$out"
+	HEAP_KEY=$T/key check_ckpts "$P" "sealed"
+	verify_pool "$P"
+	# cow mode: the heap is a private mapping of an image, zeroed by
+	# stores (MADV_DONTNEED would bring the image's bytes back), also
+	# where the program took the write permission away
+	P=$T/c.pool
+	# shellcheck disable=SC2086
+	out=$("$CKPT_RUN" --quiet --fork-mode cow --pool "$P" $ckpts -- \
+		"$T/vmem" private "$INSPECT" "$P") || fail "vmem in fork mode cow: $out"
+	echo "$out"
+	check_ckpts "$P" "fork mode cow"
+	verify_pool "$P"
 	;;
 errors)
 	expect() {      # expect STATUS MESSAGE-PATTERN ckpt-run-args...

@@ -164,6 +164,13 @@ set_tests_properties(test_prefork PROPERTIES TIMEOUT 300 LABELS "proc;sample"
 # wp-async through /dev/userfaultfd there, and the unprivileged test skips.
 ckpt_test(test_dirty test_dirty.c LABELS unit proc VALGRIND)
 
+# the preload library's record of the protections it set (preload/vprot.c,
+# linked in directly, issue 13): random mprotect sequences against the
+# kernel's /proc/self/maps; the zeroing, reveal and apply it does for
+# vmem.c. In every build (the sanitizers too: the file has no malloc).
+ckpt_test(test_vprot test_vprot.c ${PROJECT_SOURCE_DIR}/preload/vprot.c LABELS unit VALGRIND)
+target_include_directories(test_vprot PRIVATE ${PROJECT_SOURCE_DIR}/preload)
+
 # power-loss crash states (issue 17): a recorder preloaded into workload
 # drivers logs every write and ordering point of the pool file; crashcheck
 # builds the files a power loss could leave and checks libckpt on each
