@@ -17,7 +17,7 @@
  *
  * The state: a root array of N pointers to blocks of 16..256 bytes (each
  * stamped with its index), every other one freed by the same thread just
- * before the quiesce, so that up to 16 blocks a class are in its cache.
+ * before the quiesce, so that up to TC_CAP (64) blocks a class are in its cache.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

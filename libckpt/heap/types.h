@@ -195,7 +195,13 @@ extern CKPT_HIDDEN uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n 
 /* -- DRAM handle and thread-local slot cache -------------------------------- */
 
 #define TC_NCLASS 16u     /* classes with a front cache: 16..512 B (one-page slabs) */
-#define TC_CAP 16u        /* blocks a front cache holds per class */
+/* blocks a front cache holds per class: 64, not 16, since a random mix of
+ * allocations and frees then reaches the cache's ends (the slab's paths, a
+ * mispredicted branch) far less often: alloc_bench small, one thread, +11%
+ * pairs/s (0.14 -> 0.02 mispredicted branches a pair under cachegrind's
+ * branch simulation), mixed +3%. Cost: 8 KiB of DRAM per thread slot used,
+ * and at most 192 KiB of blocks a thread cached (allocated in the segment) */
+#define TC_CAP 64u
 #define TC_MAX 512u       /* largest request of a class with a front cache */
 
 /*
