@@ -5,14 +5,7 @@
  *   1. a filesystem clone (FICLONERANGE: O(extents), blocks shared until
  *      written; XFS with reflink, btrfs), unless the caller asked for a copy;
  *   2. copy_file_range over the source's data extents only (SEEK_DATA /
- *      SEEK_HOLE, so a big segment holding little copies little); or, when
- *      the caller asks for a view (segcopy_opts), pwrite of those extents
- *      from a read-only view of the source, each piece read into the view's
- *      page tables first: one copy as well, but in writes long enough that
- *      the destination lands in the page cache in 2 MiB folios (a
- *      copy_file_range, spliced a few pages at a time, gives 64 KiB ones;
- *      a copy that meets an unmapped page of its source comes up short and
- *      goes on page by page), and, unlike copy_file_range, never a clone;
+ *      SEEK_HOLE, so a big segment holding little copies little);
  *   3. on pmem -- the pool maps with MAP_SYNC (MAP_KIND_PMEM), or the pmem
  *      path is forced for tests (MAP_KIND_FORCED, PMEM_IS_PMEM_FORCE=1) --
  *      through mappings of both ranges with libpmem's pmem_memcpy_nodrain
@@ -114,7 +107,6 @@ enum copy_path {
 	PATH_RANGE,             /* copy_file_range */
 	PATH_PMEM,              /* pmem_memcpy_nodrain between sm and dm */
 	PATH_PLAIN,             /* pread/pwrite through buf */
-	PATH_VIEW,              /* pwrite from view */
 };
 
 /*
@@ -132,7 +124,6 @@ struct copier {
 	int allocated;              /* [dst, dst+len) already fallocated */
 	struct pmap sm, dm;
 	char *buf;
-	const char *view;           /* [src, src+len) read-only, for PATH_VIEW */
 };
 
 /*
@@ -229,26 +220,6 @@ copy_plain(struct copier *c, uint64_t off, uint64_t n)
 	return 0;
 }
 
-/* copy_view -- pwrite [off, off+n) from the view of the source */
-static int
-copy_view(struct copier *c, uint64_t off, uint64_t n)
-{
-	if (map_view_read(c->view + off, (size_t)n) < 0)
-		return -1;
-	while (n) {
-		ssize_t w = pwrite(c->fd, c->view + off, (size_t)n, (off_t)(c->dst + off));
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return ckpt_err_set(errno, "cannot write the pool: %s", strerror(errno));
-		}
-		stat_add(&segcopy_stats.view, (uint64_t)w);
-		off += (uint64_t)w;
-		n -= (uint64_t)w;
-	}
-	return 0;
-}
-
 /* copy_chunk -- copy [off, off+n) (n <= chunk) by the current path */
 static int
 copy_chunk(struct copier *c, uint64_t off, uint64_t n)
@@ -281,8 +252,6 @@ copy_chunk(struct copier *c, uint64_t off, uint64_t n)
 			return 0;
 		case PATH_PLAIN:
 			return copy_plain(c, off, n);
-		case PATH_VIEW:
-			return copy_view(c, off, n);
 		}
 	}
 	return 0;
@@ -404,19 +373,9 @@ segcopy(int fd, uint64_t src, uint64_t dst, uint64_t len, uint64_t seg_size,
 		c.mid = o->mid_point;
 		c.chunk = COPY_CHUNK_TEST;
 	}
-	int ret = 0;
-	if (o && o->view && c.len <= SIZE_MAX) {
-		/* a view that cannot be made only sends the copy the usual way */
-		if (map_view(fd, src, (size_t)len, (const void **)&c.view) == 0)
-			c.path = PATH_VIEW;
-		else
-			ckpt_err_clear();
-	}
-	if (c.path != PATH_VIEW && !offload)
-		ret = leave_range(&c);
+	int ret = offload ? 0 : leave_range(&c);
 	if (ret == 0)
 		ret = copy_data_extents(&c);
-	map_view_end(c.view, (size_t)len);
 	if (c.path == PATH_PMEM) {
 		pmem_drain();
 		map_unmap(&c.sm);

@@ -34,16 +34,10 @@ enum segcopy_how {
  *             file). SEGCOPY_KIND_PROBE: map the ranges and see (map_file).
  *  mid_point  a crash point name (testhook.h) fired after the first chunk
  *             of data when more of the range follows; NULL for none.
- *  view       a copy (not a clone) goes through a read-only view of the
- *             source, written with pwrite: the destination then sits in
- *             the page cache in folios of up to 2 MiB, which a mapping of
- *             it takes with one fault each (copy_file_range leaves 64 KiB
- *             ones; the cow engine's images, which restarts map).
  */
 struct segcopy_opts {
 	int kind;
 	const char *mid_point;
-	int view;
 	int keep_rest;          /* dst past len need not read as zeroes: no
 	                           punch first (a young fork child's heap, which
 	                           reads nothing past its high-water mark; a
@@ -59,7 +53,6 @@ struct segcopy_stats {
 	uint64_t range;         /* copy_file_range */
 	uint64_t pmem;          /* pmem_memcpy_nodrain through mappings */
 	uint64_t plain;         /* pread/pwrite */
-	uint64_t view;          /* pwrite from a view of the source */
 };
 CKPT_HIDDEN extern struct segcopy_stats segcopy_stats;
 

@@ -534,7 +534,7 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 		/* an image that retention will recycle is rewritten in place
 		 * later: give it blocks of its own (on XFS a write into a clone
 		 * is a copy on write); with keep 1 nothing is recycled: clone */
-		const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE, .view = 1 };
+		const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE };
 		enum segcopy_how how = p->keep >= 2 && e->can_clone ? SEGCOPY_UNSHARED
 			: SEGCOPY_ANY;
 		if (segcopy(p->fd, seg_off(p, e->base_seg), seg_off(p, seg), e->base_used,
