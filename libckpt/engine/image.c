@@ -373,46 +373,9 @@ mark(void *arg, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* CHUNK_PAGES -- the pages of a 2 MiB chunk (write_runs) */
-#define CHUNK_PAGES 512u
-
-/*
- * runs -- write_runs' view of its bitmap b: page pg is written when its bit
- * is set or, while chunks is set, when at least half the pages of its 2 MiB
- * chunk are (whole, found once per chunk); a partial last chunk goes page
- * by page
- */
-struct runs {
-	const uint64_t *b;
-	uint64_t npages;
-	uint64_t chunk;         /* the chunk whole is of */
-	int whole;
-	int chunks;             /* whole chunks are written */
-};
-
-/* runs_has -- whether write_runs writes page pg */
-static inline int
-runs_has(struct runs *r, uint64_t pg)
-{
-	if (pg / CHUNK_PAGES != r->chunk) {
-		uint64_t first = (r->chunk = pg / CHUNK_PAGES) * CHUNK_PAGES;
-		unsigned n = 0;
-		if (first + CHUNK_PAGES <= r->npages)
-			for (uint64_t w = first / 64; w < (first + CHUNK_PAGES) / 64; w++)
-				n += (unsigned)__builtin_popcountll(r->b[w]);
-		r->whole = r->chunks && n >= CHUNK_PAGES / 2;
-	}
-	return r->whole || (r->b[pg / 64] >> (pg % 64) & 1);
-}
-
 /*
  * write_runs -- pwrite the pages set in b, below used, from the heap into
- * segment seg, in address order, runs of pages as one write each. A 2 MiB
- * chunk with at least half its pages set is written whole (the heap holds
- * the new image's bytes everywhere, so any page may be written): one
- * aligned write puts the chunk in the page cache as one 2 MiB folio, which
- * a restart maps with a single fault (runs of pages give small folios,
- * mapped 16 pages per fault; docs/BENCHMARKS.md). Nothing
+ * segment seg, in address order, runs of pages as one write each. Nothing
  * here starts their writeback: the checkpoint's fdatasync submits it all
  * at once, in order, as synchronous writes. (Starting it every MiB written,
  * sync_file_range with SYNC_FILE_RANGE_WRITE, was measured worse on a busy
@@ -426,29 +389,16 @@ write_runs(struct ckpt_pool *p, uint32_t seg, const uint64_t *b, uint64_t used)
 	struct engine *e = p->eng;
 	const char *heap = p->heap_map.addr;
 	uint64_t dst = seg_off(p, seg), npages = (used + PAGE - 1) / PAGE;
-	/* not on tmpfs, where reading a hole allocates a page of the pool */
-	struct runs r = { b, npages, UINT64_MAX, 0, map_read_direct(p->fd) };
 	e->last_written = 0;
 	for (uint64_t pg = 0; pg < npages;) {
-		if (!runs_has(&r, pg)) {
+		if (!(b[pg / 64] >> (pg % 64) & 1)) {
 			pg++;
 			continue;
 		}
 		uint64_t end = pg;
-		while (end < npages && runs_has(&r, end))
+		while (end < npages && (b[end / 64] >> (end % 64) & 1))
 			end++;
 		uint64_t off = pg * PAGE, len = (end - pg) * PAGE;
-		/* the pages of a run not written since the base are not mapped:
-		 * a copy that meets one comes up short, and the kernel writes
-		 * the rest of the call page by page, in 4 KiB folios. Where one
-		 * cannot be read in (an I/O error), only the written pages are
-		 * written, as runs. */
-		if (r.chunks && len >= CHUNK_PAGES * PAGE && map_view_read(heap + off, len) < 0) {
-			ckpt_err_clear();
-			r.chunks = 0;
-			r.chunk = UINT64_MAX;
-			continue;
-		}
 		while (len) {
 			ssize_t n = pwrite(p->fd, heap + off, len, (off_t)(dst + off));
 			if (n < 0 && errno == EINTR)
