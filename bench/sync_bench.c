@@ -6,7 +6,7 @@
  * steady-state checkpoint costs"): a recycled image takes 2% of the pages
  * scattered, a log would take 1% in sequence.
  *
- *   sync_bench [--size 256M] [--reps 5] [--dir /var/tmp]
+ *   sync_bench [--size 256M] [--reps 5] [--dir /var/tmp] [--small-folios]
  *
  * A file of --size is written whole and fdatasynced first (its blocks
  * allocated, as a pool's images are). Then per repetition, alternating:
@@ -30,6 +30,12 @@
  *                  would do before the image is recycled), shown apart.
  * Prints the medians (pwrite + fdatasync, ms) and each against "whole".
  * The file is --size plus room for the log (2% and a page).
+ *
+ * The file is first written in one piece, so ext4 caches it in 2 MiB
+ * folios, into which a 4 KiB write costs several times what it costs into
+ * a small folio (docs/BENCHMARKS.md, "Where the small folios come from").
+ * A cow checkpoint's images sit in small folios; --small-folios writes the
+ * file page by page first, as they are.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -151,6 +157,7 @@ main(int argc, char **argv)
 	uint64_t size = 256ull << 20;
 	int reps = 5;
 	const char *dir = "/var/tmp";
+	int small = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
 			size = size_arg(argv[++i]);
@@ -158,8 +165,11 @@ main(int argc, char **argv)
 			reps = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			dir = argv[++i];
+		else if (strcmp(argv[i], "--small-folios") == 0)
+			small = 1;
 		else
-			die("usage: sync_bench [--size 256M] [--reps 5] [--dir DIR]");
+			die("usage: sync_bench [--size 256M] [--reps 5] [--dir DIR] "
+				"[--small-folios]");
 	}
 	if (reps < 1 || size < 100 * PAGE)
 		die("--reps must be >= 1 and --size >= 400K");
@@ -179,6 +189,8 @@ main(int argc, char **argv)
 	double x[2];
 	/* the whole file, its log room too: every block allocated */
 	put(fd, buf, size / 50 + PAGE, size);
+	for (uint64_t off = 0; small && off < size; off += PAGE)
+		put(fd, buf, PAGE, off);
 	one(fd, dfd, buf, size, WHOLE, 0, x);
 	static const char *const names[NPAT] = {
 		"2% of the pages, scattered", "1% of the pages, scattered",
@@ -202,8 +214,8 @@ main(int argc, char **argv)
 	double m[NPAT];
 	for (int p = 0; p < NPAT; p++)
 		m[p] = median(v[p], reps) * 1e3;
-	printf("\n### pwrite + fdatasync into a %llu MiB file (medians of %d; ms)\n\n",
-		(unsigned long long)(size >> 20), reps);
+	printf("\n### pwrite + fdatasync into a %llu MiB file%s (medians of %d; ms)\n\n",
+		(unsigned long long)(size >> 20), small ? " in small folios" : "", reps);
 	printf("| pattern | ms | against the whole file |\n| --- | ---: | ---: |\n");
 	for (int p = 0; p < NPAT; p++)
 		printf("| %s | %.1f | %.3f |\n", names[p], m[p], m[p] / m[WHOLE]);
