@@ -33,7 +33,8 @@
  *
  * The file is first written in one piece, so ext4 caches it in 2 MiB
  * folios, into which a 4 KiB write costs several times what it costs into
- * a small folio (docs/BENCHMARKS.md, "Where the small folios come from").
+ * a small folio (docs/BENCHMARKS.md, "Where the small folios come from,
+ * and why the images keep them").
  * A cow checkpoint's images sit in small folios; --small-folios writes the
  * file page by page first, as they are.
  */
@@ -56,6 +57,7 @@
 #define PAGE 4096u
 #define NPAT 6
 #define WHOLE 4     /* the pattern every other is compared with */
+#define LOGGED 5    /* the page log's pattern, timed in parts */
 #define DIRECT_THREADS 32
 
 /* put -- pwrite all of len bytes at off, or die */
@@ -92,7 +94,7 @@ direct_writer(void *arg)
 }
 
 /*
- * logged -- pattern 5 of repetition k (see the top); seconds timed, of
+ * logged -- pattern LOGGED of repetition k (see the top); seconds timed, of
  * which *cache the writes into the page cache; *fold the untimed rest
  */
 static double
@@ -117,12 +119,12 @@ logged(int fd, const char *buf, uint64_t size, int k, double *cache, double *fol
 	return t1 - t0;
 }
 
-/* one -- write pattern pat of repetition k and fdatasync; seconds (x: pattern 5's parts) */
+/* one -- write pattern pat of repetition k and fdatasync; seconds (x: LOGGED's parts) */
 static double
 one(int fd, int dfd, const char *buf, uint64_t size, int pat, int k, double x[2])
 {
 	uint64_t npages = size / PAGE, few = npages / 100;
-	if (pat == 5)
+	if (pat == LOGGED)
 		return logged(fd, buf, size, k, &x[0], &x[1]);
 	double t0 = now_s();
 	if (pat == 3) {
@@ -206,7 +208,7 @@ main(int argc, char **argv)
 	for (int k = 0; k < reps; k++)
 		for (int p = 0; p < NPAT; p++) {
 			v[p][k] = one(fd, dfd, buf, size, p, k, x);
-			if (p == 5) {
+			if (p == LOGGED) {
 				cache[k] = x[0];
 				folds[k] = x[1];
 			}
