@@ -385,28 +385,28 @@ diff_range(uint16_t op, uint64_t off, uint64_t len)
 
 /* -- recording primitives (each takes the lock) ------------------------- */
 
-/* rec_written -- after a write call on the pool: log what [off, off+len) now holds */
-static void
+/*
+ * rec_written -- after a write call on the pool: log what [off, off+len)
+ * now holds; the sequence number of that diff (the cutoff of an ordering
+ * point that covers it)
+ */
+static uint64_t
 rec_written(uint16_t op, uint64_t off, uint64_t len)
 {
 	busy++;
 	lock();
 	diff_range(op, off, len);
+	uint64_t seq = S->seq;
 	unlock();
 	busy--;
+	return seq;
 }
 
 /* rec_before_point -- before an ordering point: diff everything, return the cutoff */
 static uint64_t
 rec_before_point(uint16_t op)
 {
-	busy++;
-	lock();
-	diff_range(op, 0, REC_ALL);
-	uint64_t cutoff = S->seq;
-	unlock();
-	busy--;
-	return cutoff;
+	return rec_written(op, 0, REC_ALL);
 }
 
 /* rec_point -- after the real call succeeded: [off, off+len) durable up to cutoff */
@@ -639,17 +639,9 @@ rec_pwritev2(ssize_t (*call)(int, const struct iovec *, int, off_t, int),
 		rec_written(OP_PWRITEV2, 0, REC_ALL);
 		return r;
 	}
-	if (!dsync) {
-		rec_written(OP_PWRITEV2, (uint64_t)pos, (uint64_t)r);
-		return r;
-	}
-	busy++;
-	lock();
-	diff_range(OP_PWRITEV2, (uint64_t)pos, (uint64_t)r);
-	uint64_t cutoff = S->seq;
-	unlock();
-	busy--;
-	rec_point(REC_DURABLE, OP_PWRITEV2, (uint64_t)pos, (uint64_t)r, cutoff);
+	uint64_t cutoff = rec_written(OP_PWRITEV2, (uint64_t)pos, (uint64_t)r);
+	if (dsync)
+		rec_point(REC_DURABLE, OP_PWRITEV2, (uint64_t)pos, (uint64_t)r, cutoff);
 	return r;
 }
 
@@ -958,14 +950,8 @@ pmem_memcpy_nodrain(void *dst, const void *src, size_t len)
 	if (n) {
 		/* the copy's stores are flushed (non-temporal); the drain orders them */
 		uint64_t cutoff = 0;
-		for (int i = 0; i < n; i++) {
-			busy++;
-			lock();
-			diff_range(OP_PMEM_MEMCPY, fr[i].off, fr[i].len);
-			cutoff = S->seq;
-			unlock();
-			busy--;
-		}
+		for (int i = 0; i < n; i++)
+			cutoff = rec_written(OP_PMEM_MEMCPY, fr[i].off, fr[i].len);
 		for (int i = 0; i < n; i++)
 			rec_point(REC_FLUSH, OP_PMEM_MEMCPY, fr[i].off, fr[i].len, cutoff);
 	}
