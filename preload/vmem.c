@@ -247,9 +247,12 @@ inside_window(uintptr_t a, size_t len)
 	return NULL;
 }
 
-/* fixed -- MAP_FIXED onto the pool: new contents for part of a window */
-static void *
-fixed(uintptr_t a, size_t len, int prot)
+/*
+ * protect -- give [a, a + len) protection prot (vprot_set), where it lies
+ * in one block's window: 0, or -1 with errno (ENOMEM outside the windows)
+ */
+static int
+protect(uintptr_t a, size_t len, int prot)
 {
 	pthread_mutex_lock(&vmu);
 	struct vblk *b = inside_window(a, len);
@@ -257,7 +260,14 @@ fixed(uintptr_t a, size_t len, int prot)
 	if (!b)
 		errno = ENOMEM;
 	pthread_mutex_unlock(&vmu);
-	if (rc < 0)
+	return rc;
+}
+
+/* fixed -- MAP_FIXED onto the pool: new contents for part of a window */
+static void *
+fixed(uintptr_t a, size_t len, int prot)
+{
+	if (protect(a, len, prot) < 0)
 		return MAP_FAILED;
 	zero(a, len, prot != (PROT_READ | PROT_WRITE));
 	return (void *)a;
@@ -426,13 +436,7 @@ mprotect(void *addr, size_t len, int prot)
 			reserve_commit(a, PAGE_UP(len));
 		return r;
 	}
-	pthread_mutex_lock(&vmu);
-	struct vblk *b = inside_window(a, PAGE_UP(len));
-	int rc = b ? vprot_set(a, a + PAGE_UP(len), prot, b->start, b->end) : -1;
-	if (!b)
-		errno = ENOMEM;
-	pthread_mutex_unlock(&vmu);
-	return rc;
+	return protect(a, PAGE_UP(len), prot);
 }
 
 PRELOAD_API int
