@@ -291,7 +291,10 @@ heap_orphan_release_one(struct heap *h)
 
 /*
  * scan_full -- move the full slabs of class c that got frees since back to
- * avail: those whose hint says remote frees wait, and those with at least `min` blocks on
+ * avail: those with remote frees waiting (the hint, else the rbits: a
+ * freer that found the pending bit already set did not set it again, and
+ * its OR precedes the caller's clearing of the bit in the total order, so
+ * the seq_cst loads of slab_rpending see it), and those with at least `min` blocks on
  * their local free list (1: any). Returns how many it moved.
  */
 static uint32_t
@@ -305,7 +308,7 @@ scan_full(struct heap *h, struct tslot *ts, unsigned c, uint32_t min)
 			break;
 		uint32_t next = s->next;
 		if ((s->free != 0 && s->cap - s->used >= min) ||
-		    atomic_load_explicit(&s->rhint, RELAXED)) {
+		    atomic_load_explicit(&s->rhint, RELAXED) || slab_rpending(s)) {
 			unlink_full(h, ts, s, pg, c);
 			s->list = LIST_AVAIL;
 			list_push(h, &ts->avail[c], pg);
@@ -517,8 +520,9 @@ heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct 
 		__atomic_store_n(&s->rhint, 1, __ATOMIC_SEQ_CST);
 	if (CKPT_UNLIKELY(atomic_load(&s->in_full))) {
 		unsigned o = atomic_load_explicit(&s->owner, RELAXED);
-		if (o >= 1 && o <= NSLOTS)
-			atomic_fetch_or(&h->slots[o - 1].pending, 1ull << bi->c);
+		uint64_t bit = 1ull << bi->c;
+		if (o >= 1 && o <= NSLOTS && !(atomic_load(&h->slots[o - 1].pending) & bit))
+			atomic_fetch_or(&h->slots[o - 1].pending, bit);
 	}
 	return 0;
 }
