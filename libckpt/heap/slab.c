@@ -178,13 +178,13 @@ heap_collect(struct heap *h, struct slab *s, uint32_t pg)
 		}
 		st64(aw, a & ~take);
 		uint64_t head = s->free;
-		for (uint64_t t = take; t; t &= t - 1) {
+		uint32_t got = 0;       /* counted here: no popcount libcall without -mpopcnt */
+		for (uint64_t t = take; t; t &= t - 1, got++) {
 			uint64_t b = lo + (64ull * w + (unsigned)__builtin_ctzll(t)) * k->bsize;
 			*(uint64_t *)(h->seg + b) = head;
 			head = b;
 		}
 		s->free = head;
-		uint32_t got = (uint32_t)__builtin_popcountll(take);
 		used_set(s, s->used - got);
 		n += got;
 		__atomic_fetch_and(rw, ~r, __ATOMIC_RELEASE);
