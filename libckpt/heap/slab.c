@@ -22,11 +22,13 @@
  * owner's load misses the freer's bit, the owner's store of 0 precedes the
  * freer's load of rhint in the single total order: the freer sees 0 and
  * sets the hint again (a freer that saw 1 saw it before the owner cleared
- * it, so its bit was before the owner's load). On x86 only the hint store
- * that finds it clear is a second locked instruction: once per slab per
- * collection, not per free. The same order makes slab_try_full's store of
- * in_full then load of rbits against the freer's OR then load of in_full a
- * Dekker pair: one of the two sees the other.
+ * it, so its bit was before the owner's load). So, read seq_cst by the
+ * owner, a clear hint says every free whose hint step came before was
+ * collected. On x86 only the hint store that finds it clear is a second
+ * locked instruction: once per slab per collection, not per free. The same
+ * order makes slab_try_full's store of in_full then load of the hint
+ * against the freer's hint step then load of in_full a Dekker pair: the
+ * owner sees the hint set, or the freer sees in_full and sets pending.
  */
 #include <errno.h>
 #include <string.h>
@@ -138,18 +140,6 @@ slab_init(struct heap *h, uint32_t pg, unsigned c, uint16_t owner, uint32_t list
 	pm_set(h, pg, PM(PM_SLAB, c));
 }
 
-/* slab_rpending -- some block of slab s waits to be collected: its rbit and abit
- * set (seq_cst loads: see above; a bit without its abit is never collected) */
-static int
-slab_rpending(const struct slab *s)
-{
-	uint32_t words = heap_cls_tab[s->cls].words;
-	for (uint32_t w = 0; w < words; w++)
-		if (__atomic_load_n(&RBW(s, 64 * w), __ATOMIC_SEQ_CST) & ld64(&ABW(s, 64 * w)))
-			return 1;
-	return 0;
-}
-
 /*
  * heap_collect -- the owner (or heap.lock's holder for an abandoned slab)
  * frees locally the blocks other threads freed into slab s: clears the
@@ -198,7 +188,7 @@ static int
 slab_try_full(struct slab *s)
 {
 	atomic_store(&s->in_full, 1);
-	if (slab_rpending(s)) {
+	if (atomic_load(&s->rhint)) {
 		atomic_store_explicit(&s->in_full, 0, RELAXED);
 		return 0;
 	}
@@ -226,7 +216,7 @@ slab_abandon(struct heap *h, uint32_t pg)
 	h->pown[pg] = 0;
 	atomic_store_explicit(&s->owner, 0, memory_order_release);
 	pthread_mutex_lock(&h->lock);
-	if (s->used == 0 && !slab_rpending(s))
+	if (s->used == 0)       /* no abit: no block can wait (rbits ⊆ abits) */
 		heap_slab_free_pages(h, pg);
 	else
 		heap_abandoned_push(h, pg);
@@ -291,10 +281,10 @@ heap_orphan_release_one(struct heap *h)
 
 /*
  * scan_full -- move the full slabs of class c that got frees since back to
- * avail: those with remote frees waiting (the hint, else the rbits: a
- * freer that found the pending bit already set did not set it again, and
- * its OR precedes the caller's clearing of the bit in the total order, so
- * the seq_cst loads of slab_rpending see it), and those with at least `min` blocks on
+ * avail: those whose hint says remote frees wait (seq_cst: a freer that
+ * found the pending bit already set did not set it again, but its hint
+ * step precedes the caller's clearing of the bit in the total order), and
+ * those with at least `min` blocks on
  * their local free list (1: any). Returns how many it moved.
  */
 static uint32_t
@@ -308,7 +298,7 @@ scan_full(struct heap *h, struct tslot *ts, unsigned c, uint32_t min)
 			break;
 		uint32_t next = s->next;
 		if ((s->free != 0 && s->cap - s->used >= min) ||
-		    atomic_load_explicit(&s->rhint, RELAXED) || slab_rpending(s)) {
+		    atomic_load(&s->rhint)) {
 			unlink_full(h, ts, s, pg, c);
 			s->list = LIST_AVAIL;
 			list_push(h, &ts->avail[c], pg);
@@ -539,7 +529,7 @@ heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct 
 void __attribute__((noinline))
 heap_free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
 {
-	if (s->used == 0 && ts->avail[c] != pg && !slab_rpending(s)) {
+	if (s->used == 0 && ts->avail[c] != pg) {   /* no abit: no block waits */
 		if (s->list == LIST_FULL)
 			unlink_full(h, ts, s, pg, c);
 		else
