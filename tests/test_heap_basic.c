@@ -18,22 +18,11 @@
 static struct th_seg seg;
 static struct heap *H;
 
-/* new_heap -- map file `name` (size bytes, private or shared) at s, format a heap there, attach it */
-static struct heap *
-new_heap(struct th_seg *s, const char *name, size_t size, int priv)
-{
-	th_map(s, tu_path(name), size, priv);
-	assert_int_equal(heap_format(s->addr, size, NULL, NULL), 0);
-	struct heap *h = heap_attach(s->addr, size, NULL, NULL);
-	assert_non_null(h);
-	return h;
-}
-
 static int
 setup(void **state)
 {
 	(void)state;
-	H = new_heap(&seg, "heap", SEG_SIZE, 0);
+	H = th_new_heap(&seg, "heap", SEG_SIZE, 0);
 	return 0;
 }
 
@@ -588,7 +577,7 @@ test_invalid_free(void **state)
 
 	/* another pool's block is outside this heap */
 	struct th_seg seg2;
-	struct heap *h2 = new_heap(&seg2, "heap2", 8 << 20, 0);
+	struct heap *h2 = th_new_heap(&seg2, "heap2", 8 << 20, 0);
 	void *o = heap_alloc(h2, 64);
 	expect_bad_free(o, EINVAL, "outside", live);
 	assert_int_equal(heap_free(h2, o), 0);
@@ -607,7 +596,7 @@ test_invalid_free(void **state)
 	live = 0;
 	expect_bad_free(l, ENOENT, "not allocated", live);
 	/* never handed out: a fresh heap's first slab has handed out one block */
-	h2 = new_heap(&seg2, "heap3", 8 << 20, 0);
+	h2 = th_new_heap(&seg2, "heap3", 8 << 20, 0);
 	char *q = heap_alloc(h2, 64);
 	ckpt_err_clear();
 	errno = 0;
@@ -853,11 +842,11 @@ test_fork_after_other_heap(void **state)
 	(void)state;
 	heap_detach(H);
 	th_unmap(&seg);
-	H = new_heap(&seg, "heapfork2", SEG_SIZE, 1);      /* private: the child's writes stay its own */
+	H = th_new_heap(&seg, "heapfork2", SEG_SIZE, 1);      /* private: the child's writes stay its own */
 	char *mine = heap_alloc(H, 64);                     /* this thread takes a slot of H */
 	assert_non_null(mine);
 	struct th_seg seg2;
-	struct heap *h2 = new_heap(&seg2, "heapfork2-other", 8 << 20, 1);
+	struct heap *h2 = th_new_heap(&seg2, "heapfork2-other", 8 << 20, 1);
 	void *o = heap_alloc(h2, 64);                       /* ... and last used h2 */
 	assert_non_null(o);
 	heap_lock_all(H);
@@ -892,7 +881,7 @@ test_fork_while_running(void **state)
 	/* a private mapping, so the child's writes stay in the child */
 	heap_detach(H);
 	th_unmap(&seg);
-	H = new_heap(&seg, "heapfork", SEG_SIZE, 1);
+	H = th_new_heap(&seg, "heapfork", SEG_SIZE, 1);
 	pthread_t t[2];
 	stop_threads = 0;
 	for (uintptr_t i = 0; i < 2; i++)

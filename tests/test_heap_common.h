@@ -53,6 +53,18 @@ th_unmap(struct th_seg *s)
 	close(s->fd);
 }
 
+/* th_new_heap -- map file `name` (size bytes, private or shared) at s, format a heap
+ * there, attach it */
+static inline struct heap *
+th_new_heap(struct th_seg *s, const char *name, size_t size, int priv)
+{
+	th_map(s, tu_path(name), size, priv);
+	assert_int_equal(heap_format(s->addr, size, NULL, NULL), 0);
+	struct heap *h = heap_attach(s->addr, size, NULL, NULL);
+	assert_non_null(h);
+	return h;
+}
+
 /* th_rec -- every block a walk reported */
 struct th_rec {
 	struct heap_block_info *b;

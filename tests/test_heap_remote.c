@@ -16,13 +16,18 @@
  *    killed between a remote free's OR and its hint store) is a valid heap
  *    whose blocks are collected all the same;
  *  - kill -9 of a process with remote frees waiting in a file-backed
- *    segment: the dead heap walks, attaches, and its blocks are reused.
+ *    segment: the dead heap walks, attaches, and its blocks are reused;
+ *  - a heap made by the format 3 code, with remote-free lists
+ *    (tests/fixtures/heap_v3.h, from tests/fixtures/gen_heap_v3.c), walks
+ *    and attaches: the upgrade collects the lists, its live blocks are
+ *    intact, its freed ones are refused and handed out again.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include "test_heap_common.h"
+#include "fixtures/heap_v3.h"
 
 #define SEG_SIZE ((size_t)64 << 20)
 #define M 20000                 /* blocks of BSZ bytes a test allocates */
@@ -37,10 +42,7 @@ static int
 setup(void **state)
 {
 	(void)state;
-	th_map(&seg, tu_path("remote.seg"), SEG_SIZE, 0);
-	assert_int_equal(heap_format(seg.addr, SEG_SIZE, NULL, NULL), 0);
-	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
-	assert_non_null(H);
+	H = th_new_heap(&seg, "remote.seg", SEG_SIZE, 0);
 	return 0;
 }
 
@@ -229,10 +231,7 @@ test_collect_in_fork_child(void **state)
 	heap_detach(H);
 	H = NULL;
 	th_unmap(&seg);
-	th_map(&ps, tu_path("remote-priv.seg"), SEG_SIZE, 1);    /* private: a fork copies it */
-	assert_int_equal(heap_format(ps.addr, SEG_SIZE, NULL, NULL), 0);
-	H = heap_attach(ps.addr, SEG_SIZE, NULL, NULL);
-	assert_non_null(H);
+	H = th_new_heap(&ps, "remote-priv.seg", SEG_SIZE, 1);    /* private: a fork copies it */
 	alloc_all(M);
 	struct job a = { .from = 0, .to = M, .step = 2 };
 	run_freer(&a);
@@ -383,6 +382,70 @@ test_kill_with_remote_frees(void **state)
 	assert_int_equal(heap_check(seg.addr, heap_high_water(H), NULL), 0);
 }
 
+/* test_upgrade_v3_fixture -- the format 3 code's heap (see the top) upgraded */
+static void
+test_upgrade_v3_fixture(void **state)
+{
+	(void)state;
+	uint8_t *b = aligned_alloc(HEAP_SEG_ALIGN, V3_SIZE);
+	assert_non_null(b);
+	memset(b, 0, V3_SIZE);
+	for (size_t i = 0; i < sizeof(v3_words) / sizeof(v3_words[0]); i++)
+		memcpy(b + v3_words[i][0], &v3_words[i][1], 8);
+	uint32_t *ver = (uint32_t *)(b + 8);
+	assert_int_equal(*ver, 3);
+	/* remote lists: the small blocks' slab's list is not empty */
+	uint64_t head;
+	memcpy(&head, b + (v3_small[0] & ~(uint64_t)16383) + 40, 8);
+	assert_int_not_equal(head, 0);
+	struct heap_summary s, s4;
+	th_walk_ok(b, V3_HW, NULL, &s);
+	struct heap *h = heap_attach(b, V3_SIZE, NULL, NULL);
+	assert_non_null(h);
+	assert_int_equal(*ver, 4);
+	th_walk_ok(b, V3_HW, NULL, &s4);
+	/* live: small blocks 30..99 and the large one */
+	uint64_t live = (uint64_t)(V3_NS - 30) * 112 + heap_usable_size(h, b + v3_big);
+	assert_int_equal(s.bytes_allocated, live);
+	assert_int_equal(s4.bytes_allocated, live);
+	memcpy(&head, b + (v3_small[0] & ~(uint64_t)16383) + 40, 8);
+	assert_int_equal(head, 0);      /* collected: the hint clear */
+	for (int i = 0; i < V3_NS; i++) {
+		void *p = b + v3_small[i];
+		if (i < 30) {
+			assert_int_equal(heap_usable_size(h, p), 0);
+			continue;
+		}
+		uint64_t v;
+		memcpy(&v, p, 8);
+		assert_int_equal(v, 0x5500000000000000ull | (uint64_t)i);
+		assert_int_equal(heap_usable_size(h, p), 112);
+	}
+	uint64_t v;
+	memcpy(&v, b + v3_big, 8);
+	assert_int_equal(v, 0x7700000000000000ull);
+	assert_ptr_equal(heap_root(h), b + v3_small[30]);
+	/* the freed small blocks are handed out again, each once, below the high-water mark */
+	void *again[30];
+	for (int i = 0; i < 30; i++) {
+		assert_non_null(again[i] = heap_alloc(h, 100));
+		assert_true((uint8_t *)again[i] < b + V3_HW);
+		for (int k = 0; k < i; k++)
+			assert_ptr_not_equal(again[i], again[k]);
+		for (int k = 30; k < V3_NS; k++)
+			assert_ptr_not_equal(again[i], b + v3_small[k]);
+	}
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(heap_free(h, again[i]), 0);
+	for (int i = 30; i < V3_NS; i++)
+		assert_int_equal(heap_free(h, b + v3_small[i]), 0);
+	assert_int_equal(heap_set_root(h, NULL), 0);
+	assert_int_equal(heap_free(h, b + v3_big), 0);
+	check_ok(h, b, 0);
+	heap_detach(h);
+	free(b);
+}
+
 int
 main(void)
 {
@@ -394,6 +457,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_collect_in_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hint_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill_with_remote_frees, setup, teardown),
+		cmocka_unit_test(test_upgrade_v3_fixture),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -486,14 +486,14 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
  * the OR: the owner may collect the block between the OR and a later load
  * (and a legit free must never fail). Between the load and the OR the
  * owner clears the abit only if the block was freed meanwhile (collected,
- * or freed by the owner): a double free racing with its first free's
- * collection can slip in and leave an rbit without its abit, which the
- * next collection drops (heap_collect).
+ * or freed by the owner): a double free racing with the first free can
+ * slip in and leave an rbit without its abit, which the next collection
+ * drops (heap_collect) unless the block was handed out again (docs/HEAP.md,
+ * "Remote frees").
  */
 int
-heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct binfo *bi, void *p)
+heap_remote_free(struct heap *h, struct slab *s, const struct binfo *bi, void *p)
 {
-	(void)ts;
 	if (slab_ready(h, s, bi->pg, 0) < 0)
 		return -1;
 	if (bi->c < TC_NCLASS && tc_tagged(h, p, bi->off))
