@@ -146,8 +146,8 @@ slab_init(struct heap *h, uint32_t pg, unsigned c, uint16_t owner, uint32_t list
  * hint, then per nonzero rbits word takes the bits whose abit is set,
  * clears their abits, pushes them on the free list, and clears the bits it
  * read with one AND (a bit without its abit is the trace of a double free
- * that raced with its first free's collection: dropped). Returns how many
- * blocks it collected.
+ * that raced with the first free: dropped). Returns how many blocks it
+ * collected.
  */
 uint32_t
 heap_collect(struct heap *h, struct slab *s, uint32_t pg)
