@@ -39,11 +39,7 @@ teardown(void **state)
 static void
 check_ok(uint64_t bytes)
 {
-	struct heap_summary s;
-	th_quiesce(H);
-	th_walk_ok(seg.addr, heap_high_water(H), NULL, &s);
-	assert_int_equal(s.bytes_allocated, bytes);
-	assert_int_equal(heap_bytes_in_use(H), bytes);
+	th_check_exact(H, seg.addr, bytes);
 }
 
 static void

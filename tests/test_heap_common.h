@@ -107,6 +107,18 @@ th_walk_ok(const void *buf, size_t len, struct th_rec *rec, struct heap_summary 
 	free(tmp.b);
 }
 
+/* th_check_exact -- quiesce h (its segment at base), walk it: it checks and holds
+ * exactly `bytes` in live blocks, by the walk and by heap_bytes_in_use */
+static inline void
+th_check_exact(struct heap *h, const void *base, uint64_t bytes)
+{
+	struct heap_summary s;
+	th_quiesce(h);
+	th_walk_ok(base, heap_high_water(h), NULL, &s);
+	assert_int_equal(s.bytes_allocated, bytes);
+	assert_int_equal(heap_bytes_in_use(h), bytes);
+}
+
 /* th_rand -- xorshift64* */
 static inline uint64_t
 th_rand(uint64_t *s)

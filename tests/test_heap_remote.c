@@ -55,17 +55,6 @@ teardown(void **state)
 	return 0;
 }
 
-/* check_ok -- the quiesced heap walks and holds exactly `bytes` in live blocks */
-static void
-check_ok(struct heap *h, const void *base, uint64_t bytes)
-{
-	struct heap_summary s;
-	th_quiesce(h);
-	th_walk_ok(base, heap_high_water(h), NULL, &s);
-	assert_int_equal(s.bytes_allocated, bytes);
-	assert_int_equal(heap_bytes_in_use(h), bytes);
-}
-
 /* what a freeing thread does: free blk[i] for i = from, from + step, ... until to, counting */
 struct job {
 	int from, to, step;
@@ -147,13 +136,13 @@ test_double_free_two_threads(void **state)
 	struct job a = { .from = 0, .to = N, .step = 1 };
 	run_freer(&a);
 	assert_int_equal(a.ok, N);
-	check_ok(H, seg.addr, 0);
+	th_check_exact(H, seg.addr, 0);
 	struct job b = { .from = 0, .to = N, .step = 1, .want = "already freed" };
 	run_freer(&b);
 	assert_int_equal(b.ok, 0);
 	assert_int_equal(b.bad, 0);
 	assert_int_equal(b.enoent, N);
-	check_ok(H, seg.addr, 0);
+	th_check_exact(H, seg.addr, 0);
 	/* the owner collects: N allocations of the class run its slab dry */
 	static void *again[N];
 	int reused = 0;
@@ -175,10 +164,10 @@ test_double_free_two_threads(void **state)
 		run_freer(&c);
 		assert_int_equal(c.enoent, 1);
 	}
-	check_ok(H, seg.addr, (uint64_t)N * BSZ);
+	th_check_exact(H, seg.addr, (uint64_t)N * BSZ);
 	for (int i = 0; i < N; i++)
 		assert_int_equal(heap_free(H, again[i]), 0);
-	check_ok(H, seg.addr, 0);
+	th_check_exact(H, seg.addr, 0);
 }
 
 /* test_free_race -- two threads free the same blocks at once: one free of each succeeds */
@@ -202,7 +191,7 @@ test_free_race(void **state)
 		assert_int_equal(a.bad + b.bad, 0);
 		assert_int_equal(a.ok + b.ok, M);
 		assert_int_equal(a.enoent + b.enoent, M);
-		check_ok(H, seg.addr, 0);
+		th_check_exact(H, seg.addr, 0);
 		reuse_ok(H, M);
 	}
 }
@@ -216,9 +205,9 @@ test_reuse(void **state)
 	struct job a = { .from = 0, .to = M, .step = 1 };
 	run_freer(&a);
 	assert_int_equal(a.ok, M);
-	check_ok(H, seg.addr, 0);
+	th_check_exact(H, seg.addr, 0);
 	reuse_ok(H, M);
-	check_ok(H, seg.addr, 0);
+	th_check_exact(H, seg.addr, 0);
 }
 
 /* test_collect_in_fork_child -- remote frees waiting at a fork: parent and
@@ -250,11 +239,11 @@ test_collect_in_fork_child(void **state)
 		_exit(bad);
 	}
 	assert_int_equal(tu_wait_exit(pid), 0);
-	check_ok(H, ps.addr, (uint64_t)(M / 2) * BSZ);
+	th_check_exact(H, ps.addr, (uint64_t)(M / 2) * BSZ);
 	reuse_ok(H, M / 2);
 	for (int i = 1; i < M; i += 2)
 		assert_int_equal(heap_free(H, blk[i]), 0);
-	check_ok(H, ps.addr, 0);
+	th_check_exact(H, ps.addr, 0);
 	heap_detach(H);
 	H = NULL;
 	th_unmap(&ps);
@@ -281,7 +270,7 @@ test_collect_in_copy(void **state)
 	alloc_all(M);
 	struct job a = { .from = 0, .to = M, .step = 2 };
 	run_freer(&a);
-	check_ok(H, seg.addr, (uint64_t)(M / 2) * BSZ);
+	th_check_exact(H, seg.addr, (uint64_t)(M / 2) * BSZ);
 	size_t hw = heap_high_water(H);
 	uint8_t *c = copy_seg(hw);
 	struct heap_summary s;
@@ -290,12 +279,12 @@ test_collect_in_copy(void **state)
 	struct heap *h2 = heap_attach(c, SEG_SIZE, NULL, NULL);
 	assert_non_null(h2);
 	reuse_ok(h2, M / 2);
-	check_ok(h2, c, (uint64_t)(M / 2) * BSZ);
+	th_check_exact(h2, c, (uint64_t)(M / 2) * BSZ);
 	heap_detach(h2);
 	free(c);
 	for (int i = 1; i < M; i += 2)
 		assert_int_equal(heap_free(H, blk[i]), 0);
-	check_ok(H, seg.addr, 0);
+	th_check_exact(H, seg.addr, 0);
 }
 
 /* test_hint_lost -- rbits set and the hint 0 in every slab (a process killed
@@ -320,9 +309,9 @@ test_hint_lost(void **state)
 	th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
 	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
 	assert_non_null(H);
-	check_ok(H, seg.addr, 0);
+	th_check_exact(H, seg.addr, 0);
 	reuse_ok(H, M);
-	check_ok(H, seg.addr, 0);
+	th_check_exact(H, seg.addr, 0);
 	/* a hint that is neither 0 nor 1 is damage, named with its offset */
 	void *x = heap_alloc(H, BSZ);
 	assert_non_null(x);
@@ -441,7 +430,7 @@ test_upgrade_v3_fixture(void **state)
 		assert_int_equal(heap_free(h, b + v3_small[i]), 0);
 	assert_int_equal(heap_set_root(h, NULL), 0);
 	assert_int_equal(heap_free(h, b + v3_big), 0);
-	check_ok(h, b, 0);
+	th_check_exact(h, b, 0);
 	heap_detach(h);
 	free(b);
 }
