@@ -100,11 +100,14 @@ CKPT_HIDDEN uint64_t heap_meta_len(uint64_t seg_size);
 CKPT_HIDDEN int heap_validate_all(struct heap *h);
 
 /*
- * heap_downgrade_v2 -- for tests of the upgrade: rewrite the quiescent
- * version 3 heap in seg (detached) as the version 2 code wrote it (version
- * field 2, the class geometry in each slab header's last three words)
+ * heap_downgrade -- for tests of the upgrade: rewrite the quiescent
+ * version 4 heap in seg (detached) as the code of version ver (1, 2 or 3)
+ * wrote it: version field ver; the blocks freed by other threads and not
+ * yet collected (rbit 1) linked into each slab's remote-free list (its head
+ * at offset 40 of the slab header); for versions 1 and 2, the class
+ * geometry in each slab header's last three words
  */
-CKPT_HIDDEN void heap_downgrade_v2(void *seg);
+CKPT_HIDDEN void heap_downgrade(void *seg, uint32_t ver);
 
 /*
  * heap_on_purge -- from now on, a run of free pages of at least min_bytes

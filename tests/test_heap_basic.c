@@ -18,22 +18,11 @@
 static struct th_seg seg;
 static struct heap *H;
 
-/* new_heap -- map file `name` (size bytes, private or shared) at s, format a heap there, attach it */
-static struct heap *
-new_heap(struct th_seg *s, const char *name, size_t size, int priv)
-{
-	th_map(s, tu_path(name), size, priv);
-	assert_int_equal(heap_format(s->addr, size, NULL, NULL), 0);
-	struct heap *h = heap_attach(s->addr, size, NULL, NULL);
-	assert_non_null(h);
-	return h;
-}
-
 static int
 setup(void **state)
 {
 	(void)state;
-	H = new_heap(&seg, "heap", SEG_SIZE, 0);
+	H = th_new_heap(&seg, "heap", SEG_SIZE, 0);
 	return 0;
 }
 
@@ -50,11 +39,7 @@ teardown(void **state)
 static void
 check_ok(uint64_t bytes)
 {
-	struct heap_summary s;
-	th_quiesce(H);
-	th_walk_ok(seg.addr, heap_high_water(H), NULL, &s);
-	assert_int_equal(s.bytes_allocated, bytes);
-	assert_int_equal(heap_bytes_in_use(H), bytes);
+	th_check_exact(H, seg.addr, bytes);
 }
 
 static void
@@ -390,51 +375,91 @@ freer(void *arg)
 	return (void *)(intptr_t)heap_free(H, arg);
 }
 
+/* freer_many -- frees the NULL-terminated array of blocks arg from another thread */
+static void *
+freer_many(void *arg)
+{
+	intptr_t rc = 0;
+	for (void **b = arg; *b; b++)
+		rc |= heap_free(H, *b);
+	return (void *)rc;
+}
+
 /*
- * test_format_versions -- a version 2 heap (as the version 2 code wrote it:
- * heap_downgrade_v2 puts the class geometry back in every slab header),
- * holding slabs of several classes, a pending remote free and a large
- * block, is walked and attached, and attaching raises it to version 3 with
- * its blocks intact and usable; so is a version 1 heap (the same bytes:
- * version 2 only allowed more). A version this library does not know is
- * refused by both, with the version named, and the bytes are left as they
- * were.
+ * test_format_versions -- a version 3 heap (as the version 3 code wrote it:
+ * heap_downgrade links the blocks other threads freed into each slab's
+ * remote-free list), holding slabs of several classes, remote frees
+ * pending (a few in one slab, and every block of another) and a large
+ * block, is walked and attached, and attaching raises it to version 4 with
+ * its blocks intact and usable and the remote-freed blocks collected:
+ * handed out again, never twice. So are a version 2 heap (heap_downgrade
+ * puts the class geometry back in every slab header too) and a version 1
+ * heap (the same bytes: version 2 only allowed more). A version this
+ * library does not know is refused by both, with the version named, and
+ * the bytes are left as they were.
  */
 static void
 test_format_versions(void **state)
 {
 	(void)state;
 	uint32_t *ver = (uint32_t *)((char *)seg.addr + 8);
-	for (uint32_t old = 2; old >= 1; old--) {
+	enum { NR = 40 };
+	for (uint32_t old = 3; old >= 1; old--) {
 		char *p = heap_alloc(H, 100), *q = heap_alloc(H, 5000);
 		char *big = heap_alloc(H, 200000), *r = heap_alloc(H, 100);
+		void *many[NR + 4];     /* r and three more of p's class; NR of a class of their own */
 		assert_non_null(p);
 		assert_non_null(q);
 		assert_non_null(big);
 		assert_non_null(r);
 		memset(p, 0x11, 100);
 		memset(q, 0x22, 5000);
-		pthread_t t;            /* r goes on its slab's remote list */
+		many[0] = r;
+		for (int i = 1; i < 4; i++)
+			assert_non_null(many[i] = heap_alloc(H, 100));
+		for (int i = 4; i < NR + 4; i++)
+			assert_non_null(many[i] = heap_alloc(H, 3000));
+		void *list[NR + 5];
+		memcpy(list, many, sizeof(many));
+		list[NR + 4] = NULL;
+		pthread_t t;            /* they wait for collection (rbits; a v3 remote list) */
 		void *rc;
-		assert_int_equal(pthread_create(&t, NULL, freer, r), 0);
+		assert_int_equal(pthread_create(&t, NULL, freer_many, list), 0);
 		pthread_join(t, &rc);
 		assert_int_equal((intptr_t)rc, 0);
-		assert_int_equal(*ver, 3);
+		assert_int_equal(*ver, 4);
 		heap_detach(H);
 
-		heap_downgrade_v2(seg.addr);
-		*ver = old;
+		heap_downgrade(seg.addr, old);
+		assert_int_equal(*ver, old);
+		if (old == 3)   /* a v3 remote list heads r's slab: the blocks linked */
+			assert_int_not_equal(*(uint64_t *)(((uintptr_t)r & ~(uintptr_t)16383) + 40),
+					0);
 		th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
 		H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
 		assert_non_null(H);
-		assert_int_equal(*ver, 3);
+		assert_int_equal(*ver, 4);
 		th_walk_ok(seg.addr, SEG_SIZE, NULL, NULL);
 		assert_int_equal(heap_usable_size(H, p), 112);
 		assert_int_equal((unsigned char)p[99], 0x11);
 		assert_int_equal((unsigned char)q[4999], 0x22);
 		check_ok(112 + heap_usable_size(H, q) + heap_usable_size(H, big));
-		assert_int_equal(heap_free(H, r), -1);        /* freed before the upgrade */
-		assert_int_equal(errno, ENOENT);
+		for (int i = 0; i < NR + 4; i++) {    /* freed before the upgrade */
+			assert_int_equal(heap_free(H, many[i]), -1);
+			/* (EINVAL: the slab emptied and its pages were freed) */
+			assert_true(errno == ENOENT || (i >= 4 && errno == EINVAL));
+		}
+		/* collected: allocating them all again hands each out once */
+		void *again[NR];
+		for (int i = 0; i < NR; i++) {
+			assert_non_null(again[i] = heap_alloc(H, 3000));
+			for (int j = 0; j < i; j++)
+				assert_ptr_not_equal(again[i], again[j]);
+		}
+		check_ok(112 + heap_usable_size(H, q) + heap_usable_size(H, big) +
+				NR * heap_usable_size(H, again[0]));
+		for (int i = 0; i < NR; i++)
+			assert_int_equal(heap_free(H, again[i]), 0);
 		assert_int_equal(heap_free(H, p), 0);
 		assert_int_equal(heap_free(H, q), 0);
 		assert_int_equal(heap_free(H, big), 0);
@@ -442,7 +467,7 @@ test_format_versions(void **state)
 	}
 	heap_detach(H);
 
-	static const uint32_t bad[] = { 0, 4, 0xffffffffu };
+	static const uint32_t bad[] = { 0, 5, 0xffffffffu };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		*ver = bad[i];
 		errno = 0;
@@ -456,7 +481,7 @@ test_format_versions(void **state)
 			fail_msg("message '%s' does not refuse the version", ckpt_errormsg());
 		assert_int_equal(*ver, bad[i]);
 	}
-	*ver = 3;
+	*ver = 4;
 	H = heap_attach(seg.addr, SEG_SIZE, NULL, NULL);
 	assert_non_null(H);
 	check_ok(0);
@@ -548,7 +573,7 @@ test_invalid_free(void **state)
 
 	/* another pool's block is outside this heap */
 	struct th_seg seg2;
-	struct heap *h2 = new_heap(&seg2, "heap2", 8 << 20, 0);
+	struct heap *h2 = th_new_heap(&seg2, "heap2", 8 << 20, 0);
 	void *o = heap_alloc(h2, 64);
 	expect_bad_free(o, EINVAL, "outside", live);
 	assert_int_equal(heap_free(h2, o), 0);
@@ -567,7 +592,7 @@ test_invalid_free(void **state)
 	live = 0;
 	expect_bad_free(l, ENOENT, "not allocated", live);
 	/* never handed out: a fresh heap's first slab has handed out one block */
-	h2 = new_heap(&seg2, "heap3", 8 << 20, 0);
+	h2 = th_new_heap(&seg2, "heap3", 8 << 20, 0);
 	char *q = heap_alloc(h2, 64);
 	ckpt_err_clear();
 	errno = 0;
@@ -813,11 +838,11 @@ test_fork_after_other_heap(void **state)
 	(void)state;
 	heap_detach(H);
 	th_unmap(&seg);
-	H = new_heap(&seg, "heapfork2", SEG_SIZE, 1);      /* private: the child's writes stay its own */
+	H = th_new_heap(&seg, "heapfork2", SEG_SIZE, 1);      /* private: the child's writes stay its own */
 	char *mine = heap_alloc(H, 64);                     /* this thread takes a slot of H */
 	assert_non_null(mine);
 	struct th_seg seg2;
-	struct heap *h2 = new_heap(&seg2, "heapfork2-other", 8 << 20, 1);
+	struct heap *h2 = th_new_heap(&seg2, "heapfork2-other", 8 << 20, 1);
 	void *o = heap_alloc(h2, 64);                       /* ... and last used h2 */
 	assert_non_null(o);
 	heap_lock_all(H);
@@ -852,7 +877,7 @@ test_fork_while_running(void **state)
 	/* a private mapping, so the child's writes stay in the child */
 	heap_detach(H);
 	th_unmap(&seg);
-	H = new_heap(&seg, "heapfork", SEG_SIZE, 1);
+	H = th_new_heap(&seg, "heapfork", SEG_SIZE, 1);
 	pthread_t t[2];
 	stop_threads = 0;
 	for (uintptr_t i = 0; i < 2; i++)

@@ -53,6 +53,18 @@ th_unmap(struct th_seg *s)
 	close(s->fd);
 }
 
+/* th_new_heap -- map file `name` (size bytes, private or shared) at s, format a heap
+ * there, attach it */
+static inline struct heap *
+th_new_heap(struct th_seg *s, const char *name, size_t size, int priv)
+{
+	th_map(s, tu_path(name), size, priv);
+	assert_int_equal(heap_format(s->addr, size, NULL, NULL), 0);
+	struct heap *h = heap_attach(s->addr, size, NULL, NULL);
+	assert_non_null(h);
+	return h;
+}
+
 /* th_rec -- every block a walk reported */
 struct th_rec {
 	struct heap_block_info *b;
@@ -93,6 +105,18 @@ th_walk_ok(const void *buf, size_t len, struct th_rec *rec, struct heap_summary 
 	for (size_t i = 1; i < r->n; i++)
 		assert_true(r->b[i - 1].offset + r->b[i - 1].size <= r->b[i].offset);
 	free(tmp.b);
+}
+
+/* th_check_exact -- quiesce h (its segment at base), walk it: it checks and holds
+ * exactly `bytes` in live blocks, by the walk and by heap_bytes_in_use */
+static inline void
+th_check_exact(struct heap *h, const void *base, uint64_t bytes)
+{
+	struct heap_summary s;
+	th_quiesce(h);
+	th_walk_ok(base, heap_high_water(h), NULL, &s);
+	assert_int_equal(s.bytes_allocated, bytes);
+	assert_int_equal(heap_bytes_in_use(h), bytes);
 }
 
 /* th_rand -- xorshift64* */

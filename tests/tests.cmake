@@ -70,6 +70,10 @@ option(CKPT_FUZZ "build the libFuzzer harness tests/fuzz/fuzz_inspect (needs cla
 add_subdirectory(fuzz)
 ckpt_test(test_heap_stress test_heap_stress.c LABELS unit slow)
 ckpt_test(test_heap_copy test_heap_copy.c LABELS unit proc)
+# remote frees in heap format 4 (issue 12): double frees from two threads,
+# racing frees, collection in this process, a fork child, an attached copy, a
+# lost hint, a kill -9 with remote frees waiting
+ckpt_test(test_heap_remote test_heap_remote.c LABELS unit proc)
 # the per-thread front caches (issue 12): blocks cached at a checkpoint, a
 # fork, a kill -9 in fork mode copy (the dead heap verifies)
 ckpt_test(test_front_cache test_front_cache.c LABELS proc VALGRIND)

@@ -384,8 +384,8 @@ free_cache_full(struct heap *h, void *p, uint64_t off)
  * caller as free_slow's locate would) when the calling thread is not
  * marked as the slab's owner (pown): inside the busy section the fast path
  * opened, the generic remote free (heap_remote_free: the slab checked on
- * its first use in this attach, the block's rbit taken atomically, its
- * abit tested, the block pushed on the slab's remote list; a double or
+ * its first use in this attach, the block's abit tested, its rbit set
+ * with one atomic OR, the slab's hint set if clear; a double or
  * invalid free reported there, the heap untouched), instead of leaving
  * and finding the block again through free_slow. A slab that is the
  * caller's own after all (pown is set by the owner's first free through
@@ -401,7 +401,7 @@ free_remote(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, 
 		return free_slow(h, p);
 	}
 	struct binfo bi = { .off = off, .pg = (uint32_t)pg, .idx = idx, .c = c, .large = 0 };
-	int ret = heap_remote_free(h, heap_tl.ts, s, &bi, p);
+	int ret = heap_remote_free(h, s, &bi, p);
 	fast_leave(heap_tl.busy);
 	return ret;
 }

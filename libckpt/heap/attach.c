@@ -18,19 +18,30 @@
 
 /*
  * upgrade -- bring an attached heap of an older version to HEAP_VERSION
- * (heap_check passed on it). Version 1 differs from 2 only in what it
- * allowed less of (its full slabs never held local free blocks). Version 2
- * differs from 3 in the last three words of each slab header (the class
- * geometry, which version 3 ignores) and in that its attach rebuilt the
- * per-thread state: the version is raised first, then rebuild() resets
- * every slot and slab header, so a crash in between leaves a valid version
- * 3 heap; an older library refuses the heap from then on.
+ * (heap_check passed on it); rebuild() follows. Version 1 differs from 2
+ * only in what it allowed less of (its full slabs never held local free
+ * blocks). Version 2 differs from 3 in the last three words of each slab
+ * header (the class geometry, which version 3 ignores) and in that its
+ * attach rebuilt the per-thread state. Versions 1 to 3 differ from 4 in the
+ * word at 40 of a slab header: the head of a list of the blocks with rbit
+ * 1, where version 4 has the remote-free hint (0 or 1) and rbits alone.
+ * So first every slab's remote frees are collected (heap_collect: the hint
+ * written 0, the blocks with rbit 1 freed locally), which leaves a valid
+ * heap of the old version with no remote list; then the version is raised,
+ * and rebuild() resets every slot and slab header (epoch over the version
+ * 2 geometry): a crash in between leaves a valid version 4 heap, and an
+ * older library refuses the heap from then on.
  */
 static void
 upgrade(struct heap *h)
 {
 	if (h->hdr->version == HEAP_VERSION)
 		return;
+	for (uint32_t p = h->data_page; p < h->npages; p++) {
+		uint32_t e = pm_get(h, p);
+		if (bit_get(h->pbits, p) && PM_KIND(e) == PM_SLAB)
+			heap_collect(h, SLAB(h, p), p);
+	}
 	h->hdr->version = HEAP_VERSION;
 }
 
@@ -173,7 +184,7 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 				"segment has %zu", (unsigned long long)H.seg_size, size);
 		return NULL;
 	}
-	/* an older version is checked whole and rebuilt; version 3 only in its metadata */
+	/* an older version is checked whole and rebuilt; version 4 only in its metadata */
 	int old = H.version < HEAP_VERSION;
 	if ((old ? heap_check(seg, (size_t)H.high_water, NULL) :
 			heap_meta_check(seg, (size_t)H.high_water)) < 0) {
@@ -234,9 +245,9 @@ heap_detach(struct heap *h)
 }
 
 
-/* heap_downgrade_v2 -- rewrite a quiescent version 3 heap as version 2 wrote it (heap.h) */
+/* heap_downgrade -- rewrite a quiescent version 4 heap as version ver (1..3) wrote it (heap.h) */
 void
-heap_downgrade_v2(void *seg)
+heap_downgrade(void *seg, uint32_t ver)
 {
 	heap_cls_init();
 	struct heap_hdr *H = seg;
@@ -247,8 +258,23 @@ heap_downgrade_v2(void *seg)
 		if (PM_KIND(pmap[p]) != PM_SLAB)
 			continue;
 		const struct cls *k = &heap_cls_tab[PM_VAL(pmap[p])];
-		uint32_t geo[3] = { k->dstart, k->bsize, k->words };
-		memcpy(b + ((uint64_t)p << HP_SHIFT) + 52, geo, sizeof(geo));
+		uint64_t base = (uint64_t)p << HP_SHIFT;
+		struct slab *s = (struct slab *)(b + base);
+		/* the remote list: the blocks with rbit 1, linked as version 3's
+		 * CAS pushes linked them (the last pushed first) */
+		uint64_t head = 0;
+		for (uint32_t i = 0; i < s->bump; i++) {
+			if (!((RBW(s, i) >> (i & 63)) & 1))
+				continue;
+			uint64_t off = base + k->dstart + (uint64_t)i * k->bsize;
+			memcpy(b + off, &head, sizeof(head));
+			head = off;
+		}
+		atomic_store_explicit(&s->rhint, head, RELAXED);
+		if (ver <= 2) {
+			uint32_t geo[3] = { k->dstart, k->bsize, k->words };
+			memcpy(b + base + 52, geo, sizeof(geo));
+		}
 	}
-	H->version = 2;
+	H->version = ver;
 }

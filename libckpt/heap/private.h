@@ -181,8 +181,8 @@ CKPT_HIDDEN int heap_orphan_release_one(struct heap *h);
 CKPT_HIDDEN uint32_t heap_reclaim(struct heap *h, struct tslot *ts);
 CKPT_HIDDEN void *heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own,
 		unsigned c);
-CKPT_HIDDEN int heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s,
-		const struct binfo *bi, void *p);
+CKPT_HIDDEN int heap_remote_free(struct heap *h, struct slab *s, const struct binfo *bi,
+		void *p);
 CKPT_HIDDEN void heap_free_local_slow(struct heap *h, struct tslot *ts, struct slab *s,
 		uint32_t pg, unsigned c);
 
@@ -362,7 +362,7 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 {
 	struct slab *s = SLAB(h, bi->pg);
 	if (CKPT_UNLIKELY(atomic_load_explicit(&s->owner, RELAXED) != slot + 1))
-		return heap_remote_free(h, ts, s, bi, p);
+		return heap_remote_free(h, s, bi, p);
 	if (CKPT_UNLIKELY(slab_ready(h, s, bi->pg, 1) < 0))
 		return -1;
 	if (slot != 0)

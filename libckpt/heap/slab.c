@@ -6,12 +6,29 @@
  * left, or the heap was attached anew).
  *
  * The owner allocates and frees locally without atomics (bitmap abits, the
- * local free list); another thread's free sets the block's rbit and pushes
- * it on the slab's remote list with a CAS, and sets the owner's pending bit
- * if the slab is on the full list; the owner collects remote lists when its
- * current slab runs dry. This file holds the generic paths; the steps that
- * the fast paths share with them (pop, mark, push) are inline in
- * heap/private.h. Page runs come from heap/pages.c under heap.lock.
+ * local free list); another thread's free is one atomic OR of the block's
+ * rbit (which also finds a second free of it), then sets the slab's rhint
+ * if it was clear, and sets the owner's pending bit if the slab is on the
+ * full list. The owner collects a slab's rbits when its current slab runs
+ * dry and the hint is set (heap_collect), and whatever the hint says when
+ * it abandons or adopts a slab, or reclaims before ENOMEM. This file holds
+ * the generic paths; the steps that the fast paths share with them (pop,
+ * mark, push) are inline in heap/private.h. Page runs come from
+ * heap/pages.c under heap.lock.
+ *
+ * Memory order of a remote free against a collection (format 4): the
+ * freer does OR(rbits) then, if it loads rhint == 0, stores rhint = 1; the
+ * owner stores rhint = 0 then loads rbits. All four are seq_cst, so if the
+ * owner's load misses the freer's bit, the owner's store of 0 precedes the
+ * freer's load of rhint in the single total order: the freer sees 0 and
+ * sets the hint again (a freer that saw 1 saw it before the owner cleared
+ * it, so its bit was before the owner's load). So, read seq_cst by the
+ * owner, a clear hint says every free whose hint step came before was
+ * collected. On x86 only the hint store that finds it clear is a second
+ * locked instruction: once per slab per collection, not per free. The same
+ * order makes slab_try_full's store of in_full then load of the hint
+ * against the freer's hint step then load of in_full a Dekker pair: the
+ * owner sees the hint set, or the freer sees in_full and sets pending.
  */
 #include <errno.h>
 #include <string.h>
@@ -124,43 +141,54 @@ slab_init(struct heap *h, uint32_t pg, unsigned c, uint16_t owner, uint32_t list
 }
 
 /*
- * heap_collect -- the owner takes the slab's remote-free list and frees its
- * blocks locally. Stops at the first entry that is not a remote-freed block
- * of this slab (never follows garbage; what is left is reported by the walker).
+ * heap_collect -- the owner (or heap.lock's holder for an abandoned slab)
+ * frees locally the blocks other threads freed into slab s: clears the
+ * hint, then per nonzero rbits word takes the bits whose abit is set,
+ * clears their abits, pushes them on the free list, and clears the bits it
+ * read with one AND (a bit without its abit is the trace of a double free
+ * that raced with the first free: dropped). Returns how many blocks it
+ * collected.
  */
 uint32_t
 heap_collect(struct heap *h, struct slab *s, uint32_t pg)
 {
-	uint64_t b = atomic_exchange_explicit(&s->remote, 0, memory_order_acquire);
 	const struct cls *k = &heap_cls_tab[s->cls];
 	uint64_t lo = ((uint64_t)pg << HP_SHIFT) + k->dstart;
 	uint32_t n = 0;
-	while (b && n < s->cap) {
-		if (b < lo || b - lo >= (uint64_t)k->cap * k->bsize || (b - lo) % k->bsize)
-			break;
-		uint32_t idx = blk_index(k, pg, b);
-		uint64_t m = 1ull << (idx & 63);
-		if (idx >= s->bump || !(ld64(&ABW(s, idx)) & m) ||
-		    !(__atomic_load_n(&RBW(s, idx), __ATOMIC_ACQUIRE) & m))
-			break;
-		uint64_t next = *(uint64_t *)(h->seg + b);
-		st64(&ABW(s, idx), ld64(&ABW(s, idx)) & ~m);
-		__atomic_fetch_and(&RBW(s, idx), ~m, __ATOMIC_RELEASE);
-		*(uint64_t *)(h->seg + b) = s->free;
-		s->free = b;
-		used_set(s, s->used - 1);
-		n++;
-		b = next;
+	__atomic_store_n(&s->rhint, 0, __ATOMIC_SEQ_CST);
+	for (uint32_t w = 0; w < k->words; w++) {
+		uint64_t *rw = &RBW(s, 64 * w), *aw = &ABW(s, 64 * w);
+		uint64_t r = __atomic_load_n(rw, __ATOMIC_SEQ_CST);
+		if (!r)
+			continue;
+		uint64_t a = ld64(aw), take = r & a;
+		if (!take) {
+			__atomic_fetch_and(rw, ~r, __ATOMIC_RELEASE);
+			continue;
+		}
+		st64(aw, a & ~take);
+		uint64_t head = s->free;
+		uint32_t got = 0;       /* counted here: no popcount libcall without -mpopcnt */
+		for (uint64_t t = take; t; t &= t - 1, got++) {
+			uint64_t b = lo + (64ull * w + (unsigned)__builtin_ctzll(t)) * k->bsize;
+			*(uint64_t *)(h->seg + b) = head;
+			head = b;
+		}
+		s->free = head;
+		used_set(s, s->used - got);
+		n += got;
+		__atomic_fetch_and(rw, ~r, __ATOMIC_RELEASE);
 	}
 	return n;
 }
 
-/* slab_try_full -- mark the slab full unless a remote free raced in (Dekker with remote_free) */
+/* slab_try_full -- mark the slab full unless a remote free raced in (Dekker with
+ * heap_remote_free: see above) */
 static int
 slab_try_full(struct slab *s)
 {
 	atomic_store(&s->in_full, 1);
-	if (atomic_load(&s->remote) != 0) {
+	if (atomic_load(&s->rhint)) {
 		atomic_store_explicit(&s->in_full, 0, RELAXED);
 		return 0;
 	}
@@ -188,7 +216,7 @@ slab_abandon(struct heap *h, uint32_t pg)
 	h->pown[pg] = 0;
 	atomic_store_explicit(&s->owner, 0, memory_order_release);
 	pthread_mutex_lock(&h->lock);
-	if (s->used == 0 && atomic_load(&s->remote) == 0)
+	if (s->used == 0)       /* no abit: no block can wait (rbits ⊆ abits) */
 		heap_slab_free_pages(h, pg);
 	else
 		heap_abandoned_push(h, pg);
@@ -253,7 +281,10 @@ heap_orphan_release_one(struct heap *h)
 
 /*
  * scan_full -- move the full slabs of class c that got frees since back to
- * avail: those with a remote list, and those with at least `min` blocks on
+ * avail: those whose hint says remote frees wait (seq_cst: a freer that
+ * found the pending bit already set did not set it again, but its hint
+ * step precedes the caller's clearing of the bit in the total order), and
+ * those with at least `min` blocks on
  * their local free list (1: any). Returns how many it moved.
  */
 static uint32_t
@@ -267,7 +298,7 @@ scan_full(struct heap *h, struct tslot *ts, unsigned c, uint32_t min)
 			break;
 		uint32_t next = s->next;
 		if ((s->free != 0 && s->cap - s->used >= min) ||
-		    atomic_load_explicit(&s->remote, RELAXED)) {
+		    atomic_load(&s->rhint)) {
 			unlink_full(h, ts, s, pg, c);
 			s->list = LIST_AVAIL;
 			list_push(h, &ts->avail[c], pg);
@@ -292,8 +323,7 @@ reclaim_own(struct heap *h, struct tslot *ts)
 			if (!s)
 				break;
 			uint32_t next = s->next;
-			if (atomic_load_explicit(&s->remote, RELAXED))
-				heap_collect(h, s, pg);
+			heap_collect(h, s, pg);     /* whatever the hint says */
 			if (s->used == 0) {
 				list_unlink(h, &ts->avail[c], pg);
 				s->list = LIST_NONE;
@@ -320,8 +350,7 @@ reclaim_abandoned(struct heap *h)
 			if (!s)
 				break;
 			uint32_t next = s->next;
-			if (atomic_load_explicit(&s->remote, RELAXED))
-				heap_collect(h, s, pg);
+			heap_collect(h, s, pg);     /* whatever the hint says */
 			if (s->used == 0) {
 				list_unlink(h, &h->hdr->abandoned[c], pg);
 				s->list = LIST_NONE;
@@ -391,7 +420,7 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 			struct slab *s = slab_at(h, pg, own, LIST_AVAIL, pg == ts->avail[c]);
 			if (!s)
 				return NULL;
-			if (!slab_has_room(s) && atomic_load_explicit(&s->remote, RELAXED))
+			if (!slab_has_room(s) && atomic_load_explicit(&s->rhint, RELAXED))
 				heap_collect(h, s, pg);
 			if (slab_has_room(s)) {
 				if (pg != ts->avail[c]) {
@@ -401,8 +430,10 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 				return slab_pop(h, s, pg, c);
 			}
 			uint32_t next = s->next;
-			if (!slab_try_full(s))
-				continue;       /* a remote free raced in: collect it */
+			if (!slab_try_full(s)) {
+				heap_collect(h, s, pg);     /* a remote free raced in */
+				continue;
+			}
 			list_unlink(h, &ts->avail[c], pg);
 			s->list = LIST_FULL;
 			list_push(h, &ts->full[c], pg);
@@ -411,8 +442,8 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 		/*
 		 * The avail list is dry. Local frees refile a full slab
 		 * themselves once it has cls.refill free blocks; remote frees
-		 * into full slabs set pending: then take back the full slabs with
-		 * a remote list (or refill local free blocks). Before failing,
+		 * into full slabs set pending: then take back the full slabs
+		 * whose hint is set (or with refill local free blocks). Before failing,
 		 * reclaim takes back every free block.
 		 */
 		uint64_t bit = 1ull << c;
@@ -447,9 +478,21 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 	}
 }
 
-/* heap_remote_free -- free a block of a slab another slot owns (busy held) */
+/*
+ * heap_remote_free -- free a block of a slab another slot owns (busy held):
+ * its abit loaded (clear: not allocated), then one atomic OR of its rbit
+ * (already set: freed by another thread, not yet collected); the hint and
+ * pending stores are rare (see above). The abit is tested first, not after
+ * the OR: the owner may collect the block between the OR and a later load
+ * (and a legit free must never fail). Between the load and the OR the
+ * owner clears the abit only if the block was freed meanwhile (collected,
+ * or freed by the owner): a double free racing with the first free can
+ * slip in and leave an rbit without its abit, which the next collection
+ * drops (heap_collect) unless the block was handed out again (docs/HEAP.md,
+ * "Remote frees").
+ */
 int
-heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct binfo *bi, void *p)
+heap_remote_free(struct heap *h, struct slab *s, const struct binfo *bi, void *p)
 {
 	if (slab_ready(h, s, bi->pg, 0) < 0)
 		return -1;
@@ -457,23 +500,19 @@ heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct 
 		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
 				"it waits in its owner thread's front cache)", p);
 	uint64_t m = 1ull << (bi->idx & 63);
-	uint64_t *rw = &RBW(s, bi->idx);
-	if (__atomic_fetch_or(rw, m, __ATOMIC_ACQ_REL) & m)
-		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
-				"the first free came from another thread)", p);
-	if (!(__atomic_load_n(&ABW(s, bi->idx), __ATOMIC_ACQUIRE) & m)) {
-		__atomic_fetch_and(rw, ~m, __ATOMIC_RELEASE);
+	if (!(__atomic_load_n(&ABW(s, bi->idx), __ATOMIC_ACQUIRE) & m))
 		return ckpt_err_set(ENOENT, "free(%p): block is not allocated (double free, "
 				"or never handed out)", p);
-	}
-	uint64_t old = atomic_load_explicit(&s->remote, RELAXED);
-	do {
-		*(uint64_t *)p = old;
-	} while (!atomic_compare_exchange_weak(&s->remote, &old, bi->off));
+	if (__atomic_fetch_or(&RBW(s, bi->idx), m, __ATOMIC_SEQ_CST) & m)
+		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
+				"the first free came from another thread)", p);
+	if (CKPT_UNLIKELY(!__atomic_load_n(&s->rhint, __ATOMIC_SEQ_CST)))
+		__atomic_store_n(&s->rhint, 1, __ATOMIC_SEQ_CST);
 	if (CKPT_UNLIKELY(atomic_load(&s->in_full))) {
 		unsigned o = atomic_load_explicit(&s->owner, RELAXED);
-		if (o >= 1 && o <= NSLOTS)
-			atomic_fetch_or(&h->slots[o - 1].pending, 1ull << bi->c);
+		uint64_t bit = 1ull << bi->c;
+		if (o >= 1 && o <= NSLOTS && !(atomic_load(&h->slots[o - 1].pending) & bit))
+			atomic_fetch_or(&h->slots[o - 1].pending, bit);
 	}
 	return 0;
 }
@@ -490,7 +529,7 @@ heap_remote_free(struct heap *h, struct tslot *ts, struct slab *s, const struct 
 void __attribute__((noinline))
 heap_free_local_slow(struct heap *h, struct tslot *ts, struct slab *s, uint32_t pg, unsigned c)
 {
-	if (s->used == 0 && ts->avail[c] != pg && atomic_load(&s->remote) == 0) {
+	if (s->used == 0 && ts->avail[c] != pg) {   /* no abit: no block waits */
 		if (s->list == LIST_FULL)
 			unlink_full(h, ts, s, pg, c);
 		else

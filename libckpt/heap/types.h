@@ -42,8 +42,8 @@
 #define SLAB_MAX_WORDS 16u                     /* bitmap words per slab, max */
 #define SLAB_MAGIC 0x42414c53u                 /* "SLAB" */
 #define HEAP_MAGIC "CKPTHEAP"
-#define HEAP_VERSION 3u
-#define HEAP_VERSION_MIN 1u    /* versions 1 and 2 are upgraded by heap_attach */
+#define HEAP_VERSION 4u
+#define HEAP_VERSION_MIN 1u    /* versions 1, 2 and 3 are upgraded by heap_attach */
 #define MAX_PAGES ((uint64_t)1 << 28)          /* pmap value field: 28 bits */
 
 /* page map entry: kind in the top 4 bits, value in the low 28 */
@@ -124,25 +124,42 @@ struct tslot {
 /*
  * slab -- at the start of a slab's first page, followed by the class's
  * `words` pairs of uint64: abits (block allocated) then rbits (block freed
- * by a non-owner, on the remote list); blocks start at the class's dstart.
- * Invariants:
+ * by a non-owner, not yet collected); blocks start at the class's dstart.
+ * Invariants (format 4):
  *  - magic == SLAB_MAGIC; cls < NCLASS and cap equal the class table;
  *    block i is at dstart + i * bsize from the slab start,
  *  - bump <= cap: blocks [bump, cap) were never handed out (abits 0),
- *  - used == popcount(abits) (blocks allocated or on the remote list),
+ *  - used == popcount(abits) (blocks allocated, or remote-freed and not
+ *    yet collected),
  *  - free: singly linked list (segment offsets, 0: end; the link is in the
  *    first 8 bytes of each block) of exactly the blocks < bump with abit 0,
- *  - remote: same, of exactly the blocks with rbit 1; rbits is a subset of
- *    abits. A block is live iff abit == 1 and rbit == 0,
+ *  - rbits is a subset of abits: rbits alone say which blocks wait for
+ *    their owner (there is no remote list); a block is live iff abit == 1
+ *    and rbit == 0. A remote free is one atomic OR into its rbits word
+ *    (which also finds a double free); the owner collects a word with a
+ *    load, clears the collected blocks' abits, pushes them on free, then
+ *    clears their rbits with one AND (abit before rbit: a second free of
+ *    the block in between still finds its rbit set, and after it its abit
+ *    clear),
+ *  - rhint: 0 or 1, a hint only: 1 says remote frees may wait in rbits.
+ *    A remote free that finds it 0 sets it after its OR; the owner clears
+ *    it before it scans rbits (seq_cst: a free the scan missed sees the
+ *    hint cleared and sets it again). A slab with rbits but rhint 0 (a
+ *    process killed between the two) is valid: its first check in an
+ *    attach sets the hint, and adoption, abandoning and reclaim collect
+ *    whatever the hint says,
  *  - owner: slot index + 1, or 0 when abandoned; list says which list the
  *    slab is on (LIST_ABANDONED iff owner == 0), in_full == (list == FULL),
  *  - next/prev link it into that list (page indexes, 0: none),
  *  - epoch: any value on media. In a live heap, heap.epoch (the slab was
- *    checked in this attach: its blocks, bitmaps and both free lists) or
+ *    checked in this attach: its blocks, bitmaps and free list) or
  *    heap.epoch | 1 (and its list fields against its neighbours and list
  *    head): see heap/validate.c. Versions 1 and 2 held the class's dstart,
- *    bsize, words at 52, 56, 60; version 3 ignores bytes 52..63 on media.
- * The owner writes everything but remote, rbits (atomic, any thread) and
+ *    bsize, words at 52, 56, 60; version 3 and 4 ignore bytes 52..63 on
+ *    media. Versions 1 to 3 held at 40 the head of a remote-free list (the
+ *    blocks with rbit 1, linked as free is); heap_attach's upgrade
+ *    collects them and writes rhint 0.
+ * The owner writes everything but rbits and rhint (atomic, any thread) and
  * the owner field during adoption (under heap.lock); epoch is written
  * under heap.vmx.
  */
@@ -157,7 +174,7 @@ struct slab {
 	uint32_t next;               /* 24 */
 	uint32_t prev;               /* 28 */
 	uint64_t free;               /* 32 */
-	_Atomic uint64_t remote;     /* 40 */
+	_Atomic uint64_t rhint;      /* 40: versions 1-3: the remote list's head */
 	uint32_t list;               /* 48 */
 	uint32_t reserved;           /* 52: version 2's dstart; ignored */
 	_Atomic uint64_t epoch;      /* 56: version 2's bsize, words; see above */
@@ -320,7 +337,8 @@ struct tl_ent {
 extern __thread struct tl_ent heap_tl __attribute__((tls_model("initial-exec")));
 
 #define SLAB(h, pg) ((struct slab *)((h)->seg + ((uint64_t)(pg) << HP_SHIFT)))
-/* the allocated / remote-freed bitmap words holding block i (interleaved pairs) */
+/* the allocated / remote-freed bitmap words holding block i (interleaved pairs);
+ * ABW(s, 64 * w), RBW(s, 64 * w): the pair of word w */
 #define ABW(s, i) (((uint64_t *)((uint8_t *)(s) + SLAB_HDR))[2 * ((i) >> 6)])
 #define RBW(s, i) (((uint64_t *)((uint8_t *)(s) + SLAB_HDR))[2 * ((i) >> 6) + 1])
 #define RELAXED memory_order_relaxed

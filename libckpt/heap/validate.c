@@ -9,9 +9,11 @@
  * this attach, before anything of it is trusted:
  *
  *   - by any thread that frees into it, or asks whether a block of it is
- *     live: the header against the class, the counts, both bitmaps, both
- *     free lists (heap_slab_check, the walker's own check of a slab); the
- *     slab's epoch field is then set to heap.epoch;
+ *     live: the header against the class, the counts, both bitmaps, the
+ *     free list, the remote-free hint (heap_slab_check, the walker's own
+ *     check of a slab); the slab's epoch field is then set to heap.epoch,
+ *     and its hint to 1 if blocks wait in rbits (a process that died
+ *     between a remote free's OR and its hint store left it 0);
  *   - by its list holder (its owner, or a holder of heap.lock for an
  *     abandoned slab) before it allocates from it, frees locally into it or
  *     moves it between lists: the above, and its list links (its previous
@@ -115,6 +117,11 @@ heap_slab_validate(struct heap *h, uint32_t pg, int full)
 		struct slab sh;
 		uint64_t ab[SLAB_MAX_WORDS], rb[SLAB_MAX_WORDS];
 		r = heap_slab_check(h->seg, h->hdr->version, pg, c, &sh, ab, rb);
+		uint64_t waiting = 0;
+		for (uint32_t w = 0; r == 0 && w < heap_cls_tab[c].words; w++)
+			waiting |= rb[w];
+		if (waiting)
+			__atomic_store_n(&s->rhint, 1, __ATOMIC_SEQ_CST);
 		if (r == 0) {
 			ep = h->epoch;
 			atomic_store_explicit(&s->epoch, ep, memory_order_release);

@@ -222,10 +222,14 @@ walk_blocks_list(const uint8_t *b, const struct cls *k, uint64_t base, const str
 }
 
 /*
- * heap_slab_check -- check the header, bitmaps and both free lists of the
- * slab of class c at page pg of the heap b (format version ver), whose
- * pages were checked to lie below its high-water mark; copies the header to
- * *sh and the bitmaps to ab, rb (SLAB_MAX_WORDS each)
+ * heap_slab_check -- check the header, bitmaps and free list of the slab
+ * of class c at page pg of the heap b (format version ver), whose pages
+ * were checked to lie below its high-water mark; copies the header to *sh
+ * and the bitmaps to ab, rb (SLAB_MAX_WORDS each). Format 4: rhint (at 40)
+ * is 0 or 1, and any rbits subset of abits is valid (the hint may be 0
+ * with bits set: a free whose process died before its hint store).
+ * Versions 1 to 3: the word at 40 heads the remote-free list, which holds
+ * exactly the blocks with rbit 1.
  */
 int
 heap_slab_check(const uint8_t *b, uint32_t ver, uint32_t pg, unsigned c, struct slab *sh,
@@ -274,10 +278,14 @@ heap_slab_check(const uint8_t *b, uint32_t ver, uint32_t pg, unsigned c, struct 
 	if (pa != sh->used)
 		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: used count %u, "
 				"bitmap has %u", (unsigned long long)base, sh->used, pa);
-	uint32_t nf, nr;
+	uint64_t w40 = atomic_load_explicit(&sh->rhint, RELAXED);
+	if (ver >= 4 && w40 > 1)
+		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: remote-free "
+				"hint %llu at offset 0x%llx is neither 0 nor 1", (unsigned long long)base,
+				(unsigned long long)w40, (unsigned long long)(base + 40));
+	uint32_t nf, nr = pr;
 	if (walk_blocks_list(b, k, base, sh, ab, rb, sh->free, 0, &nf) < 0 ||
-	    walk_blocks_list(b, k, base, sh, ab, rb, atomic_load_explicit(&sh->remote, RELAXED),
-			    1, &nr) < 0)
+	    (ver < 4 && walk_blocks_list(b, k, base, sh, ab, rb, w40, 1, &nr) < 0))
 		return -1;
 	if (nf != sh->bump - pa || nr != pr)
 		return ckpt_err_set(EINVAL, "damaged heap: slab at offset 0x%llx: free lists hold "

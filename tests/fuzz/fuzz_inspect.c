@@ -9,11 +9,14 @@
  *
  *   byte 0, bit 0 -- 0: heap mode, 1: pool mode
  *   heap mode: patches on a copy of a real heap (4 MiB segment with blocks
- *     of many size classes, frees, a root), then heap_walk on a buffer of
- *     the patched heap, cut short when byte 0 bit 1 is set; with bit 2 (and
- *     not cut short) heap_attach, heap_validate_all (the slabs' first-use
- *     checks) and allocations and frees on it, which must agree with the
- *     walker and never crash.
+ *     of many size classes, frees, frees from another thread waiting in
+ *     rbits, a root), as format 4 writes it, or with byte 0 bit 3 as
+ *     version 3 wrote it (the waiting blocks on remote-free lists:
+ *     heap_downgrade), then heap_walk on a buffer of the patched heap, cut
+ *     short when byte 0 bit 1 is set; with bit 2 (and not cut short)
+ *     heap_attach (which upgrades a version 3 heap), heap_validate_all
+ *     (the slabs' first-use checks) and allocations and frees on it, which
+ *     must agree with the walker and never crash.
  *   pool mode: patches on a real pool file (header, catalog, three
  *     checkpoints and a dead heap) held in a memfd; byte 0 bit 1 re-seals
  *     the header checksum, bit 2 re-seals the current catalog copy's
@@ -34,6 +37,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,7 +57,9 @@
 #define HEAP_TPL_SIZE ((size_t)4 << 20)
 
 static uint8_t *heap_tpl;      /* the template heap, HEAP_TPL_SIZE bytes */
+static uint8_t *heap_tpl3;     /* the same heap as version 3 wrote it */
 static uint8_t *heap_work;     /* patched copy */
+static uint8_t *heap_cur;      /* the template heap_work is a copy of */
 static size_t heap_hw;         /* template's high-water mark */
 
 static int pool_fd = -1;       /* memfd holding the template pool */
@@ -76,6 +82,17 @@ die(const char *what)
 	abort();
 }
 
+/* remote_frees -- another thread frees every fifth kept block: rbits (format 4),
+ * remote-free lists (version 3) */
+static void *
+remote_frees(void *arg)
+{
+	void **keep = arg;
+	for (int i = 1; i < 200; i += 5)
+		heap_free((struct heap *)keep[200], keep[i]);
+	return NULL;
+}
+
 static void
 make_heap(void)
 {
@@ -90,7 +107,7 @@ make_heap(void)
 	struct heap *h = heap_attach(heap_tpl, HEAP_TPL_SIZE, NULL, NULL);
 	if (!h)
 		die("heap_attach");
-	void *keep[200];
+	static void *keep[201];
 	static const size_t sizes[] = { 8, 16, 40, 100, 256, 700, 3000, 9000, 20000, 70000 };
 	for (int i = 0; i < 200; i++) {
 		keep[i] = heap_alloc(h, sizes[i % 10] + (size_t)i);
@@ -100,12 +117,26 @@ make_heap(void)
 	}
 	for (int i = 0; i < 200; i += 3)
 		heap_free(h, keep[i]);
-	heap_set_root(h, keep[1]);
+	keep[200] = h;
+	pthread_t t;
+	if (pthread_create(&t, NULL, remote_frees, keep) != 0)
+		abort();
+	pthread_join(t, NULL);
+	heap_set_root(h, keep[2]);
 	heap_hw = heap_high_water(h);
 	heap_detach(h);
 	if (heap_check(heap_tpl, heap_hw, NULL) < 0)
 		die("template heap does not check");
+	heap_tpl3 = mmap(NULL, HEAP_TPL_SIZE, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (heap_tpl3 == MAP_FAILED)
+		abort();
+	memcpy(heap_tpl3, heap_tpl, HEAP_TPL_SIZE);
+	heap_downgrade(heap_tpl3, 3);
+	if (heap_check(heap_tpl3, heap_hw, NULL) < 0)
+		die("version 3 template heap does not check");
 	memcpy(heap_work, heap_tpl, HEAP_TPL_SIZE);
+	heap_cur = heap_tpl;
 }
 
 static void
@@ -269,6 +300,11 @@ heap_mode(const uint8_t *data, size_t size)
 	struct patch pt[MAX_PATCHES];
 	unsigned np = 0;
 	struct cursor c = { data + 1, size - 1 };
+	uint8_t *tpl = (data[0] & 8) ? heap_tpl3 : heap_tpl;
+	if (tpl != heap_cur) {
+		memcpy(heap_work, tpl, HEAP_TPL_SIZE);
+		heap_cur = tpl;
+	}
 	uint64_t off;
 	const uint8_t *val;
 	unsigned len;
@@ -292,7 +328,7 @@ heap_mode(const uint8_t *data, size_t size)
 	int wrc = heap_walk(heap_work, blen, NULL, NULL, &s);
 	if (blen == heap_hw && (data[0] & 4)) {
 		attach_and_use(wrc);
-		memcpy(heap_work, heap_tpl, HEAP_TPL_SIZE);    /* attach wrote to it */
+		memcpy(heap_work, tpl, HEAP_TPL_SIZE);    /* attach wrote to it */
 		return;
 	}
 	while (np--)
