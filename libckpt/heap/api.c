@@ -4,11 +4,12 @@
  * (heap/large.c).
  *
  * heap_alloc and heap_free have fast paths for the common case: a thread
- * with its own slot (cached in heap_tl), a small block, the current slab of
- * the class with a block on its free list (alloc) or a live block of a slab
- * the thread owns (free). They are built from the same inline steps as the
- * generic paths (heap/private.h: slab_unlink_free, slab_mark,
- * slab_push_local, fast_enter); anything else goes to the slow path, which
+ * with its own slot (cached in heap_tl), a slab block (up to 64 KiB), its
+ * front cache of the class (every slab class has one) or the current slab
+ * of the class with a block on its free list (alloc), a live block of a
+ * slab the thread owns (free). They are built from the same inline steps
+ * as the generic paths (heap/private.h: tc_pop, tc_push, slab_unlink_free,
+ * slab_mark, slab_push_local, fast_enter); anything else goes to the slow path, which
  * starts over and checks and reports every invalid pointer (locate).
  */
 #include <errno.h>
@@ -327,7 +328,7 @@ blk_at(const struct cls *k, uint64_t off, uint64_t base)
 
 /*
  * blk_at_page -- idx of the block starting at segment offset off of a
- * one-page slab of class k (a class with a front cache); UINT32_MAX if off
+ * one-page slab of class k < TC_PAGE_NCLASS (up to 512 B); UINT32_MAX if off
  * is not a block start. With M = ceil(2^32 / bsize), rel * M >> 32 is
  * rel / bsize and (rel * M) mod 2^32 < M iff bsize divides rel, for
  * rel < 2^14 and bsize < 2^10 (Lemire, Kaser, Kurz, "Faster remainder by
@@ -383,7 +384,7 @@ free_cache_full(struct heap *h, void *p, uint64_t off)
 
 /*
  * free_remote -- the rest of the fast free of the block p (block idx of
- * class c at segment offset off, in the slab s at page pg, checked by the
+ * class c at segment offset off, in the slab at page pg, checked by the
  * caller as free_slow's locate would) when the calling thread is not
  * marked as the slab's owner (pown): inside the busy section the fast path
  * opened, the generic remote free (heap_remote_free: the slab checked on
@@ -393,12 +394,13 @@ free_cache_full(struct heap *h, void *p, uint64_t off)
  * and finding the block again through free_slow. A slab that is the
  * caller's own after all (pown is set by the owner's first free through
  * slab_free) goes to free_slow, as before. Out of line: the local free
- * keeps its registers.
+ * keeps its registers; six arguments (the slab from pg), so that the fast
+ * paths jump to it (a seventh, on the stack, made it a call with a frame).
  */
 static int __attribute__((noinline))
-free_remote(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, uint32_t idx,
-		uint32_t c)
+free_remote(struct heap *h, void *p, uint64_t off, uint64_t pg, uint32_t idx, uint32_t c)
 {
+	struct slab *s = SLAB(h, pg);
 	if (atomic_load_explicit(&s->owner, RELAXED) == heap_tl.slot + 1) {
 		fast_leave(heap_tl.busy);
 		return free_slow(h, p);
@@ -429,7 +431,7 @@ free_owned(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, u
 		return free_slow(h, p);     /* stop set, or no membarrier */
 	}
 	if (CKPT_UNLIKELY(h->pown[pg] != heap_tl.own))
-		return free_remote(h, p, off, s, pg, idx, c);
+		return free_remote(h, p, off, pg, idx, c);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
 	if (CKPT_UNLIKELY(!blk_live(a, ld64(aw + 1), idx))) {
@@ -474,11 +476,11 @@ free_paged(struct heap *h, void *p, uint64_t off, uint32_t e)
 
 /*
  * heap_free -- fast path: an allocated block of a slab that the calling
- * thread (with its own slot, cached in heap_tl) owns: a small one goes into
- * the thread's front cache (tc_push) unless that is full; else clear its
- * abit, push it on the slab's free list (free_owned). Blocks of the classes
- * with a front cache are on one-page slabs, found inline; the rest go
- * through free_paged. A cached block (its tag) goes to free_slow, which
+ * thread (with its own slot, cached in heap_tl) owns goes into the
+ * thread's front cache (tc_push) unless that is full; else clear its abit,
+ * push it on the slab's free list (free_owned). Blocks of the classes up
+ * to TC_MAX are on one-page slabs, found inline; the rest go through
+ * free_paged. A cached block (its tag) goes to free_slow, which
  * reports the double free. Anything else (NULL, large blocks, other owners,
  * the shared slot, stop set, and every invalid free) goes to free_slow,
  * which starts over, checks and reports.
@@ -544,7 +546,7 @@ block_size_paged(struct heap *h, const void *ptr)
 
 /*
  * heap_block_size -- heap.h. Fast path, as heap_free's: a block of a class
- * with a front cache is on a one-page slab, so one page-map entry and one
+ * up to TC_MAX is on a one-page slab, so one page-map entry and one
  * multiplication (blk_at_page) find and check it; the rest goes to
  * block_size_paged, out of line, so this path saves no registers. A stock
  * redis-server calls malloc_usable_size on every allocation and free: this
