@@ -240,7 +240,7 @@ extern CKPT_HIDDEN uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n 
 struct tcache {
 	uint32_t n[TC_NCLASS];                /* blocks cached per class */
 	void *b[TC_NCLASS][TC_CAP];           /* b[c][0 .. n[c]): oldest first */
-};
+} __attribute__((aligned(64)));           /* slots' caches share no line */
 
 struct tl_rec {              /* pthread key value: which slot of which heap */
 	struct heap *h;
