@@ -1031,6 +1031,16 @@ free_expect_enoent(void *arg)
 			th_errmsg_has("front cache"));
 }
 
+/* free_again -- a second free of p fails with ENOENT; its message names the
+ * front cache iff in_cache (the block waits there, not on its slab) */
+static void
+free_again(void *p, int in_cache)
+{
+	assert_int_equal(heap_free(H, p), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(th_errmsg_has("front cache"), in_cache);
+}
+
 /*
  * test_front_cache -- blocks a thread frees go into its front cache and
  * stay allocated in the segment (a walk of the live segment counts them)
@@ -1054,9 +1064,7 @@ test_front_cache(void **state)
 	assert_int_equal(walk_bytes(), 64 + 64 + 320);
 	assert_int_equal(heap_bytes_in_use(H), 64);
 	/* double frees of cached blocks, by the owner and by another thread */
-	assert_int_equal(heap_free(H, p), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_true(th_errmsg_has("front cache"));
+	free_again(p, 1);
 	pthread_t t;
 	void *rc;
 	assert_int_equal(pthread_create(&t, NULL, free_expect_enoent, q), 0);
@@ -1076,9 +1084,7 @@ test_front_cache(void **state)
 	heap_lock_all(H);
 	assert_int_equal(walk_bytes(), 64);
 	heap_unlock_all(H);
-	assert_int_equal(heap_free(H, p), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_false(th_errmsg_has("front cache"));
+	free_again(p, 0);
 	/* a thread's exit drains its cache */
 	assert_int_equal(pthread_create(&t, NULL, cache_and_exit, NULL), 0);
 	pthread_join(t, &rc);
@@ -1112,12 +1118,8 @@ test_front_cache_full(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(heap_free(H, b[i]), 0);
 	assert_int_equal(walk_bytes(), base + TC_CAP * SZ);
-	assert_int_equal(heap_free(H, b[N - 1]), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_false(th_errmsg_has("front cache"));
-	assert_int_equal(heap_free(H, b[0]), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_true(th_errmsg_has("front cache"));
+	free_again(b[N - 1], 0);
+	free_again(b[0], 1);
 	assert_int_equal(walk_bytes(), base + TC_CAP * SZ);      /* unchanged */
 	for (int i = TC_CAP - 1; i >= 0; i--)
 		assert_ptr_equal(heap_alloc(H, SZ), b[i]);
@@ -1197,9 +1199,7 @@ test_front_cache_large(void **state)
 		assert_int_equal(heap_free(H, p[i]), 0);
 		cached += bs;
 		assert_int_equal(walk_bytes(), live);                  /* cached: allocated */
-		assert_int_equal(heap_free(H, p[i]), -1);
-		assert_int_equal(errno, ENOENT);
-		assert_true(th_errmsg_has("front cache"));
+		free_again(p[i], 1);
 		pthread_t t;
 		void *rc;
 		assert_int_equal(pthread_create(&t, NULL, free_expect_enoent, p[i]), 0);
@@ -1218,9 +1218,7 @@ test_front_cache_large(void **state)
 	th_quiesce(H);                                              /* drained: exact */
 	assert_int_equal(walk_bytes(), live - cached);
 	for (int i = 0; i < NS; i++) {
-		assert_int_equal(heap_free(H, p[i]), -1);               /* free in its slab now */
-		assert_int_equal(errno, ENOENT);
-		assert_false(th_errmsg_has("front cache"));
+		free_again(p[i], 0);                                    /* free in its slab now */
 	}
 	/* a full cache: 4 blocks of 40 KiB wait in it, the rest go back to the slab */
 	enum { N = 7 };
@@ -1232,12 +1230,8 @@ test_front_cache_large(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(heap_free(H, b[i]), 0);
 	assert_int_equal(walk_bytes(), before + 4 * bs);
-	assert_int_equal(heap_free(H, b[N - 1]), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_false(th_errmsg_has("front cache"));
-	assert_int_equal(heap_free(H, b[0]), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_true(th_errmsg_has("front cache"));
+	free_again(b[N - 1], 0);
+	free_again(b[0], 1);
 	assert_int_equal(walk_bytes(), before + 4 * bs);
 	for (int i = 3; i >= 0; i--)
 		assert_ptr_equal(heap_alloc(H, 40000), b[i]);
