@@ -15,9 +15,12 @@
  *    durable heap) with blocks cached: the dead heap walks and validates
  *    (ckpt-inspect verify --strict walks dead heaps and fails on any error).
  *
- * The state: a root array of N pointers to blocks of 16..256 bytes (each
- * stamped with its index), every other one freed by the same thread just
- * before the quiesce, so that up to TC_CAP (64) blocks a class are in its cache.
+ * The state: a root array of N pointers to blocks (each stamped with its
+ * index), half of 16..256 bytes, half of 513 bytes..20 KiB (the classes on
+ * one-page slabs up to 512 B, and the larger ones, up to 2-page slabs,
+ * whose caches hold fewer blocks), every other one freed by the same
+ * thread just before the quiesce, so that up to each class's capacity
+ * (64 blocks up to 512 B, 32 KiB worth above) is in its cache.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -43,11 +46,12 @@ struct state {
 	size_t size[N];
 };
 
-/* blk_size -- the request size of block i */
+/* blk_size -- the request size of block i: freed (even) and live (odd) ones of
+ * both kinds, i & 2 picking a class above 512 B */
 static size_t
 blk_size(unsigned i)
 {
-	return 16 + (i * 37) % 241;
+	return i & 2 ? 513 + (i * 997) % 20000 : 16 + (i * 37) % 241;
 }
 
 /* make_state -- the root: N blocks, stamped; every even one freed (most cached) */
@@ -69,6 +73,13 @@ make_state(ckpt_pool *p)
 	return st;
 }
 
+/* freed_errno -- errno and the message say the block just asked about is not allocated */
+static int
+freed_errno(void)
+{
+	return errno == ENOENT || (errno == EINVAL && strstr(ckpt_errormsg(), "free heap space"));
+}
+
 /*
  * check_state -- in the process holding the heap now: freed blocks are not
  * allocated (a second free fails with ENOENT when do_free), live ones are
@@ -82,10 +93,12 @@ check_state(ckpt_pool *p, int do_free)
 		return 1;
 	for (unsigned i = 0; i < N; i++) {
 		if (i % 2 == 0) {
-			if (ckpt_usable_size(p, st->blk[i]) != 0 || errno != ENOENT)
+			/* not allocated: ENOENT, or EINVAL once its slab's last block
+			 * was freed and its pages went back (free heap space) */
+			if (ckpt_usable_size(p, st->blk[i]) != 0 || !freed_errno())
 				return 2;
 			errno = 0;
-			if (do_free && (ckpt_free(p, st->blk[i]), errno != ENOENT))
+			if (do_free && (ckpt_free(p, st->blk[i]), !freed_errno()))
 				return 3;
 			continue;
 		}
@@ -121,11 +134,11 @@ inspect(char *out, size_t outlen, const char *a1, const char *a2, const char *a3
 	return tu_run_capture(out, outlen, argv);
 }
 
-/* new_pool -- a pool of 8 MiB heaps in fork mode copy */
+/* new_pool -- a pool of 64 MiB heaps in fork mode copy */
 static ckpt_pool *
 new_pool(const char *path)
 {
-	struct ckpt_config cfg = { .heap_size = 8 * MiB, .max_segments = 16,
+	struct ckpt_config cfg = { .heap_size = 64 * MiB, .max_segments = 16,
 		.fork_mode = CKPT_FORK_COPY };
 	unlink(path);
 	ckpt_pool *p = ckpt_create(path, &cfg);

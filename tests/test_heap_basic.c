@@ -4,7 +4,7 @@
  * recovery, usable sizes, every kind of invalid free, the root, the grow
  * callback, threads, quiescing and fork.
  *
- * Over 800 lines: 23 short cases, one per behaviour, sharing one heap
+ * Over 800 lines: 25 short cases, one per behaviour, sharing one heap
  * fixture; related behaviours stay next to each other.
  */
 #include <pthread.h>
@@ -1056,6 +1056,16 @@ free_expect_enoent(void *arg)
 			th_errmsg_has("front cache"));
 }
 
+/* free_again -- a second free of p fails with ENOENT; its message names the
+ * front cache iff in_cache (the block waits there, not on its slab) */
+static void
+free_again(void *p, int in_cache)
+{
+	assert_int_equal(heap_free(H, p), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(th_errmsg_has("front cache"), in_cache);
+}
+
 /*
  * test_front_cache -- blocks a thread frees go into its front cache and
  * stay allocated in the segment (a walk of the live segment counts them)
@@ -1079,9 +1089,7 @@ test_front_cache(void **state)
 	assert_int_equal(walk_bytes(), 64 + 64 + 320);
 	assert_int_equal(heap_bytes_in_use(H), 64);
 	/* double frees of cached blocks, by the owner and by another thread */
-	assert_int_equal(heap_free(H, p), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_true(th_errmsg_has("front cache"));
+	free_again(p, 1);
 	pthread_t t;
 	void *rc;
 	assert_int_equal(pthread_create(&t, NULL, free_expect_enoent, q), 0);
@@ -1101,9 +1109,7 @@ test_front_cache(void **state)
 	heap_lock_all(H);
 	assert_int_equal(walk_bytes(), 64);
 	heap_unlock_all(H);
-	assert_int_equal(heap_free(H, p), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_false(th_errmsg_has("front cache"));
+	free_again(p, 0);
 	/* a thread's exit drains its cache */
 	assert_int_equal(pthread_create(&t, NULL, cache_and_exit, NULL), 0);
 	pthread_join(t, &rc);
@@ -1137,12 +1143,8 @@ test_front_cache_full(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(heap_free(H, b[i]), 0);
 	assert_int_equal(walk_bytes(), base + TC_CAP * SZ);
-	assert_int_equal(heap_free(H, b[N - 1]), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_false(th_errmsg_has("front cache"));
-	assert_int_equal(heap_free(H, b[0]), -1);
-	assert_int_equal(errno, ENOENT);
-	assert_true(th_errmsg_has("front cache"));
+	free_again(b[N - 1], 0);
+	free_again(b[0], 1);
 	assert_int_equal(walk_bytes(), base + TC_CAP * SZ);      /* unchanged */
 	for (int i = TC_CAP - 1; i >= 0; i--)
 		assert_ptr_equal(heap_alloc(H, SZ), b[i]);
@@ -1159,6 +1161,120 @@ test_front_cache_full(void **state)
 	assert_int_equal(walk_bytes(), base + M * SZ);
 	for (int i = 0; i < M; i++)
 		assert_int_equal(heap_free(H, more[i]), 0);
+	check_ok(base);
+}
+
+/* cache_large_and_exit -- a thread's body: allocate and free 4 blocks of each size
+ * in arg (0-terminated), which wait in its front cache; return the first block */
+static void *
+cache_large_and_exit(void *arg)
+{
+	const size_t *sz = arg;
+	void *first = NULL;
+	for (; *sz; sz++) {
+		void *b[4];
+		for (int i = 0; i < 4; i++)
+			if (!(b[i] = heap_alloc(H, *sz)))
+				return NULL;
+		for (int i = 0; i < 4; i++)
+			if (heap_free(H, b[i]) != 0)
+				return NULL;
+		if (!first)
+			first = b[0];
+	}
+	return first;
+}
+
+/*
+ * test_front_cache_large -- the front cache of the classes above 512 B, on
+ * one-page and multi-page slabs (a block on a slab's later page found
+ * through the page map): a freed block waits in the cache, allocated to
+ * the segment; freed again by its thread or another it fails with ENOENT
+ * and a message naming the front cache, the heap unchanged; the class's
+ * next allocation takes it back. A class's cache holds its tcap blocks
+ * (4 of 40 KiB), the rest go back to the slab at once; a quiesce drains
+ * every cache, and so does a thread's exit.
+ */
+static void
+test_front_cache_large(void **state)
+{
+	(void)state;
+	static const size_t sizes[] = { 600, 3000, 9000, 20000, 40000, 65536, 0 };
+	enum { NS = 6, NE = 8 };
+	char *keep[NS], *p[NS], *ext[NS][NE];
+	int next[NS];
+	th_quiesce(H);
+	uint64_t base = walk_bytes();
+	for (int i = 0; i < NS; i++) {
+		assert_non_null(keep[i] = heap_alloc(H, sizes[i]));
+		/* p[i]: on a later page than keep[i] (of its slab, when the class's
+		 * slabs are several pages), or the NE+1st block */
+		next[i] = 0;
+		assert_non_null(p[i] = heap_alloc(H, sizes[i]));
+		while ((uintptr_t)p[i] >> 14 == (uintptr_t)keep[i] >> 14 && next[i] < NE) {
+			ext[i][next[i]++] = p[i];
+			assert_non_null(p[i] = heap_alloc(H, sizes[i]));
+		}
+		memset(p[i], 0x5a, sizes[i]);
+	}
+	uint64_t live = walk_bytes(), cached = 0;
+	for (int i = 0; i < NS; i++) {
+		size_t bs = heap_usable_size(H, p[i]);
+		assert_true(bs >= sizes[i]);
+		assert_int_equal(heap_free(H, p[i]), 0);
+		cached += bs;
+		assert_int_equal(walk_bytes(), live);                  /* cached: allocated */
+		free_again(p[i], 1);
+		pthread_t t;
+		void *rc;
+		assert_int_equal(pthread_create(&t, NULL, free_expect_enoent, p[i]), 0);
+		pthread_join(t, &rc);
+		assert_int_equal((intptr_t)rc, 1);
+		assert_int_equal(heap_usable_size(H, p[i]), 0);
+		assert_int_equal(errno, ENOENT);
+		assert_false(heap_is_block(H, p[i]));
+		assert_int_equal(walk_bytes(), live);                  /* untouched */
+	}
+	assert_int_equal(heap_bytes_in_use(H), live - cached);
+	for (int i = 0; i < NS; i++) {                              /* LIFO per class */
+		assert_ptr_equal(heap_alloc(H, sizes[i]), p[i]);
+		assert_int_equal(heap_free(H, p[i]), 0);
+	}
+	th_quiesce(H);                                              /* drained: exact */
+	assert_int_equal(walk_bytes(), live - cached);
+	for (int i = 0; i < NS; i++) {
+		free_again(p[i], 0);                                    /* free in its slab now */
+	}
+	/* a full cache: 4 blocks of 40 KiB wait in it, the rest go back to the slab */
+	enum { N = 7 };
+	char *b[N];
+	uint64_t before = walk_bytes();
+	for (int i = 0; i < N; i++)
+		assert_non_null(b[i] = heap_alloc(H, 40000));
+	size_t bs = heap_usable_size(H, b[0]);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(heap_free(H, b[i]), 0);
+	assert_int_equal(walk_bytes(), before + 4 * bs);
+	free_again(b[N - 1], 0);
+	free_again(b[0], 1);
+	assert_int_equal(walk_bytes(), before + 4 * bs);
+	for (int i = 3; i >= 0; i--)
+		assert_ptr_equal(heap_alloc(H, 40000), b[i]);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(heap_free(H, b[i]), 0);
+	/* a thread's exit drains its caches of every class */
+	pthread_t t;
+	void *rc;
+	uint64_t now = walk_bytes();
+	assert_int_equal(pthread_create(&t, NULL, cache_large_and_exit, (void *)sizes), 0);
+	pthread_join(t, &rc);
+	assert_non_null(rc);
+	assert_int_equal(walk_bytes(), now);
+	for (int i = 0; i < NS; i++) {
+		assert_int_equal(heap_free(H, keep[i]), 0);
+		for (int j = 0; j < next[i]; j++)
+			assert_int_equal(heap_free(H, ext[i][j]), 0);
+	}
 	check_ok(base);
 }
 
@@ -1179,6 +1295,7 @@ main(void)
 		cmocka_unit_test(test_root),
 		cmocka_unit_test(test_front_cache),
 		cmocka_unit_test(test_front_cache_full),
+		cmocka_unit_test(test_front_cache_large),
 		cmocka_unit_test(test_format_versions),
 		cmocka_unit_test(test_attach_reads_metadata_only),
 		cmocka_unit_test(test_grow),

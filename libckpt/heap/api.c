@@ -4,11 +4,12 @@
  * (heap/large.c).
  *
  * heap_alloc and heap_free have fast paths for the common case: a thread
- * with its own slot (cached in heap_tl), a small block, the current slab of
- * the class with a block on its free list (alloc) or a live block of a slab
- * the thread owns (free). They are built from the same inline steps as the
- * generic paths (heap/private.h: slab_unlink_free, slab_mark,
- * slab_push_local, fast_enter); anything else goes to the slow path, which
+ * with its own slot (cached in heap_tl), a slab block (up to 64 KiB), its
+ * front cache of the class (every slab class has one) or the current slab
+ * of the class with a block on its free list (alloc), a live block of a
+ * slab the thread owns (free). They are built from the same inline steps
+ * as the generic paths (heap/private.h: tc_pop, tc_push, slab_unlink_free,
+ * slab_mark, slab_push_local, fast_enter); anything else goes to the slow path, which
  * starts over and checks and reports every invalid pointer (locate).
  */
 #include <errno.h>
@@ -188,41 +189,18 @@ alloc_in_section(struct heap *h, size_t size)
 	return p;
 }
 
-/* alloc_uncached -- heap_alloc of a small block of a class without a front cache */
-static void * __attribute__((noinline))
-alloc_uncached(struct heap *h, size_t size)
-{
-	unsigned c = size_class(size);
-	_Atomic uint32_t *busy = heap_tl.busy;
-	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
-		fast_leave(busy);
-		return alloc_slow(h, size);     /* stop set, or no membarrier */
-	}
-	void *q = slab_pop_fast(h, c);
-	if (CKPT_UNLIKELY(q == NULL))
-		return alloc_in_section(h, size);
-	fast_leave(busy);
-	return q;
-}
-
 /*
- * heap_alloc -- fast path: a thread with its own slot (cached in heap_tl) takes
- * the block its front cache got last of the class (tc_pop), else pops the
- * free list of its current slab of the class (slab_pop_fast; inline for the
- * classes with a front cache, up to TC_MAX bytes, in alloc_uncached for the
- * others). A current slab without a free-list block sends it on to the
- * generic slab_alloc inside the same busy section (alloc_in_section); the
- * rest (first call, shared slot, stop set, no membarrier, large) goes to
- * alloc_slow, which starts over.
+ * alloc_fast -- the fast allocation of size bytes, class c, for a thread with
+ * its own slot: the block its front cache got last of the class (tc_pop),
+ * else the free list of its current slab of the class (slab_pop_fast). A
+ * current slab without a free-list block sends it on to the generic
+ * slab_alloc inside the same busy section (alloc_in_section); stop set or
+ * no membarrier to alloc_slow, which starts over. One body for heap_alloc
+ * (up to TC_MAX bytes) and alloc_paged (the larger classes).
  */
-void * __attribute__((hot))
-heap_alloc(struct heap *h, size_t size)
+static ALWAYS_INLINE void *
+alloc_fast(struct heap *h, size_t size, unsigned c)
 {
-	if (CKPT_UNLIKELY(heap_tl.fhid != h->hid))
-		return alloc_slow(h, size);
-	if (CKPT_UNLIKELY(size > TC_MAX))
-		return size <= SMALL_MAX ? alloc_uncached(h, size) : alloc_slow(h, size);
-	unsigned c = heap_cls_small[(size + 15) >> 4];
 	_Atomic uint32_t *busy = heap_tl.busy;
 	void *q = NULL;
 	if (CKPT_LIKELY(fast_enter(h, busy))) {
@@ -241,6 +219,30 @@ heap_alloc(struct heap *h, size_t size)
 	if (CKPT_LIKELY(q != NULL))
 		return q;
 	return alloc_slow(h, size);     /* stop set, or no membarrier */
+}
+
+/* alloc_paged -- heap_alloc of a small block above TC_MAX bytes (a class on
+ * multi-page slabs, or a one-page one above 512 B), out of line */
+static void * __attribute__((noinline))
+alloc_paged(struct heap *h, size_t size)
+{
+	return alloc_fast(h, size, size_class(size));
+}
+
+/*
+ * heap_alloc -- fast path: a thread with its own slot (cached in heap_tl)
+ * takes a block of the class from its front cache, else its current slab
+ * (alloc_fast: inline up to TC_MAX bytes, in alloc_paged for the larger
+ * classes); the rest (first call, shared slot, large) goes to alloc_slow.
+ */
+void * __attribute__((hot))
+heap_alloc(struct heap *h, size_t size)
+{
+	if (CKPT_UNLIKELY(heap_tl.fhid != h->hid))
+		return alloc_slow(h, size);
+	if (CKPT_UNLIKELY(size > TC_MAX))
+		return size <= SMALL_MAX ? alloc_paged(h, size) : alloc_slow(h, size);
+	return alloc_fast(h, size, heap_cls_small[(size + 15) >> 4]);
 }
 
 /* heap_calloc -- nmemb * size zeroed bytes (ENOMEM on overflow) */
@@ -326,7 +328,7 @@ blk_at(const struct cls *k, uint64_t off, uint64_t base)
 
 /*
  * blk_at_page -- idx of the block starting at segment offset off of a
- * one-page slab of class k (a class with a front cache); UINT32_MAX if off
+ * one-page slab of class k < TC_PAGE_NCLASS (up to 512 B); UINT32_MAX if off
  * is not a block start. With M = ceil(2^32 / bsize), rel * M >> 32 is
  * rel / bsize and (rel * M) mod 2^32 < M iff bsize divides rel, for
  * rel < 2^14 and bsize < 2^10 (Lemire, Kaser, Kurz, "Faster remainder by
@@ -362,25 +364,27 @@ free_push(struct heap *h, struct slab *s, uint64_t *aw, uint64_t a, uint32_t idx
 
 /*
  * free_cache_full -- the rest of the fast free of the block p at segment
- * offset off, of a class with a front cache (a one-page slab), whose cache
- * holds TC_CAP blocks of the class: inside the busy section free_owned
- * opened and after its checks (the block is live, its slab the caller's),
- * back on its slab's free list. Out of line and given only (h, p, off), so
+ * offset off whose class's front cache is full: inside the busy section
+ * free_owned opened and after its checks (the block is live, its slab the
+ * caller's, its page map entries checked), back on its slab's free list.
+ * The slab's first page and the class come from the page map again (as
+ * heap_tc_drain finds them). Out of line and given only (h, p, off), so
  * that the fast path keeps no more values live for it.
  */
 static int __attribute__((noinline))
 free_cache_full(struct heap *h, void *p, uint64_t off)
 {
-	struct slab *s = (struct slab *)((uintptr_t)p & ~(uintptr_t)(HP_SIZE - 1));
-	uint32_t c = PM_VAL(pm_get(h, off >> HP_SHIFT));
-	uint32_t idx = blk_at_page(&heap_cls_tab[c], off);
+	uint32_t pg = slab_first(h, off);
+	struct slab *s = SLAB(h, pg);
+	uint32_t c = PM_VAL(pm_get(h, pg));
+	uint32_t idx = blk_index(&heap_cls_tab[c], pg, off);
 	uint64_t *aw = &ABW(s, idx);
 	return free_push(h, s, aw, ld64(aw), idx, c, p, off);
 }
 
 /*
  * free_remote -- the rest of the fast free of the block p (block idx of
- * class c at segment offset off, in the slab s at page pg, checked by the
+ * class c at segment offset off, in the slab at page pg, checked by the
  * caller as free_slow's locate would) when the calling thread is not
  * marked as the slab's owner (pown): inside the busy section the fast path
  * opened, the generic remote free (heap_remote_free: the slab checked on
@@ -390,12 +394,13 @@ free_cache_full(struct heap *h, void *p, uint64_t off)
  * and finding the block again through free_slow. A slab that is the
  * caller's own after all (pown is set by the owner's first free through
  * slab_free) goes to free_slow, as before. Out of line: the local free
- * keeps its registers.
+ * keeps its registers; six arguments (the slab from pg), so that the fast
+ * paths jump to it (a seventh, on the stack, made it a call with a frame).
  */
 static int __attribute__((noinline))
-free_remote(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, uint32_t idx,
-		uint32_t c)
+free_remote(struct heap *h, void *p, uint64_t off, uint64_t pg, uint32_t idx, uint32_t c)
 {
+	struct slab *s = SLAB(h, pg);
 	if (atomic_load_explicit(&s->owner, RELAXED) == heap_tl.slot + 1) {
 		fast_leave(heap_tl.busy);
 		return free_slow(h, p);
@@ -410,15 +415,15 @@ free_remote(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, 
  * free_owned -- the fast free of the block p at segment offset off, the
  * start of block idx of class c in the slab s at page pg (checked by the
  * caller): a live block of a slab the calling thread owns goes into its
- * front cache (cached: a class below TC_NCLASS, known at compile time), or
- * back on the slab's free list (free_push; free_cache_full when the cache
- * is full); a block of a slab another thread owns to free_remote.
- * Anything else goes to free_slow. One body for heap_free (cached
- * classes) and free_paged (the others).
+ * front cache, which holds cap blocks of the class (TC_CAP, a constant, in
+ * heap_free; the class's tcap in free_paged), or when that is full back on
+ * the slab's free list (free_cache_full); a block of a slab another thread
+ * owns to free_remote. Anything else goes to free_slow. One body for
+ * heap_free (the one-page classes) and free_paged (the others).
  */
 static ALWAYS_INLINE int
 free_owned(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, uint32_t idx,
-		uint32_t c, int cached)
+		uint32_t c, uint32_t cap)
 {
 	_Atomic uint32_t *busy = heap_tl.busy;
 	if (CKPT_UNLIKELY(!fast_enter(h, busy))) {
@@ -426,30 +431,28 @@ free_owned(struct heap *h, void *p, uint64_t off, struct slab *s, uint64_t pg, u
 		return free_slow(h, p);     /* stop set, or no membarrier */
 	}
 	if (CKPT_UNLIKELY(h->pown[pg] != heap_tl.own))
-		return free_remote(h, p, off, s, pg, idx, c);
+		return free_remote(h, p, off, pg, idx, c);
 	uint64_t *aw = &ABW(s, idx);
 	uint64_t a = ld64(aw);
 	if (CKPT_UNLIKELY(!blk_live(a, ld64(aw + 1), idx))) {
 		fast_leave(busy);
 		return free_slow(h, p);     /* not allocated: checks and reports */
 	}
-	if (cached) {
-		if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
-			fast_leave(busy);
-			return free_slow(h, p);     /* cached: a double free, checked there */
-		}
-		if (CKPT_UNLIKELY(!tc_push(h, heap_tl.tc, c, p, off)))
-			return free_cache_full(h, p, off);  /* the slab's free list */
+	if (CKPT_UNLIKELY(tc_tagged(h, p, off))) {
 		fast_leave(busy);
-		return 0;
+		return free_slow(h, p);     /* cached: a double free, checked there */
 	}
-	return free_push(h, s, aw, a, idx, c, p, off);
+	if (CKPT_UNLIKELY(!tc_push(h, heap_tl.tc, c, p, off, cap)))
+		return free_cache_full(h, p, off);  /* the slab's free list */
+	fast_leave(busy);
+	return 0;
 }
 
-/* free_paged -- heap_free of a block not on a one-page slab of a cached class: a
- * later page of a slab, a slab of a larger class, else free_slow. The block goes
- * back on its slab's free list (a slab of a cached class met here through a
- * damaged page map's later-page entry too: the checks are the same) */
+/* free_paged -- heap_free of a block not on a one-page slab of the first
+ * TC_PAGE_NCLASS classes: a later page of a slab, a slab of a larger class,
+ * else free_slow. Its slab's first page comes from the page map (a slab of a
+ * one-page class met here through a damaged page map's later-page entry
+ * too: the checks are the same) */
 static int __attribute__((noinline))
 free_paged(struct heap *h, void *p, uint64_t off, uint32_t e)
 {
@@ -468,16 +471,16 @@ free_paged(struct heap *h, void *p, uint64_t off, uint32_t e)
 	if (CKPT_UNLIKELY(idx == UINT32_MAX))
 		return free_slow(h, p);
 	return free_owned(h, p, off, (struct slab *)(h->seg + base), base >> HP_SHIFT,
-			idx, c, 0);
+			idx, c, heap_cls_tab[c].tcap);
 }
 
 /*
  * heap_free -- fast path: an allocated block of a slab that the calling
- * thread (with its own slot, cached in heap_tl) owns: a small one goes into
- * the thread's front cache (tc_push) unless that is full; else clear its
- * abit, push it on the slab's free list (free_owned). Blocks of the classes
- * with a front cache are on one-page slabs, found inline; the rest go
- * through free_paged. A cached block (its tag) goes to free_slow, which
+ * thread (with its own slot, cached in heap_tl) owns goes into the
+ * thread's front cache (tc_push) unless that is full; else clear its abit,
+ * push it on the slab's free list (free_owned). Blocks of the classes up
+ * to TC_MAX are on one-page slabs, found inline; the rest go through
+ * free_paged. A cached block (its tag) goes to free_slow, which
  * reports the double free. Anything else (NULL, large blocks, other owners,
  * the shared slot, stop set, and every invalid free) goes to free_slow,
  * which starts over, checks and reports.
@@ -490,7 +493,7 @@ heap_free(struct heap *h, void *p)
 		return free_slow(h, p);
 	uint32_t e = pm_get(h, off >> HP_SHIFT);       /* off < limit: a page of the map */
 	uint32_t c = e - PM(PM_SLAB, 0);
-	if (CKPT_UNLIKELY(c >= TC_NCLASS))
+	if (CKPT_UNLIKELY(c >= TC_PAGE_NCLASS))
 		return free_paged(h, p, off, e);
 	uint32_t idx = blk_at_page(&heap_cls_tab[c], off);
 	if (CKPT_UNLIKELY(idx == UINT32_MAX))
@@ -498,7 +501,7 @@ heap_free(struct heap *h, void *p)
 	/* a one-page slab: its header is p's page (the segment is HP_SIZE-aligned,
 	 * heap_attach checks it), found from p without reloading h->seg */
 	struct slab *s = (struct slab *)((uintptr_t)p & ~(uintptr_t)(HP_SIZE - 1));
-	return free_owned(h, p, off, s, off >> HP_SHIFT, idx, c, 1);
+	return free_owned(h, p, off, s, off >> HP_SHIFT, idx, c, TC_CAP);
 }
 
 /* heap_usable_size -- usable bytes of a live block (heap.h) */
@@ -543,7 +546,7 @@ block_size_paged(struct heap *h, const void *ptr)
 
 /*
  * heap_block_size -- heap.h. Fast path, as heap_free's: a block of a class
- * with a front cache is on a one-page slab, so one page-map entry and one
+ * up to TC_MAX is on a one-page slab, so one page-map entry and one
  * multiplication (blk_at_page) find and check it; the rest goes to
  * block_size_paged, out of line, so this path saves no registers. A stock
  * redis-server calls malloc_usable_size on every allocation and free: this
@@ -557,7 +560,7 @@ heap_block_size(struct heap *h, const void *ptr)
 	uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->seg);
 	if (CKPT_LIKELY(off < h->size)) {
 		uint32_t c = pm_get(h, (uint32_t)(off >> HP_SHIFT)) - PM(PM_SLAB, 0);
-		if (CKPT_LIKELY(c < TC_NCLASS && blk_at_page(&heap_cls_tab[c], off) != UINT32_MAX))
+		if (CKPT_LIKELY(c < TC_PAGE_NCLASS && blk_at_page(&heap_cls_tab[c], off) != UINT32_MAX))
 			return heap_cls_tab[c].bsize;
 	}
 	return block_size_paged(h, ptr);

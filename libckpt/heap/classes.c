@@ -25,6 +25,17 @@ class_bsize(unsigned c)
 	return (1u << k) + (j + 1) * (1u << (k - 2));
 }
 
+/* tc_cap_of -- blocks of bsize b a front cache holds: TC_CAP up to TC_MAX
+ * bytes, then TC_BYTES worth (at least TC_MIN, at most TC_CAP) */
+static uint32_t
+tc_cap_of(uint32_t b)
+{
+	if (b <= TC_MAX)
+		return TC_CAP;
+	uint32_t n = TC_BYTES / b;
+	return n < TC_MIN ? TC_MIN : n > TC_CAP ? TC_CAP : n;
+}
+
 /* cls_compute -- fill cls_tab: smallest slab with >= 8 (4 above 8 KiB) blocks and <= 1/8 waste */
 static void
 cls_compute(void)
@@ -59,6 +70,7 @@ cls_compute(void)
 			k->refill = (uint32_t)((cap + 7) / 8);
 			k->mul = (((uint64_t)1 << 40) + b - 1) / b;
 			k->mul32 = (uint32_t)((((uint64_t)1 << 32) + b - 1) / b);
+			k->tcap = tc_cap_of(b);
 			break;
 		}
 	}
@@ -69,12 +81,13 @@ cls_compute(void)
 		heap_cls_small[i] = (uint8_t)c;
 	}
 	/* the fast paths of heap/api.c rely on these: a request of up to TC_MAX
-	 * bytes has a class with a front cache, and those classes' slabs are
-	 * one page (heap_free finds their first page without the page map) */
-	if (heap_cls_small[(TC_MAX + 15) >> 4] != TC_NCLASS - 1 ||
-	    heap_cls_tab[TC_NCLASS - 1].bsize != TC_MAX)
+	 * bytes has one of the first TC_PAGE_NCLASS classes, and those classes'
+	 * slabs are one page (heap_free finds their first page without the page
+	 * map) */
+	if (heap_cls_small[(TC_MAX + 15) >> 4] != TC_PAGE_NCLASS - 1 ||
+	    heap_cls_tab[TC_PAGE_NCLASS - 1].bsize != TC_MAX)
 		abort();
-	for (unsigned c = 0; c < TC_NCLASS; c++)
+	for (unsigned c = 0; c < TC_PAGE_NCLASS; c++)
 		if (heap_cls_tab[c].pages != 1)
 			abort();
 }

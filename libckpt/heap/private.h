@@ -186,6 +186,16 @@ CKPT_HIDDEN int heap_remote_free(struct heap *h, struct slab *s, const struct bi
 CKPT_HIDDEN void heap_free_local_slow(struct heap *h, struct tslot *ts, struct slab *s,
 		uint32_t pg, unsigned c);
 
+/* slab_first -- the first page of the slab holding segment offset off (its page map
+ * entry is PM_SLAB or a PM_TAIL already checked: a block the caller holds) */
+static ALWAYS_INLINE uint32_t
+slab_first(const struct heap *h, uint64_t off)
+{
+	uint32_t pg = (uint32_t)(off >> HP_SHIFT);
+	uint32_t e = pm_get(h, pg);
+	return PM_KIND(e) == PM_TAIL ? pg - PM_VAL(e) : pg;
+}
+
 /* blk_index -- index of the block at segment offset off in slab pg (no checks) */
 static ALWAYS_INLINE uint32_t
 blk_index(const struct cls *k, uint32_t pg, uint64_t off)
@@ -343,12 +353,13 @@ tc_pop(struct tcache *tc, unsigned c, uint32_t n)
 	return p;
 }
 
-/* tc_push -- cache the live block p (offset off) of class c < TC_NCLASS; 0 if full */
+/* tc_push -- cache the live block p (offset off) of class c < TC_NCLASS, whose cache
+ * holds cap blocks (heap_cls_tab[c].tcap; a constant in the one-page fast path); 0 if full */
 static ALWAYS_INLINE int
-tc_push(const struct heap *h, struct tcache *tc, unsigned c, void *p, uint64_t off)
+tc_push(const struct heap *h, struct tcache *tc, unsigned c, void *p, uint64_t off, uint32_t cap)
 {
 	uint32_t n = tc->n[c];
-	if (n >= TC_CAP)
+	if (n >= cap)
 		return 0;
 	__atomic_store_n((uint64_t *)p, tc_tag(h, off), __ATOMIC_RELAXED);
 	tc->b[c][n] = p;
@@ -381,7 +392,7 @@ slab_free(struct heap *h, struct tslot *ts, uint32_t slot, const struct binfo *b
 	/* into the front cache, as the fast path does, unless the heap is being
 	 * quiesced (the caches stay empty while stop is set) */
 	if (bi->c < TC_NCLASS && slot != 0 && !atomic_load_explicit(&h->stop, RELAXED) &&
-	    tc_push(h, &h->tc[slot], bi->c, p, bi->off))
+	    tc_push(h, &h->tc[slot], bi->c, p, bi->off, heap_cls_tab[bi->c].tcap))
 		return 0;
 	slab_release(h, ts, s, bi->pg, bi->c, aw, a, m, p, bi->off);
 	return 0;

@@ -1,5 +1,5 @@
 /*
- * heap/tcache.c -- the front caches: per thread slot, per small class, a
+ * heap/tcache.c -- the front caches: per thread slot, per slab class, a
  * LIFO of blocks the slot's thread freed, which its next allocations of the
  * class take back without touching the slab (struct tcache in
  * heap/types.h states the invariants).
@@ -34,10 +34,7 @@ heap_tc_drain(struct heap *h, uint32_t i)
 		for (uint32_t j = 0; j < n; j++) {
 			void *p = tc->b[c][j];
 			uint64_t off = (uint64_t)((uint8_t *)p - h->seg);
-			uint32_t pg = (uint32_t)(off >> HP_SHIFT);
-			uint32_t e = pm_get(h, pg);
-			if (PM_KIND(e) == PM_TAIL)
-				pg -= PM_VAL(e);
+			uint32_t pg = slab_first(h, off);
 			struct slab *s = SLAB(h, pg);
 			uint32_t idx = blk_index(&heap_cls_tab[c], pg, off);
 			uint64_t *aw = &ABW(s, idx);

@@ -12,7 +12,7 @@
  * cut into blocks of one size class, owned by one thread slot) or part of a
  * large block (a run of pages). Every reference stored in the segment is an
  * offset or a page index, never a pointer. Locks, the thread-local slot
- * cache and the per-slot front caches of freed small blocks (struct
+ * cache and the per-slot front caches of freed blocks (struct
  * tcache) live in DRAM (struct heap, heap_tl); a block in a front cache is
  * allocated as far as the segment says, so the segment alone is always a
  * valid heap, exact (nothing cached) whenever the heap is quiesced.
@@ -204,6 +204,7 @@ struct cls {
 	uint32_t sbytes;                /* pages << HP_SHIFT: the slab's bytes */
 	uint32_t refill;                /* ceil(cap / 8): free blocks that refile a full slab */
 	uint32_t mul32;                 /* ceil(2^32 / bsize): see blk_at_page */
+	uint32_t tcap;                  /* blocks the class's front cache holds, at most */
 	uint64_t mul;
 };
 extern CKPT_HIDDEN struct cls heap_cls_tab[NCLASS];
@@ -211,23 +212,32 @@ extern CKPT_HIDDEN uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n 
 
 /* -- DRAM handle and thread-local slot cache -------------------------------- */
 
-#define TC_NCLASS 16u     /* classes with a front cache: 16..512 B (one-page slabs) */
-/* blocks a front cache holds per class: 64, not 16, since a random mix of
- * allocations and frees then reaches the cache's ends (the slab's paths, a
- * mispredicted branch) far less often: alloc_bench small, one thread, +11%
- * pairs/s (0.14 -> 0.02 mispredicted branches a pair under cachegrind's
- * branch simulation), mixed +3%. Cost: 8 KiB of DRAM per thread slot used,
- * and at most 192 KiB of blocks a thread cached (allocated in the segment) */
+/* classes with a front cache: every slab class (16 B .. 64 KiB). The
+ * classes up to TC_MAX (16..512 B, the first TC_PAGE_NCLASS) have one-page
+ * slabs, and the fast paths of heap/api.c take them inline (heap_free finds
+ * their slab from the pointer); the others through the page map */
+#define TC_NCLASS NCLASS
+#define TC_PAGE_NCLASS 16u
+/* blocks a front cache holds per class, at most: 64, not 16, since a random
+ * mix of allocations and frees then reaches the cache's ends (the slab's
+ * paths, a mispredicted branch) far less often: alloc_bench small, one
+ * thread, +11% pairs/s (0.14 -> 0.02 mispredicted branches a pair under
+ * cachegrind's branch simulation), mixed +3%. A class's own capacity,
+ * cls.tcap, is TC_CAP up to TC_MAX bytes and TC_BYTES / bsize above
+ * (at least TC_MIN): see heap/classes.c and docs/HEAP.md for the bound on
+ * what a thread's caches hold */
 #define TC_CAP 64u
-#define TC_MAX 512u       /* largest request of a class with a front cache */
+#define TC_BYTES 32768u   /* bytes a class's cache holds, above TC_MAX */
+#define TC_MIN 4u         /* blocks a class's cache holds, at least */
+#define TC_MAX 512u       /* largest request of the one-page cached classes */
 
 /*
- * tcache -- a slot's front cache: per class below TC_NCLASS a LIFO of up to
- * TC_CAP blocks its thread freed, handed out again by its next allocations
- * of the class without touching the slab. DRAM only, written only by the
- * slot's thread inside its busy section (the fast paths, and its slow free
- * while stop is clear), or by a thread that holds the heap quiesced
- * (heap_lock_all) or owns the slot (thread exit, reclaim, detach):
+ * tcache -- a slot's front cache: per class (all TC_NCLASS) a LIFO of up to
+ * cls.tcap <= TC_CAP blocks its thread freed, handed out again by its next
+ * allocations of the class without touching the slab. DRAM only, written
+ * only by the slot's thread inside its busy section (the fast paths, and
+ * its slow free while stop is clear), or by a thread that holds the heap
+ * quiesced (heap_lock_all) or owns the slot (thread exit, reclaim, detach):
  * heap_tc_drain.
  * Invariants:
  *  - every cached block is a block of a slab of class c owned by the slot,
@@ -241,13 +251,13 @@ extern CKPT_HIDDEN uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n 
  *    before it returns, and the fast paths, the only users, see the gate).
  * So a checkpoint or fork copies an exact heap, and a segment that outlives
  * its process without a quiesce (a crash with the live segment as the
- * durable heap) is a valid heap with at most TC_CAP blocks per class and
- * thread leaked as allocated.
+ * durable heap) is a valid heap with at most cls.tcap blocks per class and
+ * thread leaked as allocated (TC_LEAK_MAX bytes a thread, heap/classes.c).
  */
 struct tcache {
 	uint32_t n[TC_NCLASS];                /* blocks cached per class */
 	void *b[TC_NCLASS][TC_CAP];           /* b[c][0 .. n[c]): oldest first */
-};
+} __attribute__((aligned(64)));           /* slots' caches share no line */
 
 struct tl_rec {              /* pthread key value: which slot of which heap */
 	struct heap *h;
