@@ -134,7 +134,7 @@ cat_attach(struct catalog *c, int fd, const struct pool_hdr *hdr)
 	c->scratch = malloc(hdr->cat_size);
 	if (!c->scratch)
 		return ckpt_err_set(ENOMEM, "out of memory");
-	if (map_file(&c->meta, fd, 0, hdr->data_off, NULL, 0) < 0) {
+	if (map_file(&c->meta, fd, 0, layout_meta_len(hdr), NULL, 0) < 0) {
 		free(c->scratch);
 		c->scratch = NULL;
 		return -1;

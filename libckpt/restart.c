@@ -53,6 +53,7 @@
 #include "segcopy.h"
 #include "segment.h"
 #include "sums.h"
+#include "engine/fold.h"
 #include "engine/image.h"
 #include "engine/lazy.h"
 #include "seal/chunks.h"
@@ -232,14 +233,21 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 	}
 	/* page_sums comes zeroed; a failed attempt's sums must not outlive it */
 	for (;;) {
-		if (lazy) {
+		/* still logged after fold_all: its log could not be folded */
+		if (v->e[src].flags & CAT_F_LOGGED) {
+			ckpt_err_set(EIO, "checkpoint %llu: its page log is damaged or "
+					"unreadable, so its segment is not its image "
+					"(ckpt-inspect verify says what is wrong)",
+					(unsigned long long)v->e[src].ckpt_id);
+		} else if (lazy) {
 			if (stored_sums(p, &v->e[src], (uint32_t)src, page_sums) == 0) {
 				*lazy = 1;
 				break;
 			}
 			clear_sums(p, page_sums);   /* it may have read some */
 		}
-		if (checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) == 0)
+		if (!(v->e[src].flags & CAT_F_LOGGED) &&
+		    checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) == 0)
 			break;
 		int next = from == CKPT_LATEST ? older_checkpoint(v, v->e[src].ckpt_id) : -1;
 		if (next < 0) {
@@ -538,6 +546,9 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 	} else if (p->seal && !p->eager_restart) {
 		uffd = lazy_open();     /* a lazy sealed restart (restart_sealed) */
 	}
+	/* format 1.9: a checkpoint is verified, mapped and copied as its
+	 * segment's bytes, which a logged one's are once folded */
+	fold_all(p);
 	if (cat_begin(&p->cat, &v) < 0) {
 		free(sums);
 		if (uffd >= 0)
