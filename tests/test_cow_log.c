@@ -238,13 +238,7 @@ damage_log(const char *path, ckpt_id id)
 	entry_of(path, id, &seg);
 	uint64_t at = layout_log_off(&c.hdr, seg) + PLOG_PAGE + 8;
 	tu_catalog_free(&c);
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	unsigned char b;
-	assert_int_equal(pread(fd, &b, 1, (off_t)at), 1);
-	b ^= 0x40;
-	assert_int_equal(pwrite(fd, &b, 1, (off_t)at), 1);
-	close(fd);
+	tu_flip_byte(path, at, 0x40);
 }
 
 /* a damaged log: verify says so; its restart fails clearly; LATEST falls back */

@@ -646,12 +646,24 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	return 0;
 }
 
+/*
+ * ring_push -- remember the interval that ends with the new image in seg
+ * (its pages: cur, copied into b; its id comes with image_published)
+ */
+static void
+ring_push(struct engine *e, uint32_t seg, uint64_t *b)
+{
+	if (e->n == IMAGE_RING)
+		ring_drop_front(e);
+	memcpy(b, e->cur, e->words * sizeof(uint64_t));
+	e->ring[e->n++] = (struct image_interval){ .id = 0, .seg = seg, .written = b };
+	e->cur_kept = 0;        /* the ring has the interval now */
+}
+
 int
 image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 {
 	struct engine *e = p->eng;
-	if (e->n == IMAGE_RING)
-		ring_drop_front(e);
 	uint64_t *b = bits_new(e);
 	if (!b)
 		return ckpt_err_set(ENOMEM, "out of memory");
@@ -661,8 +673,7 @@ image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 		return -1;
 	}
 	e->persist_ok = 0;      /* the catalog still names the old base */
-	memcpy(b, e->cur, e->words * sizeof(uint64_t));
-	e->ring[e->n++] = (struct image_interval){ .id = 0, .seg = seg, .written = b };
+	ring_push(e, seg, b);
 	return 0;
 }
 
@@ -670,14 +681,10 @@ int
 image_keep_base(struct ckpt_pool *p, uint32_t seg)
 {
 	struct engine *e = p->eng;
-	if (e->n == IMAGE_RING)
-		ring_drop_front(e);
 	uint64_t *b = bits_new(e);
 	if (!b)
 		return ckpt_err_set(ENOMEM, "out of memory");
-	memcpy(b, e->cur, e->words * sizeof(uint64_t));
-	e->ring[e->n++] = (struct image_interval){ .id = 0, .seg = seg, .written = b };
-	e->cur_kept = 0;        /* the ring has the interval now */
+	ring_push(e, seg, b);
 	return 0;
 }
 
