@@ -14,7 +14,9 @@
  *  - a damaged log: verify reports it, a restart of that checkpoint fails
  *    with a message naming the log, CKPT_LATEST falls back to the one
  *    before, and the pool is otherwise untouched;
- *  - a pool of format 1.8 (no log slots) never logs and still works.
+ *  - a pool of format 1.8 (no log slots) never logs and still works;
+ *  - a process killed at every named point of a logged checkpoint, and a
+ *    restart killed in its fold: the pool verifies and restarts.
  * Where the kernel gives no write-protect tracking, the heap re-bases as
  * before and these tests say so and skip.
  */
@@ -298,10 +300,84 @@ test_log_old_format(void **state)
 	tu_inspect_verify(path);
 }
 
-/* helper_main -- "restart PATH ID N": open at ID, print the generation */
+/*
+ * killed at each point of a logged checkpoint (a helper process: a new
+ * pool logged once, then one more checkpoint killed at the point): the
+ * pool verifies, and a restart finds the checkpoint before, or the new one
+ * once published; and a restart killed in the middle of its fold leaves a
+ * pool the next restart folds
+ */
+static void
+test_log_crash_points(void **state)
+{
+	(void)state;
+	static const char *const points[] = {
+		"checkpoint:before-copy", "checkpoint:mid-copy", "checkpoint:after-log",
+		"checkpoint:before-persist", "checkpoint:after-persist",
+		"checkpoint:before-publish", "checkpoint:after-publish",
+	};
+	const char *path = tu_path("points.pool");
+	for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+		char out[512];
+		int st = tu_run_helper(out, sizeof(out), NULL, "logkill", path, points[i], NULL);
+		if (st == 0)
+			skip();         /* it never logged (the helper said why) */
+		if (st != 128 + SIGKILL)
+			fail_msg("%s: the helper exited %d, not killed at the point: %s", points[i],
+				st, out);
+		int64_t gen = strtoll(out, NULL, 10);   /* the last one published */
+		tu_inspect_verify(path);
+		int after = strcmp(points[i], "checkpoint:after-publish") == 0;
+		if (restart_gen(path, 0, out, sizeof(out)) != gen + after)
+			fail_msg("%s: restart found %s, want generation %" PRId64, points[i], out,
+				gen + after);
+		tu_inspect_verify(path);
+	}
+	/* the restart's own fold, killed before its fdatasync */
+	char out[512];
+	const char *const nofold[] = { "CKPT_TEST_NO_FOLD=1", NULL };
+	assert_int_equal(tu_run_helper(out, sizeof(out), nofold, "logkill", path, "none", NULL),
+			0);
+	int64_t gen = strtoll(out, NULL, 10);
+	assert_true(logged_count(path) >= 1);
+	const char *const at[] = { "CKPT_TEST_CRASH_AT=fold:before-sync", NULL };
+	char ids[8] = "0", ns[32];
+	snprintf(ns, sizeof(ns), "%u", N_NODES);
+	assert_int_equal(tu_run_helper(out, sizeof(out), at, "restart", path, ids, ns, NULL),
+			128 + SIGKILL);
+	tu_inspect_verify(path);
+	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(logged_count(path), 0);
+}
+
+/* helper_main -- "restart PATH ID N": open at ID, print the generation;
+ * "logkill PATH POINT": a new pool logged once, then a checkpoint killed at
+ * POINT ("none": not killed), printing the last generation published first */
 static int
 helper_main(int argc, char **argv)
 {
+	if (argc == 5 && strcmp(argv[2], "logkill") == 0) {
+		struct ts_state *s;
+		int64_t gen;
+		ckpt_id id;
+		ckpt_pool *p = until_logged(argv[3], &s, &gen, &id);
+		if (!p)
+			return 0;
+		if (ts_modify(p, s, (uint64_t)gen + 1, 13) < 0)
+			return 3;
+		if (strcmp(argv[4], "none") == 0) {
+			if (ckpt_checkpoint(p, NULL, NULL) < 0 || !p->eng->last_logged)
+				return 5;
+			printf("%" PRId64 "\n", gen + 1);
+			fflush(stdout);
+			_exit(0);       /* as a kill would leave it: no close */
+		}
+		printf("%" PRId64 "\n", gen);
+		fflush(stdout);
+		setenv("CKPT_TEST_CRASH_AT", argv[4], 1);
+		ckpt_checkpoint(p, NULL, NULL);
+		return 4;
+	}
 	if (argc == 6 && strcmp(argv[2], "restart") == 0) {
 		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &log_cfg);
 		if (!p) {
@@ -332,6 +408,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_log_killed),
 		cmocka_unit_test(test_log_damaged),
 		cmocka_unit_test(test_log_old_format),
+		cmocka_unit_test(test_log_crash_points),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
