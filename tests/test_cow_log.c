@@ -16,7 +16,9 @@
  *    before, and the pool is otherwise untouched;
  *  - a pool of format 1.8 (no log slots) never logs and still works;
  *  - a process killed at every named point of a logged checkpoint, and a
- *    restart killed in its fold: the pool verifies and restarts.
+ *    restart killed in its fold: the pool verifies and restarts;
+ *  - ENOSPC in the middle of a log (a small ext4): the checkpoint fails
+ *    clearly, nothing listed is lost, and the heap goes on.
  * Where the kernel gives no write-protect tracking, the heap re-bases as
  * before and these tests say so and skip.
  */
@@ -301,6 +303,66 @@ test_log_old_format(void **state)
 }
 
 /*
+ * ENOSPC in the middle of a log, on a small ext4: a log bigger than any
+ * before in its slot needs new blocks and the filesystem has none. The
+ * checkpoint fails with ENOSPC and says so; every listed checkpoint still
+ * verifies and restarts; with space again, the heap checkpoints on.
+ */
+static void
+test_log_enospc(void **state)
+{
+	(void)state;
+	const char *dir = tu_path("small-ext4");
+	if (tu_mount_ext4(dir, 128) < 0) {
+		printf("SKIPPED: cannot make and loop-mount a small ext4 here (needs root, "
+		       "mkfs.ext4, loop devices and mount namespaces)\n");
+		skip();
+	}
+	char path[600], filler[600];
+	snprintf(path, sizeof(path), "%s/pool", dir);
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	struct ts_state *s;
+	int64_t gen;
+	ckpt_id id;
+	ckpt_pool *p = until_logged(path, &s, &gen, &id);
+	if (!p) {
+		tu_umount(dir);
+		skip();
+	}
+	/* both images' slots used once, by small logs */
+	assert_int_equal(ts_modify(p, s, (uint64_t)++gen, 13), 0);
+	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
+	assert_int_equal(p->eng->last_logged, 1);
+	/* 1.2 MiB of new pages: a log that fits the slot (2 MiB), not its blocks */
+	size_t big_len = 1200u << 10;
+	unsigned char *big = ckpt_alloc(p, big_len);
+	assert_non_null(big);
+	memset(big, 0x5a, big_len);
+	assert_int_equal(ts_modify(p, s, (uint64_t)gen + 1, 13), 0);
+	tu_fill_fs(filler, 256u << 10);
+	errno = 0;
+	ckpt_id bad = 0;
+	assert_int_equal(ckpt_checkpoint(p, "too big", &bad), -1);
+	int e = errno;
+	if (e != ENOSPC || !strstr(ckpt_errormsg(), "checkpoint failed"))
+		fail_msg("a log on a full filesystem: errno %d, \"%s\"; want ENOSPC and a "
+			"message saying the checkpoint failed", e, ckpt_errormsg());
+	assert_int_equal(bad, 0);
+	assert_int_equal(p->eng->last_recycled, 1);
+	tu_inspect_verify(path);
+	char out[512];
+	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	/* space again: the heap goes on from where it is */
+	assert_int_equal(unlink(filler), 0);
+	ckpt_id good;
+	assert_int_equal(ckpt_checkpoint(p, NULL, &good), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	assert_int_equal(restart_gen(path, good, out, sizeof(out)), gen + 1);
+	tu_inspect_verify(path);
+	tu_umount(dir);
+}
+
+/*
  * killed at each point of a logged checkpoint (a helper process: a new
  * pool logged once, then one more checkpoint killed at the point): the
  * pool verifies, and a restart finds the checkpoint before, or the new one
@@ -409,6 +471,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_log_damaged),
 		cmocka_unit_test(test_log_old_format),
 		cmocka_unit_test(test_log_crash_points),
+		cmocka_unit_test(test_log_enospc),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
