@@ -146,6 +146,10 @@ inspect_image_log(struct inspect *in, uint32_t seg, const struct plog **lp)
 	if (!in->logs && !(in->logs = calloc(in->hdr.max_segments, sizeof(*in->logs))))
 		return ckpt_err_set(ENOMEM, "out of memory");
 	struct inspect_log *l = &in->logs[seg];
+	if (l->loaded && (l->id != e->ckpt_id || l->used != e->used || l->checksum != e->checksum)) {
+		plog_free(&l->log);     /* loaded for an entry the segment held before */
+		l->loaded = 0;
+	}
 	if (!l->loaded) {
 		if (plog_load(in->fd, layout_log_off(&in->hdr, seg),
 				in->hdr.seg_size / LAYOUT_LOG_RATIO, e->used, e->checksum,
@@ -154,6 +158,9 @@ inspect_image_log(struct inspect *in, uint32_t seg, const struct plog **lp)
 			return -1;
 		}
 		l->loaded = 1;
+		l->id = e->ckpt_id;
+		l->used = e->used;
+		l->checksum = e->checksum;
 	}
 	*lp = &l->log;
 	return 0;

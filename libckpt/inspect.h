@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "libckpt.h"
 #include "catalog.h"
 #include "format.h"
 #include "pagelog.h"
@@ -35,9 +36,12 @@ struct inspect {
 	                            checkpoint was read (format 1.9), or NULL */
 };
 
-/* inspect_log -- a logged checkpoint's page log, loaded and checked once */
+/* inspect_log -- a logged checkpoint's page log, loaded and checked once
+ * for the entry it was loaded for (a refreshed snapshot may name another) */
 struct inspect_log {
 	int loaded;
+	ckpt_id id;
+	uint64_t used, checksum;
 	struct plog log;
 };
 

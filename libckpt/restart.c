@@ -209,11 +209,13 @@ no_checkpoint(const struct ckpt_pool *p, ckpt_id from)
  * choose -- step 1: the index of the checkpoint to restart from, verified
  * (its page sums into page_sums, may be NULL); -1. With lazy (may be
  * NULL), a checkpoint whose stored page sums check is taken with *lazy 1,
- * its pages left to be verified on first access.
+ * its pages left to be verified on first access. A logged checkpoint (format
+ * 1.9) is -2 with refold (may be NULL) counted: the caller folds and asks
+ * again; without refold it is one that does not verify.
  */
 static int
 choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *page_sums,
-		int *lazy)
+		int *lazy, int *refold)
 {
 	int src = find_checkpoint(v, from);
 	if (src < 0)
@@ -233,11 +235,16 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 	}
 	/* page_sums comes zeroed; a failed attempt's sums must not outlive it */
 	for (;;) {
-		/* still logged after fold_all: its log could not be folded */
+		/* logged: published after fold_all (fold again, at most three
+		 * times), or its log could not be folded */
+		if ((v->e[src].flags & CAT_F_LOGGED) && refold) {
+			++*refold;
+			return -2;
+		}
 		if (v->e[src].flags & CAT_F_LOGGED) {
-			ckpt_err_set(EIO, "checkpoint %llu: its page log is damaged or "
-					"unreadable, so its segment is not its image "
-					"(ckpt-inspect verify says what is wrong)",
+			ckpt_err_set(EIO, "checkpoint %llu: its page log could not be folded "
+					"into its segment (damaged, or the file could not be "
+					"written: ckpt-inspect verify says which)",
 					(unsigned long long)v->e[src].ckpt_id);
 		} else if (lazy) {
 			if (stored_sums(p, &v->e[src], (uint32_t)src, page_sums) == 0) {
@@ -547,7 +554,10 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 		uffd = lazy_open();     /* a lazy sealed restart (restart_sealed) */
 	}
 	/* format 1.9: a checkpoint is verified, mapped and copied as its
-	 * segment's bytes, which a logged one's are once folded */
+	 * segment's bytes, which a logged one's are once folded; a writer may
+	 * publish another logged one before the lock is ours: fold again */
+	int refold = 0;
+again:
 	fold_all(p);
 	if (cat_begin(&p->cat, &v) < 0) {
 		free(sums);
@@ -563,7 +573,12 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 	}
 	if (p->seal)
 		return restart_sealed(p, &v, from, uffd);
-	int src = choose(p, &v, from, sums, uffd >= 0 ? &lazy : NULL);
+	int src = choose(p, &v, from, sums, uffd >= 0 ? &lazy : NULL, refold < 3 ? &refold : NULL);
+	if (src == -2) {
+		cat_end(&p->cat);
+		clear_sums(p, sums);
+		goto again;
+	}
 	if (uffd >= 0 && !lazy) {
 		close(uffd);
 		uffd = -1;

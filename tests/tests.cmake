@@ -110,6 +110,7 @@ ckpt_test(test_cow test_cow.c LABELS proc VALGRIND)
 add_dependencies(test_cow ckpt-inspect)
 ckpt_test(test_cow_log test_cow_log.c LABELS proc VALGRIND)
 add_dependencies(test_cow_log ckpt-inspect)
+ckpt_test(test_cow_log_pins test_cow_log_pins.c LABELS proc VALGRIND)
 # ckpt_persist in cow mode (format 1.7): kill -9 at the persist's points and
 # around the checkpoint after it, the dead heap (base + persisted pages) read
 # as ckpt-inspect reads it; a heap that forked before its first checkpoint;

@@ -107,6 +107,11 @@ fold_clear(struct fold *f, struct cat_view *v)
 	struct cat_entry *e = &v->e[f->seg];
 	if (e->state == CAT_CKPT && e->ckpt_id == f->id)
 		e->flags &= ~CAT_F_LOGGED;
+}
+
+void
+fold_cleared(struct fold *f)
+{
 	f->done = 0;
 }
 

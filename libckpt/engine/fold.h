@@ -49,9 +49,11 @@ CKPT_HIDDEN void fold_wait(struct fold *f);
 /*
  * fold_clear -- in transaction v, whose commit follows an fdatasync of the
  * pool file begun after fold_wait: clear CAT_F_LOGGED of the folded
- * checkpoint if its entry still is that checkpoint, and forget the fold
+ * checkpoint if its entry still is that checkpoint; fold_cleared once that
+ * commit succeeded forgets the fold (a failed one leaves it to the next)
  */
 CKPT_HIDDEN void fold_clear(struct fold *f, struct cat_view *v);
+CKPT_HIDDEN void fold_cleared(struct fold *f);
 
 /* fold_forget -- a fork child: the parent's fold is not the child's */
 CKPT_HIDDEN void fold_forget(struct fold *f);

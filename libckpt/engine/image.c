@@ -710,6 +710,7 @@ image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id, uint64_t used, ui
 		e->base_is_ckpt = 1;
 	e->base_id = id;
 	e->persist_ok = 1;
+	fold_cleared(&e->fold);     /* the publication cleared its flag */
 	if (e->last_logged)
 		fold_start(&e->fold, p, seg, id, used, sum);
 }
@@ -729,5 +730,8 @@ image_fold_finish(struct ckpt_pool *p)
 	if (cat_begin(&p->cat, &v) < 0)
 		return -1;
 	fold_clear(&e->fold, &v);
-	return cat_commit(&p->cat);
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+	fold_cleared(&e->fold);
+	return 0;
 }

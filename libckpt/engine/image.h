@@ -81,8 +81,9 @@ struct engine {
 	                           with it (image_lazy), else -1 */
 	struct lazy *lazy;      /* the lazy fill under way, or NULL (lazy.h) */
 	/* ckpt_persist (engine/persist.c, format 1.7) */
-	ckpt_id base_id;        /* the checkpoint base_seg holds, 0 for none: the
-	                           tag of the pages persisted under this base */
+	ckpt_id base_id;        /* the checkpoint the heap's persisted pages are
+	                           over, their tag: the one base_seg holds, or
+	                           while logging the last one published; 0 for none */
 	int persist_ok;         /* the catalog names this base (0 between a
 	                           re-base and its publication, and after a
 	                           publication that failed) */
