@@ -134,7 +134,7 @@ cat_attach(struct catalog *c, int fd, const struct pool_hdr *hdr)
 	c->scratch = malloc(hdr->cat_size);
 	if (!c->scratch)
 		return ckpt_err_set(ENOMEM, "out of memory");
-	if (map_file(&c->meta, fd, 0, hdr->data_off, NULL, 0) < 0) {
+	if (map_file(&c->meta, fd, 0, layout_meta_len(hdr), NULL, 0) < 0) {
 		free(c->scratch);
 		c->scratch = NULL;
 		return -1;
@@ -493,6 +493,12 @@ cat_validate(const struct pool_hdr *hdr, const void *copy, uint64_t gen)
 			return ckpt_err_set(EINVAL,
 					"catalog entry %u: used %llu exceeds segment size",
 					i, (unsigned long long)x.used);
+		/* format 1.9: only a paged checkpoint with stored sums is logged */
+		if ((x.flags & CAT_F_LOGGED) && (!(hdr->flags & POOL_F_LOG_AREA) ||
+		    x.state != CAT_CKPT || (x.flags & (CAT_F_PAGE_SUMS | CAT_F_SUMS_STORED)) !=
+		    (CAT_F_PAGE_SUMS | CAT_F_SUMS_STORED)))
+			return ckpt_err_set(EINVAL, "catalog entry %u: logged (format 1.9) but "
+					"not a checkpoint with page sums in a pool with log slots", i);
 		int ckptlike = x.state == CAT_CKPT || x.state == CAT_FILLING;
 		if ((x.state == CAT_LIVE || ckptlike) &&
 		    (x.life == 0 || x.life >= h.next_life || x.lineage == 0 ||

@@ -39,7 +39,7 @@ struct cat_source {
 	char damage[CKPT_ERRMSG_MAX]; /* fallback: what is wrong with that copy */
 };
 
-/* catalog -- DRAM handle; invariant: meta maps [0, data_off) of fd */
+/* catalog -- DRAM handle; invariant: meta maps [0, layout_meta_len) of fd */
 struct catalog {
 	int fd;
 	struct pool_hdr hdr;        /* validated copy of the header */
@@ -99,7 +99,7 @@ CKPT_HIDDEN int cat_validate(const struct pool_hdr *hdr, const void *copy, uint6
 
 /*
  * cat_snapshot -- lockless consistent copy of the current catalog from a
- * metadata mapping (meta = file bytes [0, data_off)) into out (cat_size).
+ * metadata mapping (meta = file bytes [0, layout_meta_len)) into out (cat_size).
  * Retries while a writer publishes. If the copy the commit word names is
  * damaged, the intact previous one (see above); EINVAL if neither is usable.
  */

@@ -198,7 +198,7 @@ struct image_durable {
 	struct ckpt_pool *p;
 	uint32_t seg;
 	uint64_t used;
-	int rebased;
+	int rebased;            /* the heap maps the new image */
 };
 
 /* make_durable -- step 3: fdatasync the pool file (the image; in cow mode the catalog copy too) */
@@ -227,10 +227,16 @@ durable_then_rebase(void *arg)
 	if (make_durable(d->p) < 0)
 		return -1;
 	test_step("fdatasync");
-	if (image_rebase(d->p, d->seg, d->used) < 0)
-		return -1;
+	if (d->p->eng->logging) {
+		/* the heap keeps its mapping (engine/image.c) */
+		if (image_keep_base(d->p, d->seg) < 0)
+			return -1;
+	} else {
+		if (image_rebase(d->p, d->seg, d->used) < 0)
+			return -1;
+		d->rebased = 1;
+	}
 	test_step("rebase");
-	d->rebased = 1;
 	test_point("checkpoint:before-publish");
 	return 0;
 }
@@ -273,17 +279,14 @@ publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 	if (label)
 		memcpy(e->label, label, strlen(label));
 	v.e[p->seg].used = used;
-	if (p->eng) {
-		v.e[p->seg].source = seg;
-		/* the pages persisted under the old base are stale from here */
-		if (p->hdr.minor >= POOL_MINOR_PERSISTED_PAGES)
-			v.e[p->seg].base_id = *cid;
-	}
+	if (p->eng)
+		image_publishing(p, &v, seg, *cid);
 	if (d) {
 		/* the word follows the re-base: our old base is not ours to
 		 * pin any more in the catalog it publishes (seg_pinned) */
 		uint32_t was = p->eng_base;
-		p->eng_base = seg;
+		if (!p->eng->logging)
+			p->eng_base = seg;
 		*nfreed = apply_retention(p, &v, freed);
 		int rc = cat_commit_after(&p->cat, durable_then_rebase, d);
 		if (!d->rebased)
@@ -361,7 +364,7 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	test_step("publish");
 	test_point("checkpoint:after-publish");
 	if (p->eng)
-		image_published(p, (uint32_t)seg, cid);
+		image_published(p, (uint32_t)seg, cid, used, sum);
 
 	/* 5. give back the space of what retention dropped */
 	seg_punch(p, freed, nfreed);

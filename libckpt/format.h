@@ -11,6 +11,8 @@
  *   8192 + cat_size     catalog copy 1
  *   sums_off            page-sum slots (format 1.2, POOL_F_SUMS_AREA): one
  *                       of seg_size / 512 bytes per segment
+ *   log_off             page-log slots (format 1.9, POOL_F_LOG_AREA): one of
+ *                       seg_size / 16 bytes per segment (pagelog.h)
  *   data_off            segment 0                  seg_size bytes
  *   data_off + seg_size segment 1 ...              (max_segments of them)
  *
@@ -26,12 +28,14 @@
 
 #define POOL_MAGIC "CKPTPOOL"            /* 8 bytes, no NUL */
 #define POOL_FORMAT_MAJOR 1              /* incompatible layout changes */
-#define POOL_FORMAT_MINOR 8              /* compatible additions */
+#define POOL_FORMAT_MINOR 9              /* compatible additions */
 /* the first minor whose cow heaps keep persisted pages (base_id below) */
 #define POOL_MINOR_PERSISTED_PAGES 7
 /* the first minor whose catalog records the durable file size (cat_hdr
  * durable_size, durable_gen) and whose file keeps segment headroom */
 #define POOL_MINOR_DURABLE_SIZE 8
+/* the first minor with page-log slots (POOL_F_LOG_AREA) */
+#define POOL_MINOR_LOG 9
 
 #define POOL_HDR_OFF 0u
 #define POOL_COMMIT_OFF 4096u
@@ -59,6 +63,10 @@
  *    data_off == align(POOL_CATALOG_OFF + 2 * cat_size, 2 MiB);
  *    with it (format 1.2): sums_off == POOL_CATALOG_OFF + 2 * cat_size and
  *    data_off == align(sums_off + max_segments * seg_size / 512, 2 MiB),
+ *  - without POOL_F_LOG_AREA: log_off == 0; with it (format 1.9, only with
+ *    POOL_F_SUMS_AREA): log_off == align(sums_off + max_segments *
+ *    seg_size / 512, 4 KiB) and data_off == align(log_off + max_segments *
+ *    seg_size / 16, 2 MiB),
  *  - file_size == data_off + max_segments * seg_size, without overflow: the
  *    full size; the file has it unless POOL_F_SIZE_FOLLOWS (then at least
  *    data_off),
@@ -85,7 +93,9 @@ struct pool_hdr {
 	                            (POOL_F_SUMS_AREA; format 1.2) */
 	uint8_t key_id[16];      /* POOL_F_SEALED: the id of the pool's key
 	                            (seal/key.h); else zero (format 1.4) */
-	uint8_t reserved[120];   /* zero */
+	uint64_t log_off;        /* file offset of the page-log slots, or 0
+	                            (POOL_F_LOG_AREA; format 1.9) */
+	uint8_t reserved[112];   /* zero */
 	uint64_t checksum;
 };
 
@@ -213,8 +223,13 @@ struct cat_entry {
  * Set only on pools a lazy pull creates. A libckpt older than 1.6 refuses
  * such a pool ("unknown flags") instead of restarting from missing bytes */
 #define POOL_F_REMOTE_FILL 0x20u
+/* pool_hdr.flags: the file has a page-log slot per segment at log_off
+ * (format 1.9), and checkpoints may be logged (CAT_F_LOGGED). A libckpt
+ * older than 1.9 refuses such a pool ("unknown flags") instead of reading
+ * a logged checkpoint's segment without its log */
+#define POOL_F_LOG_AREA 0x40u
 #define POOL_F_KNOWN (POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS | \
-		POOL_F_SEALED | POOL_F_YOUNG_HEAPS | POOL_F_REMOTE_FILL)
+		POOL_F_SEALED | POOL_F_YOUNG_HEAPS | POOL_F_REMOTE_FILL | POOL_F_LOG_AREA)
 
 /* LIVE, or BUSY fork-pending: the heap is in the process's memory, a
  * private image of checkpoint segment source (or of its own empty segment
@@ -234,6 +249,12 @@ struct cat_entry {
  * (salt, binding, one tag per chunk: seal/chunks.h); the checksum is of the
  * ciphertext (format 1.4) */
 #define CAT_F_SEALED 0x20u
+/* CKPT with CAT_F_PAGE_SUMS and CAT_F_SUMS_STORED, in a pool with
+ * POOL_F_LOG_AREA: the image is the segment's bytes [0, used) with the
+ * pages its log slot lists laid over them (pagelog.h; format 1.9). The
+ * page sums and the checksum are the image's, log included. Cleared by the
+ * commit that follows the log's fold into the segment */
+#define CAT_F_LOGGED 0x40u
 
 /*
  * cat_hdr -- at the start of each catalog copy, followed by max_segments

@@ -101,7 +101,7 @@ inspect_open_header(struct inspect *in, const char *path)
 	}
 	if (layout_check(&in->hdr, (size_t)n < sizeof(in->hdr) ? (uint64_t)n : in->file_size) < 0)
 		goto fail;
-	void *m = mmap(NULL, in->hdr.data_off, PROT_READ, MAP_SHARED, in->fd, 0);
+	void *m = mmap(NULL, layout_meta_len(&in->hdr), PROT_READ, MAP_SHARED, in->fd, 0);
 	if (m == MAP_FAILED) {
 		ckpt_err_set(errno, "cannot map %s: %s", path, strerror(errno));
 		goto fail;
@@ -134,11 +134,57 @@ inspect_refresh(struct inspect *in)
 	return 0;
 }
 
+int
+inspect_image_log(struct inspect *in, uint32_t seg, const struct plog **lp)
+{
+	*lp = NULL;
+	if (!in->cat.h || seg >= in->cat.n || !(in->hdr.flags & POOL_F_LOG_AREA))
+		return 0;
+	const struct cat_entry *e = &in->cat.e[seg];
+	if (e->state != CAT_CKPT || !(e->flags & CAT_F_LOGGED))
+		return 0;
+	if (!in->logs && !(in->logs = calloc(in->hdr.max_segments, sizeof(*in->logs))))
+		return ckpt_err_set(ENOMEM, "out of memory");
+	struct inspect_log *l = &in->logs[seg];
+	if (l->loaded && (l->id != e->ckpt_id || l->used != e->used || l->checksum != e->checksum)) {
+		plog_free(&l->log);     /* loaded for an entry the segment held before */
+		l->loaded = 0;
+	}
+	if (!l->loaded) {
+		if (plog_load(in->fd, layout_log_off(&in->hdr, seg),
+				in->hdr.seg_size / LAYOUT_LOG_RATIO, e->used, e->checksum,
+				&l->log) < 0) {
+			ckpt_err_prefix("checkpoint %" PRIu64 " (segment %u): ", e->ckpt_id, seg);
+			return -1;
+		}
+		l->loaded = 1;
+		l->id = e->ckpt_id;
+		l->used = e->used;
+		l->checksum = e->checksum;
+	}
+	*lp = &l->log;
+	return 0;
+}
+
+int
+inspect_overlay(struct inspect *in, uint32_t seg, void *buf, uint64_t n, uint64_t off)
+{
+	const struct plog *l;
+	if (inspect_image_log(in, seg, &l) < 0)
+		return -1;
+	return l ? plog_overlay(in->fd, l, buf, n, off) : 0;
+}
+
 void
 inspect_close(struct inspect *in)
 {
+	if (in->logs)
+		for (uint32_t i = 0; i < in->hdr.max_segments; i++)
+			plog_free(&in->logs[i].log);
+	free(in->logs);
+	in->logs = NULL;
 	if (in->meta)
-		munmap((void *)in->meta, in->hdr.data_off);
+		munmap((void *)in->meta, layout_meta_len(&in->hdr));
 	free(in->cat_copy);
 	if (in->fd >= 0)
 		close(in->fd);
@@ -165,9 +211,19 @@ inspect_map_segment(struct inspect *in, uint32_t i, size_t *len)
 		ckpt_err_set(EINVAL, "segment %u lies past the end of the file", i);
 		return NULL;
 	}
-	void *m = mmap(NULL, l, PROT_READ, MAP_SHARED, in->fd, (off_t)off);
+	const struct plog *log;
+	if (inspect_image_log(in, i, &log) < 0)
+		return NULL;
+	/* a logged image: a private view, with the log's pages put over it */
+	void *m = mmap(NULL, l, log ? PROT_READ | PROT_WRITE : PROT_READ,
+			log ? MAP_PRIVATE : MAP_SHARED, in->fd, (off_t)off);
 	if (m == MAP_FAILED) {
 		ckpt_err_set(errno, "cannot map segment %u: %s", i, strerror(errno));
+		return NULL;
+	}
+	if (log && (plog_overlay(in->fd, log, m, l, 0) < 0 || mprotect(m, l, PROT_READ) < 0)) {
+		ckpt_err_prefix("segment %u: ", i);
+		munmap(m, l);
 		return NULL;
 	}
 	return m;
@@ -296,7 +352,7 @@ inspect_read(struct inspect *in, uint32_t seg, uint64_t off, void *out, size_t l
 	if ((size_t)n < len)
 		return ckpt_err_set(EIO, "segment %u: the file ends at segment offset 0x%" PRIx64
 				" (truncated)", seg, off + (uint64_t)n);
-	return 0;
+	return inspect_overlay(in, seg, out, len, off);
 }
 
 void
@@ -396,6 +452,10 @@ inspect_read_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *lenp,
 			return ckpt_err_set(saved, "cannot read segment %u: %s", seg,
 					strerror(saved));
 		}
+		if (inspect_overlay(in, seg, (char *)buf + done, (uint64_t)n, done) < 0) {
+			munmap(buf, len ? len : 1);
+			return -1;
+		}
 		done += (size_t)n;
 		if (progress)
 			progress(parg, "reading", done, len);
@@ -438,6 +498,8 @@ inspect_ckpt_checksum(struct inspect *in, uint32_t seg, uint64_t used, uint32_t 
 					seg, done + (uint64_t)n, used);
 			break;
 		}
+		if ((ret = inspect_overlay(in, seg, chunk, c, done)) < 0)
+			break;
 		sums_update(st, chunk, c);
 		done += c;
 		if (progress)

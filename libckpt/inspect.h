@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "libckpt.h"
 #include "catalog.h"
 #include "format.h"
+#include "pagelog.h"
 
 struct seal_key;
 
@@ -21,7 +23,7 @@ struct inspect {
 	int fd;
 	uint64_t file_size;
 	struct pool_hdr hdr;
-	const void *meta;        /* read-only mapping of [0, data_off) */
+	const void *meta;        /* read-only mapping of [0, layout_meta_len) */
 	void *cat_copy;          /* cat_size bytes */
 	struct cat_view cat;
 	struct cat_source src;   /* the copy the snapshot came from; src.fallback:
@@ -30,7 +32,31 @@ struct inspect {
 	const struct seal_key *key; /* a sealed pool's key (checked against the
 	                            header by the caller), or NULL: its
 	                            checkpoints' heaps cannot be read */
+	struct inspect_log *logs; /* max_segments of them once a logged
+	                            checkpoint was read (format 1.9), or NULL */
 };
+
+/* inspect_log -- a logged checkpoint's page log, loaded and checked once
+ * for the entry it was loaded for (a refreshed snapshot may name another) */
+struct inspect_log {
+	int loaded;
+	ckpt_id id;
+	uint64_t used, checksum;
+	struct plog log;
+};
+
+/*
+ * inspect_image_log -- *lp: the page log of checkpoint segment seg when
+ * the snapshot says it is logged (format 1.9: its image is the segment's
+ * bytes with the log over them), loaded and checked on first use; NULL
+ * when it is not logged. -1 (ckpt_err_set, naming the checkpoint) when
+ * its log is damaged or unreadable.
+ */
+CKPT_HIDDEN int inspect_image_log(struct inspect *in, uint32_t seg, const struct plog **lp);
+
+/* inspect_overlay -- buf holds n bytes of segment seg from offset off: lay its log over them */
+CKPT_HIDDEN int inspect_overlay(struct inspect *in, uint32_t seg, void *buf, uint64_t n,
+		uint64_t off);
 
 /* inspect_open -- open path read-only and snapshot its catalog */
 CKPT_HIDDEN int inspect_open(struct inspect *in, const char *path);

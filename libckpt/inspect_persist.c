@@ -4,7 +4,9 @@
  * the writer is engine/persist.c, the reasons docs/DESIGN.md).
  *
  * A live entry kept in memory (fork mode cow) names the checkpoint its
- * heap maps (source, and base_id: that checkpoint's id) and holds, in its
+ * heap maps (source) and the one its pages are persisted over (base_id:
+ * the same one, or in a pool of format 1.9 whose heap logs and so no
+ * longer re-bases, the last one it published) and holds, in its
  * own segment, the pages its process persisted, each with its sum in the
  * segment's page-sum slot, seeded with the heap's life and base_id. The
  * heap as its process last made it durable is the base's bytes with every
@@ -64,11 +66,20 @@ base_of(const struct inspect *in, const struct cat_entry *e, uint32_t *bseg, uin
 		}
 		return 0;
 	}
+	/* a heap that logs (format 1.9) does not re-base: it maps source while
+	 * its pages are persisted over the last checkpoint it published */
+	uint32_t at = e->source;
+	if (in->hdr.flags & POOL_F_LOG_AREA)
+		for (uint32_t i = 0; (!b || b->ckpt_id != e->base_id) && i < in->cat.n; i++)
+			if (in->cat.e[i].state == CAT_CKPT && in->cat.e[i].ckpt_id == e->base_id) {
+				b = &in->cat.e[i];
+				at = i;
+			}
 	if (!b || b->state != CAT_CKPT || b->ckpt_id != e->base_id || (b->flags & CAT_F_SEALED))
 		return ckpt_err_set(ENOENT, "its base, checkpoint %" PRIu64 ", is gone (dropped "
 				"after the heap's process ended): the pages it persisted cannot "
 				"be shown without it", e->base_id);
-	*bseg = e->source;
+	*bseg = at;
 	*bused = b->used;
 	return 0;
 }
@@ -155,6 +166,10 @@ inspect_read_cow_heap(struct inspect *in, uint32_t seg, void **bufp, size_t *len
 			munmap(buf, cap);
 			return ckpt_err_set(err, "cannot read its base (segment %u): %s", bseg,
 					got < 0 ? strerror(err) : "the file ends first (truncated)");
+		}
+		if (inspect_overlay(in, bseg, buf, bused, 0) < 0) {
+			munmap(buf, cap);
+			return -1;
 		}
 		top = bused;
 	}

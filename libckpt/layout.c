@@ -29,12 +29,22 @@ layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments, 
 	uint64_t seg_size = align_up(heap_size, POOL_DATA_ALIGN);
 	uint64_t cat_size = align_up(sizeof(struct cat_hdr) +
 			max_segments * sizeof(struct cat_entry), POOL_PAGE);
-	uint64_t sums_off = 0, sums_len = 0, data_off, data_len, file_size;
+	uint64_t sums_off = 0, sums_len = 0, log_off = 0, log_len = 0, data_off, data_len,
+		file_size;
+	if ((flags & POOL_F_LOG_AREA) && !(flags & POOL_F_SUMS_AREA))
+		return ckpt_err_set(EINVAL, "a page-log area needs a page-sum area");
 	if (flags & POOL_F_SUMS_AREA) {
 		sums_off = POOL_CATALOG_OFF + 2 * cat_size;
 		sums_len = max_segments * (seg_size / LAYOUT_SUMS_RATIO);
 	}
+	if (flags & POOL_F_LOG_AREA) {
+		/* seg_size / 16 per segment: at most 2^40 each, 2^52 in all */
+		log_off = align_up(sums_off + sums_len, POOL_PAGE);
+		log_len = max_segments * (seg_size / LAYOUT_LOG_RATIO);
+	}
 	data_off = align_up(POOL_CATALOG_OFF + 2 * cat_size + sums_len, POOL_DATA_ALIGN);
+	if (log_len)
+		data_off = align_up(log_off + log_len, POOL_DATA_ALIGN);
 	if (mul_overflows(seg_size, max_segments, &data_len) ||
 	    add_overflows(data_off, data_len, &file_size) ||
 	    file_size > (uint64_t)INT64_MAX)
@@ -48,6 +58,7 @@ layout_compute(struct pool_hdr *hdr, uint64_t heap_size, uint64_t max_segments, 
 	hdr->max_segments = (uint32_t)max_segments;
 	hdr->cat_size = cat_size;
 	hdr->sums_off = sums_off;
+	hdr->log_off = log_off;
 	hdr->data_off = data_off;
 	hdr->file_size = file_size;
 	return 0;
@@ -88,7 +99,7 @@ layout_check(const struct pool_hdr *hdr, uint64_t file_size)
 	}
 	if (want.seg_size != hdr->seg_size || want.cat_size != hdr->cat_size ||
 	    want.data_off != hdr->data_off || want.file_size != hdr->file_size ||
-	    want.sums_off != hdr->sums_off)
+	    want.sums_off != hdr->sums_off || want.log_off != hdr->log_off)
 		return ckpt_err_set(EINVAL, "pool header: inconsistent geometry");
 	uint64_t top;
 	if (hdr->base == 0 || hdr->base % POOL_BASE_ALIGN != 0 ||

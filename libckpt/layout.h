@@ -30,6 +30,9 @@
 
 /* LAYOUT_SUMS_RATIO -- a segment's page-sum slot is seg_size / this (8 bytes per 4 KiB) */
 #define LAYOUT_SUMS_RATIO 512u
+/* LAYOUT_LOG_RATIO -- a segment's page-log slot is seg_size / this: a log
+ * holds a checkpoint that differs from its segment in up to about 6% of it */
+#define LAYOUT_LOG_RATIO 16u
 
 /*
  * layout_compute -- fill hdr's geometry for heap_size/max_segments, with a
@@ -60,6 +63,26 @@ static inline uint64_t
 layout_sums_off(const struct pool_hdr *hdr, uint32_t i)
 {
 	return hdr->sums_off + (uint64_t)i * (hdr->seg_size / LAYOUT_SUMS_RATIO);
+}
+
+/* layout_log_off -- file offset of segment i's page-log slot (POOL_F_LOG_AREA only) */
+static inline uint64_t
+layout_log_off(const struct pool_hdr *hdr, uint32_t i)
+{
+	return hdr->log_off + (uint64_t)i * (hdr->seg_size / LAYOUT_LOG_RATIO);
+}
+
+/*
+ * layout_meta_len -- the bytes of the file that hold its metadata (header,
+ * commit word, both catalog copies): what the catalog maps. The page-sum
+ * and page-log slots after them are read and written with pread/pwrite
+ * only: mapped, a tool that touches every page (valgrind, a scan) would
+ * give a sparse slot blocks on tmpfs.
+ */
+static inline uint64_t
+layout_meta_len(const struct pool_hdr *hdr)
+{
+	return POOL_CATALOG_OFF + 2 * hdr->cat_size;
 }
 
 /* layout_cat_off -- file offset of catalog copy c (0 or 1) */

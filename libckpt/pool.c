@@ -264,8 +264,9 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key
 {
 	memset(hdr, 0, sizeof(*hdr));
 	/* a test may ask for a pool as format 1.1 made it (no page-sum area,
-	 * full size), as 1.3 made it (no young heaps), or as 1.7 made it (no
-	 * durable size in the catalog: filesize.c); a sealed one keeps
+	 * full size), as 1.3 made it (no young heaps), as 1.7 made it (no
+	 * durable size in the catalog: filesize.c), or as 1.8 made it (no
+	 * page-log area); a sealed one keeps
 	 * its records in the page-sum slots, and its heaps are never young */
 	uint32_t flags = test_flag("CKPT_TEST_FORMAT_1_1") && !key ? POOL_F_IN_MEMORY_HEAPS
 		: POOL_F_IN_MEMORY_HEAPS | POOL_F_SUMS_AREA | POOL_F_SIZE_FOLLOWS;
@@ -274,6 +275,8 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key
 		memcpy(hdr->key_id, key, sizeof(hdr->key_id));
 	} else if (!test_flag("CKPT_TEST_FORMAT_1_1") && !test_flag("CKPT_TEST_FORMAT_1_3")) {
 		flags |= POOL_F_YOUNG_HEAPS;
+		if (!test_flag("CKPT_TEST_FORMAT_1_7") && !test_flag("CKPT_TEST_FORMAT_1_8"))
+			flags |= POOL_F_LOG_AREA;
 	}
 	if (c->remote_fill && !key)
 		flags |= POOL_F_REMOTE_FILL;
@@ -282,7 +285,8 @@ new_header(struct pool_hdr *hdr, const struct pool_config *c, const uint8_t *key
 	memcpy(hdr->magic, POOL_MAGIC, sizeof(hdr->magic));
 	hdr->major = POOL_FORMAT_MAJOR;
 	hdr->minor = flags & (POOL_F_REMOTE_FILL | POOL_F_YOUNG_HEAPS) ?
-		(test_flag("CKPT_TEST_FORMAT_1_7") ? 7 : POOL_FORMAT_MINOR) :
+		(test_flag("CKPT_TEST_FORMAT_1_7") ? 7 : test_flag("CKPT_TEST_FORMAT_1_8") ? 8 :
+		 POOL_FORMAT_MINOR) :
 		flags & POOL_F_SEALED ? 4 : flags & POOL_F_SUMS_AREA ? 3 : 1;
 	hdr->created_ns = now_ns();
 	hdr->fork_mode = (uint32_t)c->pool_fork_mode;
@@ -633,6 +637,10 @@ ckpt_close(ckpt_pool *p)
 	run_close_hooks(p);
 	pthread_mutex_lock(&p->mu);
 	int ret = 0;
+	/* the last logged checkpoint, folded: durable and no longer logged (a
+	 * failure leaves it logged, which readers handle) */
+	if (image_fold_finish(p) < 0)
+		ckpt_err_clear();
 	image_detach(p);        /* first: a lazy fill maps into the heap's range */
 	pool_fill_stop(p);
 	if (p->heap) {

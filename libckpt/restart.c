@@ -53,6 +53,7 @@
 #include "segcopy.h"
 #include "segment.h"
 #include "sums.h"
+#include "engine/fold.h"
 #include "engine/image.h"
 #include "engine/lazy.h"
 #include "seal/chunks.h"
@@ -208,11 +209,13 @@ no_checkpoint(const struct ckpt_pool *p, ckpt_id from)
  * choose -- step 1: the index of the checkpoint to restart from, verified
  * (its page sums into page_sums, may be NULL); -1. With lazy (may be
  * NULL), a checkpoint whose stored page sums check is taken with *lazy 1,
- * its pages left to be verified on first access.
+ * its pages left to be verified on first access. A logged checkpoint (format
+ * 1.9) is -2 with refold (may be NULL) counted: the caller folds and asks
+ * again; without refold it is one that does not verify.
  */
 static int
 choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *page_sums,
-		int *lazy)
+		int *lazy, int *refold)
 {
 	int src = find_checkpoint(v, from);
 	if (src < 0)
@@ -232,14 +235,26 @@ choose(struct ckpt_pool *p, const struct cat_view *v, ckpt_id from, uint64_t *pa
 	}
 	/* page_sums comes zeroed; a failed attempt's sums must not outlive it */
 	for (;;) {
-		if (lazy) {
+		/* logged: published after fold_all (fold again, at most three
+		 * times), or its log could not be folded */
+		if ((v->e[src].flags & CAT_F_LOGGED) && refold) {
+			++*refold;
+			return -2;
+		}
+		if (v->e[src].flags & CAT_F_LOGGED) {
+			ckpt_err_set(EIO, "checkpoint %llu: its page log could not be folded "
+					"into its segment (damaged, or the file could not be "
+					"written: ckpt-inspect verify says which)",
+					(unsigned long long)v->e[src].ckpt_id);
+		} else if (lazy) {
 			if (stored_sums(p, &v->e[src], (uint32_t)src, page_sums) == 0) {
 				*lazy = 1;
 				break;
 			}
 			clear_sums(p, page_sums);   /* it may have read some */
 		}
-		if (checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) == 0)
+		if (!(v->e[src].flags & CAT_F_LOGGED) &&
+		    checkpoint_verify(p, &v->e[src], (uint32_t)src, page_sums) == 0)
 			break;
 		int next = from == CKPT_LATEST ? older_checkpoint(v, v->e[src].ckpt_id) : -1;
 		if (next < 0) {
@@ -538,6 +553,12 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 	} else if (p->seal && !p->eager_restart) {
 		uffd = lazy_open();     /* a lazy sealed restart (restart_sealed) */
 	}
+	/* format 1.9: a checkpoint is verified, mapped and copied as its
+	 * segment's bytes, which a logged one's are once folded; a writer may
+	 * publish another logged one before the lock is ours: fold again */
+	int refold = 0;
+again:
+	fold_all(p);
 	if (cat_begin(&p->cat, &v) < 0) {
 		free(sums);
 		if (uffd >= 0)
@@ -552,7 +573,12 @@ restart_into(struct ckpt_pool *p, ckpt_id from)
 	}
 	if (p->seal)
 		return restart_sealed(p, &v, from, uffd);
-	int src = choose(p, &v, from, sums, uffd >= 0 ? &lazy : NULL);
+	int src = choose(p, &v, from, sums, uffd >= 0 ? &lazy : NULL, refold < 3 ? &refold : NULL);
+	if (src == -2) {
+		cat_end(&p->cat);
+		clear_sums(p, sums);
+		goto again;
+	}
 	if (uffd >= 0 && !lazy) {
 		close(uffd);
 		uffd = -1;

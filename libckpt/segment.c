@@ -44,10 +44,14 @@ seg_pinned(const struct ckpt_pool *p, const struct cat_view *v, uint32_t i)
 	if (v->e[i].state == CAT_FREE && (p->hdr.flags & POOL_F_YOUNG_HEAPS) && p->fd >= 0 &&
 	    cat_lease_held(p->fd, i))
 		return 1;
+	/* a heap that logs (format 1.9) maps source and has its persisted
+	 * pages, and its fold, over the checkpoint base_id names: both stay */
+	int by_id = (p->hdr.flags & POOL_F_LOG_AREA) && v->e[i].state == CAT_CKPT;
 	for (uint32_t j = 0; j < v->n; j++) {
 		const struct cat_entry *e = &v->e[j];
 		if ((e->state == CAT_LIVE || e->state == CAT_BUSY) &&
-		    (e->flags & CAT_F_IN_MEMORY) && e->source == i && j != i &&
+		    (e->flags & CAT_F_IN_MEMORY) && j != i &&
+		    (e->source == i || (by_id && e->base_id == v->e[i].ckpt_id)) &&
 		    !seg_dead(p, v, j))
 			return 1;
 	}

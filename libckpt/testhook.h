@@ -8,6 +8,14 @@
  *   checkpoint:before-reserve, checkpoint:before-copy, checkpoint:mid-copy,
  *   checkpoint:before-persist, checkpoint:after-persist,
  *   checkpoint:before-publish, checkpoint:after-publish   (checkpoint.c)
+ *   checkpoint:after-log  a cow checkpoint wrote its page log (format 1.9),
+ *                        before its page sums and fdatasync (engine/image.c);
+ *                        checkpoint:mid-copy is also passed inside the log's
+ *                        write, its pages written, its header not yet
+ *                        (pagelog.c)
+ *   fold:before-sync     fold_now folded a logged checkpoint's log into its
+ *                        segment, before its fdatasync and the commit that
+ *                        clears CAT_F_LOGGED                 (engine/fold.c)
  *   fork:before-copy, fork:mid-copy, fork:after-copy  (the parent's prepare,
  *                         filling the child's segment), fork:child-before-claim,
  *   fork:child-ready                                   (the child)  (fork.c)
@@ -65,6 +73,15 @@
  *   CKPT_TEST_FORMAT_1_7  ckpt_create makes a pool of minor 7 (no durable
  *                         size in the catalog, no headroom), as a libckpt
  *                         of format 1.7 did (pool.c)
+ *   CKPT_TEST_FORMAT_1_8  ckpt_create makes a pool of minor 8 (no page-log
+ *                         slots), as a libckpt of format 1.8 did (pool.c)
+ *   CKPT_TEST_NO_LOG      a cow heap never starts logging: it re-bases at
+ *                         every checkpoint, as in a pool without page-log
+ *                         slots (engine/image.c)
+ *   CKPT_TEST_NO_FOLD     a logged checkpoint's fold thread is not started:
+ *                         the checkpoint stays logged (CAT_F_LOGGED) until a
+ *                         reader folds it, so tests can read through a log
+ *                         and kill a process with one (engine/fold.c)
  *   CKPT_TEST_NO_TMPFILE  ckpt_create builds the pool under a hidden name
  *                         and links it, as where O_TMPFILE is refused
  *                         (newfile.c)

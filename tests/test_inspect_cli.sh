@@ -29,10 +29,10 @@ P=$T/pool
 
 # info
 expect 0 "$INSPECT" info "$P"
-grep -q "^format version *1\.8" "$T/out" || fail "info: no format version"
+grep -q "^format version *1\.9" "$T/out" || fail "info: no format version"
 grep -q "emulated" "$T/out" || fail "info: not emulated"
 expect 0 "$INSPECT" info "$P" --json
-json 'd["format_version"] == "1.8" and d["segments_total"] == 8 and d["segments_used"] == 5'
+json 'd["format_version"] == "1.9" and d["segments_total"] == 8 and d["segments_used"] == 5'
 json 'd["base"].startswith("0x") and d["heap_size"] == 4<<20 and d["persistence"] == "emulated"'
 json 'len(d["uuid"]) == 36 and d["fork_mode"] == "copy"'
 

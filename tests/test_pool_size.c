@@ -366,7 +366,7 @@ test_durable_size(void **state)
 	assert_non_null(p);
 	struct pool_hdr h;
 	need_of(path, &h);
-	assert_int_equal(h.minor, 8);
+	assert_int_equal(h.minor, POOL_FORMAT_MINOR);
 	expect_durable(path, 5);        /* segment 0 in use, four of headroom */
 	assert_int_equal(ckpt_set_root(p, ckpt_alloc(p, 100000)), 0);
 	for (int i = 0; i < 4; i++)     /* checkpoints in segments 1 to 4 */

@@ -347,11 +347,11 @@ lazy_pull_scenario() {
 			| .lazy_restart] == [true]' >/dev/null &&
 		ok "the filler publishes the pulled checkpoint with its page sums" ||
 		fail "after the fill: $(filling_state "$Z/b/app.pool"), $(ls "$Z/b")"
-	# every unsealed pool says 1.8 since the durable size (FORMAT.md); the
+	# every unsealed pool says 1.9 since the page logs (FORMAT.md); the
 	# lazily pulled one also has the 1.6 flag, which a 1.5 libckpt refuses
-	[ "$("$INSPECT" info "$Z/b/app.pool" --json | json .format_version)" = 1.8 ] &&
-		[ "$("$INSPECT" info "$Z/a/app.pool" --json | json .format_version)" = 1.8 ] ||
-		fail "a lazily pulled pool or an ordinary one is not format 1.8"
+	[ "$("$INSPECT" info "$Z/b/app.pool" --json | json .format_version)" = 1.9 ] &&
+		[ "$("$INSPECT" info "$Z/a/app.pool" --json | json .format_version)" = 1.9 ] ||
+		fail "a lazily pulled pool or an ordinary one is not format 1.9"
 	# a pool an eager pull made (format 1.5) cannot take a lazy pull
 	"$REMOTE" pull "$URL" "$zm" "$Z/g.pool" || fail "pull (eager, for --lazy into it)"
 	"$REMOTE" pull --lazy "$URL" "$zm" "$Z/g.pool" 2>"$T/err" && fail "lazy pull into a 1.5 pool"

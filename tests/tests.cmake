@@ -7,6 +7,7 @@ ckpt_test(test_pool_basic test_pool_basic.c LABELS proc VALGRIND)
 # the page sums' hash (libxxhash's, or xxHash built for AVX2) gives the
 # library's XXH3 values at every length and alignment
 ckpt_test(test_sums test_sums.c LABELS unit VALGRIND)
+ckpt_test(test_pagelog test_pagelog.c LABELS unit VALGRIND)
 ckpt_test(test_pool_errors test_pool_errors.c LABELS proc root VALGRIND)
 ckpt_test(test_owner test_owner.c LABELS proc root VALGRIND)
 # a damaged current catalog copy (issue 16, item 4): open falls back to the
@@ -111,6 +112,9 @@ ckpt_test(test_fork_reflink test_fork_reflink.c LABELS proc root)
 # every checkpoint point
 ckpt_test(test_cow test_cow.c LABELS proc VALGRIND)
 add_dependencies(test_cow ckpt-inspect)
+ckpt_test(test_cow_log test_cow_log.c LABELS proc VALGRIND)
+add_dependencies(test_cow_log ckpt-inspect)
+ckpt_test(test_cow_log_pins test_cow_log_pins.c LABELS proc VALGRIND)
 # ckpt_persist in cow mode (format 1.7): kill -9 at the persist's points and
 # around the checkpoint after it, the dead heap (base + persisted pages) read
 # as ckpt-inspect reads it; a heap that forked before its first checkpoint;

@@ -344,6 +344,30 @@ tu_mount_tmpfs(const char *dir, const char *opts)
 }
 
 int
+tu_mount_ext4(const char *dir, unsigned mib)
+{
+	if (private_mount_ns() < 0)
+		return -1;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -1;
+	char img[600], cmd[1400];
+	snprintf(img, sizeof(img), "%s.img", dir);
+	int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)mib << 20) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "mkfs.ext4 -q -F -m 0 '%s' >/dev/null 2>&1 && "
+		"mount -o loop '%s' '%s' >/dev/null 2>&1", img, img, dir);
+	fflush(NULL);
+	int rc = system(cmd);
+	unlink(img);            /* the loop device keeps it until the unmount */
+	return rc == 0 ? 0 : -1;
+}
+
+int
 tu_bind_ro(const char *dir, const char *target)
 {
 	if (private_mount_ns() < 0)

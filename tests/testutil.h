@@ -80,6 +80,13 @@ pid_t tu_spawn_helper(int *outfd, const char *const *env, const char *arg, ...)
  * (not root, no namespaces): the caller skips with a message.
  */
 int tu_mount_tmpfs(const char *dir, const char *opts);
+/*
+ * tu_mount_ext4 -- a new ext4 filesystem of mib MiB in an image file beside
+ * dir (dir.img), loop-mounted on dir in this process's own mount namespace
+ * (as tu_mount_tmpfs); 0, or -1 when mkfs.ext4 or a loop mount is not to
+ * be had here: the caller skips with a message
+ */
+int tu_mount_ext4(const char *dir, unsigned mib);
 /* tu_bind_ro -- bind-mount dir onto target read-only; 0 or -1 with errno */
 int tu_bind_ro(const char *dir, const char *target);
 /* tu_umount -- detach the mount at dir (lazy), asserting success */

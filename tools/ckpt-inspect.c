@@ -152,7 +152,7 @@ cmd_info(struct inspect *in, int argc, char **argv)
 			"\"segments_total\":%u,\"persistence\":\"%s\",\"fork_mode\":\"%s\","
 			"\"keep_checkpoints\":%u,\"next_checkpoint_id\":%llu,\"file_size\":%llu,"
 			"\"file_size_now\":%llu,\"created\":\"%s\",\"catalog_copy\":%u,\"catalog_generation\":%llu,"
-			"\"catalog_fallback\":%s,\"sealed\":%s,\"key_id\":%s%s%s}\n",
+			"\"catalog_fallback\":%s,\"sealed\":%s,\"key_id\":%s%s%s,\"page_logs\":%s}\n",
 			h->major, h->minor, uuid, (unsigned long long)h->base,
 			(unsigned long long)h->heap_size, (unsigned long long)h->seg_size,
 			used, h->max_segments, kind, fm, h->keep_checkpoints,
@@ -161,7 +161,8 @@ cmd_info(struct inspect *in, int argc, char **argv)
 			created, in->src.copy,
 			(unsigned long long)in->src.generation,
 			in->src.fallback ? "true" : "false", sealed ? "true" : "false",
-			sealed ? "\"" : "", sealed ? key_id : "null", sealed ? "\"" : "");
+			sealed ? "\"" : "", sealed ? key_id : "null", sealed ? "\"" : "",
+			(h->flags & POOL_F_LOG_AREA) ? "true" : "false");
 		return 0;
 	}
 	char b1[32], b2[32];
@@ -179,6 +180,8 @@ cmd_info(struct inspect *in, int argc, char **argv)
 	else
 		printf("sealed           no\n");
 	printf("keep checkpoints %u\n", h->keep_checkpoints);
+	printf("page logs        %s\n", (h->flags & POOL_F_LOG_AREA) ?
+		"yes (format 1.9: a cow checkpoint may log its pages, folded later)" : "no");
 	printf("created          %s\n", created);
 	printf("file size        %s now, at most %s\n",
 		human_size(in->file_size, b2, sizeof(b2)), human_size(h->file_size, b1, sizeof(b1)));

@@ -62,6 +62,13 @@ young_heap(struct inspect *in, uint32_t i)
 		cat_lease_held(in->fd, i);
 }
 
+/* logged -- a checkpoint whose image is its segment with its page log over it (format 1.9) */
+static int
+logged(const struct cat_entry *e)
+{
+	return e->state == CAT_CKPT && (e->flags & CAT_F_LOGGED);
+}
+
 /* list_json_row -- one segment object of list --json; rows[r] describes it */
 static void
 list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsigned r)
@@ -78,7 +85,7 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 		printf("\"checkpoint\":null,\"label\":\"\",\"pid\":null,\"owner_alive\":null,"
 			"\"parent\":null,\"source\":null,\"restarted_from\":null,\"lineage\":null,"
 			"\"tree_parent\":null,\"depth\":0,\"children\":[],\"time\":null,"
-			"\"time_ns\":null,\"used\":0,\"in_use\":0,\"lazy_restart\":null,"
+			"\"time_ns\":null,\"used\":0,\"in_use\":0,\"lazy_restart\":null,\"logged\":null,"
 			"\"remote\":null,\"young\":%s}", young_heap(in, i) ? "true" : "false");
 		return;
 	}
@@ -126,9 +133,10 @@ list_json_row(struct inspect *in, const struct row *rows, unsigned nrows, unsign
 			first = 0;
 		}
 	printf("],\"time\":\"%s\",\"time_ns\":%" PRIu64 ",\"used\":%" PRIu64
-		",\"in_use\":%" PRIu64 ",\"lazy_restart\":%s,\"remote\":", t, e->time_ns,
-		e->used, e->in_use, e->state != CAT_CKPT ? "null" :
-		(e->flags & CAT_F_SUMS_STORED) ? "true" : "false");
+		",\"in_use\":%" PRIu64 ",\"lazy_restart\":%s,\"logged\":%s,\"remote\":", t,
+		e->time_ns, e->used, e->in_use, e->state != CAT_CKPT ? "null" :
+		(e->flags & CAT_F_SUMS_STORED) ? "true" : "false",
+		e->state != CAT_CKPT ? "null" : logged(e) ? "true" : "false");
 	struct remote_state rs;
 	if (e->state == CAT_CKPT && remote_state_get(pool_path, e->ckpt_id, &rs)) {
 		printf("{\"state\":");
@@ -355,11 +363,12 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		for (const unsigned char *p = (const unsigned char *)tree[r]; *p; p++)
 			vis += (*p & 0xc0) != 0x80;
 		char mem[64], rem[400];
-		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s%s%s\n", tree[r],
+		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s%s%s%s\n", tree[r],
 			tw - vis, "", st, par, ck, from, e->label[0] ? e->label : "-", pid, t,
 			human_size(e->used, sz, sizeof(sz)),
 			e->state == CAT_CKPT ? human_size(e->in_use, iu, sizeof(iu)) : "-",
 			busy ? "  " : "", busy ? busy_note(st) : "", memory_note(in, e, mem, sizeof(mem)),
+			logged(e) ? "  logged (its page log is not folded yet)" : "",
 			remote_note(e, rem, sizeof(rem)));
 	}
 	const char *fl = fbuf;

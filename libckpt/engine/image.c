@@ -56,10 +56,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include "image.h"
 #include "handle.h"
 #include "heap.h"
+#include "layout.h"
+#include "pagelog.h"
 #include "segcopy.h"
 #include "segment.h"
 #include "sums.h"
@@ -108,6 +112,8 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 		e->cur = bits_new(e);
 		e->sums = malloc(npages * sizeof(uint64_t));
 		e->can_clone = segcopy_can_clone(p->fd);
+		struct statfs fs;
+		e->on_tmpfs = fstatfs(p->fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC;
 		e->lazy_uffd = -1;
 		p->eng = e;
 		if (!e->cur || !e->sums) {
@@ -151,6 +157,37 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	return e->lazy || done ? 0 : -1;
 }
 
+/*
+ * start_logging -- format 1.9, once no lazy fill holds the range: with
+ * write-protect tracking of the interval (which re-arms; the private scan
+ * cannot), the heap stops re-basing and recycling checkpoints write page
+ * logs. Without it (no log area, no userfaultfd, a lazy fill under way),
+ * nothing changes: the heap re-bases, and a later re-base tries again.
+ * Nor while the heap maps its own segment (a new heap): a fork child would
+ * map it too, and ckpt_persist writes there (persist.c); its first
+ * checkpoint re-bases. Nor on tmpfs, where the images are memory and
+ * there is no disk for a log to spare. Nor with keep 1, where nothing is recycled: every
+ * checkpoint copies its base, and a base that stays would mean copying
+ * more and more of what was written since it (image_build stops logging
+ * when the setting drops to 1).
+ */
+static void
+start_logging(struct ckpt_pool *p, uint32_t seg)
+{
+	struct engine *e = p->eng;
+	if (e->logging || e->lazy || seg == p->seg || p->keep < 2 || e->on_tmpfs ||
+	    !(p->hdr.flags & POOL_F_LOG_AREA) || test_flag("CKPT_TEST_NO_LOG"))
+		return;
+	if (dirty_start(&e->interval, (void *)(uintptr_t)p->hdr.base, p->hdr.seg_size, 0) < 0)
+		return;
+	if (e->interval.method != DIRTY_WP_ASYNC) {
+		dirty_stop(&e->interval);
+		return;
+	}
+	e->logging = 1;
+	e->cur_kept = 0;
+}
+
 void
 image_settle(struct ckpt_pool *p)
 {
@@ -159,6 +196,10 @@ image_settle(struct ckpt_pool *p)
 		lazy_finish(e->lazy);
 		e->lazy = NULL;
 	}
+	/* and the last log's fold: no engine thread runs across a fork, and a
+	 * checkpoint's fdatasync takes the folded pages with it */
+	if (e)
+		fold_wait(&e->fold);
 }
 
 int
@@ -183,6 +224,7 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	if (dirty_start(&e->tracker, base, p->hdr.seg_size, 1) < 0)
 		return -1;
 	e->tracking = 1;
+	start_logging(p, seg);
 	/* a re-base: the image we leave may have been pinned by a lock of
 	 * ours (an unpublished one, checkpoint.c); nothing maps it now */
 	if (rebase && e->base_seg != seg)
@@ -217,9 +259,13 @@ image_detach(struct ckpt_pool *p)
 		e->lazy_fetch.end(e->lazy_fetch.arg);
 	if (e->tracking)
 		dirty_stop(&e->tracker);
+	fold_wait(&e->fold);
+	if (e->logging)
+		dirty_stop(&e->interval);
 	while (e->n)
 		ring_drop_front(e);
 	bg_clear(e);
+	free(e->since);
 	free(e->cur);
 	free(e->sums);
 	free(e);
@@ -278,6 +324,14 @@ image_after_fork_child(struct ckpt_pool *p)
 	dirty_after_fork_child(&e->tracker);
 	while (e->n)
 		ring_drop_front(e);
+	/* the parent's fold and interval are the parent's: the child's first
+	 * checkpoint re-bases (from the pages written since the base, which
+	 * the private scan knows), and its next ones log */
+	fold_forget(&e->fold);
+	if (e->logging)
+		dirty_stop(&e->interval);   /* another process: closes, no ioctl */
+	e->logging = 0;
+	e->cur_kept = 0;
 }
 
 /*
@@ -311,6 +365,10 @@ recyclable(struct ckpt_pool *p, const struct cat_view *v, int *bg)
 				v->e[j].ckpt_id > c->ckpt_id;
 		if (newer < p->keep || (best >= 0 && c->ckpt_id > v->e[best].ckpt_id) ||
 		    seg_pinned(p, v, i))
+			continue;
+		/* a logged image's bytes are not its checkpoint's until folded */
+		if ((c->flags & CAT_F_LOGGED) &&
+		    !(e->fold.done && e->fold.seg == i && e->fold.id == c->ckpt_id))
 			continue;
 		int k = -1, b = -1;
 		for (unsigned r = 0; r + 1 < e->n; r++)
@@ -444,19 +502,73 @@ image_sum(struct ckpt_pool *p, uint64_t used, uint64_t *sum, uint32_t *flags)
 	*flags = CAT_F_PAGE_SUMS;
 }
 
+/*
+ * since_base -- the pages written since the base mapping: the interval
+ * itself without logging (the heap re-based at the last checkpoint), else
+ * the private scan's report (about 10 ms a GiB, only for builds that do
+ * not recycle one of this heap's own checkpoints)
+ */
+static const uint64_t *
+since_base(struct ckpt_pool *p, uint64_t used)
+{
+	struct engine *e = p->eng;
+	if (!e->logging)
+		return e->cur;
+	if (!e->since && !(e->since = bits_new(e))) {
+		ckpt_err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	memset(e->since, 0, e->words * sizeof(uint64_t));
+	if (dirty_collect(&e->tracker, used, 0, mark, e->since) < 0)
+		return NULL;
+	/* what the interval saw is written since the base too (a page the
+	 * program dropped with MADV_DONTNEED is the base's again, and the
+	 * private scan misses it: the union covers it) */
+	for (uint64_t i = 0; i < e->words; i++)
+		e->since[i] |= e->cur[i];
+	return e->since;
+}
+
+/* write_log -- the pages of w as the log of seg (1), or 0: they go in place */
+static int
+write_log(struct ckpt_pool *p, uint32_t seg, const uint64_t *w, uint64_t used, uint64_t sum)
+{
+	struct engine *e = p->eng;
+	uint64_t bytes;
+	int rc = plog_write(p->fd, layout_log_off(&p->hdr, seg), p->hdr.seg_size / LAYOUT_LOG_RATIO,
+			p->heap_map.addr, w, used, e->sums, sum, &bytes);
+	if (rc == 1) {
+		e->last_written = bytes;
+		test_point("checkpoint:after-log");
+	}
+	return rc;
+}
+
 int
 image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint64_t *sum,
 		uint32_t *flags)
 {
 	struct engine *e = p->eng;
 	image_settle(p);
-	memset(e->cur, 0, e->words * sizeof(uint64_t));
-	if (dirty_collect(&e->tracker, used, 0, mark, e->cur) < 0)
+	if (e->logging && p->keep < 2) {
+		/* nothing will be recycled: re-base again (start_logging) */
+		dirty_stop(&e->interval);
+		e->logging = 0;
+		e->cur_kept = 0;
+	}
+	/* the interval: logging re-arms, so what a failed checkpoint collected
+	 * stays in cur for the next one */
+	if (!e->cur_kept)
+		memset(e->cur, 0, e->words * sizeof(uint64_t));
+	if (dirty_collect(e->logging ? &e->interval : &e->tracker, used, e->logging, mark,
+			e->cur) < 0)
 		return -1;
+	e->cur_kept = e->logging;
 	test_step("scan");
 	e->last_recycled = recycled;
 	e->last_cloned = 0;
-	const uint64_t *w = e->cur;
+	e->last_logged = 0;
+	const uint64_t *w = NULL;
 	uint64_t *u = NULL;
 	if (recycled == 2) {
 		/* a background image of this base: the base with the pages it
@@ -466,8 +578,13 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 		 * bytes here, not there: the union covers it) */
 		u = e->recycling;
 		e->recycling = NULL;
+		const uint64_t *b = since_base(p, used);
+		if (!b) {
+			free(u);
+			return -1;
+		}
 		for (uint64_t i = 0; i < e->words; i++)
-			u[i] |= e->cur[i];
+			u[i] |= b[i];
 		w = u;
 	} else if (recycled) {
 		/* written since the recycled checkpoint: every later interval
@@ -480,28 +597,44 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 			for (uint64_t i = 0; i < e->words; i++)
 				u[i] |= e->ring[k].written[i];
 		w = u;
-	} else if (e->base_used) {
-		/* an image that retention will recycle is rewritten in place
-		 * later: give it blocks of its own (on XFS a write into a clone
-		 * is a copy on write); with keep 1 nothing is recycled: clone */
-		const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE };
-		enum segcopy_how how = p->keep >= 2 && e->can_clone ? SEGCOPY_UNSHARED
-			: SEGCOPY_ANY;
-		if (segcopy(p->fd, seg_off(p, e->base_seg), seg_off(p, seg), e->base_used,
-				p->hdr.seg_size, how, &o, &e->last_cloned) < 0)
+	} else {
+		if (!(w = since_base(p, used)))
 			return -1;
-	} else if (segcopy_punch(p->fd, seg_off(p, seg), p->hdr.seg_size) < 0) {
-		return -1;
+		if (e->base_used) {
+			/* an image that retention will recycle is rewritten in
+			 * place later: give it blocks of its own (on XFS a write
+			 * into a clone is a copy on write); with keep 1 nothing
+			 * is recycled: clone */
+			const struct segcopy_opts o = { .kind = SEGCOPY_KIND_PROBE };
+			enum segcopy_how how = p->keep >= 2 && e->can_clone ? SEGCOPY_UNSHARED
+				: SEGCOPY_ANY;
+			if (segcopy(p->fd, seg_off(p, e->base_seg), seg_off(p, seg), e->base_used,
+					p->hdr.seg_size, how, &o, &e->last_cloned) < 0)
+				return -1;
+		} else if (segcopy_punch(p->fd, seg_off(p, seg), p->hdr.seg_size) < 0) {
+			return -1;
+		}
 	}
 	test_step("base");
-	int rc = write_runs(p, seg, w, used);
+	image_sum(p, used, sum, flags);
+	/* format 1.9: a recycled image of this heap's takes the pages in its
+	 * log, in sequence, when they fit; else (and before 1.9) in place */
+	int rc = 0;
+	if (e->logging && recycled == 1 && (*flags & CAT_F_PAGE_SUMS) &&
+	    (p->hdr.flags & POOL_F_LOG_AREA))
+		rc = write_log(p, seg, w, used, *sum);
+	if (rc == 1) {
+		e->last_logged = 1;
+		*flags |= CAT_F_LOGGED;
+	} else if (rc == 0) {
+		rc = write_runs(p, seg, w, used);
+	}
 	free(u);
 	if (rc < 0)
 		return -1;          /* a retry writes the same pages again */
 	test_step("write");
 	if (recycled == 1)
 		ring_drop_front(e); /* the recycled checkpoint is gone */
-	image_sum(p, used, sum, flags);
 	/* format 1.2: the page sums go beside the image, so that a restart
 	 * can verify each page on first access (lazy.c) */
 	if ((*flags & CAT_F_PAGE_SUMS) && (p->hdr.flags & POOL_F_SUMS_AREA)) {
@@ -513,12 +646,24 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	return 0;
 }
 
+/*
+ * ring_push -- remember the interval that ends with the new image in seg
+ * (its pages: cur, copied into b; its id comes with image_published)
+ */
+static void
+ring_push(struct engine *e, uint32_t seg, uint64_t *b)
+{
+	if (e->n == IMAGE_RING)
+		ring_drop_front(e);
+	memcpy(b, e->cur, e->words * sizeof(uint64_t));
+	e->ring[e->n++] = (struct image_interval){ .id = 0, .seg = seg, .written = b };
+	e->cur_kept = 0;        /* the ring has the interval now */
+}
+
 int
 image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 {
 	struct engine *e = p->eng;
-	if (e->n == IMAGE_RING)
-		ring_drop_front(e);
 	uint64_t *b = bits_new(e);
 	if (!b)
 		return ckpt_err_set(ENOMEM, "out of memory");
@@ -528,18 +673,65 @@ image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 		return -1;
 	}
 	e->persist_ok = 0;      /* the catalog still names the old base */
-	memcpy(b, e->cur, e->words * sizeof(uint64_t));
-	e->ring[e->n++] = (struct image_interval){ .id = 0, .seg = seg, .written = b };
+	ring_push(e, seg, b);
+	return 0;
+}
+
+int
+image_keep_base(struct ckpt_pool *p, uint32_t seg)
+{
+	struct engine *e = p->eng;
+	uint64_t *b = bits_new(e);
+	if (!b)
+		return ckpt_err_set(ENOMEM, "out of memory");
+	ring_push(e, seg, b);
 	return 0;
 }
 
 void
-image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id)
+image_publishing(struct ckpt_pool *p, struct cat_view *v, uint32_t seg, ckpt_id id)
+{
+	struct engine *e = p->eng;
+	if (!e->logging)
+		v->e[p->seg].source = seg;
+	/* the pages persisted under the old base are stale from here */
+	if (p->hdr.minor >= POOL_MINOR_PERSISTED_PAGES)
+		v->e[p->seg].base_id = id;
+	fold_clear(&e->fold, v);
+}
+
+void
+image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id, uint64_t used, uint64_t sum)
 {
 	struct engine *e = p->eng;
 	if (e->n && e->ring[e->n - 1].seg == seg)
 		e->ring[e->n - 1].id = id;
-	e->base_is_ckpt = 1;
+	if (!e->logging)
+		e->base_is_ckpt = 1;
 	e->base_id = id;
 	e->persist_ok = 1;
+	fold_cleared(&e->fold);     /* the publication cleared its flag */
+	if (e->last_logged)
+		fold_start(&e->fold, p, seg, id, used, sum);
+}
+
+int
+image_fold_finish(struct ckpt_pool *p)
+{
+	struct engine *e = p->eng;
+	if (!e)
+		return 0;
+	fold_wait(&e->fold);
+	if (!e->fold.done)
+		return 0;
+	if (fdatasync(p->fd) < 0)
+		return ckpt_err_set(errno, "fdatasync: %s", strerror(errno));
+	struct cat_view v;
+	if (cat_begin(&p->cat, &v) < 0)
+		return -1;
+	fold_clear(&e->fold, &v);
+	if (cat_commit(&p->cat) < 0)
+		return -1;
+	fold_cleared(&e->fold);
+	return 0;
 }

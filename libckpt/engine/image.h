@@ -11,6 +11,7 @@
 #include "libckpt.h"
 #include "catalog.h"
 #include "dirty.h"
+#include "engine/fold.h"
 #include "engine/lazy.h"
 
 struct ckpt_pool;
@@ -45,10 +46,16 @@ struct image_bg {
  * Invariants: the heap maps segment base_seg privately at the pool's base;
  * tracker reports the pages written since that mapping was made; ring[0 ..
  * n) are consecutive checkpoints of this heap, oldest first, the last one
- * being the base image (when the base is a checkpoint), each with the
+ * being the newest this heap published (or its base image), each with the
  * pages written since the one before it. bg[0 .. nbg) are background
  * checkpoints made from the current base (epoch counts the bases: an entry
  * from another epoch is never added, and a re-base empties the list).
+ * logging (format 1.9, write-protect tracking): the heap does not re-base
+ * after a checkpoint; interval reports the pages written since the last
+ * checkpoint this heap published (re-armed by each collect), and cur holds
+ * what a checkpoint that failed collected from it (cur_kept) until one is
+ * published. Without logging, each checkpoint re-bases onto its image and
+ * tracker's report is the interval.
  */
 struct engine {
 	struct dirty tracker;   /* valid while tracking */
@@ -57,6 +64,7 @@ struct engine {
 	uint64_t base_used;     /* its used bytes (0: an empty heap, no image) */
 	int base_is_ckpt;       /* base_seg is a published checkpoint */
 	int can_clone;          /* the pool's filesystem clones (XFS, btrfs) */
+	int on_tmpfs;           /* the pool's file is on tmpfs: no page logs */
 	uint64_t words;         /* bitmap words per interval */
 	unsigned n;
 	struct image_interval ring[IMAGE_RING];
@@ -73,8 +81,9 @@ struct engine {
 	                           with it (image_lazy), else -1 */
 	struct lazy *lazy;      /* the lazy fill under way, or NULL (lazy.h) */
 	/* ckpt_persist (engine/persist.c, format 1.7) */
-	ckpt_id base_id;        /* the checkpoint base_seg holds, 0 for none: the
-	                           tag of the pages persisted under this base */
+	ckpt_id base_id;        /* the checkpoint the heap's persisted pages are
+	                           over, their tag: the one base_seg holds, or
+	                           while logging the last one published; 0 for none */
 	int persist_ok;         /* the catalog names this base (0 between a
 	                           re-base and its publication, and after a
 	                           publication that failed) */
@@ -87,6 +96,13 @@ struct engine {
 	uint64_t last_written;  /* bytes written from the heap */
 	int last_recycled;      /* 1 if it recycled an old checkpoint (2: a background one) */
 	int last_cloned;        /* 1 if the base image was cloned */
+	int last_logged;        /* 1 if it wrote a page log (pagelog.h) */
+	/* format 1.9: no re-base, page logs (see the invariants above) */
+	int logging;
+	struct dirty interval;  /* valid while logging */
+	int cur_kept;           /* cur holds a collected interval not yet published */
+	uint64_t *since;        /* scratch: pages written since the base mapping */
+	struct fold fold;       /* the background fold of the last logged checkpoint */
 };
 
 /*
@@ -113,8 +129,9 @@ CKPT_HIDDEN int image_prepare(struct ckpt_pool *p, const uint64_t *sums);
 CKPT_HIDDEN void image_lazy(struct ckpt_pool *p, int uffd, const struct lazy_fetch *fetch);
 
 /*
- * image_settle -- complete a lazy fill under way (before a fork or a
- * checkpoint: afterwards the heap is an ordinary private image)
+ * image_settle -- complete a lazy fill and wait for a fold under way
+ * (before a fork or a checkpoint: afterwards the heap is an ordinary
+ * private image, and no thread of the engine runs)
  */
 CKPT_HIDDEN void image_settle(struct ckpt_pool *p);
 
@@ -153,8 +170,32 @@ CKPT_HIDDEN int image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uin
  */
 CKPT_HIDDEN int image_rebase(struct ckpt_pool *p, uint32_t seg, uint64_t used);
 
-/* image_published -- the rebased image got id: record it in the ring */
-CKPT_HIDDEN void image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id);
+/*
+ * image_keep_base -- instead of image_rebase, when the engine is logging:
+ * the heap keeps its mapping, and the interval goes into the ring
+ */
+CKPT_HIDDEN int image_keep_base(struct ckpt_pool *p, uint32_t seg);
+
+/*
+ * image_publishing -- in the publication's transaction v (its commit
+ * follows the image's fdatasync): our live entry names the new image as
+ * the one it maps when the heap re-based on it, and the checkpoint its
+ * persisted pages are over; the checkpoint the last fold folded is no
+ * longer logged
+ */
+CKPT_HIDDEN void image_publishing(struct ckpt_pool *p, struct cat_view *v, uint32_t seg,
+		ckpt_id id);
+
+/* image_published -- the new image got id: record it in the ring; fold its log */
+CKPT_HIDDEN void image_published(struct ckpt_pool *p, uint32_t seg, ckpt_id id,
+		uint64_t used, uint64_t sum);
+
+/*
+ * image_fold_finish -- before ckpt_close: wait for the fold under way and,
+ * if it folded, make that durable and clear its checkpoint's flag (an
+ * fdatasync and a commit). -1 (ckpt_err_set) leaves the checkpoint logged.
+ */
+CKPT_HIDDEN int image_fold_finish(struct ckpt_pool *p);
 
 /*
  * Background checkpoints (bgsave.c). Before the fork the parent notes

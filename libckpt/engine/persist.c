@@ -14,9 +14,10 @@
  *
  *   - a page whose write (or whose sum's write) did not complete before a
  *     crash fails its sum and is ignored: that page reads as the base's;
- *   - a checkpoint's publication, which moves the entry's base (source and
- *     base_id, one commit), makes every page persisted before it stale at
- *     once, and the new base holds them (the checkpoint copied the heap
+ *   - a checkpoint's publication, which moves the entry's base (base_id,
+ *     and source with it unless the heap logs and keeps its mapping:
+ *     format 1.9; one commit), makes every page persisted before it stale
+ *     at once, and the new base holds them (the checkpoint copied the heap
  *     after those persists returned: both hold the pool's mutex);
  *   - pages left by an earlier life of the segment never match (the life
  *     is in the seed; life ids are never reused).
@@ -27,8 +28,8 @@
  * Each page is copied out of the heap before it is summed and written, so
  * a thread that writes the page meanwhile cannot make its bytes and its
  * sum disagree. Nothing is written while the base the catalog names is not
- * the one the heap maps (between a checkpoint's re-base and its
- * publication, or after a publication that failed: persist_ok), and
+ * the one the heap's pages are over (between a checkpoint's re-base and
+ * its publication, or after a publication that failed: persist_ok), and
  * nothing into our own segment while a fork child may map it: a heap that
  * forked before its first checkpoint gave the child its own segment as the
  * child's base, and a write there would change the child's unwritten pages

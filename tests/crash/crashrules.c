@@ -33,6 +33,7 @@
 #include "heap.h"
 #include "inspect.h"
 #include "layout.h"
+#include "pagelog.h"
 #include "sums.h"
 #include "test_checkpoint_util.h"
 
@@ -84,6 +85,31 @@ write_state(const char *path)
 }
 
 /*
+ * logged_image -- the image of logged checkpoint e (segment i) in W: its
+ * segment's bytes with its page log over them (pagelog.h), in a buffer the
+ * caller frees; NULL if the log is damaged or lies past the file
+ */
+static unsigned char *
+logged_image(const struct pool_hdr *hdr, const struct cat_entry *e, uint32_t i)
+{
+	uint64_t slot = layout_log_off(hdr, i), slot_len = hdr->seg_size / LAYOUT_LOG_RATIO;
+	const struct plog_hdr *h = (const void *)(W + slot);
+	if (!(hdr->flags & POOL_F_LOG_AREA) || slot + slot_len > W_size ||
+	    plog_check_hdr(h, slot_len, e->used, e->checksum) < 0 ||
+	    plog_check_table(h, (const void *)(W + slot + PLOG_PAGE)) < 0)
+		return NULL;
+	unsigned char *img = malloc(e->used ? e->used : 1);
+	if (!img)
+		return NULL;
+	memcpy(img, W + layout_seg_off(hdr, i), e->used);
+	const struct plog_ent *t = (const void *)(W + slot + PLOG_PAGE);
+	const unsigned char *pages = W + slot + plog_pages_off(h->npages);
+	for (uint64_t k = 0; k < h->npages; k++)
+		memcpy(img + t[k].page * PLOG_PAGE, pages + k * PLOG_PAGE, PLOG_PAGE);
+	return img;
+}
+
+/*
  * read_pool -- the pool as the library reads it: header, current catalog,
  * checkpoints with their checksums. 0 readable (list filled), -1 not (why in msg)
  */
@@ -120,11 +146,16 @@ read_pool(struct listed *list, unsigned *nlist, struct pool_hdr *hdr, char *msg,
 		if (ok) {
 			/* whole (XXH3 of the bytes) or, for a cow image
 			 * (CAT_F_PAGE_SUMS), XXH3 of its 4 KiB page sums: sums.h,
-			 * the library's own definition */
+			 * the library's own definition; a logged image (format
+			 * 1.9) with its page log laid over the segment */
+			unsigned char *img = (e[i].flags & CAT_F_LOGGED) ?
+				logged_image(hdr, &e[i], i) : NULL;
 			struct sums sm;
 			sums_begin(&sm, (e[i].flags & CAT_F_PAGE_SUMS) != 0, NULL);
-			sums_update(&sm, W + so, e[i].used);
-			ok = sums_end(&sm) == e[i].checksum;
+			sums_update(&sm, img ? img : W + so, e[i].used);
+			ok = sums_end(&sm) == e[i].checksum &&
+				(img || !(e[i].flags & CAT_F_LOGGED));
+			free(img);
 		}
 		list[(*nlist)++] = (struct listed){ e[i].ckpt_id, i, e[i].lineage, ok };
 	}
