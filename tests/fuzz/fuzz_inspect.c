@@ -18,9 +18,12 @@
  *     (the slabs' first-use checks) and allocations and frees on it, which
  *     must agree with the walker and never crash.
  *   pool mode: patches on a real pool file (header, catalog, three
- *     checkpoints and a dead heap) held in a memfd; byte 0 bit 1 re-seals
+ *     checkpoints and a dead heap) held in a memfd, or with byte 0 bit 6 on
+ *     a cow pool of format 1.9 whose newest checkpoint is logged (its page
+ *     log not folded) beside a dead cow heap; byte 0 bit 1 re-seals
  *     the header checksum, bit 2 re-seals the current catalog copy's
- *     checksum (so the fuzzer gets past them), bits 3 and 5 together
+ *     checksum, bit 7 the page log's table and header checksums (so the
+ *     fuzzer gets past them), bits 3 and 5 together
  *     truncate the file at (last byte / 256) of its size, bit 4 verifies
  *     with INSPECT_VERIFY_STRICT.
  *     Then what ckpt-inspect does: inspect_open_header, inspect_verify,
@@ -53,6 +56,7 @@
 #include "heap.h"
 #include "inspect.h"
 #include "layout.h"
+#include "pagelog.h"
 
 #define HEAP_TPL_SIZE ((size_t)4 << 20)
 
@@ -62,18 +66,28 @@ static uint8_t *heap_work;     /* patched copy */
 static uint8_t *heap_cur;      /* the template heap_work is a copy of */
 static size_t heap_hw;         /* template's high-water mark */
 
-static int pool_fd = -1;       /* memfd holding the template pool */
-static char pool_path[64];
-static uint64_t pool_size;
-static struct pool_hdr pool_hdr;
-
-/* the template's data extents, to restore what a truncation cut away */
+/* the template's data T->extents, to restore what a truncation cut away */
 struct extent {
 	uint64_t off, len;
 	uint8_t *bytes;
 };
-static struct extent extents[64];
-static unsigned nextents;
+
+/*
+ * tpl -- a template pool held in a memfd: 0, copy mode; 1, cow mode with
+ * a logged checkpoint (format 1.9, its fold held back), whose log slot is
+ * log_off (0: the machine gave no log, and region 7 is the whole file)
+ */
+struct tpl {
+	int fd;
+	char path[64];
+	uint64_t size;
+	struct pool_hdr hdr;
+	struct extent extents[256];
+	unsigned nextents;
+	uint64_t log_off;
+};
+static struct tpl tpls[2];
+static struct tpl *T;          /* the one pool_mode patches */
 
 static void
 die(const char *what)
@@ -140,21 +154,25 @@ make_heap(void)
 }
 
 static void
-make_pool(void)
+make_pool(struct tpl *t, int cow)
 {
-	char dir[] = "/tmp/fuzz-inspect-XXXXXX";
+	T = t;
+	char dir[] = "/var/tmp/fuzz-inspect-XXXXXX";    /* not tmpfs: logs */
 	if (!mkdtemp(dir))
 		abort();
 	char path[128];
 	snprintf(path, sizeof(path), "%s/pool", dir);
 	struct ckpt_config cfg = { .heap_size = 4u << 20, .max_segments = 6,
-		.fork_mode = CKPT_FORK_COPY };
+		.fork_mode = cow ? CKPT_FORK_COW : CKPT_FORK_COPY, .keep_checkpoints = 2 };
+	if (cow)
+		setenv("CKPT_TEST_NO_FOLD", "1", 1);    /* its last checkpoint stays logged */
 	ckpt_pool *p = ckpt_create(path, &cfg);
 	if (!p)
 		die("ckpt_create");
 	void *last = NULL;
-	for (int round = 0; round < 3; round++) {
-		for (int i = 0; i < 40; i++) {
+	for (int round = 0; round < (cow ? 5 : 3); round++) {
+		/* cow: the later rounds change a few bytes, a log that fits */
+		for (int i = 0; i < 40 && (round < 3 || i < 2); i++) {
 			void *x = ckpt_alloc(p, (size_t)(16 << (i % 12)) + (size_t)i);
 			if (!x)
 				die("ckpt_alloc");
@@ -171,11 +189,11 @@ make_pool(void)
 	/* copy the file (data only: holes stay holes) into a memfd, leave the
 	 * pool open so its live heap shows as a dead one in the copy */
 	int fd = open(path, O_RDONLY);
-	pool_fd = memfd_create("fuzz-pool", 0);
-	if (fd < 0 || pool_fd < 0)
+	T->fd = memfd_create("fuzz-pool", 0);
+	if (fd < 0 || T->fd < 0)
 		abort();
-	pool_size = (uint64_t)lseek(fd, 0, SEEK_END);
-	if (ftruncate(pool_fd, (off_t)pool_size) < 0)
+	T->size = (uint64_t)lseek(fd, 0, SEEK_END);
+	if (ftruncate(T->fd, (off_t)T->size) < 0)
 		abort();
 	static char buf[1 << 16];
 	off_t off = 0;
@@ -184,9 +202,9 @@ make_pool(void)
 		if (d < 0)
 			break;
 		off_t hole = lseek(fd, d, SEEK_HOLE);
-		if (nextents == sizeof(extents) / sizeof(extents[0]))
+		if (T->nextents == sizeof(T->extents) / sizeof(T->extents[0]))
 			abort();
-		struct extent *x = &extents[nextents++];
+		struct extent *x = &T->extents[T->nextents++];
 		x->off = (uint64_t)d;
 		x->len = (uint64_t)(hole - d);
 		x->bytes = malloc(x->len);
@@ -197,20 +215,32 @@ make_pool(void)
 					sizeof(buf) : (size_t)(hole - o), o);
 			if (n <= 0)
 				abort();
-			if (pwrite(pool_fd, buf, (size_t)n, o) != n)
+			if (pwrite(T->fd, buf, (size_t)n, o) != n)
 				abort();
 			o += n;
 		}
 		off = hole;
 	}
 	close(fd);
-	if (pread(pool_fd, &pool_hdr, sizeof(pool_hdr), 0) != sizeof(pool_hdr))
+	if (pread(T->fd, &T->hdr, sizeof(T->hdr), 0) != sizeof(T->hdr))
 		abort();
-	snprintf(pool_path, sizeof(pool_path), "/proc/self/fd/%d", pool_fd);
+	snprintf(T->path, sizeof(T->path), "/proc/self/fd/%d", T->fd);
 	unlink(path);
 	rmdir(dir);
+	unsetenv("CKPT_TEST_NO_FOLD");
+	struct inspect in;
+	if (cow && inspect_open(&in, T->path) == 0) {
+		for (uint32_t i = 0; i < in.cat.n; i++)
+			if (in.cat.e[i].state == CAT_CKPT && (in.cat.e[i].flags & CAT_F_LOGGED))
+				t->log_off = layout_log_off(&in.hdr, i);
+		inspect_close(&in);
+		if (!t->log_off)
+			fprintf(stderr, "fuzz_inspect: the cow template holds no logged "
+				"checkpoint here (no write-protect tracking?): the page log "
+				"is not fuzzed\n");
+	}
 	struct inspect_verify_result r;
-	if (inspect_verify_path(pool_path, 0, NULL, NULL, &r) != 0)
+	if (inspect_verify_path(T->path, 0, NULL, NULL, &r) != 0)
 		die("template pool does not verify");
 }
 
@@ -220,7 +250,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	make_heap();
-	make_pool();
+	make_pool(&tpls[1], 1);
+	make_pool(&tpls[0], 0);
 	return 0;
 }
 
@@ -339,81 +370,115 @@ static void
 reseal_catalog(void)
 {
 	uint64_t w;
-	if (pread(pool_fd, &w, 8, POOL_COMMIT_OFF) != 8)
+	if (pread(T->fd, &w, 8, POOL_COMMIT_OFF) != 8)
 		return;
-	uint64_t off = layout_cat_off(&pool_hdr, w & 1);
-	size_t cs = pool_hdr.cat_size;
+	uint64_t off = layout_cat_off(&T->hdr, w & 1);
+	size_t cs = T->hdr.cat_size;
 	uint8_t *copy = malloc(cs);
-	if (!copy || pread(pool_fd, copy, cs, (off_t)off) != (ssize_t)cs) {
+	if (!copy || pread(T->fd, copy, cs, (off_t)off) != (ssize_t)cs) {
 		free(copy);
 		return;
 	}
 	struct cat_hdr *h = (struct cat_hdr *)copy;
 	h->checksum = 0;
 	h->checksum = XXH64(copy, cs, 0);
-	if (pwrite(pool_fd, &h->checksum, 8, (off_t)(off + offsetof(struct cat_hdr, checksum))) != 8)
+	if (pwrite(T->fd, &h->checksum, 8, (off_t)(off + offsetof(struct cat_hdr, checksum))) != 8)
 		abort();
 	free(copy);
+}
+
+/*
+ * reseal_log -- recompute the logged checkpoint's log checksums (table,
+ * then header) over whatever the patches made of them, saving their old
+ * bytes as patches pt[*np ..] to be undone
+ */
+static void
+reseal_log(struct patch *pt, unsigned *np)
+{
+	struct plog_hdr h;
+	if (!T->log_off || pread(T->fd, &h, sizeof(h), (off_t)T->log_off) != sizeof(h))
+		return;
+	uint64_t n = h.npages <= 256 ? h.npages : 256;     /* the table's first pages */
+	struct plog_ent t[256];
+	if (pread(T->fd, t, n * sizeof(t[0]), (off_t)(T->log_off + PLOG_PAGE)) !=
+	    (ssize_t)(n * sizeof(t[0])))
+		return;
+	static const size_t at[2] = { offsetof(struct plog_hdr, table_sum),
+		offsetof(struct plog_hdr, checksum) };
+	for (int k = 0; k < 2; k++) {
+		pt[*np].off = T->log_off + at[k];
+		pt[*np].len = 8;
+		memcpy(pt[*np].old, (const char *)&h + at[k], 8);
+		++*np;
+	}
+	h.table_sum = XXH3_64bits(t, n * sizeof(t[0]));
+	h.checksum = XXH3_64bits(&h, offsetof(struct plog_hdr, checksum));
+	if (pwrite(T->fd, &h, sizeof(h), (off_t)T->log_off) != sizeof(h))
+		abort();
 }
 
 static void
 pool_mode(const uint8_t *data, size_t size)
 {
-	const struct pool_hdr *H = &pool_hdr;
+	T = &tpls[(data[0] >> 6) & 1];
+	const struct pool_hdr *H = &T->hdr;
 	/* regions: header, commit word + catalog copies, segment 0..2 metadata,
-	 * the catalog entries, the whole file */
+	 * the catalog entries, the whole file, the logged checkpoint's log
+	 * header and table (the whole file when the template has none) */
 	const uint64_t rbase[] = { 0, POOL_COMMIT_OFF, H->data_off, H->data_off + H->seg_size,
-		H->data_off + 2 * H->seg_size, POOL_CATALOG_OFF, 0 };
+		H->data_off + 2 * H->seg_size, POOL_CATALOG_OFF, 0, T->log_off };
 	const uint64_t rsize[] = { 256, POOL_PAGE + 2 * H->cat_size, 262144, 262144, 262144,
-		2 * H->cat_size, pool_size };
-	struct patch pt[MAX_PATCHES + 2];
+		2 * H->cat_size, T->size, T->log_off ? 3 * PLOG_PAGE : T->size };
+	struct patch pt[MAX_PATCHES + 4];
 	unsigned np = 0;
 	struct cursor c = { data + 1, size - 1 };
 	uint64_t off;
 	const uint8_t *val;
 	unsigned len;
-	while (np < MAX_PATCHES && next_patch(&c, rbase, rsize, 7, &off, &val, &len)) {
+	while (np < MAX_PATCHES && next_patch(&c, rbase, rsize, 8, &off, &val, &len)) {
 		pt[np].off = off;
 		pt[np].len = (uint8_t)len;
-		if (pread(pool_fd, pt[np].old, len, (off_t)off) != (ssize_t)len ||
-		    pwrite(pool_fd, val, len, (off_t)off) != (ssize_t)len)
+		if (pread(T->fd, pt[np].old, len, (off_t)off) != (ssize_t)len ||
+		    pwrite(T->fd, val, len, (off_t)off) != (ssize_t)len)
 			abort();
 		np++;
 	}
 	/* re-seals are patches too: undone with the rest */
+	if (data[0] & 0x80)
+		reseal_log(pt, &np);
 	uint64_t w = 0;
-	if (pread(pool_fd, &w, 8, POOL_COMMIT_OFF) != 8)
+	if (pread(T->fd, &w, 8, POOL_COMMIT_OFF) != 8)
 		abort();
 	uint64_t cat_ck = layout_cat_off(H, w & 1) + offsetof(struct cat_hdr, checksum);
-	if ((data[0] & 4) && cat_ck + 8 <= pool_size) {
+	if ((data[0] & 4) && cat_ck + 8 <= T->size) {
 		pt[np].off = cat_ck;
 		pt[np].len = 8;
-		if (pread(pool_fd, pt[np].old, 8, (off_t)cat_ck) != 8)
+		if (pread(T->fd, pt[np].old, 8, (off_t)cat_ck) != 8)
 			abort();
 		np++;
 		reseal_catalog();
 	}
 	if (data[0] & 2) {
 		struct pool_hdr h;
-		if (pread(pool_fd, &h, sizeof(h), 0) != sizeof(h))
+		if (pread(T->fd, &h, sizeof(h), 0) != sizeof(h))
 			abort();
 		pt[np].off = offsetof(struct pool_hdr, checksum);
 		pt[np].len = 8;
 		memcpy(pt[np].old, &h.checksum, 8);
 		np++;
 		layout_seal(&h);
-		if (pwrite(pool_fd, &h.checksum, 8, (off_t)offsetof(struct pool_hdr, checksum)) != 8)
+		if (pwrite(T->fd, &h.checksum, 8, (off_t)offsetof(struct pool_hdr, checksum)) != 8)
 			abort();
 	}
-	uint64_t cut = pool_size;
+	uint64_t cut = T->size;
 	if ((data[0] & 40) == 40) {
-		cut = size > 1 ? (uint64_t)data[size - 1] * (pool_size / 256) : 0;
-		if (ftruncate(pool_fd, (off_t)cut) < 0)
+		cut = size > 1 ? (uint64_t)data[size - 1] * (T->size / 256) : 0;
+		if (ftruncate(T->fd, (off_t)cut) < 0)
 			abort();
 	}
 
 	struct inspect in;
-	if (inspect_open_header(&in, pool_path) == 0) {
+	if (inspect_open_header(&in, T->path) == 0) {
 		struct inspect_verify_result r;
 		inspect_verify(&in, data[0] & 16 ? INSPECT_VERIFY_STRICT : 0, NULL, NULL, NULL,
 				NULL, &r);
@@ -439,22 +504,22 @@ pool_mode(const uint8_t *data, size_t size)
 		inspect_close(&in);
 	}
 
-	if (cut < pool_size) {
+	if (cut < T->size) {
 		/* put back what the cut took away */
-		if (ftruncate(pool_fd, (off_t)pool_size) < 0)
+		if (ftruncate(T->fd, (off_t)T->size) < 0)
 			abort();
-		for (unsigned i = 0; i < nextents; i++) {
-			const struct extent *x = &extents[i];
+		for (unsigned i = 0; i < T->nextents; i++) {
+			const struct extent *x = &T->extents[i];
 			if (x->off + x->len <= cut)
 				continue;
 			uint64_t from = x->off < cut ? cut : x->off;
 			uint64_t n = x->off + x->len - from;
-			if (pwrite(pool_fd, x->bytes + (from - x->off), n, (off_t)from) != (ssize_t)n)
+			if (pwrite(T->fd, x->bytes + (from - x->off), n, (off_t)from) != (ssize_t)n)
 				abort();
 		}
 	}
 	while (np--)
-		if (pwrite(pool_fd, pt[np].old, pt[np].len, (off_t)pt[np].off) != pt[np].len)
+		if (pwrite(T->fd, pt[np].old, pt[np].len, (off_t)pt[np].off) != pt[np].len)
 			abort();
 }
 
