@@ -18,7 +18,9 @@
  *  - a process killed at every named point of a logged checkpoint, and a
  *    restart killed in its fold: the pool verifies and restarts;
  *  - ENOSPC in the middle of a log (a small ext4): the checkpoint fails
- *    clearly, nothing listed is lost, and the heap goes on.
+ *    clearly, nothing listed is lost, and the heap goes on;
+ *  - a heap that grows past what its interval tracker covers: every byte
+ *    written in the new part is in the next checkpoints.
  * Where the kernel gives no write-protect tracking, the heap re-bases as
  * before and these tests say so and skip.
  */
@@ -303,6 +305,61 @@ test_log_old_format(void **state)
 }
 
 /*
+ * a logging heap that grows past the range its interval tracker covers
+ * (a little more than the heap it started with): the tracker is grown,
+ * what was written in the new part is in the next checkpoints, and a
+ * restart of each finds every byte
+ */
+static void
+test_log_growth(void **state)
+{
+	(void)state;
+	const char *path = tu_path("growth.pool");
+	struct ts_state *s;
+	int64_t gen;
+	ckpt_id id;
+	ckpt_pool *p = until_logged(path, &s, &gen, &id);
+	if (!p)
+		skip();
+	uint64_t covered = p->eng->interval.len;
+	/* a block that ends past what the tracker covers */
+	size_t len = (size_t)(covered - heap_high_water(p->heap)) + (4u << 20);
+	unsigned char *big = ckpt_alloc(p, len);
+	assert_non_null(big);
+	assert_true((uint64_t)((uintptr_t)big - p->hdr.base) + len > covered);
+	memset(big, 0x77, len);
+	uint64_t off = (uint64_t)((uintptr_t)big - p->hdr.base);
+	ckpt_id a, b;
+	assert_int_equal(ckpt_checkpoint(p, NULL, &a), 0);
+	assert_true(p->eng->logging);
+	assert_true(p->eng->interval.len > covered);
+	/* a few pages of it, and of the rest, written again */
+	for (size_t i = 0; i < len; i += len / 7)
+		big[i] = 0x78;
+	assert_int_equal(ts_modify(p, s, (uint64_t)gen + 1, 13), 0);
+	assert_int_equal(ckpt_checkpoint(p, NULL, &b), 0);
+	assert_int_equal(ts_modify(p, s, (uint64_t)gen + 2, 13), 0);
+	ckpt_id c;
+	assert_int_equal(ckpt_checkpoint(p, NULL, &c), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	char out[512];
+	assert_int_equal(restart_gen(path, b, out, sizeof(out)), gen + 1);
+	assert_int_equal(restart_gen(path, c, out, sizeof(out)), gen + 2);
+	/* every byte of the block, in both */
+	char offs[32], lens[32], ids[32];
+	snprintf(offs, sizeof(offs), "%" PRIu64, off);
+	snprintf(lens, sizeof(lens), "%zu", len);
+	for (int k = 0; k < 2; k++) {
+		snprintf(ids, sizeof(ids), "%" PRIu64, k ? c : b);
+		int st = tu_run_helper(out, sizeof(out), NULL, "growcheck", path, ids, offs, lens,
+				NULL);
+		if (st != 0)
+			fail_msg("checkpoint %s: %s", ids, out);
+	}
+	tu_inspect_verify(path);
+}
+
+/*
  * ENOSPC in the middle of a log, on a small ext4: a log bigger than any
  * before in its slot needs new blocks and the filesystem has none. The
  * checkpoint fails with ENOSPC and says so; every listed checkpoint still
@@ -418,6 +475,24 @@ test_log_crash_points(void **state)
 static int
 helper_main(int argc, char **argv)
 {
+	if (argc == 7 && strcmp(argv[2], "growcheck") == 0) {
+		/* test_log_growth's block: 0x77, and 0x78 every len / 7 bytes */
+		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &log_cfg);
+		if (!p) {
+			printf("open: %s\n", ckpt_errormsg());
+			return 1;
+		}
+		size_t len = strtoull(argv[6], NULL, 10);
+		const unsigned char *big = (const unsigned char *)(uintptr_t)
+			(p->hdr.base + strtoull(argv[5], NULL, 10));
+		for (size_t i = 0; i < len; i++)
+			if (big[i] != (i % (len / 7) == 0 ? 0x78 : 0x77)) {
+				printf("byte %zu of the block is 0x%02x\n", i, big[i]);
+				return 1;
+			}
+		printf("ok\n");
+		return ckpt_close(p) == 0 ? 0 : 1;
+	}
 	if (argc == 5 && strcmp(argv[2], "logkill") == 0) {
 		struct ts_state *s;
 		int64_t gen;
@@ -472,6 +547,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_log_old_format),
 		cmocka_unit_test(test_log_crash_points),
 		cmocka_unit_test(test_log_enospc),
+		cmocka_unit_test(test_log_growth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

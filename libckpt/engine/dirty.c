@@ -438,6 +438,21 @@ dirty_start(struct dirty *d, void *addr, size_t len, int private_file_mapping)
 	return 0;
 }
 
+int
+dirty_grow(struct dirty *d, size_t len)
+{
+	uint64_t end;
+	if (d->method != DIRTY_WP_ASYNC || d->pid != getpid() || len <= d->len ||
+	    len % DIRTY_PAGE || add_overflows(d->addr, len, &end))
+		return ckpt_err_set(EINVAL, "dirty tracking: cannot grow to %zu bytes", len);
+	const char *step;
+	if (uffd_protect(d->uffd, d->addr + d->len, len - d->len, &step) != 0)
+		return ckpt_err_set(errno, "dirty tracking: %s of the range's growth: %s", step,
+				strerror(errno));
+	d->len = len;
+	return 0;
+}
+
 void
 dirty_stop(struct dirty *d)
 {

@@ -98,6 +98,14 @@ CKPT_HIDDEN int dirty_start(struct dirty *d, void *addr, size_t len,
 CKPT_HIDDEN int dirty_collect(struct dirty *d, uint64_t limit, int rearm,
 		int (*fn)(void *arg, uint64_t off, uint64_t len), void *arg);
 
+/*
+ * dirty_grow -- DIRTY_WP_ASYNC: track [addr, addr + len) from now on, len
+ * (4 KiB multiple) above the current one; the pages added count as clean
+ * (the caller knows what was written there before). 0, or -1
+ * (ckpt_err_set) with the tracking unchanged. Other methods: EINVAL.
+ */
+CKPT_HIDDEN int dirty_grow(struct dirty *d, size_t len);
+
 /* dirty_stop -- stop tracking, release the kernel objects (idempotent) */
 CKPT_HIDDEN void dirty_stop(struct dirty *d);
 

@@ -158,6 +158,22 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 }
 
 /*
+ * interval_len -- how much of the heap's range the interval tracker covers
+ * for a heap of used bytes: a little more than used, so the heap can grow
+ * a while before grow_interval. Not all of the segment: write protection
+ * of a file mapping puts a marker in every page-table entry it covers, and
+ * a fork copies those page tables (a 2.5 GiB segment holding 1 GiB of heap
+ * paid 5 MiB of them, twice what a plain process with the data has).
+ */
+static uint64_t
+interval_len(const struct ckpt_pool *p, uint64_t used)
+{
+	const uint64_t chunk = (uint64_t)2 << 20;
+	uint64_t len = align_up(used + used / 8, chunk) + chunk;
+	return len < p->hdr.seg_size ? len : p->hdr.seg_size;
+}
+
+/*
  * start_logging -- format 1.9, once no lazy fill holds the range: with
  * write-protect tracking of the interval (which re-arms; the private scan
  * cannot), the heap stops re-basing and recycling checkpoints write page
@@ -172,13 +188,14 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
  * when the setting drops to 1).
  */
 static void
-start_logging(struct ckpt_pool *p, uint32_t seg)
+start_logging(struct ckpt_pool *p, uint32_t seg, uint64_t used)
 {
 	struct engine *e = p->eng;
 	if (e->logging || e->lazy || seg == p->seg || p->keep < 2 || e->on_tmpfs ||
 	    !(p->hdr.flags & POOL_F_LOG_AREA) || test_flag("CKPT_TEST_NO_LOG"))
 		return;
-	if (dirty_start(&e->interval, (void *)(uintptr_t)p->hdr.base, p->hdr.seg_size, 0) < 0)
+	if (dirty_start(&e->interval, (void *)(uintptr_t)p->hdr.base, interval_len(p, used),
+			0) < 0)
 		return;
 	if (e->interval.method != DIRTY_WP_ASYNC) {
 		dirty_stop(&e->interval);
@@ -224,7 +241,10 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	if (dirty_start(&e->tracker, base, p->hdr.seg_size, 1) < 0)
 		return -1;
 	e->tracking = 1;
-	start_logging(p, seg);
+	/* a checkpoint's image (a restart) or one just written (a re-base);
+	 * not a new heap's empty base */
+	if (id || rebase)
+		start_logging(p, seg, used);
 	/* a re-base: the image we leave may have been pinned by a lock of
 	 * ours (an unpublished one, checkpoint.c); nothing maps it now */
 	if (rebase && e->base_seg != seg)
@@ -502,6 +522,48 @@ image_sum(struct ckpt_pool *p, uint64_t used, uint64_t *sum, uint32_t *flags)
 	*flags = CAT_F_PAGE_SUMS;
 }
 
+/* stop_logging -- back to a heap that re-bases at its next checkpoint */
+static void
+stop_logging(struct engine *e)
+{
+	dirty_stop(&e->interval);
+	e->logging = 0;
+	e->cur_kept = 0;        /* the private scan's report covers the interval */
+}
+
+/*
+ * grow_interval -- a heap grown to used bytes past what the interval
+ * tracker covers: cover it from now on, and count what was written in the
+ * new part as this interval's (the private scan's report there: every page
+ * written since the base, more than the interval's, never less). -1 with
+ * the growth not tracked: the caller stops logging.
+ */
+static int
+grow_interval(struct ckpt_pool *p, uint64_t used)
+{
+	struct engine *e = p->eng;
+	uint64_t old = e->interval.len;
+	if (used <= old)
+		return 0;
+	if (dirty_grow(&e->interval, interval_len(p, used)) < 0) {
+		ckpt_err_clear();
+		return -1;
+	}
+	if (!e->since && !(e->since = bits_new(e)))
+		return -1;
+	memset(e->since, 0, e->words * sizeof(uint64_t));
+	if (dirty_collect(&e->tracker, used, 0, mark, e->since) < 0) {
+		ckpt_err_clear();
+		return -1;
+	}
+	if (!e->cur_kept)
+		memset(e->cur, 0, e->words * sizeof(uint64_t));
+	for (uint64_t pg = old / PAGE; pg < (used + PAGE - 1) / PAGE; pg++)
+		e->cur[pg / 64] |= e->since[pg / 64] & (1ull << (pg % 64));
+	e->cur_kept = 1;        /* image_build adds the interval's own report */
+	return 0;
+}
+
 /*
  * since_base -- the pages written since the base mapping: the interval
  * itself without logging (the heap re-based at the last checkpoint), else
@@ -550,12 +612,10 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 {
 	struct engine *e = p->eng;
 	image_settle(p);
-	if (e->logging && p->keep < 2) {
-		/* nothing will be recycled: re-base again (start_logging) */
-		dirty_stop(&e->interval);
-		e->logging = 0;
-		e->cur_kept = 0;
-	}
+	/* nothing will be recycled with keep 1: re-base again (start_logging);
+	 * a heap grown past the interval's range has it grown, or re-bases */
+	if (e->logging && (p->keep < 2 || grow_interval(p, used) < 0))
+		stop_logging(e);
 	/* the interval: logging re-arms, so what a failed checkpoint collected
 	 * stays in cur for the next one */
 	if (!e->cur_kept)
