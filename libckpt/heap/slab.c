@@ -155,7 +155,7 @@ heap_collect(struct heap *h, struct slab *s, uint32_t pg)
 	const struct cls *k = &heap_cls_tab[s->cls];
 	uint64_t lo = ((uint64_t)pg << HP_SHIFT) + k->dstart;
 	uint32_t n = 0;
-	__atomic_store_n(&s->rhint, 0, __ATOMIC_SEQ_CST);
+	atomic_store(&s->rhint, 0);
 	for (uint32_t w = 0; w < k->words; w++) {
 		uint64_t *rw = &RBW(s, 64 * w), *aw = &ABW(s, 64 * w);
 		uint64_t r = __atomic_load_n(rw, __ATOMIC_SEQ_CST);
@@ -506,8 +506,8 @@ heap_remote_free(struct heap *h, struct slab *s, const struct binfo *bi, void *p
 	if (__atomic_fetch_or(&RBW(s, bi->idx), m, __ATOMIC_SEQ_CST) & m)
 		return ckpt_err_set(ENOENT, "free(%p): block already freed (double free; "
 				"the first free came from another thread)", p);
-	if (CKPT_UNLIKELY(!__atomic_load_n(&s->rhint, __ATOMIC_SEQ_CST)))
-		__atomic_store_n(&s->rhint, 1, __ATOMIC_SEQ_CST);
+	if (CKPT_UNLIKELY(!atomic_load(&s->rhint)))
+		atomic_store(&s->rhint, 1);
 	if (CKPT_UNLIKELY(atomic_load(&s->in_full))) {
 		unsigned o = atomic_load_explicit(&s->owner, RELAXED);
 		uint64_t bit = 1ull << bi->c;

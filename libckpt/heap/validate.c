@@ -121,7 +121,7 @@ heap_slab_validate(struct heap *h, uint32_t pg, int full)
 		for (uint32_t w = 0; r == 0 && w < heap_cls_tab[c].words; w++)
 			waiting |= rb[w];
 		if (waiting)
-			__atomic_store_n(&s->rhint, 1, __ATOMIC_SEQ_CST);
+			atomic_store(&s->rhint, 1);
 		if (r == 0) {
 			ep = h->epoch;
 			atomic_store_explicit(&s->epoch, ep, memory_order_release);
