@@ -29,19 +29,31 @@
 
 #define N_NODES 20000u
 
+/* every test's pool: cow, keep 2 (a lineage that recycles, and logs) */
+static const struct ckpt_config lineage_cfg = { .heap_size = 32u << 20, .max_segments = 16,
+	.fork_mode = CKPT_FORK_COW, .keep_checkpoints = 2 };
+
+/* new_pool -- a new cow pool at path (keep 2) holding the test structure at gen 1 */
+static ckpt_pool *
+new_pool(const char *path, struct ts_state **s)
+{
+	unlink(path);
+	unsetenv("CKPT_FORK_MODE");
+	ckpt_pool *p = ckpt_create(path, &lineage_cfg);
+	assert_non_null(p);
+	*s = ts_build(p, N_NODES, 1);
+	assert_non_null(*s);
+	return p;
+}
+
+
 static void
 test_child_base_kept(void **state)
 {
 	(void)state;
 	const char *path = tu_path("forkbase.pool");
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	struct ckpt_config cfg = { .heap_size = 32u << 20, .max_segments = 16,
-		.fork_mode = CKPT_FORK_COW, .keep_checkpoints = 2 };
-	ckpt_pool *p = ckpt_create(path, &cfg);
-	assert_non_null(p);
-	struct ts_state *s = ts_build(p, N_NODES, 1);
-	assert_non_null(s);
+	struct ts_state *s;
+	ckpt_pool *p = new_pool(path, &s);
 	ckpt_id id;
 	uint64_t gen = 1;
 	/* until the parent logs and its base is not its newest checkpoint */
@@ -99,8 +111,6 @@ test_child_base_kept(void **state)
 		fail_msg("the dead fork child's persisted pages lost their base checkpoint");
 }
 
-static const struct ckpt_config lineage_cfg = { .heap_size = 32u << 20, .max_segments = 16,
-	.fork_mode = CKPT_FORK_COW, .keep_checkpoints = 2 };
 
 static void
 test_lineage(void **state)
@@ -201,14 +211,8 @@ test_stale_log_cache(void **state)
 {
 	(void)state;
 	const char *path = tu_path("cache.pool");
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	struct ckpt_config cfg = { .heap_size = 32u << 20, .max_segments = 16,
-		.fork_mode = CKPT_FORK_COW, .keep_checkpoints = 2 };
-	ckpt_pool *p = ckpt_create(path, &cfg);
-	assert_non_null(p);
-	struct ts_state *s = ts_build(p, 20000, 1);
-	assert_non_null(s);
+	struct ts_state *s;
+	ckpt_pool *p = new_pool(path, &s);
 	ckpt_id id = 0;
 	uint64_t gen = 1;
 	for (; gen <= 8 && !(p->eng->last_logged); gen++) {
@@ -265,9 +269,7 @@ test_dontneed(void **state)
 	const char *path = tu_path("dontneed.pool");
 	unlink(path);
 	unsetenv("CKPT_FORK_MODE");
-	struct ckpt_config cfg = { .heap_size = 32u << 20, .max_segments = 16,
-		.fork_mode = CKPT_FORK_COW, .keep_checkpoints = 2 };
-	ckpt_pool *p = ckpt_create(path, &cfg);
+	ckpt_pool *p = ckpt_create(path, &lineage_cfg);
 	assert_non_null(p);
 	ckpt_id id;
 	char *filler = ckpt_alloc(p, 4096);
