@@ -34,6 +34,7 @@
 
 #include "libckpt.h"
 #include "catalog.h"
+#include "fileio.h"
 #include "filesize.h"
 #include "layout.h"
 #include "owner.h"
@@ -65,25 +66,6 @@ cat_free_entry(struct cat_entry *e)
 	memset(e, 0, sizeof(*e));
 	e->parent = CAT_NONE;
 	e->source = CAT_NONE;
-}
-
-/* pwrite_all -- pwrite every byte or fail with errno */
-static int
-pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
 }
 
 int
@@ -118,8 +100,8 @@ cat_init_file(int fd, const struct pool_hdr *hdr, cat_first_fn first, void *arg,
 	memset(page, 0, sizeof(page));
 	memcpy(page, &cw, sizeof(cw));
 	int ret = 0;
-	if (pwrite_all(fd, copy, hdr->cat_size, layout_cat_off(hdr, 0)) < 0 ||
-	    pwrite_all(fd, page, sizeof(page), POOL_COMMIT_OFF) < 0)
+	if (fio_pwrite_all(fd, copy, hdr->cat_size, layout_cat_off(hdr, 0)) < 0 ||
+	    fio_pwrite_all(fd, page, sizeof(page), POOL_COMMIT_OFF) < 0)
 		ret = ckpt_err_set(errno, "cannot write the catalog: %s", strerror(errno));
 	free(copy);
 	return ret;

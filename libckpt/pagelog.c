@@ -35,6 +35,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "pagelog.h"
 #include "sums.h"
 #include "testhook.h"
@@ -157,17 +158,9 @@ plog_write(int fd, uint64_t slot_off, uint64_t slot_len, const void *img, const 
 static int
 read_all(int fd, void *buf, uint64_t len, uint64_t off, const char *what)
 {
-	while (len) {
-		ssize_t r = pread(fd, buf, len, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return ckpt_err_set(r < 0 ? errno : EIO, "cannot read %s: %s", what,
-					r < 0 ? strerror(errno) : "file too short");
-		buf = (char *)buf + r;
-		len -= (uint64_t)r;
-		off += (uint64_t)r;
-	}
+	if (fio_pread_all(fd, buf, len, off) < 0)
+		return ckpt_err_set(errno, "cannot read %s: %s", what,
+				errno == EIO ? "file too short, or an I/O error" : strerror(errno));
 	return 0;
 }
 
@@ -302,17 +295,9 @@ plog_fold(int fd, uint64_t seg_off, const struct plog *l)
 		}
 		if (read_all(fd, buf, len, l->pages_off + i * PLOG_PAGE, "the page log") < 0)
 			goto fail;
-		for (uint64_t done = 0; done < len;) {
-			ssize_t w = pwrite(fd, buf + done, len - done,
-					(off_t)(seg_off + l->e[i].page * PLOG_PAGE + done));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				ckpt_err_set(w < 0 ? errno : EIO, "cannot fold the page log: %s",
-						strerror(w < 0 ? errno : EIO));
-				goto fail;
-			}
-			done += (uint64_t)w;
+		if (fio_pwrite_all(fd, buf, len, seg_off + l->e[i].page * PLOG_PAGE) < 0) {
+			ckpt_err_set(errno, "cannot fold the page log: %s", strerror(errno));
+			goto fail;
 		}
 		i = j;
 	}

@@ -11,6 +11,7 @@
 #endif
 
 #include "libckpt.h"
+#include "fileio.h"
 #include "sums.h"
 
 /* library_xxh3 -- libxxhash's XXH3-64 (its signature, as a pointer takes it) */
@@ -46,31 +47,10 @@ pick_xxh3(void)
 #endif
 }
 
-/* xfer -- pread or pwrite all of len bytes at off; 0, or -1 with errno (EIO for a short read) */
-static int
-xfer(int fd, void *buf, uint64_t len, uint64_t off, int write)
-{
-	char *b = buf;
-	while (len) {
-		ssize_t n = write ? pwrite(fd, b, len, (off_t)off) : pread(fd, b, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			return -1;
-		}
-		b += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
 int
 sums_store(int fd, uint64_t off, const uint64_t *sums, uint64_t npages)
 {
-	if (xfer(fd, (void *)sums, npages * sizeof(*sums), off, 1) < 0)
+	if (fio_pwrite_all(fd, sums, npages * sizeof(*sums), off) < 0)
 		return ckpt_err_set(errno, "cannot write the checkpoint's page sums: %s",
 				strerror(errno));
 	return 0;
@@ -84,7 +64,7 @@ sums_check_stored(int fd, uint64_t off, uint64_t npages, uint64_t checksum)
 	XXH3_64bits_reset(&st);
 	for (uint64_t done = 0; done < npages;) {
 		uint64_t n = npages - done < 4096 ? npages - done : 4096;
-		if (xfer(fd, buf, n * sizeof(*buf), off + done * sizeof(*buf), 0) < 0)
+		if (fio_pread_all(fd, buf, n * sizeof(*buf), off + done * sizeof(*buf)) < 0)
 			return ckpt_err_set(errno, "cannot read the page sums: %s",
 					strerror(errno));
 		XXH3_64bits_update(&st, buf, n * sizeof(*buf));
@@ -98,7 +78,7 @@ sums_check_stored(int fd, uint64_t off, uint64_t npages, uint64_t checksum)
 int
 sums_load(int fd, uint64_t off, uint64_t npages, uint64_t checksum, uint64_t *out)
 {
-	if (xfer(fd, out, npages * sizeof(*out), off, 0) < 0)
+	if (fio_pread_all(fd, out, npages * sizeof(*out), off) < 0)
 		return ckpt_err_set(errno, "cannot read the page sums: %s", strerror(errno));
 	if (sums_top(out, npages) != checksum)
 		return ckpt_err_set(EINVAL, "its stored page sums are damaged: checksum mismatch");
@@ -144,7 +124,7 @@ sums_update_file(struct sums *s, int fd, uint64_t off, uint64_t len, char *buf, 
 {
 	for (uint64_t o = 0; o < len; o += SUMS_READ) {
 		uint64_t n = len - o < SUMS_READ ? len - o : SUMS_READ;
-		if (xfer(fd, buf, n, off + o, 0) < 0) {
+		if (fio_pread_all(fd, buf, n, off + o) < 0) {
 			*at = o;
 			return -1;
 		}
@@ -159,7 +139,7 @@ sums_check_file(int fd, uint64_t off, uint64_t len, const uint64_t *want, char *
 {
 	for (uint64_t o = 0; o < len; o += SUMS_READ) {
 		uint64_t n = len - o < SUMS_READ ? len - o : SUMS_READ;
-		if (xfer(fd, buf, n, off + o, 0) < 0) {
+		if (fio_pread_all(fd, buf, n, off + o) < 0) {
 			*bad = o;
 			return -2;
 		}

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "engine/persist.h"
 #include "engine/image.h"
 #include "handle.h"
@@ -51,22 +52,13 @@
 #define PAGE ((uint64_t)4096)
 #define CHUNK_PAGES 64u         /* pages copied, summed and written at a time */
 
-/* write_all -- pwrite all of len bytes at off */
+/* write_all -- pwrite all of len bytes at off, saying what failed */
 static int
 write_all(int fd, const void *buf, uint64_t len, uint64_t off, const char *what)
 {
-	const char *b = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, b, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return ckpt_err_set(n < 0 ? errno : EIO, "ckpt_persist: cannot write %s: %s",
-					what, strerror(n < 0 ? errno : EIO));
-		b += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
+	if (fio_pwrite_all(fd, buf, len, off) < 0)
+		return ckpt_err_set(errno, "ckpt_persist: cannot write %s: %s", what,
+				strerror(errno));
 	return 0;
 }
 

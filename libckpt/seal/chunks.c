@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fileio.h"
 #include "layout.h"
 #include "map.h"
 #include "testhook.h"
@@ -46,42 +47,6 @@ slot_fits(const struct pool_hdr *h, uint64_t nchunks)
 {
 	return nchunks <= h->seg_size >> SEAL_CHUNK_SHIFT &&
 		sizeof(struct seal_record) + nchunks * SEAL_TAG_LEN <= h->seg_size / 512;
-}
-
-/* pwrite_all -- write n bytes at off, or -1 with errno */
-static int
-pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t w = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		done += (size_t)w;
-	}
-	return 0;
-}
-
-/* pread_all -- read n bytes at off; -1 with errno (EIO at end of file) */
-static int
-pread_all(int fd, void *buf, size_t n, uint64_t off)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			errno = EIO;
-			return -1;
-		}
-		done += (size_t)r;
-	}
-	return 0;
 }
 
 /* chunk_len -- bytes of chunk i of record r */
@@ -106,7 +71,7 @@ write_chunk(int fd, uint64_t seg_off, const char *heap, const struct seal_record
 		if (seal_chunk_update(c, 1, heap + off + p, buf, k) < 0)
 			return -1;
 		XXH3_64bits_update(st, buf, k);
-		if (pwrite_all(fd, buf, k, seg_off + off + p) < 0)
+		if (fio_pwrite_all(fd, buf, k, seg_off + off + p) < 0)
 			return ckpt_err_set(errno, "cannot write sealed chunk %llu: %s",
 					(unsigned long long)i, strerror(errno));
 	}
@@ -162,7 +127,7 @@ seal_write_image(int fd, const struct pool_hdr *h, uint32_t seg, const void *hea
 	if (write_chunks(fd, layout_seg_off(h, seg), heap, &r, c, rec + sizeof(r), st, buf) < 0)
 		goto out;
 	memcpy(rec, &r, sizeof(r));
-	if (pwrite_all(fd, rec, rlen, layout_sums_off(h, seg)) < 0) {
+	if (fio_pwrite_all(fd, rec, rlen, layout_sums_off(h, seg)) < 0) {
 		ckpt_err_set(errno, "cannot write the seal record: %s", strerror(errno));
 		goto out;
 	}
@@ -214,7 +179,7 @@ seal_record_load(int fd, const struct pool_hdr *h, uint32_t seg, const struct ca
 	if (!r)
 		return ckpt_err_set(ENOMEM, "out of memory for a seal record");
 	int bad = 0;
-	if (pread_all(fd, r, len, layout_sums_off(h, seg)) < 0)
+	if (fio_pread_all(fd, r, len, layout_sums_off(h, seg)) < 0)
 		bad = ckpt_err_set(errno, "cannot read the seal record: %s", strerror(errno));
 	else if (seal_record_check(h, e, r) < 0)
 		bad = -1;
@@ -235,7 +200,7 @@ seal_record_load(int fd, const struct pool_hdr *h, uint32_t seg, const struct ca
 int
 seal_record_store(int fd, const struct pool_hdr *h, uint32_t seg, const void *rec, size_t len)
 {
-	if (pwrite_all(fd, rec, len, layout_sums_off(h, seg)) < 0)
+	if (fio_pwrite_all(fd, rec, len, layout_sums_off(h, seg)) < 0)
 		return ckpt_err_set(errno ? errno : EIO, "cannot write the seal record of "
 				"segment %u: %s", seg, strerror(errno ? errno : EIO));
 	return 0;
@@ -319,7 +284,7 @@ seal_reader_open(int fd, const struct pool_hdr *h, uint32_t seg, const struct ca
 	struct seal_record *r = &rd->r;
 	if (seal_key_check(k, h->key_id, "the pool") < 0)
 		return reader_fail(rd, e, seg);
-	if (pread_all(fd, r, sizeof(*r), layout_sums_off(h, seg)) < 0) {
+	if (fio_pread_all(fd, r, sizeof(*r), layout_sums_off(h, seg)) < 0) {
 		ckpt_err_set(errno, "cannot read the seal record: %s", strerror(errno));
 		return reader_fail(rd, e, seg);
 	}
@@ -334,7 +299,7 @@ seal_reader_open(int fd, const struct pool_hdr *h, uint32_t seg, const struct ca
 		ckpt_err_set(ENOMEM, "out of memory");
 		return reader_fail(rd, e, seg);
 	}
-	if (pread_all(fd, rd->tags, tlen, layout_sums_off(h, seg) + sizeof(*r)) < 0) {
+	if (fio_pread_all(fd, rd->tags, tlen, layout_sums_off(h, seg) + sizeof(*r)) < 0) {
 		ckpt_err_set(errno, "cannot read the seal record's tags: %s", strerror(errno));
 		return reader_fail(rd, e, seg);
 	}
