@@ -99,14 +99,21 @@ fold_start(struct fold *f, struct ckpt_pool *p, uint32_t seg, ckpt_id id, uint64
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* unflag -- clear c's CAT_F_LOGGED if it still is checkpoint id and logged; 1 if it did */
+static int
+unflag(struct cat_entry *c, ckpt_id id)
+{
+	if (c->state != CAT_CKPT || c->ckpt_id != id || !(c->flags & CAT_F_LOGGED))
+		return 0;
+	c->flags &= ~CAT_F_LOGGED;
+	return 1;
+}
+
 void
 fold_clear(struct fold *f, struct cat_view *v)
 {
-	if (!f->done)
-		return;
-	struct cat_entry *e = &v->e[f->seg];
-	if (e->state == CAT_CKPT && e->ckpt_id == f->id)
-		e->flags &= ~CAT_F_LOGGED;
+	if (f->done)
+		unflag(&v->e[f->seg], f->id);
 }
 
 void
@@ -146,13 +153,10 @@ fold_now(struct ckpt_pool *p, uint32_t seg)
 	if (rc == 0 && fdatasync(p->fd) < 0)
 		rc = ckpt_err_set(errno, "fdatasync: %s", strerror(errno));
 	if (rc == 0 && (rc = cat_begin(&p->cat, &v)) == 0) {
-		struct cat_entry *c = &v.e[seg];
-		if (c->state == CAT_CKPT && c->ckpt_id == e.ckpt_id && (c->flags & CAT_F_LOGGED)) {
-			c->flags &= ~CAT_F_LOGGED;
+		if (unflag(&v.e[seg], e.ckpt_id))
 			rc = cat_commit(&p->cat);
-		} else {
+		else
 			cat_end(&p->cat);
-		}
 	}
 	cat_pin_drop(p->fd, seg);
 	if (rc < 0)

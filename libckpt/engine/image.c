@@ -522,6 +522,22 @@ image_sum(struct ckpt_pool *p, uint64_t used, uint64_t *sum, uint32_t *flags)
 	*flags = CAT_F_PAGE_SUMS;
 }
 
+/*
+ * private_scan -- e->since: the private scan's report below used, every
+ * page written since the base mapping; NULL (ckpt_err_set) if it cannot
+ */
+static const uint64_t *
+private_scan(struct ckpt_pool *p, uint64_t used)
+{
+	struct engine *e = p->eng;
+	if (!e->since && !(e->since = bits_new(e))) {
+		ckpt_err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
+	memset(e->since, 0, e->words * sizeof(uint64_t));
+	return dirty_collect(&e->tracker, used, 0, mark, e->since) < 0 ? NULL : e->since;
+}
+
 /* stop_logging -- back to a heap that re-bases at its next checkpoint */
 static void
 stop_logging(struct engine *e)
@@ -545,14 +561,7 @@ grow_interval(struct ckpt_pool *p, uint64_t used)
 	uint64_t old = e->interval.len;
 	if (used <= old)
 		return 0;
-	if (dirty_grow(&e->interval, interval_len(p, used)) < 0) {
-		ckpt_err_clear();
-		return -1;
-	}
-	if (!e->since && !(e->since = bits_new(e)))
-		return -1;
-	memset(e->since, 0, e->words * sizeof(uint64_t));
-	if (dirty_collect(&e->tracker, used, 0, mark, e->since) < 0) {
+	if (dirty_grow(&e->interval, interval_len(p, used)) < 0 || !private_scan(p, used)) {
 		ckpt_err_clear();
 		return -1;
 	}
@@ -576,12 +585,7 @@ since_base(struct ckpt_pool *p, uint64_t used)
 	struct engine *e = p->eng;
 	if (!e->logging)
 		return e->cur;
-	if (!e->since && !(e->since = bits_new(e))) {
-		ckpt_err_set(ENOMEM, "out of memory");
-		return NULL;
-	}
-	memset(e->since, 0, e->words * sizeof(uint64_t));
-	if (dirty_collect(&e->tracker, used, 0, mark, e->since) < 0)
+	if (!private_scan(p, used))
 		return NULL;
 	/* what the interval saw is written since the base too (a page the
 	 * program dropped with MADV_DONTNEED is the base's again, and the
