@@ -12,7 +12,18 @@
 #      macro and config field of the header is in docs/API.md;
 #   3. nothing a user reads (README.md, docs/, include/, samples' READMEs)
 #      points outside the repository (../shared, absolute /work paths), and
-#      every relative Markdown link of README.md and docs/*.md resolves.
+#      every relative Markdown link of README.md and docs/*.md resolves;
+#   4. docs/DESIGN.md's layer table names every source file of libckpt/ and
+#      no file that does not exist;
+#   5. every option of each tool's usage text (ckpt-inspect, ckpt-run,
+#      ckpt-remote, kvstore, where built) is in its man page (kvstore: its
+#      README), every option of a man page's SYNOPSIS is in the usage text,
+#      and the README's synopsis and option list of a tool name the same
+#      options as its usage text;
+#   6. the README's dependency table lists exactly the packages
+#      scripts/deps.sh installs;
+#   7. the heap and pool format versions that docs/HEAP.md and docs/FORMAT.md
+#      state are those of libckpt/heap/types.h and libckpt/format.h.
 set -eu
 
 src=${1:?usage: test_docs.sh SOURCE_DIR BUILD_DIR}
@@ -77,6 +88,110 @@ for md in "$src"/README.md "$src"/docs/*.md; do
 		[ -e "$dir/$link" ] || bad "$(basename "$md"): link to $link does not resolve"
 	done
 done
+
+# -- 4. DESIGN.md's layer table ------------------------------------------------------------
+# A row's first cell names files (`open.c`) or directories (`heap/`); a
+# directory's files are named, in backquotes, anywhere in its row, and so
+# may a top-level file be in a row of top-level files (`inspect.c`'s).
+layers=$(sed -n '/^## Layers/,/^## [^L]/p' "$src/docs/DESIGN.md" | grep '^| `' || true)
+[ -n "$layers" ] || bad "DESIGN.md: no layer table under \"## Layers\""
+for f in $(cd "$src/libckpt" && find . -name '*.c' | sed 's|^\./||' | sort); do
+	d=$(dirname "$f")
+	b=$(basename "$f")
+	if [ "$d" = . ]; then
+		# in a row's first cell, or anywhere in a row of top-level files
+		{ echo "$layers" | cut -d'|' -f2 | grep -q "\`$b\`" ||
+			echo "$layers" | grep -v '^| [^|]*/`' | grep -q "\`$b\`"; } ||
+			bad "DESIGN.md layer table: libckpt/$f has no row"
+	else
+		echo "$layers" | grep "^| [^|]*\`$d/\`" | grep -q "\`$b\`" ||
+			bad "DESIGN.md layer table: libckpt/$f is not named in the $d/ row"
+	fi
+done
+echo "$layers" | while IFS= read -r row; do
+	dirs=$(echo "$row" | cut -d'|' -f2 | grep -o '`[a-z]*/`' | tr -d '`' || true)
+	for n in $(echo "$row" | grep -o '`[a-z_0-9]*\.[ch]`' | tr -d '`' | sort -u); do
+		found=0
+		for d in "" $dirs; do
+			[ -e "$src/libckpt/$d$n" ] && found=1
+		done
+		[ "$found" = 1 ] || echo "DESIGN.md layer table names $n, which is not in libckpt/${dirs:+ or }$dirs"
+	done
+done > "$build/test_docs.layers"
+while IFS= read -r l; do bad "$l"; done < "$build/test_docs.layers"
+rm -f "$build/test_docs.layers"
+
+# -- 5. options: usage texts against man pages and the README -----------------------------
+# Options are the words --x-y (and -x) of a text; in roff, "\-" is "-".
+opts() { grep -oE -- '(^|[^a-zA-Z0-9_-])--?[a-z][a-z-]*[a-z]' | grep -oE -- '--?[a-z][a-z-]*' | sort -u; }
+roff() { sed 's/\\-/-/g; s/\\f[BIRP]//g' "$1"; }
+# the README's text about a tool: its backquoted synopsis `TOOL [...]`, and
+# the sentence of its section that begins "Options:"
+readme_synopsis() {
+	tr '\n' ' ' < "$src/README.md" | grep -o "\`$1 \[[^\`]*\`" || true
+}
+readme_options() {
+	awk -v sec="$2" '/^## /{on = index($0, sec) > 0} on && /Options:/{p = 1}
+		p{print} p && (/^$/ || /Exit status/){exit}' "$src/README.md" |
+		sed 's/.*Options://; s/Exit status.*//'
+}
+check_tool() {   # check_tool NAME BINARY DOC README-SECTION
+	[ -x "$2" ] || { echo "$1 not built: its options not checked"; return 0; }
+	usage=$("$2" --help 2>&1 | opts | grep -vx -e --help -e -h || true)
+	[ -n "$usage" ] || { bad "$1 --help: no options found"; return 0; }
+	case $3 in
+	*.md) doc=$(cat "$3") ;;
+	*) doc=$(roff "$3") ;;
+	esac
+	docopts=$(echo "$doc" | opts)
+	for o in $usage; do
+		echo "$docopts" | grep -qx -- "$o" || bad "$1: option $o is not in $(basename "$3")"
+	done
+	case $3 in
+	*.md) ;;
+	*) for o in $(echo "$doc" | sed -n '/^\.SH SYNOPSIS/,/^\.SH /p' | opts); do
+		echo "$usage" | grep -qx -- "$o" ||
+			bad "$1: $(basename "$3") SYNOPSIS has $o, which $1 --help does not"
+	done ;;
+	esac
+	for text in "$(readme_synopsis "$1")" "$(readme_options "$1" "$4")"; do
+		[ -n "$text" ] || continue
+		ro=$(echo "$text" | opts | grep -vx -e --help -e -h || true)
+		[ "$ro" = "$usage" ] ||
+			bad "$1: README.md names options [$(echo $ro)], its usage text [$(echo $usage)]: \"$(echo "$text" | tr -s "\n\t " "   " | cut -c1-60)...\""
+	done
+}
+check_tool ckpt-inspect "$build/tools/ckpt-inspect" "$src/docs/ckpt-inspect.1" "## Tools"
+check_tool ckpt-run "$build/tools/ckpt-run" "$src/docs/man/ckpt-run.1" "## Unmodified programs"
+check_tool ckpt-remote "$build/tools/ckpt-remote" "$src/docs/man/ckpt-remote.1" "## Off-machine"
+check_tool kvstore "$build/samples/kvstore" "$src/samples/kvstore/README.md" "## The kvstore sample"
+
+# -- 6. dependencies ------------------------------------------------------------------------
+deps=$(sed -n '/^pkgs="/,/"$/p' "$src/scripts/deps.sh" | sed 's/pkgs="//; s/"//' | tr -s ' \t' '\n' | grep . | sort -u)
+table=$(sed -n '/^## Dependencies/,/^## /p' "$src/README.md" | grep '^| `' | cut -d'|' -f2 |
+	grep -o '`[^`]*`' | tr -d '`' | sort -u)
+[ -n "$deps" ] || bad "no package list found in scripts/deps.sh"
+for p in $deps; do
+	echo "$table" | grep -qx -- "$p" || bad "scripts/deps.sh installs $p: not in README.md's Dependencies table"
+done
+for p in $table; do
+	echo "$deps" | grep -qx -- "$p" || bad "README.md's Dependencies table lists $p: scripts/deps.sh does not install it"
+done
+
+# -- 7. format versions ---------------------------------------------------------------------
+hv=$(sed -n 's/^#define HEAP_VERSION \([0-9]*\)u.*/\1/p' "$src/libckpt/heap/types.h")
+grep -q "^Format version: \*\*$hv\*\*" "$src/docs/HEAP.md" || bad "HEAP.md: \"Format version: **$hv**\" missing"
+grep -q "^| 8 | \`version\` u32 | $hv " "$src/docs/HEAP.md" ||
+	bad "HEAP.md: the heap_hdr table's version field does not say $hv"
+grep -q "(HEAP.md: version $hv;" "$src/docs/FORMAT.md" || bad "FORMAT.md: \"(HEAP.md: version $hv;\" missing"
+pmaj=$(sed -n 's/^#define POOL_FORMAT_MAJOR \([0-9]*\).*/\1/p' "$src/libckpt/format.h")
+pmin=$(sed -n 's/^#define POOL_FORMAT_MINOR \([0-9]*\).*/\1/p' "$src/libckpt/format.h")
+grep -q "^# libckpt pool file format, version $pmaj\.$pmin\$" "$src/docs/FORMAT.md" ||
+	bad "FORMAT.md: the title does not say version $pmaj.$pmin"
+grep -q "^| 8 | 4 | major | format major version, $pmaj |" "$src/docs/FORMAT.md" ||
+	bad "FORMAT.md: the header table's major is not $pmaj"
+grep -q "^| 12 | 4 | minor | format minor version, $pmin;" "$src/docs/FORMAT.md" ||
+	bad "FORMAT.md: the header table's minor is not $pmin"
 
 if [ "$fails" -ne 0 ]; then
 	echo "FAIL: $fails problem(s)"
