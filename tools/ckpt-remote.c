@@ -62,7 +62,7 @@ usage(void)
 		"       ckpt-remote list URL [--json]\n"
 		"       ckpt-remote pull URL MANIFEST POOL [--lazy] [--json]\n"
 		"       ckpt-remote fill POOL\n"
-		"       ckpt-remote prune URL --keep N [--max-age SECS] [--json]\n"
+		"       ckpt-remote prune URL [--keep N] [--max-age SECS] [--json]  (one or both)\n"
 		"       ckpt-remote config POOL [URL|none] [--json]\n"
 		"URL: redis://[[user]:password@]host[:port][/db] or rados://pool[/namespace]\n");
 	return EXIT_USAGE;
