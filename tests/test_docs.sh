@@ -22,8 +22,10 @@
 #      options as its usage text;
 #   6. the README's dependency table lists exactly the packages
 #      scripts/deps.sh installs;
-#   7. the heap and pool format versions that docs/HEAP.md and docs/FORMAT.md
-#      state are those of libckpt/heap/types.h and libckpt/format.h.
+#   7. the heap and pool format versions that docs/HEAP.md, docs/FORMAT.md
+#      and docs/API.md state are those of libckpt/heap/types.h and
+#      libckpt/format.h;
+#   8. docs/HEAP.md's Files table names every file of libckpt/heap/.
 set -eu
 
 src=${1:?usage: test_docs.sh SOURCE_DIR BUILD_DIR}
@@ -192,9 +194,17 @@ grep -q "^| 8 | 4 | major | format major version, $pmaj |" "$src/docs/FORMAT.md"
 	bad "FORMAT.md: the header table's major is not $pmaj"
 grep -q "^| 12 | 4 | minor | format minor version, $pmin;" "$src/docs/FORMAT.md" ||
 	bad "FORMAT.md: the header table's minor is not $pmin"
+tr '\n' ' ' < "$src/docs/API.md" | grep -q "own format version ($pmaj\.$pmin, FORMAT.md; the heap inside a segment has its own, $hv," ||
+	bad "API.md: \"Pool files carry their own format version\" does not say $pmaj.$pmin and heap $hv"
+
+# -- 8. HEAP.md's Files table names every file of libckpt/heap/ ---------------------------
+for f in $(cd "$src/libckpt/heap" && ls); do
+	sed -n '/^## Files/,/^## [^F]/p' "$src/docs/HEAP.md" | grep -q "\`heap/$f\`" ||
+		bad "HEAP.md: the Files table does not name heap/$f"
+done
 
 if [ "$fails" -ne 0 ]; then
 	echo "FAIL: $fails problem(s)"
 	exit 1
 fi
-echo "PASS: $(echo "$pages" | wc -w) man pages lint clean; $(echo "$funcs" | wc -w) functions documented in man pages and docs/API.md; no links outside the repository"
+echo "PASS: $(echo "$pages" | wc -w) man pages lint clean; $(echo "$funcs" | wc -w) functions documented in man pages and docs/API.md; no links outside the repository; layer and heap file tables, tool options, dependencies and format versions match the code"
