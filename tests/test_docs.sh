@@ -160,7 +160,7 @@ check_tool() {   # check_tool NAME BINARY DOC README-SECTION
 		[ -n "$text" ] || continue
 		ro=$(echo "$text" | opts | grep -vx -e --help -e -h || true)
 		[ "$ro" = "$usage" ] ||
-			bad "$1: README.md names options [$(echo $ro)], its usage text [$(echo $usage)]: \"$(echo "$text" | tr -s "\n\t " "   " | cut -c1-60)...\""
+			bad "$1: README.md names options [$(echo "$ro" | tr "\n" " ")], its usage text [$(echo "$usage" | tr "\n" " ")]: \"$(echo "$text" | tr -s "\n\t " "   " | cut -c1-60)...\""
 	done
 }
 check_tool ckpt-inspect "$build/tools/ckpt-inspect" "$src/docs/ckpt-inspect.1" "## Tools"
