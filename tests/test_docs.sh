@@ -25,7 +25,9 @@
 #   7. the heap and pool format versions that docs/HEAP.md, docs/FORMAT.md
 #      and docs/API.md state are those of libckpt/heap/types.h and
 #      libckpt/format.h;
-#   8. docs/HEAP.md's Files table names every file of libckpt/heap/.
+#   8. docs/HEAP.md's Files table names every file of libckpt/heap/;
+#   9. every CKPT_ environment variable the code reads is documented, and
+#      those ckpt_create and ckpt_open read are in libckpt(3).
 set -eu
 
 src=${1:?usage: test_docs.sh SOURCE_DIR BUILD_DIR}
@@ -201,6 +203,24 @@ tr '\n' ' ' < "$src/docs/API.md" | grep -q "own format version ($pmaj\.$pmin, FO
 for f in $(cd "$src/libckpt/heap" && ls); do
 	sed -n '/^## Files/,/^## [^F]/p' "$src/docs/HEAP.md" | grep -q "\`heap/$f\`" ||
 		bad "HEAP.md: the Files table does not name heap/$f"
+done
+
+# -- 9. environment variables ------------------------------------------------------------
+# every CKPT_ variable the code reads is in docs/API.md's Environment table
+# or in a section 1 page's ENVIRONMENT; every one of that table that
+# ckpt_create or ckpt_open reads is in libckpt(3)'s ENVIRONMENT.
+envtab=$(sed -n '/^## Environment/,/^## [^E]/p' "$api" | grep '^| `')
+man1env=$(for p in "$src"/docs/man/*.1 "$src"/docs/ckpt-inspect.1; do
+	sed -n '/^\.SH ENVIRONMENT/,/^\.SH [^E]/p' "$p"; done)
+for v in $(grep -rohE '(getenv|env_unsigned)\("CKPT_[A-Z_0-9]*"' "$src/libckpt" "$src/preload" "$src/tools" |
+		sed 's/.*("//; s/"//' | sort -u); do
+	echo "$envtab" | grep -q "\`$v\`" || echo "$man1env" | grep -qw "$v" ||
+		bad "environment variable $v: neither in docs/API.md's Environment table nor in a man page's ENVIRONMENT"
+done
+libenv=$(sed -n '/^\.SH ENVIRONMENT/,/^\.SH [^E]/p' "$src/docs/man/libckpt.3")
+for v in $(echo "$envtab" | awk -F'|' '$3 ~ /ckpt_(create|open)/ {print $2}' | grep -o 'CKPT_[A-Z_0-9]*'); do
+	echo "$libenv" | grep -qw "$v" ||
+		bad "environment variable $v (read by ckpt_create/ckpt_open, docs/API.md): not in libckpt(3)'s ENVIRONMENT"
 done
 
 if [ "$fails" -ne 0 ]; then
