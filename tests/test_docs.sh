@@ -10,8 +10,9 @@
 #      in BUILD_DIR/man/man3 (its family's page or a .so link to it), is named
 #      in that page's NAME section, and has a section in docs/API.md; every
 #      macro and config field of the header is in docs/API.md;
-#   3. nothing a user reads (README.md, docs/, include/, samples' READMEs)
-#      points outside the repository (../shared, absolute /work paths), and
+#   3. nothing a user reads (README.md, docs/, include/, samples/, the
+#      tools' sources and help texts, packaging/, scripts/, cmake/) points
+#      outside the repository (../shared, absolute /work paths), and
 #      every relative Markdown link of README.md and docs/*.md resolves;
 #   4. docs/DESIGN.md's layer table names every source file of libckpt/ and
 #      no file that does not exist;
@@ -80,7 +81,7 @@ for m in $(sed -n 's/^\t\(CKPT_FORK_[A-Z]*\).*/\1/p' "$header"); do
 done
 
 # -- 3. self-contained -------------------------------------------------------------------
-user_docs="$src/README.md $src/docs $src/include $(ls "$src"/samples/*/README.md 2>/dev/null || true)"
+user_docs="$src/README.md $src/docs $src/include $src/samples $src/tools $src/packaging $src/scripts $src/cmake"
 # shellcheck disable=SC2086
 hits=$(grep -rn -e '\.\./shared' -e '/work/' -e 'shared/API\.md' -e 'BENCHMARKING\.md' $user_docs || true)
 [ -z "$hits" ] || bad "user documentation points outside the repository:
