@@ -29,6 +29,8 @@
 #   8. docs/HEAP.md's Files table names every file of libckpt/heap/;
 #   9. every CKPT_ environment variable the code reads is documented, and
 #      those ckpt_create and ckpt_open read are in libckpt(3).
+#  10. no Markdown table of README.md, docs/*.md or samples/*/README.md is
+#      cut by a blank line.
 set -eu
 
 src=${1:?usage: test_docs.sh SOURCE_DIR BUILD_DIR}
@@ -224,8 +226,27 @@ for v in $(echo "$envtab" | awk -F'|' '$3 ~ /ckpt_(create|open)/ {print $2}' | g
 		bad "environment variable $v (read by ckpt_create/ckpt_open, docs/API.md): not in libckpt(3)'s ENVIRONMENT"
 done
 
+# -- 10. Markdown tables are whole ---------------------------------------------------------
+# A row that follows a blank line starts a table, so a header separator
+# (| --- |) must come next: a blank line inside a table leaves the rows
+# after it as plain text.
+for md in "$src"/README.md "$src"/docs/*.md "$src"/samples/*/README.md; do
+	[ -f "$md" ] || continue
+	awk -v f="$(basename "$md")" '
+		prev_blank && /^\|/ { hdr = NR }
+		hdr && NR == hdr + 1 {
+			if ($0 !~ /^\| *:?-+/)
+				print f ":" hdr ": a table row after a blank line, without a header (a blank line inside a table?)"
+			hdr = 0
+		}
+		/^```/ { code = !code }
+		{ prev_blank = ($0 ~ /^[ \t]*$/) && !code }' "$md"
+done > "$build/test_docs.tables"
+while IFS= read -r l; do bad "$l"; done < "$build/test_docs.tables"
+rm -f "$build/test_docs.tables"
+
 if [ "$fails" -ne 0 ]; then
 	echo "FAIL: $fails problem(s)"
 	exit 1
 fi
-echo "PASS: $(echo "$pages" | wc -w) man pages lint clean; $(echo "$funcs" | wc -w) functions documented in man pages and docs/API.md; no links outside the repository; layer and heap file tables, tool options, dependencies and format versions match the code"
+echo "PASS: $(echo "$pages" | wc -w) man pages lint clean; $(echo "$funcs" | wc -w) functions documented in man pages and docs/API.md; no links outside the repository; layer and heap file tables, tool options, dependencies, environment and format versions match the code; tables whole"
