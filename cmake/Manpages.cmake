@@ -1,8 +1,8 @@
 # Manpages.cmake -- the man pages, installed compressed (gzip -9n) under
 # CMAKE_INSTALL_MANDIR: libckpt(3) and one page per call family (component
 # dev), every other function of a family as a `.so` link to its page, and
-# ckpt-inspect(1) and ckpt-run(1) (component tools). The sources are roff in docs/man/ and
-# docs/ckpt-inspect.1; tests/test_manpages.sh lints them and checks that
+# ckpt-inspect(1), ckpt-run(1) and ckpt-remote(1) (component tools). The sources are roff in
+# docs/man/ and docs/ckpt-inspect.1; tests/test_docs.sh lints them and checks that
 # every function of include/libckpt.h has a page.
 
 # family page -> the other functions it documents (each gets a .so link)

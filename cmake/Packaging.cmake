@@ -95,12 +95,14 @@ This package contains the header, the static library, the pkg-config file
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME ckpt-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_TOOLS_DESCRIPTION
-"inspector for libckpt pool files
+"tools for libckpt pools: inspector, ckpt-run, remote store copier
 ckpt-inspect shows what a libckpt pool holds (header, segments,
 checkpoints, every block of a heap, hex dumps at the addresses the program
 saw) and verifies it, read-only and safe while services use the pool.
 ckpt-run runs an unmodified program with its heap in a pool, through the
-preload library libckpt-preload.so.")
+preload library libckpt-preload.so. ckpt-remote copies checkpoints to a
+remote store (Redis, Ceph RADOS) and back, so a service can restart from
+them on another machine.")
 
 # cpack refuses a tree whose install prefix is not /usr (see the top)
 set(CKPT_CPACK_PREFIX "${CMAKE_INSTALL_PREFIX}")

@@ -30,7 +30,9 @@ typedef uint64_t ckpt_id;                 /* checkpoint id, > 0, increasing per 
 #define CKPT_LATEST ((ckpt_id)0)
 
 enum ckpt_fork_mode {
-	CKPT_FORK_AUTO = 0,  /* best the pool's filesystem allows */
+	CKPT_FORK_AUTO = 0,  /* COW on a pool of format 1.7 or later neither sealed
+	                        nor on pmem; else REFLINK where the filesystem
+	                        clones, else COPY (a sealed pool: COPY) */
 	CKPT_FORK_COPY,      /* child's segment copied before fork returns */
 	CKPT_FORK_REFLINK,   /* filesystem clone; open fails (ENOTSUP) where unsupported */
 	CKPT_FORK_COW,       /* copy-on-write engine: the heap is a private image of
@@ -51,7 +53,9 @@ struct ckpt_config {          /* all-zero means every default */
 	mode_t mode;              /* permissions of a created pool; 0: 0600 */
 	const char *key_file;     /* sealed pool: file holding a 32-byte key (raw, or
 	                             64 hex digits); NULL: unsealed, unless
-	                             CKPT_KEY_FILE is set (read at create and open) */
+	                             CKPT_KEY_FILE is set or the key callback
+	                             (ckpt_set_key_callback) gives a key (read at
+	                             create and open) */
 };
 
 /* Pools. */

@@ -39,7 +39,10 @@ set_tests_properties(test_install PROPERTIES LABELS proc TIMEOUT 300
 # the build directory between runs), lintian, dpkg --root into a scratch
 # root, a program built and run against it; skips (77) without cpack or
 # dpkg-deb. The docs: man pages lint clean and cover every function of the
-# header, docs/API.md covers the header, nothing points outside the repository.
+# header, docs/API.md covers the header, nothing points outside the repository;
+# DESIGN.md names every source file, the tools' usage texts match their man
+# pages and the README, the README's dependencies are deps.sh's, the format
+# versions the docs state are the code's.
 add_test(NAME test_packages COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_packages.sh
   ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/test-packages)
 set_tests_properties(test_packages PROPERTIES LABELS proc TIMEOUT 300 SKIP_RETURN_CODE 77

@@ -6,7 +6,7 @@
  *   ckpt-remote list URL [--json]
  *   ckpt-remote pull URL MANIFEST POOL [--lazy] [--json]
  *   ckpt-remote fill POOL
- *   ckpt-remote prune URL --keep N [--max-age SECS] [--json]
+ *   ckpt-remote prune URL [--keep N] [--max-age SECS] [--json]   (one or both)
  *   ckpt-remote config POOL [URL|none] [--json]
  *
  * URL is redis://[[user]:password@]host[:port][/db] or
@@ -62,7 +62,7 @@ usage(void)
 		"       ckpt-remote list URL [--json]\n"
 		"       ckpt-remote pull URL MANIFEST POOL [--lazy] [--json]\n"
 		"       ckpt-remote fill POOL\n"
-		"       ckpt-remote prune URL --keep N [--max-age SECS] [--json]\n"
+		"       ckpt-remote prune URL [--keep N] [--max-age SECS] [--json]  (one or both)\n"
 		"       ckpt-remote config POOL [URL|none] [--json]\n"
 		"URL: redis://[[user]:password@]host[:port][/db] or rados://pool[/namespace]\n");
 	return EXIT_USAGE;

@@ -4,7 +4,7 @@
 #
 # usage: tests/crash/run.sh [--long] [--selftest] [--selftest-size] [-j N] [--seed N]
 #                           [--workloads "create fork ..."] [--keep] [--posix-dir]
-#                           BUILD_DIR
+#                           [--strict-keep] BUILD_DIR
 #   (default)   CI mode: a few hundred distinct states over all workloads
 #   --long      every prefix of every epoch, many random and torn subsets
 #               (>= 10,000 distinct states; tens of minutes)
@@ -50,7 +50,7 @@ while [ $# -gt 1 ]; do
 	esac
 	shift
 done
-[ $# -eq 1 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
+[ $# -eq 1 ] || { sed -n '2,28p' "$0" >&2; exit 2; }
 build=$(cd "$1" && pwd)
 rec=$build/tests/crash/libckpt_recorder.so
 work=$build/tests/crash/crashwork
