@@ -16,7 +16,8 @@
 #      every relative Markdown link of README.md and docs/*.md resolves;
 #   4. docs/DESIGN.md's layer table names every source file of libckpt/ and
 #      no file that does not exist;
-#   5. every option of each tool's usage text (ckpt-inspect, ckpt-run,
+#   5. each tool's --help prints its usage text on stdout and exits 0;
+#      every option of each tool's usage text (ckpt-inspect, ckpt-run,
 #      ckpt-remote, kvstore, where built) is in its man page (kvstore: its
 #      README), every option of a man page's SYNOPSIS is in the usage text,
 #      and the README's synopsis and option list of a tool name the same
@@ -36,6 +37,8 @@ set -eu
 src=${1:?usage: test_docs.sh SOURCE_DIR BUILD_DIR}
 build=${2:?usage: test_docs.sh SOURCE_DIR BUILD_DIR}
 fails=0
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 header=$src/include/libckpt.h
 api=$src/docs/API.md
@@ -144,6 +147,12 @@ readme_options() {
 }
 check_tool() {   # check_tool NAME BINARY DOC README-SECTION
 	[ -x "$2" ] || { echo "$1 not built: its options not checked"; return 0; }
+	# --help is an answer, not a mistake: the usage text on stdout, exit 0
+	hs=0
+	"$2" --help > "$T/help.out" 2> "$T/help.err" || hs=$?
+	[ "$hs" = 0 ] || bad "$1 --help: exit $hs, not 0"
+	[ -s "$T/help.out" ] || bad "$1 --help: nothing on stdout"
+	[ ! -s "$T/help.err" ] || bad "$1 --help: wrote to stderr"
 	usage=$("$2" --help 2>&1 | opts | grep -vx -e --help -e -h || true)
 	[ -n "$usage" ] || { bad "$1 --help: no options found"; return 0; }
 	case $3 in

@@ -53,11 +53,11 @@ static unsigned push_flags;
 static uint64_t max_age;
 static int lazy;
 
-/* usage -- the synopsis on stderr; returns the usage exit code */
-static int
-usage(void)
+/* usage_to -- the synopsis on f */
+static void
+usage_to(FILE *f)
 {
-	fprintf(stderr,
+	fprintf(f,
 		"usage: ckpt-remote push POOL REF URL [--chunk-size BYTES] [--check-all] [--json]\n"
 		"       ckpt-remote list URL [--json]\n"
 		"       ckpt-remote pull URL MANIFEST POOL [--lazy] [--json]\n"
@@ -65,6 +65,13 @@ usage(void)
 		"       ckpt-remote prune URL [--keep N] [--max-age SECS] [--json]  (one or both)\n"
 		"       ckpt-remote config POOL [URL|none] [--json]\n"
 		"URL: redis://[[user]:password@]host[:port][/db] or rados://pool[/namespace]\n");
+}
+
+/* usage -- the synopsis on stderr; returns the usage exit code */
+static int
+usage(void)
+{
+	usage_to(stderr);
 	return EXIT_USAGE;
 }
 
@@ -445,7 +452,10 @@ main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		long long v;
-		if (strcmp(o, "--json") == 0) {
+		if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+			usage_to(stdout);
+			return 0;
+		} else if (strcmp(o, "--json") == 0) {
 			json = 1;
 		} else if (strcmp(o, "--check-all") == 0) {
 			push_flags |= REMOTE_PUSH_CHECK_ALL;

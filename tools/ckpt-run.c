@@ -60,16 +60,18 @@ static pid_t child;
 static void __attribute__((noreturn))
 usage(const char *fmt, const char *arg)
 {
+	/* --help (no fmt): the synopsis on stdout, exit 0; a mistake: stderr, 2 */
+	FILE *f = fmt ? stderr : stdout;
 	if (fmt) {
 		fprintf(stderr, "ckpt-run: ");
 		fprintf(stderr, fmt, arg);
 		fprintf(stderr, "\n");
 	}
-	fprintf(stderr, "usage: ckpt-run [--pool PATH] [--size SIZE] [--fork-mode MODE]\n"
+	fprintf(f, "usage: ckpt-run [--pool PATH] [--size SIZE] [--fork-mode MODE]\n"
 		"                [--checkpoint-every SECS] [--checkpoint-on SIGNAL]\n"
 		"                [--on-exit checkpoint|none] [--durable-after MS] [--quiet]\n"
 		"                -- PROGRAM [ARGS]\n");
-	exit(EXIT_USAGE);
+	exit(fmt ? EXIT_USAGE : 0);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -255,7 +257,7 @@ main(int argc, char **argv)
 	long every = 0;
 	int sig = 0, c;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+q", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			pool = optarg;
