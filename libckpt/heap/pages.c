@@ -130,6 +130,22 @@ full:
 	return 0;
 }
 
+/* heap_pages_fit -- 1 if a run of n free pages lies below the high-water mark (heap.lock held) */
+int
+heap_pages_fit(const struct heap *h, uint32_t n)
+{
+	uint32_t hw = (uint32_t)(h->hdr->high_water >> HP_SHIFT), i = h->hdr->free_hint;
+	for (;;) {
+		i = heap_next_with(h->pbits, i, hw, 0);
+		if (i >= hw || hw - i < n)
+			return 0;
+		uint32_t j = heap_next_with(h->pbits, i, i + n, 1);
+		if (j == i + n)
+			return 1;
+		i = j;
+	}
+}
+
 /* heap_pages_free -- mark pages [pg, pg+n) free; their page map entries must be 0 */
 void
 heap_pages_free(struct heap *h, uint32_t pg, uint32_t n)

@@ -280,6 +280,91 @@ heap_orphan_release_one(struct heap *h)
 }
 
 /*
+ * heap_steal_due -- slot me is about to take fresh pages for a slab of n
+ * pages (heap.lock held): 1 if none fit below the high-water mark, the mark
+ * grew by an eighth (at least HEAP_GROW_STEP) since the last steal, and
+ * another thread holds a slot, whose slabs may hold blocks other threads
+ * freed that it does not collect (it is idle: docs/HEAP.md, "Threads")
+ */
+int
+heap_steal_due(struct heap *h, uint32_t me, uint32_t n)
+{
+	uint64_t hw = h->hdr->high_water, step = h->steal_hw / 8;
+	if (step < HEAP_GROW_STEP)
+		step = HEAP_GROW_STEP;
+	if (hw < h->steal_hw + step || heap_pages_fit(h, n))
+		return 0;
+	for (uint32_t i = 0; i < NSLOTS; i++) {
+		if (i != me && atomic_load_explicit(&h->slots[i].state, RELAXED) &&
+		    !atomic_load_explicit(&h->orphan[i], RELAXED)) {
+			h->steal_hw = hw;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * steal_list -- heap_steal_idle's step over one list of slot i's slabs of
+ * class c, from slab pg on (a checked list's member): each is collected;
+ * an empty one is freed, one with cls.refill free blocks abandoned (its
+ * owner would have it on avail), a fuller one stays where it is
+ */
+static void
+steal_list(struct heap *h, uint32_t i, unsigned c, uint32_t *head, uint32_t pg, uint32_t list)
+{
+	struct tslot *ts = &h->slots[i];
+	uint32_t steps = 0;
+	while (pg && steps++ < h->npages) {
+		struct slab *s = slab_at(h, pg, i + 1, list, pg == *head);
+		if (!s)
+			return;
+		uint32_t next = s->next;
+		heap_collect(h, s, pg);
+		if (s->used == 0 || s->cap - s->used >= heap_cls_tab[c].refill) {
+			if (list == LIST_FULL)
+				unlink_full(h, ts, s, pg, c);
+			else
+				list_unlink(h, head, pg);
+			slab_abandon(h, pg);
+		}
+		pg = next;
+	}
+}
+
+/*
+ * heap_steal_idle -- before the heap grows: with every other thread out of
+ * the heap (heap_stop_others), each other claimed slot keeps the current
+ * slab of each class (the head of avail) as it is; its front cache goes
+ * back to its slabs, and each of its other slabs is collected (the blocks
+ * other threads freed into it) and freed if empty, abandoned if it has
+ * room (so the calling thread, or any other, adopts it before it takes
+ * fresh pages), kept if nearly full. Busy held by slot me. Nothing if
+ * another thread stops the world already.
+ */
+void
+heap_steal_idle(struct heap *h, uint32_t me)
+{
+	if (!heap_stop_others(h, me))
+		return;
+	for (uint32_t i = 0; i < NSLOTS; i++) {
+		struct tslot *ts = &h->slots[i];
+		if (i == me || !atomic_load_explicit(&ts->state, RELAXED) ||
+		    atomic_load_explicit(&h->orphan[i], RELAXED))
+			continue;
+		if (i)
+			heap_tc_drain(h, i);
+		for (unsigned c = 0; c < NCLASS; c++) {
+			steal_list(h, i, c, &ts->full[c], ts->full[c], LIST_FULL);
+			uint32_t head = ts->avail[c];
+			if (head && slab_at(h, head, i + 1, LIST_AVAIL, 1))
+				steal_list(h, i, c, &ts->avail[c], SLAB(h, head)->next, LIST_AVAIL);
+		}
+	}
+	heap_unlock_all(h);
+}
+
+/*
  * scan_full -- move the full slabs of class c that got frees since back to
  * avail: those whose hint says remote frees wait (seq_cst: a freer that
  * found the pending bit already set did not set it again, but its hint
@@ -455,6 +540,11 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 		pthread_mutex_lock(&h->lock);
 		pg = adopt(h, ts, own, c);
 		int orphans = atomic_load_explicit(&h->norphans, RELAXED) != 0;
+		if (!pg && !orphans && heap_steal_due(h, own - 1u, heap_cls_tab[c].pages)) {
+			pthread_mutex_unlock(&h->lock);
+			heap_steal_idle(h, own - 1u);
+			continue;
+		}
 		if (!pg && !orphans) {
 			pg = heap_pages_alloc(h, heap_cls_tab[c].pages, 1);
 			if (pg) {

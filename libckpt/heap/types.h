@@ -307,6 +307,11 @@ struct heap {
 	 * lists as they are; norphans counts them */
 	_Atomic uint8_t orphan[NSLOTS];
 	_Atomic uint32_t norphans;
+	/* locker: 1 while a thread stops the others (heap_lock_all until
+	 * heap_unlock_all, or heap_steal_idle): one at a time */
+	_Atomic uint32_t locker;
+	/* steal_hw: the high-water mark at the last heap_steal_idle (heap.lock) */
+	uint64_t steal_hw;
 	/* busy[i]: slot i's thread is inside a heap call (DRAM only: a thread
 	 * that sees stop sets it transiently while the segment is being copied) */
 	struct {
