@@ -25,7 +25,7 @@
  *    allocates as many; before the heap grows it takes the idle owner's
  *    slabs (heap_steal_idle), so the high-water mark stays where it was
  *    (without it, it grows by the blocks' whole size), and the owner goes
- *    on allocating and freeing from what it kept;
+ *    on allocating and freeing (adopting slabs as any thread does);
  *  - two threads that free each other's blocks while the heap grows (so
  *    each takes the other's slabs while it is running): every block is
  *    handed out once (its pattern intact), the heap exact at the end.

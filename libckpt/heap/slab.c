@@ -225,7 +225,7 @@ slab_abandon(struct heap *h, uint32_t pg)
 
 /*
  * heap_slot_release -- abandon every slab of slot i (no other op of slot i
- * runs); the caller frees the slot. Each slab is taken off the front of its
+ * runs); the caller frees the slot (or, heap_steal_idle, keeps it). Each slab is taken off the front of its
  * list (so the next one is a checked list's first); a damaged slab stops
  * its list there, and the slot keeps what is left (returns -1).
  */
@@ -305,62 +305,25 @@ heap_steal_due(struct heap *h, uint32_t me, uint32_t n)
 }
 
 /*
- * steal_list -- heap_steal_idle's step over one list of slot i's slabs of
- * class c, from slab pg on (a checked list's member): each is collected;
- * an empty one is freed, one with cls.refill free blocks abandoned (its
- * owner would have it on avail), a fuller one stays where it is
- */
-static void
-steal_list(struct heap *h, uint32_t i, unsigned c, uint32_t *head, uint32_t pg, uint32_t list)
-{
-	struct tslot *ts = &h->slots[i];
-	uint32_t steps = 0;
-	while (pg && steps++ < h->npages) {
-		struct slab *s = slab_at(h, pg, i + 1, list, pg == *head);
-		if (!s)
-			return;
-		uint32_t next = s->next;
-		heap_collect(h, s, pg);
-		if (s->used == 0 || s->cap - s->used >= heap_cls_tab[c].refill) {
-			if (list == LIST_FULL)
-				unlink_full(h, ts, s, pg, c);
-			else
-				list_unlink(h, head, pg);
-			slab_abandon(h, pg);
-		}
-		pg = next;
-	}
-}
-
-/*
  * heap_steal_idle -- before the heap grows: with every other thread out of
- * the heap (heap_stop_others), each other claimed slot keeps the current
- * slab of each class (the head of avail) as it is; its front cache goes
- * back to its slabs, and each of its other slabs is collected (the blocks
- * other threads freed into it) and freed if empty, abandoned if it has
- * room (so the calling thread, or any other, adopts it before it takes
- * fresh pages), kept if nearly full. Busy held by slot me. Nothing if
- * another thread stops the world already.
+ * the heap (heap_stop_others), each other claimed slot lets go of its
+ * slabs as at its thread's exit (heap_slot_release: its front cache goes
+ * back to its slabs, each slab is collected, freed if empty, else
+ * abandoned), but keeps its claim: the calling thread, or any other, adopts
+ * them before it takes fresh pages, and their owner takes them back (or
+ * others) as any thread adopts slabs. The blocks other threads freed into
+ * the slabs of a thread that no longer allocates are so reused. Busy held
+ * by slot me. Nothing if another thread stops the world already.
  */
 void
 heap_steal_idle(struct heap *h, uint32_t me)
 {
 	if (!heap_stop_others(h, me))
 		return;
-	for (uint32_t i = 0; i < NSLOTS; i++) {
-		struct tslot *ts = &h->slots[i];
-		if (i == me || !atomic_load_explicit(&ts->state, RELAXED) ||
-		    atomic_load_explicit(&h->orphan[i], RELAXED))
-			continue;
-		if (i)
-			heap_tc_drain(h, i);
-		for (unsigned c = 0; c < NCLASS; c++) {
-			steal_list(h, i, c, &ts->full[c], ts->full[c], LIST_FULL);
-			uint32_t head = ts->avail[c];
-			if (head && slab_at(h, head, i + 1, LIST_AVAIL, 1))
-				steal_list(h, i, c, &ts->avail[c], SLAB(h, head)->next, LIST_AVAIL);
-		}
-	}
+	for (uint32_t i = 0; i < NSLOTS; i++)
+		if (i != me && atomic_load_explicit(&h->slots[i].state, RELAXED) &&
+		    !atomic_load_explicit(&h->orphan[i], RELAXED))
+			heap_slot_release(h, i);    /* a damaged slab stays with its slot */
 	heap_unlock_all(h);
 }
 
