@@ -279,12 +279,24 @@ heap_orphan_release_one(struct heap *h)
 	return 0;
 }
 
+/* steal_slot -- slot i is another thread's and has had slabs in this attach */
+static int
+steal_slot(const struct heap *h, uint32_t i, uint32_t me)
+{
+	return i != me && __atomic_load_n(&h->refills[i], __ATOMIC_RELAXED) != 0 &&
+		atomic_load_explicit(&h->slots[i].state, RELAXED) &&
+		!atomic_load_explicit(&h->orphan[i], RELAXED);
+}
+
 /*
  * heap_steal_due -- slot me is about to take fresh pages for a slab of n
  * pages (heap.lock held): 1 if none fit below the high-water mark, the mark
  * grew by an eighth (at least HEAP_GROW_STEP) since the last steal, and
- * another thread holds a slot, whose slabs may hold blocks other threads
- * freed that it does not collect (it is idle: docs/HEAP.md, "Threads")
+ * another thread's slot has had slabs, which may hold blocks other threads
+ * freed that it does not collect (it is idle: docs/HEAP.md, "Threads").
+ * Whether it is idle is not asked: a running thread's current slab and
+ * counts are in its slot, which it reads again at every call, and the
+ * steals are few (one per 2 MiB of growth up to 16 MiB, then per eighth)
  */
 int
 heap_steal_due(struct heap *h, uint32_t me, uint32_t n)
@@ -295,8 +307,7 @@ heap_steal_due(struct heap *h, uint32_t me, uint32_t n)
 	if (hw < h->steal_hw + step || heap_pages_fit(h, n))
 		return 0;
 	for (uint32_t i = 0; i < NSLOTS; i++) {
-		if (i != me && atomic_load_explicit(&h->slots[i].state, RELAXED) &&
-		    !atomic_load_explicit(&h->orphan[i], RELAXED)) {
+		if (steal_slot(h, i, me)) {
 			h->steal_hw = hw;
 			return 1;
 		}
@@ -321,8 +332,7 @@ heap_steal_idle(struct heap *h, uint32_t me)
 	if (!heap_stop_others(h, me))
 		return;
 	for (uint32_t i = 0; i < NSLOTS; i++)
-		if (i != me && atomic_load_explicit(&h->slots[i].state, RELAXED) &&
-		    !atomic_load_explicit(&h->orphan[i], RELAXED))
+		if (steal_slot(h, i, me))
 			heap_slot_release(h, i);    /* a damaged slab stays with its slot */
 	heap_unlock_all(h);
 }
@@ -462,6 +472,7 @@ void * __attribute__((noinline))
 heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 {
 	int reclaimed = 0;
+	__atomic_store_n(&h->refills[own - 1], h->refills[own - 1] + 1, __ATOMIC_RELAXED);
 	for (;;) {
 		uint32_t pg = ts->avail[c], steps = 0;
 		while (pg && steps++ < 4 * h->npages) {
