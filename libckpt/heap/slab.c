@@ -289,9 +289,8 @@ steal_slot(const struct heap *h, uint32_t i, uint32_t me)
 }
 
 /*
- * heap_steal_due -- slot me is about to take fresh pages for a slab of n
- * pages (heap.lock held): 1 if none fit below the high-water mark, the mark
- * grew by an eighth (at least HEAP_GROW_STEP) since the last steal, and
+ * heap_steal_due -- slot me needs fresh pages for a slab and none fit below
+ * the high-water mark (heap.lock held): 1 if the mark grew by an eighth (at least HEAP_GROW_STEP) since the last steal, and
  * another thread's slot has had slabs, which may hold blocks other threads
  * freed that it does not collect (it is idle: docs/HEAP.md, "Threads").
  * Whether it is idle is not asked: a running thread's current slab and
@@ -299,12 +298,12 @@ steal_slot(const struct heap *h, uint32_t i, uint32_t me)
  * steals are few (one per 2 MiB of growth up to 16 MiB, then per eighth)
  */
 int
-heap_steal_due(struct heap *h, uint32_t me, uint32_t n)
+heap_steal_due(struct heap *h, uint32_t me)
 {
 	uint64_t hw = h->hdr->high_water, step = h->steal_hw / 8;
 	if (step < HEAP_GROW_STEP)
 		step = HEAP_GROW_STEP;
-	if (hw < h->steal_hw + step || heap_pages_fit(h, n))
+	if (atomic_load_explicit(&h->nslabbed, RELAXED) < 2 || hw < h->steal_hw + step)
 		return 0;
 	for (uint32_t i = 0; i < NSLOTS; i++) {
 		if (steal_slot(h, i, me)) {
@@ -472,7 +471,10 @@ void * __attribute__((noinline))
 heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 {
 	int reclaimed = 0;
-	__atomic_store_n(&h->refills[own - 1], h->refills[own - 1] + 1, __ATOMIC_RELAXED);
+	uint32_t r = h->refills[own - 1];
+	__atomic_store_n(&h->refills[own - 1], r + 1, __ATOMIC_RELAXED);
+	if (r == 0)
+		atomic_fetch_add_explicit(&h->nslabbed, 1, RELAXED);
 	for (;;) {
 		uint32_t pg = ts->avail[c], steps = 0;
 		while (pg && steps++ < 4 * h->npages) {
@@ -514,13 +516,17 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 		pthread_mutex_lock(&h->lock);
 		pg = adopt(h, ts, own, c);
 		int orphans = atomic_load_explicit(&h->norphans, RELAXED) != 0;
-		if (!pg && !orphans && heap_steal_due(h, own - 1u, heap_cls_tab[c].pages)) {
-			pthread_mutex_unlock(&h->lock);
-			heap_steal_idle(h, own - 1u);
-			continue;
-		}
 		if (!pg && !orphans) {
-			pg = heap_pages_alloc(h, heap_cls_tab[c].pages, 1);
+			uint32_t n = heap_cls_tab[c].pages;
+			pg = heap_pages_alloc_below(h, n);
+			if (!pg && heap_steal_due(h, own - 1u)) {
+				/* the heap would grow: take the other slots' slabs first */
+				pthread_mutex_unlock(&h->lock);
+				heap_steal_idle(h, own - 1u);
+				continue;
+			}
+			if (!pg)
+				pg = heap_pages_alloc(h, n, 1);
 			if (pg) {
 				slab_init(h, pg, c, own, LIST_AVAIL);
 				list_push(h, &ts->avail[c], pg);

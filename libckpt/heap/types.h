@@ -316,6 +316,7 @@ struct heap {
 	 * this attach (slot 0 is claimed whether any thread uses it or not) */
 	uint64_t steal_hw;
 	uint32_t refills[NSLOTS];
+	_Atomic uint32_t nslabbed;  /* slots whose refills are not 0 */
 	/* busy[i]: slot i's thread is inside a heap call (DRAM only: a thread
 	 * that sees stop sets it transiently while the segment is being copied) */
 	struct {
