@@ -4,7 +4,9 @@
  * runs of free pages above the free-page hint, and the high-water mark below
  * which every byte the heap ever wrote lies (raised through the pool's grow
  * callback, so a full filesystem is ENOMEM, not SIGBUS). Slabs and large
- * blocks are both runs of pages from here. A freed run goes to purge.c,
+ * blocks are both runs of pages from here; a slab's run is looked for
+ * below the mark first (heap_pages_alloc_below), so that the slab path
+ * can steal before the heap grows (slab.c). A freed run goes to purge.c,
  * which may give its memory back, and a run handed out is backed again
  * there first (heap_purge_back). Everything but heap_layout_of runs under
  * heap.lock.

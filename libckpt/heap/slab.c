@@ -11,7 +11,11 @@
  * if it was clear, and sets the owner's pending bit if the slab is on the
  * full list. The owner collects a slab's rbits when its current slab runs
  * dry and the hint is set (heap_collect), and whatever the hint says when
- * it abandons or adopts a slab, or reclaims before ENOMEM. This file holds
+ * it abandons or adopts a slab, or reclaims before ENOMEM. A thread that
+ * stays idle collects nothing, so before the heap grows for a new slab a
+ * thread may stop the others and take their slabs (heap_steal_idle: each
+ * other slot lets go of them as at its thread's exit), which it and any
+ * other thread then adopt instead of fresh pages. This file holds
  * the generic paths; the steps that the fast paths share with them (pop,
  * mark, push) are inline in heap/private.h. Page runs come from
  * heap/pages.c under heap.lock.
