@@ -249,7 +249,8 @@ pool_attach_segment(struct ckpt_pool *p, enum pool_attach_how how, uint32_t imag
 			errno = fg.err;
 		return -1;
 	}
-	p->heap = heap_attach(base, p->hdr.seg_size, pool_grow, p);
+	p->heap = how == POOL_ATTACH_HEAP ? heap_attach(base, p->hdr.seg_size, pool_grow, p)
+		: heap_attach_formatted(base, p->hdr.seg_size, pool_grow, p);
 	if (!p->heap) {
 		ckpt_err_prefix("segment %u: ", p->seg);
 		return -1;

@@ -20,7 +20,15 @@
  *  - a heap made by the format 3 code, with remote-free lists
  *    (tests/fixtures/heap_v3.h, from tests/fixtures/gen_heap_v3.c), walks
  *    and attaches: the upgrade collects the lists, its live blocks are
- *    intact, its freed ones are refused and handed out again.
+ *    intact, its freed ones are refused and handed out again;
+ *  - an owner that stays idle: another thread frees all its blocks and then
+ *    allocates as many; before the heap grows it takes the idle owner's
+ *    slabs (heap_steal_idle), so the high-water mark stays where it was
+ *    (without it, it grows by the blocks' whole size), and the owner goes
+ *    on allocating and freeing (adopting slabs as any thread does);
+ *  - two threads that free each other's blocks while the heap grows (so
+ *    each takes the other's slabs while it is running): every block is
+ *    handed out once (its pattern intact), the heap exact at the end.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -435,6 +443,144 @@ test_upgrade_v3_fixture(void **state)
 	free(b);
 }
 
+#define NI 60000                /* blocks of BSZ bytes of the idle owner: about 4 MiB of slabs */
+
+struct refill {
+	void **mine;            /* the idle owner's blocks: freed here */
+	void **b;               /* then NI blocks allocated here */
+	size_t hw;              /* the high-water mark after that */
+};
+
+static void *
+refill_thread(void *arg)
+{
+	struct refill *r = arg;
+	for (int i = 0; i < NI; i++)
+		if (heap_free(H, r->mine[i]) != 0)
+			return NULL;
+	for (int i = 0; i < NI; i++) {
+		if (!(r->b[i] = heap_alloc(H, BSZ)))
+			return NULL;
+		memset(r->b[i], 0x5a, BSZ);
+	}
+	r->hw = heap_high_water(H);
+	return r;
+}
+
+/*
+ * test_idle_owner -- this thread allocates NI blocks and stays idle while
+ * another frees them all and allocates NI blocks itself: those come from
+ * the idle owner's slabs (taken before the heap grew), not from fresh
+ * pages. Then this thread allocates and frees again, and frees the other
+ * thread's blocks: the heap is exact.
+ */
+static void
+test_idle_owner(void **state)
+{
+	(void)state;
+	struct refill r = { calloc(NI, sizeof(void *)), calloc(NI, sizeof(void *)), 0 };
+	assert_non_null(r.mine);
+	assert_non_null(r.b);
+	for (int i = 0; i < NI; i++) {
+		assert_non_null(r.mine[i] = heap_alloc(H, BSZ));
+		memset(r.mine[i], 0xa5, BSZ);
+	}
+	size_t hw = heap_high_water(H);
+	pthread_t t;
+	void *ok = NULL;
+	assert_int_equal(pthread_create(&t, NULL, refill_thread, &r), 0);
+	pthread_join(t, &ok);
+	assert_non_null(ok);
+	if (r.hw > hw + SLACK)
+		fail_msg("high-water mark grew from %zu to %zu: the idle owner's slabs, all "
+				"of their blocks freed, were not taken", hw, r.hw);
+	for (int i = 0; i < NI; i++) {
+		assert_non_null(r.mine[i] = heap_alloc(H, BSZ));
+		memset(r.mine[i], 0xa5, BSZ);
+	}
+	for (int i = 0; i < NI; i++) {
+		for (int k = 0; k < BSZ; k++)
+			assert_int_equal(((uint8_t *)r.b[i])[k], 0x5a);
+		assert_int_equal(heap_free(H, r.b[i]), 0);
+		assert_int_equal(heap_free(H, r.mine[i]), 0);
+	}
+	th_check_exact(H, seg.addr, 0);
+	free(r.mine);
+	free(r.b);
+}
+
+#define NX 4096                 /* blocks per batch of test_steal_busy */
+#define ROUNDS 24
+
+struct xchg {
+	int me;
+	pthread_barrier_t *bar;
+	void *(*batch)[2][NX];  /* batch[round & 1][thread][i] */
+	int bad;
+};
+
+/* xchg_thread -- per round: allocate a batch (growing sizes, own pattern),
+ * meet, free and check the other thread's batch of the round */
+static void *
+xchg_thread(void *arg)
+{
+	struct xchg *x = arg;
+	for (int r = 0; r < ROUNDS; r++) {
+		size_t n = 16 + (size_t)(r * 37 + x->me * 11) % 1000;
+		void **mine = x->batch[r & 1][x->me];
+		for (int i = 0; i < NX; i++) {
+			if (!(mine[i] = heap_alloc(H, n))) {
+				x->bad++;
+				mine[i] = NULL;
+				continue;
+			}
+			memset(mine[i], 0x30 + x->me * 16 + (r & 15), n);
+		}
+		pthread_barrier_wait(x->bar);
+		void **other = x->batch[r & 1][!x->me];
+		size_t on = 16 + (size_t)(r * 37 + !x->me * 11) % 1000;
+		for (int i = 0; i < NX; i++) {
+			if (!other[i])
+				continue;
+			for (size_t k = 0; k < on; k++)
+				if (((uint8_t *)other[i])[k] != 0x30 + !x->me * 16 + (r & 15)) {
+					x->bad++;
+					break;
+				}
+			if (heap_free(H, other[i]) != 0)
+				x->bad++;
+		}
+		pthread_barrier_wait(x->bar);
+	}
+	return NULL;
+}
+
+/*
+ * test_steal_busy -- two threads allocate batches of growing blocks and free
+ * each other's: the heap grows while both run, so each takes the other's
+ * slabs while that one is between calls. Every block keeps its pattern
+ * until the other thread frees it (none handed out twice), the heap is
+ * exact afterwards.
+ */
+static void
+test_steal_busy(void **state)
+{
+	(void)state;
+	static void *batch[2][2][NX];
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, 2);
+	struct xchg x[2] = { { 0, &bar, batch, 0 }, { 1, &bar, batch, 0 } };
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, xchg_thread, &x[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(x[0].bad, 0);
+	assert_int_equal(x[1].bad, 0);
+	th_check_exact(H, seg.addr, 0);
+}
+
 int
 main(void)
 {
@@ -447,6 +593,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hint_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill_with_remote_frees, setup, teardown),
 		cmocka_unit_test(test_upgrade_v3_fixture),
+		cmocka_unit_test_setup_teardown(test_idle_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_steal_busy, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

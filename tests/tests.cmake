@@ -22,6 +22,8 @@ ckpt_test(test_readme_snippet test_readme_snippet.c LABELS proc)
 # 7): after create, checkpoints, retention, close, reclaim; kill -9 between
 # a size change and its commit; a truncated file refused; a 1.2 pool kept
 ckpt_test(test_pool_size test_pool_size.c LABELS proc VALGRIND)
+ckpt_test(test_pool_memory test_pool_memory.c LABELS proc)
+add_dependencies(test_pool_memory ckpt-inspect)
 add_dependencies(test_pool_size ckpt-inspect)
 # the exported symbols and SONAME; the installed library used as a user would
 # (cmake --install into a temp prefix, pkg-config, pkg-config --static, find_package)

@@ -57,6 +57,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/vfs.h>
 
 #include "image.h"
@@ -99,6 +100,23 @@ ring_drop_front(struct engine *e)
 	memset(&e->ring[e->n], 0, sizeof(e->ring[0]));
 }
 
+/*
+ * sums_upto -- make e->sums[0, n) valid: the entries past sums_valid were
+ * never written since image_prepare and stand for zero pages (the base
+ * holds nothing there)
+ */
+static void
+sums_upto(struct engine *e, uint64_t n)
+{
+	if (n <= e->sums_valid)
+		return;
+	static const char zero[PAGE];
+	uint64_t z = sums_page(zero);
+	for (uint64_t i = e->sums_valid; i < n; i++)
+		e->sums[i] = z;
+	e->sums_valid = n;
+}
+
 int
 image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 {
@@ -110,7 +128,12 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 		uint64_t npages = p->hdr.seg_size / PAGE;
 		e->words = (npages + 63) / 64;
 		e->cur = bits_new(e);
-		e->sums = malloc(npages * sizeof(uint64_t));
+		/* untouched until sums_upto writes it: a new heap's base has
+		 * no page but zeros, and the program's heap may stay a small
+		 * part of the segment (1 GiB of segment: 2 MiB of sums) */
+		void *m = mmap(NULL, npages * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		e->sums = m == MAP_FAILED ? NULL : m;
 		e->can_clone = segcopy_can_clone(p->fd);
 		struct statfs fs;
 		e->on_tmpfs = fstatfs(p->fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC;
@@ -121,11 +144,16 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 			return ckpt_err_set(ENOMEM, "out of memory");
 		}
 	}
-	/* pages the base does not hold are zeros */
-	static char zero[PAGE];
-	uint64_t z = sums_page(zero);
-	for (uint64_t i = 0; i < p->hdr.seg_size / PAGE; i++)
-		e->sums[i] = sums && sums[i] ? sums[i] : z;
+	/* pages the base does not hold are zeros; without a base (a new
+	 * heap) the sums are written as far as a checkpoint reads them */
+	e->sums_valid = 0;
+	if (sums) {
+		uint64_t npages = p->hdr.seg_size / PAGE;
+		sums_upto(e, npages);
+		for (uint64_t i = 0; i < npages; i++)
+			if (sums[i])
+				e->sums[i] = sums[i];
+	}
 	return 0;
 }
 
@@ -150,6 +178,7 @@ start_lazy(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	/* the heap's metadata, which attaching it reads at once, is checked
 	 * before lazy_start returns (a restart that fails, not a SIGBUS) */
 	struct lazy_source first = { .first = heap_meta_len(p->hdr.seg_size) };
+	sums_upto(e, (used + PAGE - 1) / PAGE);
 	e->lazy = lazy_start(uffd, p->fd, seg_off(p, seg), (void *)(uintptr_t)p->hdr.base,
 			used, e->sums, what, &done, e->lazy_fetch.fetch ? &e->lazy_fetch : NULL,
 			&first);
@@ -287,7 +316,8 @@ image_detach(struct ckpt_pool *p)
 	bg_clear(e);
 	free(e->since);
 	free(e->cur);
-	free(e->sums);
+	if (e->sums)
+		munmap(e->sums, p->hdr.seg_size / PAGE * sizeof(uint64_t));
 	free(e);
 	p->eng = NULL;
 }
@@ -512,6 +542,7 @@ image_sum(struct ckpt_pool *p, uint64_t used, uint64_t *sum, uint32_t *flags)
 		return;
 	}
 	uint64_t npages = used / PAGE;
+	sums_upto(e, npages);
 	for (uint64_t w = 0; w < e->words && w * 64 < npages; w++)
 		for (uint64_t bits = e->cur[w]; bits; bits &= bits - 1) {
 			uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(bits);

@@ -76,7 +76,10 @@ struct engine {
 	                           recycle: its pages (image_build's, then freed) */
 	uint64_t *sums;         /* the sum of each page of the heap as of the last
 	                           checkpoint or the base (sums.h): a checkpoint
-	                           rehashes only the pages written since */
+	                           rehashes only the pages written since;
+	                           [0, sums_valid) written, the rest untouched
+	                           memory standing for zero pages (sums_upto) */
+	uint64_t sums_valid;
 	int lazy_uffd;          /* image_attach of a restart starts a lazy fill
 	                           with it (image_lazy), else -1 */
 	struct lazy *lazy;      /* the lazy fill under way, or NULL (lazy.h) */

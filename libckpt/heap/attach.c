@@ -163,9 +163,12 @@ heap_meta_len(uint64_t seg_size)
 	return heap_layout_of(seg_size, &l) < 0 ? 0 : l.data_off;
 }
 
-/* heap_attach -- validate, upgrade and adopt the heap in [seg, seg+size) (heap.h) */
-struct heap *
-heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+/*
+ * attach -- heap_attach, or (fresh) heap_attach_formatted: the header
+ * checked, nothing else read (no slot but 0 claimed, no slab)
+ */
+static struct heap *
+attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg, int fresh)
 {
 	heap_cls_init();
 	struct heap_hdr H;
@@ -186,7 +189,12 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 	}
 	/* an older version is checked whole and rebuilt; version 4 only in its metadata */
 	int old = H.version < HEAP_VERSION;
-	if ((old ? heap_check(seg, (size_t)H.high_water, NULL) :
+	if (fresh && old) {
+		ckpt_err_set(EINVAL, "heap_attach: a heap just formatted has version %u",
+				H.version);
+		return NULL;
+	}
+	if (!fresh && (old ? heap_check(seg, (size_t)H.high_water, NULL) :
 			heap_meta_check(seg, (size_t)H.high_water)) < 0) {
 		ckpt_err_prefix("heap_attach: ");
 		return NULL;
@@ -223,13 +231,27 @@ heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
 		heap_detach(h);
 		return NULL;
 	}
-	for (uint32_t i = 1; i < NSLOTS; i++) {
+	for (uint32_t i = 1; i < NSLOTS && !fresh; i++) {
 		if (atomic_load_explicit(&h->slots[i].state, RELAXED)) {
 			atomic_store_explicit(&h->orphan[i], 1, RELAXED);
 			h->norphans++;
 		}
 	}
 	return h;
+}
+
+/* heap_attach -- validate, upgrade and adopt the heap in [seg, seg+size) (heap.h) */
+struct heap *
+heap_attach(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+{
+	return attach(seg, size, grow, grow_arg, 0);
+}
+
+/* heap_attach_formatted -- heap_attach of a heap just formatted here (heap.h) */
+struct heap *
+heap_attach_formatted(void *seg, size_t size, heap_grow_fn grow, void *grow_arg)
+{
+	return attach(seg, size, grow, grow_arg, 1);
 }
 
 /* heap_detach -- free the DRAM handle (heap.h) */

@@ -4,7 +4,9 @@
  * runs of free pages above the free-page hint, and the high-water mark below
  * which every byte the heap ever wrote lies (raised through the pool's grow
  * callback, so a full filesystem is ENOMEM, not SIGBUS). Slabs and large
- * blocks are both runs of pages from here. A freed run goes to purge.c,
+ * blocks are both runs of pages from here; a slab's run is looked for
+ * below the mark first (heap_pages_alloc_below), so that the slab path
+ * can steal before the heap grows (slab.c). A freed run goes to purge.c,
  * which may give its memory back, and a run handed out is backed again
  * there first (heap_purge_back). Everything but heap_layout_of runs under
  * heap.lock.
@@ -93,13 +95,17 @@ heap_grow_to(struct heap *h, uint64_t end)
 }
 
 /*
- * heap_pages_alloc -- the lowest run of n free pages whose address is aligned to
- * `align` bytes (power of two); marks them used. 0 with ENOMEM if none.
+ * pages_take -- the lowest run of n free pages whose address is aligned to
+ * `align` bytes (power of two), anywhere (grow: the high-water mark is
+ * raised over it) or below the mark; marks them used. 0 if none (with
+ * ENOMEM if grow).
  */
-uint32_t
-heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align)
+static uint32_t
+pages_take(struct heap *h, uint32_t n, uint64_t align, int grow)
 {
-	uint32_t limit = h->npages, i = h->hdr->free_hint;
+	uint32_t limit = grow ? h->npages
+		: (uint32_t)((h->hdr->high_water + HP_SIZE - 1) >> HP_SHIFT);
+	uint32_t i = h->hdr->free_hint;
 	uint64_t apg = align > HP_SIZE ? align >> HP_SHIFT : 1;
 	uint64_t base_pg = (uint64_t)(uintptr_t)h->seg >> HP_SHIFT;
 	heap_purge_tick(h);
@@ -125,9 +131,25 @@ heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align)
 		h->hdr->free_hint = i + n;
 	return i;
 full:
-	ckpt_err_set(ENOMEM, "heap full: no run of %u free %llu-byte pages (heap of %llu bytes)",
-			n, (unsigned long long)HP_SIZE, (unsigned long long)h->size);
+	if (grow)
+		ckpt_err_set(ENOMEM, "heap full: no run of %u free %llu-byte pages (heap of %llu "
+				"bytes)", n, (unsigned long long)HP_SIZE, (unsigned long long)h->size);
 	return 0;
+}
+
+/* heap_pages_alloc -- pages_take anywhere: 0 with ENOMEM if no run fits */
+uint32_t
+heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align)
+{
+	return pages_take(h, n, align, 1);
+}
+
+/* heap_pages_alloc_below -- heap_pages_alloc of n pages below the high-water mark, or 0
+ * (nothing set: the heap would have to grow) */
+uint32_t
+heap_pages_alloc_below(struct heap *h, uint32_t n)
+{
+	return pages_take(h, n, 1, 0);
 }
 
 /* heap_pages_free -- mark pages [pg, pg+n) free; their page map entries must be 0 */

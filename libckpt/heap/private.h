@@ -52,6 +52,7 @@ CKPT_HIDDEN uint32_t heap_next_union(const uint64_t *a, const uint64_t *b, const
 		uint32_t i, uint32_t limit, int v);
 CKPT_HIDDEN int heap_grow_to(struct heap *h, uint64_t end);
 CKPT_HIDDEN uint32_t heap_pages_alloc(struct heap *h, uint32_t n, uint64_t align);
+CKPT_HIDDEN uint32_t heap_pages_alloc_below(struct heap *h, uint32_t n);
 CKPT_HIDDEN void heap_pages_free(struct heap *h, uint32_t pg, uint32_t n);
 
 /* -- purge.c (heap.lock held; called by pages.c, and large.c's in-place growth) -- */
@@ -178,6 +179,9 @@ CKPT_HIDDEN uint32_t heap_collect(struct heap *h, struct slab *s, uint32_t pg);
 CKPT_HIDDEN void heap_abandoned_push(struct heap *h, uint32_t pg);
 CKPT_HIDDEN int heap_slot_release(struct heap *h, uint32_t i);
 CKPT_HIDDEN int heap_orphan_release_one(struct heap *h);
+CKPT_HIDDEN int heap_steal_due(struct heap *h, uint32_t me);
+CKPT_HIDDEN void heap_steal_idle(struct heap *h, uint32_t me);
+CKPT_HIDDEN int heap_stop_others(struct heap *h, uint32_t me);
 CKPT_HIDDEN uint32_t heap_reclaim(struct heap *h, struct tslot *ts);
 CKPT_HIDDEN void *heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own,
 		unsigned c);

@@ -11,7 +11,11 @@
  * if it was clear, and sets the owner's pending bit if the slab is on the
  * full list. The owner collects a slab's rbits when its current slab runs
  * dry and the hint is set (heap_collect), and whatever the hint says when
- * it abandons or adopts a slab, or reclaims before ENOMEM. This file holds
+ * it abandons or adopts a slab, or reclaims before ENOMEM. A thread that
+ * stays idle collects nothing, so before the heap grows for a new slab a
+ * thread may stop the others and take their slabs (heap_steal_idle: each
+ * other slot lets go of them as at its thread's exit), which it and any
+ * other thread then adopt instead of fresh pages. This file holds
  * the generic paths; the steps that the fast paths share with them (pop,
  * mark, push) are inline in heap/private.h. Page runs come from
  * heap/pages.c under heap.lock.
@@ -225,7 +229,7 @@ slab_abandon(struct heap *h, uint32_t pg)
 
 /*
  * heap_slot_release -- abandon every slab of slot i (no other op of slot i
- * runs); the caller frees the slot. Each slab is taken off the front of its
+ * runs); the caller frees the slot (or, heap_steal_idle, keeps it). Each slab is taken off the front of its
  * list (so the next one is a checked list's first); a damaged slab stops
  * its list there, and the slot keeps what is left (returns -1).
  */
@@ -277,6 +281,63 @@ heap_orphan_release_one(struct heap *h)
 		}
 	}
 	return 0;
+}
+
+/* steal_slot -- slot i is another thread's and has had slabs in this attach */
+static int
+steal_slot(const struct heap *h, uint32_t i, uint32_t me)
+{
+	return i != me && __atomic_load_n(&h->refills[i], __ATOMIC_RELAXED) != 0 &&
+		atomic_load_explicit(&h->slots[i].state, RELAXED) &&
+		!atomic_load_explicit(&h->orphan[i], RELAXED);
+}
+
+/*
+ * heap_steal_due -- slot me needs fresh pages for a slab and none fit below
+ * the high-water mark (heap.lock held): 1 if the mark grew by an eighth (at least HEAP_GROW_STEP) since the last steal, and
+ * another thread's slot has had slabs, which may hold blocks other threads
+ * freed that it does not collect (it is idle: docs/HEAP.md, "Threads").
+ * Whether it is idle is not asked: a running thread's current slab and
+ * counts are in its slot, which it reads again at every call, and the
+ * steals are few (one per 2 MiB of growth up to 16 MiB, then per eighth)
+ */
+int
+heap_steal_due(struct heap *h, uint32_t me)
+{
+	uint64_t hw = h->hdr->high_water, step = h->steal_hw / 8;
+	if (step < HEAP_GROW_STEP)
+		step = HEAP_GROW_STEP;
+	if (atomic_load_explicit(&h->nslabbed, RELAXED) < 2 || hw < h->steal_hw + step)
+		return 0;
+	for (uint32_t i = 0; i < NSLOTS; i++) {
+		if (steal_slot(h, i, me)) {
+			h->steal_hw = hw;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * heap_steal_idle -- before the heap grows: with every other thread out of
+ * the heap (heap_stop_others), each other claimed slot lets go of its
+ * slabs as at its thread's exit (heap_slot_release: its front cache goes
+ * back to its slabs, each slab is collected, freed if empty, else
+ * abandoned), but keeps its claim: the calling thread, or any other, adopts
+ * them before it takes fresh pages, and their owner takes them back (or
+ * others) as any thread adopts slabs. The blocks other threads freed into
+ * the slabs of a thread that no longer allocates are so reused. Busy held
+ * by slot me. Nothing if another thread stops the world already.
+ */
+void
+heap_steal_idle(struct heap *h, uint32_t me)
+{
+	if (!heap_stop_others(h, me))
+		return;
+	for (uint32_t i = 0; i < NSLOTS; i++)
+		if (steal_slot(h, i, me))
+			heap_slot_release(h, i);    /* a damaged slab stays with its slot */
+	heap_unlock_all(h);
 }
 
 /*
@@ -414,6 +475,10 @@ void * __attribute__((noinline))
 heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 {
 	int reclaimed = 0;
+	uint32_t r = h->refills[own - 1];
+	__atomic_store_n(&h->refills[own - 1], r + 1, __ATOMIC_RELAXED);
+	if (r == 0)
+		atomic_fetch_add_explicit(&h->nslabbed, 1, RELAXED);
 	for (;;) {
 		uint32_t pg = ts->avail[c], steps = 0;
 		while (pg && steps++ < 4 * h->npages) {
@@ -456,7 +521,16 @@ heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 		pg = adopt(h, ts, own, c);
 		int orphans = atomic_load_explicit(&h->norphans, RELAXED) != 0;
 		if (!pg && !orphans) {
-			pg = heap_pages_alloc(h, heap_cls_tab[c].pages, 1);
+			uint32_t n = heap_cls_tab[c].pages;
+			pg = heap_pages_alloc_below(h, n);
+			if (!pg && heap_steal_due(h, own - 1u)) {
+				/* the heap would grow: take the other slots' slabs first */
+				pthread_mutex_unlock(&h->lock);
+				heap_steal_idle(h, own - 1u);
+				continue;
+			}
+			if (!pg)
+				pg = heap_pages_alloc(h, n, 1);
 			if (pg) {
 				slab_init(h, pg, c, own, LIST_AVAIL);
 				list_push(h, &ts->avail[c], pg);

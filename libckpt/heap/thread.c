@@ -118,6 +118,37 @@ membarrier_ok(void)
 	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : -1;
 }
 
+/* stop_world -- set stop and wait until no slot but skip is busy (locker held) */
+static void
+stop_world(struct heap *h, uint32_t skip)
+{
+	pthread_mutex_lock(&h->wait_mx);
+	atomic_store(&h->stop, 1);
+	atomic_store(&h->gate, 1u | (uint32_t)h->fence << 1);
+	pthread_mutex_unlock(&h->wait_mx);
+	if (h->fence || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+		atomic_thread_fence(memory_order_seq_cst);
+	for (uint32_t i = 0; i < NSLOTS; i++)
+		while (i != skip && atomic_load_explicit(&h->busy[i].v, memory_order_acquire))
+			sched_yield();
+}
+
+/*
+ * heap_stop_others -- heap_lock_all for a thread inside a busy section of
+ * slot me, which it keeps: 1 if no other thread is inside the heap now
+ * (until heap_unlock_all; the front caches are not drained), 0 if another
+ * thread stops the world already (nothing done)
+ */
+int
+heap_stop_others(struct heap *h, uint32_t me)
+{
+	uint32_t z = 0;
+	if (!atomic_compare_exchange_strong(&h->locker, &z, 1))
+		return 0;
+	stop_world(h, me);
+	return 1;
+}
+
 /*
  * heap_lock_all -- stop the world for this heap. Sets stop, then makes every
  * thread's busy store visible (membarrier: a full barrier on every running
@@ -132,15 +163,12 @@ membarrier_ok(void)
 void
 heap_lock_all(struct heap *h)
 {
-	pthread_mutex_lock(&h->wait_mx);
-	atomic_store(&h->stop, 1);
-	atomic_store(&h->gate, 1u | (uint32_t)h->fence << 1);
-	pthread_mutex_unlock(&h->wait_mx);
-	if (h->fence || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-		atomic_thread_fence(memory_order_seq_cst);
-	for (uint32_t i = 0; i < NSLOTS; i++)
-		while (atomic_load_explicit(&h->busy[i].v, memory_order_acquire))
-			sched_yield();
+	uint32_t z = 0;
+	while (!atomic_compare_exchange_weak(&h->locker, &z, 1)) {
+		z = 0;
+		sched_yield();      /* a heap_steal_idle: a few microseconds */
+	}
+	stop_world(h, NSLOTS);
 	/* no thread is inside the heap, none goes in while stop is set: the
 	 * front caches go back to their slabs and stay empty until unlock */
 	heap_tc_drain_all(h);
@@ -157,6 +185,7 @@ heap_unlock_all(struct heap *h)
 	atomic_store(&h->gate, (uint32_t)h->fence << 1);
 	pthread_cond_broadcast(&h->wait_cv);
 	pthread_mutex_unlock(&h->wait_mx);
+	atomic_store(&h->locker, 0);
 }
 
 /* locks_init -- (re)initialise the DRAM locks */
@@ -193,6 +222,7 @@ heap_after_fork_child(struct heap *h)
 	atomic_store(&h->stopper, NULL);
 	atomic_store(&h->stop, 0);
 	atomic_store(&h->gate, (uint32_t)h->fence << 1);
+	atomic_store(&h->locker, 0);
 }
 
 

@@ -307,6 +307,16 @@ struct heap {
 	 * lists as they are; norphans counts them */
 	_Atomic uint8_t orphan[NSLOTS];
 	_Atomic uint32_t norphans;
+	/* locker: 1 while a thread stops the others (heap_lock_all until
+	 * heap_unlock_all, or heap_steal_idle): one at a time */
+	_Atomic uint32_t locker;
+	/* steal_hw: the high-water mark at the last heap_steal_idle (heap.lock);
+	 * refills[i]: slabs slot i's thread went to its slow path for (its own
+	 * stores; slot 0's under shared_mx): 0, the slot has had no slab in
+	 * this attach (slot 0 is claimed whether any thread uses it or not) */
+	uint64_t steal_hw;
+	uint32_t refills[NSLOTS];
+	_Atomic uint32_t nslabbed;  /* slots whose refills are not 0 */
 	/* busy[i]: slot i's thread is inside a heap call (DRAM only: a thread
 	 * that sees stop sets it transiently while the segment is being copied) */
 	struct {
