@@ -9,7 +9,7 @@
  * Helpers (a new process each, as a restarted service would be):
  *   --helper restart POOL ID N       open at ID (0: latest) in cow mode, check
  *                                    the structure of N nodes, print its gen
- *   --helper advance POOL N GEN      open latest, move to GEN, checkpoint
+ *   --helper advance POOL GEN        open latest, move to GEN, checkpoint
  *                                    (the crash tests arm a point first)
  */
 #include <errno.h>
@@ -23,9 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
-#include "pool.h"
-#include "engine/image.h"
+#include "test_cow_util.h"
 
 #define N_NODES 20000u
 #define HEAP (32 * MiB)
@@ -39,30 +37,14 @@ static const struct ckpt_config cow_cfg = {
 static ckpt_pool *
 cow_create(const char *path, const struct ckpt_config *cfg, struct ts_state **s)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, cfg);
-	assert_non_null(p);
-	assert_int_equal(p->fork_mode, CKPT_FORK_COW);
-	assert_non_null(p->eng);
-	*s = ts_build(p, N_NODES, 1);
-	assert_non_null(*s);
-	return p;
+	return tc_create(path, cfg, N_NODES, s, 1);
 }
 
 /* restart_gen -- the generation a new process finds at checkpoint id (0: latest) */
 static int64_t
 restart_gen(const char *path, ckpt_id id)
 {
-	char out[512], ids[32], ns[32];
-	snprintf(ids, sizeof(ids), "%" PRIu64, id);
-	snprintf(ns, sizeof(ns), "%u", N_NODES);
-	int st = tu_run_helper(out, sizeof(out), NULL, "restart", path, ids, ns, NULL);
-	if (st != 0) {
-		print_error("restart helper exited %d: %s\n", st, out);
-		return -1;
-	}
-	return strtoll(out, NULL, 10);
+	return tc_restart_gen(path, id, N_NODES, NULL, 0);
 }
 
 /* checkpoint, restart and the meaning of ckpt_persist in cow mode */
@@ -444,16 +426,8 @@ test_cow_crash_points(void **state)
 	}
 	assert_int_equal(ckpt_close(p), 0);
 	int64_t gen = 5;
-	char ns[32];
-	snprintf(ns, sizeof(ns), "%u", N_NODES);
 	for (unsigned i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
-		char env[96], gs[32], out[512];
-		snprintf(env, sizeof(env), "CKPT_TEST_CRASH_AT=%s", points[i]);
-		snprintf(gs, sizeof(gs), "%" PRId64, gen + 1);
-		const char *const e[] = { env, NULL };
-		int st = tu_run_helper(out, sizeof(out), e, "advance", path, ns, gs, NULL);
-		if (st != 128 + SIGKILL)
-			fail_msg("%s: helper exited %d, not killed: %s", points[i], st, out);
+		tc_run_killed(path, points[i], gen + 1);
 		tu_inspect_verify(path);
 		int64_t got = restart_gen(path, 0);
 		int64_t want = strcmp(points[i], "checkpoint:after-publish") == 0 ? gen + 1 : gen;
@@ -631,28 +605,15 @@ test_cow_step_times(void **state)
 static int
 helper_main(int argc, char **argv)
 {
-	if (argc == 6 && strcmp(argv[2], "restart") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &cow_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		char err[256];
-		int64_t gen = ts_check(ckpt_root(p), strtoull(argv[5], NULL, 10), err, sizeof(err));
-		if (gen < 0) {
-			printf("check: %s\n", err);
-			return 1;
-		}
-		printf("%" PRId64 "\n", gen);
-		return ckpt_close(p) == 0 ? 0 : 1;
-	}
-	if (argc == 6 && strcmp(argv[2], "advance") == 0) {
+	if (argc == 6 && strcmp(argv[2], "restart") == 0)
+		return tc_helper_restart(argv + 3, &cow_cfg, 0);
+	if (argc == 5 && strcmp(argv[2], "advance") == 0) {
 		ckpt_pool *p = ckpt_open(argv[3], CKPT_LATEST, &cow_cfg);
 		if (!p) {
 			printf("open: %s\n", ckpt_errormsg());
 			return 1;
 		}
-		if (ts_modify(p, ckpt_root(p), strtoull(argv[5], NULL, 10), 3) < 0 ||
+		if (ts_modify(p, ckpt_root(p), strtoull(argv[4], NULL, 10), 3) < 0 ||
 		    ckpt_checkpoint(p, NULL, NULL) < 0) {
 			printf("advance: %s\n", ckpt_errormsg());
 			return 1;

@@ -79,9 +79,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
-#include "pool.h"
-#include "engine/image.h"
+#include "test_cow_util.h"
 #include "inspect.h"
 
 #define N_NODES 20000u
@@ -92,41 +90,18 @@ static const struct ckpt_config cow_cfg = {
 	.keep_checkpoints = 3,
 };
 
-/* restart_gen -- the generation a new process finds at checkpoint id (0: latest), n nodes */
-static int64_t
-restart_gen_n(const char *path, ckpt_id id, unsigned n)
-{
-	char out[512], ids[32], ns[32];
-	snprintf(ids, sizeof(ids), "%" PRIu64, id);
-	snprintf(ns, sizeof(ns), "%u", n);
-	int st = tu_run_helper(out, sizeof(out), NULL, "restart", path, ids, ns, NULL);
-	if (st != 0) {
-		print_error("restart helper exited %d: %s\n", st, out);
-		return -1;
-	}
-	return strtoll(out, NULL, 10);
-}
-
+/* restart_gen -- the generation a new process finds at checkpoint id (0: latest) */
 static int64_t
 restart_gen(const char *path, ckpt_id id)
 {
-	return restart_gen_n(path, id, N_NODES);
+	return tc_restart_gen(path, id, N_NODES, NULL, 0);
 }
 
-/* cow_create -- a new cow pool at path (cfg) holding the structure at gen 1 */
+/* cow_create -- a new cow pool at path (cfg) holding the structure of n nodes at gen 1 */
 static ckpt_pool *
 cow_create(const char *path, const struct ckpt_config *cfg, unsigned n, struct ts_state **s)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, cfg);
-	if (!p)
-		fail_msg("create %s: %s", path, ckpt_errormsg());
-	assert_int_equal(p->fork_mode, CKPT_FORK_COW);
-	assert_non_null(p->eng);
-	*s = ts_build(p, n, 1);
-	assert_non_null(*s);
-	return p;
+	return tc_create(path, cfg, n, s, 1);
 }
 
 /* no_held_leftovers -- every busy or live entry but the parent's (seg) reads dead */
@@ -1000,25 +975,8 @@ test_cow_damaged_image(void **state)
 static int
 helper_main(int argc, char **argv)
 {
-	if (argc == 6 && strcmp(argv[2], "restart") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &cow_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		if (!p->eng) {
-			printf("not in cow mode\n");
-			return 1;
-		}
-		char err[256];
-		int64_t gen = ts_check(ckpt_root(p), strtoull(argv[5], NULL, 10), err, sizeof(err));
-		if (gen < 0) {
-			printf("check: %s\n", err);
-			return 1;
-		}
-		printf("%" PRId64 "\n", gen);
-		return ckpt_close(p) == 0 ? 0 : 1;
-	}
+	if (argc == 6 && strcmp(argv[2], "restart") == 0)
+		return tc_helper_restart(argv + 3, &cow_cfg, 1);
 	fprintf(stderr, "unknown helper\n");
 	return 2;
 }

@@ -33,11 +33,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
+#include "test_cow_util.h"
 #include "layout.h"
 #include "pagelog.h"
-#include "pool.h"
-#include "engine/image.h"
 
 #define N_NODES 20000u
 #define HEAP (32 * MiB)
@@ -51,11 +49,7 @@ static const struct ckpt_config log_cfg = {
 static int64_t
 restart_gen(const char *path, ckpt_id id, char *out, size_t outlen)
 {
-	char ids[32], ns[32];
-	snprintf(ids, sizeof(ids), "%" PRIu64, id);
-	snprintf(ns, sizeof(ns), "%u", N_NODES);
-	int st = tu_run_helper(out, outlen, NULL, "restart", path, ids, ns, NULL);
-	return st == 0 ? strtoll(out, NULL, 10) : -1;
+	return tc_restart_gen(path, id, N_NODES, out, outlen);
 }
 
 /* entry_of -- checkpoint id's catalog entry in path (asserts it exists) */
@@ -97,13 +91,7 @@ logged_count(const char *path)
 static ckpt_pool *
 until_logged(const char *path, struct ts_state **s, int64_t *gen, ckpt_id *id)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &log_cfg);
-	assert_non_null(p);
-	assert_non_null(p->eng);
-	*s = ts_build(p, N_NODES, 1);
-	assert_non_null(*s);
+	ckpt_pool *p = tc_create(path, &log_cfg, N_NODES, s, 1);
 	for (*gen = 1; *gen <= 6; ++*gen) {
 		if (*gen > 1)
 			assert_int_equal(ts_modify(p, *s, (uint64_t)*gen, 13), 0);
@@ -460,10 +448,7 @@ test_log_crash_points(void **state)
 	int64_t gen = strtoll(out, NULL, 10);
 	assert_true(logged_count(path) >= 1);
 	const char *const at[] = { "CKPT_TEST_CRASH_AT=fold:before-sync", NULL };
-	char ids[8] = "0", ns[32];
-	snprintf(ns, sizeof(ns), "%u", N_NODES);
-	assert_int_equal(tu_run_helper(out, sizeof(out), at, "restart", path, ids, ns, NULL),
-			128 + SIGKILL);
+	assert_int_equal(tc_run_restart(out, sizeof(out), at, path, 0, N_NODES), 128 + SIGKILL);
 	tu_inspect_verify(path);
 	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
 	assert_int_equal(logged_count(path), 0);
@@ -515,21 +500,8 @@ helper_main(int argc, char **argv)
 		ckpt_checkpoint(p, NULL, NULL);
 		return 4;
 	}
-	if (argc == 6 && strcmp(argv[2], "restart") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &log_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		char err[256];
-		int64_t gen = ts_check(ckpt_root(p), strtoull(argv[5], NULL, 10), err, sizeof(err));
-		if (gen < 0) {
-			printf("check: %s\n", err);
-			return 1;
-		}
-		printf("%" PRId64 "\n", gen);
-		return ckpt_close(p) == 0 ? 0 : 1;
-	}
+	if (argc == 6 && strcmp(argv[2], "restart") == 0)
+		return tc_helper_restart(argv + 3, &log_cfg, 0);
 	fprintf(stderr, "unknown helper\n");
 	return 2;
 }

@@ -21,11 +21,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
+#include "test_cow_util.h"
 #include "inspect.h"
-#include "pool.h"
 #include "sums.h"
-#include "engine/image.h"
 
 #define N_NODES 20000u
 
@@ -37,13 +35,7 @@ static const struct ckpt_config lineage_cfg = { .heap_size = 32u << 20, .max_seg
 static ckpt_pool *
 new_pool(const char *path, struct ts_state **s)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &lineage_cfg);
-	assert_non_null(p);
-	*s = ts_build(p, N_NODES, 1);
-	assert_non_null(*s);
-	return p;
+	return tc_create(path, &lineage_cfg, N_NODES, s, 0);
 }
 
 
@@ -267,10 +259,7 @@ test_dontneed(void **state)
 {
 	(void)state;
 	const char *path = tu_path("dontneed.pool");
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &lineage_cfg);
-	assert_non_null(p);
+	ckpt_pool *p = tc_create(path, &lineage_cfg, 0, NULL, 0);
 	ckpt_id id;
 	char *filler = ckpt_alloc(p, 4096);
 	assert_non_null(filler);

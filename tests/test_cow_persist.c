@@ -32,11 +32,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
+#include "test_cow_util.h"
 #include "heap.h"
 #include "inspect.h"
-#include "pool.h"
-#include "engine/image.h"
 
 #define N_NODES 5000u
 #define HEAP (16 * MiB)
@@ -104,26 +102,10 @@ dead_gen(const char *path, struct inspect_cow_info *info, int *segp)
 static void
 new_pool(const char *path)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &cow_cfg);
-	assert_non_null(p);
-	assert_non_null(ts_build(p, N_NODES, 1));
+	struct ts_state *s;
+	ckpt_pool *p = tc_create(path, &cow_cfg, N_NODES, &s, 0);
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
-}
-
-/* run_killed -- the helper "advance" killed at point; fails unless it was killed there */
-static void
-run_killed(const char *path, const char *point, int64_t gen)
-{
-	char env[96], gs[32], out[512];
-	snprintf(env, sizeof(env), "CKPT_TEST_CRASH_AT=%s", point);
-	snprintf(gs, sizeof(gs), "%" PRId64, gen);
-	const char *const e[] = { env, NULL };
-	int st = tu_run_helper(out, sizeof(out), e, "advance", path, gs, NULL);
-	if (st != 128 + SIGKILL)
-		fail_msg("%s: helper exited %d, not killed: %s", point, st, out);
 }
 
 /* kill -9 at every point of a persist and of the checkpoint after it */
@@ -145,7 +127,7 @@ test_persist_killed(void **state)
 	const char *path = tu_path("killed.pool");
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		new_pool(path);
-		run_killed(path, cases[i].point, 1);
+		tc_run_killed(path, cases[i].point, 1);
 		struct inspect_cow_info ci;
 		int seg;
 		int64_t got = dead_gen(path, &ci, &seg);
@@ -173,7 +155,7 @@ test_persist_inspect_cli(void **state)
 	(void)state;
 	const char *path = tu_path("cli.pool");
 	new_pool(path);
-	run_killed(path, "persist:after-sync", 1);
+	tc_run_killed(path, "persist:after-sync", 1);
 	struct inspect_cow_info ci;
 	int seg;
 	assert_int_equal(dead_gen(path, &ci, &seg), 2);
@@ -209,12 +191,8 @@ test_persist_fresh_and_fork(void **state)
 {
 	(void)state;
 	const char *path = tu_path("fresh.pool");
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &cow_cfg);
-	assert_non_null(p);
-	struct ts_state *s = ts_build(p, N_NODES, 1);
-	assert_non_null(s);
+	struct ts_state *s;
+	ckpt_pool *p = tc_create(path, &cow_cfg, N_NODES, &s, 0);
 	assert_int_equal(persist_heap(p), 0);
 	assert_true(p->eng->persisted > 0);
 	int go[2];
