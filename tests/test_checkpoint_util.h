@@ -236,6 +236,25 @@ ckpt_index(const struct tu_catalog *c, ckpt_id id)
 	return -1;
 }
 
+/* own_live_entry -- this process's live entry in the catalog of path (asserts it has exactly one) */
+static inline struct cat_entry
+own_live_entry(const char *path)
+{
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	struct cat_entry e;
+	memset(&e, 0, sizeof(e));
+	unsigned found = 0;
+	for (uint32_t i = 0; i < c.n; i++)
+		if (c.e[i].state == CAT_LIVE && c.e[i].owner.pid == getpid()) {
+			e = c.e[i];
+			found++;
+		}
+	tu_catalog_free(&c);
+	assert_int_equal(found, 1);
+	return e;
+}
+
 /* now_us -- CLOCK_MONOTONIC in µs */
 static inline uint64_t
 now_us(void)
