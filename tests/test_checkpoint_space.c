@@ -202,14 +202,8 @@ test_enospc_mid_checkpoint(void **state)
 {
 	(void)state;
 	const char *dir = tu_path("small-fs");
-	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=64m", path, filler);
 	struct ckpt_config cfg = { .heap_size = 16 * MiB, .max_segments = 4 };
 	ckpt_pool *p = ckpt_create(path, &cfg);
 	if (!p)
@@ -314,14 +308,8 @@ test_enospc_reclaims_dead(void **state)
 {
 	(void)state;
 	const char *dir = tu_path("small-fs2");
-	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=64m", path, filler);
 	struct ckpt_config cfg = { .heap_size = 32 * MiB, .max_segments = 6,
 		.fork_mode = CKPT_FORK_COPY };
 	ckpt_pool *p = ckpt_create(path, &cfg);

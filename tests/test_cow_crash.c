@@ -784,14 +784,8 @@ static void
 enospc_case(unsigned before, int want_recycle)
 {
 	const char *dir = tu_path(want_recycle ? "small-fs-recycle" : "small-fs-copy");
-	if (tu_mount_tmpfs(dir, "size=96m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=96m", path, filler);
 	struct ckpt_config cfg = cow_cfg;
 	cfg.heap_size = 16 * MiB;
 	cfg.max_segments = 8;

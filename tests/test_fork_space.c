@@ -87,14 +87,8 @@ enospc_at_fork(const char *variant, int no_offload)
 	char name[64];
 	snprintf(name, sizeof(name), "small-fs-%s", variant);
 	const char *dir = tu_path(name);
-	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=64m", path, filler);
 	ckpt_pool *p = fk_create(path, CKPT_FORK_COPY, 4);
 	struct sp_root *r = ckpt_calloc(p, 1, sizeof(*r));
 	assert_non_null(r);

@@ -343,6 +343,18 @@ tu_mount_tmpfs(const char *dir, const char *opts)
 	return mount("tmpfs", dir, "tmpfs", 0, opts);
 }
 
+void
+tu_small_tmpfs(const char *dir, const char *opts, char *path, char *filler)
+{
+	if (tu_mount_tmpfs(dir, opts) < 0) {
+		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
+		       "mount namespaces\n", strerror(errno));
+		skip();
+	}
+	snprintf(path, TU_SMALL_PATH, "%s/pool", dir);
+	snprintf(filler, TU_SMALL_PATH, "%s/filler", dir);
+}
+
 int
 tu_mount_ext4(const char *dir, unsigned mib)
 {

@@ -87,6 +87,14 @@ int tu_mount_tmpfs(const char *dir, const char *opts);
  * be had here: the caller skips with a message
  */
 int tu_mount_ext4(const char *dir, unsigned mib);
+/*
+ * tu_small_tmpfs -- a small filesystem to run out of space on: a tmpfs
+ * mounted on dir with opts (as tu_mount_tmpfs), path and filler (each
+ * TU_SMALL_PATH bytes) set to "<dir>/pool" and "<dir>/filler". Where it
+ * cannot be mounted here, prints why and skips the test.
+ */
+#define TU_SMALL_PATH 600
+void tu_small_tmpfs(const char *dir, const char *opts, char *path, char *filler);
 /* tu_bind_ro -- bind-mount dir onto target read-only; 0 or -1 with errno */
 int tu_bind_ro(const char *dir, const char *target);
 /* tu_umount -- detach the mount at dir (lazy), asserting success */
