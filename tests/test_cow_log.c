@@ -105,6 +105,24 @@ until_logged(const char *path, struct ts_state **s, int64_t *gen, ckpt_id *id)
 	return NULL;
 }
 
+/*
+ * logged_closed -- until_logged with the fold held back (CKPT_TEST_NO_FOLD),
+ * then closed: the newest checkpoint of path (*id, generation *gen) stays
+ * logged. Skips the test where the heap never logs.
+ */
+static void
+logged_closed(const char *path, int64_t *gen, ckpt_id *id)
+{
+	setenv("CKPT_TEST_NO_FOLD", "1", 1);
+	struct ts_state *s;
+	ckpt_pool *p = until_logged(path, &s, gen, id);
+	if (p)
+		assert_int_equal(ckpt_close(p), 0);
+	unsetenv("CKPT_TEST_NO_FOLD");
+	if (!p)
+		skip();
+}
+
 /* inspect_verify_fails -- ckpt-inspect verify of path exits nonzero, saying what */
 static void
 inspect_verify_fails(const char *path, const char *what)
@@ -157,17 +175,9 @@ test_log_read_through(void **state)
 {
 	(void)state;
 	const char *path = tu_path("through.pool");
-	setenv("CKPT_TEST_NO_FOLD", "1", 1);
-	struct ts_state *s;
 	int64_t gen;
 	ckpt_id id;
-	ckpt_pool *p = until_logged(path, &s, &gen, &id);
-	if (!p) {
-		unsetenv("CKPT_TEST_NO_FOLD");
-		skip();
-	}
-	assert_int_equal(ckpt_close(p), 0);
-	unsetenv("CKPT_TEST_NO_FOLD");
+	logged_closed(path, &gen, &id);
 	uint32_t seg;
 	struct cat_entry e = entry_of(path, id, &seg);
 	assert_true(e.flags & CAT_F_LOGGED);
@@ -241,15 +251,9 @@ test_log_damaged(void **state)
 {
 	(void)state;
 	const char *path = tu_path("damaged.pool");
-	setenv("CKPT_TEST_NO_FOLD", "1", 1);
-	struct ts_state *s;
 	int64_t gen;
 	ckpt_id id;
-	ckpt_pool *p = until_logged(path, &s, &gen, &id);
-	unsetenv("CKPT_TEST_NO_FOLD");
-	if (!p)
-		skip();
-	assert_int_equal(ckpt_close(p), 0);
+	logged_closed(path, &gen, &id);
 	damage_log(path, id);
 	inspect_verify_fails(path, "page log");
 	char out[512];
