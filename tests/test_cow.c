@@ -213,26 +213,19 @@ test_cow_fork_pins_base(void **state)
 	struct ts_state *s;
 	ckpt_pool *p = cow_create(path, &c, &s);
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);   /* the base: gen 1 */
-	int go[2], done[2];
-	assert_int_equal(pipe(go), 0);
-	assert_int_equal(pipe(done), 0);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
+	struct fk_chan ch;
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
 		char b, err[256];
-		close(go[1]);
-		close(done[0]);
-		if (read(go[0], &b, 1) != 1)
+		if (read(ch.down[0], &b, 1) != 1)
 			_exit(3);
 		/* every page of it still reads from the parent's old image */
 		int bad = ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 1;
 		bad |= ckpt_close(p) != 0;
-		if (write(done[1], "d", 1) != 1)
+		if (write(ch.up[1], "d", 1) != 1)
 			bad |= 4;
 		_exit(bad);
 	}
-	close(go[0]);
-	close(done[1]);
 	for (uint64_t gen = 2; gen < 5; gen++) {
 		assert_int_equal(ts_modify(p, s, gen, 2), 0);
 		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
@@ -242,9 +235,9 @@ test_cow_fork_pins_base(void **state)
 	tu_catalog_read(path, &cat);
 	assert_int_equal(tu_catalog_count(&cat, CAT_CKPT), 2);
 	tu_catalog_free(&cat);
-	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(write(ch.down[1], "g", 1), 1);
 	char b;
-	assert_int_equal(read(done[0], &b, 1), 1);
+	assert_int_equal(read(ch.up[0], &b, 1), 1);
 	assert_int_equal(tu_wait_exit(pid), 0);
 	/* and is freed by the next pass once the child is gone */
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
@@ -269,17 +262,12 @@ test_cow_fresh_fork_pins_parent_segment(void **state)
 	struct ts_state *s;
 	ckpt_pool *p = cow_create(path, &cow_cfg, &s);     /* no checkpoint yet */
 	const uint32_t parent_seg = p->seg;
-	int go[2], ready[2];
-	assert_int_equal(pipe(go), 0);
-	assert_int_equal(pipe(ready), 0);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
+	struct fk_chan ch;
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
 		char b, err[256];
-		close(go[1]);
-		close(ready[0]);
 		/* the fork handlers have run: this heap has its own entry */
-		if (write(ready[1], "r", 1) != 1 || read(go[0], &b, 1) != 1)
+		if (write(ch.up[1], "r", 1) != 1 || read(ch.down[0], &b, 1) != 1)
 			_exit(3);
 		/* the parent is gone and its segment free: still this heap's image */
 		int bad = ckpt_checkpoint(p, "child", NULL) != 0;
@@ -294,12 +282,10 @@ test_cow_fresh_fork_pins_parent_segment(void **state)
 		bad |= (ckpt_close(p) != 0) << 3;
 		_exit(bad);
 	}
-	close(go[0]);
-	close(ready[1]);
 	char r;
-	assert_int_equal(read(ready[0], &r, 1), 1);
+	assert_int_equal(read(ch.up[0], &r, 1), 1);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(write(ch.down[1], "g", 1), 1);
 	assert_int_equal(tu_wait_exit(pid), 0);
 	assert_int_equal(restart_gen(path, 0), 1);
 	tu_inspect_verify(path);

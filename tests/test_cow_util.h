@@ -14,6 +14,8 @@
  * what it does before it dies differs) is run by tc_run_killed with a
  * named kill point armed.
  * Helpers never assert: they print what went wrong and exit nonzero.
+ * Parent and fork child step each other over test_fork_util.h's channel
+ * (fk_fork).
  */
 #ifndef TEST_COW_UTIL_H
 #define TEST_COW_UTIL_H 1
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "test_checkpoint_util.h"
+#include "test_fork_util.h"
 #include "pool.h"
 #include "engine/image.h"
 

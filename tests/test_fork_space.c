@@ -121,15 +121,11 @@ enospc_at_fork(const char *variant, int no_offload)
 	if (no_offload)
 		setenv("CKPT_TEST_NO_OFFLOAD", "1", 1);
 	struct fk_chan ch;
-	fk_chan_open(&ch);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
-		fk_chan_child(&ch);
 		_exit(child_side(p, r, &ch));
 	}
 	unsetenv("CKPT_TEST_NO_OFFLOAD");
-	fk_chan_parent(&ch);
 	/* the copy did start and stopped short: ENOSPC midway, not "no segment" */
 	uint64_t moved = no_offload ? segcopy_stats.plain - st0.plain
 		: segcopy_stats.range - st0.range;

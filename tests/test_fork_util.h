@@ -37,26 +37,22 @@ struct fk_chan {
 	int down[2], up[2];
 };
 
-static inline void
-fk_chan_open(struct fk_chan *c)
+/*
+ * fk_fork -- a new channel and tu_fork (asserted): the child keeps down[0]
+ * (from the parent) and up[1] (to it), the parent down[1] and up[0], the
+ * other ends closed, so either side reads EOF once the other is gone.
+ * Returns the pid, as fork does.
+ */
+static inline pid_t
+fk_fork(struct fk_chan *c)
 {
 	assert_int_equal(pipe(c->down), 0);
 	assert_int_equal(pipe(c->up), 0);
-}
-
-/* in the child after fork: keep the child's ends */
-static inline void
-fk_chan_child(struct fk_chan *c)
-{
-	close(c->down[1]);
-	close(c->up[0]);
-}
-
-static inline void
-fk_chan_parent(struct fk_chan *c)
-{
-	close(c->down[0]);
-	close(c->up[1]);
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	close(pid == 0 ? c->down[1] : c->down[0]);
+	close(pid == 0 ? c->up[0] : c->up[1]);
+	return pid;
 }
 
 static inline int
@@ -227,11 +223,8 @@ fk_isolation(const char *path, enum ckpt_fork_mode mode, int shared)
 	void *base = fk_base(path);
 
 	struct fk_chan ch;
-	fk_chan_open(&ch);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
-		fk_chan_child(&ch);
 		int bad = 0;
 		if (ckpt_root(p) != r || r->a[0] != 0xA0 || !fk_all(r->big, 'P', FK_BIG))
 			bad |= 1;       /* the child starts with the parent's heap */
@@ -256,7 +249,6 @@ fk_isolation(const char *path, enum ckpt_fork_mode mode, int shared)
 		fk_send(ch.up[1], id);
 		_exit(bad);
 	}
-	fk_chan_parent(&ch);
 	assert_int_equal(fk_recv(ch.up[0]), 1);
 	if (shared) {
 		assert_int_equal(r->a[1], 0xC1);         /* unsafe: the child's writes show */
