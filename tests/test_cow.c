@@ -587,34 +587,37 @@ test_cow_step_times(void **state)
 	assert_int_equal(ckpt_close(p), 0);
 }
 
-/* helper_main -- the new processes the tests start */
+/* helper_restart -- "restart POOL ID N" (test_cow_util.h) */
 static int
-helper_main(int argc, char **argv)
+helper_restart(char **arg)
 {
-	if (argc == 6 && strcmp(argv[2], "restart") == 0)
-		return tc_helper_restart(argv + 3, &cow_cfg, 0);
-	if (argc == 5 && strcmp(argv[2], "advance") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], CKPT_LATEST, &cow_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		if (ts_modify(p, ckpt_root(p), strtoull(argv[4], NULL, 10), 3) < 0 ||
-		    ckpt_checkpoint(p, NULL, NULL) < 0) {
-			printf("advance: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		return ckpt_close(p) == 0 ? 0 : 1;
+	return tc_helper_restart(arg, &cow_cfg, 0);
+}
+
+/* helper_advance -- "advance POOL GEN": open latest, move to GEN, checkpoint */
+static int
+helper_advance(char **arg)
+{
+	ckpt_pool *p = ckpt_open(arg[0], CKPT_LATEST, &cow_cfg);
+	if (!p) {
+		printf("open: %s\n", ckpt_errormsg());
+		return 1;
 	}
-	fprintf(stderr, "unknown helper\n");
-	return 2;
+	if (ts_modify(p, ckpt_root(p), strtoull(arg[1], NULL, 10), 3) < 0 ||
+	    ckpt_checkpoint(p, NULL, NULL) < 0) {
+		printf("advance: %s\n", ckpt_errormsg());
+		return 1;
+	}
+	return ckpt_close(p) == 0 ? 0 : 1;
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
-		return helper_main(argc, argv);
+	static const struct tu_helper helpers[] = {
+		{ "restart", 3, helper_restart }, { "advance", 2, helper_advance }, { NULL },
+	};
+	tu_helper_main(argc, argv, helpers);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cow_basic),
 		cmocka_unit_test(test_cow_recycle),

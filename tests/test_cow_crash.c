@@ -958,21 +958,18 @@ test_cow_damaged_image(void **state)
 	unsetenv("CKPT_RESTART");
 }
 
-/* helper_main -- the new processes the tests start */
+/* helper_restart -- "restart POOL ID N" (test_cow_util.h), in cow mode or failing */
 static int
-helper_main(int argc, char **argv)
+helper_restart(char **arg)
 {
-	if (argc == 6 && strcmp(argv[2], "restart") == 0)
-		return tc_helper_restart(argv + 3, &cow_cfg, 1);
-	fprintf(stderr, "unknown helper\n");
-	return 2;
+	return tc_helper_restart(arg, &cow_cfg, 1);
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
-		return helper_main(argc, argv);
+	static const struct tu_helper helpers[] = { { "restart", 3, helper_restart }, { NULL } };
+	tu_helper_main(argc, argv, helpers);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cow_damaged_image),
 		cmocka_unit_test(test_cow_fork_points),

@@ -458,63 +458,73 @@ test_log_crash_points(void **state)
 	assert_int_equal(logged_count(path), 0);
 }
 
-/* helper_main -- "restart PATH ID N": open at ID, print the generation;
- * "logkill PATH POINT": a new pool logged once, then a checkpoint killed at
- * POINT ("none": not killed), printing the last generation published first */
+/* helper_growcheck -- "growcheck POOL ID OFF LEN": test_log_growth's block in checkpoint ID */
 static int
-helper_main(int argc, char **argv)
+helper_growcheck(char **arg)
 {
-	if (argc == 7 && strcmp(argv[2], "growcheck") == 0) {
-		/* test_log_growth's block: 0x77, and 0x78 every len / 7 bytes */
-		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &log_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
+	/* test_log_growth's block: 0x77, and 0x78 every len / 7 bytes */
+	ckpt_pool *p = ckpt_open(arg[0], strtoull(arg[1], NULL, 10), &log_cfg);
+	if (!p) {
+		printf("open: %s\n", ckpt_errormsg());
+		return 1;
+	}
+	size_t len = strtoull(arg[3], NULL, 10);
+	const unsigned char *big = (const unsigned char *)(uintptr_t)
+		(p->hdr.base + strtoull(arg[2], NULL, 10));
+	for (size_t i = 0; i < len; i++)
+		if (big[i] != (i % (len / 7) == 0 ? 0x78 : 0x77)) {
+			printf("byte %zu of the block is 0x%02x\n", i, big[i]);
 			return 1;
 		}
-		size_t len = strtoull(argv[6], NULL, 10);
-		const unsigned char *big = (const unsigned char *)(uintptr_t)
-			(p->hdr.base + strtoull(argv[5], NULL, 10));
-		for (size_t i = 0; i < len; i++)
-			if (big[i] != (i % (len / 7) == 0 ? 0x78 : 0x77)) {
-				printf("byte %zu of the block is 0x%02x\n", i, big[i]);
-				return 1;
-			}
-		printf("ok\n");
-		return ckpt_close(p) == 0 ? 0 : 1;
-	}
-	if (argc == 5 && strcmp(argv[2], "logkill") == 0) {
-		struct ts_state *s;
-		int64_t gen;
-		ckpt_id id;
-		ckpt_pool *p = until_logged(argv[3], &s, &gen, &id);
-		if (!p)
-			return 0;
-		if (ts_modify(p, s, (uint64_t)gen + 1, 13) < 0)
-			return 3;
-		if (strcmp(argv[4], "none") == 0) {
-			if (ckpt_checkpoint(p, NULL, NULL) < 0 || !p->eng->last_logged)
-				return 5;
-			printf("%" PRId64 "\n", gen + 1);
-			fflush(stdout);
-			_exit(0);       /* as a kill would leave it: no close */
-		}
-		printf("%" PRId64 "\n", gen);
+	printf("ok\n");
+	return ckpt_close(p) == 0 ? 0 : 1;
+}
+
+/*
+ * helper_logkill -- "logkill POOL POINT": a new pool logged once, then a
+ * checkpoint killed at POINT ("none": not killed), printing the last
+ * generation published first
+ */
+static int
+helper_logkill(char **arg)
+{
+	struct ts_state *s;
+	int64_t gen;
+	ckpt_id id;
+	ckpt_pool *p = until_logged(arg[0], &s, &gen, &id);
+	if (!p)
+		return 0;
+	if (ts_modify(p, s, (uint64_t)gen + 1, 13) < 0)
+		return 3;
+	if (strcmp(arg[1], "none") == 0) {
+		if (ckpt_checkpoint(p, NULL, NULL) < 0 || !p->eng->last_logged)
+			return 5;
+		printf("%" PRId64 "\n", gen + 1);
 		fflush(stdout);
-		setenv("CKPT_TEST_CRASH_AT", argv[4], 1);
-		ckpt_checkpoint(p, NULL, NULL);
-		return 4;
+		_exit(0);       /* as a kill would leave it: no close */
 	}
-	if (argc == 6 && strcmp(argv[2], "restart") == 0)
-		return tc_helper_restart(argv + 3, &log_cfg, 0);
-	fprintf(stderr, "unknown helper\n");
-	return 2;
+	printf("%" PRId64 "\n", gen);
+	fflush(stdout);
+	setenv("CKPT_TEST_CRASH_AT", arg[1], 1);
+	ckpt_checkpoint(p, NULL, NULL);
+	return 4;
+}
+
+/* helper_restart -- "restart POOL ID N" (test_cow_util.h) */
+static int
+helper_restart(char **arg)
+{
+	return tc_helper_restart(arg, &log_cfg, 0);
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
-		return helper_main(argc, argv);
+	static const struct tu_helper helpers[] = {
+		{ "growcheck", 4, helper_growcheck }, { "logkill", 2, helper_logkill },
+		{ "restart", 3, helper_restart }, { NULL },
+	};
+	tu_helper_main(argc, argv, helpers);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_and_fold),
 		cmocka_unit_test(test_log_read_through),

@@ -269,34 +269,31 @@ test_persist_old_pool(void **state)
 	tu_inspect_verify(path);
 }
 
-/* helper_main -- "advance POOL GEN": open latest, gen + 1, persist, gen + 2, checkpoint */
+/* helper_advance -- "advance POOL GEN": open latest, gen + 1, persist, gen + 2, checkpoint */
 static int
-helper_main(int argc, char **argv)
+helper_advance(char **arg)
 {
-	if (argc == 5 && strcmp(argv[2], "advance") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], CKPT_LATEST, &cow_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		uint64_t gen = strtoull(argv[4], NULL, 10);
-		if (ts_modify(p, ckpt_root(p), gen + 1, 5) < 0 || persist_heap(p) < 0 ||
-		    ts_modify(p, ckpt_root(p), gen + 2, 5) < 0 ||
-		    ckpt_checkpoint(p, NULL, NULL) < 0) {
-			printf("advance: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		kill(getpid(), SIGKILL);    /* dead, not closed, in every case */
+	ckpt_pool *p = ckpt_open(arg[0], CKPT_LATEST, &cow_cfg);
+	if (!p) {
+		printf("open: %s\n", ckpt_errormsg());
+		return 1;
 	}
-	fprintf(stderr, "unknown helper\n");
-	return 2;
+	uint64_t gen = strtoull(arg[1], NULL, 10);
+	if (ts_modify(p, ckpt_root(p), gen + 1, 5) < 0 || persist_heap(p) < 0 ||
+	    ts_modify(p, ckpt_root(p), gen + 2, 5) < 0 ||
+	    ckpt_checkpoint(p, NULL, NULL) < 0) {
+		printf("advance: %s\n", ckpt_errormsg());
+		return 1;
+	}
+	kill(getpid(), SIGKILL);    /* dead, not closed, in every case */
+	return 3;       /* not reached */
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
-		return helper_main(argc, argv);
+	static const struct tu_helper helpers[] = { { "advance", 2, helper_advance }, { NULL } };
+	tu_helper_main(argc, argv, helpers);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_persist_killed),
 		cmocka_unit_test(test_persist_inspect_cli),

@@ -186,6 +186,18 @@ env_apply(const char *const *edits)
 	return out;
 }
 
+void
+tu_helper_main(int argc, char **argv, const struct tu_helper *h)
+{
+	if (argc < 3 || strcmp(argv[1], "--helper") != 0)
+		return;
+	for (; h->name; h++)
+		if (strcmp(argv[2], h->name) == 0 && argc == 3 + h->nargs)
+			exit(h->fn(argv + 3));
+	fprintf(stderr, "unknown helper\n");
+	exit(2);
+}
+
 /* spawn_helper -- posix_spawn "exe --helper args", stdout into a pipe whose read end is returned */
 static pid_t
 spawn_helper(int *outfd, const char *const *env, const char *arg, va_list ap)
