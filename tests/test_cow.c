@@ -598,11 +598,9 @@ helper_restart(char **arg)
 static int
 helper_advance(char **arg)
 {
-	ckpt_pool *p = ckpt_open(arg[0], CKPT_LATEST, &cow_cfg);
-	if (!p) {
-		printf("open: %s\n", ckpt_errormsg());
+	ckpt_pool *p = tc_helper_open(arg[0], CKPT_LATEST, &cow_cfg);
+	if (!p)
 		return 1;
-	}
 	if (ts_modify(p, ckpt_root(p), strtoull(arg[1], NULL, 10), 3) < 0 ||
 	    ckpt_checkpoint(p, NULL, NULL) < 0) {
 		printf("advance: %s\n", ckpt_errormsg());

@@ -463,11 +463,9 @@ static int
 helper_growcheck(char **arg)
 {
 	/* test_log_growth's block: 0x77, and 0x78 every len / 7 bytes */
-	ckpt_pool *p = ckpt_open(arg[0], strtoull(arg[1], NULL, 10), &log_cfg);
-	if (!p) {
-		printf("open: %s\n", ckpt_errormsg());
+	ckpt_pool *p = tc_helper_open(arg[0], strtoull(arg[1], NULL, 10), &log_cfg);
+	if (!p)
 		return 1;
-	}
 	size_t len = strtoull(arg[3], NULL, 10);
 	const unsigned char *big = (const unsigned char *)(uintptr_t)
 		(p->hdr.base + strtoull(arg[2], NULL, 10));

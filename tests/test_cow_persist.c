@@ -273,11 +273,9 @@ test_persist_old_pool(void **state)
 static int
 helper_advance(char **arg)
 {
-	ckpt_pool *p = ckpt_open(arg[0], CKPT_LATEST, &cow_cfg);
-	if (!p) {
-		printf("open: %s\n", ckpt_errormsg());
+	ckpt_pool *p = tc_helper_open(arg[0], CKPT_LATEST, &cow_cfg);
+	if (!p)
 		return 1;
-	}
 	uint64_t gen = strtoull(arg[1], NULL, 10);
 	if (ts_modify(p, ckpt_root(p), gen + 1, 5) < 0 || persist_heap(p) < 0 ||
 	    ts_modify(p, ckpt_root(p), gen + 2, 5) < 0 ||

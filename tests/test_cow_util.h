@@ -90,6 +90,16 @@ tc_restart_gen(const char *path, ckpt_id id, unsigned n, char *out, size_t outle
 	return strtoll(out ? out : own, NULL, 10);
 }
 
+/* tc_helper_open -- a helper's ckpt_open of pool at id with cfg; NULL, the error printed */
+static inline ckpt_pool *
+tc_helper_open(const char *pool, ckpt_id id, const struct ckpt_config *cfg)
+{
+	ckpt_pool *p = ckpt_open(pool, id, cfg);
+	if (!p)
+		printf("open: %s\n", ckpt_errormsg());
+	return p;
+}
+
 /*
  * tc_helper_restart -- the helper side of "restart POOL ID N" (arg: POOL,
  * ID, N): open with cfg, print the structure's generation; with want_cow,
@@ -98,11 +108,9 @@ tc_restart_gen(const char *path, ckpt_id id, unsigned n, char *out, size_t outle
 static inline int
 tc_helper_restart(char **arg, const struct ckpt_config *cfg, int want_cow)
 {
-	ckpt_pool *p = ckpt_open(arg[0], strtoull(arg[1], NULL, 10), cfg);
-	if (!p) {
-		printf("open: %s\n", ckpt_errormsg());
+	ckpt_pool *p = tc_helper_open(arg[0], strtoull(arg[1], NULL, 10), cfg);
+	if (!p)
 		return 1;
-	}
 	if (want_cow && !p->eng) {
 		printf("not in cow mode\n");
 		return 1;
