@@ -389,14 +389,7 @@ test_log_enospc(void **state)
 	memset(big, 0x5a, big_len);
 	assert_int_equal(ts_modify(p, s, (uint64_t)gen + 1, 13), 0);
 	tu_fill_fs(filler, 256u << 10);
-	errno = 0;
-	ckpt_id bad = 0;
-	assert_int_equal(ckpt_checkpoint(p, "too big", &bad), -1);
-	int e = errno;
-	if (e != ENOSPC || !strstr(ckpt_errormsg(), "checkpoint failed"))
-		fail_msg("a log on a full filesystem: errno %d, \"%s\"; want ENOSPC and a "
-			"message saying the checkpoint failed", e, ckpt_errormsg());
-	assert_int_equal(bad, 0);
+	checkpoint_enospc(p, "a log on a full filesystem");
 	assert_int_equal(p->eng->last_recycled, 1);
 	tu_inspect_verify(path);
 	char out[512];
