@@ -153,6 +153,21 @@ ack(int fd, uint64_t g)
 		_exit(40);
 }
 
+/*
+ * rk_checkpoint -- generation g's checkpoint marked begun (sh->started),
+ * then taken; the worker dies with code if it fails
+ */
+static void
+rk_checkpoint(ckpt_pool *p, struct rk_shared *sh, uint64_t g, int code)
+{
+	sh->started = g;
+	__sync_synchronize();
+	if (ckpt_checkpoint(p, NULL, NULL) < 0) {
+		fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
+		_exit(code);
+	}
+}
+
 static void __attribute__((noreturn))
 rk_worker(const char *path, enum rk_mode m, int ackfd, struct rk_shared *sh)
 {
@@ -180,21 +195,11 @@ rk_worker(const char *path, enum rk_mode m, int ackfd, struct rk_shared *sh)
 		if (ts_modify(p, s, g, 9) < 0)
 			_exit(22);
 		if (m == RK_LOOP) {
-			sh->started = g;
-			__sync_synchronize();
-			if (ckpt_checkpoint(p, NULL, NULL) < 0) {
-				fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
-				_exit(23);
-			}
+			rk_checkpoint(p, sh, g, 23);
 			sh->recycled += p->eng->last_recycled != 0;
 			ack(ackfd, g);
 		} else if (m == RK_RESTART) {
-			sh->started = g;
-			__sync_synchronize();
-			if (ckpt_checkpoint(p, NULL, NULL) < 0) {
-				fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
-				_exit(23);
-			}
+			rk_checkpoint(p, sh, g, 23);
 			ack(ackfd, g);
 			/* and restart from it: close, open latest, check */
 			if (ckpt_close(p) < 0)
@@ -242,12 +247,7 @@ rk_worker(const char *path, enum rk_mode m, int ackfd, struct rk_shared *sh)
 				fprintf(stderr, "worker: after the child: %s\n", err);
 				_exit(27);
 			}
-			sh->started = g;
-			__sync_synchronize();
-			if (ckpt_checkpoint(p, NULL, NULL) < 0) {
-				fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
-				_exit(28);
-			}
+			rk_checkpoint(p, sh, g, 28);
 			sh->recycled += p->eng->last_recycled != 0;
 			ack(ackfd, g);
 		} else {
