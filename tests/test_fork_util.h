@@ -182,17 +182,7 @@ fk_inspect_bin(void)
 }
 
 
-/*
- * fk_isolation -- the two-way isolation scenario, in pool path created with
- * mode. The parent's heap holds a root struct and a 1 MiB block of 'P'.
- * After fork, in lock step: the child writes (a[1], the block to 'C', a new
- * block), the parent checks it sees none of that and writes a[2]; the child
- * checks it does not see a[2]; both checkpoint; both checkpoints are read
- * back through inspect and each holds exactly its own writes. With
- * shared != 0 (fork mode shared) the opposite is asserted: each sees the
- * other's writes, the unsafe behaviour the mode exists to show.
- * Returns the pool, still open, for further checks.
- */
+/* fk_root -- the root of the fork tests' heaps: words to write, a big block, a child's block */
 struct fk_root {
 	uint64_t a[8];
 	char *big;
@@ -209,17 +199,41 @@ fk_all(const char *p, char c, size_t n)
 	return 1;
 }
 
+/*
+ * fk_new_root -- a new root of p: a struct fk_root with a[0] = 0xA0 and,
+ * with big_len > 0, a block of big_len bytes of 'P' (asserts)
+ */
+static inline struct fk_root *
+fk_new_root(ckpt_pool *p, size_t big_len)
+{
+	struct fk_root *r = ckpt_calloc(p, 1, sizeof(*r));
+	assert_non_null(r);
+	assert_int_equal(ckpt_set_root(p, r), 0);
+	if (big_len) {
+		r->big = ckpt_alloc(p, big_len);
+		assert_non_null(r->big);
+		memset(r->big, 'P', big_len);
+	}
+	r->a[0] = 0xA0;
+	return r;
+}
+
+/*
+ * fk_isolation -- the two-way isolation scenario, in pool path created with
+ * mode. The parent's heap holds a root struct and a 1 MiB block of 'P'.
+ * After fork, in lock step: the child writes (a[1], the block to 'C', a new
+ * block), the parent checks it sees none of that and writes a[2]; the child
+ * checks it does not see a[2]; both checkpoint; both checkpoints are read
+ * back through inspect and each holds exactly its own writes. With
+ * shared != 0 (fork mode shared) the opposite is asserted: each sees the
+ * other's writes, the unsafe behaviour the mode exists to show.
+ * Returns the pool, still open, for further checks.
+ */
 static inline ckpt_pool *
 fk_isolation(const char *path, enum ckpt_fork_mode mode, int shared)
 {
 	ckpt_pool *p = fk_create(path, mode, 8);
-	struct fk_root *r = ckpt_calloc(p, 1, sizeof(*r));
-	assert_non_null(r);
-	assert_int_equal(ckpt_set_root(p, r), 0);
-	r->big = ckpt_alloc(p, FK_BIG);
-	assert_non_null(r->big);
-	memset(r->big, 'P', FK_BIG);
-	r->a[0] = 0xA0;
+	struct fk_root *r = fk_new_root(p, FK_BIG);
 	void *base = fk_base(path);
 
 	struct fk_chan ch;
