@@ -45,11 +45,11 @@ static const struct ckpt_config log_cfg = {
 	.keep_checkpoints = 2,
 };
 
-/* restart_gen -- the generation a new process finds at checkpoint id (0: latest), or -1 */
+/* restart_gen -- the generation a new process finds at checkpoint id (0: latest); -1, said why */
 static int64_t
-restart_gen(const char *path, ckpt_id id, char *out, size_t outlen)
+restart_gen(const char *path, ckpt_id id)
 {
-	return tc_restart_gen(path, id, N_NODES, out, outlen);
+	return tc_restart_gen(path, id, N_NODES, NULL, 0);
 }
 
 /* entry_of -- checkpoint id's catalog entry in path (asserts it exists) */
@@ -164,8 +164,7 @@ test_log_and_fold(void **state)
 	assert_int_equal(p->eng->last_logged, 1);
 	assert_int_equal(ckpt_close(p), 0);
 	assert_int_equal(logged_count(path), 0);
-	char out[512];
-	assert_int_equal(restart_gen(path, next, out, sizeof(out)), gen);
+	assert_int_equal(restart_gen(path, next), gen);
 	tu_inspect_verify(path);
 }
 
@@ -183,11 +182,10 @@ test_log_read_through(void **state)
 	assert_true(e.flags & CAT_F_LOGGED);
 	/* the segment's own bytes are not the image; with the log they are */
 	tu_inspect_verify(path);
-	char out[512];
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(restart_gen(path, 0), gen);
 	/* the restart folded it first */
 	assert_false(entry_of(path, id, NULL).flags & CAT_F_LOGGED);
-	assert_int_equal(restart_gen(path, id, out, sizeof(out)), gen);
+	assert_int_equal(restart_gen(path, id), gen);
 	tu_inspect_verify(path);
 }
 
@@ -227,8 +225,7 @@ test_log_killed(void **state)
 	assert_int_equal(rc, 128 + SIGKILL);
 	assert_int_equal(logged_count(path), 1);
 	tu_inspect_verify(path);
-	char out[512];
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(restart_gen(path, 0), gen);
 	assert_int_equal(logged_count(path), 0);
 }
 
@@ -257,11 +254,11 @@ test_log_damaged(void **state)
 	damage_log(path, id);
 	inspect_verify_fails(path, "page log");
 	char out[512];
-	assert_int_equal(restart_gen(path, id, out, sizeof(out)), -1);
+	assert_int_equal(tc_restart_gen(path, id, N_NODES, out, sizeof(out)), -1);
 	if (!strstr(out, "page log") && !strstr(out, "checksum"))
 		fail_msg("the restart of a damaged logged checkpoint said: %s", out);
 	/* the newest that verifies is the one before it */
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen - 1);
+	assert_int_equal(restart_gen(path, 0), gen - 1);
 	/* still logged, still damaged: nothing wrote over it */
 	assert_true(entry_of(path, id, NULL).flags & CAT_F_LOGGED);
 }
@@ -291,8 +288,7 @@ test_log_old_format(void **state)
 	}
 	assert_int_equal(p->eng->last_recycled, 1);
 	assert_int_equal(ckpt_close(p), 0);
-	char out[512];
-	assert_int_equal(restart_gen(path, id, out, sizeof(out)), 6);
+	assert_int_equal(restart_gen(path, id), 6);
 	tu_inspect_verify(path);
 }
 
@@ -335,8 +331,8 @@ test_log_growth(void **state)
 	assert_int_equal(ckpt_checkpoint(p, NULL, &c), 0);
 	assert_int_equal(ckpt_close(p), 0);
 	char out[512];
-	assert_int_equal(restart_gen(path, b, out, sizeof(out)), gen + 1);
-	assert_int_equal(restart_gen(path, c, out, sizeof(out)), gen + 2);
+	assert_int_equal(restart_gen(path, b), gen + 1);
+	assert_int_equal(restart_gen(path, c), gen + 2);
 	/* every byte of the block, in both */
 	char offs[32], lens[32], ids[32];
 	snprintf(offs, sizeof(offs), "%" PRIu64, off);
@@ -392,14 +388,13 @@ test_log_enospc(void **state)
 	checkpoint_enospc(p, "a log on a full filesystem");
 	assert_int_equal(p->eng->last_recycled, 1);
 	tu_inspect_verify(path);
-	char out[512];
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(restart_gen(path, 0), gen);
 	/* space again: the heap goes on from where it is */
 	assert_int_equal(unlink(filler), 0);
 	ckpt_id good;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &good), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, good, out, sizeof(out)), gen + 1);
+	assert_int_equal(restart_gen(path, good), gen + 1);
 	tu_inspect_verify(path);
 	tu_umount(dir);
 }
@@ -432,7 +427,7 @@ test_log_crash_points(void **state)
 		int64_t gen = strtoll(out, NULL, 10);   /* the last one published */
 		tu_inspect_verify(path);
 		int after = strcmp(points[i], "checkpoint:after-publish") == 0;
-		if (restart_gen(path, 0, out, sizeof(out)) != gen + after)
+		if (tc_restart_gen(path, 0, N_NODES, out, sizeof(out)) != gen + after)
 			fail_msg("%s: restart found %s, want generation %" PRId64, points[i], out,
 				gen + after);
 		tu_inspect_verify(path);
@@ -447,7 +442,7 @@ test_log_crash_points(void **state)
 	const char *const at[] = { "CKPT_TEST_CRASH_AT=fold:before-sync", NULL };
 	assert_int_equal(tc_run_restart(out, sizeof(out), at, path, 0, N_NODES), 128 + SIGKILL);
 	tu_inspect_verify(path);
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(restart_gen(path, 0), gen);
 	assert_int_equal(logged_count(path), 0);
 }
 
