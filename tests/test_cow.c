@@ -25,26 +25,15 @@
 
 #include "test_cow_util.h"
 
-#define N_NODES 20000u
 #define HEAP (32 * MiB)
 
-static const struct ckpt_config cow_cfg = {
-	.heap_size = HEAP, .max_segments = 16, .fork_mode = CKPT_FORK_COW,
-	.keep_checkpoints = 3,
-};
+static const struct ckpt_config cow_cfg = TC_CONFIG(HEAP, 3);
 
 /* cow_create -- a new cow pool at path holding the structure at gen 1 */
 static ckpt_pool *
 cow_create(const char *path, const struct ckpt_config *cfg, struct ts_state **s)
 {
-	return tc_create(path, cfg, N_NODES, s, 1);
-}
-
-/* restart_gen -- the generation a new process finds at checkpoint id (0: latest) */
-static int64_t
-restart_gen(const char *path, ckpt_id id)
-{
-	return tc_restart_gen(path, id, N_NODES, NULL, 0);
+	return tc_create(path, cfg, TC_NODES, s, 1);
 }
 
 /* checkpoint, restart and the meaning of ckpt_persist in cow mode */
@@ -66,11 +55,11 @@ test_cow_basic(void **state)
 	assert_int_equal(ts_modify(p, s, 2, 7), 0);
 	assert_int_equal(ckpt_checkpoint(p, "two", &b), 0);
 	char err[256];
-	assert_int_equal(ts_check(ckpt_root(p), N_NODES, err, sizeof(err)), 2);
+	assert_int_equal(ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)), 2);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, a), 1);
-	assert_int_equal(restart_gen(path, b), 2);
-	assert_int_equal(restart_gen(path, 0), 2);
+	assert_int_equal(tc_gen(path, a), 1);
+	assert_int_equal(tc_gen(path, b), 2);
+	assert_int_equal(tc_gen(path, 0), 2);
 	tu_inspect_verify(path);
 }
 
@@ -121,7 +110,7 @@ test_cow_recycle(void **state)
 	tu_catalog_free(&c);
 	assert_int_equal(ckpt_close(p), 0);
 	for (unsigned k = 12 - cow_cfg.keep_checkpoints; k < 12; k++)
-		assert_int_equal(restart_gen(path, ids[k]), gens[k]);
+		assert_int_equal(tc_gen(path, ids[k]), gens[k]);
 	tu_inspect_verify(path);
 }
 
@@ -141,12 +130,12 @@ test_cow_restart_continues(void **state)
 		assert_non_null(p->eng);
 		char err[256];
 		s = ckpt_root(p);
-		assert_int_equal(ts_check(s, N_NODES, err, sizeof(err)), (int64_t)gen - 1);
+		assert_int_equal(ts_check(s, TC_NODES, err, sizeof(err)), (int64_t)gen - 1);
 		assert_int_equal(ts_modify(p, s, gen, 13), 0);
 		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);   /* nothing changed */
 		assert_int_equal(ckpt_close(p), 0);
-		assert_int_equal(restart_gen(path, 0), (int64_t)gen);
+		assert_int_equal(tc_gen(path, 0), (int64_t)gen);
 	}
 	tu_inspect_verify(path);
 }
@@ -168,7 +157,7 @@ test_cow_fork_isolation(void **state)
 	if (pid == 0) {
 		char err[256];
 		close(pfd[0]);
-		int bad = ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 2;
+		int bad = ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != 2;
 		bad |= ts_modify(p, s, 100, 3) != 0;
 		ckpt_id id = 0;
 		bad |= ckpt_checkpoint(p, "child", &id) != 0;
@@ -177,7 +166,7 @@ test_cow_fork_isolation(void **state)
 		if (p->eng->tracker.method != DIRTY_ALL &&
 		    p->eng->last_written >= heap_high_water(p->heap) / 2)
 			bad |= 2;
-		bad |= ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 100;
+		bad |= ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != 100;
 		bad |= write(pfd[1], &id, sizeof(id)) != sizeof(id);
 		bad |= ckpt_close(p) != 0;
 		_exit(bad);
@@ -189,12 +178,12 @@ test_cow_fork_isolation(void **state)
 	close(pfd[0]);
 	assert_int_equal(tu_wait_exit(pid), 0);
 	char err[256];
-	assert_int_equal(ts_check(ckpt_root(p), N_NODES, err, sizeof(err)), 50);
+	assert_int_equal(ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)), 50);
 	ckpt_id mine;
 	assert_int_equal(ckpt_checkpoint(p, "parent", &mine), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, child_id), 100);
-	assert_int_equal(restart_gen(path, mine), 50);
+	assert_int_equal(tc_gen(path, child_id), 100);
+	assert_int_equal(tc_gen(path, mine), 50);
 	tu_inspect_verify(path);
 }
 
@@ -220,7 +209,7 @@ test_cow_fork_pins_base(void **state)
 		if (read(ch.down[0], &b, 1) != 1)
 			_exit(3);
 		/* every page of it still reads from the parent's old image */
-		int bad = ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 1;
+		int bad = ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != 1;
 		bad |= ckpt_close(p) != 0;
 		if (write(ch.up[1], "d", 1) != 1)
 			bad |= 4;
@@ -272,7 +261,7 @@ test_cow_fresh_fork_pins_parent_segment(void **state)
 		/* the parent is gone and its segment free: still this heap's image */
 		int bad = ckpt_checkpoint(p, "child", NULL) != 0;
 		bad |= (ckpt_root(p) == NULL ||
-			ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 1) << 1;
+			ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != 1) << 1;
 		struct tu_catalog c;
 		tu_catalog_read(path, &c);
 		for (uint32_t i = 0; i < c.n; i++)
@@ -287,7 +276,7 @@ test_cow_fresh_fork_pins_parent_segment(void **state)
 	assert_int_equal(ckpt_close(p), 0);
 	assert_int_equal(write(ch.down[1], "g", 1), 1);
 	assert_int_equal(tu_wait_exit(pid), 0);
-	assert_int_equal(restart_gen(path, 0), 1);
+	assert_int_equal(tc_gen(path, 0), 1);
 	tu_inspect_verify(path);
 }
 
@@ -415,7 +404,7 @@ test_cow_crash_points(void **state)
 	for (unsigned i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
 		tc_run_killed(path, points[i], gen + 1);
 		tu_inspect_verify(path);
-		int64_t got = restart_gen(path, 0);
+		int64_t got = tc_gen(path, 0);
 		int64_t want = strcmp(points[i], "checkpoint:after-publish") == 0 ? gen + 1 : gen;
 		if (got != want)
 			fail_msg("%s: restart found gen %" PRId64 ", want %" PRId64, points[i],
@@ -440,7 +429,7 @@ test_cow_background(void **state)
 	ckpt_id id;
 	assert_int_equal(ckpt_checkpoint_wait(p, pid, &id, 0), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, id), 2);
+	assert_int_equal(tc_gen(path, id), 2);
 	tu_inspect_verify(path);
 }
 
@@ -483,7 +472,7 @@ test_cow_background_recycles(void **state)
 			if (c.e[i].state == CAT_CKPT && c.e[i].ckpt_id == id)
 				recycled += was_ckpt[i];
 		tu_catalog_free(&c);
-		assert_int_equal(restart_gen(path, id), gen);
+		assert_int_equal(tc_gen(path, id), gen);
 	}
 	/* the first two take segments (the lineage is the pinned base and
 	 * then one more); from the third on, each recycles the one before
@@ -491,7 +480,7 @@ test_cow_background_recycles(void **state)
 	assert_int_equal(recycled, 4);
 	assert_int_equal(ckpt_checkpoint(p, "sync", NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, 0), 105);
+	assert_int_equal(tc_gen(path, 0), 105);
 	tu_inspect_verify(path);
 }
 

@@ -82,20 +82,7 @@
 #include "test_cow_util.h"
 #include "inspect.h"
 
-#define N_NODES 20000u
-#define HEAP (32 * MiB)
-
-static const struct ckpt_config cow_cfg = {
-	.heap_size = HEAP, .max_segments = 16, .fork_mode = CKPT_FORK_COW,
-	.keep_checkpoints = 3,
-};
-
-/* restart_gen -- the generation a new process finds at checkpoint id (0: latest) */
-static int64_t
-restart_gen(const char *path, ckpt_id id)
-{
-	return tc_restart_gen(path, id, N_NODES, NULL, 0);
-}
+static const struct ckpt_config cow_cfg = TC_CONFIG(32 * MiB, 3);
 
 /* cow_create -- a new cow pool at path (cfg) holding the structure of n nodes at gen 1 */
 static ckpt_pool *
@@ -505,7 +492,7 @@ test_cow_fork_points(void **state)
 	struct ts_state *s;
 	struct ckpt_config cfg = cow_cfg;
 	cfg.max_segments = 40;
-	ckpt_pool *p = cow_create(path, &cfg, N_NODES, &s);
+	ckpt_pool *p = cow_create(path, &cfg, TC_NODES, &s);
 	ckpt_id first;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &first), 0);
 	uint64_t gen = 1;
@@ -525,7 +512,7 @@ test_cow_fork_points(void **state)
 		if (pid == 0) {
 			if (in_fork)
 				_exit(12);      /* the point was never reached */
-			if (ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != (int64_t)gen)
+			if (ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != (int64_t)gen)
 				_exit(13);
 			if (ts_modify(p, s, 1000 + i, 5) < 0)
 				_exit(14);
@@ -538,7 +525,7 @@ test_cow_fork_points(void **state)
 		int rc = tu_wait_exit(pid);
 		if (rc != 128 + SIGKILL)
 			fail_msg("%s: the cow fork child exited %d, not killed at the point", pt, rc);
-		if (ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != (int64_t)gen)
+		if (ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != (int64_t)gen)
 			fail_msg("%s: the parent's heap after the child died: %s", pt, err);
 		/* what the child held: dead (its lease died with it) or free
 		 * again, never live or busy-and-held */
@@ -548,15 +535,15 @@ test_cow_fork_points(void **state)
 		int64_t want = published ? 1000 + (int64_t)i : (int64_t)gen - 2;
 		if (i == 0)
 			want = 1;
-		int64_t got = restart_gen(path, 0);
+		int64_t got = tc_gen(path, 0);
 		if (got != want)
 			fail_msg("%s: restart found gen %" PRId64 ", want %" PRId64, pt, got, want);
 		/* the parent checkpoints on; its checkpoint restarts exactly */
 		ckpt_id id;
 		if (ckpt_checkpoint(p, NULL, &id) != 0)
 			fail_msg("%s: the parent's checkpoint: %s", pt, ckpt_errormsg());
-		assert_int_equal(restart_gen(path, id), (int64_t)gen);
-		assert_int_equal(restart_gen(path, 0), (int64_t)gen);
+		assert_int_equal(tc_gen(path, id), (int64_t)gen);
+		assert_int_equal(tc_gen(path, 0), (int64_t)gen);
 		tu_inspect_verify(path);
 	}
 	/* the next fork child gets a segment of its own, a real one */
@@ -601,7 +588,7 @@ pinned_case(const char *pt)
 	cfg.keep_checkpoints = 2;
 	const char *path = tu_path("pinned.pool");
 	struct ts_state *s;
-	ckpt_pool *p = cow_create(path, &cfg, N_NODES, &s);
+	ckpt_pool *p = cow_create(path, &cfg, TC_NODES, &s);
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
 	int go[2], res[2];
@@ -630,7 +617,7 @@ pinned_case(const char *pt)
 			if (write(res[1], &me, sizeof(me)) != sizeof(me) ||
 			    read(go[0], &b, 1) != 1)
 				_exit(50);
-			int64_t g = ts_check(ckpt_root(p), N_NODES, err, sizeof(err));
+			int64_t g = ts_check(ckpt_root(p), TC_NODES, err, sizeof(err));
 			if (g != 4) {
 				fprintf(stderr, "pinned child: %s\n", g < 0 ? err : "wrong gen");
 				_exit(51);
@@ -674,7 +661,7 @@ pinned_case(const char *pt)
 	}
 	tu_inspect_verify(path);
 	int64_t want = strcmp(pt, "checkpoint:after-publish") == 0 ? 6 : 5;
-	int64_t got = restart_gen(path, 0);
+	int64_t got = tc_gen(path, 0);
 	if (got != want) {
 		kill(c, SIGKILL);
 		tu_wait_exit(c);
@@ -689,8 +676,8 @@ pinned_case(const char *pt)
 	close(go[1]);
 	close(res[0]);
 	tu_inspect_verify(path);
-	assert_int_equal(restart_gen(path, cid), 4);
-	assert_int_equal(restart_gen(path, 0), 4);
+	assert_int_equal(tc_gen(path, cid), 4);
+	assert_int_equal(tc_gen(path, 0), 4);
 	unlink(path);
 }
 
@@ -790,7 +777,7 @@ enospc_case(unsigned before, int want_recycle)
 	cfg.heap_size = 16 * MiB;
 	cfg.max_segments = 8;
 	struct ts_state *s;
-	ckpt_pool *p = cow_create(path, &cfg, N_NODES, &s);
+	ckpt_pool *p = cow_create(path, &cfg, TC_NODES, &s);
 	struct ckpt_snap sn[8];
 	assert_true(before <= 8);
 	int64_t gen = 1;
@@ -832,14 +819,14 @@ enospc_case(unsigned before, int want_recycle)
 
 	/* the process runs on, on the still-full filesystem */
 	char err[256];
-	assert_int_equal(ts_check(ckpt_root(p), N_NODES, err, sizeof(err)), gen);
+	assert_int_equal(ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)), gen);
 	assert_int_equal(ts_modify(p, s, ++gen, 5), 0);
 	for (size_t k = 0; k < 6 * MiB; k += 4096)
 		assert_int_equal(blob[k], 0x6b);
 	blob[12345] = 0x11;
 	/* a restart from each checkpoint kept, meanwhile */
 	for (unsigned k = first; k < before; k++)
-		assert_int_equal(restart_gen(path, sn[k].id), sn[k].gen);
+		assert_int_equal(tc_gen(path, sn[k].id), sn[k].gen);
 
 	/* room again: a checkpoint succeeds and restarts exactly */
 	assert_int_equal(unlink(filler), 0);
@@ -848,7 +835,7 @@ enospc_case(unsigned before, int want_recycle)
 		fail_msg("checkpoint after freeing space: %s", ckpt_errormsg());
 	for (unsigned k = first; k < before; k++)
 		snap_check(path, &sn[k], "after the next checkpoint");
-	assert_int_equal(restart_gen(path, id), gen);
+	assert_int_equal(tc_gen(path, id), gen);
 	/* and the lineage goes on, recycling again: every image exact,
 	 * the pages written before the failed checkpoint included */
 	ckpt_id more[4];
@@ -860,9 +847,9 @@ enospc_case(unsigned before, int want_recycle)
 	}
 	assert_int_equal(ckpt_close(p), 0);
 	for (unsigned k = 1; k < 4; k++)
-		assert_int_equal(restart_gen(path, more[k]), gen + 1 + k);
+		assert_int_equal(tc_gen(path, more[k]), gen + 1 + k);
 	gen += 4;
-	assert_int_equal(restart_gen(path, 0), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	p = ckpt_open(path, CKPT_LATEST, &cfg);
 	assert_non_null(p);
 	unsigned char *b2 = (unsigned char *)blob;     /* same address after restart */
@@ -904,7 +891,7 @@ test_cow_damaged_image(void **state)
 	(void)state;
 	const char *path = tu_path("damaged.pool");
 	struct ts_state *s;
-	ckpt_pool *p = cow_create(path, &cow_cfg, N_NODES, &s);
+	ckpt_pool *p = cow_create(path, &cow_cfg, TC_NODES, &s);
 	ckpt_id a, b;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &a), 0);
 	assert_int_equal(ts_modify(p, s, 2, 3), 0);
@@ -939,14 +926,14 @@ test_cow_damaged_image(void **state)
 		fail_msg("open latest with the newest damaged: %s", ckpt_errormsg());
 	assert_non_null(p->eng);
 	char err[256];
-	assert_int_equal(ts_check(ckpt_root(p), N_NODES, err, sizeof(err)), 1);
+	assert_int_equal(ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)), 1);
 	/* and goes on from it */
 	assert_int_equal(ts_modify(p, ckpt_root(p), 3, 3), 0);
 	ckpt_id d;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &d), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, d), 3);
-	assert_int_equal(restart_gen(path, a), 1);
+	assert_int_equal(tc_gen(path, d), 3);
+	assert_int_equal(tc_gen(path, a), 1);
 	unsetenv("CKPT_RESTART");
 }
 

@@ -37,20 +37,7 @@
 #include "layout.h"
 #include "pagelog.h"
 
-#define N_NODES 20000u
-#define HEAP (32 * MiB)
-
-static const struct ckpt_config log_cfg = {
-	.heap_size = HEAP, .max_segments = 16, .fork_mode = CKPT_FORK_COW,
-	.keep_checkpoints = 2,
-};
-
-/* restart_gen -- the generation a new process finds at checkpoint id (0: latest); -1, said why */
-static int64_t
-restart_gen(const char *path, ckpt_id id)
-{
-	return tc_restart_gen(path, id, N_NODES, NULL, 0);
-}
+static const struct ckpt_config log_cfg = TC_CONFIG(32 * MiB, 2);
 
 /* entry_of -- checkpoint id's catalog entry in path (asserts it exists) */
 static struct cat_entry
@@ -91,7 +78,7 @@ logged_count(const char *path)
 static ckpt_pool *
 until_logged(const char *path, struct ts_state **s, int64_t *gen, ckpt_id *id)
 {
-	ckpt_pool *p = tc_create(path, &log_cfg, N_NODES, s, 1);
+	ckpt_pool *p = tc_create(path, &log_cfg, TC_NODES, s, 1);
 	for (*gen = 1; *gen <= 6; ++*gen) {
 		if (*gen > 1)
 			assert_int_equal(ts_modify(p, *s, (uint64_t)*gen, 13), 0);
@@ -164,7 +151,7 @@ test_log_and_fold(void **state)
 	assert_int_equal(p->eng->last_logged, 1);
 	assert_int_equal(ckpt_close(p), 0);
 	assert_int_equal(logged_count(path), 0);
-	assert_int_equal(restart_gen(path, next), gen);
+	assert_int_equal(tc_gen(path, next), gen);
 	tu_inspect_verify(path);
 }
 
@@ -182,10 +169,10 @@ test_log_read_through(void **state)
 	assert_true(e.flags & CAT_F_LOGGED);
 	/* the segment's own bytes are not the image; with the log they are */
 	tu_inspect_verify(path);
-	assert_int_equal(restart_gen(path, 0), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	/* the restart folded it first */
 	assert_false(entry_of(path, id, NULL).flags & CAT_F_LOGGED);
-	assert_int_equal(restart_gen(path, id), gen);
+	assert_int_equal(tc_gen(path, id), gen);
 	tu_inspect_verify(path);
 }
 
@@ -225,7 +212,7 @@ test_log_killed(void **state)
 	assert_int_equal(rc, 128 + SIGKILL);
 	assert_int_equal(logged_count(path), 1);
 	tu_inspect_verify(path);
-	assert_int_equal(restart_gen(path, 0), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	assert_int_equal(logged_count(path), 0);
 }
 
@@ -254,11 +241,11 @@ test_log_damaged(void **state)
 	damage_log(path, id);
 	inspect_verify_fails(path, "page log");
 	char out[512];
-	assert_int_equal(tc_restart_gen(path, id, N_NODES, out, sizeof(out)), -1);
+	assert_int_equal(tc_restart_gen(path, id, TC_NODES, out, sizeof(out)), -1);
 	if (!strstr(out, "page log") && !strstr(out, "checksum"))
 		fail_msg("the restart of a damaged logged checkpoint said: %s", out);
 	/* the newest that verifies is the one before it */
-	assert_int_equal(restart_gen(path, 0), gen - 1);
+	assert_int_equal(tc_gen(path, 0), gen - 1);
 	/* still logged, still damaged: nothing wrote over it */
 	assert_true(entry_of(path, id, NULL).flags & CAT_F_LOGGED);
 }
@@ -276,7 +263,7 @@ test_log_old_format(void **state)
 	assert_non_null(p);
 	assert_int_equal(p->hdr.minor, 8);
 	assert_false(p->hdr.flags & POOL_F_LOG_AREA);
-	struct ts_state *s = ts_build(p, N_NODES, 1);
+	struct ts_state *s = ts_build(p, TC_NODES, 1);
 	assert_non_null(s);
 	ckpt_id id = 0;
 	for (int64_t g = 1; g <= 6; g++) {
@@ -288,7 +275,7 @@ test_log_old_format(void **state)
 	}
 	assert_int_equal(p->eng->last_recycled, 1);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, id), 6);
+	assert_int_equal(tc_gen(path, id), 6);
 	tu_inspect_verify(path);
 }
 
@@ -331,8 +318,8 @@ test_log_growth(void **state)
 	assert_int_equal(ckpt_checkpoint(p, NULL, &c), 0);
 	assert_int_equal(ckpt_close(p), 0);
 	char out[512];
-	assert_int_equal(restart_gen(path, b), gen + 1);
-	assert_int_equal(restart_gen(path, c), gen + 2);
+	assert_int_equal(tc_gen(path, b), gen + 1);
+	assert_int_equal(tc_gen(path, c), gen + 2);
 	/* every byte of the block, in both */
 	char offs[32], lens[32], ids[32];
 	snprintf(offs, sizeof(offs), "%" PRIu64, off);
@@ -388,13 +375,13 @@ test_log_enospc(void **state)
 	checkpoint_enospc(p, "a log on a full filesystem");
 	assert_int_equal(p->eng->last_recycled, 1);
 	tu_inspect_verify(path);
-	assert_int_equal(restart_gen(path, 0), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	/* space again: the heap goes on from where it is */
 	assert_int_equal(unlink(filler), 0);
 	ckpt_id good;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &good), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, good), gen + 1);
+	assert_int_equal(tc_gen(path, good), gen + 1);
 	tu_inspect_verify(path);
 	tu_umount(dir);
 }
@@ -427,7 +414,7 @@ test_log_crash_points(void **state)
 		int64_t gen = strtoll(out, NULL, 10);   /* the last one published */
 		tu_inspect_verify(path);
 		int after = strcmp(points[i], "checkpoint:after-publish") == 0;
-		if (tc_restart_gen(path, 0, N_NODES, out, sizeof(out)) != gen + after)
+		if (tc_restart_gen(path, 0, TC_NODES, out, sizeof(out)) != gen + after)
 			fail_msg("%s: restart found %s, want generation %" PRId64, points[i], out,
 				gen + after);
 		tu_inspect_verify(path);
@@ -440,9 +427,9 @@ test_log_crash_points(void **state)
 	int64_t gen = strtoll(out, NULL, 10);
 	assert_true(logged_count(path) >= 1);
 	const char *const at[] = { "CKPT_TEST_CRASH_AT=fold:before-sync", NULL };
-	assert_int_equal(tc_run_restart(out, sizeof(out), at, path, 0, N_NODES), 128 + SIGKILL);
+	assert_int_equal(tc_run_restart(out, sizeof(out), at, path, 0, TC_NODES), 128 + SIGKILL);
 	tu_inspect_verify(path);
-	assert_int_equal(restart_gen(path, 0), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	assert_int_equal(logged_count(path), 0);
 }
 

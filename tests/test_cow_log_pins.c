@@ -25,17 +25,15 @@
 #include "inspect.h"
 #include "sums.h"
 
-#define N_NODES 20000u
 
 /* every test's pool: cow, keep 2 (a lineage that recycles, and logs) */
-static const struct ckpt_config lineage_cfg = { .heap_size = 32u << 20, .max_segments = 16,
-	.fork_mode = CKPT_FORK_COW, .keep_checkpoints = 2 };
+static const struct ckpt_config lineage_cfg = TC_CONFIG(32u << 20, 2);
 
 /* new_pool -- a new cow pool at path (keep 2) holding the test structure at gen 1 */
 static ckpt_pool *
 new_pool(const char *path, struct ts_state **s)
 {
-	return tc_create(path, &lineage_cfg, N_NODES, s, 0);
+	return tc_create(path, &lineage_cfg, TC_NODES, s, 0);
 }
 
 

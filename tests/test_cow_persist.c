@@ -39,10 +39,7 @@
 #define N_NODES 5000u
 #define HEAP (16 * MiB)
 
-static const struct ckpt_config cow_cfg = {
-	.heap_size = HEAP, .max_segments = 16, .fork_mode = CKPT_FORK_COW,
-	.keep_checkpoints = 2,
-};
+static const struct ckpt_config cow_cfg = TC_CONFIG(HEAP, 2);
 
 /* persist_heap -- ckpt_persist of the heap's whole used range */
 static int

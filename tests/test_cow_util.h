@@ -1,16 +1,18 @@
 /*
  * test_cow_util.h -- what the copy-on-write tests (tests/test_cow*.c: fork
  * mode cow, page logs, ckpt_persist in cow mode) share, on top of
- * test_checkpoint_util.h's generation structure: a new cow pool holding
- * that structure, and the helper processes that read a pool back as a
- * restarted service would.
+ * test_checkpoint_util.h's generation structure: their pool config
+ * (TC_CONFIG: only the heap size and the retention differ), a new cow pool
+ * holding that structure (TC_NODES nodes but in test_cow_persist.c), and
+ * the helper processes that read a pool back as a restarted service would.
  *
  * A "restart" helper is this test binary run again (tu_run_helper) as
  * "--helper restart POOL ID N": it opens POOL at checkpoint ID (0: the
  * latest) with the including file's config, checks the structure of N
  * nodes and prints its generation. The parent side, tc_restart_gen, reads
- * that number back; the helper side, tc_helper_restart, is called from the
- * file's own helper_main. An "advance" helper (each file writes its own:
+ * that number back; the helper side, tc_helper_restart, serves the
+ * "restart" entry of the file's tu_helper table (testutil.h's
+ * tu_helper_main). An "advance" helper (each file writes its own:
  * what it does before it dies differs) is run by tc_run_killed with a
  * named kill point armed.
  * Helpers never assert: they print what went wrong and exit nonzero.
@@ -30,6 +32,13 @@
 #include "test_fork_util.h"
 #include "pool.h"
 #include "engine/image.h"
+
+/* TC_NODES -- the nodes of the structure a cow test's pool holds */
+#define TC_NODES 20000u
+
+/* TC_CONFIG -- a cow test's pool: a heap of heap bytes, 16 segments, fork mode cow, keep keep */
+#define TC_CONFIG(heap, keep) { .heap_size = (heap), .max_segments = 16, \
+	.fork_mode = CKPT_FORK_COW, .keep_checkpoints = (keep) }
 
 /*
  * tc_create -- a new pool at path (the file replaced, CKPT_FORK_MODE of the
@@ -88,6 +97,13 @@ tc_restart_gen(const char *path, ckpt_id id, unsigned n, char *out, size_t outle
 		return -1;
 	}
 	return strtoll(out ? out : own, NULL, 10);
+}
+
+/* tc_gen -- tc_restart_gen of the TC_NODES structure, the helper's output printed if it failed */
+static inline int64_t
+tc_gen(const char *path, ckpt_id id)
+{
+	return tc_restart_gen(path, id, TC_NODES, NULL, 0);
 }
 
 /* tc_helper_open -- a helper's ckpt_open of pool at id with cfg; NULL, the error printed */
