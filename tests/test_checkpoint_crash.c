@@ -45,24 +45,6 @@ check_pool_sound(const char *path)
 	tu_inspect_verify(path);
 }
 
-/* opened_from -- the checkpoint id this process's live segment was restarted from */
-static ckpt_id
-opened_from(const char *path)
-{
-	struct tu_catalog c;
-	tu_catalog_read(path, &c);
-	ckpt_id id = 0;
-	int found = 0;
-	for (uint32_t i = 0; i < c.n; i++)
-		if (c.e[i].state == CAT_LIVE && c.e[i].owner.pid == getpid()) {
-			id = c.e[i].ckpt_id;
-			found++;
-		}
-	tu_catalog_free(&c);
-	assert_int_equal(found, 1);
-	return id;
-}
-
 /* restart_check -- open LATEST here, check it holds n nodes; returns the
  * generation; *from gets the checkpoint id it was restarted from */
 static int64_t
@@ -75,7 +57,7 @@ restart_check(const char *path, uint64_t n, ckpt_id *from)
 	int64_t gen = ts_check(ckpt_root(p), n, err, sizeof(err));
 	if (gen < 0)
 		fail_msg("restarted heap is wrong: %s", err);
-	*from = opened_from(path);
+	*from = own_live_entry(path).ckpt_id;
 	assert_int_equal(ckpt_close(p), 0);
 	return gen;
 }

@@ -184,24 +184,6 @@ damage(const char *path, ckpt_id id, int punch)
 	tu_catalog_free(&c);
 }
 
-/* opened_from -- the checkpoint id our live segment was restarted from */
-static ckpt_id
-opened_from(const char *path)
-{
-	struct tu_catalog c;
-	tu_catalog_read(path, &c);
-	ckpt_id id = 0;
-	int found = 0;
-	for (uint32_t i = 0; i < c.n; i++)
-		if (c.e[i].state == CAT_LIVE && c.e[i].owner.pid == getpid()) {
-			id = c.e[i].ckpt_id;
-			found++;
-		}
-	tu_catalog_free(&c);
-	assert_int_equal(found, 1);
-	return id;
-}
-
 static void
 check_damaged(int punch)
 {
@@ -234,7 +216,7 @@ check_damaged(int punch)
 	int64_t gen = ts_check(ckpt_root(p), n, err, sizeof(err));
 	if (gen != 1)
 		fail_msg("latest after damage: gen %lld: %s", (long long)gen, err);
-	assert_int_equal(opened_from(path), id1);
+	assert_int_equal(own_live_entry(path).ckpt_id, id1);
 	assert_int_equal(ckpt_restarted_from(p), id1);  /* the caller can tell */
 	assert_int_equal(ckpt_close(p), 0);
 

@@ -202,14 +202,8 @@ test_enospc_mid_checkpoint(void **state)
 {
 	(void)state;
 	const char *dir = tu_path("small-fs");
-	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=64m", path, filler);
 	struct ckpt_config cfg = { .heap_size = 16 * MiB, .max_segments = 4 };
 	ckpt_pool *p = ckpt_create(path, &cfg);
 	if (!p)
@@ -246,15 +240,7 @@ test_enospc_mid_checkpoint(void **state)
 	tu_catalog_free(&c);
 	uint64_t pool_blocks = file_blocks(path), free_before = tu_fs_free(dir);
 
-	errno = 0;
-	ckpt_id id2 = 0;
-	assert_int_equal(ckpt_checkpoint(p, "too big", &id2), -1);
-	int e = errno;
-	const char *m = ckpt_errormsg();
-	if (e != ENOSPC || !strstr(m, "checkpoint failed"))
-		fail_msg("checkpoint on a full filesystem: errno %d, \"%s\"; want ENOSPC "
-			"and a message saying the checkpoint failed", e, m);
-	assert_int_equal(id2, 0);
+	checkpoint_enospc(p, "checkpoint on a full filesystem");
 
 	/* the previous checkpoint is intact, the reserved segment released */
 	tu_catalog_read(path, &c);
@@ -314,14 +300,8 @@ test_enospc_reclaims_dead(void **state)
 {
 	(void)state;
 	const char *dir = tu_path("small-fs2");
-	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=64m", path, filler);
 	struct ckpt_config cfg = { .heap_size = 32 * MiB, .max_segments = 6,
 		.fork_mode = CKPT_FORK_COPY };
 	ckpt_pool *p = ckpt_create(path, &cfg);

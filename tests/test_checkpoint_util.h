@@ -236,6 +236,44 @@ ckpt_index(const struct tu_catalog *c, ckpt_id id)
 	return -1;
 }
 
+/*
+ * checkpoint_enospc -- a checkpoint of p on a full filesystem: it must fail
+ * with ENOSPC, say the checkpoint failed and leave its id 0; what names
+ * the case in the failure message
+ */
+static inline void
+checkpoint_enospc(ckpt_pool *p, const char *what)
+{
+	errno = 0;
+	ckpt_id id = 0;
+	assert_int_equal(ckpt_checkpoint(p, "too big", &id), -1);
+	int e = errno;
+	const char *m = ckpt_errormsg();
+	if (e != ENOSPC || !strstr(m, "checkpoint failed"))
+		fail_msg("%s: errno %d, \"%s\"; want ENOSPC and a message saying the "
+			"checkpoint failed", what, e, m);
+	assert_int_equal(id, 0);
+}
+
+/* own_live_entry -- this process's live entry in the catalog of path (asserts it has exactly one) */
+static inline struct cat_entry
+own_live_entry(const char *path)
+{
+	struct tu_catalog c;
+	tu_catalog_read(path, &c);
+	struct cat_entry e;
+	memset(&e, 0, sizeof(e));
+	unsigned found = 0;
+	for (uint32_t i = 0; i < c.n; i++)
+		if (c.e[i].state == CAT_LIVE && c.e[i].owner.pid == getpid()) {
+			e = c.e[i];
+			found++;
+		}
+	tu_catalog_free(&c);
+	assert_int_equal(found, 1);
+	return e;
+}
+
 /* now_us -- CLOCK_MONOTONIC in µs */
 static inline uint64_t
 now_us(void)

@@ -9,7 +9,7 @@
  * Helpers (a new process each, as a restarted service would be):
  *   --helper restart POOL ID N       open at ID (0: latest) in cow mode, check
  *                                    the structure of N nodes, print its gen
- *   --helper advance POOL N GEN      open latest, move to GEN, checkpoint
+ *   --helper advance POOL GEN        open latest, move to GEN, checkpoint
  *                                    (the crash tests arm a point first)
  */
 #include <errno.h>
@@ -23,46 +23,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
-#include "pool.h"
-#include "engine/image.h"
+#include "test_cow_util.h"
 
-#define N_NODES 20000u
 #define HEAP (32 * MiB)
 
-static const struct ckpt_config cow_cfg = {
-	.heap_size = HEAP, .max_segments = 16, .fork_mode = CKPT_FORK_COW,
-	.keep_checkpoints = 3,
-};
+static const struct ckpt_config cow_cfg = TC_CONFIG(HEAP, 3);
 
 /* cow_create -- a new cow pool at path holding the structure at gen 1 */
 static ckpt_pool *
 cow_create(const char *path, const struct ckpt_config *cfg, struct ts_state **s)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, cfg);
-	assert_non_null(p);
-	assert_int_equal(p->fork_mode, CKPT_FORK_COW);
-	assert_non_null(p->eng);
-	*s = ts_build(p, N_NODES, 1);
-	assert_non_null(*s);
-	return p;
-}
-
-/* restart_gen -- the generation a new process finds at checkpoint id (0: latest) */
-static int64_t
-restart_gen(const char *path, ckpt_id id)
-{
-	char out[512], ids[32], ns[32];
-	snprintf(ids, sizeof(ids), "%" PRIu64, id);
-	snprintf(ns, sizeof(ns), "%u", N_NODES);
-	int st = tu_run_helper(out, sizeof(out), NULL, "restart", path, ids, ns, NULL);
-	if (st != 0) {
-		print_error("restart helper exited %d: %s\n", st, out);
-		return -1;
-	}
-	return strtoll(out, NULL, 10);
+	return tc_create(path, cfg, TC_NODES, s, 1);
 }
 
 /* checkpoint, restart and the meaning of ckpt_persist in cow mode */
@@ -84,11 +55,11 @@ test_cow_basic(void **state)
 	assert_int_equal(ts_modify(p, s, 2, 7), 0);
 	assert_int_equal(ckpt_checkpoint(p, "two", &b), 0);
 	char err[256];
-	assert_int_equal(ts_check(ckpt_root(p), N_NODES, err, sizeof(err)), 2);
+	assert_int_equal(ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)), 2);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, a), 1);
-	assert_int_equal(restart_gen(path, b), 2);
-	assert_int_equal(restart_gen(path, 0), 2);
+	assert_int_equal(tc_gen(path, a), 1);
+	assert_int_equal(tc_gen(path, b), 2);
+	assert_int_equal(tc_gen(path, 0), 2);
 	tu_inspect_verify(path);
 }
 
@@ -139,7 +110,7 @@ test_cow_recycle(void **state)
 	tu_catalog_free(&c);
 	assert_int_equal(ckpt_close(p), 0);
 	for (unsigned k = 12 - cow_cfg.keep_checkpoints; k < 12; k++)
-		assert_int_equal(restart_gen(path, ids[k]), gens[k]);
+		assert_int_equal(tc_gen(path, ids[k]), gens[k]);
 	tu_inspect_verify(path);
 }
 
@@ -159,12 +130,12 @@ test_cow_restart_continues(void **state)
 		assert_non_null(p->eng);
 		char err[256];
 		s = ckpt_root(p);
-		assert_int_equal(ts_check(s, N_NODES, err, sizeof(err)), (int64_t)gen - 1);
+		assert_int_equal(ts_check(s, TC_NODES, err, sizeof(err)), (int64_t)gen - 1);
 		assert_int_equal(ts_modify(p, s, gen, 13), 0);
 		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);   /* nothing changed */
 		assert_int_equal(ckpt_close(p), 0);
-		assert_int_equal(restart_gen(path, 0), (int64_t)gen);
+		assert_int_equal(tc_gen(path, 0), (int64_t)gen);
 	}
 	tu_inspect_verify(path);
 }
@@ -186,7 +157,7 @@ test_cow_fork_isolation(void **state)
 	if (pid == 0) {
 		char err[256];
 		close(pfd[0]);
-		int bad = ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 2;
+		int bad = ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != 2;
 		bad |= ts_modify(p, s, 100, 3) != 0;
 		ckpt_id id = 0;
 		bad |= ckpt_checkpoint(p, "child", &id) != 0;
@@ -195,7 +166,7 @@ test_cow_fork_isolation(void **state)
 		if (p->eng->tracker.method != DIRTY_ALL &&
 		    p->eng->last_written >= heap_high_water(p->heap) / 2)
 			bad |= 2;
-		bad |= ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 100;
+		bad |= ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != 100;
 		bad |= write(pfd[1], &id, sizeof(id)) != sizeof(id);
 		bad |= ckpt_close(p) != 0;
 		_exit(bad);
@@ -207,12 +178,12 @@ test_cow_fork_isolation(void **state)
 	close(pfd[0]);
 	assert_int_equal(tu_wait_exit(pid), 0);
 	char err[256];
-	assert_int_equal(ts_check(ckpt_root(p), N_NODES, err, sizeof(err)), 50);
+	assert_int_equal(ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)), 50);
 	ckpt_id mine;
 	assert_int_equal(ckpt_checkpoint(p, "parent", &mine), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, child_id), 100);
-	assert_int_equal(restart_gen(path, mine), 50);
+	assert_int_equal(tc_gen(path, child_id), 100);
+	assert_int_equal(tc_gen(path, mine), 50);
 	tu_inspect_verify(path);
 }
 
@@ -231,26 +202,19 @@ test_cow_fork_pins_base(void **state)
 	struct ts_state *s;
 	ckpt_pool *p = cow_create(path, &c, &s);
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);   /* the base: gen 1 */
-	int go[2], done[2];
-	assert_int_equal(pipe(go), 0);
-	assert_int_equal(pipe(done), 0);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
+	struct fk_chan ch;
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
 		char b, err[256];
-		close(go[1]);
-		close(done[0]);
-		if (read(go[0], &b, 1) != 1)
+		if (read(ch.down[0], &b, 1) != 1)
 			_exit(3);
 		/* every page of it still reads from the parent's old image */
-		int bad = ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 1;
+		int bad = ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != 1;
 		bad |= ckpt_close(p) != 0;
-		if (write(done[1], "d", 1) != 1)
+		if (write(ch.up[1], "d", 1) != 1)
 			bad |= 4;
 		_exit(bad);
 	}
-	close(go[0]);
-	close(done[1]);
 	for (uint64_t gen = 2; gen < 5; gen++) {
 		assert_int_equal(ts_modify(p, s, gen, 2), 0);
 		assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
@@ -260,9 +224,9 @@ test_cow_fork_pins_base(void **state)
 	tu_catalog_read(path, &cat);
 	assert_int_equal(tu_catalog_count(&cat, CAT_CKPT), 2);
 	tu_catalog_free(&cat);
-	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(write(ch.down[1], "g", 1), 1);
 	char b;
-	assert_int_equal(read(done[0], &b, 1), 1);
+	assert_int_equal(read(ch.up[0], &b, 1), 1);
 	assert_int_equal(tu_wait_exit(pid), 0);
 	/* and is freed by the next pass once the child is gone */
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
@@ -287,22 +251,17 @@ test_cow_fresh_fork_pins_parent_segment(void **state)
 	struct ts_state *s;
 	ckpt_pool *p = cow_create(path, &cow_cfg, &s);     /* no checkpoint yet */
 	const uint32_t parent_seg = p->seg;
-	int go[2], ready[2];
-	assert_int_equal(pipe(go), 0);
-	assert_int_equal(pipe(ready), 0);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
+	struct fk_chan ch;
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
 		char b, err[256];
-		close(go[1]);
-		close(ready[0]);
 		/* the fork handlers have run: this heap has its own entry */
-		if (write(ready[1], "r", 1) != 1 || read(go[0], &b, 1) != 1)
+		if (write(ch.up[1], "r", 1) != 1 || read(ch.down[0], &b, 1) != 1)
 			_exit(3);
 		/* the parent is gone and its segment free: still this heap's image */
 		int bad = ckpt_checkpoint(p, "child", NULL) != 0;
 		bad |= (ckpt_root(p) == NULL ||
-			ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != 1) << 1;
+			ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != 1) << 1;
 		struct tu_catalog c;
 		tu_catalog_read(path, &c);
 		for (uint32_t i = 0; i < c.n; i++)
@@ -312,14 +271,12 @@ test_cow_fresh_fork_pins_parent_segment(void **state)
 		bad |= (ckpt_close(p) != 0) << 3;
 		_exit(bad);
 	}
-	close(go[0]);
-	close(ready[1]);
 	char r;
-	assert_int_equal(read(ready[0], &r, 1), 1);
+	assert_int_equal(read(ch.up[0], &r, 1), 1);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(write(ch.down[1], "g", 1), 1);
 	assert_int_equal(tu_wait_exit(pid), 0);
-	assert_int_equal(restart_gen(path, 0), 1);
+	assert_int_equal(tc_gen(path, 0), 1);
 	tu_inspect_verify(path);
 }
 
@@ -444,18 +401,10 @@ test_cow_crash_points(void **state)
 	}
 	assert_int_equal(ckpt_close(p), 0);
 	int64_t gen = 5;
-	char ns[32];
-	snprintf(ns, sizeof(ns), "%u", N_NODES);
 	for (unsigned i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
-		char env[96], gs[32], out[512];
-		snprintf(env, sizeof(env), "CKPT_TEST_CRASH_AT=%s", points[i]);
-		snprintf(gs, sizeof(gs), "%" PRId64, gen + 1);
-		const char *const e[] = { env, NULL };
-		int st = tu_run_helper(out, sizeof(out), e, "advance", path, ns, gs, NULL);
-		if (st != 128 + SIGKILL)
-			fail_msg("%s: helper exited %d, not killed: %s", points[i], st, out);
+		tc_run_killed(path, points[i], gen + 1);
 		tu_inspect_verify(path);
-		int64_t got = restart_gen(path, 0);
+		int64_t got = tc_gen(path, 0);
 		int64_t want = strcmp(points[i], "checkpoint:after-publish") == 0 ? gen + 1 : gen;
 		if (got != want)
 			fail_msg("%s: restart found gen %" PRId64 ", want %" PRId64, points[i],
@@ -480,7 +429,7 @@ test_cow_background(void **state)
 	ckpt_id id;
 	assert_int_equal(ckpt_checkpoint_wait(p, pid, &id, 0), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, id), 2);
+	assert_int_equal(tc_gen(path, id), 2);
 	tu_inspect_verify(path);
 }
 
@@ -523,7 +472,7 @@ test_cow_background_recycles(void **state)
 			if (c.e[i].state == CAT_CKPT && c.e[i].ckpt_id == id)
 				recycled += was_ckpt[i];
 		tu_catalog_free(&c);
-		assert_int_equal(restart_gen(path, id), gen);
+		assert_int_equal(tc_gen(path, id), gen);
 	}
 	/* the first two take segments (the lineage is the pinned base and
 	 * then one more); from the third on, each recycles the one before
@@ -531,7 +480,7 @@ test_cow_background_recycles(void **state)
 	assert_int_equal(recycled, 4);
 	assert_int_equal(ckpt_checkpoint(p, "sync", NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, 0), 105);
+	assert_int_equal(tc_gen(path, 0), 105);
 	tu_inspect_verify(path);
 }
 
@@ -627,47 +576,35 @@ test_cow_step_times(void **state)
 	assert_int_equal(ckpt_close(p), 0);
 }
 
-/* helper_main -- the new processes the tests start */
+/* helper_restart -- "restart POOL ID N" (test_cow_util.h) */
 static int
-helper_main(int argc, char **argv)
+helper_restart(char **arg)
 {
-	if (argc == 6 && strcmp(argv[2], "restart") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &cow_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		char err[256];
-		int64_t gen = ts_check(ckpt_root(p), strtoull(argv[5], NULL, 10), err, sizeof(err));
-		if (gen < 0) {
-			printf("check: %s\n", err);
-			return 1;
-		}
-		printf("%" PRId64 "\n", gen);
-		return ckpt_close(p) == 0 ? 0 : 1;
+	return tc_helper_restart(arg, &cow_cfg, 0);
+}
+
+/* helper_advance -- "advance POOL GEN": open latest, move to GEN, checkpoint */
+static int
+helper_advance(char **arg)
+{
+	ckpt_pool *p = tc_helper_open(arg[0], CKPT_LATEST, &cow_cfg);
+	if (!p)
+		return 1;
+	if (ts_modify(p, ckpt_root(p), strtoull(arg[1], NULL, 10), 3) < 0 ||
+	    ckpt_checkpoint(p, NULL, NULL) < 0) {
+		printf("advance: %s\n", ckpt_errormsg());
+		return 1;
 	}
-	if (argc == 6 && strcmp(argv[2], "advance") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], CKPT_LATEST, &cow_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		if (ts_modify(p, ckpt_root(p), strtoull(argv[5], NULL, 10), 3) < 0 ||
-		    ckpt_checkpoint(p, NULL, NULL) < 0) {
-			printf("advance: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		return ckpt_close(p) == 0 ? 0 : 1;
-	}
-	fprintf(stderr, "unknown helper\n");
-	return 2;
+	return ckpt_close(p) == 0 ? 0 : 1;
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
-		return helper_main(argc, argv);
+	static const struct tu_helper helpers[] = {
+		{ "restart", 3, helper_restart }, { "advance", 2, helper_advance }, { NULL },
+	};
+	tu_helper_main(argc, argv, helpers);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cow_basic),
 		cmocka_unit_test(test_cow_recycle),

@@ -79,54 +79,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
-#include "pool.h"
-#include "engine/image.h"
+#include "test_cow_util.h"
 #include "inspect.h"
 
-#define N_NODES 20000u
-#define HEAP (32 * MiB)
+static const struct ckpt_config cow_cfg = TC_CONFIG(32 * MiB, 3);
 
-static const struct ckpt_config cow_cfg = {
-	.heap_size = HEAP, .max_segments = 16, .fork_mode = CKPT_FORK_COW,
-	.keep_checkpoints = 3,
-};
-
-/* restart_gen -- the generation a new process finds at checkpoint id (0: latest), n nodes */
-static int64_t
-restart_gen_n(const char *path, ckpt_id id, unsigned n)
-{
-	char out[512], ids[32], ns[32];
-	snprintf(ids, sizeof(ids), "%" PRIu64, id);
-	snprintf(ns, sizeof(ns), "%u", n);
-	int st = tu_run_helper(out, sizeof(out), NULL, "restart", path, ids, ns, NULL);
-	if (st != 0) {
-		print_error("restart helper exited %d: %s\n", st, out);
-		return -1;
-	}
-	return strtoll(out, NULL, 10);
-}
-
-static int64_t
-restart_gen(const char *path, ckpt_id id)
-{
-	return restart_gen_n(path, id, N_NODES);
-}
-
-/* cow_create -- a new cow pool at path (cfg) holding the structure at gen 1 */
+/* cow_create -- a new cow pool at path (cfg) holding the structure of n nodes at gen 1 */
 static ckpt_pool *
 cow_create(const char *path, const struct ckpt_config *cfg, unsigned n, struct ts_state **s)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, cfg);
-	if (!p)
-		fail_msg("create %s: %s", path, ckpt_errormsg());
-	assert_int_equal(p->fork_mode, CKPT_FORK_COW);
-	assert_non_null(p->eng);
-	*s = ts_build(p, n, 1);
-	assert_non_null(*s);
-	return p;
+	return tc_create(path, cfg, n, s, 1);
 }
 
 /* no_held_leftovers -- every busy or live entry but the parent's (seg) reads dead */
@@ -178,6 +140,21 @@ ack(int fd, uint64_t g)
 		_exit(40);
 }
 
+/*
+ * rk_checkpoint -- generation g's checkpoint marked begun (sh->started),
+ * then taken; the worker dies with code if it fails
+ */
+static void
+rk_checkpoint(ckpt_pool *p, struct rk_shared *sh, uint64_t g, int code)
+{
+	sh->started = g;
+	__sync_synchronize();
+	if (ckpt_checkpoint(p, NULL, NULL) < 0) {
+		fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
+		_exit(code);
+	}
+}
+
 static void __attribute__((noreturn))
 rk_worker(const char *path, enum rk_mode m, int ackfd, struct rk_shared *sh)
 {
@@ -205,21 +182,11 @@ rk_worker(const char *path, enum rk_mode m, int ackfd, struct rk_shared *sh)
 		if (ts_modify(p, s, g, 9) < 0)
 			_exit(22);
 		if (m == RK_LOOP) {
-			sh->started = g;
-			__sync_synchronize();
-			if (ckpt_checkpoint(p, NULL, NULL) < 0) {
-				fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
-				_exit(23);
-			}
+			rk_checkpoint(p, sh, g, 23);
 			sh->recycled += p->eng->last_recycled != 0;
 			ack(ackfd, g);
 		} else if (m == RK_RESTART) {
-			sh->started = g;
-			__sync_synchronize();
-			if (ckpt_checkpoint(p, NULL, NULL) < 0) {
-				fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
-				_exit(23);
-			}
+			rk_checkpoint(p, sh, g, 23);
 			ack(ackfd, g);
 			/* and restart from it: close, open latest, check */
 			if (ckpt_close(p) < 0)
@@ -267,12 +234,7 @@ rk_worker(const char *path, enum rk_mode m, int ackfd, struct rk_shared *sh)
 				fprintf(stderr, "worker: after the child: %s\n", err);
 				_exit(27);
 			}
-			sh->started = g;
-			__sync_synchronize();
-			if (ckpt_checkpoint(p, NULL, NULL) < 0) {
-				fprintf(stderr, "worker: checkpoint: %s\n", ckpt_errormsg());
-				_exit(28);
-			}
+			rk_checkpoint(p, sh, g, 28);
 			sh->recycled += p->eng->last_recycled != 0;
 			ack(ackfd, g);
 		} else {
@@ -341,17 +303,10 @@ rk_restart(const char *path, const char *what)
 	int64_t gen = ts_check(ckpt_root(p), RK_NODES, err, sizeof(err));
 	if (gen < 0)
 		fail_msg("%s: restarted heap is wrong: %s", what, err);
-	tu_catalog_read(path, &c);
-	int found = 0;
-	for (uint32_t i = 0; i < c.n; i++)
-		if (c.e[i].state == CAT_LIVE && c.e[i].owner.pid == getpid()) {
-			found++;
-			if (c.e[i].source != (uint32_t)ni)
-				fail_msg("%s: restart mapped segment %u, not the newest "
-					"checkpoint's %d", what, c.e[i].source, ni);
-		}
-	tu_catalog_free(&c);
-	assert_int_equal(found, 1);
+	uint32_t source = own_live_entry(path).source;
+	if (source != (uint32_t)ni)
+		fail_msg("%s: restart mapped segment %u, not the newest checkpoint's %d", what,
+			source, ni);
 	assert_int_equal(ckpt_close(p), 0);
 	return gen;
 }
@@ -537,7 +492,7 @@ test_cow_fork_points(void **state)
 	struct ts_state *s;
 	struct ckpt_config cfg = cow_cfg;
 	cfg.max_segments = 40;
-	ckpt_pool *p = cow_create(path, &cfg, N_NODES, &s);
+	ckpt_pool *p = cow_create(path, &cfg, TC_NODES, &s);
 	ckpt_id first;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &first), 0);
 	uint64_t gen = 1;
@@ -557,7 +512,7 @@ test_cow_fork_points(void **state)
 		if (pid == 0) {
 			if (in_fork)
 				_exit(12);      /* the point was never reached */
-			if (ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != (int64_t)gen)
+			if (ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != (int64_t)gen)
 				_exit(13);
 			if (ts_modify(p, s, 1000 + i, 5) < 0)
 				_exit(14);
@@ -570,7 +525,7 @@ test_cow_fork_points(void **state)
 		int rc = tu_wait_exit(pid);
 		if (rc != 128 + SIGKILL)
 			fail_msg("%s: the cow fork child exited %d, not killed at the point", pt, rc);
-		if (ts_check(ckpt_root(p), N_NODES, err, sizeof(err)) != (int64_t)gen)
+		if (ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)) != (int64_t)gen)
 			fail_msg("%s: the parent's heap after the child died: %s", pt, err);
 		/* what the child held: dead (its lease died with it) or free
 		 * again, never live or busy-and-held */
@@ -580,15 +535,15 @@ test_cow_fork_points(void **state)
 		int64_t want = published ? 1000 + (int64_t)i : (int64_t)gen - 2;
 		if (i == 0)
 			want = 1;
-		int64_t got = restart_gen(path, 0);
+		int64_t got = tc_gen(path, 0);
 		if (got != want)
 			fail_msg("%s: restart found gen %" PRId64 ", want %" PRId64, pt, got, want);
 		/* the parent checkpoints on; its checkpoint restarts exactly */
 		ckpt_id id;
 		if (ckpt_checkpoint(p, NULL, &id) != 0)
 			fail_msg("%s: the parent's checkpoint: %s", pt, ckpt_errormsg());
-		assert_int_equal(restart_gen(path, id), (int64_t)gen);
-		assert_int_equal(restart_gen(path, 0), (int64_t)gen);
+		assert_int_equal(tc_gen(path, id), (int64_t)gen);
+		assert_int_equal(tc_gen(path, 0), (int64_t)gen);
 		tu_inspect_verify(path);
 	}
 	/* the next fork child gets a segment of its own, a real one */
@@ -633,7 +588,7 @@ pinned_case(const char *pt)
 	cfg.keep_checkpoints = 2;
 	const char *path = tu_path("pinned.pool");
 	struct ts_state *s;
-	ckpt_pool *p = cow_create(path, &cfg, N_NODES, &s);
+	ckpt_pool *p = cow_create(path, &cfg, TC_NODES, &s);
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
 	int go[2], res[2];
@@ -662,7 +617,7 @@ pinned_case(const char *pt)
 			if (write(res[1], &me, sizeof(me)) != sizeof(me) ||
 			    read(go[0], &b, 1) != 1)
 				_exit(50);
-			int64_t g = ts_check(ckpt_root(p), N_NODES, err, sizeof(err));
+			int64_t g = ts_check(ckpt_root(p), TC_NODES, err, sizeof(err));
 			if (g != 4) {
 				fprintf(stderr, "pinned child: %s\n", g < 0 ? err : "wrong gen");
 				_exit(51);
@@ -706,7 +661,7 @@ pinned_case(const char *pt)
 	}
 	tu_inspect_verify(path);
 	int64_t want = strcmp(pt, "checkpoint:after-publish") == 0 ? 6 : 5;
-	int64_t got = restart_gen(path, 0);
+	int64_t got = tc_gen(path, 0);
 	if (got != want) {
 		kill(c, SIGKILL);
 		tu_wait_exit(c);
@@ -721,8 +676,8 @@ pinned_case(const char *pt)
 	close(go[1]);
 	close(res[0]);
 	tu_inspect_verify(path);
-	assert_int_equal(restart_gen(path, cid), 4);
-	assert_int_equal(restart_gen(path, 0), 4);
+	assert_int_equal(tc_gen(path, cid), 4);
+	assert_int_equal(tc_gen(path, 0), 4);
 	unlink(path);
 }
 
@@ -816,19 +771,13 @@ static void
 enospc_case(unsigned before, int want_recycle)
 {
 	const char *dir = tu_path(want_recycle ? "small-fs-recycle" : "small-fs-copy");
-	if (tu_mount_tmpfs(dir, "size=96m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=96m", path, filler);
 	struct ckpt_config cfg = cow_cfg;
 	cfg.heap_size = 16 * MiB;
 	cfg.max_segments = 8;
 	struct ts_state *s;
-	ckpt_pool *p = cow_create(path, &cfg, N_NODES, &s);
+	ckpt_pool *p = cow_create(path, &cfg, TC_NODES, &s);
 	struct ckpt_snap sn[8];
 	assert_true(before <= 8);
 	int64_t gen = 1;
@@ -848,15 +797,7 @@ enospc_case(unsigned before, int want_recycle)
 	memset(blob, 0x6b, 6 * MiB);
 	tu_fill_fs(filler, 2 * MiB);
 
-	errno = 0;
-	ckpt_id bad = 0;
-	assert_int_equal(ckpt_checkpoint(p, "too big", &bad), -1);
-	int e = errno;
-	const char *m = ckpt_errormsg();
-	if (e != ENOSPC || !strstr(m, "checkpoint failed"))
-		fail_msg("cow checkpoint on a full filesystem: errno %d, \"%s\"; want "
-			"ENOSPC and a message saying the checkpoint failed", e, m);
-	assert_int_equal(bad, 0);
+	checkpoint_enospc(p, "cow checkpoint on a full filesystem");
 	if (p->eng->last_recycled != want_recycle)
 		fail_msg("the failed checkpoint %s; the test meant the %s path",
 			p->eng->last_recycled ? "recycled" : "did not recycle",
@@ -878,14 +819,14 @@ enospc_case(unsigned before, int want_recycle)
 
 	/* the process runs on, on the still-full filesystem */
 	char err[256];
-	assert_int_equal(ts_check(ckpt_root(p), N_NODES, err, sizeof(err)), gen);
+	assert_int_equal(ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)), gen);
 	assert_int_equal(ts_modify(p, s, ++gen, 5), 0);
 	for (size_t k = 0; k < 6 * MiB; k += 4096)
 		assert_int_equal(blob[k], 0x6b);
 	blob[12345] = 0x11;
 	/* a restart from each checkpoint kept, meanwhile */
 	for (unsigned k = first; k < before; k++)
-		assert_int_equal(restart_gen(path, sn[k].id), sn[k].gen);
+		assert_int_equal(tc_gen(path, sn[k].id), sn[k].gen);
 
 	/* room again: a checkpoint succeeds and restarts exactly */
 	assert_int_equal(unlink(filler), 0);
@@ -894,7 +835,7 @@ enospc_case(unsigned before, int want_recycle)
 		fail_msg("checkpoint after freeing space: %s", ckpt_errormsg());
 	for (unsigned k = first; k < before; k++)
 		snap_check(path, &sn[k], "after the next checkpoint");
-	assert_int_equal(restart_gen(path, id), gen);
+	assert_int_equal(tc_gen(path, id), gen);
 	/* and the lineage goes on, recycling again: every image exact,
 	 * the pages written before the failed checkpoint included */
 	ckpt_id more[4];
@@ -906,9 +847,9 @@ enospc_case(unsigned before, int want_recycle)
 	}
 	assert_int_equal(ckpt_close(p), 0);
 	for (unsigned k = 1; k < 4; k++)
-		assert_int_equal(restart_gen(path, more[k]), gen + 1 + k);
+		assert_int_equal(tc_gen(path, more[k]), gen + 1 + k);
 	gen += 4;
-	assert_int_equal(restart_gen(path, 0), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	p = ckpt_open(path, CKPT_LATEST, &cfg);
 	assert_non_null(p);
 	unsigned char *b2 = (unsigned char *)blob;     /* same address after restart */
@@ -950,7 +891,7 @@ test_cow_damaged_image(void **state)
 	(void)state;
 	const char *path = tu_path("damaged.pool");
 	struct ts_state *s;
-	ckpt_pool *p = cow_create(path, &cow_cfg, N_NODES, &s);
+	ckpt_pool *p = cow_create(path, &cow_cfg, TC_NODES, &s);
 	ckpt_id a, b;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &a), 0);
 	assert_int_equal(ts_modify(p, s, 2, 3), 0);
@@ -985,49 +926,29 @@ test_cow_damaged_image(void **state)
 		fail_msg("open latest with the newest damaged: %s", ckpt_errormsg());
 	assert_non_null(p->eng);
 	char err[256];
-	assert_int_equal(ts_check(ckpt_root(p), N_NODES, err, sizeof(err)), 1);
+	assert_int_equal(ts_check(ckpt_root(p), TC_NODES, err, sizeof(err)), 1);
 	/* and goes on from it */
 	assert_int_equal(ts_modify(p, ckpt_root(p), 3, 3), 0);
 	ckpt_id d;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &d), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, d), 3);
-	assert_int_equal(restart_gen(path, a), 1);
+	assert_int_equal(tc_gen(path, d), 3);
+	assert_int_equal(tc_gen(path, a), 1);
 	unsetenv("CKPT_RESTART");
 }
 
-/* helper_main -- the new processes the tests start */
+/* helper_restart -- "restart POOL ID N" (test_cow_util.h), in cow mode or failing */
 static int
-helper_main(int argc, char **argv)
+helper_restart(char **arg)
 {
-	if (argc == 6 && strcmp(argv[2], "restart") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &cow_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		if (!p->eng) {
-			printf("not in cow mode\n");
-			return 1;
-		}
-		char err[256];
-		int64_t gen = ts_check(ckpt_root(p), strtoull(argv[5], NULL, 10), err, sizeof(err));
-		if (gen < 0) {
-			printf("check: %s\n", err);
-			return 1;
-		}
-		printf("%" PRId64 "\n", gen);
-		return ckpt_close(p) == 0 ? 0 : 1;
-	}
-	fprintf(stderr, "unknown helper\n");
-	return 2;
+	return tc_helper_restart(arg, &cow_cfg, 1);
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
-		return helper_main(argc, argv);
+	static const struct tu_helper helpers[] = { { "restart", 3, helper_restart }, { NULL } };
+	tu_helper_main(argc, argv, helpers);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cow_damaged_image),
 		cmocka_unit_test(test_cow_fork_points),

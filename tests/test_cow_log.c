@@ -33,30 +33,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
+#include "test_cow_util.h"
 #include "layout.h"
 #include "pagelog.h"
-#include "pool.h"
-#include "engine/image.h"
 
-#define N_NODES 20000u
-#define HEAP (32 * MiB)
-
-static const struct ckpt_config log_cfg = {
-	.heap_size = HEAP, .max_segments = 16, .fork_mode = CKPT_FORK_COW,
-	.keep_checkpoints = 2,
-};
-
-/* restart_gen -- the generation a new process finds at checkpoint id (0: latest), or -1 */
-static int64_t
-restart_gen(const char *path, ckpt_id id, char *out, size_t outlen)
-{
-	char ids[32], ns[32];
-	snprintf(ids, sizeof(ids), "%" PRIu64, id);
-	snprintf(ns, sizeof(ns), "%u", N_NODES);
-	int st = tu_run_helper(out, outlen, NULL, "restart", path, ids, ns, NULL);
-	return st == 0 ? strtoll(out, NULL, 10) : -1;
-}
+static const struct ckpt_config log_cfg = TC_CONFIG(32 * MiB, 2);
 
 /* entry_of -- checkpoint id's catalog entry in path (asserts it exists) */
 static struct cat_entry
@@ -97,13 +78,7 @@ logged_count(const char *path)
 static ckpt_pool *
 until_logged(const char *path, struct ts_state **s, int64_t *gen, ckpt_id *id)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &log_cfg);
-	assert_non_null(p);
-	assert_non_null(p->eng);
-	*s = ts_build(p, N_NODES, 1);
-	assert_non_null(*s);
+	ckpt_pool *p = tc_create(path, &log_cfg, TC_NODES, s, 1);
 	for (*gen = 1; *gen <= 6; ++*gen) {
 		if (*gen > 1)
 			assert_int_equal(ts_modify(p, *s, (uint64_t)*gen, 13), 0);
@@ -115,6 +90,24 @@ until_logged(const char *path, struct ts_state **s, int64_t *gen, ckpt_id *id)
 			dirty_why(&p->eng->tracker));
 	assert_int_equal(ckpt_close(p), 0);
 	return NULL;
+}
+
+/*
+ * logged_closed -- until_logged with the fold held back (CKPT_TEST_NO_FOLD),
+ * then closed: the newest checkpoint of path (*id, generation *gen) stays
+ * logged. Skips the test where the heap never logs.
+ */
+static void
+logged_closed(const char *path, int64_t *gen, ckpt_id *id)
+{
+	setenv("CKPT_TEST_NO_FOLD", "1", 1);
+	struct ts_state *s;
+	ckpt_pool *p = until_logged(path, &s, gen, id);
+	if (p)
+		assert_int_equal(ckpt_close(p), 0);
+	unsetenv("CKPT_TEST_NO_FOLD");
+	if (!p)
+		skip();
 }
 
 /* inspect_verify_fails -- ckpt-inspect verify of path exits nonzero, saying what */
@@ -158,8 +151,7 @@ test_log_and_fold(void **state)
 	assert_int_equal(p->eng->last_logged, 1);
 	assert_int_equal(ckpt_close(p), 0);
 	assert_int_equal(logged_count(path), 0);
-	char out[512];
-	assert_int_equal(restart_gen(path, next, out, sizeof(out)), gen);
+	assert_int_equal(tc_gen(path, next), gen);
 	tu_inspect_verify(path);
 }
 
@@ -169,27 +161,18 @@ test_log_read_through(void **state)
 {
 	(void)state;
 	const char *path = tu_path("through.pool");
-	setenv("CKPT_TEST_NO_FOLD", "1", 1);
-	struct ts_state *s;
 	int64_t gen;
 	ckpt_id id;
-	ckpt_pool *p = until_logged(path, &s, &gen, &id);
-	if (!p) {
-		unsetenv("CKPT_TEST_NO_FOLD");
-		skip();
-	}
-	assert_int_equal(ckpt_close(p), 0);
-	unsetenv("CKPT_TEST_NO_FOLD");
+	logged_closed(path, &gen, &id);
 	uint32_t seg;
 	struct cat_entry e = entry_of(path, id, &seg);
 	assert_true(e.flags & CAT_F_LOGGED);
 	/* the segment's own bytes are not the image; with the log they are */
 	tu_inspect_verify(path);
-	char out[512];
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	/* the restart folded it first */
 	assert_false(entry_of(path, id, NULL).flags & CAT_F_LOGGED);
-	assert_int_equal(restart_gen(path, id, out, sizeof(out)), gen);
+	assert_int_equal(tc_gen(path, id), gen);
 	tu_inspect_verify(path);
 }
 
@@ -229,8 +212,7 @@ test_log_killed(void **state)
 	assert_int_equal(rc, 128 + SIGKILL);
 	assert_int_equal(logged_count(path), 1);
 	tu_inspect_verify(path);
-	char out[512];
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	assert_int_equal(logged_count(path), 0);
 }
 
@@ -253,23 +235,17 @@ test_log_damaged(void **state)
 {
 	(void)state;
 	const char *path = tu_path("damaged.pool");
-	setenv("CKPT_TEST_NO_FOLD", "1", 1);
-	struct ts_state *s;
 	int64_t gen;
 	ckpt_id id;
-	ckpt_pool *p = until_logged(path, &s, &gen, &id);
-	unsetenv("CKPT_TEST_NO_FOLD");
-	if (!p)
-		skip();
-	assert_int_equal(ckpt_close(p), 0);
+	logged_closed(path, &gen, &id);
 	damage_log(path, id);
 	inspect_verify_fails(path, "page log");
 	char out[512];
-	assert_int_equal(restart_gen(path, id, out, sizeof(out)), -1);
+	assert_int_equal(tc_restart_gen(path, id, TC_NODES, out, sizeof(out)), -1);
 	if (!strstr(out, "page log") && !strstr(out, "checksum"))
 		fail_msg("the restart of a damaged logged checkpoint said: %s", out);
 	/* the newest that verifies is the one before it */
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen - 1);
+	assert_int_equal(tc_gen(path, 0), gen - 1);
 	/* still logged, still damaged: nothing wrote over it */
 	assert_true(entry_of(path, id, NULL).flags & CAT_F_LOGGED);
 }
@@ -287,7 +263,7 @@ test_log_old_format(void **state)
 	assert_non_null(p);
 	assert_int_equal(p->hdr.minor, 8);
 	assert_false(p->hdr.flags & POOL_F_LOG_AREA);
-	struct ts_state *s = ts_build(p, N_NODES, 1);
+	struct ts_state *s = ts_build(p, TC_NODES, 1);
 	assert_non_null(s);
 	ckpt_id id = 0;
 	for (int64_t g = 1; g <= 6; g++) {
@@ -299,8 +275,7 @@ test_log_old_format(void **state)
 	}
 	assert_int_equal(p->eng->last_recycled, 1);
 	assert_int_equal(ckpt_close(p), 0);
-	char out[512];
-	assert_int_equal(restart_gen(path, id, out, sizeof(out)), 6);
+	assert_int_equal(tc_gen(path, id), 6);
 	tu_inspect_verify(path);
 }
 
@@ -343,8 +318,8 @@ test_log_growth(void **state)
 	assert_int_equal(ckpt_checkpoint(p, NULL, &c), 0);
 	assert_int_equal(ckpt_close(p), 0);
 	char out[512];
-	assert_int_equal(restart_gen(path, b, out, sizeof(out)), gen + 1);
-	assert_int_equal(restart_gen(path, c, out, sizeof(out)), gen + 2);
+	assert_int_equal(tc_gen(path, b), gen + 1);
+	assert_int_equal(tc_gen(path, c), gen + 2);
 	/* every byte of the block, in both */
 	char offs[32], lens[32], ids[32];
 	snprintf(offs, sizeof(offs), "%" PRIu64, off);
@@ -397,24 +372,16 @@ test_log_enospc(void **state)
 	memset(big, 0x5a, big_len);
 	assert_int_equal(ts_modify(p, s, (uint64_t)gen + 1, 13), 0);
 	tu_fill_fs(filler, 256u << 10);
-	errno = 0;
-	ckpt_id bad = 0;
-	assert_int_equal(ckpt_checkpoint(p, "too big", &bad), -1);
-	int e = errno;
-	if (e != ENOSPC || !strstr(ckpt_errormsg(), "checkpoint failed"))
-		fail_msg("a log on a full filesystem: errno %d, \"%s\"; want ENOSPC and a "
-			"message saying the checkpoint failed", e, ckpt_errormsg());
-	assert_int_equal(bad, 0);
+	checkpoint_enospc(p, "a log on a full filesystem");
 	assert_int_equal(p->eng->last_recycled, 1);
 	tu_inspect_verify(path);
-	char out[512];
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	/* space again: the heap goes on from where it is */
 	assert_int_equal(unlink(filler), 0);
 	ckpt_id good;
 	assert_int_equal(ckpt_checkpoint(p, NULL, &good), 0);
 	assert_int_equal(ckpt_close(p), 0);
-	assert_int_equal(restart_gen(path, good, out, sizeof(out)), gen + 1);
+	assert_int_equal(tc_gen(path, good), gen + 1);
 	tu_inspect_verify(path);
 	tu_umount(dir);
 }
@@ -447,7 +414,7 @@ test_log_crash_points(void **state)
 		int64_t gen = strtoll(out, NULL, 10);   /* the last one published */
 		tu_inspect_verify(path);
 		int after = strcmp(points[i], "checkpoint:after-publish") == 0;
-		if (restart_gen(path, 0, out, sizeof(out)) != gen + after)
+		if (tc_restart_gen(path, 0, TC_NODES, out, sizeof(out)) != gen + after)
 			fail_msg("%s: restart found %s, want generation %" PRId64, points[i], out,
 				gen + after);
 		tu_inspect_verify(path);
@@ -460,85 +427,77 @@ test_log_crash_points(void **state)
 	int64_t gen = strtoll(out, NULL, 10);
 	assert_true(logged_count(path) >= 1);
 	const char *const at[] = { "CKPT_TEST_CRASH_AT=fold:before-sync", NULL };
-	char ids[8] = "0", ns[32];
-	snprintf(ns, sizeof(ns), "%u", N_NODES);
-	assert_int_equal(tu_run_helper(out, sizeof(out), at, "restart", path, ids, ns, NULL),
-			128 + SIGKILL);
+	assert_int_equal(tc_run_restart(out, sizeof(out), at, path, 0, TC_NODES), 128 + SIGKILL);
 	tu_inspect_verify(path);
-	assert_int_equal(restart_gen(path, 0, out, sizeof(out)), gen);
+	assert_int_equal(tc_gen(path, 0), gen);
 	assert_int_equal(logged_count(path), 0);
 }
 
-/* helper_main -- "restart PATH ID N": open at ID, print the generation;
- * "logkill PATH POINT": a new pool logged once, then a checkpoint killed at
- * POINT ("none": not killed), printing the last generation published first */
+/* helper_growcheck -- "growcheck POOL ID OFF LEN": test_log_growth's block in checkpoint ID */
 static int
-helper_main(int argc, char **argv)
+helper_growcheck(char **arg)
 {
-	if (argc == 7 && strcmp(argv[2], "growcheck") == 0) {
-		/* test_log_growth's block: 0x77, and 0x78 every len / 7 bytes */
-		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &log_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
+	/* test_log_growth's block: 0x77, and 0x78 every len / 7 bytes */
+	ckpt_pool *p = tc_helper_open(arg[0], strtoull(arg[1], NULL, 10), &log_cfg);
+	if (!p)
+		return 1;
+	size_t len = strtoull(arg[3], NULL, 10);
+	const unsigned char *big = (const unsigned char *)(uintptr_t)
+		(p->hdr.base + strtoull(arg[2], NULL, 10));
+	for (size_t i = 0; i < len; i++)
+		if (big[i] != (i % (len / 7) == 0 ? 0x78 : 0x77)) {
+			printf("byte %zu of the block is 0x%02x\n", i, big[i]);
 			return 1;
 		}
-		size_t len = strtoull(argv[6], NULL, 10);
-		const unsigned char *big = (const unsigned char *)(uintptr_t)
-			(p->hdr.base + strtoull(argv[5], NULL, 10));
-		for (size_t i = 0; i < len; i++)
-			if (big[i] != (i % (len / 7) == 0 ? 0x78 : 0x77)) {
-				printf("byte %zu of the block is 0x%02x\n", i, big[i]);
-				return 1;
-			}
-		printf("ok\n");
-		return ckpt_close(p) == 0 ? 0 : 1;
-	}
-	if (argc == 5 && strcmp(argv[2], "logkill") == 0) {
-		struct ts_state *s;
-		int64_t gen;
-		ckpt_id id;
-		ckpt_pool *p = until_logged(argv[3], &s, &gen, &id);
-		if (!p)
-			return 0;
-		if (ts_modify(p, s, (uint64_t)gen + 1, 13) < 0)
-			return 3;
-		if (strcmp(argv[4], "none") == 0) {
-			if (ckpt_checkpoint(p, NULL, NULL) < 0 || !p->eng->last_logged)
-				return 5;
-			printf("%" PRId64 "\n", gen + 1);
-			fflush(stdout);
-			_exit(0);       /* as a kill would leave it: no close */
-		}
-		printf("%" PRId64 "\n", gen);
+	printf("ok\n");
+	return ckpt_close(p) == 0 ? 0 : 1;
+}
+
+/*
+ * helper_logkill -- "logkill POOL POINT": a new pool logged once, then a
+ * checkpoint killed at POINT ("none": not killed), printing the last
+ * generation published first
+ */
+static int
+helper_logkill(char **arg)
+{
+	struct ts_state *s;
+	int64_t gen;
+	ckpt_id id;
+	ckpt_pool *p = until_logged(arg[0], &s, &gen, &id);
+	if (!p)
+		return 0;
+	if (ts_modify(p, s, (uint64_t)gen + 1, 13) < 0)
+		return 3;
+	if (strcmp(arg[1], "none") == 0) {
+		if (ckpt_checkpoint(p, NULL, NULL) < 0 || !p->eng->last_logged)
+			return 5;
+		printf("%" PRId64 "\n", gen + 1);
 		fflush(stdout);
-		setenv("CKPT_TEST_CRASH_AT", argv[4], 1);
-		ckpt_checkpoint(p, NULL, NULL);
-		return 4;
+		_exit(0);       /* as a kill would leave it: no close */
 	}
-	if (argc == 6 && strcmp(argv[2], "restart") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], strtoull(argv[4], NULL, 10), &log_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		char err[256];
-		int64_t gen = ts_check(ckpt_root(p), strtoull(argv[5], NULL, 10), err, sizeof(err));
-		if (gen < 0) {
-			printf("check: %s\n", err);
-			return 1;
-		}
-		printf("%" PRId64 "\n", gen);
-		return ckpt_close(p) == 0 ? 0 : 1;
-	}
-	fprintf(stderr, "unknown helper\n");
-	return 2;
+	printf("%" PRId64 "\n", gen);
+	fflush(stdout);
+	setenv("CKPT_TEST_CRASH_AT", arg[1], 1);
+	ckpt_checkpoint(p, NULL, NULL);
+	return 4;
+}
+
+/* helper_restart -- "restart POOL ID N" (test_cow_util.h) */
+static int
+helper_restart(char **arg)
+{
+	return tc_helper_restart(arg, &log_cfg, 0);
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
-		return helper_main(argc, argv);
+	static const struct tu_helper helpers[] = {
+		{ "growcheck", 4, helper_growcheck }, { "logkill", 2, helper_logkill },
+		{ "restart", 3, helper_restart }, { NULL },
+	};
+	tu_helper_main(argc, argv, helpers);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_and_fold),
 		cmocka_unit_test(test_log_read_through),

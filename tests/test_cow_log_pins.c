@@ -21,29 +21,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
+#include "test_cow_util.h"
 #include "inspect.h"
-#include "pool.h"
 #include "sums.h"
-#include "engine/image.h"
 
-#define N_NODES 20000u
 
 /* every test's pool: cow, keep 2 (a lineage that recycles, and logs) */
-static const struct ckpt_config lineage_cfg = { .heap_size = 32u << 20, .max_segments = 16,
-	.fork_mode = CKPT_FORK_COW, .keep_checkpoints = 2 };
+static const struct ckpt_config lineage_cfg = TC_CONFIG(32u << 20, 2);
 
 /* new_pool -- a new cow pool at path (keep 2) holding the test structure at gen 1 */
 static ckpt_pool *
 new_pool(const char *path, struct ts_state **s)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &lineage_cfg);
-	assert_non_null(p);
-	*s = ts_build(p, N_NODES, 1);
-	assert_non_null(*s);
-	return p;
+	return tc_create(path, &lineage_cfg, TC_NODES, s, 0);
 }
 
 
@@ -68,11 +58,8 @@ test_child_base_kept(void **state)
 	}
 	printf("parent: base_seg %u base_id %" PRIu64 " newest %" PRIu64 "\n",
 			p->eng->base_seg, p->eng->base_id, id);
-	int go[2], done[2];
-	assert_int_equal(pipe(go), 0);
-	assert_int_equal(pipe(done), 0);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
+	struct fk_chan ch;
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
 		/* the child persists a page and stays alive until told */
 		char b = 0;
@@ -80,12 +67,12 @@ test_child_base_kept(void **state)
 			fprintf(stderr, "child persist: %s\n", ckpt_errormsg());
 			_exit(2);
 		}
-		if (write(done[1], &b, 1) != 1 || read(go[0], &b, 1) != 1)
+		if (write(ch.up[1], &b, 1) != 1 || read(ch.down[0], &b, 1) != 1)
 			_exit(3);
 		_exit(0);
 	}
 	char b = 0;
-	assert_int_equal(read(done[0], &b, 1), 1);
+	assert_int_equal(read(ch.up[0], &b, 1), 1);
 	/* the parent goes on: its retention keeps 2 */
 	for (int k = 0; k < 3; k++, gen++) {
 		assert_int_equal(ts_modify(p, s, gen, 13), 0);
@@ -104,7 +91,7 @@ test_child_base_kept(void **state)
 		bad |= bi < 0;
 	}
 	tu_catalog_free(&c);
-	assert_int_equal(write(go[1], &b, 1), 1);
+	assert_int_equal(write(ch.down[1], &b, 1), 1);
 	assert_int_equal(tu_wait_exit(pid), 0);
 	ckpt_close(p);
 	if (bad)
@@ -119,11 +106,8 @@ test_lineage(void **state)
 	const char *path = tu_path("lineage.pool");
 	unlink(path);
 	unsetenv("CKPT_FORK_MODE");
-	int a2b[2], b2a[2];
-	assert_int_equal(pipe(a2b), 0);
-	assert_int_equal(pipe(b2a), 0);
-	pid_t a = tu_fork();
-	assert_true(a >= 0);
+	struct fk_chan ch;      /* up: A to B, down: B to A */
+	pid_t a = fk_fork(&ch);
 	if (a == 0) {
 		ckpt_pool *p = ckpt_create(path, &lineage_cfg);
 		if (!p)
@@ -137,7 +121,7 @@ test_lineage(void **state)
 				_exit(3);
 		}
 		b = (char)(p->eng->logging);
-		if (write(a2b[1], &b, 1) != 1 || read(b2a[0], &b, 1) != 1)
+		if (write(ch.up[1], &b, 1) != 1 || read(ch.down[0], &b, 1) != 1)
 			_exit(4);
 		/* one more while B runs: A's newest, logged, A's base_id */
 		x[0] = 99;
@@ -146,27 +130,27 @@ test_lineage(void **state)
 		printf("A: newest %" PRIu64 " (logged %d), live entry source %u\n", id,
 				p->eng->last_logged, p->eng->base_seg);
 		fflush(stdout);
-		if (write(a2b[1], &id, sizeof(id)) != sizeof(id) || read(b2a[0], &b, 1) != 1)
+		if (write(ch.up[1], &id, sizeof(id)) != sizeof(id) || read(ch.down[0], &b, 1) != 1)
 			_exit(6);
 		ckpt_close(p);
 		_exit(0);
 	}
 	char b;
-	assert_int_equal(read(a2b[0], &b, 1), 1);
+	assert_int_equal(read(ch.up[0], &b, 1), 1);
 	if (!b) {
 		printf("SKIPPED: A does not log\n");
-		assert_int_equal(write(b2a[1], &b, 1), 1);
+		assert_int_equal(write(ch.down[1], &b, 1), 1);
 		ckpt_id id;
-		assert_int_equal(read(a2b[0], &id, sizeof(id)), sizeof(id));
-		assert_int_equal(write(b2a[1], &b, 1), 1);
+		assert_int_equal(read(ch.up[0], &id, sizeof(id)), sizeof(id));
+		assert_int_equal(write(ch.down[1], &b, 1), 1);
 		tu_wait_exit(a);
 		skip();
 	}
 	ckpt_pool *q = ckpt_open(path, CKPT_LATEST, &lineage_cfg);      /* B, A's lineage */
 	assert_non_null(q);
-	assert_int_equal(write(b2a[1], &b, 1), 1);
+	assert_int_equal(write(ch.down[1], &b, 1), 1);
 	ckpt_id newest;
-	assert_int_equal(read(a2b[0], &newest, sizeof(newest)), sizeof(newest));
+	assert_int_equal(read(ch.up[0], &newest, sizeof(newest)), sizeof(newest));
 	char *y = ckpt_alloc(q, 4096);
 	assert_non_null(y);
 	for (int k = 0; k < 2; k++) {
@@ -179,7 +163,7 @@ test_lineage(void **state)
 	tu_catalog_free(&c);
 	printf("B: A is alive; A's newest checkpoint %" PRIu64 " is %s\n", newest,
 			there ? "kept" : "FREED by B's retention");
-	assert_int_equal(write(b2a[1], &b, 1), 1);
+	assert_int_equal(write(ch.down[1], &b, 1), 1);
 	assert_int_equal(tu_wait_exit(a), 0);
 	ckpt_close(q);
 	if (!there)
@@ -267,10 +251,7 @@ test_dontneed(void **state)
 {
 	(void)state;
 	const char *path = tu_path("dontneed.pool");
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &lineage_cfg);
-	assert_non_null(p);
+	ckpt_pool *p = tc_create(path, &lineage_cfg, 0, NULL, 0);
 	ckpt_id id;
 	char *filler = ckpt_alloc(p, 4096);
 	assert_non_null(filler);

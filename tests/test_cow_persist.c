@@ -32,19 +32,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test_checkpoint_util.h"
+#include "test_cow_util.h"
 #include "heap.h"
 #include "inspect.h"
-#include "pool.h"
-#include "engine/image.h"
 
 #define N_NODES 5000u
 #define HEAP (16 * MiB)
 
-static const struct ckpt_config cow_cfg = {
-	.heap_size = HEAP, .max_segments = 16, .fork_mode = CKPT_FORK_COW,
-	.keep_checkpoints = 2,
-};
+static const struct ckpt_config cow_cfg = TC_CONFIG(HEAP, 2);
 
 /* persist_heap -- ckpt_persist of the heap's whole used range */
 static int
@@ -104,26 +99,10 @@ dead_gen(const char *path, struct inspect_cow_info *info, int *segp)
 static void
 new_pool(const char *path)
 {
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &cow_cfg);
-	assert_non_null(p);
-	assert_non_null(ts_build(p, N_NODES, 1));
+	struct ts_state *s;
+	ckpt_pool *p = tc_create(path, &cow_cfg, N_NODES, &s, 0);
 	assert_int_equal(ckpt_checkpoint(p, NULL, NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
-}
-
-/* run_killed -- the helper "advance" killed at point; fails unless it was killed there */
-static void
-run_killed(const char *path, const char *point, int64_t gen)
-{
-	char env[96], gs[32], out[512];
-	snprintf(env, sizeof(env), "CKPT_TEST_CRASH_AT=%s", point);
-	snprintf(gs, sizeof(gs), "%" PRId64, gen);
-	const char *const e[] = { env, NULL };
-	int st = tu_run_helper(out, sizeof(out), e, "advance", path, gs, NULL);
-	if (st != 128 + SIGKILL)
-		fail_msg("%s: helper exited %d, not killed: %s", point, st, out);
 }
 
 /* kill -9 at every point of a persist and of the checkpoint after it */
@@ -145,7 +124,7 @@ test_persist_killed(void **state)
 	const char *path = tu_path("killed.pool");
 	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		new_pool(path);
-		run_killed(path, cases[i].point, 1);
+		tc_run_killed(path, cases[i].point, 1);
 		struct inspect_cow_info ci;
 		int seg;
 		int64_t got = dead_gen(path, &ci, &seg);
@@ -173,7 +152,7 @@ test_persist_inspect_cli(void **state)
 	(void)state;
 	const char *path = tu_path("cli.pool");
 	new_pool(path);
-	run_killed(path, "persist:after-sync", 1);
+	tc_run_killed(path, "persist:after-sync", 1);
 	struct inspect_cow_info ci;
 	int seg;
 	assert_int_equal(dead_gen(path, &ci, &seg), 2);
@@ -209,12 +188,8 @@ test_persist_fresh_and_fork(void **state)
 {
 	(void)state;
 	const char *path = tu_path("fresh.pool");
-	unlink(path);
-	unsetenv("CKPT_FORK_MODE");
-	ckpt_pool *p = ckpt_create(path, &cow_cfg);
-	assert_non_null(p);
-	struct ts_state *s = ts_build(p, N_NODES, 1);
-	assert_non_null(s);
+	struct ts_state *s;
+	ckpt_pool *p = tc_create(path, &cow_cfg, N_NODES, &s, 0);
 	assert_int_equal(persist_heap(p), 0);
 	assert_true(p->eng->persisted > 0);
 	int go[2];
@@ -291,34 +266,29 @@ test_persist_old_pool(void **state)
 	tu_inspect_verify(path);
 }
 
-/* helper_main -- "advance POOL GEN": open latest, gen + 1, persist, gen + 2, checkpoint */
+/* helper_advance -- "advance POOL GEN": open latest, gen + 1, persist, gen + 2, checkpoint */
 static int
-helper_main(int argc, char **argv)
+helper_advance(char **arg)
 {
-	if (argc == 5 && strcmp(argv[2], "advance") == 0) {
-		ckpt_pool *p = ckpt_open(argv[3], CKPT_LATEST, &cow_cfg);
-		if (!p) {
-			printf("open: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		uint64_t gen = strtoull(argv[4], NULL, 10);
-		if (ts_modify(p, ckpt_root(p), gen + 1, 5) < 0 || persist_heap(p) < 0 ||
-		    ts_modify(p, ckpt_root(p), gen + 2, 5) < 0 ||
-		    ckpt_checkpoint(p, NULL, NULL) < 0) {
-			printf("advance: %s\n", ckpt_errormsg());
-			return 1;
-		}
-		kill(getpid(), SIGKILL);    /* dead, not closed, in every case */
+	ckpt_pool *p = tc_helper_open(arg[0], CKPT_LATEST, &cow_cfg);
+	if (!p)
+		return 1;
+	uint64_t gen = strtoull(arg[1], NULL, 10);
+	if (ts_modify(p, ckpt_root(p), gen + 1, 5) < 0 || persist_heap(p) < 0 ||
+	    ts_modify(p, ckpt_root(p), gen + 2, 5) < 0 ||
+	    ckpt_checkpoint(p, NULL, NULL) < 0) {
+		printf("advance: %s\n", ckpt_errormsg());
+		return 1;
 	}
-	fprintf(stderr, "unknown helper\n");
-	return 2;
+	kill(getpid(), SIGKILL);    /* dead, not closed, in every case */
+	return 3;       /* not reached */
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc >= 3 && strcmp(argv[1], "--helper") == 0)
-		return helper_main(argc, argv);
+	static const struct tu_helper helpers[] = { { "advance", 2, helper_advance }, { NULL } };
+	tu_helper_main(argc, argv, helpers);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_persist_killed),
 		cmocka_unit_test(test_persist_inspect_cli),

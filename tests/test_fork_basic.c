@@ -230,15 +230,12 @@ test_catalog_records_child(void **state)
 	ckpt_pool *p = fk_create(path, CKPT_FORK_COPY, 8);
 	uint32_t pseg = p->seg;
 	struct fk_chan ch;
-	fk_chan_open(&ch);
-	pid_t pid = tu_fork();
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
-		fk_chan_child(&ch);
 		fk_send(ch.up[1], p->seg);
 		fk_recv(ch.down[0]);
 		_exit(ckpt_close(p) == 0 ? 0 : 1);
 	}
-	fk_chan_parent(&ch);
 	uint64_t cseg = fk_recv(ch.up[0]);
 	assert_true(cseg != pseg && cseg < 8);
 	struct cat_entry e;
@@ -280,10 +277,8 @@ test_grandchildren(void **state)
 	v[0] = 1;
 	uint32_t s0 = p->seg;
 	struct fk_chan ch;
-	fk_chan_open(&ch);
-	pid_t pid = tu_fork();
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
-		fk_chan_child(&ch);
 		uint32_t s1 = p->seg;
 		v[1] = 2;
 		int pp[2];
@@ -321,7 +316,6 @@ test_grandchildren(void **state)
 		fk_send(ch.up[1], bad);
 		_exit(ckpt_close(p) == 0 ? 0 : 1);
 	}
-	fk_chan_parent(&ch);
 	assert_int_equal(fk_recv(ch.up[0]), 0);
 	assert_int_equal(tu_wait_exit(pid), 0);
 	assert_int_equal(v[1], 0);
@@ -583,10 +577,8 @@ test_pool_full_private_child(void **state)
 	struct tu_catalog before, after;
 	tu_catalog_read(path, &before);
 	struct fk_chan ch;
-	fk_chan_open(&ch);
-	pid_t pid = tu_fork();
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
-		fk_chan_child(&ch);
 		int bad = 0;
 		if (!p->detached || v[0] != 11)
 			bad |= 1;
@@ -613,7 +605,6 @@ test_pool_full_private_child(void **state)
 			bad |= 32;
 		_exit(bad | (ckpt_close(p) == 0 ? 0 : 64));
 	}
-	fk_chan_parent(&ch);
 	assert_int_equal(fk_recv(ch.up[0]), 0);
 	assert_int_equal(v[1], 0);               /* never shared */
 	v[2] = 33;

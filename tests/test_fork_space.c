@@ -36,15 +36,9 @@
 #define MIB ((uint64_t)1 << 20)
 #define BIG (6 * MIB)
 
-struct sp_root {
-	uint64_t a[8];
-	char *big;
-	uint64_t *child_block;
-};
-
 /* child_side -- in the child: the fallback, isolation; exit status bits say what failed */
 static int
-child_side(ckpt_pool *p, struct sp_root *r, struct fk_chan *ch)
+child_side(ckpt_pool *p, struct fk_root *r, struct fk_chan *ch)
 {
 	int bad = 0;
 	if (!p->detached)
@@ -87,22 +81,10 @@ enospc_at_fork(const char *variant, int no_offload)
 	char name[64];
 	snprintf(name, sizeof(name), "small-fs-%s", variant);
 	const char *dir = tu_path(name);
-	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=64m", path, filler);
 	ckpt_pool *p = fk_create(path, CKPT_FORK_COPY, 4);
-	struct sp_root *r = ckpt_calloc(p, 1, sizeof(*r));
-	assert_non_null(r);
-	assert_int_equal(ckpt_set_root(p, r), 0);
-	r->big = ckpt_alloc(p, BIG);
-	assert_non_null(r->big);
-	memset(r->big, 'P', BIG);
-	r->a[0] = 0xA0;
+	struct fk_root *r = fk_new_root(p, BIG);
 	ckpt_id base_id;
 	assert_int_equal(ckpt_checkpoint(p, "base", &base_id), 0);
 
@@ -127,15 +109,10 @@ enospc_at_fork(const char *variant, int no_offload)
 	if (no_offload)
 		setenv("CKPT_TEST_NO_OFFLOAD", "1", 1);
 	struct fk_chan ch;
-	fk_chan_open(&ch);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		fk_chan_child(&ch);
+	pid_t pid = fk_fork(&ch);
+	if (pid == 0)
 		_exit(child_side(p, r, &ch));
-	}
 	unsetenv("CKPT_TEST_NO_OFFLOAD");
-	fk_chan_parent(&ch);
 	/* the copy did start and stopped short: ENOSPC midway, not "no segment" */
 	uint64_t moved = no_offload ? segcopy_stats.plain - st0.plain
 		: segcopy_stats.range - st0.range;
@@ -240,10 +217,7 @@ emfile_at_fork(enum ckpt_fork_mode mode)
 	char path[600];
 	snprintf(path, sizeof(path), "%s", tu_path(mode == CKPT_FORK_COW ? "emfile-cow" : "emfile-copy"));
 	ckpt_pool *p = fk_create(path, mode, 6);
-	struct sp_root *r = ckpt_calloc(p, 1, sizeof(*r));
-	assert_non_null(r);
-	assert_int_equal(ckpt_set_root(p, r), 0);
-	r->a[0] = 0xA0;
+	struct fk_root *r = fk_new_root(p, 0);
 	assert_int_equal(ckpt_checkpoint(p, "base", NULL), 0);
 	r->a[3] = 0xA3;         /* in cow mode: a page the base image does not hold */
 

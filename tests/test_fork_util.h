@@ -37,26 +37,22 @@ struct fk_chan {
 	int down[2], up[2];
 };
 
-static inline void
-fk_chan_open(struct fk_chan *c)
+/*
+ * fk_fork -- a new channel and tu_fork (asserted): the child keeps down[0]
+ * (from the parent) and up[1] (to it), the parent down[1] and up[0], the
+ * other ends closed, so either side reads EOF once the other is gone.
+ * Returns the pid, as fork does.
+ */
+static inline pid_t
+fk_fork(struct fk_chan *c)
 {
 	assert_int_equal(pipe(c->down), 0);
 	assert_int_equal(pipe(c->up), 0);
-}
-
-/* in the child after fork: keep the child's ends */
-static inline void
-fk_chan_child(struct fk_chan *c)
-{
-	close(c->down[1]);
-	close(c->up[0]);
-}
-
-static inline void
-fk_chan_parent(struct fk_chan *c)
-{
-	close(c->down[0]);
-	close(c->up[1]);
+	pid_t pid = tu_fork();
+	assert_true(pid >= 0);
+	close(pid == 0 ? c->down[1] : c->down[0]);
+	close(pid == 0 ? c->up[0] : c->up[1]);
+	return pid;
 }
 
 static inline int
@@ -186,17 +182,7 @@ fk_inspect_bin(void)
 }
 
 
-/*
- * fk_isolation -- the two-way isolation scenario, in pool path created with
- * mode. The parent's heap holds a root struct and a 1 MiB block of 'P'.
- * After fork, in lock step: the child writes (a[1], the block to 'C', a new
- * block), the parent checks it sees none of that and writes a[2]; the child
- * checks it does not see a[2]; both checkpoint; both checkpoints are read
- * back through inspect and each holds exactly its own writes. With
- * shared != 0 (fork mode shared) the opposite is asserted: each sees the
- * other's writes, the unsafe behaviour the mode exists to show.
- * Returns the pool, still open, for further checks.
- */
+/* fk_root -- the root of the fork tests' heaps: words to write, a big block, a child's block */
 struct fk_root {
 	uint64_t a[8];
 	char *big;
@@ -213,25 +199,46 @@ fk_all(const char *p, char c, size_t n)
 	return 1;
 }
 
+/*
+ * fk_new_root -- a new root of p: a struct fk_root with a[0] = 0xA0 and,
+ * with big_len > 0, a block of big_len bytes of 'P' (asserts)
+ */
+static inline struct fk_root *
+fk_new_root(ckpt_pool *p, size_t big_len)
+{
+	struct fk_root *r = ckpt_calloc(p, 1, sizeof(*r));
+	assert_non_null(r);
+	assert_int_equal(ckpt_set_root(p, r), 0);
+	if (big_len) {
+		r->big = ckpt_alloc(p, big_len);
+		assert_non_null(r->big);
+		memset(r->big, 'P', big_len);
+	}
+	r->a[0] = 0xA0;
+	return r;
+}
+
+/*
+ * fk_isolation -- the two-way isolation scenario, in pool path created with
+ * mode. The parent's heap holds a root struct and a 1 MiB block of 'P'.
+ * After fork, in lock step: the child writes (a[1], the block to 'C', a new
+ * block), the parent checks it sees none of that and writes a[2]; the child
+ * checks it does not see a[2]; both checkpoint; both checkpoints are read
+ * back through inspect and each holds exactly its own writes. With
+ * shared != 0 (fork mode shared) the opposite is asserted: each sees the
+ * other's writes, the unsafe behaviour the mode exists to show.
+ * Returns the pool, still open, for further checks.
+ */
 static inline ckpt_pool *
 fk_isolation(const char *path, enum ckpt_fork_mode mode, int shared)
 {
 	ckpt_pool *p = fk_create(path, mode, 8);
-	struct fk_root *r = ckpt_calloc(p, 1, sizeof(*r));
-	assert_non_null(r);
-	assert_int_equal(ckpt_set_root(p, r), 0);
-	r->big = ckpt_alloc(p, FK_BIG);
-	assert_non_null(r->big);
-	memset(r->big, 'P', FK_BIG);
-	r->a[0] = 0xA0;
+	struct fk_root *r = fk_new_root(p, FK_BIG);
 	void *base = fk_base(path);
 
 	struct fk_chan ch;
-	fk_chan_open(&ch);
-	pid_t pid = tu_fork();
-	assert_true(pid >= 0);
+	pid_t pid = fk_fork(&ch);
 	if (pid == 0) {
-		fk_chan_child(&ch);
 		int bad = 0;
 		if (ckpt_root(p) != r || r->a[0] != 0xA0 || !fk_all(r->big, 'P', FK_BIG))
 			bad |= 1;       /* the child starts with the parent's heap */
@@ -256,7 +263,6 @@ fk_isolation(const char *path, enum ckpt_fork_mode mode, int shared)
 		fk_send(ch.up[1], id);
 		_exit(bad);
 	}
-	fk_chan_parent(&ch);
 	assert_int_equal(fk_recv(ch.up[0]), 1);
 	if (shared) {
 		assert_int_equal(r->a[1], 0xC1);         /* unsafe: the child's writes show */

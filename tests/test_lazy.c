@@ -226,14 +226,8 @@ test_lazy_full_filesystem(void **state)
 		skip();
 	char dir[512];
 	snprintf(dir, sizeof(dir), "%s/small", tu_tmpdir());
-	if (tu_mount_tmpfs(dir, "size=64m") < 0) {
-		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
-		       "mount namespaces\n", strerror(errno));
-		skip();
-	}
-	char path[600], filler[600];
-	snprintf(path, sizeof(path), "%s/pool", dir);
-	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	char path[TU_SMALL_PATH], filler[TU_SMALL_PATH];
+	tu_small_tmpfs(dir, "size=64m", path, filler);
 	make_pool(path, 7);
 	/* room for the pages tmpfs must allocate to read the image's holes
 	 * (it has no shared zero page), not for a checkpoint's 15 MiB */

@@ -186,6 +186,18 @@ env_apply(const char *const *edits)
 	return out;
 }
 
+void
+tu_helper_main(int argc, char **argv, const struct tu_helper *h)
+{
+	if (argc < 3 || strcmp(argv[1], "--helper") != 0)
+		return;
+	for (; h->name; h++)
+		if (strcmp(argv[2], h->name) == 0 && argc == 3 + h->nargs)
+			exit(h->fn(argv + 3));
+	fprintf(stderr, "unknown helper\n");
+	exit(2);
+}
+
 /* spawn_helper -- posix_spawn "exe --helper args", stdout into a pipe whose read end is returned */
 static pid_t
 spawn_helper(int *outfd, const char *const *env, const char *arg, va_list ap)
@@ -341,6 +353,18 @@ tu_mount_tmpfs(const char *dir, const char *opts)
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -1;
 	return mount("tmpfs", dir, "tmpfs", 0, opts);
+}
+
+void
+tu_small_tmpfs(const char *dir, const char *opts, char *path, char *filler)
+{
+	if (tu_mount_tmpfs(dir, opts) < 0) {
+		printf("SKIPPED: cannot mount a small tmpfs here (%s): needs root and "
+		       "mount namespaces\n", strerror(errno));
+		skip();
+	}
+	snprintf(path, TU_SMALL_PATH, "%s/pool", dir);
+	snprintf(filler, TU_SMALL_PATH, "%s/filler", dir);
 }
 
 int

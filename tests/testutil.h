@@ -48,6 +48,24 @@ int tu_run_helper(char *out, size_t outlen, const char *const *env,
 		const char *arg, ...) __attribute__((sentinel));
 
 /*
+ * tu_helper -- a helper a test binary runs as ("--helper NAME ARGS...",
+ * started by tu_run_helper): its name, how many ARGS it takes, and fn, which
+ * gets them and returns the process's exit status. Helpers never assert.
+ */
+struct tu_helper {
+	const char *name;
+	int nargs;
+	int (*fn)(char **args);
+};
+/*
+ * tu_helper_main -- first thing in main: if this process is "--helper NAME
+ * ARGS...", run the helper of h (ended by a { NULL } entry) with that name
+ * and number of ARGS and exit with its status ("unknown helper" on stderr
+ * and 2 when none matches); otherwise return, and main runs the tests
+ */
+void tu_helper_main(int argc, char **argv, const struct tu_helper *h);
+
+/*
  * tu_run_capture -- run argv[0] with argv (posix_spawn: no atfork handler
  * runs, so this is safe with a pool open), its stdout and stderr captured
  * into out[0..outlen) (NUL-terminated); returns the exit status as
@@ -87,6 +105,14 @@ int tu_mount_tmpfs(const char *dir, const char *opts);
  * be had here: the caller skips with a message
  */
 int tu_mount_ext4(const char *dir, unsigned mib);
+/*
+ * tu_small_tmpfs -- a small filesystem to run out of space on: a tmpfs
+ * mounted on dir with opts (as tu_mount_tmpfs), path and filler (each
+ * TU_SMALL_PATH bytes) set to "<dir>/pool" and "<dir>/filler". Where it
+ * cannot be mounted here, prints why and skips the test.
+ */
+#define TU_SMALL_PATH 600
+void tu_small_tmpfs(const char *dir, const char *opts, char *path, char *filler);
 /* tu_bind_ro -- bind-mount dir onto target read-only; 0 or -1 with errno */
 int tu_bind_ro(const char *dir, const char *target);
 /* tu_umount -- detach the mount at dir (lazy), asserting success */
