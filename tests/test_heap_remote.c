@@ -28,7 +28,12 @@
  *    on allocating and freeing (adopting slabs as any thread does);
  *  - two threads that free each other's blocks while the heap grows (so
  *    each takes the other's slabs while it is running): every block is
- *    handed out once (its pattern intact), the heap exact at the end.
+ *    handed out once (its pattern intact), the heap exact at the end;
+ *  - heap_validate_all while another thread, inside the heap, grows it
+ *    for a new slab: the slabs it counts and those on the lists are of
+ *    the same instant (a check that read the high-water mark before the
+ *    others had left the heap missed the new slab and called the heap
+ *    damaged).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -36,6 +41,7 @@
 
 #include "test_heap_common.h"
 #include "fixtures/heap_v3.h"
+#include "heap/types.h"
 
 #define SEG_SIZE ((size_t)64 << 20)
 #define M 20000                 /* blocks of BSZ bytes a test allocates */
@@ -581,6 +587,104 @@ test_steal_busy(void **state)
 	th_check_exact(H, seg.addr, 0);
 }
 
+
+/* a grow callback that, once armed, holds the growing thread inside the heap
+ * until released */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int armed, inside, go;
+} gate_cb = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static int
+held_grow(void *arg, uint64_t off, uint64_t len)
+{
+	(void)arg;
+	(void)off;
+	(void)len;
+	pthread_mutex_lock(&gate_cb.mu);
+	if (gate_cb.armed) {
+		gate_cb.armed = 0;
+		gate_cb.inside = 1;
+		pthread_cond_broadcast(&gate_cb.cv);
+		while (!gate_cb.go)
+			pthread_cond_wait(&gate_cb.cv, &gate_cb.mu);
+	}
+	pthread_mutex_unlock(&gate_cb.mu);
+	return 0;
+}
+
+static struct heap *VH;
+
+/* grower -- allocate BSZ blocks until the heap has grown once (its first
+ * growth held in held_grow) */
+static void *
+grower(void *arg)
+{
+	(void)arg;
+	size_t hw = heap_high_water(VH);
+	while (heap_high_water(VH) == hw)
+		if (!heap_alloc(VH, BSZ))
+			return NULL;
+	return VH;
+}
+
+static char vmsg[512];
+
+static void *
+validator(void *arg)
+{
+	int *rc = arg;
+	*rc = heap_validate_all(VH);
+	snprintf(vmsg, sizeof(vmsg), "%s", *rc ? ckpt_errormsg() : "");
+	return NULL;
+}
+
+/*
+ * test_validate_while_growing -- a thread is inside the heap, growing it
+ * for a new slab (held in the grow callback), when heap_validate_all
+ * starts; the validator waits for it (stop set), then it is let go: its new
+ * slab lies past the high-water mark the validator found on entry.
+ * heap_validate_all must count the slabs of the heap it holds quiesced.
+ */
+static void
+test_validate_while_growing(void **state)
+{
+	(void)state;
+	struct th_seg vs;
+	th_map(&vs, tu_path("validate.seg"), SEG_SIZE, 0);
+	assert_int_equal(heap_format(vs.addr, SEG_SIZE, held_grow, NULL), 0);
+	VH = heap_attach(vs.addr, SEG_SIZE, held_grow, NULL);
+	assert_non_null(VH);
+	gate_cb.armed = 1;
+	gate_cb.inside = gate_cb.go = 0;
+	pthread_t g, v;
+	assert_int_equal(pthread_create(&g, NULL, grower, NULL), 0);
+	pthread_mutex_lock(&gate_cb.mu);
+	while (!gate_cb.inside)
+		pthread_cond_wait(&gate_cb.cv, &gate_cb.mu);
+	pthread_mutex_unlock(&gate_cb.mu);
+	/* the grower is inside the heap (busy): the validator stops the world
+	 * and waits for it */
+	int rc = -2;
+	assert_int_equal(pthread_create(&v, NULL, validator, &rc), 0);
+	while (!atomic_load(&VH->stop))
+		sched_yield();
+	pthread_mutex_lock(&gate_cb.mu);
+	gate_cb.go = 1;
+	pthread_cond_broadcast(&gate_cb.cv);
+	pthread_mutex_unlock(&gate_cb.mu);
+	void *ok = NULL;
+	pthread_join(g, &ok);
+	pthread_join(v, NULL);
+	assert_non_null(ok);
+	if (rc != 0)
+		fail_msg("heap_validate_all: %s", vmsg);
+	assert_int_equal(heap_validate_all(VH), 0);
+	heap_detach(VH);
+	th_unmap(&vs);
+}
+
 int
 main(void)
 {
@@ -595,6 +699,7 @@ main(void)
 		cmocka_unit_test(test_upgrade_v3_fixture),
 		cmocka_unit_test_setup_teardown(test_idle_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_steal_busy, setup, teardown),
+		cmocka_unit_test(test_validate_while_growing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

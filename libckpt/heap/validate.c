@@ -187,9 +187,11 @@ count_listed(struct heap *h, uint64_t bound)
 int
 heap_validate_all(struct heap *h)
 {
-	uint32_t hwp = (uint32_t)(heap_high_water(h) >> HP_SHIFT);
 	uint64_t nslabs = 0;
 	heap_lock_all(h);
+	/* the mark of the heap held quiesced: read before, it would miss the
+	 * slabs of a thread that grew the heap while heap_lock_all waited */
+	uint32_t hwp = (uint32_t)(heap_high_water(h) >> HP_SHIFT);
 	int r = 0;
 	for (uint32_t p = h->data_page; p < hwp && p < h->npages && r == 0; p++) {
 		if (PM_KIND(pm_get(h, p)) == PM_SLAB) {
