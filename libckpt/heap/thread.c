@@ -212,13 +212,21 @@ heap_after_fork_child(struct heap *h)
 	 * only describes the heap it used last, maybe another pool's) */
 	struct tl_rec *r = h->key_ok ? pthread_getspecific(h->key) : NULL;
 	uint32_t me = r ? r->slot : NSLOTS, n = 0;
+	uint32_t slabbed = 0;
 	for (uint32_t i = 1; i < NSLOTS; i++) {
 		if (i != me && atomic_load(&h->slots[i].state) &&
 		    atomic_load(&h->orphan[i]) != 2)
 			atomic_store(&h->orphan[i], 1);
 		n += atomic_load(&h->orphan[i]) == 1;
+		/* an orphan has had no slab in this process: a steal leaves it
+		 * alone while a new thread takes it over (orphan_claim reads its
+		 * lists outside a busy section) */
+		if (i != me)
+			__atomic_store_n(&h->refills[i], 0, __ATOMIC_RELAXED);
+		slabbed += h->refills[i] != 0;
 	}
 	atomic_store(&h->norphans, n);
+	atomic_store(&h->nslabbed, slabbed + (h->refills[0] != 0));
 	atomic_store(&h->stopper, NULL);
 	atomic_store(&h->stop, 0);
 	atomic_store(&h->gate, (uint32_t)h->fence << 1);
