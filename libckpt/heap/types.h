@@ -237,8 +237,8 @@ extern CKPT_HIDDEN uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n 
  * allocations of the class without touching the slab. DRAM only, written
  * only by the slot's thread inside its busy section (the fast paths, and
  * its slow free while stop is clear), or by a thread that holds the heap
- * quiesced (heap_lock_all) or owns the slot (thread exit, reclaim, detach):
- * heap_tc_drain.
+ * quiesced (heap_lock_all), has stopped the others (heap_steal_idle) or
+ * owns the slot (thread exit, reclaim, detach): heap_tc_drain.
  * Invariants:
  *  - every cached block is a block of a slab of class c owned by the slot,
  *    checked in this attach (epoch | 1), live in the segment (abit 1,
@@ -247,8 +247,10 @@ extern CKPT_HIDDEN uint8_t heap_cls_small[65];   /* [(n + 15) >> 4]: class of n 
  *    no other block of the heap holds its own tag (an allocation from the
  *    cache clears it; a drain pushes the block on its slab's free list,
  *    which overwrites it): a free that finds the tag is a double free;
- *  - every cache is empty while stop is set (heap_lock_all drains them all
- *    before it returns, and the fast paths, the only users, see the gate).
+ *  - every cache is empty while stop is set by heap_lock_all (it drains
+ *    them all before it returns, and the fast paths, the only users, see
+ *    the gate); a steal (heap_steal_idle) sets stop too but drains only
+ *    the slots it takes slabs from, and nothing reads the caches then.
  * So a checkpoint or fork copies an exact heap, and a segment that outlives
  * its process without a quiesce (a crash with the live segment as the
  * durable heap) is a valid heap with at most cls.tcap blocks per class and
