@@ -287,7 +287,7 @@ heap_orphan_release_one(struct heap *h)
 static int
 steal_slot(const struct heap *h, uint32_t i, uint32_t me)
 {
-	return i != me && __atomic_load_n(&h->refills[i], __ATOMIC_RELAXED) != 0 &&
+	return i != me && __atomic_load_n(&h->slabbed[i], __ATOMIC_RELAXED) &&
 		atomic_load_explicit(&h->slots[i].state, RELAXED) &&
 		!atomic_load_explicit(&h->orphan[i], RELAXED);
 }
@@ -475,10 +475,10 @@ void * __attribute__((noinline))
 heap_slab_alloc_slow(struct heap *h, struct tslot *ts, uint16_t own, unsigned c)
 {
 	int reclaimed = 0;
-	uint32_t r = h->refills[own - 1];
-	__atomic_store_n(&h->refills[own - 1], r + 1, __ATOMIC_RELAXED);
-	if (r == 0)
+	if (CKPT_UNLIKELY(!h->slabbed[own - 1])) {     /* once: no shared line written again */
+		__atomic_store_n(&h->slabbed[own - 1], 1, __ATOMIC_RELAXED);
 		atomic_fetch_add_explicit(&h->nslabbed, 1, RELAXED);
+	}
 	for (;;) {
 		uint32_t pg = ts->avail[c], steps = 0;
 		while (pg && steps++ < 4 * h->npages) {

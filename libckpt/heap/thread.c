@@ -222,11 +222,11 @@ heap_after_fork_child(struct heap *h)
 		 * alone while a new thread takes it over (orphan_claim reads its
 		 * lists outside a busy section) */
 		if (i != me)
-			__atomic_store_n(&h->refills[i], 0, __ATOMIC_RELAXED);
-		slabbed += h->refills[i] != 0;
+			__atomic_store_n(&h->slabbed[i], 0, __ATOMIC_RELAXED);
+		slabbed += h->slabbed[i];
 	}
 	atomic_store(&h->norphans, n);
-	atomic_store(&h->nslabbed, slabbed + (h->refills[0] != 0));
+	atomic_store(&h->nslabbed, slabbed + h->slabbed[0]);
 	atomic_store(&h->stopper, NULL);
 	atomic_store(&h->stop, 0);
 	atomic_store(&h->gate, (uint32_t)h->fence << 1);

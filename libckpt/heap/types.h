@@ -313,12 +313,13 @@ struct heap {
 	 * heap_unlock_all, or heap_steal_idle): one at a time */
 	_Atomic uint32_t locker;
 	/* steal_hw: the high-water mark at the last heap_steal_idle (heap.lock);
-	 * refills[i]: slabs slot i's thread went to its slow path for (its own
-	 * stores; slot 0's under shared_mx): 0, the slot has had no slab in
-	 * this attach (slot 0 is claimed whether any thread uses it or not) */
+	 * slabbed[i]: 1 once slot i's thread has gone to its slow path for a
+	 * slab in this attach (stored once, by that thread; slot 0's under
+	 * shared_mx), else 0 (slot 0 is claimed whether any thread uses it or
+	 * not); nslabbed counts the slots with 1 */
 	uint64_t steal_hw;
-	uint32_t refills[NSLOTS];
-	_Atomic uint32_t nslabbed;  /* slots whose refills are not 0 */
+	uint8_t slabbed[NSLOTS];
+	_Atomic uint32_t nslabbed;
 	/* busy[i]: slot i's thread is inside a heap call (DRAM only: a thread
 	 * that sees stop sets it transiently while the segment is being copied) */
 	struct {
