@@ -144,13 +144,16 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 			return ckpt_err_set(ENOMEM, "out of memory");
 		}
 	}
-	/* pages the base does not hold are zeros; without a base (a new
-	 * heap) the sums are written as far as a checkpoint reads them */
+	/* pages the base does not hold are zeros; the sums are written as
+	 * far as the base holds pages (a new heap: none), the rest as far
+	 * as a checkpoint reads them */
 	e->sums_valid = 0;
 	if (sums) {
-		uint64_t npages = p->hdr.seg_size / PAGE;
-		sums_upto(e, npages);
-		for (uint64_t i = 0; i < npages; i++)
+		uint64_t n = p->hdr.seg_size / PAGE;
+		while (n > 0 && !sums[n - 1])
+			n--;
+		sums_upto(e, n);
+		for (uint64_t i = 0; i < n; i++)
 			if (sums[i])
 				e->sums[i] = sums[i];
 	}
