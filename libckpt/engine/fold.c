@@ -31,7 +31,6 @@
  * process is folding too is harmless: both write the same bytes.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +41,7 @@
 #include "layout.h"
 #include "pagelog.h"
 #include "testhook.h"
+#include "threads.h"
 
 /* fold_one -- load the log of (seg_off, slot) and fold it; 0 or -1 (ckpt_err_set) */
 static int
@@ -91,12 +91,7 @@ fold_start(struct fold *f, struct ckpt_pool *p, uint32_t seg, ckpt_id id, uint64
 	f->slot_len = p->hdr.seg_size / LAYOUT_LOG_RATIO;
 	if (test_flag("CKPT_TEST_NO_FOLD"))
 		return;         /* the flag stays: readers must fold or overlay */
-	/* every signal blocked: the program's handlers are for its threads */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	f->running = pthread_create(&f->th, NULL, fold_main, f) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	f->running = lib_thread_start(&f->th, "ckpt-fold", 0, fold_main, f) == 0;
 }
 
 /* unflag -- clear c's CAT_F_LOGGED if it still is checkpoint id and logged; 1 if it did */

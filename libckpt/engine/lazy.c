@@ -69,7 +69,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +89,7 @@
 #include "map.h"
 #include "sums.h"
 #include "testhook.h"
+#include "threads.h"
 #include "engine/lazy.h"
 #include "engine/uffd.h"
 
@@ -570,14 +570,9 @@ lazy_start(int uffd, int fd, uint64_t img_off, void *base, uint64_t used,
 		lazy_free(l);
 		return NULL;
 	}
-	/* 2, 3. the thread, with every signal blocked (the program's
-	 * handlers are for its own threads) */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/* 2, 3. the thread (one of libckpt's own: threads.c) */
 	int threaded = registered && !test_flag("CKPT_TEST_LAZY_NO_THREAD") &&
-		pthread_create(&l->thread, NULL, lazy_thread, l) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+		lib_thread_start(&l->thread, "ckpt-lazy", 0, lazy_thread, l) == 0;
 	if (threaded)
 		return l;
 	/* no thread (or no registration): verify and map it all now */

@@ -23,6 +23,7 @@
 
 #include "checkpoint.h"
 #include "config.h"
+#include "threads.h"
 #include "remote/state.h"
 #include "remote/trigger.h"
 
@@ -66,13 +67,9 @@ push_published(struct ckpt_pool *p, ckpt_id id)
 		remote_state_record(p->path, id, "failed", url, why);
 		return;
 	}
-	pthread_t t;
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	/* without a thread the process stays a zombie until we exit: harmless */
-	(void)pthread_create(&t, &a, reaper, (void *)(intptr_t)pid);
-	pthread_attr_destroy(&a);
+	pthread_t t;
+	(void)lib_thread_start(&t, "ckpt-reaper", 1, reaper, (void *)(intptr_t)pid);
 }
 
 void
