@@ -249,7 +249,7 @@ verify_catalog(struct vctx *v)
 			finding(v, INSPECT_WARNING, where, i, off,
 				"checkpoint with a parent segment (%u)", e->parent);
 		if (e->flags & ~(CAT_F_FORK_PENDING | CAT_F_IN_MEMORY | CAT_F_PAGE_SUMS |
-		    CAT_F_ORIGIN | CAT_F_SUMS_STORED | CAT_F_SEALED))
+		    CAT_F_ORIGIN | CAT_F_SUMS_STORED | CAT_F_SEALED | CAT_F_LOGGED))
 			finding(v, INSPECT_WARNING, where, i, off, "unknown flags 0x%x", e->flags);
 		if ((e->flags & CAT_F_ORIGIN) && e->state != CAT_CKPT)
 			finding(v, INSPECT_WARNING, where, i, off,

@@ -326,6 +326,9 @@ tu_inspect_verify(const char *path)
 			rc == 1 ? " (damaged pool or failed check)" :
 			rc == 2 ? " (usage error)" : rc > 128 ? " (killed by a signal)" : "",
 			out);
+	/* a flag this library writes is never unknown to its own inspector */
+	if (strstr(out, "unknown flags"))
+		fail_msg("ckpt-inspect verify %s:\n%s", path, out);
 }
 
 /* private_mount_ns -- move this process into its own mount namespace, once */
