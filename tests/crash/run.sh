@@ -21,8 +21,8 @@
 #               allowance (crashcheck --strict-keep); passes only if that
 #               finds failures: proof that the states it allows occur
 # Workloads: create restart fork reflink retention bgsave enospc, the cow
-# engine's cow cow-fork cow-bgsave cow-persist cow-reflink (crashwork), and
-# create-pmem / fork-pmem: the same with the pmem path forced
+# engine's cow cow-fork cow-bgsave cow-persist cow-threads cow-reflink
+# (crashwork), and create-pmem / fork-pmem: the same with the pmem path forced
 # (PMEM_IS_PMEM_FORCE=1, CKPT_TEST_NO_OFFLOAD=1: segcopy's pmem memcpy) and
 # the recorder in pmem mode (pmem_persist / flush + drain are ordering
 # points, 64 B lines). Exit status 0 pass, 1 failures, 77 nothing ran.
@@ -34,7 +34,7 @@ seed=1
 keep=0
 extra=""
 workloads="create restart fork reflink retention bgsave enospc create-pmem fork-pmem
-	cow cow-fork cow-bgsave cow-persist cow-reflink"
+	cow cow-fork cow-bgsave cow-persist cow-threads cow-reflink"
 while [ $# -gt 1 ]; do
 	case "$1" in
 	--long) mode=long ;;

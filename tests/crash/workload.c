@@ -40,6 +40,13 @@
  *              checkpoint, one more persist, then exit without closing:
  *              the dead heap must hold the generation of the last
  *              persist that returned (rule 6)
+ *   cow-threads  cow mode, keep 2, beside an idle thread of the program's
+ *              (checkpoint.c, step 0): a persist over the new heap's empty
+ *              base, five checkpoints with scattered changes (the first
+ *              starts logging on the heap's own segment instead of
+ *              re-basing, the second writes every page once more, from the
+ *              third on each recycles the oldest into its page log), one
+ *              more persist, then exit without closing (rule 6)
  *   cow-reflink  cow-fork where the filesystem clones (run.sh mounts an
  *              XFS loop filesystem): the base image of a new checkpoint is
  *              cloned, not copied; exits 77 where the pool's directory
@@ -67,6 +74,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <linux/fs.h>
@@ -534,6 +542,36 @@ w_cow_persist(void)
 	_exit(0);                       /* dead, not closed: the heap is what persist left */
 }
 
+/* idle -- a thread of the program's that waits for the process to end */
+static void *
+idle(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int
+w_cow_threads(void)
+{
+	ckpt_pool *p = start(8, CKPT_FORK_COW, 2);
+	pthread_t t;
+	if (pthread_create(&t, NULL, idle, NULL) != 0)
+		die("pthread_create");
+	unsigned char *blk = scatter(p, 192 << 10, 0x41, NULL, 0);
+	persist(p, 1);                  /* over the empty base of a new heap */
+	checkpoint(p, "main", 1);       /* beside the thread: logs, no re-base */
+	for (uint64_t g = 2; g <= 5; g++) {
+		change(p, g);
+		scatter(p, 24 << 10, (int)g + 0x40, blk, 192 << 10);
+		checkpoint(p, "main", g);
+	}
+	change(p, 6);
+	persist(p, 6);
+	_exit(0);                       /* dead, not closed: the heap is what persist left */
+}
+
 static int
 w_cow_bgsave(void)
 {
@@ -598,6 +636,8 @@ main(int argc, char **argv)
 		return w_cow_bgsave();
 	if (strcmp(w, "cow-persist") == 0)
 		return w_cow_persist();
+	if (strcmp(w, "cow-threads") == 0)
+		return w_cow_threads();
 	if (strcmp(w, "cow-reflink") == 0)
 		return w_cow_fork(1);
 	fprintf(stderr, "crashwork: unknown workload %s\n", w);
