@@ -4,12 +4,15 @@
  * to save, read() it back to load. Run by bench/run-checkpoint.sh.
  *
  *   ckpt_bench [--sizes 64M,1G] [--reps N] [--dir DIR] [--rewrite PCT]
- *              [--keep N] [--chunk BYTES] [--smoke]
+ *              [--keep N] [--chunk BYTES] [--threads N] [--smoke]
  *
  * The fork mode is the environment's (CKPT_FORK_MODE, e.g. cow), retention
  * --keep (default 1). --rewrite PCT (default 100) rewrites that percentage
  * of the 4 KiB pages before each save, scattered (a hash of the page and
- * the repetition picks them), in both programs.
+ * the repetition picks them), in both programs. --threads N starts N more
+ * threads that wait on a pipe for the whole run: in fork mode cow, a
+ * checkpoint that re-bases the heap is then taken by a forked child
+ * (docs/API.md, the thread rule), and this times that path.
  *
  * The data, per size S (user data actually written): S bytes in chunks of
  * 64 KiB - 64 B (--chunk: another size; 1 MiB makes them large blocks, no
@@ -40,6 +43,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -387,9 +391,20 @@ row(const char *what, double ck, const char *peer_what, double pl)
 	printf("| %s | %s | %s | %s | %.2f |\n", what, a, peer_what, b, pl > 0 ? ck / pl : 0);
 }
 
+/* idle -- a thread of the program that waits for the end of the run */
+static void *
+idle(void *arg)
+{
+	char c;
+	while (read(*(int *)arg, &c, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
+	int threads = 0;
 	const char *sizes = "64M,1G";
 	const char *dir = "/var/tmp";
 	int reps = 5;
@@ -408,12 +423,15 @@ main(int argc, char **argv)
 			keep = (unsigned)atoi(argv[++i]);
 		else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
 			chunk_bytes = size_arg(argv[++i]) & ~(uint64_t)7;
+		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+			threads = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--smoke") == 0) {
 			sizes = "4M,8M";
 			reps = 1;
 		} else {
 			fprintf(stderr, "usage: ckpt_bench [--sizes 64M,1G] [--reps N] "
-				"[--dir DIR] [--rewrite PCT] [--keep N] [--chunk BYTES] [--smoke]\n");
+				"[--dir DIR] [--rewrite PCT] [--keep N] [--chunk BYTES] "
+				"[--threads N] [--smoke]\n");
 			return 2;
 		}
 	}
@@ -421,6 +439,17 @@ main(int argc, char **argv)
 		die("--reps must be at least 1");
 	if (chunk_bytes < 64)
 		die("--chunk must be at least 64 bytes");
+	static int idle_fd[2];
+	if (threads < 0 || threads > 64)
+		die("--threads must be 0 to 64");
+	if (threads && pipe(idle_fd) < 0)
+		die("pipe: %s", strerror(errno));
+	for (int t = 0; t < threads; t++) {
+		pthread_t th;
+		if (pthread_create(&th, NULL, idle, &idle_fd[0]) != 0)
+			die("pthread_create failed");
+		pthread_detach(th);
+	}
 	char work[4096];
 	snprintf(work, sizeof(work), "%s/ckpt-bench-XXXXXX", dir);
 	if (!mkdtemp(work))
@@ -435,9 +464,11 @@ main(int argc, char **argv)
 		const char *fm = getenv("CKPT_FORK_MODE");
 		const char *rs = getenv("CKPT_RESTART");
 		printf("\n### %s of user data in chunks of %llu B, %u%% of pages rewritten, "
-			"fork mode %s, restart %s, keep %u (medians of %d, after 1 warm-up; ms)\n\n",
+			"fork mode %s, restart %s, keep %u, %d idle thread%s (medians of %d, "
+			"after 1 warm-up; ms)\n\n",
 			tok, (unsigned long long)chunk_bytes, rewrite_pct,
-			fm && *fm ? fm : "auto", rs && *rs ? rs : "lazy", keep, reps);
+			fm && *fm ? fm : "auto", rs && *rs ? rs : "lazy", keep, threads,
+			threads == 1 ? "" : "s", reps);
 		printf("| libckpt | ms | without libckpt | ms | ratio |\n");
 		printf("| --- | ---: | --- | ---: | ---: |\n");
 		row("checkpoint (ckpt_checkpoint)", res.ck_save,
