@@ -59,6 +59,7 @@
 #include "attach.h"
 #include "config.h"
 #include "filesize.h"
+#include "bgsave.h"
 #include "fork.h"
 #include "map.h"
 #include "pool.h"
@@ -208,6 +209,7 @@ attach_empty_heap(const char *path, const struct ckpt_config *cfg, uint64_t publ
 		p->publish = attach_publish;
 	}
 	fork_register(p);
+	bgsave_arm();
 	return p;
 }
 

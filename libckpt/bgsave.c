@@ -27,6 +27,13 @@
  * child's errno and message. It reaps the child with waitpid; if the
  * application reaped it first (its own SIGCHLD handler) the pipe still holds
  * the report.
+ *
+ * The forked path of ckpt_checkpoint is the two in one call (forked_sync,
+ * the hook checkpoint.c runs): in cow mode, a checkpoint that would re-base
+ * the heap while the program's other threads store into it, in a heap
+ * that cannot log instead, is taken this way, since a fork takes the heap
+ * as it is at one instant and the parent keeps its mapping (checkpoint.c,
+ * step 0).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +45,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bgsave.h"
+#include "checkpoint.h"
 #include "fork.h"
 #include "map.h"
 #include "engine/image.h"
@@ -333,4 +342,30 @@ bgsave_forget(struct ckpt_pool *p)
 		}
 	}
 	pthread_mutex_unlock(&jobs_mu);
+}
+
+/*
+ * forked_sync -- ckpt_checkpoint's forked path (checkpoint.c, step 0): a
+ * background checkpoint, waited for
+ */
+static int
+forked_sync(struct ckpt_pool *p, const char *label, ckpt_id *id)
+{
+	pid_t pid = ckpt_checkpoint_background(p, label);
+	if (pid < 0)
+		return -1;
+	return ckpt_checkpoint_wait(p, pid, id, 0);
+}
+
+static void
+arm_once(void)
+{
+	checkpoint_on_threads(forked_sync);
+}
+
+void
+bgsave_arm(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, arm_once);
 }

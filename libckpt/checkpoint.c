@@ -2,7 +2,18 @@
  * checkpoint.c -- freezing the live heap into an immutable checkpoint
  * segment, and retention of old checkpoints.
  *
- * Steps (each a named crash point, see testhook.h):
+ * Steps (each a named crash point, see testhook.h; step 0 is cow mode's):
+ *   0. in cow mode, a checkpoint that will re-base the heap (engine/image.c:
+ *      a heap that is not logging, or keep 1) must not run beside stores
+ *      from the program's other threads: the heap is quiesced for
+ *      allocator calls only, and a page stored into between the image's
+ *      copy and the re-base would revert to the copy. When the process
+ *      has threads besides the caller and libckpt's own (threads.c), a
+ *      heap that can log (format 1.9) starts logging now instead, on a new
+ *      heap's own segment too (image_log_now), and does not re-base; else
+ *      the checkpoint is taken by a forked child, as a background one is,
+ *      and waited for (checkpoint_on_threads: bgsave.c's hook), and the
+ *      heap keeps its mapping;
  *   1. reserve a free segment in the catalog as BUSY (owned by us);
  *   2. quiesce the heap, copy its high-water prefix into the segment
  *      (segcopy: clone, else copy_file_range, else a pmem memcpy on pmem,
@@ -47,6 +58,7 @@
 #include "segcopy.h"
 #include "segment.h"
 #include "testhook.h"
+#include "threads.h"
 #include "engine/image.h"
 #include "seal/chunks.h"
 
@@ -64,6 +76,14 @@ checkpoint_on_publish(checkpoint_publish_hook hook)
 	if (i == npublish_hooks && npublish_hooks < CHECKPOINT_MAX_HOOKS)
 		publish_hooks[npublish_hooks++] = hook;
 	pthread_mutex_unlock(&publish_hooks_mu);
+}
+
+static _Atomic checkpoint_forked_hook forked_hook;
+
+void
+checkpoint_on_threads(checkpoint_forked_hook hook)
+{
+	atomic_store(&forked_hook, hook);
 }
 
 /* run_publish_hooks -- tell the layers above that checkpoint id was published */
@@ -298,6 +318,19 @@ publish(struct ckpt_pool *p, uint32_t seg, const char *label, uint64_t used,
 	return cat_commit(&p->cat);
 }
 
+/* log_now -- step 0: image_log_now with the heap quiesced (its used bytes
+ * cannot grow past the private scan), 1 if the heap now logs */
+static int
+log_now(struct ckpt_pool *p)
+{
+	if (p->keep < 2)
+		return 0;
+	heap_lock_all(p->heap);
+	int r = image_log_now(p, heap_high_water(p->heap));
+	heap_unlock_all(p->heap);
+	return r;
+}
+
 CKPT_EXPORT int
 ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 {
@@ -309,6 +342,18 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 	pthread_mutex_lock(&p->mu);
 	int ret = -1, recycled, quiesced = 0, rebased = 0;
 	ckpt_id cid_out = 0, sealed_id;
+
+	/* 0. cow mode: beside the program's threads, a heap that would
+	 * re-base logs from now on where it can, else goes forked */
+	if (p->eng && image_rebases(p) && threads_of_program() != 0 && !log_now(p)) {
+		pthread_mutex_unlock(&p->mu);
+		checkpoint_forked_hook hook = atomic_load(&forked_hook);
+		if (!hook)
+			return ckpt_err_set(ENOTSUP, "checkpoint refused: in fork mode cow it "
+					"would re-base the heap while other threads run, and "
+					"no forked path is armed");
+		return hook(p, label, id);
+	}
 
 	/* 1. reserve */
 	test_point("checkpoint:before-reserve");

@@ -18,4 +18,15 @@
 typedef void (*checkpoint_publish_hook)(struct ckpt_pool *p, ckpt_id id);
 CKPT_HIDDEN void checkpoint_on_publish(checkpoint_publish_hook hook);
 
+/*
+ * The forked path. In cow mode a checkpoint that re-bases the heap would
+ * lose the stores the program's other threads make during it (step 0 in
+ * checkpoint.c); such a checkpoint is taken by a forked child instead, by
+ * the hook the layer that forks them registers (bgsave.c), with no lock
+ * held. It returns what ckpt_checkpoint returns. Without a hook
+ * ckpt_checkpoint refuses such a checkpoint.
+ */
+typedef int (*checkpoint_forked_hook)(struct ckpt_pool *p, const char *label, ckpt_id *id);
+CKPT_HIDDEN void checkpoint_on_threads(checkpoint_forked_hook hook);
+
 #endif

@@ -11,10 +11,12 @@
  *      segment 0 (pool.c), or open the file and fill a new segment from
  *      the checkpoint (pool.c, restart.c);
  *   3. arm fork handling, so a fork() gives the child a heap of its own
- *      (fork.c), and with CKPT_REMOTE the background push of checkpoints
+ *      (fork.c), the forked path of a cow checkpoint beside other threads
+ *      (bgsave.c), and with CKPT_REMOTE the background push of checkpoints
  *      (remote/trigger.c).
  * ckpt_close, the way back, is in pool.c.
  */
+#include "bgsave.h"
 #include "fork.h"
 #include "pool.h"
 #include "restart.h"
@@ -33,6 +35,7 @@ ckpt_create(const char *path, const struct ckpt_config *cfg)
 	struct ckpt_pool *p = pool_create(path, &c);
 	if (p) {
 		fork_register(p);
+		bgsave_arm();
 		remote_arm(p);
 	}
 	return p;
@@ -49,6 +52,7 @@ ckpt_open(const char *path, ckpt_id from, const struct ckpt_config *cfg)
 		return NULL;
 	}
 	fork_register(p);
+	bgsave_arm();
 	remote_arm(p);
 	return p;
 }

@@ -78,6 +78,9 @@
  *   CKPT_TEST_NO_LOG      a cow heap never starts logging: it re-bases at
  *                         every checkpoint, as in a pool without page-log
  *                         slots (engine/image.c)
+ *   CKPT_TEST_NO_GROW     a logging cow heap grown past its write-protect
+ *                         tracking cannot grow the tracking, as when
+ *                         registering the range fails (engine/image.c)
  *   CKPT_TEST_NO_FOLD     a logged checkpoint's fold thread is not started:
  *                         the checkpoint stays logged (CAT_F_LOGGED) until a
  *                         reader folds it, so tests can read through a log

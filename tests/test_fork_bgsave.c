@@ -4,10 +4,15 @@
  * checkpoint equals the parent's heap at the instant of fork while the
  * parent keeps changing it; it is attributed to the parent's segment and
  * retention trims it; the child leaves no segment behind; failures come
- * back with the child's errno and message; in fork mode cow, where a
- * synchronous checkpoint re-bases the heap (tmpfs: every one), threads that
- * keep writing their blocks lose no store to background checkpoints
- * (API.md, "Conventions: errors and threads").
+ * back with the child's errno and message.
+ *
+ * And the forked path of ckpt_checkpoint (checkpoint.c, step 0): in fork
+ * mode cow, where a checkpoint re-bases the heap (tmpfs: every one),
+ * threads that keep writing their blocks lose no store, to background
+ * checkpoints or to ckpt_checkpoint, which forks while other threads run
+ * and only then; libckpt's own threads do not count (threads.c); a
+ * logging heap that cannot grow its tracking fails its checkpoint rather
+ * than re-base beside them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +26,17 @@
 
 #include "test_fork_util.h"
 #include "pool.h"
+#include "threads.h"
+#include "engine/image.h"
+
+/* forks -- fork()s this process made (a pthread_atfork prepare handler) */
+static _Atomic int forks;
+
+static void
+count_fork(void)
+{
+	atomic_fetch_add(&forks, 1);
+}
 
 #define NV (256u << 10)     /* 2 MiB of uint64_t */
 
@@ -191,6 +207,52 @@ test_bgsave_reaped_by_application(void **state)
 	assert_int_equal(ckpt_close(p), 0);
 }
 
+/* a thread that waits until its pipe's write end closes */
+static void *
+blocker(void *arg)
+{
+	char c;
+	while (read(*(int *)arg, &c, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+struct held {
+	int fd[2];
+	pthread_t t;
+};
+
+static void
+held_start(struct held *h, int own)
+{
+	assert_int_equal(pipe(h->fd), 0);
+	if (own)
+		assert_int_equal(lib_thread_start(&h->t, "ckpt-lazy", 0, blocker, &h->fd[0]), 0);
+	else
+		assert_int_equal(pthread_create(&h->t, NULL, blocker, &h->fd[0]), 0);
+}
+
+static void
+held_end(struct held *h)
+{
+	close(h->fd[1]);
+	assert_int_equal(pthread_join(h->t, NULL), 0);
+	close(h->fd[0]);
+}
+
+/* alone -- wait until threads_of_program() is 0: a joined thread of ours is
+ * no longer listed (the kernel wakes the joiner before it takes the thread
+ * out of the group), a thread of libckpt's has taken its name */
+static void
+alone(void)
+{
+	for (int i = 0; threads_of_program() != 0; i++) {
+		if (i == 2000)
+			fail_msg("a joined thread is still listed after 2 s");
+		usleep(1000);
+	}
+}
+
 /* -- threads writing while a cow heap checkpoints in the background -- */
 
 #define WR_WORDS (64u << 10)    /* 512 KiB per writer: 128 pages */
@@ -221,33 +283,60 @@ writer_main(void *arg)
 	return NULL;
 }
 
+/* wr_root -- the writers' blocks, found again after a restart */
+struct wr_root {
+	uint64_t *v[WR_THREADS];
+};
+
+/*
+ * writers_run -- two threads writing their blocks of a new cow heap across
+ * six checkpoints, background ones (sync 0) or ckpt_checkpoint (sync 1),
+ * on tmpfs (disk 0: the heap re-bases, so each checkpoint is forked) or in
+ * the test directory (disk 1: where the heap can log, it starts at the
+ * first and nothing forks): no store is lost from the heap, and a restart
+ * from the checkpoint taken after the writers stopped holds their last pass
+ */
 static void
-test_bgsave_cow_writers_lose_nothing(void **state)
+writers_run(int sync, int disk)
 {
-	(void)state;
-	if (access("/dev/shm", W_OK) != 0)
-		skip();
-	char path[64];
-	snprintf(path, sizeof(path), "/dev/shm/ckpt-test-bgw-%d.pool", (int)getpid());
+	char path[4096];
+	if (disk) {
+		snprintf(path, sizeof(path), "%s", tu_path("bgw.pool"));
+	} else {
+		if (access("/dev/shm", W_OK) != 0)
+			skip();
+		snprintf(path, sizeof(path), "/dev/shm/ckpt-test-bgw-%d.pool", (int)getpid());
+	}
 	unlink(path);
 	ckpt_pool *p = fk_create(path, CKPT_FORK_COW, 8);
 	assert_int_equal(p->fork_mode, CKPT_FORK_COW);
+	assert_int_equal(p->eng->on_tmpfs, !disk);
 	_Atomic int stop = 0;
 	struct writer w[WR_THREADS];
 	pthread_t t[WR_THREADS];
+	struct wr_root *root = ckpt_alloc(p, sizeof(*root));
+	assert_non_null(root);
+	assert_int_equal(ckpt_set_root(p, root), 0);
 	for (unsigned k = 0; k < WR_THREADS; k++) {
 		w[k] = (struct writer){ .v = ckpt_alloc(p, WR_WORDS * sizeof(uint64_t)), .id = k,
 				.stop = &stop };
 		assert_non_null(w[k].v);
 		memset(w[k].v, 0, WR_WORDS * sizeof(uint64_t));
+		root->v[k] = w[k].v;
 	}
 	for (unsigned k = 0; k < WR_THREADS; k++)
 		assert_int_equal(pthread_create(&t[k], NULL, writer_main, &w[k]), 0);
+	int f0 = atomic_load(&forks);
 	for (int n = 0; n < 6; n++) {
-		pid_t pid = ckpt_checkpoint_background(p, NULL);
-		assert_true(pid > 0);
 		ckpt_id id = 0;
-		assert_int_equal(ckpt_checkpoint_wait(p, pid, &id, 0), 0);
+		if (sync) {
+			if (ckpt_checkpoint(p, NULL, &id) < 0)
+				fail_msg("checkpoint: %s", ckpt_errormsg());
+		} else {
+			pid_t pid = ckpt_checkpoint_background(p, NULL);
+			assert_true(pid > 0);
+			assert_int_equal(ckpt_checkpoint_wait(p, pid, &id, 0), 0);
+		}
 		assert_true(id > 0);
 	}
 	/* and the writers ran across them: a pass or more after the last one */
@@ -260,8 +349,183 @@ test_bgsave_cow_writers_lose_nothing(void **state)
 		if (w[k].lost)
 			fail_msg("writer %u: %ld stores lost from the heap", k, w[k].lost);
 	}
+	int forked = atomic_load(&forks) - f0;
+	if (!sync || !disk)
+		assert_int_equal(forked, 6);
+	else if (p->eng->logging)
+		assert_int_equal(forked, 0);
+	else
+		printf("SKIPPED part: the heap cannot log here (no write-protect tracking)\n");
+	alone();
+	assert_int_equal(ckpt_checkpoint(p, "after", NULL), 0);
+	assert_int_equal(ckpt_close(p), 0);
+	p = ckpt_open(path, CKPT_LATEST, NULL);
+	if (!p)
+		fail_msg("restart: %s", ckpt_errormsg());
+	root = ckpt_root(p);
+	assert_non_null(root);
+	for (unsigned k = 0; k < WR_THREADS; k++) {
+		assert_ptr_equal(root->v[k], w[k].v);
+		for (uint64_t i = 0; i < WR_WORDS; i++) {
+			uint64_t want = w[k].gens << 20 | (uint64_t)k << 16 | (i & 0xffff);
+			if (root->v[k][i] != want)
+				fail_msg("after the restart, writer %u word %llu reads %#llx, "
+					"not %#llx", k, (unsigned long long)i,
+					(unsigned long long)root->v[k][i], (unsigned long long)want);
+		}
+	}
 	assert_int_equal(ckpt_close(p), 0);
 	unlink(path);
+}
+
+static void
+test_bgsave_cow_writers_lose_nothing(void **state)
+{
+	(void)state;
+	writers_run(0, 0);
+}
+
+static void
+test_checkpoint_cow_writers_lose_nothing(void **state)
+{
+	(void)state;
+	writers_run(1, 0);
+}
+
+static void
+test_checkpoint_cow_disk_writers_lose_nothing(void **state)
+{
+	(void)state;
+	writers_run(1, 1);
+}
+
+/* threads.c: the program's threads are counted, libckpt's own are not */
+static void
+test_threads_counted(void **state)
+{
+	(void)state;
+	assert_int_equal(threads_of_program(), 0);
+	struct held own, prog;
+	held_start(&own, 1);
+	alone();        /* once it has taken its name, ours does not count */
+	held_start(&prog, 0);
+	assert_int_equal(threads_of_program(), 1);
+	held_end(&prog);
+	held_end(&own);
+	alone();
+}
+
+/*
+ * alone, a cow checkpoint re-bases in place (no fork), with libckpt's own
+ * thread alive too; with one more thread of the program's it forks, and
+ * the heap holds what it did
+ */
+static void
+test_checkpoint_cow_forks_only_beside_threads(void **state)
+{
+	(void)state;
+	if (access("/dev/shm", W_OK) != 0)
+		skip();
+	char path[64];
+	snprintf(path, sizeof(path), "/dev/shm/ckpt-test-bga-%d.pool", (int)getpid());
+	ckpt_pool *p = fk_create(path, CKPT_FORK_COW, 8);
+	uint64_t *v = ckpt_alloc(p, NV * sizeof(uint64_t));
+	assert_non_null(v);
+	for (uint64_t i = 0; i < NV; i++)
+		v[i] = i;
+	int f0 = atomic_load(&forks);
+	ckpt_id id;
+	assert_int_equal(ckpt_checkpoint(p, "alone", &id), 0);
+	struct held own, prog;
+	held_start(&own, 1);
+	alone();
+	assert_int_equal(ckpt_checkpoint(p, "with ours", &id), 0);
+	assert_int_equal(atomic_load(&forks), f0);
+	held_start(&prog, 0);
+	v[7] = 77;
+	assert_int_equal(ckpt_checkpoint(p, "beside", &id), 0);
+	assert_int_equal(atomic_load(&forks), f0 + 1);
+	held_end(&prog);
+	held_end(&own);
+	alone();
+	v[8] = 88;
+	assert_int_equal(ckpt_checkpoint(p, "alone again", &id), 0);
+	assert_int_equal(atomic_load(&forks), f0 + 1);
+	for (uint64_t i = 0; i < NV; i++)
+		if (v[i] != (i == 7 ? 77 : i == 8 ? 88 : i))
+			fail_msg("word %llu reads %llu", (unsigned long long)i,
+				(unsigned long long)v[i]);
+	assert_int_equal(ckpt_close(p), 0);
+	unlink(path);
+}
+
+/*
+ * a logging heap (format 1.9, not tmpfs) grown past its tracking, which
+ * cannot grow (CKPT_TEST_NO_GROW), beside another thread: the tracking
+ * starts afresh over the grown heap, no fork; when it cannot start either
+ * (CKPT_TEST_NO_LOG) the checkpoint fails rather than re-base, and the
+ * next one is forked; a restart holds every word
+ */
+static void
+test_checkpoint_cow_no_grow_beside_threads(void **state)
+{
+	(void)state;
+	const char *path = tu_path("bgnogrow.pool");
+	unlink(path);
+	struct ckpt_config c = { .heap_size = 64 << 20, .max_segments = 8,
+		.fork_mode = CKPT_FORK_COW };
+	ckpt_pool *p = ckpt_create(path, &c);
+	assert_non_null(p);
+	assert_int_equal(ckpt_checkpoint(p, "first", NULL), 0);     /* re-bases */
+	if (!p->eng->logging) {
+		assert_int_equal(ckpt_close(p), 0);
+		skip();         /* tmpfs, or no write-protect tracking here */
+	}
+	struct held prog;
+	held_start(&prog, 0);
+	size_t n = (8u << 20) / sizeof(uint64_t);
+	uint64_t *v = ckpt_alloc(p, n * sizeof(uint64_t));
+	assert_non_null(v);
+	assert_int_equal(ckpt_set_root(p, v), 0);
+	for (uint64_t i = 0; i < n; i++)
+		v[i] = ~i;
+	int f0 = atomic_load(&forks);
+	setenv("CKPT_TEST_NO_GROW", "1", 1);
+	assert_int_equal(ckpt_checkpoint(p, "afresh", NULL), 0);
+	assert_true(p->eng->logging);
+	assert_int_equal(atomic_load(&forks), f0);
+	v[n - 1] = 1;
+	/* grow past the fresh interval too (it covers 8 MiB and a little
+	 * more), then it neither grows nor starts */
+	size_t n2 = (24u << 20) / sizeof(uint64_t);
+	uint64_t *v2 = ckpt_alloc(p, n2 * sizeof(uint64_t));
+	if (!v2) {
+		unsetenv("CKPT_TEST_NO_GROW");
+		fail_msg("alloc: %s", ckpt_errormsg());
+	}
+	memset(v2, 0x5a, n2 * sizeof(uint64_t));
+	setenv("CKPT_TEST_NO_LOG", "1", 1);
+	errno = 0;
+	int rc = ckpt_checkpoint(p, "no grow", NULL);
+	int err = errno;
+	unsetenv("CKPT_TEST_NO_GROW");
+	assert_int_equal(rc, -1);
+	assert_int_equal(err, ENOMEM);
+	assert_non_null(strstr(ckpt_errormsg(), "forked"));
+	assert_int_equal(atomic_load(&forks), f0);
+	assert_false(p->eng->logging);
+	assert_int_equal(ckpt_checkpoint(p, "forked", NULL), 0);
+	unsetenv("CKPT_TEST_NO_LOG");
+	assert_int_equal(atomic_load(&forks), f0 + 1);
+	held_end(&prog);
+	assert_int_equal(ckpt_close(p), 0);
+	p = ckpt_open(path, CKPT_LATEST, NULL);
+	if (!p)
+		fail_msg("restart: %s", ckpt_errormsg());
+	v = ckpt_root(p);
+	for (uint64_t i = 0; i < n; i++)
+		assert_true(v[i] == (i == n - 1 ? 1 : ~i));
+	assert_int_equal(ckpt_close(p), 0);
 }
 
 int
@@ -269,12 +533,18 @@ main(void)
 {
 	unsetenv("CKPT_FORK_MODE");
 	unsetenv("CKPT_TEST_CRASH_AT");
+	pthread_atfork(count_fork, NULL, NULL);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bgsave_snapshot_at_fork),
 		cmocka_unit_test(test_bgsave_retention),
 		cmocka_unit_test(test_bgsave_errors),
 		cmocka_unit_test(test_bgsave_reaped_by_application),
 		cmocka_unit_test(test_bgsave_cow_writers_lose_nothing),
+		cmocka_unit_test(test_checkpoint_cow_writers_lose_nothing),
+		cmocka_unit_test(test_checkpoint_cow_disk_writers_lose_nothing),
+		cmocka_unit_test(test_threads_counted),
+		cmocka_unit_test(test_checkpoint_cow_forks_only_beside_threads),
+		cmocka_unit_test(test_checkpoint_cow_no_grow_beside_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -232,8 +232,13 @@ memory_note(const struct inspect *in, const struct cat_entry *e, char *buf, size
 		return "";
 	if (in->hdr.flags & POOL_F_SEALED)
 		snprintf(buf, len, "  in memory (sealed)");
-	else if (e->source == CAT_NONE)
+	else if (e->source == CAT_NONE && e->base_id == 0)
 		snprintf(buf, len, "  in memory (cow), no checkpoint yet");
+	else if (e->source == CAT_NONE)
+		/* a new heap that logs on its own segment (a first checkpoint
+		 * beside other threads): its pages persisted over a checkpoint */
+		snprintf(buf, len, "  in memory (cow), maps its own segment, persisted over "
+			"checkpoint %" PRIu64, e->base_id);
 	else
 		snprintf(buf, len, "  in memory (cow), maps segment %u", e->source);
 	return buf;
@@ -362,7 +367,7 @@ cmd_list(struct inspect *in, int argc, char **argv)
 		int vis = 0;
 		for (const unsigned char *p = (const unsigned char *)tree[r]; *p; p++)
 			vis += (*p & 0xc0) != 0x80;
-		char mem[64], rem[400];
+		char mem[128], rem[400];
 		printf("%s%*s  %-10s %6s %6s %6s  %-16.16s %8s  %-24s %10s %10s%s%s%s%s%s\n", tree[r],
 			tw - vis, "", st, par, ck, from, e->label[0] ? e->label : "-", pid, t,
 			human_size(e->used, sz, sizeof(sz)),

@@ -38,7 +38,10 @@
  *      names the new checkpoint and our live entry with it as its source
  *      (the pin moves); retention skips pinned images.
  * The heap stays quiesced from 2 to 5: a write between the copy and the
- * re-base would be lost. A failure before 4 gives the segment back (a
+ * re-base would be lost. Quiescing stops allocator calls only, so a
+ * checkpoint that re-bases (image_rebases) never runs beside the
+ * program's other threads: checkpoint.c's step 0 has a forked child take
+ * it instead, and the heap keeps its mapping. A failure before 4 gives the segment back (a
  * recycled one is lost to the lineage, which is one short until the next
  * checkpoint); a failure of the publish after 4 leaves the heap on the
  * unpublished image, which stays ours (BUSY) until we exit.
@@ -69,6 +72,7 @@
 #include "segment.h"
 #include "sums.h"
 #include "testhook.h"
+#include "threads.h"
 #include "engine/lazy.h"
 
 #define PAGE ((uint64_t)4096)
@@ -160,6 +164,13 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 	return 0;
 }
 
+int
+image_rebases(const struct ckpt_pool *p)
+{
+	const struct engine *e = p->eng;
+	return e && (!e->logging || p->keep < 2);
+}
+
 void
 image_lazy(struct ckpt_pool *p, int uffd, const struct lazy_fetch *fetch)
 {
@@ -211,19 +222,21 @@ interval_len(const struct ckpt_pool *p, uint64_t used)
  * cannot), the heap stops re-basing and recycling checkpoints write page
  * logs. Without it (no log area, no userfaultfd, a lazy fill under way),
  * nothing changes: the heap re-bases, and a later re-base tries again.
- * Nor while the heap maps its own segment (a new heap): a fork child would
- * map it too, and ckpt_persist writes there (persist.c); its first
- * checkpoint re-bases. Nor on tmpfs, where the images are memory and
+ * Nor while the heap maps its own segment (a new heap), unless own (image_
+ * log_now: the program's threads forbid the re-base): a fork child would
+ * map it too, and ckpt_persist writes there (persist.c), refused while
+ * such a child lives; so a new heap's first checkpoint re-bases where it
+ * can. Nor on tmpfs, where the images are memory and
  * there is no disk for a log to spare. Nor with keep 1, where nothing is recycled: every
  * checkpoint copies its base, and a base that stays would mean copying
  * more and more of what was written since it (image_build stops logging
  * when the setting drops to 1).
  */
 static void
-start_logging(struct ckpt_pool *p, uint32_t seg, uint64_t used)
+start_logging(struct ckpt_pool *p, uint32_t seg, uint64_t used, int own)
 {
 	struct engine *e = p->eng;
-	if (e->logging || e->lazy || seg == p->seg || p->keep < 2 || e->on_tmpfs ||
+	if (e->logging || e->lazy || (seg == p->seg && !own) || p->keep < 2 || e->on_tmpfs ||
 	    !(p->hdr.flags & POOL_F_LOG_AREA) || test_flag("CKPT_TEST_NO_LOG"))
 		return;
 	if (dirty_start(&e->interval, (void *)(uintptr_t)p->hdr.base, interval_len(p, used),
@@ -276,7 +289,7 @@ image_attach(struct ckpt_pool *p, uint32_t seg, uint64_t used, ckpt_id id)
 	/* a checkpoint's image (a restart) or one just written (a re-base);
 	 * not a new heap's empty base */
 	if (id || rebase)
-		start_logging(p, seg, used);
+		start_logging(p, seg, used, 0);
 	/* a re-base: the image we leave may have been pinned by a lock of
 	 * ours (an unpublished one, checkpoint.c); nothing maps it now */
 	if (rebase && e->base_seg != seg)
@@ -595,7 +608,8 @@ grow_interval(struct ckpt_pool *p, uint64_t used)
 	uint64_t old = e->interval.len;
 	if (used <= old)
 		return 0;
-	if (dirty_grow(&e->interval, interval_len(p, used)) < 0 || !private_scan(p, used)) {
+	if (test_flag("CKPT_TEST_NO_GROW") ||
+	    dirty_grow(&e->interval, interval_len(p, used)) < 0 || !private_scan(p, used)) {
 		ckpt_err_clear();
 		return -1;
 	}
@@ -629,6 +643,27 @@ since_base(struct ckpt_pool *p, uint64_t used)
 	return e->since;
 }
 
+int
+image_log_now(struct ckpt_pool *p, uint64_t used)
+{
+	struct engine *e = p->eng;
+	if (e->logging)
+		return 1;
+	image_settle(p);        /* a lazy fill's range is free for the interval */
+	start_logging(p, e->base_seg, used, 1);
+	if (!e->logging)
+		return 0;
+	/* armed first, scanned second: a page written in between is in both */
+	if (!private_scan(p, used)) {
+		ckpt_err_clear();
+		stop_logging(e);
+		return 0;
+	}
+	memcpy(e->cur, e->since, e->words * sizeof(uint64_t));
+	e->cur_kept = 1;        /* image_build adds the interval's own report */
+	return 1;
+}
+
 /* write_log -- the pages of w as the log of seg (1), or 0: they go in place */
 static int
 write_log(struct ckpt_pool *p, uint32_t seg, const uint64_t *w, uint64_t used, uint64_t sum)
@@ -650,10 +685,22 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 {
 	struct engine *e = p->eng;
 	image_settle(p);
-	/* nothing will be recycled with keep 1: re-base again (start_logging);
-	 * a heap grown past the interval's range has it grown, or re-bases */
-	if (e->logging && (p->keep < 2 || grow_interval(p, used) < 0))
+	/* nothing will be recycled with keep 1: re-base again (start_logging;
+	 * checkpoint.c's step 0 saw to the program's threads) */
+	if (e->logging && p->keep < 2)
 		stop_logging(e);
+	/* a heap grown past the interval's range has it grown, or re-bases;
+	 * beside the program's threads (checkpoint.c, step 0) it starts a
+	 * fresh interval over the grown heap instead, or fails */
+	if (e->logging && grow_interval(p, used) < 0) {
+		stop_logging(e);
+		if (threads_of_program() != 0 && !image_log_now(p, used))
+			return ckpt_err_set(ENOMEM, "the heap grew past what its write-protect "
+					"tracking covers, which could neither grow nor start "
+					"again; re-basing the heap instead is not safe while "
+					"other threads run (the next checkpoint is taken by a "
+					"forked child)");
+	}
 	/* the interval: logging re-arms, so what a failed checkpoint collected
 	 * stays in cur for the next one */
 	if (!e->cur_kept)

@@ -166,6 +166,25 @@ CKPT_HIDDEN int image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uin
 		uint64_t *sum, uint32_t *flags);
 
 /*
+ * image_rebases -- whether p's next checkpoint will re-base the heap: it is
+ * not logging, or keep 1 stops its logging (a heap that must grow its
+ * write-protect tracking and cannot re-bases too; beside the program's
+ * threads image_build starts the tracking afresh instead, or fails the
+ * checkpoint). Under p->mu.
+ */
+CKPT_HIDDEN int image_rebases(const struct ckpt_pool *p);
+
+/*
+ * image_log_now -- instead of a re-base beside the program's threads
+ * (checkpoint.c, step 0), heap of used bytes: start logging now, where the
+ * heap can log (format 1.9, keep >= 2, not tmpfs, write-protect tracking),
+ * on a new heap's own segment too; the pages written since the base are
+ * counted as written since the last checkpoint. 1 if the heap logs, so
+ * the checkpoint will not re-base. Under p->mu.
+ */
+CKPT_HIDDEN int image_log_now(struct ckpt_pool *p, uint64_t used);
+
+/*
  * image_rebase -- after the image is durable and before it is published:
  * map it as the heap (the process's copies of written pages are dropped;
  * the page cache has the image) and remember the interval. On failure the
