@@ -80,6 +80,9 @@ ckpt_test(test_heap_copy test_heap_copy.c LABELS unit proc)
 # racing frees, collection in this process, a fork child, an attached copy, a
 # lost hint, a kill -9 with remote frees waiting
 ckpt_test(test_heap_remote test_heap_remote.c LABELS unit proc)
+# a heap the format 2 library made (tests/fixtures/heap_v2.h) upgraded to
+# format 4: its blocks intact, its freed ones refused and handed out again
+ckpt_test(test_heap_upgrade_v2 test_heap_upgrade_v2.c LABELS unit VALGRIND)
 # the per-thread front caches (issue 12): blocks cached at a checkpoint, a
 # fork, a kill -9 in fork mode copy (the dead heap verifies)
 ckpt_test(test_front_cache test_front_cache.c LABELS proc VALGRIND)
