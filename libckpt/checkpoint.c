@@ -4,7 +4,8 @@
  *
  * Steps (each a named crash point, see testhook.h; step 0 is cow mode's):
  *   0. in cow mode, a checkpoint that will re-base the heap (engine/image.c:
- *      a heap that is not logging, or keep 1) must not run beside stores
+ *      a heap that is not logging, keep 1, or a logging heap grown past a
+ *      tracking that cannot grow) must not run beside stores
  *      from the program's other threads: the heap is quiesced for
  *      allocator calls only, and a page stored into between the image's
  *      copy and the re-base would revert to the copy. When the process
@@ -345,7 +346,8 @@ ckpt_checkpoint(ckpt_pool *p, const char *label, ckpt_id *id)
 
 	/* 0. cow mode: beside the program's threads, a heap that would
 	 * re-base logs from now on where it can, else goes forked */
-	if (p->eng && image_rebases(p) && threads_of_program() != 0 && !log_now(p)) {
+	if (p->eng && image_rebases(p, heap_high_water(p->heap)) &&
+	    !test_flag("CKPT_TEST_SKIP_STEP0") && threads_of_program() != 0 && !log_now(p)) {
 		pthread_mutex_unlock(&p->mu);
 		checkpoint_forked_hook hook = atomic_load(&forked_hook);
 		if (!hook)

@@ -81,6 +81,10 @@
  *   CKPT_TEST_NO_GROW     a logging cow heap grown past its write-protect
  *                         tracking cannot grow the tracking, as when
  *                         registering the range fails (engine/image.c)
+ *   CKPT_TEST_SKIP_STEP0  ckpt_checkpoint skips step 0 (a cow checkpoint
+ *                         beside other threads), as when the heap grows
+ *                         past its tracking after it: the build meets the
+ *                         growth itself (checkpoint.c, engine/image.c)
  *   CKPT_TEST_NO_FOLD     a logged checkpoint's fold thread is not started:
  *                         the checkpoint stays logged (CAT_F_LOGGED) until a
  *                         reader folds it, so tests can read through a log

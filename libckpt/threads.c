@@ -4,7 +4,9 @@
  * libckpt runs a few threads of its own: the fold of a logged checkpoint
  * (engine/fold.c, "ckpt-fold"), the fill of a lazy restart (engine/lazy.c,
  * "ckpt-lazy") and the reaper of a background push (remote/trigger.c,
- * "ckpt-reaper"). None of them stores into the program's heap while a
+ * "ckpt-reaper"); ckpt-run's preload library one more, which takes
+ * periodic background checkpoints ("ckpt-run-ckpt", preload/preload.c,
+ * named there). None of them stores into the program's heap while a
  * checkpoint builds its image: a checkpoint finishes a lazy fill before it
  * reads the heap, and the fold writes only the pool file. The program's
  * threads may store anywhere, at any time, and a cow checkpoint that
@@ -23,6 +25,8 @@
  * the safe way. Threads that other libraries start (librados, for one) are
  * the program's here: they are not libckpt's to vouch for. A program's
  * thread that names itself after one of libckpt's would be taken for it.
+ * A thread whose name cannot be read for any reason but its end (no
+ * descriptor left, say) is the program's: the error goes the safe way.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,7 +41,8 @@
 #include "threads.h"
 
 /* the names of libckpt's threads (lib_thread_start's callers) */
-static const char *const own_names[] = { "ckpt-fold", "ckpt-lazy", "ckpt-reaper" };
+static const char *const own_names[] = { "ckpt-fold", "ckpt-lazy", "ckpt-reaper",
+	"ckpt-run-ckpt" };
 
 struct start {
 	void *(*fn)(void *);
@@ -87,12 +92,15 @@ is_own(const char *tid)
 	char path[300], comm[32];
 	snprintf(path, sizeof(path), "/proc/self/task/%s/comm", tid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 1;       /* gone since the listing: not a thread any more */
+	if (fd < 0)     /* gone since the listing: not a thread any more */
+		return errno == ENOENT || errno == ESRCH;
 	ssize_t n = read(fd, comm, sizeof(comm) - 1);
+	int err = errno;
 	close(fd);
-	if (n <= 0)
-		return 1;
+	if (n < 0)
+		return err == ESRCH;
+	if (n == 0)
+		return 0;
 	comm[n] = 0;
 	comm[strcspn(comm, "\n")] = 0;
 	for (size_t i = 0; i < sizeof(own_names) / sizeof(own_names[0]); i++)
@@ -111,7 +119,7 @@ threads_of_program(void)
 	snprintf(me, sizeof(me), "%d", (int)gettid());
 	int others = 0;
 	struct dirent *de;
-	while ((de = readdir(d)))
+	while ((de = readdir(d)) && !others)      /* one is enough to know */
 		if (de->d_name[0] != '.' && strcmp(de->d_name, me) != 0 && !is_own(de->d_name))
 			others++;
 	closedir(d);

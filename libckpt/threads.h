@@ -20,10 +20,10 @@ CKPT_HIDDEN int lib_thread_start(pthread_t *t, const char *name, int detached,
 		void *(*fn)(void *), void *arg);
 
 /*
- * threads_of_program -- how many threads of this process, other than the
- * caller, are not libckpt's own: 0 when the caller is the program's only
- * thread; -1 when it cannot tell (no /proc), which callers must read as
- * "some"
+ * threads_of_program -- whether this process has threads other than the
+ * caller that are not libckpt's own: 0 when the caller is the program's
+ * only thread, 1 when it has another (counting stops at the first), -1
+ * when it cannot tell (no /proc), which callers must read as "some"
  */
 CKPT_HIDDEN int threads_of_program(void);
 

@@ -66,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -537,6 +538,9 @@ checkpointer(void *arg)
 {
 	long ms = (long)(intptr_t)arg;
 	preload_in_lib = 1;     /* this thread allocates only for libckpt */
+	/* libckpt's name for it: a cow checkpoint does not count it among the
+	 * program's threads (it stores nothing into the heap) */
+	prctl(PR_SET_NAME, "ckpt-run-ckpt", 0, 0, 0);
 	for (;;) {
 		struct pollfd pfd = { .fd = wake_fd[0], .events = POLLIN };
 		int n = poll(&pfd, 1, ms > 0 ? (int)ms : -1);

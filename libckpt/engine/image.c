@@ -165,10 +165,10 @@ image_prepare(struct ckpt_pool *p, const uint64_t *sums)
 }
 
 int
-image_rebases(const struct ckpt_pool *p)
+image_rebases(const struct ckpt_pool *p, uint64_t used)
 {
 	const struct engine *e = p->eng;
-	return e && (!e->logging || p->keep < 2);
+	return e && (!e->logging || p->keep < 2 || used > e->interval.len);
 }
 
 void
@@ -647,6 +647,9 @@ int
 image_log_now(struct ckpt_pool *p, uint64_t used)
 {
 	struct engine *e = p->eng;
+	/* a logging heap grown past its interval: grown, or started afresh */
+	if (e->logging && grow_interval(p, used) < 0)
+		stop_logging(e);
 	if (e->logging)
 		return 1;
 	image_settle(p);        /* a lazy fill's range is free for the interval */
@@ -690,16 +693,17 @@ image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uint64_t used, uint
 	if (e->logging && p->keep < 2)
 		stop_logging(e);
 	/* a heap grown past the interval's range has it grown, or re-bases;
-	 * beside the program's threads (checkpoint.c, step 0) it starts a
-	 * fresh interval over the grown heap instead, or fails */
+	 * beside the program's threads (checkpoint.c, step 0, which tried the
+	 * same before the reserve: the heap grew since) it starts a fresh
+	 * interval over the grown heap instead, or fails */
 	if (e->logging && grow_interval(p, used) < 0) {
 		stop_logging(e);
 		if (threads_of_program() != 0 && !image_log_now(p, used))
 			return ckpt_err_set(ENOMEM, "the heap grew past what its write-protect "
 					"tracking covers, which could neither grow nor start "
 					"again; re-basing the heap instead is not safe while "
-					"other threads run (the next checkpoint is taken by a "
-					"forked child)");
+					"other threads run (the next checkpoint logs, or is "
+					"taken by a forked child)");
 	}
 	/* the interval: logging re-arms, so what a failed checkpoint collected
 	 * stays in cur for the next one */

@@ -166,21 +166,23 @@ CKPT_HIDDEN int image_build(struct ckpt_pool *p, uint32_t seg, int recycled, uin
 		uint64_t *sum, uint32_t *flags);
 
 /*
- * image_rebases -- whether p's next checkpoint will re-base the heap: it is
- * not logging, or keep 1 stops its logging (a heap that must grow its
- * write-protect tracking and cannot re-bases too; beside the program's
- * threads image_build starts the tracking afresh instead, or fails the
- * checkpoint). Under p->mu.
+ * image_rebases -- whether p's next checkpoint, of a heap of used bytes,
+ * may re-base the heap: it is not logging, or keep 1 stops its logging, or
+ * the heap grew past its write-protect tracking, which re-bases if the
+ * tracking cannot grow (image_log_now tries; what the heap grows after it
+ * meets image_build, which beside the program's threads starts the
+ * tracking afresh instead, or fails the checkpoint). Under p->mu.
  */
-CKPT_HIDDEN int image_rebases(const struct ckpt_pool *p);
+CKPT_HIDDEN int image_rebases(const struct ckpt_pool *p, uint64_t used);
 
 /*
  * image_log_now -- instead of a re-base beside the program's threads
- * (checkpoint.c, step 0), heap of used bytes: start logging now, where the
- * heap can log (format 1.9, keep >= 2, not tmpfs, write-protect tracking),
- * on a new heap's own segment too; the pages written since the base are
- * counted as written since the last checkpoint. 1 if the heap logs, so
- * the checkpoint will not re-base. Under p->mu.
+ * (checkpoint.c, step 0), heap of used bytes, quiesced: a logging heap
+ * grown past its tracking grows it, else stops logging; a heap not logging
+ * starts now, where it can log (format 1.9, keep >= 2, not tmpfs,
+ * write-protect tracking), on a new heap's own segment too, counting the
+ * pages written since the base as written since the last checkpoint. 1 if
+ * the heap logs, so the checkpoint will not re-base. Under p->mu.
  */
 CKPT_HIDDEN int image_log_now(struct ckpt_pool *p, uint64_t used);
 

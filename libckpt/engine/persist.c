@@ -109,10 +109,12 @@ refused(struct ckpt_pool *p)
 			return -1;
 		if (s)
 			return ckpt_err_set(EBUSY, "ckpt_persist: a fork child maps this heap's "
-					"segment (the heap forked before its first checkpoint), "
-					"so nothing may be written there until that child has "
-					"checkpointed, closed or exited; ckpt_checkpoint makes the "
-					"heap durable meanwhile");
+					"segment (the heap forked before its first checkpoint, "
+					"or keeps that segment as its base after a first "
+					"checkpoint beside other threads), so nothing may be "
+					"written there until that child has re-based (at a "
+					"checkpoint it takes with no other thread), closed or "
+					"exited; ckpt_checkpoint makes the heap durable meanwhile");
 	}
 	return 0;
 }
