@@ -40,11 +40,12 @@
  * The heap stays quiesced from 2 to 5: a write between the copy and the
  * re-base would be lost. Quiescing stops allocator calls only, so a
  * checkpoint that re-bases (image_rebases) never runs beside the
- * program's other threads: checkpoint.c's step 0 has a forked child take
- * it instead, and the heap keeps its mapping. A failure before 4 gives the segment back (a
- * recycled one is lost to the lineage, which is one short until the next
- * checkpoint); a failure of the publish after 4 leaves the heap on the
- * unpublished image, which stays ours (BUSY) until we exit.
+ * program's other threads: checkpoint.c's step 0 has the heap start
+ * logging instead (image_log_now), or a forked child take the checkpoint
+ * while the heap keeps its mapping. A failure before 4 gives the segment
+ * back (a recycled one is lost to the lineage, which is one short until
+ * the next checkpoint); a failure of the publish after 4 leaves the heap
+ * on the unpublished image, which stays ours (BUSY) until we exit.
  *
  * Pins: a base image must never change while a heap maps it. Every heap in
  * memory says which image it maps (CAT_F_IN_MEMORY, source), and a fork
