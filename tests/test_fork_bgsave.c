@@ -6,13 +6,14 @@
  * retention trims it; the child leaves no segment behind; failures come
  * back with the child's errno and message.
  *
- * And the forked path of ckpt_checkpoint (checkpoint.c, step 0): in fork
- * mode cow, where a checkpoint re-bases the heap (tmpfs: every one),
- * threads that keep writing their blocks lose no store, to background
- * checkpoints or to ckpt_checkpoint, which forks while other threads run
- * and only then; libckpt's own threads do not count (threads.c); a
- * logging heap that cannot grow its tracking fails its checkpoint rather
- * than re-base beside them.
+ * And step 0 of ckpt_checkpoint (checkpoint.c): in fork mode cow, where a
+ * checkpoint would re-base the heap, threads that keep writing their
+ * blocks lose no store, to background checkpoints or to ckpt_checkpoint,
+ * which beside them starts the heap logging (on tmpfs or disk) or, where
+ * it cannot log, forks, and only beside the program's threads (libckpt's
+ * own do not count: threads.c); a heap that starts logging late recycles
+ * its older images correctly; a logging heap whose tracking cannot grow
+ * starts it afresh, or forks, or fails rather than re-base beside them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -291,13 +292,14 @@ struct wr_root {
 /*
  * writers_run -- two threads writing their blocks of a new cow heap across
  * six checkpoints, background ones (sync 0) or ckpt_checkpoint (sync 1),
- * on tmpfs (disk 0: the heap re-bases, so each checkpoint is forked) or in
- * the test directory (disk 1: where the heap can log, it starts at the
- * first and nothing forks): no store is lost from the heap, and a restart
- * from the checkpoint taken after the writers stopped holds their last pass
+ * on tmpfs (disk 0) or in the test directory (disk 1); a heap that can log
+ * starts at the first and nothing forks, one that cannot (nolog:
+ * CKPT_TEST_NO_LOG) has each checkpoint forked: no store is lost from the
+ * heap, and a restart from the checkpoint taken after the writers stopped
+ * holds their last pass
  */
 static void
-writers_run(int sync, int disk)
+writers_run(int sync, int disk, int nolog)
 {
 	char path[4096];
 	if (disk) {
@@ -331,6 +333,8 @@ writers_run(int sync, int disk)
 	for (unsigned k = 0; k < WR_THREADS; k++)
 		assert_int_equal(pthread_create(&t[k], NULL, writer_main, &w[k]), 0);
 	int f0 = atomic_load(&forks);
+	if (nolog)
+		setenv("CKPT_TEST_NO_LOG", "1", 1);
 	for (int n = 0; n < 6; n++) {
 		ckpt_id id = 0;
 		if (sync) {
@@ -353,13 +357,14 @@ writers_run(int sync, int disk)
 		if (w[k].lost)
 			fail_msg("writer %u: %ld stores lost from the heap", k, w[k].lost);
 	}
+	unsetenv("CKPT_TEST_NO_LOG");
 	int forked = atomic_load(&forks) - f0;
-	if (!sync || !disk)
+	if (!sync || nolog)
 		assert_int_equal(forked, 6);
 	else if (p->eng->logging)
 		assert_int_equal(forked, 0);
-	else
-		printf("SKIPPED part: the heap cannot log here (no write-protect tracking)\n");
+	else    /* no write-protect tracking here: forked */
+		assert_int_equal(forked, 6);
 	alone();
 	assert_int_equal(ckpt_checkpoint(p, "after", NULL), 0);
 	assert_int_equal(ckpt_close(p), 0);
@@ -386,21 +391,28 @@ static void
 test_bgsave_cow_writers_lose_nothing(void **state)
 {
 	(void)state;
-	writers_run(0, 0);
+	writers_run(0, 0, 0);
 }
 
 static void
-test_checkpoint_cow_writers_lose_nothing(void **state)
+test_checkpoint_cow_forked_writers_lose_nothing(void **state)
 {
 	(void)state;
-	writers_run(1, 0);
+	writers_run(1, 0, 1);
+}
+
+static void
+test_checkpoint_cow_tmpfs_writers_lose_nothing(void **state)
+{
+	(void)state;
+	writers_run(1, 0, 0);
 }
 
 static void
 test_checkpoint_cow_disk_writers_lose_nothing(void **state)
 {
 	(void)state;
-	writers_run(1, 1);
+	writers_run(1, 1, 0);
 }
 
 /* threads.c: the program's threads are counted, libckpt's own are not */
@@ -420,9 +432,9 @@ test_threads_counted(void **state)
 }
 
 /*
- * alone, a cow checkpoint re-bases in place (no fork), with libckpt's own
- * thread alive too; with one more thread of the program's it forks, and
- * the heap holds what it did
+ * a heap that cannot log (CKPT_TEST_NO_LOG): alone, a cow checkpoint
+ * re-bases in place (no fork), with libckpt's own thread alive too; with
+ * one more thread of the program's it forks, and the heap holds what it did
  */
 static void
 test_checkpoint_cow_forks_only_beside_threads(void **state)
@@ -432,6 +444,7 @@ test_checkpoint_cow_forks_only_beside_threads(void **state)
 		skip();
 	char path[64];
 	snprintf(path, sizeof(path), "/dev/shm/ckpt-test-bga-%d.pool", (int)getpid());
+	setenv("CKPT_TEST_NO_LOG", "1", 1);    /* a heap that cannot log: forked */
 	ckpt_pool *p = fk_create(path, CKPT_FORK_COW, 8);
 	uint64_t *v = ckpt_alloc(p, NV * sizeof(uint64_t));
 	assert_non_null(v);
@@ -455,6 +468,7 @@ test_checkpoint_cow_forks_only_beside_threads(void **state)
 	v[8] = 88;
 	assert_int_equal(ckpt_checkpoint(p, "alone again", &id), 0);
 	assert_int_equal(atomic_load(&forks), f0 + 1);
+	unsetenv("CKPT_TEST_NO_LOG");
 	for (uint64_t i = 0; i < NV; i++)
 		if (v[i] != (i == 7 ? 77 : i == 8 ? 88 : i))
 			fail_msg("word %llu reads %llu", (unsigned long long)i,
@@ -635,9 +649,9 @@ test_checkpoint_cow_logs_late_and_recycles(void **state)
 }
 
 /*
- * a forked checkpoint needs a segment for the child's live entry besides
- * its image: in a pool of three segments the second one fails with ENOSPC,
- * and the heap is untouched
+ * a forked checkpoint (a heap that cannot log: CKPT_TEST_NO_LOG) needs a
+ * segment for the child's live entry besides its image: in a pool of three
+ * segments the second one fails with ENOSPC, and the heap is untouched
  */
 static void
 test_checkpoint_cow_forked_enospc(void **state)
@@ -647,6 +661,7 @@ test_checkpoint_cow_forked_enospc(void **state)
 		skip();
 	char path[64];
 	snprintf(path, sizeof(path), "/dev/shm/ckpt-test-bgn-%d.pool", (int)getpid());
+	setenv("CKPT_TEST_NO_LOG", "1", 1);    /* a heap that cannot log: forked */
 	ckpt_pool *p = fk_create(path, CKPT_FORK_COW, 3);
 	uint64_t *v = ckpt_alloc(p, NV * sizeof(uint64_t));
 	assert_non_null(v);
@@ -665,6 +680,7 @@ test_checkpoint_cow_forked_enospc(void **state)
 	alone();
 	assert_int_equal(ckpt_set_keep_checkpoints(p, 1), 0);
 	assert_int_equal(ckpt_checkpoint(p, "alone", NULL), 0);    /* in place */
+	unsetenv("CKPT_TEST_NO_LOG");
 	assert_int_equal(ckpt_close(p), 0);
 	unlink(path);
 }
@@ -681,7 +697,8 @@ main(void)
 		cmocka_unit_test(test_bgsave_errors),
 		cmocka_unit_test(test_bgsave_reaped_by_application),
 		cmocka_unit_test(test_bgsave_cow_writers_lose_nothing),
-		cmocka_unit_test(test_checkpoint_cow_writers_lose_nothing),
+		cmocka_unit_test(test_checkpoint_cow_forked_writers_lose_nothing),
+		cmocka_unit_test(test_checkpoint_cow_tmpfs_writers_lose_nothing),
 		cmocka_unit_test(test_checkpoint_cow_disk_writers_lose_nothing),
 		cmocka_unit_test(test_threads_counted),
 		cmocka_unit_test(test_checkpoint_cow_forks_only_beside_threads),

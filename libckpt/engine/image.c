@@ -227,8 +227,10 @@ interval_len(const struct ckpt_pool *p, uint64_t used)
  * log_now: the program's threads forbid the re-base): a fork child would
  * map it too, and ckpt_persist writes there (persist.c), refused while
  * such a child lives; so a new heap's first checkpoint re-bases where it
- * can. Nor on tmpfs, where the images are memory and
- * there is no disk for a log to spare. Nor with keep 1, where nothing is recycled: every
+ * can. Nor on tmpfs, where the images are memory and there is no disk for
+ * a log to spare, unless own again: the other way, a forked checkpoint,
+ * does not re-base either and costs a fork and a copy of every page
+ * written since the base. Nor with keep 1, where nothing is recycled: every
  * checkpoint copies its base, and a base that stays would mean copying
  * more and more of what was written since it (image_build stops logging
  * when the setting drops to 1).
@@ -237,7 +239,7 @@ static void
 start_logging(struct ckpt_pool *p, uint32_t seg, uint64_t used, int own)
 {
 	struct engine *e = p->eng;
-	if (e->logging || e->lazy || (seg == p->seg && !own) || p->keep < 2 || e->on_tmpfs ||
+	if (e->logging || e->lazy || (seg == p->seg && !own) || p->keep < 2 || (e->on_tmpfs && !own) ||
 	    !(p->hdr.flags & POOL_F_LOG_AREA) || test_flag("CKPT_TEST_NO_LOG"))
 		return;
 	if (dirty_start(&e->interval, (void *)(uintptr_t)p->hdr.base, interval_len(p, used),
