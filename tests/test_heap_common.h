@@ -53,6 +53,22 @@ th_unmap(struct th_seg *s)
 	close(s->fd);
 }
 
+/*
+ * th_fixture -- a segment of size bytes (HEAP_SEG_ALIGN-aligned, malloc'd:
+ * free it) rebuilt from a fixture's words, {offset, value} pairs, zero
+ * elsewhere (tests/fixtures: heaps an older library made)
+ */
+static inline uint8_t *
+th_fixture(size_t size, const uint64_t (*words)[2], size_t n)
+{
+	uint8_t *b = aligned_alloc(HEAP_SEG_ALIGN, size);
+	assert_non_null(b);
+	memset(b, 0, size);
+	for (size_t i = 0; i < n; i++)
+		memcpy(b + words[i][0], &words[i][1], 8);
+	return b;
+}
+
 /* th_new_heap -- map file `name` (size bytes, private or shared) at s, format a heap
  * there, attach it */
 static inline struct heap *

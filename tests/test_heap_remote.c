@@ -390,11 +390,7 @@ static void
 test_upgrade_v3_fixture(void **state)
 {
 	(void)state;
-	uint8_t *b = aligned_alloc(HEAP_SEG_ALIGN, V3_SIZE);
-	assert_non_null(b);
-	memset(b, 0, V3_SIZE);
-	for (size_t i = 0; i < sizeof(v3_words) / sizeof(v3_words[0]); i++)
-		memcpy(b + v3_words[i][0], &v3_words[i][1], 8);
+	uint8_t *b = th_fixture(V3_SIZE, v3_words, sizeof(v3_words) / sizeof(v3_words[0]));
 	uint32_t *ver = (uint32_t *)(b + 8);
 	assert_int_equal(*ver, 3);
 	/* remote lists: the small blocks' slab's list is not empty */

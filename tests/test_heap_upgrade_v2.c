@@ -66,11 +66,7 @@ static void
 test_upgrade_v2_fixture(void **state)
 {
 	(void)state;
-	uint8_t *b = aligned_alloc(HEAP_SEG_ALIGN, V2_SIZE);
-	assert_non_null(b);
-	memset(b, 0, V2_SIZE);
-	for (size_t i = 0; i < NWORDS; i++)
-		memcpy(b + v2_words[i][0], &v2_words[i][1], 8);
+	uint8_t *b = th_fixture(V2_SIZE, v2_words, NWORDS);
 	uint32_t *ver = (uint32_t *)(b + 8);
 	assert_int_equal(*ver, 2);
 	/* format 2 slab header: free list at 32, remote list at 40, list at 48 (2: full) */
