@@ -229,9 +229,10 @@ slab_abandon(struct heap *h, uint32_t pg)
 
 /*
  * heap_slot_release -- abandon every slab of slot i (no other op of slot i
- * runs); the caller frees the slot (or, heap_steal_idle, keeps it). Each slab is taken off the front of its
- * list (so the next one is a checked list's first); a damaged slab stops
- * its list there, and the slot keeps what is left (returns -1).
+ * runs); the caller frees the slot (or, heap_steal_idle, keeps it). Each
+ * slab is taken off the front of its list (so the next one is a checked
+ * list's first); a damaged slab stops its list there, and the slot keeps
+ * what is left (returns -1).
  */
 int
 heap_slot_release(struct heap *h, uint32_t i)
@@ -294,9 +295,10 @@ steal_slot(const struct heap *h, uint32_t i, uint32_t me)
 
 /*
  * heap_steal_due -- slot me needs fresh pages for a slab and none fit below
- * the high-water mark (heap.lock held): 1 if the mark grew by an eighth (at least HEAP_GROW_STEP) since the last steal, and
- * another thread's slot has had slabs, which may hold blocks other threads
- * freed that it does not collect (it is idle: docs/HEAP.md, "Threads").
+ * the high-water mark (heap.lock held): 1 if the mark grew by an eighth
+ * (at least HEAP_GROW_STEP) since the last steal, and another thread's
+ * slot has had slabs, which may hold blocks other threads freed that it
+ * does not collect (it is idle: docs/HEAP.md, "Threads").
  * Whether it is idle is not asked: a running thread's current slab and
  * counts are in its slot, which it reads again at every call, and the
  * steals are few (one per 2 MiB of growth up to 16 MiB, then per eighth)
